@@ -1,0 +1,63 @@
+#!/usr/bin/env python3
+"""Pack zeroimage.py into zeroimage.pyz, byte-identical on every run.
+
+    python3 build_zipapp.py [-o PATH]
+
+zipapp.create_archive keeps file mtimes and directory order, so the archive is
+written here by hand: sorted entries, a fixed date, fixed permissions.
+"""
+
+import argparse
+import os
+import sys
+import tempfile
+import zipfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SHEBANG = b"#!/usr/bin/env python3\n"
+MAIN = b"import sys\nimport zeroimage\n\nsys.exit(zeroimage.main())\n"
+FIXED_DATE = (1980, 1, 1, 0, 0, 0)
+
+
+def entries():
+    with open(os.path.join(HERE, "zeroimage.py"), "rb") as f:
+        module = f.read()
+    return sorted([("__main__.py", MAIN), ("zeroimage.py", module)])
+
+
+def write_pyz(path):
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(SHEBANG)
+            with zipfile.ZipFile(f, "w") as archive:
+                for name, data in entries():
+                    info = zipfile.ZipInfo(name, date_time=FIXED_DATE)
+                    info.compress_type = zipfile.ZIP_DEFLATED
+                    info.create_system = 3
+                    info.external_attr = 0o644 << 16
+                    archive.writestr(info, data, compress_type=zipfile.ZIP_DEFLATED, compresslevel=9)
+        os.chmod(tmp, 0o755)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description="Build zeroimage.pyz from zeroimage.py (reproducibly).")
+    parser.add_argument("-o", "--output", default=os.path.join(HERE, "zeroimage.pyz"), metavar="PATH",
+                        help="where to write the zipapp (default: zeroimage.pyz beside this script)")
+    args = parser.parse_args(argv)
+    try:
+        write_pyz(args.output)
+    except OSError as e:
+        print("build_zipapp: error: cannot write %s: %s" % (args.output, e.strerror or e), file=sys.stderr)
+        return 1
+    print(args.output)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,52 @@
+import os
+import shutil
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+import zeroimage  # noqa: E402
+
+REQUIRE_INTEROP = os.environ.get("ZEROIMAGE_REQUIRE_INTEROP") == "1"
+BUSYBOX_PATHS = ("/bin/busybox", "/usr/bin/busybox")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "interop: runs real tools (skopeo, umoci, runc)")
+
+
+def need_tool(name):
+    """The tool's path; skip when missing, or fail when CI requires interop tests."""
+    path = shutil.which(name)
+    if path is None:
+        message = "%s is not installed (tests/run installs it when run as root)" % name
+        if REQUIRE_INTEROP:
+            pytest.fail(message + "; ZEROIMAGE_REQUIRE_INTEROP=1 makes this a failure")
+        pytest.skip(message)
+    return path
+
+
+@pytest.fixture(scope="session")
+def busybox():
+    """A real statically linked binary (Debian's busybox-static)."""
+    for path in BUSYBOX_PATHS:
+        if os.path.exists(path):
+            with open(path, "rb") as f:
+                elf = zeroimage.read_elf(f)
+            if elf and elf.interpreter is None:
+                return path
+    message = "no static busybox (install Debian's busybox-static)"
+    if REQUIRE_INTEROP:
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture
+def program(tmp_path, busybox):
+    """A copy of the static binary under a plain name, as a user's program would be."""
+    path = tmp_path / "hello"
+    shutil.copyfile(busybox, str(path))
+    os.chmod(str(path), 0o755)
+    return path

@@ -1,0 +1,156 @@
+"""Test helpers: make base images from real files, written by hand (not by zeroimage),
+and run zeroimage as a user would."""
+
+import gzip
+import hashlib
+import io
+import json
+import os
+import subprocess
+import sys
+import tarfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MODULE = os.path.join(ROOT, "zeroimage.py")
+
+OCI = {
+    "manifest": "application/vnd.oci.image.manifest.v1+json",
+    "index": "application/vnd.oci.image.index.v1+json",
+    "config": "application/vnd.oci.image.config.v1+json",
+    "layer": "application/vnd.oci.image.layer.v1.tar+gzip",
+}
+DOCKER = {
+    "manifest": "application/vnd.docker.distribution.manifest.v2+json",
+    "index": "application/vnd.docker.distribution.manifest.list.v2+json",
+    "config": "application/vnd.docker.container.image.v1+json",
+    "layer": "application/vnd.docker.image.rootfs.diff.tar.gzip",
+}
+
+
+def run_cli(*args, cwd=None, env=None, python=None):
+    """Run ``python3 zeroimage.py ARGS`` in a subprocess, as a user would."""
+    full_env = dict(os.environ)
+    full_env.pop("ZEROIMAGE_DEBUG", None)
+    full_env.update(env or {})
+    return subprocess.run([python or sys.executable, MODULE] + [str(a) for a in args],
+                          cwd=cwd, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          universal_newlines=True, timeout=300)
+
+
+def sha256(data):
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def make_layer(members):
+    """A gzip tar layer from (path, kind, payload, mode) tuples; payload is bytes, a host path, or a link target."""
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.GNU_FORMAT) as tar:
+        for path, kind, payload, mode in members:
+            info = tarfile.TarInfo(path)
+            info.mode = mode
+            info.mtime = 1700000000
+            if kind == "dir":
+                info.type = tarfile.DIRTYPE
+                tar.addfile(info)
+            elif kind == "symlink":
+                info.type = tarfile.SYMTYPE
+                info.linkname = payload
+                tar.addfile(info)
+            else:
+                data = payload if isinstance(payload, bytes) else open(payload, "rb").read()
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+    uncompressed = raw.getvalue()
+    return gzip.compress(uncompressed, mtime=0), sha256(uncompressed)
+
+
+class LayoutBuilder:
+    """Collects blobs and writes an OCI layout as a directory or a tar archive."""
+
+    def __init__(self):
+        self.blobs = {}
+
+    def add(self, data):
+        digest = sha256(data)
+        self.blobs[digest] = data
+        return digest
+
+    def image(self, layers, config, family=OCI, platform=("linux", "amd64", "")):
+        """Add an image; returns its manifest descriptor (with platform)."""
+        os_name, arch, variant = platform
+        config = dict(config, os=os_name, architecture=arch)
+        if variant:
+            config["variant"] = variant
+        layer_descs, diff_ids = [], []
+        for members in layers:
+            blob, diff_id = make_layer(members)
+            layer_descs.append({"mediaType": family["layer"], "digest": self.add(blob), "size": len(blob)})
+            diff_ids.append(diff_id)
+        config["rootfs"] = {"type": "layers", "diff_ids": diff_ids}
+        config_bytes = json.dumps(config).encode()
+        manifest = {"schemaVersion": 2, "mediaType": family["manifest"],
+                    "config": {"mediaType": family["config"], "digest": self.add(config_bytes), "size": len(config_bytes)},
+                    "layers": layer_descs}
+        manifest_bytes = json.dumps(manifest, indent=2).encode()
+        desc = {"mediaType": family["manifest"], "digest": self.add(manifest_bytes), "size": len(manifest_bytes),
+                "platform": {"os": os_name, "architecture": arch}}
+        if variant:
+            desc["platform"]["variant"] = variant
+        return desc
+
+    def index(self, descriptors, family=OCI):
+        data = json.dumps({"schemaVersion": 2, "mediaType": family["index"], "manifests": descriptors}).encode()
+        return {"mediaType": family["index"], "digest": self.add(data), "size": len(data)}
+
+    def files(self, top):
+        """(name, bytes) of the layout, top being index.json's manifests."""
+        yield "oci-layout", b'{"imageLayoutVersion":"1.0.0"}'
+        yield "index.json", json.dumps({"schemaVersion": 2, "manifests": top}).encode()
+        for digest, data in sorted(self.blobs.items()):
+            yield "blobs/sha256/" + digest.split(":")[1], data
+
+    def write_dir(self, path, top):
+        for name, data in self.files(top):
+            full = os.path.join(path, name)
+            os.makedirs(os.path.dirname(full), exist_ok=True)
+            with open(full, "wb") as f:
+                f.write(data)
+        return str(path)
+
+    def write_tar(self, path, top, extra=()):
+        """Write the layout as a tar; ``extra`` TarInfo/bytes pairs are appended as-is."""
+        with tarfile.open(path, "w") as tar:
+            for name, data in self.files(top):
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+            for info, data in extra:
+                tar.addfile(info, io.BytesIO(data) if data is not None else None)
+        return str(path)
+
+
+def ref(desc, name):
+    """A descriptor for index.json carrying a ref name, as skopeo and docker write it."""
+    return dict(desc, annotations={"org.opencontainers.image.ref.name": name})
+
+
+def read_archive(path):
+    """{member name: bytes} of a small archive written by zeroimage."""
+    with tarfile.open(path) as tar:
+        return {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}
+
+
+def image_of(path):
+    """(index, manifest, config, layer blobs) of a single-image archive."""
+    files = read_archive(path)
+    index = json.loads(files["index.json"])
+    digest = index["manifests"][0]["digest"]
+    manifest = json.loads(files["blobs/sha256/" + digest.split(":")[1]])
+    config = json.loads(files["blobs/sha256/" + manifest["config"]["digest"].split(":")[1]])
+    layers = [files["blobs/sha256/" + d["digest"].split(":")[1]] for d in manifest["layers"]]
+    return index, manifest, config, layers
+
+
+def layer_members(blob):
+    with tarfile.open(fileobj=io.BytesIO(gzip.decompress(blob))) as tar:
+        return {m.name: m for m in tar.getmembers()}

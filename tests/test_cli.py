@@ -1,0 +1,297 @@
+"""The command line as a user meets it: outputs, reproducibility, errors, the zipapp.
+
+No network and no external tools; the program built is a crafted ELF file or a copy
+of the Python interpreter, so these run everywhere (Python 3.8 included).
+"""
+
+import gzip
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+
+import pytest
+
+import zeroimage
+from imagetools import DOCKER, OCI, ROOT, LayoutBuilder, image_of, layer_members, read_archive, ref, run_cli
+from test_units import make_elf
+
+EPOCH = {"SOURCE_DATE_EPOCH": "1700000000"}
+
+
+@pytest.fixture
+def prog(tmp_path):
+    """A small 'program': a static arm64 ELF header followed by some bytes."""
+    path = tmp_path / "prog"
+    path.write_bytes(make_elf(183) + b"\0" * 4096)
+    os.chmod(str(path), 0o755)
+    return path
+
+
+def ok(result):
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    return result
+
+
+def fails(result, code, *words):
+    assert result.returncode == code, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr
+    assert result.stdout == ""
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("zeroimage: error: ") or last.startswith("zeroimage build: error: "), result.stderr
+    for word in words:
+        assert word in last, last
+    return last
+
+
+def test_default_build_writes_named_archive_and_prints_digest(tmp_path, prog):
+    r = ok(run_cli("build", prog, cwd=str(tmp_path), env=EPOCH))
+    digest = r.stdout.strip()
+    assert digest.startswith("sha256:") and len(r.stdout.splitlines()) == 1
+    index, manifest, config, layers = image_of(str(tmp_path / "prog.tar"))
+    assert index["manifests"][0]["digest"] == digest
+    assert index["manifests"][0]["annotations"] == {
+        "io.containerd.image.name": "docker.io/library/prog:latest", "org.opencontainers.image.ref.name": "latest"}
+    assert index["manifests"][0]["platform"] == {"os": "linux", "architecture": "arm64"}
+    assert manifest["mediaType"] == OCI["manifest"] and len(layers) == 2
+    assert config["config"]["Entrypoint"] == ["/prog"] and config["architecture"] == "arm64"
+    assert config["created"] == "2023-11-14T22:13:20Z"
+    assert [h["created_by"] for h in config["history"]][-1] == "zeroimage: COPY prog /prog"
+    base = layer_members(layers[0])
+    assert sorted(base) == ["etc", "etc/group", "etc/nsswitch.conf", "etc/passwd", "etc/ssl", "etc/ssl/certs",
+                            "etc/ssl/certs/ca-certificates.crt", "home", "home/nonroot", "root", "tmp"]
+    assert base["tmp"].mode == 0o1777 and base["home/nonroot"].uid == 65532 and base["root"].mode == 0o700
+    docker = json.loads(read_archive(str(tmp_path / "prog.tar"))["manifest.json"])
+    assert docker == [{"Config": "blobs/sha256/" + manifest["config"]["digest"][7:], "RepoTags": ["prog:latest"],
+                       "Layers": ["blobs/sha256/" + d["digest"][7:] for d in manifest["layers"]]}]
+
+
+def test_minimal_base_users_and_ca_bundle(tmp_path, prog):
+    bundle = tmp_path / "roots.pem"
+    bundle.write_bytes(b"-----BEGIN CERTIFICATE-----\nfake\n-----END CERTIFICATE-----\n")
+    ok(run_cli("build", "--ca-bundle", bundle, "-o", tmp_path / "a.tar", prog, env=EPOCH))
+    _, _, _, layers = image_of(str(tmp_path / "a.tar"))
+    with tarfile.open(fileobj=io.BytesIO(gzip.decompress(layers[0]))) as tar:
+        passwd = tar.extractfile("etc/passwd").read().decode()
+        assert "nonroot:x:65532:65532:nonroot:/home/nonroot:" in passwd
+        assert passwd.startswith("root:x:0:0:") and "nobody:x:65534:65534:" in passwd
+        assert tar.extractfile("etc/group").read() == b"root:x:0:\nnobody:x:65534:\nnonroot:x:65532:\n"
+        assert tar.extractfile("etc/nsswitch.conf").read() == b"hosts: files dns\n"
+        assert tar.extractfile("etc/ssl/certs/ca-certificates.crt").read() == bundle.read_bytes()
+
+
+def test_no_ca_bundle_on_host_warns_and_leaves_it_out(tmp_path, prog, monkeypatch):
+    monkeypatch.setattr(zeroimage, "find_host_ca_bundle", lambda environ=None: None)
+    monkeypatch.chdir(tmp_path)
+    assert zeroimage.main(["build", str(prog)]) == 0
+    _, _, _, layers = image_of(str(tmp_path / "prog.tar"))
+    assert "etc/ssl/certs/ca-certificates.crt" not in layer_members(layers[0])
+
+
+def test_scratch_holds_only_the_program(tmp_path, prog):
+    ok(run_cli("build", "--from", "scratch", "--target", "/usr/bin/app", "-t", "reg.example.com/team/app:2",
+               "-o", tmp_path / "s.tar", prog, env=EPOCH))
+    index, _, config, layers = image_of(str(tmp_path / "s.tar"))
+    assert len(layers) == 1 and config["config"]["Entrypoint"] == ["/usr/bin/app"]
+    members = layer_members(layers[0])
+    assert list(members) == ["usr", "usr/bin", "usr/bin/app"]
+    assert members["usr/bin/app"].mode == 0o755 and members["usr/bin"].mode == 0o755
+    assert index["manifests"][0]["annotations"]["io.containerd.image.name"] == "reg.example.com/team/app:2"
+    assert index["manifests"][0]["annotations"]["org.opencontainers.image.ref.name"] == "2"
+    assert json.loads(read_archive(str(tmp_path / "s.tar"))["manifest.json"])[0]["RepoTags"] == ["reg.example.com/team/app:2"]
+
+
+def test_same_inputs_give_identical_archives(tmp_path, prog):
+    """Same bytes whatever the source file's mtime, mode and the umask; created from SOURCE_DATE_EPOCH."""
+    other = tmp_path / "other" / "prog"
+    other.parent.mkdir()
+    shutil.copyfile(str(prog), str(other))
+    os.chmod(str(other), 0o700)
+    os.utime(str(other), (12345, 12345))
+    bundle = tmp_path / "roots.pem"
+    bundle.write_bytes(b"roots")
+    ok(run_cli("build", "--ca-bundle", bundle, "-o", tmp_path / "1.tar", prog, env=EPOCH))
+    proc = subprocess.run(["sh", "-c", 'umask 077 && exec "$@"', "sh", sys.executable, zeroimage.__file__,
+                           "build", "--ca-bundle", str(bundle), "-o", str(tmp_path / "2.tar"), str(other)],
+                          env=dict(os.environ, **EPOCH), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "1.tar").read_bytes() == (tmp_path / "2.tar").read_bytes()
+    ok(run_cli("build", "--ca-bundle", bundle, "-o", tmp_path / "3.tar", prog, env={"SOURCE_DATE_EPOCH": "1"}))
+    assert (tmp_path / "1.tar").read_bytes() != (tmp_path / "3.tar").read_bytes()
+    assert image_of(str(tmp_path / "3.tar"))[3] == image_of(str(tmp_path / "1.tar"))[3], "layers do not depend on time"
+
+
+def test_same_archive_from_another_python(tmp_path, prog):
+    """The oldest supported Python writes the very same bytes."""
+    from test_zipapp import python38
+    py = python38()
+    if py is None:
+        pytest.skip("no Python 3.8 here")
+    bundle = tmp_path / "roots.pem"
+    bundle.write_bytes(b"roots")
+    ok(run_cli("build", "--ca-bundle", bundle, "-o", tmp_path / "a.tar", prog, env=EPOCH))
+    ok(run_cli("build", "--ca-bundle", bundle, "-o", tmp_path / "b.tar", prog, env=EPOCH, python=py))
+    assert (tmp_path / "a.tar").read_bytes() == (tmp_path / "b.tar").read_bytes()
+
+
+def test_platform_comes_from_elf_and_disagreement_warns(tmp_path):
+    arm = tmp_path / "armprog"
+    arm.write_bytes(make_elf(40, is64=False))
+    r = ok(run_cli("build", "--from", "scratch", "-o", tmp_path / "a.tar", arm))
+    assert image_of(str(tmp_path / "a.tar"))[2]["variant"] == "v7"
+    r = ok(run_cli("build", "--from", "scratch", "--platform", "linux/amd64", "-o", tmp_path / "b.tar", arm))
+    assert "warning: --platform linux/amd64 disagrees" in r.stderr and "linux/arm/v7" in r.stderr
+    assert image_of(str(tmp_path / "b.tar"))[2]["architecture"] == "amd64"
+    r = ok(run_cli("build", "--from", "scratch", "--platform", "linux/arm/v6", "-o", tmp_path / "c.tar", arm))
+    assert "warning" not in r.stderr
+
+
+def test_non_elf_falls_back_to_amd64_with_a_note(tmp_path):
+    script = tmp_path / "script.sh"
+    script.write_text("#!/bin/sh\necho hi\n")
+    r = ok(run_cli("build", "--from", "scratch", "-o", tmp_path / "s.tar", script))
+    assert "not an ELF binary" in r.stderr and "linux/amd64" in r.stderr
+    assert image_of(str(tmp_path / "s.tar"))[2]["architecture"] == "amd64"
+
+
+def test_dynamic_binary_on_scratch_warns(tmp_path):
+    dyn = tmp_path / "dyn"
+    dyn.write_bytes(make_elf(62, interpreter="/lib64/ld-linux-x86-64.so.2"))
+    for args in (["--from", "scratch"], []):
+        r = ok(run_cli("build", *args, "-o", tmp_path / "d.tar", dyn))
+        warning = [line for line in r.stderr.splitlines() if "dynamically linked" in line]
+        assert warning and "/lib64/ld-linux-x86-64.so.2" in warning[0] and "CGO_ENABLED=0" in warning[0]
+
+
+# ---- Bases from archives ----
+
+
+def _base(builder, family=OCI, platform=("linux", "arm64", "v8")):
+    return builder.image(
+        [[("etc/", "dir", None, 0o755), ("etc/base-release", "file", b"base 1\n", 0o644)],
+         [("usr/share/doc/base.txt", "file", b"docs\n", 0o644)]],
+        {"config": {"Env": ["PATH=/bin", "BASE=1"], "Cmd": ["/bin/sh"], "User": "65532",
+                    "Labels": {"org.example": "yes"}}, "x-unknown": [1, 2]},
+        family=family, platform=platform)
+
+
+@pytest.mark.parametrize("family", [OCI, DOCKER], ids=["oci", "docker"])
+def test_build_on_archive_base_keeps_layers_and_config(tmp_path, prog, family):
+    b = LayoutBuilder()
+    desc = _base(b, family)
+    base = b.write_tar(tmp_path / "base.tar", [ref(desc, "1.0")])
+    ok(run_cli("build", "--from-archive", base, "-o", tmp_path / "app.tar", prog, env=EPOCH))
+    _, manifest, config, layers = image_of(str(tmp_path / "app.tar"))
+    base_manifest = json.loads(b.blobs[desc["digest"]])
+    assert manifest["mediaType"] == family["manifest"] and manifest["config"]["mediaType"] == family["config"]
+    assert manifest["layers"][:2] == base_manifest["layers"]
+    assert manifest["layers"][2]["mediaType"] == family["layer"]
+    assert config["config"]["Env"] == ["PATH=/bin", "BASE=1"] and config["config"]["User"] == "65532"
+    assert "Cmd" not in config["config"] and config["x-unknown"] == [1, 2]
+    assert (config["architecture"], config["variant"]) == ("arm64", "v8")
+    assert len(config["rootfs"]["diff_ids"]) == 3 and len(layers) == 3
+
+
+def test_base_directory_and_nested_index_pick_platform(tmp_path, prog):
+    b = LayoutBuilder()
+    arm = _base(b)
+    amd = _base(b, platform=("linux", "amd64", ""))
+    top = b.index([b.index([amd, arm])])
+    base = b.write_dir(tmp_path / "base", [ref(top, "multi")])
+    ok(run_cli("build", "--from-archive", base, "-o", tmp_path / "arm.tar", prog))
+    assert image_of(str(tmp_path / "arm.tar"))[1]["layers"][0] == json.loads(b.blobs[arm["digest"]])["layers"][0]
+    r = run_cli("build", "--from-archive", base, "--platform", "linux/s390x", "-o", tmp_path / "x.tar", prog)
+    fails(r, 1, "no image for linux/s390x", "linux/amd64", "linux/arm64/v8")
+    assert not (tmp_path / "x.tar").exists()
+
+
+def test_ambiguous_archive_lists_candidates_and_name_picks(tmp_path, prog):
+    b = LayoutBuilder()
+    one = _base(b)
+    two = b.image([[("x", "file", b"two", 0o644)]], {"config": {}}, platform=("linux", "arm64", ""))
+    base = b.write_tar(tmp_path / "two.tar", [ref(one, "one"), ref(two, "two")])
+    fails(run_cli("build", "--from-archive", base, "-o", tmp_path / "o.tar", prog), 1, "several images", "one", "two")
+    ok(run_cli("build", "--from-archive", "%s:two" % base, "-o", tmp_path / "o.tar", prog))
+    assert image_of(str(tmp_path / "o.tar"))[1]["layers"][0] == json.loads(b.blobs[two["digest"]])["layers"][0]
+
+
+def test_corrupt_base_blob_writes_nothing(tmp_path, prog):
+    b = LayoutBuilder()
+    desc = _base(b)
+    layer = json.loads(b.blobs[desc["digest"]])["layers"][1]["digest"]
+    b.blobs[layer] = b"X" + b.blobs[layer][1:]
+    base = b.write_tar(tmp_path / "base.tar", [desc])
+    fails(run_cli("build", "--from-archive", base, "-o", tmp_path / "app.tar", prog), 1, "does not match its digest", layer)
+    assert sorted(os.listdir(str(tmp_path))) == ["base.tar", "prog"]
+
+
+# ---- Errors ----
+
+
+def test_errors_are_one_line_and_leave_nothing(tmp_path, prog):
+    (tmp_path / "dir").mkdir()
+    junk = tmp_path / "junk.tar"
+    junk.write_bytes(b"junk" * 1000)
+    fails(run_cli("build", tmp_path / "missing"), 1, "missing", "No such file")
+    fails(run_cli("build", tmp_path / "dir"), 1, "is a directory")
+    fails(run_cli("build", "--from-archive", junk, prog), 1, "not a tar archive")
+    fails(run_cli("build", "--from-archive", tmp_path / "nope.tar", prog), 1, "no such file")
+    fails(run_cli("build", "-o", tmp_path / "dir", prog), 1, "is a directory")
+    fails(run_cli("build", "-o", tmp_path / "no" / "such" / "x.tar", prog), 1, "cannot write")
+    fails(run_cli("build", "--from", "busybox:latest", "-o", tmp_path / "x.tar", prog), 1, "not supported yet", "--from-archive")
+    fails(run_cli("build", "-o", tmp_path / "x.tar", prog, env={"SOURCE_DATE_EPOCH": "soon"}), 1, "SOURCE_DATE_EPOCH")
+    fails(run_cli("build", "--ca-bundle", tmp_path / "none.pem", "-o", tmp_path / "x.tar", prog), 1, "--ca-bundle")
+    assert sorted(os.listdir(str(tmp_path))) == ["dir", "junk.tar", "prog"]
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can read and write anything")
+def test_unreadable_entrypoint_and_unwritable_output(tmp_path, prog):
+    os.chmod(str(prog), 0)
+    fails(run_cli("build", prog), 1, "Permission denied")
+    os.chmod(str(prog), 0o755)
+    (tmp_path / "ro").mkdir(mode=0o555)
+    fails(run_cli("build", "-o", tmp_path / "ro" / "x.tar", prog), 1, "cannot write")
+
+
+@pytest.mark.parametrize("args, words", [
+    (["build", "--platform", "linux", "p"], ["--platform", "os/arch"]),
+    (["build", "--platform", "linux/amd64/v1/x", "p"], ["--platform"]),
+    (["build", "--compression-level", "11", "p"], ["--compression-level"]),
+    (["build", "-t", "Bad:Name", "p"], ["--tag", "lowercase"]),
+    (["build", "--target", "relative/path", "p"], ["--target", "absolute"]),
+    (["build", "--from", "scratch", "--from-archive", "x", "p"], ["not allowed with"]),
+    (["build"], ["ENTRYPOINT"]),
+    (["frobnicate"], ["invalid choice"]),
+])
+def test_usage_errors_exit_2(args, words):
+    r = run_cli(*args)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.stderr.startswith("usage: zeroimage")
+    for word in words:
+        assert word in r.stderr
+
+
+def test_no_command_prints_help_and_exits_2():
+    r = run_cli()
+    assert r.returncode == 2 and "build" in r.stderr and r.stdout == ""
+
+
+def test_version():
+    r = ok(run_cli("--version"))
+    assert r.stdout.strip() == "zeroimage " + zeroimage.__version__
+
+
+def test_debug_shows_traceback(tmp_path):
+    r = run_cli("build", tmp_path / "missing", env={"ZEROIMAGE_DEBUG": "1"})
+    assert r.returncode != 0 and "Traceback" in r.stderr
+
+
+def test_library_api(tmp_path, prog):
+    result = zeroimage.build(str(prog), str(tmp_path / "lib.tar"), base="scratch",
+                             platform=zeroimage.Platform.parse("linux/arm64"), environ=EPOCH)
+    assert result.digest == image_of(str(tmp_path / "lib.tar"))[0]["manifests"][0]["digest"]
+    assert result.config["created"] == "2023-11-14T22:13:20Z"

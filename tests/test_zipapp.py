@@ -1,0 +1,48 @@
+"""The zipapp: reproducible, and it runs."""
+
+import glob
+import os
+import shutil
+import subprocess
+import sys
+
+from imagetools import ROOT
+
+
+def python38():
+    """A working Python 3.8 interpreter (pyenv's, or python3.8 on PATH), else None."""
+    try:
+        root = subprocess.run(["pyenv", "root"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                              universal_newlines=True).stdout.strip()
+    except OSError:
+        root = ""
+    candidates = sorted(glob.glob(os.path.join(root, "versions", "3.8*", "bin", "python"))) if root else []
+    for path in candidates[::-1] + [shutil.which("python3.8")]:
+        if path and subprocess.run([path, "-c", "import sys; assert sys.version_info[:2] == (3, 8)"],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0:
+            return path
+    return None
+
+
+def build(path):
+    subprocess.run([sys.executable, os.path.join(ROOT, "build_zipapp.py"), "-o", str(path)], check=True,
+                   stdout=subprocess.PIPE)
+    return path.read_bytes()
+
+
+def test_pyz_is_byte_identical_across_builds(tmp_path):
+    first = build(tmp_path / "a.pyz")
+    os.utime(os.path.join(ROOT, "zeroimage.py"))      # a fresh mtime must not matter
+    assert build(tmp_path / "b.pyz") == first
+    assert first.startswith(b"#!/usr/bin/env python3\n")
+    assert os.stat(str(tmp_path / "a.pyz")).st_mode & 0o111
+
+
+def test_pyz_runs(tmp_path):
+    build(tmp_path / "z.pyz")
+    out = subprocess.run([sys.executable, str(tmp_path / "z.pyz"), "--version"],
+                         stdout=subprocess.PIPE, universal_newlines=True, check=True).stdout
+    assert out.startswith("zeroimage ")
+    bad = subprocess.run([sys.executable, str(tmp_path / "z.pyz"), "build", str(tmp_path / "missing")],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
+    assert bad.returncode == 1 and bad.stderr.startswith("zeroimage: error:")
