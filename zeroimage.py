@@ -1135,10 +1135,11 @@ def _resolve_platform(requested: Optional[Platform], elf: Optional[ElfInfo], ent
 
 def _archive_base(spec: str, platform: Platform) -> Tuple[BaseImage, Layout]:
     path, ref_name = spec, None
-    if not os.path.exists(spec) and ":" in spec:
-        head, _, tail = spec.rpartition(":")
-        if os.path.exists(head):
-            path, ref_name = head, tail
+    colon = len(spec)
+    while not os.path.exists(path) and ":" in spec[:colon]:    # PATH:NAME, where NAME may hold ':' too
+        colon = spec.rindex(":", 0, colon)
+        if os.path.exists(spec[:colon]):
+            path, ref_name = spec[:colon], spec[colon + 1:]
     if not os.path.exists(path):
         raise ZeroImageError("--from-archive %s: no such file or directory" % spec)
     layout = Layout(path)
@@ -1300,8 +1301,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     build_cmd = commands.add_parser(
         "build", help="build an image from a program and a base",
-        description="Build the image FROM BASE / COPY ENTRYPOINT /ENTRYPOINT / ENTRYPOINT [\"/ENTRYPOINT\"] "
-                    "and write it as an OCI archive. Prints the image digest on stdout.",
+        description="Build the image that this Dockerfile would, without Docker:\n\n"
+                    "  FROM BASE\n  COPY ENTRYPOINT /ENTRYPOINT\n  ENTRYPOINT [\"/ENTRYPOINT\"]\n\n"
+                    "and write it as an OCI archive (with Docker's manifest.json) that skopeo,\n"
+                    "podman, docker and umoci read. Prints the image digest on stdout.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="examples:\n"
                "  zeroimage build ./app                          # minimal base (users, TLS roots) -> app.tar\n"

@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import tempfile
 
 import pytest
 
@@ -248,13 +249,31 @@ def test_errors_are_one_line_and_leave_nothing(tmp_path, prog):
     assert sorted(os.listdir(str(tmp_path))) == ["dir", "junk.tar", "prog"]
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root can read and write anything")
-def test_unreadable_entrypoint_and_unwritable_output(tmp_path, prog):
-    os.chmod(str(prog), 0)
-    fails(run_cli("build", prog), 1, "Permission denied")
-    os.chmod(str(prog), 0o755)
-    (tmp_path / "ro").mkdir(mode=0o555)
-    fails(run_cli("build", "-o", tmp_path / "ro" / "x.tar", prog), 1, "cannot write")
+def test_unreadable_entrypoint_and_unwritable_output(prog):
+    """Run as an unprivileged user (root reads and writes anything), from a world-readable copy."""
+    command = [sys.executable]
+    if os.geteuid() == 0:
+        if not (shutil.which("setpriv") and os.path.exists("/usr/bin/python3")):
+            pytest.skip("needs setpriv and /usr/bin/python3 to drop root")
+        command = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/python3"]
+    work = tempfile.mkdtemp(prefix="zeroimage-perm-")
+    try:
+        os.chmod(work, 0o777)
+        shutil.copy(zeroimage.__file__, work)
+        shutil.copy(str(prog), os.path.join(work, "prog"))
+        os.chmod(os.path.join(work, "prog"), 0)
+        os.mkdir(os.path.join(work, "ro"), 0o555)
+        os.chmod(os.path.join(work, "ro"), 0o555)
+
+        def run(*args):
+            return subprocess.run(command + [os.path.join(work, "zeroimage.py")] + list(args), cwd=work,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
+        fails(run("build", "-o", "/tmp/never-written.tar", "prog"), 1, "cannot read entrypoint", "Permission denied")
+        os.chmod(os.path.join(work, "prog"), 0o644)
+        fails(run("build", "-o", "ro/x.tar", "prog"), 1, "cannot write ro/x.tar", "Permission denied")
+        assert os.listdir(os.path.join(work, "ro")) == []
+    finally:
+        shutil.rmtree(work)
 
 
 @pytest.mark.parametrize("args, words", [
@@ -295,3 +314,14 @@ def test_library_api(tmp_path, prog):
                              platform=zeroimage.Platform.parse("linux/arm64"), environ=EPOCH)
     assert result.digest == image_of(str(tmp_path / "lib.tar"))[0]["manifests"][0]["digest"]
     assert result.config["created"] == "2023-11-14T22:13:20Z"
+
+
+def test_archive_name_may_contain_colons(tmp_path, prog):
+    b = LayoutBuilder()
+    one = _base(b)
+    two = b.image([[("x", "file", b"two", 0o644)]], {"config": {}}, platform=("linux", "arm64", ""))
+    base = b.write_tar(tmp_path / "multi.tar", [ref(one, "alpine:3.19"), ref(two, "alpine:3.20")])
+    ok(run_cli("build", "--from-archive", "%s:alpine:3.20" % base, "-o", tmp_path / "o.tar", prog))
+    assert image_of(str(tmp_path / "o.tar"))[1]["layers"][0] == json.loads(b.blobs[two["digest"]])["layers"][0]
+    fails(run_cli("build", "--from-archive", "%s:alpine:9" % base, "-o", tmp_path / "o.tar", prog), 1,
+          "no image named 'alpine:9'", "alpine:3.19, alpine:3.20")

@@ -1,0 +1,193 @@
+"""Real tools judge the archives: skopeo reads them (oci-archive and docker-archive),
+umoci unpacks them, runc runs them.  Bases are made here from real files."""
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import uuid
+
+import pytest
+
+from conftest import need_tool
+from imagetools import DOCKER, OCI, LayoutBuilder, image_of, run_cli
+
+pytestmark = pytest.mark.interop
+
+
+def sh(*args, **kwargs):
+    proc = subprocess.run([str(a) for a in args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          universal_newlines=True, timeout=120, **kwargs)
+    assert proc.returncode == 0, "%s failed: %s%s" % (args[0], proc.stdout, proc.stderr)
+    return proc.stdout
+
+
+def skopeo_inspect(transport_path, raw=False):
+    return json.loads(sh(need_tool("skopeo"), "inspect", "--raw" if raw else "--no-tags", transport_path)
+                      if raw else sh(need_tool("skopeo"), "inspect", transport_path))
+
+
+def run_image(tmp_path, source, args=None, user=None):
+    """Copy SOURCE (a skopeo transport:path) to an OCI dir, unpack it with umoci, run it with runc.
+
+    ``args`` replaces the process arguments the image's config gives (entrypoint + cmd);
+    ``user`` is a uid.  Returns (config.json's process, stdout).
+    """
+    skopeo, umoci, runc = need_tool("skopeo"), need_tool("umoci"), need_tool("runc")
+    if os.geteuid() != 0:
+        pytest.skip("runc needs root here")
+    work = tmp_path / ("run-" + uuid.uuid4().hex[:8])
+    work.mkdir()
+    sh(skopeo, "copy", "--quiet", source, "oci:%s:img" % (work / "layout"))
+    sh(umoci, "unpack", "--image", "%s:img" % (work / "layout"), work / "bundle")
+    spec_path = work / "bundle" / "config.json"
+    spec = json.loads(spec_path.read_text())
+    process = dict(spec["process"])
+    spec["process"]["terminal"] = False
+    if args is not None:
+        spec["process"]["args"] = args
+    if user is not None:
+        spec["process"]["user"] = {"uid": user, "gid": user}
+    spec_path.write_text(json.dumps(spec))
+    name = "zeroimage-test-" + uuid.uuid4().hex[:12]
+    try:
+        out = sh(runc, "run", "--bundle", work / "bundle", name, stdin=subprocess.DEVNULL)
+    finally:
+        subprocess.run([runc, "delete", "--force", name], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return process, out
+
+
+@pytest.fixture
+def busybox_program(tmp_path, busybox):
+    """The static busybox as the user's program: named busybox so it runs as itself."""
+    path = tmp_path / "src" / "busybox"
+    path.parent.mkdir()
+    shutil.copyfile(busybox, str(path))
+    os.chmod(str(path), 0o755)
+    return path
+
+
+@pytest.mark.parametrize("transport", ["oci-archive", "docker-archive"])
+def test_scratch_image_runs(tmp_path, busybox_program, transport):
+    archive = tmp_path / "app.tar"
+    r = run_cli("build", "--from", "scratch", "-o", archive, busybox_program)
+    assert r.returncode == 0, r.stderr
+    digest = r.stdout.strip()
+    info = skopeo_inspect("%s:%s" % (transport, archive))
+    if transport == "oci-archive":
+        assert info["Digest"] == digest
+    assert info["Architecture"] == "amd64" and info["Os"] == "linux" and len(info["Layers"]) == 1
+    process, out = run_image(tmp_path, "%s:%s" % (transport, archive))
+    assert process["args"] == ["/busybox"]
+    assert out.startswith("BusyBox v"), out      # busybox with no applet prints its banner
+
+
+def test_minimal_base_has_users_and_tls_roots(tmp_path, busybox_program):
+    archive = tmp_path / "app.tar"
+    r = run_cli("build", "-o", archive, busybox_program)
+    assert r.returncode == 0, r.stderr
+    _, out = run_image(tmp_path, "oci-archive:%s" % archive,
+                       ["/busybox", "sh", "-c", "cat /etc/passwd; head -1 /etc/ssl/certs/ca-certificates.crt; "
+                        "stat -c '%a %u' /tmp /home/nonroot"])
+    assert "nonroot:x:65532:65532:nonroot:/home/nonroot:" in out
+    assert "-----BEGIN CERTIFICATE-----" in out
+    assert "1777 0" in out and "700 65532" in out
+    _, out = run_image(tmp_path, "oci-archive:%s" % archive, ["/busybox", "sh", "-c", "whoami; touch /home/nonroot/x && echo ok"],
+                       user=65532)
+    assert out.split() == ["nonroot", "ok"]
+
+
+def _real_base(builder, busybox, platform=("linux", "amd64", ""), family=OCI):
+    """A two-layer base from real files: busybox with a /bin/sh link, and the host's /etc/protocols."""
+    return builder.image(
+        [[("bin", "dir", None, 0o755), ("bin/busybox", "file", busybox, 0o755), ("bin/sh", "symlink", "busybox", 0o777),
+          ("etc", "dir", None, 0o755), ("etc/base-release", "file", b"zeroimage test base 1.0\n", 0o644)],
+         [("etc/protocols", "file", "/etc/protocols", 0o644), ("srv", "dir", None, 0o755)]],
+        {"config": {"Env": ["PATH=/bin", "BASE_VAR=from-base"], "Cmd": ["/bin/sh"], "WorkingDir": "/srv",
+                    "Labels": {"org.example.base": "yes"}}, "x-unknown": {"kept": True}},
+        platform=platform, family=family)
+
+
+def _check_built_on_real_base(tmp_path, archive):
+    _, _, config, layers = image_of(str(archive))
+    assert len(layers) == 3 and config["config"]["Entrypoint"] == ["/busybox"] and "Cmd" not in config["config"]
+    assert config["config"]["Labels"] == {"org.example.base": "yes"} and config["x-unknown"] == {"kept": True}
+    process, out = run_image(tmp_path, "oci-archive:%s" % archive,
+                             ["/busybox", "sh", "-c", "cat /etc/base-release; echo $BASE_VAR; pwd; "
+                              "grep -c tcp /etc/protocols; ls /bin/sh"])
+    assert process["cwd"] == "/srv" and "BASE_VAR=from-base" in process["env"]
+    lines = out.split("\n")
+    assert lines[:3] == ["zeroimage test base 1.0", "from-base", "/srv"] and int(lines[3]) > 0 and lines[4] == "/bin/sh"
+
+
+def test_build_on_skopeo_written_base_keeps_files_and_config(tmp_path, busybox, busybox_program):
+    b = LayoutBuilder()
+    desc = _real_base(b, busybox)
+    b.write_dir(tmp_path / "src", [dict(desc, annotations={"org.opencontainers.image.ref.name": "base"})])
+    sh(need_tool("skopeo"), "copy", "--quiet", "oci:%s:base" % (tmp_path / "src"), "oci-archive:%s:base" % (tmp_path / "base.tar"))
+    archive = tmp_path / "app.tar"
+    r = run_cli("build", "--from-archive", tmp_path / "base.tar", "-o", archive, busybox_program)
+    assert r.returncode == 0, r.stderr
+    _check_built_on_real_base(tmp_path, archive)
+
+
+def test_build_on_skopeo_multi_platform_archive(tmp_path, busybox, busybox_program):
+    """skopeo copy --all writes index.json -> index -> manifests; --platform picks the child."""
+    b = LayoutBuilder()
+    amd = _real_base(b, busybox)
+    arm = _real_base(b, busybox, platform=("linux", "arm64", "v8"))
+    top = b.index([amd, arm])
+    b.write_dir(tmp_path / "src", [dict(top, annotations={"org.opencontainers.image.ref.name": "multi"})])
+    sh(need_tool("skopeo"), "copy", "--quiet", "--all", "oci:%s:multi" % (tmp_path / "src"),
+       "oci-archive:%s:multi" % (tmp_path / "multi.tar"))
+    archive = tmp_path / "app.tar"
+    r = run_cli("build", "--from-archive", tmp_path / "multi.tar", "-o", archive, busybox_program)
+    assert r.returncode == 0, r.stderr
+    _check_built_on_real_base(tmp_path, archive)
+    r = run_cli("build", "--from-archive", tmp_path / "multi.tar", "--platform", "linux/arm64", "-o",
+                tmp_path / "arm.tar", busybox_program)
+    assert r.returncode == 0 and "disagrees" in r.stderr
+    assert image_of(str(tmp_path / "arm.tar"))[2]["architecture"] == "arm64"
+    assert skopeo_inspect("oci-archive:%s" % (tmp_path / "arm.tar"))["Architecture"] == "arm64"
+
+
+def test_build_on_docker_format_base(tmp_path, busybox, busybox_program):
+    b = LayoutBuilder()
+    desc = _real_base(b, busybox, family=DOCKER)
+    base = b.write_dir(tmp_path / "base", [desc])
+    archive = tmp_path / "app.tar"
+    r = run_cli("build", "--from-archive", base, "-o", archive, busybox_program)
+    assert r.returncode == 0, r.stderr
+    assert skopeo_inspect("oci-archive:%s" % archive, raw=True)["mediaType"] == DOCKER["manifest"]
+    _check_built_on_real_base(tmp_path, archive)
+
+
+def test_zeroimage_archive_as_base_and_through_docker_archive(tmp_path, busybox_program):
+    """An archive zeroimage wrote is a base for the next build, read via docker-archive too."""
+    first = tmp_path / "first.tar"
+    assert run_cli("build", "-o", first, busybox_program).returncode == 0
+    second = tmp_path / "second.tar"
+    r = run_cli("build", "--from-archive", first, "--target", "/usr/bin/busybox", "-o", second, busybox_program)
+    assert r.returncode == 0, r.stderr
+    _, out = run_image(tmp_path, "docker-archive:%s" % second,
+                       ["/usr/bin/busybox", "sh", "-c", "ls /busybox /usr/bin/busybox; grep -c : /etc/passwd"])
+    assert out.split() == ["/busybox", "/usr/bin/busybox", "3"]
+
+
+def test_podman_loads_the_archive(tmp_path, busybox_program):
+    podman = need_tool("podman")
+    archive = tmp_path / "app.tar"
+    r = run_cli("build", "-t", "example.com/team/app:1.0", "-o", archive, busybox_program)
+    assert r.returncode == 0, r.stderr
+    runroot = tempfile.mkdtemp(prefix="zi-podman-")      # podman wants a short runroot path
+    store = [podman, "--root", tmp_path / "storage", "--runroot", runroot, "--storage-driver", "vfs"]
+    try:
+        assert "Loaded image: example.com/team/app:1.0" in sh(*store, "load", "-i", archive)
+        info = json.loads(sh(*store, "image", "inspect", "example.com/team/app:1.0"))[0]
+    finally:
+        subprocess.run([str(a) for a in store] + ["rmi", "--all", "--force"], stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+        shutil.rmtree(runroot, ignore_errors=True)
+    assert info["Digest"] == r.stdout.strip()
+    assert info["Config"]["Entrypoint"] == ["/busybox"] and info["Architecture"] == "amd64"
