@@ -23,6 +23,7 @@ import logging
 import os
 import posixpath
 import re
+import signal
 import ssl
 import stat
 import struct
@@ -203,6 +204,8 @@ class VerifyingReader:
         self._size = size
         self._seen = 0
         self._what = what
+        if size == 0:           # no read will reach the end of an empty blob: check it now
+            self._check()
 
     def read(self, n: int = -1) -> bytes:
         left = self._size - self._seen
@@ -226,11 +229,6 @@ class VerifyingReader:
             raise DigestMismatchError(self._what, self._digest, actual)
         if self._raw.read(1):
             raise ArchiveError("%s is longer than its descriptor says (%d bytes)" % (self._what, self._size))
-
-    def verify_empty(self) -> None:
-        """For a zero-byte blob, which no read ever reaches the end of."""
-        if self._size == 0:
-            self._check()
 
     def close(self) -> None:
         self._raw.close()
@@ -757,15 +755,10 @@ def write_layer(entries: Sequence[LayerEntry], out, level: int = 6) -> Tuple[str
     return uncompressed.digest, compressed.digest, compressed.size
 
 
-def build_layer(entries: Sequence[LayerEntry], scratch_dir: Optional[str], level: int) -> LayerResult:
-    """Write a layer to an anonymous temporary file and return it as a Blob."""
-    tmp = tempfile.TemporaryFile(dir=scratch_dir)
-    try:
-        diff_id, digest, size = write_layer(entries, tmp, level)
-        tmp.flush()
-    except BaseException:
-        tmp.close()
-        raise
+def build_layer(entries: Sequence[LayerEntry], tmp, level: int) -> LayerResult:
+    """Write a layer into ``tmp`` (an empty temporary file the caller closes); return it as a Blob."""
+    diff_id, digest, size = write_layer(entries, tmp, level)
+    tmp.flush()
 
     def opener():
         tmp.seek(0)
@@ -1066,8 +1059,6 @@ class ArchiveWriter:
         src = blob.open()
         try:
             self._tar.add(LayerEntry(_blob_path(blob.digest)), blob.size, src)
-            if isinstance(src, VerifyingReader):
-                src.verify_empty()
         finally:
             src.close()
         self._written.add(blob.digest)
@@ -1101,7 +1092,7 @@ class BaseImage(NamedTuple):
     layers: List[Tuple[dict, Blob]]     # (descriptor as in the base manifest, blob)
     family: Dict[str, str]
     platform: Platform
-    has_libc_hint: bool                 # False for scratch and the minimal base
+    may_have_libc: bool                 # False for scratch and the minimal base
     name: str
 
 
@@ -1210,9 +1201,10 @@ def build(entrypoint: str, output: Optional[str] = None, *, base: Optional[str] 
     if image_ref.digest:
         raise InvalidReferenceError("--tag %s: an image name cannot carry a digest" % tag)
     created = rfc3339(created_timestamp(environ))
-    scratch_dir = os.path.dirname(os.path.abspath(output))
-
     with contextlib.ExitStack() as stack:
+        # Layers wait in anonymous files beside the output (same filesystem; gone when closed or killed).
+        scratch_dir = os.path.dirname(os.path.abspath(output))
+        scratch_file = lambda: stack.enter_context(tempfile.TemporaryFile(dir=scratch_dir))  # noqa: E731
         program = stack.enter_context(_open_entrypoint(entrypoint))
         out = stack.enter_context(atomic_output(output))     # renamed into place last, removed on error
         elf = read_elf(program)
@@ -1229,14 +1221,14 @@ def build(entrypoint: str, output: Optional[str] = None, *, base: Optional[str] 
                     raise ZeroImageError("--ca-bundle %s: cannot read it" % ca_bundle)
                 if bundle is None:
                     log.warning("no CA bundle found on this host; the image will have no TLS roots (use --ca-bundle FILE)")
-                layer = build_layer(minimal_base_entries(bundle), scratch_dir, compression_level)
+                layer = build_layer(minimal_base_entries(bundle), scratch_file(), compression_level)
                 added.append((layer, "zeroimage: minimal base (users root, nobody, nonroot; TLS roots)"))
-        if elf and elf.interpreter and not base_image.has_libc_hint:
+        if elf and elf.interpreter and not base_image.may_have_libc:
             log.warning("%s is dynamically linked (interpreter %s) but the %s base has no libc, so it will not start; "
                         "build it statically (Go: CGO_ENABLED=0; Rust: a musl target; C: -static) "
                         "or use a base with a libc (--from-archive)", entrypoint, elf.interpreter, base_image.name)
         entry = LayerEntry(target, "file", 0o755, source=program)
-        added.append((build_layer([entry], scratch_dir, compression_level),
+        added.append((build_layer([entry], scratch_file(), compression_level),
                       "zeroimage: COPY %s %s" % (os.path.basename(entrypoint), target)))
         # The platform written is the base's, when one was matched (it may say arm64/v8 where we said arm64).
         platform = base_image.platform
@@ -1340,6 +1332,14 @@ def cmd_build(args) -> int:
     return 0
 
 
+class _Terminated(BaseException):
+    """SIGTERM, raised like Ctrl-C so every atomic output cleans up on the way out."""
+
+
+def _on_sigterm(signum, frame):
+    raise _Terminated()
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -1359,6 +1359,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     log.setLevel(logging.INFO)
     log.propagate = False
     debug = os.environ.get("ZEROIMAGE_DEBUG") == "1"
+    previous_sigterm = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         return args.func(args)
     except ZeroImageError as e:
@@ -1371,6 +1372,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except KeyboardInterrupt:
         print("zeroimage: interrupted", file=sys.stderr)
         return 130
+    except _Terminated:
+        print("zeroimage: terminated", file=sys.stderr)
+        return 143
     except OSError as e:
         if debug:
             raise
@@ -1378,6 +1382,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print("zeroimage: error: %s%s" % (e.strerror or e, where), file=sys.stderr)
         return 1
     finally:
+        signal.signal(signal.SIGTERM, previous_sigterm)
         log.removeHandler(handler)
 
 

@@ -12,7 +12,9 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import signal
 import tempfile
+import time
 
 import pytest
 
@@ -325,3 +327,27 @@ def test_archive_name_may_contain_colons(tmp_path, prog):
     assert image_of(str(tmp_path / "o.tar"))[1]["layers"][0] == json.loads(b.blobs[two["digest"]])["layers"][0]
     fails(run_cli("build", "--from-archive", "%s:alpine:9" % base, "-o", tmp_path / "o.tar", prog), 1,
           "no image named 'alpine:9'", "alpine:3.19, alpine:3.20")
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_interrupted_build_leaves_nothing(tmp_path, sig, code):
+    big = tmp_path / "big"
+    with open(str(big), "wb") as f:
+        f.write(make_elf(62))
+        for _ in range(48):
+            f.write(os.urandom(1 << 20))
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "app.tar").write_bytes(b"the previous archive")
+    proc = subprocess.Popen([sys.executable, zeroimage.__file__, "build", "--compression-level", "9",
+                             "-o", str(out / "app.tar"), str(big)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            universal_newlines=True)
+    deadline = time.monotonic() + 30
+    while len(os.listdir(str(out))) < 2 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)        # poll (bounded) until the build has its temporary output open
+    assert proc.poll() is None, "the build ended before it could be interrupted"
+    proc.send_signal(sig)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == code and stdout == "" and "Traceback" not in stderr
+    assert stderr.strip().splitlines()[-1] in ("zeroimage: interrupted", "zeroimage: terminated")
+    assert os.listdir(str(out)) == ["app.tar"] and (out / "app.tar").read_bytes() == b"the previous archive"

@@ -5,6 +5,8 @@ import gzip
 import io
 import json
 import os
+import shutil
+import subprocess
 import struct
 import sys
 import tarfile
@@ -491,3 +493,23 @@ def test_module_imports_only_the_standard_library():
 def test_all_names_exist():
     for name in zeroimage.__all__:
         assert hasattr(zeroimage, name), name
+
+
+def test_tar_writer_long_and_unicode_names_read_back(tmp_path):
+    long_dir = "/opt/" + "d" * 120
+    entries = [zeroimage.LayerEntry(long_dir + "/prog", data=b"long"),
+               zeroimage.LayerEntry("/srv/naïve-ü.txt", data=b"unicode"),
+               zeroimage.LayerEntry("/srv/link", "symlink", 0o777, linkname="/" + "l" * 150),
+               zeroimage.LayerEntry("/big-ids", "dir", 0o755, 3000000, 3000000)]
+    blob = _layer(entries)
+    path = tmp_path / "layer.tar"
+    path.write_bytes(gzip.decompress(blob))
+    with tarfile.open(str(path)) as tar:
+        by = {m.name: m for m in tar.getmembers()}
+        assert tar.extractfile(long_dir.lstrip("/") + "/prog").read() == b"long"
+        assert tar.extractfile("srv/naïve-ü.txt").read() == b"unicode"
+        assert by["srv/link"].issym() and by["srv/link"].linkname == "/" + "l" * 150
+        assert by["big-ids"].uid == 3000000
+    if shutil.which("tar"):
+        listing = subprocess.run(["tar", "-tf", str(path)], stdout=subprocess.PIPE, check=True).stdout.decode()
+        assert long_dir.lstrip("/") + "/prog" in listing.splitlines() and "srv/naïve-ü.txt" in listing
