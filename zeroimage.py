@@ -1174,7 +1174,7 @@ def check_target(target: str) -> str:
     """The path of the program in the image: absolute, normalised, not a directory."""
     normal = posixpath.normpath(target)
     if not target.startswith("/") or normal == "/" or target.endswith("/") or normal != target:
-        raise UsageError("--target must be a normalised absolute file path like /app, not %r" % target)
+        raise UsageError("the target path must be absolute and normalised, like /app, not %r" % target)
     return target
 
 
@@ -1327,7 +1327,8 @@ def cmd_build(args) -> int:
     result = build(args.entrypoint, args.output, base=args.base, base_archive=args.from_archive,
                    platform=args.platform, target=args.target, tag=args.tag,
                    compression_level=args.compression_level, ca_bundle=args.ca_bundle)
-    log.info("wrote %s (%s, %d layers)", result.path, result.platform, len(result.manifest["layers"]))
+    layers = len(result.manifest["layers"])
+    log.info("wrote %s (%s, %d layer%s)", result.path, result.platform, layers, "" if layers == 1 else "s")
     print(result.digest)
     return 0
 

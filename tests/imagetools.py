@@ -19,6 +19,8 @@ OCI = {
     "config": "application/vnd.oci.image.config.v1+json",
     "layer": "application/vnd.oci.image.layer.v1.tar+gzip",
 }
+# What `docker save` 25+ (classic store) writes: OCI media types, layers not compressed.
+DOCKER_SAVE = dict(OCI, layer="application/vnd.oci.image.layer.v1.tar")
 DOCKER = {
     "manifest": "application/vnd.docker.distribution.manifest.v2+json",
     "index": "application/vnd.docker.distribution.manifest.list.v2+json",
@@ -41,8 +43,8 @@ def sha256(data):
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-def make_layer(members):
-    """A gzip tar layer from (path, kind, payload, mode) tuples; payload is bytes, a host path, or a link target."""
+def make_layer(members, compress=True):
+    """A (gzip) tar layer from (path, kind, payload, mode) tuples; payload is bytes, a host path, or a link target."""
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w", format=tarfile.GNU_FORMAT) as tar:
         for path, kind, payload, mode in members:
@@ -61,7 +63,7 @@ def make_layer(members):
                 info.size = len(data)
                 tar.addfile(info, io.BytesIO(data))
     uncompressed = raw.getvalue()
-    return gzip.compress(uncompressed, mtime=0), sha256(uncompressed)
+    return gzip.compress(uncompressed, mtime=0) if compress else uncompressed, sha256(uncompressed)
 
 
 class LayoutBuilder:
@@ -83,7 +85,7 @@ class LayoutBuilder:
             config["variant"] = variant
         layer_descs, diff_ids = [], []
         for members in layers:
-            blob, diff_id = make_layer(members)
+            blob, diff_id = make_layer(members, compress=family["layer"].endswith("gzip"))
             layer_descs.append({"mediaType": family["layer"], "digest": self.add(blob), "size": len(blob)})
             diff_ids.append(diff_id)
         config["rootfs"] = {"type": "layers", "diff_ids": diff_ids}

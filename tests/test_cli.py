@@ -222,6 +222,17 @@ def test_ambiguous_archive_lists_candidates_and_name_picks(tmp_path, prog):
     assert image_of(str(tmp_path / "o.tar"))[1]["layers"][0] == json.loads(b.blobs[two["digest"]])["layers"][0]
 
 
+def test_hostile_base_archive_is_refused(tmp_path, prog):
+    b = LayoutBuilder()
+    desc = _base(b)
+    evil = tarfile.TarInfo("blobs/sha256/" + "0" * 64)
+    evil.type = tarfile.SYMTYPE
+    evil.linkname = "/etc/shadow"
+    base = b.write_tar(tmp_path / "evil.tar", [desc], extra=[(evil, None)])
+    fails(run_cli("build", "--from-archive", base, "-o", tmp_path / "app.tar", prog), 1, "refusing", "link")
+    assert not (tmp_path / "app.tar").exists()
+
+
 def test_corrupt_base_blob_writes_nothing(tmp_path, prog):
     b = LayoutBuilder()
     desc = _base(b)

@@ -11,7 +11,9 @@ import uuid
 import pytest
 
 from conftest import need_tool
-from imagetools import DOCKER, OCI, LayoutBuilder, image_of, run_cli
+import tarfile
+
+from imagetools import DOCKER, DOCKER_SAVE, OCI, LayoutBuilder, image_of, run_cli
 
 pytestmark = pytest.mark.interop
 
@@ -160,6 +162,28 @@ def test_build_on_docker_format_base(tmp_path, busybox, busybox_program):
     r = run_cli("build", "--from-archive", base, "-o", archive, busybox_program)
     assert r.returncode == 0, r.stderr
     assert skopeo_inspect("oci-archive:%s" % archive, raw=True)["mediaType"] == DOCKER["manifest"]
+    _check_built_on_real_base(tmp_path, archive)
+
+
+def test_build_on_docker_save_archive(tmp_path, busybox, busybox_program):
+    """The shape of `docker save` 25+: uncompressed OCI layers, manifest.json and repositories beside the layout."""
+    b = LayoutBuilder()
+    desc = _real_base(b, busybox, family=DOCKER_SAVE)
+    manifest = json.loads(b.blobs[desc["digest"]])
+    legacy = json.dumps([{"Config": "blobs/sha256/" + manifest["config"]["digest"][7:], "RepoTags": ["base:1"],
+                          "Layers": ["blobs/sha256/" + d["digest"][7:] for d in manifest["layers"]]}]).encode()
+    extra = []
+    for name, data in (("manifest.json", legacy), ("repositories", b'{"base":{"1":"x"}}')):
+        info = tarfile.TarInfo(name)
+        info.size = len(data)
+        extra.append((info, data))
+    top = dict(desc, annotations={"io.containerd.image.name": "docker.io/library/base:1",
+                                  "org.opencontainers.image.ref.name": "1"})
+    base = b.write_tar(tmp_path / "saved.tar", [top], extra=extra)
+    archive = tmp_path / "app.tar"
+    r = run_cli("build", "--from-archive", "%s:base:1" % base, "-o", archive, busybox_program)
+    assert r.returncode == 0, r.stderr
+    assert image_of(str(archive))[1]["layers"][0]["mediaType"] == DOCKER_SAVE["layer"]
     _check_built_on_real_base(tmp_path, archive)
 
 

@@ -210,6 +210,12 @@ def test_read_elf_real_binaries():
     assert sh.interpreter and sh.interpreter.startswith("/lib")
 
 
+def test_read_elf_real_static_binary(busybox):
+    with open(busybox, "rb") as f:
+        elf = zeroimage.read_elf(f)
+    assert elf.interpreter is None and elf.platform is not None
+
+
 # ---- Configs and manifests ----
 
 
@@ -412,6 +418,18 @@ def test_links_outside_the_layout_are_ignored(tmp_path):
     path = b.write_tar(tmp_path / "docker.tar", [desc], extra=[(legacy, None)])
     with zeroimage.Layout(path) as layout:
         assert len(layout.candidates()) == 1
+
+
+def test_symlinked_blob_in_layout_directory_is_refused(tmp_path):
+    b = LayoutBuilder()
+    desc = _simple_layout(b)
+    path = b.write_dir(tmp_path / "dir", [desc])
+    blob = os.path.join(path, "blobs", "sha256", desc["digest"][7:])
+    os.rename(blob, str(tmp_path / "elsewhere"))
+    os.symlink(str(tmp_path / "elsewhere"), blob)
+    with zeroimage.Layout(path) as layout:
+        with pytest.raises(zeroimage.ArchiveError, match="refusing"):
+            layout.candidates()
 
 
 def test_blob_with_wrong_bytes_is_refused(tmp_path):
