@@ -44,7 +44,7 @@ __all__ = [
     "Reference", "Platform", "ElfInfo", "Blob", "BuildResult",
     # functions
     "read_elf", "select_manifest", "derive_config", "make_manifest", "canonical_json",
-    "write_layer", "Layout", "build", "build_parser", "main",
+    "write_layer", "Layout", "Image", "assemble_image", "write_image_archive", "build", "build_parser", "main",
 ]
 
 log = logging.getLogger("zeroimage")
@@ -838,8 +838,8 @@ def _is_layout_name(name: str) -> bool:
 class Layout:
     """Read an OCI image layout from a directory or a tar archive, never extracting anything.
 
-    Every blob read through ``open_blob``/``read_blob`` is checked against its
-    digest and size.  In a tar, members under ``blobs/``, ``index.json`` and
+    Every blob read through ``blob()`` or ``read_blob_json()`` is checked against
+    its digest and size.  In a tar, members under ``blobs/``, ``index.json`` and
     ``oci-layout`` must be plain files with safe names; other members (the
     legacy files ``docker save`` adds) are ignored, links among them included.
     """
@@ -919,25 +919,24 @@ class Layout:
             return self._tar.extractfile(self._members[name])
         return open(os.path.join(self._dir, name), "rb")
 
-    def _read_json(self, name: str, size: Optional[int] = None, digest: Optional[str] = None):
-        actual_size = self._size(name)
-        if actual_size is None:
+    def _read_json(self, name: str):
+        """index.json or oci-layout: size-capped, parsed."""
+        size = self._size(name)
+        if size is None:
             raise ArchiveError("%s: %s is missing" % (self.path, name))
-        if actual_size > MAX_JSON_SIZE:
+        return self._parse_json(name, size, self._open(name))
+
+    def _parse_json(self, what: str, size: int, f):
+        if size > MAX_JSON_SIZE:
+            f.close()
             raise ArchiveError("%s: %s is %d bytes, over the %d-byte limit for JSON"
-                               % (self.path, name, actual_size, MAX_JSON_SIZE))
-        with contextlib.closing(self._open(name)) as f:
+                               % (self.path, what, size, MAX_JSON_SIZE))
+        with contextlib.closing(f):
             data = f.read(MAX_JSON_SIZE + 1)
-        if digest is not None:
-            actual = "%s:%s" % (digest.split(":")[0], hashlib.new(digest.split(":")[0], data).hexdigest())
-            if actual != digest:
-                raise DigestMismatchError("%s in %s" % (name, self.path), digest, actual)
-            if size is not None and len(data) != size:
-                raise ArchiveError("%s in %s is %d bytes, its descriptor says %d" % (name, self.path, len(data), size))
         try:
             return json.loads(data.decode("utf-8"))
         except (UnicodeDecodeError, ValueError) as e:
-            raise ArchiveError("%s: %s is not valid JSON (%s)" % (self.path, name, e))
+            raise ArchiveError("%s: %s is not valid JSON (%s)" % (self.path, what, e))
 
     def index(self) -> dict:
         index = self._read_json("index.json")
@@ -950,11 +949,8 @@ class Layout:
 
     def read_blob_json(self, desc: dict):
         """A small JSON blob (manifest, index, config), verified against its descriptor."""
-        digest, size = _check_descriptor(desc, self.path)
-        name = _blob_path(digest)
-        if not self.has_blob(digest):
-            raise ArchiveError("%s: blob %s is missing" % (self.path, digest))
-        return self._read_json(name, size, digest)
+        blob = self.blob(desc)
+        return self._parse_json("blob " + blob.digest, blob.size, blob.open())
 
     def blob(self, desc: dict) -> Blob:
         """A Blob that streams from the layout, verified as it is read."""
@@ -1178,6 +1174,59 @@ def check_target(target: str) -> str:
     return target
 
 
+class Image(NamedTuple):
+    """A built image: its manifest and config, and every blob it is made of (layers, config, manifest)."""
+
+    manifest: dict
+    config: dict
+    platform: Platform
+    blobs: List[Blob]
+
+    @property
+    def manifest_blob(self) -> Blob:
+        return self.blobs[-1]
+
+    @property
+    def digest(self) -> str:
+        return self.manifest_blob.digest
+
+
+def _minimal_base(platform: Platform, ca_bundle: Optional[str], environ, tmp, level: int):
+    """The built-in base and its one layer, with the host's (or the given) CA bundle."""
+    if ca_bundle and not os.access(ca_bundle, os.R_OK):
+        raise ZeroImageError("--ca-bundle %s: cannot read it" % ca_bundle)
+    bundle = ca_bundle or find_host_ca_bundle(environ)
+    if bundle is None:
+        log.warning("no CA bundle found on this host; the image will have no TLS roots (use --ca-bundle FILE)")
+    layer = build_layer(minimal_base_entries(bundle), tmp, level)
+    base = BaseImage(base_config_for(platform), [], OCI_FAMILY, platform, False, "minimal")
+    return base, (layer, "zeroimage: minimal base (users root, nobody, nonroot; TLS roots)")
+
+
+def assemble_image(base: BaseImage, added: Sequence[Tuple[LayerResult, str]], entrypoint: Sequence[str],
+                   created: str) -> Image:
+    """Put new layers (each with its history line) on a base: config, manifest, and the blob list."""
+    family = base.family
+    config = derive_config(base.config, base.platform,
+                           [AddedLayer(layer.diff_id, why) for layer, why in added], entrypoint, created)
+    config_blob = bytes_blob(canonical_json(config))
+    layer_descs = [desc for desc, _ in base.layers]
+    layer_descs += [descriptor(family["layer"], layer.blob.digest, layer.blob.size) for layer, _ in added]
+    manifest = make_manifest(family, descriptor(family["config"], config_blob.digest, config_blob.size), layer_descs)
+    blobs = [blob for _, blob in base.layers] + [layer.blob for layer, _ in added]
+    return Image(manifest, config, base.platform, blobs + [config_blob, bytes_blob(canonical_json(manifest))])
+
+
+def write_image_archive(f, image: Image, name: Reference) -> None:
+    """One image as an OCI layout tar that also carries Docker's manifest.json, named ``name``."""
+    annotations = {ANNOTATION_CONTAINERD_NAME: str(name), ANNOTATION_REF_NAME: name.tag}
+    manifest_desc = descriptor(image.manifest["mediaType"], image.digest, image.manifest_blob.size,
+                               annotations=annotations, platform=image.platform.to_dict())
+    docker_manifest = [{"Config": _blob_path(image.manifest["config"]["digest"]), "RepoTags": [name.familiar()],
+                        "Layers": [_blob_path(d["digest"]) for d in image.manifest["layers"]]}]
+    write_archive(f, image.blobs, make_index(OCI_FAMILY, [manifest_desc]), docker_manifest)
+
+
 def build(entrypoint: str, output: Optional[str] = None, *, base: Optional[str] = None,
           base_archive: Optional[str] = None, platform: Optional[Platform] = None,
           target: Optional[str] = None, tag: Optional[str] = None, compression_level: int = 6,
@@ -1197,8 +1246,8 @@ def build(entrypoint: str, output: Optional[str] = None, *, base: Optional[str] 
         raise UsageError("--compression-level must be 0 to 9")
     target = check_target(target or "/" + os.path.basename(entrypoint))
     output = output or os.path.basename(entrypoint) + ".tar"
-    image_ref = Reference.parse(tag or name_from_filename(entrypoint))
-    if image_ref.digest:
+    name = Reference.parse(tag or name_from_filename(entrypoint))
+    if name.digest:
         raise InvalidReferenceError("--tag %s: an image name cannot carry a digest" % tag)
     created = rfc3339(created_timestamp(environ))
     with contextlib.ExitStack() as stack:
@@ -1209,45 +1258,24 @@ def build(entrypoint: str, output: Optional[str] = None, *, base: Optional[str] 
         out = stack.enter_context(atomic_output(output))     # renamed into place last, removed on error
         elf = read_elf(program)
         platform = _resolve_platform(platform, elf, entrypoint)
-        added = []              # (LayerResult, created_by)
+        added = []
         if base_archive is not None:
             base_image, layout = _archive_base(base_archive, platform)
             stack.callback(layout.close)
+        elif base == "scratch":
+            base_image = BaseImage(base_config_for(platform), [], OCI_FAMILY, platform, False, "scratch")
         else:
-            base_image = BaseImage(base_config_for(platform), [], OCI_FAMILY, platform, False, base or "minimal")
-            if base is None:
-                bundle = ca_bundle or find_host_ca_bundle(environ)
-                if ca_bundle and not os.access(ca_bundle, os.R_OK):
-                    raise ZeroImageError("--ca-bundle %s: cannot read it" % ca_bundle)
-                if bundle is None:
-                    log.warning("no CA bundle found on this host; the image will have no TLS roots (use --ca-bundle FILE)")
-                layer = build_layer(minimal_base_entries(bundle), scratch_file(), compression_level)
-                added.append((layer, "zeroimage: minimal base (users root, nobody, nonroot; TLS roots)"))
+            base_image, base_layer = _minimal_base(platform, ca_bundle, environ, scratch_file(), compression_level)
+            added.append(base_layer)
         if elf and elf.interpreter and not base_image.may_have_libc:
             log.warning("%s is dynamically linked (interpreter %s) but the %s base has no libc, so it will not start; "
                         "build it statically (Go: CGO_ENABLED=0; Rust: a musl target; C: -static) "
                         "or use a base with a libc (--from-archive)", entrypoint, elf.interpreter, base_image.name)
-        entry = LayerEntry(target, "file", 0o755, source=program)
-        added.append((build_layer([entry], scratch_file(), compression_level),
-                      "zeroimage: COPY %s %s" % (os.path.basename(entrypoint), target)))
-        # The platform written is the base's, when one was matched (it may say arm64/v8 where we said arm64).
-        platform = base_image.platform
-        config = derive_config(base_image.config, platform,
-                               [AddedLayer(layer.diff_id, why) for layer, why in added], [target], created)
-        config_blob = bytes_blob(canonical_json(config))
-        family = base_image.family
-        layer_descs = [desc for desc, _ in base_image.layers]
-        layer_descs += [descriptor(family["layer"], layer.blob.digest, layer.blob.size) for layer, _ in added]
-        manifest = make_manifest(family, descriptor(family["config"], config_blob.digest, config_blob.size), layer_descs)
-        manifest_blob = bytes_blob(canonical_json(manifest))
-        annotations = {ANNOTATION_CONTAINERD_NAME: str(image_ref), ANNOTATION_REF_NAME: image_ref.tag}
-        index = make_index(OCI_FAMILY, [descriptor(family["manifest"], manifest_blob.digest, manifest_blob.size,
-                                                   annotations=annotations, platform=platform.to_dict())])
-        docker_manifest = [{"Config": _blob_path(config_blob.digest), "RepoTags": [image_ref.familiar()],
-                            "Layers": [_blob_path(d["digest"]) for d in layer_descs]}]
-        blobs = [blob for _, blob in base_image.layers] + [layer.blob for layer, _ in added]
-        write_archive(out, blobs + [config_blob, manifest_blob], index, docker_manifest)
-    return BuildResult(manifest_blob.digest, output, manifest, config, platform)
+        program_layer = build_layer([LayerEntry(target, "file", 0o755, source=program)], scratch_file(), compression_level)
+        added.append((program_layer, "zeroimage: COPY %s %s" % (os.path.basename(entrypoint), target)))
+        image = assemble_image(base_image, added, [target], created)
+        write_image_archive(out, image, name)
+    return BuildResult(image.digest, output, image.manifest, image.config, image.platform)
 
 
 # ---- CLI ----
