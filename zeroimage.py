@@ -13,23 +13,35 @@ copy this file into your project and ``import zeroimage``.
 """
 
 import argparse
+import base64
 import contextlib
 import copy
+import dataclasses
 import datetime
+import email.utils
+import getpass
 import hashlib
+import http.client
 import io
+import ipaddress
 import json
 import logging
 import os
 import posixpath
 import re
 import signal
+import socket
 import ssl
 import stat
 import struct
+import subprocess
 import sys
 import tarfile
 import tempfile
+import threading
+import time
+import urllib.parse
+import urllib.request
 import zlib
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
@@ -39,12 +51,16 @@ __all__ = [
     "__version__",
     # errors
     "ZeroImageError", "UsageError", "InvalidReferenceError", "InvalidPlatformError",
-    "DigestMismatchError", "PlatformNotFoundError", "ArchiveError",
+    "DigestMismatchError", "PlatformNotFoundError", "ArchiveError", "CredentialError",
+    "RegistryError", "AuthenticationError", "NotFoundError",
     # values
     "Reference", "Platform", "ElfInfo", "Blob", "BuildResult",
     # functions
     "read_elf", "select_manifest", "derive_config", "make_manifest", "canonical_json",
-    "write_layer", "Layout", "Image", "assemble_image", "write_image_archive", "build", "build_parser", "main",
+    "write_layer", "Layout", "Image", "assemble_image", "write_image_archive",
+    "Credentials", "resolve_credentials", "store_credentials", "erase_credentials", "parse_challenges",
+    "Transport", "Registry", "Registries", "build", "pull", "push_archive", "push_image", "inspect",
+    "login", "logout", "check_auth", "build_parser", "main",
 ]
 
 log = logging.getLogger("zeroimage")
@@ -70,10 +86,22 @@ DOCKER_FAMILY = {"manifest": DOCKER_MANIFEST, "index": DOCKER_MANIFEST_LIST,
                  "config": DOCKER_CONFIG, "layer": DOCKER_LAYER_GZIP}
 IMAGE_MANIFEST_TYPES = (OCI_MANIFEST, DOCKER_MANIFEST)
 INDEX_TYPES = (OCI_INDEX, DOCKER_MANIFEST_LIST)
+MANIFEST_ACCEPT = (OCI_INDEX, OCI_MANIFEST, DOCKER_MANIFEST_LIST, DOCKER_MANIFEST)
+DOCKER_SCHEMA1 = ("application/vnd.docker.distribution.manifest.v1+json",
+                  "application/vnd.docker.distribution.manifest.v1+prettyjws")
+# The same layer bytes, described in each family (zstd and others have no Docker name and stay as they are).
+LAYER_TYPE_PAIRS = (
+    ("application/vnd.oci.image.layer.v1.tar+gzip", "application/vnd.docker.image.rootfs.diff.tar.gzip"),
+    ("application/vnd.oci.image.layer.v1.tar", "application/vnd.docker.image.rootfs.diff.tar"),
+    ("application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+     "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"),
+)
 
 ANNOTATION_REF_NAME = "org.opencontainers.image.ref.name"
 ANNOTATION_CONTAINERD_NAME = "io.containerd.image.name"
 ANNOTATION_DOCKER_REFERENCE_TYPE = "vnd.docker.reference.type"
+ANNOTATION_BASE_NAME = "org.opencontainers.image.base.name"
+ANNOTATION_BASE_DIGEST = "org.opencontainers.image.base.digest"
 
 DOCKER_HUB = "docker.io"
 DOCKER_HUB_API = "registry-1.docker.io"
@@ -140,6 +168,27 @@ class PlatformNotFoundError(ZeroImageError):
 
 class ArchiveError(ZeroImageError):
     """An OCI layout or archive is malformed, unsafe or incomplete."""
+
+
+class CredentialError(ZeroImageError):
+    """config.json or a credential helper could not be read or used."""
+
+
+class RegistryError(ZeroImageError):
+    """A registry answered with an error (or not at all as expected)."""
+
+    def __init__(self, status: int, method: str, url: str, detail: str = "", errors=()):
+        reason = detail or http.client.responses.get(status, "unexpected answer")
+        super().__init__("%s (%s %s: HTTP %s)" % (reason, method, url, status))
+        self.status, self.method, self.url, self.detail, self.errors = status, method, url, detail, list(errors)
+
+
+class AuthenticationError(RegistryError):
+    """401/403: missing, wrong or insufficient credentials."""
+
+
+class NotFoundError(RegistryError):
+    """404: no such repository, manifest or blob."""
 
 
 # ---- Digests and streams ----
@@ -258,8 +307,12 @@ _TAG_RE = re.compile(r"^[\w][\w.-]{0,127}$")
 _MAX_NAME_LENGTH = 255
 
 
-class Reference(NamedTuple):
-    """An image reference in Docker's grammar, normalised (``busybox`` → ``docker.io/library/busybox:latest``)."""
+@dataclasses.dataclass(frozen=True)
+class Reference:
+    """An image reference in Docker's grammar, normalised (``busybox`` → ``docker.io/library/busybox:latest``).
+
+    A frozen dataclass, not a tuple: ``"%s" % ref`` must format the reference, not unpack it.
+    """
 
     registry: str
     repository: str
@@ -324,6 +377,9 @@ class Reference(NamedTuple):
     def scope(self, actions: Sequence[str]) -> str:
         return "repository:%s:%s" % (self.repository, ",".join(actions))
 
+    def replace(self, **changes) -> "Reference":
+        return dataclasses.replace(self, **changes)
+
     def _suffix(self) -> str:
         return (":" + self.tag if self.tag else "") + ("@" + self.digest if self.digest else "")
 
@@ -355,8 +411,9 @@ _DEFAULT_VARIANT = {"arm": "v7", "arm64": "v8", "amd64": "v1"}
 _PLATFORM_PART_RE = re.compile(r"^[a-z0-9_.-]+$")
 
 
-class Platform(NamedTuple):
-    """An OCI platform: ``linux/amd64``, ``linux/arm/v7``, ``linux/arm64/v8``."""
+@dataclasses.dataclass(frozen=True)
+class Platform:
+    """An OCI platform: ``linux/amd64``, ``linux/arm/v7``, ``linux/arm64/v8`` (a dataclass, like Reference)."""
 
     os: str
     architecture: str
@@ -619,6 +676,7 @@ class Blob(NamedTuple):
     digest: str
     size: int
     open: object                  # () -> readable file object, verified or trusted
+    source: Optional[Tuple[str, str]] = None   # (registry, repository) it can be mounted from
 
 
 class LayerResult(NamedTuple):
@@ -952,6 +1010,14 @@ class Layout:
         blob = self.blob(desc)
         return self._parse_json("blob " + blob.digest, blob.size, blob.open())
 
+    def read_blob_bytes(self, desc: dict) -> bytes:
+        """A small blob's exact bytes (a manifest to push as it is), verified and size-capped."""
+        blob = self.blob(desc)
+        if blob.size > MAX_JSON_SIZE:
+            raise ArchiveError("%s: blob %s is over the %d-byte limit" % (self.path, blob.digest, MAX_JSON_SIZE))
+        with contextlib.closing(blob.open()) as f:
+            return f.read()
+
     def blob(self, desc: dict) -> Blob:
         """A Blob that streams from the layout, verified as it is read."""
         digest, size = _check_descriptor(desc, self.path)
@@ -1012,8 +1078,9 @@ def _check_descriptor(desc, where: str) -> Tuple[str, int]:
 
 
 @contextlib.contextmanager
-def atomic_output(path: str):
-    """Yield a file beside ``path``; rename it over ``path`` only if the block succeeds."""
+def atomic_output(path: str, mode: Optional[int] = None):
+    """Yield a file beside ``path``; rename it over ``path`` (with ``mode``, default 0666 less the umask)
+    only if the block succeeds."""
     directory = os.path.dirname(os.path.abspath(path))
     if os.path.isdir(path):
         raise ZeroImageError("cannot write %s: it is a directory" % path)
@@ -1026,9 +1093,11 @@ def atomic_output(path: str):
             yield f
             f.flush()
             os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
+        if mode is None:
+            umask = os.umask(0)
+            os.umask(umask)
+            mode = 0o666 & ~umask
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -1078,6 +1147,702 @@ def write_archive(f, blobs: Sequence[Blob], index: dict, docker_manifest: Option
     writer.close()
 
 
+# ---- Credentials ----
+
+
+class Credentials(NamedTuple):
+    """What config.json or a helper gives for one registry. Never printed."""
+
+    username: str = ""
+    password: str = ""
+    identity_token: str = ""     # an OAuth2 refresh token, exchanged at the token realm
+    registry_token: str = ""     # a bearer token, sent as it is
+
+    def __repr__(self) -> str:
+        return "Credentials(username=%r, ...)" % self.username
+
+
+def docker_config_path(environ=None) -> str:
+    environ = os.environ if environ is None else environ
+    directory = environ.get("DOCKER_CONFIG") or os.path.join(os.path.expanduser("~"), ".docker")
+    return os.path.join(directory, "config.json")
+
+
+def _auth_file_paths(environ) -> List[str]:
+    """podman's auth files, read-only fallbacks after Docker's config."""
+    paths = []
+    if environ.get("REGISTRY_AUTH_FILE"):
+        paths.append(environ["REGISTRY_AUTH_FILE"])
+    if environ.get("XDG_RUNTIME_DIR"):
+        paths.append(os.path.join(environ["XDG_RUNTIME_DIR"], "containers", "auth.json"))
+    return paths
+
+
+def _load_json_file(path: str) -> dict:
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_JSON_SIZE + 1)
+    except FileNotFoundError:
+        return {}
+    except OSError as e:
+        raise CredentialError("cannot read %s: %s" % (path, e.strerror or e))
+    try:
+        value = json.loads(data.decode("utf-8")) if data.strip() else {}
+    except (UnicodeDecodeError, ValueError) as e:
+        raise CredentialError("%s is not valid JSON (%s); fix or remove it" % (path, e))
+    if not isinstance(value, dict):
+        raise CredentialError("%s is not a JSON object; fix or remove it" % path)
+    return value
+
+
+def registry_host(text: str) -> str:
+    """The registry a login/logout argument names: ``https://ghcr.io/v2/`` → ``ghcr.io``; Docker Hub → docker.io."""
+    host = re.sub(r"^[a-z]+://", "", text.strip().lower()).split("/", 1)[0]
+    if not host or not _DOMAIN_RE.match(host):
+        raise InvalidReferenceError("invalid registry %r: expected a host name like ghcr.io or localhost:5000" % text)
+    return DOCKER_HUB if host in ("docker.io", "index.docker.io", "registry-1.docker.io") else host
+
+
+def _config_key(host: str) -> str:
+    return DOCKER_HUB_CONFIG_KEY if host == DOCKER_HUB else host
+
+
+def _auth_entry(auths: dict, host: str) -> Optional[dict]:
+    """Find the ``auths`` entry for a host, under any of the key spellings Docker has used."""
+    names = {host}
+    if host == DOCKER_HUB:
+        names |= {"index.docker.io", "registry-1.docker.io", "index.docker.io/v1"}
+    for key, entry in auths.items():
+        bare = re.sub(r"^[a-z]+://", "", key.lower()).rstrip("/")
+        bare = re.sub(r"/v[12]$", "", bare)
+        if (bare in names or key == _config_key(host)) and isinstance(entry, dict):
+            return entry
+    return None
+
+
+def _entry_credentials(entry: dict, where: str) -> Optional[Credentials]:
+    username, password = entry.get("username") or "", entry.get("password") or ""
+    if entry.get("auth"):
+        try:
+            username, _, password = base64.b64decode(entry["auth"]).decode("utf-8").partition(":")
+        except (ValueError, UnicodeDecodeError):
+            raise CredentialError("%s: an 'auth' entry is not base64 of user:password" % where)
+    creds = Credentials(username, password, entry.get("identitytoken") or "", entry.get("registrytoken") or "")
+    return creds if any(creds) else None
+
+
+def run_credential_helper(name: str, action: str, payload: str) -> Optional[str]:
+    """Run ``docker-credential-NAME ACTION`` with an argument list; None when it has no credentials."""
+    program = "docker-credential-" + name
+    try:
+        proc = subprocess.run([program, action], input=payload.encode("utf-8"), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, timeout=60)
+    except FileNotFoundError:
+        raise CredentialError("credential helper %s is not on PATH" % program)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise CredentialError("credential helper %s failed to run: %s" % (program, e))
+    out = proc.stdout.decode("utf-8", "replace")
+    if proc.returncode != 0:
+        if "credentials not found" in out.lower() or "credentials not found" in proc.stderr.decode("utf-8", "replace").lower():
+            return None
+        raise CredentialError("credential helper %s %s failed (exit %d)" % (program, action, proc.returncode))
+    return out
+
+
+def _helper_for(config: dict, host: str) -> Optional[str]:
+    helpers = config.get("credHelpers") if isinstance(config.get("credHelpers"), dict) else {}
+    for key in (host, _config_key(host)):
+        if helpers.get(key):
+            return helpers[key]
+    return config.get("credsStore") or None
+
+
+def resolve_credentials(host: str, environ=None) -> Optional[Credentials]:
+    """Credentials for a registry as Docker finds them: helper, then ``auths``, then podman's auth files."""
+    environ = os.environ if environ is None else environ
+    path = docker_config_path(environ)
+    config = _load_json_file(path)
+    helper = _helper_for(config, host)
+    if helper:
+        try:
+            out = run_credential_helper(helper, "get", _config_key(host))
+        except CredentialError as e:
+            log.warning("%s; trying other credentials", e)
+            out = None
+        if out:
+            try:
+                answer = json.loads(out)
+                username, secret = answer.get("Username") or "", answer.get("Secret") or ""
+            except (ValueError, AttributeError):
+                raise CredentialError("credential helper docker-credential-%s answered something that is not JSON" % helper)
+            if username == "<token>":
+                return Credentials(identity_token=secret)
+            if secret:
+                return Credentials(username, secret)
+    for where in [path] + _auth_file_paths(environ):
+        auths = _load_json_file(where).get("auths") if where != path else config.get("auths")
+        entry = _auth_entry(auths, host) if isinstance(auths, dict) else None
+        creds = _entry_credentials(entry, where) if entry else None
+        if creds:
+            return creds
+    return None
+
+
+def _write_config(path: str, config: dict) -> None:
+    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+    with atomic_output(path, mode=0o600) as f:
+        f.write(json.dumps(config, indent="\t").encode("utf-8") + b"\n")
+
+
+def store_credentials(host: str, creds: Credentials, environ=None) -> str:
+    """Save credentials the way ``docker login`` does; returns where they went."""
+    environ = os.environ if environ is None else environ
+    path = docker_config_path(environ)
+    config = _load_json_file(path)
+    helper = _helper_for(config, host)
+    if helper:
+        payload = {"ServerURL": _config_key(host), "Username": creds.username or "<token>",
+                   "Secret": creds.password or creds.identity_token}
+        run_credential_helper(helper, "store", json.dumps(payload))
+        return "credential helper docker-credential-" + helper
+    auths = config.get("auths") if isinstance(config.get("auths"), dict) else {}
+    entry = {"auth": base64.b64encode(("%s:%s" % (creds.username, creds.password)).encode()).decode()}
+    if creds.identity_token:
+        entry = {"identitytoken": creds.identity_token}
+    auths[_config_key(host)] = entry
+    config["auths"] = auths
+    _write_config(path, config)
+    return path
+
+
+def erase_credentials(host: str, environ=None) -> bool:
+    """Forget a registry's credentials (helper and ``auths``); False when there were none."""
+    environ = os.environ if environ is None else environ
+    path = docker_config_path(environ)
+    config = _load_json_file(path)
+    found = False
+    helper = _helper_for(config, host)
+    if helper:
+        found = run_credential_helper(helper, "erase", _config_key(host)) is not None
+    auths = config.get("auths") if isinstance(config.get("auths"), dict) else {}
+    keys = [k for k in auths if _auth_entry({k: auths[k]}, host) is not None]
+    for key in keys:
+        del auths[key]
+    if keys:
+        _write_config(path, config)
+    return found or bool(keys)
+
+
+# ---- HTTP transport ----
+
+RETRY_STATUSES = (408, 429, 500, 502, 503, 504)
+IDEMPOTENT = ("GET", "HEAD")
+MAX_ATTEMPTS = 5
+MAX_RETRY_SECONDS = 60.0
+MAX_REDIRECTS = 5
+MAX_ERROR_BODY = 1024 * 1024
+MAX_TOKEN_BODY = 1024 * 1024
+CONNECT_TIMEOUT = 30.0
+READ_TIMEOUT = 120.0
+CERTS_DIRS = ("/etc/docker/certs.d", "/etc/containers/certs.d")
+
+
+def _is_loopback(host: str) -> bool:
+    name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+    name = name.strip("[]")
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+class Response:
+    """An HTTP response whose body is read as a stream; closing an unread one drops its connection."""
+
+    def __init__(self, raw: http.client.HTTPResponse, conn, url: str):
+        self._raw = raw
+        self._conn = conn
+        self.status = raw.status
+        self.headers = raw.headers
+        self.url = url
+
+    def read(self, n: int = -1) -> bytes:
+        return self._raw.read() if n is None or n < 0 else self._raw.read(n)
+
+    def read_capped(self, limit: int, what: str) -> bytes:
+        data = self._raw.read(limit + 1)
+        if len(data) > limit:
+            self.close()
+            raise RegistryError(self.status, "GET", self.url, "%s is over the %d-byte limit" % (what, limit))
+        return data
+
+    def close(self) -> None:
+        if not self._raw.isclosed() and self._raw.length == 0 and not self._raw.chunked:
+            self._raw.read()        # nothing left: this lets http.client keep the connection
+        if not self._raw.isclosed():
+            self._conn.close()      # unread body left on the socket: the connection cannot be reused
+        self._raw.close()
+
+
+class Transport:
+    """The one place that opens sockets: TLS, proxies, keep-alive, timeouts, retries and redirects.
+
+    ``Authorization`` (given per request with ``auth_host``) goes only to that host,
+    never to a redirect target elsewhere (S3, GCS, CDN signed URLs).
+    """
+
+    def __init__(self, insecure: bool = False, environ=None):
+        self.insecure = insecure
+        self._environ = os.environ if environ is None else environ
+        self._local = threading.local()
+        self._contexts = {}
+
+    # -- connections --
+
+    def _ssl_context(self, host: str) -> ssl.SSLContext:
+        if host not in self._contexts:
+            context = ssl.create_default_context()      # honours SSL_CERT_FILE / SSL_CERT_DIR
+            for base in CERTS_DIRS:
+                directory = os.path.join(base, host)
+                if not os.path.isdir(directory):
+                    continue
+                for name in sorted(os.listdir(directory)):
+                    full = os.path.join(directory, name)
+                    if name.endswith(".crt"):
+                        context.load_verify_locations(cafile=full)
+                    elif name.endswith(".cert") and os.path.exists(full[:-5] + ".key"):
+                        context.load_cert_chain(full, full[:-5] + ".key")
+            if self.insecure:
+                context.check_hostname = False
+                context.verify_mode = ssl.CERT_NONE
+            self._contexts[host] = context
+        return self._contexts[host]
+
+    def _proxy_for(self, scheme: str, host: str) -> Optional[str]:
+        proxies = urllib.request.getproxies_environment()
+        if not proxies.get(scheme) or urllib.request.proxy_bypass_environment(host.rsplit(":", 1)[0], proxies):
+            return None
+        return proxies[scheme]
+
+    def _connection(self, scheme: str, netloc: str):
+        pool = getattr(self._local, "pool", None)
+        if pool is None:
+            pool = self._local.pool = {}
+        key = (scheme, netloc)
+        conn = pool.get(key)
+        if conn is None:
+            proxy = self._proxy_for(scheme, netloc)
+            target = urllib.parse.urlsplit(proxy).netloc if proxy else netloc
+            if scheme == "https":
+                conn = http.client.HTTPSConnection(target, timeout=CONNECT_TIMEOUT, context=self._ssl_context(netloc),
+                                                   blocksize=CHUNK_SIZE)
+            else:
+                conn = http.client.HTTPConnection(target, timeout=CONNECT_TIMEOUT, blocksize=CHUNK_SIZE)
+            if proxy and scheme == "https":
+                conn.set_tunnel(netloc)
+            conn._zeroimage_proxied = bool(proxy and scheme == "http")
+            pool[key] = conn
+        return conn
+
+    def _drop(self, scheme: str, netloc: str) -> None:
+        conn = getattr(self._local, "pool", {}).pop((scheme, netloc), None)
+        if conn is not None:
+            conn.close()
+
+    # -- requests --
+
+    def request(self, method: str, url: str, headers: Optional[Dict[str, str]] = None, body=None,
+                auth: Optional[str] = None, auth_host: Optional[str] = None,
+                length: Optional[int] = None) -> Response:
+        """Send one request (retrying idempotent ones, following redirects for GET/HEAD).
+
+        ``body`` is bytes, or a readable stream of ``length`` bytes sent in CHUNK_SIZE
+        pieces; either way it goes with a Content-Length, never chunked.
+        """
+        started = time.monotonic()
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            try:
+                response = self._send_following(method, url, headers or {}, (body, length), auth, auth_host)
+            except (OSError, http.client.HTTPException) as e:
+                # A connection dropped or timed out may work next time; a refusal or a bad name will not.
+                transient = not isinstance(e, (ConnectionRefusedError, socket.gaierror, ssl.SSLError))
+                if not transient or method not in IDEMPOTENT or not self._may_retry(attempt, started, None):
+                    raise _network_error(method, url, e)
+                delay = self._backoff(attempt)
+                log.debug("retrying %s %s in %.1fs after %s", method, _redact_url(url), delay, e)
+            else:
+                if response.status not in RETRY_STATUSES or method not in IDEMPOTENT \
+                        or not self._may_retry(attempt, started, response):
+                    return response
+                delay = self._retry_after(response) or self._backoff(attempt)
+                response.close()
+                log.debug("retrying %s %s in %.1fs after HTTP %d", method, _redact_url(url), delay, response.status)
+            time.sleep(delay)
+        raise AssertionError("unreachable")
+
+    @staticmethod
+    def _backoff(attempt: int) -> float:
+        return min(0.25 * (2 ** attempt), 8.0)
+
+    @staticmethod
+    def _retry_after(response: Response) -> Optional[float]:
+        value = (response.headers.get("Retry-After") or "").strip()
+        if value.isdigit():
+            return min(float(value), 30.0)
+        if value:
+            try:
+                when = email.utils.parsedate_to_datetime(value)
+                return max(0.0, min((when - datetime.datetime.now(datetime.timezone.utc)).total_seconds(), 30.0))
+            except (TypeError, ValueError):
+                return None
+        return None
+
+    def _may_retry(self, attempt: int, started: float, response: Optional[Response]) -> bool:
+        if attempt >= MAX_ATTEMPTS:
+            return False
+        wait = (self._retry_after(response) if response is not None else None) or self._backoff(attempt)
+        return time.monotonic() - started + wait <= MAX_RETRY_SECONDS
+
+    def _send_following(self, method, url, headers, body, auth, auth_host) -> Response:
+        for _ in range(MAX_REDIRECTS + 1):
+            parts = urllib.parse.urlsplit(url)
+            send_auth = auth if auth and parts.netloc == auth_host else None
+            response = self._send(method, parts, headers, body, send_auth)
+            if response.status not in (301, 302, 303, 307, 308) or method not in IDEMPOTENT:
+                return response
+            location = response.headers.get("Location")
+            response.close()
+            if not location:
+                raise RegistryError(response.status, method, url, "redirect without a Location")
+            url = urllib.parse.urljoin(url, location)
+        raise RegistryError(0, method, url, "more than %d redirects" % MAX_REDIRECTS)
+
+    def _send(self, method, parts, headers, body, auth) -> Response:
+        all_headers = {"User-Agent": "zeroimage/" + __version__}
+        all_headers.update(headers)
+        if auth:
+            all_headers["Authorization"] = auth
+        body, length = body
+        if isinstance(body, (bytes, bytearray)):
+            length = len(body)
+        if body is not None or method in ("PUT", "POST", "PATCH"):
+            all_headers["Content-Length"] = str(length or 0)
+        conn = self._connection(parts.scheme, parts.netloc)
+        path = urllib.parse.urlunsplit(("", "", parts.path or "/", parts.query, ""))
+        if conn._zeroimage_proxied:
+            path = urllib.parse.urlunsplit((parts.scheme, parts.netloc, parts.path or "/", parts.query, ""))
+        try:
+            conn.request(method, path, body=body, headers=all_headers)
+            if conn.sock is not None:
+                conn.sock.settimeout(READ_TIMEOUT)
+            raw = conn.getresponse()
+        except BaseException:
+            self._drop(parts.scheme, parts.netloc)
+            raise
+        response = Response(raw, conn, urllib.parse.urlunsplit(parts))
+        if method == "HEAD":
+            response.close()
+        return response
+
+
+def _redact_url(url: str) -> str:
+    """A URL fit for logs: the query (signatures, tokens) cut off."""
+    return url.split("?", 1)[0]
+
+
+def _network_error(method: str, url: str, error: Exception) -> "ZeroImageError":
+    host = urllib.parse.urlsplit(url).netloc
+    if isinstance(error, ssl.SSLCertVerificationError):
+        return ZeroImageError("TLS certificate of %s not trusted (%s); add its CA with SSL_CERT_FILE or "
+                              "/etc/docker/certs.d/%s/ca.crt, or use --insecure" % (host, error.verify_message, host))
+    if isinstance(error, socket.timeout):
+        return ZeroImageError("%s %s: timed out talking to %s" % (method, _redact_url(url), host))
+    reason = getattr(error, "strerror", None) or str(error) or type(error).__name__
+    return ZeroImageError("cannot reach %s (%s %s): %s" % (host, method, _redact_url(url), reason))
+
+
+# ---- Registry client ----
+
+_AUTH_TOKEN = r"[A-Za-z0-9!#$%&'*+.^_`|~-]+"
+_AUTH_ITEM_RE = re.compile(r'\s*(?:(%s)\s*=\s*("(?:[^"\\]|\\.)*"|[^\s,]*)|(%s)|,)' % (_AUTH_TOKEN, _AUTH_TOKEN))
+
+
+def parse_challenges(header: str) -> List[Tuple[str, Dict[str, str]]]:
+    """Parse ``WWW-Authenticate``: several challenges, quoted values with commas and escapes.
+
+    ``Bearer realm="https://a/token",service="reg",scope="repository:x:pull,push"``
+    → ``[("bearer", {"realm": ..., "service": ..., "scope": ...})]``.
+    """
+    challenges = []
+    pos, text = 0, header or ""
+    while pos < len(text):
+        match = _AUTH_ITEM_RE.match(text, pos)
+        if not match or match.end() == pos:
+            break
+        pos = match.end()
+        key, value, scheme = match.groups()
+        if scheme:
+            challenges.append((scheme.lower(), {}))
+        elif key and challenges:
+            if value.startswith('"'):
+                value = re.sub(r"\\(.)", r"\1", value[1:-1])
+            challenges[-1][1][key.lower()] = value
+    return challenges
+
+
+class Registry:
+    """One registry's API: auth (Basic, Bearer tokens cached per scope), manifests and blobs, all streaming."""
+
+    def __init__(self, host: str, transport: Optional[Transport] = None,
+                 credentials: Optional[Credentials] = None, environ=None, use_config: bool = True):
+        self.host = host                                    # as in references: docker.io, localhost:5000
+        self.api_host = DOCKER_HUB_API if host == DOCKER_HUB else host
+        self.transport = transport or Transport()
+        self._environ = os.environ if environ is None else environ
+        self._credentials = credentials
+        self._use_config = use_config and credentials is None
+        self._base = None                                   # https://host or http://host, after ping
+        self._challenge = None                              # (scheme, params) of /v2/
+        self._tokens = {}                                   # scopes -> (header, expiry)
+
+    # -- auth --
+
+    @property
+    def credentials(self) -> Optional[Credentials]:
+        if self._use_config:
+            self._credentials = resolve_credentials(self.host, self._environ)
+            self._use_config = False
+        return self._credentials
+
+    def ping(self) -> None:
+        """Find the scheme (HTTPS; HTTP only for loopback or --insecure) and the auth challenge."""
+        if self._base is not None:
+            return
+        schemes = ["https"]
+        if self.transport.insecure or _is_loopback(self.api_host):
+            schemes.append("http")
+        for scheme in schemes:
+            url = "%s://%s/v2/" % (scheme, self.api_host)
+            try:
+                response = self.transport.request("GET", url)
+            except ZeroImageError:
+                if scheme == schemes[-1]:
+                    raise
+                continue
+            response.read_capped(MAX_ERROR_BODY, "the /v2/ answer")
+            response.close()
+            if response.status == 401:
+                challenges = parse_challenges(response.headers.get("WWW-Authenticate", ""))
+                self._challenge = next((c for c in challenges if c[0] == "bearer"), None) or \
+                    next((c for c in challenges if c[0] == "basic"), None)
+            elif response.status not in (200, 404):
+                raise RegistryError(response.status, "GET", url, "the registry API check failed")
+            self._base = "%s://%s" % (scheme, self.api_host)
+            return
+
+    def _auth_header(self, scopes: Sequence[str], fresh: bool = False) -> Optional[str]:
+        self.ping()
+        if self._challenge is None:
+            return None
+        scheme, params = self._challenge
+        creds = self.credentials
+        if scheme == "basic":
+            if not creds or not creds.username:
+                return None
+            return "Basic " + base64.b64encode(("%s:%s" % (creds.username, creds.password)).encode()).decode()
+        if creds and creds.registry_token:
+            return "Bearer " + creds.registry_token
+        key = tuple(sorted(scopes))
+        cached = self._tokens.get(key)
+        if cached and not fresh and cached[1] > time.monotonic():
+            return cached[0]
+        token, expires_in = self._fetch_token(params, key, creds)
+        header = "Bearer " + token
+        self._tokens[key] = (header, time.monotonic() + max(expires_in - 10, 10))
+        return header
+
+    def _fetch_token(self, params: Dict[str, str], scopes: Sequence[str], creds: Optional[Credentials]):
+        realm = params.get("realm")
+        if not realm or urllib.parse.urlsplit(realm).scheme not in ("http", "https"):
+            raise AuthenticationError(401, "GET", self._base, "the registry's token realm %r is not a URL" % realm)
+        query = [("service", params["service"])] if params.get("service") else []
+        if creds and creds.identity_token:
+            form = query + [("grant_type", "refresh_token"), ("refresh_token", creds.identity_token),
+                            ("client_id", "zeroimage")] + ([("scope", " ".join(scopes))] if scopes else [])
+            response = self.transport.request("POST", realm, {"Content-Type": "application/x-www-form-urlencoded"},
+                                              urllib.parse.urlencode(form).encode())
+            if response.status != 404:
+                return self._token_answer(response, realm)
+            response.close()
+        url = realm + ("&" if "?" in realm else "?") + urllib.parse.urlencode(query + [("scope", s) for s in scopes])
+        auth = None
+        if creds and creds.username:
+            auth = "Basic " + base64.b64encode(("%s:%s" % (creds.username, creds.password)).encode()).decode()
+        response = self.transport.request("GET", url, auth=auth, auth_host=urllib.parse.urlsplit(url).netloc)
+        return self._token_answer(response, realm)
+
+    def _token_answer(self, response: Response, realm: str) -> Tuple[str, int]:
+        data = response.read_capped(MAX_TOKEN_BODY, "the token answer")
+        response.close()
+        if response.status in (401, 403):
+            raise AuthenticationError(response.status, "GET", _redact_url(realm),
+                                      "the token server refused the credentials")
+        if response.status != 200:
+            raise RegistryError(response.status, "GET", _redact_url(realm), "the token server answered %d" % response.status)
+        try:
+            answer = json.loads(data.decode("utf-8"))
+            token = answer.get("token") or answer.get("access_token")
+            expires_in = int(answer.get("expires_in") or 60)
+        except (ValueError, AttributeError, TypeError):
+            raise RegistryError(200, "GET", _redact_url(realm), "the token answer is not valid JSON")
+        if not isinstance(token, str) or not token:
+            raise RegistryError(200, "GET", _redact_url(realm), "the token answer holds no token")
+        return token, expires_in
+
+    def request(self, method: str, path: str, scopes: Sequence[str], headers=None, body=None,
+                ok: Sequence[int] = (200,), length: Optional[int] = None) -> Response:
+        """An API request with auth; on 401 one more try with a fresh token; an error for a status not in ``ok``.
+
+        A streamed body cannot be sent twice, so a request with one is not retried.
+        """
+        self.ping()
+        url = path if "://" in path else self._base + path
+        for fresh in (False, True):
+            auth = self._auth_header(scopes, fresh)
+            response = self.transport.request(method, url, headers, body, auth=auth, length=length,
+                                              auth_host=urllib.parse.urlsplit(self._base).netloc)
+            if response.status != 401 or fresh or not isinstance(body, (bytes, type(None))):
+                break
+            challenges = parse_challenges(response.headers.get("WWW-Authenticate", ""))
+            self._challenge = next((c for c in challenges if c[0] in ("bearer", "basic")), self._challenge)
+            if method != "HEAD":
+                response.read_capped(MAX_ERROR_BODY, "an error answer")
+            response.close()
+        if response.status in ok:
+            return response
+        raise self._error(response, method, url)
+
+    def _error(self, response: Response, method: str, url: str) -> "RegistryError":
+        body = b""
+        if method != "HEAD":
+            try:
+                body = response.read_capped(MAX_ERROR_BODY, "an error answer")
+            except (ZeroImageError, OSError, http.client.HTTPException):
+                pass
+        response.close()
+        errors = []
+        try:
+            errors = [e for e in json.loads(body.decode("utf-8")).get("errors", []) if isinstance(e, dict)]
+        except (ValueError, AttributeError, UnicodeDecodeError):
+            pass
+        detail = "; ".join("%s: %s" % (e.get("code", "?"), e.get("message", "")) for e in errors)
+        cls = {401: AuthenticationError, 403: AuthenticationError, 404: NotFoundError}.get(response.status, RegistryError)
+        return cls(response.status, method, _redact_url(url), detail, errors)
+
+    # -- manifests --
+
+    def get_manifest(self, repository: str, reference: str) -> Tuple[bytes, str, str]:
+        """(bytes, media type, digest) of a manifest or index, verified when asked by digest."""
+        response = self.request("GET", "/v2/%s/manifests/%s" % (repository, reference), [_pull(repository)],
+                                {"Accept": ", ".join(MANIFEST_ACCEPT)})
+        data = response.read_capped(MAX_JSON_SIZE, "manifest %s" % reference)
+        response.close()
+        digest = sha256_digest(data)
+        expected = reference if reference.startswith("sha256:") else response.headers.get("Docker-Content-Digest")
+        if expected and expected.startswith("sha256:") and expected != digest:
+            raise DigestMismatchError("manifest %s@%s" % (repository, reference), expected, digest)
+        media_type = (response.headers.get("Content-Type") or "").split(";")[0].strip()
+        try:
+            parsed = json.loads(data.decode("utf-8"))
+        except (ValueError, UnicodeDecodeError):
+            raise RegistryError(200, "GET", repository, "manifest %s is not valid JSON" % reference)
+        if not isinstance(parsed, dict) or parsed.get("schemaVersion") == 1 or media_type in DOCKER_SCHEMA1:
+            raise ZeroImageError("%s/%s:%s has a Docker schema 1 manifest, which zeroimage does not read; "
+                                 "re-push it with a current tool" % (self.host, repository, reference))
+        media_type = parsed.get("mediaType") or media_type
+        if media_type not in IMAGE_MANIFEST_TYPES + INDEX_TYPES:
+            raise ZeroImageError("%s/%s:%s is a %s, not an image" % (self.host, repository, reference, media_type or "manifest of unknown type"))
+        return data, media_type, digest
+
+    def manifest_exists(self, repository: str, digest: str) -> bool:
+        response = self.request("HEAD", "/v2/%s/manifests/%s" % (repository, digest), [_pull(repository)],
+                                {"Accept": ", ".join(MANIFEST_ACCEPT)}, ok=(200, 404))
+        return response.status == 200
+
+    def put_manifest(self, repository: str, reference: str, data: bytes, media_type: str, scopes) -> str:
+        response = self.request("PUT", "/v2/%s/manifests/%s" % (repository, reference), scopes,
+                                {"Content-Type": media_type}, data, ok=(200, 201, 202))
+        response.read_capped(MAX_ERROR_BODY, "the manifest answer")
+        response.close()
+        digest = sha256_digest(data)
+        answered = response.headers.get("Docker-Content-Digest")
+        if answered and answered != digest:
+            raise DigestMismatchError("the pushed manifest", digest, answered)
+        return digest
+
+    # -- blobs --
+
+    def blob_exists(self, repository: str, digest: str, scopes=None) -> bool:
+        response = self.request("HEAD", "/v2/%s/blobs/%s" % (repository, digest), scopes or [_pull(repository)],
+                                ok=(200, 404))
+        return response.status == 200
+
+    def open_blob(self, repository: str, digest: str, size: int) -> VerifyingReader:
+        """A verifying stream of a blob (redirects to other hosts followed without our Authorization)."""
+        response = self.request("GET", "/v2/%s/blobs/%s" % (repository, digest), [_pull(repository)])
+        return VerifyingReader(response, digest, size, "blob %s from %s/%s" % (digest, self.host, repository))
+
+    def mount_blob(self, repository: str, digest: str, source: str, scopes) -> bool:
+        """Cross-repository mount; False (and no error) when the registry would rather have an upload."""
+        try:
+            response = self.request("POST", "/v2/%s/blobs/uploads/?%s" % (
+                repository, urllib.parse.urlencode([("mount", digest), ("from", source)])), scopes, ok=(201, 202))
+        except RegistryError:
+            return False
+        response.read_capped(MAX_ERROR_BODY, "the mount answer")
+        response.close()
+        if response.status == 201:
+            return True
+        self._cancel(response)
+        return False
+
+    def _cancel(self, response: Response) -> None:
+        location = response.headers.get("Location")
+        if location:
+            with contextlib.suppress(ZeroImageError):
+                self.request("DELETE", urllib.parse.urljoin(self._base + "/", location), [], ok=(200, 202, 204, 404)).close()
+
+    def upload_blob(self, repository: str, blob: Blob, scopes) -> None:
+        """POST a session, then one PUT ``?digest=`` streaming the blob with its length."""
+        response = self.request("POST", "/v2/%s/blobs/uploads/" % repository, scopes, ok=(202,))
+        response.read_capped(MAX_ERROR_BODY, "the upload answer")
+        response.close()
+        location = response.headers.get("Location")
+        if not location:
+            raise RegistryError(202, "POST", repository, "upload started without a Location")
+        url = urllib.parse.urljoin(self._base + "/v2/%s/blobs/uploads/" % repository, location)
+        parts = urllib.parse.urlsplit(url)
+        query = urllib.parse.parse_qsl(parts.query, keep_blank_values=True) + [("digest", blob.digest)]
+        url = urllib.parse.urlunsplit((parts.scheme, parts.netloc, parts.path, urllib.parse.urlencode(query), ""))
+        with contextlib.closing(blob.open()) as body:
+            response = self.request("PUT", url, scopes, {"Content-Type": "application/octet-stream"}, body,
+                                    ok=(201, 204), length=blob.size)
+        response.read_capped(MAX_ERROR_BODY, "the upload answer")
+        response.close()
+
+
+def _pull(repository: str) -> str:
+    return "repository:%s:pull" % repository
+
+
+def _push(repository: str) -> str:
+    return "repository:%s:pull,push" % repository
+
+
+
+
 # ---- Operations ----
 
 
@@ -1090,6 +1855,7 @@ class BaseImage(NamedTuple):
     platform: Platform
     may_have_libc: bool                 # False for scratch and the minimal base
     name: str
+    annotations: Dict[str, str] = {}    # base.name / base.digest, when the base has a name
 
 
 class BuildResult(NamedTuple):
@@ -1120,15 +1886,21 @@ def _resolve_platform(requested: Optional[Platform], elf: Optional[ElfInfo], ent
     return requested
 
 
-def _archive_base(spec: str, platform: Platform) -> Tuple[BaseImage, Layout]:
+def _split_archive_spec(spec: str) -> Tuple[str, Optional[str]]:
+    """``PATH`` or ``PATH:NAME`` (NAME may hold ':' too, as in alpine:3.19)."""
     path, ref_name = spec, None
     colon = len(spec)
-    while not os.path.exists(path) and ":" in spec[:colon]:    # PATH:NAME, where NAME may hold ':' too
+    while not os.path.exists(path) and ":" in spec[:colon]:
         colon = spec.rindex(":", 0, colon)
         if os.path.exists(spec[:colon]):
             path, ref_name = spec[:colon], spec[colon + 1:]
     if not os.path.exists(path):
-        raise ZeroImageError("--from-archive %s: no such file or directory" % spec)
+        raise ZeroImageError("%s: no such file or directory" % spec)
+    return path, ref_name
+
+
+def _archive_base(spec: str, platform: Platform) -> Tuple[BaseImage, Layout]:
+    path, ref_name = _split_archive_spec(spec)
     layout = Layout(path)
     try:
         chosen = select_manifest(layout.candidates(), platform, ref_name, where=path)
@@ -1203,6 +1975,14 @@ def _minimal_base(platform: Platform, ca_bundle: Optional[str], environ, tmp, le
     return base, (layer, "zeroimage: minimal base (users root, nobody, nonroot; TLS roots)")
 
 
+def _layer_type_in(family: Dict[str, str], media_type: Optional[str]) -> Optional[str]:
+    """A base layer's media type said in the image's family, so one manifest never mixes OCI and Docker."""
+    for oci, docker in LAYER_TYPE_PAIRS:
+        if media_type in (oci, docker):
+            return docker if family is DOCKER_FAMILY else oci
+    return media_type
+
+
 def assemble_image(base: BaseImage, added: Sequence[Tuple[LayerResult, str]], entrypoint: Sequence[str],
                    created: str) -> Image:
     """Put new layers (each with its history line) on a base: config, manifest, and the blob list."""
@@ -1210,9 +1990,10 @@ def assemble_image(base: BaseImage, added: Sequence[Tuple[LayerResult, str]], en
     config = derive_config(base.config, base.platform,
                            [AddedLayer(layer.diff_id, why) for layer, why in added], entrypoint, created)
     config_blob = bytes_blob(canonical_json(config))
-    layer_descs = [desc for desc, _ in base.layers]
+    layer_descs = [dict(desc, mediaType=_layer_type_in(family, desc.get("mediaType"))) for desc, _ in base.layers]
     layer_descs += [descriptor(family["layer"], layer.blob.digest, layer.blob.size) for layer, _ in added]
-    manifest = make_manifest(family, descriptor(family["config"], config_blob.digest, config_blob.size), layer_descs)
+    manifest = make_manifest(family, descriptor(family["config"], config_blob.digest, config_blob.size), layer_descs,
+                             base.annotations)
     blobs = [blob for _, blob in base.layers] + [layer.blob for layer, _ in added]
     return Image(manifest, config, base.platform, blobs + [config_blob, bytes_blob(canonical_json(manifest))])
 
@@ -1227,41 +2008,435 @@ def write_image_archive(f, image: Image, name: Reference) -> None:
     write_archive(f, image.blobs, make_index(OCI_FAMILY, [manifest_desc]), docker_manifest)
 
 
+class Registries:
+    """One Registry client per host, sharing a Transport (and so its connections and TLS setup)."""
+
+    def __init__(self, insecure: bool = False, environ=None):
+        self.transport = Transport(insecure, environ)
+        self._environ = environ
+        self._clients = {}
+
+    def __call__(self, host: str) -> Registry:
+        if host not in self._clients:
+            self._clients[host] = Registry(host, self.transport, environ=self._environ)
+        return self._clients[host]
+
+
+def host_platform() -> Platform:
+    """The platform of this machine, as ``docker pull`` picks by default."""
+    return Platform.make("linux", os.uname().machine.lower()) if hasattr(os, "uname") else DEFAULT_PLATFORM
+
+
+def _is_attestation(desc: dict) -> bool:
+    annotations = desc.get("annotations") if isinstance(desc.get("annotations"), dict) else {}
+    platform = Platform.from_dict(desc.get("platform"))
+    return annotations.get(ANNOTATION_DOCKER_REFERENCE_TYPE) == "attestation-manifest" or \
+        (platform is not None and platform.os == "unknown")
+
+
+def _index_candidates(index: dict, where: str) -> List[Candidate]:
+    manifests = index.get("manifests") if isinstance(index, dict) else None
+    if not isinstance(manifests, list):
+        raise ZeroImageError("%s: the index has no manifests list" % where)
+    found = []
+    for desc in manifests:
+        _check_descriptor(desc, where)
+        if not _is_attestation(desc) and desc.get("mediaType") in IMAGE_MANIFEST_TYPES + (None,):
+            platform = Platform.from_dict(desc.get("platform"))
+            if platform is not None:
+                found.append(Candidate(desc, platform))
+    return found
+
+
+class RemoteImage(NamedTuple):
+    """A single-platform image in a registry: the exact manifest bytes and what they say."""
+
+    ref: Reference
+    digest: str
+    media_type: str
+    data: bytes
+    manifest: dict
+    platform: Optional[Platform]
+
+
+def _json_object(data: bytes, what: str) -> dict:
+    try:
+        value = json.loads(data.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        raise ZeroImageError("%s is not valid JSON" % what)
+    if not isinstance(value, dict):
+        raise ZeroImageError("%s is not a JSON object" % what)
+    return value
+
+
+def resolve_image(registry: Registry, ref: Reference, platform: Optional[Platform]) -> RemoteImage:
+    """The image manifest for ``platform`` (the one there is, if None), through an index when there is one."""
+    data, media_type, digest = registry.get_manifest(ref.repository, ref.digest or ref.tag)
+    chosen = None
+    if media_type in INDEX_TYPES:
+        candidates = _index_candidates(_json_object(data, "index %s" % (ref,)), str(ref))
+        if platform is None and len(candidates) == 1:
+            chosen = candidates[0]
+        else:
+            chosen = select_manifest(candidates, platform or host_platform(), where=str(ref))
+        data, media_type, digest = registry.get_manifest(ref.repository, chosen.descriptor["digest"])
+        if media_type not in IMAGE_MANIFEST_TYPES:
+            raise ZeroImageError("%s: the index entry for %s is not an image manifest" % (ref, chosen.platform))
+    manifest = _json_object(data, "manifest %s" % digest)
+    if not isinstance(manifest.get("layers"), list) or not isinstance(manifest.get("config"), dict):
+        raise ZeroImageError("%s: manifest %s has no config or layers" % (ref, digest))
+    return RemoteImage(ref, digest, media_type, data, manifest, chosen.platform if chosen else None)
+
+
+def _remote_blob(registry: Registry, repository: str, desc: dict) -> Blob:
+    digest, size = _check_descriptor(desc, repository)
+    return Blob(digest, size, lambda: registry.open_blob(repository, digest, size), (registry.host, repository))
+
+
+def _remote_json_blob(registry: Registry, repository: str, desc: dict, what: str) -> Tuple[bytes, dict]:
+    blob = _remote_blob(registry, repository, desc)
+    if blob.size > MAX_JSON_SIZE:
+        raise ZeroImageError("%s is %d bytes, over the %d-byte limit" % (what, blob.size, MAX_JSON_SIZE))
+    with contextlib.closing(blob.open()) as f:
+        data = f.read()
+    return data, _json_object(data, what)
+
+
+def registry_base(registries: Registries, text: str, platform: Platform) -> BaseImage:
+    """A base image from a registry: its config read now, its layers streamed when used."""
+    ref = Reference.parse(text)
+    registry = registries(ref.registry)
+    try:
+        image = resolve_image(registry, ref, platform)
+        _, config = _remote_json_blob(registry, ref.repository, image.manifest["config"], "config of %s" % (ref,))
+    except NotFoundError:
+        raise ZeroImageError("cannot pull %s: not found (is the name right? are you logged in? try: zeroimage login %s)"
+                             % (ref.familiar(), ref.registry))
+    found = image.platform or Platform.from_dict(config)
+    if image.platform is None and (found is None or not found.matches(platform)):
+        raise PlatformNotFoundError(platform, [found] if found else [], ref.familiar())
+    layers = [(desc, _remote_blob(registry, ref.repository, desc)) for desc in image.manifest["layers"]]
+    family = DOCKER_FAMILY if image.media_type == DOCKER_MANIFEST else OCI_FAMILY
+    name = str(ref.replace(digest=None)) if ref.tag else ref.name
+    annotations = {ANNOTATION_BASE_NAME: name, ANNOTATION_BASE_DIGEST: image.digest}
+    return BaseImage(config, layers, family, found or platform, True, ref.familiar(), annotations)
+
+
+def push_blobs(registry: Registry, repository: str, blobs: Sequence[Blob], scopes: Sequence[str]) -> Dict[str, int]:
+    """Make every blob present in ``repository``: skip, mount from a same-registry source, or upload."""
+    counts = {"skipped": 0, "mounted": 0, "uploaded": 0}
+    seen = set()
+    for blob in blobs:
+        if blob.digest in seen:
+            continue
+        seen.add(blob.digest)
+        if registry.blob_exists(repository, blob.digest, scopes):
+            counts["skipped"] += 1
+        elif blob.source and blob.source[0] == registry.host and blob.source[1] != repository \
+                and registry.mount_blob(repository, blob.digest, blob.source[1], scopes):
+            counts["mounted"] += 1
+        else:
+            registry.upload_blob(repository, blob, scopes)
+            counts["uploaded"] += 1
+    log.info("blobs: %d uploaded, %d mounted, %d already there",
+             counts["uploaded"], counts["mounted"], counts["skipped"])
+    return counts
+
+
+def _push_scopes(ref: Reference, blobs: Sequence[Blob]) -> List[str]:
+    """push,pull on the target and pull on each same-registry source, in one token (for mounts)."""
+    sources = sorted(set(b.source[1] for b in blobs if b.source and b.source[0] == ref.registry
+                         and b.source[1] != ref.repository))
+    return [_push(ref.repository)] + [_pull(s) for s in sources]
+
+
+def push_image(registries: Registries, ref: Reference, image: Image) -> str:
+    """Push an image's blobs, then its manifest (by tag, or by digest); returns the manifest digest."""
+    registry = registries(ref.registry)
+    scopes = _push_scopes(ref, image.blobs[:-1])
+    with _registry_context("push", ref):
+        push_blobs(registry, ref.repository, image.blobs[:-1], scopes)
+        return _put_manifest_blob(registry, ref, image.manifest_blob, image.manifest["mediaType"], scopes, ref.tag)
+
+
+def _put_manifest_blob(registry: Registry, ref: Reference, blob: Blob, media_type: str, scopes, tag) -> str:
+    with contextlib.closing(blob.open()) as f:
+        data = f.read()
+    return registry.put_manifest(ref.repository, tag or blob.digest, data, media_type, scopes)
+
+
+@contextlib.contextmanager
+def _registry_context(action: str, ref: Reference):
+    """Turn registry errors into one line that says what failed and what to try."""
+    try:
+        yield
+    except AuthenticationError as e:
+        raise ZeroImageError("cannot %s %s: access denied (%s); are you logged in? try: zeroimage login %s"
+                             % (action, ref.familiar(), e.detail or "HTTP %d" % e.status, ref.registry))
+    except NotFoundError as e:
+        raise ZeroImageError("cannot %s %s: not found (%s); is the name right? are you logged in? try: zeroimage login %s"
+                             % (action, ref.familiar(), e.detail or "HTTP 404", ref.registry))
+    except RegistryError as e:
+        raise ZeroImageError("cannot %s %s: %s" % (action, ref.familiar(), e))
+
+
+# -- pull --
+
+
+def _image_blobs(registry: Registry, ref: Reference, image_digest: str, data: bytes, manifest: dict,
+                 platform: Optional[Platform]) -> Image:
+    config_data, config = _remote_json_blob(registry, ref.repository, manifest["config"], "config of %s" % (ref,))
+    layers = [_remote_blob(registry, ref.repository, d) for d in manifest["layers"]]
+    config_blob = Blob(manifest["config"]["digest"], len(config_data), lambda: io.BytesIO(config_data))
+    manifest_blob = Blob(image_digest, len(data), lambda: io.BytesIO(data))
+    return Image(manifest, config, platform or Platform.from_dict(config) or DEFAULT_PLATFORM,
+                 layers + [config_blob, manifest_blob])
+
+
+def pull(ref_text: str, output: Optional[str] = None, *, platform: Optional[Platform] = None,
+         all_platforms: bool = False, insecure: bool = False, environ=None) -> Tuple[str, str]:
+    """Save an image (or, with ``all_platforms``, its whole index byte for byte) to an archive.
+
+    Returns (digest of what index.json points at, output path).
+    """
+    ref = Reference.parse(ref_text)
+    output = output or ref.repository.rsplit("/", 1)[-1] + ".tar"
+    registry = Registries(insecure, environ)(ref.registry)
+    with _registry_context("pull", ref), atomic_output(output) as out:
+        if not all_platforms:
+            remote = resolve_image(registry, ref, platform)
+            image = _image_blobs(registry, ref, remote.digest, remote.data, remote.manifest, remote.platform)
+            write_image_archive(out, image, ref if ref.tag else ref.replace(tag="latest", digest=None))
+            return image.digest, output
+        data, media_type, digest = registry.get_manifest(ref.repository, ref.digest or ref.tag)
+        blobs, top = [], descriptor(media_type, digest, len(data), annotations=_ref_annotations(ref))
+        if media_type in INDEX_TYPES:
+            for desc in _json_object(data, "index %s" % (ref,)).get("manifests") or []:
+                child_digest, _ = _check_descriptor(desc, str(ref))
+                child, child_type, _ = registry.get_manifest(ref.repository, child_digest)
+                if child_type not in IMAGE_MANIFEST_TYPES:
+                    raise ZeroImageError("%s: nested indexes are not supported (%s)" % (ref, child_digest))
+                blobs += _image_blobs(registry, ref, child_digest, child, _json_object(child, child_digest), None).blobs
+        else:
+            blobs += _image_blobs(registry, ref, digest, data, _json_object(data, digest), None).blobs[:-1]
+        blobs.append(Blob(digest, len(data), lambda: io.BytesIO(data)))
+        write_archive(out, blobs, make_index(OCI_FAMILY, [top]), None)
+        return digest, output
+
+
+def _ref_annotations(ref: Reference) -> Dict[str, str]:
+    named = ref if ref.tag else ref.replace(tag="latest", digest=None)
+    return {ANNOTATION_CONTAINERD_NAME: str(named.replace(digest=None)), ANNOTATION_REF_NAME: named.tag}
+
+
+# -- push an archive --
+
+
+def push_archive(spec: str, ref_text: str, *, insecure: bool = False, environ=None) -> str:
+    """Push what an archive holds (one image, or an index and all its children), manifests byte for byte."""
+    ref = Reference.parse(ref_text)
+    path, name = _split_archive_spec(spec)
+    registries = Registries(insecure, environ)
+    registry = registries(ref.registry)
+    with Layout(path) as layout, _registry_context("push", ref):
+        entries = [d for d in layout.index()["manifests"] if name is None or name in _ref_names(_desc_name(d))]
+        if len(set(d.get("digest") for d in entries)) != 1:
+            names = ", ".join(_desc_name(d) or d.get("digest", "?") for d in layout.index()["manifests"])
+            raise ArchiveError("%s holds %s; name one as %s:NAME (it has: %s)"
+                               % (path, "no such image" if not entries else "several images", path, names or "nothing"))
+        top = entries[0]
+        scopes = [_push(ref.repository)]
+        if top.get("mediaType") in INDEX_TYPES:
+            for child in layout.read_blob_json(top).get("manifests") or []:
+                _push_layout_image(registry, ref, layout, child, scopes, None)
+            data = layout.read_blob_bytes(top)
+            return registry.put_manifest(ref.repository, ref.tag or top["digest"], data, top["mediaType"], scopes)
+        return _push_layout_image(registry, ref, layout, top, scopes, ref.tag)
+
+
+def _desc_name(desc: dict) -> str:
+    annotations = desc.get("annotations") if isinstance(desc.get("annotations"), dict) else {}
+    return annotations.get(ANNOTATION_CONTAINERD_NAME) or annotations.get(ANNOTATION_REF_NAME) or ""
+
+
+def _push_layout_image(registry: Registry, ref: Reference, layout: "Layout", desc: dict, scopes, tag) -> str:
+    data = layout.read_blob_bytes(desc)
+    manifest = _json_object(data, "manifest %s" % desc.get("digest"))
+    blobs = [layout.blob(d) for d in (manifest.get("layers") or [])] + [layout.blob(manifest.get("config"))]
+    push_blobs(registry, ref.repository, blobs, scopes)
+    return registry.put_manifest(ref.repository, tag or desc["digest"], data,
+                                 manifest.get("mediaType") or desc.get("mediaType"), scopes)
+
+
+# -- inspect --
+
+
+def _human_size(size: int) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if size < 1000 or unit == "GB":
+            return ("%d %s" if unit == "B" else "%.1f %s") % (size, unit)
+        size /= 1000.0
+    return str(size)
+
+
+def _describe(name: str, digest: str, media_type: str, manifest: dict, config: dict, platforms) -> str:
+    runtime = config.get("config") if isinstance(config.get("config"), dict) else {}
+    lines = ["Name:        %s" % name, "Digest:      %s" % digest, "Media type:  %s" % media_type]
+    if platforms:
+        lines.append("Platforms:   %s" % ", ".join(platforms))
+    lines.append("Platform:    %s" % (Platform.from_dict(config) or "unknown"))
+    lines.append("Created:     %s" % config.get("created", ""))
+    layers = manifest.get("layers") or []
+    lines.append("Layers:      %d (%s)" % (len(layers), _human_size(sum(d.get("size", 0) for d in layers))))
+    for d in layers:
+        lines.append("  %s  %10s  %s" % (d.get("digest"), _human_size(d.get("size", 0)), d.get("mediaType", "")))
+    for key in ("Entrypoint", "Cmd", "Env", "User", "WorkingDir"):
+        value = runtime.get(key)
+        if value:
+            lines.append("%-12s %s" % (key + ":", json.dumps(value) if isinstance(value, list) else value))
+    return "\n".join(lines)
+
+
+def inspect(target: str, *, platform: Optional[Platform] = None, mode: str = "summary",
+            insecure: bool = False, environ=None) -> str:
+    """A summary of an image (``mode`` "summary"), its raw manifest ("raw") or its config ("config")."""
+    path, name = _split_archive_spec(target) if _looks_like_path(target) else (None, None)
+    if path is not None:
+        with Layout(path) as layout:
+            candidates = layout.candidates()
+            if platform is None and len(set(c.descriptor["digest"] for c in candidates)) == 1:
+                chosen = candidates[0]
+            else:
+                chosen = select_manifest(candidates, platform or host_platform(), name, where=path)
+            data = layout.read_blob_bytes(chosen.descriptor)
+            manifest = _json_object(data, chosen.descriptor["digest"])
+            config_data = layout.read_blob_bytes(manifest.get("config"))
+            platforms = sorted(set(str(c.platform) for c in candidates))
+            return _inspect_output(mode, chosen.ref_name or path, chosen.descriptor["digest"],
+                                   manifest.get("mediaType") or chosen.descriptor.get("mediaType", ""),
+                                   data, manifest, config_data, platforms if len(platforms) > 1 else [])
+    ref = Reference.parse(target)
+    registry = Registries(insecure, environ)(ref.registry)
+    with _registry_context("inspect", ref):
+        data, media_type, digest = registry.get_manifest(ref.repository, ref.digest or ref.tag)
+        platforms = []
+        if media_type in INDEX_TYPES:
+            platforms = [str(c.platform) for c in _index_candidates(_json_object(data, str(ref)), str(ref))]
+            if mode == "raw" and platform is None:
+                return data.decode("utf-8")
+        remote = resolve_image(registry, ref, platform)
+        config_data, _ = _remote_json_blob(registry, ref.repository, remote.manifest["config"], "config of %s" % (ref,))
+        return _inspect_output(mode, str(ref), digest, media_type, remote.data, remote.manifest, config_data, platforms)
+
+
+def _inspect_output(mode, name, digest, media_type, data, manifest, config_data, platforms) -> str:
+    if mode == "raw":
+        return data.decode("utf-8")
+    if mode == "config":
+        return config_data.decode("utf-8")
+    return _describe(name, digest, media_type, manifest, _json_object(config_data, "config"), platforms)
+
+
+def _looks_like_path(target: str) -> bool:
+    try:
+        _split_archive_spec(target)
+        return True
+    except ZeroImageError:
+        return False
+
+
+# -- login, logout, check-auth --
+
+
+def login(registry_text: str, username: str, password: str, *, insecure: bool = False, environ=None) -> str:
+    """Check the credentials against the registry, then store them; returns where they were stored."""
+    host = registry_host(registry_text)
+    creds = Credentials(username, password)
+    registry = Registry(host, Transport(insecure, environ), credentials=creds, environ=environ)
+    registry.ping()
+    try:
+        if registry._challenge is None:
+            log.warning("%s does not ask for credentials; storing them anyway", host)
+        elif registry._challenge[0] == "basic":
+            registry.request("GET", "/v2/", []).close()
+        else:
+            registry._auth_header([], fresh=True)
+    except AuthenticationError:
+        raise ZeroImageError("login to %s failed: wrong username or password; nothing was stored" % host)
+    return store_credentials(host, creds, environ)
+
+
+def logout(registry_text: str, environ=None) -> bool:
+    return erase_credentials(registry_host(registry_text), environ)
+
+
+def check_auth(ref_text: str, *, push: bool = False, insecure: bool = False, environ=None) -> Dict[str, bool]:
+    """Whether the current credentials may pull (and push) a repository, changing nothing visible.
+
+    The push check opens an upload session and cancels it.
+    """
+    ref = Reference.parse(ref_text)
+    registry = Registries(insecure, environ)(ref.registry)
+    result = {}
+    try:
+        registry.request("HEAD", "/v2/%s/manifests/%s" % (ref.repository, ref.digest or ref.tag),
+                         [_pull(ref.repository)], {"Accept": ", ".join(MANIFEST_ACCEPT)}, ok=(200, 404)).close()
+        result["pull"] = True
+    except AuthenticationError:
+        result["pull"] = False
+    if push:
+        try:
+            response = registry.request("POST", "/v2/%s/blobs/uploads/" % ref.repository, [_push(ref.repository)],
+                                        ok=(202,))
+            response.read_capped(MAX_ERROR_BODY, "the upload answer")
+            response.close()
+            registry._cancel(response)
+            result["push"] = True
+        except AuthenticationError:
+            result["push"] = False
+    return result
+
+
 def build(entrypoint: str, output: Optional[str] = None, *, base: Optional[str] = None,
           base_archive: Optional[str] = None, platform: Optional[Platform] = None,
           target: Optional[str] = None, tag: Optional[str] = None, compression_level: int = 6,
-          ca_bundle: Optional[str] = None, environ=None) -> BuildResult:
-    """Build ENTRYPOINT on a base and write the image to an OCI archive; return its digest.
+          ca_bundle: Optional[str] = None, push: Optional[str] = None, insecure: bool = False,
+          environ=None) -> BuildResult:
+    """Build ENTRYPOINT on a base and write the image to an OCI archive (or push it); return its digest.
 
-    ``base`` is None (the built-in minimal base), ``"scratch"``, or (later) a
-    registry reference; ``base_archive`` is an OCI layout tar or directory, with
-    an optional ``:NAME`` to choose among several images.
+    ``base`` is None (the built-in minimal base), ``"scratch"``, or a registry
+    reference; ``base_archive`` is an OCI layout tar or directory, with an
+    optional ``:NAME`` to choose among several images.  ``push`` is a reference
+    to push the result to instead of writing ``output``.
     """
     if base is not None and base_archive is not None:
         raise UsageError("give --from or --from-archive, not both")
-    if base not in (None, "scratch"):
-        raise ZeroImageError("--from %s: pulling bases from a registry is not supported yet; save the base with "
-                             "'skopeo copy docker://%s oci-archive:base.tar' and use --from-archive base.tar" % (base, base))
+    if push is not None and output is not None:
+        raise UsageError("give --push or -o, not both")
     if not 0 <= compression_level <= 9:
         raise UsageError("--compression-level must be 0 to 9")
     target = check_target(target or "/" + os.path.basename(entrypoint))
-    output = output or os.path.basename(entrypoint) + ".tar"
+    push_ref = Reference.parse(push) if push is not None else None
+    output = None if push_ref else output or os.path.basename(entrypoint) + ".tar"
     name = Reference.parse(tag or name_from_filename(entrypoint))
     if name.digest:
         raise InvalidReferenceError("--tag %s: an image name cannot carry a digest" % tag)
     created = rfc3339(created_timestamp(environ))
+    registries = Registries(insecure, environ)
     with contextlib.ExitStack() as stack:
         # Layers wait in anonymous files beside the output (same filesystem; gone when closed or killed).
-        scratch_dir = os.path.dirname(os.path.abspath(output))
+        scratch_dir = os.path.dirname(os.path.abspath(output)) if output else None
         scratch_file = lambda: stack.enter_context(tempfile.TemporaryFile(dir=scratch_dir))  # noqa: E731
         program = stack.enter_context(_open_entrypoint(entrypoint))
-        out = stack.enter_context(atomic_output(output))     # renamed into place last, removed on error
+        out = stack.enter_context(atomic_output(output)) if output else None   # renamed last, removed on error
         elf = read_elf(program)
         platform = _resolve_platform(platform, elf, entrypoint)
         added = []
         if base_archive is not None:
             base_image, layout = _archive_base(base_archive, platform)
             stack.callback(layout.close)
+        elif base not in (None, "scratch"):
+            base_image = registry_base(registries, base, platform)
         elif base == "scratch":
             base_image = BaseImage(base_config_for(platform), [], OCI_FAMILY, platform, False, "scratch")
         else:
@@ -1274,8 +2449,12 @@ def build(entrypoint: str, output: Optional[str] = None, *, base: Optional[str] 
         program_layer = build_layer([LayerEntry(target, "file", 0o755, source=program)], scratch_file(), compression_level)
         added.append((program_layer, "zeroimage: COPY %s %s" % (os.path.basename(entrypoint), target)))
         image = assemble_image(base_image, added, [target], created)
-        write_image_archive(out, image, name)
-    return BuildResult(image.digest, output, image.manifest, image.config, image.platform)
+        if push_ref is not None:
+            push_image(registries, push_ref, image)
+        else:
+            write_image_archive(out, image, name)
+    return BuildResult(image.digest, output or str(push_ref.replace(digest=image.digest)),
+                       image.manifest, image.config, image.platform)
 
 
 # ---- CLI ----
@@ -1311,6 +2490,17 @@ def _tag_arg(text: str) -> str:
     return text
 
 
+def _command(commands, name: str, help_text: str, description: str, examples: Sequence[str]):
+    return commands.add_parser(name, help=help_text, description=description,
+                               formatter_class=argparse.RawDescriptionHelpFormatter,
+                               epilog="examples:\n" + "\n".join("  " + e for e in examples))
+
+
+def _add_insecure(parser) -> None:
+    parser.add_argument("--insecure", action="store_true",
+                        help="allow plain HTTP and TLS certificates that do not verify")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="zeroimage",
@@ -1319,46 +2509,188 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version="zeroimage " + __version__)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    build_cmd = commands.add_parser(
-        "build", help="build an image from a program and a base",
-        description="Build the image that this Dockerfile would, without Docker:\n\n"
-                    "  FROM BASE\n  COPY ENTRYPOINT /ENTRYPOINT\n  ENTRYPOINT [\"/ENTRYPOINT\"]\n\n"
-                    "and write it as an OCI archive (with Docker's manifest.json) that skopeo,\n"
-                    "podman, docker and umoci read. Prints the image digest on stdout.",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="examples:\n"
-               "  zeroimage build ./app                          # minimal base (users, TLS roots) -> app.tar\n"
-               "  zeroimage build --from scratch ./app           # nothing but the program\n"
-               "  zeroimage build --from-archive alpine.tar -o app.tar -t app:1.0 ./app\n"
-               "  skopeo copy oci-archive:app.tar docker-daemon:app:1.0")
+    build_cmd = _command(
+        commands, "build", "build an image from a program and a base",
+        "Build the image that this Dockerfile would, without Docker:\n\n"
+        "  FROM BASE\n  COPY ENTRYPOINT /ENTRYPOINT\n  ENTRYPOINT [\"/ENTRYPOINT\"]\n\n"
+        "and write it as an OCI archive (with Docker's manifest.json) that skopeo,\n"
+        "podman, docker and umoci read, or push it. Prints the image digest on stdout\n"
+        "(with --push: the pushed reference with its digest).",
+        ["zeroimage build ./app                          # minimal base (users, TLS roots) -> app.tar",
+         "zeroimage build --from scratch ./app           # nothing but the program",
+         "zeroimage build --from alpine:3.19 --push registry.example.com/app:1 ./app",
+         "zeroimage build --from-archive alpine.tar -o app.tar -t app:1.0 ./app"])
     base = build_cmd.add_mutually_exclusive_group()
     base.add_argument("--from", dest="base", metavar="BASE",
-                      help="'scratch' for an empty base (default: the built-in minimal base)")
+                      help="a registry image, or 'scratch' for none (default: the built-in minimal base)")
     base.add_argument("--from-archive", metavar="PATH[:NAME]",
                       help="base from an OCI layout, as a tar archive or a directory")
     build_cmd.add_argument("--platform", type=_platform_arg, metavar="OS/ARCH[/VARIANT]",
                            help="target platform (default: read from the program's ELF header)")
-    build_cmd.add_argument("--target", type=_target_arg, metavar="PATH", help="where the program lands in the image (default: /NAME)")
-    build_cmd.add_argument("-o", "--output", metavar="PATH", help="archive to write (default: ./NAME.tar)")
+    build_cmd.add_argument("--target", type=_target_arg, metavar="PATH",
+                           help="where the program lands in the image (default: /NAME)")
+    output = build_cmd.add_mutually_exclusive_group()
+    output.add_argument("-o", "--output", metavar="PATH", help="archive to write (default: ./NAME.tar)")
+    output.add_argument("--push", type=_reference_arg, metavar="REF", help="push the image to a registry instead")
     build_cmd.add_argument("-t", "--tag", type=_tag_arg, metavar="NAME[:TAG]",
                            help="name of the image inside the archive (default: NAME:latest)")
     build_cmd.add_argument("--compression-level", type=int, choices=range(10), default=6, metavar="0-9",
                            help="gzip level of the new layers (default: 6)")
     build_cmd.add_argument("--ca-bundle", metavar="FILE",
                            help="TLS roots for the minimal base (default: the host's CA bundle)")
+    _add_insecure(build_cmd)
     build_cmd.add_argument("entrypoint", metavar="ENTRYPOINT", help="the program file")
     build_cmd.set_defaults(func=cmd_build)
+
+    pull_cmd = _command(
+        commands, "pull", "save an image from a registry to an archive",
+        "Save an image to an OCI archive (the format build writes). With --all-platforms\n"
+        "the index and every manifest are kept byte for byte, so digests survive a later push.\n"
+        "Prints the digest of the saved manifest or index.",
+        ["zeroimage pull alpine:3.19                     # this machine's platform -> alpine.tar",
+         "zeroimage pull --platform linux/arm64 -o base.tar alpine:3.19",
+         "zeroimage pull --all-platforms alpine:3.19     # then, offline: zeroimage build --from-archive alpine.tar ..."])
+    which = pull_cmd.add_mutually_exclusive_group()
+    which.add_argument("--platform", type=_platform_arg, metavar="OS/ARCH[/VARIANT]",
+                       help="the platform to save from an index (default: this machine's)")
+    which.add_argument("--all-platforms", action="store_true", help="save the whole index, every platform")
+    pull_cmd.add_argument("-o", "--output", metavar="PATH", help="archive to write (default: ./NAME.tar)")
+    _add_insecure(pull_cmd)
+    pull_cmd.add_argument("ref", type=_reference_arg, metavar="REF")
+    pull_cmd.set_defaults(func=cmd_pull)
+
+    push_cmd = _command(
+        commands, "push", "push an archive to a registry",
+        "Push what an archive holds (one image, or an index with all its children).\n"
+        "Manifests are sent byte for byte, so digests stay the same. Prints REF@DIGEST.",
+        ["zeroimage push app.tar registry.example.com/app:1",
+         "zeroimage push multi.tar:alpine:3.19 registry.example.com/mirror/alpine:3.19"])
+    push_cmd.add_argument("archive", metavar="ARCHIVE[:NAME]")
+    push_cmd.add_argument("ref", type=_reference_arg, metavar="REF")
+    _add_insecure(push_cmd)
+    push_cmd.set_defaults(func=cmd_push)
+
+    inspect_cmd = _command(
+        commands, "inspect", "describe an image in a registry or an archive",
+        "Show an image: media type, digest, platforms of an index, layers, entrypoint,\n"
+        "cmd, env and user; or its raw manifest (--raw) or config (--config).",
+        ["zeroimage inspect alpine:3.19", "zeroimage inspect --platform linux/arm64 --config alpine:3.19",
+         "zeroimage inspect --raw app.tar"])
+    inspect_cmd.add_argument("--platform", type=_platform_arg, metavar="OS/ARCH[/VARIANT]",
+                             help="which image of an index (default: this machine's)")
+    mode = inspect_cmd.add_mutually_exclusive_group()
+    mode.add_argument("--raw", dest="mode", action="store_const", const="raw", help="print the manifest as it is")
+    mode.add_argument("--config", dest="mode", action="store_const", const="config", help="print the image config")
+    _add_insecure(inspect_cmd)
+    inspect_cmd.add_argument("target", metavar="REF|ARCHIVE")
+    inspect_cmd.set_defaults(func=cmd_inspect, mode="summary")
+
+    login_cmd = _command(
+        commands, "login", "check and store credentials for a registry",
+        "Check the credentials against the registry, then store them as docker login does\n"
+        "(in the configured credential helper, else in $DOCKER_CONFIG/config.json).",
+        ["zeroimage login -u me ghcr.io                 # asks for the password",
+         "echo \"$TOKEN\" | zeroimage login -u me --password-stdin ghcr.io"])
+    login_cmd.add_argument("-u", "--username", metavar="USER")
+    secret = login_cmd.add_mutually_exclusive_group()
+    secret.add_argument("-p", "--password", metavar="PASS", help="the password (lands in shell history: prefer stdin)")
+    secret.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    _add_insecure(login_cmd)
+    login_cmd.add_argument("registry", metavar="REGISTRY")
+    login_cmd.set_defaults(func=cmd_login)
+
+    logout_cmd = _command(commands, "logout", "forget the credentials for a registry",
+                          "Remove a registry's credentials from config.json or its credential helper.",
+                          ["zeroimage logout ghcr.io"])
+    logout_cmd.add_argument("registry", metavar="REGISTRY")
+    logout_cmd.set_defaults(func=cmd_logout)
+
+    check_cmd = _command(
+        commands, "check-auth", "tell whether the credentials can pull (or push) a repository",
+        "Tell whether the current credentials can pull (with --push: and push) a repository,\n"
+        "without changing anything visible. Exit status 0 when all asked for is allowed.",
+        ["zeroimage check-auth ghcr.io/me/app", "zeroimage check-auth --push registry.example.com/team/app"])
+    check_cmd.add_argument("--push", action="store_true", help="check push access too")
+    _add_insecure(check_cmd)
+    check_cmd.add_argument("ref", type=_reference_arg, metavar="REF")
+    check_cmd.set_defaults(func=cmd_check_auth)
     return parser
+
+
+def _reference_arg(text: str) -> str:
+    try:
+        Reference.parse(text)
+    except InvalidReferenceError as e:
+        raise argparse.ArgumentTypeError(str(e))
+    return text
 
 
 def cmd_build(args) -> int:
     result = build(args.entrypoint, args.output, base=args.base, base_archive=args.from_archive,
                    platform=args.platform, target=args.target, tag=args.tag,
-                   compression_level=args.compression_level, ca_bundle=args.ca_bundle)
+                   compression_level=args.compression_level, ca_bundle=args.ca_bundle,
+                   push=args.push, insecure=args.insecure)
     layers = len(result.manifest["layers"])
-    log.info("wrote %s (%s, %d layer%s)", result.path, result.platform, layers, "" if layers == 1 else "s")
-    print(result.digest)
+    log.info("%s %s (%s, %d layer%s)", "pushed" if args.push else "wrote", result.path, result.platform,
+             layers, "" if layers == 1 else "s")
+    print(result.path if args.push else result.digest)
     return 0
+
+
+def cmd_pull(args) -> int:
+    digest, path = pull(args.ref, args.output, platform=args.platform, all_platforms=args.all_platforms,
+                        insecure=args.insecure)
+    log.info("wrote %s", path)
+    print(digest)
+    return 0
+
+
+def cmd_push(args) -> int:
+    digest = push_archive(args.archive, args.ref, insecure=args.insecure)
+    print(str(Reference.parse(args.ref).replace(digest=digest)))
+    return 0
+
+
+def cmd_inspect(args) -> int:
+    print(inspect(args.target, platform=args.platform, mode=args.mode, insecure=args.insecure))
+    return 0
+
+
+def cmd_login(args) -> int:
+    username, password = args.username, args.password
+    if password is not None:
+        log.warning("a password given with -p lands in your shell history; prefer --password-stdin")
+    if username is None:
+        if not sys.stdin.isatty():
+            raise UsageError("no username: give -u USER (and --password-stdin for the password)")
+        username = input("Username: ").strip()
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    elif password is None:
+        if not sys.stdin.isatty():
+            raise UsageError("no password: give --password-stdin and pipe it in")
+        password = getpass.getpass("Password: ")
+    if not username or not password:
+        raise UsageError("username and password must not be empty")
+    where = login(args.registry, username, password, insecure=args.insecure)
+    log.info("login succeeded; credentials stored in %s", where)
+    return 0
+
+
+def cmd_logout(args) -> int:
+    host = registry_host(args.registry)
+    if logout(args.registry):
+        log.info("removed the credentials for %s", host)
+    else:
+        log.info("not logged in to %s", host)
+    return 0
+
+
+def cmd_check_auth(args) -> int:
+    result = check_auth(args.ref, push=args.push, insecure=args.insecure)
+    for action, allowed in result.items():
+        print("%s: %s" % (action, "allowed" if allowed else "denied"))
+    return 0 if all(result.values()) else 1
 
 
 class _Terminated(BaseException):

@@ -256,7 +256,7 @@ def test_errors_are_one_line_and_leave_nothing(tmp_path, prog):
     fails(run_cli("build", "--from-archive", tmp_path / "nope.tar", prog), 1, "no such file")
     fails(run_cli("build", "-o", tmp_path / "dir", prog), 1, "is a directory")
     fails(run_cli("build", "-o", tmp_path / "no" / "such" / "x.tar", prog), 1, "cannot write")
-    fails(run_cli("build", "--from", "busybox:latest", "-o", tmp_path / "x.tar", prog), 1, "not supported yet", "--from-archive")
+    fails(run_cli("build", "--from", "127.0.0.1:1/nothing:1", "-o", tmp_path / "x.tar", prog), 1, "cannot reach 127.0.0.1:1")
     fails(run_cli("build", "-o", tmp_path / "x.tar", prog, env={"SOURCE_DATE_EPOCH": "soon"}), 1, "SOURCE_DATE_EPOCH")
     fails(run_cli("build", "--ca-bundle", tmp_path / "none.pem", "-o", tmp_path / "x.tar", prog), 1, "--ca-bundle")
     assert sorted(os.listdir(str(tmp_path))) == ["dir", "junk.tar", "prog"]

@@ -1,6 +1,7 @@
 """Unit tests of the pure parts: no network, no external tools."""
 
 import ast
+import dataclasses
 import gzip
 import io
 import json
@@ -36,7 +37,7 @@ from imagetools import OCI, LayoutBuilder, ref, sha256
     ("windows/amd64", ("windows", "amd64", "")),
 ])
 def test_platform_parse_normalises(text, expected):
-    assert tuple(Platform.parse(text)) == expected
+    assert dataclasses.astuple(Platform.parse(text)) == expected
 
 
 @pytest.mark.parametrize("text", ["", "linux", "amd64", "linux/", "/amd64", "linux/amd64/v8/x", "linux/am d64", "linux//v7"])
@@ -110,7 +111,7 @@ def test_select_manifest_same_image_twice_is_not_ambiguous():
     ("[::1]:5000/app", "[::1]:5000", "app", "latest", None),
 ])
 def test_reference_parse(text, registry, repository, tag, digest):
-    assert tuple(Reference.parse(text)) == (registry, repository, tag, digest)
+    assert dataclasses.astuple(Reference.parse(text)) == (registry, repository, tag, digest)
 
 
 @pytest.mark.parametrize("text, why", [

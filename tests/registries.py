@@ -1,0 +1,231 @@
+"""The real Debian docker-registry (distribution) on loopback, in three modes, and a small
+token server for its token auth: JWTs signed RS256 with the openssl CLI."""
+
+import base64
+import http.server
+import json
+import os
+import shutil
+import socket
+import ssl
+import subprocess
+import threading
+import time
+import urllib.parse
+import urllib.request
+
+SERVICE = "zeroimage-test"
+ISSUER = "zeroimage-test-issuer"
+USERS = {"alice": "wonderland", "bob": "builder"}
+REFRESH_TOKENS = {"alice-refresh-token": "alice"}
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def openssl(*args, **kwargs):
+    subprocess.run(["openssl"] + [str(a) for a in args], check=True, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL, **kwargs)
+
+
+def make_pki(directory):
+    """A CA, a server certificate for 127.0.0.1/localhost, and a token-signing certificate."""
+    d = str(directory)
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=zeroimage test CA",
+            "-keyout", d + "/ca.key", "-out", d + "/ca.crt")
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", d + "/server.key",
+            "-out", d + "/server.csr")
+    with open(d + "/ext.cnf", "w") as f:
+        f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n")
+    openssl("x509", "-req", "-in", d + "/server.csr", "-CA", d + "/ca.crt", "-CAkey", d + "/ca.key",
+            "-CAcreateserial", "-days", "2", "-extfile", d + "/ext.cnf", "-out", d + "/server.crt")
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=zeroimage token signer",
+            "-keyout", d + "/token.key", "-out", d + "/token.crt")
+    der = subprocess.run(["openssl", "x509", "-in", d + "/token.crt", "-outform", "DER"], check=True,
+                         stdout=subprocess.PIPE).stdout
+    return {"ca": d + "/ca.crt", "cert": d + "/server.crt", "key": d + "/server.key",
+            "token_key": d + "/token.key", "token_crt": d + "/token.crt", "token_x5c": base64.b64encode(der).decode()}
+
+
+def b64url(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+class TokenServer:
+    """Issues registry tokens: alice may do anything, bob may pull anything and push under bob/,
+    anyone may pull public/*. Records every request it answered."""
+
+    def __init__(self, pki):
+        self.pki = pki
+        self.requests = []
+        self.port = free_port()
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                parts = urllib.parse.urlsplit(self.path)
+                query = urllib.parse.parse_qs(parts.query)
+                user = None
+                auth = self.headers.get("Authorization", "")
+                if auth.startswith("Basic "):
+                    name, _, password = base64.b64decode(auth[6:]).decode().partition(":")
+                    if USERS.get(name) != password:
+                        return self.answer(401, {"details": "wrong credentials"})
+                    user = name
+                self.grant("GET", user, query.get("scope", []))
+
+            def do_POST(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                form = urllib.parse.parse_qs(self.rfile.read(length).decode())
+                user = REFRESH_TOKENS.get((form.get("refresh_token") or [""])[0])
+                if (form.get("grant_type") or [""])[0] != "refresh_token" or user is None:
+                    return self.answer(401, {"error": "invalid_grant"})
+                self.grant("POST", user, " ".join(form.get("scope", [])).split())
+
+            def grant(self, method, user, scopes):
+                server.requests.append({"method": method, "user": user, "scopes": list(scopes)})
+                access = []
+                for scope in scopes:
+                    kind, _, rest = scope.partition(":")
+                    name, _, actions = rest.rpartition(":")
+                    allowed = [a for a in actions.split(",") if server.allowed(user, name, a)]
+                    access.append({"type": kind, "name": name, "actions": allowed})
+                token = server.sign(user or "", access)
+                self.answer(200, {"token": token, "access_token": token, "expires_in": 300})
+
+            def answer(self, status, body):
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(pki["cert"], pki["key"])
+        self.httpd.socket = context.wrap_socket(self.httpd.socket, server_side=True)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+        self.realm = "https://127.0.0.1:%d/token" % self.port
+
+    @staticmethod
+    def allowed(user, repository, action):
+        if user == "alice":
+            return True
+        if action == "pull" and (user is not None or repository.startswith("public/")):
+            return True
+        return user == "bob" and repository.startswith("bob/")
+
+    def sign(self, subject, access):
+        now = int(time.time())
+        header = {"typ": "JWT", "alg": "RS256", "x5c": [self.pki["token_x5c"]]}
+        claims = {"iss": ISSUER, "sub": subject, "aud": SERVICE, "exp": now + 300, "nbf": now - 10,
+                  "iat": now, "jti": os.urandom(8).hex(), "access": access}
+        signing_input = b64url(json.dumps(header).encode()) + "." + b64url(json.dumps(claims).encode())
+        signature = subprocess.run(["openssl", "dgst", "-sha256", "-sign", self.pki["token_key"]],
+                                   input=signing_input.encode(), stdout=subprocess.PIPE, check=True).stdout
+        return signing_input + "." + b64url(signature)
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+class RegistryProcess:
+    """docker-registry serve CONFIG on a free loopback port."""
+
+    def __init__(self, binary, workdir, mode, pki=None, token_server=None):
+        self.mode = mode
+        self.port = free_port()
+        self.host = "127.0.0.1:%d" % self.port
+        os.makedirs(str(workdir), exist_ok=True)
+        lines = ["version: 0.1", "log:", "  level: error", "  accesslog:", "    disabled: true",
+                 "storage:", "  filesystem:", "    rootdirectory: %s/data" % workdir, "  delete:", "    enabled: true",
+                 "http:", "  addr: 127.0.0.1:%d" % self.port, "  secret: zeroimage-test-secret"]
+        self.tls = mode == "token"
+        if self.tls:
+            lines += ["  tls:", "    certificate: %s" % pki["cert"], "    key: %s" % pki["key"]]
+        if mode == "basic":
+            htpasswd = os.path.join(str(workdir), "htpasswd")
+            with open(htpasswd, "w") as f:
+                for user, password in USERS.items():
+                    f.write(subprocess.run(["htpasswd", "-Bbn", user, password], check=True,
+                                           stdout=subprocess.PIPE, universal_newlines=True).stdout.strip() + "\n")
+            lines += ["auth:", "  htpasswd:", "    realm: zeroimage-test", "    path: %s" % htpasswd]
+        elif mode == "token":
+            lines += ["auth:", "  token:", "    realm: %s" % token_server.realm, "    service: %s" % SERVICE,
+                      "    issuer: %s" % ISSUER, "    rootcertbundle: %s" % pki["token_crt"]]
+        config = os.path.join(str(workdir), "config.yml")
+        with open(config, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        self.log = open(os.path.join(str(workdir), "registry.log"), "w")
+        self.process = subprocess.Popen([binary, "serve", config], stdout=self.log, stderr=subprocess.STDOUT)
+        self._wait_ready(pki)
+
+    def _wait_ready(self, pki):
+        context = ssl.create_default_context(cafile=pki["ca"]) if self.tls else None
+        url = "%s://%s/v2/" % ("https" if self.tls else "http", self.host)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError("docker-registry exited: see %s" % self.log.name)
+            try:
+                urllib.request.urlopen(url, timeout=2, context=context).close()
+                return
+            except urllib.error.HTTPError:
+                return          # 401: up, and asking for auth
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("docker-registry did not start within 20 s")
+
+    def close(self):
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+        self.log.close()
+
+
+def write_helper(directory, store):
+    """A fake docker-credential-test helper on PATH, keeping its secrets in a JSON file."""
+    path = os.path.join(str(directory), "docker-credential-test")
+    with open(path, "w") as f:
+        f.write("""#!/usr/bin/env python3
+import json, sys
+STORE = %r
+try:
+    data = json.load(open(STORE))
+except (OSError, ValueError):
+    data = {}
+action = sys.argv[1]
+payload = sys.stdin.read()
+if action == "get":
+    entry = data.get(payload.strip())
+    if entry is None:
+        print("credentials not found in native keychain")
+        sys.exit(1)
+    json.dump({"ServerURL": payload.strip(), "Username": entry[0], "Secret": entry[1]}, sys.stdout)
+elif action == "store":
+    entry = json.loads(payload)
+    data[entry["ServerURL"]] = [entry["Username"], entry["Secret"]]
+    json.dump(data, open(STORE, "w"))
+elif action == "erase":
+    if data.pop(payload.strip(), None) is None:
+        print("credentials not found in native keychain")
+        sys.exit(1)
+    json.dump(data, open(STORE, "w"))
+""" % str(store))
+    os.chmod(path, 0o755)
+    return path
+
+
+def have(binary):
+    return shutil.which(binary) is not None
