@@ -50,3 +50,36 @@ def program(tmp_path, busybox):
     shutil.copyfile(busybox, str(path))
     os.chmod(str(path), 0o755)
     return path
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory):
+    need_tool("openssl")
+    import registries
+    return registries.make_pki(tmp_path_factory.mktemp("pki"))
+
+
+@pytest.fixture(scope="session")
+def token_server(pki):
+    import registries
+    server = registries.TokenServer(pki)
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="session")
+def registry_servers(tmp_path_factory, pki, token_server):
+    """Start each mode's docker-registry once, on first use."""
+    import registries
+    binary = need_tool("docker-registry")
+    need_tool("htpasswd")
+    started = {}
+
+    def get(mode):
+        if mode not in started:
+            started[mode] = registries.RegistryProcess(binary, tmp_path_factory.mktemp("registry-" + mode),
+                                                       mode, pki, token_server)
+        return started[mode]
+    yield get
+    for server in started.values():
+        server.close()

@@ -1,0 +1,254 @@
+"""zeroimage against the real docker-registry (distribution): open HTTP, htpasswd Basic auth,
+and token auth over TLS with the token server in registries.py."""
+
+import json
+import os
+import shutil
+
+import pytest
+
+import registries
+from conftest import need_tool
+from imagetools import DOCKER, LayoutBuilder, image_of, read_archive, ref, run_cli
+from test_interop import _real_base, run_image, sh
+
+pytestmark = pytest.mark.interop
+
+MODES = ["open", "basic", "token"]
+
+
+class Client:
+    """zeroimage as one user on one machine: its own DOCKER_CONFIG, trusting the test CA."""
+
+    def __init__(self, tmp_path, pki, server):
+        self.server = server
+        self.home = tmp_path / ("docker-config-" + server.mode)
+        self.env = {"DOCKER_CONFIG": str(self.home), "SSL_CERT_FILE": pki["ca"],
+                    "PATH": "%s:%s" % (tmp_path, os.environ.get("PATH", "")),
+                    "REGISTRY_AUTH_FILE": str(tmp_path / "no-podman-auth.json")}
+        self.certs = tmp_path / "skopeo-certs"
+        self.certs.mkdir(exist_ok=True)
+        shutil.copy(pki["ca"], str(self.certs / "ca.crt"))
+
+    def __call__(self, *args):
+        return run_cli(*args, env=self.env)
+
+    def ok(self, *args):
+        r = self(*args)
+        assert r.returncode == 0, r.stderr
+        assert "Traceback" not in r.stderr
+        return r
+
+    def login(self, user="alice"):
+        if self.server.mode != "open":
+            r = run_cli_stdin(self.env, registries.USERS[user] + "\n", "login", "-u", user, "--password-stdin",
+                              self.server.host)
+            assert r.returncode == 0, r.stderr
+
+    def ref(self, name):
+        return "%s/%s" % (self.server.host, name)
+
+    def skopeo(self, *args):
+        creds = ["--creds", "alice:wonderland"] if self.server.mode != "open" else []
+        tls = ["--cert-dir", str(self.certs)] if self.server.tls else ["--tls-verify=false"]
+        return sh(need_tool("skopeo"), *args[:1], *creds, *tls, *args[1:])
+
+
+def run_cli_stdin(env, stdin, *args):
+    import subprocess
+    import sys
+    from imagetools import MODULE
+    full = dict(os.environ)
+    full.update(env)
+    return subprocess.run([sys.executable, MODULE] + [str(a) for a in args], input=stdin, env=full,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, timeout=120)
+
+
+@pytest.fixture(params=MODES)
+def client(request, tmp_path, pki, registry_servers):
+    return Client(tmp_path, pki, registry_servers(request.param))
+
+
+@pytest.fixture
+def token_client(tmp_path, pki, registry_servers):
+    return Client(tmp_path, pki, registry_servers("token"))
+
+
+@pytest.fixture
+def busybox_program(tmp_path, busybox):
+    path = tmp_path / "src" / "busybox"
+    path.parent.mkdir()
+    shutil.copyfile(busybox, str(path))
+    os.chmod(str(path), 0o755)
+    return path
+
+
+def test_build_push_pull_run_and_push_back(tmp_path, client, busybox_program):
+    client.login()
+    target = client.ref("roundtrip/app:1")
+    pushed = client.ok("build", "--push", target, busybox_program).stdout.strip()
+    assert pushed.startswith(target + "@sha256:")
+    digest = pushed.split("@")[1]
+    info = json.loads(client.skopeo("inspect", "docker://" + target))
+    assert info["Digest"] == digest and info["Architecture"] == "amd64"
+    # pull it back, run it, push the archive elsewhere: same digest
+    archive = tmp_path / "pulled.tar"
+    assert client.ok("pull", "-o", archive, target).stdout.strip() == digest
+    _, out = run_image(tmp_path, "oci-archive:%s" % archive, ["/busybox", "sh", "-c", "grep -c : /etc/passwd"])
+    assert out.strip() == "3"
+    again = client.ok("push", archive, client.ref("roundtrip/copy:2")).stdout.strip()
+    assert again == client.ref("roundtrip/copy:2") + "@" + digest
+    summary = client.ok("inspect", target).stdout
+    assert digest in summary and '["/busybox"]' in summary and "Layers:      2" in summary
+
+
+def test_without_login_access_is_refused_clearly(client, busybox_program):
+    if client.server.mode == "open":
+        pytest.skip("the open registry lets everyone in")
+    r = client("build", "--push", client.ref("private/app:1"), busybox_program)
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert "access denied" in r.stderr and "zeroimage login %s" % client.server.host in r.stderr
+    r = client("check-auth", "--push", client.ref("private/app"))
+    assert r.returncode == 1 and "push: denied" in r.stdout
+
+
+def test_login_wrong_password_stores_nothing(client):
+    if client.server.mode == "open":
+        pytest.skip("the open registry takes any password")
+    r = run_cli_stdin(client.env, "not-the-password\n", "login", "-u", "alice", "--password-stdin", client.server.host)
+    assert r.returncode == 1 and "wrong username or password" in r.stderr and "not-the-password" not in r.stderr
+    assert not (client.home / "config.json").exists()
+    client.login()
+    config = json.loads((client.home / "config.json").read_text())
+    assert client.server.host in config["auths"]
+    assert oct(os.stat(str(client.home / "config.json")).st_mode & 0o777) == "0o600"
+    assert client.ok("check-auth", "--push", client.ref("any/repo")).stdout.split("\n")[:2] == ["pull: allowed", "push: allowed"]
+    client.ok("logout", client.server.host)
+    assert client.server.host not in json.loads((client.home / "config.json").read_text())["auths"]
+
+
+def test_anonymous_pull_with_token_auth(tmp_path, token_client, busybox_program):
+    token_client.login()
+    token_client.ok("build", "--from", "scratch", "--push", token_client.ref("public/base:1"), busybox_program)
+    token_client.ok("logout", token_client.server.host)
+    token_client.ok("pull", "-o", tmp_path / "anon.tar", token_client.ref("public/base:1"))
+    r = token_client("push", tmp_path / "anon.tar", token_client.ref("public/base:2"))
+    assert r.returncode == 1 and "access denied" in r.stderr
+
+
+def test_identity_token_exchange(tmp_path, token_client, token_server, busybox_program):
+    token_client.home.mkdir()
+    (token_client.home / "config.json").write_text(json.dumps(
+        {"auths": {token_client.server.host: {"identitytoken": "alice-refresh-token"}}}))
+    before = len(token_server.requests)
+    token_client.ok("build", "--push", token_client.ref("idtoken/app:1"), busybox_program)
+    posts = [r for r in token_server.requests[before:] if r["method"] == "POST"]
+    assert posts and all(r["user"] == "alice" for r in posts)
+
+
+def test_cross_repository_mount_uploads_only_new_blobs(tmp_path, token_client, token_server, busybox_program):
+    token_client.login()
+    token_client.ok("build", "--push", token_client.ref("mount/base:1"), busybox_program)
+    other = tmp_path / "other-program"
+    other.write_bytes(busybox_program.read_bytes() + b"\0")
+    before = len(token_server.requests)
+    r = token_client.ok("build", "--from", token_client.ref("mount/base:1"), "--push", token_client.ref("mount/app:1"),
+                        "--target", "/busybox", other)
+    assert "blobs: 2 uploaded, 2 mounted, 0 already there" in r.stderr     # new layer + config; base layers mounted
+    push_requests = [q for q in token_server.requests[before:] if "repository:mount/app:pull,push" in q["scopes"]]
+    assert push_requests and "repository:mount/base:pull" in push_requests[-1]["scopes"]
+    _, manifest, _, _ = image_of_remote(tmp_path, token_client, "mount/app:1")
+    base_digest = json.loads(token_client.skopeo("inspect", "--raw", "docker://" + token_client.ref("mount/base:1")))
+    assert manifest["annotations"]["org.opencontainers.image.base.name"] == token_client.ref("mount/base:1")
+    assert manifest["layers"][:2] == base_digest["layers"]
+
+
+def image_of_remote(tmp_path, client, name):
+    archive = tmp_path / (name.replace("/", "_").replace(":", "_") + ".tar")
+    client.ok("pull", "-o", archive, client.ref(name))
+    return image_of(str(archive))
+
+
+def test_credential_helper(tmp_path, pki, registry_servers, busybox_program):
+    client = Client(tmp_path, pki, registry_servers("basic"))
+    registries.write_helper(tmp_path, tmp_path / "helper-store.json")
+    client.home.mkdir()
+    (client.home / "config.json").write_text(json.dumps({"credHelpers": {client.server.host: "test"}, "x-kept": 1}))
+    client.login()
+    config = json.loads((client.home / "config.json").read_text())
+    assert config == {"credHelpers": {client.server.host: "test"}, "x-kept": 1}, "stored by the helper, not the file"
+    assert json.loads((tmp_path / "helper-store.json").read_text()) == {client.server.host: ["alice", "wonderland"]}
+    client.ok("build", "--push", client.ref("helper/app:1"), busybox_program)
+    client.ok("logout", client.server.host)
+    assert json.loads((tmp_path / "helper-store.json").read_text()) == {}
+    r = client("build", "--push", client.ref("helper/app:1"), busybox_program)
+    assert r.returncode == 1 and "access denied" in r.stderr
+
+
+def test_missing_helper_warns_and_tries_anonymous(tmp_path, pki, registry_servers, busybox_program):
+    """public/base:1 is pushed by test_anonymous_pull_with_token_auth; pushed here again in case it runs alone."""
+    (tmp_path / "pusher").mkdir()
+    pusher = Client(tmp_path / "pusher", pki, registry_servers("token"))
+    pusher.login()
+    pusher.ok("build", "--from", "scratch", "--push", pusher.ref("public/base:1"), busybox_program)
+    client = Client(tmp_path, pki, registry_servers("token"))
+    client.home.mkdir()
+    (client.home / "config.json").write_text(json.dumps({"credsStore": "nonexistent"}))
+    r = client.ok("pull", "-o", tmp_path / "x.tar", client.ref("public/base:1"))
+    assert "warning: credential helper docker-credential-nonexistent is not on PATH" in r.stderr
+
+
+def _multi_platform_base(tmp_path, busybox, family=None):
+    b = LayoutBuilder()
+    kwargs = {"family": family} if family else {}
+    amd = _real_base(b, busybox, **kwargs)
+    arm = _real_base(b, busybox, platform=("linux", "arm64", "v8"), **kwargs)
+    images = [amd, arm]
+    if family is None:
+        attestation = b.image([[("x", "file", b"{}", 0o644)]], {"config": {}}, platform=("unknown", "unknown", ""))
+        images.append(dict(attestation, annotations={"vnd.docker.reference.type": "attestation-manifest",
+                                                     "vnd.docker.reference.digest": amd["digest"]}))
+    top = b.index(images, **kwargs)
+    path = b.write_tar(tmp_path / "multi.tar", [ref(top, "multi")])
+    return path, b, amd, arm, top
+
+
+def test_multi_platform_base_from_registry(tmp_path, client, busybox, busybox_program):
+    client.login()
+    archive, b, amd, arm, top = _multi_platform_base(tmp_path, busybox)
+    pushed = client.ok("push", archive, client.ref("multi/base:1")).stdout.strip()
+    assert pushed.endswith("@" + top["digest"]), "an index is pushed byte for byte"
+    r = client.ok("build", "--from", client.ref("multi/base:1"), "--platform", "linux/arm64", "-o",
+                  tmp_path / "arm.tar", busybox_program)
+    _, manifest, config, _ = image_of(str(tmp_path / "arm.tar"))
+    assert (config["architecture"], config["variant"]) == ("arm64", "v8")
+    assert manifest["layers"][:2] == json.loads(b.blobs[arm["digest"]])["layers"]
+    assert manifest["annotations"]["org.opencontainers.image.base.digest"] == arm["digest"]
+    r = client("build", "--from", client.ref("multi/base:1"), "--platform", "linux/s390x", "-o",
+               tmp_path / "x.tar", busybox_program)
+    assert r.returncode == 1 and "linux/amd64, linux/arm64/v8" in r.stderr and "unknown" not in r.stderr
+    # all platforms, byte for byte, survive a pull and a push
+    client.ok("pull", "--all-platforms", "-o", tmp_path / "all.tar", client.ref("multi/base:1"))
+    assert "manifest.json" not in read_archive(str(tmp_path / "all.tar"))
+    again = client.ok("push", tmp_path / "all.tar", client.ref("multi/mirror:1")).stdout.strip()
+    assert again.endswith("@" + top["digest"])
+    summary = client.ok("inspect", client.ref("multi/base:1")).stdout
+    assert "Platforms:   linux/amd64, linux/arm64/v8" in summary
+    raw = client.ok("inspect", "--raw", client.ref("multi/base:1")).stdout
+    assert json.loads(raw)["manifests"][0]["digest"] == amd["digest"]
+    cfg = json.loads(client.ok("inspect", "--config", "--platform", "linux/arm64", client.ref("multi/base:1")).stdout)
+    assert cfg["architecture"] == "arm64"
+
+
+def test_docker_manifest_list_base(tmp_path, client, busybox, busybox_program):
+    client.login()
+    archive, b, amd, arm, top = _multi_platform_base(tmp_path, busybox, family=DOCKER)
+    client.ok("push", archive, client.ref("dockerlist/base:1"))
+    target = client.ref("dockerlist/app:1")
+    client.ok("build", "--from", client.ref("dockerlist/base:1"), "--push", target, busybox_program)
+    raw = json.loads(client.skopeo("inspect", "--raw", "docker://" + target))
+    assert raw["mediaType"] == DOCKER["manifest"] and raw["config"]["mediaType"] == DOCKER["config"]
+    assert {d["mediaType"] for d in raw["layers"]} == {DOCKER["layer"]}
+    client.ok("pull", "-o", tmp_path / "app.tar", target)
+    _, out = run_image(tmp_path, "oci-archive:%s" % (tmp_path / "app.tar"), ["/busybox", "cat", "/etc/base-release"])
+    assert out == "zeroimage test base 1.0\n"
