@@ -29,6 +29,7 @@ import logging
 import os
 import posixpath
 import re
+import shutil
 import signal
 import socket
 import ssl
@@ -1231,14 +1232,16 @@ def _entry_credentials(entry: dict, where: str) -> Optional[Credentials]:
     return creds if any(creds) else None
 
 
-def run_credential_helper(name: str, action: str, payload: str) -> Optional[str]:
+def run_credential_helper(name: str, action: str, payload: str, environ=None) -> Optional[str]:
     """Run ``docker-credential-NAME ACTION`` with an argument list; None when it has no credentials."""
+    environ = os.environ if environ is None else environ
     program = "docker-credential-" + name
-    try:
-        proc = subprocess.run([program, action], input=payload.encode("utf-8"), stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, timeout=60)
-    except FileNotFoundError:
+    found = shutil.which(program, path=environ.get("PATH", os.defpath))
+    if found is None:
         raise CredentialError("credential helper %s is not on PATH" % program)
+    try:
+        proc = subprocess.run([found, action], input=payload.encode("utf-8"), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, timeout=60)
     except (OSError, subprocess.TimeoutExpired) as e:
         raise CredentialError("credential helper %s failed to run: %s" % (program, e))
     out = proc.stdout.decode("utf-8", "replace")
@@ -1265,7 +1268,7 @@ def resolve_credentials(host: str, environ=None) -> Optional[Credentials]:
     helper = _helper_for(config, host)
     if helper:
         try:
-            out = run_credential_helper(helper, "get", _config_key(host))
+            out = run_credential_helper(helper, "get", _config_key(host), environ)
         except CredentialError as e:
             log.warning("%s; trying other credentials", e)
             out = None
@@ -1303,7 +1306,7 @@ def store_credentials(host: str, creds: Credentials, environ=None) -> str:
     if helper:
         payload = {"ServerURL": _config_key(host), "Username": creds.username or "<token>",
                    "Secret": creds.password or creds.identity_token}
-        run_credential_helper(helper, "store", json.dumps(payload))
+        run_credential_helper(helper, "store", json.dumps(payload), environ)
         return "credential helper docker-credential-" + helper
     auths = config.get("auths") if isinstance(config.get("auths"), dict) else {}
     entry = {"auth": base64.b64encode(("%s:%s" % (creds.username, creds.password)).encode()).decode()}
@@ -1323,7 +1326,7 @@ def erase_credentials(host: str, environ=None) -> bool:
     found = False
     helper = _helper_for(config, host)
     if helper:
-        found = run_credential_helper(helper, "erase", _config_key(host)) is not None
+        found = run_credential_helper(helper, "erase", _config_key(host), environ) is not None
     auths = config.get("auths") if isinstance(config.get("auths"), dict) else {}
     keys = [k for k in auths if _auth_entry({k: auths[k]}, host) is not None]
     for key in keys:
@@ -1623,16 +1626,20 @@ class Registry:
         schemes = ["https"]
         if self.transport.insecure or _is_loopback(self.api_host):
             schemes.append("http")
+        https_error = None
         for scheme in schemes:
             url = "%s://%s/v2/" % (scheme, self.api_host)
             try:
                 response = self.transport.request("GET", url)
-            except ZeroImageError:
+            except ZeroImageError as e:
+                https_error = https_error or e
                 if scheme == schemes[-1]:
-                    raise
+                    raise https_error
                 continue
             response.read_capped(MAX_ERROR_BODY, "the /v2/ answer")
             response.close()
+            if scheme == "http" and response.status == 400 and https_error:
+                raise https_error           # an HTTPS-only server: the TLS problem is the one to report
             if response.status == 401:
                 challenges = parse_challenges(response.headers.get("WWW-Authenticate", ""))
                 self._challenge = next((c for c in challenges if c[0] == "bearer"), None) or \

@@ -252,3 +252,30 @@ def test_docker_manifest_list_base(tmp_path, client, busybox, busybox_program):
     client.ok("pull", "-o", tmp_path / "app.tar", target)
     _, out = run_image(tmp_path, "oci-archive:%s" % (tmp_path / "app.tar"), ["/busybox", "cat", "/etc/base-release"])
     assert out == "zeroimage test base 1.0\n"
+
+
+def test_untrusted_tls_says_what_to_do_and_insecure_skips_it(tmp_path, pki, registry_servers, busybox_program):
+    server = registry_servers("token")
+    env = {"DOCKER_CONFIG": str(tmp_path / "cfg"), "SSL_CERT_FILE": "/dev/null", "SSL_CERT_DIR": str(tmp_path)}
+    (tmp_path / "pusher").mkdir()
+    pusher = Client(tmp_path / "pusher", pki, server)
+    pusher.login()
+    pusher.ok("build", "--from", "scratch", "--push", pusher.ref("public/tls:1"), busybox_program)
+    r = run_cli("pull", "-o", tmp_path / "x.tar", "%s/public/tls:1" % server.host, env=env)
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert "not trusted" in r.stderr and "SSL_CERT_FILE" in r.stderr and "/etc/docker/certs.d/" in r.stderr
+    r = run_cli("pull", "--insecure", "-o", tmp_path / "x.tar", "%s/public/tls:1" % server.host, env=env)
+    assert r.returncode == 0, r.stderr
+
+
+def test_certs_d_directory_is_trusted(tmp_path, pki, registry_servers, monkeypatch):
+    import zeroimage
+    server = registry_servers("token")
+    certs = tmp_path / "certs.d" / server.host
+    certs.mkdir(parents=True)
+    shutil.copy(pki["ca"], str(certs / "ca.crt"))
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    monkeypatch.setattr(zeroimage, "CERTS_DIRS", (str(tmp_path / "certs.d"),))
+    registry = zeroimage.Registry(server.host, zeroimage.Transport(), credentials=zeroimage.Credentials())
+    registry.ping()
+    assert registry._base == "https://" + server.host

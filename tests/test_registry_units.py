@@ -1,0 +1,247 @@
+"""Registry logic without a registry: challenges, credentials, hosts, and the transport against
+tiny loopback HTTP servers (redirects, retries, schema 1)."""
+
+import base64
+import http.server
+import json
+import os
+import threading
+
+import pytest
+
+import zeroimage
+from zeroimage import Credentials
+
+
+@pytest.mark.parametrize("header, expected", [
+    ('Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/busybox:pull"',
+     [("bearer", {"realm": "https://auth.docker.io/token", "service": "registry.docker.io",
+                  "scope": "repository:library/busybox:pull"})]),
+    ('Basic realm="Registry Realm"', [("basic", {"realm": "Registry Realm"})]),
+    ('Bearer realm="https://a/t",scope="repository:x:pull,push", error="insufficient_scope"',
+     [("bearer", {"realm": "https://a/t", "scope": "repository:x:pull,push", "error": "insufficient_scope"})]),
+    ('Basic realm="a, b", Bearer realm="https://t/token",service=s',
+     [("basic", {"realm": "a, b"}), ("bearer", {"realm": "https://t/token", "service": "s"})]),
+    ('Bearer realm="with \\"quotes\\""', [("bearer", {"realm": 'with "quotes"'})]),
+    ('', []),
+])
+def test_parse_challenges(header, expected):
+    assert zeroimage.parse_challenges(header) == expected
+
+
+@pytest.mark.parametrize("text, host", [
+    ("ghcr.io", "ghcr.io"), ("https://ghcr.io/v2/", "ghcr.io"), ("localhost:5000", "localhost:5000"),
+    ("docker.io", "docker.io"), ("index.docker.io", "docker.io"), ("https://index.docker.io/v1/", "docker.io"),
+    ("registry-1.docker.io", "docker.io"), ("GHCR.IO", "ghcr.io"),
+])
+def test_registry_host(text, host):
+    assert zeroimage.registry_host(text) == host
+
+
+@pytest.mark.parametrize("text", ["", "https://", "bad host", "a_b.com"])
+def test_registry_host_rejects(text):
+    with pytest.raises(zeroimage.InvalidReferenceError):
+        zeroimage.registry_host(text)
+
+
+@pytest.mark.parametrize("host, loopback", [
+    ("localhost", True), ("localhost:5000", True), ("127.0.0.1:5000", True), ("127.1.2.3", True),
+    ("[::1]:5000", True), ("10.0.0.1:5000", False), ("example.com", False), ("localhost.example.com", False),
+])
+def test_is_loopback(host, loopback):
+    assert zeroimage._is_loopback(host) is loopback
+
+
+def test_layer_types_follow_the_family():
+    oci, docker = zeroimage.LAYER_TYPE_PAIRS[0]
+    assert zeroimage._layer_type_in(zeroimage.DOCKER_FAMILY, oci) == docker
+    assert zeroimage._layer_type_in(zeroimage.OCI_FAMILY, docker) == oci
+    zstd = "application/vnd.oci.image.layer.v1.tar+zstd"
+    assert zeroimage._layer_type_in(zeroimage.DOCKER_FAMILY, zstd) == zstd
+
+
+def test_credentials_repr_hides_secrets():
+    assert "hunter2" not in repr(Credentials("me", "hunter2", "idtok", "regtok"))
+
+
+# ---- credentials ----
+
+
+def _env(tmp_path, config=None, podman=None):
+    env = {"DOCKER_CONFIG": str(tmp_path / "docker"), "PATH": os.environ.get("PATH", "")}
+    (tmp_path / "docker").mkdir(exist_ok=True)
+    if config is not None:
+        (tmp_path / "docker" / "config.json").write_text(json.dumps(config))
+    if podman is not None:
+        (tmp_path / "auth.json").write_text(json.dumps(podman))
+        env["REGISTRY_AUTH_FILE"] = str(tmp_path / "auth.json")
+    return env
+
+
+def _b64(text):
+    return base64.b64encode(text.encode()).decode()
+
+
+@pytest.mark.parametrize("key", ["reg.example.com", "https://reg.example.com", "https://reg.example.com/v1/",
+                                 "http://reg.example.com/v2/"])
+def test_auths_under_any_key_spelling(tmp_path, key):
+    env = _env(tmp_path, {"auths": {key: {"auth": _b64("me:pw:with:colons")}}})
+    assert zeroimage.resolve_credentials("reg.example.com", env) == Credentials("me", "pw:with:colons")
+
+
+def test_docker_hub_legacy_key_and_tokens(tmp_path):
+    env = _env(tmp_path, {"auths": {"https://index.docker.io/v1/": {"username": "u", "password": "p"},
+                                    "ghcr.io": {"identitytoken": "refresh"}, "quay.io": {"registrytoken": "bearer"}}})
+    assert zeroimage.resolve_credentials("docker.io", env) == Credentials("u", "p")
+    assert zeroimage.resolve_credentials("ghcr.io", env) == Credentials(identity_token="refresh")
+    assert zeroimage.resolve_credentials("quay.io", env) == Credentials(registry_token="bearer")
+    assert zeroimage.resolve_credentials("other.io", env) is None
+
+
+def test_podman_auth_file_is_a_fallback(tmp_path):
+    env = _env(tmp_path, {"auths": {"a.io": {"auth": _b64("docker:1")}}},
+               {"auths": {"a.io": {"auth": _b64("podman:2")}, "b.io": {"auth": _b64("podman:3")}}})
+    assert zeroimage.resolve_credentials("a.io", env) == Credentials("docker", "1")
+    assert zeroimage.resolve_credentials("b.io", env) == Credentials("podman", "3")
+
+
+def test_helper_precedence_and_protocol(tmp_path):
+    import registries
+    registries.write_helper(tmp_path, tmp_path / "store.json")
+    (tmp_path / "store.json").write_text(json.dumps({"a.io": ["helper-user", "s3cret"], "t.io": ["<token>", "idtok"]}))
+    env = _env(tmp_path, {"credHelpers": {"a.io": "test", "t.io": "test", "c.io": "test"},
+                          "auths": {"a.io": {"auth": _b64("file:x")}, "c.io": {"auth": _b64("file:c")}}})
+    env["PATH"] = "%s:%s" % (tmp_path, env["PATH"])
+    assert zeroimage.resolve_credentials("a.io", env) == Credentials("helper-user", "s3cret")
+    assert zeroimage.resolve_credentials("t.io", env) == Credentials(identity_token="idtok")
+    assert zeroimage.resolve_credentials("c.io", env) == Credentials("file", "c"), "helper had none: auths next"
+
+
+def test_corrupt_config_is_a_clear_error(tmp_path):
+    env = _env(tmp_path)
+    (tmp_path / "docker" / "config.json").write_text("{not json")
+    with pytest.raises(zeroimage.CredentialError, match="config.json is not valid JSON"):
+        zeroimage.resolve_credentials("a.io", env)
+    with pytest.raises(zeroimage.CredentialError):
+        zeroimage.store_credentials("a.io", Credentials("u", "p"), env)
+    assert (tmp_path / "docker" / "config.json").read_text() == "{not json", "never silently overwritten"
+
+
+def test_store_keeps_other_keys_and_is_private(tmp_path):
+    env = _env(tmp_path, {"auths": {"other.io": {"auth": "b3RoZXI6eA=="}}, "psFormat": "table", "proxies": {"x": 1}})
+    zeroimage.store_credentials("docker.io", Credentials("me", "pw"), env)
+    path = tmp_path / "docker" / "config.json"
+    config = json.loads(path.read_text())
+    assert config["psFormat"] == "table" and config["proxies"] == {"x": 1} and "other.io" in config["auths"]
+    assert config["auths"]["https://index.docker.io/v1/"] == {"auth": _b64("me:pw")}
+    assert os.stat(str(path)).st_mode & 0o777 == 0o600
+    assert zeroimage.erase_credentials("docker.io", env) is True
+    assert zeroimage.erase_credentials("docker.io", env) is False
+    assert "https://index.docker.io/v1/" not in json.loads(path.read_text())["auths"]
+
+
+# ---- transport, against loopback servers ----
+
+
+class Server:
+    """A loopback HTTP server whose handler answers from ``routes``: path -> callable(handler)."""
+
+    def __init__(self, routes):
+        self.seen = []
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                server.seen.append((self.command, self.path, dict(self.headers)))
+                routes.get(self.path.split("?")[0], lambda h: h.reply(404, b"{}"))(self)
+
+            do_HEAD = do_PUT = do_POST = do_GET
+
+            def reply(self, status, body=b"", headers=()):
+                self.send_response(status)
+                for key, value in headers:
+                    self.send_header(key, value)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(body)
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = "http://127.0.0.1:%d" % self.httpd.server_port
+        self.netloc = "127.0.0.1:%d" % self.httpd.server_port
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def servers():
+    started = []
+
+    def start(routes):
+        started.append(Server(routes))
+        return started[-1]
+    yield start
+    for s in started:
+        s.close()
+
+
+def test_redirect_to_another_host_drops_authorization(servers):
+    cdn = servers({"/blob": lambda h: h.reply(200, b"payload")})
+    registry = servers({"/v2/r/blobs/x": lambda h: h.reply(307, headers=[("Location", cdn.url + "/blob?sig=1")]),
+                        "/local": lambda h: h.reply(302, headers=[("Location", "/v2/r/blobs/y")]),
+                        "/v2/r/blobs/y": lambda h: h.reply(200, b"same host")})
+    transport = zeroimage.Transport()
+    r = transport.request("GET", registry.url + "/v2/r/blobs/x", auth="Bearer SECRET", auth_host=registry.netloc)
+    assert r.read() == b"payload"
+    r.close()
+    assert registry.seen[0][2].get("Authorization") == "Bearer SECRET"
+    assert "Authorization" not in cdn.seen[0][2] and cdn.seen[0][1] == "/blob?sig=1"
+    r = transport.request("GET", registry.url + "/local", auth="Bearer SECRET", auth_host=registry.netloc)
+    assert r.read() == b"same host"
+    r.close()
+    assert registry.seen[-1][2].get("Authorization") == "Bearer SECRET", "a redirect back to the registry keeps it"
+
+
+def test_retries_503_honouring_retry_after(servers):
+    answers = [503, 429, 200]
+
+    def flaky(h):
+        status = answers.pop(0)
+        h.reply(status, b"ok" if status == 200 else b"busy", headers=[("Retry-After", "0")])
+    server = servers({"/x": flaky})
+    r = zeroimage.Transport().request("GET", server.url + "/x")
+    assert r.status == 200 and r.read() == b"ok" and len(server.seen) == 3
+
+
+def test_post_is_not_retried(servers):
+    server = servers({"/x": lambda h: h.reply(503, b"busy")})
+    r = zeroimage.Transport().request("POST", server.url + "/x", body=b"data")
+    assert r.status == 503 and len(server.seen) == 1
+
+
+def test_schema1_manifest_is_refused(servers):
+    schema1 = json.dumps({"schemaVersion": 1, "name": "old", "tag": "1", "fsLayers": []}).encode()
+    server = servers({"/v2/": lambda h: h.reply(200, b"{}"),
+                      "/v2/old/manifests/1": lambda h: h.reply(200, schema1, [(
+                          "Content-Type", "application/vnd.docker.distribution.manifest.v1+prettyjws")])})
+    registry = zeroimage.Registry(server.netloc, zeroimage.Transport(), credentials=Credentials())
+    with pytest.raises(zeroimage.ZeroImageError, match="schema 1"):
+        registry.get_manifest("old", "1")
+
+
+def test_manifest_digest_header_is_checked(servers):
+    body = json.dumps({"schemaVersion": 2, "mediaType": zeroimage.OCI_MANIFEST, "config": {}, "layers": []}).encode()
+    server = servers({"/v2/": lambda h: h.reply(200, b"{}"),
+                      "/v2/a/manifests/1": lambda h: h.reply(200, body, [
+                          ("Docker-Content-Digest", "sha256:" + "0" * 64)])})
+    registry = zeroimage.Registry(server.netloc, zeroimage.Transport(), credentials=Credentials())
+    with pytest.raises(zeroimage.DigestMismatchError):
+        registry.get_manifest("a", "1")
