@@ -1797,9 +1797,17 @@ class Registry:
         return response.status == 200
 
     def open_blob(self, repository: str, digest: str, size: int) -> VerifyingReader:
-        """A verifying stream of a blob (redirects to other hosts followed without our Authorization)."""
-        response = self.request("GET", "/v2/%s/blobs/%s" % (repository, digest), [_pull(repository)])
-        return VerifyingReader(response, digest, size, "blob %s from %s/%s" % (digest, self.host, repository))
+        """A verifying stream of a blob (redirects to other hosts followed without our Authorization).
+
+        A download that breaks off resumes with ``Range`` (or starts over when the server ignores it).
+        """
+        path = "/v2/%s/blobs/%s" % (repository, digest)
+
+        def fetch(offset: int) -> Response:
+            headers = {"Range": "bytes=%d-" % offset} if offset else {}
+            return self.request("GET", path, [_pull(repository)], headers, ok=(200, 206))
+        return VerifyingReader(_ResumingReader(fetch, size), digest, size,
+                               "blob %s from %s/%s" % (digest, self.host, repository))
 
     def mount_blob(self, repository: str, digest: str, source: str, scopes) -> bool:
         """Cross-repository mount; False (and no error) when the registry would rather have an upload."""
@@ -1838,6 +1846,50 @@ class Registry:
                                     ok=(201, 204), length=blob.size)
         response.read_capped(MAX_ERROR_BODY, "the upload answer")
         response.close()
+
+
+class _ResumingReader:
+    """Reads ``size`` bytes from ``fetch(offset)`` answers, picking up after a broken connection."""
+
+    MAX_RESUMES = 3
+
+    def __init__(self, fetch, size: int):
+        self._fetch = fetch
+        self._size = size
+        self._done = 0
+        self._resumes = 0
+        self._response = fetch(0)
+
+    def read(self, n: int = -1) -> bytes:
+        while True:
+            try:
+                data = self._response.read(n)
+            except (OSError, http.client.HTTPException) as e:
+                data, error = b"", e
+            else:
+                error = None
+            if data or self._done >= self._size or n == 0:
+                self._done += len(data)
+                return data
+            if self._resumes >= self.MAX_RESUMES:
+                if error is not None:
+                    raise _network_error("GET", self._response.url, error)
+                return b""
+            self._resumes += 1
+            log.debug("download of %s broke off at %d of %d bytes; resuming",
+                      _redact_url(self._response.url), self._done, self._size)
+            self._response.close()
+            self._response = self._fetch(self._done)
+            if self._response.status == 200:        # the server ignored Range: skip what we have
+                copy_stream(self._response, _Discard(), self._done)
+
+    def close(self) -> None:
+        self._response.close()
+
+
+class _Discard:
+    def write(self, data) -> int:
+        return len(data)
 
 
 def _pull(repository: str) -> str:

@@ -245,3 +245,32 @@ def test_manifest_digest_header_is_checked(servers):
     registry = zeroimage.Registry(server.netloc, zeroimage.Transport(), credentials=Credentials())
     with pytest.raises(zeroimage.DigestMismatchError):
         registry.get_manifest("a", "1")
+
+
+def test_broken_blob_download_resumes_with_range(servers):
+    data = os.urandom(300000)
+    digest = "sha256:" + __import__("hashlib").sha256(data).hexdigest()
+    calls = []
+
+    def blob(h):
+        calls.append(h.headers.get("Range"))
+        if len(calls) == 1:                 # promise everything, send a third, hang up
+            h.send_response(200)
+            h.send_header("Content-Length", str(len(data)))
+            h.end_headers()
+            h.wfile.write(data[:100000])
+            h.wfile.flush()
+            h.close_connection = True
+            return
+        start = int(h.headers["Range"][6:-1])
+        h.reply(206, data[start:], [("Content-Range", "bytes %d-%d/%d" % (start, len(data) - 1, len(data)))])
+    server = servers({"/v2/": lambda h: h.reply(200, b"{}"), "/v2/r/blobs/" + digest: blob})
+    registry = zeroimage.Registry(server.netloc, zeroimage.Transport(), credentials=Credentials())
+    reader = registry.open_blob("r", digest, len(data))
+    got = b""
+    while True:
+        chunk = reader.read(65536)
+        if not chunk:
+            break
+        got += chunk
+    assert got == data and calls == [None, "bytes=100000-"]
