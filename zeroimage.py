@@ -2722,7 +2722,9 @@ def cmd_login(args) -> int:
     if username is None:
         if not sys.stdin.isatty():
             raise UsageError("no username: give -u USER (and --password-stdin for the password)")
-        username = input("Username: ").strip()
+        sys.stderr.write("Username: ")       # prompts go to stderr: stdout is for results
+        sys.stderr.flush()
+        username = sys.stdin.readline().strip()
     if args.password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
     elif password is None:

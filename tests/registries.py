@@ -5,6 +5,7 @@ import base64
 import http.server
 import json
 import os
+import select
 import shutil
 import socket
 import ssl
@@ -229,3 +230,48 @@ elif action == "erase":
 
 def have(binary):
     return shutil.which(binary) is not None
+
+
+class ConnectProxy:
+    """An HTTPS proxy (CONNECT tunnels only) on loopback that records the hosts it tunnelled to."""
+
+    def __init__(self):
+        self.tunnels = []
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_CONNECT(self):
+                proxy.tunnels.append(self.path)
+                host, _, port = self.path.rpartition(":")
+                try:
+                    upstream = socket.create_connection((host, int(port)), timeout=10)
+                except OSError:
+                    self.send_error(502)
+                    return
+                self.send_response(200, "Connection established")
+                self.end_headers()
+                self.close_connection = True
+                sockets = [self.connection, upstream]
+                try:
+                    while True:
+                        readable, _, _ = select.select(sockets, [], [], 30)
+                        if not readable:
+                            return
+                        for sock in readable:
+                            data = sock.recv(65536)
+                            if not data:
+                                return
+                            (upstream if sock is self.connection else self.connection).sendall(data)
+                finally:
+                    upstream.close()
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = "http://127.0.0.1:%d" % self.httpd.server_port
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()

@@ -279,3 +279,23 @@ def test_certs_d_directory_is_trusted(tmp_path, pki, registry_servers, monkeypat
     registry = zeroimage.Registry(server.host, zeroimage.Transport(), credentials=zeroimage.Credentials())
     registry.ping()
     assert registry._base == "https://" + server.host
+
+
+def test_https_proxy_from_the_environment(tmp_path, pki, registry_servers, busybox_program):
+    server = registry_servers("token")
+    client = Client(tmp_path, pki, server)
+    client.login()
+    client.ok("build", "--from", "scratch", "--push", client.ref("proxied/app:1"), busybox_program)
+    proxy = registries.ConnectProxy()
+    try:
+        env = dict(client.env, HTTPS_PROXY=proxy.url, NO_PROXY="")
+        r = run_cli("pull", "-o", tmp_path / "p.tar", client.ref("proxied/app:1"), env=env)
+        assert r.returncode == 0, r.stderr
+        assert server.host in proxy.tunnels, "registry traffic went through the proxy"
+        bypass = registries.ConnectProxy()
+        r = run_cli("pull", "-o", tmp_path / "q.tar", client.ref("proxied/app:1"),
+                    env=dict(client.env, HTTPS_PROXY=bypass.url, NO_PROXY="127.0.0.1"))
+        bypass.close()
+        assert r.returncode == 0 and bypass.tunnels == [], "NO_PROXY is honoured"
+    finally:
+        proxy.close()
