@@ -3,13 +3,18 @@ and token auth over TLS with the token server in registries.py."""
 
 import json
 import os
+import pty
+import select
 import shutil
+import subprocess
+import sys
+import time
 
 import pytest
 
 import registries
 from conftest import need_tool
-from imagetools import DOCKER, LayoutBuilder, image_of, read_archive, ref, run_cli
+from imagetools import DOCKER, MODULE, LayoutBuilder, image_of, read_archive, ref, run_cli
 from test_interop import _real_base, run_image, sh
 
 pytestmark = pytest.mark.interop
@@ -55,9 +60,6 @@ class Client:
 
 
 def run_cli_stdin(env, stdin, *args):
-    import subprocess
-    import sys
-    from imagetools import MODULE
     full = dict(os.environ)
     full.update(env)
     return subprocess.run([sys.executable, MODULE] + [str(a) for a in args], input=stdin, env=full,
@@ -299,3 +301,30 @@ def test_https_proxy_from_the_environment(tmp_path, pki, registry_servers, busyb
         assert r.returncode == 0 and bypass.tunnels == [], "NO_PROXY is honoured"
     finally:
         proxy.close()
+
+
+def test_login_asks_on_the_terminal(tmp_path, pki, registry_servers):
+    client = Client(tmp_path, pki, registry_servers("basic"))
+    env = dict(os.environ, **client.env)
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execve(sys.executable, [sys.executable, MODULE, "login", client.server.host], env)
+    seen, answers = b"", [(b"Username: ", b"alice\n"), (b"Password: ", b"wonderland\n")]
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 1)
+        if not ready:
+            continue
+        try:
+            chunk = os.read(fd, 1024)
+        except OSError:
+            break
+        if not chunk:
+            break
+        seen += chunk
+        if answers and answers[0][0] in seen:
+            os.write(fd, answers.pop(0)[1])
+    _, status = os.waitpid(pid, 0)
+    assert os.WEXITSTATUS(status) == 0, seen
+    assert b"wonderland" not in seen, "the password is not echoed"
+    assert client.server.host in json.loads((client.home / "config.json").read_text())["auths"]
