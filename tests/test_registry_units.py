@@ -274,3 +274,47 @@ def test_broken_blob_download_resumes_with_range(servers):
             break
         got += chunk
     assert got == data and calls == [None, "bytes=100000-"]
+
+
+MANIFEST = json.dumps({"schemaVersion": 2, "mediaType": zeroimage.OCI_MANIFEST, "config": {}, "layers": []}).encode()
+
+
+def _bearer_registry(servers, token_route, expected_auth):
+    holder = {}
+
+    def v2(h):
+        h.reply(401, b"{}", [("WWW-Authenticate", 'Bearer realm="%s/token",service="svc"' % holder["server"].url)])
+
+    def manifest(h):
+        if h.headers.get("Authorization") != expected_auth:
+            return v2(h)
+        h.reply(200, MANIFEST, [("Content-Type", zeroimage.OCI_MANIFEST)])
+    holder["server"] = servers({"/v2/": v2, "/token": token_route, "/v2/a/manifests/1": manifest})
+    return holder["server"]
+
+
+def test_identity_token_falls_back_to_get_when_post_is_404(servers):
+    def token(h):
+        if h.command == "POST":
+            return h.reply(404, b"{}")
+        h.reply(200, json.dumps({"access_token": "T1", "expires_in": 300}).encode())
+    server = _bearer_registry(servers, token, "Bearer T1")
+    registry = zeroimage.Registry(server.netloc, zeroimage.Transport(), credentials=Credentials(identity_token="refresh"))
+    assert registry.get_manifest("a", "1")[0] == MANIFEST
+    assert [m for m, p, _ in server.seen if p.startswith("/token")] == ["POST", "GET"]
+    assert "scope=repository%3Aa%3Apull" in [p for m, p, _ in server.seen if m == "GET" and p.startswith("/token")][0]
+
+
+def test_registry_token_is_sent_as_it_is(servers):
+    server = _bearer_registry(servers, lambda h: h.reply(500, b"{}"), "Bearer given-token")
+    registry = zeroimage.Registry(server.netloc, zeroimage.Transport(), credentials=Credentials(registry_token="given-token"))
+    assert registry.get_manifest("a", "1")[0] == MANIFEST
+    assert not [p for _, p, _ in server.seen if p.startswith("/token")]
+
+
+def test_tokens_are_cached_per_scope(servers):
+    server = _bearer_registry(servers, lambda h: h.reply(200, b'{"token": "T1"}'), "Bearer T1")
+    registry = zeroimage.Registry(server.netloc, zeroimage.Transport(), credentials=Credentials())
+    for _ in range(3):
+        registry.get_manifest("a", "1")
+    assert len([p for _, p, _ in server.seen if p.startswith("/token")]) == 1
