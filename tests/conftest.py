@@ -44,9 +44,10 @@ def busybox():
 
 
 @pytest.fixture
-def program(tmp_path, busybox):
-    """A copy of the static binary under a plain name, as a user's program would be."""
-    path = tmp_path / "hello"
+def busybox_program(tmp_path, busybox):
+    """The static busybox as the user's program: named busybox so it runs as itself."""
+    path = tmp_path / "src" / "busybox"
+    path.parent.mkdir()
     shutil.copyfile(busybox, str(path))
     os.chmod(str(path), 0o755)
     return path

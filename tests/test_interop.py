@@ -60,16 +60,6 @@ def run_image(tmp_path, source, args=None, user=None):
     return process, out
 
 
-@pytest.fixture
-def busybox_program(tmp_path, busybox):
-    """The static busybox as the user's program: named busybox so it runs as itself."""
-    path = tmp_path / "src" / "busybox"
-    path.parent.mkdir()
-    shutil.copyfile(busybox, str(path))
-    os.chmod(str(path), 0o755)
-    return path
-
-
 @pytest.mark.parametrize("transport", ["oci-archive", "docker-archive"])
 def test_scratch_image_runs(tmp_path, busybox_program, transport):
     archive = tmp_path / "app.tar"

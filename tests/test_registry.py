@@ -76,15 +76,6 @@ def token_client(tmp_path, pki, registry_servers):
     return Client(tmp_path, pki, registry_servers("token"))
 
 
-@pytest.fixture
-def busybox_program(tmp_path, busybox):
-    path = tmp_path / "src" / "busybox"
-    path.parent.mkdir()
-    shutil.copyfile(busybox, str(path))
-    os.chmod(str(path), 0o755)
-    return path
-
-
 def test_build_push_pull_run_and_push_back(tmp_path, client, busybox_program):
     client.login()
     target = client.ref("roundtrip/app:1")
