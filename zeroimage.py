@@ -1362,11 +1362,13 @@ def _is_loopback(host: str) -> bool:
 
 
 class Response:
-    """An HTTP response whose body is read as a stream; closing an unread one drops its connection."""
+    """An HTTP response whose body is read as a stream. Closing it hands its connection back for
+    reuse when the body was read to the end, and closes the connection when it was not."""
 
-    def __init__(self, raw: http.client.HTTPResponse, conn, url: str):
+    def __init__(self, raw: http.client.HTTPResponse, conn, url: str, release):
         self._raw = raw
         self._conn = conn
+        self._release = release
         self.status = raw.status
         self.headers = raw.headers
         self.url = url
@@ -1382,11 +1384,16 @@ class Response:
         return data
 
     def close(self) -> None:
+        if self._conn is None:
+            return
         if not self._raw.isclosed() and self._raw.length == 0 and not self._raw.chunked:
             self._raw.read()        # nothing left: this lets http.client keep the connection
-        if not self._raw.isclosed():
+        if self._raw.isclosed():
+            self._release(self._conn)
+        else:
             self._conn.close()      # unread body left on the socket: the connection cannot be reused
         self._raw.close()
+        self._conn = None
 
 
 class Transport:
@@ -1429,12 +1436,16 @@ class Transport:
             return None
         return proxies[scheme]
 
+    def _idle(self) -> Dict[Tuple[str, str], list]:
+        if not hasattr(self._local, "idle"):
+            self._local.idle = {}
+        return self._local.idle
+
     def _connection(self, scheme: str, netloc: str):
-        pool = getattr(self._local, "pool", None)
-        if pool is None:
-            pool = self._local.pool = {}
-        key = (scheme, netloc)
-        conn = pool.get(key)
+        """An idle kept-alive connection to the host, or a new one (a stream still being read
+        from a host never shares its connection with the next request)."""
+        idle = self._idle().setdefault((scheme, netloc), [])
+        conn = idle.pop() if idle else None
         if conn is None:
             proxy = self._proxy_for(scheme, netloc)
             target = urllib.parse.urlsplit(proxy).netloc if proxy else netloc
@@ -1446,13 +1457,7 @@ class Transport:
             if proxy and scheme == "https":
                 conn.set_tunnel(netloc)
             conn._zeroimage_proxied = bool(proxy and scheme == "http")
-            pool[key] = conn
         return conn
-
-    def _drop(self, scheme: str, netloc: str) -> None:
-        conn = getattr(self._local, "pool", {}).pop((scheme, netloc), None)
-        if conn is not None:
-            conn.close()
 
     # -- requests --
 
@@ -1542,9 +1547,10 @@ class Transport:
                 conn.sock.settimeout(READ_TIMEOUT)
             raw = conn.getresponse()
         except BaseException:
-            self._drop(parts.scheme, parts.netloc)
+            conn.close()
             raise
-        response = Response(raw, conn, urllib.parse.urlunsplit(parts))
+        idle = self._idle().setdefault((parts.scheme, parts.netloc), [])
+        response = Response(raw, conn, urllib.parse.urlunsplit(parts), idle.append)
         if method == "HEAD":
             response.close()
         return response

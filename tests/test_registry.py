@@ -319,3 +319,20 @@ def test_login_asks_on_the_terminal(tmp_path, pki, registry_servers):
     assert os.WEXITSTATUS(status) == 0, seen
     assert b"wonderland" not in seen, "the password is not echoed"
     assert client.server.host in json.loads((client.home / "config.json").read_text())["auths"]
+
+
+def test_base_layers_stream_registry_to_registry_when_mount_is_refused(tmp_path, pki, registry_servers,
+                                                                      busybox_program, monkeypatch):
+    """Each base layer is read from the registry while it is uploaded to the same registry."""
+    import zeroimage
+    client = Client(tmp_path, pki, registry_servers("open"))
+    client.ok("build", "--push", client.ref("stream/base:1"), busybox_program)
+    monkeypatch.setattr(zeroimage.Registry, "mount_blob", lambda *args: False)
+    other = tmp_path / "other"
+    other.write_bytes(b"#!/bin/sh\necho other\n")
+    result = zeroimage.build(str(other), base=client.ref("stream/base:1"), push=client.ref("stream/app:1"),
+                             platform=zeroimage.Platform.parse("linux/amd64"))
+    assert result.path == client.ref("stream/app:1") + "@" + result.digest
+    pulled = tmp_path / "app.tar"
+    client.ok("pull", "-o", pulled, client.ref("stream/app:1"))
+    assert len(image_of(str(pulled))[3]) == 3
