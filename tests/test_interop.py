@@ -30,7 +30,7 @@ def skopeo_inspect(transport_path, raw=False):
                       if raw else sh(need_tool("skopeo"), "inspect", transport_path))
 
 
-def run_image(tmp_path, source, args=None, user=None):
+def run_image(tmp_path, source, args=None, user=None, skopeo_args=()):
     """Copy SOURCE (a skopeo transport:path) to an OCI dir, unpack it with umoci, run it with runc.
 
     ``args`` replaces the process arguments the image's config gives (entrypoint + cmd);
@@ -41,7 +41,7 @@ def run_image(tmp_path, source, args=None, user=None):
         pytest.skip("runc needs root here")
     work = tmp_path / ("run-" + uuid.uuid4().hex[:8])
     work.mkdir()
-    sh(skopeo, "copy", "--quiet", source, "oci:%s:img" % (work / "layout"))
+    sh(skopeo, "copy", "--quiet", *skopeo_args, source, "oci:%s:img" % (work / "layout"))
     sh(umoci, "unpack", "--image", "%s:img" % (work / "layout"), work / "bundle")
     spec_path = work / "bundle" / "config.json"
     spec = json.loads(spec_path.read_text())
