@@ -1601,6 +1601,64 @@ def parse_challenges(header: str) -> List[Tuple[str, Dict[str, str]]]:
     return challenges
 
 
+class _ResumingReader:
+    """Reads ``size`` bytes from ``fetch(offset)`` answers, picking up after a broken connection."""
+
+    MAX_RESUMES = 3
+
+    def __init__(self, fetch, size: int):
+        self._fetch = fetch
+        self._size = size
+        self._done = 0
+        self._resumes = 0
+        self._response = fetch(0)
+
+    def read(self, n: int = -1) -> bytes:
+        while True:
+            try:
+                data = self._response.read(n)
+            except (OSError, http.client.HTTPException) as e:
+                data, error = b"", e
+            else:
+                error = None
+            if data or self._done >= self._size or n == 0:
+                self._done += len(data)
+                return data
+            if self._resumes >= self.MAX_RESUMES:
+                if error is not None:
+                    raise _network_error("GET", self._response.url, error)
+                return b""
+            self._resumes += 1
+            log.debug("download of %s broke off at %d of %d bytes; resuming",
+                      _redact_url(self._response.url), self._done, self._size)
+            self._response.close()
+            self._response = self._fetch(self._done)
+            if self._response.status == 200:        # the server ignored Range: skip what we have
+                copy_stream(self._response, _Discard(), self._done)
+
+    def close(self) -> None:
+        self._response.close()
+
+
+class _Discard:
+    def write(self, data) -> int:
+        return len(data)
+
+
+def _basic_auth(creds: Optional[Credentials]) -> Optional[str]:
+    if not creds or not creds.username:
+        return None
+    return "Basic " + base64.b64encode(("%s:%s" % (creds.username, creds.password)).encode("utf-8")).decode()
+
+
+def _pull(repository: str) -> str:
+    return "repository:%s:pull" % repository
+
+
+def _push(repository: str) -> str:
+    return "repository:%s:pull,push" % repository
+
+
 class Registry:
     """One registry's API: auth (Basic, Bearer tokens cached per scope), manifests and blobs, all streaming."""
 
@@ -1662,9 +1720,7 @@ class Registry:
         scheme, params = self._challenge
         creds = self.credentials
         if scheme == "basic":
-            if not creds or not creds.username:
-                return None
-            return "Basic " + base64.b64encode(("%s:%s" % (creds.username, creds.password)).encode()).decode()
+            return _basic_auth(creds)
         if creds and creds.registry_token:
             return "Bearer " + creds.registry_token
         key = tuple(sorted(scopes))
@@ -1678,8 +1734,12 @@ class Registry:
 
     def _fetch_token(self, params: Dict[str, str], scopes: Sequence[str], creds: Optional[Credentials]):
         realm = params.get("realm")
-        if not realm or urllib.parse.urlsplit(realm).scheme not in ("http", "https"):
+        realm_parts = urllib.parse.urlsplit(realm or "")
+        if realm_parts.scheme not in ("http", "https") or not realm_parts.netloc:
             raise AuthenticationError(401, "GET", self._base, "the registry's token realm %r is not a URL" % realm)
+        if creds and realm_parts.scheme == "http" and not (self.transport.insecure or _is_loopback(realm_parts.netloc)):
+            raise AuthenticationError(401, "GET", _redact_url(realm), "refusing to send credentials to a plain-HTTP "
+                                      "token realm (use --insecure if you trust this network)")
         query = [("service", params["service"])] if params.get("service") else []
         if creds and creds.identity_token:
             form = query + [("grant_type", "refresh_token"), ("refresh_token", creds.identity_token),
@@ -1690,10 +1750,7 @@ class Registry:
                 return self._token_answer(response, realm)
             response.close()
         url = realm + ("&" if "?" in realm else "?") + urllib.parse.urlencode(query + [("scope", s) for s in scopes])
-        auth = None
-        if creds and creds.username:
-            auth = "Basic " + base64.b64encode(("%s:%s" % (creds.username, creds.password)).encode()).decode()
-        response = self.transport.request("GET", url, auth=auth, auth_host=urllib.parse.urlsplit(url).netloc)
+        response = self.transport.request("GET", url, auth=_basic_auth(creds), auth_host=realm_parts.netloc)
         return self._token_answer(response, realm)
 
     def _token_answer(self, response: Response, realm: str) -> Tuple[str, int]:
@@ -1852,58 +1909,6 @@ class Registry:
                                     ok=(201, 204), length=blob.size)
         response.read_capped(MAX_ERROR_BODY, "the upload answer")
         response.close()
-
-
-class _ResumingReader:
-    """Reads ``size`` bytes from ``fetch(offset)`` answers, picking up after a broken connection."""
-
-    MAX_RESUMES = 3
-
-    def __init__(self, fetch, size: int):
-        self._fetch = fetch
-        self._size = size
-        self._done = 0
-        self._resumes = 0
-        self._response = fetch(0)
-
-    def read(self, n: int = -1) -> bytes:
-        while True:
-            try:
-                data = self._response.read(n)
-            except (OSError, http.client.HTTPException) as e:
-                data, error = b"", e
-            else:
-                error = None
-            if data or self._done >= self._size or n == 0:
-                self._done += len(data)
-                return data
-            if self._resumes >= self.MAX_RESUMES:
-                if error is not None:
-                    raise _network_error("GET", self._response.url, error)
-                return b""
-            self._resumes += 1
-            log.debug("download of %s broke off at %d of %d bytes; resuming",
-                      _redact_url(self._response.url), self._done, self._size)
-            self._response.close()
-            self._response = self._fetch(self._done)
-            if self._response.status == 200:        # the server ignored Range: skip what we have
-                copy_stream(self._response, _Discard(), self._done)
-
-    def close(self) -> None:
-        self._response.close()
-
-
-class _Discard:
-    def write(self, data) -> int:
-        return len(data)
-
-
-def _pull(repository: str) -> str:
-    return "repository:%s:pull" % repository
-
-
-def _push(repository: str) -> str:
-    return "repository:%s:pull,push" % repository
 
 
 
