@@ -619,14 +619,52 @@ def base_config_for(platform: Platform) -> dict:
     return config
 
 
+class ImageOptions(NamedTuple):
+    """What ``--env``, ``--label``, ``--user``, ``--workdir``, ``--cmd``, ``--expose``, ``--annotation``
+    and ``--add`` ask of an image."""
+
+    env: Sequence[Tuple[str, str]] = ()
+    labels: Sequence[Tuple[str, str]] = ()
+    annotations: Sequence[Tuple[str, str]] = ()
+    user: Optional[str] = None
+    workdir: Optional[str] = None
+    cmd: Optional[Sequence[str]] = None
+    expose: Sequence[str] = ()                  # "8080/tcp"
+    add: Sequence[Tuple[str, str]] = ()         # (host path, absolute image path)
+
+
+def _set_env(env: Sequence[str], key: str, value: str) -> List[str]:
+    """``KEY=VALUE`` replacing an inherited ``KEY`` in place, or appended."""
+    entry = "%s=%s" % (key, value)
+    found = [i for i, item in enumerate(env) if isinstance(item, str) and item.split("=", 1)[0] == key]
+    env = list(env)
+    if found:
+        env[found[0]] = entry
+    else:
+        env.append(entry)
+    return env
+
+
 def derive_config(base: dict, platform: Platform, layers: Sequence[AddedLayer],
-                  entrypoint: Sequence[str], created: str) -> dict:
-    """The new image config: the base's, every unknown field kept, plus our layers and entrypoint."""
+                  entrypoint: Sequence[str], created: str, options: ImageOptions = ImageOptions()) -> dict:
+    """The new image config: the base's, every unknown field kept, plus our layers, entrypoint and options."""
     config = copy.deepcopy(base)
     runtime = config.get("config")
     runtime = dict(runtime) if isinstance(runtime, dict) else {}
     runtime["Entrypoint"] = list(entrypoint)
     runtime.pop("Cmd", None)            # Docker drops an inherited CMD when ENTRYPOINT is set
+    if options.cmd is not None:
+        runtime["Cmd"] = list(options.cmd)
+    for key, value in options.env:
+        runtime["Env"] = _set_env(runtime.get("Env") or [], key, value)
+    if options.labels:
+        runtime["Labels"] = dict(runtime.get("Labels") or {}, **dict(options.labels))
+    if options.expose:
+        runtime["ExposedPorts"] = dict(runtime.get("ExposedPorts") or {}, **{p: {} for p in options.expose})
+    if options.user is not None:
+        runtime["User"] = options.user
+    if options.workdir is not None:
+        runtime["WorkingDir"] = options.workdir
     config["config"] = runtime
     config.pop("variant", None)
     config.update(platform.to_dict())
@@ -836,6 +874,41 @@ class _Unclosing:
 
     def close(self) -> None:
         pass
+
+
+def tree_entries(source: str, target: str) -> List[LayerEntry]:
+    """The entries of ``--add SOURCE:TARGET``: a file, or a directory tree with its symlinks kept as links.
+
+    Modes are kept; owners become 0:0 and times 0 like every entry.  A link given as SOURCE
+    itself is followed, as Docker's COPY does.  ``TARGET/`` for a file means "into that directory".
+    """
+    try:
+        st = os.stat(source)
+    except OSError as e:
+        raise ZeroImageError("--add %s: %s" % (source, e.strerror or e))
+    if target.endswith("/") and not stat.S_ISDIR(st.st_mode):
+        target += os.path.basename(source.rstrip("/"))
+    target = posixpath.normpath(target)
+    if stat.S_ISREG(st.st_mode):
+        return [LayerEntry(target, "file", stat.S_IMODE(st.st_mode), source=source)]
+    if not stat.S_ISDIR(st.st_mode):
+        raise ZeroImageError("--add %s: not a regular file or a directory" % source)
+    entries = [LayerEntry(target, "dir", stat.S_IMODE(st.st_mode))]
+    for root, dirs, files in os.walk(source):         # links to directories are listed, not followed
+        dirs.sort()
+        for name in sorted(dirs + files):
+            full = os.path.join(root, name)
+            path = posixpath.join(target, *os.path.relpath(full, source).split(os.sep))
+            st = os.lstat(full)
+            if stat.S_ISLNK(st.st_mode):
+                entries.append(LayerEntry(path, "symlink", 0o777, linkname=os.readlink(full)))
+            elif stat.S_ISDIR(st.st_mode):
+                entries.append(LayerEntry(path, "dir", stat.S_IMODE(st.st_mode)))
+            elif stat.S_ISREG(st.st_mode):
+                entries.append(LayerEntry(path, "file", stat.S_IMODE(st.st_mode), source=full))
+            else:
+                log.warning("--add: leaving out %s (not a file, directory or link)", full)
+    return entries
 
 
 def bytes_blob(data: bytes) -> Blob:
@@ -1925,15 +1998,17 @@ class BaseImage(NamedTuple):
     platform: Platform
     may_have_libc: bool                 # False for scratch and the minimal base
     name: str
-    annotations: Dict[str, str] = {}    # base.name / base.digest, when the base has a name
+    annotations: Dict[str, str] = {}    # base.name / base.digest of this image, when the base has a name
+    index_annotations: Dict[str, str] = {}  # the same for the base as named (its index, if it has one)
 
 
 class BuildResult(NamedTuple):
+    """What a build made: the digest of what the output names (an index for several platforms),
+    where it went (a path, or REF@DIGEST), and each image."""
+
     digest: str
     path: str
-    manifest: dict
-    config: dict
-    platform: Platform
+    images: List["Image"]
 
 
 def _resolve_platform(requested: Optional[Platform], elf: Optional[ElfInfo], entrypoint: str) -> Platform:
@@ -1969,28 +2044,23 @@ def _split_archive_spec(spec: str) -> Tuple[str, Optional[str]]:
     return path, ref_name
 
 
-def _archive_base(spec: str, platform: Platform) -> Tuple[BaseImage, Layout]:
-    path, ref_name = _split_archive_spec(spec)
-    layout = Layout(path)
-    try:
-        chosen = select_manifest(layout.candidates(), platform, ref_name, where=path)
-        manifest = layout.read_blob_json(chosen.descriptor)
-        if not isinstance(manifest, dict) or manifest.get("mediaType", chosen.descriptor.get("mediaType")) not in IMAGE_MANIFEST_TYPES:
-            raise ArchiveError("%s: %s is not an image manifest" % (path, chosen.descriptor["digest"]))
-        family = DOCKER_FAMILY if chosen.descriptor.get("mediaType") == DOCKER_MANIFEST else OCI_FAMILY
-        config = layout.read_blob_json(manifest.get("config"))
-        layers = manifest.get("layers")
-        if not isinstance(config, dict) or not isinstance(layers, list):
-            raise ArchiveError("%s: manifest %s has no config or layers" % (path, chosen.descriptor["digest"]))
-        diff_ids = (config.get("rootfs") or {}).get("diff_ids") or []
-        if len(diff_ids) != len(layers):
-            raise ArchiveError("%s: config lists %d layers but the manifest has %d" % (path, len(diff_ids), len(layers)))
-        base = BaseImage(config, [(desc, layout.blob(desc)) for desc in layers], family,
-                         chosen.platform, True, chosen.ref_name or os.path.basename(path))
-        return base, layout
-    except BaseException:
-        layout.close()
-        raise
+def _archive_base(layout: Layout, ref_name: Optional[str], platform: Platform) -> BaseImage:
+    """The base image for ``platform`` from an open layout (named ``ref_name`` when it holds several)."""
+    path = layout.path
+    chosen = select_manifest(layout.candidates(), platform, ref_name, where=path)
+    manifest = layout.read_blob_json(chosen.descriptor)
+    if not isinstance(manifest, dict) or manifest.get("mediaType", chosen.descriptor.get("mediaType")) not in IMAGE_MANIFEST_TYPES:
+        raise ArchiveError("%s: %s is not an image manifest" % (path, chosen.descriptor["digest"]))
+    family = DOCKER_FAMILY if chosen.descriptor.get("mediaType") == DOCKER_MANIFEST else OCI_FAMILY
+    config = layout.read_blob_json(manifest.get("config"))
+    layers = manifest.get("layers")
+    if not isinstance(config, dict) or not isinstance(layers, list):
+        raise ArchiveError("%s: manifest %s has no config or layers" % (path, chosen.descriptor["digest"]))
+    diff_ids = (config.get("rootfs") or {}).get("diff_ids") or []
+    if len(diff_ids) != len(layers):
+        raise ArchiveError("%s: config lists %d layers but the manifest has %d" % (path, len(diff_ids), len(layers)))
+    return BaseImage(config, [(desc, layout.blob(desc)) for desc in layers], family,
+                     chosen.platform, True, chosen.ref_name or os.path.basename(path))
 
 
 def _open_entrypoint(path: str):
@@ -2033,16 +2103,15 @@ class Image(NamedTuple):
         return self.manifest_blob.digest
 
 
-def _minimal_base(platform: Platform, ca_bundle: Optional[str], environ, tmp, level: int):
-    """The built-in base and its one layer, with the host's (or the given) CA bundle."""
+def _minimal_layer(ca_bundle: Optional[str], environ, tmp, level: int) -> Tuple[LayerResult, str]:
+    """The built-in base's one layer, with the host's (or the given) CA bundle, and its history line."""
     if ca_bundle and not os.access(ca_bundle, os.R_OK):
         raise ZeroImageError("--ca-bundle %s: cannot read it" % ca_bundle)
     bundle = ca_bundle or find_host_ca_bundle(environ)
     if bundle is None:
         log.warning("no CA bundle found on this host; the image will have no TLS roots (use --ca-bundle FILE)")
-    layer = build_layer(minimal_base_entries(bundle), tmp, level)
-    base = BaseImage(base_config_for(platform), [], OCI_FAMILY, platform, False, "minimal")
-    return base, (layer, "zeroimage: minimal base (users root, nobody, nonroot; TLS roots)")
+    return build_layer(minimal_base_entries(bundle), tmp, level), \
+        "zeroimage: minimal base (users root, nobody, nonroot; TLS roots)"
 
 
 def _layer_type_in(family: Dict[str, str], media_type: Optional[str]) -> Optional[str]:
@@ -2054,28 +2123,85 @@ def _layer_type_in(family: Dict[str, str], media_type: Optional[str]) -> Optiona
 
 
 def assemble_image(base: BaseImage, added: Sequence[Tuple[LayerResult, str]], entrypoint: Sequence[str],
-                   created: str) -> Image:
+                   created: str, options: ImageOptions = ImageOptions()) -> Image:
     """Put new layers (each with its history line) on a base: config, manifest, and the blob list."""
     family = base.family
     config = derive_config(base.config, base.platform,
-                           [AddedLayer(layer.diff_id, why) for layer, why in added], entrypoint, created)
+                           [AddedLayer(layer.diff_id, why) for layer, why in added], entrypoint, created, options)
     config_blob = bytes_blob(canonical_json(config))
     layer_descs = [dict(desc, mediaType=_layer_type_in(family, desc.get("mediaType"))) for desc, _ in base.layers]
     layer_descs += [descriptor(family["layer"], layer.blob.digest, layer.blob.size) for layer, _ in added]
     manifest = make_manifest(family, descriptor(family["config"], config_blob.digest, config_blob.size), layer_descs,
-                             base.annotations)
+                             dict(base.annotations, **dict(options.annotations)))
     blobs = [blob for _, blob in base.layers] + [layer.blob for layer, _ in added]
     return Image(manifest, config, base.platform, blobs + [config_blob, bytes_blob(canonical_json(manifest))])
 
 
+def make_image_index(images: Sequence[Image], family: Dict[str, str], annotations: Dict[str, str]) -> Blob:
+    """An index (or Docker manifest list) of single-platform images, as a blob."""
+    index = make_index(family, [descriptor(i.manifest["mediaType"], i.digest, i.manifest_blob.size,
+                                           platform=i.platform.to_dict()) for i in images])
+    if annotations:
+        index["annotations"] = dict(annotations)
+    return bytes_blob(canonical_json(index))
+
+
+def _name_annotations(name: Reference) -> Dict[str, str]:
+    return {ANNOTATION_CONTAINERD_NAME: str(name), ANNOTATION_REF_NAME: name.tag}
+
+
+def _layout_content(images: Sequence[Image], index: Optional[Blob], name: Reference):
+    """What an output holds: every blob, the descriptor index.json points at, and Docker's
+    manifest.json (only for a single image: Docker cannot load multi-platform archives)."""
+    blobs = [blob for image in images for blob in image.blobs]
+    if index is None:
+        (image,) = images
+        top = descriptor(image.manifest["mediaType"], image.digest, image.manifest_blob.size,
+                         annotations=_name_annotations(name), platform=image.platform.to_dict())
+        docker = [{"Config": _blob_path(image.manifest["config"]["digest"]), "RepoTags": [name.familiar()],
+                   "Layers": [_blob_path(d["digest"]) for d in image.manifest["layers"]]}]
+        return blobs, top, docker
+    with contextlib.closing(index.open()) as f:
+        media_type = json.loads(f.read().decode("utf-8"))["mediaType"]
+    top = descriptor(media_type, index.digest, index.size, annotations=_name_annotations(name))
+    return blobs + [index], top, None
+
+
 def write_image_archive(f, image: Image, name: Reference) -> None:
     """One image as an OCI layout tar that also carries Docker's manifest.json, named ``name``."""
-    annotations = {ANNOTATION_CONTAINERD_NAME: str(name), ANNOTATION_REF_NAME: name.tag}
-    manifest_desc = descriptor(image.manifest["mediaType"], image.digest, image.manifest_blob.size,
-                               annotations=annotations, platform=image.platform.to_dict())
-    docker_manifest = [{"Config": _blob_path(image.manifest["config"]["digest"]), "RepoTags": [name.familiar()],
-                        "Layers": [_blob_path(d["digest"]) for d in image.manifest["layers"]]}]
-    write_archive(f, image.blobs, make_index(OCI_FAMILY, [manifest_desc]), docker_manifest)
+    blobs, top, docker = _layout_content([image], None, name)
+    write_archive(f, blobs, make_index(OCI_FAMILY, [top]), docker)
+
+
+def write_layout_dir(path: str, blobs: Sequence[Blob], top: dict) -> None:
+    """Add an image to an OCI layout directory (made if missing), as ``skopeo copy oci:DIR:TAG`` does:
+    new blobs written, index.json updated atomically, an entry with the same ref name replaced."""
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise ZeroImageError("cannot write the layout %s: it exists and is not a directory" % path)
+    try:
+        os.makedirs(os.path.join(path, "blobs", "sha256"), exist_ok=True)
+    except OSError as e:
+        raise ZeroImageError("cannot write the layout %s: %s" % (path, e.strerror or e))
+    index_path = os.path.join(path, "index.json")
+    if os.path.exists(index_path):
+        with Layout(path) as existing:
+            index = existing.index()
+    else:
+        index = make_index(OCI_FAMILY, [])
+    for blob in blobs:
+        target = os.path.join(path, _blob_path(blob.digest))
+        if os.path.isfile(target) and os.path.getsize(target) == blob.size:
+            continue
+        with atomic_output(target) as out, contextlib.closing(blob.open()) as src:
+            copy_stream(src, out, blob.size)
+    ref_name = top["annotations"][ANNOTATION_REF_NAME]
+    index["manifests"] = [d for d in index["manifests"]
+                          if not (isinstance(d, dict) and (d.get("annotations") or {}).get(ANNOTATION_REF_NAME) == ref_name)]
+    index["manifests"].append(top)
+    with atomic_output(index_path) as out:
+        out.write(canonical_json(index))
+    with atomic_output(os.path.join(path, "oci-layout")) as out:
+        out.write(canonical_json({"imageLayoutVersion": OCI_LAYOUT_VERSION}))
 
 
 class Registries:
@@ -2127,6 +2253,7 @@ class RemoteImage(NamedTuple):
     data: bytes
     manifest: dict
     platform: Optional[Platform]
+    top_digest: str             # what the reference names: the index when there is one
 
 
 def _json_object(data: bytes, what: str) -> dict:
@@ -2142,7 +2269,7 @@ def _json_object(data: bytes, what: str) -> dict:
 def resolve_image(registry: Registry, ref: Reference, platform: Optional[Platform]) -> RemoteImage:
     """The image manifest for ``platform`` (the one there is, if None), through an index when there is one."""
     data, media_type, digest = registry.get_manifest(ref.repository, ref.digest or ref.tag)
-    chosen = None
+    chosen, top_digest = None, digest
     if media_type in INDEX_TYPES:
         candidates = _index_candidates(_json_object(data, "index %s" % (ref,)), str(ref))
         if platform is None and len(candidates) == 1:
@@ -2155,7 +2282,7 @@ def resolve_image(registry: Registry, ref: Reference, platform: Optional[Platfor
     manifest = _json_object(data, "manifest %s" % digest)
     if not isinstance(manifest.get("layers"), list) or not isinstance(manifest.get("config"), dict):
         raise ZeroImageError("%s: manifest %s has no config or layers" % (ref, digest))
-    return RemoteImage(ref, digest, media_type, data, manifest, chosen.platform if chosen else None)
+    return RemoteImage(ref, digest, media_type, data, manifest, chosen.platform if chosen else None, top_digest)
 
 
 def _remote_blob(registry: Registry, repository: str, desc: dict) -> Blob:
@@ -2188,8 +2315,9 @@ def registry_base(registries: Registries, text: str, platform: Platform) -> Base
     layers = [(desc, _remote_blob(registry, ref.repository, desc)) for desc in image.manifest["layers"]]
     family = DOCKER_FAMILY if image.media_type == DOCKER_MANIFEST else OCI_FAMILY
     name = str(ref.replace(digest=None)) if ref.tag else ref.name
-    annotations = {ANNOTATION_BASE_NAME: name, ANNOTATION_BASE_DIGEST: image.digest}
-    return BaseImage(config, layers, family, found or platform, True, ref.familiar(), annotations)
+    return BaseImage(config, layers, family, found or platform, True, ref.familiar(),
+                     {ANNOTATION_BASE_NAME: name, ANNOTATION_BASE_DIGEST: image.digest},
+                     {ANNOTATION_BASE_NAME: name, ANNOTATION_BASE_DIGEST: image.top_digest})
 
 
 def push_blobs(registry: Registry, repository: str, blobs: Sequence[Blob], scopes: Sequence[str]) -> Dict[str, int]:
@@ -2222,11 +2350,24 @@ def _push_scopes(ref: Reference, blobs: Sequence[Blob]) -> List[str]:
 
 def push_image(registries: Registries, ref: Reference, image: Image) -> str:
     """Push an image's blobs, then its manifest (by tag, or by digest); returns the manifest digest."""
+    return push_images(registries, ref, [image], None)
+
+
+def push_images(registries: Registries, ref: Reference, images: Sequence[Image], index: Optional[Blob]) -> str:
+    """Push images (blobs first, then manifests); with an index, the children go by digest and the
+    index by tag. Returns the digest of what the tag names."""
     registry = registries(ref.registry)
-    scopes = _push_scopes(ref, image.blobs[:-1])
+    scopes = _push_scopes(ref, [b for image in images for b in image.blobs[:-1]])
     with _registry_context("push", ref):
-        push_blobs(registry, ref.repository, image.blobs[:-1], scopes)
-        return _put_manifest_blob(registry, ref, image.manifest_blob, image.manifest["mediaType"], scopes, ref.tag)
+        push_blobs(registry, ref.repository, [b for image in images for b in image.blobs[:-1]], scopes)
+        for image in images:
+            digest = _put_manifest_blob(registry, ref, image.manifest_blob, image.manifest["mediaType"], scopes,
+                                        ref.tag if index is None else None)
+        if index is None:
+            return digest
+        with contextlib.closing(index.open()) as f:
+            media_type = json.loads(f.read().decode("utf-8"))["mediaType"]
+        return _put_manifest_blob(registry, ref, index, media_type, scopes, ref.tag)
 
 
 def _put_manifest_blob(registry: Registry, ref: Reference, blob: Blob, media_type: str, scopes, tag) -> str:
@@ -2467,28 +2608,66 @@ def check_auth(ref_text: str, *, push: bool = False, insecure: bool = False, env
     return result
 
 
-def build(entrypoint: str, output: Optional[str] = None, *, base: Optional[str] = None,
+def _check_program_platform(platform: Platform, elf: Optional[ElfInfo], path: str, strict: bool) -> None:
+    """In a multi-platform build each binary must be built for its platform (a wrong file, almost always)."""
+    if elf is None or elf.platform is None:
+        return
+    if (elf.platform.os, elf.platform.architecture) != (platform.os, platform.architecture):
+        message = "%s is an ELF binary for %s, not %s" % (path, elf.platform, platform)
+        if strict:
+            raise ZeroImageError(message + " (--no-platform-check to build it anyway)")
+        log.warning(message)
+
+
+def _base_source(base: Optional[str], base_archive: Optional[str], registries: Registries, stack):
+    """A function platform -> BaseImage for the base asked for, and whether it is the minimal one."""
+    if base_archive is not None:
+        path, ref_name = _split_archive_spec(base_archive)
+        layout = stack.enter_context(Layout(path))
+        return lambda platform: _archive_base(layout, ref_name, platform)
+    if base not in (None, "scratch"):
+        return lambda platform: registry_base(registries, base, platform)
+    kind = base or "minimal"
+    return lambda platform: BaseImage(base_config_for(platform), [], OCI_FAMILY, platform, False, kind)
+
+
+def build(entrypoint, output: Optional[str] = None, *, base: Optional[str] = None,
           base_archive: Optional[str] = None, platform: Optional[Platform] = None,
           target: Optional[str] = None, tag: Optional[str] = None, compression_level: int = 6,
           ca_bundle: Optional[str] = None, push: Optional[str] = None, insecure: bool = False,
-          environ=None) -> BuildResult:
-    """Build ENTRYPOINT on a base and write the image to an OCI archive (or push it); return its digest.
+          options: ImageOptions = ImageOptions(), output_format: str = "archive",
+          platform_check: bool = True, environ=None) -> BuildResult:
+    """Build a program on a base and write the image to an OCI archive or layout, or push it.
 
-    ``base`` is None (the built-in minimal base), ``"scratch"``, or a registry
-    reference; ``base_archive`` is an OCI layout tar or directory, with an
-    optional ``:NAME`` to choose among several images.  ``push`` is a reference
-    to push the result to instead of writing ``output``.
+    ``entrypoint`` is a path (one image; its platform is ``platform`` or read from its ELF
+    header) or a list of (Platform, path) pairs (one image per platform, in an index).
+    ``base`` is None (the built-in minimal base), ``"scratch"``, or a registry reference;
+    ``base_archive`` is an OCI layout tar or directory, ``PATH:NAME`` to pick an image.
+    ``push`` is a reference to push to instead of writing ``output``.
     """
+    single = isinstance(entrypoint, str)
+    programs = [(platform, entrypoint)] if single else list(entrypoint)
+    if not programs:
+        raise UsageError("give at least one program")
+    if not single and platform is not None:
+        raise UsageError("--platform goes with one plain ENTRYPOINT; give PLATFORM=PATH for each binary instead")
+    if len(set(str(p) for p, _ in programs)) != len(programs):
+        raise UsageError("each platform can be given once")
     if base is not None and base_archive is not None:
         raise UsageError("give --from or --from-archive, not both")
     if push is not None and output is not None:
         raise UsageError("give --push or -o, not both")
+    if output_format not in ("archive", "oci-layout"):
+        raise UsageError("--format is archive or oci-layout")
+    if output_format == "oci-layout" and output is None:
+        raise UsageError("--format oci-layout needs -o DIR")
     if not 0 <= compression_level <= 9:
         raise UsageError("--compression-level must be 0 to 9")
-    target = check_target(target or "/" + os.path.basename(entrypoint))
+    first = programs[0][1]
+    target = check_target(target or "/" + os.path.basename(first))
     push_ref = Reference.parse(push) if push is not None else None
-    output = None if push_ref else output or os.path.basename(entrypoint) + ".tar"
-    name = Reference.parse(tag or name_from_filename(entrypoint))
+    output = None if push_ref else output or os.path.basename(first) + ".tar"
+    name = Reference.parse(tag or name_from_filename(first))
     if name.digest:
         raise InvalidReferenceError("--tag %s: an image name cannot carry a digest" % tag)
     created = rfc3339(created_timestamp(environ))
@@ -2497,34 +2676,51 @@ def build(entrypoint: str, output: Optional[str] = None, *, base: Optional[str] 
         # Layers wait in anonymous files beside the output (same filesystem; gone when closed or killed).
         scratch_dir = os.path.dirname(os.path.abspath(output)) if output else None
         scratch_file = lambda: stack.enter_context(tempfile.TemporaryFile(dir=scratch_dir))  # noqa: E731
-        program = stack.enter_context(_open_entrypoint(entrypoint))
-        out = stack.enter_context(atomic_output(output)) if output else None   # renamed last, removed on error
-        elf = read_elf(program)
-        platform = _resolve_platform(platform, elf, entrypoint)
-        added = []
-        if base_archive is not None:
-            base_image, layout = _archive_base(base_archive, platform)
-            stack.callback(layout.close)
-        elif base not in (None, "scratch"):
-            base_image = registry_base(registries, base, platform)
-        elif base == "scratch":
-            base_image = BaseImage(base_config_for(platform), [], OCI_FAMILY, platform, False, "scratch")
-        else:
-            base_image, base_layer = _minimal_base(platform, ca_bundle, environ, scratch_file(), compression_level)
-            added.append(base_layer)
-        if elf and elf.interpreter and not base_image.may_have_libc:
-            log.warning("%s is dynamically linked (interpreter %s) but the %s base has no libc, so it will not start; "
-                        "build it statically (Go: CGO_ENABLED=0; Rust: a musl target; C: -static) "
-                        "or use a base with a libc (--from-archive)", entrypoint, elf.interpreter, base_image.name)
-        program_layer = build_layer([LayerEntry(target, "file", 0o755, source=program)], scratch_file(), compression_level)
-        added.append((program_layer, "zeroimage: COPY %s %s" % (os.path.basename(entrypoint), target)))
-        image = assemble_image(base_image, added, [target], created)
+        opened = [(wanted, path, stack.enter_context(_open_entrypoint(path))) for wanted, path in programs]
+        added_files = [e for source, dest in options.add for e in tree_entries(source, dest)]
+        out = None
+        if output and output_format == "archive":
+            out = stack.enter_context(atomic_output(output))    # renamed into place last, removed on error
+        base_for = _base_source(base, base_archive, registries, stack)
+        minimal_layer = None
+        images = []
+        for wanted, path, program in opened:
+            elf = read_elf(program)
+            if single:
+                wanted = _resolve_platform(wanted, elf, path)
+            else:
+                _check_program_platform(wanted, elf, path, platform_check)
+            base_image = base_for(wanted)
+            added = []
+            image_options = options
+            if base is None and base_archive is None:
+                if minimal_layer is None:
+                    minimal_layer = _minimal_layer(ca_bundle, environ, scratch_file(), compression_level)
+                added.append(minimal_layer)
+                if options.user == "nonroot":       # numeric, so runAsNonRoot checks can see it
+                    image_options = options._replace(user="65532:65532")
+            if elf and elf.interpreter and not base_image.may_have_libc:
+                log.warning("%s is dynamically linked (interpreter %s) but the %s base has no libc, so it will not "
+                            "start; build it statically (Go: CGO_ENABLED=0; Rust: a musl target; C: -static) "
+                            "or use a base with a libc", path, elf.interpreter, base_image.name)
+            entries = added_files + [LayerEntry(target, "file", 0o755, source=program)]
+            added.append((build_layer(entries, scratch_file(), compression_level),
+                          "zeroimage: COPY %s %s" % (os.path.basename(path), target)))
+            images.append(assemble_image(base_image, added, [target], created, image_options))
+        index = None
+        if not single:
+            index = make_image_index(images, base_image.family, base_image.index_annotations)
+        blobs, top, docker = _layout_content(images, index, name)
         if push_ref is not None:
-            push_image(registries, push_ref, image)
+            digest = push_images(registries, push_ref, images, index)
+        elif output_format == "oci-layout":
+            write_layout_dir(output, blobs, top)
+            digest = top["digest"]
         else:
-            write_image_archive(out, image, name)
-    return BuildResult(image.digest, output or str(push_ref.replace(digest=image.digest)),
-                       image.manifest, image.config, image.platform)
+            write_archive(out, blobs, make_index(OCI_FAMILY, [top]), docker)
+            digest = top["digest"]
+    where = output or str(push_ref.replace(digest=digest))
+    return BuildResult(digest, where, images)
 
 
 # ---- CLI ----
@@ -2589,7 +2785,9 @@ def build_parser() -> argparse.ArgumentParser:
         ["zeroimage build ./app                          # minimal base (users, TLS roots) -> app.tar",
          "zeroimage build --from scratch ./app           # nothing but the program",
          "zeroimage build --from alpine:3.19 --push registry.example.com/app:1 ./app",
-         "zeroimage build --from-archive alpine.tar -o app.tar -t app:1.0 ./app"])
+         "zeroimage build --from-archive alpine.tar -o app.tar -t app:1.0 ./app",
+         "zeroimage build --push reg.example.com/app:1 linux/amd64=dist/app-amd64 linux/arm64=dist/app-arm64",
+         "zeroimage build --env MODE=prod --user nonroot --expose 8080 --add static:/srv/static ./app"])
     base = build_cmd.add_mutually_exclusive_group()
     base.add_argument("--from", dest="base", metavar="BASE",
                       help="a registry image, or 'scratch' for none (default: the built-in minimal base)")
@@ -2604,12 +2802,31 @@ def build_parser() -> argparse.ArgumentParser:
     output.add_argument("--push", type=_reference_arg, metavar="REF", help="push the image to a registry instead")
     build_cmd.add_argument("-t", "--tag", type=_tag_arg, metavar="NAME[:TAG]",
                            help="name of the image inside the archive (default: NAME:latest)")
+    build_cmd.add_argument("--format", choices=("archive", "oci-layout"), default="archive",
+                           help="archive: one tar file (default); oci-layout: a directory (-o DIR), "
+                                "added to when it already holds a layout")
+    build_cmd.add_argument("--no-platform-check", action="store_true",
+                           help="only warn when a binary's ELF header does not match its PLATFORM=")
+    opts = build_cmd.add_argument_group("image options (repeatable where it makes sense)")
+    opts.add_argument("--add", action="append", type=_add_arg, default=[], metavar="SRC:DST",
+                      help="add a file or directory tree at DST, in the program's layer")
+    opts.add_argument("--env", action="append", type=_pair_arg("--env"), default=[], metavar="KEY=VALUE")
+    opts.add_argument("--label", action="append", type=_pair_arg("--label"), default=[], metavar="KEY=VALUE")
+    opts.add_argument("--annotation", action="append", type=_pair_arg("--annotation"), default=[],
+                      metavar="KEY=VALUE", help="an annotation on the image manifest")
+    opts.add_argument("--user", type=_user_arg, metavar="USER[:GROUP]",
+                      help="the user the program runs as ('nonroot' is 65532:65532 on the minimal base)")
+    opts.add_argument("--workdir", type=_workdir_arg, metavar="DIR", help="the working directory (absolute)")
+    opts.add_argument("--cmd", action="append", metavar="ARG",
+                      help="a default argument (the image's Cmd); repeat for several")
+    opts.add_argument("--expose", action="append", type=_port_arg, default=[], metavar="PORT[/PROTO]")
     build_cmd.add_argument("--compression-level", type=int, choices=range(10), default=6, metavar="0-9",
                            help="gzip level of the new layers (default: 6)")
     build_cmd.add_argument("--ca-bundle", metavar="FILE",
                            help="TLS roots for the minimal base (default: the host's CA bundle)")
     _add_insecure(build_cmd)
-    build_cmd.add_argument("entrypoint", metavar="ENTRYPOINT", help="the program file")
+    build_cmd.add_argument("entrypoint", nargs="+", type=_program_arg, metavar="ENTRYPOINT",
+                           help="the program file, or PLATFORM=PATH once per platform for a multi-platform image")
     build_cmd.set_defaults(func=cmd_build)
 
     pull_cmd = _command(
@@ -2687,6 +2904,53 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _program_arg(text: str):
+    """``PATH``, or ``PLATFORM=PATH`` when what stands before '=' is a platform."""
+    head, sep, tail = text.partition("=")
+    if sep and "/" in head:
+        try:
+            return Platform.parse(head), tail
+        except InvalidPlatformError:
+            pass
+    return None, text
+
+
+def _pair_arg(option: str):
+    def parse(text: str) -> Tuple[str, str]:
+        key, sep, value = text.partition("=")
+        if not sep or not key:
+            raise argparse.ArgumentTypeError("expected KEY=VALUE, got %r" % text)
+        return key, value
+    return parse
+
+
+def _add_arg(text: str) -> Tuple[str, str]:
+    source, sep, dest = text.rpartition(":")
+    if not sep or not source or not dest.startswith("/"):
+        raise argparse.ArgumentTypeError("expected SRC:DST with an absolute DST, like static:/srv/static, got %r" % text)
+    return source, dest
+
+
+def _workdir_arg(text: str) -> str:
+    if not text.startswith("/"):
+        raise argparse.ArgumentTypeError("must be an absolute path, not %r" % text)
+    return text
+
+
+def _user_arg(text: str) -> str:
+    if not text or text.count(":") > 1 or any(c.isspace() for c in text) or text.startswith(":") or text.endswith(":"):
+        raise argparse.ArgumentTypeError("expected USER[:GROUP], got %r" % text)
+    return text
+
+
+def _port_arg(text: str) -> str:
+    port, _, proto = text.partition("/")
+    proto = proto or "tcp"
+    if not port.isdigit() or not 1 <= int(port) <= 65535 or proto not in ("tcp", "udp", "sctp"):
+        raise argparse.ArgumentTypeError("expected PORT[/tcp|udp|sctp] with a port from 1 to 65535, got %r" % text)
+    return "%d/%s" % (int(port), proto)
+
+
 def _reference_arg(text: str) -> str:
     try:
         Reference.parse(text)
@@ -2696,13 +2960,24 @@ def _reference_arg(text: str) -> str:
 
 
 def cmd_build(args) -> int:
-    result = build(args.entrypoint, args.output, base=args.base, base_archive=args.from_archive,
+    programs = args.entrypoint
+    if len(programs) == 1 and programs[0][0] is None:
+        entrypoint = programs[0][1]
+    elif any(platform is None for platform, _ in programs):
+        raise UsageError("give one plain ENTRYPOINT, or PLATFORM=PATH for every binary (e.g. linux/arm64=dist/app)")
+    else:
+        entrypoint = programs
+    options = ImageOptions(env=args.env, labels=args.label, annotations=args.annotation, user=args.user,
+                           workdir=args.workdir, cmd=args.cmd, expose=args.expose, add=args.add)
+    result = build(entrypoint, args.output, base=args.base, base_archive=args.from_archive,
                    platform=args.platform, target=args.target, tag=args.tag,
                    compression_level=args.compression_level, ca_bundle=args.ca_bundle,
-                   push=args.push, insecure=args.insecure)
-    layers = len(result.manifest["layers"])
-    log.info("%s %s (%s, %d layer%s)", "pushed" if args.push else "wrote", result.path, result.platform,
-             layers, "" if layers == 1 else "s")
+                   push=args.push, insecure=args.insecure, options=options, output_format=args.format,
+                   platform_check=not args.no_platform_check)
+    for image in result.images:
+        layers = len(image.manifest["layers"])
+        log.info("%s: %d layer%s, %s", image.platform, layers, "" if layers == 1 else "s", image.digest)
+    log.info("%s %s", "pushed" if args.push else "wrote", result.path)
     print(result.path if args.push else result.digest)
     return 0
 

@@ -326,7 +326,7 @@ def test_library_api(tmp_path, prog):
     result = zeroimage.build(str(prog), str(tmp_path / "lib.tar"), base="scratch",
                              platform=zeroimage.Platform.parse("linux/arm64"), environ=EPOCH)
     assert result.digest == image_of(str(tmp_path / "lib.tar"))[0]["manifests"][0]["digest"]
-    assert result.config["created"] == "2023-11-14T22:13:20Z"
+    assert result.images[0].config["created"] == "2023-11-14T22:13:20Z"
 
 
 def test_archive_name_may_contain_colons(tmp_path, prog):
