@@ -2818,7 +2818,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="the user the program runs as ('nonroot' is 65532:65532 on the minimal base)")
     opts.add_argument("--workdir", type=_workdir_arg, metavar="DIR", help="the working directory (absolute)")
     opts.add_argument("--cmd", action="append", metavar="ARG",
-                      help="a default argument (the image's Cmd); repeat for several")
+                      help="a default argument (the image's Cmd); repeat for several; "
+                           "write --cmd=-v for one that starts with -")
     opts.add_argument("--expose", action="append", type=_port_arg, default=[], metavar="PORT[/PROTO]")
     build_cmd.add_argument("--compression-level", type=int, choices=range(10), default=6, metavar="0-9",
                            help="gzip level of the new layers (default: 6)")

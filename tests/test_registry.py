@@ -8,14 +8,16 @@ import select
 import shutil
 import subprocess
 import sys
+import tarfile
 import time
 
 import pytest
 
 import registries
 from conftest import need_tool
-from imagetools import DOCKER, MODULE, LayoutBuilder, image_of, read_archive, ref, run_cli
+from imagetools import DOCKER, MODULE, LayoutBuilder, image_of, read_archive, ref, run_cli, sha256
 from test_interop import _real_base, run_image, sh
+from test_units import make_elf
 
 pytestmark = pytest.mark.interop
 
@@ -342,3 +344,67 @@ def test_base_layers_stream_registry_to_registry_when_mount_is_refused(tmp_path,
     pulled = tmp_path / "app.tar"
     client.ok("pull", "-o", pulled, client.ref("stream/app:1"))
     assert len(image_of(str(pulled))[3]) == 3
+
+
+# ---- multi-platform builds and image options (issue: multi-platform images in one command) ----
+
+
+def test_two_platform_build_pushed_and_read_back(tmp_path, client, busybox, busybox_program):
+    client.login()
+    archive, b, amd_base, arm_base, top = _multi_platform_base(tmp_path, busybox)
+    client.ok("push", archive, client.ref("mp/base:1"))
+    arm_binary = tmp_path / "busybox-arm64"
+    arm_binary.write_bytes(make_elf(183) + b"pretend arm64 busybox")
+    target = client.ref("mp/app:1")
+    pushed = client.ok("build", "--from", client.ref("mp/base:1"), "--push", target,
+                       "linux/amd64=%s" % busybox_program, "linux/arm64=%s" % arm_binary).stdout.strip()
+    index = json.loads(client.skopeo("inspect", "--raw", "docker://" + target))
+    assert pushed == target + "@" + sha256(json.dumps(index, separators=(",", ":"), sort_keys=True).encode())
+    assert index["annotations"]["org.opencontainers.image.base.digest"] == top["digest"]
+    assert [(d["platform"]["architecture"], d["platform"].get("variant")) for d in index["manifests"]] == \
+        [("amd64", None), ("arm64", "v8")]
+    layout = tmp_path / "all"
+    sh(need_tool("skopeo"), "copy", "--quiet", "--all", *client.skopeo_flags("src-"), "docker://" + target,
+       "oci:%s:app" % layout)
+    for desc, base_desc in zip(index["manifests"], (amd_base, arm_base)):
+        manifest = json.loads((layout / "blobs" / "sha256" / desc["digest"][7:]).read_text())
+        assert manifest["layers"][:2] == json.loads(b.blobs[base_desc["digest"]])["layers"]
+        assert manifest["annotations"]["org.opencontainers.image.base.digest"] == base_desc["digest"]
+    arm_layer = json.loads((layout / "blobs" / "sha256" / index["manifests"][1]["digest"][7:]).read_text())["layers"][-1]
+    with tarfile.open(str(layout / "blobs" / "sha256" / arm_layer["digest"][7:])) as tar:
+        assert tar.extractfile("busybox").read() == arm_binary.read_bytes()
+    client.ok("pull", "--platform", "linux/amd64", "-o", tmp_path / "amd.tar", target)
+    _, out = run_image(tmp_path, "oci-archive:%s" % (tmp_path / "amd.tar"), ["/busybox", "cat", "/etc/base-release"])
+    assert out == "zeroimage test base 1.0\n"
+
+
+def test_image_options_in_the_running_container(tmp_path, busybox_program):
+    tree = tmp_path / "site"
+    tree.mkdir()
+    (tree / "index.html").write_text("hello from --add\n")
+    archive = tmp_path / "app.tar"
+    r = run_cli("build", "--add", "%s:/srv/site" % tree, "--env", "GREETING=hi there", "--workdir", "/srv/site",
+                "--user", "nonroot", "--cmd", "sh", "--cmd=-c", "--cmd",
+                "echo $GREETING; pwd; id -u; cat index.html; touch /home/nonroot/ok && echo writable",
+                "-o", archive, busybox_program)
+    assert r.returncode == 0, r.stderr
+    process, out = run_image(tmp_path, "oci-archive:%s" % archive)
+    assert process["args"][:3] == ["/busybox", "sh", "-c"]
+    assert out.split("\n")[:5] == ["hi there", "/srv/site", "65532", "hello from --add", "writable"]
+
+
+def test_layout_directory_validates_and_skopeo_reads_it(tmp_path, busybox_program):
+    tool = need_tool("oci-image-tool")
+    layout = tmp_path / "layout"
+    arm = tmp_path / "arm"
+    arm.write_bytes(make_elf(183) + b"arm")
+    assert run_cli("build", "--format", "oci-layout", "-o", layout, "-t", "app:1", busybox_program).returncode == 0
+    assert run_cli("build", "--format", "oci-layout", "-o", layout, "-t", "app:multi",
+                   "linux/amd64=%s" % busybox_program, "linux/arm64=%s" % arm).returncode == 0
+    for name in ("1", "multi"):
+        assert "Validation succeeded" in sh(tool, "validate", "--type", "image", "--ref", "name=" + name, layout)
+    assert json.loads(sh(need_tool("skopeo"), "inspect", "oci:%s:1" % layout))["Architecture"] == "amd64"
+    raw = json.loads(sh(need_tool("skopeo"), "inspect", "--raw", "oci:%s:multi" % layout))
+    assert len(raw["manifests"]) == 2
+    _, out = run_image(tmp_path, "oci:%s:1" % layout)
+    assert out.startswith("BusyBox v")
