@@ -60,6 +60,7 @@ __all__ = [
     "read_elf", "select_manifest", "derive_config", "make_manifest", "canonical_json",
     "write_layer", "Layout", "Image", "assemble_image", "write_image_archive",
     "Credentials", "resolve_credentials", "store_credentials", "erase_credentials", "parse_challenges",
+    "ImageOptions", "tree_entries", "write_layout_dir", "make_image_index", "push_images",
     "Transport", "Registry", "Registries", "build", "pull", "push_archive", "push_image", "inspect",
     "login", "logout", "check_auth", "build_parser", "main",
 ]
