@@ -51,6 +51,15 @@ def make_pki(directory):
             "token_key": d + "/token.key", "token_crt": d + "/token.crt", "token_x5c": base64.b64encode(der).decode()}
 
 
+class QuietServer(http.server.ThreadingHTTPServer):
+    """A threading HTTP server that does not print a traceback when a client hangs up."""
+
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        pass
+
+
 def b64url(data):
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
@@ -108,7 +117,7 @@ class TokenServer:
                 self.end_headers()
                 self.wfile.write(data)
 
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self.httpd = QuietServer(("127.0.0.1", self.port), Handler)
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(pki["cert"], pki["key"])
         self.httpd.socket = context.wrap_socket(self.httpd.socket, server_side=True)
@@ -268,7 +277,7 @@ class ConnectProxy:
                 finally:
                     upstream.close()
 
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = QuietServer(("127.0.0.1", 0), Handler)
         self.url = "http://127.0.0.1:%d" % self.httpd.server_port
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 

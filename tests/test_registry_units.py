@@ -10,6 +10,7 @@ import threading
 import pytest
 
 import zeroimage
+from registries import QuietServer
 from zeroimage import Credentials
 
 
@@ -171,7 +172,7 @@ class Server:
                 if self.command != "HEAD":
                     self.wfile.write(body)
 
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = QuietServer(("127.0.0.1", 0), Handler)
         self.url = "http://127.0.0.1:%d" % self.httpd.server_port
         self.netloc = "127.0.0.1:%d" % self.httpd.server_port
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
