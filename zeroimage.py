@@ -2414,14 +2414,15 @@ def pull(ref_text: str, output: Optional[str] = None, *, platform: Optional[Plat
     ref = Reference.parse(ref_text)
     output = output or ref.repository.rsplit("/", 1)[-1] + ".tar"
     registry = Registries(insecure, environ)(ref.registry)
+    name = ref.replace(digest=None) if ref.tag else ref.replace(tag="latest", digest=None)
     with _registry_context("pull", ref), atomic_output(output) as out:
         if not all_platforms:
             remote = resolve_image(registry, ref, platform)
             image = _image_blobs(registry, ref, remote.digest, remote.data, remote.manifest, remote.platform)
-            write_image_archive(out, image, ref if ref.tag else ref.replace(tag="latest", digest=None))
+            write_image_archive(out, image, name)
             return image.digest, output
         data, media_type, digest = registry.get_manifest(ref.repository, ref.digest or ref.tag)
-        blobs, top = [], descriptor(media_type, digest, len(data), annotations=_ref_annotations(ref))
+        blobs, top = [], descriptor(media_type, digest, len(data), annotations=_name_annotations(name))
         if media_type in INDEX_TYPES:
             for desc in _json_object(data, "index %s" % (ref,)).get("manifests") or []:
                 child_digest, _ = _check_descriptor(desc, str(ref))
@@ -2434,11 +2435,6 @@ def pull(ref_text: str, output: Optional[str] = None, *, platform: Optional[Plat
         blobs.append(Blob(digest, len(data), lambda: io.BytesIO(data)))
         write_archive(out, blobs, make_index(OCI_FAMILY, [top]), None)
         return digest, output
-
-
-def _ref_annotations(ref: Reference) -> Dict[str, str]:
-    named = ref if ref.tag else ref.replace(tag="latest", digest=None)
-    return {ANNOTATION_CONTAINERD_NAME: str(named.replace(digest=None)), ANNOTATION_REF_NAME: named.tag}
 
 
 # -- push an archive --
