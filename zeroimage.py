@@ -53,7 +53,7 @@ __all__ = [
     # errors
     "ZeroImageError", "UsageError", "InvalidReferenceError", "InvalidPlatformError",
     "DigestMismatchError", "PlatformNotFoundError", "ArchiveError", "CredentialError",
-    "RegistryError", "AuthenticationError", "NotFoundError",
+    "RegistryError", "AuthenticationError", "NotFoundError", "NetworkError",
     # values
     "Reference", "Platform", "ElfInfo", "Blob", "BuildResult",
     # functions
@@ -183,6 +183,10 @@ class RegistryError(ZeroImageError):
         reason = detail or http.client.responses.get(status, "unexpected answer")
         super().__init__("%s (%s %s: HTTP %s)" % (reason, method, url, status))
         self.status, self.method, self.url, self.detail, self.errors = status, method, url, detail, list(errors)
+
+
+class NetworkError(ZeroImageError):
+    """A registry could not be reached, or the connection broke (after the retries)."""
 
 
 class AuthenticationError(RegistryError):
@@ -1413,7 +1417,7 @@ def erase_credentials(host: str, environ=None) -> bool:
 # ---- HTTP transport ----
 
 RETRY_STATUSES = (408, 429, 500, 502, 503, 504)
-IDEMPOTENT = ("GET", "HEAD")
+IDEMPOTENT = ("GET", "HEAD", "PUT", "DELETE")     # retried when the body (if any) can be sent again
 MAX_ATTEMPTS = 5
 MAX_RETRY_SECONDS = 60.0
 MAX_REDIRECTS = 5
@@ -1537,25 +1541,27 @@ class Transport:
 
     def request(self, method: str, url: str, headers: Optional[Dict[str, str]] = None, body=None,
                 auth: Optional[str] = None, auth_host: Optional[str] = None,
-                length: Optional[int] = None) -> Response:
+                length: Optional[int] = None, idempotent: Optional[bool] = None) -> Response:
         """Send one request (retrying idempotent ones, following redirects for GET/HEAD).
 
         ``body`` is bytes, or a readable stream of ``length`` bytes sent in CHUNK_SIZE
         pieces; either way it goes with a Content-Length, never chunked.
         """
         started = time.monotonic()
+        replayable = (method in IDEMPOTENT if idempotent is None else idempotent) \
+            and isinstance(body, (bytes, type(None)))
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
                 response = self._send_following(method, url, headers or {}, (body, length), auth, auth_host)
             except (OSError, http.client.HTTPException) as e:
                 # A connection dropped or timed out may work next time; a refusal or a bad name will not.
                 transient = not isinstance(e, (ConnectionRefusedError, socket.gaierror, ssl.SSLError))
-                if not transient or method not in IDEMPOTENT or not self._may_retry(attempt, started, None):
+                if not transient or not replayable or not self._may_retry(attempt, started, None):
                     raise _network_error(method, url, e)
                 delay = self._backoff(attempt)
                 log.debug("retrying %s %s in %.1fs after %s", method, _redact_url(url), delay, e)
             else:
-                if response.status not in RETRY_STATUSES or method not in IDEMPOTENT \
+                if response.status not in RETRY_STATUSES or not replayable \
                         or not self._may_retry(attempt, started, response):
                     return response
                 delay = self._retry_after(response) or self._backoff(attempt)
@@ -1592,7 +1598,7 @@ class Transport:
             parts = urllib.parse.urlsplit(url)
             send_auth = auth if auth and parts.netloc == auth_host else None
             response = self._send(method, parts, headers, body, send_auth)
-            if response.status not in (301, 302, 303, 307, 308) or method not in IDEMPOTENT:
+            if response.status not in (301, 302, 303, 307, 308) or method not in ("GET", "HEAD"):
                 return response
             location = response.headers.get("Location")
             response.close()
@@ -1638,12 +1644,12 @@ def _redact_url(url: str) -> str:
 def _network_error(method: str, url: str, error: Exception) -> "ZeroImageError":
     host = urllib.parse.urlsplit(url).netloc
     if isinstance(error, ssl.SSLCertVerificationError):
-        return ZeroImageError("TLS certificate of %s not trusted (%s); add its CA with SSL_CERT_FILE or "
-                              "/etc/docker/certs.d/%s/ca.crt, or use --insecure" % (host, error.verify_message, host))
+        return NetworkError("TLS certificate of %s not trusted (%s); add its CA with SSL_CERT_FILE or "
+                            "/etc/docker/certs.d/%s/ca.crt, or use --insecure" % (host, error.verify_message, host))
     if isinstance(error, socket.timeout):
-        return ZeroImageError("%s %s: timed out talking to %s" % (method, _redact_url(url), host))
+        return NetworkError("%s %s: timed out talking to %s" % (method, _redact_url(url), host))
     reason = getattr(error, "strerror", None) or str(error) or type(error).__name__
-    return ZeroImageError("cannot reach %s (%s %s): %s" % (host, method, _redact_url(url), reason))
+    return NetworkError("cannot reach %s (%s %s): %s" % (host, method, _redact_url(url), reason))
 
 
 # ---- Registry client ----
@@ -1846,7 +1852,8 @@ class Registry:
         return token, expires_in
 
     def request(self, method: str, path: str, scopes: Sequence[str], headers=None, body=None,
-                ok: Sequence[int] = (200,), length: Optional[int] = None) -> Response:
+                ok: Sequence[int] = (200,), length: Optional[int] = None,
+                idempotent: Optional[bool] = None) -> Response:
         """An API request with auth; on 401 one more try with a fresh token; an error for a status not in ``ok``.
 
         A streamed body cannot be sent twice, so a request with one is not retried.
@@ -1856,7 +1863,8 @@ class Registry:
         for fresh in (False, True):
             auth = self._auth_header(scopes, fresh)
             response = self.transport.request(method, url, headers, body, auth=auth, length=length,
-                                              auth_host=urllib.parse.urlsplit(self._base).netloc)
+                                              auth_host=urllib.parse.urlsplit(self._base).netloc,
+                                              idempotent=idempotent)
             if response.status != 401 or fresh or not isinstance(body, (bytes, type(None))):
                 break
             challenges = parse_challenges(response.headers.get("WWW-Authenticate", ""))
@@ -1968,7 +1976,8 @@ class Registry:
 
     def upload_blob(self, repository: str, blob: Blob, scopes) -> None:
         """POST a session, then one PUT ``?digest=`` streaming the blob with its length."""
-        response = self.request("POST", "/v2/%s/blobs/uploads/" % repository, scopes, ok=(202,))
+        # Starting a session twice only leaves an unused session behind: safe to retry.
+        response = self.request("POST", "/v2/%s/blobs/uploads/" % repository, scopes, ok=(202,), idempotent=True)
         response.read_capped(MAX_ERROR_BODY, "the upload answer")
         response.close()
         location = response.headers.get("Location")
@@ -2335,11 +2344,29 @@ def push_blobs(registry: Registry, repository: str, blobs: Sequence[Blob], scope
                 and registry.mount_blob(repository, blob.digest, blob.source[1], scopes):
             counts["mounted"] += 1
         else:
-            registry.upload_blob(repository, blob, scopes)
+            _upload_with_restarts(registry, repository, blob, scopes)
             counts["uploaded"] += 1
     log.info("blobs: %d uploaded, %d mounted, %d already there",
              counts["uploaded"], counts["mounted"], counts["skipped"])
     return counts
+
+
+UPLOAD_ATTEMPTS = 3
+
+
+def _upload_with_restarts(registry: Registry, repository: str, blob: Blob, scopes: Sequence[str]) -> None:
+    """Upload a blob; when the upload fails on the way (5xx, 429, a broken connection), start a new
+    session and send it again from the start (the blob is opened anew each time)."""
+    for attempt in range(1, UPLOAD_ATTEMPTS + 1):
+        try:
+            registry.upload_blob(repository, blob, scopes)
+            return
+        except (NetworkError, RegistryError) as e:
+            retryable = isinstance(e, NetworkError) or e.status in RETRY_STATUSES
+            if not retryable or attempt == UPLOAD_ATTEMPTS:
+                raise
+            log.info("upload of %s failed (%s); starting it again", blob.digest[:19], e)
+            time.sleep(Transport._backoff(attempt))
 
 
 def _push_scopes(ref: Reference, blobs: Sequence[Blob]) -> List[str]:
@@ -2754,9 +2781,11 @@ def _tag_arg(text: str) -> str:
 
 
 def _command(commands, name: str, help_text: str, description: str, examples: Sequence[str]):
-    return commands.add_parser(name, help=help_text, description=description,
-                               formatter_class=argparse.RawDescriptionHelpFormatter,
-                               epilog="examples:\n" + "\n".join("  " + e for e in examples))
+    parser = commands.add_parser(name, help=help_text, description=description,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter,
+                                 epilog="examples:\n" + "\n".join("  " + e for e in examples))
+    parser.set_defaults(parser=parser)      # so a usage error found later shows this command's usage
+    return parser
 
 
 def _add_insecure(parser) -> None:
@@ -2881,13 +2910,13 @@ def build_parser() -> argparse.ArgumentParser:
     secret.add_argument("-p", "--password", metavar="PASS", help="the password (lands in shell history: prefer stdin)")
     secret.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
     _add_insecure(login_cmd)
-    login_cmd.add_argument("registry", metavar="REGISTRY")
+    login_cmd.add_argument("registry", type=_registry_arg, metavar="REGISTRY")
     login_cmd.set_defaults(func=cmd_login)
 
     logout_cmd = _command(commands, "logout", "forget the credentials for a registry",
                           "Remove a registry's credentials from config.json or its credential helper.",
                           ["zeroimage logout ghcr.io"])
-    logout_cmd.add_argument("registry", metavar="REGISTRY")
+    logout_cmd.add_argument("registry", type=_registry_arg, metavar="REGISTRY")
     logout_cmd.set_defaults(func=cmd_logout)
 
     check_cmd = _command(
@@ -2947,6 +2976,14 @@ def _port_arg(text: str) -> str:
     if not port.isdigit() or not 1 <= int(port) <= 65535 or proto not in ("tcp", "udp", "sctp"):
         raise argparse.ArgumentTypeError("expected PORT[/tcp|udp|sctp] with a port from 1 to 65535, got %r" % text)
     return "%d/%s" % (int(port), proto)
+
+
+def _registry_arg(text: str) -> str:
+    try:
+        registry_host(text)
+    except InvalidReferenceError as e:
+        raise argparse.ArgumentTypeError(str(e))
+    return text
 
 
 def _reference_arg(text: str) -> str:
@@ -3072,7 +3109,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if debug:
             raise
         if e.exit_code == 2:
-            parser.print_usage(sys.stderr)
+            getattr(args, "parser", parser).print_usage(sys.stderr)
         print("zeroimage: error: %s" % " ".join(str(e).split()), file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:

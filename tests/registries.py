@@ -2,6 +2,7 @@
 token server for its token auth: JWTs signed RS256 with the openssl CLI."""
 
 import base64
+import http.client
 import http.server
 import json
 import os
@@ -284,3 +285,133 @@ class ConnectProxy:
     def close(self):
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+class FaultProxy:
+    """A reverse proxy in front of a plain-HTTP registry that misbehaves on purpose.
+
+    ``mode`` (settable at any time):
+      "pass"      forward everything
+      "flaky"     the first time each (method, path) is seen: 503 with Retry-After: 0, or 429 with
+                  Retry-After: 1 for manifests
+      "cut"       blob GETs: promise the whole body, send half of it, hang up (once per blob)
+      "redirect"  blob GETs: 307 to a second server that serves the bytes and records Authorization
+      "corrupt"   blob GETs: one byte of the body changed (every time)
+      "upload"    the first PUT that finishes an upload of each blob: 500
+      "slow"      every answer waits ``delay`` seconds first
+    ``seen`` lists (method, path, status sent); ``cdn_auth`` lists the Authorization headers the
+    redirect target got (None when absent).
+    """
+
+    def __init__(self, upstream_host, mode="pass", cdn_credentials=None):
+        self.upstream_host = upstream_host
+        self.cdn_headers = {}
+        if cdn_credentials:         # the CDN's own access to the storage, not the client's
+            self.cdn_headers["Authorization"] = "Basic " + base64.b64encode(cdn_credentials.encode()).decode()
+        self.mode = mode
+        self.delay = 0.0
+        self.seen = []
+        self.cdn_auth = []
+        self._once = set()
+        self._lock = threading.Lock()
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def do_ANY(self):
+                proxy.handle(self)
+
+            do_GET = do_HEAD = do_PUT = do_POST = do_PATCH = do_DELETE = do_ANY
+
+        class CdnHandler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                proxy.cdn_auth.append(self.headers.get("Authorization"))
+                path = urllib.parse.urlsplit(self.path).path
+                status, headers, body = proxy.upstream("GET", path, dict(proxy.cdn_headers), b"")
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.httpd = QuietServer(("127.0.0.1", 0), Handler)
+        self.cdn = QuietServer(("127.0.0.1", 0), CdnHandler)
+        self.host = "127.0.0.1:%d" % self.httpd.server_port
+        self.cdn_url = "http://127.0.0.1:%d" % self.cdn.server_port
+        for server in (self.httpd, self.cdn):
+            threading.Thread(target=server.serve_forever, daemon=True).start()
+
+    def first_time(self, key):
+        with self._lock:
+            if key in self._once:
+                return False
+            self._once.add(key)
+            return True
+
+    def upstream(self, method, path, headers, body):
+        conn = http.client.HTTPConnection(self.upstream_host, timeout=60)
+        try:
+            conn.request(method, path, body=body or None, headers=headers)
+            response = conn.getresponse()
+            data = response.read()
+            return response.status, response.getheaders(), data
+        finally:
+            conn.close()
+
+    def handle(self, h):
+        method, path = h.command, h.path
+        length = int(h.headers.get("Content-Length") or 0)
+        body = h.rfile.read(length) if length else b""
+        is_blob_get = method == "GET" and "/blobs/sha256:" in path
+        if self.delay:
+            time.sleep(self.delay)
+        if self.mode == "flaky" and path != "/v2/" and self.first_time((method, path.split("?")[0].split("/uploads/")[0])):
+            status, retry = (429, "1") if "/manifests/" in path else (503, "0")
+            return self.reply(h, status, [("Retry-After", retry)], b'{"errors":[]}')
+        if self.mode == "redirect" and is_blob_get:
+            return self.reply(h, 307, [("Location", self.cdn_url + path + "?signature=abc")], b"")
+        if self.mode == "upload" and method == "PUT" and "/blobs/uploads/" in path \
+                and self.first_time(("upload", urllib.parse.parse_qs(urllib.parse.urlsplit(path).query).get("digest")[0])):
+            return self.reply(h, 500, [], b'{"errors":[{"code":"UNKNOWN","message":"injected"}]}')
+        headers = {k: v for k, v in h.headers.items() if k.lower() not in ("content-length", "connection")}
+        status, answer_headers, data = self.upstream(method, path, headers, body)
+        if is_blob_get and status == 200 and data:
+            if self.mode == "corrupt":
+                data = data[:-1] + bytes([data[-1] ^ 0xFF])
+            elif self.mode == "cut" and self.first_time(("cut", path)):
+                h.send_response(200)
+                for key, value in answer_headers:
+                    if key.lower() not in ("content-length", "connection"):
+                        h.send_header(key, value)
+                h.send_header("Content-Length", str(len(data)))
+                h.end_headers()
+                h.wfile.write(data[:len(data) // 2])
+                h.wfile.flush()
+                h.close_connection = True
+                self.seen.append((method, path, "cut"))
+                return
+        self.reply(h, status, [(k, v) for k, v in answer_headers
+                               if k.lower() not in ("content-length", "connection", "transfer-encoding")], data)
+
+    def reply(self, h, status, headers, body):
+        self.seen.append((h.command, h.path, status))
+        h.send_response(status)
+        for key, value in headers:
+            h.send_header(key, value)
+        h.send_header("Content-Length", str(len(body)))
+        h.end_headers()
+        if h.command != "HEAD":
+            h.wfile.write(body)
+
+    def close(self):
+        for server in (self.httpd, self.cdn):
+            server.shutdown()
+            server.server_close()

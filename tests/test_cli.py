@@ -362,3 +362,36 @@ def test_interrupted_build_leaves_nothing(tmp_path, sig, code):
     assert proc.returncode == code and stdout == "" and "Traceback" not in stderr
     assert stderr.strip().splitlines()[-1] in ("zeroimage: interrupted", "zeroimage: terminated")
     assert os.listdir(str(out)) == ["app.tar"] and (out / "app.tar").read_bytes() == b"the previous archive"
+
+
+BAD_INPUT = [
+    # references
+    (["pull", "Bad/Name"], 2), (["pull", ""], 2), (["pull", "a//b"], 2), (["pull", "name:"], 2),
+    (["push", "x.tar", "UPPER"], 2), (["check-auth", "x y"], 2), (["build", "--push", "a b", "p"], 2),
+    (["login", "bad host"], 2), (["logout", "https://"], 2), (["inspect", "-bad-"], 2),
+    # digests
+    (["pull", "name@sha256:abc"], 2), (["pull", "name@md5:" + "a" * 32], 2), (["pull", "name@sha256:" + "A" * 64], 2),
+    # platforms
+    (["build", "--platform", "linux", "p"], 2), (["pull", "--platform", "a/b/c/d", "x"], 2),
+    (["inspect", "--platform", "", "x"], 2), (["build", "linux/amd64=p", "p"], 2),
+    # key=value options
+    (["build", "--env", "NOVALUE", "p"], 2), (["build", "--label", "=v", "p"], 2),
+    (["build", "--annotation", "k", "p"], 2), (["build", "--expose", "http", "p"], 2),
+    # paths
+    (["build", "missing-program"], 1), (["build", "--from-archive", "missing.tar", "p"], 1),
+    (["build", "--add", "missing:/x", "p"], 1), (["build", "-o", "/nonexistent/dir/x.tar", "p"], 1),
+    (["push", "missing.tar", "localhost:1/x:1"], 1), (["inspect", "missing.tar"], 1),
+    (["build", "--target", "/", "p"], 2), (["build", "--target", "/a/../b", "p"], 2),
+    (["build", "--compression-level", "x", "p"], 2),
+]
+
+
+@pytest.mark.parametrize("args, code", BAD_INPUT, ids=[" ".join(a) for a, _ in BAD_INPUT])
+def test_bad_input_table(tmp_path, prog, args, code):
+    args = [str(prog) if a == "p" else a for a in args]
+    r = run_cli(*args, cwd=str(tmp_path))
+    assert r.returncode == code, (r.stdout, r.stderr)
+    assert "Traceback" not in r.stderr and r.stdout == ""
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith("zeroimage: error: ") or (code == 2 and ": error: " in last), r.stderr
+    assert sorted(os.listdir(str(tmp_path))) == ["prog"], "nothing written"

@@ -1,6 +1,7 @@
 """zeroimage against the real docker-registry (distribution): open HTTP, htpasswd Basic auth,
 and token auth over TLS with the token server in registries.py."""
 
+import base64
 import json
 import os
 import pty
@@ -408,3 +409,21 @@ def test_layout_directory_validates_and_skopeo_reads_it(tmp_path, busybox_progra
     assert len(raw["manifests"]) == 2
     _, out = run_image(tmp_path, "oci:%s:1" % layout)
     assert out.startswith("BusyBox v")
+
+
+@pytest.mark.parametrize("mode", ["basic", "token"])
+def test_secrets_never_reach_the_output(tmp_path, pki, registry_servers, busybox_program, mode):
+    client = Client(tmp_path, pki, registry_servers(mode))
+    client.home.mkdir()
+    secrets = []
+    for password in ("S3NTINEL-wrong", "wonderland"):
+        encoded = base64.b64encode(("alice:" + password).encode()).decode()
+        secrets += [password, encoded]
+        (client.home / "config.json").write_text(json.dumps({"auths": {client.server.host: {"auth": encoded}}}))
+        for args in (["build", "--push", client.ref("secret/app:1"), busybox_program],
+                     ["pull", "-o", tmp_path / "s.tar", client.ref("secret/app:1")],
+                     ["check-auth", "--push", client.ref("secret/app")],
+                     ["login", "-u", "alice", "-p", password, client.server.host]):
+            r = client(*args)
+            for secret in secrets + ["eyJ"]:       # and no JWT (they all start with eyJ)
+                assert secret not in r.stdout + r.stderr, (args, r.stderr)
