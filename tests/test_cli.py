@@ -395,3 +395,12 @@ def test_bad_input_table(tmp_path, prog, args, code):
     last = r.stderr.strip().splitlines()[-1]
     assert last.startswith("zeroimage: error: ") or (code == 2 and ": error: " in last), r.stderr
     assert sorted(os.listdir(str(tmp_path))) == ["prog"], "nothing written"
+
+
+def test_push_refuses_a_hostile_archive_before_any_network(tmp_path, prog):
+    b = LayoutBuilder()
+    desc = _base(b)
+    evil = tarfile.TarInfo("../../etc/cron.d/evil")
+    evil.size = 1
+    base = b.write_tar(tmp_path / "evil.tar", [desc], extra=[(evil, b"x")])
+    fails(run_cli("push", base, "127.0.0.1:1/x:1"), 1, "refusing unsafe archive member")

@@ -319,3 +319,28 @@ def test_tokens_are_cached_per_scope(servers):
     for _ in range(3):
         registry.get_manifest("a", "1")
     assert len([p for _, p, _ in server.seen if p.startswith("/token")]) == 1
+
+
+def test_oversized_token_manifest_and_error_bodies_are_cut_off(servers, monkeypatch):
+    big = b"x" * (zeroimage.MAX_TOKEN_BODY + 10)
+    holder = {}
+
+    def v2(h):
+        h.reply(401, b"{}", [("WWW-Authenticate", 'Bearer realm="%s/token"' % holder["s"].url)])
+    holder["s"] = servers({"/v2/": v2, "/token": lambda h: h.reply(200, big)})
+    registry = zeroimage.Registry(holder["s"].netloc, zeroimage.Transport(), credentials=Credentials())
+    with pytest.raises(zeroimage.RegistryError, match="token answer is over"):
+        registry.get_manifest("a", "1")
+
+    huge = b"{" + b" " * zeroimage.MAX_JSON_SIZE + b"}"
+    error_body = b"e" * (zeroimage.MAX_ERROR_BODY + 10)
+    server = servers({"/v2/": lambda h: h.reply(200, b"{}"),
+                      "/v2/a/manifests/1": lambda h: h.reply(200, huge),
+                      "/v2/a/manifests/2": lambda h: h.reply(500, error_body)})
+    registry = zeroimage.Registry(server.netloc, zeroimage.Transport(), credentials=Credentials())
+    with pytest.raises(zeroimage.RegistryError, match="over the"):
+        registry.get_manifest("a", "1")
+    monkeypatch.setattr(zeroimage, "MAX_ATTEMPTS", 1)
+    with pytest.raises(zeroimage.RegistryError) as e:
+        registry.get_manifest("a", "2")
+    assert e.value.status == 500 and len(str(e.value)) < 300
