@@ -14,6 +14,8 @@ copy this file into your project and ``import zeroimage``.
 
 import argparse
 import base64
+import collections
+import concurrent.futures
 import contextlib
 import copy
 import dataclasses
@@ -728,12 +730,38 @@ class LayerResult(NamedTuple):
     diff_id: str
 
 
-class _GzipWriter:
-    """A gzip member written by hand: mtime 0, no file name, the same bytes on every Python."""
+GZIP_CHUNK = 1024 * 1024         # the unit of parallel compression
+GZIP_WINDOW = 32 * 1024          # deflate's window: each chunk is primed with the 32 KiB before it
 
-    def __init__(self, out, level: int):
+
+def _deflate_chunk(data: bytes, primer: bytes, level: int, last: bool) -> bytes:
+    """One chunk as raw deflate, primed with the bytes before it, ending on a byte boundary
+    (a full flush) or, for the last chunk, finishing the stream."""
+    if primer:
+        deflate = zlib.compressobj(level, zlib.DEFLATED, -zlib.MAX_WBITS, 9, zlib.Z_DEFAULT_STRATEGY, primer)
+    else:
+        deflate = zlib.compressobj(level, zlib.DEFLATED, -zlib.MAX_WBITS, 9)
+    return deflate.compress(data) + deflate.flush(zlib.Z_FINISH if last else zlib.Z_FULL_FLUSH)
+
+
+class GzipWriter:
+    """One gzip member, compressed on every core as pigz does, the same bytes whatever the thread count.
+
+    The stream is cut into GZIP_CHUNK pieces, each deflated on its own (zlib releases the GIL) with
+    the previous 32 KiB as its preset dictionary and a full flush at its end; the pieces, joined in
+    order, are one valid deflate stream. The header has mtime 0 and no file name; CRC-32 and size
+    are computed over the stream as it passes. At most ``threads + 1`` chunks are in flight, so
+    memory does not grow with the input.
+    """
+
+    def __init__(self, out, level: int, threads: Optional[int] = None):
         self._out = out
-        self._deflate = zlib.compressobj(level, zlib.DEFLATED, -zlib.MAX_WBITS)
+        self._level = level
+        self._threads = max(1, threads or os.cpu_count() or 1)
+        self._pool = None
+        self._pending = collections.deque()
+        self._buffer = bytearray()
+        self._primer = b""
         self._crc = 0
         self._size = 0
         xfl = b"\x02" if level == 9 else b"\x04" if level == 1 else b"\x00"
@@ -742,12 +770,39 @@ class _GzipWriter:
     def write(self, data) -> int:
         self._crc = zlib.crc32(data, self._crc)
         self._size += len(data)
-        self._out.write(self._deflate.compress(data))
+        self._buffer += data
+        while len(self._buffer) > GZIP_CHUNK:      # keep one chunk back: it may be the last
+            chunk = bytes(self._buffer[:GZIP_CHUNK])
+            del self._buffer[:GZIP_CHUNK]
+            self._submit(chunk, False)
         return len(data)
 
+    def _submit(self, chunk: bytes, last: bool) -> None:
+        primer, self._primer = self._primer, chunk[-GZIP_WINDOW:]
+        if self._threads == 1:
+            self._out.write(_deflate_chunk(chunk, primer, self._level, last))
+            return
+        if self._pool is None:
+            self._pool = concurrent.futures.ThreadPoolExecutor(self._threads, thread_name_prefix="zeroimage-gzip")
+        self._pending.append(self._pool.submit(_deflate_chunk, chunk, primer, self._level, last))
+        while len(self._pending) > self._threads or (last and self._pending):
+            self._out.write(self._pending.popleft().result())
+
     def close(self) -> None:
-        self._out.write(self._deflate.flush())
+        """Finish the stream: the last chunk, then CRC-32 and size."""
+        self._submit(bytes(self._buffer), True)
+        self._buffer = bytearray()
         self._out.write(struct.pack("<II", self._crc & 0xFFFFFFFF, self._size & 0xFFFFFFFF))
+        self.abort()
+
+    def abort(self) -> None:
+        """Stop the workers (after an error, without waiting for the output)."""
+        for future in self._pending:
+            future.cancel()
+        self._pending.clear()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
 
 
 def with_parents(entries: Sequence[LayerEntry]) -> List[LayerEntry]:
@@ -841,19 +896,22 @@ def write_layer(entries: Sequence[LayerEntry], out, level: int = 6) -> Tuple[str
     with mtime 0 everywhere: the bytes depend only on paths, modes and contents.
     """
     compressed = HashingWriter(out)
-    gz = _GzipWriter(compressed, level)
+    gz = GzipWriter(compressed, level)
     uncompressed = HashingWriter(gz)
     tar = TarWriter(uncompressed)
-    for entry in with_parents(entries):
-        if entry.kind != "file":
-            tar.add(entry)
-        elif entry.data is not None:
-            tar.add(entry, len(entry.data), io.BytesIO(entry.data))
-        else:
-            with _open_source(entry.source) as f:
-                tar.add(entry, os.fstat(f.fileno()).st_size, f)
-    tar.close()
-    gz.close()
+    try:
+        for entry in with_parents(entries):
+            if entry.kind != "file":
+                tar.add(entry)
+            elif entry.data is not None:
+                tar.add(entry, len(entry.data), io.BytesIO(entry.data))
+            else:
+                with _open_source(entry.source) as f:
+                    tar.add(entry, os.fstat(f.fileno()).st_size, f)
+        tar.close()
+        gz.close()
+    finally:
+        gz.abort()
     return uncompressed.digest, compressed.digest, compressed.size
 
 

@@ -307,7 +307,7 @@ def test_layer_is_deterministic_whatever_the_source_metadata(tmp_path):
 def test_gzip_stream_is_standard(level):
     data = os.urandom(50000) + b"a" * 300000
     out = io.BytesIO()
-    gz = zeroimage._GzipWriter(out, level)
+    gz = zeroimage.GzipWriter(out, level)
     gz.write(data[:1000])
     gz.write(data[1000:])
     gz.close()
@@ -532,3 +532,24 @@ def test_tar_writer_long_and_unicode_names_read_back(tmp_path):
     if shutil.which("tar"):
         listing = subprocess.run(["tar", "-tf", str(path)], stdout=subprocess.PIPE, check=True).stdout.decode()
         assert long_dir.lstrip("/") + "/prog" in listing.splitlines() and "srv/naïve-ü.txt" in listing
+
+
+@pytest.mark.parametrize("size", [0, 1, zeroimage.GZIP_CHUNK, 3 * zeroimage.GZIP_CHUNK + 12345])
+@pytest.mark.parametrize("level", [0, 1, 6, 9])
+def test_parallel_gzip_is_the_same_for_every_thread_count(size, level, tmp_path):
+    random_part = os.urandom(size // 3)
+    data = (random_part + b"compressible text " * (size // 18 + 1))[:size]
+    outputs = []
+    for threads in (1, 2, 3, 8):
+        out = io.BytesIO()
+        gz = zeroimage.GzipWriter(out, level, threads)
+        for start in range(0, len(data), 100000):       # written in pieces that do not align with chunks
+            gz.write(data[start:start + 100000])
+        gz.close()
+        outputs.append(out.getvalue())
+    assert len(set(outputs)) == 1, "byte-identical whatever the number of threads"
+    assert zlib.decompress(outputs[0], 31) == data and gzip.decompress(outputs[0]) == data
+    if shutil.which("gzip"):
+        path = tmp_path / "t.gz"
+        path.write_bytes(outputs[0])
+        assert subprocess.run(["gzip", "-t", str(path)]).returncode == 0
