@@ -15,17 +15,13 @@ copy this file into your project and ``import zeroimage``.
 import argparse
 import base64
 import collections
-import concurrent.futures
 import contextlib
 import copy
 import dataclasses
 import datetime
-import email.utils
-import getpass
 import hashlib
-import http.client
+import importlib
 import io
-import ipaddress
 import json
 import logging
 import os
@@ -33,20 +29,40 @@ import posixpath
 import re
 import shutil
 import signal
-import socket
-import ssl
 import stat
 import struct
-import subprocess
 import sys
 import tarfile
 import tempfile
-import threading
 import time
 import urllib.parse
-import urllib.request
 import zlib
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
+
+
+class _LazyModule:
+    """A standard-library module imported on first use. The network stack (ssl, http.client,
+    email, ...) costs ~25 ms that ``--help`` and offline builds do not need."""
+
+    def __init__(self, name: str):
+        self._lazy_name = name
+
+    def __getattr__(self, attr: str):
+        value = getattr(importlib.import_module(self._lazy_name), attr)
+        setattr(self, attr, value)          # found directly from now on
+        return value
+
+
+concurrent_futures = _LazyModule("concurrent.futures")
+email_utils = _LazyModule("email.utils")
+getpass = _LazyModule("getpass")
+http_client = _LazyModule("http.client")
+ipaddress = _LazyModule("ipaddress")
+socket = _LazyModule("socket")
+ssl = _LazyModule("ssl")
+subprocess = _LazyModule("subprocess")
+threading = _LazyModule("threading")
+urllib_request = _LazyModule("urllib.request")
 
 __version__ = "0.1.0"
 
@@ -182,7 +198,7 @@ class RegistryError(ZeroImageError):
     """A registry answered with an error (or not at all as expected)."""
 
     def __init__(self, status: int, method: str, url: str, detail: str = "", errors=()):
-        reason = detail or http.client.responses.get(status, "unexpected answer")
+        reason = detail or http_client.responses.get(status, "unexpected answer")
         super().__init__("%s (%s %s: HTTP %s)" % (reason, method, url, status))
         self.status, self.method, self.url, self.detail, self.errors = status, method, url, detail, list(errors)
 
@@ -783,7 +799,7 @@ class GzipWriter:
             self._out.write(_deflate_chunk(chunk, primer, self._level, last))
             return
         if self._pool is None:
-            self._pool = concurrent.futures.ThreadPoolExecutor(self._threads, thread_name_prefix="zeroimage-gzip")
+            self._pool = concurrent_futures.ThreadPoolExecutor(self._threads, thread_name_prefix="zeroimage-gzip")
         self._pending.append(self._pool.submit(_deflate_chunk, chunk, primer, self._level, last))
         while len(self._pending) > self._threads or (last and self._pending):
             self._out.write(self._pending.popleft().result())
@@ -1501,7 +1517,7 @@ class Response:
     """An HTTP response whose body is read as a stream. Closing it hands its connection back for
     reuse when the body was read to the end, and closes the connection when it was not."""
 
-    def __init__(self, raw: http.client.HTTPResponse, conn, url: str, release):
+    def __init__(self, raw: "http.client.HTTPResponse", conn, url: str, release):
         self._raw = raw
         self._conn = conn
         self._release = release
@@ -1547,7 +1563,7 @@ class Transport:
 
     # -- connections --
 
-    def _ssl_context(self, host: str) -> ssl.SSLContext:
+    def _ssl_context(self, host: str) -> "ssl.SSLContext":
         if host not in self._contexts:
             context = ssl.create_default_context()      # honours SSL_CERT_FILE / SSL_CERT_DIR
             for base in CERTS_DIRS:
@@ -1567,8 +1583,8 @@ class Transport:
         return self._contexts[host]
 
     def _proxy_for(self, scheme: str, host: str) -> Optional[str]:
-        proxies = urllib.request.getproxies_environment()
-        if not proxies.get(scheme) or urllib.request.proxy_bypass_environment(host.rsplit(":", 1)[0], proxies):
+        proxies = urllib_request.getproxies_environment()
+        if not proxies.get(scheme) or urllib_request.proxy_bypass_environment(host.rsplit(":", 1)[0], proxies):
             return None
         return proxies[scheme]
 
@@ -1586,10 +1602,10 @@ class Transport:
             proxy = self._proxy_for(scheme, netloc)
             target = urllib.parse.urlsplit(proxy).netloc if proxy else netloc
             if scheme == "https":
-                conn = http.client.HTTPSConnection(target, timeout=CONNECT_TIMEOUT, context=self._ssl_context(netloc),
+                conn = http_client.HTTPSConnection(target, timeout=CONNECT_TIMEOUT, context=self._ssl_context(netloc),
                                                    blocksize=CHUNK_SIZE)
             else:
-                conn = http.client.HTTPConnection(target, timeout=CONNECT_TIMEOUT, blocksize=CHUNK_SIZE)
+                conn = http_client.HTTPConnection(target, timeout=CONNECT_TIMEOUT, blocksize=CHUNK_SIZE)
             if proxy and scheme == "https":
                 conn.set_tunnel(netloc)
             conn._zeroimage_proxied = bool(proxy and scheme == "http")
@@ -1611,7 +1627,7 @@ class Transport:
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
                 response = self._send_following(method, url, headers or {}, (body, length), auth, auth_host)
-            except (OSError, http.client.HTTPException) as e:
+            except (OSError, http_client.HTTPException) as e:
                 # A connection dropped or timed out may work next time; a refusal or a bad name will not.
                 transient = not isinstance(e, (ConnectionRefusedError, socket.gaierror, ssl.SSLError))
                 if not transient or not replayable or not self._may_retry(attempt, started, None):
@@ -1639,7 +1655,7 @@ class Transport:
             return min(float(value), 30.0)
         if value:
             try:
-                when = email.utils.parsedate_to_datetime(value)
+                when = email_utils.parsedate_to_datetime(value)
                 return max(0.0, min((when - datetime.datetime.now(datetime.timezone.utc)).total_seconds(), 30.0))
             except (TypeError, ValueError):
                 return None
@@ -1755,7 +1771,7 @@ class _ResumingReader:
         while True:
             try:
                 data = self._response.read(n)
-            except (OSError, http.client.HTTPException) as e:
+            except (OSError, http_client.HTTPException) as e:
                 data, error = b"", e
             else:
                 error = None
@@ -1939,7 +1955,7 @@ class Registry:
         if method != "HEAD":
             try:
                 body = response.read_capped(MAX_ERROR_BODY, "an error answer")
-            except (ZeroImageError, OSError, http.client.HTTPException):
+            except (ZeroImageError, OSError, http_client.HTTPException):
                 pass
         response.close()
         errors = []

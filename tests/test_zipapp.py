@@ -38,6 +38,13 @@ def test_pyz_is_byte_identical_across_builds(tmp_path):
     assert os.stat(str(tmp_path / "a.pyz")).st_mode & 0o111
 
 
+def test_pyz_holds_bytecode_and_source(tmp_path):
+    import zipfile
+    build(tmp_path / "z.pyz")
+    with zipfile.ZipFile(str(tmp_path / "z.pyz")) as archive:
+        assert archive.namelist() == ["__main__.py", "zeroimage.py", "zeroimage.pyc"]
+
+
 def test_pyz_runs(tmp_path):
     build(tmp_path / "z.pyz")
     out = subprocess.run([sys.executable, str(tmp_path / "z.pyz"), "--version"],
