@@ -322,6 +322,34 @@ def copy_stream(src, dst, size: Optional[int] = None) -> int:
     return done
 
 
+@contextlib.contextmanager
+def atomic_output(path: str, mode: Optional[int] = None):
+    """Yield a file beside ``path``; rename it over ``path`` (with ``mode``, default 0666 less the umask)
+    only if the block succeeds."""
+    directory = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise ZeroImageError("cannot write %s: it is a directory" % path)
+    try:
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
+    except OSError as e:
+        raise ZeroImageError("cannot write %s: %s" % (path, e.strerror or e))
+    try:
+        with os.fdopen(fd, "wb") as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        if mode is None:
+            umask = os.umask(0)
+            os.umask(umask)
+            mode = 0o666 & ~umask
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
 # ---- References ----
 
 _DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
@@ -914,32 +942,112 @@ def write_layer(entries: Sequence[LayerEntry], out, level: int = 6) -> Tuple[str
     compressed = HashingWriter(out)
     gz = GzipWriter(compressed, level)
     uncompressed = HashingWriter(gz)
-    tar = TarWriter(uncompressed)
     try:
-        for entry in with_parents(entries):
-            if entry.kind != "file":
-                tar.add(entry)
-            elif entry.data is not None:
-                tar.add(entry, len(entry.data), io.BytesIO(entry.data))
-            else:
-                with _open_source(entry.source) as f:
-                    tar.add(entry, os.fstat(f.fileno()).st_size, f)
-        tar.close()
+        _write_tar(entries, uncompressed)
         gz.close()
     finally:
         gz.abort()
     return uncompressed.digest, compressed.digest, compressed.size
 
 
-def build_layer(entries: Sequence[LayerEntry], tmp, level: int) -> LayerResult:
-    """Write a layer into ``tmp`` (an empty temporary file the caller closes); return it as a Blob."""
-    diff_id, digest, size = write_layer(entries, tmp, level)
-    tmp.flush()
+def _write_tar(entries: Sequence[LayerEntry], out) -> None:
+    tar = TarWriter(out)
+    for entry in with_parents(entries):
+        if entry.kind != "file":
+            tar.add(entry)
+        elif entry.data is not None:
+            tar.add(entry, len(entry.data), io.BytesIO(entry.data))
+        else:
+            with _open_source(entry.source) as f:
+                tar.add(entry, os.fstat(f.fileno()).st_size, f)
+    tar.close()
 
+
+def layer_diff_id(entries: Sequence[LayerEntry]) -> str:
+    """The digest of a layer's tar, without compressing it (one read of each file)."""
+    hashing = HashingWriter()
+    _write_tar(entries, hashing)
+    return hashing.digest
+
+
+def build_layer(entries: Sequence[LayerEntry], tmp, level: int, cache: Optional["LayerCache"] = None) -> LayerResult:
+    """Write a layer into ``tmp`` (an empty temporary file the caller closes); return it as a Blob.
+
+    With a ``cache`` (for pushes): when the files are unchanged since a layer was last built from
+    them, only the tar is hashed to confirm it, and compression waits until the blob is opened,
+    which a registry that already has it never asks for.
+    """
     def opener():
         tmp.seek(0)
         return _Unclosing(tmp)
+
+    key = cache.key(entries, level) if cache else None
+    known = cache.get(key) if cache else None
+    if known and layer_diff_id(entries) == known["diff_id"]:
+        def lazy_opener():
+            if tmp.tell() == 0:
+                _, digest, _ = write_layer(entries, tmp, level)
+                tmp.flush()
+                if digest != known["digest"]:
+                    raise DigestMismatchError("the layer rebuilt from the cache", known["digest"], digest)
+            return opener()
+        return LayerResult(Blob(known["digest"], known["size"], lazy_opener), known["diff_id"])
+    diff_id, digest, size = write_layer(entries, tmp, level)
+    tmp.flush()
+    if cache:
+        cache.put(key, {"diff_id": diff_id, "digest": digest, "size": size})
     return LayerResult(Blob(digest, size, opener), diff_id)
+
+
+class LayerCache:
+    """What layers the same files made before: {diff_id, digest, size} under a key made of each
+    file's identity (device, inode, size, mtime, ctime), path, mode and the compression settings.
+
+    A hit is always confirmed by hashing the tar again, so a stale entry costs time, never a
+    wrong image. Entries are tiny JSON files; a cache that cannot be read or written is ignored.
+    """
+
+    VERSION = 1
+
+    def __init__(self, directory: str):
+        self.directory = directory
+
+    @classmethod
+    def default(cls, environ=None) -> "LayerCache":
+        environ = os.environ if environ is None else environ
+        base = environ.get("ZEROIMAGE_CACHE_DIR") or os.path.join(
+            environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "zeroimage")
+        return cls(os.path.join(base, "layers"))
+
+    def key(self, entries: Sequence[LayerEntry], level: int) -> str:
+        parts = [self.VERSION, level, GZIP_CHUNK, zlib.ZLIB_RUNTIME_VERSION]
+        for entry in with_parents(entries):
+            identity = None
+            if entry.data is not None:
+                identity = hashlib.sha256(entry.data).hexdigest()
+            elif entry.source is not None:
+                st = os.stat(entry.source) if isinstance(entry.source, str) else os.fstat(entry.source.fileno())
+                identity = [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+            parts.append([entry.path, entry.kind, entry.mode, entry.uid, entry.gid, entry.linkname, identity])
+        return hashlib.sha256(json.dumps(parts).encode()).hexdigest()
+
+    def get(self, key: str) -> Optional[dict]:
+        try:
+            with open(os.path.join(self.directory, key), "rb") as f:
+                entry = json.loads(f.read(4096).decode("utf-8"))
+            if _DIGEST_RE.match(entry["diff_id"]) and _DIGEST_RE.match(entry["digest"]) and entry["size"] >= 0:
+                return entry
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            pass
+        return None
+
+    def put(self, key: str, entry: dict) -> None:
+        try:
+            os.makedirs(self.directory, mode=0o700, exist_ok=True)
+            with atomic_output(os.path.join(self.directory, key)) as f:
+                f.write(canonical_json(entry))
+        except (OSError, ZeroImageError) as e:
+            log.debug("layer cache not written: %s", e)
 
 
 class _Unclosing:
@@ -1228,34 +1336,6 @@ def _check_descriptor(desc, where: str) -> Tuple[str, int]:
     if not isinstance(size, int) or isinstance(size, bool) or size < 0:
         raise ArchiveError("%s: descriptor of %s has an invalid size %r" % (where, digest, size))
     return digest, size
-
-
-@contextlib.contextmanager
-def atomic_output(path: str, mode: Optional[int] = None):
-    """Yield a file beside ``path``; rename it over ``path`` (with ``mode``, default 0666 less the umask)
-    only if the block succeeds."""
-    directory = os.path.dirname(os.path.abspath(path))
-    if os.path.isdir(path):
-        raise ZeroImageError("cannot write %s: it is a directory" % path)
-    try:
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
-    except OSError as e:
-        raise ZeroImageError("cannot write %s: %s" % (path, e.strerror or e))
-    try:
-        with os.fdopen(fd, "wb") as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        if mode is None:
-            umask = os.umask(0)
-            os.umask(umask)
-            mode = 0o666 & ~umask
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 class ArchiveWriter:
@@ -2187,14 +2267,15 @@ class Image(NamedTuple):
         return self.manifest_blob.digest
 
 
-def _minimal_layer(ca_bundle: Optional[str], environ, tmp, level: int) -> Tuple[LayerResult, str]:
+def _minimal_layer(ca_bundle: Optional[str], environ, tmp, level: int,
+                   cache: Optional[LayerCache]) -> Tuple[LayerResult, str]:
     """The built-in base's one layer, with the host's (or the given) CA bundle, and its history line."""
     if ca_bundle and not os.access(ca_bundle, os.R_OK):
         raise ZeroImageError("--ca-bundle %s: cannot read it" % ca_bundle)
     bundle = ca_bundle or find_host_ca_bundle(environ)
     if bundle is None:
         log.warning("no CA bundle found on this host; the image will have no TLS roots (use --ca-bundle FILE)")
-    return build_layer(minimal_base_entries(bundle), tmp, level), \
+    return build_layer(minimal_base_entries(bundle), tmp, level, cache), \
         "zeroimage: minimal base (users root, nobody, nonroot; TLS roots)"
 
 
@@ -2780,6 +2861,7 @@ def build(entrypoint, output: Optional[str] = None, *, base: Optional[str] = Non
         if output and output_format == "archive":
             out = stack.enter_context(atomic_output(output))    # renamed into place last, removed on error
         base_for = _base_source(base, base_archive, registries, stack)
+        cache = LayerCache.default(environ) if push_ref else None      # only a push can skip compressing
         minimal_layer = None
         images = []
         for wanted, path, program in opened:
@@ -2793,7 +2875,7 @@ def build(entrypoint, output: Optional[str] = None, *, base: Optional[str] = Non
             image_options = options
             if base is None and base_archive is None:
                 if minimal_layer is None:
-                    minimal_layer = _minimal_layer(ca_bundle, environ, scratch_file(), compression_level)
+                    minimal_layer = _minimal_layer(ca_bundle, environ, scratch_file(), compression_level, cache)
                 added.append(minimal_layer)
                 if options.user == "nonroot":       # numeric, so runAsNonRoot checks can see it
                     image_options = options._replace(user="65532:65532")
@@ -2802,7 +2884,7 @@ def build(entrypoint, output: Optional[str] = None, *, base: Optional[str] = Non
                             "start; build it statically (Go: CGO_ENABLED=0; Rust: a musl target; C: -static) "
                             "or use a base with a libc", path, elf.interpreter, base_image.name)
             entries = added_files + [LayerEntry(target, "file", 0o755, source=program)]
-            added.append((build_layer(entries, scratch_file(), compression_level),
+            added.append((build_layer(entries, scratch_file(), compression_level, cache),
                           "zeroimage: COPY %s %s" % (os.path.basename(path), target)))
             images.append(assemble_image(base_image, added, [target], created, image_options))
         index = None

@@ -1,6 +1,7 @@
 import os
 import shutil
 import sys
+import tempfile
 
 import pytest
 
@@ -15,6 +16,8 @@ BUSYBOX_PATHS = ("/bin/busybox", "/usr/bin/busybox")
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "interop: runs real tools (skopeo, umoci, runc)")
+    # zeroimage's layer cache goes to a scratch directory, not the user's ~/.cache (subprocesses inherit it)
+    os.environ["ZEROIMAGE_CACHE_DIR"] = tempfile.mkdtemp(prefix="zeroimage-test-cache-")
 
 
 def need_tool(name):

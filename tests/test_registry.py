@@ -427,3 +427,32 @@ def test_secrets_never_reach_the_output(tmp_path, pki, registry_servers, busybox
             r = client(*args)
             for secret in secrets + ["eyJ"]:       # and no JWT (they all start with eyJ)
                 assert secret not in r.stdout + r.stderr, (args, r.stderr)
+
+
+def test_unchanged_repush_compresses_and_uploads_nothing(tmp_path, pki, registry_servers, busybox_program,
+                                                         monkeypatch):
+    import zeroimage
+    client = Client(tmp_path, pki, registry_servers("open"))
+    monkeypatch.setenv("ZEROIMAGE_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    target = client.ref("cache/app:1")
+    first = zeroimage.build(str(busybox_program), push=target)
+    compressed = []
+    original = zeroimage.write_layer
+    monkeypatch.setattr(zeroimage, "write_layer", lambda *a, **k: compressed.append(1) or original(*a, **k))
+    again = zeroimage.build(str(busybox_program), push=target)
+    assert again.digest == first.digest and compressed == [], "an unchanged layer is hashed, not compressed"
+    # a new repository lacks the blobs: the cached layer is compressed on demand, and verified
+    elsewhere = zeroimage.build(str(busybox_program), push=client.ref("cache/other:1"))
+    assert elsewhere.digest == first.digest and len(compressed) == 2
+    client.ok("pull", "-o", tmp_path / "other.tar", client.ref("cache/other:1"))
+    # a changed program (same size, new bytes) is never mistaken for the cached one
+    data = bytearray(busybox_program.read_bytes())
+    data[-1] ^= 1
+    busybox_program.write_bytes(bytes(data))
+    changed = zeroimage.build(str(busybox_program), push=target)
+    assert changed.digest != first.digest
+    # a damaged cache is ignored
+    for entry in (tmp_path / "cache" / "layers").iterdir():
+        entry.write_text("{not json")
+    assert zeroimage.build(str(busybox_program), push=target).digest == changed.digest
