@@ -782,9 +782,9 @@ def _deflate_chunk(data: bytes, primer: bytes, level: int, last: bool) -> bytes:
     """One chunk as raw deflate, primed with the bytes before it, ending on a byte boundary
     (a full flush) or, for the last chunk, finishing the stream."""
     if primer:
-        deflate = zlib.compressobj(level, zlib.DEFLATED, -zlib.MAX_WBITS, 9, zlib.Z_DEFAULT_STRATEGY, primer)
+        deflate = zlib.compressobj(level, zlib.DEFLATED, -zlib.MAX_WBITS, 8, zlib.Z_DEFAULT_STRATEGY, primer)
     else:
-        deflate = zlib.compressobj(level, zlib.DEFLATED, -zlib.MAX_WBITS, 9)
+        deflate = zlib.compressobj(level, zlib.DEFLATED, -zlib.MAX_WBITS, 8)
     return deflate.compress(data) + deflate.flush(zlib.Z_FINISH if last else zlib.Z_FULL_FLUSH)
 
 
@@ -801,7 +801,8 @@ class GzipWriter:
     def __init__(self, out, level: int, threads: Optional[int] = None):
         self._out = out
         self._level = level
-        self._threads = max(1, threads or os.cpu_count() or 1)
+        # One thread more than cores keeps every core deflating while this thread hashes and writes.
+        self._threads = max(1, threads or (os.cpu_count() or 1) + 1)
         self._pool = None
         self._pending = collections.deque()
         self._buffer = bytearray()
