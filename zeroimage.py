@@ -1167,6 +1167,7 @@ class Layout:
     def __init__(self, path: str):
         self.path = path
         self._tar = None
+        self._lock = threading.Lock()
         self._members = {}
         if os.path.isdir(path):
             self._dir = path
@@ -1235,8 +1236,8 @@ class Layout:
         return st.st_size
 
     def _open(self, name: str):
-        if self._dir is None:
-            return self._tar.extractfile(self._members[name])
+        if self._dir is None:       # members share one file: each read seeks, so reads take turns
+            return _LockedReader(self._tar.extractfile(self._members[name]), self._lock)
         return open(os.path.join(self._dir, name), "rb")
 
     def _read_json(self, name: str):
@@ -1326,6 +1327,21 @@ class Layout:
         if not isinstance(config_desc, dict):
             raise ArchiveError("%s: manifest %s has no config" % (self.path, desc["digest"]))
         return Platform.from_dict(self.read_blob_json(config_desc))
+
+
+class _LockedReader:
+    """A reader whose reads hold a lock, for tar members read from several threads at once."""
+
+    def __init__(self, f, lock):
+        self._f = f
+        self._lock = lock
+
+    def read(self, n: int = -1) -> bytes:
+        with self._lock:
+            return self._f.read(n)
+
+    def close(self) -> None:
+        self._f.close()
 
 
 def _check_descriptor(desc, where: str) -> Tuple[str, int]:
@@ -2486,25 +2502,33 @@ def registry_base(registries: Registries, text: str, platform: Platform) -> Base
                      {ANNOTATION_BASE_NAME: name, ANNOTATION_BASE_DIGEST: image.top_digest})
 
 
+PARALLEL_TRANSFERS = 4
+
+
 def push_blobs(registry: Registry, repository: str, blobs: Sequence[Blob], scopes: Sequence[str]) -> Dict[str, int]:
-    """Make every blob present in ``repository``: skip, mount from a same-registry source, or upload."""
+    """Make every blob present in ``repository`` (skip, mount from a same-registry source, or
+    upload), up to PARALLEL_TRANSFERS at a time, each on its own connection."""
+    unique = list(collections.OrderedDict((blob.digest, blob) for blob in blobs).values())
+    registry.ping()
+    registry._auth_header(scopes)           # one token for all the workers
     counts = {"skipped": 0, "mounted": 0, "uploaded": 0}
-    seen = set()
-    for blob in blobs:
-        if blob.digest in seen:
-            continue
-        seen.add(blob.digest)
-        if registry.blob_exists(repository, blob.digest, scopes):
-            counts["skipped"] += 1
-        elif blob.source and blob.source[0] == registry.host and blob.source[1] != repository \
-                and registry.mount_blob(repository, blob.digest, blob.source[1], scopes):
-            counts["mounted"] += 1
-        else:
-            _upload_with_restarts(registry, repository, blob, scopes)
-            counts["uploaded"] += 1
+    with concurrent_futures.ThreadPoolExecutor(min(PARALLEL_TRANSFERS, max(1, len(unique))),
+                                               thread_name_prefix="zeroimage-push") as pool:
+        for outcome in pool.map(lambda blob: _push_blob(registry, repository, blob, scopes), unique):
+            counts[outcome] += 1
     log.info("blobs: %d uploaded, %d mounted, %d already there",
              counts["uploaded"], counts["mounted"], counts["skipped"])
     return counts
+
+
+def _push_blob(registry: Registry, repository: str, blob: Blob, scopes: Sequence[str]) -> str:
+    if registry.blob_exists(repository, blob.digest, scopes):
+        return "skipped"
+    if blob.source and blob.source[0] == registry.host and blob.source[1] != repository \
+            and registry.mount_blob(repository, blob.digest, blob.source[1], scopes):
+        return "mounted"
+    _upload_with_restarts(registry, repository, blob, scopes)
+    return "uploaded"
 
 
 UPLOAD_ATTEMPTS = 3
