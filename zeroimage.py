@@ -350,6 +350,164 @@ def atomic_output(path: str, mode: Optional[int] = None):
         raise
 
 
+# ---- Progress ----
+
+
+def _human_size(size: int) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if size < 1000 or unit == "GB":
+            return ("%d %s" if unit == "B" else "%.1f %s") % (size, unit)
+        size /= 1000.0
+    return str(size)
+
+
+class Progress:
+    """What a command is doing, on stderr. ``mode``: "off" (the library's default, and -q);
+    "plain": one line per finished step, no control characters (CI logs); "tty": a line per blob
+    in flight with bytes done/total and rate, redrawn in place, collapsed to a summary at the end.
+    Thread-safe: parallel transfers report at once."""
+
+    def __init__(self):
+        self.configure(None, "off")
+
+    def configure(self, stream, mode: str) -> None:
+        self.stream, self.mode = stream, mode
+        self._lock = threading.RLock()
+        self._active = []
+        self._drawn = 0
+        self._last_draw = 0.0
+        self.started = time.monotonic()
+        self.counts = collections.Counter()
+        self.sizes = collections.Counter()
+
+    def task(self, verb: str, label: str, total: int) -> "_Task":
+        task = _Task(self, verb, label, total)
+        with self._lock:
+            self._active.append(task)
+            self._draw()
+        return task
+
+    def event(self, verb: str, label: str, size: int) -> None:
+        """Something that happened at once (a blob mounted or already there)."""
+        with self._lock:
+            self.counts[verb] += 1
+            self.sizes[verb] += size
+            if self.mode == "plain":
+                self._write("zeroimage: %s %s (%s)\n" % (verb, label, _human_size(size)))
+
+    def finished(self, task: "_Task") -> None:
+        with self._lock:
+            if task in self._active:
+                self._active.remove(task)
+            elapsed = max(time.monotonic() - task.started, 1e-6)
+            self.counts[task.done_verb] += 1
+            self.sizes[task.done_verb] += task.done
+            if self.mode == "plain":
+                self._write("zeroimage: %s %s %s in %.1f s (%s/s)\n" % (
+                    task.done_verb, task.label, _human_size(task.done), elapsed, _human_size(task.done / elapsed)))
+            self._draw(force=True)
+
+    def note(self, text: str) -> None:
+        """A log line: printed above the progress lines, which are drawn again below it."""
+        with self._lock:
+            self._clear()
+            if self.stream is not None:
+                self._write(text + "\n")
+            self._draw(force=True)
+
+    def summary(self) -> Optional[str]:
+        """``pushed 3 blobs (21.4 MB), mounted 2, skipped 1 in 1.8 s``, or None if nothing moved."""
+        parts = []
+        for verb in ("compressed", "uploaded", "downloaded"):
+            if self.counts[verb]:
+                parts.append("%s %d blob%s (%s)" % ({"uploaded": "pushed"}.get(verb, verb), self.counts[verb],
+                                                   "" if self.counts[verb] == 1 else "s", _human_size(self.sizes[verb])))
+        for verb in ("mounted", "skipped"):
+            if self.counts[verb]:
+                parts.append("%s %d" % (verb, self.counts[verb]))
+        if not parts:
+            return None
+        return "%s in %.1f s" % (", ".join(parts), time.monotonic() - self.started)
+
+    def close(self) -> None:
+        with self._lock:
+            self._clear()
+            self._active = []
+
+    def _write(self, text: str) -> None:
+        if self.stream is not None and self.mode != "off":
+            self.stream.write(text)
+            self.stream.flush()
+
+    def _clear(self) -> None:
+        if self.mode == "tty" and self._drawn:
+            self._write("\x1b[%dA\x1b[J" % self._drawn)
+            self._drawn = 0
+
+    def _draw(self, force: bool = False) -> None:
+        if self.mode != "tty" or (not force and time.monotonic() - self._last_draw < 0.1):
+            return
+        self._last_draw = time.monotonic()
+        self._clear()
+        lines = [task.line() for task in self._active[-8:]]
+        if lines:
+            self._write("".join(line[:150] + "\n" for line in lines))
+        self._drawn = len(lines)
+
+
+class _Task:
+    """One blob on its way: bytes counted as they pass."""
+
+    DONE = {"compressing": "compressed", "uploading": "uploaded", "downloading": "downloaded"}
+
+    def __init__(self, progress: Progress, verb: str, label: str, total: int):
+        self.progress, self.verb, self.label, self.total = progress, verb, label, total
+        self.done_verb = self.DONE.get(verb, verb)
+        self.done = 0
+        self.started = time.monotonic()
+
+    def advance(self, n: int) -> None:
+        self.done += n
+        if self.progress.mode == "tty":
+            with self.progress._lock:
+                self.progress._draw()
+
+    def finish(self) -> None:
+        self.progress.finished(self)
+
+    def line(self) -> str:
+        rate = self.done / max(time.monotonic() - self.started, 1e-6)
+        return "  %-11s %-24s %10s / %-10s %10s/s" % (self.verb, self.label, _human_size(self.done),
+                                                     _human_size(self.total), _human_size(rate))
+
+
+def _short(digest: str) -> str:
+    return digest[:19]
+
+
+class _Counted:
+    """A reader or writer that reports the bytes passing through it to a task."""
+
+    def __init__(self, stream, task: _Task):
+        self._stream = stream
+        self._task = task
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._stream.read(n)
+        self._task.advance(len(data))
+        return data
+
+    def write(self, data) -> int:
+        self._task.advance(len(data))
+        return self._stream.write(data)
+
+    def close(self) -> None:
+        self._stream.close()
+
+
+progress = Progress()
+
+
 # ---- References ----
 
 _DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
@@ -934,7 +1092,7 @@ def _open_source(source):
     return contextlib.nullcontext(source)
 
 
-def write_layer(entries: Sequence[LayerEntry], out, level: int = 6) -> Tuple[str, str, int]:
+def write_layer(entries: Sequence[LayerEntry], out, level: int = 6, task: Optional[_Task] = None) -> Tuple[str, str, int]:
     """Write a gzip-compressed tar layer to ``out`` in one pass: (diff_id, digest, size).
 
     The tar is sorted, parents explicit, owned by 0:0 unless said otherwise,
@@ -942,7 +1100,7 @@ def write_layer(entries: Sequence[LayerEntry], out, level: int = 6) -> Tuple[str
     """
     compressed = HashingWriter(out)
     gz = GzipWriter(compressed, level)
-    uncompressed = HashingWriter(gz)
+    uncompressed = HashingWriter(_Counted(gz, task) if task else gz)
     try:
         _write_tar(entries, uncompressed)
         gz.close()
@@ -971,7 +1129,8 @@ def layer_diff_id(entries: Sequence[LayerEntry]) -> str:
     return hashing.digest
 
 
-def build_layer(entries: Sequence[LayerEntry], tmp, level: int, cache: Optional["LayerCache"] = None) -> LayerResult:
+def build_layer(entries: Sequence[LayerEntry], tmp, level: int, cache: Optional["LayerCache"] = None,
+                label: str = "layer") -> LayerResult:
     """Write a layer into ``tmp`` (an empty temporary file the caller closes); return it as a Blob.
 
     With a ``cache`` (for pushes): when the files are unchanged since a layer was last built from
@@ -982,22 +1141,38 @@ def build_layer(entries: Sequence[LayerEntry], tmp, level: int, cache: Optional[
         tmp.seek(0)
         return _Unclosing(tmp)
 
+    def compress() -> Tuple[str, str, int]:
+        task = progress.task("compressing", label, _entries_size(entries))
+        result = write_layer(entries, tmp, level, task)
+        tmp.flush()
+        task.finish()
+        return result
+
     key = cache.key(entries, level) if cache else None
     known = cache.get(key) if cache else None
     if known and layer_diff_id(entries) == known["diff_id"]:
         def lazy_opener():
             if tmp.tell() == 0:
-                _, digest, _ = write_layer(entries, tmp, level)
-                tmp.flush()
+                _, digest, _ = compress()
                 if digest != known["digest"]:
                     raise DigestMismatchError("the layer rebuilt from the cache", known["digest"], digest)
             return opener()
         return LayerResult(Blob(known["digest"], known["size"], lazy_opener), known["diff_id"])
-    diff_id, digest, size = write_layer(entries, tmp, level)
-    tmp.flush()
+    diff_id, digest, size = compress()
     if cache:
         cache.put(key, {"diff_id": diff_id, "digest": digest, "size": size})
     return LayerResult(Blob(digest, size, opener), diff_id)
+
+
+def _entries_size(entries: Sequence[LayerEntry]) -> int:
+    """About the size of a layer's tar (the files' bytes), for progress."""
+    total = 0
+    for entry in entries:
+        if entry.data is not None:
+            total += len(entry.data)
+        elif entry.source is not None:
+            total += os.stat(entry.source).st_size if isinstance(entry.source, str) else os.fstat(entry.source.fileno()).st_size
+    return total
 
 
 class LayerCache:
@@ -1371,11 +1546,14 @@ class ArchiveWriter:
     def add_blob(self, blob: Blob) -> None:
         if blob.digest in self._written:
             return
+        task = progress.task("downloading", _short(blob.digest), blob.size) if blob.source else None
         src = blob.open()
         try:
-            self._tar.add(LayerEntry(_blob_path(blob.digest)), blob.size, src)
+            self._tar.add(LayerEntry(_blob_path(blob.digest)), blob.size, _Counted(src, task) if task else src)
         finally:
             src.close()
+        if task:
+            task.finish()
         self._written.add(blob.digest)
 
     def add_file(self, name: str, data: bytes) -> None:
@@ -1802,6 +1980,8 @@ class Transport:
             raise
         idle = self._idle().setdefault((parts.scheme, parts.netloc), [])
         response = Response(raw, conn, urllib.parse.urlunsplit(parts), idle.append)
+        log.debug("%s %s -> %d%s", method, _redact_url(response.url), response.status,
+                  " (with credentials)" if auth else "")
         if method == "HEAD":
             response.close()
         return response
@@ -1962,6 +2142,9 @@ class Registry:
             elif response.status not in (200, 404):
                 raise RegistryError(response.status, "GET", url, "the registry API check failed")
             self._base = "%s://%s" % (scheme, self.api_host)
+            log.debug("%s: API at %s, auth %s", self.host, self._base,
+                      "%s (realm %s)" % (self._challenge[0], _redact_url(self._challenge[1].get("realm", "")))
+                      if self._challenge else "none")
             return
 
     def _auth_header(self, scopes: Sequence[str], fresh: bool = False) -> Optional[str]:
@@ -1978,6 +2161,9 @@ class Registry:
         cached = self._tokens.get(key)
         if cached and not fresh and cached[1] > time.monotonic():
             return cached[0]
+        log.debug("%s: asking %s for a token (%s) for %s", self.host, _redact_url(params.get("realm", "")),
+                  "identity token" if creds and creds.identity_token else "user %s" % creds.username
+                  if creds and creds.username else "anonymous", ", ".join(key) or "no scope")
         token, expires_in = self._fetch_token(params, key, creds)
         header = "Bearer " + token
         self._tokens[key] = (header, time.monotonic() + max(expires_in - 10, 10))
@@ -2292,7 +2478,7 @@ def _minimal_layer(ca_bundle: Optional[str], environ, tmp, level: int,
     bundle = ca_bundle or find_host_ca_bundle(environ)
     if bundle is None:
         log.warning("no CA bundle found on this host; the image will have no TLS roots (use --ca-bundle FILE)")
-    return build_layer(minimal_base_entries(bundle), tmp, level, cache), \
+    return build_layer(minimal_base_entries(bundle), tmp, level, cache, "minimal base"), \
         "zeroimage: minimal base (users root, nobody, nonroot; TLS roots)"
 
 
@@ -2516,18 +2702,23 @@ def push_blobs(registry: Registry, repository: str, blobs: Sequence[Blob], scope
                                                thread_name_prefix="zeroimage-push") as pool:
         for outcome in pool.map(lambda blob: _push_blob(registry, repository, blob, scopes), unique):
             counts[outcome] += 1
-    log.info("blobs: %d uploaded, %d mounted, %d already there",
-             counts["uploaded"], counts["mounted"], counts["skipped"])
+    log.debug("blobs: %d uploaded, %d mounted, %d already there",
+              counts["uploaded"], counts["mounted"], counts["skipped"])
     return counts
 
 
 def _push_blob(registry: Registry, repository: str, blob: Blob, scopes: Sequence[str]) -> str:
     if registry.blob_exists(repository, blob.digest, scopes):
+        progress.event("skipped", _short(blob.digest), blob.size)
         return "skipped"
     if blob.source and blob.source[0] == registry.host and blob.source[1] != repository \
             and registry.mount_blob(repository, blob.digest, blob.source[1], scopes):
+        progress.event("mounted", "%s from %s" % (_short(blob.digest), blob.source[1]), blob.size)
         return "mounted"
-    _upload_with_restarts(registry, repository, blob, scopes)
+    task = progress.task("uploading", _short(blob.digest), blob.size)
+    counted = blob._replace(open=lambda: _Counted(blob.open(), task))
+    _upload_with_restarts(registry, repository, counted, scopes)
+    task.finish()
     return "uploaded"
 
 
@@ -2612,12 +2803,19 @@ def _image_blobs(registry: Registry, ref: Reference, image_digest: str, data: by
                  layers + [config_blob, manifest_blob])
 
 
-def pull(ref_text: str, output: Optional[str] = None, *, platform: Optional[Platform] = None,
-         all_platforms: bool = False, insecure: bool = False, environ=None) -> Tuple[str, str]:
-    """Save an image (or, with ``all_platforms``, its whole index byte for byte) to an archive.
+class Saved(NamedTuple):
+    """What ``pull`` saved or ``push_archive`` pushed: the digest of the manifest or index the
+    reference names, its media type, the platforms in it, and where it went."""
 
-    Returns (digest of what index.json points at, output path).
-    """
+    digest: str
+    media_type: str
+    platforms: List[str]
+    where: str
+
+
+def pull(ref_text: str, output: Optional[str] = None, *, platform: Optional[Platform] = None,
+         all_platforms: bool = False, insecure: bool = False, environ=None) -> Saved:
+    """Save an image (or, with ``all_platforms``, its whole index byte for byte) to an archive."""
     ref = Reference.parse(ref_text)
     output = output or ref.repository.rsplit("/", 1)[-1] + ".tar"
     registry = Registries(insecure, environ)(ref.registry)
@@ -2627,27 +2825,32 @@ def pull(ref_text: str, output: Optional[str] = None, *, platform: Optional[Plat
             remote = resolve_image(registry, ref, platform)
             image = _image_blobs(registry, ref, remote.digest, remote.data, remote.manifest, remote.platform)
             write_image_archive(out, image, name)
-            return image.digest, output
+            return Saved(image.digest, remote.media_type, [str(image.platform)], output)
         data, media_type, digest = registry.get_manifest(ref.repository, ref.digest or ref.tag)
         blobs, top = [], descriptor(media_type, digest, len(data), annotations=_name_annotations(name))
+        platforms = []
         if media_type in INDEX_TYPES:
             for desc in _json_object(data, "index %s" % (ref,)).get("manifests") or []:
                 child_digest, _ = _check_descriptor(desc, str(ref))
                 child, child_type, _ = registry.get_manifest(ref.repository, child_digest)
                 if child_type not in IMAGE_MANIFEST_TYPES:
                     raise ZeroImageError("%s: nested indexes are not supported (%s)" % (ref, child_digest))
-                blobs += _image_blobs(registry, ref, child_digest, child, _json_object(child, child_digest), None).blobs
+                image = _image_blobs(registry, ref, child_digest, child, _json_object(child, child_digest), None)
+                blobs += image.blobs
+                platforms += [] if _is_attestation(desc) else [str(image.platform)]
         else:
-            blobs += _image_blobs(registry, ref, digest, data, _json_object(data, digest), None).blobs[:-1]
+            image = _image_blobs(registry, ref, digest, data, _json_object(data, digest), None)
+            blobs += image.blobs[:-1]
+            platforms.append(str(image.platform))
         blobs.append(Blob(digest, len(data), lambda: io.BytesIO(data)))
         write_archive(out, blobs, make_index(OCI_FAMILY, [top]), None)
-        return digest, output
+        return Saved(digest, media_type, platforms, output)
 
 
 # -- push an archive --
 
 
-def push_archive(spec: str, ref_text: str, *, insecure: bool = False, environ=None) -> str:
+def push_archive(spec: str, ref_text: str, *, insecure: bool = False, environ=None) -> Saved:
     """Push what an archive holds (one image, or an index and all its children), manifests byte for byte."""
     ref = Reference.parse(ref_text)
     path, name = _split_archive_spec(spec)
@@ -2662,11 +2865,18 @@ def push_archive(spec: str, ref_text: str, *, insecure: bool = False, environ=No
         top = entries[0]
         scopes = [_push(ref.repository)]
         if top.get("mediaType") in INDEX_TYPES:
-            for child in layout.read_blob_json(top).get("manifests") or []:
+            children = layout.read_blob_json(top).get("manifests") or []
+            for child in children:
                 _push_layout_image(registry, ref, layout, child, scopes, None)
             data = layout.read_blob_bytes(top)
-            return registry.put_manifest(ref.repository, ref.tag or top["digest"], data, top["mediaType"], scopes)
-        return _push_layout_image(registry, ref, layout, top, scopes, ref.tag)
+            digest = registry.put_manifest(ref.repository, ref.tag or top["digest"], data, top["mediaType"], scopes)
+            platforms = [str(Platform.from_dict(c.get("platform"))) for c in children
+                         if not _is_attestation(c) and Platform.from_dict(c.get("platform"))]
+            return Saved(digest, top["mediaType"], platforms, str(ref.replace(digest=digest)))
+        digest = _push_layout_image(registry, ref, layout, top, scopes, ref.tag)
+        platform = Platform.from_dict(top.get("platform")) or layout._platform_of(top)
+        return Saved(digest, top.get("mediaType", ""), [str(platform)] if platform else [],
+                     str(ref.replace(digest=digest)))
 
 
 def _desc_name(desc: dict) -> str:
@@ -2686,29 +2896,34 @@ def _push_layout_image(registry: Registry, ref: Reference, layout: "Layout", des
 # -- inspect --
 
 
-def _human_size(size: int) -> str:
-    for unit in ("B", "kB", "MB", "GB"):
-        if size < 1000 or unit == "GB":
-            return ("%d %s" if unit == "B" else "%.1f %s") % (size, unit)
-        size /= 1000.0
-    return str(size)
-
-
-def _describe(name: str, digest: str, media_type: str, manifest: dict, config: dict, platforms) -> str:
+def describe_image(name: str, digest: str, media_type: str, manifest: dict, config: dict, platforms) -> dict:
+    """What ``inspect --json`` prints (and the summary shows)."""
     runtime = config.get("config") if isinstance(config.get("config"), dict) else {}
-    lines = ["Name:        %s" % name, "Digest:      %s" % digest, "Media type:  %s" % media_type]
-    if platforms:
-        lines.append("Platforms:   %s" % ", ".join(platforms))
-    lines.append("Platform:    %s" % (Platform.from_dict(config) or "unknown"))
-    lines.append("Created:     %s" % config.get("created", ""))
-    layers = manifest.get("layers") or []
-    lines.append("Layers:      %d (%s)" % (len(layers), _human_size(sum(d.get("size", 0) for d in layers))))
-    for d in layers:
-        lines.append("  %s  %10s  %s" % (d.get("digest"), _human_size(d.get("size", 0)), d.get("mediaType", "")))
-    for key in ("Entrypoint", "Cmd", "Env", "User", "WorkingDir"):
-        value = runtime.get(key)
+    layers = [{"digest": d.get("digest"), "size": d.get("size", 0), "mediaType": d.get("mediaType", "")}
+              for d in manifest.get("layers") or []]
+    platform = str(Platform.from_dict(config) or "unknown")
+    return {"name": name, "digest": digest, "mediaType": media_type, "platforms": list(platforms) or [platform],
+            "platform": platform, "created": config.get("created", ""),
+            "size": sum(d["size"] for d in layers), "layers": layers,
+            "entrypoint": runtime.get("Entrypoint"), "cmd": runtime.get("Cmd"), "env": runtime.get("Env") or [],
+            "user": runtime.get("User") or "", "workdir": runtime.get("WorkingDir") or ""}
+
+
+def _describe(info: dict) -> str:
+    lines = ["Name:        %s" % info["name"], "Digest:      %s" % info["digest"],
+             "Media type:  %s" % info["mediaType"]]
+    if len(info["platforms"]) > 1:
+        lines.append("Platforms:   %s" % ", ".join(info["platforms"]))
+    lines.append("Platform:    %s" % info["platform"])
+    lines.append("Created:     %s" % info["created"])
+    lines.append("Layers:      %d (%s)" % (len(info["layers"]), _human_size(info["size"])))
+    for d in info["layers"]:
+        lines.append("  %s  %10s  %s" % (d["digest"], _human_size(d["size"]), d["mediaType"]))
+    for key in ("entrypoint", "cmd", "env", "user", "workdir"):
+        value = info[key]
         if value:
-            lines.append("%-12s %s" % (key + ":", json.dumps(value) if isinstance(value, list) else value))
+            label = {"workdir": "WorkingDir", "cmd": "Cmd", "env": "Env"}.get(key, key.capitalize()) + ":"
+            lines.append("%-12s %s" % (label, json.dumps(value) if isinstance(value, list) else value))
     return "\n".join(lines)
 
 
@@ -2729,7 +2944,7 @@ def inspect(target: str, *, platform: Optional[Platform] = None, mode: str = "su
             platforms = sorted(set(str(c.platform) for c in candidates))
             return _inspect_output(mode, chosen.ref_name or path, chosen.descriptor["digest"],
                                    manifest.get("mediaType") or chosen.descriptor.get("mediaType", ""),
-                                   data, manifest, config_data, platforms if len(platforms) > 1 else [])
+                                   data, manifest, config_data, platforms)
     ref = Reference.parse(target)
     registry = Registries(insecure, environ)(ref.registry)
     with _registry_context("inspect", ref):
@@ -2749,7 +2964,8 @@ def _inspect_output(mode, name, digest, media_type, data, manifest, config_data,
         return data.decode("utf-8")
     if mode == "config":
         return config_data.decode("utf-8")
-    return _describe(name, digest, media_type, manifest, _json_object(config_data, "config"), platforms)
+    info = describe_image(name, digest, media_type, manifest, _json_object(config_data, "config"), platforms)
+    return canonical_json(info).decode("utf-8") if mode == "json" else _describe(info)
 
 
 def _looks_like_path(target: str) -> bool:
@@ -2909,7 +3125,8 @@ def build(entrypoint, output: Optional[str] = None, *, base: Optional[str] = Non
                             "start; build it statically (Go: CGO_ENABLED=0; Rust: a musl target; C: -static) "
                             "or use a base with a libc", path, elf.interpreter, base_image.name)
             entries = added_files + [LayerEntry(target, "file", 0o755, source=program)]
-            added.append((build_layer(entries, scratch_file(), compression_level, cache),
+            added.append((build_layer(entries, scratch_file(), compression_level, cache,
+                                      "%s (%s)" % (target, wanted)),
                           "zeroimage: COPY %s %s" % (os.path.basename(path), target)))
             images.append(assemble_image(base_image, added, [target], created, image_options))
         index = None
@@ -2929,6 +3146,16 @@ def build(entrypoint, output: Optional[str] = None, *, base: Optional[str] = Non
 
 
 # ---- CLI ----
+
+
+class _ProgressLogHandler(logging.Handler):
+    """Log lines go through the progress display, so they never cut a redrawn line in half."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            progress.note(self.format(record))
+        except Exception:       # a log line must never break the command
+            self.handleError(record)
 
 
 class _LogFormatter(logging.Formatter):
@@ -2961,11 +3188,18 @@ def _tag_arg(text: str) -> str:
     return text
 
 
-def _command(commands, name: str, help_text: str, description: str, examples: Sequence[str]):
+def _command(commands, name: str, help_text: str, description: str, examples: Sequence[str],
+             json_output: bool = False):
     parser = commands.add_parser(name, help=help_text, description=description,
                                  formatter_class=argparse.RawDescriptionHelpFormatter,
                                  epilog="examples:\n" + "\n".join("  " + e for e in examples))
-    parser.set_defaults(parser=parser)      # so a usage error found later shows this command's usage
+    parser.set_defaults(parser=parser, json=False)  # parser: a usage error found later shows this usage
+    talk = parser.add_mutually_exclusive_group()
+    talk.add_argument("-q", "--quiet", action="store_true", help="print only the result, and errors")
+    talk.add_argument("-v", "--verbose", action="store_true",
+                      help="also show each HTTP request, auth step and retry (secrets redacted)")
+    if json_output:
+        parser.add_argument("--json", action="store_true", help="print the result as one JSON object (see README)")
     return parser
 
 
@@ -2994,7 +3228,8 @@ def build_parser() -> argparse.ArgumentParser:
          "zeroimage build --from alpine:3.19 --push registry.example.com/app:1 ./app",
          "zeroimage build --from-archive alpine.tar -o app.tar -t app:1.0 ./app",
          "zeroimage build --push reg.example.com/app:1 linux/amd64=dist/app-amd64 linux/arm64=dist/app-arm64",
-         "zeroimage build --env MODE=prod --user nonroot --expose 8080 --add static:/srv/static ./app"])
+         "zeroimage build --env MODE=prod --user nonroot --expose 8080 --add static:/srv/static ./app"],
+        json_output=True)
     base = build_cmd.add_mutually_exclusive_group()
     base.add_argument("--from", dest="base", metavar="BASE",
                       help="a registry image, or 'scratch' for none (default: the built-in minimal base)")
@@ -3044,7 +3279,8 @@ def build_parser() -> argparse.ArgumentParser:
         "Prints the digest of the saved manifest or index.",
         ["zeroimage pull alpine:3.19                     # this machine's platform -> alpine.tar",
          "zeroimage pull --platform linux/arm64 -o base.tar alpine:3.19",
-         "zeroimage pull --all-platforms alpine:3.19     # then, offline: zeroimage build --from-archive alpine.tar ..."])
+         "zeroimage pull --all-platforms alpine:3.19     # then, offline: zeroimage build --from-archive alpine.tar ..."],
+        json_output=True)
     which = pull_cmd.add_mutually_exclusive_group()
     which.add_argument("--platform", type=_platform_arg, metavar="OS/ARCH[/VARIANT]",
                        help="the platform to save from an index (default: this machine's)")
@@ -3059,7 +3295,8 @@ def build_parser() -> argparse.ArgumentParser:
         "Push what an archive holds (one image, or an index with all its children).\n"
         "Manifests are sent byte for byte, so digests stay the same. Prints REF@DIGEST.",
         ["zeroimage push app.tar registry.example.com/app:1",
-         "zeroimage push multi.tar:alpine:3.19 registry.example.com/mirror/alpine:3.19"])
+         "zeroimage push multi.tar:alpine:3.19 registry.example.com/mirror/alpine:3.19"],
+        json_output=True)
     push_cmd.add_argument("archive", metavar="ARCHIVE[:NAME]")
     push_cmd.add_argument("ref", type=_reference_arg, metavar="REF")
     _add_insecure(push_cmd)
@@ -3070,7 +3307,8 @@ def build_parser() -> argparse.ArgumentParser:
         "Show an image: media type, digest, platforms of an index, layers, entrypoint,\n"
         "cmd, env and user; or its raw manifest (--raw) or config (--config).",
         ["zeroimage inspect alpine:3.19", "zeroimage inspect --platform linux/arm64 --config alpine:3.19",
-         "zeroimage inspect --raw app.tar"])
+         "zeroimage inspect --raw app.tar"],
+        json_output=True)
     inspect_cmd.add_argument("--platform", type=_platform_arg, metavar="OS/ARCH[/VARIANT]",
                              help="which image of an index (default: this machine's)")
     mode = inspect_cmd.add_mutually_exclusive_group()
@@ -3194,26 +3432,59 @@ def cmd_build(args) -> int:
         layers = len(image.manifest["layers"])
         log.info("%s: %d layer%s, %s", image.platform, layers, "" if layers == 1 else "s", image.digest)
     log.info("%s %s", "pushed" if args.push else "wrote", result.path)
-    print(result.path if args.push else result.digest)
+    if args.json:
+        _print_json(_build_json(result, bool(args.push)))
+    else:
+        print(result.path if args.push else result.digest)
     return 0
 
 
+def _print_json(value: dict) -> None:
+    print(json.dumps(value, indent=2, sort_keys=True))
+
+
+def _build_json(result: BuildResult, pushed: bool) -> dict:
+    images = [{"platform": str(i.platform), "digest": i.digest, "mediaType": i.manifest["mediaType"],
+               "size": i.manifest_blob.size, "config": i.manifest["config"]["digest"],
+               "layers": [{"digest": d["digest"], "size": d["size"], "mediaType": d["mediaType"]}
+                          for d in i.manifest["layers"]]} for i in result.images]
+    value = {"digest": result.digest, "platforms": [i["platform"] for i in images], "images": images,
+             "mediaType": images[0]["mediaType"] if len(images) == 1 else
+             (DOCKER_MANIFEST_LIST if images[0]["mediaType"] == DOCKER_MANIFEST else OCI_INDEX),
+             "size": sum(layer["size"] for image in images for layer in image["layers"])}
+    value["reference" if pushed else "path"] = result.path
+    return value
+
+
 def cmd_pull(args) -> int:
-    digest, path = pull(args.ref, args.output, platform=args.platform, all_platforms=args.all_platforms,
-                        insecure=args.insecure)
-    log.info("wrote %s", path)
-    print(digest)
+    saved = pull(args.ref, args.output, platform=args.platform, all_platforms=args.all_platforms,
+                 insecure=args.insecure)
+    log.info("wrote %s", saved.where)
+    if args.json:
+        _print_json({"reference": str(Reference.parse(args.ref)), "digest": saved.digest, "mediaType": saved.media_type,
+                     "platforms": saved.platforms, "path": saved.where, "size": os.path.getsize(saved.where)})
+    else:
+        print(saved.digest)
     return 0
 
 
 def cmd_push(args) -> int:
-    digest = push_archive(args.archive, args.ref, insecure=args.insecure)
-    print(str(Reference.parse(args.ref).replace(digest=digest)))
+    saved = push_archive(args.archive, args.ref, insecure=args.insecure)
+    if args.json:
+        _print_json({"reference": saved.where, "digest": saved.digest, "mediaType": saved.media_type,
+                     "platforms": saved.platforms})
+    else:
+        print(saved.where)
     return 0
 
 
 def cmd_inspect(args) -> int:
-    print(inspect(args.target, platform=args.platform, mode=args.mode, insecure=args.insecure))
+    mode = "json" if args.json and args.mode == "summary" else args.mode
+    output = inspect(args.target, platform=args.platform, mode=mode, insecure=args.insecure)
+    if mode == "json":
+        _print_json(json.loads(output))
+    else:
+        print(output)
     return 0
 
 
@@ -3277,15 +3548,22 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return 2
-    handler = logging.StreamHandler(sys.stderr)
+    quiet, verbose = getattr(args, "quiet", False), getattr(args, "verbose", False)
+    progress.configure(sys.stderr, "off" if quiet else "tty" if sys.stderr.isatty() else "plain")
+    handler = _ProgressLogHandler()
     handler.setFormatter(_LogFormatter())
     log.addHandler(handler)
-    log.setLevel(logging.INFO)
+    log.setLevel(logging.ERROR if quiet else logging.DEBUG if verbose else logging.INFO)
     log.propagate = False
     debug = os.environ.get("ZEROIMAGE_DEBUG") == "1"
     previous_sigterm = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
-        return args.func(args)
+        code = args.func(args)
+        summary = progress.summary()
+        progress.close()
+        if summary and not quiet:
+            log.info("%s", summary)
+        return code
     except ZeroImageError as e:
         if debug:
             raise
@@ -3306,6 +3584,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print("zeroimage: error: %s%s" % (e.strerror or e, where), file=sys.stderr)
         return 1
     finally:
+        progress.close()
+        progress.configure(None, "off")
         signal.signal(signal.SIGTERM, previous_sigterm)
         log.removeHandler(handler)
 

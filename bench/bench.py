@@ -240,9 +240,9 @@ def report(results, memory, repush, binary, cores, runs):
             print("| build + push, %.0f MB binary | %.2f s | %s: not installed | | <= 0.5x |" % (size, zi, peer))
     print("| build + push vs compressing the binary | %.2f s | pigz -6 -p %d %.2f s | %.2fx | <= 1.5x |"
           % (zi, cores, med["pigz"], zi / med["pigz"]))
-    uploaded = [line for line in repush.splitlines() if "blobs:" in line]
+    summary = repush.strip().splitlines()[-1].replace("zeroimage: ", "")
     print("| unchanged re-push | %.2f s (%s) | sha256sum %.2f s | %.2fx | <= 2x, nothing uploaded |"
-          % (med["re-push"], uploaded[-1].split("blobs: ")[-1] if uploaded else "?", med["sha256sum"],
+          % (med["re-push"], summary.rsplit(" in ", 1)[0], med["sha256sum"],
              med["re-push"] / med["sha256sum"]))
     print("| pull --all-platforms, ~150 MB, 2 platforms | %.2f s | skopeo copy --all %.2f s | %.2fx | <= 1.0x |"
           % (med["pull zeroimage"], med["pull skopeo"], med["pull zeroimage"] / med["pull skopeo"]))
