@@ -770,8 +770,9 @@ def _elf_platform(machine: int, is64: bool, little: bool) -> Optional[Platform]:
 def _elf_interpreter(f, endian: str, is64: bool, phoff: int, phentsize: int, phnum: int) -> Optional[str]:
     layout = (endian + "IIQQQQ", 0, 2, 5) if is64 else (endian + "IIIIII", 0, 1, 4)
     fmt, type_at, offset_at, size_at = layout
-    if phentsize < struct.calcsize(fmt):
-        return None
+    size = f.seek(0, io.SEEK_END)
+    if phentsize < struct.calcsize(fmt) or phoff + phnum * phentsize > size:
+        return None     # a damaged or truncated header: no program headers to trust
     for i in range(min(phnum, 4096)):
         f.seek(phoff + i * phentsize)
         raw = f.read(struct.calcsize(fmt))
@@ -779,6 +780,8 @@ def _elf_interpreter(f, endian: str, is64: bool, phoff: int, phentsize: int, phn
             return None
         fields = struct.unpack(fmt, raw)
         if fields[type_at] == _PT_INTERP:
+            if fields[offset_at] >= size:
+                return None
             f.seek(fields[offset_at])
             path = f.read(min(fields[size_at], 4096))
             return path.split(b"\0", 1)[0].decode("utf-8", "replace")
@@ -1130,12 +1133,12 @@ def layer_diff_id(entries: Sequence[LayerEntry]) -> str:
 
 
 def build_layer(entries: Sequence[LayerEntry], tmp, level: int, cache: Optional["LayerCache"] = None,
-                label: str = "layer") -> LayerResult:
+                label: str = "layer", present=None) -> LayerResult:
     """Write a layer into ``tmp`` (an empty temporary file the caller closes); return it as a Blob.
 
-    With a ``cache`` (for pushes): when the files are unchanged since a layer was last built from
-    them, only the tar is hashed to confirm it, and compression waits until the blob is opened,
-    which a registry that already has it never asks for.
+    With a ``cache`` and ``present(digest) -> bool`` (for pushes): when the files are unchanged
+    since a layer was last built from them (the tar is hashed to confirm it) and the registry
+    already holds the blob that tar became, that blob is used and nothing is compressed.
     """
     def opener():
         tmp.seek(0)
@@ -1150,8 +1153,8 @@ def build_layer(entries: Sequence[LayerEntry], tmp, level: int, cache: Optional[
 
     key = cache.key(entries, level) if cache else None
     known = cache.get(key) if cache else None
-    if known and layer_diff_id(entries) == known["diff_id"]:
-        def lazy_opener():
+    if known and present and layer_diff_id(entries) == known["diff_id"] and present(known["digest"]):
+        def lazy_opener():      # only if the blob vanished from the registry in the meantime
             if tmp.tell() == 0:
                 _, digest, _ = compress()
                 if digest != known["digest"]:
@@ -1183,7 +1186,7 @@ class LayerCache:
     wrong image. Entries are tiny JSON files; a cache that cannot be read or written is ignored.
     """
 
-    VERSION = 1
+    VERSION = 2     # bump when the bytes a layer compresses to change (tar or gzip writer)
 
     def __init__(self, directory: str):
         self.directory = directory
@@ -2000,7 +2003,10 @@ def _network_error(method: str, url: str, error: Exception) -> "ZeroImageError":
     if isinstance(error, socket.timeout):
         return NetworkError("%s %s: timed out talking to %s" % (method, _redact_url(url), host))
     reason = getattr(error, "strerror", None) or str(error) or type(error).__name__
-    return NetworkError("cannot reach %s (%s %s): %s" % (host, method, _redact_url(url), reason))
+    hint = ""
+    if isinstance(error, (ConnectionRefusedError, socket.gaierror)):
+        hint = "; is the registry name and port right, and is it running? (proxies: HTTPS_PROXY, NO_PROXY)"
+    return NetworkError("cannot reach %s (%s %s): %s%s" % (host, method, _redact_url(url), reason, hint))
 
 
 # ---- Registry client ----
@@ -2471,14 +2477,14 @@ class Image(NamedTuple):
 
 
 def _minimal_layer(ca_bundle: Optional[str], environ, tmp, level: int,
-                   cache: Optional[LayerCache]) -> Tuple[LayerResult, str]:
+                   cache: Optional[LayerCache], present) -> Tuple[LayerResult, str]:
     """The built-in base's one layer, with the host's (or the given) CA bundle, and its history line."""
     if ca_bundle and not os.access(ca_bundle, os.R_OK):
         raise ZeroImageError("--ca-bundle %s: cannot read it" % ca_bundle)
     bundle = ca_bundle or find_host_ca_bundle(environ)
     if bundle is None:
         log.warning("no CA bundle found on this host; the image will have no TLS roots (use --ca-bundle FILE)")
-    return build_layer(minimal_base_entries(bundle), tmp, level, cache, "minimal base"), \
+    return build_layer(minimal_base_entries(bundle), tmp, level, cache, "minimal base", present), \
         "zeroimage: minimal base (users root, nobody, nonroot; TLS roots)"
 
 
@@ -3102,7 +3108,16 @@ def build(entrypoint, output: Optional[str] = None, *, base: Optional[str] = Non
         if output and output_format == "archive":
             out = stack.enter_context(atomic_output(output))    # renamed into place last, removed on error
         base_for = _base_source(base, base_archive, registries, stack)
-        cache = LayerCache.default(environ) if push_ref else None      # only a push can skip compressing
+        cache = present = None
+        if push_ref is not None:        # only a push can skip compressing: when the registry has the layer
+            cache = LayerCache.default(environ)
+            target_registry = registries(push_ref.registry)
+
+            def present(digest: str) -> bool:
+                try:
+                    return target_registry.blob_exists(push_ref.repository, digest, [_push(push_ref.repository)])
+                except ZeroImageError:      # the push will say what is wrong; here, just compress
+                    return False
         minimal_layer = None
         images = []
         for wanted, path, program in opened:
@@ -3116,7 +3131,8 @@ def build(entrypoint, output: Optional[str] = None, *, base: Optional[str] = Non
             image_options = options
             if base is None and base_archive is None:
                 if minimal_layer is None:
-                    minimal_layer = _minimal_layer(ca_bundle, environ, scratch_file(), compression_level, cache)
+                    minimal_layer = _minimal_layer(ca_bundle, environ, scratch_file(), compression_level,
+                                                   cache, present)
                 added.append(minimal_layer)
                 if options.user == "nonroot":       # numeric, so runAsNonRoot checks can see it
                     image_options = options._replace(user="65532:65532")
@@ -3126,7 +3142,7 @@ def build(entrypoint, output: Optional[str] = None, *, base: Optional[str] = Non
                             "or use a base with a libc", path, elf.interpreter, base_image.name)
             entries = added_files + [LayerEntry(target, "file", 0o755, source=program)]
             added.append((build_layer(entries, scratch_file(), compression_level, cache,
-                                      "%s (%s)" % (target, wanted)),
+                                      "%s (%s)" % (target, wanted), present),
                           "zeroimage: COPY %s %s" % (os.path.basename(path), target)))
             images.append(assemble_image(base_image, added, [target], created, image_options))
         index = None
@@ -3334,7 +3350,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     logout_cmd = _command(commands, "logout", "forget the credentials for a registry",
                           "Remove a registry's credentials from config.json or its credential helper.",
-                          ["zeroimage logout ghcr.io"])
+                          ["zeroimage logout ghcr.io", "zeroimage logout docker.io"])
     logout_cmd.add_argument("registry", type=_registry_arg, metavar="REGISTRY")
     logout_cmd.set_defaults(func=cmd_logout)
 

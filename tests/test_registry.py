@@ -454,6 +454,13 @@ def test_unchanged_repush_compresses_and_uploads_nothing(tmp_path, pki, registry
     busybox_program.write_bytes(bytes(data))
     changed = zeroimage.build(str(busybox_program), push=target)
     assert changed.digest != first.digest
+    # an entry naming a blob the registry does not have (another zeroimage version compressed
+    # differently) is not trusted: the layer is compressed and the image is whole
+    for entry in (tmp_path / "cache" / "layers").iterdir():
+        known = json.loads(entry.read_text())
+        entry.write_text(json.dumps(dict(known, digest="sha256:" + "0" * 64)))
+    assert zeroimage.build(str(busybox_program), push=client.ref("cache/third:1")).digest == changed.digest
+    client.ok("pull", "-o", tmp_path / "third.tar", client.ref("cache/third:1"))
     # a damaged cache is ignored
     for entry in (tmp_path / "cache" / "layers").iterdir():
         entry.write_text("{not json")

@@ -555,3 +555,15 @@ def test_parallel_gzip_is_the_same_for_every_thread_count(size, level, tmp_path)
         path = tmp_path / "t.gz"
         path.write_bytes(outputs[0])
         assert subprocess.run(["gzip", "-t", str(path)]).returncode == 0
+
+
+def test_read_elf_with_a_damaged_header(tmp_path):
+    """A header whose program-header offset points past the file (or past what seek allows)."""
+    damaged = bytearray(make_elf(183, interpreter="/lib/ld.so"))
+    damaged[32:40] = b"\xff" * 8           # e_phoff: beyond any file
+    path = tmp_path / "damaged"
+    path.write_bytes(bytes(damaged) + os.urandom(100))
+    with open(str(path), "rb") as f:
+        elf = zeroimage.read_elf(f)
+    assert elf.platform == Platform.parse("linux/arm64") and elf.interpreter is None
+    assert zeroimage.read_elf(io.BytesIO(bytes(damaged))).interpreter is None
