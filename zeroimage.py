@@ -7,9 +7,12 @@
     COPY some-program /some-program
     ENTRYPOINT ["/some-program"]
 
-would, and writes it as an OCI image layout in a tar archive that skopeo,
-podman, umoci and docker can all read.  One module, standard library only:
-copy this file into your project and ``import zeroimage``.
+would, and pushes it to a registry or writes it as an OCI image layout in a
+tar archive that skopeo, podman, umoci and docker can all read.  It pulls bases
+from registries or archives, builds multi-platform indexes, and handles registry
+credentials as Docker does.  One module, standard library only: copy this file
+into your project and ``import zeroimage`` (``build``, ``pull``, ``push_archive``,
+``inspect``, ``login``, ``check_auth``), or run it.
 """
 
 import argparse
@@ -73,12 +76,13 @@ __all__ = [
     "DigestMismatchError", "PlatformNotFoundError", "ArchiveError", "CredentialError",
     "RegistryError", "AuthenticationError", "NotFoundError", "NetworkError",
     # values
-    "Reference", "Platform", "ElfInfo", "Blob", "BuildResult",
+    "Reference", "Platform", "ElfInfo", "Blob", "BuildResult", "Saved", "ImageOptions",
     # functions
     "read_elf", "select_manifest", "derive_config", "make_manifest", "canonical_json",
-    "write_layer", "Layout", "Image", "assemble_image", "write_image_archive",
+    "write_layer", "layer_diff_id", "GzipWriter", "LayerCache", "Layout", "Image", "assemble_image",
+    "write_image_archive", "describe_image", "Progress", "progress",
     "Credentials", "resolve_credentials", "store_credentials", "erase_credentials", "parse_challenges",
-    "ImageOptions", "tree_entries", "write_layout_dir", "make_image_index", "push_images",
+    "tree_entries", "write_layout_dir", "make_image_index", "push_images",
     "Transport", "Registry", "Registries", "build", "pull", "push_archive", "push_image", "inspect",
     "login", "logout", "check_auth", "build_parser", "main",
 ]
