@@ -2285,8 +2285,8 @@ class Registry:
             raise ZeroImageError("%s/%s:%s is a %s, not an image" % (self.host, repository, reference, media_type or "manifest of unknown type"))
         return data, media_type, digest
 
-    def manifest_exists(self, repository: str, digest: str) -> bool:
-        response = self.request("HEAD", "/v2/%s/manifests/%s" % (repository, digest), [_pull(repository)],
+    def manifest_exists(self, repository: str, reference: str) -> bool:
+        response = self.request("HEAD", "/v2/%s/manifests/%s" % (repository, reference), [_pull(repository)],
                                 {"Accept": ", ".join(MANIFEST_ACCEPT)}, ok=(200, 404))
         return response.status == 200
 
@@ -3020,8 +3020,7 @@ def check_auth(ref_text: str, *, push: bool = False, insecure: bool = False, env
     registry = Registries(insecure, environ)(ref.registry)
     result = {}
     try:
-        registry.request("HEAD", "/v2/%s/manifests/%s" % (ref.repository, ref.digest or ref.tag),
-                         [_pull(ref.repository)], {"Accept": ", ".join(MANIFEST_ACCEPT)}, ok=(200, 404)).close()
+        registry.manifest_exists(ref.repository, ref.digest or ref.tag)     # 404 still means "allowed"
         result["pull"] = True
     except AuthenticationError:
         result["pull"] = False
