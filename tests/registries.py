@@ -37,11 +37,14 @@ def make_pki(directory):
     """A CA, a server certificate for 127.0.0.1/localhost, and a token-signing certificate."""
     d = str(directory)
     openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=zeroimage test CA",
-            "-keyout", d + "/ca.key", "-out", d + "/ca.crt")
+            "-addext", "keyUsage=critical,keyCertSign,cRLSign", "-keyout", d + "/ca.key", "-out", d + "/ca.crt")
     openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", d + "/server.key",
             "-out", d + "/server.csr")
     with open(d + "/ext.cnf", "w") as f:
-        f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n")
+        # what Python 3.13's strict verification asks of a server certificate
+        f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n"
+                "authorityKeyIdentifier=keyid,issuer\nsubjectKeyIdentifier=hash\n"
+                "keyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n")
     openssl("x509", "-req", "-in", d + "/server.csr", "-CA", d + "/ca.crt", "-CAkey", d + "/ca.key",
             "-CAcreateserial", "-days", "2", "-extfile", d + "/ext.cnf", "-out", d + "/server.crt")
     openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=zeroimage token signer",
