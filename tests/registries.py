@@ -64,6 +64,24 @@ class QuietServer(http.server.ThreadingHTTPServer):
         pass
 
 
+class QuietHandler(http.server.BaseHTTPRequestHandler):
+    """HTTP/1.1 with keep-alive, no access log on stderr, and one way to answer."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def reply(self, status, body=b"", headers=()):
+        self.send_response(status)
+        for key, value in headers:
+            self.send_header(key, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+
 def b64url(data):
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
@@ -319,23 +337,13 @@ class FaultProxy:
         self._lock = threading.Lock()
         proxy = self
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
+        class Handler(QuietHandler):
             def do_ANY(self):
                 proxy.handle(self)
 
             do_GET = do_HEAD = do_PUT = do_POST = do_PATCH = do_DELETE = do_ANY
 
-        class CdnHandler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
+        class CdnHandler(QuietHandler):
             def do_GET(self):
                 proxy.cdn_auth.append(self.headers.get("Authorization"))
                 path = urllib.parse.urlsplit(self.path).path
@@ -406,13 +414,7 @@ class FaultProxy:
 
     def reply(self, h, status, headers, body):
         self.seen.append((h.command, h.path, status))
-        h.send_response(status)
-        for key, value in headers:
-            h.send_header(key, value)
-        h.send_header("Content-Length", str(len(body)))
-        h.end_headers()
-        if h.command != "HEAD":
-            h.wfile.write(body)
+        h.reply(status, body, headers)
 
     def close(self):
         for server in (self.httpd, self.cdn):

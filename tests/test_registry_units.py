@@ -2,7 +2,6 @@
 tiny loopback HTTP servers (redirects, retries, schema 1)."""
 
 import base64
-import http.server
 import json
 import os
 import threading
@@ -10,7 +9,7 @@ import threading
 import pytest
 
 import zeroimage
-from registries import QuietServer
+from registries import QuietHandler, QuietServer
 from zeroimage import Credentials
 
 
@@ -151,26 +150,12 @@ class Server:
         self.seen = []
         server = self
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
+        class Handler(QuietHandler):
             def do_GET(self):
                 server.seen.append((self.command, self.path, dict(self.headers)))
                 routes.get(self.path.split("?")[0], lambda h: h.reply(404, b"{}"))(self)
 
             do_HEAD = do_PUT = do_POST = do_GET
-
-            def reply(self, status, body=b"", headers=()):
-                self.send_response(status)
-                for key, value in headers:
-                    self.send_header(key, value)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(body)
 
         self.httpd = QuietServer(("127.0.0.1", 0), Handler)
         self.url = "http://127.0.0.1:%d" % self.httpd.server_port
