@@ -326,6 +326,9 @@ def copy_stream(src, dst, size: Optional[int] = None) -> int:
     return done
 
 
+_STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
 @contextlib.contextmanager
 def atomic_output(path: str, mode: Optional[int] = None):
     """Yield a file beside ``path``; rename it over ``path`` (with ``mode``, default 0666 less the umask)
@@ -333,11 +336,18 @@ def atomic_output(path: str, mode: Optional[int] = None):
     directory = os.path.dirname(os.path.abspath(path))
     if os.path.isdir(path):
         raise ZeroImageError("cannot write %s: it is a directory" % path)
+    # Ctrl-C or SIGTERM between creating the file and entering the try below would leave it behind:
+    # hold those signals until the try can clean up.
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS) if hasattr(signal, "pthread_sigmask") else None
     try:
         fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
     except OSError as e:
+        if held is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)
         raise ZeroImageError("cannot write %s: %s" % (path, e.strerror or e))
     try:
+        if held is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)     # a held signal is raised here, inside
         with os.fdopen(fd, "wb") as f:
             yield f
             f.flush()
@@ -1305,10 +1315,9 @@ def minimal_base_entries(ca_bundle: Optional[str]) -> List[LayerEntry]:
 
 
 def find_host_ca_bundle(environ=None) -> Optional[str]:
-    """The host's CA bundle: SSL_CERT_FILE, then OpenSSL's default, then the usual places."""
+    """The host's CA bundle: SSL_CERT_FILE, then the usual places (which hold OpenSSL's defaults)."""
     environ = os.environ if environ is None else environ
-    paths = [environ.get("SSL_CERT_FILE"), ssl.get_default_verify_paths().cafile]
-    for path in paths + list(HOST_CA_BUNDLES):
+    for path in [environ.get("SSL_CERT_FILE")] + list(HOST_CA_BUNDLES):
         if path and os.path.isfile(path) and os.access(path, os.R_OK):
             return path
     return None
@@ -3602,6 +3611,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         where = " (%s)" % e.filename if e.filename else ""
         print("zeroimage: error: %s%s" % (e.strerror or e, where), file=sys.stderr)
         return 1
+    except Exception as e:
+        # A signal that lands inside an import of a C module comes out as ImportError (or similar)
+        # with the interruption as its cause: report the interruption, not a traceback.
+        cause = e.__cause__ or e.__context__
+        while cause is not None and not isinstance(cause, (KeyboardInterrupt, _Terminated)):
+            cause = cause.__cause__ or cause.__context__
+        if cause is None or debug:
+            raise
+        print("zeroimage: %s" % ("interrupted" if isinstance(cause, KeyboardInterrupt) else "terminated"),
+              file=sys.stderr)
+        return 130 if isinstance(cause, KeyboardInterrupt) else 143
     finally:
         progress.close()
         progress.configure(None, "off")

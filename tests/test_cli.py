@@ -359,7 +359,7 @@ def test_interrupted_build_leaves_nothing(tmp_path, sig, code):
     assert proc.poll() is None, "the build ended before it could be interrupted"
     proc.send_signal(sig)
     stdout, stderr = proc.communicate(timeout=60)
-    assert proc.returncode == code and stdout == "" and "Traceback" not in stderr
+    assert proc.returncode == code and stdout == "" and "Traceback" not in stderr, (proc.returncode, stderr)
     assert stderr.strip().splitlines()[-1] in ("zeroimage: interrupted", "zeroimage: terminated")
     assert os.listdir(str(out)) == ["app.tar"] and (out / "app.tar").read_bytes() == b"the previous archive"
 
