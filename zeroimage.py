@@ -2123,6 +2123,7 @@ class Registry:
         self._base = None                                   # https://host or http://host, after ping
         self._challenge = None                              # (scheme, params) of /v2/
         self._tokens = {}                                   # scopes -> (header, expiry)
+        self._manifests = {}                                # (repository, reference) -> get_manifest()
 
     # -- auth --
 
@@ -2272,7 +2273,17 @@ class Registry:
     # -- manifests --
 
     def get_manifest(self, repository: str, reference: str) -> Tuple[bytes, str, str]:
-        """(bytes, media type, digest) of a manifest or index, verified when asked by digest."""
+        """(bytes, media type, digest) of a manifest or index, verified when asked by digest.
+
+        Read once per client: an index is fetched once for all the platforms of a build, and a
+        tag that moves during a command does not mix two versions of an image.
+        """
+        key = (repository, reference)
+        if key not in self._manifests:
+            self._manifests[key] = self._fetch_manifest(repository, reference)
+        return self._manifests[key]
+
+    def _fetch_manifest(self, repository: str, reference: str) -> Tuple[bytes, str, str]:
         response = self.request("GET", "/v2/%s/manifests/%s" % (repository, reference), [_pull(repository)],
                                 {"Accept": ", ".join(MANIFEST_ACCEPT)})
         data = response.read_capped(MAX_JSON_SIZE, "manifest %s" % reference)
@@ -3217,7 +3228,7 @@ def _tag_arg(text: str) -> str:
 
 
 def _command(commands, name: str, help_text: str, description: str, examples: Sequence[str],
-             json_output: bool = False):
+             json_output: bool = False, network: bool = True):
     parser = commands.add_parser(name, help=help_text, description=description,
                                  formatter_class=argparse.RawDescriptionHelpFormatter,
                                  epilog="examples:\n" + "\n".join("  " + e for e in examples))
@@ -3228,12 +3239,10 @@ def _command(commands, name: str, help_text: str, description: str, examples: Se
                       help="also show each HTTP request, auth step and retry (secrets redacted)")
     if json_output:
         parser.add_argument("--json", action="store_true", help="print the result as one JSON object (see README)")
+    if network:
+        parser.add_argument("--insecure", action="store_true",
+                            help="allow plain HTTP and TLS certificates that do not verify")
     return parser
-
-
-def _add_insecure(parser) -> None:
-    parser.add_argument("--insecure", action="store_true",
-                        help="allow plain HTTP and TLS certificates that do not verify")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -3295,7 +3304,6 @@ def build_parser() -> argparse.ArgumentParser:
                            help="gzip level of the new layers (default: 6)")
     build_cmd.add_argument("--ca-bundle", metavar="FILE",
                            help="TLS roots for the minimal base (default: the host's CA bundle)")
-    _add_insecure(build_cmd)
     build_cmd.add_argument("entrypoint", nargs="+", type=_program_arg, metavar="ENTRYPOINT",
                            help="the program file, or PLATFORM=PATH once per platform for a multi-platform image")
     build_cmd.set_defaults(func=cmd_build)
@@ -3314,7 +3322,6 @@ def build_parser() -> argparse.ArgumentParser:
                        help="the platform to save from an index (default: this machine's)")
     which.add_argument("--all-platforms", action="store_true", help="save the whole index, every platform")
     pull_cmd.add_argument("-o", "--output", metavar="PATH", help="archive to write (default: ./NAME.tar)")
-    _add_insecure(pull_cmd)
     pull_cmd.add_argument("ref", type=_reference_arg, metavar="REF")
     pull_cmd.set_defaults(func=cmd_pull)
 
@@ -3327,7 +3334,6 @@ def build_parser() -> argparse.ArgumentParser:
         json_output=True)
     push_cmd.add_argument("archive", metavar="ARCHIVE[:NAME]")
     push_cmd.add_argument("ref", type=_reference_arg, metavar="REF")
-    _add_insecure(push_cmd)
     push_cmd.set_defaults(func=cmd_push)
 
     inspect_cmd = _command(
@@ -3342,7 +3348,6 @@ def build_parser() -> argparse.ArgumentParser:
     mode = inspect_cmd.add_mutually_exclusive_group()
     mode.add_argument("--raw", dest="mode", action="store_const", const="raw", help="print the manifest as it is")
     mode.add_argument("--config", dest="mode", action="store_const", const="config", help="print the image config")
-    _add_insecure(inspect_cmd)
     inspect_cmd.add_argument("target", metavar="REF|ARCHIVE")
     inspect_cmd.set_defaults(func=cmd_inspect, mode="summary")
 
@@ -3356,13 +3361,12 @@ def build_parser() -> argparse.ArgumentParser:
     secret = login_cmd.add_mutually_exclusive_group()
     secret.add_argument("-p", "--password", metavar="PASS", help="the password (lands in shell history: prefer stdin)")
     secret.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
-    _add_insecure(login_cmd)
     login_cmd.add_argument("registry", type=_registry_arg, metavar="REGISTRY")
     login_cmd.set_defaults(func=cmd_login)
 
     logout_cmd = _command(commands, "logout", "forget the credentials for a registry",
                           "Remove a registry's credentials from config.json or its credential helper.",
-                          ["zeroimage logout ghcr.io", "zeroimage logout docker.io"])
+                          ["zeroimage logout ghcr.io", "zeroimage logout docker.io"], network=False)
     logout_cmd.add_argument("registry", type=_registry_arg, metavar="REGISTRY")
     logout_cmd.set_defaults(func=cmd_logout)
 
@@ -3372,7 +3376,6 @@ def build_parser() -> argparse.ArgumentParser:
         "without changing anything visible. Exit status 0 when all asked for is allowed.",
         ["zeroimage check-auth ghcr.io/me/app", "zeroimage check-auth --push registry.example.com/team/app"])
     check_cmd.add_argument("--push", action="store_true", help="check push access too")
-    _add_insecure(check_cmd)
     check_cmd.add_argument("ref", type=_reference_arg, metavar="REF")
     check_cmd.set_defaults(func=cmd_check_auth)
     return parser

@@ -329,3 +329,12 @@ def test_oversized_token_manifest_and_error_bodies_are_cut_off(servers, monkeypa
     with pytest.raises(zeroimage.RegistryError) as e:
         registry.get_manifest("a", "2")
     assert e.value.status == 500 and len(str(e.value)) < 300
+
+
+def test_a_manifest_is_read_once_per_client(servers):
+    """An index is fetched once for all the platforms of a build (and a moving tag is read once)."""
+    server = servers({"/v2/": lambda h: h.reply(200, b"{}"),
+                      "/v2/a/manifests/1": lambda h: h.reply(200, MANIFEST, [("Content-Type", zeroimage.OCI_MANIFEST)])})
+    registry = zeroimage.Registry(server.netloc, zeroimage.Transport(), credentials=Credentials())
+    assert registry.get_manifest("a", "1") == registry.get_manifest("a", "1")
+    assert [p for _, p, _ in server.seen].count("/v2/a/manifests/1") == 1
