@@ -11,8 +11,13 @@ would, and pushes it to a registry or writes it as an OCI image layout in a
 tar archive that skopeo, podman, umoci and docker can all read.  It pulls bases
 from registries or archives, builds multi-platform indexes, and handles registry
 credentials as Docker does.  One module, standard library only: copy this file
-into your project and ``import zeroimage`` (``build``, ``pull``, ``push_archive``,
-``inspect``, ``login``, ``check_auth``), or run it.
+into your project and ``import zeroimage``, or run it.
+
+As a library: every operation (``build``, ``pull``, ``push_archive``, ``inspect``,
+``login``, ``logout``, ``check_auth``) takes an optional ``session=``: a ``Session``
+holds the environment, the display (progress and log lines), the registry clients
+and their connections, the layer cache and a cancellation event, and closes every
+connection when it ends.  Without one, each call makes and closes its own.
 """
 
 import argparse
@@ -27,6 +32,7 @@ import importlib
 import io
 import json
 import logging
+import math
 import os
 import posixpath
 import re
@@ -37,10 +43,16 @@ import struct
 import sys
 import tarfile
 import tempfile
+import threading
 import time
+import types
 import urllib.parse
 import zlib
-from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
+
+# Imports of the network stack run under one lock: a module half-imported by one thread must
+# never be seen by another (http.client without HTTPSConnection, seen under load).
+_IMPORT_LOCK = threading.RLock()
 
 
 class _LazyModule:
@@ -51,7 +63,9 @@ class _LazyModule:
         self._lazy_name = name
 
     def __getattr__(self, attr: str):
-        value = getattr(importlib.import_module(self._lazy_name), attr)
+        with _IMPORT_LOCK:
+            module = importlib.import_module(self._lazy_name)
+        value = getattr(module, attr)
         setattr(self, attr, value)          # found directly from now on
         return value
 
@@ -61,33 +75,46 @@ email_utils = _LazyModule("email.utils")
 getpass = _LazyModule("getpass")
 http_client = _LazyModule("http.client")
 ipaddress = _LazyModule("ipaddress")
+selectors = _LazyModule("selectors")
 socket = _LazyModule("socket")
 ssl = _LazyModule("ssl")
 subprocess = _LazyModule("subprocess")
-threading = _LazyModule("threading")
-urllib_request = _LazyModule("urllib.request")
+_NETWORK_MODULES = ("concurrent.futures", "email.utils", "http.client", "ipaddress", "selectors", "socket",
+                    "ssl", "subprocess")
+
+
+def _import_network_stack() -> None:
+    """Import every lazily imported network module now, in one thread, before any worker can need one."""
+    with _IMPORT_LOCK:
+        for name in _NETWORK_MODULES:
+            importlib.import_module(name)
+
 
 __version__ = "0.1.0"
 
 __all__ = [
     "__version__",
     # errors
-    "ZeroImageError", "UsageError", "InvalidReferenceError", "InvalidPlatformError",
-    "DigestMismatchError", "PlatformNotFoundError", "ArchiveError", "CredentialError",
-    "RegistryError", "AuthenticationError", "NotFoundError", "NetworkError",
-    # values
-    "Reference", "Platform", "ElfInfo", "Blob", "BuildResult", "Saved", "ImageOptions",
-    # functions
-    "read_elf", "select_manifest", "derive_config", "make_manifest", "canonical_json",
-    "write_layer", "layer_diff_id", "GzipWriter", "LayerCache", "Layout", "Image", "assemble_image",
-    "write_image_archive", "describe_image", "Progress", "progress",
-    "Credentials", "resolve_credentials", "store_credentials", "erase_credentials", "parse_challenges",
-    "tree_entries", "write_layout_dir", "make_image_index", "push_images",
-    "Transport", "Registry", "Registries", "build", "pull", "push_archive", "push_image", "inspect",
-    "login", "logout", "check_auth", "build_parser", "main",
+    "ZeroImageError", "UsageError", "InvalidReferenceError", "InvalidPlatformError", "DigestMismatchError",
+    "PlatformNotFoundError", "ArchiveError", "CredentialError", "RegistryError", "AuthenticationError",
+    "NotFoundError", "NetworkError", "CancelledError",
+    # the session every operation runs in, and what it shows
+    "Session", "Display",
+    # values that operations take and return
+    "Reference", "Platform", "ImageOptions", "Credentials", "Blob", "Image", "ImageIndex", "BuildResult", "Saved",
+    "ElfInfo", "LayerEntry", "Candidate",
+    # operations
+    "build", "pull", "push_archive", "inspect", "login", "logout", "check_auth",
+    # building blocks: reading binaries, archives and registries, writing layers
+    "read_elf", "select_manifest", "walk_index", "read_tree", "parse_digest", "verify_bytes", "VerifyingReader",
+    "derive_config", "canonical_json", "write_layer", "tree_entries", "GzipWriter", "LayerCache", "Layout",
+    "Transport", "Authenticator", "Registry", "Upload", "parse_challenges",
+    "resolve_credentials", "store_credentials", "erase_credentials",
+    # the command line
+    "build_parser", "main",
 ]
 
-log = logging.getLogger("zeroimage")
+log = logging.getLogger("zeroimage")     # where a library caller's Display sends its lines
 
 # ---- Constants ----
 
@@ -104,10 +131,11 @@ DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
 DOCKER_LAYER_GZIP = "application/vnd.docker.image.rootfs.diff.tar.gzip"
 
 # A media-type family: what an image built on a base of that family uses.
-OCI_FAMILY = {"manifest": OCI_MANIFEST, "index": OCI_INDEX,
-              "config": OCI_CONFIG, "layer": OCI_LAYER_GZIP}
-DOCKER_FAMILY = {"manifest": DOCKER_MANIFEST, "index": DOCKER_MANIFEST_LIST,
-                 "config": DOCKER_CONFIG, "layer": DOCKER_LAYER_GZIP}
+# Read-only: no module-level state can change.
+OCI_FAMILY = types.MappingProxyType({"manifest": OCI_MANIFEST, "index": OCI_INDEX,
+                                     "config": OCI_CONFIG, "layer": OCI_LAYER_GZIP})
+DOCKER_FAMILY = types.MappingProxyType({"manifest": DOCKER_MANIFEST, "index": DOCKER_MANIFEST_LIST,
+                                        "config": DOCKER_CONFIG, "layer": DOCKER_LAYER_GZIP})
 IMAGE_MANIFEST_TYPES = (OCI_MANIFEST, DOCKER_MANIFEST)
 INDEX_TYPES = (OCI_INDEX, DOCKER_MANIFEST_LIST)
 MANIFEST_ACCEPT = (OCI_INDEX, OCI_MANIFEST, DOCKER_MANIFEST_LIST, DOCKER_MANIFEST)
@@ -199,12 +227,19 @@ class CredentialError(ZeroImageError):
 
 
 class RegistryError(ZeroImageError):
-    """A registry answered with an error (or not at all as expected)."""
+    """A registry answered with an error (or not at all as expected). ``message`` replaces the
+    default text (what failed, and what to try) while the class and the fields stay."""
 
-    def __init__(self, status: int, method: str, url: str, detail: str = "", errors=()):
-        reason = detail or http_client.responses.get(status, "unexpected answer")
-        super().__init__("%s (%s %s: HTTP %s)" % (reason, method, url, status))
+    def __init__(self, status: int, method: str, url: str, detail: str = "", errors=(),
+                 message: Optional[str] = None):
+        reason = detail or _HTTP_REASONS.get(status, "unexpected answer")
+        super().__init__(message or "%s (%s %s: HTTP %s)" % (reason, method, url, status))
         self.status, self.method, self.url, self.detail, self.errors = status, method, url, detail, list(errors)
+        self.explained = message is not None        # says what failed and what to try: not to be wrapped again
+
+    def restated(self, message: str) -> "RegistryError":
+        """The same error (class, status, fields) saying ``message``."""
+        return type(self)(self.status, self.method, self.url, self.detail, self.errors, message=message)
 
 
 class NetworkError(ZeroImageError):
@@ -219,21 +254,160 @@ class NotFoundError(RegistryError):
     """404: no such repository, manifest or blob."""
 
 
+class CancelledError(ZeroImageError):
+    """The session was cancelled (Ctrl-C, SIGTERM, ``Session.cancel()``) while work was under way."""
+
+    def __init__(self, message: str = "cancelled"):
+        super().__init__(message)
+
+
+_HTTP_REASONS = {400: "bad request", 401: "unauthorized", 403: "forbidden", 404: "not found",
+                 405: "method not allowed", 408: "request timeout", 409: "conflict", 413: "payload too large",
+                 415: "unsupported media type", 416: "range not satisfiable", 429: "too many requests",
+                 500: "internal server error", 502: "bad gateway", 503: "service unavailable",
+                 504: "gateway timeout"}
+_URL_IN_TEXT_RE = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)(?:[^\s/?#@]*@)?([^\s?#]*)(?:[?#][^\s]*)?")
+_SECRET_IN_TEXT_RE = re.compile(r"(?i)\b(?:(bearer|basic)(\s+)[A-Za-z0-9._~+/=-]{8,}|(access_token|token|password|secret|"
+                                r"signature|sig)(\s*[=:]\s*\"?)[^\s,;&\"']+)")
+_JWT_IN_TEXT_RE = re.compile(r"\beyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]*)?")
+
+
+def outside_text(text, limit: int = 300) -> str:
+    """Text that came from outside (a registry's message, a name in an archive, a URL) made fit for one
+    line on a terminal: whitespace runs become one space, other unprintable characters are escaped,
+    URLs lose their credentials and query strings, tokens and passwords are cut, and it is at most
+    ``limit`` characters long."""
+    text = " ".join(str(text).split())
+    text = _URL_IN_TEXT_RE.sub(lambda m: m.group(1) + m.group(2) + ("?..." if "?" in m.group(0) else ""), text)
+    text = _JWT_IN_TEXT_RE.sub("<redacted>", text)
+    text = _SECRET_IN_TEXT_RE.sub(lambda m: (m.group(1) or m.group(3)) + (m.group(2) or m.group(4)) + "<redacted>", text)
+    text = "".join(c if c.isprintable() else "\\x%02x" % ord(c) if ord(c) < 256 else "\\u%04x" % ord(c)
+                   for c in text)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
 # ---- Digests and streams ----
 
-_DIGEST_RE = re.compile(r"^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$")
+# The algorithms the OCI image spec registers, and the length of their hex encoding. Every one of
+# them is verified; a digest with any other algorithm is refused, never trusted unchecked.
+DIGEST_ALGORITHMS = types.MappingProxyType({"sha256": 64, "sha512": 128, "blake3": 64})
+_DIGEST_GRAMMAR_RE = re.compile(r"^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$")
+_LOWER_HEX_RE = re.compile(r"^[a-f0-9]+$")
+
+
+def digest_problem(text) -> Optional[str]:
+    """Why ``text`` is not a digest zeroimage can verify, or None when it is one."""
+    if not isinstance(text, str) or len(text) > 300 or not _DIGEST_GRAMMAR_RE.match(text):
+        return "not a digest (expected ALGORITHM:HEX, like sha256:<64 hex digits>)"
+    algorithm, _, encoded = text.partition(":")
+    if algorithm not in DIGEST_ALGORITHMS:
+        return "not a digest zeroimage can verify: algorithm %r (it verifies %s)" % (
+            algorithm, ", ".join(DIGEST_ALGORITHMS))
+    if len(encoded) != DIGEST_ALGORITHMS[algorithm] or not _LOWER_HEX_RE.match(encoded):
+        return "not a digest: a %s digest has %d lowercase hex digits" % (algorithm, DIGEST_ALGORITHMS[algorithm])
+    return None
+
+
+def is_digest(text) -> bool:
+    return digest_problem(text) is None
 
 
 def parse_digest(text: str) -> Tuple[str, str]:
-    """Split ``sha256:<hex>`` into (algorithm, hex); refuse anything else."""
-    if not isinstance(text, str) or not _DIGEST_RE.match(text):
-        raise ZeroImageError("not a valid digest: %r" % (text,))
-    algorithm, _, hexpart = text.partition(":")
-    return algorithm, hexpart
+    """Split ``sha256:<hex>`` into (algorithm, hex); refuse anything zeroimage cannot verify."""
+    problem = digest_problem(text)
+    if problem:
+        raise ZeroImageError("%s: %s" % (outside_text(repr(text), 100), problem))
+    algorithm, _, encoded = text.partition(":")
+    return algorithm, encoded
 
 
 def sha256_digest(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+_B3_IV = (0x6A09E667, 0xBB67AE85, 0x3C6EF372, 0xA54FF53A, 0x510E527F, 0x9B05688C, 0x1F83D9AB, 0x5BE0CD19)
+_B3_PERMUTATION = (2, 6, 3, 10, 7, 0, 4, 13, 1, 11, 12, 5, 9, 14, 15, 8)
+_B3_CHUNK_START, _B3_CHUNK_END, _B3_PARENT, _B3_ROOT = 1, 2, 4, 8
+_B3_BLOCK, _B3_CHUNK = 64, 1024
+_M32 = 0xFFFFFFFF
+
+
+def _b3_compress(cv, block: bytes, counter: int, length: int, flags: int) -> List[int]:
+    """BLAKE3's compression function: 16 output words for one 64-byte block."""
+    m = list(struct.unpack("<16I", block.ljust(_B3_BLOCK, b"\0")))
+    s = list(cv) + list(_B3_IV[:4]) + [counter & _M32, (counter >> 32) & _M32, length, flags]
+    for round_number in range(7):
+        for i, (a, b, c, d) in enumerate(((0, 4, 8, 12), (1, 5, 9, 13), (2, 6, 10, 14), (3, 7, 11, 15),
+                                          (0, 5, 10, 15), (1, 6, 11, 12), (2, 7, 8, 13), (3, 4, 9, 14))):
+            sa = (s[a] + s[b] + m[2 * i]) & _M32
+            sd = s[d] ^ sa
+            sd = ((sd >> 16) | (sd << 16)) & _M32
+            sc = (s[c] + sd) & _M32
+            sb = s[b] ^ sc
+            sb = ((sb >> 12) | (sb << 20)) & _M32
+            sa = (sa + sb + m[2 * i + 1]) & _M32
+            sd ^= sa
+            sd = ((sd >> 8) | (sd << 24)) & _M32
+            sc = (sc + sd) & _M32
+            sb ^= sc
+            s[a], s[b], s[c], s[d] = sa, ((sb >> 7) | (sb << 25)) & _M32, sc, sd
+        if round_number < 6:
+            m = [m[p] for p in _B3_PERMUTATION]
+    return [s[i] ^ s[i + 8] for i in range(8)] + [s[i + 8] ^ cv[i] for i in range(8)]
+
+
+class _Blake3:
+    """BLAKE3 (256-bit output, hash mode), which hashlib lacks: the OCI image spec registers it.
+    Written from the BLAKE3 paper's reference design; slow (pure Python), but only blake3 digests use it."""
+
+    def __init__(self):
+        self._stack = []            # chaining values of finished subtrees
+        self._chunks = 0            # chunks finished
+        self._cv = list(_B3_IV)     # of the chunk being hashed
+        self._blocks = 0            # blocks compressed in that chunk
+        self._buffer = b""          # its last, not yet compressed block
+
+    def update(self, data) -> None:
+        data = bytes(data)
+        while data:
+            if self._blocks * _B3_BLOCK + len(self._buffer) == _B3_CHUNK:
+                self._push_chunk(self._chunk_output()[:8])
+            if len(self._buffer) == _B3_BLOCK:
+                flags = _B3_CHUNK_START if self._blocks == 0 else 0
+                self._cv = _b3_compress(self._cv, self._buffer, self._chunks, _B3_BLOCK, flags)[:8]
+                self._blocks += 1
+                self._buffer = b""
+            room = min(_B3_BLOCK - len(self._buffer), _B3_CHUNK - self._blocks * _B3_BLOCK - len(self._buffer))
+            self._buffer += data[:room]
+            data = data[room:]
+
+    def _chunk_output(self, root: int = 0) -> List[int]:
+        flags = _B3_CHUNK_END | (_B3_CHUNK_START if self._blocks == 0 else 0) | root
+        return _b3_compress(self._cv, self._buffer, 0 if root else self._chunks, len(self._buffer), flags)
+
+    def _push_chunk(self, cv: List[int]) -> None:
+        self._chunks += 1
+        total = self._chunks
+        while total & 1 == 0:                       # merge finished subtrees, as the tree grows
+            cv = _b3_compress(_B3_IV, struct.pack("<16I", *(self._stack.pop() + cv)), 0, _B3_BLOCK, _B3_PARENT)[:8]
+            total >>= 1
+        self._stack.append(cv)
+        self._cv, self._blocks, self._buffer = list(_B3_IV), 0, b""
+
+    def hexdigest(self) -> str:
+        if not self._stack:
+            words = self._chunk_output(_B3_ROOT)
+        else:
+            cv = self._chunk_output()[:8]
+            for i in range(len(self._stack) - 1, -1, -1):
+                flags = _B3_PARENT | (_B3_ROOT if i == 0 else 0)
+                words = _b3_compress(_B3_IV, struct.pack("<16I", *(self._stack[i] + cv)), 0, _B3_BLOCK, flags)
+                cv = words[:8]
+        return struct.pack("<8I", *words[:8]).hex()
+
+
+def _new_hash(algorithm: str):
+    return _Blake3() if algorithm == "blake3" else hashlib.new(algorithm)
 
 
 class HashingWriter:
@@ -241,7 +415,7 @@ class HashingWriter:
 
     def __init__(self, out=None, algorithm: str = "sha256"):
         self._out = out
-        self._hash = hashlib.new(algorithm)
+        self._hash = _new_hash(algorithm)
         self._algorithm = algorithm
         self.size = 0
 
@@ -264,6 +438,37 @@ class HashingWriter:
         return "%s:%s" % (self._algorithm, self._hash.hexdigest())
 
 
+class _DigestCheck:
+    """The one digest verifier: hashes bytes with the digest's own algorithm as they pass, then
+    checks digest and size. Every reader of blobs, manifests and configs goes through it."""
+
+    def __init__(self, digest: str, size: Optional[int], what: str):
+        algorithm, _ = parse_digest(digest)
+        self._hash = _new_hash(algorithm)
+        self._algorithm = algorithm
+        self.digest, self.size, self.what = digest, size, what
+        self.seen = 0
+
+    def update(self, data) -> None:
+        self._hash.update(data)
+        self.seen += len(data)
+
+    def verify(self) -> None:
+        if self.size is not None and self.seen != self.size:
+            raise ArchiveError("%s is %d bytes, its descriptor says %d" % (self.what, self.seen, self.size))
+        actual = "%s:%s" % (self._algorithm, self._hash.hexdigest())
+        if actual != self.digest:
+            raise DigestMismatchError(self.what, self.digest, actual)
+
+
+def verify_bytes(data: bytes, digest: str, what: str, size: Optional[int] = None) -> bytes:
+    """``data`` when it hashes to ``digest`` (and has ``size`` bytes); DigestMismatchError otherwise."""
+    check = _DigestCheck(digest, size, what)
+    check.update(data)
+    check.verify()
+    return data
+
+
 class VerifyingReader:
     """Reads exactly ``size`` bytes from ``raw`` and checks them against ``digest``.
 
@@ -273,37 +478,30 @@ class VerifyingReader:
     """
 
     def __init__(self, raw, digest: str, size: int, what: str):
-        algorithm, _ = parse_digest(digest)
+        self._check = _DigestCheck(digest, size, what)
         self._raw = raw
-        self._hash = hashlib.new(algorithm)
-        self._algorithm = algorithm
-        self._digest = digest
         self._size = size
-        self._seen = 0
         self._what = what
         if size == 0:           # no read will reach the end of an empty blob: check it now
-            self._check()
+            self._finish()
 
     def read(self, n: int = -1) -> bytes:
-        left = self._size - self._seen
+        left = self._size - self._check.seen
         if n is None or n < 0 or n > left:
             n = left
         data = self._raw.read(n) if n else b""
         while len(data) < n:            # fill the request, so a short source is caught here
             more = self._raw.read(n - len(data))
             if not more:
-                raise ArchiveError("%s is truncated: %d of %d bytes" % (self._what, self._seen + len(data), self._size))
+                raise ArchiveError("%s is truncated: %d of %d bytes" % (self._what, self._check.seen + len(data), self._size))
             data += more
-        self._hash.update(data)
-        self._seen += len(data)
-        if self._seen == self._size and n:
-            self._check()
+        self._check.update(data)
+        if self._check.seen == self._size and n:
+            self._finish()
         return data
 
-    def _check(self) -> None:
-        actual = "%s:%s" % (self._algorithm, self._hash.hexdigest())
-        if actual != self._digest:
-            raise DigestMismatchError(self._what, self._digest, actual)
+    def _finish(self) -> None:
+        self._check.verify()
         if self._raw.read(1):
             raise ArchiveError("%s is longer than its descriptor says (%d bytes)" % (self._what, self._size))
 
@@ -326,6 +524,30 @@ def copy_stream(src, dst, size: Optional[int] = None) -> int:
     return done
 
 
+class _Checked:
+    """A reader or writer that stops (CancelledError) once ``cancelled`` is set, checked before
+    each piece of data passes: every loop that moves bytes goes through one of these."""
+
+    def __init__(self, stream, cancelled: Optional[threading.Event]):
+        self._stream = stream
+        self._cancelled = cancelled
+
+    def _check(self) -> None:
+        if self._cancelled is not None and self._cancelled.is_set():
+            raise CancelledError()
+
+    def read(self, n: int = -1) -> bytes:
+        self._check()
+        return self._stream.read(n)
+
+    def write(self, data) -> int:
+        self._check()
+        return self._stream.write(data)
+
+    def close(self) -> None:
+        self._stream.close()
+
+
 _STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 
 
@@ -337,8 +559,10 @@ def atomic_output(path: str, mode: Optional[int] = None):
     if os.path.isdir(path):
         raise ZeroImageError("cannot write %s: it is a directory" % path)
     # Ctrl-C or SIGTERM between creating the file and entering the try below would leave it behind:
-    # hold those signals until the try can clean up.
-    held = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS) if hasattr(signal, "pthread_sigmask") else None
+    # hold those signals until the try can clean up (only the main thread receives them).
+    in_main = threading.current_thread() is threading.main_thread()
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS) \
+        if in_main and hasattr(signal, "pthread_sigmask") else None
     try:
         fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
     except OSError as e:
@@ -363,8 +587,7 @@ def atomic_output(path: str, mode: Optional[int] = None):
             os.unlink(tmp)
         raise
 
-
-# ---- Progress ----
+# ---- Display ----
 
 
 def _human_size(size: int) -> str:
@@ -375,17 +598,21 @@ def _human_size(size: int) -> str:
     return str(size)
 
 
-class Progress:
-    """What a command is doing, on stderr. ``mode``: "off" (the library's default, and -q);
-    "plain": one line per finished step, no control characters (CI logs); "tty": a line per blob
-    in flight with bytes done/total and rate, redrawn in place, collapsed to a summary at the end.
-    Thread-safe: parallel transfers report at once."""
+class Display:
+    """What one session shows: log lines and progress, on ``stream`` (stderr for the CLI).
 
-    def __init__(self):
-        self.configure(None, "off")
+    With no stream (the library's default) log lines go to the ``zeroimage`` logger, for the
+    caller's logging setup to show or not, and there is no progress. With a stream, ``mode`` is
+    "plain" (one line per finished step, no control characters: CI logs), "tty" (a line per blob
+    in flight with bytes done/total and rate, redrawn in place) or "off" (log lines only), and
+    ``level`` (a ``logging`` level) is the least a log line needs to be shown. Every line is passed
+    through ``outside_text`` (no control characters, no secrets). Thread-safe.
+    """
 
-    def configure(self, stream, mode: str) -> None:
-        self.stream, self.mode = stream, mode
+    def __init__(self, stream=None, mode: str = "off", level: int = logging.INFO):
+        if mode not in ("off", "plain", "tty"):
+            raise ValueError("Display mode is off, plain or tty, not %r" % (mode,))
+        self.stream, self.mode, self.level = stream, mode if stream is not None else "off", level
         self._lock = threading.RLock()
         self._active = []
         self._drawn = 0
@@ -393,6 +620,37 @@ class Progress:
         self.started = time.monotonic()
         self.counts = collections.Counter()
         self.sizes = collections.Counter()
+
+    # -- log lines --
+
+    def log(self, level: int, message: str, *args) -> None:
+        text = message % args if args else message
+        if self.stream is None:
+            log.log(level, "%s", text)
+            return
+        if level < self.level:
+            return
+        prefix = "" if level < logging.WARNING else logging.getLevelName(level).lower() + ": "
+        self.note("zeroimage: %s%s" % (prefix, text))
+
+    def debug(self, message: str, *args) -> None:
+        self.log(logging.DEBUG, message, *args)
+
+    def info(self, message: str, *args) -> None:
+        self.log(logging.INFO, message, *args)
+
+    def warning(self, message: str, *args) -> None:
+        self.log(logging.WARNING, message, *args)
+
+    def note(self, text: str) -> None:
+        """A line printed above the progress lines, which are drawn again below it."""
+        with self._lock:
+            self._clear()
+            if self.stream is not None:
+                self._write(outside_text(text, 2000) + "\n", always=True)
+            self._draw(force=True)
+
+    # -- progress --
 
     def task(self, verb: str, label: str, total: int) -> "_Task":
         task = _Task(self, verb, label, total)
@@ -407,7 +665,13 @@ class Progress:
             self.counts[verb] += 1
             self.sizes[verb] += size
             if self.mode == "plain":
-                self._write("zeroimage: %s %s (%s)\n" % (verb, label, _human_size(size)))
+                self._write(outside_text("zeroimage: %s %s (%s)" % (verb, label, _human_size(size)), 2000) + "\n")
+
+    def advanced(self, task: "_Task") -> None:
+        """A task moved some bytes: redraw (at most ten times a second)."""
+        if self.mode == "tty":
+            with self._lock:
+                self._draw()
 
     def finished(self, task: "_Task") -> None:
         with self._lock:
@@ -417,16 +681,9 @@ class Progress:
             self.counts[task.done_verb] += 1
             self.sizes[task.done_verb] += task.done
             if self.mode == "plain":
-                self._write("zeroimage: %s %s %s in %.1f s (%s/s)\n" % (
-                    task.done_verb, task.label, _human_size(task.done), elapsed, _human_size(task.done / elapsed)))
-            self._draw(force=True)
-
-    def note(self, text: str) -> None:
-        """A log line: printed above the progress lines, which are drawn again below it."""
-        with self._lock:
-            self._clear()
-            if self.stream is not None:
-                self._write(text + "\n")
+                self._write(outside_text("zeroimage: %s %s %s in %.1f s (%s/s)" % (
+                    task.done_verb, task.label, _human_size(task.done), elapsed, _human_size(task.done / elapsed)),
+                    2000) + "\n")
             self._draw(force=True)
 
     def summary(self) -> Optional[str]:
@@ -444,12 +701,13 @@ class Progress:
         return "%s in %.1f s" % (", ".join(parts), time.monotonic() - self.started)
 
     def close(self) -> None:
+        """Take the progress lines off the screen (log lines stay)."""
         with self._lock:
             self._clear()
             self._active = []
 
-    def _write(self, text: str) -> None:
-        if self.stream is not None and self.mode != "off":
+    def _write(self, text: str, always: bool = False) -> None:
+        if self.stream is not None and (always or self.mode != "off"):
             self.stream.write(text)
             self.stream.flush()
 
@@ -463,9 +721,9 @@ class Progress:
             return
         self._last_draw = time.monotonic()
         self._clear()
-        lines = [task.line() for task in self._active[-8:]]
+        lines = [outside_text(task.line(), 150) for task in self._active[-8:]]
         if lines:
-            self._write("".join(line[:150] + "\n" for line in lines))
+            self._write("".join(line + "\n" for line in lines))
         self._drawn = len(lines)
 
 
@@ -474,20 +732,18 @@ class _Task:
 
     DONE = {"compressing": "compressed", "uploading": "uploaded", "downloading": "downloaded"}
 
-    def __init__(self, progress: Progress, verb: str, label: str, total: int):
-        self.progress, self.verb, self.label, self.total = progress, verb, label, total
+    def __init__(self, display: Display, verb: str, label: str, total: int):
+        self.display, self.verb, self.label, self.total = display, verb, label, total
         self.done_verb = self.DONE.get(verb, verb)
         self.done = 0
         self.started = time.monotonic()
 
     def advance(self, n: int) -> None:
         self.done += n
-        if self.progress.mode == "tty":
-            with self.progress._lock:
-                self.progress._draw()
+        self.display.advanced(self)
 
     def finish(self) -> None:
-        self.progress.finished(self)
+        self.display.finished(self)
 
     def line(self) -> str:
         rate = self.done / max(time.monotonic() - self.started, 1e-6)
@@ -499,28 +755,24 @@ def _short(digest: str) -> str:
     return digest[:19]
 
 
-class _Counted:
-    """A reader or writer that reports the bytes passing through it to a task."""
+class _Metered(_Checked):
+    """A reader or writer that reports the bytes passing through it to a task (when there is one)
+    and stops once ``cancelled`` is set."""
 
-    def __init__(self, stream, task: _Task):
-        self._stream = stream
+    def __init__(self, stream, task: Optional[_Task] = None, cancelled: Optional[threading.Event] = None):
+        super().__init__(stream, cancelled)
         self._task = task
 
     def read(self, n: int = -1) -> bytes:
-        data = self._stream.read(n)
-        self._task.advance(len(data))
+        data = super().read(n)
+        if self._task is not None:
+            self._task.advance(len(data))
         return data
 
     def write(self, data) -> int:
-        self._task.advance(len(data))
-        return self._stream.write(data)
-
-    def close(self) -> None:
-        self._stream.close()
-
-
-progress = Progress()
-
+        if self._task is not None:
+            self._task.advance(len(data))
+        return super().write(data)
 
 # ---- References ----
 
@@ -550,8 +802,9 @@ class Reference:
         name, digest = text, None
         if "@" in text:
             name, digest = text.split("@", 1)
-            if not _DIGEST_RE.match(digest):
-                raise InvalidReferenceError("invalid reference %r: %r is not a digest like sha256:<64 hex>" % (text, digest))
+            problem = digest_problem(digest)
+            if problem:
+                raise InvalidReferenceError("invalid reference %r: %s" % (text, problem))
         tag = None
         slash, colon = name.rfind("/"), name.rfind(":")
         if colon > slash:
@@ -592,14 +845,11 @@ class Reference:
 
     @property
     def api_host(self) -> str:
-        return DOCKER_HUB_API if self.registry == DOCKER_HUB else self.registry
+        return registry_api_host(self.registry)
 
     @property
     def config_key(self) -> str:
-        return DOCKER_HUB_CONFIG_KEY if self.registry == DOCKER_HUB else self.registry
-
-    def scope(self, actions: Sequence[str]) -> str:
-        return "repository:%s:%s" % (self.repository, ",".join(actions))
+        return registry_config_key(self.registry)
 
     def replace(self, **changes) -> "Reference":
         return dataclasses.replace(self, **changes)
@@ -612,6 +862,16 @@ class Reference:
 
     def __str__(self) -> str:
         return self.name + self._suffix()
+
+
+def registry_api_host(host: str) -> str:
+    """Where a registry's API answers: Docker Hub's is registry-1.docker.io."""
+    return DOCKER_HUB_API if host == DOCKER_HUB else host
+
+
+def registry_config_key(host: str) -> str:
+    """The key config.json and credential helpers know a registry by (Docker Hub's is a URL)."""
+    return DOCKER_HUB_CONFIG_KEY if host == DOCKER_HUB else host
 
 
 def name_from_filename(filename: str) -> str:
@@ -709,13 +969,14 @@ def select_manifest(candidates: Sequence[Candidate], platform: Platform,
     pool = [c for c in candidates if ref_name is None or ref_name in _ref_names(c.ref_name)]
     if ref_name is not None and not pool:
         names = sorted(set(c.ref_name for c in candidates if c.ref_name))
-        raise ArchiveError("%s has no image named %r (it has: %s)" % (where, ref_name, ", ".join(names) or "no names"))
+        raise ArchiveError("%s has no image named %r (it has: %s)"
+                           % (where, ref_name, outside_text(", ".join(names), 500) or "no names"))
     matching = [c for c in pool if c.platform is not None and c.platform.matches(platform)]
     if not matching:
         raise PlatformNotFoundError(platform, [c.platform for c in pool if c.platform], where)
     if len(set(c.descriptor["digest"] for c in matching)) > 1:
         raise ArchiveError("%s holds several images for %s: %s; name one as PATH:NAME"
-                           % (where, platform, "; ".join(c.describe() for c in matching)))
+                           % (where, platform, outside_text("; ".join(c.describe() for c in matching), 500)))
     return matching[0]
 
 
@@ -919,6 +1180,100 @@ def make_index(family: Dict[str, str], manifests: Sequence[dict]) -> dict:
     return {"schemaVersion": 2, "mediaType": family["index"], "manifests": list(manifests)}
 
 
+
+
+def parse_json(data: bytes, what: str):
+    try:
+        return json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:
+        raise ArchiveError("%s is not valid JSON (%s)" % (what, outside_text(e, 100)))
+
+
+def json_object(data: bytes, what: str) -> dict:
+    value = parse_json(data, what)
+    if not isinstance(value, dict):
+        raise ArchiveError("%s is not a JSON object" % what)
+    return value
+
+
+def check_descriptor(desc, where: str) -> Tuple[str, int]:
+    """(digest, size) of a descriptor from outside, both checked: a digest zeroimage can verify,
+    a size that is a whole number."""
+    if not isinstance(desc, dict):
+        raise ArchiveError("%s: a descriptor is not a JSON object" % where)
+    digest, size = desc.get("digest"), desc.get("size")
+    problem = digest_problem(digest)
+    if problem:
+        raise ArchiveError("%s: descriptor with digest %s: %s" % (where, outside_text(repr(digest), 100), problem))
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        raise ArchiveError("%s: descriptor of %s has an invalid size %s" % (where, digest, outside_text(repr(size), 50)))
+    return digest, size
+
+
+def _annotations(desc: dict) -> dict:
+    annotations = desc.get("annotations")
+    return annotations if isinstance(annotations, dict) else {}
+
+
+def descriptor_name(desc: dict) -> str:
+    """The image name an index entry carries (containerd's full name, else the OCI ref name)."""
+    annotations = _annotations(desc)
+    name = annotations.get(ANNOTATION_CONTAINERD_NAME) or annotations.get(ANNOTATION_REF_NAME) or ""
+    return name if isinstance(name, str) else ""
+
+
+def is_attestation(desc: dict) -> bool:
+    """An index entry that is not an image to run: BuildKit's attestations (platform unknown/unknown)."""
+    platform = Platform.from_dict(desc.get("platform"))
+    return _annotations(desc).get(ANNOTATION_DOCKER_REFERENCE_TYPE) == "attestation-manifest" or \
+        (platform is not None and platform.os == "unknown")
+
+
+def index_manifests(index, where: str) -> List[dict]:
+    """The descriptors an index lists, each checked; an index without a list of them is an error."""
+    manifests = index.get("manifests") if isinstance(index, dict) else None
+    if not isinstance(manifests, list):
+        raise ArchiveError("%s: the index has no manifests list" % where)
+    for desc in manifests:
+        check_descriptor(desc, where)
+    return manifests
+
+
+def walk_index(index: dict, source, where: str, ref_name: str = "", depth: int = 0) -> List[Candidate]:
+    """Every image manifest reachable from ``index``, through nested indexes, with its platform: the
+    descriptor's, or else the one its config names. Attestations, artifacts and entries that
+    ``source`` does not hold (``docker save`` lists platforms it did not save) are left out.
+
+    The one index walker, for archives, layout directories and registries alike: ``source`` has
+    ``has(desc)``, ``read_manifest(desc)`` and ``read_small_blob(desc)`` (bytes, verified).
+    """
+    if depth > MAX_INDEX_DEPTH:
+        raise ArchiveError("%s: indexes nested more than %d deep" % (where, MAX_INDEX_DEPTH))
+    found = []
+    for desc in index_manifests(index, where):
+        name = ref_name or descriptor_name(desc)
+        if is_attestation(desc) or not source.has(desc):
+            continue
+        media_type, manifest = desc.get("mediaType"), None
+        if media_type is None:          # optional in old indexes: the manifest says what it is
+            manifest = json_object(source.read_manifest(desc), "%s: manifest %s" % (where, desc["digest"]))
+            media_type = manifest.get("mediaType") or (OCI_INDEX if "manifests" in manifest else OCI_MANIFEST)
+        if media_type in INDEX_TYPES:
+            nested = manifest or json_object(source.read_manifest(desc), "%s: index %s" % (where, desc["digest"]))
+            found += walk_index(nested, source, where, name, depth + 1)
+        elif media_type in IMAGE_MANIFEST_TYPES:
+            platform = Platform.from_dict(desc.get("platform")) or _config_platform(source, desc, manifest, where)
+            if platform is not None and platform.os != "unknown":
+                found.append(Candidate(desc, platform, name))
+    return found
+
+
+def _config_platform(source, desc: dict, manifest: Optional[dict], where: str) -> Optional[Platform]:
+    if manifest is None:
+        manifest = json_object(source.read_manifest(desc), "%s: manifest %s" % (where, desc["digest"]))
+    config_desc = manifest.get("config")
+    check_descriptor(config_desc, "%s: manifest %s" % (where, desc["digest"]))
+    return Platform.from_dict(parse_json(source.read_small_blob(config_desc), "%s: config %s" % (where, config_desc["digest"])))
 # ---- Layers ----
 
 
@@ -1109,15 +1464,17 @@ def _open_source(source):
     return contextlib.nullcontext(source)
 
 
-def write_layer(entries: Sequence[LayerEntry], out, level: int = 6, task: Optional[_Task] = None) -> Tuple[str, str, int]:
+def write_layer(entries: Sequence[LayerEntry], out, level: int = 6, task: Optional[_Task] = None,
+                cancelled: Optional[threading.Event] = None) -> Tuple[str, str, int]:
     """Write a gzip-compressed tar layer to ``out`` in one pass: (diff_id, digest, size).
 
     The tar is sorted, parents explicit, owned by 0:0 unless said otherwise,
-    with mtime 0 everywhere: the bytes depend only on paths, modes and contents.
+    with mtime 0 everywhere: the bytes depend only on paths, modes and contents. Once ``cancelled``
+    is set it stops (CancelledError) before the next piece is compressed.
     """
     compressed = HashingWriter(out)
     gz = GzipWriter(compressed, level)
-    uncompressed = HashingWriter(_Counted(gz, task) if task else gz)
+    uncompressed = HashingWriter(_Metered(gz, task, cancelled))
     try:
         _write_tar(entries, uncompressed)
         gz.close()
@@ -1147,7 +1504,8 @@ def layer_diff_id(entries: Sequence[LayerEntry]) -> str:
 
 
 def build_layer(entries: Sequence[LayerEntry], tmp, level: int, cache: Optional["LayerCache"] = None,
-                label: str = "layer", present=None) -> LayerResult:
+                label: str = "layer", present=None, display: Optional[Display] = None,
+                cancelled: Optional[threading.Event] = None) -> LayerResult:
     """Write a layer into ``tmp`` (an empty temporary file the caller closes); return it as a Blob.
 
     With a ``cache`` and ``present(digest) -> bool`` (for pushes): when the files are unchanged
@@ -1158,9 +1516,11 @@ def build_layer(entries: Sequence[LayerEntry], tmp, level: int, cache: Optional[
         tmp.seek(0)
         return _Unclosing(tmp)
 
+    display = display or Display()
+
     def compress() -> Tuple[str, str, int]:
-        task = progress.task("compressing", label, _entries_size(entries))
-        result = write_layer(entries, tmp, level, task)
+        task = display.task("compressing", label, _entries_size(entries))
+        result = write_layer(entries, tmp, level, task, cancelled)
         tmp.flush()
         task.finish()
         return result
@@ -1197,19 +1557,24 @@ class LayerCache:
     file's identity (device, inode, size, mtime, ctime), path, mode and the compression settings.
 
     A hit is always confirmed by hashing the tar again, so a stale entry costs time, never a
-    wrong image. Entries are tiny JSON files; a cache that cannot be read or written is ignored.
+    wrong image. Entries are tiny JSON files, at most ``max_entries`` of them: past that, the least
+    recently used go. A cache that cannot be read or written is ignored.
     """
 
     VERSION = 2     # bump when the bytes a layer compresses to change (tar or gzip writer)
+    MAX_ENTRIES = 1000
 
-    def __init__(self, directory: str):
+    def __init__(self, directory: str, max_entries: int = MAX_ENTRIES):
         self.directory = directory
+        self.max_entries = max_entries
 
     @classmethod
     def default(cls, environ=None) -> "LayerCache":
+        """$ZEROIMAGE_CACHE_DIR/layers, else $XDG_CACHE_HOME/zeroimage/layers, else ~/.cache/zeroimage/layers."""
         environ = os.environ if environ is None else environ
+        home = environ.get("HOME") or os.path.expanduser("~")
         base = environ.get("ZEROIMAGE_CACHE_DIR") or os.path.join(
-            environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "zeroimage")
+            environ.get("XDG_CACHE_HOME") or os.path.join(home, ".cache"), "zeroimage")
         return cls(os.path.join(base, "layers"))
 
     def key(self, entries: Sequence[LayerEntry], level: int) -> str:
@@ -1225,10 +1590,12 @@ class LayerCache:
         return hashlib.sha256(json.dumps(parts).encode()).hexdigest()
 
     def get(self, key: str) -> Optional[dict]:
+        path = os.path.join(self.directory, key)
         try:
-            with open(os.path.join(self.directory, key), "rb") as f:
+            with open(path, "rb") as f:
                 entry = json.loads(f.read(4096).decode("utf-8"))
-            if _DIGEST_RE.match(entry["diff_id"]) and _DIGEST_RE.match(entry["digest"]) and entry["size"] >= 0:
+            if is_digest(entry["diff_id"]) and is_digest(entry["digest"]) and entry["size"] >= 0:
+                os.utime(path)          # used now: the last to be evicted
                 return entry
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             pass
@@ -1239,8 +1606,17 @@ class LayerCache:
             os.makedirs(self.directory, mode=0o700, exist_ok=True)
             with atomic_output(os.path.join(self.directory, key)) as f:
                 f.write(canonical_json(entry))
-        except (OSError, ZeroImageError) as e:
-            log.debug("layer cache not written: %s", e)
+            self._evict()
+        except (OSError, ZeroImageError):
+            pass                        # a cache, not a record: the next build compresses again
+
+    def _evict(self) -> None:
+        """Keep at most ``max_entries``: remove the least recently used (oldest mtime) beyond that."""
+        with os.scandir(self.directory) as found:
+            entries = [(e.stat().st_mtime_ns, e.name) for e in found if e.is_file() and not e.name.startswith(".")]
+        for _, name in sorted(entries)[:max(0, len(entries) - self.max_entries)]:
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(self.directory, name))
 
 
 class _Unclosing:
@@ -1256,7 +1632,7 @@ class _Unclosing:
         pass
 
 
-def tree_entries(source: str, target: str) -> List[LayerEntry]:
+def tree_entries(source: str, target: str, display: Optional[Display] = None) -> List[LayerEntry]:
     """The entries of ``--add SOURCE:TARGET``: a file, or a directory tree with its symlinks kept as links.
 
     Modes are kept; owners become 0:0 and times 0 like every entry.  A link given as SOURCE
@@ -1287,12 +1663,8 @@ def tree_entries(source: str, target: str) -> List[LayerEntry]:
             elif stat.S_ISREG(st.st_mode):
                 entries.append(LayerEntry(path, "file", stat.S_IMODE(st.st_mode), source=full))
             else:
-                log.warning("--add: leaving out %s (not a file, directory or link)", full)
+                (display or Display()).warning("--add: leaving out %s (not a file, directory or link)", full)
     return entries
-
-
-def bytes_blob(data: bytes) -> Blob:
-    return Blob(sha256_digest(data), len(data), lambda: io.BytesIO(data))
 
 
 def minimal_base_entries(ca_bundle: Optional[str]) -> List[LayerEntry]:
@@ -1349,10 +1721,11 @@ def _is_layout_name(name: str) -> bool:
 class Layout:
     """Read an OCI image layout from a directory or a tar archive, never extracting anything.
 
-    Every blob read through ``blob()`` or ``read_blob_json()`` is checked against
-    its digest and size.  In a tar, members under ``blobs/``, ``index.json`` and
-    ``oci-layout`` must be plain files with safe names; other members (the
-    legacy files ``docker save`` adds) are ignored, links among them included.
+    Every blob read through ``blob()``, ``read_manifest()`` or ``read_small_blob()`` is checked
+    against its digest and size.  In a tar, members under ``blobs/``, ``index.json`` and
+    ``oci-layout`` must be plain files with safe names; other members (the legacy files
+    ``docker save`` adds) are ignored, links among them included.  A source for ``walk_index``
+    and ``read_tree``.
     """
 
     def __init__(self, path: str):
@@ -1360,17 +1733,19 @@ class Layout:
         self._tar = None
         self._lock = threading.Lock()
         self._members = {}
-        if os.path.isdir(path):
-            self._dir = path
-        else:
-            self._dir = None
-            self._open_tar(path)
-        if not self._exists("oci-layout"):
-            raise ArchiveError("%s is not an OCI image layout (no oci-layout file); convert it with "
-                               "skopeo copy docker-archive:%s oci-archive:base.tar" % (path, path))
-        layout = self._read_json("oci-layout")
-        if not isinstance(layout, dict) or not isinstance(layout.get("imageLayoutVersion"), str):
-            raise ArchiveError("%s: oci-layout has no imageLayoutVersion" % path)
+        self._dir = path if os.path.isdir(path) else None
+        try:
+            if self._dir is None:
+                self._open_tar(path)
+            if not self._exists("oci-layout"):
+                raise ArchiveError("%s is not an OCI image layout (no oci-layout file); convert it with "
+                                   "skopeo copy docker-archive:%s oci-archive:base.tar" % (path, path))
+            layout = self._read_json("oci-layout")
+            if not isinstance(layout, dict) or not isinstance(layout.get("imageLayoutVersion"), str):
+                raise ArchiveError("%s: oci-layout has no imageLayoutVersion" % path)
+        except BaseException:
+            self.close()
+            raise
 
     def _open_tar(self, path: str) -> None:
         try:
@@ -1382,8 +1757,7 @@ class Layout:
         try:
             members = self._tar.getmembers()
         except (tarfile.TarError, EOFError, zlib.error) as e:
-            self.close()
-            raise ArchiveError("%s is a damaged tar archive (%s)" % (path, str(e).splitlines()[0]))
+            raise ArchiveError("%s is a damaged tar archive (%s)" % (path, outside_text(str(e).splitlines()[0], 200)))
         for member in members:
             name = _safe_member_name(member.name)
             if not _is_layout_name(name):
@@ -1391,9 +1765,10 @@ class Layout:
             if member.isdir() and (name == "blobs" or posixpath.dirname(name) == "blobs"):
                 continue
             if not member.isreg():
-                raise ArchiveError("refusing archive member %r: a link or special file where a blob belongs" % member.name)
+                raise ArchiveError("refusing archive member %s: a link or special file where a blob belongs"
+                                   % outside_text(repr(member.name), 200))
             if name in self._members:
-                raise ArchiveError("refusing archive with two members named %r" % name)
+                raise ArchiveError("refusing archive with two members named %s" % outside_text(repr(name), 200))
             self._members[name] = member
 
     def close(self) -> None:
@@ -1436,45 +1811,34 @@ class Layout:
         size = self._size(name)
         if size is None:
             raise ArchiveError("%s: %s is missing" % (self.path, name))
-        return self._parse_json(name, size, self._open(name))
-
-    def _parse_json(self, what: str, size: int, f):
         if size > MAX_JSON_SIZE:
-            f.close()
             raise ArchiveError("%s: %s is %d bytes, over the %d-byte limit for JSON"
-                               % (self.path, what, size, MAX_JSON_SIZE))
-        with contextlib.closing(f):
-            data = f.read(MAX_JSON_SIZE + 1)
-        try:
-            return json.loads(data.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError) as e:
-            raise ArchiveError("%s: %s is not valid JSON (%s)" % (self.path, what, e))
+                               % (self.path, name, size, MAX_JSON_SIZE))
+        with contextlib.closing(self._open(name)) as f:
+            return parse_json(f.read(MAX_JSON_SIZE + 1), "%s: %s" % (self.path, name))
 
     def index(self) -> dict:
         index = self._read_json("index.json")
-        if not isinstance(index, dict) or not isinstance(index.get("manifests"), list):
-            raise ArchiveError("%s: index.json has no manifests list" % self.path)
+        index_manifests(index, "%s: index.json" % self.path)
         return index
 
-    def has_blob(self, digest: str) -> bool:
+    def has(self, desc: dict) -> bool:
+        digest, _ = check_descriptor(desc, self.path)
         return self._size(_blob_path(digest)) is not None
 
-    def read_blob_json(self, desc: dict):
-        """A small JSON blob (manifest, index, config), verified against its descriptor."""
-        blob = self.blob(desc)
-        return self._parse_json("blob " + blob.digest, blob.size, blob.open())
-
-    def read_blob_bytes(self, desc: dict) -> bytes:
-        """A small blob's exact bytes (a manifest to push as it is), verified and size-capped."""
+    def read_small_blob(self, desc: dict) -> bytes:
+        """A small blob's exact bytes (a manifest, an index, a config), verified and size-capped."""
         blob = self.blob(desc)
         if blob.size > MAX_JSON_SIZE:
             raise ArchiveError("%s: blob %s is over the %d-byte limit" % (self.path, blob.digest, MAX_JSON_SIZE))
         with contextlib.closing(blob.open()) as f:
             return f.read()
 
+    read_manifest = read_small_blob     # in a layout, manifests are blobs like any other
+
     def blob(self, desc: dict) -> Blob:
         """A Blob that streams from the layout, verified as it is read."""
-        digest, size = _check_descriptor(desc, self.path)
+        digest, size = check_descriptor(desc, self.path)
         name = _blob_path(digest)
         actual = self._size(name)
         if actual is None:
@@ -1486,38 +1850,7 @@ class Layout:
 
     def candidates(self) -> List[Candidate]:
         """Every image manifest reachable from index.json, through nested indexes, with its platform."""
-        found = []
-        self._walk(self.index(), "", 0, found)
-        return found
-
-    def _walk(self, index: dict, ref_name: str, depth: int, found: List[Candidate]) -> None:
-        if depth > MAX_INDEX_DEPTH:
-            raise ArchiveError("%s: indexes nested more than %d deep" % (self.path, MAX_INDEX_DEPTH))
-        for desc in index.get("manifests") or []:
-            digest, _ = _check_descriptor(desc, self.path)
-            annotations = desc.get("annotations") if isinstance(desc.get("annotations"), dict) else {}
-            name = ref_name or annotations.get(ANNOTATION_CONTAINERD_NAME) or annotations.get(ANNOTATION_REF_NAME) or ""
-            if annotations.get(ANNOTATION_DOCKER_REFERENCE_TYPE) == "attestation-manifest":
-                continue
-            if not self.has_blob(digest):
-                continue        # docker save lists platforms it did not save
-            media_type = desc.get("mediaType")
-            if media_type in INDEX_TYPES:
-                self._walk(self.read_blob_json(desc), name, depth + 1, found)
-            elif media_type in IMAGE_MANIFEST_TYPES:
-                platform = Platform.from_dict(desc.get("platform"))
-                if platform is None:
-                    platform = self._platform_of(desc)
-                if platform is None or platform.os == "unknown":
-                    continue
-                found.append(Candidate(desc, platform, name))
-
-    def _platform_of(self, desc: dict) -> Optional[Platform]:
-        manifest = self.read_blob_json(desc)
-        config_desc = manifest.get("config") if isinstance(manifest, dict) else None
-        if not isinstance(config_desc, dict):
-            raise ArchiveError("%s: manifest %s has no config" % (self.path, desc["digest"]))
-        return Platform.from_dict(self.read_blob_json(config_desc))
+        return walk_index(self.index(), self, self.path)
 
 
 class _LockedReader:
@@ -1535,26 +1868,19 @@ class _LockedReader:
         self._f.close()
 
 
-def _check_descriptor(desc, where: str) -> Tuple[str, int]:
-    if not isinstance(desc, dict):
-        raise ArchiveError("%s: a descriptor is not a JSON object" % where)
-    digest, size = desc.get("digest"), desc.get("size")
-    if not isinstance(digest, str) or not _DIGEST_RE.match(digest):
-        raise ArchiveError("%s: descriptor has an invalid digest %r" % (where, digest))
-    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
-        raise ArchiveError("%s: descriptor of %s has an invalid size %r" % (where, digest, size))
-    return digest, size
-
-
 class ArchiveWriter:
     """Write an OCI image layout into a tar stream: blobs first, then the small files.
 
     Members are in a fixed order with fixed ownership and mtime 0, so the same
     images give the same bytes.  Each blob is written once, however often added.
+    Blobs that come from a registry show as downloads on ``display``; once ``cancelled``
+    is set, writing stops (CancelledError).
     """
 
-    def __init__(self, fileobj):
+    def __init__(self, fileobj, display: Optional[Display] = None, cancelled: Optional[threading.Event] = None):
         self._tar = TarWriter(fileobj)
+        self._display = display or Display()
+        self._cancelled = cancelled
         self._written = set()
         for name in ("blobs", "blobs/sha256"):
             self._tar.add(LayerEntry(name, "dir", 0o755))
@@ -1562,12 +1888,9 @@ class ArchiveWriter:
     def add_blob(self, blob: Blob) -> None:
         if blob.digest in self._written:
             return
-        task = progress.task("downloading", _short(blob.digest), blob.size) if blob.source else None
-        src = blob.open()
-        try:
-            self._tar.add(LayerEntry(_blob_path(blob.digest)), blob.size, _Counted(src, task) if task else src)
-        finally:
-            src.close()
+        task = self._display.task("downloading", _short(blob.digest), blob.size) if blob.source else None
+        with contextlib.closing(blob.open()) as src:
+            self._tar.add(LayerEntry(_blob_path(blob.digest)), blob.size, _Metered(src, task, self._cancelled))
         if task:
             task.finish()
         self._written.add(blob.digest)
@@ -1579,9 +1902,10 @@ class ArchiveWriter:
         self._tar.close()
 
 
-def write_archive(f, blobs: Sequence[Blob], index: dict, docker_manifest: Optional[list]) -> None:
+def write_archive(f, blobs: Sequence[Blob], index: dict, docker_manifest: Optional[list],
+                  display: Optional[Display] = None, cancelled: Optional[threading.Event] = None) -> None:
     """Write an OCI layout tar (plus Docker's manifest.json when given) to the stream ``f``."""
-    writer = ArchiveWriter(f)
+    writer = ArchiveWriter(f, display, cancelled)
     for blob in blobs:
         writer.add_blob(blob)
     writer.add_file("index.json", canonical_json(index))
@@ -1591,6 +1915,35 @@ def write_archive(f, blobs: Sequence[Blob], index: dict, docker_manifest: Option
     writer.close()
 
 
+def write_layout_dir(path: str, blobs: Sequence[Blob], top: dict, cancelled: Optional[threading.Event] = None) -> None:
+    """Add an image to an OCI layout directory (made if missing), as ``skopeo copy oci:DIR:TAG`` does:
+    new blobs written, index.json updated atomically, an entry with the same ref name replaced."""
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise ZeroImageError("cannot write the layout %s: it exists and is not a directory" % path)
+    try:
+        os.makedirs(os.path.join(path, "blobs", "sha256"), exist_ok=True)
+    except OSError as e:
+        raise ZeroImageError("cannot write the layout %s: %s" % (path, e.strerror or e))
+    index_path = os.path.join(path, "index.json")
+    if os.path.exists(index_path):
+        with Layout(path) as existing:
+            index = existing.index()
+    else:
+        index = make_index(OCI_FAMILY, [])
+    for blob in blobs:
+        target = os.path.join(path, _blob_path(blob.digest))
+        if os.path.isfile(target) and os.path.getsize(target) == blob.size:
+            continue
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        with atomic_output(target) as out, contextlib.closing(blob.open()) as src:
+            copy_stream(_Checked(src, cancelled), out, blob.size)
+    ref_name = top["annotations"][ANNOTATION_REF_NAME]
+    index["manifests"] = [d for d in index["manifests"] if _annotations(d).get(ANNOTATION_REF_NAME) != ref_name]
+    index["manifests"].append(top)
+    with atomic_output(index_path) as out:
+        out.write(canonical_json(index))
+    with atomic_output(os.path.join(path, "oci-layout")) as out:
+        out.write(canonical_json({"imageLayoutVersion": OCI_LAYOUT_VERSION}))
 # ---- Credentials ----
 
 
@@ -1607,8 +1960,10 @@ class Credentials(NamedTuple):
 
 
 def docker_config_path(environ=None) -> str:
+    """$DOCKER_CONFIG/config.json, else ~/.docker/config.json (HOME from ``environ``)."""
     environ = os.environ if environ is None else environ
-    directory = environ.get("DOCKER_CONFIG") or os.path.join(os.path.expanduser("~"), ".docker")
+    home = environ.get("HOME") or os.path.expanduser("~")
+    directory = environ.get("DOCKER_CONFIG") or os.path.join(home, ".docker")
     return os.path.join(directory, "config.json")
 
 
@@ -1630,10 +1985,12 @@ def _load_json_file(path: str) -> dict:
         return {}
     except OSError as e:
         raise CredentialError("cannot read %s: %s" % (path, e.strerror or e))
+    if len(data) > MAX_JSON_SIZE:
+        raise CredentialError("%s is over %d bytes; fix or remove it" % (path, MAX_JSON_SIZE))
     try:
         value = json.loads(data.decode("utf-8")) if data.strip() else {}
-    except (UnicodeDecodeError, ValueError) as e:
-        raise CredentialError("%s is not valid JSON (%s); fix or remove it" % (path, e))
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:
+        raise CredentialError("%s is not valid JSON (%s); fix or remove it" % (path, outside_text(e, 100)))
     if not isinstance(value, dict):
         raise CredentialError("%s is not a JSON object; fix or remove it" % path)
     return value
@@ -1647,63 +2004,143 @@ def registry_host(text: str) -> str:
     return DOCKER_HUB if host in ("docker.io", "index.docker.io", "registry-1.docker.io") else host
 
 
-def _config_key(host: str) -> str:
-    return DOCKER_HUB_CONFIG_KEY if host == DOCKER_HUB else host
+def _key_host(key: str) -> str:
+    """The host an ``auths`` key names, as Docker reads it: scheme and path dropped (``https://reg/v1/`` → reg)."""
+    return registry_host(key) if isinstance(key, str) and key.strip() else ""
 
 
 def _auth_entry(auths: dict, host: str) -> Optional[dict]:
-    """Find the ``auths`` entry for a host, under any of the key spellings Docker has used."""
-    names = {host}
-    if host == DOCKER_HUB:
-        names |= {"index.docker.io", "registry-1.docker.io", "index.docker.io/v1"}
-    for key, entry in auths.items():
-        bare = re.sub(r"^[a-z]+://", "", key.lower()).rstrip("/")
-        bare = re.sub(r"/v[12]$", "", bare)
-        if (bare in names or key == _config_key(host)) and isinstance(entry, dict):
-            return entry
+    """The ``auths`` entry for a host: the one under its exact key first (``docker login``'s), else the
+    first, in sorted order, whose key names the same host once scheme and path are dropped."""
+    for key in (registry_config_key(host), host):
+        if isinstance(auths.get(key), dict):
+            return auths[key]
+    for key in sorted(k for k in auths if isinstance(k, str)):
+        try:
+            same = _key_host(key) == host
+        except InvalidReferenceError:
+            continue
+        if same and isinstance(auths[key], dict):
+            return auths[key]
     return None
 
 
+def _string_field(entry: dict, field: str, where: str) -> str:
+    value = entry.get(field)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise CredentialError("%s: %r is not a string; fix or remove it" % (where, field))
+    return value
+
+
 def _entry_credentials(entry: dict, where: str) -> Optional[Credentials]:
-    username, password = entry.get("username") or "", entry.get("password") or ""
-    if entry.get("auth"):
+    username, password = _string_field(entry, "username", where), _string_field(entry, "password", where)
+    auth = _string_field(entry, "auth", where)
+    if auth:
         try:
-            username, _, password = base64.b64decode(entry["auth"]).decode("utf-8").partition(":")
+            username, _, password = base64.b64decode(auth, validate=True).decode("utf-8").partition(":")
         except (ValueError, UnicodeDecodeError):
             raise CredentialError("%s: an 'auth' entry is not base64 of user:password" % where)
-    creds = Credentials(username, password, entry.get("identitytoken") or "", entry.get("registrytoken") or "")
+    creds = Credentials(username, password, _string_field(entry, "identitytoken", where),
+                        _string_field(entry, "registrytoken", where))
     return creds if any(creds) else None
 
 
+MAX_HELPER_OUTPUT = 1024 * 1024
+HELPER_TIMEOUT = 60.0
+_HELPER_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,99}$")
+
+
+def _run_bounded(argv: List[str], stdin: bytes, environ, timeout: float, limit: int) -> Tuple[int, bytes, bytes]:
+    """Run a program, feed it ``stdin``, read at most ``limit`` bytes of each output within ``timeout``
+    seconds; (exit status, stdout, stderr). A program that says more, or takes longer, is killed."""
+    proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=dict(environ))
+    outputs = {proc.stdout: bytearray(), proc.stderr: bytearray()}
+    deadline = time.monotonic() + timeout
+    try:
+        with contextlib.suppress(BrokenPipeError):
+            proc.stdin.write(stdin)         # a few hundred bytes: the pipe takes them at once
+        proc.stdin.close()
+        with selectors.DefaultSelector() as selector:
+            for stream in outputs:
+                selector.register(stream, selectors.EVENT_READ)
+            while selector.get_map():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise CredentialError("%s did not answer within %d s" % (os.path.basename(argv[0]), timeout))
+                for key, _ in selector.select(left):
+                    data = os.read(key.fileobj.fileno(), 65536)
+                    if not data:
+                        selector.unregister(key.fileobj)
+                        continue
+                    outputs[key.fileobj] += data
+                    if len(outputs[key.fileobj]) > limit:
+                        raise CredentialError("%s answered more than %d bytes" % (os.path.basename(argv[0]), limit))
+        status = proc.wait(max(0.1, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        raise CredentialError("%s did not finish within %d s" % (os.path.basename(argv[0]), timeout))
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for stream in outputs:
+            stream.close()
+    return status, bytes(outputs[proc.stdout]), bytes(outputs[proc.stderr])
+
+
 def run_credential_helper(name: str, action: str, payload: str, environ=None) -> Optional[str]:
-    """Run ``docker-credential-NAME ACTION`` with an argument list; None when it has no credentials."""
+    """Run ``docker-credential-NAME ACTION`` (found on the environment's PATH, given an argument list and
+    that environment); its answer, or None when it has no credentials. The answer is bounded in size
+    and time, and a name that is not a plain program name is refused."""
     environ = os.environ if environ is None else environ
+    if not isinstance(name, str) or not _HELPER_NAME_RE.match(name):
+        raise CredentialError("config.json names the credential helper %s, which is not a plain name; fix it"
+                              % outside_text(repr(name), 100))
     program = "docker-credential-" + name
     found = shutil.which(program, path=environ.get("PATH", os.defpath))
     if found is None:
         raise CredentialError("credential helper %s is not on PATH" % program)
     try:
-        proc = subprocess.run([found, action], input=payload.encode("utf-8"), stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, timeout=60)
-    except (OSError, subprocess.TimeoutExpired) as e:
-        raise CredentialError("credential helper %s failed to run: %s" % (program, e))
-    out = proc.stdout.decode("utf-8", "replace")
-    if proc.returncode != 0:
-        if "credentials not found" in out.lower() or "credentials not found" in proc.stderr.decode("utf-8", "replace").lower():
+        status, out, err = _run_bounded([found, action], payload.encode("utf-8"), environ, HELPER_TIMEOUT,
+                                        MAX_HELPER_OUTPUT)
+    except OSError as e:
+        raise CredentialError("credential helper %s failed to run: %s" % (program, e.strerror or e))
+    text = out.decode("utf-8", "replace")
+    if status != 0:
+        if "credentials not found" in (text + err.decode("utf-8", "replace")).lower():
             return None
-        raise CredentialError("credential helper %s %s failed (exit %d)" % (program, action, proc.returncode))
-    return out
+        raise CredentialError("credential helper %s %s failed (exit %d)" % (program, action, status))
+    return text
 
 
 def _helper_for(config: dict, host: str) -> Optional[str]:
     helpers = config.get("credHelpers") if isinstance(config.get("credHelpers"), dict) else {}
-    for key in (host, _config_key(host)):
+    for key in (host, registry_config_key(host)):
         if helpers.get(key):
             return helpers[key]
     return config.get("credsStore") or None
 
 
-def resolve_credentials(host: str, environ=None) -> Optional[Credentials]:
+def _helper_credentials(helper: str, host: str, environ) -> Optional[Credentials]:
+    out = run_credential_helper(helper, "get", registry_config_key(host), environ)
+    if not out:
+        return None
+    try:
+        answer = json.loads(out)
+    except ValueError:
+        answer = None
+    if not isinstance(answer, dict) or not all(isinstance(answer.get(k, ""), str) for k in ("Username", "Secret")):
+        raise CredentialError("credential helper docker-credential-%s answered something that is not "
+                              "{\"Username\": ..., \"Secret\": ...}" % helper)
+    username, secret = answer.get("Username") or "", answer.get("Secret") or ""
+    if username == "<token>":
+        return Credentials(identity_token=secret)
+    return Credentials(username, secret) if secret else None
+
+
+def resolve_credentials(host: str, environ=None, display: Optional["Display"] = None) -> Optional[Credentials]:
     """Credentials for a registry as Docker finds them: helper, then ``auths``, then podman's auth files."""
     environ = os.environ if environ is None else environ
     path = docker_config_path(environ)
@@ -1711,20 +2148,12 @@ def resolve_credentials(host: str, environ=None) -> Optional[Credentials]:
     helper = _helper_for(config, host)
     if helper:
         try:
-            out = run_credential_helper(helper, "get", _config_key(host), environ)
+            creds = _helper_credentials(helper, host, environ)
         except CredentialError as e:
-            log.warning("%s; trying other credentials", e)
-            out = None
-        if out:
-            try:
-                answer = json.loads(out)
-                username, secret = answer.get("Username") or "", answer.get("Secret") or ""
-            except (ValueError, AttributeError):
-                raise CredentialError("credential helper docker-credential-%s answered something that is not JSON" % helper)
-            if username == "<token>":
-                return Credentials(identity_token=secret)
-            if secret:
-                return Credentials(username, secret)
+            (display or Display()).warning("%s; trying other credentials", e)
+            creds = None
+        if creds:
+            return creds
     for where in [path] + _auth_file_paths(environ):
         auths = _load_json_file(where).get("auths") if where != path else config.get("auths")
         entry = _auth_entry(auths, host) if isinstance(auths, dict) else None
@@ -1747,7 +2176,7 @@ def store_credentials(host: str, creds: Credentials, environ=None) -> str:
     config = _load_json_file(path)
     helper = _helper_for(config, host)
     if helper:
-        payload = {"ServerURL": _config_key(host), "Username": creds.username or "<token>",
+        payload = {"ServerURL": registry_config_key(host), "Username": creds.username or "<token>",
                    "Secret": creds.password or creds.identity_token}
         run_credential_helper(helper, "store", json.dumps(payload), environ)
         return "credential helper docker-credential-" + helper
@@ -1755,21 +2184,21 @@ def store_credentials(host: str, creds: Credentials, environ=None) -> str:
     entry = {"auth": base64.b64encode(("%s:%s" % (creds.username, creds.password)).encode()).decode()}
     if creds.identity_token:
         entry = {"identitytoken": creds.identity_token}
-    auths[_config_key(host)] = entry
+    auths[registry_config_key(host)] = entry
     config["auths"] = auths
     _write_config(path, config)
     return path
 
 
 def erase_credentials(host: str, environ=None) -> bool:
-    """Forget a registry's credentials (helper and ``auths``); False when there were none."""
+    """Forget a registry's credentials (helper and every ``auths`` key naming it); False when there were none."""
     environ = os.environ if environ is None else environ
     path = docker_config_path(environ)
     config = _load_json_file(path)
     found = False
     helper = _helper_for(config, host)
     if helper:
-        found = run_credential_helper(helper, "erase", _config_key(host), environ) is not None
+        found = run_credential_helper(helper, "erase", registry_config_key(host), environ) is not None
     auths = config.get("auths") if isinstance(config.get("auths"), dict) else {}
     keys = [k for k in auths if _auth_entry({k: auths[k]}, host) is not None]
     for key in keys:
@@ -1777,19 +2206,18 @@ def erase_credentials(host: str, environ=None) -> bool:
     if keys:
         _write_config(path, config)
     return found or bool(keys)
-
-
 # ---- HTTP transport ----
 
 RETRY_STATUSES = (408, 429, 500, 502, 503, 504)
 IDEMPOTENT = ("GET", "HEAD", "PUT", "DELETE")     # retried when the body (if any) can be sent again
+REDIRECT_STATUSES = (301, 302, 303, 307, 308)
 MAX_ATTEMPTS = 5
 MAX_RETRY_SECONDS = 60.0
 MAX_REDIRECTS = 5
 MAX_ERROR_BODY = 1024 * 1024
-MAX_TOKEN_BODY = 1024 * 1024
 CONNECT_TIMEOUT = 30.0
 READ_TIMEOUT = 120.0
+CLEANUP_TIMEOUT = 1.0        # a best-effort request on the way out (cancelling an upload session)
 CERTS_DIRS = ("/etc/docker/certs.d", "/etc/containers/certs.d")
 
 
@@ -1804,59 +2232,234 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+def _origin(url: str) -> str:
+    """``scheme://host:port`` of a URL, ports filled in: credentials are bound to one origin."""
+    parts = urllib.parse.urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    port = port or {"https": 443, "http": 80}.get(parts.scheme.lower(), 0)
+    return "%s://%s:%d" % (parts.scheme.lower(), (parts.hostname or "").lower(), port)
+
+
+def _redact_url(url: str) -> str:
+    """A URL fit for messages: no user:password, no query (signatures, tokens)."""
+    parts = urllib.parse.urlsplit(url)
+    netloc = parts.netloc.rsplit("@", 1)[-1]
+    return outside_text(urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, "", "")), 300)
+
+
+def backoff_delay(attempt: int) -> float:
+    """Seconds to wait before try ``attempt + 1``: 0.5, 1, 2, 4, then 8."""
+    return min(0.25 * (2 ** attempt), 8.0)
+
+
+class Proxy(NamedTuple):
+    """An HTTP proxy: where to connect, and the Proxy-Authorization its URL carries (never printed)."""
+
+    netloc: str
+    authorization: Optional[str] = None
+
+    def __repr__(self) -> str:
+        return "Proxy(%r%s)" % (self.netloc, ", with credentials" if self.authorization else "")
+
+
+def parse_proxy(text: str) -> Proxy:
+    """A proxy setting as curl and urllib accept it: ``host:port``, ``http://host:port`` or
+    ``http://user:password@host:port`` (credentials percent-encoded); the port defaults to 80."""
+    value = text.strip()
+    if "://" not in value:
+        value = "http://" + value
+    parts = urllib.parse.urlsplit(value)
+    shown = _redact_url(value)
+    if parts.scheme.lower() == "https":
+        raise NetworkError("proxy %s: TLS to the proxy is not supported; give it as http://HOST:PORT" % shown)
+    if parts.scheme.lower() != "http":
+        raise NetworkError("proxy %s: only HTTP proxies are supported (not %s)" % (shown, outside_text(parts.scheme, 20)))
+    try:
+        port = parts.port or 80
+    except ValueError:
+        raise NetworkError("proxy %s: the port is not a number from 1 to 65535" % shown)
+    host = parts.hostname
+    if not host or not _DOMAIN_RE.match(host if ":" not in host else "[%s]" % host):
+        raise NetworkError("proxy %s: no valid host name" % shown)
+    authorization = None
+    if parts.username is not None:
+        userpass = "%s:%s" % (urllib.parse.unquote(parts.username), urllib.parse.unquote(parts.password or ""))
+        authorization = "Basic " + base64.b64encode(userpass.encode("utf-8")).decode("ascii")
+    return Proxy("%s:%d" % (host if ":" not in host else "[%s]" % host, port), authorization)
+
+
+def bypasses_proxy(host: str, port: int, no_proxy: str) -> bool:
+    """Whether ``NO_PROXY`` exempts a host, as curl reads it: ``*``; names, which cover their
+    subdomains (a leading ``.`` or ``*.`` changes nothing); IP addresses and CIDR ranges; each
+    optionally with ``:port``."""
+    host = host.lower().strip("[]")
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        address = None
+    for entry in re.split(r"[\s,]+", no_proxy.strip().lower()):
+        if entry == "*":
+            return True
+        match = re.match(r"^\[([^\]]+)\](?::(\d+))?$", entry) or re.match(r"^([^:]+)(?::(\d+))?$", entry) \
+            or re.match(r"^([0-9a-f:]+(?:/\d+)?)()$", entry)
+        if not match:
+            continue
+        name, entry_port = match.group(1), match.group(2)
+        if entry_port and int(entry_port) != port:
+            continue
+        if address is not None:
+            try:
+                if address in ipaddress.ip_network(name, strict=False):
+                    return True
+            except ValueError:
+                pass
+            continue
+        name = name.lstrip("*").lstrip(".")
+        if name and (host == name or host.endswith("." + name)):
+            return True
+    return False
+
+
+class _Connection:
+    """One kept-alive connection, and how requests are written on it (through a proxy or not)."""
+
+    def __init__(self, http, key: Tuple[str, str], absolute_form: bool, proxy_authorization: Optional[str]):
+        self.http, self.key = http, key
+        self.absolute_form = absolute_form              # plain HTTP through a proxy: full URLs
+        self.proxy_authorization = proxy_authorization  # sent with each request in that case
+
+    def break_off(self) -> None:
+        """Shut the socket down under a request in another thread, which then fails at once."""
+        sock = self.http.sock
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)      # the fd itself, even under TLS
+
+    def close(self) -> None:
+        self.http.close()
+
+
 class Response:
     """An HTTP response whose body is read as a stream. Closing it hands its connection back for
     reuse when the body was read to the end, and closes the connection when it was not."""
 
-    def __init__(self, raw: "http.client.HTTPResponse", conn, url: str, release):
+    def __init__(self, raw, conn: _Connection, transport: "Transport", url: str, cancelled):
         self._raw = raw
         self._conn = conn
-        self._release = release
+        self._transport = transport
+        self._cancelled = cancelled
         self.status = raw.status
         self.headers = raw.headers
         self.url = url
 
     def read(self, n: int = -1) -> bytes:
-        return self._raw.read() if n is None or n < 0 else self._raw.read(n)
+        if self._cancelled is not None and self._cancelled.is_set():
+            raise CancelledError()
+        try:
+            return self._raw.read() if n is None or n < 0 else self._raw.read(n)
+        except (OSError, http_client.HTTPException) as e:
+            if self._cancelled is not None and self._cancelled.is_set():
+                raise CancelledError() from e
+            raise
 
     def read_capped(self, limit: int, what: str) -> bytes:
-        data = self._raw.read(limit + 1)
+        data = self.read(limit + 1)
         if len(data) > limit:
             self.close()
-            raise RegistryError(self.status, "GET", self.url, "%s is over the %d-byte limit" % (what, limit))
+            raise RegistryError(self.status, "GET", _redact_url(self.url), "%s is over the %d-byte limit" % (what, limit))
         return data
 
     def close(self) -> None:
         if self._conn is None:
             return
-        if not self._raw.isclosed() and self._raw.length == 0 and not self._raw.chunked:
-            self._raw.read()        # nothing left: this lets http.client keep the connection
+        conn, self._conn = self._conn, None
+        try:
+            if not self._raw.isclosed() and self._raw.length == 0 and not self._raw.chunked:
+                self._raw.read()        # nothing left: this lets http.client keep the connection
+        except (OSError, http_client.HTTPException):
+            pass
         if self._raw.isclosed():
-            self._release(self._conn)
+            self._transport._release(conn)
         else:
-            self._conn.close()      # unread body left on the socket: the connection cannot be reused
+            self._transport._discard(conn)      # unread body left on the socket: no reuse
         self._raw.close()
-        self._conn = None
+
+    def __enter__(self) -> "Response":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 class Transport:
     """The one place that opens sockets: TLS, proxies, keep-alive, timeouts, retries and redirects.
 
-    ``Authorization`` (given per request with ``auth_host``) goes only to that host,
-    never to a redirect target elsewhere (S3, GCS, CDN signed URLs).
+    Everything comes from ``environ`` (proxies, NO_PROXY, SSL_CERT_FILE/SSL_CERT_DIR), never from
+    the process. ``Authorization`` goes only to the origin (scheme, host and port) it was given
+    for, never to a redirect target elsewhere (S3, GCS, CDN signed URLs) nor over a downgrade to
+    plain HTTP; redirects go only to http and https URLs. Once ``cancelled`` is set, requests
+    stop: new ones are refused, ``abort()`` breaks those under way. ``close()`` closes every
+    connection; a closed transport opens no more.
     """
 
-    def __init__(self, insecure: bool = False, environ=None):
+    def __init__(self, environ=None, insecure: bool = False, display: Optional[Display] = None,
+                 cancelled: Optional[threading.Event] = None):
+        _import_network_stack()     # here, in one thread, before any worker needs a module of it
+        self.environ = os.environ if environ is None else environ
         self.insecure = insecure
-        self._environ = os.environ if environ is None else environ
-        self._local = threading.local()
+        self.display = display or Display()
+        self.cancelled = cancelled or threading.Event()
+        self._lock = threading.Lock()
+        self._idle = {}             # (scheme, netloc) -> [_Connection]
+        self._busy = set()          # connections a request is using now
         self._contexts = {}
+        self._closed = False
+
+    # -- lifetime --
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            connections = list(self._busy) + [c for idle in self._idle.values() for c in idle]
+            self._busy.clear()
+            self._idle.clear()
+        for conn in connections:
+            conn.close()
+
+    def abort(self) -> None:
+        """Break every request under way (after the cancellation event is set)."""
+        with self._lock:
+            busy = list(self._busy)
+        for conn in busy:
+            conn.break_off()
+
+    def wait(self, seconds: float) -> None:
+        """Sleep, unless cancelled first (then CancelledError)."""
+        if self.cancelled.wait(max(0.0, seconds)):
+            raise CancelledError()
+
+    def _check_cancelled(self) -> None:
+        if self.cancelled.is_set():
+            raise CancelledError()
 
     # -- connections --
 
     def _ssl_context(self, host: str) -> "ssl.SSLContext":
-        if host not in self._contexts:
-            context = ssl.create_default_context()      # honours SSL_CERT_FILE / SSL_CERT_DIR
+        with self._lock:
+            if host in self._contexts:
+                return self._contexts[host]
+        cafile, capath = self.environ.get("SSL_CERT_FILE"), self.environ.get("SSL_CERT_DIR")
+        if not cafile and not capath:       # OpenSSL's own defaults, not the process's variables
+            paths = ssl.get_default_verify_paths()
+            cafile, capath = paths.openssl_cafile, paths.openssl_capath
+        cafile = cafile if cafile and os.path.isfile(cafile) else None
+        capath = capath if capath and os.path.isdir(capath) else None
+        try:
+            context = ssl.create_default_context(cafile=cafile, capath=capath) if cafile or capath \
+                else ssl.create_default_context()
             for base in CERTS_DIRS:
                 directory = os.path.join(base, host)
                 if not os.path.isdir(directory):
@@ -1867,77 +2470,114 @@ class Transport:
                         context.load_verify_locations(cafile=full)
                     elif name.endswith(".cert") and os.path.exists(full[:-5] + ".key"):
                         context.load_cert_chain(full, full[:-5] + ".key")
-            if self.insecure:
-                context.check_hostname = False
-                context.verify_mode = ssl.CERT_NONE
-            self._contexts[host] = context
-        return self._contexts[host]
+        except (ssl.SSLError, OSError) as e:
+            raise NetworkError("cannot load the TLS certificates for %s: %s" % (host, outside_text(e, 200)))
+        if self.insecure:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        with self._lock:
+            return self._contexts.setdefault(host, context)
 
-    def _proxy_for(self, scheme: str, host: str) -> Optional[str]:
-        proxies = urllib_request.getproxies_environment()
-        if not proxies.get(scheme) or urllib_request.proxy_bypass_environment(host.rsplit(":", 1)[0], proxies):
+    def proxy_for(self, scheme: str, netloc: str) -> Optional[Proxy]:
+        """The proxy the environment names for a URL (``https_proxy``, ``http_proxy``, ``all_proxy``,
+        lowercase first), unless ``no_proxy`` exempts the host."""
+        names = [scheme + "_proxy", "all_proxy"]
+        if scheme == "http" and "REQUEST_METHOD" in self.environ:
+            candidates = ["http_proxy", "all_proxy", "ALL_PROXY"]       # HTTP_PROXY is a CGI header ("httpoxy")
+        else:
+            candidates = [n for name in names for n in (name, name.upper())]
+        setting = next((self.environ[n] for n in candidates if self.environ.get(n, "").strip()), None)
+        if setting is None:
             return None
-        return proxies[scheme]
+        parts = urllib.parse.urlsplit("//" + netloc)
+        no_proxy = self.environ.get("no_proxy") or self.environ.get("NO_PROXY") or ""
+        if bypasses_proxy(parts.hostname or "", parts.port or (443 if scheme == "https" else 80), no_proxy):
+            return None
+        return parse_proxy(setting)
 
-    def _idle(self) -> Dict[Tuple[str, str], list]:
-        if not hasattr(self._local, "idle"):
-            self._local.idle = {}
-        return self._local.idle
-
-    def _connection(self, scheme: str, netloc: str):
-        """An idle kept-alive connection to the host, or a new one (a stream still being read
-        from a host never shares its connection with the next request)."""
-        idle = self._idle().setdefault((scheme, netloc), [])
-        conn = idle.pop() if idle else None
+    def _checkout(self, scheme: str, netloc: str, timeout: float) -> _Connection:
+        """An idle kept-alive connection to the host, or a new one; it is busy until released."""
+        with self._lock:
+            if self._closed:
+                raise ZeroImageError("this session is closed; start a new one")
+            idle = self._idle.get((scheme, netloc))
+            conn = idle.pop() if idle else None
+            if conn is not None:
+                self._busy.add(conn)
         if conn is None:
-            proxy = self._proxy_for(scheme, netloc)
-            target = urllib.parse.urlsplit(proxy).netloc if proxy else netloc
+            proxy = self.proxy_for(scheme, netloc)
+            target = proxy.netloc if proxy else netloc
             if scheme == "https":
-                conn = http_client.HTTPSConnection(target, timeout=CONNECT_TIMEOUT, context=self._ssl_context(netloc),
+                http = http_client.HTTPSConnection(target, timeout=timeout, context=self._ssl_context(netloc),
                                                    blocksize=CHUNK_SIZE)
+                if proxy:
+                    http.set_tunnel(netloc, headers={"Proxy-Authorization": proxy.authorization}
+                                    if proxy.authorization else None)
             else:
-                conn = http_client.HTTPConnection(target, timeout=CONNECT_TIMEOUT, blocksize=CHUNK_SIZE)
-            if proxy and scheme == "https":
-                conn.set_tunnel(netloc)
-            conn._zeroimage_proxied = bool(proxy and scheme == "http")
+                http = http_client.HTTPConnection(target, timeout=timeout, blocksize=CHUNK_SIZE)
+            absolute = bool(proxy) and scheme == "http"
+            conn = _Connection(http, (scheme, netloc), absolute, proxy.authorization if absolute else None)
+            with self._lock:
+                self._busy.add(conn)
         return conn
+
+    def _release(self, conn: _Connection) -> None:
+        with self._lock:
+            self._busy.discard(conn)
+            if not self._closed:
+                self._idle.setdefault(conn.key, []).append(conn)
+                return
+        conn.close()
+
+    def _discard(self, conn: _Connection) -> None:
+        with self._lock:
+            self._busy.discard(conn)
+        conn.close()
 
     # -- requests --
 
-    def request(self, method: str, url: str, headers: Optional[Dict[str, str]] = None, body=None,
-                auth: Optional[str] = None, auth_host: Optional[str] = None,
-                length: Optional[int] = None, idempotent: Optional[bool] = None) -> Response:
+    def request(self, method: str, url: str, headers: Optional[Dict[str, str]] = None, body=None, *,
+                auth: Optional[str] = None, auth_origin: Optional[str] = None, length: Optional[int] = None,
+                idempotent: Optional[bool] = None, timeout: Optional[float] = None,
+                cancellable: bool = True) -> Response:
         """Send one request (retrying idempotent ones, following redirects for GET/HEAD).
 
-        ``body`` is bytes, or a readable stream of ``length`` bytes sent in CHUNK_SIZE
-        pieces; either way it goes with a Content-Length, never chunked.
+        ``body`` is bytes, or a readable stream of ``length`` bytes sent in CHUNK_SIZE pieces;
+        either way it goes with a Content-Length, never chunked. ``auth`` (an Authorization
+        value) is sent to ``auth_origin`` only (default: the URL's origin). A request that is not
+        ``cancellable`` (cleaning up after a cancellation) is tried once, with ``timeout``.
         """
+        if cancellable:
+            self._check_cancelled()
         started = time.monotonic()
         replayable = (method in IDEMPOTENT if idempotent is None else idempotent) \
             and isinstance(body, (bytes, type(None)))
-        for attempt in range(1, MAX_ATTEMPTS + 1):
+        auth_origin = (auth_origin or _origin(url)) if auth else None
+        attempts = MAX_ATTEMPTS if cancellable else 1
+        for attempt in range(1, attempts + 1):
             try:
-                response = self._send_following(method, url, headers or {}, (body, length), auth, auth_host)
+                response = self._send_following(method, url, headers or {}, (body, length), auth, auth_origin,
+                                                timeout, cancellable)
             except (OSError, http_client.HTTPException) as e:
+                if cancellable and self.cancelled.is_set():
+                    raise CancelledError() from e
                 # A connection dropped or timed out may work next time; a refusal or a bad name will not.
                 transient = not isinstance(e, (ConnectionRefusedError, socket.gaierror, ssl.SSLError))
-                if not transient or not replayable or not self._may_retry(attempt, started, None):
-                    raise _network_error(method, url, e)
-                delay = self._backoff(attempt)
-                log.debug("retrying %s %s in %.1fs after %s", method, _redact_url(url), delay, e)
+                if not transient or not replayable or not self._may_retry(attempt, attempts, started, None):
+                    raise _network_error(method, url, e) from e
+                delay = backoff_delay(attempt)
+                self.display.debug("retrying %s %s in %.1fs after %s", method, _redact_url(url), delay,
+                                   type(e).__name__)
             else:
                 if response.status not in RETRY_STATUSES or not replayable \
-                        or not self._may_retry(attempt, started, response):
+                        or not self._may_retry(attempt, attempts, started, response):
                     return response
-                delay = self._retry_after(response) or self._backoff(attempt)
+                delay = self._retry_after(response) or backoff_delay(attempt)
                 response.close()
-                log.debug("retrying %s %s in %.1fs after HTTP %d", method, _redact_url(url), delay, response.status)
-            time.sleep(delay)
+                self.display.debug("retrying %s %s in %.1fs after HTTP %d", method, _redact_url(url), delay,
+                                   response.status)
+            self.wait(delay)
         raise AssertionError("unreachable")
-
-    @staticmethod
-    def _backoff(attempt: int) -> float:
-        return min(0.25 * (2 ** attempt), 8.0)
 
     @staticmethod
     def _retry_after(response: Response) -> Optional[float]:
@@ -1948,64 +2588,79 @@ class Transport:
             try:
                 when = email_utils.parsedate_to_datetime(value)
                 return max(0.0, min((when - datetime.datetime.now(datetime.timezone.utc)).total_seconds(), 30.0))
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):
                 return None
         return None
 
-    def _may_retry(self, attempt: int, started: float, response: Optional[Response]) -> bool:
-        if attempt >= MAX_ATTEMPTS:
+    def _may_retry(self, attempt: int, attempts: int, started: float, response: Optional[Response]) -> bool:
+        if attempt >= attempts:
             return False
-        wait = (self._retry_after(response) if response is not None else None) or self._backoff(attempt)
+        wait = (self._retry_after(response) if response is not None else None) or backoff_delay(attempt)
         return time.monotonic() - started + wait <= MAX_RETRY_SECONDS
 
-    def _send_following(self, method, url, headers, body, auth, auth_host) -> Response:
+    def _send_following(self, method, url, headers, body, auth, auth_origin, timeout, cancellable) -> Response:
         for _ in range(MAX_REDIRECTS + 1):
             parts = urllib.parse.urlsplit(url)
-            send_auth = auth if auth and parts.netloc == auth_host else None
-            response = self._send(method, parts, headers, body, send_auth)
-            if response.status not in (301, 302, 303, 307, 308) or method not in ("GET", "HEAD"):
+            send_auth = auth if auth and _origin(url) == auth_origin else None
+            response = self._send(method, parts, headers, body, send_auth, timeout, cancellable)
+            if response.status not in REDIRECT_STATUSES or method not in ("GET", "HEAD"):
                 return response
             location = response.headers.get("Location")
             response.close()
             if not location:
-                raise RegistryError(response.status, method, url, "redirect without a Location")
-            url = urllib.parse.urljoin(url, location)
-        raise RegistryError(0, method, url, "more than %d redirects" % MAX_REDIRECTS)
+                raise RegistryError(response.status, method, _redact_url(url), "redirect without a Location")
+            url = urllib.parse.urljoin(url, location.strip())
+            target = urllib.parse.urlsplit(url)
+            if target.scheme.lower() not in ("http", "https") or not target.hostname:
+                raise RegistryError(response.status, method, _redact_url(response.url),
+                                    "refusing to follow a redirect to a %s URL (only http and https)"
+                                    % (outside_text(target.scheme, 20) + ":" if target.scheme else "relative"))
+        raise RegistryError(response.status, method, _redact_url(url), "more than %d redirects" % MAX_REDIRECTS)
 
-    def _send(self, method, parts, headers, body, auth) -> Response:
+    def _send(self, method, parts, headers, body, auth, timeout, cancellable) -> Response:
+        body, length = body
         all_headers = {"User-Agent": "zeroimage/" + __version__}
         all_headers.update(headers)
         if auth:
             all_headers["Authorization"] = auth
-        body, length = body
         if isinstance(body, (bytes, bytearray)):
             length = len(body)
+        elif body is not None:
+            body = _Checked(body, self.cancelled if cancellable else None)
         if body is not None or method in ("PUT", "POST", "PATCH"):
             all_headers["Content-Length"] = str(length or 0)
-        conn = self._connection(parts.scheme, parts.netloc)
+        conn = self._checkout(parts.scheme, parts.netloc, min(timeout or CONNECT_TIMEOUT, CONNECT_TIMEOUT))
+        if conn.proxy_authorization:
+            all_headers["Proxy-Authorization"] = conn.proxy_authorization
         path = urllib.parse.urlunsplit(("", "", parts.path or "/", parts.query, ""))
-        if conn._zeroimage_proxied:
+        if conn.absolute_form:
             path = urllib.parse.urlunsplit((parts.scheme, parts.netloc, parts.path or "/", parts.query, ""))
         try:
-            conn.request(method, path, body=body, headers=all_headers)
-            if conn.sock is not None:
-                conn.sock.settimeout(READ_TIMEOUT)
-            raw = conn.getresponse()
-        except BaseException:
-            conn.close()
+            if cancellable:
+                self._check_cancelled()
+            if conn.http.sock is not None:
+                conn.http.sock.settimeout(min(timeout or CONNECT_TIMEOUT, CONNECT_TIMEOUT))
+            conn.http.request(method, path, body=body, headers=all_headers)
+            if conn.http.sock is not None:
+                conn.http.sock.settimeout(timeout or READ_TIMEOUT)
+            raw = conn.http.getresponse()
+        except (OSError, http_client.HTTPException):      # ssl's errors are ValueErrors too: these first
+            self._discard(conn)
             raise
-        idle = self._idle().setdefault((parts.scheme, parts.netloc), [])
-        response = Response(raw, conn, urllib.parse.urlunsplit(parts), idle.append)
-        log.debug("%s %s -> %d%s", method, _redact_url(response.url), response.status,
-                  " (with credentials)" if auth else "")
+        except ValueError:
+            # http.client refuses a header value with a line break; its message would show the value
+            self._discard(conn)
+            raise NetworkError("refusing to send a request to %s: a header value holds a line break" % parts.netloc)
+        except BaseException:
+            self._discard(conn)
+            raise
+        url = urllib.parse.urlunsplit(parts)
+        response = Response(raw, conn, self, url, self.cancelled if cancellable else None)
+        self.display.debug("%s %s -> %d%s", method, _redact_url(url), response.status,
+                           " (with credentials)" if auth else "")
         if method == "HEAD":
             response.close()
         return response
-
-
-def _redact_url(url: str) -> str:
-    """A URL fit for logs: the query (signatures, tokens) cut off."""
-    return url.split("?", 1)[0]
 
 
 def _network_error(method: str, url: str, error: Exception) -> "ZeroImageError":
@@ -2019,13 +2674,16 @@ def _network_error(method: str, url: str, error: Exception) -> "ZeroImageError":
     hint = ""
     if isinstance(error, (ConnectionRefusedError, socket.gaierror)):
         hint = "; is the registry name and port right, and is it running? (proxies: HTTPS_PROXY, NO_PROXY)"
-    return NetworkError("cannot reach %s (%s %s): %s%s" % (host, method, _redact_url(url), reason, hint))
+    return NetworkError("cannot reach %s (%s %s): %s%s" % (host, method, _redact_url(url), outside_text(reason, 200), hint))
 
+# ---- Authentication ----
 
-# ---- Registry client ----
-
+MAX_TOKEN_BODY = 1024 * 1024
+MAX_TOKEN_LIFETIME = 24 * 3600.0
+DEFAULT_TOKEN_LIFETIME = 60.0        # the token spec's default for an answer without expires_in
 _AUTH_TOKEN = r"[A-Za-z0-9!#$%&'*+.^_`|~-]+"
 _AUTH_ITEM_RE = re.compile(r'\s*(?:(%s)\s*=\s*("(?:[^"\\]|\\.)*"|[^\s,]*)|(%s)|,)' % (_AUTH_TOKEN, _AUTH_TOKEN))
+_HEADER_TOKEN_RE = re.compile(r"^[\x21-\x7e]{1,65536}$")     # visible ASCII: nothing that could end a header
 
 
 def parse_challenges(header: str) -> List[Tuple[str, Dict[str, str]]]:
@@ -2035,7 +2693,7 @@ def parse_challenges(header: str) -> List[Tuple[str, Dict[str, str]]]:
     → ``[("bearer", {"realm": ..., "service": ..., "scope": ...})]``.
     """
     challenges = []
-    pos, text = 0, header or ""
+    pos, text = 0, (header or "")[:8192]
     while pos < len(text):
         match = _AUTH_ITEM_RE.match(text, pos)
         if not match or match.end() == pos:
@@ -2049,6 +2707,226 @@ def parse_challenges(header: str) -> List[Tuple[str, Dict[str, str]]]:
                 value = re.sub(r"\\(.)", r"\1", value[1:-1])
             challenges[-1][1][key.lower()] = value
     return challenges
+
+
+def _preferred_challenge(challenges) -> Optional[Tuple[str, Dict[str, str]]]:
+    return next((c for c in challenges if c[0] == "bearer"), None) or \
+        next((c for c in challenges if c[0] == "basic"), None)
+
+
+def _basic_auth(creds: Optional[Credentials]) -> Optional[str]:
+    if not creds or not creds.username:
+        return None
+    return "Basic " + base64.b64encode(("%s:%s" % (creds.username, creds.password)).encode("utf-8")).decode()
+
+
+def repository_scope(repository: str, actions: str) -> str:
+    """A token scope: ``repository:NAME:pull`` or ``repository:NAME:pull,push``."""
+    return "repository:%s:%s" % (repository, actions)
+
+
+def pull_scope(repository: str) -> str:
+    return repository_scope(repository, "pull")
+
+
+def push_scope(repository: str) -> str:
+    return repository_scope(repository, "pull,push")
+
+
+def _header_token(token, where: str) -> str:
+    if not isinstance(token, str) or not _HEADER_TOKEN_RE.match(token):
+        raise AuthenticationError(401, "GET", where, "%s holds a token that cannot be sent in a header "
+                                  "(spaces, line breaks or other control characters)" % where)
+    return token
+
+
+def _token_lifetime(value) -> float:
+    """Seconds a token stays valid, from an answer's ``expires_in``: a finite positive number, capped at a
+    day; anything else means the default minute."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        return DEFAULT_TOKEN_LIFETIME
+    return min(float(value), MAX_TOKEN_LIFETIME)
+
+
+class Authenticator:
+    """Who zeroimage is to one registry: the registry's challenge (found by ``ping``), the credentials
+    (given, or found as Docker finds them), and bearer tokens per set of scopes, each cached until
+    it expires by ``clock`` (injectable, for tests). A lock makes parallel requests share one token.
+    Talks to the network only through the transport."""
+
+    def __init__(self, transport: Transport, host: str, credentials: Optional[Credentials] = None,
+                 clock: Callable[[], float] = time.monotonic):
+        self.transport = transport
+        self.host = host                                    # as in references: docker.io, localhost:5000
+        self.api_host = registry_api_host(host)
+        self._credentials = credentials
+        self._resolved = credentials is not None
+        self._clock = clock
+        self._lock = threading.RLock()
+        self._base = None                                   # https://host or http://host, after ping
+        self._challenge = None                              # (scheme, params), or None: no auth asked
+        self._tokens = {}                                   # frozenset(scopes) -> (header, expires at)
+
+    @property
+    def credentials(self) -> Optional[Credentials]:
+        with self._lock:
+            if not self._resolved:
+                self._credentials = resolve_credentials(self.host, self.transport.environ, self.transport.display)
+                self._resolved = True
+            return self._credentials
+
+    @property
+    def scheme(self) -> Optional[str]:
+        """"basic", "bearer", or None when the registry asks for no credentials."""
+        self.ping()
+        return self._challenge[0] if self._challenge else None
+
+    def ping(self) -> str:
+        """The API's base URL: HTTPS, or plain HTTP for loopback and --insecure; and the auth challenge."""
+        with self._lock:
+            if self._base is None:
+                self._base = self._ping()
+            return self._base
+
+    def _ping(self) -> str:
+        schemes = ["https"]
+        if self.transport.insecure or _is_loopback(self.api_host):
+            schemes.append("http")
+        https_error = None
+        for scheme in schemes:
+            url = "%s://%s/v2/" % (scheme, self.api_host)
+            try:
+                response = self.transport.request("GET", url)
+            except (NetworkError, RegistryError) as e:
+                https_error = https_error or e
+                if scheme == schemes[-1]:
+                    raise https_error
+                continue
+            with response:
+                response.read_capped(MAX_ERROR_BODY, "the /v2/ answer")
+            if scheme == "http" and response.status == 400 and https_error:
+                raise https_error           # an HTTPS-only server: the TLS problem is the one to report
+            if response.status == 401:
+                self._challenge = _preferred_challenge(parse_challenges(response.headers.get("WWW-Authenticate", "")))
+            elif response.status not in (200, 404):
+                raise RegistryError(response.status, "GET", url, "the registry API check failed")
+            self.transport.display.debug(
+                "%s: API at %s://%s, auth %s", self.host, scheme, self.api_host,
+                "%s (realm %s)" % (self._challenge[0], _redact_url(self._challenge[1].get("realm", "")))
+                if self._challenge else "none")
+            return "%s://%s" % (scheme, self.api_host)
+        raise AssertionError("unreachable")
+
+    def header(self, scopes: Sequence[str]) -> Optional[str]:
+        """The Authorization value for a request needing ``scopes`` (None: send none)."""
+        with self._lock:
+            self.ping()
+            if self._challenge is None:
+                return None
+            scheme, params = self._challenge
+            creds = self.credentials
+            if scheme == "basic":
+                return _basic_auth(creds)
+            if creds and creds.registry_token:
+                return "Bearer " + _header_token(creds.registry_token, "the registry token in config.json")
+            cached = self._tokens.get(frozenset(scopes))
+            if cached and cached[1] > self._clock():
+                return cached[0]
+            return self._new_token(params, list(scopes), creds, [scopes])
+
+    def challenged(self, scopes: Sequence[str], www_authenticate: str) -> Optional[str]:
+        """After a 401: the Authorization for one more try (the challenge's scopes merged with ours, a
+        fresh token), or None when another try cannot help."""
+        with self._lock:
+            self.ping()
+            previous = self._challenge
+            self._challenge = _preferred_challenge(parse_challenges(www_authenticate)) or previous
+            if self._challenge is None:
+                return None
+            scheme, params = self._challenge
+            creds = self.credentials
+            if scheme == "basic":
+                return _basic_auth(creds) if previous is None or previous[0] != "basic" else None
+            if creds and creds.registry_token:
+                return None
+            wanted = list(dict.fromkeys(list(scopes) + params.get("scope", "").split()))
+            return self._new_token(params, wanted, creds, [scopes, wanted])
+
+    def verify(self) -> bool:
+        """Check the credentials with the registry: False when it asks for none, AuthenticationError
+        when it refuses them."""
+        with self._lock:
+            base = self.ping()
+            if self._challenge is None:
+                return False
+            scheme, params = self._challenge
+            if scheme == "bearer":
+                self._new_token(params, [], self.credentials, [[]])
+                return True
+        with self.transport.request("GET", base + "/v2/", auth=self.header([])) as response:
+            response.read_capped(MAX_ERROR_BODY, "the /v2/ answer")
+        if response.status in (401, 403):
+            raise AuthenticationError(response.status, "GET", base + "/v2/", "wrong username or password")
+        return True
+
+    def _new_token(self, params: Dict[str, str], scopes: List[str], creds, keys) -> str:
+        self.transport.display.debug(
+            "%s: asking %s for a token (%s) for %s", self.host, _redact_url(params.get("realm", "")),
+            "identity token" if creds and creds.identity_token else "user %s" % creds.username
+            if creds and creds.username else "anonymous", ", ".join(scopes) or "no scope")
+        token, lifetime = self._fetch_token(params, scopes, creds)
+        header = "Bearer " + token
+        expires = self._clock() + max(lifetime - min(30.0, lifetime / 4), 0.0)
+        for key in keys:
+            self._tokens[frozenset(key)] = (header, expires)
+        return header
+
+    def _fetch_token(self, params: Dict[str, str], scopes: Sequence[str], creds: Optional[Credentials]):
+        realm = params.get("realm") or ""
+        realm_parts = urllib.parse.urlsplit(realm)
+        shown = _redact_url(realm)
+        if realm_parts.scheme not in ("http", "https") or not realm_parts.hostname:
+            raise AuthenticationError(401, "GET", self._base, "the registry's token realm %s is not an http(s) URL"
+                                      % outside_text(repr(realm), 100))
+        if creds and realm_parts.scheme == "http" and not (self.transport.insecure or _is_loopback(realm_parts.netloc)):
+            raise AuthenticationError(401, "GET", shown, "refusing to send credentials to a plain-HTTP "
+                                      "token realm (use --insecure if you trust this network)")
+        query = [("service", params["service"])] if params.get("service") else []
+        if creds and creds.identity_token:
+            form = query + [("grant_type", "refresh_token"), ("refresh_token", creds.identity_token),
+                            ("client_id", "zeroimage")] + ([("scope", " ".join(scopes))] if scopes else [])
+            response = self.transport.request("POST", realm, {"Content-Type": "application/x-www-form-urlencoded"},
+                                              urllib.parse.urlencode(form).encode())
+            if response.status != 404:
+                return self._token_answer(response, shown)
+            response.close()
+        url = realm + ("&" if "?" in realm else "?") + urllib.parse.urlencode(query + [("scope", s) for s in scopes])
+        response = self.transport.request("GET", url, auth=_basic_auth(creds))
+        return self._token_answer(response, shown)
+
+    @staticmethod
+    def _token_answer(response: Response, shown: str) -> Tuple[str, float]:
+        with response:
+            data = response.read_capped(MAX_TOKEN_BODY, "the token answer")
+        if response.status in (401, 403):
+            raise AuthenticationError(response.status, "GET", shown, "the token server refused the credentials")
+        if response.status != 200:
+            raise RegistryError(response.status, "GET", shown, "the token server answered %d" % response.status)
+        try:
+            answer = json.loads(data.decode("utf-8"))
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            answer = None
+        if not isinstance(answer, dict):
+            raise RegistryError(200, "GET", shown, "the token answer is not a JSON object")
+        token = answer.get("token") or answer.get("access_token")
+        if not isinstance(token, str) or not token:
+            raise RegistryError(200, "GET", shown, "the token answer holds no token")
+        return _header_token(token, "the token answer from " + shown), _token_lifetime(answer.get("expires_in"))
+
+
+# ---- Registry client ----
+
+UPLOAD_ATTEMPTS = 3
 
 
 class _ResumingReader:
@@ -2076,255 +2954,152 @@ class _ResumingReader:
                 return data
             if self._resumes >= self.MAX_RESUMES:
                 if error is not None:
-                    raise _network_error("GET", self._response.url, error)
+                    raise _network_error("GET", self._response.url, error) from error
                 return b""
             self._resumes += 1
-            log.debug("download of %s broke off at %d of %d bytes; resuming",
-                      _redact_url(self._response.url), self._done, self._size)
             self._response.close()
             self._response = self._fetch(self._done)
             if self._response.status == 200:        # the server ignored Range: skip what we have
-                copy_stream(self._response, _Discard(), self._done)
+                copy_stream(self._response, HashingWriter(), self._done)
 
     def close(self) -> None:
         self._response.close()
 
 
-class _Discard:
-    def write(self, data) -> int:
-        return len(data)
+class Upload:
+    """An upload session a registry opened (POST /v2/NAME/blobs/uploads/): ``finish()`` sends the
+    blob in one PUT; ``cancel()`` ends it, best-effort and within CLEANUP_TIMEOUT (on the way out)."""
 
+    def __init__(self, registry: "Registry", repository: str, url: str, scopes: Sequence[str]):
+        self.registry, self.repository, self.url, self.scopes = registry, repository, url, list(scopes)
 
-def _basic_auth(creds: Optional[Credentials]) -> Optional[str]:
-    if not creds or not creds.username:
-        return None
-    return "Basic " + base64.b64encode(("%s:%s" % (creds.username, creds.password)).encode("utf-8")).decode()
+    def finish(self, blob: Blob) -> None:
+        parts = urllib.parse.urlsplit(self.url)
+        query = urllib.parse.parse_qsl(parts.query, keep_blank_values=True) + [("digest", blob.digest)]
+        url = urllib.parse.urlunsplit((parts.scheme, parts.netloc, parts.path, urllib.parse.urlencode(query), ""))
+        with contextlib.closing(blob.open()) as body:
+            response = self.registry.request("PUT", url, self.scopes, {"Content-Type": "application/octet-stream"},
+                                             body, ok=(201, 204), length=blob.size)
+        with response:
+            response.read_capped(MAX_ERROR_BODY, "the upload answer")
 
-
-def _pull(repository: str) -> str:
-    return "repository:%s:pull" % repository
-
-
-def _push(repository: str) -> str:
-    return "repository:%s:pull,push" % repository
+    def cancel(self, timeout: float = CLEANUP_TIMEOUT) -> None:
+        with contextlib.suppress(ZeroImageError, OSError, http_client.HTTPException):
+            self.registry.request("DELETE", self.url, self.scopes, ok=(200, 202, 204, 404),
+                                  timeout=timeout, cancellable=False).close()
 
 
 class Registry:
-    """One registry's API: auth (Basic, Bearer tokens cached per scope), manifests and blobs, all streaming."""
+    """One registry's distribution API: manifests, blobs, uploads and mounts, all streaming and every
+    read verified. Authentication is its Authenticator's; connections are its Transport's."""
 
-    def __init__(self, host: str, transport: Optional[Transport] = None,
-                 credentials: Optional[Credentials] = None, environ=None, use_config: bool = True):
+    def __init__(self, host: str, transport: Transport, auth: Optional[Authenticator] = None):
         self.host = host                                    # as in references: docker.io, localhost:5000
-        self.api_host = DOCKER_HUB_API if host == DOCKER_HUB else host
-        self.transport = transport or Transport()
-        self._environ = os.environ if environ is None else environ
-        self._credentials = credentials
-        self._use_config = use_config and credentials is None
-        self._base = None                                   # https://host or http://host, after ping
-        self._challenge = None                              # (scheme, params) of /v2/
-        self._tokens = {}                                   # scopes -> (header, expiry)
+        self.transport = transport
+        self.auth = auth or Authenticator(transport, host)
+        self._lock = threading.Lock()
         self._manifests = {}                                # (repository, reference) -> get_manifest()
 
-    # -- auth --
-
-    @property
-    def credentials(self) -> Optional[Credentials]:
-        if self._use_config:
-            self._credentials = resolve_credentials(self.host, self._environ)
-            self._use_config = False
-        return self._credentials
-
-    def ping(self) -> None:
-        """Find the scheme (HTTPS; HTTP only for loopback or --insecure) and the auth challenge."""
-        if self._base is not None:
-            return
-        schemes = ["https"]
-        if self.transport.insecure or _is_loopback(self.api_host):
-            schemes.append("http")
-        https_error = None
-        for scheme in schemes:
-            url = "%s://%s/v2/" % (scheme, self.api_host)
-            try:
-                response = self.transport.request("GET", url)
-            except ZeroImageError as e:
-                https_error = https_error or e
-                if scheme == schemes[-1]:
-                    raise https_error
-                continue
-            response.read_capped(MAX_ERROR_BODY, "the /v2/ answer")
-            response.close()
-            if scheme == "http" and response.status == 400 and https_error:
-                raise https_error           # an HTTPS-only server: the TLS problem is the one to report
-            if response.status == 401:
-                challenges = parse_challenges(response.headers.get("WWW-Authenticate", ""))
-                self._challenge = next((c for c in challenges if c[0] == "bearer"), None) or \
-                    next((c for c in challenges if c[0] == "basic"), None)
-            elif response.status not in (200, 404):
-                raise RegistryError(response.status, "GET", url, "the registry API check failed")
-            self._base = "%s://%s" % (scheme, self.api_host)
-            log.debug("%s: API at %s, auth %s", self.host, self._base,
-                      "%s (realm %s)" % (self._challenge[0], _redact_url(self._challenge[1].get("realm", "")))
-                      if self._challenge else "none")
-            return
-
-    def _auth_header(self, scopes: Sequence[str], fresh: bool = False) -> Optional[str]:
-        self.ping()
-        if self._challenge is None:
-            return None
-        scheme, params = self._challenge
-        creds = self.credentials
-        if scheme == "basic":
-            return _basic_auth(creds)
-        if creds and creds.registry_token:
-            return "Bearer " + creds.registry_token
-        key = tuple(sorted(scopes))
-        cached = self._tokens.get(key)
-        if cached and not fresh and cached[1] > time.monotonic():
-            return cached[0]
-        log.debug("%s: asking %s for a token (%s) for %s", self.host, _redact_url(params.get("realm", "")),
-                  "identity token" if creds and creds.identity_token else "user %s" % creds.username
-                  if creds and creds.username else "anonymous", ", ".join(key) or "no scope")
-        token, expires_in = self._fetch_token(params, key, creds)
-        header = "Bearer " + token
-        self._tokens[key] = (header, time.monotonic() + max(expires_in - 10, 10))
-        return header
-
-    def _fetch_token(self, params: Dict[str, str], scopes: Sequence[str], creds: Optional[Credentials]):
-        realm = params.get("realm")
-        realm_parts = urllib.parse.urlsplit(realm or "")
-        if realm_parts.scheme not in ("http", "https") or not realm_parts.netloc:
-            raise AuthenticationError(401, "GET", self._base, "the registry's token realm %r is not a URL" % realm)
-        if creds and realm_parts.scheme == "http" and not (self.transport.insecure or _is_loopback(realm_parts.netloc)):
-            raise AuthenticationError(401, "GET", _redact_url(realm), "refusing to send credentials to a plain-HTTP "
-                                      "token realm (use --insecure if you trust this network)")
-        query = [("service", params["service"])] if params.get("service") else []
-        if creds and creds.identity_token:
-            form = query + [("grant_type", "refresh_token"), ("refresh_token", creds.identity_token),
-                            ("client_id", "zeroimage")] + ([("scope", " ".join(scopes))] if scopes else [])
-            response = self.transport.request("POST", realm, {"Content-Type": "application/x-www-form-urlencoded"},
-                                              urllib.parse.urlencode(form).encode())
-            if response.status != 404:
-                return self._token_answer(response, realm)
-            response.close()
-        url = realm + ("&" if "?" in realm else "?") + urllib.parse.urlencode(query + [("scope", s) for s in scopes])
-        response = self.transport.request("GET", url, auth=_basic_auth(creds), auth_host=realm_parts.netloc)
-        return self._token_answer(response, realm)
-
-    def _token_answer(self, response: Response, realm: str) -> Tuple[str, int]:
-        data = response.read_capped(MAX_TOKEN_BODY, "the token answer")
-        response.close()
-        if response.status in (401, 403):
-            raise AuthenticationError(response.status, "GET", _redact_url(realm),
-                                      "the token server refused the credentials")
-        if response.status != 200:
-            raise RegistryError(response.status, "GET", _redact_url(realm), "the token server answered %d" % response.status)
-        try:
-            answer = json.loads(data.decode("utf-8"))
-            token = answer.get("token") or answer.get("access_token")
-            expires_in = int(answer.get("expires_in") or 60)
-        except (ValueError, AttributeError, TypeError):
-            raise RegistryError(200, "GET", _redact_url(realm), "the token answer is not valid JSON")
-        if not isinstance(token, str) or not token:
-            raise RegistryError(200, "GET", _redact_url(realm), "the token answer holds no token")
-        return token, expires_in
-
     def request(self, method: str, path: str, scopes: Sequence[str], headers=None, body=None,
-                ok: Sequence[int] = (200,), length: Optional[int] = None,
-                idempotent: Optional[bool] = None) -> Response:
-        """An API request with auth; on 401 one more try with a fresh token; an error for a status not in ``ok``.
+                ok: Sequence[int] = (200,), length: Optional[int] = None, idempotent: Optional[bool] = None,
+                timeout: Optional[float] = None, cancellable: bool = True) -> Response:
+        """An API request with auth; after a 401, one more try with what the challenge asks for; an
+        error (of the class its status calls for) when the status is not in ``ok``.
 
-        A streamed body cannot be sent twice, so a request with one is not retried.
+        A streamed body cannot be sent twice, so a request with one gets no second try.
         """
-        self.ping()
-        url = path if "://" in path else self._base + path
-        for fresh in (False, True):
-            auth = self._auth_header(scopes, fresh)
-            response = self.transport.request(method, url, headers, body, auth=auth, length=length,
-                                              auth_host=urllib.parse.urlsplit(self._base).netloc,
-                                              idempotent=idempotent)
-            if response.status != 401 or fresh or not isinstance(body, (bytes, type(None))):
-                break
-            challenges = parse_challenges(response.headers.get("WWW-Authenticate", ""))
-            self._challenge = next((c for c in challenges if c[0] in ("bearer", "basic")), self._challenge)
-            if method != "HEAD":
-                response.read_capped(MAX_ERROR_BODY, "an error answer")
-            response.close()
+        base = self.auth.ping()
+        url = path if "://" in path else base + path
+        options = dict(length=length, idempotent=idempotent, timeout=timeout, cancellable=cancellable)
+        auth = self.auth.header(scopes)
+        response = self.transport.request(method, url, headers, body, auth=auth, auth_origin=_origin(base), **options)
+        if response.status == 401 and isinstance(body, (bytes, type(None))):
+            challenge = response.headers.get("WWW-Authenticate", "")
+            retry = self.auth.challenged(scopes, challenge)
+            if retry is not None:
+                with response:
+                    if method != "HEAD":
+                        response.read_capped(MAX_ERROR_BODY, "an error answer")
+                response = self.transport.request(method, url, headers, body, auth=retry, auth_origin=_origin(base),
+                                                  **options)
         if response.status in ok:
             return response
         raise self._error(response, method, url)
 
-    def _error(self, response: Response, method: str, url: str) -> "RegistryError":
+    def _error(self, response: Response, method: str, url: str) -> RegistryError:
         body = b""
-        if method != "HEAD":
-            try:
-                body = response.read_capped(MAX_ERROR_BODY, "an error answer")
-            except (ZeroImageError, OSError, http_client.HTTPException):
-                pass
-        response.close()
+        with response:
+            if method != "HEAD":
+                with contextlib.suppress(ZeroImageError, OSError, http_client.HTTPException):
+                    body = response.read_capped(MAX_ERROR_BODY, "an error answer")
         errors = []
-        try:
-            errors = [e for e in json.loads(body.decode("utf-8")).get("errors", []) if isinstance(e, dict)]
-        except (ValueError, AttributeError, UnicodeDecodeError):
-            pass
-        detail = "; ".join("%s: %s" % (e.get("code", "?"), e.get("message", "")) for e in errors)
+        with contextlib.suppress(ValueError, AttributeError, UnicodeDecodeError, RecursionError):
+            found = json.loads(body.decode("utf-8")).get("errors", [])
+            errors = [e for e in found if isinstance(e, dict)] if isinstance(found, list) else []
+        detail = outside_text("; ".join("%s: %s" % (e.get("code", "?"), e.get("message", "")) for e in errors[:5]), 300)
         cls = {401: AuthenticationError, 403: AuthenticationError, 404: NotFoundError}.get(response.status, RegistryError)
         return cls(response.status, method, _redact_url(url), detail, errors)
 
     # -- manifests --
 
     def get_manifest(self, repository: str, reference: str) -> Tuple[bytes, str, str]:
-        """(bytes, media type, digest) of a manifest or index, verified when asked by digest.
+        """(bytes, media type, digest) of a manifest or index, verified against the digest it was asked
+        by (any registered algorithm) and the digest the registry says it has.
 
         Read once per client: an index is fetched once for all the platforms of a build, and a
         tag that moves during a command does not mix two versions of an image.
         """
         key = (repository, reference)
-        if key not in self._manifests:
-            self._manifests[key] = self._fetch_manifest(repository, reference)
-        return self._manifests[key]
+        with self._lock:
+            if key in self._manifests:
+                return self._manifests[key]
+        found = self._fetch_manifest(repository, reference)
+        with self._lock:
+            return self._manifests.setdefault(key, found)
 
     def _fetch_manifest(self, repository: str, reference: str) -> Tuple[bytes, str, str]:
-        response = self.request("GET", "/v2/%s/manifests/%s" % (repository, reference), [_pull(repository)],
-                                {"Accept": ", ".join(MANIFEST_ACCEPT)})
-        data = response.read_capped(MAX_JSON_SIZE, "manifest %s" % reference)
-        response.close()
-        digest = sha256_digest(data)
-        expected = reference if reference.startswith("sha256:") else response.headers.get("Docker-Content-Digest")
-        if expected and expected.startswith("sha256:") and expected != digest:
-            raise DigestMismatchError("manifest %s@%s" % (repository, reference), expected, digest)
+        what = "manifest %s/%s@%s" % (self.host, repository, reference)
+        by_digest = ":" in reference
+        if by_digest:
+            parse_digest(reference)     # an algorithm zeroimage cannot verify is refused before asking
+        with self.request("GET", "/v2/%s/manifests/%s" % (repository, reference), [pull_scope(repository)],
+                          {"Accept": ", ".join(MANIFEST_ACCEPT)}) as response:
+            data = response.read_capped(MAX_JSON_SIZE, "manifest %s" % reference)
+        if by_digest:
+            verify_bytes(data, reference, what)
+        answered = response.headers.get("Docker-Content-Digest")
+        if answered and is_digest(answered.strip()):
+            verify_bytes(data, answered.strip(), what)
         media_type = (response.headers.get("Content-Type") or "").split(";")[0].strip()
-        try:
-            parsed = json.loads(data.decode("utf-8"))
-        except (ValueError, UnicodeDecodeError):
-            raise RegistryError(200, "GET", repository, "manifest %s is not valid JSON" % reference)
+        parsed = parse_json(data, what)
         if not isinstance(parsed, dict) or parsed.get("schemaVersion") == 1 or media_type in DOCKER_SCHEMA1:
             raise ZeroImageError("%s/%s:%s has a Docker schema 1 manifest, which zeroimage does not read; "
                                  "re-push it with a current tool" % (self.host, repository, reference))
         media_type = parsed.get("mediaType") or media_type
         if media_type not in IMAGE_MANIFEST_TYPES + INDEX_TYPES:
-            raise ZeroImageError("%s/%s:%s is a %s, not an image" % (self.host, repository, reference, media_type or "manifest of unknown type"))
-        return data, media_type, digest
+            raise ZeroImageError("%s/%s:%s is a %s, not an image" % (
+                self.host, repository, reference, outside_text(media_type, 100) or "manifest of unknown type"))
+        return data, media_type, reference if by_digest else sha256_digest(data)
 
     def manifest_exists(self, repository: str, reference: str) -> bool:
-        response = self.request("HEAD", "/v2/%s/manifests/%s" % (repository, reference), [_pull(repository)],
+        response = self.request("HEAD", "/v2/%s/manifests/%s" % (repository, reference), [pull_scope(repository)],
                                 {"Accept": ", ".join(MANIFEST_ACCEPT)}, ok=(200, 404))
         return response.status == 200
 
     def put_manifest(self, repository: str, reference: str, data: bytes, media_type: str, scopes) -> str:
-        response = self.request("PUT", "/v2/%s/manifests/%s" % (repository, reference), scopes,
-                                {"Content-Type": media_type}, data, ok=(200, 201, 202))
-        response.read_capped(MAX_ERROR_BODY, "the manifest answer")
-        response.close()
+        with self.request("PUT", "/v2/%s/manifests/%s" % (repository, reference), scopes,
+                          {"Content-Type": media_type}, data, ok=(200, 201, 202)) as response:
+            response.read_capped(MAX_ERROR_BODY, "the manifest answer")
         digest = sha256_digest(data)
-        answered = response.headers.get("Docker-Content-Digest")
-        if answered and answered != digest:
-            raise DigestMismatchError("the pushed manifest", digest, answered)
+        answered = (response.headers.get("Docker-Content-Digest") or "").strip()
+        if answered.startswith("sha256:") and answered != digest:
+            raise DigestMismatchError("the pushed manifest", digest, outside_text(answered, 100))
         return digest
 
     # -- blobs --
 
     def blob_exists(self, repository: str, digest: str, scopes=None) -> bool:
-        response = self.request("HEAD", "/v2/%s/blobs/%s" % (repository, digest), scopes or [_pull(repository)],
+        response = self.request("HEAD", "/v2/%s/blobs/%s" % (repository, digest), scopes or [pull_scope(repository)],
                                 ok=(200, 404))
         return response.status == 200
 
@@ -2337,9 +3112,17 @@ class Registry:
 
         def fetch(offset: int) -> Response:
             headers = {"Range": "bytes=%d-" % offset} if offset else {}
-            return self.request("GET", path, [_pull(repository)], headers, ok=(200, 206))
+            return self.request("GET", path, [pull_scope(repository)], headers, ok=(200, 206))
         return VerifyingReader(_ResumingReader(fetch, size), digest, size,
                                "blob %s from %s/%s" % (digest, self.host, repository))
+
+    def read_small_blob(self, repository: str, digest: str, size: int) -> bytes:
+        """A config or other small blob, whole, verified and size-capped."""
+        if size > MAX_JSON_SIZE:
+            raise ZeroImageError("blob %s in %s/%s is %d bytes, over the %d-byte limit"
+                                 % (digest, self.host, repository, size, MAX_JSON_SIZE))
+        with contextlib.closing(self.open_blob(repository, digest, size)) as f:
+            return f.read()
 
     def mount_blob(self, repository: str, digest: str, source: str, scopes) -> bool:
         """Cross-repository mount; False (and no error) when the registry would rather have an upload."""
@@ -2348,42 +3131,272 @@ class Registry:
                 repository, urllib.parse.urlencode([("mount", digest), ("from", source)])), scopes, ok=(201, 202))
         except RegistryError:
             return False
-        response.read_capped(MAX_ERROR_BODY, "the mount answer")
-        response.close()
+        with response:
+            response.read_capped(MAX_ERROR_BODY, "the mount answer")
         if response.status == 201:
             return True
-        self._cancel(response)
+        upload = self._upload_for(response, repository, scopes)
+        if upload is not None:
+            upload.cancel()
         return False
 
-    def _cancel(self, response: Response) -> None:
-        location = response.headers.get("Location")
-        if location:
-            with contextlib.suppress(ZeroImageError):
-                self.request("DELETE", urllib.parse.urljoin(self._base + "/", location), [], ok=(200, 202, 204, 404)).close()
-
-    def upload_blob(self, repository: str, blob: Blob, scopes) -> None:
-        """POST a session, then one PUT ``?digest=`` streaming the blob with its length."""
+    def start_upload(self, repository: str, scopes: Sequence[str]) -> Upload:
         # Starting a session twice only leaves an unused session behind: safe to retry.
-        response = self.request("POST", "/v2/%s/blobs/uploads/" % repository, scopes, ok=(202,), idempotent=True)
-        response.read_capped(MAX_ERROR_BODY, "the upload answer")
-        response.close()
-        location = response.headers.get("Location")
-        if not location:
-            raise RegistryError(202, "POST", repository, "upload started without a Location")
-        url = urllib.parse.urljoin(self._base + "/v2/%s/blobs/uploads/" % repository, location)
-        parts = urllib.parse.urlsplit(url)
-        query = urllib.parse.parse_qsl(parts.query, keep_blank_values=True) + [("digest", blob.digest)]
-        url = urllib.parse.urlunsplit((parts.scheme, parts.netloc, parts.path, urllib.parse.urlencode(query), ""))
-        with contextlib.closing(blob.open()) as body:
-            response = self.request("PUT", url, scopes, {"Content-Type": "application/octet-stream"}, body,
-                                    ok=(201, 204), length=blob.size)
-        response.read_capped(MAX_ERROR_BODY, "the upload answer")
-        response.close()
+        with self.request("POST", "/v2/%s/blobs/uploads/" % repository, scopes, ok=(202,), idempotent=True) as response:
+            response.read_capped(MAX_ERROR_BODY, "the upload answer")
+        upload = self._upload_for(response, repository, scopes)
+        if upload is None:
+            raise RegistryError(202, "POST", repository, "upload started without a usable Location")
+        return upload
+
+    def _upload_for(self, response: Response, repository: str, scopes) -> Optional[Upload]:
+        location = (response.headers.get("Location") or "").strip()
+        url = urllib.parse.urljoin(self.auth.ping() + "/v2/%s/blobs/uploads/" % repository, location)
+        if not location or urllib.parse.urlsplit(url).scheme not in ("http", "https"):
+            return None
+        return Upload(self, repository, url, scopes)
+
+    def upload_blob(self, repository: str, blob: Blob, scopes: Sequence[str]) -> None:
+        """Upload a blob: a session, then one PUT ``?digest=`` streaming it with its length. When the
+        upload fails on the way (5xx, 429, a broken connection), the session is cancelled and a new one
+        sends it again from the start (the blob is opened anew each time)."""
+        for attempt in range(1, UPLOAD_ATTEMPTS + 1):
+            upload = self.start_upload(repository, scopes)
+            try:
+                upload.finish(blob)
+                return
+            except BaseException as e:
+                upload.cancel()
+                retryable = isinstance(e, NetworkError) or (isinstance(e, RegistryError) and e.status in RETRY_STATUSES)
+                if not retryable or attempt == UPLOAD_ATTEMPTS:
+                    raise
+                self.transport.display.info("upload of %s failed (%s); starting it again", _short(blob.digest), e)
+            self.transport.wait(backoff_delay(attempt))
 
 
+# ---- Session ----
+
+PARALLEL_TRANSFERS = 4
+CANCEL_GRACE = 1.5      # seconds workers get, after a cancellation, to cancel their upload sessions
 
 
-# ---- Operations ----
+class Session:
+    """What one command, or a library caller's series of operations, shares: the environment (read
+    once: proxies, credentials, caches, SOURCE_DATE_EPOCH), the display, the registry clients and
+    their connections, the layer cache, and a cancellation event.
+
+    A context manager: on exit every connection is closed, and an interrupt (Ctrl-C, SIGTERM) on the
+    way out cancels the work still under way in other threads first. ``cancel()`` (from any thread)
+    stops every operation of the session within a second: byte-moving loops check the event
+    between chunks and requests under way are broken off. A cancelled session stays cancelled.
+    """
+
+    def __init__(self, environ=None, *, insecure: bool = False, display: Optional[Display] = None,
+                 layer_cache: Optional[LayerCache] = None, clock: Callable[[], float] = time.monotonic):
+        self.environ = dict(os.environ if environ is None else environ)
+        self.insecure = insecure
+        self.display = display if display is not None else Display()
+        self.cancelled = threading.Event()
+        self.clock = clock
+        self._layer_cache = layer_cache
+        self._transport = None
+        self._registries = {}
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def __enter__(self) -> "Session":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None and not issubclass(exc_type, Exception):     # KeyboardInterrupt, SIGTERM
+            self.cancel()
+        self.close()
+
+    def close(self) -> None:
+        """Close every connection; the session makes no more."""
+        with self._lock:
+            self._closed = True
+            transport = self._transport
+        if transport is not None:
+            transport.close()
+        self.display.close()
+
+    @property
+    def transport(self) -> Transport:
+        with self._lock:
+            if self._closed:
+                raise ZeroImageError("this session is closed; start a new one")
+            if self._transport is None:
+                self._transport = Transport(self.environ, self.insecure, self.display, self.cancelled)
+            return self._transport
+
+    @property
+    def layer_cache(self) -> LayerCache:
+        if self._layer_cache is None:
+            self._layer_cache = LayerCache.default(self.environ)
+        return self._layer_cache
+
+    def registry(self, host: str, credentials: Optional[Credentials] = None) -> Registry:
+        """The client for a registry host (one per host and session); with ``credentials``, a new one
+        that uses them instead of the stored ones (login checks them this way)."""
+        transport = self.transport
+        if credentials is not None:
+            return Registry(host, transport, Authenticator(transport, host, credentials, self.clock))
+        with self._lock:
+            if host not in self._registries:
+                self._registries[host] = Registry(host, transport, Authenticator(transport, host, clock=self.clock))
+            return self._registries[host]
+
+    def cancel(self) -> None:
+        """Stop everything under way in this session, from any thread."""
+        self.cancelled.set()
+        with self._lock:
+            transport = self._transport
+        if transport is not None:
+            transport.abort()
+
+    def check(self) -> None:
+        """CancelledError once the session is cancelled."""
+        if self.cancelled.is_set():
+            raise CancelledError()
+
+    def parallel(self, function: Callable, items: Sequence, workers: int = PARALLEL_TRANSFERS) -> list:
+        """``function(item)`` for every item, up to ``workers`` at once, results in order. After an
+        error no new item starts and the first error is raised once the running ones end. An
+        interrupt in the calling thread cancels the session, gives the workers CANCEL_GRACE seconds
+        to clean up (they are daemon threads: a stuck one never holds the process), then goes on."""
+        items = list(items)
+        if len(items) <= 1 or workers <= 1:
+            return [function(item) for item in items]
+        results, errors = [None] * len(items), []
+        todo = collections.deque(enumerate(items))
+        lock, finished = threading.Lock(), threading.Event()
+        running = [min(workers, len(items))]
+
+        def work() -> None:
+            try:
+                while True:
+                    with lock:
+                        if errors or not todo:
+                            return
+                        i, item = todo.popleft()
+                    try:
+                        results[i] = function(item)
+                    except BaseException as e:      # noqa: B902 -- handed to the calling thread
+                        with lock:
+                            errors.append(e)
+            finally:
+                with lock:
+                    running[0] -= 1
+                    if running[0] == 0:
+                        finished.set()
+        for n in range(running[0]):
+            threading.Thread(target=work, name="zeroimage-%d" % n, daemon=True).start()
+        try:
+            finished.wait()
+        except BaseException:
+            self.cancel()
+            finished.wait(CANCEL_GRACE)
+            raise
+        if errors:
+            raise errors[0]
+        return results
+
+# ---- Images ----
+
+
+class Image(NamedTuple):
+    """An image: its manifest and config, its platform, and every blob it is made of (layers, then
+    the config, then the manifest itself). A value: building on it makes a new one."""
+
+    manifest: dict
+    config: dict
+    platform: Optional[Platform]
+    blobs: List[Blob]
+    media_type: str = ""
+
+    @property
+    def manifest_blob(self) -> Blob:
+        return self.blobs[-1]
+
+    @property
+    def digest(self) -> str:
+        return self.manifest_blob.digest
+
+    @property
+    def kind(self) -> str:
+        """The manifest's media type."""
+        return self.media_type or self.manifest.get("mediaType") or OCI_MANIFEST
+
+
+class ImageIndex(NamedTuple):
+    """An index (or Docker manifest list) of images or further indexes, in the order it lists them."""
+
+    index: dict
+    manifest_blob: Blob
+    children: List[Union[Image, "ImageIndex"]]
+    media_type: str = ""
+
+    @property
+    def digest(self) -> str:
+        return self.manifest_blob.digest
+
+    @property
+    def kind(self) -> str:
+        return self.media_type or self.index.get("mediaType") or OCI_INDEX
+
+
+def _bytes_blob(digest: str, data: bytes) -> Blob:
+    return Blob(digest, len(data), lambda: io.BytesIO(data))
+
+
+def bytes_blob(data: bytes) -> Blob:
+    return _bytes_blob(sha256_digest(data), data)
+
+
+def tree_images(top: Union[Image, ImageIndex]) -> List[Image]:
+    """Every image in a tree, in order."""
+    if isinstance(top, Image):
+        return [top]
+    return [image for child in top.children for image in tree_images(child)]
+
+
+def tree_blobs(top: Union[Image, ImageIndex]) -> List[Blob]:
+    """Every blob of a tree, children before the index that lists them (the order a layout is written in)."""
+    if isinstance(top, Image):
+        return list(top.blobs)
+    return [blob for child in top.children for blob in tree_blobs(child)] + [top.manifest_blob]
+
+
+def tree_platforms(top: Union[Image, ImageIndex]) -> List[str]:
+    """The platforms of a tree's images, attestations left out."""
+    if isinstance(top, Image):
+        return [str(top.platform)] if top.platform else []
+    found = []
+    for desc, child in zip(top.index.get("manifests") or [], top.children):
+        if not is_attestation(desc):
+            found += tree_platforms(child)
+    return found
+
+
+def _name_annotations(name: Reference) -> Dict[str, str]:
+    return {ANNOTATION_CONTAINERD_NAME: str(name), ANNOTATION_REF_NAME: name.tag}
+
+
+def top_descriptor(top: Union[Image, ImageIndex], name: Reference) -> dict:
+    """The descriptor index.json gives the tree, named ``name``."""
+    platform = top.platform.to_dict() if isinstance(top, Image) and top.platform else None
+    return descriptor(top.kind, top.digest, top.manifest_blob.size, annotations=_name_annotations(name),
+                      platform=platform)
+
+
+def docker_manifest(image: Image, name: Reference) -> list:
+    """Docker's manifest.json for one image (what ``docker load`` reads)."""
+    return [{"Config": _blob_path(image.manifest["config"]["digest"]), "RepoTags": [name.familiar()],
+             "Layers": [_blob_path(d["digest"]) for d in image.manifest["layers"]]}]
+
+
+# -- construction: pure, base + layers + config -> image(s) and an index --
 
 
 class BaseImage(NamedTuple):
@@ -2395,37 +3408,320 @@ class BaseImage(NamedTuple):
     platform: Platform
     may_have_libc: bool                 # False for scratch and the minimal base
     name: str
-    annotations: Dict[str, str] = {}    # base.name / base.digest of this image, when the base has a name
-    index_annotations: Dict[str, str] = {}  # the same for the base as named (its index, if it has one)
+    annotations: Dict[str, str] = types.MappingProxyType({})        # base.name / base.digest of this image
+    index_annotations: Dict[str, str] = types.MappingProxyType({})  # the same for the base as named
 
 
-class BuildResult(NamedTuple):
-    """What a build made: the digest of what the output names (an index for several platforms),
-    where it went (a path, or REF@DIGEST), and each image."""
+def _layer_type_in(family: Dict[str, str], media_type: Optional[str]) -> Optional[str]:
+    """A base layer's media type said in the image's family, so one manifest never mixes OCI and Docker."""
+    for oci, docker in LAYER_TYPE_PAIRS:
+        if media_type in (oci, docker):
+            return docker if family is DOCKER_FAMILY else oci
+    return media_type
 
-    digest: str
-    path: str
-    images: List["Image"]
+
+def assemble_image(base: BaseImage, added: Sequence[Tuple[LayerResult, str]], entrypoint: Sequence[str],
+                   created: str, options: ImageOptions = ImageOptions()) -> Image:
+    """Put new layers (each with its history line) on a base: config, manifest, and the blob list."""
+    family = base.family
+    config = derive_config(base.config, base.platform,
+                           [AddedLayer(layer.diff_id, why) for layer, why in added], entrypoint, created, options)
+    config_blob = bytes_blob(canonical_json(config))
+    layer_descs = [dict(desc, mediaType=_layer_type_in(family, desc.get("mediaType"))) for desc, _ in base.layers]
+    layer_descs += [descriptor(family["layer"], layer.blob.digest, layer.blob.size) for layer, _ in added]
+    manifest = make_manifest(family, descriptor(family["config"], config_blob.digest, config_blob.size), layer_descs,
+                             dict(base.annotations, **dict(options.annotations)))
+    blobs = [blob for _, blob in base.layers] + [layer.blob for layer, _ in added]
+    return Image(manifest, config, base.platform, blobs + [config_blob, bytes_blob(canonical_json(manifest))],
+                 family["manifest"])
 
 
-def _resolve_platform(requested: Optional[Platform], elf: Optional[ElfInfo], entrypoint: str) -> Platform:
-    elf_platform = elf.platform if elf else None
-    if elf is None:
-        if requested is None:
-            log.info("%s is not an ELF binary; building for %s (set --platform to choose)", entrypoint, DEFAULT_PLATFORM)
-        return requested or DEFAULT_PLATFORM
-    if elf_platform is None:
-        if requested is None:
-            log.warning("%s is an ELF binary for unknown machine %d; building for %s (set --platform to choose)",
-                        entrypoint, elf.machine, DEFAULT_PLATFORM)
-        return requested or DEFAULT_PLATFORM
-    if requested is None:
-        return elf_platform
-    # ELF cannot tell arm/v6 from arm/v7 reliably, so compare os and architecture only.
-    if (requested.os, requested.architecture) != (elf_platform.os, elf_platform.architecture):
-        log.warning("--platform %s disagrees with %s, which is an ELF binary for %s",
-                    requested, entrypoint, elf_platform)
-    return requested
+def make_image_index(images: Sequence[Image], family: Dict[str, str], annotations: Dict[str, str]) -> ImageIndex:
+    """An index (or Docker manifest list) of single-platform images."""
+    index = make_index(family, [descriptor(i.kind, i.digest, i.manifest_blob.size, platform=i.platform.to_dict())
+                                for i in images])
+    if annotations:
+        index["annotations"] = dict(annotations)
+    return ImageIndex(index, bytes_blob(canonical_json(index)), list(images), family["index"])
+
+
+def minimal_base_layer(ca_bundle: Optional[str], environ, display: Display) -> Tuple[List[LayerEntry], str]:
+    """The built-in base's one layer (with the host's, or the given, CA bundle) and its history line."""
+    if ca_bundle and not os.access(ca_bundle, os.R_OK):
+        raise ZeroImageError("--ca-bundle %s: cannot read it" % ca_bundle)
+    bundle = ca_bundle or find_host_ca_bundle(environ)
+    if bundle is None:
+        display.warning("no CA bundle found on this host; the image will have no TLS roots (use --ca-bundle FILE)")
+    return minimal_base_entries(bundle), "zeroimage: minimal base (users root, nobody, nonroot; TLS roots)"
+
+
+# -- reading images: one walker, one reader, for layouts and registries --
+
+
+class RegistrySource:
+    """A repository seen the way ``walk_index`` and ``read_tree`` read a Layout: manifests fetched by
+    digest, small blobs read whole, layers as blobs to stream; every read verified."""
+
+    def __init__(self, registry: Registry, repository: str):
+        self.registry, self.repository = registry, repository
+
+    def top(self, ref: Reference) -> dict:
+        """The descriptor of what a reference names (a manifest or an index)."""
+        data, media_type, digest = self.registry.get_manifest(ref.repository, ref.digest or ref.tag)
+        return {"mediaType": media_type, "digest": digest, "size": len(data)}
+
+    def has(self, desc: dict) -> bool:
+        return True
+
+    def read_manifest(self, desc: dict) -> bytes:
+        digest, size = check_descriptor(desc, self.repository)
+        data, _, _ = self.registry.get_manifest(self.repository, digest)
+        if len(data) != size:
+            raise ArchiveError("manifest %s in %s/%s is %d bytes, its descriptor says %d"
+                               % (digest, self.registry.host, self.repository, len(data), size))
+        return data
+
+    def read_small_blob(self, desc: dict) -> bytes:
+        digest, size = check_descriptor(desc, self.repository)
+        return self.registry.read_small_blob(self.repository, digest, size)
+
+    def blob(self, desc: dict) -> Blob:
+        digest, size = check_descriptor(desc, self.repository)
+        return Blob(digest, size, lambda: self.registry.open_blob(self.repository, digest, size),
+                    (self.registry.host, self.repository))
+
+
+def read_tree(source, desc: dict, where: str, depth: int = 0) -> Union[Image, ImageIndex]:
+    """The image or index ``desc`` names, from ``source`` (a Layout or a RegistrySource): manifests and
+    configs read and verified now, byte for byte; layers as blobs, streamed when used."""
+    if depth > MAX_INDEX_DEPTH:
+        raise ArchiveError("%s: indexes nested more than %d deep" % (where, MAX_INDEX_DEPTH))
+    digest, _ = check_descriptor(desc, where)
+    data = source.read_manifest(desc)
+    value = json_object(data, "%s: manifest %s" % (where, digest))
+    media_type = value.get("mediaType") or desc.get("mediaType") or ""
+    if not isinstance(media_type, str):
+        raise ArchiveError("%s: manifest %s has a media type that is not a string" % (where, digest))
+    own = _bytes_blob(digest, data)
+    if media_type in INDEX_TYPES or (not media_type and "manifests" in value):
+        children = [read_tree(source, child, where, depth + 1) for child in index_manifests(value, where)]
+        return ImageIndex(value, own, children, media_type)
+    config_desc, layers = value.get("config"), value.get("layers")
+    config_digest, _ = check_descriptor(config_desc, "%s: manifest %s" % (where, digest))
+    if not isinstance(layers, list):
+        raise ArchiveError("%s: manifest %s has no layers list" % (where, digest))
+    config_data = source.read_small_blob(config_desc)
+    config = parse_json(config_data, "%s: config %s" % (where, config_digest))
+    config = config if isinstance(config, dict) else {}
+    platform = Platform.from_dict(desc.get("platform")) or Platform.from_dict(config)
+    blobs = [source.blob(layer) for layer in layers] + [_bytes_blob(config_digest, config_data), own]
+    return Image(value, config, platform, blobs, media_type)
+
+
+def choose_image(candidates: Sequence[Candidate], platform: Optional[Platform], ref_name: Optional[str],
+                 where: str) -> Candidate:
+    """The image asked for: by ``platform`` and ``ref_name``; with no platform, the one image there is
+    (of that name), else this machine's platform."""
+    pool = [c for c in candidates if ref_name is None or ref_name in _ref_names(c.ref_name)]
+    if platform is None and pool and len(set(c.descriptor["digest"] for c in pool)) == 1:
+        return pool[0]
+    return select_manifest(candidates, platform or host_platform(), ref_name, where)
+
+
+def host_platform() -> Platform:
+    """The platform of this machine, as ``docker pull`` picks by default."""
+    return Platform.make("linux", os.uname().machine.lower()) if hasattr(os, "uname") else DEFAULT_PLATFORM
+
+
+@contextlib.contextmanager
+def registry_errors(action: str, ref: Reference):
+    """Registry errors said as one line naming what failed and what to try; the class stays."""
+    try:
+        yield
+    except RegistryError as e:
+        if e.explained:
+            raise
+        if isinstance(e, AuthenticationError):
+            message = "cannot %s %s: access denied (%s); are you logged in? try: zeroimage login %s" % (
+                action, ref.familiar(), e.detail or "HTTP %d" % e.status, ref.registry)
+        elif isinstance(e, NotFoundError):
+            message = "cannot %s %s: not found (%s); is the name right? are you logged in? try: zeroimage login %s" % (
+                action, ref.familiar(), e.detail or "HTTP 404", ref.registry)
+        else:
+            message = "cannot %s %s: %s" % (action, ref.familiar(), e)
+        raise e.restated(message) from e
+
+
+def _image_for(source, index: dict, platform: Platform, ref_name: Optional[str], where: str) -> Tuple[Candidate, Image]:
+    chosen = select_manifest(walk_index(index, source, where), platform, ref_name, where)
+    image = read_tree(source, chosen.descriptor, where)
+    if not isinstance(image, Image):
+        raise ArchiveError("%s: %s is not an image manifest" % (where, chosen.descriptor["digest"]))
+    rootfs = image.config.get("rootfs")
+    diff_ids = rootfs.get("diff_ids") if isinstance(rootfs, dict) else None
+    if not isinstance(diff_ids, list) or len(diff_ids) != len(image.manifest["layers"]):
+        raise ArchiveError("%s: config lists %d layers but the manifest has %d"
+                           % (where, len(diff_ids or []), len(image.manifest["layers"])))
+    return chosen, image
+
+
+def _family_of(image: Image) -> Dict[str, str]:
+    return DOCKER_FAMILY if image.kind == DOCKER_MANIFEST else OCI_FAMILY
+
+
+def archive_base(layout: Layout, ref_name: Optional[str], platform: Platform) -> BaseImage:
+    """The base image for ``platform`` from an open layout (named ``ref_name`` when it holds several)."""
+    chosen, image = _image_for(layout, layout.index(), platform, ref_name, layout.path)
+    layers = list(zip(image.manifest["layers"], image.blobs))
+    return BaseImage(image.config, layers, _family_of(image), chosen.platform, True,
+                     chosen.ref_name or os.path.basename(layout.path))
+
+
+def registry_base(session: "Session", text: str, platform: Platform) -> BaseImage:
+    """A base image from a registry: its manifest and config read now, its layers streamed when used."""
+    ref = Reference.parse(text)
+    source = RegistrySource(session.registry(ref.registry), ref.repository)
+    with registry_errors("pull", ref):
+        top = source.top(ref)
+        chosen, image = _image_for(source, make_index(OCI_FAMILY, [top]), platform, None, ref.familiar())
+    name = str(ref.replace(digest=None)) if ref.tag else ref.name
+    return BaseImage(image.config, list(zip(image.manifest["layers"], image.blobs)), _family_of(image),
+                     chosen.platform, True, ref.familiar(),
+                     {ANNOTATION_BASE_NAME: name, ANNOTATION_BASE_DIGEST: image.digest},
+                     {ANNOTATION_BASE_NAME: name, ANNOTATION_BASE_DIGEST: top["digest"]})
+
+
+# -- sinks: where a finished image or index goes --
+
+
+class ArchiveSink:
+    """An OCI image layout in one tar file, with Docker's manifest.json when it holds one image (Docker
+    loads no index), written atomically: nothing is left at ``path`` unless all of it was written."""
+
+    def __init__(self, session: "Session", path: str):
+        self.session, self.path = session, path
+        self._out = None
+        self.scratch_dir = os.path.dirname(os.path.abspath(path))   # temporary layers: same filesystem
+        self.present = None
+
+    def start(self, stack: contextlib.ExitStack) -> None:
+        """Claim the output before any work (an unwritable path fails now); renamed into place last."""
+        self._out = stack.enter_context(atomic_output(self.path))
+
+    def write(self, top: Union[Image, ImageIndex], name: Reference) -> str:
+        docker = docker_manifest(top, name) if isinstance(top, Image) else None
+        write_archive(self._out, tree_blobs(top), make_index(OCI_FAMILY, [top_descriptor(top, name)]), docker,
+                      self.session.display, self.session.cancelled)
+        return top.digest
+
+    def where(self, digest: str) -> str:
+        return self.path
+
+
+class LayoutSink:
+    """An OCI image layout directory, added to as ``skopeo copy oci:DIR:TAG`` does."""
+
+    def __init__(self, session: "Session", path: str):
+        self.session, self.path = session, path
+        self.scratch_dir = os.path.dirname(os.path.abspath(path))
+        self.present = None
+
+    def start(self, stack: contextlib.ExitStack) -> None:
+        if os.path.exists(self.path) and not os.path.isdir(self.path):
+            raise ZeroImageError("cannot write the layout %s: it exists and is not a directory" % self.path)
+
+    def write(self, top: Union[Image, ImageIndex], name: Reference) -> str:
+        write_layout_dir(self.path, tree_blobs(top), top_descriptor(top, name), self.session.cancelled)
+        return top.digest
+
+    def where(self, digest: str) -> str:
+        return self.path
+
+
+class RegistrySink:
+    """A repository: every blob made present (skipped when there, mounted from another repository of
+    the registry, or uploaded, several at once), then the manifests, children first; the top one by
+    the reference's tag."""
+
+    def __init__(self, session: "Session", ref: Reference):
+        self.session, self.ref = session, ref
+        self.registry = session.registry(ref.registry)
+        self.scratch_dir = None
+
+    def start(self, stack: contextlib.ExitStack) -> None:
+        pass
+
+    def present(self, digest: str) -> bool:
+        """Whether the repository holds a blob already (for the layer cache: then nothing is compressed)."""
+        try:
+            return self.registry.blob_exists(self.ref.repository, digest, [push_scope(self.ref.repository)])
+        except CancelledError:
+            raise
+        except ZeroImageError:      # the push will say what is wrong; here, just compress
+            return False
+
+    def write(self, top: Union[Image, ImageIndex], name: Optional[Reference] = None) -> str:
+        blobs = [blob for image in tree_images(top) for blob in image.blobs[:-1]]
+        sources = sorted(set(b.source[1] for b in blobs if b.source and b.source[0] == self.ref.registry
+                             and b.source[1] != self.ref.repository))
+        scopes = [push_scope(self.ref.repository)] + [pull_scope(s) for s in sources]   # one token, for mounts too
+        with registry_errors("push", self.ref):
+            push_blobs(self.session, self.registry, self.ref.repository, blobs, scopes)
+            return self._put(top, scopes, self.ref.tag)
+
+    def _put(self, node: Union[Image, ImageIndex], scopes: List[str], tag: Optional[str]) -> str:
+        if isinstance(node, ImageIndex):
+            for child in node.children:
+                self._put(child, scopes, None)
+        with contextlib.closing(node.manifest_blob.open()) as f:
+            data = f.read()
+        return self.registry.put_manifest(self.ref.repository, tag or node.digest, data, node.kind, scopes)
+
+    def where(self, digest: str) -> str:
+        return str(self.ref.replace(digest=digest))
+
+
+def push_blobs(session: "Session", registry: Registry, repository: str, blobs: Sequence[Blob],
+               scopes: Sequence[str]) -> Dict[str, int]:
+    """Make every blob present in ``repository``: skip, mount from a same-registry source, or upload;
+    up to PARALLEL_TRANSFERS at a time, each on its own connection."""
+    unique = list(collections.OrderedDict((blob.digest, blob) for blob in blobs).values())
+    registry.auth.header(scopes)            # one token for all the workers
+    outcomes = session.parallel(lambda blob: _push_blob(session, registry, repository, blob, scopes), unique)
+    counts = {verb: outcomes.count(verb) for verb in ("skipped", "mounted", "uploaded")}
+    session.display.debug("blobs: %d uploaded, %d mounted, %d already there",
+                          counts["uploaded"], counts["mounted"], counts["skipped"])
+    return counts
+
+
+def _push_blob(session: "Session", registry: Registry, repository: str, blob: Blob, scopes: Sequence[str]) -> str:
+    display = session.display
+    if registry.blob_exists(repository, blob.digest, scopes):
+        display.event("skipped", _short(blob.digest), blob.size)
+        return "skipped"
+    if blob.source and blob.source[0] == registry.host and blob.source[1] != repository \
+            and registry.mount_blob(repository, blob.digest, blob.source[1], scopes):
+        display.event("mounted", "%s from %s" % (_short(blob.digest), blob.source[1]), blob.size)
+        return "mounted"
+    task = display.task("uploading", _short(blob.digest), blob.size)
+    metered = blob._replace(open=lambda: _Metered(blob.open(), task, session.cancelled))
+    registry.upload_blob(repository, metered, scopes)
+    task.finish()
+    return "uploaded"
+
+# ---- Operations ----
+
+
+@contextlib.contextmanager
+def _session_for(session: Optional[Session], insecure: bool, environ):
+    """The caller's session, or one made (and closed) for this call."""
+    if session is not None:
+        if insecure or environ is not None:
+            raise UsageError("give insecure= and environ= to the Session, not to the call that uses it")
+        yield session
+        return
+    with Session(environ, insecure=insecure) as own:
+        yield own
 
 
 def _split_archive_spec(spec: str) -> Tuple[str, Optional[str]]:
@@ -2441,23 +3737,58 @@ def _split_archive_spec(spec: str) -> Tuple[str, Optional[str]]:
     return path, ref_name
 
 
-def _archive_base(layout: Layout, ref_name: Optional[str], platform: Platform) -> BaseImage:
-    """The base image for ``platform`` from an open layout (named ``ref_name`` when it holds several)."""
-    path = layout.path
-    chosen = select_manifest(layout.candidates(), platform, ref_name, where=path)
-    manifest = layout.read_blob_json(chosen.descriptor)
-    if not isinstance(manifest, dict) or manifest.get("mediaType", chosen.descriptor.get("mediaType")) not in IMAGE_MANIFEST_TYPES:
-        raise ArchiveError("%s: %s is not an image manifest" % (path, chosen.descriptor["digest"]))
-    family = DOCKER_FAMILY if chosen.descriptor.get("mediaType") == DOCKER_MANIFEST else OCI_FAMILY
-    config = layout.read_blob_json(manifest.get("config"))
-    layers = manifest.get("layers")
-    if not isinstance(config, dict) or not isinstance(layers, list):
-        raise ArchiveError("%s: manifest %s has no config or layers" % (path, chosen.descriptor["digest"]))
-    diff_ids = (config.get("rootfs") or {}).get("diff_ids") or []
-    if len(diff_ids) != len(layers):
-        raise ArchiveError("%s: config lists %d layers but the manifest has %d" % (path, len(diff_ids), len(layers)))
-    return BaseImage(config, [(desc, layout.blob(desc)) for desc in layers], family,
-                     chosen.platform, True, chosen.ref_name or os.path.basename(path))
+def _looks_like_path(target: str) -> bool:
+    try:
+        _split_archive_spec(target)
+        return True
+    except ZeroImageError:
+        return False
+
+
+# -- build --
+
+
+class BuildResult(NamedTuple):
+    """What a build made: the digest of what the output names (an index for several platforms),
+    where it went (a path, or REF@DIGEST), and each image."""
+
+    digest: str
+    path: str
+    images: List[Image]
+
+
+def _resolve_platform(requested: Optional[Platform], elf: Optional[ElfInfo], entrypoint: str,
+                      display: Display) -> Platform:
+    elf_platform = elf.platform if elf else None
+    if elf is None:
+        if requested is None:
+            display.info("%s is not an ELF binary; building for %s (set --platform to choose)", entrypoint,
+                         DEFAULT_PLATFORM)
+        return requested or DEFAULT_PLATFORM
+    if elf_platform is None:
+        if requested is None:
+            display.warning("%s is an ELF binary for unknown machine %d; building for %s (set --platform to choose)",
+                            entrypoint, elf.machine, DEFAULT_PLATFORM)
+        return requested or DEFAULT_PLATFORM
+    if requested is None:
+        return elf_platform
+    # ELF cannot tell arm/v6 from arm/v7 reliably, so compare os and architecture only.
+    if (requested.os, requested.architecture) != (elf_platform.os, elf_platform.architecture):
+        display.warning("--platform %s disagrees with %s, which is an ELF binary for %s",
+                        requested, entrypoint, elf_platform)
+    return requested
+
+
+def _check_program_platform(platform: Platform, elf: Optional[ElfInfo], path: str, strict: bool,
+                            display: Display) -> None:
+    """In a multi-platform build each binary must be built for its platform (a wrong file, almost always)."""
+    if elf is None or elf.platform is None:
+        return
+    if (elf.platform.os, elf.platform.architecture) != (platform.os, platform.architecture):
+        message = "%s is an ELF binary for %s, not %s" % (path, elf.platform, platform)
+        if strict:
+            raise ZeroImageError(message + " (--no-platform-check to build it anyway)")
+        display.warning(message)
 
 
 def _open_entrypoint(path: str):
@@ -2483,601 +3814,75 @@ def check_target(target: str) -> str:
     return target
 
 
-class Image(NamedTuple):
-    """A built image: its manifest and config, and every blob it is made of (layers, config, manifest)."""
-
-    manifest: dict
-    config: dict
-    platform: Platform
-    blobs: List[Blob]
-
-    @property
-    def manifest_blob(self) -> Blob:
-        return self.blobs[-1]
-
-    @property
-    def digest(self) -> str:
-        return self.manifest_blob.digest
-
-
-def _minimal_layer(ca_bundle: Optional[str], environ, tmp, level: int,
-                   cache: Optional[LayerCache], present) -> Tuple[LayerResult, str]:
-    """The built-in base's one layer, with the host's (or the given) CA bundle, and its history line."""
-    if ca_bundle and not os.access(ca_bundle, os.R_OK):
-        raise ZeroImageError("--ca-bundle %s: cannot read it" % ca_bundle)
-    bundle = ca_bundle or find_host_ca_bundle(environ)
-    if bundle is None:
-        log.warning("no CA bundle found on this host; the image will have no TLS roots (use --ca-bundle FILE)")
-    return build_layer(minimal_base_entries(bundle), tmp, level, cache, "minimal base", present), \
-        "zeroimage: minimal base (users root, nobody, nonroot; TLS roots)"
-
-
-def _layer_type_in(family: Dict[str, str], media_type: Optional[str]) -> Optional[str]:
-    """A base layer's media type said in the image's family, so one manifest never mixes OCI and Docker."""
-    for oci, docker in LAYER_TYPE_PAIRS:
-        if media_type in (oci, docker):
-            return docker if family is DOCKER_FAMILY else oci
-    return media_type
-
-
-def assemble_image(base: BaseImage, added: Sequence[Tuple[LayerResult, str]], entrypoint: Sequence[str],
-                   created: str, options: ImageOptions = ImageOptions()) -> Image:
-    """Put new layers (each with its history line) on a base: config, manifest, and the blob list."""
-    family = base.family
-    config = derive_config(base.config, base.platform,
-                           [AddedLayer(layer.diff_id, why) for layer, why in added], entrypoint, created, options)
-    config_blob = bytes_blob(canonical_json(config))
-    layer_descs = [dict(desc, mediaType=_layer_type_in(family, desc.get("mediaType"))) for desc, _ in base.layers]
-    layer_descs += [descriptor(family["layer"], layer.blob.digest, layer.blob.size) for layer, _ in added]
-    manifest = make_manifest(family, descriptor(family["config"], config_blob.digest, config_blob.size), layer_descs,
-                             dict(base.annotations, **dict(options.annotations)))
-    blobs = [blob for _, blob in base.layers] + [layer.blob for layer, _ in added]
-    return Image(manifest, config, base.platform, blobs + [config_blob, bytes_blob(canonical_json(manifest))])
-
-
-def make_image_index(images: Sequence[Image], family: Dict[str, str], annotations: Dict[str, str]) -> Blob:
-    """An index (or Docker manifest list) of single-platform images, as a blob."""
-    index = make_index(family, [descriptor(i.manifest["mediaType"], i.digest, i.manifest_blob.size,
-                                           platform=i.platform.to_dict()) for i in images])
-    if annotations:
-        index["annotations"] = dict(annotations)
-    return bytes_blob(canonical_json(index))
-
-
-def _name_annotations(name: Reference) -> Dict[str, str]:
-    return {ANNOTATION_CONTAINERD_NAME: str(name), ANNOTATION_REF_NAME: name.tag}
-
-
-def _layout_content(images: Sequence[Image], index: Optional[Blob], name: Reference):
-    """What an output holds: every blob, the descriptor index.json points at, and Docker's
-    manifest.json (only for a single image: Docker cannot load multi-platform archives)."""
-    blobs = [blob for image in images for blob in image.blobs]
-    if index is None:
-        (image,) = images
-        top = descriptor(image.manifest["mediaType"], image.digest, image.manifest_blob.size,
-                         annotations=_name_annotations(name), platform=image.platform.to_dict())
-        docker = [{"Config": _blob_path(image.manifest["config"]["digest"]), "RepoTags": [name.familiar()],
-                   "Layers": [_blob_path(d["digest"]) for d in image.manifest["layers"]]}]
-        return blobs, top, docker
-    with contextlib.closing(index.open()) as f:
-        media_type = json.loads(f.read().decode("utf-8"))["mediaType"]
-    top = descriptor(media_type, index.digest, index.size, annotations=_name_annotations(name))
-    return blobs + [index], top, None
-
-
-def write_image_archive(f, image: Image, name: Reference) -> None:
-    """One image as an OCI layout tar that also carries Docker's manifest.json, named ``name``."""
-    blobs, top, docker = _layout_content([image], None, name)
-    write_archive(f, blobs, make_index(OCI_FAMILY, [top]), docker)
-
-
-def write_layout_dir(path: str, blobs: Sequence[Blob], top: dict) -> None:
-    """Add an image to an OCI layout directory (made if missing), as ``skopeo copy oci:DIR:TAG`` does:
-    new blobs written, index.json updated atomically, an entry with the same ref name replaced."""
-    if os.path.exists(path) and not os.path.isdir(path):
-        raise ZeroImageError("cannot write the layout %s: it exists and is not a directory" % path)
-    try:
-        os.makedirs(os.path.join(path, "blobs", "sha256"), exist_ok=True)
-    except OSError as e:
-        raise ZeroImageError("cannot write the layout %s: %s" % (path, e.strerror or e))
-    index_path = os.path.join(path, "index.json")
-    if os.path.exists(index_path):
-        with Layout(path) as existing:
-            index = existing.index()
-    else:
-        index = make_index(OCI_FAMILY, [])
-    for blob in blobs:
-        target = os.path.join(path, _blob_path(blob.digest))
-        if os.path.isfile(target) and os.path.getsize(target) == blob.size:
-            continue
-        with atomic_output(target) as out, contextlib.closing(blob.open()) as src:
-            copy_stream(src, out, blob.size)
-    ref_name = top["annotations"][ANNOTATION_REF_NAME]
-    index["manifests"] = [d for d in index["manifests"]
-                          if not (isinstance(d, dict) and (d.get("annotations") or {}).get(ANNOTATION_REF_NAME) == ref_name)]
-    index["manifests"].append(top)
-    with atomic_output(index_path) as out:
-        out.write(canonical_json(index))
-    with atomic_output(os.path.join(path, "oci-layout")) as out:
-        out.write(canonical_json({"imageLayoutVersion": OCI_LAYOUT_VERSION}))
-
-
-class Registries:
-    """One Registry client per host, sharing a Transport (and so its connections and TLS setup)."""
-
-    def __init__(self, insecure: bool = False, environ=None):
-        self.transport = Transport(insecure, environ)
-        self._environ = environ
-        self._clients = {}
-
-    def __call__(self, host: str) -> Registry:
-        if host not in self._clients:
-            self._clients[host] = Registry(host, self.transport, environ=self._environ)
-        return self._clients[host]
-
-
-def host_platform() -> Platform:
-    """The platform of this machine, as ``docker pull`` picks by default."""
-    return Platform.make("linux", os.uname().machine.lower()) if hasattr(os, "uname") else DEFAULT_PLATFORM
-
-
-def _is_attestation(desc: dict) -> bool:
-    annotations = desc.get("annotations") if isinstance(desc.get("annotations"), dict) else {}
-    platform = Platform.from_dict(desc.get("platform"))
-    return annotations.get(ANNOTATION_DOCKER_REFERENCE_TYPE) == "attestation-manifest" or \
-        (platform is not None and platform.os == "unknown")
-
-
-def _index_candidates(index: dict, where: str) -> List[Candidate]:
-    manifests = index.get("manifests") if isinstance(index, dict) else None
-    if not isinstance(manifests, list):
-        raise ZeroImageError("%s: the index has no manifests list" % where)
-    found = []
-    for desc in manifests:
-        _check_descriptor(desc, where)
-        if not _is_attestation(desc) and desc.get("mediaType") in IMAGE_MANIFEST_TYPES + (None,):
-            platform = Platform.from_dict(desc.get("platform"))
-            if platform is not None:
-                found.append(Candidate(desc, platform))
-    return found
-
-
-class RemoteImage(NamedTuple):
-    """A single-platform image in a registry: the exact manifest bytes and what they say."""
-
-    ref: Reference
-    digest: str
-    media_type: str
-    data: bytes
-    manifest: dict
-    platform: Optional[Platform]
-    top_digest: str             # what the reference names: the index when there is one
-
-
-def _json_object(data: bytes, what: str) -> dict:
-    try:
-        value = json.loads(data.decode("utf-8"))
-    except (ValueError, UnicodeDecodeError):
-        raise ZeroImageError("%s is not valid JSON" % what)
-    if not isinstance(value, dict):
-        raise ZeroImageError("%s is not a JSON object" % what)
-    return value
-
-
-def resolve_image(registry: Registry, ref: Reference, platform: Optional[Platform]) -> RemoteImage:
-    """The image manifest for ``platform`` (the one there is, if None), through an index when there is one."""
-    data, media_type, digest = registry.get_manifest(ref.repository, ref.digest or ref.tag)
-    chosen, top_digest = None, digest
-    if media_type in INDEX_TYPES:
-        candidates = _index_candidates(_json_object(data, "index %s" % (ref,)), str(ref))
-        if platform is None and len(candidates) == 1:
-            chosen = candidates[0]
-        else:
-            chosen = select_manifest(candidates, platform or host_platform(), where=str(ref))
-        data, media_type, digest = registry.get_manifest(ref.repository, chosen.descriptor["digest"])
-        if media_type not in IMAGE_MANIFEST_TYPES:
-            raise ZeroImageError("%s: the index entry for %s is not an image manifest" % (ref, chosen.platform))
-    manifest = _json_object(data, "manifest %s" % digest)
-    if not isinstance(manifest.get("layers"), list) or not isinstance(manifest.get("config"), dict):
-        raise ZeroImageError("%s: manifest %s has no config or layers" % (ref, digest))
-    return RemoteImage(ref, digest, media_type, data, manifest, chosen.platform if chosen else None, top_digest)
-
-
-def _remote_blob(registry: Registry, repository: str, desc: dict) -> Blob:
-    digest, size = _check_descriptor(desc, repository)
-    return Blob(digest, size, lambda: registry.open_blob(repository, digest, size), (registry.host, repository))
-
-
-def _remote_json_blob(registry: Registry, repository: str, desc: dict, what: str) -> Tuple[bytes, dict]:
-    blob = _remote_blob(registry, repository, desc)
-    if blob.size > MAX_JSON_SIZE:
-        raise ZeroImageError("%s is %d bytes, over the %d-byte limit" % (what, blob.size, MAX_JSON_SIZE))
-    with contextlib.closing(blob.open()) as f:
-        data = f.read()
-    return data, _json_object(data, what)
-
-
-def registry_base(registries: Registries, text: str, platform: Platform) -> BaseImage:
-    """A base image from a registry: its config read now, its layers streamed when used."""
-    ref = Reference.parse(text)
-    registry = registries(ref.registry)
-    try:
-        image = resolve_image(registry, ref, platform)
-        _, config = _remote_json_blob(registry, ref.repository, image.manifest["config"], "config of %s" % (ref,))
-    except NotFoundError:
-        raise ZeroImageError("cannot pull %s: not found (is the name right? are you logged in? try: zeroimage login %s)"
-                             % (ref.familiar(), ref.registry))
-    found = image.platform or Platform.from_dict(config)
-    if image.platform is None and (found is None or not found.matches(platform)):
-        raise PlatformNotFoundError(platform, [found] if found else [], ref.familiar())
-    layers = [(desc, _remote_blob(registry, ref.repository, desc)) for desc in image.manifest["layers"]]
-    family = DOCKER_FAMILY if image.media_type == DOCKER_MANIFEST else OCI_FAMILY
-    name = str(ref.replace(digest=None)) if ref.tag else ref.name
-    return BaseImage(config, layers, family, found or platform, True, ref.familiar(),
-                     {ANNOTATION_BASE_NAME: name, ANNOTATION_BASE_DIGEST: image.digest},
-                     {ANNOTATION_BASE_NAME: name, ANNOTATION_BASE_DIGEST: image.top_digest})
-
-
-PARALLEL_TRANSFERS = 4
-
-
-def push_blobs(registry: Registry, repository: str, blobs: Sequence[Blob], scopes: Sequence[str]) -> Dict[str, int]:
-    """Make every blob present in ``repository`` (skip, mount from a same-registry source, or
-    upload), up to PARALLEL_TRANSFERS at a time, each on its own connection."""
-    unique = list(collections.OrderedDict((blob.digest, blob) for blob in blobs).values())
-    registry.ping()
-    registry._auth_header(scopes)           # one token for all the workers
-    counts = {"skipped": 0, "mounted": 0, "uploaded": 0}
-    with concurrent_futures.ThreadPoolExecutor(min(PARALLEL_TRANSFERS, max(1, len(unique))),
-                                               thread_name_prefix="zeroimage-push") as pool:
-        for outcome in pool.map(lambda blob: _push_blob(registry, repository, blob, scopes), unique):
-            counts[outcome] += 1
-    log.debug("blobs: %d uploaded, %d mounted, %d already there",
-              counts["uploaded"], counts["mounted"], counts["skipped"])
-    return counts
-
-
-def _push_blob(registry: Registry, repository: str, blob: Blob, scopes: Sequence[str]) -> str:
-    if registry.blob_exists(repository, blob.digest, scopes):
-        progress.event("skipped", _short(blob.digest), blob.size)
-        return "skipped"
-    if blob.source and blob.source[0] == registry.host and blob.source[1] != repository \
-            and registry.mount_blob(repository, blob.digest, blob.source[1], scopes):
-        progress.event("mounted", "%s from %s" % (_short(blob.digest), blob.source[1]), blob.size)
-        return "mounted"
-    task = progress.task("uploading", _short(blob.digest), blob.size)
-    counted = blob._replace(open=lambda: _Counted(blob.open(), task))
-    _upload_with_restarts(registry, repository, counted, scopes)
-    task.finish()
-    return "uploaded"
-
-
-UPLOAD_ATTEMPTS = 3
-
-
-def _upload_with_restarts(registry: Registry, repository: str, blob: Blob, scopes: Sequence[str]) -> None:
-    """Upload a blob; when the upload fails on the way (5xx, 429, a broken connection), start a new
-    session and send it again from the start (the blob is opened anew each time)."""
-    for attempt in range(1, UPLOAD_ATTEMPTS + 1):
-        try:
-            registry.upload_blob(repository, blob, scopes)
-            return
-        except (NetworkError, RegistryError) as e:
-            retryable = isinstance(e, NetworkError) or e.status in RETRY_STATUSES
-            if not retryable or attempt == UPLOAD_ATTEMPTS:
-                raise
-            log.info("upload of %s failed (%s); starting it again", blob.digest[:19], e)
-            time.sleep(Transport._backoff(attempt))
-
-
-def _push_scopes(ref: Reference, blobs: Sequence[Blob]) -> List[str]:
-    """push,pull on the target and pull on each same-registry source, in one token (for mounts)."""
-    sources = sorted(set(b.source[1] for b in blobs if b.source and b.source[0] == ref.registry
-                         and b.source[1] != ref.repository))
-    return [_push(ref.repository)] + [_pull(s) for s in sources]
-
-
-def push_image(registries: Registries, ref: Reference, image: Image) -> str:
-    """Push an image's blobs, then its manifest (by tag, or by digest); returns the manifest digest."""
-    return push_images(registries, ref, [image], None)
-
-
-def push_images(registries: Registries, ref: Reference, images: Sequence[Image], index: Optional[Blob]) -> str:
-    """Push images (blobs first, then manifests); with an index, the children go by digest and the
-    index by tag. Returns the digest of what the tag names."""
-    registry = registries(ref.registry)
-    scopes = _push_scopes(ref, [b for image in images for b in image.blobs[:-1]])
-    with _registry_context("push", ref):
-        push_blobs(registry, ref.repository, [b for image in images for b in image.blobs[:-1]], scopes)
-        for image in images:
-            digest = _put_manifest_blob(registry, ref, image.manifest_blob, image.manifest["mediaType"], scopes,
-                                        ref.tag if index is None else None)
-        if index is None:
-            return digest
-        with contextlib.closing(index.open()) as f:
-            media_type = json.loads(f.read().decode("utf-8"))["mediaType"]
-        return _put_manifest_blob(registry, ref, index, media_type, scopes, ref.tag)
-
-
-def _put_manifest_blob(registry: Registry, ref: Reference, blob: Blob, media_type: str, scopes, tag) -> str:
-    with contextlib.closing(blob.open()) as f:
-        data = f.read()
-    return registry.put_manifest(ref.repository, tag or blob.digest, data, media_type, scopes)
-
-
-@contextlib.contextmanager
-def _registry_context(action: str, ref: Reference):
-    """Turn registry errors into one line that says what failed and what to try."""
-    try:
-        yield
-    except AuthenticationError as e:
-        raise ZeroImageError("cannot %s %s: access denied (%s); are you logged in? try: zeroimage login %s"
-                             % (action, ref.familiar(), e.detail or "HTTP %d" % e.status, ref.registry))
-    except NotFoundError as e:
-        raise ZeroImageError("cannot %s %s: not found (%s); is the name right? are you logged in? try: zeroimage login %s"
-                             % (action, ref.familiar(), e.detail or "HTTP 404", ref.registry))
-    except RegistryError as e:
-        raise ZeroImageError("cannot %s %s: %s" % (action, ref.familiar(), e))
-
-
-# -- pull --
-
-
-def _image_blobs(registry: Registry, ref: Reference, image_digest: str, data: bytes, manifest: dict,
-                 platform: Optional[Platform]) -> Image:
-    config_data, config = _remote_json_blob(registry, ref.repository, manifest["config"], "config of %s" % (ref,))
-    layers = [_remote_blob(registry, ref.repository, d) for d in manifest["layers"]]
-    config_blob = Blob(manifest["config"]["digest"], len(config_data), lambda: io.BytesIO(config_data))
-    manifest_blob = Blob(image_digest, len(data), lambda: io.BytesIO(data))
-    return Image(manifest, config, platform or Platform.from_dict(config) or DEFAULT_PLATFORM,
-                 layers + [config_blob, manifest_blob])
-
-
-class Saved(NamedTuple):
-    """What ``pull`` saved or ``push_archive`` pushed: the digest of the manifest or index the
-    reference names, its media type, the platforms in it, and where it went."""
-
-    digest: str
-    media_type: str
-    platforms: List[str]
-    where: str
-
-
-def pull(ref_text: str, output: Optional[str] = None, *, platform: Optional[Platform] = None,
-         all_platforms: bool = False, insecure: bool = False, environ=None) -> Saved:
-    """Save an image (or, with ``all_platforms``, its whole index byte for byte) to an archive."""
-    ref = Reference.parse(ref_text)
-    output = output or ref.repository.rsplit("/", 1)[-1] + ".tar"
-    registry = Registries(insecure, environ)(ref.registry)
-    name = ref.replace(digest=None) if ref.tag else ref.replace(tag="latest", digest=None)
-    with _registry_context("pull", ref), atomic_output(output) as out:
-        if not all_platforms:
-            remote = resolve_image(registry, ref, platform)
-            image = _image_blobs(registry, ref, remote.digest, remote.data, remote.manifest, remote.platform)
-            write_image_archive(out, image, name)
-            return Saved(image.digest, remote.media_type, [str(image.platform)], output)
-        data, media_type, digest = registry.get_manifest(ref.repository, ref.digest or ref.tag)
-        blobs, top = [], descriptor(media_type, digest, len(data), annotations=_name_annotations(name))
-        platforms = []
-        if media_type in INDEX_TYPES:
-            for desc in _json_object(data, "index %s" % (ref,)).get("manifests") or []:
-                child_digest, _ = _check_descriptor(desc, str(ref))
-                child, child_type, _ = registry.get_manifest(ref.repository, child_digest)
-                if child_type not in IMAGE_MANIFEST_TYPES:
-                    raise ZeroImageError("%s: nested indexes are not supported (%s)" % (ref, child_digest))
-                image = _image_blobs(registry, ref, child_digest, child, _json_object(child, child_digest), None)
-                blobs += image.blobs
-                platforms += [] if _is_attestation(desc) else [str(image.platform)]
-        else:
-            image = _image_blobs(registry, ref, digest, data, _json_object(data, digest), None)
-            blobs += image.blobs[:-1]
-            platforms.append(str(image.platform))
-        blobs.append(Blob(digest, len(data), lambda: io.BytesIO(data)))
-        write_archive(out, blobs, make_index(OCI_FAMILY, [top]), None)
-        return Saved(digest, media_type, platforms, output)
-
-
-# -- push an archive --
-
-
-def push_archive(spec: str, ref_text: str, *, insecure: bool = False, environ=None) -> Saved:
-    """Push what an archive holds (one image, or an index and all its children), manifests byte for byte."""
-    ref = Reference.parse(ref_text)
-    path, name = _split_archive_spec(spec)
-    registries = Registries(insecure, environ)
-    registry = registries(ref.registry)
-    with Layout(path) as layout, _registry_context("push", ref):
-        entries = [d for d in layout.index()["manifests"] if name is None or name in _ref_names(_desc_name(d))]
-        if len(set(d.get("digest") for d in entries)) != 1:
-            names = ", ".join(_desc_name(d) or d.get("digest", "?") for d in layout.index()["manifests"])
-            raise ArchiveError("%s holds %s; name one as %s:NAME (it has: %s)"
-                               % (path, "no such image" if not entries else "several images", path, names or "nothing"))
-        top = entries[0]
-        scopes = [_push(ref.repository)]
-        if top.get("mediaType") in INDEX_TYPES:
-            children = layout.read_blob_json(top).get("manifests") or []
-            for child in children:
-                _push_layout_image(registry, ref, layout, child, scopes, None)
-            data = layout.read_blob_bytes(top)
-            digest = registry.put_manifest(ref.repository, ref.tag or top["digest"], data, top["mediaType"], scopes)
-            platforms = [str(Platform.from_dict(c.get("platform"))) for c in children
-                         if not _is_attestation(c) and Platform.from_dict(c.get("platform"))]
-            return Saved(digest, top["mediaType"], platforms, str(ref.replace(digest=digest)))
-        digest = _push_layout_image(registry, ref, layout, top, scopes, ref.tag)
-        platform = Platform.from_dict(top.get("platform")) or layout._platform_of(top)
-        return Saved(digest, top.get("mediaType", ""), [str(platform)] if platform else [],
-                     str(ref.replace(digest=digest)))
-
-
-def _desc_name(desc: dict) -> str:
-    annotations = desc.get("annotations") if isinstance(desc.get("annotations"), dict) else {}
-    return annotations.get(ANNOTATION_CONTAINERD_NAME) or annotations.get(ANNOTATION_REF_NAME) or ""
-
-
-def _push_layout_image(registry: Registry, ref: Reference, layout: "Layout", desc: dict, scopes, tag) -> str:
-    data = layout.read_blob_bytes(desc)
-    manifest = _json_object(data, "manifest %s" % desc.get("digest"))
-    blobs = [layout.blob(d) for d in (manifest.get("layers") or [])] + [layout.blob(manifest.get("config"))]
-    push_blobs(registry, ref.repository, blobs, scopes)
-    return registry.put_manifest(ref.repository, tag or desc["digest"], data,
-                                 manifest.get("mediaType") or desc.get("mediaType"), scopes)
-
-
-# -- inspect --
-
-
-def describe_image(name: str, digest: str, media_type: str, manifest: dict, config: dict, platforms) -> dict:
-    """What ``inspect --json`` prints (and the summary shows)."""
-    runtime = config.get("config") if isinstance(config.get("config"), dict) else {}
-    layers = [{"digest": d.get("digest"), "size": d.get("size", 0), "mediaType": d.get("mediaType", "")}
-              for d in manifest.get("layers") or []]
-    platform = str(Platform.from_dict(config) or "unknown")
-    return {"name": name, "digest": digest, "mediaType": media_type, "platforms": list(platforms) or [platform],
-            "platform": platform, "created": config.get("created", ""),
-            "size": sum(d["size"] for d in layers), "layers": layers,
-            "entrypoint": runtime.get("Entrypoint"), "cmd": runtime.get("Cmd"), "env": runtime.get("Env") or [],
-            "user": runtime.get("User") or "", "workdir": runtime.get("WorkingDir") or ""}
-
-
-def _describe(info: dict) -> str:
-    lines = ["Name:        %s" % info["name"], "Digest:      %s" % info["digest"],
-             "Media type:  %s" % info["mediaType"]]
-    if len(info["platforms"]) > 1:
-        lines.append("Platforms:   %s" % ", ".join(info["platforms"]))
-    lines.append("Platform:    %s" % info["platform"])
-    lines.append("Created:     %s" % info["created"])
-    lines.append("Layers:      %d (%s)" % (len(info["layers"]), _human_size(info["size"])))
-    for d in info["layers"]:
-        lines.append("  %s  %10s  %s" % (d["digest"], _human_size(d["size"]), d["mediaType"]))
-    for key in ("entrypoint", "cmd", "env", "user", "workdir"):
-        value = info[key]
-        if value:
-            label = {"workdir": "WorkingDir", "cmd": "Cmd", "env": "Env"}.get(key, key.capitalize()) + ":"
-            lines.append("%-12s %s" % (label, json.dumps(value) if isinstance(value, list) else value))
-    return "\n".join(lines)
-
-
-def inspect(target: str, *, platform: Optional[Platform] = None, mode: str = "summary",
-            insecure: bool = False, environ=None) -> str:
-    """A summary of an image (``mode`` "summary"), its raw manifest ("raw") or its config ("config")."""
-    path, name = _split_archive_spec(target) if _looks_like_path(target) else (None, None)
-    if path is not None:
-        with Layout(path) as layout:
-            candidates = layout.candidates()
-            if platform is None and len(set(c.descriptor["digest"] for c in candidates)) == 1:
-                chosen = candidates[0]
-            else:
-                chosen = select_manifest(candidates, platform or host_platform(), name, where=path)
-            data = layout.read_blob_bytes(chosen.descriptor)
-            manifest = _json_object(data, chosen.descriptor["digest"])
-            config_data = layout.read_blob_bytes(manifest.get("config"))
-            platforms = sorted(set(str(c.platform) for c in candidates))
-            return _inspect_output(mode, chosen.ref_name or path, chosen.descriptor["digest"],
-                                   manifest.get("mediaType") or chosen.descriptor.get("mediaType", ""),
-                                   data, manifest, config_data, platforms)
-    ref = Reference.parse(target)
-    registry = Registries(insecure, environ)(ref.registry)
-    with _registry_context("inspect", ref):
-        data, media_type, digest = registry.get_manifest(ref.repository, ref.digest or ref.tag)
-        platforms = []
-        if media_type in INDEX_TYPES:
-            platforms = [str(c.platform) for c in _index_candidates(_json_object(data, str(ref)), str(ref))]
-            if mode == "raw" and platform is None:
-                return data.decode("utf-8")
-        remote = resolve_image(registry, ref, platform)
-        config_data, _ = _remote_json_blob(registry, ref.repository, remote.manifest["config"], "config of %s" % (ref,))
-        return _inspect_output(mode, str(ref), digest, media_type, remote.data, remote.manifest, config_data, platforms)
-
-
-def _inspect_output(mode, name, digest, media_type, data, manifest, config_data, platforms) -> str:
-    if mode == "raw":
-        return data.decode("utf-8")
-    if mode == "config":
-        return config_data.decode("utf-8")
-    info = describe_image(name, digest, media_type, manifest, _json_object(config_data, "config"), platforms)
-    return canonical_json(info).decode("utf-8") if mode == "json" else _describe(info)
-
-
-def _looks_like_path(target: str) -> bool:
-    try:
-        _split_archive_spec(target)
-        return True
-    except ZeroImageError:
-        return False
-
-
-# -- login, logout, check-auth --
-
-
-def login(registry_text: str, username: str, password: str, *, insecure: bool = False, environ=None) -> str:
-    """Check the credentials against the registry, then store them; returns where they were stored."""
-    host = registry_host(registry_text)
-    creds = Credentials(username, password)
-    registry = Registry(host, Transport(insecure, environ), credentials=creds, environ=environ)
-    registry.ping()
-    try:
-        if registry._challenge is None:
-            log.warning("%s does not ask for credentials; storing them anyway", host)
-        elif registry._challenge[0] == "basic":
-            registry.request("GET", "/v2/", []).close()
-        else:
-            registry._auth_header([], fresh=True)
-    except AuthenticationError:
-        raise ZeroImageError("login to %s failed: wrong username or password; nothing was stored" % host)
-    return store_credentials(host, creds, environ)
-
-
-def logout(registry_text: str, environ=None) -> bool:
-    return erase_credentials(registry_host(registry_text), environ)
-
-
-def check_auth(ref_text: str, *, push: bool = False, insecure: bool = False, environ=None) -> Dict[str, bool]:
-    """Whether the current credentials may pull (and push) a repository, changing nothing visible.
-
-    The push check opens an upload session and cancels it.
-    """
-    ref = Reference.parse(ref_text)
-    registry = Registries(insecure, environ)(ref.registry)
-    result = {}
-    try:
-        registry.manifest_exists(ref.repository, ref.digest or ref.tag)     # 404 still means "allowed"
-        result["pull"] = True
-    except AuthenticationError:
-        result["pull"] = False
-    if push:
-        try:
-            response = registry.request("POST", "/v2/%s/blobs/uploads/" % ref.repository, [_push(ref.repository)],
-                                        ok=(202,))
-            response.read_capped(MAX_ERROR_BODY, "the upload answer")
-            response.close()
-            registry._cancel(response)
-            result["push"] = True
-        except AuthenticationError:
-            result["push"] = False
-    return result
-
-
-def _check_program_platform(platform: Platform, elf: Optional[ElfInfo], path: str, strict: bool) -> None:
-    """In a multi-platform build each binary must be built for its platform (a wrong file, almost always)."""
-    if elf is None or elf.platform is None:
-        return
-    if (elf.platform.os, elf.platform.architecture) != (platform.os, platform.architecture):
-        message = "%s is an ELF binary for %s, not %s" % (path, elf.platform, platform)
-        if strict:
-            raise ZeroImageError(message + " (--no-platform-check to build it anyway)")
-        log.warning(message)
-
-
-def _base_source(base: Optional[str], base_archive: Optional[str], registries: Registries, stack):
-    """A function platform -> BaseImage for the base asked for, and whether it is the minimal one."""
+def _base_source(session: Session, base: Optional[str], base_archive: Optional[str],
+                 stack: contextlib.ExitStack) -> Callable[[Platform], BaseImage]:
+    """A function platform -> BaseImage for the base asked for."""
     if base_archive is not None:
         path, ref_name = _split_archive_spec(base_archive)
         layout = stack.enter_context(Layout(path))
-        return lambda platform: _archive_base(layout, ref_name, platform)
+        return lambda platform: archive_base(layout, ref_name, platform)
     if base not in (None, "scratch"):
-        return lambda platform: registry_base(registries, base, platform)
+        return lambda platform: registry_base(session, base, platform)
     kind = base or "minimal"
     return lambda platform: BaseImage(base_config_for(platform), [], OCI_FAMILY, platform, False, kind)
+
+
+class _LayerMaker:
+    """Builds the layers of one build into anonymous temporary files beside the output (same
+    filesystem; gone when closed or killed), with the layer cache when the sink can tell what the
+    registry already holds."""
+
+    def __init__(self, session: Session, stack: contextlib.ExitStack, sink, level: int):
+        self.session, self.stack, self.sink, self.level = session, stack, sink, level
+        self.cache = session.layer_cache if sink.present is not None else None
+
+    def make(self, entries: Sequence[LayerEntry], label: str) -> LayerResult:
+        tmp = self.stack.enter_context(tempfile.TemporaryFile(dir=self.sink.scratch_dir))
+        return build_layer(entries, tmp, self.level, self.cache, label, self.sink.present,
+                           self.session.display, self.session.cancelled)
+
+
+def _build_images(session: Session, programs, single: bool, base_for, layers: _LayerMaker, *, target: str,
+                  created: str, options: ImageOptions, added_files: List[LayerEntry], minimal: bool,
+                  ca_bundle: Optional[str], platform_check: bool) -> Tuple[List[Image], List[BaseImage]]:
+    """One image per program: its base for the program's platform, plus (on the minimal base) the
+    base's own layer, plus the program's layer. Returns the images and the bases they stand on."""
+    display = session.display
+    minimal_layer = None
+    images, bases = [], []
+    for wanted, path, program in programs:
+        elf = read_elf(program)
+        if single:
+            wanted = _resolve_platform(wanted, elf, path, display)
+        else:
+            _check_program_platform(wanted, elf, path, platform_check, display)
+        base_image = base_for(wanted)
+        bases.append(base_image)
+        added, image_options = [], options
+        if minimal:
+            if minimal_layer is None:
+                entries, why = minimal_base_layer(ca_bundle, session.environ, display)
+                minimal_layer = (layers.make(entries, "minimal base"), why)
+            added.append(minimal_layer)
+            if options.user == "nonroot":       # numeric, so runAsNonRoot checks can see it
+                image_options = options._replace(user="65532:65532")
+        if elf and elf.interpreter and not base_image.may_have_libc:
+            display.warning("%s is dynamically linked (interpreter %s) but the %s base has no libc, so it will not "
+                            "start; build it statically (Go: CGO_ENABLED=0; Rust: a musl target; C: -static) "
+                            "or use a base with a libc", path, elf.interpreter, base_image.name)
+        entries = added_files + [LayerEntry(target, "file", 0o755, source=program)]
+        added.append((layers.make(entries, "%s (%s)" % (target, wanted)),
+                      "zeroimage: COPY %s %s" % (os.path.basename(path), target)))
+        images.append(assemble_image(base_image, added, [target], created, image_options))
+    return images, bases
+
+
+def _build_sink(session: Session, output: Optional[str], output_format: str, push_ref: Optional[Reference]):
+    if push_ref is not None:
+        return RegistrySink(session, push_ref)
+    if output_format == "oci-layout":
+        return LayoutSink(session, output)
+    return ArchiveSink(session, output)
 
 
 def build(entrypoint, output: Optional[str] = None, *, base: Optional[str] = None,
@@ -3085,7 +3890,7 @@ def build(entrypoint, output: Optional[str] = None, *, base: Optional[str] = Non
           target: Optional[str] = None, tag: Optional[str] = None, compression_level: int = 6,
           ca_bundle: Optional[str] = None, push: Optional[str] = None, insecure: bool = False,
           options: ImageOptions = ImageOptions(), output_format: str = "archive",
-          platform_check: bool = True, environ=None) -> BuildResult:
+          platform_check: bool = True, environ=None, session: Optional[Session] = None) -> BuildResult:
     """Build a program on a base and write the image to an OCI archive or layout, or push it.
 
     ``entrypoint`` is a path (one image; its platform is ``platform`` or read from its ELF
@@ -3119,88 +3924,197 @@ def build(entrypoint, output: Optional[str] = None, *, base: Optional[str] = Non
     name = Reference.parse(tag or name_from_filename(first))
     if name.digest:
         raise InvalidReferenceError("--tag %s: an image name cannot carry a digest" % tag)
-    created = rfc3339(created_timestamp(environ))
-    registries = Registries(insecure, environ)
-    with contextlib.ExitStack() as stack:
-        # Layers wait in anonymous files beside the output (same filesystem; gone when closed or killed).
-        scratch_dir = os.path.dirname(os.path.abspath(output)) if output else None
-        scratch_file = lambda: stack.enter_context(tempfile.TemporaryFile(dir=scratch_dir))  # noqa: E731
+    with _session_for(session, insecure, environ) as session, contextlib.ExitStack() as stack:
+        created = rfc3339(created_timestamp(session.environ))
         opened = [(wanted, path, stack.enter_context(_open_entrypoint(path))) for wanted, path in programs]
-        added_files = [e for source, dest in options.add for e in tree_entries(source, dest)]
-        out = None
-        if output and output_format == "archive":
-            out = stack.enter_context(atomic_output(output))    # renamed into place last, removed on error
-        base_for = _base_source(base, base_archive, registries, stack)
-        cache = present = None
-        if push_ref is not None:        # only a push can skip compressing: when the registry has the layer
-            cache = LayerCache.default(environ)
-            target_registry = registries(push_ref.registry)
+        added_files = [e for source, dest in options.add for e in tree_entries(source, dest, session.display)]
+        sink = _build_sink(session, output, output_format, push_ref)
+        sink.start(stack)
+        base_for = _base_source(session, base, base_archive, stack)
+        images, bases = _build_images(session, opened, single, base_for, _LayerMaker(session, stack, sink, compression_level),
+                               target=target, created=created, options=options, added_files=added_files,
+                               minimal=base is None and base_archive is None, ca_bundle=ca_bundle,
+                               platform_check=platform_check)
+        top = images[0] if single else make_image_index(images, bases[-1].family, bases[-1].index_annotations)
+        digest = sink.write(top, name)
+    return BuildResult(digest, sink.where(digest), images)
 
-            def present(digest: str) -> bool:
-                try:
-                    return target_registry.blob_exists(push_ref.repository, digest, [_push(push_ref.repository)])
-                except ZeroImageError:      # the push will say what is wrong; here, just compress
-                    return False
-        minimal_layer = None
-        images = []
-        for wanted, path, program in opened:
-            elf = read_elf(program)
-            if single:
-                wanted = _resolve_platform(wanted, elf, path)
-            else:
-                _check_program_platform(wanted, elf, path, platform_check)
-            base_image = base_for(wanted)
-            added = []
-            image_options = options
-            if base is None and base_archive is None:
-                if minimal_layer is None:
-                    minimal_layer = _minimal_layer(ca_bundle, environ, scratch_file(), compression_level,
-                                                   cache, present)
-                added.append(minimal_layer)
-                if options.user == "nonroot":       # numeric, so runAsNonRoot checks can see it
-                    image_options = options._replace(user="65532:65532")
-            if elf and elf.interpreter and not base_image.may_have_libc:
-                log.warning("%s is dynamically linked (interpreter %s) but the %s base has no libc, so it will not "
-                            "start; build it statically (Go: CGO_ENABLED=0; Rust: a musl target; C: -static) "
-                            "or use a base with a libc", path, elf.interpreter, base_image.name)
-            entries = added_files + [LayerEntry(target, "file", 0o755, source=program)]
-            added.append((build_layer(entries, scratch_file(), compression_level, cache,
-                                      "%s (%s)" % (target, wanted), present),
-                          "zeroimage: COPY %s %s" % (os.path.basename(path), target)))
-            images.append(assemble_image(base_image, added, [target], created, image_options))
-        index = None
-        if not single:
-            index = make_image_index(images, base_image.family, base_image.index_annotations)
-        blobs, top, docker = _layout_content(images, index, name)
-        if push_ref is not None:
-            digest = push_images(registries, push_ref, images, index)
-        elif output_format == "oci-layout":
-            write_layout_dir(output, blobs, top)
-            digest = top["digest"]
-        else:
-            write_archive(out, blobs, make_index(OCI_FAMILY, [top]), docker)
-            digest = top["digest"]
-    where = output or str(push_ref.replace(digest=digest))
-    return BuildResult(digest, where, images)
 
+# -- pull --
+
+
+class Saved(NamedTuple):
+    """What ``pull`` saved or ``push_archive`` pushed: the digest of the manifest or index the
+    reference names, its media type, the platforms in it, and where it went."""
+
+    digest: str
+    media_type: str
+    platforms: List[str]
+    where: str
+
+
+def pull(ref_text: str, output: Optional[str] = None, *, platform: Optional[Platform] = None,
+         all_platforms: bool = False, insecure: bool = False, environ=None,
+         session: Optional[Session] = None) -> Saved:
+    """Save an image (or, with ``all_platforms``, its whole index byte for byte) to an archive."""
+    ref = Reference.parse(ref_text)
+    output = output or ref.repository.rsplit("/", 1)[-1] + ".tar"
+    name = ref.replace(digest=None) if ref.tag else ref.replace(tag="latest", digest=None)
+    with _session_for(session, insecure, environ) as session, contextlib.ExitStack() as stack, \
+            registry_errors("pull", ref):
+        sink = ArchiveSink(session, output)
+        sink.start(stack)
+        source = RegistrySource(session.registry(ref.registry), ref.repository)
+        desc = source.top(ref)
+        if not all_platforms:
+            desc = choose_image(walk_index(make_index(OCI_FAMILY, [desc]), source, str(ref)), platform, None,
+                                str(ref)).descriptor
+        tree = read_tree(source, desc, str(ref))
+        sink.write(tree, name)
+    return Saved(tree.digest, tree.kind, tree_platforms(tree), output)
+
+
+# -- push an archive --
+
+
+def push_archive(spec: str, ref_text: str, *, insecure: bool = False, environ=None,
+                 session: Optional[Session] = None) -> Saved:
+    """Push what an archive holds (one image, or an index and all its children), manifests byte for byte."""
+    ref = Reference.parse(ref_text)
+    path, name = _split_archive_spec(spec)
+    with _session_for(session, insecure, environ) as session, Layout(path) as layout:
+        listed = layout.index()["manifests"]
+        entries = [d for d in listed if name is None or name in _ref_names(descriptor_name(d))]
+        if len(set(d.get("digest") for d in entries)) != 1:
+            names = ", ".join(descriptor_name(d) or d.get("digest", "?") for d in listed)
+            raise ArchiveError("%s holds %s; name one as %s:NAME (it has: %s)"
+                               % (path, "no such image" if not entries else "several images", path,
+                                  outside_text(names, 500) or "nothing"))
+        tree = read_tree(layout, entries[0], path)
+        sink = RegistrySink(session, ref)
+        digest = sink.write(tree)
+    return Saved(digest, tree.kind, tree_platforms(tree), sink.where(digest))
+
+
+# -- inspect --
+
+
+def describe_image(name: str, digest: str, media_type: str, manifest: dict, config: dict, platforms) -> dict:
+    """What ``inspect --json`` prints (and the summary shows)."""
+    runtime = config.get("config") if isinstance(config.get("config"), dict) else {}
+    layers = [{"digest": d.get("digest"), "size": d.get("size", 0), "mediaType": d.get("mediaType", "")}
+              for d in manifest.get("layers") or [] if isinstance(d, dict)]
+    platform = str(Platform.from_dict(config) or "unknown")
+    return {"name": name, "digest": digest, "mediaType": media_type, "platforms": list(platforms) or [platform],
+            "platform": platform, "created": config.get("created", ""),
+            "size": sum(d["size"] for d in layers if isinstance(d["size"], int)), "layers": layers,
+            "entrypoint": runtime.get("Entrypoint"), "cmd": runtime.get("Cmd"), "env": runtime.get("Env") or [],
+            "user": runtime.get("User") or "", "workdir": runtime.get("WorkingDir") or ""}
+
+
+def _describe(info: dict) -> str:
+    """The summary ``inspect`` prints; every value from the image made printable (no escapes reach the terminal)."""
+    info = {k: outside_text(v, 1000) if isinstance(v, str) else v for k, v in info.items()}
+    lines = ["Name:        %s" % info["name"], "Digest:      %s" % info["digest"],
+             "Media type:  %s" % info["mediaType"]]
+    if len(info["platforms"]) > 1:
+        lines.append("Platforms:   %s" % ", ".join(info["platforms"]))
+    lines.append("Platform:    %s" % info["platform"])
+    lines.append("Created:     %s" % info["created"])
+    lines.append("Layers:      %d (%s)" % (len(info["layers"]), _human_size(info["size"])))
+    for d in info["layers"]:
+        lines.append("  %s  %10s  %s" % (outside_text(d["digest"], 200),
+                                         _human_size(d["size"]) if isinstance(d["size"], int) else "?",
+                                         outside_text(d["mediaType"], 200)))
+    for key in ("entrypoint", "cmd", "env", "user", "workdir"):
+        value = info[key]
+        if value:
+            label = {"workdir": "WorkingDir", "cmd": "Cmd", "env": "Env"}.get(key, key.capitalize()) + ":"
+            lines.append("%-12s %s" % (label, json.dumps(value) if isinstance(value, list) else value))
+    return "\n".join(lines)
+
+
+def inspect(target: str, *, platform: Optional[Platform] = None, mode: str = "summary",
+            insecure: bool = False, environ=None, session: Optional[Session] = None) -> str:
+    """A summary of an image (``mode`` "summary", or "json"), its raw manifest ("raw") or its config
+    ("config"), from a registry or an archive."""
+    path, name = _split_archive_spec(target) if _looks_like_path(target) else (None, None)
+    with _session_for(session, insecure, environ) as session:
+        if path is not None:
+            with Layout(path) as layout:
+                candidates = layout.candidates()
+                chosen = choose_image(candidates, platform, name, path)
+                image = read_tree(layout, chosen.descriptor, path)
+                return _inspect_output(mode, chosen.ref_name or path, image.digest, image.kind, image,
+                                       sorted(set(str(c.platform) for c in candidates)))
+        ref = Reference.parse(target)
+        source = RegistrySource(session.registry(ref.registry), ref.repository)
+        with registry_errors("inspect", ref):
+            top = source.top(ref)
+            candidates = walk_index(make_index(OCI_FAMILY, [top]), source, str(ref))
+            if top["mediaType"] in INDEX_TYPES and mode == "raw" and platform is None:
+                return source.read_manifest(top).decode("utf-8")
+            image = read_tree(source, choose_image(candidates, platform, None, str(ref)).descriptor, str(ref))
+            platforms = [str(c.platform) for c in candidates] if top["mediaType"] in INDEX_TYPES else []
+            return _inspect_output(mode, str(ref), top["digest"], top["mediaType"], image, platforms)
+
+
+def _inspect_output(mode: str, name: str, digest: str, media_type: str, image: Image, platforms) -> str:
+    if mode in ("raw", "config"):
+        blob = image.manifest_blob if mode == "raw" else image.blobs[-2]
+        with contextlib.closing(blob.open()) as f:
+            return f.read().decode("utf-8", "replace")
+    info = describe_image(name, digest, media_type, image.manifest, image.config, platforms)
+    return canonical_json(info).decode("utf-8") if mode == "json" else _describe(info)
+
+
+# -- login, logout, check-auth --
+
+
+def login(registry_text: str, username: str, password: str, *, insecure: bool = False, environ=None,
+          session: Optional[Session] = None) -> str:
+    """Check the credentials against the registry, then store them; returns where they were stored."""
+    host = registry_host(registry_text)
+    creds = Credentials(username, password)
+    with _session_for(session, insecure, environ) as session:
+        try:
+            if not session.registry(host, creds).auth.verify():
+                session.display.warning("%s does not ask for credentials; storing them anyway", host)
+        except AuthenticationError as e:
+            raise e.restated("login to %s failed: wrong username or password; nothing was stored" % host) from e
+        return store_credentials(host, creds, session.environ)
+
+
+def logout(registry_text: str, environ=None, *, session: Optional[Session] = None) -> bool:
+    """Forget a registry's credentials; False when there were none."""
+    with _session_for(session, False, environ) as session:
+        return erase_credentials(registry_host(registry_text), session.environ)
+
+
+def check_auth(ref_text: str, *, push: bool = False, insecure: bool = False, environ=None,
+               session: Optional[Session] = None) -> Dict[str, bool]:
+    """Whether the current credentials may pull (and push) a repository, changing nothing visible.
+
+    The push check opens an upload session and cancels it.
+    """
+    ref = Reference.parse(ref_text)
+    result = {}
+    with _session_for(session, insecure, environ) as session:
+        registry = session.registry(ref.registry)
+        try:
+            registry.manifest_exists(ref.repository, ref.digest or ref.tag)     # 404 still means "allowed"
+            result["pull"] = True
+        except AuthenticationError:
+            result["pull"] = False
+        if push:
+            try:
+                registry.start_upload(ref.repository, [push_scope(ref.repository)]).cancel(READ_TIMEOUT)
+                result["push"] = True
+            except AuthenticationError:
+                result["push"] = False
+    return result
 
 # ---- CLI ----
-
-
-class _ProgressLogHandler(logging.Handler):
-    """Log lines go through the progress display, so they never cut a redrawn line in half."""
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            progress.note(self.format(record))
-        except Exception:       # a log line must never break the command
-            self.handleError(record)
-
-
-class _LogFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        level = "" if record.levelno < logging.WARNING else record.levelname.lower() + ": "
-        return "zeroimage: %s%s" % (level, record.getMessage())
 
 
 def _platform_arg(text: str) -> Platform:
@@ -3444,7 +4358,7 @@ def _reference_arg(text: str) -> str:
     return text
 
 
-def cmd_build(args) -> int:
+def cmd_build(args, session: Session) -> int:
     programs = args.entrypoint
     if len(programs) == 1 and programs[0][0] is None:
         entrypoint = programs[0][1]
@@ -3457,12 +4371,12 @@ def cmd_build(args) -> int:
     result = build(entrypoint, args.output, base=args.base, base_archive=args.from_archive,
                    platform=args.platform, target=args.target, tag=args.tag,
                    compression_level=args.compression_level, ca_bundle=args.ca_bundle,
-                   push=args.push, insecure=args.insecure, options=options, output_format=args.format,
-                   platform_check=not args.no_platform_check)
+                   push=args.push, options=options, output_format=args.format,
+                   platform_check=not args.no_platform_check, session=session)
     for image in result.images:
         layers = len(image.manifest["layers"])
-        log.info("%s: %d layer%s, %s", image.platform, layers, "" if layers == 1 else "s", image.digest)
-    log.info("%s %s", "pushed" if args.push else "wrote", result.path)
+        session.display.info("%s: %d layer%s, %s", image.platform, layers, "" if layers == 1 else "s", image.digest)
+    session.display.info("%s %s", "pushed" if args.push else "wrote", result.path)
     if args.json:
         _print_json(_build_json(result, bool(args.push)))
     else:
@@ -3487,10 +4401,9 @@ def _build_json(result: BuildResult, pushed: bool) -> dict:
     return value
 
 
-def cmd_pull(args) -> int:
-    saved = pull(args.ref, args.output, platform=args.platform, all_platforms=args.all_platforms,
-                 insecure=args.insecure)
-    log.info("wrote %s", saved.where)
+def cmd_pull(args, session: Session) -> int:
+    saved = pull(args.ref, args.output, platform=args.platform, all_platforms=args.all_platforms, session=session)
+    session.display.info("wrote %s", saved.where)
     if args.json:
         _print_json({"reference": str(Reference.parse(args.ref)), "digest": saved.digest, "mediaType": saved.media_type,
                      "platforms": saved.platforms, "path": saved.where, "size": os.path.getsize(saved.where)})
@@ -3499,8 +4412,8 @@ def cmd_pull(args) -> int:
     return 0
 
 
-def cmd_push(args) -> int:
-    saved = push_archive(args.archive, args.ref, insecure=args.insecure)
+def cmd_push(args, session: Session) -> int:
+    saved = push_archive(args.archive, args.ref, session=session)
     if args.json:
         _print_json({"reference": saved.where, "digest": saved.digest, "mediaType": saved.media_type,
                      "platforms": saved.platforms})
@@ -3509,9 +4422,9 @@ def cmd_push(args) -> int:
     return 0
 
 
-def cmd_inspect(args) -> int:
+def cmd_inspect(args, session: Session) -> int:
     mode = "json" if args.json and args.mode == "summary" else args.mode
-    output = inspect(args.target, platform=args.platform, mode=mode, insecure=args.insecure)
+    output = inspect(args.target, platform=args.platform, mode=mode, session=session)
     if mode == "json":
         _print_json(json.loads(output))
     else:
@@ -3519,10 +4432,10 @@ def cmd_inspect(args) -> int:
     return 0
 
 
-def cmd_login(args) -> int:
+def cmd_login(args, session: Session) -> int:
     username, password = args.username, args.password
     if password is not None:
-        log.warning("a password given with -p lands in your shell history; prefer --password-stdin")
+        session.display.warning("a password given with -p lands in your shell history; prefer --password-stdin")
     if username is None:
         if not sys.stdin.isatty():
             raise UsageError("no username: give -u USER (and --password-stdin for the password)")
@@ -3537,22 +4450,22 @@ def cmd_login(args) -> int:
         password = getpass.getpass("Password: ")
     if not username or not password:
         raise UsageError("username and password must not be empty")
-    where = login(args.registry, username, password, insecure=args.insecure)
-    log.info("login succeeded; credentials stored in %s", where)
+    where = login(args.registry, username, password, session=session)
+    session.display.info("login succeeded; credentials stored in %s", where)
     return 0
 
 
-def cmd_logout(args) -> int:
+def cmd_logout(args, session: Session) -> int:
     host = registry_host(args.registry)
-    if logout(args.registry):
-        log.info("removed the credentials for %s", host)
+    if logout(args.registry, session=session):
+        session.display.info("removed the credentials for %s", host)
     else:
-        log.info("not logged in to %s", host)
+        session.display.info("not logged in to %s", host)
     return 0
 
 
-def cmd_check_auth(args) -> int:
-    result = check_auth(args.ref, push=args.push, insecure=args.insecure)
+def cmd_check_auth(args, session: Session) -> int:
+    result = check_auth(args.ref, push=args.push, session=session)
     for action, allowed in result.items():
         print("%s: %s" % (action, "allowed" if allowed else "denied"))
     return 0 if all(result.values()) else 1
@@ -3567,6 +4480,8 @@ def _on_sigterm(signum, frame):
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    """The command line; returns the exit status and leaves the process as it found it (signal
+    handlers, logging), so it can be called more than once."""
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv:
@@ -3580,27 +4495,24 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parser.print_help(sys.stderr)
         return 2
     quiet, verbose = getattr(args, "quiet", False), getattr(args, "verbose", False)
-    progress.configure(sys.stderr, "off" if quiet else "tty" if sys.stderr.isatty() else "plain")
-    handler = _ProgressLogHandler()
-    handler.setFormatter(_LogFormatter())
-    log.addHandler(handler)
-    log.setLevel(logging.ERROR if quiet else logging.DEBUG if verbose else logging.INFO)
-    log.propagate = False
+    display = Display(sys.stderr, "off" if quiet else "tty" if sys.stderr.isatty() else "plain",
+                      logging.ERROR if quiet else logging.DEBUG if verbose else logging.INFO)
     debug = os.environ.get("ZEROIMAGE_DEBUG") == "1"
-    previous_sigterm = signal.signal(signal.SIGTERM, _on_sigterm)
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous_sigterm = signal.signal(signal.SIGTERM, _on_sigterm) if in_main_thread else None
     try:
-        code = args.func(args)
-        summary = progress.summary()
-        progress.close()
+        with Session(insecure=getattr(args, "insecure", False), display=display) as session:
+            code = args.func(args, session)
+            summary = display.summary()
         if summary and not quiet:
-            log.info("%s", summary)
+            display.info("%s", summary)
         return code
     except ZeroImageError as e:
         if debug:
             raise
         if e.exit_code == 2:
             getattr(args, "parser", parser).print_usage(sys.stderr)
-        print("zeroimage: error: %s" % " ".join(str(e).split()), file=sys.stderr)
+        print("zeroimage: error: %s" % outside_text(e, 4000), file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
         print("zeroimage: interrupted", file=sys.stderr)
@@ -3612,7 +4524,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if debug:
             raise
         where = " (%s)" % e.filename if e.filename else ""
-        print("zeroimage: error: %s%s" % (e.strerror or e, where), file=sys.stderr)
+        print("zeroimage: error: %s" % outside_text("%s%s" % (e.strerror or e, where), 4000), file=sys.stderr)
         return 1
     except Exception as e:
         # A signal that lands inside an import of a C module comes out as ImportError (or similar)
@@ -3626,10 +4538,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
               file=sys.stderr)
         return 130 if isinstance(cause, KeyboardInterrupt) else 143
     finally:
-        progress.close()
-        progress.configure(None, "off")
-        signal.signal(signal.SIGTERM, previous_sigterm)
-        log.removeHandler(handler)
+        display.close()
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous_sigterm)
 
 
 if __name__ == "__main__":

@@ -39,6 +39,11 @@ def run_cli(*args, cwd=None, env=None, python=None):
                           universal_newlines=True, timeout=300)
 
 
+def read_file(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
 def sha256(data):
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
@@ -59,7 +64,7 @@ def make_layer(members, compress=True):
                 info.linkname = payload
                 tar.addfile(info)
             else:
-                data = payload if isinstance(payload, bytes) else open(payload, "rb").read()
+                data = payload if isinstance(payload, bytes) else read_file(payload)
                 info.size = len(data)
                 tar.addfile(info, io.BytesIO(data))
     uncompressed = raw.getvalue()

@@ -280,9 +280,9 @@ def test_certs_d_directory_is_trusted(tmp_path, pki, registry_servers, monkeypat
     shutil.copy(pki["ca"], str(certs / "ca.crt"))
     monkeypatch.delenv("SSL_CERT_FILE", raising=False)
     monkeypatch.setattr(zeroimage, "CERTS_DIRS", (str(tmp_path / "certs.d"),))
-    registry = zeroimage.Registry(server.host, zeroimage.Transport(), credentials=zeroimage.Credentials())
-    registry.ping()
-    assert registry._base == "https://" + server.host
+    environ = {k: v for k, v in os.environ.items() if k != "SSL_CERT_FILE"}
+    with zeroimage.Session(environ) as session:
+        assert session.registry(server.host, zeroimage.Credentials()).auth.ping() == "https://" + server.host
 
 
 def test_https_proxy_from_the_environment(tmp_path, pki, registry_servers, busybox_program):

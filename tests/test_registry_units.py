@@ -168,6 +168,12 @@ class Server:
 
 
 @pytest.fixture
+def session():
+    with zeroimage.Session() as s:
+        yield s
+
+
+@pytest.fixture
 def servers():
     started = []
 
@@ -184,15 +190,14 @@ def test_redirect_to_another_host_drops_authorization(servers):
     registry = servers({"/v2/r/blobs/x": lambda h: h.reply(307, headers=[("Location", cdn.url + "/blob?sig=1")]),
                         "/local": lambda h: h.reply(302, headers=[("Location", "/v2/r/blobs/y")]),
                         "/v2/r/blobs/y": lambda h: h.reply(200, b"same host")})
-    transport = zeroimage.Transport()
-    r = transport.request("GET", registry.url + "/v2/r/blobs/x", auth="Bearer SECRET", auth_host=registry.netloc)
-    assert r.read() == b"payload"
-    r.close()
-    assert registry.seen[0][2].get("Authorization") == "Bearer SECRET"
-    assert "Authorization" not in cdn.seen[0][2] and cdn.seen[0][1] == "/blob?sig=1"
-    r = transport.request("GET", registry.url + "/local", auth="Bearer SECRET", auth_host=registry.netloc)
-    assert r.read() == b"same host"
-    r.close()
+    with zeroimage.Session() as session:
+        transport = session.transport
+        with transport.request("GET", registry.url + "/v2/r/blobs/x", auth="Bearer SECRET") as r:
+            assert r.read() == b"payload"
+        assert registry.seen[0][2].get("Authorization") == "Bearer SECRET"
+        assert "Authorization" not in cdn.seen[0][2] and cdn.seen[0][1] == "/blob?sig=1"
+        with transport.request("GET", registry.url + "/local", auth="Bearer SECRET") as r:
+            assert r.read() == b"same host"
     assert registry.seen[-1][2].get("Authorization") == "Bearer SECRET", "a redirect back to the registry keeps it"
 
 
@@ -203,37 +208,37 @@ def test_retries_503_honouring_retry_after(servers):
         status = answers.pop(0)
         h.reply(status, b"ok" if status == 200 else b"busy", headers=[("Retry-After", "0")])
     server = servers({"/x": flaky})
-    r = zeroimage.Transport().request("GET", server.url + "/x")
-    assert r.status == 200 and r.read() == b"ok" and len(server.seen) == 3
+    with zeroimage.Session() as session, session.transport.request("GET", server.url + "/x") as r:
+        assert r.status == 200 and r.read() == b"ok" and len(server.seen) == 3
 
 
 def test_post_is_not_retried(servers):
     server = servers({"/x": lambda h: h.reply(503, b"busy")})
-    r = zeroimage.Transport().request("POST", server.url + "/x", body=b"data")
-    assert r.status == 503 and len(server.seen) == 1
+    with zeroimage.Session() as session, session.transport.request("POST", server.url + "/x", body=b"data") as r:
+        assert r.status == 503 and len(server.seen) == 1
 
 
-def test_schema1_manifest_is_refused(servers):
+def test_schema1_manifest_is_refused(servers, session):
     schema1 = json.dumps({"schemaVersion": 1, "name": "old", "tag": "1", "fsLayers": []}).encode()
     server = servers({"/v2/": lambda h: h.reply(200, b"{}"),
                       "/v2/old/manifests/1": lambda h: h.reply(200, schema1, [(
                           "Content-Type", "application/vnd.docker.distribution.manifest.v1+prettyjws")])})
-    registry = zeroimage.Registry(server.netloc, zeroimage.Transport(), credentials=Credentials())
+    registry = session.registry(server.netloc, Credentials())
     with pytest.raises(zeroimage.ZeroImageError, match="schema 1"):
         registry.get_manifest("old", "1")
 
 
-def test_manifest_digest_header_is_checked(servers):
+def test_manifest_digest_header_is_checked(servers, session):
     body = json.dumps({"schemaVersion": 2, "mediaType": zeroimage.OCI_MANIFEST, "config": {}, "layers": []}).encode()
     server = servers({"/v2/": lambda h: h.reply(200, b"{}"),
                       "/v2/a/manifests/1": lambda h: h.reply(200, body, [
                           ("Docker-Content-Digest", "sha256:" + "0" * 64)])})
-    registry = zeroimage.Registry(server.netloc, zeroimage.Transport(), credentials=Credentials())
+    registry = session.registry(server.netloc, Credentials())
     with pytest.raises(zeroimage.DigestMismatchError):
         registry.get_manifest("a", "1")
 
 
-def test_broken_blob_download_resumes_with_range(servers):
+def test_broken_blob_download_resumes_with_range(servers, session):
     data = os.urandom(300000)
     digest = "sha256:" + __import__("hashlib").sha256(data).hexdigest()
     calls = []
@@ -251,7 +256,7 @@ def test_broken_blob_download_resumes_with_range(servers):
         start = int(h.headers["Range"][6:-1])
         h.reply(206, data[start:], [("Content-Range", "bytes %d-%d/%d" % (start, len(data) - 1, len(data)))])
     server = servers({"/v2/": lambda h: h.reply(200, b"{}"), "/v2/r/blobs/" + digest: blob})
-    registry = zeroimage.Registry(server.netloc, zeroimage.Transport(), credentials=Credentials())
+    registry = session.registry(server.netloc, Credentials())
     reader = registry.open_blob("r", digest, len(data))
     got = b""
     while True:
@@ -279,41 +284,41 @@ def _bearer_registry(servers, token_route, expected_auth):
     return holder["server"]
 
 
-def test_identity_token_falls_back_to_get_when_post_is_404(servers):
+def test_identity_token_falls_back_to_get_when_post_is_404(servers, session):
     def token(h):
         if h.command == "POST":
             return h.reply(404, b"{}")
         h.reply(200, json.dumps({"access_token": "T1", "expires_in": 300}).encode())
     server = _bearer_registry(servers, token, "Bearer T1")
-    registry = zeroimage.Registry(server.netloc, zeroimage.Transport(), credentials=Credentials(identity_token="refresh"))
+    registry = session.registry(server.netloc, Credentials(identity_token="refresh"))
     assert registry.get_manifest("a", "1")[0] == MANIFEST
     assert [m for m, p, _ in server.seen if p.startswith("/token")] == ["POST", "GET"]
     assert "scope=repository%3Aa%3Apull" in [p for m, p, _ in server.seen if m == "GET" and p.startswith("/token")][0]
 
 
-def test_registry_token_is_sent_as_it_is(servers):
+def test_registry_token_is_sent_as_it_is(servers, session):
     server = _bearer_registry(servers, lambda h: h.reply(500, b"{}"), "Bearer given-token")
-    registry = zeroimage.Registry(server.netloc, zeroimage.Transport(), credentials=Credentials(registry_token="given-token"))
+    registry = session.registry(server.netloc, Credentials(registry_token="given-token"))
     assert registry.get_manifest("a", "1")[0] == MANIFEST
     assert not [p for _, p, _ in server.seen if p.startswith("/token")]
 
 
-def test_tokens_are_cached_per_scope(servers):
+def test_tokens_are_cached_per_scope(servers, session):
     server = _bearer_registry(servers, lambda h: h.reply(200, b'{"token": "T1"}'), "Bearer T1")
-    registry = zeroimage.Registry(server.netloc, zeroimage.Transport(), credentials=Credentials())
+    registry = session.registry(server.netloc, Credentials())
     for _ in range(3):
         registry.get_manifest("a", "1")
     assert len([p for _, p, _ in server.seen if p.startswith("/token")]) == 1
 
 
-def test_oversized_token_manifest_and_error_bodies_are_cut_off(servers, monkeypatch):
+def test_oversized_token_manifest_and_error_bodies_are_cut_off(servers, monkeypatch, session):
     big = b"x" * (zeroimage.MAX_TOKEN_BODY + 10)
     holder = {}
 
     def v2(h):
         h.reply(401, b"{}", [("WWW-Authenticate", 'Bearer realm="%s/token"' % holder["s"].url)])
     holder["s"] = servers({"/v2/": v2, "/token": lambda h: h.reply(200, big)})
-    registry = zeroimage.Registry(holder["s"].netloc, zeroimage.Transport(), credentials=Credentials())
+    registry = session.registry(holder["s"].netloc, Credentials())
     with pytest.raises(zeroimage.RegistryError, match="token answer is over"):
         registry.get_manifest("a", "1")
 
@@ -322,7 +327,7 @@ def test_oversized_token_manifest_and_error_bodies_are_cut_off(servers, monkeypa
     server = servers({"/v2/": lambda h: h.reply(200, b"{}"),
                       "/v2/a/manifests/1": lambda h: h.reply(200, huge),
                       "/v2/a/manifests/2": lambda h: h.reply(500, error_body)})
-    registry = zeroimage.Registry(server.netloc, zeroimage.Transport(), credentials=Credentials())
+    registry = session.registry(server.netloc, Credentials())
     with pytest.raises(zeroimage.RegistryError, match="over the"):
         registry.get_manifest("a", "1")
     monkeypatch.setattr(zeroimage, "MAX_ATTEMPTS", 1)
@@ -331,10 +336,10 @@ def test_oversized_token_manifest_and_error_bodies_are_cut_off(servers, monkeypa
     assert e.value.status == 500 and len(str(e.value)) < 300
 
 
-def test_a_manifest_is_read_once_per_client(servers):
+def test_a_manifest_is_read_once_per_client(servers, session):
     """An index is fetched once for all the platforms of a build (and a moving tag is read once)."""
     server = servers({"/v2/": lambda h: h.reply(200, b"{}"),
                       "/v2/a/manifests/1": lambda h: h.reply(200, MANIFEST, [("Content-Type", zeroimage.OCI_MANIFEST)])})
-    registry = zeroimage.Registry(server.netloc, zeroimage.Transport(), credentials=Credentials())
+    registry = session.registry(server.netloc, Credentials())
     assert registry.get_manifest("a", "1") == registry.get_manifest("a", "1")
     assert [p for _, p, _ in server.seen].count("/v2/a/manifests/1") == 1
