@@ -2330,9 +2330,11 @@ class _Connection:
         self.http, self.key = http, key
         self.absolute_form = absolute_form              # plain HTTP through a proxy: full URLs
         self.proxy_authorization = proxy_authorization  # sent with each request in that case
+        self.broken = False                             # broken off: never to be used again
 
     def break_off(self) -> None:
         """Shut the socket down under a request in another thread, which then fails at once."""
+        self.broken = True
         sock = self.http.sock
         if sock is not None:
             with contextlib.suppress(OSError):
@@ -2495,13 +2497,14 @@ class Transport:
             return None
         return parse_proxy(setting)
 
-    def _checkout(self, scheme: str, netloc: str, timeout: float) -> _Connection:
-        """An idle kept-alive connection to the host, or a new one; it is busy until released."""
+    def _checkout(self, scheme: str, netloc: str, timeout: float, fresh: bool = False) -> _Connection:
+        """An idle kept-alive connection to the host (unless ``fresh``), or a new one; it is busy until
+        released."""
         with self._lock:
             if self._closed:
                 raise ZeroImageError("this session is closed; start a new one")
             idle = self._idle.get((scheme, netloc))
-            conn = idle.pop() if idle else None
+            conn = idle.pop() if idle and not fresh else None
             if conn is not None:
                 self._busy.add(conn)
         if conn is None:
@@ -2524,7 +2527,7 @@ class Transport:
     def _release(self, conn: _Connection) -> None:
         with self._lock:
             self._busy.discard(conn)
-            if not self._closed:
+            if not self._closed and not conn.broken:
                 self._idle.setdefault(conn.key, []).append(conn)
                 return
         conn.close()
@@ -2629,7 +2632,9 @@ class Transport:
             body = _Checked(body, self.cancelled if cancellable else None)
         if body is not None or method in ("PUT", "POST", "PATCH"):
             all_headers["Content-Length"] = str(length or 0)
-        conn = self._checkout(parts.scheme, parts.netloc, min(timeout or CONNECT_TIMEOUT, CONNECT_TIMEOUT))
+        # A request that gets one try (cleaning up) takes a new connection: a kept-alive one may be stale.
+        conn = self._checkout(parts.scheme, parts.netloc, min(timeout or CONNECT_TIMEOUT, CONNECT_TIMEOUT),
+                              fresh=not cancellable)
         if conn.proxy_authorization:
             all_headers["Proxy-Authorization"] = conn.proxy_authorization
         path = urllib.parse.urlunsplit(("", "", parts.path or "/", parts.query, ""))

@@ -16,6 +16,10 @@ BUSYBOX_PATHS = ("/bin/busybox", "/usr/bin/busybox")
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "interop: runs real tools (skopeo, umoci, runc)")
+    # Whatever a test (or the zeroimage code it runs) leaves open fails it: sockets, files, threads' errors.
+    for rule in ("error::ResourceWarning", "error::pytest.PytestUnraisableExceptionWarning",
+                 "error::pytest.PytestUnhandledThreadExceptionWarning"):
+        config.addinivalue_line("filterwarnings", rule)
     # zeroimage's layer cache goes to a scratch directory, not the user's ~/.cache (subprocesses inherit it)
     os.environ["ZEROIMAGE_CACHE_DIR"] = tempfile.mkdtemp(prefix="zeroimage-test-cache-")
 

@@ -320,8 +320,9 @@ class FaultProxy:
       "corrupt"   blob GETs: one byte of the body changed (every time)
       "upload"    the first PUT that finishes an upload of each blob: 500
       "slow"      every answer waits ``delay`` seconds first
+      "throttle"  request bodies over 64 kB are read at ``rate`` bytes a second (a slow upload link)
     ``seen`` lists (method, path, status sent); ``cdn_auth`` lists the Authorization headers the
-    redirect target got (None when absent).
+    redirect target got (None when absent); ``receiving`` is set while a throttled body comes in.
     """
 
     def __init__(self, upstream_host, mode="pass", cdn_credentials=None):
@@ -331,6 +332,8 @@ class FaultProxy:
             self.cdn_headers["Authorization"] = "Basic " + base64.b64encode(cdn_credentials.encode()).decode()
         self.mode = mode
         self.delay = 0.0
+        self.rate = 256 * 1024
+        self.receiving = threading.Event()
         self.seen = []
         self.cdn_auth = []
         self._once = set()
@@ -380,7 +383,11 @@ class FaultProxy:
     def handle(self, h):
         method, path = h.command, h.path
         length = int(h.headers.get("Content-Length") or 0)
-        body = h.rfile.read(length) if length else b""
+        body = self.read_body(h, length)
+        if body is None:            # the client went away mid-body
+            self.seen.append((method, path, "gone"))
+            h.close_connection = True
+            return
         is_blob_get = method == "GET" and "/blobs/sha256:" in path
         if self.delay:
             time.sleep(self.delay)
@@ -411,6 +418,23 @@ class FaultProxy:
                 return
         self.reply(h, status, [(k, v) for k, v in answer_headers
                                if k.lower() not in ("content-length", "connection", "transfer-encoding")], data)
+
+    def read_body(self, h, length):
+        if self.mode != "throttle" or length <= 64 * 1024:
+            return h.rfile.read(length) if length else b""
+        self.receiving.set()
+        parts, got, piece = [], 0, 16 * 1024
+        started = time.monotonic()
+        while got < length:
+            data = h.rfile.read(min(piece, length - got))
+            if not data:
+                return None
+            parts.append(data)
+            got += len(data)
+            ahead = started + got / float(self.rate) - time.monotonic()
+            if ahead > 0:
+                time.sleep(ahead)       # the link's pace, not a wait for an event
+        return b"".join(parts)
 
     def reply(self, h, status, headers, body):
         self.seen.append((h.command, h.path, status))

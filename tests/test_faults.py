@@ -135,7 +135,7 @@ def test_parallel_pushes_to_one_repository(tmp_path, upstream, busybox_program):
                                "--target", "/busybox", str(p)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               universal_newlines=True) for i, p in enumerate(programs)]
     results = [p.communicate(timeout=180) + (p.returncode,) for p in procs]
-    assert all(code == 0 for _, _, code in results), [err for _, err, _ in results]
+    assert all(code == 0 for _, _, code in results), [err.strip().splitlines()[-1:] for _, err, _ in results]
     for i in range(6):
         ok(run_cli("pull", "-o", tmp_path / ("p%d.tar" % i), "%s/parallel/app:%d" % (upstream.host, i)))
 
@@ -175,3 +175,36 @@ def test_killed_at_random_points_leaves_no_partial_output(tmp_path):
         else:
             assert listing == [], listing
             assert proc.returncode in (130, 143, -signal.SIGINT, -signal.SIGTERM), proc.returncode
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["SIGINT", "SIGTERM"])
+def test_interrupt_during_a_slow_push_stops_within_two_seconds(tmp_path, proxy, upstream, sig, code):
+    """Ctrl-C or SIGTERM while uploads crawl (256 kB/s, 3 MB layer): exit within 2 s of the signal,
+    nothing tagged, and the open upload session is cancelled on the way out."""
+    program = tmp_path / "app"
+    program.write_bytes(make_elf(62) + os.urandom(3 << 20))     # incompressible: the upload is ~12 s
+    proxy.mode = "throttle"
+    ref = "%s/slow/app:%s" % (proxy.host, sig.name.lower())
+    proc = subprocess.Popen([sys.executable, MODULE, "build", "--from", "scratch", "--push", ref, str(program)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
+    try:
+        assert proxy.receiving.wait(60), "the upload never started"
+        assert proc.poll() is None, proc.communicate()
+        signalled = time.monotonic()
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=30)
+        elapsed = time.monotonic() - signalled
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == code, err
+    assert elapsed < 2.0, "exited %.1f s after the signal" % elapsed
+    assert out == "" and "Traceback" not in err and err.strip().splitlines()[-1] in (
+        "zeroimage: interrupted", "zeroimage: terminated")
+    deadline = time.monotonic() + 10
+    while not any(m == "DELETE" and "/blobs/uploads/" in p for m, p, _ in proxy.seen) and time.monotonic() < deadline:
+        time.sleep(0.05)        # poll (bounded) for the best-effort cancel of the upload session
+    assert any(m == "DELETE" and "/blobs/uploads/" in p for m, p, _ in proxy.seen), proxy.seen
+    r = run_cli("inspect", "%s/slow/app:%s" % (upstream.host, sig.name.lower()))
+    assert r.returncode == 1 and "not found" in r.stderr, "nothing was tagged"

@@ -10,9 +10,10 @@ import uuid
 
 import pytest
 
-from conftest import need_tool
 import tarfile
 
+import zeroimage
+from conftest import need_tool
 from imagetools import DOCKER, DOCKER_SAVE, OCI, LayoutBuilder, image_of, run_cli
 
 pytestmark = pytest.mark.interop
@@ -205,3 +206,16 @@ def test_podman_loads_the_archive(tmp_path, busybox_program):
         shutil.rmtree(runroot, ignore_errors=True)
     assert info["Digest"] == r.stdout.strip()
     assert info["Config"]["Entrypoint"] == ["/busybox"] and info["Architecture"] == "amd64"
+
+
+def test_blake3_agrees_with_b3sum(tmp_path):
+    """zeroimage's own BLAKE3 (hashlib has none) against the reference implementation's b3sum."""
+    b3sum = need_tool("b3sum")
+    data = os.urandom(70000) + bytes(range(256)) * 3
+    path = tmp_path / "data"
+    path.write_bytes(data)
+    expected = sh(b3sum, "--no-names", str(path)).strip()
+    h = zeroimage._Blake3()
+    for i in range(0, len(data), 4099):
+        h.update(data[i:i + 4099])
+    assert h.hexdigest() == expected

@@ -1,12 +1,14 @@
 """Unit tests of the pure parts: no network, no external tools."""
 
 import ast
+import contextlib
 import dataclasses
 import gzip
+import hashlib
 import io
-import contextlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import struct
@@ -569,3 +571,106 @@ def test_read_elf_with_a_damaged_header(tmp_path):
         elf = zeroimage.read_elf(f)
     assert elf.platform == Platform.parse("linux/arm64") and elf.interpreter is None
     assert zeroimage.read_elf(io.BytesIO(bytes(damaged))).interpreter is None
+
+
+# ---- digests: every algorithm the image spec registers is verified, any other refused ----
+
+# The BLAKE3 team's test inputs (bytes i % 251) and their hashes (b3sum 1.2.0 agrees).
+BLAKE3_VECTORS = {
+    0: "af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262",
+    1: "2d3adedff11b61f14c886e35afa036736dcd87a74d27b5c1510225d0f592e213",
+    1023: "10108970eeda3eb932baac1428c7a2163b0e924c9a9e25b35bba72b28f70bd11",
+    1024: "42214739f095a406f3fc83deb889744ac00df831c10daa55189b5d121c855af7",
+    1025: "d00278ae47eb27b34faecf67b4fe263f82d5412916c1ffd97c8cb7fb814b8444",
+    2049: "5f4d72f40d7a5f82b15ca2b2e44b1de3c2ef86c426c95c1af0b6879522563030",
+    3073: "7124b49501012f81cc7f11ca069ec9226cecb8a2c850cfe644e327d22d3e1cd3",
+    8193: "bab6c09cb8ce8cf459261398d2e7aef35700bf488116ceb94a36d0f5f1b7bc3b",
+    31744: "62b6960e1a44bcc1eb1a611a8d6235b6b4b78f32e7abc4fb4c6cdcce94895c47",
+}
+
+
+@pytest.mark.parametrize("length", sorted(BLAKE3_VECTORS))
+def test_blake3_vectors(length):
+    data = bytes(i % 251 for i in range(length))
+    whole, pieces = zeroimage._Blake3(), zeroimage._Blake3()
+    whole.update(data)
+    for i in range(0, length, 61):
+        pieces.update(data[i:i + 61])
+    assert whole.hexdigest() == pieces.hexdigest() == BLAKE3_VECTORS[length]
+
+
+def _digests_of(data):
+    blake3 = zeroimage._Blake3()
+    blake3.update(data)
+    return {"sha256": "sha256:" + hashlib.sha256(data).hexdigest(),
+            "sha512": "sha512:" + hashlib.sha512(data).hexdigest(),
+            "blake3": "blake3:" + blake3.hexdigest()}
+
+
+@pytest.mark.parametrize("algorithm", ["sha256", "sha512", "blake3"])
+def test_every_registered_algorithm_is_verified(algorithm):
+    data = b"some bytes" * 100
+    digest = _digests_of(data)[algorithm]
+    assert zeroimage.verify_bytes(data, digest, "x") == data
+    with pytest.raises(zeroimage.DigestMismatchError):
+        zeroimage.verify_bytes(data + b"!", digest, "x")
+    reader = zeroimage.VerifyingReader(io.BytesIO(data), digest, len(data), "x")
+    assert reader.read(7) + reader.read() == data
+    with pytest.raises(zeroimage.DigestMismatchError):
+        zeroimage.VerifyingReader(io.BytesIO(data[:-1] + b"?"), digest, len(data), "x").read()
+    writer = zeroimage.HashingWriter(algorithm=algorithm)
+    writer.write(data)
+    assert writer.digest == digest
+
+
+@pytest.mark.parametrize("text, why", [
+    ("md5:" + "a" * 32, "algorithm 'md5'"), ("sha384:" + "a" * 96, "algorithm 'sha384'"),
+    ("multihash+base58:QmRZxt2b1FVZPNqd8hsiykDL3TdBDeTSPX9Kv46HmX4Gx8", "algorithm 'multihash+base58'"),
+    ("sha256:" + "A" * 64, "64 lowercase hex"), ("sha256:abc", "64 lowercase hex"), ("sha512:" + "a" * 64, "128"),
+    ("sha256", "not a digest"), (":abc", "not a digest"), ("sha256:a b", "not a digest"), (5, "not a digest"),
+])
+def test_digests_zeroimage_cannot_verify_are_refused(text, why):
+    with pytest.raises(zeroimage.ZeroImageError, match=re.escape(why)):
+        zeroimage.parse_digest(text)
+    if isinstance(text, str):
+        with pytest.raises(zeroimage.InvalidReferenceError, match=re.escape(why)):
+            zeroimage.Reference.parse("app@" + text)
+    with pytest.raises(zeroimage.ArchiveError):
+        zeroimage.check_descriptor({"digest": text, "size": 1}, "here")
+
+
+def test_blake3_and_sha512_blobs_in_a_layout(tmp_path):
+    """A layout may name blobs by any registered algorithm: blobs/sha512/..., blobs/blake3/..."""
+    data = b"layer bytes"
+    for algorithm, digest in _digests_of(data).items():
+        path = tmp_path / algorithm
+        (path / "blobs" / algorithm).mkdir(parents=True)
+        (path / "blobs" / algorithm / digest.split(":")[1]).write_bytes(data)
+        (path / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
+        (path / "index.json").write_text('{"schemaVersion":2,"manifests":[]}')
+        with zeroimage.Layout(str(path)) as layout:
+            blob = layout.blob({"digest": digest, "size": len(data)})
+            with contextlib.closing(blob.open()) as f:
+                assert f.read() == data
+
+
+# ---- text from outside ----
+
+
+@pytest.mark.parametrize("text, present, absent", [
+    ("a\x1b[31mred\r\nline", ["\\x1b[31mred line"], ["\x1b", "\r", "\n"]),
+    ("see https://u:pw@cdn.example/blob?X-Amz-Signature=abc123 now", ["https://cdn.example/blob?..."],
+     ["abc123", "pw@"]),
+    ("Authorization: Bearer eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln", ["<redacted>"], ["eyJ"]),
+    ("Basic YWxpY2U6d29uZGVybGFuZA== and password=hunter2", ["Basic <redacted>", "password=<redacted>"],
+     ["YWxpY2U6", "hunter2"]),
+    ("the token server refused the credentials", ["the token server refused the credentials"], []),
+    ("right\u202eleft", ["\\u202e"], ["\u202e"]),
+])
+def test_outside_text_is_one_safe_line(text, present, absent):
+    out = zeroimage.outside_text(text)
+    for part in present:
+        assert part in out, out
+    for part in absent:
+        assert part not in out, out
+    assert len(zeroimage.outside_text("x" * 1000, 50)) == 50
