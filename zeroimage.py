@@ -267,8 +267,8 @@ _HTTP_REASONS = {400: "bad request", 401: "unauthorized", 403: "forbidden", 404:
                  500: "internal server error", 502: "bad gateway", 503: "service unavailable",
                  504: "gateway timeout"}
 _URL_IN_TEXT_RE = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)(?:[^\s/?#@]*@)?([^\s?#]*)(?:[?#][^\s]*)?")
-_SECRET_IN_TEXT_RE = re.compile(r"(?i)\b(?:(bearer|basic)(\s+)[A-Za-z0-9._~+/=-]{8,}|(access_token|token|password|secret|"
-                                r"signature|sig)(\s*[=:]\s*\"?)[^\s,;&\"']+)")
+_SECRET_IN_TEXT_RE = re.compile(r"(?i)(?<![\w/.-])(?:(bearer|basic)(\s+)[A-Za-z0-9._~+/=-]{8,}|"
+                                r"(access_token|token|password|secret|signature|sig)(\s*[=:]\s*\"?)[^\s,;&\"']+)")
 _JWT_IN_TEXT_RE = re.compile(r"\beyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]*)?")
 
 
@@ -1207,6 +1207,8 @@ def check_descriptor(desc, where: str) -> Tuple[str, int]:
         raise ArchiveError("%s: descriptor with digest %s: %s" % (where, outside_text(repr(digest), 100), problem))
     if not isinstance(size, int) or isinstance(size, bool) or size < 0:
         raise ArchiveError("%s: descriptor of %s has an invalid size %s" % (where, digest, outside_text(repr(size), 50)))
+    if not isinstance(desc.get("mediaType", ""), str):
+        raise ArchiveError("%s: descriptor of %s has a media type that is not a string" % (where, digest))
     return digest, size
 
 
@@ -1552,6 +1554,17 @@ def _entries_size(entries: Sequence[LayerEntry]) -> int:
     return total
 
 
+def home_directory(environ) -> str:
+    """The home directory: HOME in ``environ``, else the user database's (as Docker finds it)."""
+    if environ.get("HOME"):
+        return environ["HOME"]
+    try:
+        import pwd
+        return pwd.getpwuid(os.getuid()).pw_dir
+    except (ImportError, KeyError):
+        return os.path.expanduser("~")
+
+
 class LayerCache:
     """What layers the same files made before: {diff_id, digest, size} under a key made of each
     file's identity (device, inode, size, mtime, ctime), path, mode and the compression settings.
@@ -1572,9 +1585,8 @@ class LayerCache:
     def default(cls, environ=None) -> "LayerCache":
         """$ZEROIMAGE_CACHE_DIR/layers, else $XDG_CACHE_HOME/zeroimage/layers, else ~/.cache/zeroimage/layers."""
         environ = os.environ if environ is None else environ
-        home = environ.get("HOME") or os.path.expanduser("~")
         base = environ.get("ZEROIMAGE_CACHE_DIR") or os.path.join(
-            environ.get("XDG_CACHE_HOME") or os.path.join(home, ".cache"), "zeroimage")
+            environ.get("XDG_CACHE_HOME") or os.path.join(home_directory(environ), ".cache"), "zeroimage")
         return cls(os.path.join(base, "layers"))
 
     def key(self, entries: Sequence[LayerEntry], level: int) -> str:
@@ -1902,15 +1914,15 @@ class ArchiveWriter:
         self._tar.close()
 
 
-def write_archive(f, blobs: Sequence[Blob], index: dict, docker_manifest: Optional[list],
+def write_archive(f, blobs: Sequence[Blob], index: dict, docker: Optional[list],
                   display: Optional[Display] = None, cancelled: Optional[threading.Event] = None) -> None:
     """Write an OCI layout tar (plus Docker's manifest.json when given) to the stream ``f``."""
     writer = ArchiveWriter(f, display, cancelled)
     for blob in blobs:
         writer.add_blob(blob)
     writer.add_file("index.json", canonical_json(index))
-    if docker_manifest is not None:
-        writer.add_file("manifest.json", canonical_json(docker_manifest))
+    if docker is not None:
+        writer.add_file("manifest.json", canonical_json(docker))
     writer.add_file("oci-layout", canonical_json({"imageLayoutVersion": OCI_LAYOUT_VERSION}))
     writer.close()
 
@@ -1962,8 +1974,7 @@ class Credentials(NamedTuple):
 def docker_config_path(environ=None) -> str:
     """$DOCKER_CONFIG/config.json, else ~/.docker/config.json (HOME from ``environ``)."""
     environ = os.environ if environ is None else environ
-    home = environ.get("HOME") or os.path.expanduser("~")
-    directory = environ.get("DOCKER_CONFIG") or os.path.join(home, ".docker")
+    directory = environ.get("DOCKER_CONFIG") or os.path.join(home_directory(environ), ".docker")
     return os.path.join(directory, "config.json")
 
 
@@ -2090,14 +2101,14 @@ def _run_bounded(argv: List[str], stdin: bytes, environ, timeout: float, limit: 
     return status, bytes(outputs[proc.stdout]), bytes(outputs[proc.stderr])
 
 
-def run_credential_helper(name: str, action: str, payload: str, environ=None) -> Optional[str]:
+def run_credential_helper(name: str, action: str, payload: str, environ=None, where: str = "config.json") -> Optional[str]:
     """Run ``docker-credential-NAME ACTION`` (found on the environment's PATH, given an argument list and
     that environment); its answer, or None when it has no credentials. The answer is bounded in size
     and time, and a name that is not a plain program name is refused."""
     environ = os.environ if environ is None else environ
     if not isinstance(name, str) or not _HELPER_NAME_RE.match(name):
-        raise CredentialError("config.json names the credential helper %s, which is not a plain name; fix it"
-                              % outside_text(repr(name), 100))
+        raise CredentialError("%s names the credential helper %s, which is not a plain name; fix it"
+                              % (where, outside_text(repr(name), 100)))
     program = "docker-credential-" + name
     found = shutil.which(program, path=environ.get("PATH", os.defpath))
     if found is None:
@@ -2123,8 +2134,8 @@ def _helper_for(config: dict, host: str) -> Optional[str]:
     return config.get("credsStore") or None
 
 
-def _helper_credentials(helper: str, host: str, environ) -> Optional[Credentials]:
-    out = run_credential_helper(helper, "get", registry_config_key(host), environ)
+def _helper_credentials(helper: str, host: str, environ, where: str) -> Optional[Credentials]:
+    out = run_credential_helper(helper, "get", registry_config_key(host), environ, where)
     if not out:
         return None
     try:
@@ -2148,7 +2159,7 @@ def resolve_credentials(host: str, environ=None, display: Optional["Display"] = 
     helper = _helper_for(config, host)
     if helper:
         try:
-            creds = _helper_credentials(helper, host, environ)
+            creds = _helper_credentials(helper, host, environ, path)
         except CredentialError as e:
             (display or Display()).warning("%s; trying other credentials", e)
             creds = None
@@ -2178,7 +2189,7 @@ def store_credentials(host: str, creds: Credentials, environ=None) -> str:
     if helper:
         payload = {"ServerURL": registry_config_key(host), "Username": creds.username or "<token>",
                    "Secret": creds.password or creds.identity_token}
-        run_credential_helper(helper, "store", json.dumps(payload), environ)
+        run_credential_helper(helper, "store", json.dumps(payload), environ, path)
         return "credential helper docker-credential-" + helper
     auths = config.get("auths") if isinstance(config.get("auths"), dict) else {}
     entry = {"auth": base64.b64encode(("%s:%s" % (creds.username, creds.password)).encode()).decode()}
@@ -2198,7 +2209,7 @@ def erase_credentials(host: str, environ=None) -> bool:
     found = False
     helper = _helper_for(config, host)
     if helper:
-        found = run_credential_helper(helper, "erase", registry_config_key(host), environ) is not None
+        found = run_credential_helper(helper, "erase", registry_config_key(host), environ, path) is not None
     auths = config.get("auths") if isinstance(config.get("auths"), dict) else {}
     keys = [k for k in auths if _auth_entry({k: auths[k]}, host) is not None]
     for key in keys:
@@ -2348,10 +2359,11 @@ class Response:
     """An HTTP response whose body is read as a stream. Closing it hands its connection back for
     reuse when the body was read to the end, and closes the connection when it was not."""
 
-    def __init__(self, raw, conn: _Connection, transport: "Transport", url: str, cancelled):
+    def __init__(self, raw, conn: _Connection, url: str, cancelled: Optional[threading.Event],
+                 done: Callable[[_Connection, bool], None]):
         self._raw = raw
         self._conn = conn
-        self._transport = transport
+        self._done = done           # (connection, reusable): back to the pool, or closed
         self._cancelled = cancelled
         self.status = raw.status
         self.headers = raw.headers
@@ -2383,10 +2395,7 @@ class Response:
                 self._raw.read()        # nothing left: this lets http.client keep the connection
         except (OSError, http_client.HTTPException):
             pass
-        if self._raw.isclosed():
-            self._transport._release(conn)
-        else:
-            self._transport._discard(conn)      # unread body left on the socket: no reuse
+        self._done(conn, self._raw.isclosed())     # unread body left on the socket: no reuse
         self._raw.close()
 
     def __enter__(self) -> "Response":
@@ -2524,17 +2533,13 @@ class Transport:
                 self._busy.add(conn)
         return conn
 
-    def _release(self, conn: _Connection) -> None:
+    def _release(self, conn: _Connection, reusable: bool) -> None:
+        """A request is done with a connection: back to the pool when it can serve another, else closed."""
         with self._lock:
             self._busy.discard(conn)
-            if not self._closed and not conn.broken:
+            if reusable and not self._closed and not conn.broken:
                 self._idle.setdefault(conn.key, []).append(conn)
                 return
-        conn.close()
-
-    def _discard(self, conn: _Connection) -> None:
-        with self._lock:
-            self._busy.discard(conn)
         conn.close()
 
     # -- requests --
@@ -2650,17 +2655,17 @@ class Transport:
                 conn.http.sock.settimeout(timeout or READ_TIMEOUT)
             raw = conn.http.getresponse()
         except (OSError, http_client.HTTPException):      # ssl's errors are ValueErrors too: these first
-            self._discard(conn)
+            self._release(conn, False)
             raise
         except ValueError:
             # http.client refuses a header value with a line break; its message would show the value
-            self._discard(conn)
+            self._release(conn, False)
             raise NetworkError("refusing to send a request to %s: a header value holds a line break" % parts.netloc)
         except BaseException:
-            self._discard(conn)
+            self._release(conn, False)
             raise
         url = urllib.parse.urlunsplit(parts)
-        response = Response(raw, conn, self, url, self.cancelled if cancellable else None)
+        response = Response(raw, conn, url, self.cancelled if cancellable else None, self._release)
         self.display.debug("%s %s -> %d%s", method, _redact_url(url), response.status,
                            " (with credentials)" if auth else "")
         if method == "HEAD":
@@ -3063,8 +3068,9 @@ class Registry:
             return self._manifests.setdefault(key, found)
 
     def _fetch_manifest(self, repository: str, reference: str) -> Tuple[bytes, str, str]:
-        what = "manifest %s/%s@%s" % (self.host, repository, reference)
         by_digest = ":" in reference
+        named = "%s/%s%s%s" % (self.host, repository, "@" if by_digest else ":", reference)
+        what = "manifest " + named
         if by_digest:
             parse_digest(reference)     # an algorithm zeroimage cannot verify is refused before asking
         with self.request("GET", "/v2/%s/manifests/%s" % (repository, reference), [pull_scope(repository)],
@@ -3076,14 +3082,14 @@ class Registry:
         if answered and is_digest(answered.strip()):
             verify_bytes(data, answered.strip(), what)
         media_type = (response.headers.get("Content-Type") or "").split(";")[0].strip()
-        parsed = parse_json(data, what)
-        if not isinstance(parsed, dict) or parsed.get("schemaVersion") == 1 or media_type in DOCKER_SCHEMA1:
-            raise ZeroImageError("%s/%s:%s has a Docker schema 1 manifest, which zeroimage does not read; "
-                                 "re-push it with a current tool" % (self.host, repository, reference))
+        parsed = json_object(data, what)
+        if parsed.get("schemaVersion") == 1 or media_type in DOCKER_SCHEMA1:
+            raise ZeroImageError("%s has a Docker schema 1 manifest, which zeroimage does not read; "
+                                 "re-push it with a current tool" % named)
         media_type = parsed.get("mediaType") or media_type
         if media_type not in IMAGE_MANIFEST_TYPES + INDEX_TYPES:
-            raise ZeroImageError("%s/%s:%s is a %s, not an image" % (
-                self.host, repository, reference, outside_text(media_type, 100) or "manifest of unknown type"))
+            raise ZeroImageError("%s is a %s, not an image" % (
+                named, outside_text(media_type, 100) or "manifest of unknown type"))
         return data, media_type, reference if by_digest else sha256_digest(data)
 
     def manifest_exists(self, repository: str, reference: str) -> bool:
@@ -3467,8 +3473,9 @@ class RegistrySource:
     """A repository seen the way ``walk_index`` and ``read_tree`` read a Layout: manifests fetched by
     digest, small blobs read whole, layers as blobs to stream; every read verified."""
 
-    def __init__(self, registry: Registry, repository: str):
+    def __init__(self, registry: Registry, repository: str, where: Optional[str] = None):
         self.registry, self.repository = registry, repository
+        self.where = where or "%s/%s" % (registry.host, repository)     # for messages
 
     def top(self, ref: Reference) -> dict:
         """The descriptor of what a reference names (a manifest or an index)."""
@@ -3479,7 +3486,7 @@ class RegistrySource:
         return True
 
     def read_manifest(self, desc: dict) -> bytes:
-        digest, size = check_descriptor(desc, self.repository)
+        digest, size = check_descriptor(desc, self.where)
         data, _, _ = self.registry.get_manifest(self.repository, digest)
         if len(data) != size:
             raise ArchiveError("manifest %s in %s/%s is %d bytes, its descriptor says %d"
@@ -3487,11 +3494,11 @@ class RegistrySource:
         return data
 
     def read_small_blob(self, desc: dict) -> bytes:
-        digest, size = check_descriptor(desc, self.repository)
+        digest, size = check_descriptor(desc, self.where)
         return self.registry.read_small_blob(self.repository, digest, size)
 
     def blob(self, desc: dict) -> Blob:
-        digest, size = check_descriptor(desc, self.repository)
+        digest, size = check_descriptor(desc, self.where)
         return Blob(digest, size, lambda: self.registry.open_blob(self.repository, digest, size),
                     (self.registry.host, self.repository))
 
@@ -3585,7 +3592,7 @@ def archive_base(layout: Layout, ref_name: Optional[str], platform: Platform) ->
 def registry_base(session: "Session", text: str, platform: Platform) -> BaseImage:
     """A base image from a registry: its manifest and config read now, its layers streamed when used."""
     ref = Reference.parse(text)
-    source = RegistrySource(session.registry(ref.registry), ref.repository)
+    source = RegistrySource(session.registry(ref.registry), ref.repository, ref.familiar())
     with registry_errors("pull", ref):
         top = source.top(ref)
         chosen, image = _image_for(source, make_index(OCI_FAMILY, [top]), platform, None, ref.familiar())
@@ -3969,7 +3976,7 @@ def pull(ref_text: str, output: Optional[str] = None, *, platform: Optional[Plat
             registry_errors("pull", ref):
         sink = ArchiveSink(session, output)
         sink.start(stack)
-        source = RegistrySource(session.registry(ref.registry), ref.repository)
+        source = RegistrySource(session.registry(ref.registry), ref.repository, str(ref))
         desc = source.top(ref)
         if not all_platforms:
             desc = choose_image(walk_index(make_index(OCI_FAMILY, [desc]), source, str(ref)), platform, None,
@@ -4053,7 +4060,7 @@ def inspect(target: str, *, platform: Optional[Platform] = None, mode: str = "su
                 return _inspect_output(mode, chosen.ref_name or path, image.digest, image.kind, image,
                                        sorted(set(str(c.platform) for c in candidates)))
         ref = Reference.parse(target)
-        source = RegistrySource(session.registry(ref.registry), ref.repository)
+        source = RegistrySource(session.registry(ref.registry), ref.repository, str(ref))
         with registry_errors("inspect", ref):
             top = source.top(ref)
             candidates = walk_index(make_index(OCI_FAMILY, [top]), source, str(ref))
