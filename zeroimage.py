@@ -102,13 +102,13 @@ __all__ = [
     "Session", "Display",
     # values that operations take and return
     "Reference", "Platform", "ImageOptions", "Credentials", "Blob", "Image", "ImageIndex", "BuildResult", "Saved",
-    "ElfInfo", "LayerEntry", "Candidate",
+    "ElfInfo", "LayerEntry", "Candidate", "AddedLayer", "Task", "Response", "Proxy",
     # operations
     "build", "pull", "push_archive", "inspect", "login", "logout", "check_auth",
     # building blocks: reading binaries, archives and registries, writing layers
     "read_elf", "select_manifest", "walk_index", "read_tree", "parse_digest", "verify_bytes", "VerifyingReader",
     "derive_config", "canonical_json", "write_layer", "tree_entries", "GzipWriter", "LayerCache", "Layout",
-    "Transport", "Authenticator", "Registry", "Upload", "parse_challenges",
+    "Transport", "Authenticator", "Registry", "Upload", "RegistrySource", "parse_challenges", "parse_proxy",
     "resolve_credentials", "store_credentials", "erase_credentials",
     # the command line
     "build_parser", "main",
@@ -280,7 +280,8 @@ def outside_text(text, limit: int = 300) -> str:
     text = " ".join(str(text).split())
     text = _URL_IN_TEXT_RE.sub(lambda m: m.group(1) + m.group(2) + ("?..." if "?" in m.group(0) else ""), text)
     text = _JWT_IN_TEXT_RE.sub("<redacted>", text)
-    text = _SECRET_IN_TEXT_RE.sub(lambda m: (m.group(1) or m.group(3)) + (m.group(2) or m.group(4)) + "<redacted>", text)
+    text = _SECRET_IN_TEXT_RE.sub(lambda m: (m.group(1) or m.group(3)) + (m.group(2) or m.group(4)) + "<redacted>",
+                                  text)
     text = "".join(c if c.isprintable() else "\\x%02x" % ord(c) if ord(c) < 256 else "\\u%04x" % ord(c)
                    for c in text)
     return text if len(text) <= limit else text[:limit - 3] + "..."
@@ -568,7 +569,7 @@ def atomic_output(path: str, mode: Optional[int] = None):
     except OSError as e:
         if held is not None:
             signal.pthread_sigmask(signal.SIG_SETMASK, held)
-        raise ZeroImageError("cannot write %s: %s" % (path, e.strerror or e))
+        raise ZeroImageError("cannot write %s: %s" % (path, e.strerror or e)) from e
     try:
         if held is not None:
             signal.pthread_sigmask(signal.SIG_SETMASK, held)     # a held signal is raised here, inside
@@ -652,8 +653,8 @@ class Display:
 
     # -- progress --
 
-    def task(self, verb: str, label: str, total: int) -> "_Task":
-        task = _Task(self, verb, label, total)
+    def task(self, verb: str, label: str, total: int) -> "Task":
+        task = Task(self, verb, label, total)
         with self._lock:
             self._active.append(task)
             self._draw()
@@ -667,13 +668,13 @@ class Display:
             if self.mode == "plain":
                 self._write(outside_text("zeroimage: %s %s (%s)" % (verb, label, _human_size(size)), 2000) + "\n")
 
-    def advanced(self, task: "_Task") -> None:
+    def advanced(self, task: "Task") -> None:
         """A task moved some bytes: redraw (at most ten times a second)."""
         if self.mode == "tty":
             with self._lock:
                 self._draw()
 
-    def finished(self, task: "_Task") -> None:
+    def finished(self, task: "Task") -> None:
         with self._lock:
             if task in self._active:
                 self._active.remove(task)
@@ -727,7 +728,7 @@ class Display:
         self._drawn = len(lines)
 
 
-class _Task:
+class Task:
     """One blob on its way: bytes counted as they pass."""
 
     DONE = {"compressing": "compressed", "uploading": "uploaded", "downloading": "downloaded"}
@@ -759,7 +760,7 @@ class _Metered(_Checked):
     """A reader or writer that reports the bytes passing through it to a task (when there is one)
     and stops once ``cancelled`` is set."""
 
-    def __init__(self, stream, task: Optional[_Task] = None, cancelled: Optional[threading.Event] = None):
+    def __init__(self, stream, task: Optional[Task] = None, cancelled: Optional[threading.Event] = None):
         super().__init__(stream, cancelled)
         self._task = task
 
@@ -1186,7 +1187,7 @@ def parse_json(data: bytes, what: str):
     try:
         return json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as e:
-        raise ArchiveError("%s is not valid JSON (%s)" % (what, outside_text(e, 100)))
+        raise ArchiveError("%s is not valid JSON (%s)" % (what, outside_text(e, 100))) from e
 
 
 def json_object(data: bytes, what: str) -> dict:
@@ -1206,7 +1207,8 @@ def check_descriptor(desc, where: str) -> Tuple[str, int]:
     if problem:
         raise ArchiveError("%s: descriptor with digest %s: %s" % (where, outside_text(repr(digest), 100), problem))
     if not isinstance(size, int) or isinstance(size, bool) or size < 0:
-        raise ArchiveError("%s: descriptor of %s has an invalid size %s" % (where, digest, outside_text(repr(size), 50)))
+        raise ArchiveError("%s: descriptor of %s has an invalid size %s"
+                           % (where, digest, outside_text(repr(size), 50)))
     if not isinstance(desc.get("mediaType", ""), str):
         raise ArchiveError("%s: descriptor of %s has a media type that is not a string" % (where, digest))
     return digest, size
@@ -1275,7 +1277,8 @@ def _config_platform(source, desc: dict, manifest: Optional[dict], where: str) -
         manifest = json_object(source.read_manifest(desc), "%s: manifest %s" % (where, desc["digest"]))
     config_desc = manifest.get("config")
     check_descriptor(config_desc, "%s: manifest %s" % (where, desc["digest"]))
-    return Platform.from_dict(parse_json(source.read_small_blob(config_desc), "%s: config %s" % (where, config_desc["digest"])))
+    config = parse_json(source.read_small_blob(config_desc), "%s: config %s" % (where, config_desc["digest"]))
+    return Platform.from_dict(config)
 # ---- Layers ----
 
 
@@ -1466,7 +1469,7 @@ def _open_source(source):
     return contextlib.nullcontext(source)
 
 
-def write_layer(entries: Sequence[LayerEntry], out, level: int = 6, task: Optional[_Task] = None,
+def write_layer(entries: Sequence[LayerEntry], out, level: int = 6, task: Optional[Task] = None,
                 cancelled: Optional[threading.Event] = None) -> Tuple[str, str, int]:
     """Write a gzip-compressed tar layer to ``out`` in one pass: (diff_id, digest, size).
 
@@ -1653,7 +1656,7 @@ def tree_entries(source: str, target: str, display: Optional[Display] = None) ->
     try:
         st = os.stat(source)
     except OSError as e:
-        raise ZeroImageError("--add %s: %s" % (source, e.strerror or e))
+        raise ZeroImageError("--add %s: %s" % (source, e.strerror or e)) from e
     if target.endswith("/") and not stat.S_ISDIR(st.st_mode):
         target += os.path.basename(source.rstrip("/"))
     target = posixpath.normpath(target)
@@ -1763,13 +1766,14 @@ class Layout:
         try:
             self._tar = tarfile.open(path, mode="r:*")
         except (tarfile.TarError, EOFError, zlib.error):
-            raise ArchiveError("%s is not a tar archive or an OCI layout directory" % path)
+            raise ArchiveError("%s is not a tar archive or an OCI layout directory" % path) from None
         except OSError as e:
-            raise ArchiveError("cannot read %s: %s" % (path, e.strerror or e))
+            raise ArchiveError("cannot read %s: %s" % (path, e.strerror or e)) from e
         try:
             members = self._tar.getmembers()
         except (tarfile.TarError, EOFError, zlib.error) as e:
-            raise ArchiveError("%s is a damaged tar archive (%s)" % (path, outside_text(str(e).splitlines()[0], 200)))
+            raise ArchiveError("%s is a damaged tar archive (%s)"
+                               % (path, outside_text(str(e).splitlines()[0], 200))) from e
         for member in members:
             name = _safe_member_name(member.name)
             if not _is_layout_name(name):
@@ -1935,7 +1939,7 @@ def write_layout_dir(path: str, blobs: Sequence[Blob], top: dict, cancelled: Opt
     try:
         os.makedirs(os.path.join(path, "blobs", "sha256"), exist_ok=True)
     except OSError as e:
-        raise ZeroImageError("cannot write the layout %s: %s" % (path, e.strerror or e))
+        raise ZeroImageError("cannot write the layout %s: %s" % (path, e.strerror or e)) from e
     index_path = os.path.join(path, "index.json")
     if os.path.exists(index_path):
         with Layout(path) as existing:
@@ -1995,13 +1999,13 @@ def _load_json_file(path: str) -> dict:
     except FileNotFoundError:
         return {}
     except OSError as e:
-        raise CredentialError("cannot read %s: %s" % (path, e.strerror or e))
+        raise CredentialError("cannot read %s: %s" % (path, e.strerror or e)) from e
     if len(data) > MAX_JSON_SIZE:
         raise CredentialError("%s is over %d bytes; fix or remove it" % (path, MAX_JSON_SIZE))
     try:
         value = json.loads(data.decode("utf-8")) if data.strip() else {}
     except (UnicodeDecodeError, ValueError, RecursionError) as e:
-        raise CredentialError("%s is not valid JSON (%s); fix or remove it" % (path, outside_text(e, 100)))
+        raise CredentialError("%s is not valid JSON (%s); fix or remove it" % (path, outside_text(e, 100))) from e
     if not isinstance(value, dict):
         raise CredentialError("%s is not a JSON object; fix or remove it" % path)
     return value
@@ -2052,7 +2056,7 @@ def _entry_credentials(entry: dict, where: str) -> Optional[Credentials]:
         try:
             username, _, password = base64.b64decode(auth, validate=True).decode("utf-8").partition(":")
         except (ValueError, UnicodeDecodeError):
-            raise CredentialError("%s: an 'auth' entry is not base64 of user:password" % where)
+            raise CredentialError("%s: an 'auth' entry is not base64 of user:password" % where) from None
     creds = Credentials(username, password, _string_field(entry, "identitytoken", where),
                         _string_field(entry, "registrytoken", where))
     return creds if any(creds) else None
@@ -2091,7 +2095,7 @@ def _run_bounded(argv: List[str], stdin: bytes, environ, timeout: float, limit: 
                         raise CredentialError("%s answered more than %d bytes" % (os.path.basename(argv[0]), limit))
         status = proc.wait(max(0.1, deadline - time.monotonic()))
     except subprocess.TimeoutExpired:
-        raise CredentialError("%s did not finish within %d s" % (os.path.basename(argv[0]), timeout))
+        raise CredentialError("%s did not finish within %d s" % (os.path.basename(argv[0]), timeout)) from None
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -2101,7 +2105,8 @@ def _run_bounded(argv: List[str], stdin: bytes, environ, timeout: float, limit: 
     return status, bytes(outputs[proc.stdout]), bytes(outputs[proc.stderr])
 
 
-def run_credential_helper(name: str, action: str, payload: str, environ=None, where: str = "config.json") -> Optional[str]:
+def run_credential_helper(name: str, action: str, payload: str, environ=None,
+                          where: str = "config.json") -> Optional[str]:
     """Run ``docker-credential-NAME ACTION`` (found on the environment's PATH, given an argument list and
     that environment); its answer, or None when it has no credentials. The answer is bounded in size
     and time, and a name that is not a plain program name is refused."""
@@ -2117,7 +2122,7 @@ def run_credential_helper(name: str, action: str, payload: str, environ=None, wh
         status, out, err = _run_bounded([found, action], payload.encode("utf-8"), environ, HELPER_TIMEOUT,
                                         MAX_HELPER_OUTPUT)
     except OSError as e:
-        raise CredentialError("credential helper %s failed to run: %s" % (program, e.strerror or e))
+        raise CredentialError("credential helper %s failed to run: %s" % (program, e.strerror or e)) from e
     text = out.decode("utf-8", "replace")
     if status != 0:
         if "credentials not found" in (text + err.decode("utf-8", "replace")).lower():
@@ -2287,11 +2292,12 @@ def parse_proxy(text: str) -> Proxy:
     if parts.scheme.lower() == "https":
         raise NetworkError("proxy %s: TLS to the proxy is not supported; give it as http://HOST:PORT" % shown)
     if parts.scheme.lower() != "http":
-        raise NetworkError("proxy %s: only HTTP proxies are supported (not %s)" % (shown, outside_text(parts.scheme, 20)))
+        raise NetworkError("proxy %s: only HTTP proxies are supported (not %s)"
+                           % (shown, outside_text(parts.scheme, 20)))
     try:
         port = parts.port or 80
     except ValueError:
-        raise NetworkError("proxy %s: the port is not a number from 1 to 65535" % shown)
+        raise NetworkError("proxy %s: the port is not a number from 1 to 65535" % shown) from None
     host = parts.hostname
     if not host or not _DOMAIN_RE.match(host if ":" not in host else "[%s]" % host):
         raise NetworkError("proxy %s: no valid host name" % shown)
@@ -2359,10 +2365,10 @@ class Response:
     """An HTTP response whose body is read as a stream. Closing it hands its connection back for
     reuse when the body was read to the end, and closes the connection when it was not."""
 
-    def __init__(self, raw, conn: _Connection, url: str, cancelled: Optional[threading.Event],
-                 done: Callable[[_Connection, bool], None]):
+    def __init__(self, raw, conn: object, url: str, cancelled: Optional[threading.Event],
+                 done: Callable[[object, bool], None]):
         self._raw = raw
-        self._conn = conn
+        self._conn = conn           # the transport's, handed back to ``done`` on close
         self._done = done           # (connection, reusable): back to the pool, or closed
         self._cancelled = cancelled
         self.status = raw.status
@@ -2383,7 +2389,8 @@ class Response:
         data = self.read(limit + 1)
         if len(data) > limit:
             self.close()
-            raise RegistryError(self.status, "GET", _redact_url(self.url), "%s is over the %d-byte limit" % (what, limit))
+            raise RegistryError(self.status, "GET", _redact_url(self.url),
+                                "%s is over the %d-byte limit" % (what, limit))
         return data
 
     def close(self) -> None:
@@ -2482,7 +2489,7 @@ class Transport:
                     elif name.endswith(".cert") and os.path.exists(full[:-5] + ".key"):
                         context.load_cert_chain(full, full[:-5] + ".key")
         except (ssl.SSLError, OSError) as e:
-            raise NetworkError("cannot load the TLS certificates for %s: %s" % (host, outside_text(e, 200)))
+            raise NetworkError("cannot load the TLS certificates for %s: %s" % (host, outside_text(e, 200))) from e
         if self.insecure:
             context.check_hostname = False
             context.verify_mode = ssl.CERT_NONE
@@ -2660,7 +2667,8 @@ class Transport:
         except ValueError:
             # http.client refuses a header value with a line break; its message would show the value
             self._release(conn, False)
-            raise NetworkError("refusing to send a request to %s: a header value holds a line break" % parts.netloc)
+            raise NetworkError("refusing to send a request to %s: a header value holds a line break"
+                               % parts.netloc) from None
         except BaseException:
             self._release(conn, False)
             raise
@@ -2684,7 +2692,8 @@ def _network_error(method: str, url: str, error: Exception) -> "ZeroImageError":
     hint = ""
     if isinstance(error, (ConnectionRefusedError, socket.gaierror)):
         hint = "; is the registry name and port right, and is it running? (proxies: HTTPS_PROXY, NO_PROXY)"
-    return NetworkError("cannot reach %s (%s %s): %s%s" % (host, method, _redact_url(url), outside_text(reason, 200), hint))
+    return NetworkError("cannot reach %s (%s %s): %s%s"
+                        % (host, method, _redact_url(url), outside_text(reason, 200), hint))
 
 # ---- Authentication ----
 
@@ -3807,7 +3816,7 @@ def _open_entrypoint(path: str):
     try:
         st = os.stat(path)
     except OSError as e:
-        raise ZeroImageError("entrypoint %s: %s" % (path, e.strerror or e))
+        raise ZeroImageError("entrypoint %s: %s" % (path, e.strerror or e)) from e
     if stat.S_ISDIR(st.st_mode):
         raise ZeroImageError("entrypoint %s is a directory; give the program file itself" % path)
     if not stat.S_ISREG(st.st_mode):
@@ -3815,7 +3824,7 @@ def _open_entrypoint(path: str):
     try:
         return open(path, "rb")
     except OSError as e:
-        raise ZeroImageError("cannot read entrypoint %s: %s" % (path, e.strerror or e))
+        raise ZeroImageError("cannot read entrypoint %s: %s" % (path, e.strerror or e)) from e
 
 
 def check_target(target: str) -> str:
@@ -3897,22 +3906,9 @@ def _build_sink(session: Session, output: Optional[str], output_format: str, pus
     return ArchiveSink(session, output)
 
 
-def build(entrypoint, output: Optional[str] = None, *, base: Optional[str] = None,
-          base_archive: Optional[str] = None, platform: Optional[Platform] = None,
-          target: Optional[str] = None, tag: Optional[str] = None, compression_level: int = 6,
-          ca_bundle: Optional[str] = None, push: Optional[str] = None, insecure: bool = False,
-          options: ImageOptions = ImageOptions(), output_format: str = "archive",
-          platform_check: bool = True, environ=None, session: Optional[Session] = None) -> BuildResult:
-    """Build a program on a base and write the image to an OCI archive or layout, or push it.
-
-    ``entrypoint`` is a path (one image; its platform is ``platform`` or read from its ELF
-    header) or a list of (Platform, path) pairs (one image per platform, in an index).
-    ``base`` is None (the built-in minimal base), ``"scratch"``, or a registry reference;
-    ``base_archive`` is an OCI layout tar or directory, ``PATH:NAME`` to pick an image.
-    ``push`` is a reference to push to instead of writing ``output``.
-    """
-    single = isinstance(entrypoint, str)
-    programs = [(platform, entrypoint)] if single else list(entrypoint)
+def _check_build_options(programs, single: bool, platform, base, base_archive, push, output, output_format: str,
+                         compression_level: int) -> None:
+    """What build() is asked must make sense before anything is read or written (UsageError)."""
     if not programs:
         raise UsageError("give at least one program")
     if not single and platform is not None:
@@ -3929,6 +3925,26 @@ def build(entrypoint, output: Optional[str] = None, *, base: Optional[str] = Non
         raise UsageError("--format oci-layout needs -o DIR")
     if not 0 <= compression_level <= 9:
         raise UsageError("--compression-level must be 0 to 9")
+
+
+def build(entrypoint, output: Optional[str] = None, *, base: Optional[str] = None,
+          base_archive: Optional[str] = None, platform: Optional[Platform] = None,
+          target: Optional[str] = None, tag: Optional[str] = None, compression_level: int = 6,
+          ca_bundle: Optional[str] = None, push: Optional[str] = None, insecure: bool = False,
+          options: ImageOptions = ImageOptions(), output_format: str = "archive",
+          platform_check: bool = True, environ=None, session: Optional[Session] = None) -> BuildResult:
+    """Build a program on a base and write the image to an OCI archive or layout, or push it.
+
+    ``entrypoint`` is a path (one image; its platform is ``platform`` or read from its ELF
+    header) or a list of (Platform, path) pairs (one image per platform, in an index).
+    ``base`` is None (the built-in minimal base), ``"scratch"``, or a registry reference;
+    ``base_archive`` is an OCI layout tar or directory, ``PATH:NAME`` to pick an image.
+    ``push`` is a reference to push to instead of writing ``output``.
+    """
+    single = isinstance(entrypoint, str)
+    programs = [(platform, entrypoint)] if single else list(entrypoint)
+    _check_build_options(programs, single, platform, base, base_archive, push, output, output_format,
+                         compression_level)
     first = programs[0][1]
     target = check_target(target or "/" + os.path.basename(first))
     push_ref = Reference.parse(push) if push is not None else None
@@ -3943,10 +3959,11 @@ def build(entrypoint, output: Optional[str] = None, *, base: Optional[str] = Non
         sink = _build_sink(session, output, output_format, push_ref)
         sink.start(stack)
         base_for = _base_source(session, base, base_archive, stack)
-        images, bases = _build_images(session, opened, single, base_for, _LayerMaker(session, stack, sink, compression_level),
-                               target=target, created=created, options=options, added_files=added_files,
-                               minimal=base is None and base_archive is None, ca_bundle=ca_bundle,
-                               platform_check=platform_check)
+        layers = _LayerMaker(session, stack, sink, compression_level)
+        images, bases = _build_images(session, opened, single, base_for, layers, target=target, created=created,
+                                      options=options, added_files=added_files,
+                                      minimal=base is None and base_archive is None, ca_bundle=ca_bundle,
+                                      platform_check=platform_check)
         top = images[0] if single else make_image_index(images, bases[-1].family, bases[-1].index_annotations)
         digest = sink.write(top, name)
     return BuildResult(digest, sink.where(digest), images)

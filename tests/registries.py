@@ -263,6 +263,33 @@ def have(binary):
     return shutil.which(binary) is not None
 
 
+def tunnel(handler):
+    """Answer a CONNECT: open the upstream connection, say 200, relay bytes both ways until one side
+    closes (or 30 s of silence)."""
+    host, _, port = handler.path.rpartition(":")
+    try:
+        upstream = socket.create_connection((host, int(port)), timeout=10)
+    except (OSError, ValueError):
+        handler.send_error(502)
+        return
+    handler.send_response(200, "Connection established")
+    handler.end_headers()
+    handler.close_connection = True
+    sockets = [handler.connection, upstream]
+    try:
+        while True:
+            readable, _, _ = select.select(sockets, [], [], 30)
+            if not readable:
+                return
+            for sock in readable:
+                data = sock.recv(65536)
+                if not data:
+                    return
+                (upstream if sock is handler.connection else handler.connection).sendall(data)
+    finally:
+        upstream.close()
+
+
 class ConnectProxy:
     """An HTTPS proxy (CONNECT tunnels only) on loopback that records the hosts it tunnelled to."""
 
@@ -276,28 +303,7 @@ class ConnectProxy:
 
             def do_CONNECT(self):
                 proxy.tunnels.append(self.path)
-                host, _, port = self.path.rpartition(":")
-                try:
-                    upstream = socket.create_connection((host, int(port)), timeout=10)
-                except OSError:
-                    self.send_error(502)
-                    return
-                self.send_response(200, "Connection established")
-                self.end_headers()
-                self.close_connection = True
-                sockets = [self.connection, upstream]
-                try:
-                    while True:
-                        readable, _, _ = select.select(sockets, [], [], 30)
-                        if not readable:
-                            return
-                        for sock in readable:
-                            data = sock.recv(65536)
-                            if not data:
-                                return
-                            (upstream if sock is self.connection else self.connection).sendall(data)
-                finally:
-                    upstream.close()
+                tunnel(self)
 
         self.httpd = QuietServer(("127.0.0.1", 0), Handler)
         self.url = "http://127.0.0.1:%d" % self.httpd.server_port

@@ -19,7 +19,7 @@ import time
 import pytest
 
 import zeroimage
-from imagetools import DOCKER, OCI, ROOT, LayoutBuilder, image_of, layer_members, read_archive, ref, run_cli
+from imagetools import DOCKER, OCI, LayoutBuilder, image_of, layer_members, read_archive, ref, run_cli
 from test_units import make_elf
 
 EPOCH = {"SOURCE_DATE_EPOCH": "1700000000"}

@@ -7,14 +7,12 @@ import random
 import signal
 import subprocess
 import sys
-import tarfile
-import threading
 import time
 
 import pytest
 
 import registries
-from imagetools import MODULE, LayoutBuilder, image_of, read_archive, run_cli
+from imagetools import MODULE, image_of, read_archive, run_cli
 from test_units import make_elf
 
 pytestmark = pytest.mark.interop

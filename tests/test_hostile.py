@@ -13,7 +13,6 @@ import io
 import json
 import os
 import re
-import select
 import socket
 import ssl
 import sys
@@ -25,7 +24,7 @@ import pytest
 
 import zeroimage
 from imagetools import run_cli
-from registries import QuietHandler, QuietServer
+from registries import QuietHandler, QuietServer, tunnel
 from zeroimage import Credentials
 
 SECRET = "PLANTEDSECRET"
@@ -150,27 +149,7 @@ class RecordingProxy:
 
             def do_CONNECT(self):
                 proxy.seen.append((self.requestline, self.headers.get("Proxy-Authorization")))
-                host, _, port = self.path.rpartition(":")
-                try:
-                    upstream = socket.create_connection((host, int(port)), timeout=10)
-                except (OSError, ValueError):
-                    return self.reply(502)
-                self.send_response(200, "Connection established")
-                self.end_headers()
-                self.close_connection = True
-                sockets = [self.connection, upstream]
-                try:
-                    while True:
-                        readable, _, _ = select.select(sockets, [], [], 30)
-                        if not readable:
-                            return
-                        for sock in readable:
-                            data = sock.recv(65536)
-                            if not data:
-                                return
-                            (upstream if sock is self.connection else self.connection).sendall(data)
-                finally:
-                    upstream.close()
+                tunnel(self)
 
         self.httpd = QuietServer(("127.0.0.1", 0), Handler)
         self.netloc = "127.0.0.1:%d" % self.httpd.server_port
@@ -488,31 +467,21 @@ def test_a_bad_proxy_setting_is_a_clear_error(servers):
 # ---- 3. redirects: Authorization stays with its origin; only http and https ----
 
 
-def test_redirect_https_to_http_on_the_same_host_and_port_drops_authorization(servers, pki):
-    """A redirect that keeps host and port but changes the scheme (https -> http) drops Authorization."""
+@pytest.mark.parametrize("start_tls", [True, False], ids=["https-to-http", "http-to-https"])
+def test_a_change_of_scheme_on_the_same_host_and_port_drops_authorization(servers, pki, start_tls):
+    """A redirect that keeps host and port but changes the scheme drops Authorization: a downgrade to
+    plain HTTP above all, and an upgrade too (the origin is not the same)."""
     holder = {}
-    server = servers({"/a": lambda h: h.reply(307, headers=[("Location", holder["s"].url + "/b")]),
-                      "/b": lambda h: h.reply(200, b"plain")}, pki)
+    server = servers({"/a": lambda h: h.reply(307, headers=[
+                          ("Location", (holder["s"].url if start_tls else holder["s"].https_url) + "/b")]),
+                      "/b": lambda h: h.reply(200, b"moved")}, pki)
     holder["s"] = server
-    with zeroimage.Session({"SSL_CERT_FILE": pki["ca"]}) as session, \
-            session.transport.request("GET", server.https_url + "/a", auth="Bearer SECRET") as r:
-        assert r.status == 200 and r.read() == b"plain"
+    with zeroimage.Session({"SSL_CERT_FILE": pki["ca"]}) as session, session.transport.request(
+            "GET", (server.https_url if start_tls else server.url) + "/a", auth="Bearer SECRET") as r:
+        assert r.status == 200 and r.read() == b"moved"
     (a,), (b,) = [s for s in server.seen if s.path == "/a"], [s for s in server.seen if s.path == "/b"]
-    assert a.tls and a.headers.get("Authorization") == "Bearer SECRET"
-    assert not b.tls and b.headers.get("Authorization") is None
-
-
-def test_redirect_http_to_https_on_the_same_host_and_port_drops_authorization(servers, pki):
-    """Any change of scheme drops Authorization, an upgrade to https too (the origin is not the same)."""
-    holder = {}
-    server = servers({"/a": lambda h: h.reply(302, headers=[("Location", holder["s"].https_url + "/b")]),
-                      "/b": lambda h: h.reply(200, b"tls")}, pki)
-    holder["s"] = server
-    with zeroimage.Session({"SSL_CERT_FILE": pki["ca"]}) as session, \
-            session.transport.request("GET", server.url + "/a", auth="Bearer SECRET") as r:
-        assert r.read() == b"tls"
-    b = [s for s in server.seen if s.path == "/b"][0]
-    assert b.tls and b.headers.get("Authorization") is None
+    assert a.tls == start_tls and a.headers.get("Authorization") == "Bearer SECRET"
+    assert b.tls != start_tls and b.headers.get("Authorization") is None
 
 
 @pytest.mark.parametrize("where, kept", [

@@ -17,8 +17,7 @@ import pytest
 
 import registries
 import zeroimage
-from conftest import need_tool
-from imagetools import MODULE, LayoutBuilder, image_of, ref, run_cli
+from imagetools import MODULE
 from test_units import make_elf
 
 EPOCH = "1700000000"

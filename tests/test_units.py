@@ -520,6 +520,34 @@ def test_all_names_exist():
         assert hasattr(zeroimage, name), name
 
 
+def _zeroimage_classes(hint, found):
+    if isinstance(hint, type) and hint.__module__ == "zeroimage":
+        found.add(hint.__name__)
+    for arg in getattr(hint, "__args__", None) or ():
+        _zeroimage_classes(arg, found)
+    return found
+
+
+def test_every_type_in_a_public_signature_is_exported():
+    """__all__ lists what a library user needs, the types its functions take and return included."""
+    import inspect
+    import typing
+    missing = set()
+    for name in zeroimage.__all__:
+        obj = getattr(zeroimage, name)
+        members = [(name, obj)] if inspect.isfunction(obj) else []
+        if inspect.isclass(obj):
+            members = [("%s.%s" % (name, attr), m.fget if isinstance(m, property) else m)
+                       for attr, m in vars(obj).items() if (not attr.startswith("_") or attr == "__init__")
+                       and (inspect.isfunction(m) or isinstance(m, property))]
+            members.append((name, obj))
+        for where, member in members:
+            hints = typing.get_type_hints(member, vars(zeroimage))
+            for hint in hints.values():
+                missing |= {(cls, where) for cls in _zeroimage_classes(hint, set()) if cls not in zeroimage.__all__}
+    assert not missing, sorted(missing)
+
+
 def test_tar_writer_long_and_unicode_names_read_back(tmp_path):
     long_dir = "/opt/" + "d" * 120
     entries = [zeroimage.LayerEntry(long_dir + "/prog", data=b"long"),
