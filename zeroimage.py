@@ -3074,6 +3074,7 @@ class Registry:
                 return self._manifests[key]
         found = self._fetch_manifest(repository, reference)
         with self._lock:
+            self._manifests.setdefault((repository, found[2]), found)     # a tag's manifest, by digest too
             return self._manifests.setdefault(key, found)
 
     def _fetch_manifest(self, repository: str, reference: str) -> Tuple[bytes, str, str]:
@@ -3485,6 +3486,7 @@ class RegistrySource:
     def __init__(self, registry: Registry, repository: str, where: Optional[str] = None):
         self.registry, self.repository = registry, repository
         self.where = where or "%s/%s" % (registry.host, repository)     # for messages
+        self._small = {}        # digest -> bytes: a config is fetched once, however often it is read
 
     def top(self, ref: Reference) -> dict:
         """The descriptor of what a reference names (a manifest or an index)."""
@@ -3504,7 +3506,9 @@ class RegistrySource:
 
     def read_small_blob(self, desc: dict) -> bytes:
         digest, size = check_descriptor(desc, self.where)
-        return self.registry.read_small_blob(self.repository, digest, size)
+        if digest not in self._small:
+            self._small[digest] = self.registry.read_small_blob(self.repository, digest, size)
+        return self._small[digest]
 
     def blob(self, desc: dict) -> Blob:
         digest, size = check_descriptor(desc, self.where)

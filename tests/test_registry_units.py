@@ -343,3 +343,22 @@ def test_a_manifest_is_read_once_per_client(servers, session):
     registry = session.registry(server.netloc, Credentials())
     assert registry.get_manifest("a", "1") == registry.get_manifest("a", "1")
     assert [p for _, p, _ in server.seen].count("/v2/a/manifests/1") == 1
+
+
+def test_inspect_and_base_read_each_manifest_and_config_once(servers, tmp_path):
+    """Through the one walker and tree reader, a single-manifest image costs one manifest GET and one
+    config GET, however many times the walker and the reader look at them."""
+    config = json.dumps({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": []},
+                         "config": {}}).encode()
+    config_digest = "sha256:" + __import__("hashlib").sha256(config).hexdigest()
+    manifest = json.dumps({"schemaVersion": 2, "mediaType": zeroimage.OCI_MANIFEST, "layers": [],
+                           "config": {"mediaType": zeroimage.OCI_CONFIG, "digest": config_digest,
+                                      "size": len(config)}}).encode()
+    server = servers({"/v2/": lambda h: h.reply(200, b"{}"),
+                      "/v2/a/manifests/1": lambda h: h.reply(200, manifest, [("Content-Type", zeroimage.OCI_MANIFEST)]),
+                      "/v2/a/blobs/" + config_digest: lambda h: h.reply(200, config)})
+    info = json.loads(zeroimage.inspect(server.netloc + "/a:1", mode="json"))
+    assert info["platform"] == "linux/amd64"
+    paths = [p for m, p, _ in server.seen if m == "GET"]
+    assert paths.count("/v2/a/manifests/1") == 1 and paths.count("/v2/a/blobs/" + config_digest) == 1, paths
+    assert not [p for p in paths if "/manifests/sha256:" in p], paths
