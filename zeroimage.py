@@ -287,6 +287,13 @@ def outside_text(text, limit: int = 300) -> str:
     return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
+def _redact_url(url: str) -> str:
+    """A URL fit for messages: no user:password, no query (signatures, tokens)."""
+    parts = urllib.parse.urlsplit(url)
+    netloc = parts.netloc.rsplit("@", 1)[-1]
+    return outside_text(urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, "", "")), 300)
+
+
 # ---- Digests and streams ----
 
 # The algorithms the OCI image spec registers, and the length of their hex encoding. Every one of
@@ -2222,53 +2229,7 @@ def erase_credentials(host: str, environ=None) -> bool:
     if keys:
         _write_config(path, config)
     return found or bool(keys)
-# ---- HTTP transport ----
-
-RETRY_STATUSES = (408, 429, 500, 502, 503, 504)
-IDEMPOTENT = ("GET", "HEAD", "PUT", "DELETE")     # retried when the body (if any) can be sent again
-REDIRECT_STATUSES = (301, 302, 303, 307, 308)
-MAX_ATTEMPTS = 5
-MAX_RETRY_SECONDS = 60.0
-MAX_REDIRECTS = 5
-MAX_ERROR_BODY = 1024 * 1024
-CONNECT_TIMEOUT = 30.0
-READ_TIMEOUT = 120.0
-CLEANUP_TIMEOUT = 1.0        # a best-effort request on the way out (cancelling an upload session)
-CERTS_DIRS = ("/etc/docker/certs.d", "/etc/containers/certs.d")
-
-
-def _is_loopback(host: str) -> bool:
-    name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
-    name = name.strip("[]")
-    if name == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
-
-
-def _origin(url: str) -> str:
-    """``scheme://host:port`` of a URL, ports filled in: credentials are bound to one origin."""
-    parts = urllib.parse.urlsplit(url)
-    try:
-        port = parts.port
-    except ValueError:
-        port = None
-    port = port or {"https": 443, "http": 80}.get(parts.scheme.lower(), 0)
-    return "%s://%s:%d" % (parts.scheme.lower(), (parts.hostname or "").lower(), port)
-
-
-def _redact_url(url: str) -> str:
-    """A URL fit for messages: no user:password, no query (signatures, tokens)."""
-    parts = urllib.parse.urlsplit(url)
-    netloc = parts.netloc.rsplit("@", 1)[-1]
-    return outside_text(urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, "", "")), 300)
-
-
-def backoff_delay(attempt: int) -> float:
-    """Seconds to wait before try ``attempt + 1``: 0.5, 1, 2, 4, then 8."""
-    return min(0.25 * (2 ** attempt), 8.0)
+# ---- Proxies ----
 
 
 class Proxy(NamedTuple):
@@ -2338,6 +2299,48 @@ def bypasses_proxy(host: str, port: int, no_proxy: str) -> bool:
         if name and (host == name or host.endswith("." + name)):
             return True
     return False
+
+
+# ---- HTTP transport ----
+
+RETRY_STATUSES = (408, 429, 500, 502, 503, 504)
+IDEMPOTENT = ("GET", "HEAD", "PUT", "DELETE")     # retried when the body (if any) can be sent again
+REDIRECT_STATUSES = (301, 302, 303, 307, 308)
+MAX_ATTEMPTS = 5
+MAX_RETRY_SECONDS = 60.0
+MAX_REDIRECTS = 5
+MAX_ERROR_BODY = 1024 * 1024
+CONNECT_TIMEOUT = 30.0
+READ_TIMEOUT = 120.0
+CLEANUP_TIMEOUT = 1.0        # a best-effort request on the way out (cancelling an upload session)
+CERTS_DIRS = ("/etc/docker/certs.d", "/etc/containers/certs.d")
+
+
+def _is_loopback(host: str) -> bool:
+    name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+    name = name.strip("[]")
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def _origin(url: str) -> str:
+    """``scheme://host:port`` of a URL, ports filled in: credentials are bound to one origin."""
+    parts = urllib.parse.urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    port = port or {"https": 443, "http": 80}.get(parts.scheme.lower(), 0)
+    return "%s://%s:%d" % (parts.scheme.lower(), (parts.hostname or "").lower(), port)
+
+
+def backoff_delay(attempt: int) -> float:
+    """Seconds to wait before try ``attempt + 1``: 0.5, 1, 2, 4, then 8."""
+    return min(0.25 * (2 ** attempt), 8.0)
 
 
 class _Connection:
