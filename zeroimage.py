@@ -1905,12 +1905,17 @@ class ArchiveWriter:
         self._display = display or Display()
         self._cancelled = cancelled
         self._written = set()
+        self._algorithms = {"sha256"}
         for name in ("blobs", "blobs/sha256"):
             self._tar.add(LayerEntry(name, "dir", 0o755))
 
     def add_blob(self, blob: Blob) -> None:
         if blob.digest in self._written:
             return
+        algorithm, _ = parse_digest(blob.digest)
+        if algorithm not in self._algorithms:           # blobs/sha512/, blobs/blake3/ on first use
+            self._algorithms.add(algorithm)
+            self._tar.add(LayerEntry("blobs/" + algorithm, "dir", 0o755))
         task = self._display.task("downloading", _short(blob.digest), blob.size) if blob.source else None
         with contextlib.closing(blob.open()) as src:
             self._tar.add(LayerEntry(_blob_path(blob.digest)), blob.size, _Metered(src, task, self._cancelled))

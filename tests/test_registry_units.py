@@ -4,6 +4,7 @@ tiny loopback HTTP servers (redirects, retries, schema 1)."""
 import base64
 import json
 import os
+import tarfile
 import threading
 
 import pytest
@@ -362,3 +363,32 @@ def test_inspect_and_base_read_each_manifest_and_config_once(servers, tmp_path):
     paths = [p for m, p, _ in server.seen if m == "GET"]
     assert paths.count("/v2/a/manifests/1") == 1 and paths.count("/v2/a/blobs/" + config_digest) == 1, paths
     assert not [p for p in paths if "/manifests/sha256:" in p], paths
+
+
+def test_pull_by_sha512_digest_keeps_the_digest_and_reads_back(servers, tmp_path):
+    """A manifest asked for by a sha512 digest is verified with sha512 and saved under it
+    (blobs/sha512/...), and the archive reads back."""
+    hashlib = __import__("hashlib")
+    layer = __import__("gzip").compress(b"\0" * 1024, mtime=0)
+    layer_digest = "sha256:" + hashlib.sha256(layer).hexdigest()
+    config = json.dumps({"architecture": "amd64", "os": "linux", "config": {},
+                         "rootfs": {"type": "layers", "diff_ids": ["sha256:" + "0" * 64]}}).encode()
+    config_digest = "sha256:" + hashlib.sha256(config).hexdigest()
+    manifest = json.dumps({"schemaVersion": 2, "mediaType": zeroimage.OCI_MANIFEST,
+                           "config": {"mediaType": zeroimage.OCI_CONFIG, "digest": config_digest, "size": len(config)},
+                           "layers": [{"mediaType": zeroimage.OCI_LAYER_GZIP, "digest": layer_digest,
+                                       "size": len(layer)}]}).encode()
+    digest = "sha512:" + hashlib.sha512(manifest).hexdigest()
+    server = servers({"/v2/": lambda h: h.reply(200, b"{}"),
+                      "/v2/a/manifests/" + digest: lambda h: h.reply(200, manifest, [
+                          ("Content-Type", zeroimage.OCI_MANIFEST)]),
+                      "/v2/a/blobs/" + config_digest: lambda h: h.reply(200, config),
+                      "/v2/a/blobs/" + layer_digest: lambda h: h.reply(200, layer)})
+    saved = zeroimage.pull("%s/a@%s" % (server.netloc, digest), str(tmp_path / "a.tar"))
+    assert saved.digest == digest
+    with zeroimage.Layout(str(tmp_path / "a.tar")) as layout:
+        (candidate,) = layout.candidates()
+        assert candidate.descriptor["digest"] == digest
+        assert json.loads(layout.read_manifest(candidate.descriptor)) == json.loads(manifest)
+    with tarfile.open(str(tmp_path / "a.tar")) as tar:
+        assert "blobs/sha512" in tar.getnames() and "blobs/sha512/" + digest.split(":")[1] in tar.getnames()
