@@ -268,7 +268,8 @@ _HTTP_REASONS = {400: "bad request", 401: "unauthorized", 403: "forbidden", 404:
                  504: "gateway timeout"}
 _URL_IN_TEXT_RE = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)(?:[^\s/?#@]*@)?([^\s?#]*)(?:[?#][^\s]*)?")
 _SECRET_IN_TEXT_RE = re.compile(r"(?i)(?<![\w/.-])(?:(bearer|basic)(\s+)[A-Za-z0-9._~+/=-]{8,}|"
-                                r"(access_token|token|password|secret|signature|sig)(\s*[=:]\s*\"?)[^\s,;&\"']+)")
+                                r"((?:x-amz-|x-goog-)?(?:access_token|refresh_token|id_token|token|password|client_secret|"
+                                r"secret|signature|sig|credential|security-token))(\s*[=:]\s*\"?)[^\s,;&\"']+)")
 _JWT_IN_TEXT_RE = re.compile(r"\beyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]*)?")
 
 
@@ -289,9 +290,32 @@ def outside_text(text, limit: int = 300) -> str:
 
 def _redact_url(url: str) -> str:
     """A URL fit for messages: no user:password, no query (signatures, tokens)."""
-    parts = urllib.parse.urlsplit(url)
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:
+        return outside_text(str(url).split("?", 1)[0].rsplit("@", 1)[-1], 300)
     netloc = parts.netloc.rsplit("@", 1)[-1]
     return outside_text(urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, "", "")), 300)
+
+
+_URL_CHARS_RE = re.compile(r"^[\x21-\x7e]{1,8192}$")
+
+
+def url_problem(url) -> Optional[str]:
+    """Why a URL from outside (a redirect, a token realm, an upload location) will not be requested,
+    or None: only http and https, with a host and a valid port, in visible ASCII."""
+    if not isinstance(url, str) or not _URL_CHARS_RE.match(url):
+        return "a URL that is empty, too long, or holds spaces, control or non-ASCII characters"
+    try:
+        parts = urllib.parse.urlsplit(url)
+        parts.port
+    except ValueError:
+        return "a malformed URL (host or port)"
+    if parts.scheme.lower() not in ("http", "https"):
+        return "a %s URL (only http and https)" % (outside_text(parts.scheme, 20) + ":" if parts.scheme else "relative")
+    if not parts.hostname:
+        return "a URL without a host"
+    return None
 
 
 # ---- Digests and streams ----
@@ -791,6 +815,15 @@ _TAG_RE = re.compile(r"^[\w][\w.-]{0,127}$")
 _MAX_NAME_LENGTH = 255
 
 
+def valid_host(text: str) -> bool:
+    """A registry host as references write it: a name or [IPv6], and a port from 1 to 65535 if any."""
+    match = _DOMAIN_RE.match(text)
+    if not match:
+        return False
+    port = text.rsplit(":", 1)[1] if not text.endswith("]") and ":" in text else None
+    return port is None or (len(port) <= 5 and 1 <= int(port) <= 65535)
+
+
 @dataclasses.dataclass(frozen=True)
 class Reference:
     """An image reference in Docker's grammar, normalised (``busybox`` → ``docker.io/library/busybox:latest``).
@@ -822,7 +855,7 @@ class Reference:
         registry, path = DOCKER_HUB, name
         first, sep, rest = name.partition("/")
         if sep and ("." in first or ":" in first or first == "localhost" or first.startswith("[")):
-            if not _DOMAIN_RE.match(first):
+            if not valid_host(first):
                 raise InvalidReferenceError("invalid reference %r: bad registry host %r" % (text, first))
             registry, path = first, rest
         if registry == "index.docker.io":
@@ -934,10 +967,11 @@ class Platform:
         if not isinstance(data, dict):
             return None
         os_name, arch = data.get("os"), data.get("architecture")
-        if not isinstance(os_name, str) or not isinstance(arch, str) or not os_name or not arch:
-            return None
-        variant = data.get("variant")
-        return cls.make(os_name.lower(), arch.lower(), variant.lower() if isinstance(variant, str) else "")
+        variant = data.get("variant") if isinstance(data.get("variant"), str) else ""
+        parts = [p.lower() if isinstance(p, str) else "" for p in (os_name, arch)] + [variant.lower()]
+        if not all(_PLATFORM_PART_RE.match(p) for p in parts[:2]) or (parts[2] and not _PLATFORM_PART_RE.match(parts[2])):
+            return None         # missing, or not a platform name (control characters, spaces...)
+        return cls.make(*parts)
 
     def matches(self, other: "Platform") -> bool:
         """Same os and architecture, and the same variant once defaults are filled in (arm64 ≡ arm64/v8)."""
@@ -1095,8 +1129,8 @@ def created_timestamp(environ=None) -> int:
     value = environ.get("SOURCE_DATE_EPOCH", "").strip()
     if not value:
         return int(datetime.datetime.now(datetime.timezone.utc).timestamp())
-    if not value.isdigit():
-        raise ZeroImageError("SOURCE_DATE_EPOCH must be a whole number of seconds, not %r" % value)
+    if not re.match(r"^[0-9]{1,12}$", value):
+        raise ZeroImageError("SOURCE_DATE_EPOCH must be a whole number of seconds, not %s" % outside_text(repr(value), 40))
     return int(value)
 
 
@@ -2026,7 +2060,7 @@ def _load_json_file(path: str) -> dict:
 def registry_host(text: str) -> str:
     """The registry a login/logout argument names: ``https://ghcr.io/v2/`` → ``ghcr.io``; Docker Hub → docker.io."""
     host = re.sub(r"^[a-z]+://", "", text.strip().lower()).split("/", 1)[0]
-    if not host or not _DOMAIN_RE.match(host):
+    if not host or not valid_host(host):
         raise InvalidReferenceError("invalid registry %r: expected a host name like ghcr.io or localhost:5000" % text)
     return DOCKER_HUB if host in ("docker.io", "index.docker.io", "registry-1.docker.io") else host
 
@@ -2334,11 +2368,11 @@ def _is_loopback(host: str) -> bool:
 
 def _origin(url: str) -> str:
     """``scheme://host:port`` of a URL, ports filled in: credentials are bound to one origin."""
-    parts = urllib.parse.urlsplit(url)
     try:
+        parts = urllib.parse.urlsplit(url)
         port = parts.port
     except ValueError:
-        port = None
+        return "invalid:" + url
     port = port or {"https": 443, "http": 80}.get(parts.scheme.lower(), 0)
     return "%s://%s:%d" % (parts.scheme.lower(), (parts.hostname or "").lower(), port)
 
@@ -2351,8 +2385,9 @@ def backoff_delay(attempt: int) -> float:
 class _Connection:
     """One kept-alive connection, and how requests are written on it (through a proxy or not)."""
 
-    def __init__(self, http, key: Tuple[str, str], absolute_form: bool, proxy_authorization: Optional[str]):
-        self.http, self.key = http, key
+    def __init__(self, http, key: Tuple[str, str], proxy: Optional[Proxy], absolute_form: bool,
+                 proxy_authorization: Optional[str]):
+        self.http, self.key, self.proxy = http, key, proxy
         self.absolute_form = absolute_form              # plain HTTP through a proxy: full URLs
         self.proxy_authorization = proxy_authorization  # sent with each request in that case
         self.broken = False                             # broken off: never to be used again
@@ -2374,30 +2409,46 @@ class Response:
     reuse when the body was read to the end, and closes the connection when it was not."""
 
     def __init__(self, raw, conn: object, url: str, cancelled: Optional[threading.Event],
-                 done: Callable[[object, bool], None]):
+                 done: Callable[[object, bool], None], method: str = "GET"):
         self._raw = raw
         self._conn = conn           # the transport's, handed back to ``done`` on close
         self._done = done           # (connection, reusable): back to the pool, or closed
         self._cancelled = cancelled
+        self._broken = False
+        self.method = method
         self.status = raw.status
         self.headers = raw.headers
         self.url = url
 
     def read(self, n: int = -1) -> bytes:
+        """Up to ``n`` bytes (all with -1). A body that breaks off (a reset, a timeout, a chunk or a
+        Content-Length cut short) is a NetworkError; after a cancellation, a CancelledError."""
         if self._cancelled is not None and self._cancelled.is_set():
             raise CancelledError()
         try:
-            return self._raw.read() if n is None or n < 0 else self._raw.read(n)
+            data = self._raw.read() if n is None or n < 0 else self._raw.read(n)
         except (OSError, http_client.HTTPException) as e:
+            self._broken = True
             if self._cancelled is not None and self._cancelled.is_set():
                 raise CancelledError() from e
-            raise
+            raise _network_error(self.method, self.url, e, what="the answer broke off from") from e
+        if not data and n != 0 and self._raw.length:        # the socket closed before Content-Length bytes
+            raise self._cut_short()
+        return data
+
+    def _cut_short(self) -> NetworkError:
+        self._broken = True
+        return NetworkError("the answer from %s broke off (%d bytes missing)"
+                            % (urllib.parse.urlsplit(self.url).netloc, self._raw.length))
 
     def read_capped(self, limit: int, what: str) -> bytes:
+        """The whole body, when it is at most ``limit`` bytes (an error when it is longer, or cut short)."""
         data = self.read(limit + 1)
+        if len(data) <= limit and self._raw.length:         # short of Content-Length: it broke off
+            raise self._cut_short()
         if len(data) > limit:
             self.close()
-            raise RegistryError(self.status, "GET", _redact_url(self.url),
+            raise RegistryError(self.status, self.method, _redact_url(self.url),
                                 "%s is over the %d-byte limit" % (what, limit))
         return data
 
@@ -2410,7 +2461,7 @@ class Response:
                 self._raw.read()        # nothing left: this lets http.client keep the connection
         except (OSError, http_client.HTTPException):
             pass
-        self._done(conn, self._raw.isclosed())     # unread body left on the socket: no reuse
+        self._done(conn, self._raw.isclosed() and not self._broken)     # unread or broken: no reuse
         self._raw.close()
 
     def __enter__(self) -> "Response":
@@ -2484,8 +2535,10 @@ class Transport:
         cafile = cafile if cafile and os.path.isfile(cafile) else None
         capath = capath if capath and os.path.isdir(capath) else None
         try:
-            context = ssl.create_default_context(cafile=cafile, capath=capath) if cafile or capath \
-                else ssl.create_default_context()
+            if cafile or capath:
+                context = ssl.create_default_context(cafile=cafile, capath=capath)
+            else:       # no CA store at all (never the process's variables): only certs.d can add trust
+                context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
             for base in CERTS_DIRS:
                 directory = os.path.join(base, host)
                 if not os.path.isdir(directory):
@@ -2543,7 +2596,7 @@ class Transport:
             else:
                 http = http_client.HTTPConnection(target, timeout=timeout, blocksize=CHUNK_SIZE)
             absolute = bool(proxy) and scheme == "http"
-            conn = _Connection(http, (scheme, netloc), absolute, proxy.authorization if absolute else None)
+            conn = _Connection(http, (scheme, netloc), proxy, absolute, proxy.authorization if absolute else None)
             with self._lock:
                 self._busy.add(conn)
         return conn
@@ -2581,13 +2634,12 @@ class Transport:
             try:
                 response = self._send_following(method, url, headers or {}, (body, length), auth, auth_origin,
                                                 timeout, cancellable)
-            except (OSError, http_client.HTTPException) as e:
+            except _SendFailed as failed:
+                e = failed.error
                 if cancellable and self.cancelled.is_set():
                     raise CancelledError() from e
-                # A connection dropped or timed out may work next time; a refusal or a bad name will not.
-                transient = not isinstance(e, (ConnectionRefusedError, socket.gaierror, ssl.SSLError))
-                if not transient or not replayable or not self._may_retry(attempt, attempts, started, None):
-                    raise _network_error(method, url, e) from e
+                if not _transient(e) or not replayable or not self._may_retry(attempt, attempts, started, None):
+                    raise _network_error(method, failed.url, e, failed.proxy) from e
                 delay = backoff_delay(attempt)
                 self.display.debug("retrying %s %s in %.1fs after %s", method, _redact_url(url), delay,
                                    type(e).__name__)
@@ -2605,7 +2657,7 @@ class Transport:
     @staticmethod
     def _retry_after(response: Response) -> Optional[float]:
         value = (response.headers.get("Retry-After") or "").strip()
-        if value.isdigit():
+        if re.match(r"^[0-9]{1,10}$", value):
             return min(float(value), 30.0)
         if value:
             try:
@@ -2622,22 +2674,26 @@ class Transport:
         return time.monotonic() - started + wait <= MAX_RETRY_SECONDS
 
     def _send_following(self, method, url, headers, body, auth, auth_origin, timeout, cancellable) -> Response:
+        problem = url_problem(url)
+        if problem:
+            raise NetworkError("refusing to send %s to %s: %s" % (method, _redact_url(url), problem))
         for _ in range(MAX_REDIRECTS + 1):
             parts = urllib.parse.urlsplit(url)
             send_auth = auth if auth and _origin(url) == auth_origin else None
             response = self._send(method, parts, headers, body, send_auth, timeout, cancellable)
             if response.status not in REDIRECT_STATUSES or method not in ("GET", "HEAD"):
                 return response
-            location = response.headers.get("Location")
+            location = (response.headers.get("Location") or "").strip()
             response.close()
-            if not location:
-                raise RegistryError(response.status, method, _redact_url(url), "redirect without a Location")
-            url = urllib.parse.urljoin(url, location.strip())
-            target = urllib.parse.urlsplit(url)
-            if target.scheme.lower() not in ("http", "https") or not target.hostname:
-                raise RegistryError(response.status, method, _redact_url(response.url),
-                                    "refusing to follow a redirect to a %s URL (only http and https)"
-                                    % (outside_text(target.scheme, 20) + ":" if target.scheme else "relative"))
+            try:        # urljoin drops tabs and line breaks: the Location itself is checked first
+                target = urllib.parse.urljoin(url, location) if _URL_CHARS_RE.match(location) else location
+            except ValueError:
+                target = location
+            problem = url_problem(target) if location else "no Location"
+            if problem:
+                raise RegistryError(response.status, method, _redact_url(url),
+                                    "refusing to follow a redirect to %s" % problem)
+            url = target
         raise RegistryError(response.status, method, _redact_url(url), "more than %d redirects" % MAX_REDIRECTS)
 
     def _send(self, method, parts, headers, body, auth, timeout, cancellable) -> Response:
@@ -2660,6 +2716,7 @@ class Transport:
         path = urllib.parse.urlunsplit(("", "", parts.path or "/", parts.query, ""))
         if conn.absolute_form:
             path = urllib.parse.urlunsplit((parts.scheme, parts.netloc, parts.path or "/", parts.query, ""))
+        url = urllib.parse.urlunsplit(parts)
         try:
             if cancellable:
                 self._check_cancelled()
@@ -2669,19 +2726,22 @@ class Transport:
             if conn.http.sock is not None:
                 conn.http.sock.settimeout(timeout or READ_TIMEOUT)
             raw = conn.http.getresponse()
-        except (OSError, http_client.HTTPException):      # ssl's errors are ValueErrors too: these first
+        except (OSError, http_client.HTTPException) as e:      # ssl's errors are ValueErrors too: these first
             self._release(conn, False)
-            raise
+            raise _SendFailed(url, conn.proxy, e) from e
         except ValueError:
             # http.client refuses a header value with a line break; its message would show the value
             self._release(conn, False)
-            raise NetworkError("refusing to send a request to %s: a header value holds a line break"
-                               % parts.netloc) from None
+            raise NetworkError("refusing to send a request to %s: a header value holds characters HTTP does "
+                               "not allow (line breaks, non-ASCII)" % parts.netloc) from None
         except BaseException:
             self._release(conn, False)
             raise
-        url = urllib.parse.urlunsplit(parts)
-        response = Response(raw, conn, url, self.cancelled if cancellable else None, self._release)
+        response = Response(raw, conn, url, self.cancelled if cancellable else None, self._release, method)
+        if response.status == 407 and conn.proxy is not None:
+            response.close()
+            raise NetworkError("the proxy %s asks for credentials; give them as http://USER:PASSWORD@%s in "
+                               "HTTP_PROXY" % (conn.proxy.netloc, conn.proxy.netloc))
         self.display.debug("%s %s -> %d%s", method, _redact_url(url), response.status,
                            " (with credentials)" if auth else "")
         if method == "HEAD":
@@ -2689,19 +2749,48 @@ class Transport:
         return response
 
 
-def _network_error(method: str, url: str, error: Exception) -> "ZeroImageError":
-    host = urllib.parse.urlsplit(url).netloc
+class _SendFailed(Exception):
+    """A request that got no answer: the URL it went to (a redirect's, maybe), the proxy, and why."""
+
+    def __init__(self, url: str, proxy: Optional[Proxy], error: BaseException):
+        super().__init__(url)
+        self.url, self.proxy, self.error = url, proxy, error
+
+
+def _transient(error: BaseException) -> bool:
+    """A dropped connection or a timeout may go better next time; a refusal, an unknown name, TLS
+    trouble, a proxy's refusal or an answer that is not HTTP will not."""
+    if isinstance(error, (ConnectionRefusedError, ssl.SSLError)):
+        return False
+    return isinstance(error, (ConnectionError, TimeoutError, socket.timeout, http_client.IncompleteRead))
+
+
+def _network_error(method: str, url: str, error: BaseException, proxy: Optional[Proxy] = None,
+                   what: Optional[str] = None) -> "NetworkError":
+    """One line for a request that failed on the way: the host it went to (and the proxy), what
+    happened, what to check. Only the error's kind and errno text: never its message, which may
+    quote a URL with a signature or a header."""
+    host = urllib.parse.urlsplit(url).netloc if url_problem(url) is None else "the registry"
+    where = "%s through the proxy %s" % (host, proxy.netloc) if proxy else host
     if isinstance(error, ssl.SSLCertVerificationError):
         return NetworkError("TLS certificate of %s not trusted (%s); add its CA with SSL_CERT_FILE or "
                             "/etc/docker/certs.d/%s/ca.crt, or use --insecure" % (host, error.verify_message, host))
-    if isinstance(error, socket.timeout):
-        return NetworkError("%s %s: timed out talking to %s" % (method, _redact_url(url), host))
-    reason = getattr(error, "strerror", None) or str(error) or type(error).__name__
+    if isinstance(error, (TimeoutError, socket.timeout)):
+        return NetworkError("%s %s: timed out talking to %s" % (method, _redact_url(url), where))
+    if isinstance(error, OSError) and str(error).startswith("Tunnel connection failed"):
+        return NetworkError("the proxy %s would not connect to %s (%s); check HTTPS_PROXY and its credentials"
+                            % (proxy.netloc if proxy else "", host, outside_text(str(error)[25:], 100)))
+    if isinstance(error, OSError):
+        reason = outside_text(error.strerror or type(error).__name__, 200)
+    elif isinstance(error, http_client.IncompleteRead):
+        reason = "the body ended early"
+    else:
+        reason = "the answer is not HTTP (%s)" % type(error).__name__
     hint = ""
     if isinstance(error, (ConnectionRefusedError, socket.gaierror)):
         hint = "; is the registry name and port right, and is it running? (proxies: HTTPS_PROXY, NO_PROXY)"
-    return NetworkError("cannot reach %s (%s %s): %s%s"
-                        % (host, method, _redact_url(url), outside_text(reason, 200), hint))
+    return NetworkError("%s %s (%s %s): %s%s" % (what or "cannot reach", where, method, _redact_url(url), reason, hint))
+
 
 # ---- Authentication ----
 
@@ -2910,11 +2999,11 @@ class Authenticator:
 
     def _fetch_token(self, params: Dict[str, str], scopes: Sequence[str], creds: Optional[Credentials]):
         realm = params.get("realm") or ""
+        problem = url_problem(realm)
+        if problem:
+            raise AuthenticationError(401, "GET", self._base, "the registry's token realm is %s" % problem)
         realm_parts = urllib.parse.urlsplit(realm)
         shown = _redact_url(realm)
-        if realm_parts.scheme not in ("http", "https") or not realm_parts.hostname:
-            raise AuthenticationError(401, "GET", self._base, "the registry's token realm %s is not an http(s) URL"
-                                      % outside_text(repr(realm), 100))
         if creds and realm_parts.scheme == "http" and not (self.transport.insecure or _is_loopback(realm_parts.netloc)):
             raise AuthenticationError(401, "GET", shown, "refusing to send credentials to a plain-HTTP "
                                       "token realm (use --insecure if you trust this network)")
@@ -2972,7 +3061,7 @@ class _ResumingReader:
         while True:
             try:
                 data = self._response.read(n)
-            except (OSError, http_client.HTTPException) as e:
+            except NetworkError as e:
                 data, error = b"", e
             else:
                 error = None
@@ -2980,9 +3069,8 @@ class _ResumingReader:
                 self._done += len(data)
                 return data
             if self._resumes >= self.MAX_RESUMES:
-                if error is not None:
-                    raise _network_error("GET", self._response.url, error) from error
-                return b""
+                raise error or NetworkError("the download from %s broke off at %d of %d bytes"
+                                            % (_redact_url(self._response.url), self._done, self._size))
             self._resumes += 1
             self._response.close()
             self._response = self._fetch(self._done)
@@ -3101,12 +3189,13 @@ class Registry:
             verify_bytes(data, answered.strip(), what)
         media_type = (response.headers.get("Content-Type") or "").split(";")[0].strip()
         parsed = json_object(data, what)
+        url = _redact_url(response.url)
         if parsed.get("schemaVersion") == 1 or media_type in DOCKER_SCHEMA1:
-            raise ZeroImageError("%s has a Docker schema 1 manifest, which zeroimage does not read; "
-                                 "re-push it with a current tool" % named)
+            raise RegistryError(200, "GET", url, message="%s has a Docker schema 1 manifest, which zeroimage does "
+                                "not read; re-push it with a current tool" % named)
         media_type = parsed.get("mediaType") or media_type
         if media_type not in IMAGE_MANIFEST_TYPES + INDEX_TYPES:
-            raise ZeroImageError("%s is a %s, not an image" % (
+            raise RegistryError(200, "GET", url, message="%s is a %s, not an image" % (
                 named, outside_text(media_type, 100) or "manifest of unknown type"))
         return data, media_type, reference if by_digest else sha256_digest(data)
 
@@ -3142,14 +3231,18 @@ class Registry:
         def fetch(offset: int) -> Response:
             headers = {"Range": "bytes=%d-" % offset} if offset else {}
             return self.request("GET", path, [pull_scope(repository)], headers, ok=(200, 206))
-        return VerifyingReader(_ResumingReader(fetch, size), digest, size,
-                               "blob %s from %s/%s" % (digest, self.host, repository))
+        reader = _ResumingReader(fetch, size)
+        try:
+            return VerifyingReader(reader, digest, size, "blob %s from %s/%s" % (digest, self.host, repository))
+        except BaseException:       # an empty blob is checked at once: its answer must not stay open
+            reader.close()
+            raise
 
     def read_small_blob(self, repository: str, digest: str, size: int) -> bytes:
         """A config or other small blob, whole, verified and size-capped."""
         if size > MAX_JSON_SIZE:
-            raise ZeroImageError("blob %s in %s/%s is %d bytes, over the %d-byte limit"
-                                 % (digest, self.host, repository, size, MAX_JSON_SIZE))
+            raise RegistryError(200, "GET", "%s/%s" % (self.host, repository), "blob %s is %d bytes, over the "
+                                "%d-byte limit for configs" % (digest, size, MAX_JSON_SIZE))
         with contextlib.closing(self.open_blob(repository, digest, size)) as f:
             return f.read()
 
@@ -3175,13 +3268,16 @@ class Registry:
             response.read_capped(MAX_ERROR_BODY, "the upload answer")
         upload = self._upload_for(response, repository, scopes)
         if upload is None:
-            raise RegistryError(202, "POST", repository, "upload started without a usable Location")
+            raise RegistryError(202, "POST", _redact_url(response.url), "upload started without a usable Location")
         return upload
 
     def _upload_for(self, response: Response, repository: str, scopes) -> Optional[Upload]:
         location = (response.headers.get("Location") or "").strip()
-        url = urllib.parse.urljoin(self.auth.ping() + "/v2/%s/blobs/uploads/" % repository, location)
-        if not location or urllib.parse.urlsplit(url).scheme not in ("http", "https"):
+        try:
+            url = urllib.parse.urljoin(self.auth.ping() + "/v2/%s/blobs/uploads/" % repository, location)
+        except ValueError:
+            return None
+        if not location or url_problem(url):
             return None
         return Upload(self, repository, url, scopes)
 
@@ -3664,7 +3760,13 @@ class LayoutSink:
             raise ZeroImageError("cannot write the layout %s: it exists and is not a directory" % self.path)
 
     def write(self, top: Union[Image, ImageIndex], name: Reference) -> str:
-        write_layout_dir(self.path, tree_blobs(top), top_descriptor(top, name), self.session.cancelled)
+        made = not os.path.exists(self.path)
+        try:
+            write_layout_dir(self.path, tree_blobs(top), top_descriptor(top, name), self.session.cancelled)
+        except BaseException:
+            if made:        # a layout this build started: nothing of it stays (one it added to keeps its blobs)
+                shutil.rmtree(self.path, ignore_errors=True)
+            raise
         return top.digest
 
     def where(self, digest: str) -> str:
@@ -3694,6 +3796,9 @@ class RegistrySink:
             return False
 
     def write(self, top: Union[Image, ImageIndex], name: Optional[Reference] = None) -> str:
+        if self.ref.digest and self.ref.digest != top.digest:
+            raise ZeroImageError("cannot push to %s: it names the digest %s, but the image is %s (name a tag, "
+                                 "or the image's own digest)" % (self.ref.familiar(), self.ref.digest, top.digest))
         blobs = [blob for image in tree_images(top) for blob in image.blobs[:-1]]
         sources = sorted(set(b.source[1] for b in blobs if b.source and b.source[0] == self.ref.registry
                              and b.source[1] != self.ref.repository))
@@ -3881,14 +3986,17 @@ def _build_images(session: Session, programs, single: bool, base_for, layers: _L
     """One image per program: its base for the program's platform, plus (on the minimal base) the
     base's own layer, plus the program's layer. Returns the images and the bases they stand on."""
     display = session.display
-    minimal_layer = None
-    images, bases = [], []
-    for wanted, path, program in programs:
+    checked = []
+    for wanted, path, program in programs:      # every program checked before any layer is made
         elf = read_elf(program)
         if single:
             wanted = _resolve_platform(wanted, elf, path, display)
         else:
             _check_program_platform(wanted, elf, path, platform_check, display)
+        checked.append((wanted, path, program, elf))
+    minimal_layer = None
+    images, bases = [], []
+    for wanted, path, program, elf in checked:
         base_image = base_for(wanted)
         bases.append(base_image)
         added, image_options = [], options
@@ -4056,6 +4164,7 @@ def describe_image(name: str, digest: str, media_type: str, manifest: dict, conf
 def _describe(info: dict) -> str:
     """The summary ``inspect`` prints; every value from the image made printable (no escapes reach the terminal)."""
     info = {k: outside_text(v, 1000) if isinstance(v, str) else v for k, v in info.items()}
+    info["platforms"] = [outside_text(p, 100) for p in info["platforms"]]
     lines = ["Name:        %s" % info["name"], "Digest:      %s" % info["digest"],
              "Media type:  %s" % info["mediaType"]]
     if len(info["platforms"]) > 1:
@@ -4096,7 +4205,8 @@ def inspect(target: str, *, platform: Optional[Platform] = None, mode: str = "su
             if top["mediaType"] in INDEX_TYPES and mode == "raw" and platform is None:
                 return source.read_manifest(top).decode("utf-8")
             image = read_tree(source, choose_image(candidates, platform, None, str(ref)).descriptor, str(ref))
-            platforms = [str(c.platform) for c in candidates] if top["mediaType"] in INDEX_TYPES else []
+            platforms = list(dict.fromkeys(str(c.platform) for c in candidates)) \
+                if top["mediaType"] in INDEX_TYPES else []
             return _inspect_output(mode, str(ref), top["digest"], top["mediaType"], image, platforms)
 
 
@@ -4378,7 +4488,7 @@ def _user_arg(text: str) -> str:
 def _port_arg(text: str) -> str:
     port, _, proto = text.partition("/")
     proto = proto or "tcp"
-    if not port.isdigit() or not 1 <= int(port) <= 65535 or proto not in ("tcp", "udp", "sctp"):
+    if not re.match(r"^[0-9]{1,5}$", port) or not 1 <= int(port) <= 65535 or proto not in ("tcp", "udp", "sctp"):
         raise argparse.ArgumentTypeError("expected PORT[/tcp|udp|sctp] with a port from 1 to 65535, got %r" % text)
     return "%d/%s" % (int(port), proto)
 
@@ -4465,6 +4575,11 @@ def cmd_push(args, session: Session) -> int:
 
 def cmd_inspect(args, session: Session) -> int:
     mode = "json" if args.json and args.mode == "summary" else args.mode
+    if not _looks_like_path(args.target):
+        try:
+            Reference.parse(args.target)
+        except InvalidReferenceError as e:
+            raise UsageError("%s (and there is no such archive)" % e) from e
     output = inspect(args.target, platform=args.platform, mode=mode, session=session)
     if mode == "json":
         _print_json(json.loads(output))
@@ -4555,6 +4670,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             getattr(args, "parser", parser).print_usage(sys.stderr)
         print("zeroimage: error: %s" % outside_text(e, 4000), file=sys.stderr)
         return e.exit_code
+    except BrokenPipeError:         # stdout's reader went away (| head): stop quietly, as cat does
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except KeyboardInterrupt:
         print("zeroimage: interrupted", file=sys.stderr)
         return 130

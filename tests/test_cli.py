@@ -241,6 +241,27 @@ def test_corrupt_base_blob_writes_nothing(tmp_path, prog):
     base = b.write_tar(tmp_path / "base.tar", [desc])
     fails(run_cli("build", "--from-archive", base, "-o", tmp_path / "app.tar", prog), 1, "does not match its digest", layer)
     assert sorted(os.listdir(str(tmp_path))) == ["base.tar", "prog"]
+    fails(run_cli("build", "--from-archive", base, "--format", "oci-layout", "-o", tmp_path / "layout", prog), 1,
+          "does not match its digest")
+    assert sorted(os.listdir(str(tmp_path))) == ["base.tar", "prog"], "a layout this build started is removed"
+
+
+def test_inspect_of_something_neither_archive_nor_reference_is_a_usage_error(tmp_path):
+    r = run_cli("inspect", "not..valid", cwd=str(tmp_path))
+    fails(r, 2, "invalid reference", "no such archive")
+
+
+def test_a_closed_stdout_ends_quietly(tmp_path, prog):
+    """`zeroimage inspect ... | head -1`: when stdout's reader is gone, exit 141 without an error line."""
+    ok(run_cli("build", "-o", tmp_path / "a.tar", prog))
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        r = subprocess.run([sys.executable, zeroimage.__file__, "inspect", "--raw", str(tmp_path / "a.tar")],
+                           stdout=write_end, stderr=subprocess.PIPE, universal_newlines=True, timeout=60)
+    finally:
+        os.close(write_end)
+    assert r.returncode == 141 and r.stderr == "", r.stderr
 
 
 # ---- Errors ----

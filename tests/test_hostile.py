@@ -1357,3 +1357,108 @@ def test_config_json_that_is_not_an_object_is_a_credential_error(env, text):
         f.write(text)
     with pytest.raises(zeroimage.CredentialError, match="config.json"):
         zeroimage.resolve_credentials("reg.example.com", env)
+
+
+# ---- 11. answers that break off, URLs and headers HTTP cannot carry, what errors name ----
+
+
+def _chunked_cut(h):
+    """A chunked answer that promises a chunk and hangs up half-way."""
+    h.send_response(200)
+    h.send_header("Content-Type", OCI_MANIFEST)
+    h.send_header("Transfer-Encoding", "chunked")
+    h.end_headers()
+    h.wfile.write(b"400\r\n" + MANIFEST[:20])
+    h.wfile.flush()
+    h.close_connection = True
+
+
+def _length_cut(h):
+    """A Content-Length answer that sends half and hangs up."""
+    h.send_response(200)
+    h.send_header("Content-Type", OCI_MANIFEST)
+    h.send_header("Content-Length", str(len(MANIFEST)))
+    h.end_headers()
+    h.wfile.write(MANIFEST[:20])
+    h.wfile.flush()
+    h.close_connection = True
+
+
+def _bad_chunk_line(h):
+    h.send_response(200)
+    h.send_header("Transfer-Encoding", "chunked")
+    h.end_headers()
+    h.wfile.write(b"zz-not-hex\r\n")
+    h.wfile.flush()
+    h.close_connection = True
+
+
+@pytest.mark.parametrize("route", [_chunked_cut, _length_cut, _bad_chunk_line], ids=["chunk", "length", "chunk-line"])
+def test_an_answer_that_breaks_off_is_a_network_error(servers, session, tmp_path, route):
+    """A manifest (or any small answer) cut short is a NetworkError naming the host: in the library, and
+    as one line from the CLI; the broken connection is never used again."""
+    server = servers({"/v2/": open_v2, "/v2/a/manifests/1": route})
+    with pytest.raises(zeroimage.NetworkError, match="broke off"):
+        session.registry(server.netloc).get_manifest("a", "1")
+    assert not session.transport._idle.get(("http", server.netloc)), "a broken connection went back to the pool"
+    cli_failed(run_cli("inspect", server.netloc + "/a:1", env=cli_env(tmp_path)))
+
+
+@pytest.mark.parametrize("location", [
+    "http://[bad/x", "http://127.0.0.1:99999/x", "/path with space?X-Amz-Signature=" + SECRET,
+    "/caf\u00e9?sig=" + SECRET, "http://a\tb/", "/" + "x" * 9000,
+])
+def test_a_redirect_http_cannot_carry_is_refused_at_once(servers, session, location):
+    """A Location that is not a URL zeroimage can request is refused in one line, with no retries and
+    nothing of its query shown."""
+    server = servers({"/v2/": open_v2, "/v2/a/manifests/1": lambda h: h.reply(302, headers=[("Location", location)])})
+    with pytest.raises(zeroimage.RegistryError) as e:
+        session.registry(server.netloc).get_manifest("a", "1")
+    assert "refusing to follow a redirect" in str(e.value) and SECRET not in str(e.value)
+    assert server.paths("/v2/a/").count("/v2/a/manifests/1") == 1, "no retry of a hopeless redirect"
+
+
+@pytest.mark.parametrize("value", ["\u00b2", "-5", "1e3", "Mon, 99 Foo 2026", "9" * 40])
+def test_odd_retry_after_values_are_ignored(servers, session, value):
+    answers = [503, 200]
+    server = servers({"/x": lambda h: h.reply(answers.pop(0), b"ok", [("Retry-After", value)])})
+    with session.transport.request("GET", server.url + "/x") as r:
+        assert r.status == 200 and r.read() == b"ok"
+
+
+def test_an_unreachable_redirect_target_is_named(servers, session):
+    """The error names the host that could not be reached (the CDN), not the registry that sent there."""
+    server = servers({"/blob": lambda h: h.reply(307, headers=[("Location", "http://cdn.invalid/blob?sig=1")])})
+    with pytest.raises(zeroimage.NetworkError) as e:
+        session.transport.request("GET", server.url + "/blob")
+    assert "cdn.invalid" in str(e.value) and "sig=1" not in str(e.value)
+
+
+def test_platforms_with_escapes_never_reach_the_terminal(servers, tmp_path):
+    """An index entry whose platform holds control characters has no platform (its config's counts):
+    the characters are never printed."""
+    evil = dict(_desc(IMAGE), platform={"os": "linux\x1b]0;pwned\x07", "architecture": "arm64"})
+    top = jdump(_index(evil, _desc(IMAGE)))
+    server = _hostile_registry(servers, top, [IMAGE])
+    r = run_cli("inspect", "--platform", "linux/amd64", server.netloc + "/a:1", env=cli_env(tmp_path))
+    assert r.returncode == 0, r.stderr
+    assert "\x1b" not in r.stdout and "pwned" not in r.stdout, r.stdout
+
+
+def test_a_proxy_that_asks_for_credentials_says_so(servers):
+    """407 from a plain-HTTP proxy: one line naming the proxy and where its credentials go."""
+    target = "http://registry.example:5000/v2/"
+    proxy = servers({target: lambda h: h.reply(407, b"", [("Proxy-Authenticate", 'Basic realm="p"')])})
+    with zeroimage.Session({"http_proxy": proxy.netloc}) as session:
+        with pytest.raises(zeroimage.NetworkError, match="asks for credentials"):
+            session.transport.request("GET", target)
+
+
+def test_an_empty_blob_with_a_wrong_digest_leaves_no_connection_busy(servers, session):
+    empty = sha256(b"x")
+    server = servers({"/v2/": open_v2, "/v2/a/blobs/" + empty: lambda h: h.reply(200, b"")})
+    registry = session.registry(server.netloc)
+    for _ in range(3):
+        with pytest.raises(zeroimage.DigestMismatchError):
+            registry.open_blob("a", empty, 0)
+    assert not session.transport._busy

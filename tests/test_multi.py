@@ -90,9 +90,10 @@ def test_docker_base_gives_a_manifest_list(tmp_path, binaries):
 
 def test_platform_check(tmp_path, binaries):
     amd, arm = binaries
-    fails(run_cli("build", "-o", tmp_path / "x.tar", "linux/amd64=%s" % arm, "linux/arm64=%s" % amd), 1,
-          "app-arm64 is an ELF binary for linux/arm64, not linux/amd64", "--no-platform-check")
+    r = run_cli("build", "-o", tmp_path / "x.tar", "linux/amd64=%s" % arm, "linux/arm64=%s" % amd)
+    fails(r, 1, "app-arm64 is an ELF binary for linux/arm64, not linux/amd64", "--no-platform-check")
     assert not (tmp_path / "x.tar").exists()
+    assert "compressed" not in r.stderr, "every program is checked before any layer is made"
     r = ok(run_cli("build", "--no-platform-check", "-o", tmp_path / "x.tar", "linux/amd64=%s" % arm,
                    "linux/arm64=%s" % amd))
     assert "warning: " in r.stderr and "not linux/amd64" in r.stderr

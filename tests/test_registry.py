@@ -465,3 +465,18 @@ def test_unchanged_repush_compresses_and_uploads_nothing(tmp_path, pki, registry
     for entry in (tmp_path / "cache" / "layers").iterdir():
         entry.write_text("{not json")
     assert zeroimage.build(str(busybox_program), push=target).digest == changed.digest
+
+
+def test_a_push_target_with_a_digest_must_be_the_images(tmp_path, registry_servers, busybox_program):
+    """build --push / push to REF@DIGEST: the image must have that digest; never a push under another."""
+    server = registry_servers("open")
+    wrong = "sha256:" + "0" * 64
+    r = run_cli("build", "--from", "scratch", "--push", "%s/pinned/app:1@%s" % (server.host, wrong), busybox_program)
+    assert r.returncode == 1 and "names the digest" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    r = run_cli("build", "--from", "scratch", "-o", tmp_path / "a.tar", busybox_program)
+    assert r.returncode == 0, r.stderr
+    digest = r.stdout.strip()
+    r = run_cli("push", tmp_path / "a.tar", "%s/pinned/app@%s" % (server.host, digest))
+    assert r.returncode == 0 and r.stdout.strip().endswith("@" + digest), r.stderr
+    r = run_cli("push", tmp_path / "a.tar", "%s/pinned/app@%s" % (server.host, wrong))
+    assert r.returncode == 1 and "names the digest" in r.stderr, r.stderr
