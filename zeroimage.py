@@ -2287,8 +2287,11 @@ def parse_proxy(text: str) -> Proxy:
     value = text.strip()
     if "://" not in value:
         value = "http://" + value
-    parts = urllib.parse.urlsplit(value)
     shown = _redact_url(value)
+    try:
+        parts = urllib.parse.urlsplit(value)
+    except ValueError:
+        raise NetworkError("proxy %s: not a URL (a bracketed IPv6 address not closed?)" % shown) from None
     if parts.scheme.lower() == "https":
         raise NetworkError("proxy %s: TLS to the proxy is not supported; give it as http://HOST:PORT" % shown)
     if parts.scheme.lower() != "http":
@@ -2298,14 +2301,14 @@ def parse_proxy(text: str) -> Proxy:
         port = parts.port or 80
     except ValueError:
         raise NetworkError("proxy %s: the port is not a number from 1 to 65535" % shown) from None
-    host = parts.hostname
-    if not host or not _DOMAIN_RE.match(host if ":" not in host else "[%s]" % host):
+    host = parts.hostname if not parts.hostname or ":" not in parts.hostname else "[%s]" % parts.hostname
+    if not host or not _DOMAIN_RE.match(host):
         raise NetworkError("proxy %s: no valid host name" % shown)
     authorization = None
     if parts.username is not None:
         userpass = "%s:%s" % (urllib.parse.unquote(parts.username), urllib.parse.unquote(parts.password or ""))
         authorization = "Basic " + base64.b64encode(userpass.encode("utf-8")).decode("ascii")
-    return Proxy("%s:%d" % (host if ":" not in host else "[%s]" % host, port), authorization)
+    return Proxy("%s:%d" % (host, port), authorization)
 
 
 def bypasses_proxy(host: str, port: int, no_proxy: str) -> bool:
@@ -3075,10 +3078,17 @@ class _ResumingReader:
             self._response.close()
             self._response = self._fetch(self._done)
             if self._response.status == 200:        # the server ignored Range: skip what we have
-                copy_stream(self._response, HashingWriter(), self._done)
+                copy_stream(self._response, _Discard(), self._done)
 
     def close(self) -> None:
         self._response.close()
+
+
+class _Discard:
+    """A writer that keeps nothing (the bytes a server sent again after ignoring Range)."""
+
+    def write(self, data) -> int:
+        return len(data)
 
 
 class Upload:

@@ -287,6 +287,7 @@ def test_proxy_url_forms(text, netloc, userpass):
     ("socks4://proxy:1080", ["socks4"]),
     ("ftp://proxy:21", ["ftp"]),
     ("http://proxy:notaport", ["port"]),
+    ("http://[bad:3128", ["not a URL"]),
     ("http://user:%s@proxy:notaport" % SECRET, ["port"]),
     ("http://proxy:99999", ["port"]),
     ("http://:3128", ["host"]),
