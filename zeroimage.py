@@ -4645,6 +4645,68 @@ def _on_sigterm(signum, frame):
     raise _Terminated()
 
 
+class _StopSignals:
+    """Ctrl-C and SIGTERM for the command line, while a command runs in the main thread.
+
+    Python raises a signal's exception in the main thread, but where Python cannot raise (a
+    finalizer, a weakref callback inside an import) it prints "Exception ignored" and goes on, and
+    the work would finish as if nothing happened. So the signal is also written to a wakeup pipe (by
+    the C handler, before any Python code runs) and a watcher thread cancels the session: the next
+    chunk or request stops. The process's handlers, wakeup fd and unraisable hook are restored on
+    close, and an exception ignored for a stop signal is not printed."""
+
+    def __init__(self, session: "Session"):
+        self.session = session
+        self.received = None
+        self._read, self._write = os.pipe()
+        os.set_blocking(self._write, False)
+        self._previous_sigterm = signal.signal(signal.SIGTERM, _on_sigterm)
+        self._previous_wakeup = signal.set_wakeup_fd(self._write, warn_on_full_buffer=False)
+        self._previous_hook = sys.unraisablehook
+        sys.unraisablehook = self._unraisable
+        self._thread = threading.Thread(target=self._watch, name="zeroimage-signals", daemon=True)
+        self._thread.start()
+
+    def _watch(self) -> None:
+        while True:
+            data = os.read(self._read, 64)
+            if not data:
+                return
+            stops = [signum for signum in data if signum in _STOP_SIGNALS]
+            if stops:
+                self.received = stops[0] if self.received is None else self.received
+                self.session.cancel()
+
+    def _unraisable(self, unraisable) -> None:
+        if not isinstance(unraisable.exc_value, (KeyboardInterrupt, _Terminated)):
+            self._previous_hook(unraisable)
+
+    def close(self) -> None:
+        signal.set_wakeup_fd(self._previous_wakeup)
+        signal.signal(signal.SIGTERM, self._previous_sigterm)
+        sys.unraisablehook = self._previous_hook
+        os.close(self._write)
+        self._thread.join()
+        os.close(self._read)
+
+
+def _stop_signal(error: BaseException) -> Optional[int]:
+    """The stop signal behind an exception: its own, or a cause's (a signal that lands inside an
+    import of a C module comes out as ImportError or similar with the interruption as its cause)."""
+    while error is not None:
+        if isinstance(error, KeyboardInterrupt):
+            return signal.SIGINT
+        if isinstance(error, _Terminated):
+            return signal.SIGTERM
+        error = error.__cause__ or error.__context__
+    return None
+
+
+def _report_stop(signum: int) -> int:
+    print("zeroimage: %s" % ("interrupted" if signum == signal.SIGINT else "terminated"), file=sys.stderr)
+    return 128 + signum
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """The command line; returns the exit status and leaves the process as it found it (signal
     handlers, logging), so it can be called more than once."""
@@ -4664,53 +4726,42 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     display = Display(sys.stderr, "off" if quiet else "tty" if sys.stderr.isatty() else "plain",
                       logging.ERROR if quiet else logging.DEBUG if verbose else logging.INFO)
     debug = os.environ.get("ZEROIMAGE_DEBUG") == "1"
-    in_main_thread = threading.current_thread() is threading.main_thread()
-    previous_sigterm = signal.signal(signal.SIGTERM, _on_sigterm) if in_main_thread else None
+    session = Session(insecure=getattr(args, "insecure", False), display=display)
+    stops = _StopSignals(session) if threading.current_thread() is threading.main_thread() else None
     try:
-        with Session(insecure=getattr(args, "insecure", False), display=display) as session:
+        with session:
             code = args.func(args, session)
             summary = display.summary()
+        if stops is not None and stops.received is not None:
+            return _report_stop(stops.received)
         if summary and not quiet:
             display.info("%s", summary)
         return code
-    except ZeroImageError as e:
-        if debug:
-            raise
-        if e.exit_code == 2:
-            getattr(args, "parser", parser).print_usage(sys.stderr)
-        print("zeroimage: error: %s" % outside_text(e, 4000), file=sys.stderr)
-        return e.exit_code
     except BrokenPipeError:         # stdout's reader went away (| head): stop quietly, as cat does
         with contextlib.suppress(OSError):
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
-    except KeyboardInterrupt:
-        print("zeroimage: interrupted", file=sys.stderr)
-        return 130
-    except _Terminated:
-        print("zeroimage: terminated", file=sys.stderr)
-        return 143
-    except OSError as e:
-        if debug:
-            raise
-        where = " (%s)" % e.filename if e.filename else ""
-        print("zeroimage: error: %s" % outside_text("%s%s" % (e.strerror or e, where), 4000), file=sys.stderr)
-        return 1
-    except Exception as e:
-        # A signal that lands inside an import of a C module comes out as ImportError (or similar)
-        # with the interruption as its cause: report the interruption, not a traceback.
-        cause = e.__cause__ or e.__context__
-        while cause is not None and not isinstance(cause, (KeyboardInterrupt, _Terminated)):
-            cause = cause.__cause__ or cause.__context__
-        if cause is None or debug:
-            raise
-        print("zeroimage: %s" % ("interrupted" if isinstance(cause, KeyboardInterrupt) else "terminated"),
-              file=sys.stderr)
-        return 130 if isinstance(cause, KeyboardInterrupt) else 143
+    except BaseException as e:      # noqa: B902 -- sorted out below; anything else goes on up
+        signum = _stop_signal(e)
+        if signum is None and stops is not None:
+            signum = stops.received         # the work stopped because the session was cancelled
+        if signum is not None and not (debug and isinstance(e, Exception)):
+            return _report_stop(signum)
+        if isinstance(e, ZeroImageError) and not debug:
+            if e.exit_code == 2:
+                getattr(args, "parser", parser).print_usage(sys.stderr)
+            print("zeroimage: error: %s" % outside_text(e, 4000), file=sys.stderr)
+            return e.exit_code
+        if isinstance(e, OSError) and not debug:
+            where = " (%s)" % e.filename if e.filename else ""
+            print("zeroimage: error: %s" % outside_text("%s%s" % (e.strerror or e, where), 4000),
+                  file=sys.stderr)
+            return 1
+        raise
     finally:
         display.close()
-        if in_main_thread:
-            signal.signal(signal.SIGTERM, previous_sigterm)
+        if stops is not None:
+            stops.close()
 
 
 if __name__ == "__main__":

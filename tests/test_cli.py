@@ -385,6 +385,25 @@ def test_interrupted_build_leaves_nothing(tmp_path, sig, code):
     assert os.listdir(str(out)) == ["app.tar"] and (out / "app.tar").read_bytes() == b"the previous archive"
 
 
+
+def test_a_stop_signal_python_ignores_still_cancels_the_work():
+    # A signal's exception raised where Python cannot raise it (a finalizer, a weakref callback in
+    # an import) is printed as "Exception ignored" and dropped: the session must be cancelled anyway.
+    class Finalized:
+        def __del__(self):
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.5)         # the handler runs here and raises into the finalizer
+
+    session = zeroimage.Session(environ={})
+    stops = zeroimage._StopSignals(session)
+    try:
+        Finalized()
+        assert session.cancelled.wait(10) and stops.received == signal.SIGTERM
+    finally:
+        stops.close()
+        session.close()
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL and signal.set_wakeup_fd(-1) == -1
+
 BAD_INPUT = [
     # references
     (["pull", "Bad/Name"], 2), (["pull", ""], 2), (["pull", "a//b"], 2), (["pull", "name:"], 2),
