@@ -583,13 +583,57 @@ class _Checked:
 _STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 
 
+_FILE_KINDS = ((stat.S_ISREG, "a regular file"), (stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+               (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
+
+def file_kind(mode: int) -> str:
+    """What a stat mode is, in words ("a FIFO"), for errors."""
+    return next((name for test, name in _FILE_KINDS if test(mode)), "not a regular file")
+
+
+def output_file(path: str) -> str:
+    """Where an output file really goes: ``path`` with symlinks followed (the link stays, its target is
+    replaced, as cp does). Anything there but a regular file is refused: a directory, a FIFO, a device
+    or a socket would be replaced by a regular file (as root, /dev/null too)."""
+    if not path:
+        raise UsageError("the output path is empty")
+    real = os.path.realpath(path)
+    try:
+        st = os.stat(real)
+    except FileNotFoundError:
+        return real
+    except OSError as e:
+        raise ZeroImageError("cannot write %s: %s" % (path, e.strerror or e)) from e
+    if not stat.S_ISREG(st.st_mode):
+        raise ZeroImageError("cannot write %s: it is %s; name a file%s" % (
+            path, file_kind(st.st_mode), " (a layout directory takes --format oci-layout)"
+            if stat.S_ISDIR(st.st_mode) else ""))
+    return real
+
+
+def output_directory(path: str) -> str:
+    """Where an output directory really is (symlinks followed); a file of any kind there is refused."""
+    if not path:
+        raise UsageError("the output path is empty")
+    real = os.path.realpath(path)
+    try:
+        st = os.stat(real)
+    except FileNotFoundError:
+        return real
+    except OSError as e:
+        raise ZeroImageError("cannot write %s: %s" % (path, e.strerror or e)) from e
+    if not stat.S_ISDIR(st.st_mode):
+        raise ZeroImageError("cannot write the layout %s: it is %s, not a directory" % (path, file_kind(st.st_mode)))
+    return real
+
+
 @contextlib.contextmanager
 def atomic_output(path: str, mode: Optional[int] = None):
-    """Yield a file beside ``path``; rename it over ``path`` (with ``mode``, default 0666 less the umask)
-    only if the block succeeds."""
-    directory = os.path.dirname(os.path.abspath(path))
-    if os.path.isdir(path):
-        raise ZeroImageError("cannot write %s: it is a directory" % path)
+    """Yield a file beside ``path``'s real location; rename it over that (with ``mode``, default 0666
+    less the umask) only if the block succeeds. See ``output_file`` for what ``path`` may be."""
+    shown, path = path, output_file(path)
+    directory = os.path.dirname(path)
     # Ctrl-C or SIGTERM between creating the file and entering the try below would leave it behind:
     # hold those signals until the try can clean up (only the main thread receives them).
     in_main = threading.current_thread() is threading.main_thread()
@@ -600,7 +644,7 @@ def atomic_output(path: str, mode: Optional[int] = None):
     except OSError as e:
         if held is not None:
             signal.pthread_sigmask(signal.SIG_SETMASK, held)
-        raise ZeroImageError("cannot write %s: %s" % (path, e.strerror or e)) from e
+        raise ZeroImageError("cannot write %s: %s" % (shown, e.strerror or e)) from e
     try:
         if held is not None:
             signal.pthread_sigmask(signal.SIG_SETMASK, held)     # a held signal is raised here, inside
@@ -1324,10 +1368,11 @@ def _config_platform(source, desc: dict, manifest: Optional[dict], where: str) -
 
 
 class LayerEntry(NamedTuple):
-    """One member of a layer: a directory, a file (from bytes or a host path) or a symlink."""
+    """One member of a layer: a directory, a file (from bytes or a host path), a symlink, or a hard
+    link to a file earlier in the layer (``linkname`` its path in the image)."""
 
     path: str                     # inside the image, absolute: /etc/passwd
-    kind: str = "file"            # "dir", "file" or "symlink"
+    kind: str = "file"            # "dir", "file", "symlink" or "hardlink"
     mode: int = 0o644
     uid: int = 0
     gid: int = 0
@@ -1430,7 +1475,8 @@ def with_parents(entries: Sequence[LayerEntry]) -> List[LayerEntry]:
     """Every parent directory made explicit (0755, root), sorted so parents come first."""
     by_path = {}
     for entry in entries:
-        by_path[entry.path] = entry
+        if entry.path != "/":           # the root is the base's: never a member of its own
+            by_path[entry.path] = entry
     for entry in entries:
         parent = posixpath.dirname(entry.path)
         while parent not in ("/", "") and parent not in by_path:
@@ -1468,15 +1514,16 @@ class TarWriter:
     3.11 does not), and a layer must be the same bytes on every supported Python.
     """
 
-    _TYPES = {"dir": b"5", "file": b"0", "symlink": b"2"}
+    _TYPES = {"dir": b"5", "file": b"0", "symlink": b"2", "hardlink": b"1"}
 
     def __init__(self, out):
         self._out = out
 
     def add(self, entry: LayerEntry, size: int = 0, src=None) -> None:
         name = entry.path.lstrip("/") + ("/" if entry.kind == "dir" else "")
+        linkname = entry.linkname.lstrip("/") if entry.kind == "hardlink" else entry.linkname   # a member's name
         pax = []
-        for key, value, limit in (("path", name, 100), ("linkpath", entry.linkname, 100)):
+        for key, value, limit in (("path", name, 100), ("linkpath", linkname, 100)):
             if len(value.encode("utf-8")) > limit or not value.isascii():
                 pax.append(_pax_record(key, value))
         for key, value, limit in (("size", size, 0o77777777777), ("uid", entry.uid, 0o7777777),
@@ -1491,7 +1538,7 @@ class TarWriter:
             self._write_padded(records)
         self._out.write(_ustar_header(short(name, 100), entry.mode & 0o7777, min(entry.uid, 0o7777777),
                                       min(entry.gid, 0o7777777), min(size, 0o77777777777),
-                                      self._TYPES[entry.kind], short(entry.linkname, 100)))
+                                      self._TYPES[entry.kind], short(linkname, 100)))
         if size:
             copy_stream(src, self._out, size)
             self._out.write(b"\0" * (-size % _BLOCK))
@@ -1689,11 +1736,27 @@ class _Unclosing:
 
 
 def tree_entries(source: str, target: str, display: Optional[Display] = None) -> List[LayerEntry]:
-    """The entries of ``--add SOURCE:TARGET``: a file, or a directory tree with its symlinks kept as links.
+    """The entries of ``--add SOURCE:TARGET``: a file, or a directory tree with its symlinks kept as links
+    and files linked to each other kept as hard links (stored once).
 
     Modes are kept; owners become 0:0 and times 0 like every entry.  A link given as SOURCE
     itself is followed, as Docker's COPY does.  ``TARGET/`` for a file means "into that directory".
+    The image's root keeps the base's mode: ``SOURCE:/`` adds what is in SOURCE, not SOURCE's mode.
+    Anything that cannot be read, and anything but files, directories and symlinks (FIFOs,
+    sockets, devices), is an error naming it: an image must not silently lack part of a tree.
     """
+    def refuse(path: str, what: str) -> ZeroImageError:
+        return ZeroImageError("--add %s: %s %s" % (source, path, what))
+
+    def readable_file(path: str, st: os.stat_result) -> None:
+        if not stat.S_ISREG(st.st_mode):
+            raise refuse(path, "is %s; only files, directories and symlinks can be added" % file_kind(st.st_mode))
+        if not os.access(path, os.R_OK):
+            raise refuse(path, "cannot be read (permission denied)")
+
+    def unreadable_directory(error: OSError) -> None:
+        raise refuse(error.filename or source, "cannot be read (%s)" % (error.strerror or error))
+
     try:
         st = os.stat(source)
     except OSError as e:
@@ -1701,37 +1764,79 @@ def tree_entries(source: str, target: str, display: Optional[Display] = None) ->
     if target.endswith("/") and not stat.S_ISDIR(st.st_mode):
         target += os.path.basename(source.rstrip("/"))
     target = posixpath.normpath(target)
-    if stat.S_ISREG(st.st_mode):
-        return [LayerEntry(target, "file", stat.S_IMODE(st.st_mode), source=source)]
     if not stat.S_ISDIR(st.st_mode):
-        raise ZeroImageError("--add %s: not a regular file or a directory" % source)
-    entries = [LayerEntry(target, "dir", stat.S_IMODE(st.st_mode))]
-    for root, dirs, files in os.walk(source):         # links to directories are listed, not followed
+        readable_file(source, st)
+        return [LayerEntry(target, "file", stat.S_IMODE(st.st_mode), source=source)]
+    entries = [] if target == "/" else [LayerEntry(target, "dir", stat.S_IMODE(st.st_mode))]
+    inodes = collections.defaultdict(list)      # (device, inode) -> entries of files linked to each other
+    for root, dirs, files in os.walk(source, onerror=unreadable_directory):   # links to dirs listed, not followed
         dirs.sort()
         for name in sorted(dirs + files):
             full = os.path.join(root, name)
             path = posixpath.join(target, *os.path.relpath(full, source).split(os.sep))
-            st = os.lstat(full)
+            try:
+                st = os.lstat(full)
+                linkname = os.readlink(full) if stat.S_ISLNK(st.st_mode) else ""
+            except OSError as e:
+                raise refuse(full, "cannot be read (%s)" % (e.strerror or e)) from e
             if stat.S_ISLNK(st.st_mode):
-                entries.append(LayerEntry(path, "symlink", 0o777, linkname=os.readlink(full)))
+                entries.append(LayerEntry(path, "symlink", 0o777, linkname=linkname))
             elif stat.S_ISDIR(st.st_mode):
+                if not os.access(full, os.R_OK | os.X_OK):
+                    raise refuse(full, "cannot be read (permission denied)")
                 entries.append(LayerEntry(path, "dir", stat.S_IMODE(st.st_mode)))
-            elif stat.S_ISREG(st.st_mode):
-                entries.append(LayerEntry(path, "file", stat.S_IMODE(st.st_mode), source=full))
             else:
-                (display or Display()).warning("--add: leaving out %s (not a file, directory or link)", full)
+                readable_file(full, st)
+                entries.append(LayerEntry(path, "file", stat.S_IMODE(st.st_mode), source=full))
+                if st.st_nlink > 1:
+                    inodes[st.st_dev, st.st_ino].append(len(entries) - 1)
+    for linked in inodes.values():      # the first in layer order holds the bytes; the others link to it
+        linked.sort(key=lambda i: entries[i].path)
+        first = entries[linked[0]].path
+        for i in linked[1:]:
+            entries[i] = entries[i]._replace(kind="hardlink", source=None, linkname=first)
     return entries
+
+
+def check_layer_paths(groups: Sequence[Tuple[str, Sequence[LayerEntry]]]) -> None:
+    """Every path of a layer comes from one source (directories may merge), and nothing is put
+    inside a file or a symlink: otherwise tar, umoci and runtimes fail on the layer, or one source
+    silently hides another. ``groups`` are (what gave the entries, entries); UsageError otherwise."""
+    owners = {}
+    for origin, entries in groups:
+        for entry in entries:
+            seen = owners.get(entry.path)
+            if seen is not None and not (seen[1].kind == entry.kind == "dir"):
+                raise UsageError("%s and %s both put something at %s (%s and %s); give each its own path" % (
+                    seen[0], origin, entry.path, _kind_words(seen[1]), _kind_words(entry)))
+            owners[entry.path] = (origin, entry)
+    for path, (origin, entry) in sorted(owners.items()):
+        parent = posixpath.dirname(path)
+        while parent not in ("/", ""):
+            holder = owners.get(parent)
+            if holder is not None and holder[1].kind != "dir":
+                raise UsageError("%s puts %s inside %s, which %s makes %s; give it another path" % (
+                    origin, path, parent, holder[0], _kind_words(holder[1])))
+            parent = posixpath.dirname(parent)
+
+
+def _kind_words(entry: LayerEntry) -> str:
+    return {"dir": "a directory", "symlink": "a symlink", "hardlink": "a file"}.get(entry.kind, "a file")
+
+
+MINIMAL_USERS = types.MappingProxyType({       # the user database of the built-in base
+    "/etc/passwd": ("root:x:0:0:root:/root:/sbin/nologin\n"
+                    "nobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin\n"
+                    "nonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n"),
+    "/etc/group": "root:x:0:\nnobody:x:65534:\nnonroot:x:65532:\n",
+})
 
 
 def minimal_base_entries(ca_bundle: Optional[str]) -> List[LayerEntry]:
     """The built-in base: users and groups (root, nobody, nonroot), nsswitch, /tmp, homes, TLS roots."""
-    passwd = ("root:x:0:0:root:/root:/sbin/nologin\n"
-              "nobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin\n"
-              "nonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n")
-    group = "root:x:0:\nnobody:x:65534:\nnonroot:x:65532:\n"
     entries = [
-        LayerEntry("/etc/passwd", data=passwd.encode()),
-        LayerEntry("/etc/group", data=group.encode()),
+        LayerEntry("/etc/passwd", data=MINIMAL_USERS["/etc/passwd"].encode()),
+        LayerEntry("/etc/group", data=MINIMAL_USERS["/etc/group"].encode()),
         LayerEntry("/etc/nsswitch.conf", data=b"hosts: files dns\n"),
         LayerEntry("/tmp", "dir", 0o1777),
         LayerEntry("/root", "dir", 0o700),
@@ -1980,8 +2085,7 @@ def write_archive(f, blobs: Sequence[Blob], index: dict, docker: Optional[list],
 def write_layout_dir(path: str, blobs: Sequence[Blob], top: dict, cancelled: Optional[threading.Event] = None) -> None:
     """Add an image to an OCI layout directory (made if missing), as ``skopeo copy oci:DIR:TAG`` does:
     new blobs written, index.json updated atomically, an entry with the same ref name replaced."""
-    if os.path.exists(path) and not os.path.isdir(path):
-        raise ZeroImageError("cannot write the layout %s: it exists and is not a directory" % path)
+    path = output_directory(path)
     try:
         os.makedirs(os.path.join(path, "blobs", "sha256"), exist_ok=True)
     except OSError as e:
@@ -3766,16 +3870,16 @@ class LayoutSink:
         self.present = None
 
     def start(self, stack: contextlib.ExitStack) -> None:
-        if os.path.exists(self.path) and not os.path.isdir(self.path):
-            raise ZeroImageError("cannot write the layout %s: it exists and is not a directory" % self.path)
+        output_directory(self.path)
 
     def write(self, top: Union[Image, ImageIndex], name: Reference) -> str:
-        made = not os.path.exists(self.path)
+        real = output_directory(self.path)
+        made = not os.path.exists(real)
         try:
-            write_layout_dir(self.path, tree_blobs(top), top_descriptor(top, name), self.session.cancelled)
+            write_layout_dir(real, tree_blobs(top), top_descriptor(top, name), self.session.cancelled)
         except BaseException:
             if made:        # a layout this build started: nothing of it stays (one it added to keeps its blobs)
-                shutil.rmtree(self.path, ignore_errors=True)
+                shutil.rmtree(real, ignore_errors=True)
             raise
         return top.digest
 
@@ -3939,15 +4043,19 @@ def _check_program_platform(platform: Platform, elf: Optional[ElfInfo], path: st
         display.warning(message)
 
 
-def _open_entrypoint(path: str):
+def _check_entrypoint(path: str) -> None:
     try:
         st = os.stat(path)
     except OSError as e:
         raise ZeroImageError("entrypoint %s: %s" % (path, e.strerror or e)) from e
     if stat.S_ISDIR(st.st_mode):
-        raise ZeroImageError("entrypoint %s is a directory; give the program file itself" % path)
+        raise ZeroImageError("entrypoint %s is a directory; give the program file" % path)
     if not stat.S_ISREG(st.st_mode):
-        raise ZeroImageError("entrypoint %s is not a regular file" % path)
+        raise ZeroImageError("entrypoint %s is %s; give the program file" % (path, file_kind(st.st_mode)))
+
+
+def _open_entrypoint(path: str):
+    _check_entrypoint(path)
     try:
         return open(path, "rb")
     except OSError as e:
@@ -4028,6 +4136,30 @@ def _build_images(session: Session, programs, single: bool, base_for, layers: _L
     return images, bases
 
 
+def _check_user_known(user: str, base: Optional[str], added_files: Sequence[LayerEntry], display: Display) -> None:
+    """Warn when --user names a user or group the image's /etc/passwd or /etc/group does not list,
+    as far as the build can tell (scratch, the minimal base, files it adds): the runtime will not
+    find it and the container will not start. Registry and archive bases are not read for this."""
+    if base not in ("minimal", "scratch"):
+        return
+    files = dict(MINIMAL_USERS) if base == "minimal" else {}
+    for entry in added_files:
+        if entry.path in ("/etc/passwd", "/etc/group") and entry.kind == "file":
+            with contextlib.suppress(OSError, UnicodeDecodeError):
+                with open(entry.source, "rb") as f:
+                    files[entry.path] = f.read(1 << 20).decode("utf-8")
+    name, _, group = user.partition(":")
+    for value, path, what in ((name, "/etc/passwd", "user"), (group, "/etc/group", "group")):
+        if not value or value.isdigit():
+            continue
+        if path not in files:
+            display.warning("--user %s: the image has no %s, so the runtime will not find the %s %r; give a "
+                            "numeric id (like --user 65532:65532)", user, path, what, value)
+        elif value not in [line.split(":", 1)[0] for line in files[path].splitlines()]:
+            display.warning("--user %s: %s in the image lists no %s %r, so the runtime will not find it; add it "
+                            "or give a numeric id (like --user 65532:65532)", user, path, what, value)
+
+
 def _build_sink(session: Session, output: Optional[str], output_format: str, push_ref: Optional[Reference]):
     if push_ref is not None:
         return RegistrySink(session, push_ref)
@@ -4053,6 +4185,8 @@ def _check_build_options(programs, single: bool, platform, base, base_archive, p
         raise UsageError("--format is archive or oci-layout")
     if output_format == "oci-layout" and output is None:
         raise UsageError("--format oci-layout needs -o DIR")
+    if output == "":
+        raise UsageError("the output path is empty")
     if not 0 <= compression_level <= 9:
         raise UsageError("--compression-level must be 0 to 9")
 
@@ -4075,17 +4209,25 @@ def build(entrypoint, output: Optional[str] = None, *, base: Optional[str] = Non
     programs = [(platform, entrypoint)] if single else list(entrypoint)
     _check_build_options(programs, single, platform, base, base_archive, push, output, output_format,
                          compression_level)
+    for _, path in programs:        # before anything is derived from their names
+        _check_entrypoint(path)
     first = programs[0][1]
     target = check_target(target or "/" + os.path.basename(first))
     push_ref = Reference.parse(push) if push is not None else None
-    output = None if push_ref else output or os.path.basename(first) + ".tar"
+    output = None if push_ref else os.path.basename(first) + ".tar" if output is None else output
     name = Reference.parse(tag or name_from_filename(first))
     if name.digest:
         raise InvalidReferenceError("--tag %s: an image name cannot carry a digest" % tag)
     with _session_for(session, insecure, environ) as session, contextlib.ExitStack() as stack:
         created = rfc3339(created_timestamp(session.environ))
         opened = [(wanted, path, stack.enter_context(_open_entrypoint(path))) for wanted, path in programs]
-        added_files = [e for source, dest in options.add for e in tree_entries(source, dest, session.display)]
+        added = [("--add %s:%s" % (source, dest), tree_entries(source, dest, session.display))
+                 for source, dest in options.add]
+        check_layer_paths(added + [("the program", [LayerEntry(target, "file")])])
+        added_files = [entry for _, entries in added for entry in entries]
+        if options.user:
+            _check_user_known(options.user, "minimal" if base is None and base_archive is None else base,
+                              added_files, session.display)
         sink = _build_sink(session, output, output_format, push_ref)
         sink.start(stack)
         base_for = _base_source(session, base, base_archive, stack)
@@ -4117,7 +4259,7 @@ def pull(ref_text: str, output: Optional[str] = None, *, platform: Optional[Plat
          session: Optional[Session] = None) -> Saved:
     """Save an image (or, with ``all_platforms``, its whole index byte for byte) to an archive."""
     ref = Reference.parse(ref_text)
-    output = output or ref.repository.rsplit("/", 1)[-1] + ".tar"
+    output = ref.repository.rsplit("/", 1)[-1] + ".tar" if output is None else output
     name = ref.replace(digest=None) if ref.tag else ref.replace(tag="latest", digest=None)
     with _session_for(session, insecure, environ) as session, contextlib.ExitStack() as stack, \
             registry_errors("pull", ref):
@@ -4308,16 +4450,21 @@ def _command(commands, name: str, help_text: str, description: str, examples: Se
                                  formatter_class=argparse.RawDescriptionHelpFormatter,
                                  epilog="examples:\n" + "\n".join("  " + e for e in examples))
     parser.set_defaults(parser=parser, json=False)  # parser: a usage error found later shows this usage
-    talk = parser.add_mutually_exclusive_group()
-    talk.add_argument("-q", "--quiet", action="store_true", help="print only the result, and errors")
-    talk.add_argument("-v", "--verbose", action="store_true",
-                      help="also show each HTTP request, auth step and retry (secrets redacted)")
+    _global_options(parser, argparse.SUPPRESS, network)   # given after the command too; set only when given
     if json_output:
         parser.add_argument("--json", action="store_true", help="print the result as one JSON object (see README)")
-    if network:
-        parser.add_argument("--insecure", action="store_true",
-                            help="allow plain HTTP and TLS certificates that do not verify")
     return parser
+
+
+def _global_options(parser: argparse.ArgumentParser, default, network: bool = True) -> None:
+    """-q, -v and --insecure: before the command (``zeroimage -q build``) or after it."""
+    talk = parser.add_mutually_exclusive_group()
+    talk.add_argument("-q", "--quiet", action="store_true", default=default, help="print only the result, and errors")
+    talk.add_argument("-v", "--verbose", action="store_true", default=default,
+                      help="also show each HTTP request, auth step and retry (secrets redacted)")
+    if network:
+        parser.add_argument("--insecure", action="store_true", default=default,
+                            help="allow plain HTTP and TLS certificates that do not verify")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -4326,6 +4473,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Build container images for single-binary programs, without Docker.",
         epilog="Run 'zeroimage COMMAND --help' for a command's options and examples.")
     parser.add_argument("--version", action="version", version="zeroimage " + __version__)
+    _global_options(parser, False)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     build_cmd = _command(
@@ -4352,7 +4500,7 @@ def build_parser() -> argparse.ArgumentParser:
     build_cmd.add_argument("--target", type=_target_arg, metavar="PATH",
                            help="where the program lands in the image (default: /NAME)")
     output = build_cmd.add_mutually_exclusive_group()
-    output.add_argument("-o", "--output", metavar="PATH", help="archive to write (default: ./NAME.tar)")
+    output.add_argument("-o", "--output", type=_output_arg, metavar="PATH", help="archive to write (default: ./NAME.tar)")
     output.add_argument("--push", type=_reference_arg, metavar="REF", help="push the image to a registry instead")
     build_cmd.add_argument("-t", "--tag", type=_tag_arg, metavar="NAME[:TAG]",
                            help="name of the image inside the archive (default: NAME:latest)")
@@ -4396,7 +4544,7 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument("--platform", type=_platform_arg, metavar="OS/ARCH[/VARIANT]",
                        help="the platform to save from an index (default: this machine's)")
     which.add_argument("--all-platforms", action="store_true", help="save the whole index, every platform")
-    pull_cmd.add_argument("-o", "--output", metavar="PATH", help="archive to write (default: ./NAME.tar)")
+    pull_cmd.add_argument("-o", "--output", type=_output_arg, metavar="PATH", help="archive to write (default: ./NAME.tar)")
     pull_cmd.add_argument("ref", type=_reference_arg, metavar="REF")
     pull_cmd.set_defaults(func=cmd_pull)
 
@@ -4481,6 +4629,12 @@ def _add_arg(text: str) -> Tuple[str, str]:
     if not sep or not source or not dest.startswith("/"):
         raise argparse.ArgumentTypeError("expected SRC:DST with an absolute DST, like static:/srv/static, got %r" % text)
     return source, dest
+
+
+def _output_arg(text: str) -> str:
+    if not text:
+        raise argparse.ArgumentTypeError("the output path is empty")
+    return text
 
 
 def _workdir_arg(text: str) -> str:
@@ -4721,6 +4875,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return e.code if isinstance(e.code, int) else 2
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
+        return 2
+    if args.quiet and args.verbose:     # one before the command, the other after it
+        args.parser.print_usage(sys.stderr)
+        print("zeroimage %s: error: -q and -v cannot be given together" % args.command, file=sys.stderr)
         return 2
     quiet, verbose = getattr(args, "quiet", False), getattr(args, "verbose", False)
     display = Display(sys.stderr, "off" if quiet else "tty" if sys.stderr.isatty() else "plain",

@@ -8,6 +8,7 @@ import gzip
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -45,7 +46,7 @@ def fails(result, code, *words):
     assert "Traceback" not in result.stderr
     assert result.stdout == ""
     last = result.stderr.strip().splitlines()[-1]
-    assert last.startswith("zeroimage: error: ") or last.startswith("zeroimage build: error: "), result.stderr
+    assert re.match(r"zeroimage( [a-z-]+)?: error: ", last), result.stderr
     for word in words:
         assert word in last, last
     return last

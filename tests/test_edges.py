@@ -1,0 +1,313 @@
+"""Edges a user can hand zeroimage (issue 11): every output path, what --add puts in the layer,
+programs and users, global options. Each is a class of input: the tests walk the class."""
+
+import io
+import json
+import os
+import shutil
+import socket
+import stat
+import subprocess
+import tarfile
+import tempfile
+
+import pytest
+
+import zeroimage
+from conftest import need_tool
+from imagetools import MODULE, image_of, layer_members, run_cli
+from test_cli import EPOCH, fails, ok
+from test_units import make_elf
+
+ROOT_ONLY = pytest.mark.skipif(os.geteuid() != 0, reason="makes device nodes and drops to another user: needs root")
+
+
+@pytest.fixture
+def prog(tmp_path):
+    path = tmp_path / "app"
+    path.write_bytes(make_elf(62) + b"\0" * 4096)
+    os.chmod(str(path), 0o755)
+    return path
+
+
+# ---- 1. Output paths ----
+
+def _special(tmp_path, kind):
+    """A path holding a file of the given kind (not a regular file)."""
+    path = tmp_path / ("out-" + kind)
+    if kind == "fifo":
+        os.mkfifo(str(path))
+    elif kind == "dir":
+        path.mkdir()
+    elif kind == "socket":
+        s = socket.socket(socket.AF_UNIX)
+        s.bind(str(path))
+        s.close()
+    elif kind == "chardev":
+        os.mknod(str(path), stat.S_IFCHR | 0o666, os.makedev(1, 3))     # a /dev/null of our own
+    elif kind == "blockdev":
+        os.mknod(str(path), stat.S_IFBLK | 0o600, os.makedev(7, 200))
+    return path
+
+
+SPECIAL_KINDS = [("fifo", "a FIFO"), ("dir", "a directory"), ("socket", "a socket"),
+                 pytest.param("chardev", "a character device", marks=ROOT_ONLY),
+                 pytest.param("blockdev", "a block device", marks=ROOT_ONLY)]
+
+
+def _still(path, kind):
+    mode = os.lstat(str(path)).st_mode
+    return {"fifo": stat.S_ISFIFO, "dir": stat.S_ISDIR, "socket": stat.S_ISSOCK, "chardev": stat.S_ISCHR,
+            "blockdev": stat.S_ISBLK}[kind](mode)
+
+
+@pytest.mark.parametrize("kind, words", SPECIAL_KINDS)
+def test_an_output_that_is_not_a_regular_file_is_refused_before_any_work(tmp_path, prog, kind, words):
+    out = _special(tmp_path, kind)
+    before = sorted(os.listdir(str(tmp_path)))
+    fails(run_cli("build", "-o", out, prog), 1, "cannot write", words)
+    # pull is refused before it reaches the (unreachable) registry
+    fails(run_cli("pull", "-o", out, "127.0.0.1:9/nothing:1"), 1, "cannot write", words)
+    if kind != "dir":
+        fails(run_cli("build", "--format", "oci-layout", "-o", out, prog), 1, "layout", words, "not a directory")
+    assert _still(out, kind) and sorted(os.listdir(str(tmp_path))) == before
+
+
+@pytest.mark.parametrize("kind, words", SPECIAL_KINDS)
+def test_a_symlink_to_a_special_file_is_refused_too(tmp_path, prog, kind, words):
+    out = _special(tmp_path, kind)
+    link = tmp_path / "link.tar"
+    link.symlink_to(out)
+    fails(run_cli("build", "-o", link, prog), 1, words)
+    assert link.is_symlink() and _still(out, kind)
+
+
+def test_a_regular_file_is_refused_as_a_layout_directory(tmp_path, prog):
+    out = tmp_path / "file"
+    out.write_bytes(b"keep")
+    fails(run_cli("build", "--format", "oci-layout", "-o", out, prog), 1, "a regular file, not a directory")
+    assert out.read_bytes() == b"keep"
+
+
+def test_an_empty_output_path_is_a_usage_error(tmp_path, prog):
+    fails(run_cli("build", "-o", "", prog, cwd=str(tmp_path)), 2, "empty")
+    fails(run_cli("pull", "-o", "", "127.0.0.1:9/x", cwd=str(tmp_path)), 2, "empty")
+    with pytest.raises(zeroimage.UsageError, match="empty"):
+        zeroimage.build(str(prog), "", environ={})
+    assert sorted(os.listdir(str(tmp_path))) == ["app"]
+
+
+def test_a_symlinked_output_is_written_through(tmp_path, prog):
+    target = tmp_path / "real" / "image.tar"
+    target.parent.mkdir()
+    target.write_bytes(b"the old archive")
+    link = tmp_path / "image.tar"
+    link.symlink_to(target)
+    digest = ok(run_cli("build", "-o", link, prog, env=EPOCH)).stdout.strip()
+    assert link.is_symlink() and os.readlink(str(link)) == str(target)
+    assert image_of(str(target))[0]["manifests"][0]["digest"] == digest
+    assert sorted(os.listdir(str(tmp_path / "real"))) == ["image.tar"]      # no temporary left beside it
+    dangling = tmp_path / "dangling.tar"
+    dangling.symlink_to(tmp_path / "real" / "new.tar")          # as cp does: the link's target is made
+    ok(run_cli("build", "-o", dangling, prog, env=EPOCH))
+    assert dangling.is_symlink() and (tmp_path / "real" / "new.tar").is_file()
+
+
+def test_layout_directories_through_and_under_symlinks(tmp_path, prog):
+    (tmp_path / "real" / "sub").mkdir(parents=True)
+    (tmp_path / "via").symlink_to(tmp_path / "real")
+    (tmp_path / "layout-link").symlink_to(tmp_path / "real" / "made-here")
+    under = tmp_path / "via" / "sub" / "layout"
+    one = ok(run_cli("build", "--format", "oci-layout", "-t", "app:1", "-o", under, prog, env=EPOCH)).stdout.strip()
+    two = ok(run_cli("build", "--format", "oci-layout", "-t", "app:2", "--env", "A=1", "-o", under, prog,
+                     env=EPOCH)).stdout.strip()
+    ok(run_cli("build", "--format", "oci-layout", "-o", tmp_path / "layout-link", prog, env=EPOCH))
+    assert (tmp_path / "layout-link").is_symlink() and (tmp_path / "real" / "made-here" / "index.json").is_file()
+    index = json.loads((tmp_path / "real" / "sub" / "layout" / "index.json").read_text())
+    assert [d["digest"] for d in index["manifests"]] == [one, two]
+    assert one in ok(run_cli("inspect", "%s:app:1" % under)).stdout
+
+
+def test_logout_writes_through_a_symlinked_config(tmp_path):
+    real = tmp_path / "dotfiles" / "docker.json"
+    real.parent.mkdir()
+    real.write_text(json.dumps({"auths": {"127.0.0.1:5999": {"auth": "dTpw"}, "other.example": {"auth": "eDp5"}}}))
+    (tmp_path / "home" / ".docker").mkdir(parents=True)
+    link = tmp_path / "home" / ".docker" / "config.json"
+    link.symlink_to(real)
+    ok(run_cli("logout", "127.0.0.1:5999", env={"HOME": str(tmp_path / "home"), "DOCKER_CONFIG": ""}))
+    assert link.is_symlink()
+    assert list(json.loads(real.read_text())["auths"]) == ["other.example"]
+    assert stat.S_IMODE(os.stat(str(real)).st_mode) == 0o600
+
+
+# ---- 2. What --add puts in the layer ----
+
+def _program_layer(archive):
+    return layer_members(image_of(str(archive))[3][-1])
+
+
+@pytest.mark.parametrize("adds, words", [
+    (["static:/app"], ["--add static:/app and the program", "/app"]),              # the program's own path
+    (["static:/app/www"], ["inside /app", "the program"]),                          # under it
+    (["static/index.html:/app/x"], ["inside /app"]),
+    (["static:/srv", "static/index.html:/srv"], ["both put something at /srv", "a directory and a file"]),
+    (["static/index.html:/srv/x", "static/index.html:/srv/x"], ["both put something at /srv/x"]),
+    (["static/index.html:/srv", "static:/srv/sub"], ["inside /srv"]),
+    (["links:/l", "static/index.html:/l/etc/x"], ["inside /l/etc", "a symlink"]),
+])
+def test_add_paths_that_collide_are_usage_errors_before_anything_is_written(tmp_path, prog, adds, words):
+    (tmp_path / "static").mkdir()
+    (tmp_path / "static" / "index.html").write_text("hi")
+    (tmp_path / "links").mkdir()
+    (tmp_path / "links" / "etc").symlink_to("/etc")
+    args = [a for add in adds for a in ("--add", add)]
+    fails(run_cli("build", *args, "-o", "out.tar", "app", cwd=str(tmp_path)), 2, *words)
+    assert not (tmp_path / "out.tar").exists()
+
+
+def test_two_directories_merge_at_one_path(tmp_path, prog):
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / (name + ".txt")).write_text(name)
+    ok(run_cli("build", "--add", "a:/srv", "--add", "b:/srv", "-o", "out.tar", "app", cwd=str(tmp_path)))
+    assert {"srv/a.txt", "srv/b.txt"} <= set(_program_layer(tmp_path / "out.tar"))
+
+
+def test_add_to_the_root_writes_no_root_member_and_keeps_the_roots_mode(tmp_path, prog):
+    tree = tmp_path / "rootfs"
+    (tree / "etc").mkdir(parents=True)
+    (tree / "etc" / "motd").write_text("hello")
+    os.chmod(str(tree), 0o700)
+    ok(run_cli("build", "--from", "scratch", "--add", "%s:/" % tree, "-o", tmp_path / "out.tar", prog))
+    members = _program_layer(tmp_path / "out.tar")
+    assert sorted(members) == ["app", "etc", "etc/motd"]
+    with tarfile.open(str(tmp_path / "out.tar")) as tar:       # and nothing anywhere named / or ./
+        for blob in image_of(str(tmp_path / "out.tar"))[3]:
+            names = layer_members(blob)
+            assert not any(n in ("/", ".", "./", "") or n.startswith("/") for n in names), names
+        assert tar.getnames()
+
+
+def test_an_add_tree_is_copied_as_it_is_with_hard_links_stored_once(tmp_path, prog):
+    tree = tmp_path / "www"
+    (tree / "sub").mkdir(parents=True)
+    payload = os.urandom(300000)
+    (tree / "index.html").write_bytes(payload)
+    os.link(str(tree / "index.html"), str(tree / "sub" / "copy.html"))
+    os.link(str(tree / "index.html"), str(tree / "a0.html"))
+    ok(run_cli("build", "--add", "%s:/srv" % tree, "-o", tmp_path / "out.tar", prog))
+    layer = image_of(str(tmp_path / "out.tar"))[3][-1]
+    members = layer_members(layer)
+    holder = members["srv/a0.html"]              # the first in layer order holds the bytes
+    assert holder.isfile() and holder.size == len(payload)
+    for name in ("srv/index.html", "srv/sub/copy.html"):
+        assert members[name].islnk() and members[name].linkname == "srv/a0.html"
+    assert len(layer) < len(payload) * 1.5      # once, not three times (random bytes do not compress)
+    with tarfile.open(fileobj=io.BytesIO(__import__("gzip").decompress(layer))) as tar:
+        assert tar.extractfile("srv/sub/copy.html").read() == payload
+
+
+def test_hard_links_unpack_with_umoci(tmp_path, prog):
+    umoci = need_tool("umoci")
+    tree = tmp_path / "www"
+    tree.mkdir()
+    (tree / "a").write_text("same")
+    os.link(str(tree / "a"), str(tree / "b"))
+    ok(run_cli("build", "--format", "oci-layout", "-t", "app:1", "--add", "%s:/srv" % tree,
+               "-o", tmp_path / "layout", prog))
+    subprocess.run([umoci, "unpack", "--image", "%s:1" % (tmp_path / "layout"), str(tmp_path / "bundle")],
+                   check=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    a, b = tmp_path / "bundle" / "rootfs" / "srv" / "a", tmp_path / "bundle" / "rootfs" / "srv" / "b"
+    assert a.read_text() == b.read_text() == "same" and os.stat(str(a)).st_ino == os.stat(str(b)).st_ino
+
+
+@pytest.mark.parametrize("kind, words", [("fifo", "a FIFO"), ("socket", "a socket"),
+                                         pytest.param("chardev", "a character device", marks=ROOT_ONLY)])
+def test_special_files_in_an_add_tree_are_errors_naming_them(tmp_path, prog, kind, words):
+    tree = tmp_path / "tree"
+    (tree / "deep").mkdir(parents=True)
+    (tree / "ok.txt").write_text("x")
+    special = _special(tree / "deep", kind)
+    last = fails(run_cli("build", "--add", "%s:/srv" % tree, "-o", tmp_path / "out.tar", prog), 1, words)
+    assert str(special) in last and not (tmp_path / "out.tar").exists()
+    fails(run_cli("build", "--add", "%s:/srv/x" % special, "-o", tmp_path / "out.tar", prog), 1, words)
+
+
+@ROOT_ONLY
+@pytest.mark.parametrize("what", ["directory", "listable directory", "file"])
+def test_unreadable_parts_of_an_add_tree_are_errors_naming_them(tmp_path, what):
+    # As root everything is readable: run zeroimage as nobody, on a copy of the module it can read,
+    # with the system's Python (pyenv's live under /root, which nobody cannot enter).
+    python = shutil.which("python3", path="/usr/local/bin:/usr/bin:/bin")
+    if python is None:
+        pytest.skip("no system python3 that another user can run")
+    work = tempfile.mkdtemp(prefix="zeroimage-unreadable-")
+    try:
+        os.chmod(work, 0o755)
+        shutil.copy(MODULE, work)
+        with open(os.path.join(work, "app"), "wb") as f:
+            f.write(make_elf(62) + b"\0" * 64)
+        os.makedirs(os.path.join(work, "tree", "sub", "inner"))
+        with open(os.path.join(work, "tree", "sub", "inner", "f"), "w") as f:
+            f.write("x")
+        out = os.path.join(work, "out")
+        os.mkdir(out)
+        for root, dirs, files in os.walk(work):
+            for name in dirs + files:
+                os.chown(os.path.join(root, name), 65534, 65534)
+        bad = {"directory": (os.path.join(work, "tree", "sub"), 0o000),
+               "listable directory": (os.path.join(work, "tree", "sub"), 0o444),
+               "file": (os.path.join(work, "tree", "sub", "inner", "f"), 0o000)}[what]
+        os.chmod(bad[0], bad[1])
+        env = dict(os.environ, HOME=work, ZEROIMAGE_CACHE_DIR=os.path.join(work, "cache"))
+        result = subprocess.run(
+            [python, os.path.join(work, "zeroimage.py"), "build", "--add", "tree:/srv", "-o", "out/x.tar",
+             "app"], cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
+            preexec_fn=lambda: (os.setgid(65534), os.setuid(65534)), timeout=120)
+        last = fails(result, 1, "cannot be read")
+        assert bad[0].replace(work + "/", "") in last and os.listdir(out) == []
+    finally:
+        shutil.rmtree(work)
+
+
+# ---- 3. Programs and users ----
+
+def test_a_directory_as_the_program_says_so(tmp_path):
+    last = fails(run_cli("build", ".", cwd=str(tmp_path)), 1, "is a directory; give the program file")
+    assert "--target" not in last
+    fails(run_cli("build", "linux/amd64=%s" % tmp_path, "linux/arm64=%s" % tmp_path), 1, "is a directory")
+    fails(run_cli("build", "%s/" % tmp_path), 1, "is a directory")
+    os.mkfifo(str(tmp_path / "pipe"))
+    fails(run_cli("build", tmp_path / "pipe"), 1, "is a FIFO; give the program file")
+
+
+@pytest.mark.parametrize("base, user, adds, warned", [
+    ("scratch", "app", [], ["no /etc/passwd", "user 'app'"]),
+    ("scratch", "app:staff", [], ["no /etc/passwd", "no /etc/group", "group 'staff'"]),
+    ("scratch", "1000:1000", [], []),
+    (None, "app", [], ["/etc/passwd in the image lists no user 'app'"]),
+    (None, "nonroot", [], []),
+    (None, "nobody:nogroup", [], ["lists no group 'nogroup'"]),
+    ("scratch", "app", ["passwd:/etc/passwd"], []),
+    ("scratch", "app:app", ["passwd:/etc/passwd"], ["no /etc/group"]),
+])
+def test_a_user_name_the_image_cannot_resolve_is_a_warning(tmp_path, prog, base, user, adds, warned):
+    (tmp_path / "passwd").write_text("root:x:0:0::/:/bin/sh\napp:x:1000:1000::/:/bin/sh\n")
+    args = (["--from", base] if base else []) + [a for add in adds for a in ("--add", add)]
+    result = ok(run_cli("build", *args, "--user", user, "-o", "out.tar", "app", cwd=str(tmp_path)))
+    warnings = [line for line in result.stderr.splitlines() if "--user" in line]
+    assert bool(warnings) == bool(warned) and all(any(w in line for line in warnings) for w in warned), warnings
+    if warned:
+        assert "numeric id" in warnings[0]
+
+
+# ---- 7. The command line ----
+
+def test_global_options_work_before_the_command(tmp_path, prog):
+    quiet = ok(run_cli("-q", "build", "-o", tmp_path / "q.tar", prog))
+    assert quiet.stderr == "" and quiet.stdout.startswith("sha256:")
+    verbose = fails(run_cli("-v", "pull", "-o", tmp_path / "v.tar", "127.0.0.1:9/x:1"), 1)
+    assert verbose
+    fails(run_cli("-q", "build", "-v", prog), 2, "-q and -v")
+    ok(run_cli("--insecure", "-q", "inspect", tmp_path / "q.tar"))
