@@ -1735,6 +1735,16 @@ class _Unclosing:
         pass
 
 
+def _is_utf8(text: str) -> bool:
+    """Whether a name (from the file system or argv, where bytes that are not UTF-8 come through as
+    surrogates) can be a tar member name: PAX names are UTF-8."""
+    try:
+        text.encode("utf-8")
+        return "\0" not in text
+    except UnicodeEncodeError:
+        return False
+
+
 def tree_entries(source: str, target: str, display: Optional[Display] = None) -> List[LayerEntry]:
     """The entries of ``--add SOURCE:TARGET``: a file, or a directory tree with its symlinks kept as links
     and files linked to each other kept as hard links (stored once).
@@ -1757,15 +1767,24 @@ def tree_entries(source: str, target: str, display: Optional[Display] = None) ->
     def unreadable_directory(error: OSError) -> None:
         raise refuse(error.filename or source, "cannot be read (%s)" % (error.strerror or error))
 
+    def utf8(text: str, path: str, what: str) -> str:
+        if not _is_utf8(text):
+            raise refuse(path, "has a %s that is not UTF-8 (%r); %s" % (
+                what, text, "change it" if what == "link target" else "rename it"))
+        return text
+
     try:
         st = os.stat(source)
     except OSError as e:
         raise ZeroImageError("--add %s: %s" % (source, e.strerror or e)) from e
     if target.endswith("/") and not stat.S_ISDIR(st.st_mode):
         target += os.path.basename(source.rstrip("/"))
-    target = posixpath.normpath(target)
+    target = utf8(posixpath.normpath(target), source, "destination")
     if not stat.S_ISDIR(st.st_mode):
         readable_file(source, st)
+        if target == "/":
+            raise UsageError("--add %s:/: a file cannot be the root; name a path like /%s" % (
+                source, os.path.basename(source)))
         return [LayerEntry(target, "file", stat.S_IMODE(st.st_mode), source=source)]
     entries = [] if target == "/" else [LayerEntry(target, "dir", stat.S_IMODE(st.st_mode))]
     inodes = collections.defaultdict(list)      # (device, inode) -> entries of files linked to each other
@@ -1773,10 +1792,10 @@ def tree_entries(source: str, target: str, display: Optional[Display] = None) ->
         dirs.sort()
         for name in sorted(dirs + files):
             full = os.path.join(root, name)
-            path = posixpath.join(target, *os.path.relpath(full, source).split(os.sep))
+            path = utf8(posixpath.join(target, *os.path.relpath(full, source).split(os.sep)), full, "name")
             try:
                 st = os.lstat(full)
-                linkname = os.readlink(full) if stat.S_ISLNK(st.st_mode) else ""
+                linkname = utf8(os.readlink(full), full, "link target") if stat.S_ISLNK(st.st_mode) else ""
             except OSError as e:
                 raise refuse(full, "cannot be read (%s)" % (e.strerror or e)) from e
             if stat.S_ISLNK(st.st_mode):
@@ -4067,6 +4086,8 @@ def check_target(target: str) -> str:
     normal = posixpath.normpath(target)
     if not target.startswith("/") or normal == "/" or target.endswith("/") or normal != target:
         raise UsageError("the target path must be absolute and normalised, like /app, not %r" % target)
+    if not _is_utf8(target):
+        raise UsageError("the target path %r is not UTF-8; give --target /NAME" % target)
     return target
 
 
@@ -4131,9 +4152,22 @@ def _build_images(session: Session, programs, single: bool, base_for, layers: _L
                             "or use a base with a libc", path, elf.interpreter, base_image.name)
         entries = added_files + [LayerEntry(target, "file", 0o755, source=program)]
         added.append((layers.make(entries, "%s (%s)" % (target, wanted)),
-                      "zeroimage: COPY %s %s" % (os.path.basename(path), target)))
+                      "zeroimage: COPY %s %s" % (os.fsencode(os.path.basename(path)).decode("utf-8", "replace"), target)))
         images.append(assemble_image(base_image, added, [target], created, image_options))
     return images, bases
+
+
+def _check_output_is_not_an_input(output: str, inputs: Sequence[str]) -> None:
+    """Writing over a file the build reads (``-o app app``) would replace the user's program."""
+    try:
+        out = os.stat(output)
+    except OSError:
+        return
+    for path in inputs:
+        with contextlib.suppress(OSError):
+            st = os.stat(path)
+            if (st.st_dev, st.st_ino) == (out.st_dev, out.st_ino):
+                raise UsageError("-o %s is %s, which the build reads; name another output" % (output, path))
 
 
 def _check_user_known(user: str, base: Optional[str], added_files: Sequence[LayerEntry], display: Display) -> None:
@@ -4211,6 +4245,9 @@ def build(entrypoint, output: Optional[str] = None, *, base: Optional[str] = Non
                          compression_level)
     for _, path in programs:        # before anything is derived from their names
         _check_entrypoint(path)
+    if output:
+        _check_output_is_not_an_input(output, [path for _, path in programs] + [source for source, _ in options.add]
+                                      + ([_split_archive_spec(base_archive)[0]] if base_archive else []))
     first = programs[0][1]
     target = check_target(target or "/" + os.path.basename(first))
     push_ref = Reference.parse(push) if push is not None else None

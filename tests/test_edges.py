@@ -8,6 +8,7 @@ import shutil
 import socket
 import stat
 import subprocess
+import sys
 import tarfile
 import tempfile
 
@@ -141,6 +142,19 @@ def test_logout_writes_through_a_symlinked_config(tmp_path):
     assert stat.S_IMODE(os.stat(str(real)).st_mode) == 0o600
 
 
+@pytest.mark.parametrize("how", ["program", "link to the program", "add source", "base archive"])
+def test_an_output_that_is_an_input_of_the_build_is_refused(tmp_path, prog, how):
+    (tmp_path / "base.tar").write_bytes(b"")
+    ok(run_cli("build", "--from", "scratch", "-o", tmp_path / "base.tar", prog))
+    before = {p: (tmp_path / p).read_bytes() for p in ("app", "base.tar")}
+    (tmp_path / "plink").symlink_to(prog)
+    args = {"program": ["-o", "app", "app"], "link to the program": ["-o", "plink", "app"],
+            "add source": ["--add", "base.tar:/base.tar", "-o", "base.tar", "app"],
+            "base archive": ["--from-archive", "base.tar", "-o", "base.tar", "app"]}[how]
+    fails(run_cli("build", *args, cwd=str(tmp_path)), 2, "which the build reads; name another output")
+    assert {p: (tmp_path / p).read_bytes() for p in ("app", "base.tar")} == before
+
+
 # ---- 2. What --add puts in the layer ----
 
 def _program_layer(archive):
@@ -232,6 +246,32 @@ def test_special_files_in_an_add_tree_are_errors_naming_them(tmp_path, prog, kin
     last = fails(run_cli("build", "--add", "%s:/srv" % tree, "-o", tmp_path / "out.tar", prog), 1, words)
     assert str(special) in last and not (tmp_path / "out.tar").exists()
     fails(run_cli("build", "--add", "%s:/srv/x" % special, "-o", tmp_path / "out.tar", prog), 1, words)
+
+
+def test_names_that_are_not_utf8_are_errors_naming_them(tmp_path, prog):
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    bad = os.path.join(os.fsencode(str(tree)), b"caf\xe9.txt")
+    with open(bad, "wb") as f:
+        f.write(b"x")
+    fails(run_cli("build", "--add", "%s:/srv" % tree, "-o", tmp_path / "o.tar", prog), 1, "not UTF-8", "rename it")
+    os.unlink(bad)
+    os.symlink(b"/caf\xe9", os.path.join(os.fsencode(str(tree)), b"link"))
+    fails(run_cli("build", "--add", "%s:/srv" % tree, "-o", tmp_path / "o.tar", prog), 1, "link target", "not UTF-8")
+    odd = os.path.join(os.fsencode(str(tmp_path)), b"\xff")
+    shutil.copyfile(str(prog), odd)
+    python_argv = [sys.executable, MODULE, "build", "-o", str(tmp_path / "o.tar")]
+    result = subprocess.run(python_argv + [odd], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            universal_newlines=True)
+    fails(result, 2, "is not UTF-8", "--target")
+    result = subprocess.run(python_argv + ["--target", "/app", odd], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            universal_newlines=True)
+    ok(result)
+    assert not (tmp_path / "o.tar").is_symlink()
+
+
+def test_a_file_cannot_be_added_as_the_root(tmp_path, prog):
+    fails(run_cli("build", "--add", "%s:/." % prog, "-o", tmp_path / "o.tar", prog), 2, "cannot be the root")
 
 
 @ROOT_ONLY
