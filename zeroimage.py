@@ -606,10 +606,19 @@ def output_file(path: str) -> str:
     except OSError as e:
         raise ZeroImageError("cannot write %s: %s" % (path, e.strerror or e)) from e
     if not stat.S_ISREG(st.st_mode):
-        raise ZeroImageError("cannot write %s: it is %s; name a file%s" % (
-            path, file_kind(st.st_mode), " (a layout directory takes --format oci-layout)"
-            if stat.S_ISDIR(st.st_mode) else ""))
+        raise ZeroImageError("cannot write %s: it is %s; name a file" % (path, file_kind(st.st_mode)))
     return real
+
+
+def input_file(path: str, what: str, hint: str = "give a file") -> None:
+    """A file zeroimage reads must be one: a directory is refused, and so are a FIFO (opening it would
+    wait for a writer), a socket and a device. ``what`` says which input it is, for the error."""
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        raise ZeroImageError("%s %s: %s" % (what, path, e.strerror or e)) from e
+    if not stat.S_ISREG(st.st_mode):
+        raise ZeroImageError("%s %s is %s; %s" % (what, path, file_kind(st.st_mode), hint))
 
 
 def output_directory(path: str) -> str:
@@ -2162,6 +2171,11 @@ def _auth_file_paths(environ) -> List[str]:
 
 
 def _load_json_file(path: str) -> dict:
+    if os.path.exists(path):
+        try:
+            input_file(path, "the credentials file")
+        except ZeroImageError as e:
+            raise CredentialError(str(e)) from e
     try:
         with open(path, "rb") as f:
             data = f.read(MAX_JSON_SIZE + 1)
@@ -3705,8 +3719,10 @@ def make_image_index(images: Sequence[Image], family: Dict[str, str], annotation
 
 def minimal_base_layer(ca_bundle: Optional[str], environ, display: Display) -> Tuple[List[LayerEntry], str]:
     """The built-in base's one layer (with the host's, or the given, CA bundle) and its history line."""
-    if ca_bundle and not os.access(ca_bundle, os.R_OK):
-        raise ZeroImageError("--ca-bundle %s: cannot read it" % ca_bundle)
+    if ca_bundle:
+        input_file(ca_bundle, "--ca-bundle", "give the PEM file of CA certificates")
+        if not os.access(ca_bundle, os.R_OK):
+            raise ZeroImageError("--ca-bundle %s: cannot read it" % ca_bundle)
     bundle = ca_bundle or find_host_ca_bundle(environ)
     if bundle is None:
         display.warning("no CA bundle found on this host; the image will have no TLS roots (use --ca-bundle FILE)")
@@ -4063,14 +4079,7 @@ def _check_program_platform(platform: Platform, elf: Optional[ElfInfo], path: st
 
 
 def _check_entrypoint(path: str) -> None:
-    try:
-        st = os.stat(path)
-    except OSError as e:
-        raise ZeroImageError("entrypoint %s: %s" % (path, e.strerror or e)) from e
-    if stat.S_ISDIR(st.st_mode):
-        raise ZeroImageError("entrypoint %s is a directory; give the program file" % path)
-    if not stat.S_ISREG(st.st_mode):
-        raise ZeroImageError("entrypoint %s is %s; give the program file" % (path, file_kind(st.st_mode)))
+    input_file(path, "entrypoint", "give the program file")
 
 
 def _open_entrypoint(path: str):

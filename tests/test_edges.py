@@ -342,6 +342,19 @@ def test_a_user_name_the_image_cannot_resolve_is_a_warning(tmp_path, prog, base,
         assert "numeric id" in warnings[0]
 
 
+@pytest.mark.parametrize("kind, words", [("fifo", "a FIFO"), ("dir", "a directory"), ("socket", "a socket")])
+def test_every_file_input_must_be_a_file(tmp_path, prog, kind, words):
+    special = _special(tmp_path, kind)      # a FIFO would make a plain open() wait for ever
+    fails(run_cli("build", special, "-o", tmp_path / "o.tar"), 1, "entrypoint", words)
+    fails(run_cli("build", "--ca-bundle", special, "-o", tmp_path / "o.tar", prog), 1, "--ca-bundle", words)
+    home = tmp_path / "home"
+    (home / ".docker").mkdir(parents=True)
+    (home / ".docker" / "config.json").symlink_to(special)
+    fails(run_cli("logout", "127.0.0.1:5999", env={"HOME": str(home), "DOCKER_CONFIG": ""}), 1,
+          "credentials file", words)
+    assert not (tmp_path / "o.tar").exists()
+
+
 # ---- 7. The command line ----
 
 def test_global_options_work_before_the_command(tmp_path, prog):
