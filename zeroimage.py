@@ -1760,7 +1760,8 @@ def tree_entries(source: str, target: str, display: Optional[Display] = None) ->
 
     Modes are kept; owners become 0:0 and times 0 like every entry.  A link given as SOURCE
     itself is followed, as Docker's COPY does.  ``TARGET/`` for a file means "into that directory".
-    The image's root keeps the base's mode: ``SOURCE:/`` adds what is in SOURCE, not SOURCE's mode.
+    SOURCE's contents are copied, not its own mode: TARGET is 0755 as Docker's COPY makes it, and
+    ``SOURCE:/`` writes no entry for the image's root, which keeps the base's.
     Anything that cannot be read, and anything but files, directories and symlinks (FIFOs,
     sockets, devices), is an error naming it: an image must not silently lack part of a tree.
     """
@@ -1795,7 +1796,7 @@ def tree_entries(source: str, target: str, display: Optional[Display] = None) ->
             raise UsageError("--add %s:/: a file cannot be the root; name a path like /%s" % (
                 source, os.path.basename(source)))
         return [LayerEntry(target, "file", stat.S_IMODE(st.st_mode), source=source)]
-    entries = [] if target == "/" else [LayerEntry(target, "dir", stat.S_IMODE(st.st_mode))]
+    entries = [] if target == "/" else [LayerEntry(target, "dir", 0o755)]   # as COPY makes it
     inodes = collections.defaultdict(list)      # (device, inode) -> entries of files linked to each other
     for root, dirs, files in os.walk(source, onerror=unreadable_directory):   # links to dirs listed, not followed
         dirs.sort()
@@ -4269,18 +4270,19 @@ def build(entrypoint, output: Optional[str] = None, *, base: Optional[str] = Non
         opened = [(wanted, path, stack.enter_context(_open_entrypoint(path))) for wanted, path in programs]
         added = [("--add %s:%s" % (source, dest), tree_entries(source, dest, session.display))
                  for source, dest in options.add]
-        check_layer_paths(added + [("the program", [LayerEntry(target, "file")])])
+        minimal = base is None and base_archive is None
+        base_dirs = [e for e in with_parents(minimal_base_entries("ca-bundle")) if e.kind == "dir"] if minimal else []
+        check_layer_paths([("the minimal base", base_dirs)] + added + [("the program", [LayerEntry(target, "file")])])
         added_files = [entry for _, entries in added for entry in entries]
         if options.user:
-            _check_user_known(options.user, "minimal" if base is None and base_archive is None else base,
+            _check_user_known(options.user, "minimal" if minimal else base,
                               added_files, session.display)
         sink = _build_sink(session, output, output_format, push_ref)
         sink.start(stack)
         base_for = _base_source(session, base, base_archive, stack)
         layers = _LayerMaker(session, stack, sink, compression_level)
         images, bases = _build_images(session, opened, single, base_for, layers, target=target, created=created,
-                                      options=options, added_files=added_files,
-                                      minimal=base is None and base_archive is None, ca_bundle=ca_bundle,
+                                      options=options, added_files=added_files, minimal=minimal, ca_bundle=ca_bundle,
                                       platform_check=platform_check)
         top = images[0] if single else make_image_index(images, bases[-1].family, bases[-1].index_annotations)
         digest = sink.write(top, name)

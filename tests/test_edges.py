@@ -180,6 +180,25 @@ def test_add_paths_that_collide_are_usage_errors_before_anything_is_written(tmp_
     assert not (tmp_path / "out.tar").exists()
 
 
+@pytest.mark.parametrize("target", ["/etc", "/tmp", "/home/nonroot", "/etc/ssl/certs"])
+def test_the_program_cannot_replace_a_directory_of_the_minimal_base(tmp_path, prog, target):
+    fails(run_cli("build", "--target", target, "-o", tmp_path / "o.tar", prog), 2, "the minimal base", target)
+    ok(run_cli("build", "--from", "scratch", "--target", target, "-o", tmp_path / "o.tar", prog))
+
+
+def test_an_added_tree_is_its_contents_its_destination_0755(tmp_path, prog):
+    tree = tmp_path / "private"
+    (tree / "inner").mkdir(parents=True)
+    (tree / "inner" / "f").write_text("x")
+    os.chmod(str(tree), 0o700)
+    os.chmod(str(tree / "inner"), 0o750)
+    (tmp_path / "passwd").write_text("root:x:0:0::/:/bin/sh\n")
+    ok(run_cli("build", "--add", "%s:/srv" % tree, "--add", "%s:/etc" % tree, "--add", "passwd:/etc/passwd",
+               "-o", "o.tar", "app", cwd=str(tmp_path)))
+    members = _program_layer(tmp_path / "o.tar")
+    assert members["srv"].mode == members["etc"].mode == 0o755 and members["srv/inner"].mode == 0o750
+
+
 def test_two_directories_merge_at_one_path(tmp_path, prog):
     for name in ("a", "b"):
         (tmp_path / name).mkdir()
