@@ -598,6 +598,8 @@ def output_file(path: str) -> str:
     or a socket would be replaced by a regular file (as root, /dev/null too)."""
     if not path:
         raise UsageError("the output path is empty")
+    if path.endswith(("/", os.sep)):
+        raise UsageError("cannot write %s: a path ending in / names a directory; name a file" % path)
     real = os.path.realpath(path)
     try:
         st = os.stat(real)

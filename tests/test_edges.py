@@ -93,6 +93,11 @@ def test_a_regular_file_is_refused_as_a_layout_directory(tmp_path, prog):
 def test_an_empty_output_path_is_a_usage_error(tmp_path, prog):
     fails(run_cli("build", "-o", "", prog, cwd=str(tmp_path)), 2, "empty")
     fails(run_cli("pull", "-o", "", "127.0.0.1:9/x", cwd=str(tmp_path)), 2, "empty")
+    fails(run_cli("build", "-o", "newdir/", prog, cwd=str(tmp_path)), 2, "ending in / names a directory")
+    (tmp_path / "old.tar").write_bytes(b"keep")
+    fails(run_cli("pull", "-o", "old.tar/", "127.0.0.1:9/x", cwd=str(tmp_path)), 2, "ending in /")
+    assert (tmp_path / "old.tar").read_bytes() == b"keep"
+    (tmp_path / "old.tar").unlink()
     with pytest.raises(zeroimage.UsageError, match="empty"):
         zeroimage.build(str(prog), "", environ={})
     assert sorted(os.listdir(str(tmp_path))) == ["app"]
