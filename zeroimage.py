@@ -3749,6 +3749,7 @@ def assemble_image(base: BaseImage, added: Sequence[Tuple[LayerResult, str]], en
     Only an OCI manifest carries annotations (the base's name and digest, and ``options``'); the base
     manifest's own annotations describe the base and are never carried over."""
     family = base.family
+    check_image_options(options)
     check_family_options(base, options)
     config = derive_config(base.config, base.platform,
                            [AddedLayer(layer.diff_id, why) for layer, why in added], entrypoint, created, options,
