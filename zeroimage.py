@@ -986,7 +986,8 @@ class Platform:
         os_name, arch = data.get("os"), data.get("architecture")
         variant = data.get("variant") if isinstance(data.get("variant"), str) else ""
         parts = [p.lower() if isinstance(p, str) else "" for p in (os_name, arch)] + [variant.lower()]
-        if not all(_PLATFORM_PART_RE.fullmatch(p) for p in parts[:2]) or (parts[2] and not _PLATFORM_PART_RE.fullmatch(parts[2])):
+        if not all(_PLATFORM_PART_RE.fullmatch(p) for p in parts[:2]) or \
+                (parts[2] and not _PLATFORM_PART_RE.fullmatch(parts[2])):
             return None         # missing, or not a platform name (control characters, spaces...)
         return cls.make(*parts)
 

@@ -368,7 +368,7 @@ def test_odd_bases_give_images_the_judges_accept(tmp_path, prog, kind):
     assert annotations == {"org.opencontainers.image.title": "the app"}, "the base's own annotations stay behind"
     assert manifest["layers"][0]["annotations"] == {"org.example.layer": "first"}, "a layer's annotations describe it"
     info = _judge(tmp_path, archive)
-    assert len(info["Layers"]) == 3 and info["Labels"] in (None, {}) or isinstance(info["Labels"], dict)
+    assert len(info["Layers"]) == 3 and "A=1" in info["Env"]
 
 
 @pytest.mark.parametrize("config", [
@@ -398,10 +398,10 @@ def test_docker_format_images_carry_no_annotations(tmp_path, prog):
     assert config["config"]["Labels"] == {"org.opencontainers.image.title": "app"}
     assert index["manifests"][0]["annotations"]["org.opencontainers.image.ref.name"] == "latest", \
         "index.json is OCI: its names stay"
-    assert skopeo_inspect("oci-archive:%s" % archive, raw=True) == manifest if need_tool("skopeo") else True
     fails(run_cli("build", "--from-archive", base, "--annotation", "com.example.k=v", "-o", tmp_path / "x.tar", prog),
           1, "--annotation", "Docker-format", "--label")
     assert not (tmp_path / "x.tar").exists()
+    assert skopeo_inspect("oci-archive:%s" % archive, raw=True) == manifest, "skopeo reads it as written"
 
 
 def _docker_base(name="docker.io/library/base:1", digest="sha256:" + HEX, platform=Platform("linux", "amd64")):
