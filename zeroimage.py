@@ -191,7 +191,10 @@ class UsageError(ZeroImageError):
 
 
 class InvalidReferenceError(ZeroImageError, ValueError):
-    """An image reference or name does not follow Docker's grammar."""
+    """An image reference or name does not follow Docker's grammar. Every reference zeroimage parses
+    was given by its caller, so this is a usage error (exit status 2), wherever the reference appears."""
+
+    exit_code = 2
 
 
 class InvalidPlatformError(ZeroImageError, ValueError):
@@ -298,13 +301,13 @@ def _redact_url(url: str) -> str:
     return outside_text(urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, "", "")), 300)
 
 
-_URL_CHARS_RE = re.compile(r"^[\x21-\x7e]{1,8192}$")
+_URL_CHARS_RE = re.compile(r"[\x21-\x7e]{1,8192}")
 
 
 def url_problem(url) -> Optional[str]:
     """Why a URL from outside (a redirect, a token realm, an upload location) will not be requested,
     or None: only http and https, with a host and a valid port, in visible ASCII."""
-    if not isinstance(url, str) or not _URL_CHARS_RE.match(url):
+    if not isinstance(url, str) or not _URL_CHARS_RE.fullmatch(url):
         return "a URL that is empty, too long, or holds spaces, control or non-ASCII characters"
     try:
         parts = urllib.parse.urlsplit(url)
@@ -323,19 +326,19 @@ def url_problem(url) -> Optional[str]:
 # The algorithms the OCI image spec registers, and the length of their hex encoding. Every one of
 # them is verified; a digest with any other algorithm is refused, never trusted unchecked.
 DIGEST_ALGORITHMS = types.MappingProxyType({"sha256": 64, "sha512": 128, "blake3": 64})
-_DIGEST_GRAMMAR_RE = re.compile(r"^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$")
-_LOWER_HEX_RE = re.compile(r"^[a-f0-9]+$")
+_DIGEST_GRAMMAR_RE = re.compile(r"[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+")
+_LOWER_HEX_RE = re.compile(r"[a-f0-9]+")
 
 
 def digest_problem(text) -> Optional[str]:
     """Why ``text`` is not a digest zeroimage can verify, or None when it is one."""
-    if not isinstance(text, str) or len(text) > 300 or not _DIGEST_GRAMMAR_RE.match(text):
+    if not isinstance(text, str) or len(text) > 300 or not _DIGEST_GRAMMAR_RE.fullmatch(text):
         return "not a digest (expected ALGORITHM:HEX, like sha256:<64 hex digits>)"
     algorithm, _, encoded = text.partition(":")
     if algorithm not in DIGEST_ALGORITHMS:
         return "not a digest zeroimage can verify: algorithm %r (it verifies %s)" % (
             algorithm, ", ".join(DIGEST_ALGORITHMS))
-    if len(encoded) != DIGEST_ALGORITHMS[algorithm] or not _LOWER_HEX_RE.match(encoded):
+    if len(encoded) != DIGEST_ALGORITHMS[algorithm] or not _LOWER_HEX_RE.fullmatch(encoded):
         return "not a digest: a %s digest has %d lowercase hex digits" % (algorithm, DIGEST_ALGORITHMS[algorithm])
     return None
 
@@ -864,15 +867,29 @@ class _Metered(_Checked):
 # ---- References ----
 
 _DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
-_DOMAIN_RE = re.compile(r"^(?:%s(?:\.%s)*|\[[0-9a-fA-F:]+\])(?::[0-9]+)?$" % (_DOMAIN_COMPONENT, _DOMAIN_COMPONENT))
-_PATH_COMPONENT_RE = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
-_TAG_RE = re.compile(r"^[\w][\w.-]{0,127}$")
+_DOMAIN_RE = re.compile(r"(?:%s(?:\.%s)*|\[[0-9a-fA-F:]+\])(?::[0-9]+)?" % (_DOMAIN_COMPONENT, _DOMAIN_COMPONENT))
+_PATH_COMPONENT_RE = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*")
+_TAG_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")      # ASCII only, as Docker's grammar
 _MAX_NAME_LENGTH = 255
+# The image spec's grammar for org.opencontainers.image.ref.name (annotations.md): components of
+# letters and digits joined by one of - . _ : @ + or by --, the components joined by /.
+_REF_NAME_COMPONENT = r"[A-Za-z0-9]+(?:(?:[-._:@+]|--)[A-Za-z0-9]+)*"
+_REF_NAME_RE = re.compile(r"%s(?:/%s)*" % (_REF_NAME_COMPONENT, _REF_NAME_COMPONENT))
+REF_NAME_RULE = ("the image spec's grammar: letters and digits, joined by one of - . _ : @ + or by --, "
+                 "starting and ending with a letter or digit")
+
+
+def ref_name_problem(name) -> Optional[str]:
+    """Why ``name`` cannot be written as ``org.opencontainers.image.ref.name``, or None when it can."""
+    if not isinstance(name, str) or not _REF_NAME_RE.fullmatch(name):
+        return "%s cannot be written as org.opencontainers.image.ref.name (%s)" % (
+            outside_text(repr(name), 150), REF_NAME_RULE)
+    return None
 
 
 def valid_host(text: str) -> bool:
     """A registry host as references write it: a name or [IPv6], and a port from 1 to 65535 if any."""
-    match = _DOMAIN_RE.match(text)
+    match = _DOMAIN_RE.fullmatch(text)
     if not match:
         return False
     port = text.rsplit(":", 1)[1] if not text.endswith("]") and ":" in text else None
@@ -905,7 +922,7 @@ class Reference:
         slash, colon = name.rfind("/"), name.rfind(":")
         if colon > slash:
             name, tag = name[:colon], name[colon + 1:]
-            if not _TAG_RE.match(tag):
+            if not _TAG_RE.fullmatch(tag):
                 raise InvalidReferenceError("invalid reference %r: bad tag %r (letters, digits, _ . -; at most 128)" % (text, tag))
         registry, path = DOCKER_HUB, name
         first, sep, rest = name.partition("/")
@@ -916,7 +933,7 @@ class Reference:
         if registry == "index.docker.io":
             registry = DOCKER_HUB
         for component in path.split("/"):
-            if not _PATH_COMPONENT_RE.match(component):
+            if not _PATH_COMPONENT_RE.fullmatch(component):
                 hint = " (repository names must be lowercase)" if component.lower() != component else ""
                 raise InvalidReferenceError("invalid reference %r: bad name component %r%s" % (text, component, hint))
         if registry == DOCKER_HUB and "/" not in path:
@@ -973,7 +990,7 @@ def registry_config_key(host: str) -> str:
 def name_from_filename(filename: str) -> str:
     """A valid repository name made from a file name (``My_App.exe`` → ``my_app.exe``)."""
     name = re.sub(r"[^a-z0-9._-]+", "-", os.path.basename(filename).lower())
-    name = re.sub(r"^[._-]+|[._-]+$", "", name)
+    name = re.sub(r"\A[._-]+|[._-]+\Z", "", name)
     name = re.sub(r"-*([._])[._-]*", r"\1", name)
     return name or "image"
 
@@ -988,7 +1005,7 @@ _ARCH_ALIASES = {
 }
 _ARCH_IMPLIED_VARIANT = {"armhf": "v7", "armv7": "v7", "armv7l": "v7", "armel": "v6", "armv6": "v6", "armv6l": "v6"}
 _DEFAULT_VARIANT = {"arm": "v7", "arm64": "v8", "amd64": "v1"}
-_PLATFORM_PART_RE = re.compile(r"^[a-z0-9_.-]+$")
+_PLATFORM_PART_RE = re.compile(r"[a-z0-9_.-]+")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -1002,7 +1019,7 @@ class Platform:
     @classmethod
     def parse(cls, text: str) -> "Platform":
         parts = text.strip().lower().split("/") if isinstance(text, str) else []
-        if len(parts) not in (2, 3) or not all(_PLATFORM_PART_RE.match(p) for p in parts):
+        if len(parts) not in (2, 3) or not all(_PLATFORM_PART_RE.fullmatch(p) for p in parts):
             raise InvalidPlatformError("invalid platform %r: expected os/arch[/variant], e.g. linux/amd64 or linux/arm/v7" % (text,))
         return cls.make(*parts)
 
@@ -1024,7 +1041,8 @@ class Platform:
         os_name, arch = data.get("os"), data.get("architecture")
         variant = data.get("variant") if isinstance(data.get("variant"), str) else ""
         parts = [p.lower() if isinstance(p, str) else "" for p in (os_name, arch)] + [variant.lower()]
-        if not all(_PLATFORM_PART_RE.match(p) for p in parts[:2]) or (parts[2] and not _PLATFORM_PART_RE.match(parts[2])):
+        if not all(_PLATFORM_PART_RE.fullmatch(p) for p in parts[:2]) or \
+                (parts[2] and not _PLATFORM_PART_RE.fullmatch(parts[2])):
             return None         # missing, or not a platform name (control characters, spaces...)
         return cls.make(*parts)
 
@@ -1174,18 +1192,43 @@ def descriptor(media_type: str, digest: str, size: int, **extra) -> dict:
     return desc
 
 
+MAX_TIMESTAMP = 253402300799        # 9999-12-31T23:59:59Z: the last second RFC 3339's four-digit year can write
+_RFC3339_RE = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt]([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.[0-9]+)?"
+                         r"(?:[Zz]|[+-]([0-9]{2}):([0-9]{2}))")
+
+
 def rfc3339(timestamp: int) -> str:
+    if isinstance(timestamp, bool) or not isinstance(timestamp, int) or not 0 <= timestamp <= MAX_TIMESTAMP:
+        raise ZeroImageError("a time must be whole seconds from 0 to %d (9999-12-31T23:59:59Z), not %s"
+                             % (MAX_TIMESTAMP, outside_text(repr(timestamp), 40)))
     return datetime.datetime.fromtimestamp(timestamp, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def is_rfc3339(text) -> bool:
+    """Whether ``text`` is an RFC 3339 date-time (section 5.6), as the image spec's times must be:
+    ``2024-01-02T03:04:05Z``, with optional fractions and a numeric offset; a leap second allowed."""
+    match = _RFC3339_RE.fullmatch(text) if isinstance(text, str) else None
+    if not match:
+        return False
+    year, month, day, hour, minute, second, off_hour, off_minute = (int(g or 0) for g in match.groups())
+    try:
+        datetime.date(year, month, day)
+    except ValueError:
+        return False
+    return hour < 24 and minute < 60 and second <= 60 and off_hour < 24 and off_minute < 60
+
+
 def created_timestamp(environ=None) -> int:
-    """``SOURCE_DATE_EPOCH`` when set (reproducible builds), else now."""
+    """``SOURCE_DATE_EPOCH`` when set (reproducible builds), else now; a value that is not whole
+    seconds an RFC 3339 time can say is an error, never a time made up from it."""
     environ = os.environ if environ is None else environ
     value = environ.get("SOURCE_DATE_EPOCH", "").strip()
     if not value:
         return int(datetime.datetime.now(datetime.timezone.utc).timestamp())
-    if not re.match(r"^[0-9]{1,12}$", value):
-        raise ZeroImageError("SOURCE_DATE_EPOCH must be a whole number of seconds, not %s" % outside_text(repr(value), 40))
+    if not re.fullmatch(r"[0-9]{1,12}", value) or int(value) > MAX_TIMESTAMP:
+        raise ZeroImageError("SOURCE_DATE_EPOCH must be a whole number of seconds from 0 to %d "
+                             "(9999-12-31T23:59:59Z), not %s; fix or unset it"
+                             % (MAX_TIMESTAMP, outside_text(repr(value), 40)))
     return int(value)
 
 
@@ -1217,6 +1260,59 @@ class ImageOptions(NamedTuple):
     add: Sequence[Tuple[str, str]] = ()         # (host path, absolute image path)
 
 
+# The keys the image spec defines under its reserved prefix (annotations.md); no other key may use it.
+OCI_ANNOTATION_KEYS = frozenset("org.opencontainers.image." + key for key in (
+    "created", "authors", "url", "documentation", "source", "version", "revision", "vendor", "licenses",
+    "ref.name", "title", "description", "base.digest", "base.name"))
+
+
+def _env_problem(key, value) -> Optional[str]:
+    if not isinstance(key, str) or not isinstance(value, str):
+        return "--env %s: the name and value must be strings" % outside_text(repr((key, value)), 100)
+    if not key or "=" in key or any(c.isspace() or not c.isprintable() for c in key):
+        return ("--env %s: a variable's name must be non-empty, without '=', spaces or control characters"
+                % outside_text(repr(key), 100))
+    if any(c in value for c in "\n\r\0"):
+        return ("--env %s: the value holds a line break or NUL, which an environment (and env files, docker "
+                "inspect) cannot carry intact; pass it another way (a file added with --add)" % key)
+    return None
+
+
+def _metadata_problem(option: str, key, value) -> Optional[str]:
+    """Why a ``--label``/``--annotation`` KEY=VALUE cannot go in an image, or None."""
+    if not isinstance(key, str) or not isinstance(value, str):
+        return "%s %s: the key and value must be strings" % (option, outside_text(repr((key, value)), 100))
+    if not key:
+        return "%s: the key is empty" % option
+    shown = outside_text(key, 100)
+    if (key == "org.opencontainers" or key.startswith("org.opencontainers.")) and key not in OCI_ANNOTATION_KEYS:
+        return ("%s %s: keys under org.opencontainers. are reserved for the OCI's own; the image spec defines "
+                "org.opencontainers.image.{%s}; use your own prefix, like com.example.%s"
+                % (option, shown, ",".join(sorted(k.rsplit(".image.", 1)[1] for k in OCI_ANNOTATION_KEYS)),
+                   key.rsplit(".", 1)[-1] or "key"))
+    if key == ANNOTATION_REF_NAME:
+        return ("%s %s: this key names an image in index.json, not in the image itself; zeroimage writes it "
+                "from -t/--tag" % (option, shown))
+    if key == "org.opencontainers.image.created" and not is_rfc3339(value):
+        return ("%s %s=%s: the value must be an RFC 3339 time, like 2024-01-02T03:04:05Z"
+                % (option, shown, outside_text(repr(value), 60)))
+    if key == ANNOTATION_BASE_DIGEST and digest_problem(value):
+        return "%s %s=%s: %s" % (option, shown, outside_text(repr(value), 100), digest_problem(value))
+    return None
+
+
+def check_image_options(options: "ImageOptions") -> None:
+    """Refuse (UsageError) what ImageOptions asks that no valid image can hold: an environment
+    variable a runtime cannot pass, a label or annotation key the OCI reserves, a time that is not
+    RFC 3339."""
+    problems = [_env_problem(key, value) for key, value in options.env]
+    problems += [_metadata_problem("--label", key, value) for key, value in options.labels]
+    problems += [_metadata_problem("--annotation", key, value) for key, value in options.annotations]
+    problems = [p for p in problems if p]
+    if problems:
+        raise UsageError(problems[0])
+
+
 def _set_env(env: Sequence[str], key: str, value: str) -> List[str]:
     """``KEY=VALUE`` replacing an inherited ``KEY`` in place, or appended."""
     entry = "%s=%s" % (key, value)
@@ -1229,12 +1325,95 @@ def _set_env(env: Sequence[str], key: str, value: str) -> List[str]:
     return env
 
 
+_STRING_LISTS = ("Env", "Entrypoint", "Cmd", "Shell", "OnBuild")      # runtime fields that are lists of strings
+_OBJECT_MAPS = ("ExposedPorts", "Volumes")                             # maps of key -> {}
+_HISTORY_TEXT = ("created", "created_by", "author", "comment")
+
+
+def _is_string_list(value) -> bool:
+    return isinstance(value, list) and all(isinstance(item, str) for item in value)
+
+
+def _normal_history(history, diff_ids: int, where: str) -> List[dict]:
+    """The base's history with one entry that is not ``empty_layer`` per layer: entries it left out
+    are padded at its end; more entries than layers, or entries that are not what the spec says
+    (objects with string fields, RFC 3339 times, a boolean ``empty_layer``), are refused."""
+    if history is None:
+        history = []
+    if not isinstance(history, list):
+        raise ArchiveError("%s: its config's history is not a list" % where)
+    entries = []
+    for i, entry in enumerate(history):
+        if not isinstance(entry, dict):
+            raise ArchiveError("%s: its config's history[%d] is not an object" % (where, i))
+        entry = {k: v for k, v in entry.items() if v is not None}
+        for key in _HISTORY_TEXT:
+            if key in entry and not isinstance(entry[key], str):
+                raise ArchiveError("%s: its config's history[%d].%s is not a string" % (where, i, key))
+        if "created" in entry and not is_rfc3339(entry["created"]):
+            raise ArchiveError("%s: its config's history[%d].created is not an RFC 3339 time: %s"
+                               % (where, i, outside_text(repr(entry["created"]), 60)))
+        if not isinstance(entry.get("empty_layer", False), bool):
+            raise ArchiveError("%s: its config's history[%d].empty_layer is not true or false" % (where, i))
+        entries.append(entry)
+    described = sum(1 for entry in entries if not entry.get("empty_layer"))
+    if described > diff_ids:
+        raise ArchiveError("%s: its config's history describes %d layers but it has %d; zeroimage cannot tell "
+                           "which history line goes with which layer" % (where, described, diff_ids))
+    pad = {"comment": "zeroimage: the base recorded no history for this layer"}
+    return entries + [dict(pad) for _ in range(diff_ids - described)]
+
+
+def normal_base_config(base, where: str = "the base") -> dict:
+    """A base's config in the shape the image spec gives it, ready to build on. What is missing or
+    null is filled in: no ``config`` object, null ``Env``/``Cmd``/``Labels``/``ExposedPorts``/...
+    (null means absent), no ``rootfs`` or ``history``, a history shorter than the layers (padded).
+    What is there but malformed is refused (ArchiveError naming the field): zeroimage cannot know what
+    it meant."""
+    if not isinstance(base, dict):
+        raise ArchiveError("%s: its config is not a JSON object" % where)
+    config = {k: copy.deepcopy(v) for k, v in base.items() if v is not None}
+    runtime = config.get("config", {})
+    if not isinstance(runtime, dict):
+        raise ArchiveError("%s: its config's \"config\" is not an object" % where)
+    runtime = {k: v for k, v in runtime.items() if v is not None}
+    for key, value in runtime.items():
+        if key in _STRING_LISTS and not _is_string_list(value):
+            raise ArchiveError("%s: its config's %s is not a list of strings" % (where, key))
+        if key in _OBJECT_MAPS:
+            if not isinstance(value, dict) or not all(v is None or isinstance(v, dict) for v in value.values()):
+                raise ArchiveError("%s: its config's %s is not a map of objects" % (where, key))
+            runtime[key] = {k: v or {} for k, v in value.items()}
+        if key == "Labels":
+            if not isinstance(value, dict) or not all(v is None or isinstance(v, str) for v in value.values()):
+                raise ArchiveError("%s: its config's Labels is not a map of strings" % where)
+            runtime[key] = {k: v for k, v in value.items() if v is not None}
+        if key in ("User", "WorkingDir", "StopSignal") and not isinstance(value, str):
+            raise ArchiveError("%s: its config's %s is not a string" % (where, key))
+    config["config"] = runtime
+    for key in ("author", "os.version"):
+        if key in config and not isinstance(config[key], str):
+            raise ArchiveError("%s: its config's %s is not a string" % (where, key))
+    if "os.features" in config and not _is_string_list(config["os.features"]):
+        raise ArchiveError("%s: its config's os.features is not a list of strings" % where)
+    rootfs = config.get("rootfs", {})
+    if not isinstance(rootfs, dict):
+        raise ArchiveError("%s: its config's rootfs is not an object" % where)
+    diff_ids = rootfs.get("diff_ids") or []
+    if not _is_string_list(diff_ids):
+        raise ArchiveError("%s: its config's rootfs.diff_ids is not a list of digests" % where)
+    config["rootfs"] = dict(rootfs, type="layers", diff_ids=diff_ids)
+    config["history"] = _normal_history(config.get("history"), len(diff_ids), where)
+    return config
+
+
 def derive_config(base: dict, platform: Platform, layers: Sequence[AddedLayer],
-                  entrypoint: Sequence[str], created: str, options: ImageOptions = ImageOptions()) -> dict:
-    """The new image config: the base's, every unknown field kept, plus our layers, entrypoint and options."""
-    config = copy.deepcopy(base)
-    runtime = config.get("config")
-    runtime = dict(runtime) if isinstance(runtime, dict) else {}
+                  entrypoint: Sequence[str], created: str, options: ImageOptions = ImageOptions(),
+                  where: str = "the base") -> dict:
+    """The new image config: the base's (made whole by ``normal_base_config``), every unknown field
+    kept, plus our layers, each with its history line, entrypoint and options. Nothing in it is null."""
+    config = normal_base_config(base, where)
+    runtime = config["config"]
     runtime["Entrypoint"] = list(entrypoint)
     runtime.pop("Cmd", None)            # Docker drops an inherited CMD when ENTRYPOINT is set
     if options.cmd is not None:
@@ -1249,17 +1428,11 @@ def derive_config(base: dict, platform: Platform, layers: Sequence[AddedLayer],
         runtime["User"] = options.user
     if options.workdir is not None:
         runtime["WorkingDir"] = options.workdir
-    config["config"] = runtime
     config.pop("variant", None)
     config.update(platform.to_dict())
-    rootfs = config.get("rootfs") if isinstance(config.get("rootfs"), dict) else {}
-    diff_ids = list(rootfs.get("diff_ids") or [])
-    history = list(config.get("history") or [])
     for layer in layers:
-        diff_ids.append(layer.diff_id)
-        history.append({"created": created, "created_by": layer.created_by})
-    config["rootfs"] = dict(rootfs, type="layers", diff_ids=diff_ids)
-    config["history"] = history
+        config["rootfs"]["diff_ids"].append(layer.diff_id)
+        config["history"].append({"created": created, "created_by": layer.created_by})
     config["created"] = created
     return config
 
@@ -2250,7 +2423,7 @@ def _entry_credentials(entry: dict, where: str) -> Optional[Credentials]:
 
 MAX_HELPER_OUTPUT = 1024 * 1024
 HELPER_TIMEOUT = 60.0
-_HELPER_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,99}$")
+_HELPER_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,99}")
 
 
 def _run_bounded(argv: List[str], stdin: bytes, environ, timeout: float, limit: int) -> Tuple[int, bytes, bytes]:
@@ -2297,7 +2470,7 @@ def run_credential_helper(name: str, action: str, payload: str, environ=None,
     that environment); its answer, or None when it has no credentials. The answer is bounded in size
     and time, and a name that is not a plain program name is refused."""
     environ = os.environ if environ is None else environ
-    if not isinstance(name, str) or not _HELPER_NAME_RE.match(name):
+    if not isinstance(name, str) or not _HELPER_NAME_RE.fullmatch(name):
         raise CredentialError("%s names the credential helper %s, which is not a plain name; fix it"
                               % (where, outside_text(repr(name), 100)))
     program = "docker-credential-" + name
@@ -2442,7 +2615,7 @@ def parse_proxy(text: str) -> Proxy:
     except ValueError:
         raise NetworkError("proxy %s: the port is not a number from 1 to 65535" % shown) from None
     host = parts.hostname if not parts.hostname or ":" not in parts.hostname else "[%s]" % parts.hostname
-    if not host or not _DOMAIN_RE.match(host):
+    if not host or not _DOMAIN_RE.fullmatch(host):
         raise NetworkError("proxy %s: no valid host name" % shown)
     authorization = None
     if parts.username is not None:
@@ -2463,8 +2636,8 @@ def bypasses_proxy(host: str, port: int, no_proxy: str) -> bool:
     for entry in re.split(r"[\s,]+", no_proxy.strip().lower()):
         if entry == "*":
             return True
-        match = re.match(r"^\[([^\]]+)\](?::(\d+))?$", entry) or re.match(r"^([^:]+)(?::(\d+))?$", entry) \
-            or re.match(r"^([0-9a-f:]+(?:/\d+)?)()$", entry)
+        match = re.fullmatch(r"\[([^\]]+)\](?::([0-9]+))?", entry) or re.fullmatch(r"([^:]+)(?::([0-9]+))?", entry) \
+            or re.fullmatch(r"([0-9a-f:]+(?:/[0-9]+)?)()", entry)
         if not match:
             continue
         name, entry_port = match.group(1), match.group(2)
@@ -2800,7 +2973,7 @@ class Transport:
     @staticmethod
     def _retry_after(response: Response) -> Optional[float]:
         value = (response.headers.get("Retry-After") or "").strip()
-        if re.match(r"^[0-9]{1,10}$", value):
+        if re.fullmatch(r"[0-9]{1,10}", value):
             return min(float(value), 30.0)
         if value:
             try:
@@ -2829,7 +3002,7 @@ class Transport:
             location = (response.headers.get("Location") or "").strip()
             response.close()
             try:        # urljoin drops tabs and line breaks: the Location itself is checked first
-                target = urllib.parse.urljoin(url, location) if _URL_CHARS_RE.match(location) else location
+                target = urllib.parse.urljoin(url, location) if _URL_CHARS_RE.fullmatch(location) else location
             except ValueError:
                 target = location
             problem = url_problem(target) if location else "no Location"
@@ -2942,7 +3115,7 @@ MAX_TOKEN_LIFETIME = 24 * 3600.0
 DEFAULT_TOKEN_LIFETIME = 60.0        # the token spec's default for an answer without expires_in
 _AUTH_TOKEN = r"[A-Za-z0-9!#$%&'*+.^_`|~-]+"
 _AUTH_ITEM_RE = re.compile(r'\s*(?:(%s)\s*=\s*("(?:[^"\\]|\\.)*"|[^\s,]*)|(%s)|,)' % (_AUTH_TOKEN, _AUTH_TOKEN))
-_HEADER_TOKEN_RE = re.compile(r"^[\x21-\x7e]{1,65536}$")     # visible ASCII: nothing that could end a header
+_HEADER_TOKEN_RE = re.compile(r"[\x21-\x7e]{1,65536}")     # visible ASCII: nothing that could end a header
 
 
 def parse_challenges(header: str) -> List[Tuple[str, Dict[str, str]]]:
@@ -2993,7 +3166,7 @@ def push_scope(repository: str) -> str:
 
 
 def _header_token(token, where: str) -> str:
-    if not isinstance(token, str) or not _HEADER_TOKEN_RE.match(token):
+    if not isinstance(token, str) or not _HEADER_TOKEN_RE.fullmatch(token):
         raise AuthenticationError(401, "GET", where, "%s holds a token that cannot be sent in a header "
                                   "(spaces, line breaks or other control characters)" % where)
     return token
@@ -3655,6 +3828,9 @@ def tree_platforms(top: Union[Image, ImageIndex]) -> List[str]:
 
 
 def _name_annotations(name: Reference) -> Dict[str, str]:
+    problem = ref_name_problem(name.tag)
+    if problem:
+        raise UsageError("the tag %s; choose another tag" % problem)
     return {ANNOTATION_CONTAINERD_NAME: str(name), ANNOTATION_REF_NAME: name.tag}
 
 
@@ -3695,27 +3871,48 @@ def _layer_type_in(family: Dict[str, str], media_type: Optional[str]) -> Optiona
     return media_type
 
 
+def check_family_options(base: BaseImage, options: ImageOptions) -> None:
+    """Docker's manifest formats have no annotations: ``--annotation`` needs a base in the OCI family."""
+    if options.annotations and base.family["manifest"] == DOCKER_MANIFEST:
+        raise ZeroImageError("--annotation: the base %s is a Docker-format image, and Docker manifests have no "
+                             "annotations; use --label, or a base in OCI format (skopeo copy --format oci ...)"
+                             % outside_text(base.name, 200))
+
+
+def _docker_descriptor(desc: dict) -> dict:
+    """A descriptor as Docker's schemas have it: no annotations."""
+    return {k: v for k, v in desc.items() if k != "annotations"}
+
+
 def assemble_image(base: BaseImage, added: Sequence[Tuple[LayerResult, str]], entrypoint: Sequence[str],
                    created: str, options: ImageOptions = ImageOptions()) -> Image:
-    """Put new layers (each with its history line) on a base: config, manifest, and the blob list."""
+    """Put new layers (each with its history line) on a base: config, manifest, and the blob list.
+    Only an OCI manifest carries annotations (the base's name and digest, and ``options``'); the base
+    manifest's own annotations describe the base and are never carried over."""
     family = base.family
+    check_image_options(options)
+    check_family_options(base, options)
     config = derive_config(base.config, base.platform,
-                           [AddedLayer(layer.diff_id, why) for layer, why in added], entrypoint, created, options)
+                           [AddedLayer(layer.diff_id, why) for layer, why in added], entrypoint, created, options,
+                           "the base %s" % base.name)
     config_blob = bytes_blob(canonical_json(config))
     layer_descs = [dict(desc, mediaType=_layer_type_in(family, desc.get("mediaType"))) for desc, _ in base.layers]
     layer_descs += [descriptor(family["layer"], layer.blob.digest, layer.blob.size) for layer, _ in added]
+    annotations = dict(base.annotations, **dict(options.annotations))
+    if family["manifest"] == DOCKER_MANIFEST:
+        layer_descs, annotations = [_docker_descriptor(desc) for desc in layer_descs], None
     manifest = make_manifest(family, descriptor(family["config"], config_blob.digest, config_blob.size), layer_descs,
-                             dict(base.annotations, **dict(options.annotations)))
+                             annotations)
     blobs = [blob for _, blob in base.layers] + [layer.blob for layer, _ in added]
     return Image(manifest, config, base.platform, blobs + [config_blob, bytes_blob(canonical_json(manifest))],
                  family["manifest"])
 
 
 def make_image_index(images: Sequence[Image], family: Dict[str, str], annotations: Dict[str, str]) -> ImageIndex:
-    """An index (or Docker manifest list) of single-platform images."""
+    """An index (or Docker manifest list, which has no annotations) of single-platform images."""
     index = make_index(family, [descriptor(i.kind, i.digest, i.manifest_blob.size, platform=i.platform.to_dict())
                                 for i in images])
-    if annotations:
+    if annotations and family["manifest"] != DOCKER_MANIFEST:
         index["annotations"] = dict(annotations)
     return ImageIndex(index, bytes_blob(canonical_json(index)), list(images), family["index"])
 
@@ -3838,12 +4035,12 @@ def _image_for(source, index: dict, platform: Platform, ref_name: Optional[str],
     image = read_tree(source, chosen.descriptor, where)
     if not isinstance(image, Image):
         raise ArchiveError("%s: %s is not an image manifest" % (where, chosen.descriptor["digest"]))
-    rootfs = image.config.get("rootfs")
-    diff_ids = rootfs.get("diff_ids") if isinstance(rootfs, dict) else None
-    if not isinstance(diff_ids, list) or len(diff_ids) != len(image.manifest["layers"]):
+    config = normal_base_config(image.config, "%s: image %s" % (where, image.digest))  # refused now, not after the work
+    diff_ids = config["rootfs"]["diff_ids"]
+    if len(diff_ids) != len(image.manifest["layers"]):
         raise ArchiveError("%s: config lists %d layers but the manifest has %d"
-                           % (where, len(diff_ids or []), len(image.manifest["layers"])))
-    return chosen, image
+                           % (where, len(diff_ids), len(image.manifest["layers"])))
+    return chosen, image._replace(config=config)
 
 
 def _family_of(image: Image) -> Dict[str, str]:
@@ -4149,6 +4346,7 @@ def _build_images(session: Session, programs, single: bool, base_for, layers: _L
     images, bases = [], []
     for wanted, path, program, elf in checked:
         base_image = base_for(wanted)
+        check_family_options(base_image, options)
         bases.append(base_image)
         added, image_options = [], options
         if minimal:
@@ -4225,6 +4423,9 @@ def _check_build_options(programs, single: bool, platform, base, base_archive, p
         raise UsageError("each platform can be given once")
     if base is not None and base_archive is not None:
         raise UsageError("give --from or --from-archive, not both")
+    for reference in (base, push):      # a malformed reference is found before anything is read
+        if reference not in (None, "scratch"):
+            Reference.parse(reference)
     if push is not None and output is not None:
         raise UsageError("give --push or -o, not both")
     if output_format not in ("archive", "oci-layout"):
@@ -4255,6 +4456,7 @@ def build(entrypoint, output: Optional[str] = None, *, base: Optional[str] = Non
     programs = [(platform, entrypoint)] if single else list(entrypoint)
     _check_build_options(programs, single, platform, base, base_archive, push, output, output_format,
                          compression_level)
+    check_image_options(options)
     for _, path in programs:        # before anything is derived from their names
         _check_entrypoint(path)
     if output:
@@ -4267,6 +4469,8 @@ def build(entrypoint, output: Optional[str] = None, *, base: Optional[str] = Non
     name = Reference.parse(tag or name_from_filename(first))
     if name.digest:
         raise InvalidReferenceError("--tag %s: an image name cannot carry a digest" % tag)
+    if ref_name_problem(name.tag):
+        raise UsageError("--tag: the tag %s; choose another tag" % ref_name_problem(name.tag))
     with _session_for(session, insecure, environ) as session, contextlib.ExitStack() as stack:
         created = rfc3339(created_timestamp(session.environ))
         opened = [(wanted, path, stack.enter_context(_open_entrypoint(path))) for wanted, path in programs]
@@ -4311,6 +4515,9 @@ def pull(ref_text: str, output: Optional[str] = None, *, platform: Optional[Plat
     ref = Reference.parse(ref_text)
     output = ref.repository.rsplit("/", 1)[-1] + ".tar" if output is None else output
     name = ref.replace(digest=None) if ref.tag else ref.replace(tag="latest", digest=None)
+    if ref_name_problem(name.tag):
+        raise UsageError("cannot save %s under its tag: the tag %s; pull it by digest alone (NAME@sha256:...) to "
+                         "save it as latest" % (ref.familiar(), ref_name_problem(name.tag)))
     with _session_for(session, insecure, environ) as session, contextlib.ExitStack() as stack, \
             registry_errors("pull", ref):
         sink = ArchiveSink(session, output)
@@ -4491,6 +4698,8 @@ def _tag_arg(text: str) -> str:
         raise argparse.ArgumentTypeError(str(e))
     if ref.digest:
         raise argparse.ArgumentTypeError("an image name cannot carry a digest: %r" % text)
+    if ref_name_problem(ref.tag):
+        raise argparse.ArgumentTypeError("the tag %s" % ref_name_problem(ref.tag))
     return text
 
 
@@ -4541,7 +4750,7 @@ def build_parser() -> argparse.ArgumentParser:
          "zeroimage build --env MODE=prod --user nonroot --expose 8080 --add static:/srv/static ./app"],
         json_output=True)
     base = build_cmd.add_mutually_exclusive_group()
-    base.add_argument("--from", dest="base", metavar="BASE",
+    base.add_argument("--from", dest="base", type=_reference_arg, metavar="BASE",
                       help="a registry image, or 'scratch' for none (default: the built-in minimal base)")
     base.add_argument("--from-archive", metavar="PATH[:NAME]",
                       help="base from an OCI layout, as a tar archive or a directory")
@@ -4702,7 +4911,7 @@ def _user_arg(text: str) -> str:
 def _port_arg(text: str) -> str:
     port, _, proto = text.partition("/")
     proto = proto or "tcp"
-    if not re.match(r"^[0-9]{1,5}$", port) or not 1 <= int(port) <= 65535 or proto not in ("tcp", "udp", "sctp"):
+    if not re.fullmatch(r"[0-9]{1,5}", port) or not 1 <= int(port) <= 65535 or proto not in ("tcp", "udp", "sctp"):
         raise argparse.ArgumentTypeError("expected PORT[/tcp|udp|sctp] with a port from 1 to 65535, got %r" % text)
     return "%d/%s" % (int(port), proto)
 

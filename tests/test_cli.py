@@ -424,6 +424,11 @@ BAD_INPUT = [
     (["push", "missing.tar", "localhost:1/x:1"], 1), (["inspect", "missing.tar"], 1),
     (["build", "--target", "/", "p"], 2), (["build", "--target", "/a/../b", "p"], 2),
     (["build", "--compression-level", "x", "p"], 2),
+    # names and values (issue 11): ASCII references, ref names, reserved keys, environment variables
+    (["build", "--from", "app:café", "p"], 2), (["build", "--from", "a b", "p"], 2), (["build", "-t", "app:café", "p"], 2),
+    (["build", "-t", "app:x__y", "p"], 2), (["pull", "localhost:1/app:x__y"], 2), (["check-auth", "app:café"], 2),
+    (["build", "--env=A=1\n2", "p"], 2), (["build", "--label", "org.opencontainers.mine=1", "p"], 2),
+    (["build", "--annotation", "org.opencontainers.image.created=now", "p"], 2),
 ]
 
 

@@ -253,6 +253,7 @@ def test_docker_manifest_list_base(tmp_path, client, busybox, busybox_program):
     raw = json.loads(client.skopeo("inspect", "--raw", "docker://" + target))
     assert raw["mediaType"] == DOCKER["manifest"] and raw["config"]["mediaType"] == DOCKER["config"]
     assert {d["mediaType"] for d in raw["layers"]} == {DOCKER["layer"]}
+    assert "annotations" not in raw, "Docker's manifest schema has no annotations: base name and digest stay out"
     client.ok("pull", "-o", tmp_path / "app.tar", target)
     _, out = run_image(tmp_path, "oci-archive:%s" % (tmp_path / "app.tar"), ["/busybox", "cat", "/etc/base-release"])
     assert out == "zeroimage test base 1.0\n"
