@@ -291,6 +291,16 @@ def outside_text(text, limit: int = 300) -> str:
     return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
+def _is_utf8(text: str) -> bool:
+    """Whether a name (from the file system or argv, where bytes that are not UTF-8 come through as
+    surrogates) can be a tar member name: PAX names are UTF-8."""
+    try:
+        text.encode("utf-8")
+        return "\0" not in text
+    except UnicodeEncodeError:
+        return False
+
+
 def _redact_url(url: str) -> str:
     """A URL fit for messages: no user:password, no query (signatures, tokens)."""
     try:
@@ -1305,6 +1315,14 @@ def check_image_options(options: "ImageOptions") -> None:
     """Refuse (UsageError) what ImageOptions asks that no valid image can hold: an environment
     variable a runtime cannot pass, a label or annotation key the OCI reserves, a time that is not
     RFC 3339."""
+    texts = [("--env", text) for pair in options.env for text in pair]
+    texts += [(option, text) for option, pairs in (("--label", options.labels), ("--annotation", options.annotations))
+              for pair in pairs for text in pair]
+    texts += [("--cmd", text) for text in options.cmd or ()]
+    texts += [(option, text) for option, text in (("--user", options.user), ("--workdir", options.workdir)) if text]
+    for option, text in texts:
+        if not _is_utf8(text):
+            raise UsageError("%s %r: not UTF-8 text, which image metadata (JSON) must be" % (option, text))
     problems = [_env_problem(key, value) for key, value in options.env]
     problems += [_metadata_problem("--label", key, value) for key, value in options.labels]
     problems += [_metadata_problem("--annotation", key, value) for key, value in options.annotations]
@@ -1917,16 +1935,6 @@ class _Unclosing:
 
     def close(self) -> None:
         pass
-
-
-def _is_utf8(text: str) -> bool:
-    """Whether a name (from the file system or argv, where bytes that are not UTF-8 come through as
-    surrogates) can be a tar member name: PAX names are UTF-8."""
-    try:
-        text.encode("utf-8")
-        return "\0" not in text
-    except UnicodeEncodeError:
-        return False
 
 
 def tree_entries(source: str, target: str, display: Optional[Display] = None) -> List[LayerEntry]:
@@ -4635,6 +4643,11 @@ def login(registry_text: str, username: str, password: str, *, insecure: bool = 
           session: Optional[Session] = None) -> str:
     """Check the credentials against the registry, then store them; returns where they were stored."""
     host = registry_host(registry_text)
+    if not (_is_utf8(username) and _is_utf8(password)):
+        raise UsageError("the username and password must be UTF-8 text")
+    if ":" in username:
+        raise UsageError("a username cannot hold ':' (HTTP Basic auth and config.json put one between it and "
+                         "the password)")
     creds = Credentials(username, password)
     with _session_for(session, insecure, environ) as session:
         try:
@@ -5011,6 +5024,13 @@ def cmd_inspect(args, session: Session) -> int:
     return 0
 
 
+def _stdin_line() -> str:
+    try:
+        return sys.stdin.readline()
+    except UnicodeDecodeError as e:
+        raise UsageError("what stdin gave is not UTF-8 text") from e
+
+
 def cmd_login(args, session: Session) -> int:
     username, password = args.username, args.password
     if password is not None:
@@ -5020,9 +5040,9 @@ def cmd_login(args, session: Session) -> int:
             raise UsageError("no username: give -u USER (and --password-stdin for the password)")
         sys.stderr.write("Username: ")       # prompts go to stderr: stdout is for results
         sys.stderr.flush()
-        username = sys.stdin.readline().strip()
+        username = _stdin_line().strip()
     if args.password_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
+        password = _stdin_line().rstrip("\r\n")
     elif password is None:
         if not sys.stdin.isatty():
             raise UsageError("no password: give --password-stdin and pipe it in")

@@ -294,6 +294,25 @@ def test_names_that_are_not_utf8_are_errors_naming_them(tmp_path, prog):
     assert not (tmp_path / "o.tar").is_symlink()
 
 
+@pytest.mark.parametrize("option", [["--env", b"A=\xff"], ["--env", b"\xff=1"], ["--label", b"a=\xff"],
+                                    ["--annotation", b"a=\xff"], ["--cmd", b"\xff"], ["--workdir", b"/\xff"],
+                                    ["--user", b"\xff"]])
+def test_metadata_that_is_not_utf8_is_a_usage_error(tmp_path, prog, option):
+    result = subprocess.run([sys.executable, MODULE, "build", "-o", str(tmp_path / "o.tar")] + option + [str(prog)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
+    fails(result, 2, option[0], "not UTF-8")
+    assert not (tmp_path / "o.tar").exists()
+
+
+@pytest.mark.parametrize("user, words", [(b"\xff", "UTF-8"), (b"a:b", "cannot hold ':'")])
+def test_login_refuses_what_basic_auth_cannot_carry(tmp_path, user, words):
+    result = subprocess.run([sys.executable, MODULE, "login", "-u", user, "--password-stdin", "127.0.0.1:9"],
+                            input="secret\n", stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            universal_newlines=True, env=dict(os.environ, HOME=str(tmp_path), DOCKER_CONFIG=""))
+    fails(result, 2, words)
+    assert "secret" not in result.stderr and not (tmp_path / ".docker").exists()
+
+
 def test_a_file_cannot_be_added_as_the_root(tmp_path, prog):
     fails(run_cli("build", "--add", "%s:/." % prog, "-o", tmp_path / "o.tar", prog), 2, "cannot be the root")
 
