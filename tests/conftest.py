@@ -44,7 +44,7 @@ def spec_checked_outputs(monkeypatch):
     problems = []
     for sink_class in (zeroimage.ArchiveSink, zeroimage.LayoutSink):
         monkeypatch.setattr(sink_class, "start", _checking_start(sink_class.start, speccheck, problems))
-    yield
+    yield problems
     if problems:
         pytest.fail("zeroimage wrote images that break the image spec:\n" + "\n".join(problems), pytrace=False)
 
