@@ -35,6 +35,32 @@ def need_tool(name):
     return path
 
 
+@pytest.fixture(autouse=True)
+def spec_checked_outputs(monkeypatch):
+    """Every archive and layout directory zeroimage writes in this process (library calls, main()) must
+    satisfy the image spec: checked as the operation that wrote it finishes (a test may damage it
+    afterwards on purpose), reported when the test ends."""
+    import speccheck
+    problems = []
+    for sink_class in (zeroimage.ArchiveSink, zeroimage.LayoutSink):
+        monkeypatch.setattr(sink_class, "start", _checking_start(sink_class.start, speccheck, problems))
+    yield problems
+    if problems:
+        pytest.fail("zeroimage wrote images that break the image spec:\n" + "\n".join(problems), pytrace=False)
+
+
+def _checking_start(start, speccheck, problems):
+    def checking_start(self, stack):
+        def check(exc_type, exc, tb):
+            path = self.path
+            if exc_type is None and (os.path.isfile(path) or os.path.isfile(os.path.join(path, "oci-layout"))):
+                problems.extend("%s: %s" % (path, problem) for problem in speccheck.check(path))
+            return False
+        stack.push(check)       # pushed first, so it runs after the output is renamed into place
+        return start(self, stack)
+    return checking_start
+
+
 @pytest.fixture(scope="session")
 def busybox():
     """A real statically linked binary (Debian's busybox-static)."""

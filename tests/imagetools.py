@@ -30,13 +30,45 @@ DOCKER = {
 
 
 def run_cli(*args, cwd=None, env=None, python=None):
-    """Run ``python3 zeroimage.py ARGS`` in a subprocess, as a user would."""
+    """Run ``python3 zeroimage.py ARGS`` in a subprocess, as a user would; an image it wrote with
+    ``build``/``pull -o PATH`` must satisfy the image spec (``speccheck``)."""
     full_env = dict(os.environ)
     full_env.pop("ZEROIMAGE_DEBUG", None)
     full_env.update(env or {})
-    return subprocess.run([python or sys.executable, MODULE] + [str(a) for a in args],
-                          cwd=cwd, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          universal_newlines=True, timeout=300)
+    result = subprocess.run([python or sys.executable, MODULE] + [str(a) for a in args],
+                            cwd=cwd, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            universal_newlines=True, timeout=300)
+    if result.returncode == 0:
+        check_output_of([str(a) for a in args], cwd)
+    return result
+
+
+def output_of(args, cwd=None):
+    """The image a successful ``zeroimage build/pull ... -o PATH`` wrote (None for stdout or none named)."""
+    command = next((a for a in args if not a.startswith("-")), None)
+    if command not in ("build", "pull") or "--" in args[:args.index(command)]:
+        return None
+    path = None
+    for i, arg in enumerate(args):
+        if arg == "--":
+            break
+        if arg in ("-o", "--output") and i + 1 < len(args):
+            path = args[i + 1]
+        elif arg.startswith("--output="):
+            path = arg[len("--output="):]
+        elif arg.startswith("-o") and not arg.startswith("--"):
+            path = arg[2:]
+    if not path or path == "-":
+        return None
+    return os.path.join(str(cwd), path) if cwd is not None else path
+
+
+def check_output_of(args, cwd=None):
+    """After an exit 0: the archive or layout directory ``args`` named satisfies the image spec."""
+    import speccheck
+    path = output_of(args, cwd)
+    if path is not None and (os.path.isfile(path) or os.path.isfile(os.path.join(path, "oci-layout"))):
+        speccheck.assert_valid(path)
 
 
 def read_file(path):

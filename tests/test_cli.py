@@ -177,7 +177,8 @@ def test_dynamic_binary_on_scratch_warns(tmp_path):
 def _base(builder, family=OCI, platform=("linux", "arm64", "v8")):
     return builder.image(
         [[("etc/", "dir", None, 0o755), ("etc/base-release", "file", b"base 1\n", 0o644)],
-         [("usr/share/doc/base.txt", "file", b"docs\n", 0o644)]],
+         [("usr/", "dir", None, 0o755), ("usr/share/", "dir", None, 0o755), ("usr/share/doc/", "dir", None, 0o755),
+          ("usr/share/doc/base.txt", "file", b"docs\n", 0o644)]],
         {"config": {"Env": ["PATH=/bin", "BASE=1"], "Cmd": ["/bin/sh"], "User": "65532",
                     "Labels": {"org.example": "yes"}}, "x-unknown": [1, 2]},
         family=family, platform=platform)

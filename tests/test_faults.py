@@ -12,6 +12,7 @@ import time
 import pytest
 
 import registries
+import speccheck
 from imagetools import MODULE, image_of, read_archive, run_cli
 from test_units import make_elf
 
@@ -149,6 +150,7 @@ def test_two_builds_to_one_output_never_interleave(tmp_path, busybox_program):
     assert all(p.returncode == 0 for p in procs)
     index = json.loads(read_archive(str(out))["index.json"])
     assert index["manifests"][0]["digest"] in digests, "the archive is one whole build, not a mix"
+    speccheck.assert_valid(out)
     assert sorted(os.listdir(str(tmp_path))) == ["other", "out.tar", "src"]
 
 
@@ -169,6 +171,7 @@ def test_killed_at_random_points_leaves_no_partial_output(tmp_path):
         listing = os.listdir(str(out))
         if listing == ["app.tar"]:          # the signal came after the rename: then the archive is whole
             assert image_of(str(out / "app.tar"))
+            speccheck.assert_valid(out / "app.tar")
             os.unlink(str(out / "app.tar"))
         else:
             assert listing == [], listing

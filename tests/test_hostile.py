@@ -23,7 +23,7 @@ import urllib.parse
 import pytest
 
 import zeroimage
-from imagetools import run_cli
+from imagetools import make_layer, run_cli
 from registries import QuietHandler, QuietServer, tunnel
 from zeroimage import Credentials
 
@@ -783,10 +783,13 @@ def test_hostile_token_answer_cli(servers, tmp_path, name, body):
 # ---- 7. hostile manifests and indexes ----
 
 
-CONFIG = jdump({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": []},
+LAYER, LAYER_DIFF_ID = make_layer([("app", "file", b"app", 0o755)])     # a valid image has a layer
+CONFIG = jdump({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": [LAYER_DIFF_ID]},
                 "config": {"Entrypoint": ["/app"]}})
 IMAGE = jdump({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
-               "config": {"mediaType": OCI_CONFIG, "digest": sha256(CONFIG), "size": len(CONFIG)}, "layers": []})
+               "config": {"mediaType": OCI_CONFIG, "digest": sha256(CONFIG), "size": len(CONFIG)},
+               "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": sha256(LAYER),
+                           "size": len(LAYER)}]})
 AMD64 = {"os": "linux", "architecture": "amd64"}
 
 
@@ -867,7 +870,8 @@ HOSTILE_MANIFESTS = [
 def _hostile_registry(servers, top, extra):
     routes = {"/v2/": open_v2, "/v2/a/manifests/1": manifest_route(top, OCI_INDEX),
               "/v2/a/manifests/" + sha256(top): manifest_route(top, OCI_INDEX),
-              "/v2/a/blobs/" + sha256(CONFIG): lambda h: h.reply(200, CONFIG)}
+              "/v2/a/blobs/" + sha256(CONFIG): lambda h: h.reply(200, CONFIG),
+              "/v2/a/blobs/" + sha256(LAYER): lambda h: h.reply(200, LAYER)}
     for data in extra:
         value = json.loads(data.decode())
         media_type = value.get("mediaType") if isinstance(value, dict) else None

@@ -374,10 +374,11 @@ def test_pull_by_sha512_digest_keeps_the_digest_and_reads_back(servers, tmp_path
     """A manifest asked for by a sha512 digest is verified with sha512 and saved under it
     (blobs/sha512/...), and the archive reads back."""
     hashlib = __import__("hashlib")
-    layer = __import__("gzip").compress(b"\0" * 1024, mtime=0)
+    layer = __import__("gzip").compress(b"\0" * 1024, mtime=0)       # an empty tar
     layer_digest = "sha256:" + hashlib.sha256(layer).hexdigest()
     config = json.dumps({"architecture": "amd64", "os": "linux", "config": {},
-                         "rootfs": {"type": "layers", "diff_ids": ["sha256:" + "0" * 64]}}).encode()
+                         "rootfs": {"type": "layers", "diff_ids": [
+                             "sha256:" + hashlib.sha256(b"\0" * 1024).hexdigest()]}}).encode()
     config_digest = "sha256:" + hashlib.sha256(config).hexdigest()
     manifest = json.dumps({"schemaVersion": 2, "mediaType": zeroimage.OCI_MANIFEST,
                            "config": {"mediaType": zeroimage.OCI_CONFIG, "digest": config_digest, "size": len(config)},

@@ -338,7 +338,8 @@ def test_verifying_reader():
 
 
 def _simple_layout(builder, platform=("linux", "amd64", "")):
-    return builder.image([[("etc/hi", "file", b"hi\n", 0o644)]], {"config": {"Cmd": ["/bin/sh"]}}, platform=platform)
+    return builder.image([[("etc", "dir", None, 0o755), ("etc/hi", "file", b"hi\n", 0o644)]],
+                         {"config": {"Cmd": ["/bin/sh"]}}, platform=platform)
 
 
 def test_layout_round_trip_tar_and_dir(tmp_path):
