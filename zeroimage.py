@@ -296,7 +296,7 @@ def _is_utf8(text: str) -> bool:
     surrogates) can be a tar member name: PAX names are UTF-8."""
     try:
         text.encode("utf-8")
-        return "\0" not in text
+        return True
     except UnicodeEncodeError:
         return False
 

@@ -63,38 +63,30 @@ PREDEFINED_ANNOTATIONS = frozenset("org.opencontainers.image." + k for k in (
     "created", "authors", "url", "documentation", "source", "version", "revision", "vendor", "licenses",
     "ref.name", "title", "description", "base.digest", "base.name"))
 
-# Checks that zeroimage is known to fail today, each fixed in its own branch of issue 11. A problem
-# tagged with one of these is not reported by default; ``check(path, ignore=())`` reports everything.
-# To be emptied (and then removed) once the fixes are merged.
-KNOWN_BUGS = frozenset([
-    "history-short",        # a base without history (or a short one): zeroimage adds only its own entries
-    "docker-annotations",   # Docker-format manifests and lists built on registry bases carry annotations
-])
-
-_MEDIA_TYPE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}$")
-_DIGEST_RE = re.compile(r"^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$")
+_MEDIA_TYPE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}\Z")
+_DIGEST_RE = re.compile(r"^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+\Z")
 _REGISTERED = {"sha256": 64, "sha512": 128, "blake3": 64}     # descriptor.md, "Registered algorithms"
 _HASHES = {"sha256": hashlib.sha256, "sha512": hashlib.sha512}
-_RFC3339_RE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(\.\d+)?([Zz]|[+-](\d{2}):(\d{2}))$")
+_RFC3339_RE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(\.\d+)?([Zz]|[+-](\d{2}):(\d{2}))\Z")
 # annotations.md: ref ::= component ("/" component)*; component ::= alphanum (separator alphanum)*;
 # alphanum ::= [A-Za-z0-9]+; separator ::= [-._:@+] | "--"
 _REF_COMPONENT = r"[A-Za-z0-9]+(?:(?:[-._:@+]|--)[A-Za-z0-9]+)*"
-_REF_NAME_RE = re.compile(r"^%s(?:/%s)*$" % (_REF_COMPONENT, _REF_COMPONENT))
+_REF_NAME_RE = re.compile(r"^%s(?:/%s)*\Z" % (_REF_COMPONENT, _REF_COMPONENT))
 # distribution/reference's grammar (ASCII only), for Docker's RepoTags
 _DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
 _DOMAIN = r"(?:%s(?:\.%s)*|\[[0-9a-fA-F:]+\])(?::[0-9]+)?" % (_DOMAIN_COMPONENT, _DOMAIN_COMPONENT)
 _PATH_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
-_REPO_TAG_RE = re.compile(r"^(?:%s/)?(%s(?:/%s)*):([A-Za-z0-9_][A-Za-z0-9_.-]{0,127})$"
+_REPO_TAG_RE = re.compile(r"^(?:%s/)?(%s(?:/%s)*):([A-Za-z0-9_][A-Za-z0-9_.-]{0,127})\Z"
                           % (_DOMAIN, _PATH_COMPONENT, _PATH_COMPONENT))
-_PORT_RE = re.compile(r"^[0-9]{1,5}(?:-[0-9]{1,5})?(?:/(?:tcp|udp|sctp))?$")
+_PORT_RE = re.compile(r"^[0-9]{1,5}(?:-[0-9]{1,5})?(?:/(?:tcp|udp|sctp))?\Z")
 _MAX_SIZE = 2 ** 63 - 1
 _CHUNK = 1024 * 1024
 
 
-def check(path, ignore=KNOWN_BUGS):
+def check(path):
     """Problems (strings) with the image layout at ``path``, a tar archive or a directory."""
     path = os.fspath(path)
-    checker = _Checker(path, ignore)
+    checker = _Checker(path)
     try:
         checker.run()
     finally:
@@ -102,8 +94,8 @@ def check(path, ignore=KNOWN_BUGS):
     return checker.problems
 
 
-def assert_valid(path, ignore=KNOWN_BUGS):
-    problems = check(path, ignore)
+def assert_valid(path):
+    problems = check(path)
     if problems:
         raise AssertionError("%s breaks the image spec:\n  %s" % (path, "\n  ".join(problems)))
 
@@ -225,9 +217,8 @@ class _HashingReader:
 
 
 class _Checker:
-    def __init__(self, path, ignore):
+    def __init__(self, path):
         self.path = path
-        self.ignore = frozenset(ignore)
         self.problems = []
         self.source = None
         self._blob_ok = {}          # blob file name -> its content matches its name
@@ -236,12 +227,8 @@ class _Checker:
         self._checked = set()       # (kind, digest) checked already
         self.images = []            # (manifest digest, config path, layer paths) for manifest.json
 
-    def problem(self, where, text, bug=None):
-        if bug is not None and bug in self.ignore:
-            return
+    def problem(self, where, text):
         line = "%s: %s" % (where, text)
-        if bug is not None:
-            line += " [known bug: %s]" % bug
         if line not in self.problems:
             self.problems.append(line)
 
@@ -335,7 +322,7 @@ class _Checker:
         for field in ("urls", "annotations", "data", "artifactType", "platform"):
             if field in desc and desc[field] is None:
                 self.problem(where, "%s is null (a map, list or string is expected; schema/content-descriptor.json)"
-                             % field, bug="null-fields")
+                             % field)
         urls = desc.get("urls")
         if urls is not None and (not isinstance(urls, list) or not all(isinstance(u, str) for u in urls)):
             self.problem(where, "urls is not a list of strings (descriptor.md)")
@@ -345,7 +332,7 @@ class _Checker:
         if "annotations" in desc:
             if docker:
                 self.problem(where, "a descriptor in a Docker manifest or list carries annotations (media-types.md, "
-                             "Compatibility Matrix: only present in OCI)", bug="docker-annotations")
+                             "Compatibility Matrix: only present in OCI)")
             self.check_annotations(desc["annotations"], where + " annotations")
         algorithm, encoded = digest.split(":", 1)
         name = "blobs/%s/%s" % (algorithm, encoded)
@@ -442,10 +429,10 @@ class _Checker:
         for field in ("annotations", "subject", "artifactType"):
             if field in index and docker:
                 self.problem(where, "a Docker manifest list has no %s field (media-types.md, Compatibility Matrix)"
-                             % field, bug="docker-annotations" if field == "annotations" else None)
+                             % field)
         if "annotations" in index:
             if index["annotations"] is None:
-                self.problem(where, "annotations is null (annotations.md: absent or an empty map)", bug="null-fields")
+                self.problem(where, "annotations is null (annotations.md: absent or an empty map)")
             self.check_annotations(index["annotations"], where + " annotations")
         if "subject" in index:
             self.check_descriptor(index["subject"], where + " subject")
@@ -571,10 +558,10 @@ class _Checker:
         for field in ("annotations", "subject", "artifactType"):
             if field in manifest and docker:
                 self.problem(where, "a Docker manifest has no %s field (media-types.md, Compatibility Matrix: only "
-                             "present in OCI)" % field, bug="docker-annotations" if field == "annotations" else None)
+                             "present in OCI)" % field)
         if "annotations" in manifest:
             if manifest["annotations"] is None:
-                self.problem(where, "annotations is null (annotations.md: absent or an empty map)", bug="null-fields")
+                self.problem(where, "annotations is null (annotations.md: absent or an empty map)")
             self.check_annotations(manifest["annotations"], where + " annotations")
         if "subject" in manifest:
             self.check_descriptor(manifest["subject"], where + " subject")
@@ -617,8 +604,7 @@ class _Checker:
                 self.problem(where, "rootfs.type is %r (config.md: MUST be \"layers\")" % (rootfs.get("type"),))
             diff_ids = rootfs.get("diff_ids")
             if not isinstance(diff_ids, list):
-                self.problem(where, "rootfs.diff_ids is missing or not a list (config.md: REQUIRED)",
-                             bug="null-fields" if diff_ids is None and "diff_ids" in rootfs else None)
+                self.problem(where, "rootfs.diff_ids is missing or not a list (config.md: REQUIRED)")
             else:
                 for diff_id in diff_ids:
                     if _digest_problem(diff_id):
@@ -638,7 +624,7 @@ class _Checker:
             value = obj[field]
             if value is None:
                 self.problem(where, "%s is null (schema/config-schema.json gives it a type; zeroimage writes no null "
-                             "field: issue 11)" % field, bug="null-fields")
+                             "field: issue 11)" % field)
             elif kind == "time":
                 if not is_rfc3339(value):
                     self.problem(where, "%s %r is not an RFC 3339 date-time (config.md)" % (field, value))
@@ -661,7 +647,7 @@ class _Checker:
             if len(non_empty) != len(layers):
                 self.problem(where, "the config's history has %d entries without empty_layer for %d layers "
                              "(config.md: history describes each layer, empty_layer marks those without one)"
-                             % (len(non_empty), len(layers)), bug="history-short")
+                             % (len(non_empty), len(layers)))
         state = {}          # path -> "dir", "symlink" or "file": the filesystem the layers below make
         for i, desc in enumerate(layers):
             layer_where = "%s layers[%d] %s" % (where, i, _short(desc["digest"]))
@@ -722,7 +708,7 @@ class _Checker:
                 known = here.get(parent) or state.get(parent)
                 if parent in here and known not in ("dir",):
                     self.problem(at, "its parent %s is a %s in this layer: a path cannot be both a file and a "
-                                 "directory" % (parent, known), bug="add-under-program")
+                                 "directory" % (parent, known))
                 elif known is None:
                     self.problem(at, "its parent directory %s is neither earlier in this layer nor in the layers "
                                  "below" % parent)
@@ -747,7 +733,7 @@ class _Checker:
         for path, kind in here.items():
             if kind != "dir" and path in parents:
                 self.problem(where, "%s is a %s and the parent of other members (tar and umoci cannot unpack it)"
-                             % (path, kind), bug="add-under-program")
+                             % (path, kind))
 
     def member_path(self, name, at):
         """The clean relative path of a member name, or None (with a problem) when it is unsafe or odd."""
@@ -757,8 +743,7 @@ class _Checker:
         if parts and parts[-1] == "" and len(parts) > 1:
             parts = parts[:-1]                      # dir/
         if name.startswith("/") or not name or all(p in ("", ".") for p in parts):
-            self.problem(at, "a member named %r: absolute or only '/' and '.' (tar and umoci fail on it)" % name,
-                         bug="root-member" if name.strip("/") in ("", ".") else None)
+            self.problem(at, "a member named %r: absolute or only '/' and '.' (tar and umoci fail on it)" % name)
             return None
         if ".." in parts:
             self.problem(at, "a '..' component (layer.md: changesets are relative to the root)")
@@ -814,7 +799,7 @@ class _Checker:
                 if path not in self.source.files:
                     self.problem(at, "Layers names %r, which is not a file in the archive" % path)
             if not isinstance(tags, list):
-                self.problem(at, "RepoTags is %r, not a list" % (tags,), bug="null-fields" if tags is None else None)
+                self.problem(at, "RepoTags is %r, not a list" % (tags,))
             else:
                 for tag in tags:
                     if not is_repo_tag(tag):
