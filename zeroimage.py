@@ -1774,6 +1774,62 @@ def _is_layout_name(name: str) -> bool:
     return name in ("oci-layout", "index.json", "blobs") or name.startswith("blobs/")
 
 
+# Compressed tars tarfile reads too, by the first bytes: the module that decompresses each.
+COMPRESSED_TAR_MAGIC = ((b"\x1f\x8b", "gzip"), (b"BZh", "bz2"), (b"\xfd7zXZ\x00", "lzma"))
+
+
+def _plain_tar_file(path: str):
+    """The archive at ``path`` as a seekable, uncompressed tar: the file itself, or, when it is
+    compressed (a ``.tar.gz`` of a layout), its content decompressed once into an anonymous
+    temporary file, gone when closed.  tarfile reads a compressed stream by seeking in it, and
+    each seek backwards decompresses again from the start: blobs read in turn took quadratic time."""
+    try:
+        f = open(path, "rb")
+    except OSError as e:
+        raise ArchiveError("cannot read %s: %s" % (path, e.strerror or e)) from e
+    try:
+        magic = f.read(6)
+        f.seek(0)
+        module = next((name for prefix, name in COMPRESSED_TAR_MAGIC if magic.startswith(prefix)), None)
+        if module is None:
+            return f
+        with f:
+            return _decompressed(f, path, module)
+    except BaseException:
+        f.close()
+        raise
+
+
+def _decompressed(f, path: str, module: str):
+    try:
+        stream = importlib.import_module(module).open(f, "rb")
+    except ImportError:
+        raise ArchiveError("%s is %s-compressed and this Python has no %s module; decompress it first"
+                           % (path, module, module)) from None
+    out = tempfile.TemporaryFile(prefix="zeroimage-")
+    try:
+        with stream:
+            while True:
+                try:
+                    data = stream.read(CHUNK_SIZE)
+                except Exception as e:      # OSError, EOFError, zlib.error, lzma.LZMAError: damaged data
+                    raise ArchiveError("%s is a damaged %s stream (%s)"
+                                       % (path, module, outside_text(str(e).splitlines()[0] if str(e) else
+                                                                     type(e).__name__, 200))) from e
+                if not data:
+                    break
+                try:
+                    out.write(data)
+                except OSError as e:
+                    raise ArchiveError("cannot decompress %s into a temporary file: %s (set TMPDIR to a "
+                                       "directory with room)" % (path, e.strerror or e)) from e
+        out.seek(0)
+        return out
+    except BaseException:
+        out.close()
+        raise
+
+
 class Layout:
     """Read an OCI image layout from a directory or a tar archive, never extracting anything.
 
@@ -1786,7 +1842,7 @@ class Layout:
 
     def __init__(self, path: str):
         self.path = path
-        self._tar = None
+        self._tar = self._file = None
         self._lock = threading.Lock()
         self._members = {}
         self._dir = path if os.path.isdir(path) else None
@@ -1804,9 +1860,10 @@ class Layout:
             raise
 
     def _open_tar(self, path: str) -> None:
+        self._file = _plain_tar_file(path)
         try:
-            self._tar = tarfile.open(path, mode="r:*")
-        except (tarfile.TarError, EOFError, zlib.error):
+            self._tar = tarfile.open(fileobj=self._file, mode="r:")
+        except (tarfile.TarError, EOFError):
             raise ArchiveError("%s is not a tar archive or an OCI layout directory" % path) from None
         except OSError as e:
             raise ArchiveError("cannot read %s: %s" % (path, e.strerror or e)) from e
@@ -1832,6 +1889,9 @@ class Layout:
         if self._tar is not None:
             self._tar.close()
             self._tar = None
+        if self._file is not None:
+            self._file.close()
+            self._file = None
 
     def __enter__(self) -> "Layout":
         return self
