@@ -137,6 +137,8 @@ OCI_FAMILY = types.MappingProxyType({"manifest": OCI_MANIFEST, "index": OCI_INDE
 DOCKER_FAMILY = types.MappingProxyType({"manifest": DOCKER_MANIFEST, "index": DOCKER_MANIFEST_LIST,
                                         "config": DOCKER_CONFIG, "layer": DOCKER_LAYER_GZIP})
 IMAGE_MANIFEST_TYPES = (OCI_MANIFEST, DOCKER_MANIFEST)
+IMAGE_CONFIG_TYPES = (OCI_CONFIG, DOCKER_CONFIG)
+OCI_ARTIFACT_MANIFEST = "application/vnd.oci.artifact.manifest.v1+json"     # an image-spec 1.1 draft, withdrawn
 INDEX_TYPES = (OCI_INDEX, DOCKER_MANIFEST_LIST)
 MANIFEST_ACCEPT = (OCI_INDEX, OCI_MANIFEST, DOCKER_MANIFEST_LIST, DOCKER_MANIFEST)
 DOCKER_SCHEMA1 = ("application/vnd.docker.distribution.manifest.v1+json",
@@ -1077,11 +1079,13 @@ DEFAULT_PLATFORM = Platform("linux", "amd64")
 
 
 class Candidate(NamedTuple):
-    """One image manifest reachable from an index, as a choice for ``select_manifest``."""
+    """One image manifest reachable from an index, as a choice for ``select_manifest``; or an entry
+    that cannot be one (``problem``: the error it raises when it is the one asked for, no platform)."""
 
     descriptor: dict
     platform: Optional[Platform]
     ref_name: str = ""
+    problem: Optional[ZeroImageError] = None
 
     def describe(self) -> str:
         name = " %s" % self.ref_name if self.ref_name else ""
@@ -1098,6 +1102,11 @@ def select_manifest(candidates: Sequence[Candidate], platform: Platform,
                            % (where, ref_name, outside_text(", ".join(names), 500) or "no names"))
     matching = [c for c in pool if c.platform is not None and c.platform.matches(platform)]
     if not matching:
+        problems = [c.problem for c in pool if c.problem is not None]
+        if problems and not any(c.platform for c in pool):
+            raise problems[0]       # nothing else was there to choose: what the entry is, not --platform
+        if not pool:
+            raise ArchiveError("%s holds no image" % where)
         raise PlatformNotFoundError(platform, [c.platform for c in pool if c.platform], where)
     if len(set(c.descriptor["digest"] for c in matching)) > 1:
         raise ArchiveError("%s holds several images for %s: %s; name one as PATH:NAME"
@@ -1106,16 +1115,17 @@ def select_manifest(candidates: Sequence[Candidate], platform: Platform,
 
 
 def _ref_names(ref_name: str) -> List[str]:
-    """A candidate answers to its full name, its familiar name and its bare tag."""
+    """A candidate answers to its full name, its familiar name and its bare tag. A name with no tag
+    (a bare ``org.opencontainers.image.ref.name`` like "1.0" is a tag) never answers to "latest"."""
     if not ref_name:
         return []
     names = [ref_name]
     try:
-        ref = Reference.parse(ref_name)
-        names += [str(ref), ref.familiar(), ref.tag or ""]
+        ref = Reference.parse(ref_name, default_tag=None)
     except InvalidReferenceError:
-        pass
-    return names
+        return names
+    names += [str(ref), ref.familiar()]
+    return names + [ref.tag] if ref.tag else names
 
 
 # ---- ELF ----
@@ -1521,19 +1531,53 @@ def is_attestation(desc: dict) -> bool:
 
 
 def index_manifests(index, where: str) -> List[dict]:
-    """The descriptors an index lists, each checked; an index without a list of them is an error."""
+    """The entries an index lists, each a JSON object; an index without a list of them is an error.
+    What each entry says (digest, size) is checked when it is used."""
     manifests = index.get("manifests") if isinstance(index, dict) else None
     if not isinstance(manifests, list):
         raise ArchiveError("%s: the index has no manifests list" % where)
     for desc in manifests:
-        check_descriptor(desc, where)
+        if not isinstance(desc, dict):
+            raise ArchiveError("%s: a descriptor is not a JSON object" % where)
     return manifests
+
+
+def artifact_type(desc: dict, manifest: Optional[dict] = None) -> Optional[str]:
+    """What an entry is when it is an artifact (a signature, an SBOM, a Helm chart...) rather than an
+    image: its artifactType, or its config's media type; None for an image."""
+    if desc.get("mediaType") == OCI_ARTIFACT_MANIFEST:
+        return desc.get("artifactType") if isinstance(desc.get("artifactType"), str) else OCI_ARTIFACT_MANIFEST
+    for value in (desc, manifest or {}):
+        if isinstance(value.get("artifactType"), str) and value["artifactType"]:
+            return value["artifactType"]
+    config = (manifest or {}).get("config")
+    media_type = config.get("mediaType") if isinstance(config, dict) else None
+    return media_type if isinstance(media_type, str) and media_type not in IMAGE_CONFIG_TYPES else None
+
+
+def entry_problem(desc: dict, media_type, manifest: Optional[dict], where: str) -> Optional[ArchiveError]:
+    """Why an index entry is not an image zeroimage can use, said as what it is; None for an image."""
+    digest = desc.get("digest")
+    kind = artifact_type(desc, manifest)
+    if kind is not None:
+        return ArchiveError("%s: %s is an artifact (%s), not an image" % (where, digest, outside_text(kind, 100)))
+    if media_type in DOCKER_SCHEMA1 or (manifest or {}).get("schemaVersion") == 1:
+        return ArchiveError("%s: %s is a Docker schema 1 manifest, which zeroimage does not read; "
+                            "re-push or re-save it with a current tool" % (where, digest))
+    if media_type not in IMAGE_MANIFEST_TYPES + INDEX_TYPES:
+        return ArchiveError("%s: %s is a %s, not an image" % (
+            where, digest, outside_text(media_type, 100) if isinstance(media_type, str) else "manifest of unknown type"))
+    return None
 
 
 def walk_index(index: dict, source, where: str, ref_name: str = "", depth: int = 0) -> List[Candidate]:
     """Every image manifest reachable from ``index``, through nested indexes, with its platform: the
-    descriptor's, or else the one its config names. Attestations, artifacts and entries that
-    ``source`` does not hold (``docker save`` lists platforms it did not save) are left out.
+    descriptor's, or else the one its config names. Attestations and entries that ``source`` does
+    not hold (``docker save`` lists platforms it did not save) are left out.
+
+    An entry that cannot be used (an artifact, a schema 1 manifest, a descriptor or blob that is
+    wrong) is a Candidate with no platform and its error as ``problem``: it stops nothing while its
+    siblings are read, and ``select_manifest`` raises it only when nothing else was there to choose.
 
     The one index walker, for archives, layout directories and registries alike: ``source`` has
     ``has(desc)``, ``read_manifest(desc)`` and ``read_small_blob(desc)`` (bytes, verified).
@@ -1543,25 +1587,43 @@ def walk_index(index: dict, source, where: str, ref_name: str = "", depth: int =
     found = []
     for desc in index_manifests(index, where):
         name = ref_name or descriptor_name(desc)
-        if is_attestation(desc) or not source.has(desc):
-            continue
-        media_type, manifest = desc.get("mediaType"), None
-        if media_type is None:          # optional in old indexes: the manifest says what it is
-            manifest = json_object(source.read_manifest(desc), "%s: manifest %s" % (where, desc["digest"]))
-            media_type = manifest.get("mediaType") or (OCI_INDEX if "manifests" in manifest else OCI_MANIFEST)
-        if media_type in INDEX_TYPES:
-            nested = manifest or json_object(source.read_manifest(desc), "%s: index %s" % (where, desc["digest"]))
-            found += walk_index(nested, source, where, name, depth + 1)
-        elif media_type in IMAGE_MANIFEST_TYPES:
-            platform = Platform.from_dict(desc.get("platform")) or _config_platform(source, desc, manifest, where)
-            if platform is not None and platform.os != "unknown":
-                found.append(Candidate(desc, platform, name))
+        try:
+            found += _walk_entry(desc, source, where, name, depth)
+        except (ArchiveError, DigestMismatchError) as e:
+            found.append(Candidate(desc, None, name, e))
     return found
 
 
-def _config_platform(source, desc: dict, manifest: Optional[dict], where: str) -> Optional[Platform]:
-    if manifest is None:
+def _walk_entry(desc: dict, source, where: str, name: str, depth: int) -> List[Candidate]:
+    if is_attestation(desc):
+        return []
+    check_descriptor(desc, where)
+    if not source.has(desc):
+        return []
+    media_type, manifest = desc.get("mediaType"), None
+    if media_type is None or artifact_type(desc) is not None:   # the manifest says what it is
         manifest = json_object(source.read_manifest(desc), "%s: manifest %s" % (where, desc["digest"]))
+        media_type = manifest.get("mediaType") or (OCI_INDEX if "manifests" in manifest else OCI_MANIFEST)
+    if media_type in INDEX_TYPES and artifact_type(desc) is None:
+        nested = manifest or json_object(source.read_manifest(desc), "%s: index %s" % (where, desc["digest"]))
+        return walk_index(nested, source, where, name, depth + 1)
+    problem = entry_problem(desc, media_type, manifest, where)
+    if problem is not None:
+        raise problem
+    platform = Platform.from_dict(desc.get("platform"))
+    if platform is None:
+        manifest = manifest or json_object(source.read_manifest(desc), "%s: manifest %s" % (where, desc["digest"]))
+        problem = entry_problem(desc, media_type, manifest, where)
+        if problem is not None:
+            raise problem
+        platform = _config_platform(source, desc, manifest, where)
+        if platform is None:
+            raise ArchiveError("%s: image %s names no platform (no os and architecture in its config)"
+                               % (where, desc["digest"]))
+    return [] if platform.os == "unknown" else [Candidate(desc, platform, name)]
+
+
+def _config_platform(source, desc: dict, manifest: dict, where: str) -> Optional[Platform]:
     config_desc = manifest.get("config")
     check_descriptor(config_desc, "%s: manifest %s" % (where, desc["digest"]))
     config = parse_json(source.read_small_blob(config_desc), "%s: config %s" % (where, config_desc["digest"]))
@@ -2091,6 +2153,62 @@ def _is_layout_name(name: str) -> bool:
     return name in ("oci-layout", "index.json", "blobs") or name.startswith("blobs/")
 
 
+# Compressed tars tarfile reads too, by the first bytes: the module that decompresses each.
+COMPRESSED_TAR_MAGIC = ((b"\x1f\x8b", "gzip"), (b"BZh", "bz2"), (b"\xfd7zXZ\x00", "lzma"))
+
+
+def _plain_tar_file(path: str):
+    """The archive at ``path`` as a seekable, uncompressed tar: the file itself, or, when it is
+    compressed (a ``.tar.gz`` of a layout), its content decompressed once into an anonymous
+    temporary file, gone when closed.  tarfile reads a compressed stream by seeking in it, and
+    each seek backwards decompresses again from the start: blobs read in turn took quadratic time."""
+    try:
+        f = open(path, "rb")
+    except OSError as e:
+        raise ArchiveError("cannot read %s: %s" % (path, e.strerror or e)) from e
+    try:
+        magic = f.read(6)
+        f.seek(0)
+        module = next((name for prefix, name in COMPRESSED_TAR_MAGIC if magic.startswith(prefix)), None)
+        if module is None:
+            return f
+        with f:
+            return _decompressed(f, path, module)
+    except BaseException:
+        f.close()
+        raise
+
+
+def _decompressed(f, path: str, module: str):
+    try:
+        stream = importlib.import_module(module).open(f, "rb")
+    except ImportError:
+        raise ArchiveError("%s is %s-compressed and this Python has no %s module; decompress it first"
+                           % (path, module, module)) from None
+    out = tempfile.TemporaryFile(prefix="zeroimage-")
+    try:
+        with stream:
+            while True:
+                try:
+                    data = stream.read(CHUNK_SIZE)
+                except Exception as e:      # OSError, EOFError, zlib.error, lzma.LZMAError: damaged data
+                    raise ArchiveError("%s is a damaged %s stream (%s)"
+                                       % (path, module, outside_text(str(e).splitlines()[0] if str(e) else
+                                                                     type(e).__name__, 200))) from e
+                if not data:
+                    break
+                try:
+                    out.write(data)
+                except OSError as e:
+                    raise ArchiveError("cannot decompress %s into a temporary file: %s (set TMPDIR to a "
+                                       "directory with room)" % (path, e.strerror or e)) from e
+        out.seek(0)
+        return out
+    except BaseException:
+        out.close()
+        raise
+
+
 class Layout:
     """Read an OCI image layout from a directory or a tar archive, never extracting anything.
 
@@ -2103,7 +2221,7 @@ class Layout:
 
     def __init__(self, path: str):
         self.path = path
-        self._tar = None
+        self._tar = self._file = None
         self._lock = threading.Lock()
         self._members = {}
         self._dir = path if os.path.isdir(path) else None
@@ -2121,9 +2239,10 @@ class Layout:
             raise
 
     def _open_tar(self, path: str) -> None:
+        self._file = _plain_tar_file(path)
         try:
-            self._tar = tarfile.open(path, mode="r:*")
-        except (tarfile.TarError, EOFError, zlib.error):
+            self._tar = tarfile.open(fileobj=self._file, mode="r:")
+        except (tarfile.TarError, EOFError):
             raise ArchiveError("%s is not a tar archive or an OCI layout directory" % path) from None
         except OSError as e:
             raise ArchiveError("cannot read %s: %s" % (path, e.strerror or e)) from e
@@ -2149,6 +2268,9 @@ class Layout:
         if self._tar is not None:
             self._tar.close()
             self._tar = None
+        if self._file is not None:
+            self._file.close()
+            self._file = None
 
     def __enter__(self) -> "Layout":
         return self
@@ -2223,7 +2345,8 @@ class Layout:
         return Blob(digest, size, lambda: VerifyingReader(self._open(name), digest, size, what))
 
     def candidates(self) -> List[Candidate]:
-        """Every image manifest reachable from index.json, through nested indexes, with its platform."""
+        """Every image manifest reachable from index.json, through nested indexes, with its platform
+        (entries that cannot be used carry their error: see ``walk_index``)."""
         return walk_index(self.index(), self, self.path)
 
 
@@ -4007,8 +4130,8 @@ def read_tree(source, desc: dict, where: str, depth: int = 0) -> Union[Image, Im
 def choose_image(candidates: Sequence[Candidate], platform: Optional[Platform], ref_name: Optional[str],
                  where: str) -> Candidate:
     """The image asked for: by ``platform`` and ``ref_name``; with no platform, the one image there is
-    (of that name), else this machine's platform."""
-    pool = [c for c in candidates if ref_name is None or ref_name in _ref_names(c.ref_name)]
+    (of that name), else this machine's platform. Entries that cannot be used are not counted."""
+    pool = [c for c in candidates if c.problem is None and (ref_name is None or ref_name in _ref_names(c.ref_name))]
     if platform is None and pool and len(set(c.descriptor["digest"] for c in pool)) == 1:
         return pool[0]
     return select_manifest(candidates, platform or host_platform(), ref_name, where)
@@ -4038,11 +4161,36 @@ def registry_errors(action: str, ref: Reference):
         raise e.restated(message) from e
 
 
-def _image_for(source, index: dict, platform: Platform, ref_name: Optional[str], where: str) -> Tuple[Candidate, Image]:
-    chosen = select_manifest(walk_index(index, source, where), platform, ref_name, where)
+def read_image(source, chosen: Candidate, where: str) -> Image:
+    """The image a candidate names, read as ``read_tree`` does; an artifact is an error that says so."""
     image = read_tree(source, chosen.descriptor, where)
     if not isinstance(image, Image):
         raise ArchiveError("%s: %s is not an image manifest" % (where, chosen.descriptor["digest"]))
+    problem = entry_problem(chosen.descriptor, image.kind, image.manifest, where)
+    if problem is not None:
+        raise problem
+    return image
+
+
+def layout_entries(layout: Layout, ref_name: Optional[str]) -> List[dict]:
+    """The index.json entries asked for: those that answer to ``ref_name`` (full name, familiar name
+    or tag), else all. Only these are read further: an entry not asked for never stops a command."""
+    listed = layout.index()["manifests"]
+    if not listed:
+        raise ArchiveError("%s is an empty layout: its index.json lists no image" % layout.path)
+    if ref_name is None:
+        return listed
+    entries = [d for d in listed if ref_name in _ref_names(descriptor_name(d))]
+    if not entries:
+        names = sorted(set(descriptor_name(d) for d in listed if descriptor_name(d)))
+        raise ArchiveError("%s has no image named %r (it has: %s)"
+                           % (layout.path, ref_name, outside_text(", ".join(names), 500) or "no names"))
+    return entries
+
+
+def _image_for(source, index: dict, platform: Platform, ref_name: Optional[str], where: str) -> Tuple[Candidate, Image]:
+    chosen = select_manifest(walk_index(index, source, where), platform, ref_name, where)
+    image = read_image(source, chosen, where)
     config = normal_base_config(image.config, "%s: image %s" % (where, image.digest))  # refused now, not after the work
     diff_ids = config["rootfs"]["diff_ids"]
     if len(diff_ids) != len(image.manifest["layers"]):
@@ -4057,7 +4205,8 @@ def _family_of(image: Image) -> Dict[str, str]:
 
 def archive_base(layout: Layout, ref_name: Optional[str], platform: Platform) -> BaseImage:
     """The base image for ``platform`` from an open layout (named ``ref_name`` when it holds several)."""
-    chosen, image = _image_for(layout, layout.index(), platform, ref_name, layout.path)
+    index = make_index(OCI_FAMILY, layout_entries(layout, ref_name))
+    chosen, image = _image_for(layout, index, platform, None, layout.path)
     layers = list(zip(image.manifest["layers"], image.blobs))
     return BaseImage(image.config, layers, _family_of(image), chosen.platform, True,
                      chosen.ref_name or os.path.basename(layout.path))
@@ -4219,25 +4368,46 @@ def _session_for(session: Optional[Session], insecure: bool, environ):
         yield own
 
 
+ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".oci")
+
+
+def looks_like_path(text: str) -> bool:
+    """Whether ``text``, where a path on disk or a registry reference may stand, is a path: it starts
+    with /, ./, ../ or ~, or ends in .tar, .tar.gz, .tgz or .oci (before an optional :NAME). The disk
+    is not asked: a file never shadows a reference (write ./NAME to read it), and a missing archive
+    is never looked for in a registry."""
+    lowered = text.lower()
+    return lowered in (".", "..") or lowered.startswith(("/", "./", "../", "~")) or \
+        lowered.endswith(ARCHIVE_SUFFIXES) or lowered.split(":", 1)[0].endswith(ARCHIVE_SUFFIXES)
+
+
 def _split_archive_spec(spec: str) -> Tuple[str, Optional[str]]:
-    """``PATH`` or ``PATH:NAME`` (NAME may hold ':' too, as in alpine:3.19)."""
-    path, ref_name = spec, None
-    colon = len(spec)
-    while not os.path.exists(path) and ":" in spec[:colon]:
-        colon = spec.rindex(":", 0, colon)
-        if os.path.exists(spec[:colon]):
-            path, ref_name = spec[:colon], spec[colon + 1:]
+    """``PATH`` or ``PATH:NAME`` (NAME may hold ':' too, as in alpine:3.19); ``~`` is the home directory."""
+    path, ref_name = os.path.expanduser(spec), None
+    whole = path
+    colon = len(whole)
+    while not os.path.exists(path) and ":" in whole[:colon]:
+        colon = whole.rindex(":", 0, colon)
+        if os.path.exists(whole[:colon]):
+            path, ref_name = whole[:colon], whole[colon + 1:]
     if not os.path.exists(path):
-        raise ZeroImageError("%s: no such file or directory" % spec)
+        raise ArchiveError("%s: no such file or directory" % spec)
     return path, ref_name
 
 
-def _looks_like_path(target: str) -> bool:
+def archive_target(target: str) -> Optional[Tuple[str, Optional[str]]]:
+    """``(path, name)`` when ``target`` names an archive or layout on disk, None for a registry
+    reference: it looks like a path (``looks_like_path``), or it is no valid reference but exists."""
+    if looks_like_path(target):
+        return _split_archive_spec(target)
     try:
-        _split_archive_spec(target)
-        return True
-    except ZeroImageError:
-        return False
+        Reference.parse(target)
+        return None
+    except InvalidReferenceError:
+        try:
+            return _split_archive_spec(target)
+        except ArchiveError:
+            return None
 
 
 # -- build --
@@ -4431,6 +4601,8 @@ def _check_build_options(programs, single: bool, platform, base, base_archive, p
         raise UsageError("each platform can be given once")
     if base is not None and base_archive is not None:
         raise UsageError("give --from or --from-archive, not both")
+    if base is not None and looks_like_path(base):
+        raise UsageError("--from %s looks like a path; a base on disk is --from-archive %s" % (base, base))
     for reference in (base, push):      # a malformed reference is found before anything is read
         if reference not in (None, "scratch"):
             Reference.parse(reference)
@@ -4549,13 +4721,11 @@ def push_archive(spec: str, ref_text: str, *, insecure: bool = False, environ=No
     ref = Reference.parse(ref_text)
     path, name = _split_archive_spec(spec)
     with _session_for(session, insecure, environ) as session, Layout(path) as layout:
-        listed = layout.index()["manifests"]
-        entries = [d for d in listed if name is None or name in _ref_names(descriptor_name(d))]
+        entries = layout_entries(layout, name)
         if len(set(d.get("digest") for d in entries)) != 1:
-            names = ", ".join(descriptor_name(d) or d.get("digest", "?") for d in listed)
-            raise ArchiveError("%s holds %s; name one as %s:NAME (it has: %s)"
-                               % (path, "no such image" if not entries else "several images", path,
-                                  outside_text(names, 500) or "nothing"))
+            names = ", ".join(descriptor_name(d) or str(d.get("digest", "?")) for d in entries)
+            raise ArchiveError("%s holds several images; name one as %s:NAME (it has: %s)"
+                               % (path, path, outside_text(names, 500)))
         tree = read_tree(layout, entries[0], path)
         sink = RegistrySink(session, ref)
         digest = sink.write(tree)
@@ -4565,17 +4735,41 @@ def push_archive(spec: str, ref_text: str, *, insecure: bool = False, environ=No
 # -- inspect --
 
 
-def describe_image(name: str, digest: str, media_type: str, manifest: dict, config: dict, platforms) -> dict:
-    """What ``inspect --json`` prints (and the summary shows)."""
+def _string_map(value) -> Dict[str, str]:
+    """Labels or annotations as they are, strings only (a null or a non-map is none)."""
+    return {k: v for k, v in value.items() if isinstance(k, str) and isinstance(v, str)} \
+        if isinstance(value, dict) else {}
+
+
+def describe_image(name: str, digest: str, media_type: str, image: Image, listed: Sequence[Candidate] = (),
+                   index: Optional[dict] = None) -> dict:
+    """What ``inspect --json`` prints (and the summary shows): what the name names (``digest``,
+    ``media_type``; for an index, the images it lists, each with its digest and size), then the image
+    shown, with its labels, exposed ports and annotations."""
+    config, manifest = image.config, image.manifest
     runtime = config.get("config") if isinstance(config.get("config"), dict) else {}
     layers = [{"digest": d.get("digest"), "size": d.get("size", 0), "mediaType": d.get("mediaType", "")}
               for d in manifest.get("layers") or [] if isinstance(d, dict)]
+    manifests = [{"platform": str(c.platform), "digest": c.descriptor["digest"], "size": c.descriptor["size"],
+                  "mediaType": c.descriptor.get("mediaType") or ""} for c in listed if c.problem is None]
+    ports = runtime.get("ExposedPorts")
     platform = str(Platform.from_dict(config) or "unknown")
-    return {"name": name, "digest": digest, "mediaType": media_type, "platforms": list(platforms) or [platform],
-            "platform": platform, "created": config.get("created", ""),
+    return {"name": name, "digest": digest, "mediaType": media_type,
+            "platforms": list(dict.fromkeys(m["platform"] for m in manifests)) or [platform],
+            "manifests": manifests, "platform": platform, "manifest": image.digest,
+            "created": config.get("created", ""),
             "size": sum(d["size"] for d in layers if isinstance(d["size"], int)), "layers": layers,
             "entrypoint": runtime.get("Entrypoint"), "cmd": runtime.get("Cmd"), "env": runtime.get("Env") or [],
-            "user": runtime.get("User") or "", "workdir": runtime.get("WorkingDir") or ""}
+            "user": runtime.get("User") or "", "workdir": runtime.get("WorkingDir") or "",
+            "labels": _string_map(runtime.get("Labels")),
+            "exposedPorts": sorted(k for k in ports if isinstance(k, str)) if isinstance(ports, dict) else [],
+            "annotations": _string_map(manifest.get("annotations")),
+            "indexAnnotations": _string_map((index or {}).get("annotations"))}
+
+
+def _map_lines(label: str, values: Dict[str, str]) -> List[str]:
+    return ["%s:" % label] + ["  %s=%s" % (outside_text(k, 200), outside_text(v, 1000))
+                              for k, v in sorted(values.items())] if values else []
 
 
 def _describe(info: dict) -> str:
@@ -4584,9 +4778,16 @@ def _describe(info: dict) -> str:
     info["platforms"] = [outside_text(p, 100) for p in info["platforms"]]
     lines = ["Name:        %s" % info["name"], "Digest:      %s" % info["digest"],
              "Media type:  %s" % info["mediaType"]]
-    if len(info["platforms"]) > 1:
+    if info["manifests"]:
         lines.append("Platforms:   %s" % ", ".join(info["platforms"]))
+        width = max(len(outside_text(m["platform"], 100)) for m in info["manifests"])
+        for m in info["manifests"]:
+            lines.append("  %-*s  %s  %10s  %s" % (width, outside_text(m["platform"], 100), outside_text(m["digest"], 200),
+                                                  _human_size(m["size"]), outside_text(m["mediaType"], 200)))
+    lines += _map_lines("Index annotations", info["indexAnnotations"])
     lines.append("Platform:    %s" % info["platform"])
+    if info["manifest"] != info["digest"]:
+        lines.append("Manifest:    %s" % info["manifest"])
     lines.append("Created:     %s" % info["created"])
     lines.append("Layers:      %d (%s)" % (len(info["layers"]), _human_size(info["size"])))
     for d in info["layers"]:
@@ -4598,41 +4799,76 @@ def _describe(info: dict) -> str:
         if value:
             label = {"workdir": "WorkingDir", "cmd": "Cmd", "env": "Env"}.get(key, key.capitalize()) + ":"
             lines.append("%-12s %s" % (label, json.dumps(value) if isinstance(value, list) else value))
+    if info["exposedPorts"]:
+        lines.append("Ports:       %s" % ", ".join(outside_text(p, 100) for p in info["exposedPorts"]))
+    lines += _map_lines("Labels", info["labels"]) + _map_lines("Annotations", info["annotations"])
     return "\n".join(lines)
+
+
+def _on_disk(target: str) -> bool:
+    try:
+        _split_archive_spec(target)
+        return True
+    except ArchiveError:
+        return False
 
 
 def inspect(target: str, *, platform: Optional[Platform] = None, mode: str = "summary",
             insecure: bool = False, environ=None, session: Optional[Session] = None) -> str:
     """A summary of an image (``mode`` "summary", or "json"), its raw manifest ("raw") or its config
-    ("config"), from a registry or an archive."""
-    path, name = _split_archive_spec(target) if _looks_like_path(target) else (None, None)
+    ("config"), from an archive or layout (``PATH[:NAME]``, when ``target`` looks like a path: see
+    ``PATH_RULE``) or else a registry. Both are shown alike: what the name names (an image, or an
+    index with the images it lists), then the image for ``platform``; "raw" of an index is the index."""
+    archive = archive_target(target)
     with _session_for(session, insecure, environ) as session:
-        if path is not None:
-            with Layout(path) as layout:
-                candidates = layout.candidates()
-                chosen = choose_image(candidates, platform, name, path)
-                image = read_tree(layout, chosen.descriptor, path)
-                return _inspect_output(mode, chosen.ref_name or path, image.digest, image.kind, image,
-                                       sorted(set(str(c.platform) for c in candidates)))
+        if archive is not None:
+            with Layout(archive[0]) as layout:
+                return _inspect_layout(layout, archive[1], platform, mode)
         ref = Reference.parse(target)
+        if _on_disk(target):
+            session.display.info("%s is read from the registry as %s; to read the file of that name, write ./%s",
+                                 target, ref, target)
         source = RegistrySource(session.registry(ref.registry), ref.repository, str(ref))
         with registry_errors("inspect", ref):
-            top = source.top(ref)
-            candidates = walk_index(make_index(OCI_FAMILY, [top]), source, str(ref))
-            if top["mediaType"] in INDEX_TYPES and mode == "raw" and platform is None:
-                return source.read_manifest(top).decode("utf-8")
-            image = read_tree(source, choose_image(candidates, platform, None, str(ref)).descriptor, str(ref))
-            platforms = list(dict.fromkeys(str(c.platform) for c in candidates)) \
-                if top["mediaType"] in INDEX_TYPES else []
-            return _inspect_output(mode, str(ref), top["digest"], top["mediaType"], image, platforms)
+            return _inspect_top(source, source.top(ref), str(ref), str(ref), platform, mode)
 
 
-def _inspect_output(mode: str, name: str, digest: str, media_type: str, image: Image, platforms) -> str:
+def _inspect_layout(layout: Layout, name: Optional[str], platform: Optional[Platform], mode: str) -> str:
+    entries = layout_entries(layout, name)
+    if len(set(d.get("digest") for d in entries)) == 1:
+        return _inspect_top(layout, entries[0], descriptor_name(entries[0]) or layout.path, layout.path,
+                            platform, mode)
+    # several images, none named: the one for the platform, among all index.json lists
+    candidates = walk_index(make_index(OCI_FAMILY, entries), layout, layout.path)
+    chosen = choose_image(candidates, platform, None, layout.path)
+    image = read_image(layout, chosen, layout.path)
+    return _inspect_output(mode, chosen.ref_name or layout.path, image.digest, image.kind, image, candidates)
+
+
+def _inspect_top(source, top: dict, name: str, where: str, platform: Optional[Platform], mode: str) -> str:
+    """inspect of what one descriptor names (from a layout's index.json or a registry's tag)."""
+    digest, _ = check_descriptor(top, where)
+    data = source.read_manifest(top)
+    value = json_object(data, "%s: manifest %s" % (where, digest))
+    media_type = value.get("mediaType") or top.get("mediaType") or (OCI_INDEX if "manifests" in value else OCI_MANIFEST)
+    if not isinstance(media_type, str):
+        raise ArchiveError("%s: manifest %s has a media type that is not a string" % (where, digest))
+    is_index = media_type in INDEX_TYPES
+    if is_index and mode == "raw" and platform is None:
+        return data.decode("utf-8", "replace")
+    candidates = walk_index(make_index(OCI_FAMILY, [top]), source, where)
+    image = read_image(source, choose_image(candidates, platform, None, where), where)
+    return _inspect_output(mode, name, digest, media_type, image, candidates if is_index else (),
+                           value if is_index else None)
+
+
+def _inspect_output(mode: str, name: str, digest: str, media_type: str, image: Image,
+                    listed: Sequence[Candidate] = (), index: Optional[dict] = None) -> str:
     if mode in ("raw", "config"):
         blob = image.manifest_blob if mode == "raw" else image.blobs[-2]
         with contextlib.closing(blob.open()) as f:
             return f.read().decode("utf-8", "replace")
-    info = describe_image(name, digest, media_type, image.manifest, image.config, platforms)
+    info = describe_image(name, digest, media_type, image, listed, index)
     return canonical_json(info).decode("utf-8") if mode == "json" else _describe(info)
 
 
@@ -4763,7 +4999,7 @@ def build_parser() -> argparse.ArgumentParser:
          "zeroimage build --env MODE=prod --user nonroot --expose 8080 --add static:/srv/static ./app"],
         json_output=True)
     base = build_cmd.add_mutually_exclusive_group()
-    base.add_argument("--from", dest="base", type=_reference_arg, metavar="BASE",
+    base.add_argument("--from", dest="base", type=_base_arg, metavar="BASE",
                       help="a registry image, or 'scratch' for none (default: the built-in minimal base)")
     base.add_argument("--from-archive", metavar="PATH[:NAME]",
                       help="base from an OCI layout, as a tar archive or a directory")
@@ -4833,17 +5069,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     inspect_cmd = _command(
         commands, "inspect", "describe an image in a registry or an archive",
-        "Show an image: media type, digest, platforms of an index, layers, entrypoint,\n"
-        "cmd, env and user; or its raw manifest (--raw) or config (--config).",
+        "Show an image: digest and media type (of an index: each platform's manifest with\n"
+        "its digest and size), layers, entrypoint, cmd, env, user, ports, labels and\n"
+        "annotations; or its raw manifest (--raw; of an index: the index) or config (--config).\n"
+        "An archive or layout directory and a registry image are shown alike.\n\n"
+        "TARGET is read from disk when it looks like a path: it starts with /, ./, ../\n"
+        "or ~, or ends in .tar, .tar.gz, .tgz or .oci (before an optional :NAME). Anything\n"
+        "else is a registry reference, even when a file of that name exists: write ./NAME\n"
+        "to read that file. PATH:NAME picks the image named NAME (its tag or full name).",
         ["zeroimage inspect alpine:3.19", "zeroimage inspect --platform linux/arm64 --config alpine:3.19",
-         "zeroimage inspect --raw app.tar"],
+         "zeroimage inspect --raw app.tar", "zeroimage inspect ./layout:1.0         # a layout directory, image 1.0"],
         json_output=True)
     inspect_cmd.add_argument("--platform", type=_platform_arg, metavar="OS/ARCH[/VARIANT]",
                              help="which image of an index (default: this machine's)")
     mode = inspect_cmd.add_mutually_exclusive_group()
     mode.add_argument("--raw", dest="mode", action="store_const", const="raw", help="print the manifest as it is")
     mode.add_argument("--config", dest="mode", action="store_const", const="config", help="print the image config")
-    inspect_cmd.add_argument("target", metavar="REF|ARCHIVE")
+    inspect_cmd.add_argument("target", metavar="TARGET", help="REF, or ARCHIVE[:NAME] / DIR[:NAME] (a path: see above)")
     inspect_cmd.set_defaults(func=cmd_inspect, mode="summary")
 
     login_cmd = _command(
@@ -4938,11 +5180,22 @@ def _registry_arg(text: str) -> str:
 
 
 def _reference_arg(text: str) -> str:
+    if looks_like_path(text):
+        raise argparse.ArgumentTypeError("%r looks like a path; REF is an image in a registry, like "
+                                         "registry.example.com/app:1" % text)
     try:
         Reference.parse(text)
     except InvalidReferenceError as e:
         raise argparse.ArgumentTypeError(str(e))
     return text
+
+
+def _base_arg(text: str) -> str:
+    if text == "scratch":
+        return text
+    if looks_like_path(text):
+        raise argparse.ArgumentTypeError("%s looks like a path; a base on disk is --from-archive %s" % (text, text))
+    return _reference_arg(text)
 
 
 def cmd_build(args, session: Session) -> int:
@@ -5011,7 +5264,7 @@ def cmd_push(args, session: Session) -> int:
 
 def cmd_inspect(args, session: Session) -> int:
     mode = "json" if args.json and args.mode == "summary" else args.mode
-    if not _looks_like_path(args.target):
+    if archive_target(args.target) is None:
         try:
             Reference.parse(args.target)
         except InvalidReferenceError as e:

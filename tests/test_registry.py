@@ -481,3 +481,54 @@ def test_a_push_target_with_a_digest_must_be_the_images(tmp_path, registry_serve
     assert r.returncode == 0 and r.stdout.strip().endswith("@" + digest), r.stderr
     r = run_cli("push", tmp_path / "a.tar", "%s/pinned/app@%s" % (server.host, wrong))
     assert r.returncode == 1 and "names the digest" in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("client", ["open"], indirect=True)
+def test_inspect_of_an_archive_shows_what_inspect_of_the_registry_shows(tmp_path, client, busybox):
+    """The same multi-platform image (index annotations, labels, ports, manifest annotations), inspected
+    in the archive and after a push: the same JSON but for the name, the same --raw, the same child
+    for --platform; a directory named like the reference does not shadow it."""
+    b = LayoutBuilder()
+    amd = _real_base(b, busybox)
+    arm = _real_base(b, busybox, platform=("linux", "arm64", "v8"))
+    manifest = json.loads(b.blobs[arm["digest"]])
+    config = json.loads(b.blobs[manifest["config"]["digest"]])
+    config["config"] = dict(config.get("config") or {}, Labels={"team": "core"}, ExposedPorts={"8080/tcp": {}})
+    manifest["config"]["digest"] = b.add(json.dumps(config).encode())
+    manifest["config"]["size"] = len(b.blobs[manifest["config"]["digest"]])
+    manifest["annotations"] = {"org.example.note": "arm"}
+    data = json.dumps(manifest).encode()
+    arm = dict(arm, digest=b.add(data), size=len(data))
+    index = json.loads(b.blobs[b.index([amd, arm])["digest"]])
+    index["annotations"] = {"org.opencontainers.image.source": "https://example.com/src"}
+    data = json.dumps(index).encode()
+    top = {"mediaType": index["mediaType"], "digest": b.add(data), "size": len(data)}
+    archive = b.write_tar(tmp_path / "multi.tar", [ref(top, "1")])
+    target = client.ref("inspect/multi:1")
+    client.ok("push", archive, target)
+    for args in (["--json"], ["--json", "--platform", "linux/arm64"], ["--raw"], ["--raw", "--platform", "linux/arm64"],
+                 ["--config", "--platform", "linux/amd64"]):
+        local = client.ok("inspect", *args, archive).stdout
+        remote = client.ok("inspect", *args, target).stdout
+        if args[0] == "--json":
+            local, remote = json.loads(local), json.loads(remote)
+            assert (local.pop("name"), remote.pop("name")) == ("1", target)
+        assert local == remote, args
+    info = json.loads(client.ok("inspect", "--json", "--platform", "linux/arm64", target).stdout)
+    assert (info["digest"], info["mediaType"], info["manifest"]) == (top["digest"], index["mediaType"], arm["digest"])
+    assert [(m["platform"], m["digest"], m["size"]) for m in info["manifests"]] == [
+        ("linux/amd64", amd["digest"], amd["size"]), ("linux/arm64/v8", arm["digest"], arm["size"])]
+    assert info["labels"] == {"team": "core"} and info["exposedPorts"] == ["8080/tcp"]
+    assert info["annotations"] == {"org.example.note": "arm"}
+    assert info["indexAnnotations"] == {"org.opencontainers.image.source": "https://example.com/src"}
+    assert client.ok("inspect", "--raw", target).stdout.rstrip("\n").encode() == data
+    summary = client.ok("inspect", "--platform", "linux/arm64", archive).stdout
+    for line in ("Platforms:   linux/amd64, linux/arm64/v8", "Manifest:    " + arm["digest"], "Ports:       8080/tcp",
+                 "  team=core", "  org.example.note=arm", "  org.opencontainers.image.source=https://example.com/src"):
+        assert line in summary, summary
+    # a layout directory at the path the reference spells is not read instead of the registry
+    shadow = tmp_path / "cwd" / client.server.host / "inspect"
+    shadow.mkdir(parents=True)
+    LayoutBuilder().write_dir(shadow / "multi:1", [])
+    r = run_cli("inspect", "--json", target, cwd=str(tmp_path / "cwd"), env=client.env)
+    assert r.returncode == 0 and json.loads(r.stdout)["digest"] == top["digest"], r.stderr
