@@ -2162,6 +2162,10 @@ def _plain_tar_file(path: str):
     compressed (a ``.tar.gz`` of a layout), its content decompressed once into an anonymous
     temporary file, gone when closed.  tarfile reads a compressed stream by seeking in it, and
     each seek backwards decompresses again from the start: blobs read in turn took quadratic time."""
+    with contextlib.suppress(OSError):      # (a missing file is said by open below)
+        mode = os.stat(path).st_mode
+        if not stat.S_ISREG(mode):          # a FIFO would make open() wait for a writer
+            raise ArchiveError("%s is %s, not a tar archive or an OCI layout directory" % (path, file_kind(mode)))
     try:
         f = open(path, "rb")
     except OSError as e:

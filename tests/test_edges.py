@@ -390,6 +390,10 @@ def test_every_file_input_must_be_a_file(tmp_path, prog, kind, words):
     special = _special(tmp_path, kind)      # a FIFO would make a plain open() wait for ever
     fails(run_cli("build", special, "-o", tmp_path / "o.tar"), 1, "entrypoint", words)
     fails(run_cli("build", "--ca-bundle", special, "-o", tmp_path / "o.tar", prog), 1, "--ca-bundle", words)
+    if kind != "dir":           # a directory is a layout directory, read as one
+        fails(run_cli("build", "--from-archive", special, "-o", tmp_path / "o.tar", prog), 1, words, "not a tar")
+        fails(run_cli("push", special, "127.0.0.1:9/x:1"), 1, words, "not a tar")
+        fails(run_cli("inspect", "%s:x" % special), 1, words, "not a tar")
     home = tmp_path / "home"
     (home / ".docker").mkdir(parents=True)
     (home / ".docker" / "config.json").symlink_to(special)
