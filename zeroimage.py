@@ -73,6 +73,7 @@ class _LazyModule:
 concurrent_futures = _LazyModule("concurrent.futures")
 email_utils = _LazyModule("email.utils")
 getpass = _LazyModule("getpass")
+gzip = _LazyModule("gzip")
 http_client = _LazyModule("http.client")
 ipaddress = _LazyModule("ipaddress")
 selectors = _LazyModule("selectors")
@@ -1643,6 +1644,7 @@ class LayerEntry(NamedTuple):
     data: Optional[bytes] = None  # file contents, or...
     source: object = None         # ...a host path or an open binary file, read as the layer is written
     linkname: str = ""
+    implied: bool = False         # a directory only named as a destination: the base's own, if it has one
 
 
 class Blob(NamedTuple):
@@ -1735,18 +1737,80 @@ class GzipWriter:
             self._pool = None
 
 
-def with_parents(entries: Sequence[LayerEntry]) -> List[LayerEntry]:
-    """Every parent directory made explicit (0755, root), sorted so parents come first."""
+def image_path(path: str) -> str:
+    """An absolute path in the image, normalised: ``//srv/../x/`` is ``/x``. (posixpath keeps a
+    leading ``//``, which POSIX leaves to the implementation; an image has one root.)"""
+    return "/" + posixpath.normpath("/" + path).lstrip("/")
+
+
+def with_parents(entries: Sequence[LayerEntry], below: Optional[Dict[str, LayerEntry]] = None) -> List[LayerEntry]:
+    """Every parent directory made explicit, sorted so parents come first. A parent (or a directory
+    only named as a destination) that the layers ``below`` hold keeps their mode and owner, as
+    Docker's COPY leaves /tmp 1777; one they lack is 0755, root. A parent that is a file or a symlink
+    below is an error: the entry would replace it (a symlinked /bin) or could not be unpacked."""
+    below = below or {}
     by_path = {}
     for entry in entries:
         if entry.path != "/":           # the root is the base's: never a member of its own
-            by_path[entry.path] = entry
+            by_path[entry.path] = _as_below(entry, below) if entry.implied else entry
     for entry in entries:
         parent = posixpath.dirname(entry.path)
-        while parent not in ("/", "") and parent not in by_path:
-            by_path[parent] = LayerEntry(parent, "dir", 0o755)
+        while parent != posixpath.dirname(parent) and parent not in by_path:
+            by_path[parent] = _as_below(LayerEntry(parent, "dir", 0o755), below, entry.path)
             parent = posixpath.dirname(parent)
     return [by_path[p] for p in sorted(by_path)]
+
+
+def _as_below(entry: LayerEntry, below: Dict[str, LayerEntry], child: Optional[str] = None) -> LayerEntry:
+    there = below.get(entry.path)
+    if there is None:
+        return entry._replace(implied=False)
+    if there.kind != "dir":
+        raise UsageError("%s would go inside %s, which the base has as %s%s; give a path %s" % (
+            child or entry.path + "/", entry.path, _kind_words(there),
+            " to %s" % there.linkname if there.kind == "symlink" else "",
+            "under the link's target" if there.kind == "symlink" else "elsewhere"))
+    return LayerEntry(entry.path, "dir", there.mode, there.uid, there.gid)
+
+
+def _kind_words(entry: LayerEntry) -> str:
+    return {"dir": "a directory", "symlink": "a symlink", "hardlink": "a file"}.get(entry.kind, "a file")
+
+
+def implied_paths(entries: Sequence[LayerEntry]) -> List[str]:
+    """The directories a layer's entries need but do not give: what the base must be asked about."""
+    given = {entry.path for entry in entries if not entry.implied}
+    paths = set()
+    for entry in entries:
+        parent = entry.path if entry.implied else posixpath.dirname(entry.path)
+        while parent != posixpath.dirname(parent) and parent not in given:
+            paths.add(parent)
+            parent = posixpath.dirname(parent)
+    return sorted(paths)
+
+
+def scan_layer(tar_stream, wanted: Sequence[str], found: Dict[str, LayerEntry]) -> None:
+    """Apply one layer (a plain tar stream, read once) to ``found``: what each path in ``wanted`` is
+    after it, whiteouts included."""
+    wanted = set(wanted)
+    try:
+        with tarfile.open(fileobj=tar_stream, mode="r|") as tar:
+            for member in tar:
+                path = image_path(member.name)
+                name, parent = posixpath.basename(path), posixpath.dirname(path)
+                if name == ".wh..wh..opq":
+                    for gone in [p for p in found if p.startswith(parent.rstrip("/") + "/")]:
+                        del found[gone]
+                elif name.startswith(".wh."):
+                    removed = posixpath.join(parent, name[4:])
+                    for gone in [p for p in found if p == removed or p.startswith(removed + "/")]:
+                        del found[gone]
+                elif path in wanted:
+                    kind = "dir" if member.isdir() else "symlink" if member.issym() else "file"
+                    found[path] = LayerEntry(path, kind, member.mode & 0o7777, member.uid, member.gid,
+                                             linkname=member.linkname if member.issym() else "")
+    except (tarfile.TarError, EOFError, zlib.error, OSError) as e:
+        raise ArchiveError("a base layer is not a readable tar (%s)" % outside_text(e, 200)) from e
 
 
 _BLOCK = 512
@@ -2005,8 +2069,8 @@ def tree_entries(source: str, target: str, display: Optional[Display] = None) ->
 
     Modes are kept; owners become 0:0 and times 0 like every entry.  A link given as SOURCE
     itself is followed, as Docker's COPY does.  ``TARGET/`` for a file means "into that directory".
-    SOURCE's contents are copied, not its own mode: TARGET is 0755 as Docker's COPY makes it, and
-    ``SOURCE:/`` writes no entry for the image's root, which keeps the base's.
+    SOURCE's contents are copied, not its own mode: TARGET keeps the base's mode and owner when the
+    base has it, else is 0755 as Docker's COPY makes it; ``SOURCE:/`` writes no entry for the root.
     Anything that cannot be read, and anything but files, directories and symlinks (FIFOs,
     sockets, devices), is an error naming it: an image must not silently lack part of a tree.
     """
@@ -2034,14 +2098,14 @@ def tree_entries(source: str, target: str, display: Optional[Display] = None) ->
         raise ZeroImageError("--add %s: %s" % (source, e.strerror or e)) from e
     if target.endswith("/") and not stat.S_ISDIR(st.st_mode):
         target += os.path.basename(source.rstrip("/"))
-    target = utf8(posixpath.normpath(target), source, "destination")
+    target = utf8(image_path(target), source, "destination")
     if not stat.S_ISDIR(st.st_mode):
         readable_file(source, st)
         if target == "/":
             raise UsageError("--add %s:/: a file cannot be the root; name a path like /%s" % (
                 source, os.path.basename(source)))
         return [LayerEntry(target, "file", stat.S_IMODE(st.st_mode), source=source)]
-    entries = [] if target == "/" else [LayerEntry(target, "dir", 0o755)]   # as COPY makes it
+    entries = [] if target == "/" else [LayerEntry(target, "dir", 0o755, implied=True)]   # as COPY makes it
     inodes = collections.defaultdict(list)      # (device, inode) -> entries of files linked to each other
     for root, dirs, files in os.walk(source, onerror=unreadable_directory):   # links to dirs listed, not followed
         dirs.sort()
@@ -2086,16 +2150,12 @@ def check_layer_paths(groups: Sequence[Tuple[str, Sequence[LayerEntry]]]) -> Non
             owners[entry.path] = (origin, entry)
     for path, (origin, entry) in sorted(owners.items()):
         parent = posixpath.dirname(path)
-        while parent not in ("/", ""):
+        while parent != posixpath.dirname(parent):
             holder = owners.get(parent)
             if holder is not None and holder[1].kind != "dir":
                 raise UsageError("%s puts %s inside %s, which %s makes %s; give it another path" % (
                     origin, path, parent, holder[0], _kind_words(holder[1])))
             parent = posixpath.dirname(parent)
-
-
-def _kind_words(entry: LayerEntry) -> str:
-    return {"dir": "a directory", "symlink": "a symlink", "hardlink": "a file"}.get(entry.kind, "a file")
 
 
 MINIMAL_USERS = types.MappingProxyType({       # the user database of the built-in base
@@ -4064,6 +4124,30 @@ def minimal_base_layer(ca_bundle: Optional[str], environ, display: Display) -> T
     return minimal_base_entries(bundle), "zeroimage: minimal base (users root, nobody, nonroot; TLS roots)"
 
 
+def base_paths(base: BaseImage, wanted: Sequence[str], minimal: Optional[Sequence[LayerEntry]] = None,
+               cancelled: Optional[threading.Event] = None) -> Dict[str, LayerEntry]:
+    """What the base holds at each path in ``wanted`` (the directories a new layer needs but does
+    not give), so the layer keeps their mode and owner: read from the base's layers, in order,
+    only when something is wanted (a program at /app wants nothing; /usr/local/bin/app does)."""
+    found = {entry.path: entry for entry in with_parents(minimal)} if minimal else {}
+    if not wanted:
+        return found
+    for desc, blob in base.layers:
+        if cancelled is not None and cancelled.is_set():
+            raise CancelledError()
+        media_type = desc.get("mediaType") or ""
+        if not media_type.endswith(("gzip", ".tar")):
+            raise ArchiveError("cannot read the base's layer %s (%s) to see what %s is there; put the files "
+                               "at the root instead" % (desc["digest"], media_type, wanted[0]))
+        with contextlib.closing(blob.open()) as raw:
+            checked = _Checked(raw, cancelled)
+            stream = gzip.GzipFile(fileobj=checked, mode="rb") if media_type.endswith("gzip") else checked
+            scan_layer(stream, wanted, found)
+            while checked.read(CHUNK_SIZE):     # to its end: the blob's digest is checked there
+                pass
+    return found
+
+
 # -- reading images: one walker, one reader, for layouts and registries --
 
 
@@ -4474,7 +4558,7 @@ def _open_entrypoint(path: str):
 
 def check_target(target: str) -> str:
     """The path of the program in the image: absolute, normalised, not a directory."""
-    normal = posixpath.normpath(target)
+    normal = image_path(target)
     if not target.startswith("/") or normal == "/" or target.endswith("/") or normal != target:
         raise UsageError("the target path must be absolute and normalised, like /app, not %r" % target)
     if not _is_utf8(target):
@@ -4524,7 +4608,7 @@ def _build_images(session: Session, programs, single: bool, base_for, layers: _L
         else:
             _check_program_platform(wanted, elf, path, platform_check, display)
         checked.append((wanted, path, program, elf))
-    minimal_layer = None
+    minimal_layer = minimal_entries = None
     images, bases = [], []
     for wanted, path, program, elf in checked:
         base_image = base_for(wanted)
@@ -4533,8 +4617,8 @@ def _build_images(session: Session, programs, single: bool, base_for, layers: _L
         added, image_options = [], options
         if minimal:
             if minimal_layer is None:
-                entries, why = minimal_base_layer(ca_bundle, session.environ, display)
-                minimal_layer = (layers.make(entries, "minimal base"), why)
+                minimal_entries, why = minimal_base_layer(ca_bundle, session.environ, display)
+                minimal_layer = (layers.make(minimal_entries, "minimal base"), why)
             added.append(minimal_layer)
             if options.user == "nonroot":       # numeric, so runAsNonRoot checks can see it
                 image_options = options._replace(user="65532:65532")
@@ -4543,6 +4627,8 @@ def _build_images(session: Session, programs, single: bool, base_for, layers: _L
                             "start; build it statically (Go: CGO_ENABLED=0; Rust: a musl target; C: -static) "
                             "or use a base with a libc", path, elf.interpreter, base_image.name)
         entries = added_files + [LayerEntry(target, "file", 0o755, source=program)]
+        below = base_paths(base_image, implied_paths(entries), minimal_entries, session.cancelled)
+        entries = with_parents(entries, below)
         added.append((layers.make(entries, "%s (%s)" % (target, wanted)),
                       "zeroimage: COPY %s %s" % (os.fsencode(os.path.basename(path)).decode("utf-8", "replace"), target)))
         images.append(assemble_image(base_image, added, [target], created, image_options))
@@ -5158,7 +5244,9 @@ def _output_arg(text: str) -> str:
 def _workdir_arg(text: str) -> str:
     if not text.startswith("/"):
         raise argparse.ArgumentTypeError("must be an absolute path, not %r" % text)
-    return text
+    if any(ord(c) < 32 or ord(c) == 127 for c in text):
+        raise argparse.ArgumentTypeError("holds a control character: %r" % text)
+    return image_path(text)
 
 
 def _user_arg(text: str) -> str:

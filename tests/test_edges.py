@@ -16,7 +16,7 @@ import pytest
 
 import zeroimage
 from conftest import need_tool
-from imagetools import MODULE, image_of, layer_members, run_cli
+from imagetools import MODULE, LayoutBuilder, image_of, layer_members, ref, run_cli
 from test_cli import EPOCH, fails, ok
 from test_units import make_elf
 
@@ -352,6 +352,56 @@ def test_unreadable_parts_of_an_add_tree_are_errors_naming_them(tmp_path, what):
         assert bad[0].replace(work + "/", "") in last and os.listdir(out) == []
     finally:
         shutil.rmtree(work)
+
+
+def _fhs_base(tmp_path, *more_layers):
+    """A base as real distributions make them: /tmp 1777, /root 0700, /bin a symlink (merged /usr)."""
+    b = LayoutBuilder()
+    first = [("bin", "symlink", "usr/bin", 0o777), ("etc", "dir", None, 0o755), ("etc/motd", "file", b"hi", 0o644),
+             ("root", "dir", None, 0o700), ("tmp", "dir", None, 0o1777), ("usr", "dir", None, 0o755),
+             ("usr/bin", "dir", None, 0o755)]
+    desc = b.image([first] + list(more_layers), {"config": {}})
+    return b.write_tar(str(tmp_path / "base.tar"), [ref(desc, "base:1")])
+
+
+def _dirs_of_program_layer(archive):
+    return {name: m.mode for name, m in _program_layer(archive).items() if m.isdir()}
+
+
+def test_directories_of_the_base_keep_their_mode(tmp_path, prog):
+    base = _fhs_base(tmp_path)
+    (tmp_path / "tree").mkdir()
+    (tmp_path / "tree" / "f").write_text("x")
+    ok(run_cli("build", "--from-archive", base, "--add", "%s:/tmp/x" % prog, "--add", "%s:/root" % (tmp_path / "tree"),
+               "--target", "/usr/local/bin/app", "-o", tmp_path / "o.tar", prog))
+    assert _dirs_of_program_layer(tmp_path / "o.tar") == {"tmp": 0o1777, "root": 0o700, "usr": 0o755,
+                                                         "usr/local": 0o755, "usr/local/bin": 0o755}
+    # the minimal base's own directories likewise
+    ok(run_cli("build", "--add", "%s:/tmp/x" % prog, "--add", "%s:/home/nonroot/cfg" % prog, "-o", tmp_path / "m.tar",
+               prog))
+    members = _program_layer(tmp_path / "m.tar")
+    assert members["tmp"].mode == 0o1777 and (members["home/nonroot"].mode, members["home/nonroot"].uid) == (0o700, 65532)
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--target", "/bin/app"], ["/bin", "a symlink to usr/bin", "under the link's target"]),
+    (["--add", "PROG:/bin/"], ["a symlink"]),
+    (["--add", "PROG:/etc/motd/x"], ["/etc/motd", "as a file"]),
+])
+def test_a_path_through_a_file_or_symlink_of_the_base_is_a_usage_error(tmp_path, prog, args, words):
+    base = _fhs_base(tmp_path)
+    args = [str(prog) if a == "PROG" else a.replace("PROG", str(prog)) for a in args]
+    fails(run_cli("build", "--from-archive", base, *args, "-o", tmp_path / "o.tar", prog), 2, *words)
+    assert not (tmp_path / "o.tar").exists()
+
+
+def test_whiteouts_in_the_base_are_followed(tmp_path, prog):
+    gone = [(".wh.tmp", "file", b"", 0o644), ("usr", "dir", None, 0o755), ("usr/.wh..wh..opq", "file", b"", 0o644),
+            ("bin", "dir", None, 0o711)]
+    base = _fhs_base(tmp_path, gone)
+    ok(run_cli("build", "--from-archive", base, "--add", "%s:/tmp/x" % prog, "--target", "/usr/bin/app",
+               "--add", "%s:/bin/x" % prog, "-o", tmp_path / "o.tar", prog))
+    assert _dirs_of_program_layer(tmp_path / "o.tar") == {"tmp": 0o755, "usr": 0o755, "usr/bin": 0o755, "bin": 0o711}
 
 
 # ---- 3. Programs and users ----

@@ -18,6 +18,7 @@ import pytest
 import registries
 from conftest import need_tool
 from imagetools import DOCKER, MODULE, LayoutBuilder, image_of, read_archive, ref, run_cli, sha256
+from test_edges import _dirs_of_program_layer, _fhs_base
 from test_interop import _real_base, run_image, sh
 from test_units import make_elf
 
@@ -532,3 +533,15 @@ def test_inspect_of_an_archive_shows_what_inspect_of_the_registry_shows(tmp_path
     LayoutBuilder().write_dir(shadow / "multi:1", [])
     r = run_cli("inspect", "--json", target, cwd=str(tmp_path / "cwd"), env=client.env)
     assert r.returncode == 0 and json.loads(r.stdout)["digest"] == top["digest"], r.stderr
+
+
+def test_directories_of_a_registry_base_keep_their_mode(tmp_path, token_client, busybox_program):
+    token_client.login()
+    token_client.ok("push", _fhs_base(tmp_path), token_client.ref("fhs/base:1"))
+    out = tmp_path / "o.tar"
+    token_client.ok("build", "--from", token_client.ref("fhs/base:1"), "--add", "%s:/tmp/x" % busybox_program,
+                    "-o", out, busybox_program)
+    assert _dirs_of_program_layer(out) == {"tmp": 0o1777}
+    r = token_client("build", "--from", token_client.ref("fhs/base:1"), "--target", "/bin/busybox", "-o",
+                     tmp_path / "x.tar", busybox_program)
+    assert r.returncode == 2 and "a symlink to usr/bin" in r.stderr
