@@ -1005,6 +1005,7 @@ def name_from_filename(filename: str) -> str:
     name = re.sub(r"[^a-z0-9._-]+", "-", os.path.basename(filename).lower())
     name = re.sub(r"\A[._-]+|[._-]+\Z", "", name)
     name = re.sub(r"-*([._])[._-]*", r"\1", name)
+    name = re.sub(r"[._-]+\Z", "", name[:128])       # a long file name still names the image
     return name or "image"
 
 
@@ -1305,6 +1306,8 @@ def _metadata_problem(option: str, key, value) -> Optional[str]:
         return "%s %s: the key and value must be strings" % (option, outside_text(repr((key, value)), 100))
     if not key:
         return "%s: the key is empty" % option
+    if not key.isprintable():
+        return "%s %s: the key holds a control character or line break" % (option, outside_text(repr(key), 100))
     shown = outside_text(key, 100)
     if (key == "org.opencontainers" or key.startswith("org.opencontainers.")) and key not in OCI_ANNOTATION_KEYS:
         return ("%s %s: keys under org.opencontainers. are reserved for the OCI's own; the image spec defines "
@@ -1322,6 +1325,24 @@ def _metadata_problem(option: str, key, value) -> Optional[str]:
     return None
 
 
+_USER_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*\$?")    # POSIX portable names (and Samba's trailing $)
+MAX_ID = 2 ** 31 - 1                                        # what runc and umoci accept for a uid or gid
+
+
+def user_problem(user: str) -> Optional[str]:
+    """Why ``USER[:GROUP]`` cannot be an image's user (each part a name or an id up to 2^31-1), or None."""
+    parts = user.split(":")
+    if not user or len(parts) > 2:
+        return "expected USER[:GROUP], got %r" % user
+    for part in parts:
+        if part.isascii() and part.isdigit():
+            if int(part) > MAX_ID:
+                return "the id %s in %r is out of range (0 to %d)" % (part, user, MAX_ID)
+        elif not _USER_NAME.fullmatch(part):
+            return "expected USER[:GROUP] with names of letters, digits, '_', '.', '-' (not first) or ids, got %r" % user
+    return None
+
+
 def check_image_options(options: "ImageOptions") -> None:
     """Refuse (UsageError) what ImageOptions asks that no valid image can hold: an environment
     variable a runtime cannot pass, a label or annotation key the OCI reserves, a time that is not
@@ -1334,6 +1355,8 @@ def check_image_options(options: "ImageOptions") -> None:
     for option, text in texts:
         if not _is_utf8(text):
             raise UsageError("%s %r: not UTF-8 text, which image metadata (JSON) must be" % (option, text))
+    if options.user and user_problem(options.user):
+        raise UsageError("--user: %s" % user_problem(options.user))
     problems = [_env_problem(key, value) for key, value in options.env]
     problems += [_metadata_problem("--label", key, value) for key, value in options.labels]
     problems += [_metadata_problem("--annotation", key, value) for key, value in options.annotations]
@@ -1409,6 +1432,9 @@ def normal_base_config(base, where: str = "the base") -> dict:
     for key, value in runtime.items():
         if key in _STRING_LISTS and not _is_string_list(value):
             raise ArchiveError("%s: its config's %s is not a list of strings" % (where, key))
+        if key == "Env" and not all(item.partition("=")[0] and "=" in item for item in value):
+            raise ArchiveError("%s: its config's Env holds %r, not NAME=VALUE (runtimes refuse it)" % (
+                where, outside_text(next(i for i in value if not (i.partition("=")[0] and "=" in i)), 100)))
         if key in _OBJECT_MAPS:
             if not isinstance(value, dict) or not all(v is None or isinstance(v, dict) for v in value.values()):
                 raise ArchiveError("%s: its config's %s is not a map of objects" % (where, key))
@@ -1433,6 +1459,31 @@ def normal_base_config(base, where: str = "the base") -> dict:
         raise ArchiveError("%s: its config's rootfs.diff_ids is not a list of digests" % where)
     config["rootfs"] = dict(rootfs, type="layers", diff_ids=diff_ids)
     config["history"] = _normal_history(config.get("history"), len(diff_ids), where)
+    return config
+
+
+_PORT_KEY = re.compile(r"[0-9]{1,5}(-[0-9]{1,5})?(/(tcp|udp|sctp))?")
+
+
+def base_metadata_problems(config: dict) -> List[str]:
+    """What a (normal) base config carries that the image spec does not allow in an image: labels
+    under the reserved org.opencontainers. prefix that it does not define or with malformed values,
+    exposed ports that are not PORT[/PROTO]. The new image leaves them out (and says so)."""
+    runtime = config.get("config", {})
+    problems = []
+    for key, value in sorted((runtime.get("Labels") or {}).items()):
+        problem = ref_name_problem(value) if key == ANNOTATION_REF_NAME else _metadata_problem("label", key, value)
+        if problem:
+            problems.append(("Labels", key, problem))
+    problems += [("ExposedPorts", key, "not PORT[/tcp|udp|sctp]") for key in sorted(runtime.get("ExposedPorts") or {})
+                 if not _PORT_KEY.fullmatch(key)]
+    return problems
+
+
+def without_base_metadata(config: dict, problems: Sequence[Tuple[str, str, str]]) -> dict:
+    config = copy.deepcopy(config)
+    for field, key, _ in problems:
+        del config["config"][field][key]
     return config
 
 
@@ -2096,14 +2147,15 @@ def tree_entries(source: str, target: str, display: Optional[Display] = None) ->
         st = os.stat(source)
     except OSError as e:
         raise ZeroImageError("--add %s: %s" % (source, e.strerror or e)) from e
+    given = target
     if target.endswith("/") and not stat.S_ISDIR(st.st_mode):
         target += os.path.basename(source.rstrip("/"))
     target = utf8(image_path(target), source, "destination")
     if not stat.S_ISDIR(st.st_mode):
         readable_file(source, st)
         if target == "/":
-            raise UsageError("--add %s:/: a file cannot be the root; name a path like /%s" % (
-                source, os.path.basename(source)))
+            raise UsageError("--add %s:%s: a file cannot be the root; name a path like /%s" % (
+                source, given, os.path.basename(source)))
         return [LayerEntry(target, "file", stat.S_IMODE(st.st_mode), source=source)]
     entries = [] if target == "/" else [LayerEntry(target, "dir", 0o755, implied=True)]   # as COPY makes it
     inodes = collections.defaultdict(list)      # (device, inode) -> entries of files linked to each other
@@ -2292,12 +2344,17 @@ class Layout:
         try:
             if self._dir is None:
                 self._open_tar(path)
+            if not self._exists("oci-layout") and self._dir is not None:
+                raise ArchiveError("%s is a directory but not an OCI image layout (it has no oci-layout file)" % path)
             if not self._exists("oci-layout"):
                 raise ArchiveError("%s is not an OCI image layout (no oci-layout file); convert it with "
                                    "skopeo copy docker-archive:%s oci-archive:base.tar" % (path, path))
             layout = self._read_json("oci-layout")
             if not isinstance(layout, dict) or not isinstance(layout.get("imageLayoutVersion"), str):
                 raise ArchiveError("%s: oci-layout has no imageLayoutVersion" % path)
+            if not layout["imageLayoutVersion"].startswith("1."):
+                raise ArchiveError("%s: image layout version %s; zeroimage reads version 1" % (
+                    path, outside_text(repr(layout["imageLayoutVersion"]), 40)))
         except BaseException:
             self.close()
             raise
@@ -4456,12 +4513,13 @@ def _session_for(session: Optional[Session], insecure: bool, environ):
         yield own
 
 
-ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".oci")
+ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.xz", ".txz", ".tar.bz2", ".tbz2", ".oci")
 
 
 def looks_like_path(text: str) -> bool:
     """Whether ``text``, where a path on disk or a registry reference may stand, is a path: it starts
-    with /, ./, ../ or ~, or ends in .tar, .tar.gz, .tgz or .oci (before an optional :NAME). The disk
+    with /, ./, ../ or ~, or ends in .tar (.gz, .xz, .bz2), .tgz, .txz, .tbz2 or .oci (before an
+    optional :NAME). The disk
     is not asked: a file never shadows a reference (write ./NAME to read it), and a missing archive
     is never looked for in a registry."""
     lowered = text.lower()
@@ -4589,7 +4647,11 @@ class _LayerMaker:
         self.cache = session.layer_cache if sink.present is not None else None
 
     def make(self, entries: Sequence[LayerEntry], label: str) -> LayerResult:
-        tmp = self.stack.enter_context(tempfile.TemporaryFile(dir=self.sink.scratch_dir))
+        try:
+            tmp = self.stack.enter_context(tempfile.TemporaryFile(dir=self.sink.scratch_dir))
+        except OSError as e:
+            raise ZeroImageError("cannot write the layers in %s (beside the output, on its file system): %s" % (
+                self.sink.scratch_dir or tempfile.gettempdir(), e.strerror or e)) from e
         return build_layer(entries, tmp, self.level, self.cache, label, self.sink.present,
                            self.session.display, self.session.cancelled)
 
@@ -4612,6 +4674,12 @@ def _build_images(session: Session, programs, single: bool, base_for, layers: _L
     images, bases = [], []
     for wanted, path, program, elf in checked:
         base_image = base_for(wanted)
+        problems = base_metadata_problems(base_image.config)
+        if problems:
+            for field, key, problem in problems:
+                display.warning("the base's %s %s is left out of the image: %s", field, outside_text(repr(key), 100),
+                                outside_text(problem, 300))
+            base_image = base_image._replace(config=without_base_metadata(base_image.config, problems))
         check_family_options(base_image, options)
         bases.append(base_image)
         added, image_options = [], options
@@ -4729,9 +4797,6 @@ def build(entrypoint, output: Optional[str] = None, *, base: Optional[str] = Non
     check_image_options(options)
     for _, path in programs:        # before anything is derived from their names
         _check_entrypoint(path)
-    if output:
-        _check_output_is_not_an_input(output, [path for _, path in programs] + [source for source, _ in options.add]
-                                      + ([_split_archive_spec(base_archive)[0]] if base_archive else []))
     first = programs[0][1]
     target = check_target(target or "/" + os.path.basename(first))
     push_ref = Reference.parse(push) if push is not None else None
@@ -4750,6 +4815,11 @@ def build(entrypoint, output: Optional[str] = None, *, base: Optional[str] = Non
         base_dirs = [e for e in with_parents(minimal_base_entries("ca-bundle")) if e.kind == "dir"] if minimal else []
         check_layer_paths([("the minimal base", base_dirs)] + added + [("the program", [LayerEntry(target, "file")])])
         added_files = [entry for _, entries in added for entry in entries]
+        if output and output_format == "archive":      # (a layout may be added to from itself)
+            bundle = (ca_bundle or find_host_ca_bundle(session.environ)) if minimal else None
+            _check_output_is_not_an_input(output, [path for _, path in programs] + [
+                entry.source for entry in added_files if isinstance(entry.source, str)] + [
+                path for path in (bundle, base_archive and _split_archive_spec(base_archive)[0]) if path])
         if options.user:
             _check_user_known(options.user, "minimal" if minimal else base,
                               added_files, session.display)
@@ -5213,9 +5283,14 @@ def _program_arg(text: str):
     head, sep, tail = text.partition("=")
     if sep and "/" in head:
         try:
-            return Platform.parse(head), tail
+            platform = Platform.parse(head)
         except InvalidPlatformError:
-            pass
+            return None, text
+        if not tail:
+            raise argparse.ArgumentTypeError("%s names no program file after '='" % text)
+        return platform, tail
+    if not text:
+        raise argparse.ArgumentTypeError("the program path is empty")
     return None, text
 
 
@@ -5250,8 +5325,9 @@ def _workdir_arg(text: str) -> str:
 
 
 def _user_arg(text: str) -> str:
-    if not text or text.count(":") > 1 or any(c.isspace() for c in text) or text.startswith(":") or text.endswith(":"):
-        raise argparse.ArgumentTypeError("expected USER[:GROUP], got %r" % text)
+    problem = user_problem(text)
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
     return text
 
 

@@ -295,8 +295,7 @@ def test_names_that_are_not_utf8_are_errors_naming_them(tmp_path, prog):
 
 
 @pytest.mark.parametrize("option", [["--env", b"A=\xff"], ["--env", b"\xff=1"], ["--label", b"a=\xff"],
-                                    ["--annotation", b"a=\xff"], ["--cmd", b"\xff"], ["--workdir", b"/\xff"],
-                                    ["--user", b"\xff"]])
+                                    ["--annotation", b"a=\xff"], ["--cmd", b"\xff"], ["--workdir", b"/\xff"]])
 def test_metadata_that_is_not_utf8_is_a_usage_error(tmp_path, prog, option):
     result = subprocess.run([sys.executable, MODULE, "build", "-o", str(tmp_path / "o.tar")] + option + [str(prog)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
@@ -404,6 +403,53 @@ def test_whiteouts_in_the_base_are_followed(tmp_path, prog):
     assert _dirs_of_program_layer(tmp_path / "o.tar") == {"tmp": 0o755, "usr": 0o755, "usr/bin": 0o755, "bin": 0o711}
 
 
+def test_base_metadata_the_spec_does_not_allow_is_left_out_with_a_warning(tmp_path, prog):
+    b = LayoutBuilder()
+    config = {"Labels": {"org.opencontainers.foo": "x", "org.opencontainers.image.ref.name": "ubuntu",
+                         "org.opencontainers.image.created": "yesterday", "com.example.ok": "1"},
+              "ExposedPorts": {"http": {}, "80/tcp": {}}}
+    desc = b.image([[("etc", "dir", None, 0o755)]], {"config": config})
+    base = b.write_tar(str(tmp_path / "base.tar"), [ref(desc, "base:1")])
+    result = ok(run_cli("build", "--from-archive", base, "-o", tmp_path / "o.tar", prog))
+    warned = [line for line in result.stderr.splitlines() if "left out" in line]
+    assert len(warned) == 3 and any("'http'" in w for w in warned) and any("org.opencontainers.foo" in w for w in warned)
+    runtime = image_of(str(tmp_path / "o.tar"))[2]["config"]
+    assert runtime["Labels"] == {"org.opencontainers.image.ref.name": "ubuntu", "com.example.ok": "1"}
+    assert runtime["ExposedPorts"] == {"80/tcp": {}}
+
+
+def test_a_base_env_entry_without_a_value_is_refused(tmp_path, prog):
+    b = LayoutBuilder()
+    desc = b.image([[("etc", "dir", None, 0o755)]], {"config": {"Env": ["FOO", "PATH=/bin"]}})
+    base = b.write_tar(str(tmp_path / "base.tar"), [ref(desc, "base:1")])
+    fails(run_cli("build", "--from-archive", base, "-o", tmp_path / "o.tar", prog), 1, "Env holds 'FOO'", "NAME=VALUE")
+    assert not (tmp_path / "o.tar").exists()
+
+
+def test_paths_with_a_double_slash_are_normalised(tmp_path, prog):
+    ok(run_cli("build", "--from", "scratch", "--add", "%s://srv//x" % prog, "--workdir", "//srv/",
+               "-o", tmp_path / "o.tar", prog))
+    assert "srv/x" in _program_layer(tmp_path / "o.tar")
+    assert image_of(str(tmp_path / "o.tar"))[2]["config"]["WorkingDir"] == "/srv"
+    fails(run_cli("build", "--target", "//app", "-o", tmp_path / "o.tar", prog), 2, "normalised")
+
+
+def test_every_file_the_build_reads_is_protected_from_o(tmp_path, prog):
+    (tmp_path / "tree").mkdir()
+    (tmp_path / "tree" / "f").write_text("keep")
+    fails(run_cli("build", "--add", "tree:/d", "-o", "tree/f", "app", cwd=str(tmp_path)), 2, "which the build reads")
+    (tmp_path / "ca.pem").write_text("keep")
+    fails(run_cli("build", "--ca-bundle", "ca.pem", "-o", "ca.pem", "app", cwd=str(tmp_path)), 2, "which the build reads")
+    fails(run_cli("build", "-o", "ca.pem", "app", cwd=str(tmp_path), env={"SSL_CERT_FILE": str(tmp_path / "ca.pem")}),
+          2, "which the build reads")
+    assert (tmp_path / "tree" / "f").read_text() == (tmp_path / "ca.pem").read_text() == "keep"
+    # a layout may be the base of an image added to it
+    ok(run_cli("build", "--from", "scratch", "--format", "oci-layout", "-t", "base:1", "-o", "lay", "app",
+               cwd=str(tmp_path)))
+    ok(run_cli("build", "--from-archive", "lay:base:1", "--format", "oci-layout", "-t", "app:1", "-o", "lay", "app",
+               cwd=str(tmp_path)))
+
+
 # ---- 3. Programs and users ----
 
 def test_a_directory_as_the_program_says_so(tmp_path):
@@ -450,6 +496,32 @@ def test_every_file_input_must_be_a_file(tmp_path, prog, kind, words):
     fails(run_cli("logout", "127.0.0.1:5999", env={"HOME": str(home), "DOCKER_CONFIG": ""}), 1,
           "credentials file", words)
     assert not (tmp_path / "o.tar").exists()
+
+
+@pytest.mark.parametrize("user, words", [("4294967296", "out of range"), ("2147483648:0", "out of range"),
+                                         ("-1", "expected USER"), ("a b", "expected USER"), ("app:", "expected USER")])
+def test_a_user_a_runtime_cannot_take_is_a_usage_error(tmp_path, prog, user, words):
+    fails(run_cli("build", "--user=" + user, "-o", tmp_path / "o.tar", prog), 2, words)
+
+
+def test_a_long_program_file_name_still_names_the_image(tmp_path, prog):
+    long = tmp_path / ("x" * 240)
+    shutil.copyfile(str(prog), str(long))
+    ok(run_cli("build", "-o", tmp_path / "o.tar", long))
+    with tarfile.open(str(tmp_path / "o.tar")) as tar:
+        assert json.load(tar.extractfile("manifest.json"))[0]["RepoTags"] == ["%s:latest" % ("x" * 128)]
+
+
+def test_program_arguments_that_name_no_file_are_usage_errors(tmp_path):
+    fails(run_cli("build", "linux/amd64=", cwd=str(tmp_path)), 2, "names no program file")
+    fails(run_cli("build", "", cwd=str(tmp_path)), 2, "the program path is empty")
+
+
+def test_layouts_of_another_version_and_plain_directories_say_what_they_are(tmp_path):
+    fails(run_cli("inspect", tmp_path), 1, "is a directory but not an OCI image layout")
+    (tmp_path / "oci-layout").write_text('{"imageLayoutVersion": "2.0.0"}')
+    (tmp_path / "index.json").write_text('{"schemaVersion": 2, "manifests": []}')
+    fails(run_cli("inspect", tmp_path), 1, "image layout version '2.0.0'")
 
 
 # ---- 7. The command line ----
