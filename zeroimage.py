@@ -616,16 +616,15 @@ def output_file(path: str) -> str:
         raise UsageError("the output path is empty")
     if path.endswith(("/", os.sep)):
         raise UsageError("cannot write %s: a path ending in / names a directory; name a file" % path)
-    real = os.path.realpath(path)
     try:
-        st = os.stat(real)
+        st = os.stat(path)          # through links, to what is there (/dev/stdout: a pipe)
     except FileNotFoundError:
-        return real
+        return os.path.realpath(path)
     except OSError as e:
         raise ZeroImageError("cannot write %s: %s" % (path, e.strerror or e)) from e
     if not stat.S_ISREG(st.st_mode):
         raise ZeroImageError("cannot write %s: it is %s; name a file" % (path, file_kind(st.st_mode)))
-    return real
+    return os.path.realpath(path)
 
 
 def input_file(path: str, what: str, hint: str = "give a file") -> None:
@@ -640,7 +639,8 @@ def input_file(path: str, what: str, hint: str = "give a file") -> None:
 
 
 def output_directory(path: str) -> str:
-    """Where an output directory really is (symlinks followed); a file of any kind there is refused."""
+    """Where an output layout directory really is (symlinks followed): missing, empty or a layout; a file
+    of any kind there is refused, and so is a directory of other files (a layout would mix with them)."""
     if not path:
         raise UsageError("the output path is empty")
     real = os.path.realpath(path)
@@ -652,6 +652,9 @@ def output_directory(path: str) -> str:
         raise ZeroImageError("cannot write %s: %s" % (path, e.strerror or e)) from e
     if not stat.S_ISDIR(st.st_mode):
         raise ZeroImageError("cannot write the layout %s: it is %s, not a directory" % (path, file_kind(st.st_mode)))
+    if not os.path.exists(os.path.join(real, "oci-layout")) and os.listdir(real):
+        raise ZeroImageError("cannot write the layout %s: it is a directory of other files (no oci-layout file); "
+                             "name a new or empty directory, or a layout" % path)
     return real
 
 
@@ -667,7 +670,8 @@ def atomic_output(path: str, mode: Optional[int] = None):
     held = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS) \
         if in_main and hasattr(signal, "pthread_sigmask") else None
     try:
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
+        # a short name of its own: the output's own name may already be as long as names go
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".zeroimage-", suffix=".tmp")
     except OSError as e:
         if held is not None:
             signal.pthread_sigmask(signal.SIG_SETMASK, held)
@@ -1215,8 +1219,8 @@ def descriptor(media_type: str, digest: str, size: int, **extra) -> dict:
 
 
 MAX_TIMESTAMP = 253402300799        # 9999-12-31T23:59:59Z: the last second RFC 3339's four-digit year can write
-_RFC3339_RE = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt]([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.[0-9]+)?"
-                         r"(?:[Zz]|[+-]([0-9]{2}):([0-9]{2}))")
+_RFC3339_RE = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.[0-9]+)?"
+                         r"(?:Z|[+-]([0-9]{2}):([0-9]{2}))")
 
 
 def rfc3339(timestamp: int) -> str:
@@ -1228,7 +1232,8 @@ def rfc3339(timestamp: int) -> str:
 
 def is_rfc3339(text) -> bool:
     """Whether ``text`` is an RFC 3339 date-time (section 5.6), as the image spec's times must be:
-    ``2024-01-02T03:04:05Z``, with optional fractions and a numeric offset; a leap second allowed."""
+    ``2024-01-02T03:04:05Z``, with optional fractions and a numeric offset, in the form Go's
+    time.RFC3339 reads (what most consumers use): upper-case T and Z, no leap second."""
     match = _RFC3339_RE.fullmatch(text) if isinstance(text, str) else None
     if not match:
         return False
@@ -1237,7 +1242,7 @@ def is_rfc3339(text) -> bool:
         datetime.date(year, month, day)
     except ValueError:
         return False
-    return hour < 24 and minute < 60 and second <= 60 and off_hour < 24 and off_minute < 60
+    return hour < 24 and minute < 60 and second < 60 and off_hour < 24 and off_minute < 60
 
 
 def created_timestamp(environ=None) -> int:
@@ -1300,14 +1305,22 @@ def _env_problem(key, value) -> Optional[str]:
     return None
 
 
+def _is_reference(text: str) -> bool:
+    try:
+        Reference.parse(text)
+        return True
+    except InvalidReferenceError:
+        return False
+
+
 def _metadata_problem(option: str, key, value) -> Optional[str]:
     """Why a ``--label``/``--annotation`` KEY=VALUE cannot go in an image, or None."""
     if not isinstance(key, str) or not isinstance(value, str):
         return "%s %s: the key and value must be strings" % (option, outside_text(repr((key, value)), 100))
     if not key:
         return "%s: the key is empty" % option
-    if not key.isprintable():
-        return "%s %s: the key holds a control character or line break" % (option, outside_text(repr(key), 100))
+    if not key.isprintable() or any(c.isspace() for c in key):
+        return "%s %s: the key holds a space, control character or line break" % (option, outside_text(repr(key), 100))
     shown = outside_text(key, 100)
     if (key == "org.opencontainers" or key.startswith("org.opencontainers.")) and key not in OCI_ANNOTATION_KEYS:
         return ("%s %s: keys under org.opencontainers. are reserved for the OCI's own; the image spec defines "
@@ -1320,6 +1333,9 @@ def _metadata_problem(option: str, key, value) -> Optional[str]:
     if key == "org.opencontainers.image.created" and not is_rfc3339(value):
         return ("%s %s=%s: the value must be an RFC 3339 time, like 2024-01-02T03:04:05Z"
                 % (option, shown, outside_text(repr(value), 60)))
+    if key == ANNOTATION_BASE_NAME and not _is_reference(value):
+        return "%s %s=%s: the value must be an image reference, like docker.io/library/alpine:3.20" % (
+            option, shown, outside_text(repr(value), 100))
     if key == ANNOTATION_BASE_DIGEST and digest_problem(value):
         return "%s %s=%s: %s" % (option, shown, outside_text(repr(value), 100), digest_problem(value))
     return None
@@ -1828,40 +1844,69 @@ def _kind_words(entry: LayerEntry) -> str:
     return {"dir": "a directory", "symlink": "a symlink", "hardlink": "a file"}.get(entry.kind, "a file")
 
 
-def implied_paths(entries: Sequence[LayerEntry]) -> List[str]:
-    """The directories a layer's entries need but do not give: what the base must be asked about."""
-    given = {entry.path for entry in entries if not entry.implied}
+def paths_to_ask(entries: Sequence[LayerEntry]) -> List[str]:
+    """What the base must be asked about for a layer: every path of it and every parent, unless the
+    layer is only regular files at the root (the usual /app): then nothing, and no base is read."""
+    if all(entry.kind == "file" and posixpath.dirname(entry.path) == "/" for entry in entries):
+        return []
     paths = set()
     for entry in entries:
-        parent = entry.path if entry.implied else posixpath.dirname(entry.path)
-        while parent != posixpath.dirname(parent) and parent not in given:
-            paths.add(parent)
-            parent = posixpath.dirname(parent)
+        path = entry.path
+        while path != posixpath.dirname(path):
+            paths.add(path)
+            path = posixpath.dirname(path)
     return sorted(paths)
 
 
+def check_over_base(entries: Sequence[LayerEntry], below: Dict[str, LayerEntry]) -> None:
+    """A layer's own entries against what the base holds at their paths: a directory of the base is
+    never replaced by a file or link (its contents would vanish), nor a base's symlink by a directory
+    (a merged /usr's /bin would become a directory holding only the new files)."""
+    for entry in entries:
+        there = below.get(entry.path)
+        if there is None or entry.implied:
+            continue
+        if there.kind == "dir" and entry.kind != "dir":
+            raise UsageError("%s would replace the base's directory %s with %s; give a path inside it, like %s/NAME"
+                             % (entry.path, entry.path, _kind_words(entry), entry.path))
+        if there.kind == "symlink" and entry.kind == "dir":
+            raise UsageError("%s would replace the base's symlink %s (to %s) with a directory; put the files "
+                             "under the link's target" % (entry.path, entry.path, there.linkname))
+
+
 def scan_layer(tar_stream, wanted: Sequence[str], found: Dict[str, LayerEntry]) -> None:
-    """Apply one layer (a plain tar stream, read once) to ``found``: what each path in ``wanted`` is
-    after it, whiteouts included."""
-    wanted = set(wanted)
+    """Apply one layer (a plain tar stream, read once) to ``found``, what each path in ``wanted`` is in
+    the layers below: first its whiteouts (which remove only what lower layers hold), then its entries
+    (one that is not a directory ends what was beneath that path)."""
+    wanted, removed, entries = set(wanted), [], []
     try:
         with tarfile.open(fileobj=tar_stream, mode="r|") as tar:
             for member in tar:
                 path = image_path(member.name)
                 name, parent = posixpath.basename(path), posixpath.dirname(path)
                 if name == ".wh..wh..opq":
-                    for gone in [p for p in found if p.startswith(parent.rstrip("/") + "/")]:
-                        del found[gone]
+                    removed.append(parent.rstrip("/") + "/")
                 elif name.startswith(".wh."):
-                    removed = posixpath.join(parent, name[4:])
-                    for gone in [p for p in found if p == removed or p.startswith(removed + "/")]:
-                        del found[gone]
+                    removed.append(posixpath.join(parent, name[4:]))
                 elif path in wanted:
                     kind = "dir" if member.isdir() else "symlink" if member.issym() else "file"
-                    found[path] = LayerEntry(path, kind, member.mode & 0o7777, member.uid, member.gid,
-                                             linkname=member.linkname if member.issym() else "")
+                    entries.append(LayerEntry(path, kind, member.mode & 0o7777, member.uid, member.gid,
+                                              linkname=member.linkname if member.issym() else ""))
     except (tarfile.TarError, EOFError, zlib.error, OSError) as e:
-        raise ArchiveError("a base layer is not a readable tar (%s)" % outside_text(e, 200)) from e
+        raise ArchiveError("not a readable tar (%s)" % outside_text(e, 200)) from e
+    for gone in removed:            # a path, or "dir/" for everything under dir (an opaque directory)
+        _forget(found, gone.rstrip("/"), keep_top=gone.endswith("/"))
+    for entry in entries:
+        if entry.kind != "dir":
+            _forget(found, entry.path, keep_top=True)
+        found[entry.path] = entry
+
+
+def _forget(found: Dict[str, LayerEntry], path: str, keep_top: bool) -> None:
+    """Drop ``path`` (unless ``keep_top``) and everything under it."""
+    under = path.rstrip("/") + "/"
+    for known in [p for p in found if p.startswith(under) or (p == path and not keep_top)]:
+        del found[known]
 
 
 _BLOCK = 512
@@ -4183,9 +4228,9 @@ def minimal_base_layer(ca_bundle: Optional[str], environ, display: Display) -> T
 
 def base_paths(base: BaseImage, wanted: Sequence[str], minimal: Optional[Sequence[LayerEntry]] = None,
                cancelled: Optional[threading.Event] = None) -> Dict[str, LayerEntry]:
-    """What the base holds at each path in ``wanted`` (the directories a new layer needs but does
-    not give), so the layer keeps their mode and owner: read from the base's layers, in order,
-    only when something is wanted (a program at /app wants nothing; /usr/local/bin/app does)."""
+    """What the base holds at each path in ``wanted`` (see ``paths_to_ask``), so a new layer keeps the
+    mode and owner of the base's directories and replaces none of them: read from the base's layers,
+    in order, only when something is wanted (a program at /app wants nothing; /usr/local/bin/app does)."""
     found = {entry.path: entry for entry in with_parents(minimal)} if minimal else {}
     if not wanted:
         return found
@@ -4199,7 +4244,10 @@ def base_paths(base: BaseImage, wanted: Sequence[str], minimal: Optional[Sequenc
         with contextlib.closing(blob.open()) as raw:
             checked = _Checked(raw, cancelled)
             stream = gzip.GzipFile(fileobj=checked, mode="rb") if media_type.endswith("gzip") else checked
-            scan_layer(stream, wanted, found)
+            try:
+                scan_layer(stream, wanted, found)
+            except ArchiveError as e:
+                raise ArchiveError("the base's layer %s: %s" % (desc["digest"], e)) from e
             while checked.read(CHUNK_SIZE):     # to its end: the blob's digest is checked there
                 pass
     return found
@@ -4695,7 +4743,8 @@ def _build_images(session: Session, programs, single: bool, base_for, layers: _L
                             "start; build it statically (Go: CGO_ENABLED=0; Rust: a musl target; C: -static) "
                             "or use a base with a libc", path, elf.interpreter, base_image.name)
         entries = added_files + [LayerEntry(target, "file", 0o755, source=program)]
-        below = base_paths(base_image, implied_paths(entries), minimal_entries, session.cancelled)
+        below = base_paths(base_image, paths_to_ask(entries), minimal_entries, session.cancelled)
+        check_over_base(entries, below)
         entries = with_parents(entries, below)
         added.append((layers.make(entries, "%s (%s)" % (target, wanted)),
                       "zeroimage: COPY %s %s" % (os.fsencode(os.path.basename(path)).decode("utf-8", "replace"), target)))
@@ -4704,7 +4753,12 @@ def _build_images(session: Session, programs, single: bool, base_for, layers: _L
 
 
 def _check_output_is_not_an_input(output: str, inputs: Sequence[str]) -> None:
-    """Writing over a file the build reads (``-o app app``) would replace the user's program."""
+    """Writing over a file the build reads (``-o app app``) would replace the user's program; writing
+    into a layout directory it reads would damage that layout."""
+    real = os.path.realpath(output)
+    for path in inputs:
+        if os.path.isdir(path) and real.startswith(os.path.realpath(path).rstrip("/") + "/"):
+            raise UsageError("the output %s is inside %s, which the build reads; name another with -o" % (output, path))
     try:
         out = os.stat(output)
     except OSError:
@@ -4713,7 +4767,7 @@ def _check_output_is_not_an_input(output: str, inputs: Sequence[str]) -> None:
         with contextlib.suppress(OSError):
             st = os.stat(path)
             if (st.st_dev, st.st_ino) == (out.st_dev, out.st_ino):
-                raise UsageError("-o %s is %s, which the build reads; name another output" % (output, path))
+                raise UsageError("the output %s is %s, which the build reads; name another with -o" % (output, path))
 
 
 def _check_user_known(user: str, base: Optional[str], added_files: Sequence[LayerEntry], display: Display) -> None:

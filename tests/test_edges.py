@@ -156,7 +156,7 @@ def test_an_output_that_is_an_input_of_the_build_is_refused(tmp_path, prog, how)
     args = {"program": ["-o", "app", "app"], "link to the program": ["-o", "plink", "app"],
             "add source": ["--add", "base.tar:/base.tar", "-o", "base.tar", "app"],
             "base archive": ["--from-archive", "base.tar", "-o", "base.tar", "app"]}[how]
-    fails(run_cli("build", *args, cwd=str(tmp_path)), 2, "which the build reads; name another output")
+    fails(run_cli("build", *args, cwd=str(tmp_path)), 2, "which the build reads; name another with -o")
     assert {p: (tmp_path / p).read_bytes() for p in ("app", "base.tar")} == before
 
 
@@ -448,6 +448,63 @@ def test_every_file_the_build_reads_is_protected_from_o(tmp_path, prog):
                cwd=str(tmp_path)))
     ok(run_cli("build", "--from-archive", "lay:base:1", "--format", "oci-layout", "-t", "app:1", "-o", "lay", "app",
                cwd=str(tmp_path)))
+
+
+def test_a_layer_never_replaces_a_directory_or_symlink_of_the_base(tmp_path, prog):
+    base = _fhs_base(tmp_path)
+    rootfs = tmp_path / "rootfs"
+    (rootfs / "bin").mkdir(parents=True)
+    (rootfs / "bin" / "tool").write_text("x")
+    fails(run_cli("build", "--from-archive", base, "--add", "%s:/" % rootfs, "-o", tmp_path / "o.tar", prog), 2,
+          "replace the base's symlink /bin (to usr/bin)")
+    fails(run_cli("build", "--from-archive", base, "--target", "/usr/bin", "-o", tmp_path / "o.tar", prog), 2,
+          "replace the base's directory /usr/bin")
+    (tmp_path / "links").mkdir()
+    (tmp_path / "links" / "etc").symlink_to("/elsewhere")
+    fails(run_cli("build", "--from-archive", base, "--add", "%s:/" % (tmp_path / "links"), "-o", tmp_path / "o.tar",
+                  prog), 2, "replace the base's directory /etc with a symlink")
+    assert not (tmp_path / "o.tar").exists()
+
+
+def test_whiteouts_remove_only_what_lower_layers_hold(tmp_path, prog):
+    # in one layer: entries first, then the opaque marker of their directory (tar order is free)
+    layer = [("usr", "dir", None, 0o755), ("usr/lib", "dir", None, 0o711), ("usr/.wh..wh..opq", "file", b"", 0o644)]
+    base = _fhs_base(tmp_path, layer)
+    ok(run_cli("build", "--from-archive", base, "--target", "/usr/lib/x/app", "-o", tmp_path / "o.tar", prog))
+    assert _dirs_of_program_layer(tmp_path / "o.tar")["usr/lib"] == 0o711
+
+
+def test_a_directory_replaced_in_the_base_loses_what_was_under_it(tmp_path, prog):
+    b = LayoutBuilder()
+    desc = b.image([[("opt", "dir", None, 0o755), ("opt/bin", "dir", None, 0o700)], [("opt", "file", b"x", 0o644)],
+                    [("opt", "dir", None, 0o750)]], {"config": {}})
+    base = b.write_tar(str(tmp_path / "base.tar"), [ref(desc, "base:1")])
+    ok(run_cli("build", "--from-archive", base, "--target", "/opt/bin/app", "-o", tmp_path / "o.tar", prog))
+    assert _dirs_of_program_layer(tmp_path / "o.tar") == {"opt": 0o750, "opt/bin": 0o755}
+
+
+def test_the_output_is_never_inside_a_base_layout_directory(tmp_path, prog):
+    ok(run_cli("build", "--from", "scratch", "--format", "oci-layout", "-t", "base:1", "-o", "lay", "app",
+               cwd=str(tmp_path)))
+    before = (tmp_path / "lay" / "index.json").read_bytes()
+    fails(run_cli("build", "--from-archive", "lay:base:1", "-o", "lay/index.json", "app", cwd=str(tmp_path)), 2,
+          "inside lay, which the build reads")
+    assert (tmp_path / "lay" / "index.json").read_bytes() == before
+
+
+def test_a_layout_is_never_written_among_other_files(tmp_path, prog):
+    (tmp_path / "proj").mkdir()
+    (tmp_path / "proj" / "index.json").write_text("{}")         # a web project, say
+    fails(run_cli("build", "--format", "oci-layout", "-o", tmp_path / "proj", prog), 1, "a directory of other files")
+    assert os.listdir(str(tmp_path / "proj")) == ["index.json"]
+    (tmp_path / "empty").mkdir()
+    ok(run_cli("build", "--format", "oci-layout", "-o", tmp_path / "empty", prog))
+
+
+def test_an_output_name_as_long_as_names_go(tmp_path, prog):
+    out = tmp_path / ("y" * 251 + ".tar")
+    ok(run_cli("build", "-o", out, prog))
+    assert out.is_file() and sorted(os.listdir(str(tmp_path))) == sorted(["app", out.name])
 
 
 # ---- 3. Programs and users ----
