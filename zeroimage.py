@@ -4451,7 +4451,10 @@ class LayoutSink:
 
     def __init__(self, session: "Session", path: str):
         self.session, self.path = session, path
-        self.scratch_dir = os.path.dirname(os.path.abspath(path))
+        scratch = os.path.dirname(os.path.abspath(path))
+        while not os.path.isdir(scratch) and scratch != os.path.dirname(scratch):
+            scratch = os.path.dirname(scratch)      # the layout's parents are made as it is written
+        self.scratch_dir = scratch
         self.present = None
 
     def start(self, stack: contextlib.ExitStack) -> None:

@@ -499,6 +499,8 @@ def test_a_layout_is_never_written_among_other_files(tmp_path, prog):
     assert os.listdir(str(tmp_path / "proj")) == ["index.json"]
     (tmp_path / "empty").mkdir()
     ok(run_cli("build", "--format", "oci-layout", "-o", tmp_path / "empty", prog))
+    ok(run_cli("build", "--format", "oci-layout", "-o", tmp_path / "new" / "parents" / "lay", prog))   # as mkdir -p
+    assert (tmp_path / "new" / "parents" / "lay" / "oci-layout").is_file()
 
 
 def test_an_output_name_as_long_as_names_go(tmp_path, prog):
