@@ -5291,9 +5291,10 @@ def build_parser() -> argparse.ArgumentParser:
         "annotations; or its raw manifest (--raw; of an index: the index) or config (--config).\n"
         "An archive or layout directory and a registry image are shown alike.\n\n"
         "TARGET is read from disk when it looks like a path: it starts with /, ./, ../\n"
-        "or ~, or ends in .tar (.gz .xz .bz2), .tgz, .txz, .tbz2 or .oci (before an optional :NAME). Anything\n"
-        "else is a registry reference, even when a file of that name exists: write ./NAME\n"
-        "to read that file. PATH:NAME picks the image named NAME (its tag or full name).",
+        "or ~, or ends in .tar (.gz .xz .bz2), .tgz, .txz, .tbz2 or .oci (before an\n"
+        "optional :NAME). Anything else is a registry reference, even when a file of\n"
+        "that name exists: write ./NAME to read that file. PATH:NAME picks the image\n"
+        "named NAME (its tag or full name).",
         ["zeroimage inspect alpine:3.19", "zeroimage inspect --platform linux/arm64 --config alpine:3.19",
          "zeroimage inspect --raw app.tar", "zeroimage inspect ./layout:1.0         # a layout directory, image 1.0"],
         json_output=True)
