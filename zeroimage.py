@@ -108,7 +108,7 @@ __all__ = [
     "build", "pull", "push_archive", "inspect", "login", "logout", "check_auth",
     # building blocks: reading binaries, archives and registries, writing layers
     "read_elf", "select_manifest", "walk_index", "read_tree", "parse_digest", "verify_bytes", "VerifyingReader",
-    "derive_config", "canonical_json", "write_layer", "tree_entries", "GzipWriter", "LayerCache", "Layout",
+    "derive_config", "canonical_json", "convert_family", "write_layer", "tree_entries", "GzipWriter", "LayerCache", "Layout",
     "Transport", "Authenticator", "Registry", "Upload", "RegistrySource", "parse_challenges", "parse_proxy",
     "resolve_credentials", "store_credentials", "erase_credentials",
     # the command line
@@ -4168,17 +4168,45 @@ def _layer_type_in(family: Dict[str, str], media_type: Optional[str]) -> Optiona
     return media_type
 
 
+def _docker_descriptor(desc: dict) -> dict:
+    """A descriptor as Docker's schemas have it: no annotations."""
+    return {k: v for k, v in desc.items() if k != "annotations"}
+
+
+def media_type_family(name: Optional[str]) -> Optional[Dict[str, str]]:
+    """The family ``--media-types`` names ("docker" or "oci"); None for none asked (follow the base)."""
+    if name is None:
+        return None
+    if name not in ("docker", "oci"):
+        raise UsageError("--media-types is docker or oci, not %s" % outside_text(repr(name), 50))
+    return DOCKER_FAMILY if name == "docker" else OCI_FAMILY
+
+
+def _family_name(family: Dict[str, str]) -> str:
+    return "Docker" if family["manifest"] == DOCKER_MANIFEST else "OCI"
+
+
+def _layers_in_family(family: Dict[str, str], layer_descs: Sequence[dict], where: str) -> List[dict]:
+    """Layer descriptors said in ``family``; in Docker's, a layer Docker has no media type for (zstd) is refused."""
+    converted = []
+    for desc in layer_descs:
+        media_type = _layer_type_in(family, desc.get("mediaType"))
+        if family["manifest"] == DOCKER_MANIFEST:
+            if isinstance(media_type, str) and media_type.startswith("application/vnd.oci."):
+                raise ZeroImageError("%s: layer %s is %s, which Docker's media types cannot describe; use "
+                                     "--media-types oci, or a base with gzip layers" % (
+                                         where, desc.get("digest"), outside_text(media_type, 100)))
+            desc = _docker_descriptor(desc)
+        converted.append(dict(desc, mediaType=media_type))
+    return converted
+
+
 def check_family_options(base: BaseImage, options: ImageOptions) -> None:
     """Docker's manifest formats have no annotations: ``--annotation`` needs a base in the OCI family."""
     if options.annotations and base.family["manifest"] == DOCKER_MANIFEST:
         raise ZeroImageError("--annotation: the base %s is a Docker-format image, and Docker manifests have no "
                              "annotations; use --label, or a base in OCI format (skopeo copy --format oci ...)"
                              % outside_text(base.name, 200))
-
-
-def _docker_descriptor(desc: dict) -> dict:
-    """A descriptor as Docker's schemas have it: no annotations."""
-    return {k: v for k, v in desc.items() if k != "annotations"}
 
 
 def assemble_image(base: BaseImage, added: Sequence[Tuple[LayerResult, str]], entrypoint: Sequence[str],
@@ -4193,11 +4221,11 @@ def assemble_image(base: BaseImage, added: Sequence[Tuple[LayerResult, str]], en
                            [AddedLayer(layer.diff_id, why) for layer, why in added], entrypoint, created, options,
                            "the base %s" % base.name)
     config_blob = bytes_blob(canonical_json(config))
-    layer_descs = [dict(desc, mediaType=_layer_type_in(family, desc.get("mediaType"))) for desc, _ in base.layers]
+    layer_descs = _layers_in_family(family, [desc for desc, _ in base.layers], "the base %s" % base.name)
     layer_descs += [descriptor(family["layer"], layer.blob.digest, layer.blob.size) for layer, _ in added]
     annotations = dict(base.annotations, **dict(options.annotations))
     if family["manifest"] == DOCKER_MANIFEST:
-        layer_descs, annotations = [_docker_descriptor(desc) for desc in layer_descs], None
+        annotations = None
     manifest = make_manifest(family, descriptor(family["config"], config_blob.digest, config_blob.size), layer_descs,
                              annotations)
     blobs = [blob for _, blob in base.layers] + [layer.blob for layer, _ in added]
@@ -4212,6 +4240,69 @@ def make_image_index(images: Sequence[Image], family: Dict[str, str], annotation
     if annotations and family["manifest"] != DOCKER_MANIFEST:
         index["annotations"] = dict(annotations)
     return ImageIndex(index, bytes_blob(canonical_json(index)), list(images), family["index"])
+
+
+def convert_family(top: Union[Image, ImageIndex], family: Dict[str, str],
+                   notes: Optional[List[str]] = None) -> Union[Image, ImageIndex]:
+    """The same image or index with its manifests said in ``family`` (OCI or Docker v2 schema 2): the
+    layer and config blobs stay byte for byte (only their descriptors' media types change), so only
+    manifest digests change; what is already in the family is kept as it is, bytes and digest.
+
+    Docker's schemas have no annotations, artifacts, zstd layers or nested lists: an attestation in an
+    index is left out (said in ``notes``), anything else that cannot be said is refused."""
+    if isinstance(top, Image):
+        return _convert_image(top, family)
+    docker = family["manifest"] == DOCKER_MANIFEST
+    where = "index %s" % top.digest
+    entries, children = [], []
+    for desc, child in zip(index_manifests(top.index, where), top.children):
+        if docker and is_attestation(desc):
+            if notes is not None:
+                notes.append("left out %s: an attestation, which a Docker manifest list cannot hold" % desc.get("digest"))
+            continue
+        if docker and isinstance(child, ImageIndex):
+            raise ZeroImageError("%s lists another index (%s); a Docker manifest list holds only images"
+                                 % (where, child.digest))
+        converted = convert_family(child, family, notes)
+        entry = dict(desc, mediaType=converted.kind, digest=converted.digest, size=converted.manifest_blob.size)
+        if docker:
+            platform = desc.get("platform") or (child.platform.to_dict() if child.platform else None)
+            if not platform:
+                raise ZeroImageError("%s: image %s names no platform, which a Docker manifest list needs"
+                                     % (where, child.digest))
+            entry = dict(entry, platform=platform)
+            entry = {k: v for k, v in entry.items() if k in ("mediaType", "digest", "size", "platform", "urls")}
+        entries.append(entry)
+        children.append(converted)
+    index = make_index(family, entries)
+    if not docker and top.index.get("annotations"):
+        index["annotations"] = top.index["annotations"]
+    if index == top.index and all(a is b for a, b in zip(children, top.children)):
+        return top
+    return ImageIndex(index, bytes_blob(canonical_json(index)), children, family["index"])
+
+
+def _convert_image(image: Image, family: Dict[str, str]) -> Image:
+    where = "image %s" % image.digest
+    manifest = image.manifest
+    problem = entry_problem({"digest": image.digest}, image.kind, manifest, where)
+    if problem is not None:
+        raise ZeroImageError("cannot convert it to %s media types: %s" % (_family_name(family), problem))
+    if manifest.get("subject") is not None and family["manifest"] == DOCKER_MANIFEST:
+        raise ZeroImageError("cannot convert it to Docker media types: %s refers to another (a subject), "
+                             "which Docker manifests cannot say" % where)
+    config_desc = dict(manifest["config"], mediaType=family["config"])
+    layers = _layers_in_family(family, manifest["layers"], where)
+    converted = {"schemaVersion": 2, "mediaType": family["manifest"]}
+    if family["manifest"] == DOCKER_MANIFEST:
+        converted.update(config=_docker_descriptor(config_desc), layers=layers)
+    else:
+        converted.update({k: v for k, v in manifest.items() if k not in ("schemaVersion", "mediaType")})
+        converted.update(config=config_desc, layers=layers)
+    if converted == manifest:
+        return image
+    return image._replace(manifest=converted, blobs=image.blobs[:-1] + [bytes_blob(canonical_json(converted))],
+                          media_type=family["manifest"])
 
 
 def minimal_base_layer(ca_bundle: Optional[str], environ, display: Display) -> Tuple[List[LayerEntry], str]:
@@ -4709,9 +4800,11 @@ class _LayerMaker:
 
 def _build_images(session: Session, programs, single: bool, base_for, layers: _LayerMaker, *, target: str,
                   created: str, options: ImageOptions, added_files: List[LayerEntry], minimal: bool,
-                  ca_bundle: Optional[str], platform_check: bool) -> Tuple[List[Image], List[BaseImage]]:
+                  ca_bundle: Optional[str], platform_check: bool,
+                  family: Optional[Dict[str, str]] = None) -> Tuple[List[Image], List[BaseImage]]:
     """One image per program: its base for the program's platform, plus (on the minimal base) the
-    base's own layer, plus the program's layer. Returns the images and the bases they stand on."""
+    base's own layer, plus the program's layer, in the base's media-type family unless ``family``
+    is given. Returns the images and the bases they stand on."""
     display = session.display
     checked = []
     for wanted, path, program in programs:      # every program checked before any layer is made
@@ -4725,6 +4818,8 @@ def _build_images(session: Session, programs, single: bool, base_for, layers: _L
     images, bases = [], []
     for wanted, path, program, elf in checked:
         base_image = base_for(wanted)
+        if family is not None:
+            base_image = base_image._replace(family=family)
         problems = base_metadata_problems(base_image.config)
         if problems:
             for field, key, problem in problems:
@@ -4806,8 +4901,12 @@ def _build_sink(session: Session, output: Optional[str], output_format: str, pus
 
 
 def _check_build_options(programs, single: bool, platform, base, base_archive, push, output, output_format: str,
-                         compression_level: int) -> None:
+                         compression_level: int, media_types: Optional[str] = None,
+                         options: ImageOptions = ImageOptions()) -> None:
     """What build() is asked must make sense before anything is read or written (UsageError)."""
+    if media_type_family(media_types) is DOCKER_FAMILY and options.annotations:
+        raise UsageError("--annotation: --media-types docker writes Docker manifests, which have no annotations; "
+                         "use --label, or leave out --media-types docker")
     if not programs:
         raise UsageError("give at least one program")
     if not single and platform is not None:
@@ -4838,7 +4937,8 @@ def build(entrypoint, output: Optional[str] = None, *, base: Optional[str] = Non
           target: Optional[str] = None, tag: Optional[str] = None, compression_level: int = 6,
           ca_bundle: Optional[str] = None, push: Optional[str] = None, insecure: bool = False,
           options: ImageOptions = ImageOptions(), output_format: str = "archive",
-          platform_check: bool = True, environ=None, session: Optional[Session] = None) -> BuildResult:
+          platform_check: bool = True, media_types: Optional[str] = None, environ=None,
+          session: Optional[Session] = None) -> BuildResult:
     """Build a program on a base and write the image to an OCI archive or layout, or push it.
 
     ``entrypoint`` is a path (one image; its platform is ``platform`` or read from its ELF
@@ -4846,11 +4946,13 @@ def build(entrypoint, output: Optional[str] = None, *, base: Optional[str] = Non
     ``base`` is None (the built-in minimal base), ``"scratch"``, or a registry reference;
     ``base_archive`` is an OCI layout tar or directory, ``PATH:NAME`` to pick an image.
     ``push`` is a reference to push to instead of writing ``output``.
+    ``media_types`` is "docker" or "oci" to choose the manifests' family (default: the base's;
+    OCI for scratch and the minimal base).
     """
     single = isinstance(entrypoint, str)
     programs = [(platform, entrypoint)] if single else list(entrypoint)
     _check_build_options(programs, single, platform, base, base_archive, push, output, output_format,
-                         compression_level)
+                         compression_level, media_types, options)
     check_image_options(options)
     for _, path in programs:        # before anything is derived from their names
         _check_entrypoint(path)
@@ -4886,7 +4988,7 @@ def build(entrypoint, output: Optional[str] = None, *, base: Optional[str] = Non
         layers = _LayerMaker(session, stack, sink, compression_level)
         images, bases = _build_images(session, opened, single, base_for, layers, target=target, created=created,
                                       options=options, added_files=added_files, minimal=minimal, ca_bundle=ca_bundle,
-                                      platform_check=platform_check)
+                                      platform_check=platform_check, family=media_type_family(media_types))
         top = images[0] if single else make_image_index(images, bases[-1].family, bases[-1].index_annotations)
         digest = sink.write(top, name)
     return BuildResult(digest, sink.where(digest), images)
@@ -4932,10 +5034,13 @@ def pull(ref_text: str, output: Optional[str] = None, *, platform: Optional[Plat
 # -- push an archive --
 
 
-def push_archive(spec: str, ref_text: str, *, insecure: bool = False, environ=None,
-                 session: Optional[Session] = None) -> Saved:
-    """Push what an archive holds (one image, or an index and all its children), manifests byte for byte."""
+def push_archive(spec: str, ref_text: str, *, media_types: Optional[str] = None, insecure: bool = False,
+                 environ=None, session: Optional[Session] = None) -> Saved:
+    """Push what an archive holds (one image, or an index and all its children), manifests byte for
+    byte; with ``media_types`` ("docker" or "oci"), manifests re-encoded in that family on the way
+    (``convert_family``: layer and config blobs unchanged, so only manifest digests change)."""
     ref = Reference.parse(ref_text)
+    family = media_type_family(media_types)
     path, name = _split_archive_spec(spec)
     with _session_for(session, insecure, environ) as session, Layout(path) as layout:
         entries = layout_entries(layout, name)
@@ -4944,6 +5049,15 @@ def push_archive(spec: str, ref_text: str, *, insecure: bool = False, environ=No
             raise ArchiveError("%s holds several images; name one as %s:NAME (it has: %s)"
                                % (path, path, outside_text(names, 500)))
         tree = read_tree(layout, entries[0], path)
+        if family is not None:
+            notes = []
+            converted = convert_family(tree, family, notes)
+            for note in notes:
+                session.display.info("%s", note)
+            if converted.digest != tree.digest:
+                session.display.info("converted to %s media types: the manifest digest differs from the archive's",
+                                     _family_name(family))
+            tree = converted
         sink = RegistrySink(session, ref)
         digest = sink.write(tree)
     return Saved(digest, tree.kind, tree_platforms(tree), sink.where(digest))
@@ -5232,6 +5346,9 @@ def build_parser() -> argparse.ArgumentParser:
     build_cmd.add_argument("--format", choices=("archive", "oci-layout"), default="archive",
                            help="archive: one tar file (default); oci-layout: a directory (-o DIR), "
                                 "added to when it already holds a layout")
+    build_cmd.add_argument("--media-types", choices=("docker", "oci"),
+                           help="write Docker v2 schema 2 or OCI manifests (default: as the base; OCI for "
+                                "scratch and the minimal base)")
     build_cmd.add_argument("--no-platform-check", action="store_true",
                            help="only warn when a binary's ELF header does not match its PLATFORM=")
     opts = build_cmd.add_argument_group("image options (repeatable where it makes sense)")
@@ -5276,10 +5393,15 @@ def build_parser() -> argparse.ArgumentParser:
     push_cmd = _command(
         commands, "push", "push an archive to a registry",
         "Push what an archive holds (one image, or an index with all its children).\n"
-        "Manifests are sent byte for byte, so digests stay the same. Prints REF@DIGEST.",
+        "Manifests are sent byte for byte, so digests stay the same, unless --media-types\n"
+        "asks for the other family: then they are re-encoded (layers unchanged). Prints REF@DIGEST.",
         ["zeroimage push app.tar registry.example.com/app:1",
+         "zeroimage push --media-types docker app.tar registry.example.com/app:1   # Docker v2 schema 2",
          "zeroimage push multi.tar:alpine:3.19 registry.example.com/mirror/alpine:3.19"],
         json_output=True)
+    push_cmd.add_argument("--media-types", choices=("docker", "oci"),
+                          help="convert the manifests to Docker v2 schema 2 or OCI on the way (layers unchanged; "
+                               "the manifest digest changes)")
     push_cmd.add_argument("archive", metavar="ARCHIVE[:NAME]")
     push_cmd.add_argument("ref", type=_reference_arg, metavar="REF")
     push_cmd.set_defaults(func=cmd_push)
@@ -5438,7 +5560,7 @@ def cmd_build(args, session: Session) -> int:
                    platform=args.platform, target=args.target, tag=args.tag,
                    compression_level=args.compression_level, ca_bundle=args.ca_bundle,
                    push=args.push, options=options, output_format=args.format,
-                   platform_check=not args.no_platform_check, session=session)
+                   platform_check=not args.no_platform_check, media_types=args.media_types, session=session)
     for image in result.images:
         layers = len(image.manifest["layers"])
         session.display.info("%s: %d layer%s, %s", image.platform, layers, "" if layers == 1 else "s", image.digest)
@@ -5479,7 +5601,7 @@ def cmd_pull(args, session: Session) -> int:
 
 
 def cmd_push(args, session: Session) -> int:
-    saved = push_archive(args.archive, args.ref, session=session)
+    saved = push_archive(args.archive, args.ref, media_types=args.media_types, session=session)
     if args.json:
         _print_json({"reference": saved.where, "digest": saved.digest, "mediaType": saved.media_type,
                      "platforms": saved.platforms})
