@@ -17,7 +17,7 @@ import pytest
 
 import registries
 from conftest import need_tool
-from imagetools import DOCKER, MODULE, LayoutBuilder, image_of, read_archive, ref, run_cli, sha256
+from imagetools import DOCKER, MODULE, OCI, LayoutBuilder, image_of, read_archive, ref, run_cli, sha256
 from test_edges import _dirs_of_program_layer, _fhs_base
 from test_interop import _real_base, run_image, sh
 from test_units import make_elf
@@ -545,3 +545,87 @@ def test_directories_of_a_registry_base_keep_their_mode(tmp_path, token_client, 
     r = token_client("build", "--from", token_client.ref("fhs/base:1"), "--target", "/bin/busybox", "-o",
                      tmp_path / "x.tar", busybox_program)
     assert r.returncode == 2 and "a symlink to usr/bin" in r.stderr
+
+
+def _all_docker(raw):
+    """Every media type of a manifest (or list) skopeo read back raw is Docker's; no annotations."""
+    if raw["mediaType"] == DOCKER["index"]:
+        assert {d["mediaType"] for d in raw["manifests"]} == {DOCKER["manifest"]}
+        assert all("platform" in d for d in raw["manifests"])
+    else:
+        assert raw["mediaType"] == DOCKER["manifest"] and raw["config"]["mediaType"] == DOCKER["config"]
+        assert {d["mediaType"] for d in raw["layers"]} == {DOCKER["layer"]}
+    assert "annotations" not in json.dumps(raw)
+
+
+@pytest.mark.parametrize("base", ["scratch", "minimal", "oci"])
+def test_build_media_types_docker_pushed_read_back_and_run(tmp_path, client, busybox, busybox_program, base):
+    client.login()
+    target = client.ref("dockertypes/%s:1" % base)
+    args = {"scratch": ["--from", "scratch"], "minimal": []}.get(base)
+    if args is None:
+        b = LayoutBuilder()
+        args = ["--from-archive", b.write_tar(tmp_path / "base.tar", [ref(_real_base(b, busybox), "base")])]
+    pushed = client.ok("build", "--media-types", "docker", *args, "--push", target, busybox_program).stdout.strip()
+    raw = json.loads(client.skopeo("inspect", "--raw", "docker://" + target))
+    _all_docker(raw)
+    assert pushed.endswith("@" + json.loads(client.skopeo("inspect", "docker://" + target))["Digest"])
+    _, out = run_image(tmp_path, "docker://" + target, ["/busybox", "echo", "hello"],
+                       skopeo_args=client.skopeo_flags("src-"))
+    assert out == "hello\n"
+
+
+def test_push_media_types_docker_converts_an_archive_and_a_two_platform_index(tmp_path, client, busybox,
+                                                                              busybox_program):
+    """The seed's `skopeo copy --format v2s2 oci-archive:app.tar docker://...`, without skopeo."""
+    client.login()
+    archive = tmp_path / "app.tar"
+    built = run_cli("build", "--from", "scratch", "-o", archive, busybox_program)
+    assert built.returncode == 0, built.stderr
+    target = client.ref("converted/app:1")
+    r = client.ok("push", "--media-types", "docker", archive, target)
+    assert r.stderr.count("converted to Docker media types: the manifest digest differs from the archive's") == 1
+    raw = json.loads(client.skopeo("inspect", "--raw", "docker://" + target))
+    _all_docker(raw)
+    _, oci, _, _ = image_of(str(archive))
+    assert [d["digest"] for d in raw["layers"]] == [d["digest"] for d in oci["layers"]], "layer blobs unchanged"
+    assert raw["config"]["digest"] == oci["config"]["digest"]
+    assert r.stdout.strip() != target + "@" + built.stdout.strip()
+    _, out = run_image(tmp_path, "docker://" + target, ["/busybox", "echo", "converted"],
+                       skopeo_args=client.skopeo_flags("src-"))
+    assert out == "converted\n"
+    # without the option: byte for byte, as before
+    plain = client.ok("push", archive, client.ref("converted/plain:1"))
+    assert plain.stdout.strip().endswith("@" + built.stdout.strip()) and "converted" not in plain.stderr
+    # an index with an attestation -> a manifest list of the two platforms, the attestation left out
+    multi, _, amd, arm, _ = _multi_platform_base(tmp_path, busybox)
+    r = client.ok("push", "--media-types", "docker", "--json", multi, client.ref("converted/multi:1"))
+    assert "attestation" in r.stderr and json.loads(r.stdout)["mediaType"] == DOCKER["index"]
+    raw = json.loads(client.skopeo("inspect", "--raw", "docker://" + client.ref("converted/multi:1")))
+    _all_docker(raw)
+    assert [d["platform"]["architecture"] for d in raw["manifests"]] == ["amd64", "arm64"]
+    # a Docker manifest list, the other way: an OCI index of OCI manifests
+    (tmp_path / "docker").mkdir()
+    docker_multi = _multi_platform_base(tmp_path / "docker", busybox, family=DOCKER)[0]
+    r = client.ok("push", "--media-types", "oci", docker_multi, client.ref("converted/oci:1"))
+    assert "converted to OCI media types" in r.stderr
+    raw = json.loads(client.skopeo("inspect", "--raw", "docker://" + client.ref("converted/oci:1")))
+    assert raw["mediaType"] == "application/vnd.oci.image.index.v1+json"
+    assert {d["mediaType"] for d in raw["manifests"]} == {"application/vnd.oci.image.manifest.v1+json"}
+
+
+def test_push_media_types_refusals(tmp_path, registry_servers, busybox):
+    server = registry_servers("open")
+    b = LayoutBuilder()
+    desc = b.image([[("x", "file", b"x", 0o644)]], {}, family=dict(OCI, layer="application/vnd.oci.image.layer.v1.tar+zstd"))
+    zstd = b.write_tar(tmp_path / "zstd.tar", [ref(desc, "z")])
+    r = run_cli("push", "--media-types", "docker", zstd, "%s/refused/zstd:1" % server.host)
+    assert r.returncode == 1 and "Docker's media types cannot describe" in r.stderr and "Traceback" not in r.stderr
+    b = LayoutBuilder()
+    desc = b.image([[("x", "file", b"x", 0o644)]], {})
+    manifest = json.loads(b.blobs[desc["digest"]])
+    manifest["config"]["mediaType"] = "application/vnd.example.sbom.config+json"
+    data = json.dumps(manifest).encode()
+    artifact = b.write_tar(tmp_path / "artifact.tar", [ref(dict(desc, digest=b.add(data), size=len(data)), "a")])
+    r = run_cli("push", "--media-types", "docker", artifact, "%s/refused/artifact:1" % server.host)
+    assert r.returncode == 1 and "artifact" in r.stderr and "Traceback" not in r.stderr
