@@ -4287,9 +4287,9 @@ def _convert_image(image: Image, family: Dict[str, str]) -> Image:
     manifest = image.manifest
     problem = entry_problem({"digest": image.digest}, image.kind, manifest, where)
     if problem is not None:
-        raise ZeroImageError("cannot convert it to %s media types: %s" % (_family_name(family), problem))
+        raise ZeroImageError("cannot convert to %s media types: %s" % (_family_name(family), problem))
     if manifest.get("subject") is not None and family["manifest"] == DOCKER_MANIFEST:
-        raise ZeroImageError("cannot convert it to Docker media types: %s refers to another (a subject), "
+        raise ZeroImageError("cannot convert to Docker media types: %s refers to another (a subject), "
                              "which Docker manifests cannot say" % where)
     config_desc = dict(manifest["config"], mediaType=family["config"])
     layers = _layers_in_family(family, manifest["layers"], where)
