@@ -161,3 +161,23 @@ def test_load_through_podmans_socket(tmp_path, busybox_program):
         engines.stop(service)
         service.stderr.close()
         shutil.rmtree(os.path.dirname(sock), ignore_errors=True)
+
+
+def test_pull_load_takes_the_engines_platform(tmp_path, docker_engine, pki, registry_servers, busybox_program):
+    """pull --load from the test registry: of a two-platform index, the engine's platform is loaded."""
+    from test_registry import Client
+    client = Client(tmp_path, pki, registry_servers("open"))
+    (tmp_path / "arm64").mkdir()
+    other = tmp_path / "arm64" / "busybox"     # the same name: the entrypoint is named after the first program
+    other.write_bytes(b"#!/bin/sh\necho not for this machine\n")
+    ref = client.ref("engine/app:1")
+    _ok(client("build", "--push", ref, "linux/arm64=%s" % other, "linux/amd64=%s" % busybox_program))
+    env = dict(client.env, **docker_engine.env)
+    r = _ok(run_cli("pull", "--load", "--json", ref, env=env, cwd=str(tmp_path)))
+    result = json.loads(r.stdout)
+    assert result["loaded"] == ref and result["imageId"] == docker_engine.inspect(ref)["Id"]
+    assert docker_engine.inspect(ref)["Architecture"] == "amd64"
+    assert docker_engine.run(ref, "echo", "hi") == "hi\n"
+    assert not os.path.exists(str(tmp_path / "app.tar"))
+    r = run_cli("pull", "--load", "--all-platforms", ref, env=env)
+    assert r.returncode == 2 and "--all-platforms" in r.stderr
