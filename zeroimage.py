@@ -108,8 +108,9 @@ __all__ = [
     "build", "pull", "push_archive", "inspect", "login", "logout", "check_auth",
     # building blocks: reading binaries, archives and registries, writing layers
     "read_elf", "select_manifest", "walk_index", "read_tree", "parse_digest", "verify_bytes", "VerifyingReader",
-    "derive_config", "canonical_json", "convert_family", "write_layer", "tree_entries", "GzipWriter", "LayerCache", "Layout",
-    "Transport", "Authenticator", "Registry", "Upload", "RegistrySource", "parse_challenges", "parse_proxy",
+    "derive_config", "canonical_json", "convert_family", "write_layer", "tree_entries", "GzipWriter", "LayerCache",
+    "Layout", "Transport", "Authenticator", "Engine", "engine_addresses", "Registry", "Upload", "RegistrySource",
+    "parse_challenges", "parse_proxy",
     "resolve_credentials", "store_credentials", "erase_credentials",
     # the command line
     "build_parser", "main",
@@ -3948,6 +3949,7 @@ class Session:
         self._registries = {}
         self._lock = threading.Lock()
         self._closed = False
+        self._on_cancel = []
 
     def __enter__(self) -> "Session":
         return self
@@ -3997,8 +3999,24 @@ class Session:
         self.cancelled.set()
         with self._lock:
             transport = self._transport
+            callbacks = list(self._on_cancel)
         if transport is not None:
             transport.abort()
+        for callback in callbacks:
+            callback()
+
+    @contextlib.contextmanager
+    def cancelling(self, callback: Callable[[], None]):
+        """Within the block, ``cancel()`` also calls ``callback`` (a connection of its own to break off)."""
+        with self._lock:
+            self._on_cancel.append(callback)
+        try:
+            if self.cancelled.is_set():
+                callback()
+            yield
+        finally:
+            with self._lock:
+                self._on_cancel.remove(callback)
 
     def check(self) -> None:
         """CancelledError once the session is cancelled."""
@@ -4046,6 +4064,266 @@ class Session:
         if errors:
             raise errors[0]
         return results
+
+# ---- Container engines ----
+
+ENGINE_TIMEOUT = 300.0          # seconds an engine may stay silent (a big load is unpacked before it answers)
+ENGINE_PING_TIMEOUT = 5.0
+ENGINE_HINT = ("start one (sudo systemctl start docker, or podman system service), or point DOCKER_HOST at "
+               "its socket (DOCKER_HOST=unix:///path/to/docker.sock)")
+
+
+def engine_addresses(environ) -> List[str]:
+    """Where to look for a Docker Engine API, in order: ``DOCKER_HOST`` alone when set; else Docker's
+    socket, then podman's (the user's, then the system's)."""
+    host = environ.get("DOCKER_HOST", "")
+    if host:
+        return [host]
+    found = ["unix:///var/run/docker.sock"]
+    if environ.get("XDG_RUNTIME_DIR"):
+        found.append("unix://%s/podman/podman.sock" % environ["XDG_RUNTIME_DIR"].rstrip("/"))
+    return found + ["unix:///run/podman/podman.sock"]
+
+
+def _engine_connection(address: str, timeout: float):
+    """An unconnected http.client connection to ``unix://PATH`` or a loopback ``tcp://HOST:PORT``."""
+    if address.startswith("unix://"):
+        path = address[len("unix://"):]
+        if not path:
+            raise UsageError("DOCKER_HOST=%s names no socket; give unix:///path/to/docker.sock" % address)
+
+        class UnixConnection(http_client.HTTPConnection):
+            def connect(self) -> None:
+                sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                sock.settimeout(self.timeout)
+                try:
+                    sock.connect(path)
+                except BaseException:
+                    sock.close()
+                    raise
+                self.sock = sock
+        return UnixConnection("localhost", timeout=timeout)
+    if address.startswith(("tcp://", "http://")):
+        netloc = urllib.parse.urlsplit(address).netloc
+        if not _is_loopback(netloc):
+            raise UsageError("DOCKER_HOST=%s: zeroimage talks to an engine over a unix socket or plain TCP on "
+                             "loopback only; tunnel it (ssh -L) or use its unix socket" % outside_text(address, 200))
+        host, _, port = netloc.rpartition(":") if netloc.rpartition(":")[2].isdigit() else (netloc, "", "2375")
+        return http_client.HTTPConnection(host.strip("[]"), int(port), timeout=timeout)
+    raise UsageError("DOCKER_HOST=%s: zeroimage knows unix:// and tcp:// (loopback) engine addresses"
+                     % outside_text(address, 200))
+
+
+class _ChunkedBody:
+    """A writable stream sent as an HTTP/1.1 chunked body, a chunk per CHUNK_SIZE gathered; every
+    write checks the cancellation event."""
+
+    def __init__(self, conn, cancelled: Optional[threading.Event]):
+        self._conn, self._cancelled = conn, cancelled
+        self._buffer = bytearray()
+
+    def write(self, data) -> int:
+        if self._cancelled is not None and self._cancelled.is_set():
+            raise CancelledError()
+        self._buffer += data
+        if len(self._buffer) >= CHUNK_SIZE:
+            self._send()
+        return len(data)
+
+    def _send(self) -> None:
+        if self._buffer:
+            self._conn.send(b"%x\r\n" % len(self._buffer) + bytes(self._buffer) + b"\r\n")
+            self._buffer = bytearray()
+
+    def flush(self) -> None:
+        pass
+
+    def finish(self) -> None:
+        self._send()
+        self._conn.send(b"0\r\n\r\n")
+
+
+class Engine:
+    """A container engine (Docker, or podman's Docker-compatible service) through its HTTP API:
+    ``find`` one, ask its ``version()`` and ``platform()``, ``load`` an archive into it (streamed),
+    ask an image's ``image_id``, ``export`` an image as ``docker save`` does (a stream)."""
+
+    def __init__(self, address: str, session: Session):
+        self.address, self.session = address, session
+
+    @classmethod
+    def find(cls, session: Session) -> "Engine":
+        """The first engine that answers ``GET /_ping``; none: one line naming every address tried."""
+        tried = []
+        for address in engine_addresses(session.environ):
+            engine = cls(address, session)
+            try:
+                engine._call("GET", "/_ping", timeout=ENGINE_PING_TIMEOUT)
+                return engine
+            except CancelledError:
+                raise
+            except ZeroImageError as e:
+                tried.append("%s (%s)" % (address, _os_reason(e.__cause__) if e.__cause__ else e))
+        raise ZeroImageError("no container engine answers: tried %s; %s" % (", ".join(tried), ENGINE_HINT))
+
+    def _open(self, method: str, path: str, timeout: float = ENGINE_TIMEOUT, body=None, headers=None):
+        """Send a request; the connection and its response (the caller closes the connection)."""
+        self.session.check()
+        conn = _engine_connection(self.address, timeout)
+        try:
+            conn.request(method, path, body=body, headers=headers or {})
+            return conn, conn.getresponse()
+        except BaseException as e:
+            conn.close()
+            if isinstance(e, (OSError, http_client.HTTPException)):
+                raise ZeroImageError("%s %s: %s" % (method, path, _os_reason(e))) from e
+            raise
+
+    def _call(self, method: str, path: str, timeout: float = ENGINE_TIMEOUT) -> bytes:
+        conn, response = self._open(method, path, timeout)
+        with contextlib.closing(conn), self.session.cancelling(lambda: _shut(conn)):
+            try:
+                data = response.read(MAX_JSON_SIZE + 1)
+            except (OSError, http_client.HTTPException) as e:
+                self.session.check()
+                raise ZeroImageError("%s %s: %s" % (method, path, _os_reason(e))) from e
+        self.session.check()
+        if not 200 <= response.status < 300:
+            raise ZeroImageError("the engine at %s answers %s %s with %d: %s" % (
+                self.address, method, path, response.status, _engine_message(data)))
+        return data
+
+    def _json(self, path: str) -> dict:
+        return json_object(self._call("GET", path), "the engine's answer to %s" % path)
+
+    def version(self) -> dict:
+        """``GET /version``: Version, ApiVersion, Os, Arch..."""
+        return self._json("/version")
+
+    def platform(self) -> Platform:
+        """The platform the engine runs images for."""
+        info = self.version()
+        os_name, arch = info.get("Os"), info.get("Arch")
+        if not (isinstance(os_name, str) and isinstance(arch, str) and _PLATFORM_PART_RE.fullmatch(os_name.lower())
+                and _PLATFORM_PART_RE.fullmatch(arch.lower())):
+            raise ZeroImageError("the engine at %s does not say its platform (GET /version: Os %s, Arch %s)"
+                                 % (self.address, outside_text(repr(os_name), 50), outside_text(repr(arch), 50)))
+        return Platform.make(os_name.lower(), arch.lower())
+
+    def image_id(self, name: str) -> str:
+        """The engine's ID of an image it holds (``GET /images/NAME/json``)."""
+        value = self._json("/images/%s/json" % urllib.parse.quote(name, safe="/:@")).get("Id")
+        return value if isinstance(value, str) else ""
+
+    def load(self, write: Callable[[object], None]) -> List[str]:
+        """``POST /images/load`` with the archive that ``write(stream)`` writes, streamed as it is
+        written (chunked); the engine's messages. An error message the engine sends is raised."""
+        self.session.check()
+        conn = _engine_connection(self.address, ENGINE_TIMEOUT)
+        with contextlib.closing(conn), self.session.cancelling(lambda: _shut(conn)):
+            try:
+                conn.putrequest("POST", "/images/load?quiet=1")
+                conn.putheader("Content-Type", "application/x-tar")
+                conn.putheader("Transfer-Encoding", "chunked")
+                conn.endheaders()
+                body = _ChunkedBody(conn, self.session.cancelled)
+                write(body)
+                body.finish()
+                response = conn.getresponse()
+                status = response.status
+                lines = _read_lines(response)
+            except (OSError, http_client.HTTPException) as e:
+                self.session.check()
+                raise ZeroImageError("cannot load the image into the engine at %s: %s" % (
+                    self.address, _os_reason(e))) from e
+        self.session.check()
+        if not 200 <= status < 300:
+            raise ZeroImageError("the engine at %s refused the image (%d): %s" % (
+                self.address, status, _engine_message(b"\n".join(lines))))
+        messages = []
+        for line in lines:
+            if not line.strip():
+                continue
+            try:
+                message = json.loads(line.decode("utf-8"))
+            except ValueError:
+                messages.append(outside_text(line.decode("utf-8", "replace"), 300))
+                continue
+            if isinstance(message, dict) and (message.get("error") or message.get("errorDetail")):
+                raise ZeroImageError("the engine at %s refused the image: %s" % (self.address, _engine_message(line)))
+            if isinstance(message, dict) and isinstance(message.get("stream"), str):
+                messages.append(message["stream"].strip())
+        return messages
+
+    def export(self, name: str):
+        """``GET /images/NAME/get``: the image as ``docker save`` writes it, a stream to read and close."""
+        conn, response = self._open("GET", "/images/%s/get" % urllib.parse.quote(name, safe="/:@"))
+        if not 200 <= response.status < 300:
+            with contextlib.closing(conn):
+                data = response.read(MAX_JSON_SIZE)
+            raise ZeroImageError("the engine at %s cannot export %s (%d): %s" % (
+                self.address, name, response.status, _engine_message(data)))
+        return _ClosingResponse(conn, response)
+
+
+class _ClosingResponse:
+    """A response whose close() closes its connection too."""
+
+    def __init__(self, conn, response):
+        self._conn, self._response = conn, response
+
+    def read(self, n: int = -1) -> bytes:
+        return self._response.read(n)
+
+    def close(self) -> None:
+        self._response.close()
+        self._conn.close()
+
+
+def _read_lines(response, limit: int = 10000) -> List[bytes]:
+    """An engine's JSON-lines answer, each line and their number bounded."""
+    lines = []
+    while len(lines) < limit:
+        line = response.readline(MAX_JSON_SIZE)
+        if not line:
+            break
+        lines.append(line)
+    return lines
+
+
+def _shut(conn) -> None:
+    sock = conn.sock
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+
+
+def _os_reason(error: BaseException) -> str:
+    if isinstance(error, FileNotFoundError):
+        return "no such socket"
+    if isinstance(error, ConnectionRefusedError):
+        return "connection refused: nothing listens there"
+    if isinstance(error, PermissionError):
+        return "permission denied: are you in the docker group?"
+    if isinstance(error, socket.timeout):
+        return "no answer in time"
+    return outside_text(getattr(error, "strerror", None) or error or type(error).__name__, 300)
+
+
+def _engine_message(data: bytes) -> str:
+    """What an engine's error body says: {"message": ...}, {"error": ...} or {"errorDetail": {"message": ...}}."""
+    text = data.decode("utf-8", "replace").strip()
+    try:
+        value = json.loads(text.splitlines()[-1]) if text else {}
+    except ValueError:
+        return outside_text(text or "no message", 500)
+    if isinstance(value, dict):
+        detail = value.get("errorDetail")
+        for found in (value.get("message"), value.get("error"), detail.get("message") if isinstance(detail, dict) else None):
+            if isinstance(found, str) and found:
+                return outside_text(found.strip(), 500)
+    return outside_text(text, 500)
+
 
 # ---- Images ----
 
@@ -4520,17 +4798,27 @@ class ArchiveSink:
     def __init__(self, session: "Session", path: str):
         self.session, self.path = session, path
         self._out = None
-        self.scratch_dir = os.path.dirname(os.path.abspath(path))   # temporary layers: same filesystem
+        # temporary layers: on the output's filesystem (for stdout, the temporary directory)
+        self.scratch_dir = None if path == "-" else os.path.dirname(os.path.abspath(path))
         self.present = None
 
     def start(self, stack: contextlib.ExitStack) -> None:
-        """Claim the output before any work (an unwritable path fails now); renamed into place last."""
-        self._out = stack.enter_context(atomic_output(self.path))
+        """Claim the output before any work (an unwritable path fails now); renamed into place last.
+        ``-`` is standard output, written as the archive is made (never a terminal)."""
+        if self.path == "-":
+            if sys.stdout.isatty():
+                raise UsageError("-o - writes the archive to standard output, which is a terminal; "
+                                 "pipe it (| docker load) or redirect it (> app.tar)")
+            self._out = sys.stdout.buffer
+        else:
+            self._out = stack.enter_context(atomic_output(self.path))
 
     def write(self, top: Union[Image, ImageIndex], name: Reference) -> str:
         docker = docker_manifest(top, name) if isinstance(top, Image) else None
         write_archive(self._out, tree_blobs(top), make_index(OCI_FAMILY, [top_descriptor(top, name)]), docker,
                       self.session.display, self.session.cancelled)
+        if self.path == "-":
+            self._out.flush()
         return top.digest
 
     def where(self, digest: str) -> str:
@@ -4564,6 +4852,60 @@ class LayoutSink:
 
     def where(self, digest: str) -> str:
         return self.path
+
+
+class EngineSink:
+    """A container engine (Docker, podman): the image sent as an archive with Docker's manifest.json,
+    streamed to ``POST /images/load`` as it is written; of an index, the image for the engine's own
+    platform. ``image_id`` is the engine's ID of what it loaded."""
+
+    def __init__(self, session: "Session"):
+        self.session = session
+        self.engine = None
+        self.scratch_dir = None         # the layers wait in the temporary directory
+        self.present = None
+        self.name = self.image_id = None
+
+    def start(self, stack: contextlib.ExitStack) -> None:
+        """Find the engine before any work: none reachable fails now."""
+        self.engine = Engine.find(self.session)
+
+    def platform(self) -> Platform:
+        return self.engine.platform()
+
+    def choose(self, top: Union[Image, ImageIndex]) -> Image:
+        """The image to load: the one image, or the index's image for the engine's platform."""
+        wanted = self.platform()
+        if isinstance(top, Image):
+            if top.platform is not None and not top.platform.matches(wanted):
+                self.session.display.warning("the image is for %s, the engine runs %s images: it may not start there",
+                                             top.platform, wanted)
+            return top
+        images = [image for image in tree_images(top) if image.platform is not None]
+        for image in images:
+            if image.platform.matches(wanted):
+                return image
+        error = PlatformNotFoundError(wanted, [image.platform for image in images], "the image to load")
+        error.args = ("the engine runs %s images, and the image has none (it has: %s); build one for %s, or "
+                      "write the archive with -o" % (wanted, ", ".join(str(i.platform) for i in images) or "none",
+                                                     wanted),)
+        raise error
+
+    def write(self, top: Union[Image, ImageIndex], name: Reference) -> str:
+        image = self.choose(top)
+        if isinstance(top, ImageIndex):
+            self.session.display.info("loading the %s image (the engine's platform)", image.platform)
+        docker = docker_manifest(image, name)
+        index = make_index(OCI_FAMILY, [top_descriptor(image, name)])
+        display, cancelled = self.session.display, self.session.cancelled
+        for message in self.engine.load(lambda out: write_archive(out, image.blobs, index, docker, display, cancelled)):
+            display.debug("engine: %s", outside_text(message, 300))
+        self.name = name.familiar()
+        self.image_id = self.engine.image_id(self.name)
+        return image.digest
+
+    def where(self, digest: str) -> str:
+        return self.name
 
 
 class RegistrySink:
@@ -4708,6 +5050,7 @@ class BuildResult(NamedTuple):
     digest: str
     path: str
     images: List[Image]
+    image_id: Optional[str] = None      # the engine's ID of the image, when loaded into one
 
 
 def _resolve_platform(requested: Optional[Platform], elf: Optional[ElfInfo], entrypoint: str,
@@ -4892,7 +5235,10 @@ def _check_user_known(user: str, base: Optional[str], added_files: Sequence[Laye
                             "or give a numeric id (like --user 65532:65532)", user, path, what, value)
 
 
-def _build_sink(session: Session, output: Optional[str], output_format: str, push_ref: Optional[Reference]):
+def _build_sink(session: Session, output: Optional[str], output_format: str, push_ref: Optional[Reference],
+                load: bool = False):
+    if load:
+        return EngineSink(session)
     if push_ref is not None:
         return RegistrySink(session, push_ref)
     if output_format == "oci-layout":
@@ -4902,7 +5248,7 @@ def _build_sink(session: Session, output: Optional[str], output_format: str, pus
 
 def _check_build_options(programs, single: bool, platform, base, base_archive, push, output, output_format: str,
                          compression_level: int, media_types: Optional[str] = None,
-                         options: ImageOptions = ImageOptions()) -> None:
+                         options: ImageOptions = ImageOptions(), load: bool = False) -> None:
     """What build() is asked must make sense before anything is read or written (UsageError)."""
     if media_type_family(media_types) is DOCKER_FAMILY and options.annotations:
         raise UsageError("--annotation: --media-types docker writes Docker manifests, which have no annotations; "
@@ -4922,6 +5268,10 @@ def _check_build_options(programs, single: bool, platform, base, base_archive, p
             Reference.parse(reference)
     if push is not None and output is not None:
         raise UsageError("give --push or -o, not both")
+    if load and (push is not None or output is not None or output_format != "archive"):
+        raise UsageError("--load sends the image to the container engine; give it without -o, --push or --format")
+    if output == "-" and output_format != "archive":
+        raise UsageError("-o - writes an archive to standard output; --format oci-layout needs -o DIR")
     if output_format not in ("archive", "oci-layout"):
         raise UsageError("--format is archive or oci-layout")
     if output_format == "oci-layout" and output is None:
@@ -4937,29 +5287,30 @@ def build(entrypoint, output: Optional[str] = None, *, base: Optional[str] = Non
           target: Optional[str] = None, tag: Optional[str] = None, compression_level: int = 6,
           ca_bundle: Optional[str] = None, push: Optional[str] = None, insecure: bool = False,
           options: ImageOptions = ImageOptions(), output_format: str = "archive",
-          platform_check: bool = True, media_types: Optional[str] = None, environ=None,
+          platform_check: bool = True, media_types: Optional[str] = None, load: bool = False, environ=None,
           session: Optional[Session] = None) -> BuildResult:
-    """Build a program on a base and write the image to an OCI archive or layout, or push it.
+    """Build a program on a base and write the image to an OCI archive or layout, or push it, or
+    (``load``) send it to the local container engine.
 
     ``entrypoint`` is a path (one image; its platform is ``platform`` or read from its ELF
     header) or a list of (Platform, path) pairs (one image per platform, in an index).
     ``base`` is None (the built-in minimal base), ``"scratch"``, or a registry reference;
     ``base_archive`` is an OCI layout tar or directory, ``PATH:NAME`` to pick an image.
-    ``push`` is a reference to push to instead of writing ``output``.
+    ``push`` is a reference to push to instead of writing ``output``. ``output`` ``"-"`` is standard output.
     ``media_types`` is "docker" or "oci" to choose the manifests' family (default: the base's;
     OCI for scratch and the minimal base).
     """
     single = isinstance(entrypoint, str)
     programs = [(platform, entrypoint)] if single else list(entrypoint)
     _check_build_options(programs, single, platform, base, base_archive, push, output, output_format,
-                         compression_level, media_types, options)
+                         compression_level, media_types, options, load)
     check_image_options(options)
     for _, path in programs:        # before anything is derived from their names
         _check_entrypoint(path)
     first = programs[0][1]
     target = check_target(target or "/" + os.path.basename(first))
     push_ref = Reference.parse(push) if push is not None else None
-    output = None if push_ref else os.path.basename(first) + ".tar" if output is None else output
+    output = None if push_ref or load else os.path.basename(first) + ".tar" if output is None else output
     name = Reference.parse(tag or name_from_filename(first))
     if name.digest:
         raise InvalidReferenceError("--tag %s: an image name cannot carry a digest" % tag)
@@ -4974,7 +5325,7 @@ def build(entrypoint, output: Optional[str] = None, *, base: Optional[str] = Non
         base_dirs = [e for e in with_parents(minimal_base_entries("ca-bundle")) if e.kind == "dir"] if minimal else []
         check_layer_paths([("the minimal base", base_dirs)] + added + [("the program", [LayerEntry(target, "file")])])
         added_files = [entry for _, entries in added for entry in entries]
-        if output and output_format == "archive":      # (a layout may be added to from itself)
+        if output and output != "-" and output_format == "archive":      # (a layout may be added to from itself)
             bundle = (ca_bundle or find_host_ca_bundle(session.environ)) if minimal else None
             _check_output_is_not_an_input(output, [path for _, path in programs] + [
                 entry.source for entry in added_files if isinstance(entry.source, str)] + [
@@ -4982,7 +5333,7 @@ def build(entrypoint, output: Optional[str] = None, *, base: Optional[str] = Non
         if options.user:
             _check_user_known(options.user, "minimal" if minimal else base,
                               added_files, session.display)
-        sink = _build_sink(session, output, output_format, push_ref)
+        sink = _build_sink(session, output, output_format, push_ref, load)
         sink.start(stack)
         base_for = _base_source(session, base, base_archive, stack)
         layers = _LayerMaker(session, stack, sink, compression_level)
@@ -4991,7 +5342,7 @@ def build(entrypoint, output: Optional[str] = None, *, base: Optional[str] = Non
                                       platform_check=platform_check, family=media_type_family(media_types))
         top = images[0] if single else make_image_index(images, bases[-1].family, bases[-1].index_annotations)
         digest = sink.write(top, name)
-    return BuildResult(digest, sink.where(digest), images)
+    return BuildResult(digest, sink.where(digest), images, getattr(sink, "image_id", None))
 
 
 # -- pull --
@@ -5005,22 +5356,29 @@ class Saved(NamedTuple):
     media_type: str
     platforms: List[str]
     where: str
+    image_id: Optional[str] = None      # the engine's ID of the image, when loaded into one
 
 
 def pull(ref_text: str, output: Optional[str] = None, *, platform: Optional[Platform] = None,
-         all_platforms: bool = False, insecure: bool = False, environ=None,
+         all_platforms: bool = False, insecure: bool = False, load: bool = False, environ=None,
          session: Optional[Session] = None) -> Saved:
-    """Save an image (or, with ``all_platforms``, its whole index byte for byte) to an archive."""
+    """Save an image (or, with ``all_platforms``, its whole index byte for byte) to an archive
+    (``"-"``: standard output), or (``load``) send it to the local container engine: by default
+    the image for the engine's platform."""
     ref = Reference.parse(ref_text)
-    output = ref.repository.rsplit("/", 1)[-1] + ".tar" if output is None else output
+    if load and (output is not None or all_platforms):
+        raise UsageError("--load sends one image to the container engine; give it without -o or --all-platforms")
+    output = ref.repository.rsplit("/", 1)[-1] + ".tar" if output is None and not load else output
     name = ref.replace(digest=None) if ref.tag else ref.replace(tag="latest", digest=None)
     if ref_name_problem(name.tag):
         raise UsageError("cannot save %s under its tag: the tag %s; pull it by digest alone (NAME@sha256:...) to "
                          "save it as latest" % (ref.familiar(), ref_name_problem(name.tag)))
     with _session_for(session, insecure, environ) as session, contextlib.ExitStack() as stack, \
             registry_errors("pull", ref):
-        sink = ArchiveSink(session, output)
+        sink = EngineSink(session) if load else ArchiveSink(session, output)
         sink.start(stack)
+        if load and platform is None:
+            platform = sink.platform()
         source = RegistrySource(session.registry(ref.registry), ref.repository, str(ref))
         desc = source.top(ref)
         if not all_platforms:
@@ -5028,7 +5386,7 @@ def pull(ref_text: str, output: Optional[str] = None, *, platform: Optional[Plat
                                 str(ref)).descriptor
         tree = read_tree(source, desc, str(ref))
         sink.write(tree, name)
-    return Saved(tree.digest, tree.kind, tree_platforms(tree), output)
+    return Saved(tree.digest, tree.kind, tree_platforms(tree), sink.where(tree.digest), getattr(sink, "image_id", None))
 
 
 # -- push an archive --
@@ -5324,6 +5682,8 @@ def build_parser() -> argparse.ArgumentParser:
         "(with --push: the pushed reference with its digest).",
         ["zeroimage build ./app                          # minimal base (users, TLS roots) -> app.tar",
          "zeroimage build --from scratch ./app           # nothing but the program",
+         "zeroimage build --load -t app:dev ./app         # into Docker or podman; then: docker run --rm app:dev",
+         "zeroimage build -o - ./app | docker load",
          "zeroimage build --from alpine:3.19 --push registry.example.com/app:1 ./app",
          "zeroimage build --from-archive alpine.tar -o app.tar -t app:1.0 ./app",
          "zeroimage build --push reg.example.com/app:1 linux/amd64=dist/app-amd64 linux/arm64=dist/app-arm64",
@@ -5339,8 +5699,12 @@ def build_parser() -> argparse.ArgumentParser:
     build_cmd.add_argument("--target", type=_target_arg, metavar="PATH",
                            help="where the program lands in the image (default: /NAME)")
     output = build_cmd.add_mutually_exclusive_group()
-    output.add_argument("-o", "--output", type=_output_arg, metavar="PATH", help="archive to write (default: ./NAME.tar)")
+    output.add_argument("-o", "--output", type=_output_arg, metavar="PATH",
+                        help="archive to write (default: ./NAME.tar); - for standard output")
     output.add_argument("--push", type=_reference_arg, metavar="REF", help="push the image to a registry instead")
+    output.add_argument("--load", action="store_true",
+                        help="load the image into the local Docker or podman engine instead (DOCKER_HOST, "
+                             "else /var/run/docker.sock, else podman's socket)")
     build_cmd.add_argument("-t", "--tag", type=_tag_arg, metavar="NAME[:TAG]",
                            help="name of the image inside the archive (default: NAME:latest)")
     build_cmd.add_argument("--format", choices=("archive", "oci-layout"), default="archive",
@@ -5380,13 +5744,19 @@ def build_parser() -> argparse.ArgumentParser:
         "Prints the digest of the saved manifest or index.",
         ["zeroimage pull alpine:3.19                     # this machine's platform -> alpine.tar",
          "zeroimage pull --platform linux/arm64 -o base.tar alpine:3.19",
+         "zeroimage pull --load alpine:3.19             # into Docker or podman",
          "zeroimage pull --all-platforms alpine:3.19     # then, offline: zeroimage build --from-archive alpine.tar ..."],
         json_output=True)
     which = pull_cmd.add_mutually_exclusive_group()
     which.add_argument("--platform", type=_platform_arg, metavar="OS/ARCH[/VARIANT]",
                        help="the platform to save from an index (default: this machine's)")
     which.add_argument("--all-platforms", action="store_true", help="save the whole index, every platform")
-    pull_cmd.add_argument("-o", "--output", type=_output_arg, metavar="PATH", help="archive to write (default: ./NAME.tar)")
+    pull_out = pull_cmd.add_mutually_exclusive_group()
+    pull_out.add_argument("-o", "--output", type=_output_arg, metavar="PATH",
+                          help="archive to write (default: ./NAME.tar); - for standard output")
+    pull_out.add_argument("--load", action="store_true",
+                          help="load the image into the local Docker or podman engine instead "
+                               "(default platform: the engine's)")
     pull_cmd.add_argument("ref", type=_reference_arg, metavar="REF")
     pull_cmd.set_defaults(func=cmd_pull)
 
@@ -5556,20 +5926,45 @@ def cmd_build(args, session: Session) -> int:
         entrypoint = programs
     options = ImageOptions(env=args.env, labels=args.label, annotations=args.annotation, user=args.user,
                            workdir=args.workdir, cmd=args.cmd, expose=args.expose, add=args.add)
+    _check_stdout_output(args)
     result = build(entrypoint, args.output, base=args.base, base_archive=args.from_archive,
                    platform=args.platform, target=args.target, tag=args.tag,
                    compression_level=args.compression_level, ca_bundle=args.ca_bundle,
                    push=args.push, options=options, output_format=args.format,
-                   platform_check=not args.no_platform_check, media_types=args.media_types, session=session)
+                   platform_check=not args.no_platform_check, media_types=args.media_types, load=args.load,
+                   session=session)
     for image in result.images:
         layers = len(image.manifest["layers"])
         session.display.info("%s: %d layer%s, %s", image.platform, layers, "" if layers == 1 else "s", image.digest)
-    session.display.info("%s %s", "pushed" if args.push else "wrote", result.path)
-    if args.json:
+    if args.load:
+        session.display.info("loaded %s (%s)", result.path, result.image_id or "no ID given")
+    elif args.output != "-":
+        session.display.info("%s %s", "pushed" if args.push else "wrote", result.path)
+    if args.output == "-":
+        _result_to_stderr(args, result.digest)
+    elif args.json:
         _print_json(_build_json(result, bool(args.push)))
     else:
         print(result.path if args.push else result.digest)
     return 0
+
+
+def _check_stdout_output(args) -> None:
+    """``-o -``: the archive fills standard output, so nothing else may go there, and not to a terminal."""
+    if args.output != "-":
+        return
+    if args.json:
+        raise UsageError("--json prints to standard output, which -o - fills with the archive; write a file with -o")
+    if sys.stdout.isatty():
+        raise UsageError("-o - writes the archive to standard output, which is a terminal; "
+                         "pipe it (| docker load) or redirect it (> app.tar)")
+
+
+def _result_to_stderr(args, digest: str) -> None:
+    """With ``-o -`` the result (the digest) goes to stderr, unless -q."""
+    sys.stdout.flush()
+    if not args.quiet:
+        print(digest, file=sys.stderr)
 
 
 def _print_json(value: dict) -> None:
@@ -5585,16 +5980,31 @@ def _build_json(result: BuildResult, pushed: bool) -> dict:
              "mediaType": images[0]["mediaType"] if len(images) == 1 else
              (DOCKER_MANIFEST_LIST if images[0]["mediaType"] == DOCKER_MANIFEST else OCI_INDEX),
              "size": sum(layer["size"] for image in images for layer in image["layers"])}
-    value["reference" if pushed else "path"] = result.path
+    if result.image_id is not None:
+        value["loaded"], value["imageId"] = result.path, result.image_id
+    else:
+        value["reference" if pushed else "path"] = result.path
     return value
 
 
 def cmd_pull(args, session: Session) -> int:
-    saved = pull(args.ref, args.output, platform=args.platform, all_platforms=args.all_platforms, session=session)
-    session.display.info("wrote %s", saved.where)
-    if args.json:
-        _print_json({"reference": str(Reference.parse(args.ref)), "digest": saved.digest, "mediaType": saved.media_type,
-                     "platforms": saved.platforms, "path": saved.where, "size": os.path.getsize(saved.where)})
+    _check_stdout_output(args)
+    saved = pull(args.ref, args.output, platform=args.platform, all_platforms=args.all_platforms, load=args.load,
+                 session=session)
+    if args.load:
+        session.display.info("loaded %s (%s)", saved.where, saved.image_id or "no ID given")
+    elif args.output != "-":
+        session.display.info("wrote %s", saved.where)
+    if args.output == "-":
+        _result_to_stderr(args, saved.digest)
+    elif args.json:
+        value = {"reference": str(Reference.parse(args.ref)), "digest": saved.digest, "mediaType": saved.media_type,
+                 "platforms": saved.platforms}
+        if args.load:
+            value.update(loaded=saved.where, imageId=saved.image_id)
+        else:
+            value.update(path=saved.where, size=os.path.getsize(saved.where))
+        _print_json(value)
     else:
         print(saved.digest)
     return 0

@@ -117,3 +117,23 @@ def registry_servers(tmp_path_factory, pki, token_server):
     yield get
     for server in started.values():
         server.close()
+
+
+def _unavailable(message):
+    if REQUIRE_INTEROP:
+        pytest.fail(message + "; ZEROIMAGE_REQUIRE_INTEROP=1 makes this a failure")
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def docker_engine():
+    """A real Docker Engine (Debian's docker.io) on a private socket, for the whole session."""
+    import engines
+    dockerd = shutil.which("dockerd") or next((p for p in ("/usr/sbin/dockerd", "/sbin/dockerd") if os.path.exists(p)), None)
+    if dockerd is None or not os.path.exists(engines.DOCKER_CLI):
+        _unavailable("dockerd or %s is not installed (tests/run installs docker.io when run as root)" % engines.DOCKER_CLI)
+    if os.geteuid() != 0:
+        _unavailable("dockerd needs root here")
+    engine = engines.DockerEngine(dockerd)
+    yield engine
+    engine.close()
