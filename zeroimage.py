@@ -2551,14 +2551,15 @@ class _DiffIdCheck:
     """Pass a gzip layer's bytes through while hashing what they decompress to; at their end the
     hash must be ``diff_id`` (DigestMismatchError otherwise)."""
 
-    def __init__(self, f, diff_id: str, what: str):
-        self._f, self._diff_id, self._what = f, diff_id, what
+    def __init__(self, f, diff_id: str, size: int, what: str):
+        self._f, self._diff_id, self._left, self._what = f, diff_id, size, what
         self._hash = _new_hash(parse_digest(diff_id)[0])
         self._inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
         self._done = False
 
     def read(self, n: int = -1) -> bytes:
         data = self._f.read(n)
+        self._left -= len(data)
         pending = data
         try:
             while pending:
@@ -2569,7 +2570,7 @@ class _DiffIdCheck:
                         self._inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
         except zlib.error as e:
             raise ArchiveError("%s is not valid gzip (%s)" % (self._what, e)) from e
-        if not data and not self._done and (n is None or n != 0):
+        if (self._left <= 0 or not data) and not self._done and (n is None or n != 0):   # (readers stop at the size)
             self._done = True
             actual = "%s:%s" % (parse_digest(self._diff_id)[0], self._hash.hexdigest())
             if actual != self._diff_id:
@@ -2783,7 +2784,7 @@ class DockerArchive:
 
         def opener():
             reader = VerifyingReader(self._open(member), digest, size, what)
-            return _DiffIdCheck(reader, layer.diff_id, what) if layer.media_type == DOCKER_LAYER_GZIP else reader
+            return _DiffIdCheck(reader, layer.diff_id, size, what) if layer.media_type == DOCKER_LAYER_GZIP else reader
         return Blob(digest, size, opener)
 
     def candidates(self) -> List[Candidate]:
