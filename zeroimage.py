@@ -2783,8 +2783,9 @@ class DockerArchive:
         what = "layer %s in %s" % (layer.member, self.path)
 
         def opener():
-            reader = VerifyingReader(self._open(member), digest, size, what)
-            return _DiffIdCheck(reader, layer.diff_id, size, what) if layer.media_type == DOCKER_LAYER_GZIP else reader
+            if layer.media_type == DOCKER_LAYER:        # its digest is its diff_id
+                return VerifyingReader(self._open(member), digest, size, what + " (its diff_id, from the config)")
+            return _DiffIdCheck(VerifyingReader(self._open(member), digest, size, what), layer.diff_id, size, what)
         return Blob(digest, size, opener)
 
     def candidates(self) -> List[Candidate]:
