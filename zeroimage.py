@@ -109,8 +109,8 @@ __all__ = [
     # building blocks: reading binaries, archives and registries, writing layers
     "read_elf", "select_manifest", "walk_index", "read_tree", "parse_digest", "verify_bytes", "VerifyingReader",
     "derive_config", "canonical_json", "convert_family", "write_layer", "tree_entries", "GzipWriter", "LayerCache",
-    "Layout", "Transport", "Authenticator", "Engine", "engine_addresses", "Registry", "Upload", "RegistrySource",
-    "parse_challenges", "parse_proxy",
+    "Layout", "DockerArchive", "open_archive", "compress_layer", "compressed_image", "Transport", "Authenticator",
+    "Engine", "engine_addresses", "Registry", "Upload", "RegistrySource", "parse_challenges", "parse_proxy",
     "resolve_credentials", "store_credentials", "erase_credentials",
     # the command line
     "build_parser", "main",
@@ -131,6 +131,7 @@ DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 DOCKER_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
 DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
 DOCKER_LAYER_GZIP = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar"      # uncompressed (docker save's layer.tar)
 
 # A media-type family: what an image built on a base of that family uses.
 # Read-only: no module-level state can change.
@@ -2371,6 +2372,31 @@ def _decompressed(f, path: str, module: str):
         raise
 
 
+def _open_tar(path: str):
+    """(file, TarFile, members) of the tar archive at ``path`` (decompressed first when compressed);
+    every member name is checked to be safe (``_safe_member_name``); nothing is extracted."""
+    f = _plain_tar_file(path)
+    try:
+        try:
+            tar = tarfile.open(fileobj=f, mode="r:")
+        except (tarfile.TarError, EOFError):
+            raise ArchiveError("%s is not a tar archive or an OCI layout directory" % path) from None
+        except OSError as e:
+            raise ArchiveError("cannot read %s: %s" % (path, e.strerror or e)) from e
+        try:
+            members = tar.getmembers()
+        except (tarfile.TarError, EOFError, zlib.error) as e:
+            tar.close()
+            raise ArchiveError("%s is a damaged tar archive (%s)"
+                               % (path, outside_text(str(e).splitlines()[0], 200))) from e
+        for member in members:
+            _safe_member_name(member.name)
+        return f, tar, members
+    except BaseException:
+        f.close()
+        raise
+
+
 class Layout:
     """Read an OCI image layout from a directory or a tar archive, never extracting anything.
 
@@ -2381,20 +2407,21 @@ class Layout:
     and ``read_tree``.
     """
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, opened=None):
         self.path = path
         self._tar = self._file = None
         self._lock = threading.Lock()
         self._members = {}
-        self._dir = path if os.path.isdir(path) else None
+        self._dir = path if os.path.isdir(path) and opened is None else None
         try:
             if self._dir is None:
-                self._open_tar(path)
+                self._file, self._tar, members = opened or _open_tar(path)
+                self._index_members(members)
             if not self._exists("oci-layout") and self._dir is not None:
                 raise ArchiveError("%s is a directory but not an OCI image layout (it has no oci-layout file)" % path)
             if not self._exists("oci-layout"):
-                raise ArchiveError("%s is not an OCI image layout (no oci-layout file); convert it with "
-                                   "skopeo copy docker-archive:%s oci-archive:base.tar" % (path, path))
+                raise ArchiveError("%s is not an OCI image layout (no oci-layout file) nor a docker save archive "
+                                   "(no manifest.json)" % path)
             layout = self._read_json("oci-layout")
             if not isinstance(layout, dict) or not isinstance(layout.get("imageLayoutVersion"), str):
                 raise ArchiveError("%s: oci-layout has no imageLayoutVersion" % path)
@@ -2405,19 +2432,7 @@ class Layout:
             self.close()
             raise
 
-    def _open_tar(self, path: str) -> None:
-        self._file = _plain_tar_file(path)
-        try:
-            self._tar = tarfile.open(fileobj=self._file, mode="r:")
-        except (tarfile.TarError, EOFError):
-            raise ArchiveError("%s is not a tar archive or an OCI layout directory" % path) from None
-        except OSError as e:
-            raise ArchiveError("cannot read %s: %s" % (path, e.strerror or e)) from e
-        try:
-            members = self._tar.getmembers()
-        except (tarfile.TarError, EOFError, zlib.error) as e:
-            raise ArchiveError("%s is a damaged tar archive (%s)"
-                               % (path, outside_text(str(e).splitlines()[0], 200))) from e
+    def _index_members(self, members) -> None:
         for member in members:
             name = _safe_member_name(member.name)
             if not _is_layout_name(name):
@@ -2530,6 +2545,265 @@ class _LockedReader:
 
     def close(self) -> None:
         self._f.close()
+
+
+class _DiffIdCheck:
+    """Pass a gzip layer's bytes through while hashing what they decompress to; at their end the
+    hash must be ``diff_id`` (DigestMismatchError otherwise)."""
+
+    def __init__(self, f, diff_id: str, size: int, what: str):
+        self._f, self._diff_id, self._left, self._what = f, diff_id, size, what
+        self._hash = _new_hash(parse_digest(diff_id)[0])
+        self._inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        self._done = False
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._f.read(n)
+        self._left -= len(data)
+        pending = data
+        try:
+            while pending:
+                self._hash.update(self._inflate.decompress(pending))
+                pending = self._inflate.unused_data     # a gzip of several members
+                if pending or self._inflate.eof:
+                    if pending:
+                        self._inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        except zlib.error as e:
+            raise ArchiveError("%s is not valid gzip (%s)" % (self._what, e)) from e
+        if (self._left <= 0 or not data) and not self._done and (n is None or n != 0):   # (readers stop at the size)
+            self._done = True
+            actual = "%s:%s" % (parse_digest(self._diff_id)[0], self._hash.hexdigest())
+            if actual != self._diff_id:
+                raise DigestMismatchError(self._what + " (its diff_id, from the config)", self._diff_id, actual)
+        return data
+
+    def close(self) -> None:
+        self._f.close()
+
+
+class _SavedLayer(NamedTuple):
+    member: str         # the tar member holding the bytes (a link followed)
+    media_type: str
+    digest: str
+    size: int
+    diff_id: str
+
+
+# The first bytes of compressions a layer.tar may have, and what they are called.
+LAYER_MAGIC = ((b"\x1f\x8b", "gzip"), (b"\x28\xb5\x2f\xfd", "zstd"), (b"BZh", "bzip2"), (b"\xfd7zXZ\x00", "xz"))
+
+
+class DockerArchive:
+    """A ``docker save`` archive as Docker wrote it before version 25 (``manifest.json``, each layer an
+    uncompressed ``<id>/layer.tar``, the config ``<id>.json``, ``repositories``), or podman's
+    ``docker-archive`` (layers ``<hex>.tar``); never extracted.
+
+    A source for ``walk_index`` and ``read_tree`` like ``Layout``: each manifest.json entry is shown as a
+    Docker v2 schema 2 manifest made here, one index entry per RepoTag. A layer is described as it is
+    stored: an uncompressed one as ``rootfs.diff.tar`` with its diff_id as digest (so reading it checks
+    the diff_id), a gzip one by the digest of its bytes (the diff_id checked by decompressing as it is
+    read). Only what manifest.json names is read; those members must be plain files, or links to
+    plain files of the archive (Docker links a layer saved twice to the first copy); two members of
+    one name, unsafe names (checked for every member) and JSON over MAX_JSON_SIZE are refused.
+    """
+
+    def __init__(self, path: str, opened):
+        self.path = path
+        self._file, self._tar, members = opened
+        self._lock = threading.Lock()
+        self._small = {}            # digest -> bytes: the manifests made here and the configs
+        self._layers = {}           # digest -> _SavedLayer
+        self._entries = []
+        try:
+            self._members = self._index_members(members)
+            self._read_manifest_json()
+        except BaseException:
+            self.close()
+            raise
+
+    def _index_members(self, members) -> Dict[str, tarfile.TarInfo]:
+        found = {}
+        for member in members:
+            name = _safe_member_name(member.name)
+            if member.isdir():
+                continue
+            if name in found:
+                raise ArchiveError("refusing archive with two members named %s" % outside_text(repr(name), 200))
+            found[name] = member
+        return found
+
+    def close(self) -> None:
+        if self._tar is not None:
+            self._tar.close()
+            self._tar = None
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def __enter__(self) -> "DockerArchive":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _member(self, name, what: str) -> tarfile.TarInfo:
+        """The plain file ``name`` (as manifest.json gives it) stands for, one link followed."""
+        if not isinstance(name, str) or not name:
+            raise ArchiveError("%s: manifest.json names %s that is not a path" % (self.path, what))
+        member = self._members.get(_safe_member_name(name))
+        if member is None:
+            raise ArchiveError("%s: manifest.json names %s %s, which the archive does not hold"
+                               % (self.path, what, outside_text(repr(name), 200)))
+        if member.issym() or member.islnk():
+            base = posixpath.dirname(_safe_member_name(name)) if member.issym() else ""
+            target = posixpath.normpath(posixpath.join(base, member.linkname))
+            if target.startswith(("../", "/")) or target == "..":
+                raise ArchiveError("refusing archive member %s: a link out of the archive"
+                                   % outside_text(repr(member.name), 200))
+            member = self._members.get(target)
+            if member is None:
+                raise ArchiveError("%s: %s %s is a link to %s, which the archive does not hold"
+                                   % (self.path, what, outside_text(repr(name), 200), outside_text(repr(target), 200)))
+        if not member.isreg():
+            raise ArchiveError("refusing archive member %s: a link or special file where %s belongs"
+                               % (outside_text(repr(member.name), 200), what))
+        return member
+
+    def _read_member(self, member: tarfile.TarInfo, what: str) -> bytes:
+        if member.size > MAX_JSON_SIZE:
+            raise ArchiveError("%s: %s is %d bytes, over the %d-byte limit for JSON"
+                               % (self.path, what, member.size, MAX_JSON_SIZE))
+        with contextlib.closing(self._open(member)) as f:
+            return f.read(MAX_JSON_SIZE + 1)
+
+    def _open(self, member: tarfile.TarInfo):
+        return _LockedReader(self._tar.extractfile(member), self._lock)
+
+    def _read_manifest_json(self) -> None:
+        member = self._members.get("manifest.json")
+        if member is None or not member.isreg():
+            raise ArchiveError("%s: manifest.json is missing or not a plain file" % self.path)
+        listed = parse_json(self._read_member(member, "manifest.json"), "%s: manifest.json" % self.path)
+        if not isinstance(listed, list) or not listed or not all(isinstance(e, dict) for e in listed):
+            raise ArchiveError("%s: manifest.json is not a list of images" % self.path)
+        for n, entry in enumerate(listed):
+            desc = self._synthesize(entry, "image %d of manifest.json" % (n + 1))
+            tags = entry.get("RepoTags") or []
+            if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+                raise ArchiveError("%s: manifest.json: image %d has RepoTags that are not a list of names"
+                                   % (self.path, n + 1))
+            for tag in tags or [None]:
+                self._entries.append(dict(desc, annotations=self._names(tag)) if tag else desc)
+
+    @staticmethod
+    def _names(tag: str) -> Dict[str, str]:
+        try:
+            ref = Reference.parse(tag)
+        except InvalidReferenceError:
+            return {ANNOTATION_CONTAINERD_NAME: tag}
+        return {ANNOTATION_CONTAINERD_NAME: str(ref), ANNOTATION_REF_NAME: ref.tag or "latest"}
+
+    def _synthesize(self, entry: dict, where: str) -> dict:
+        """The manifest for one manifest.json entry, made and kept: its descriptor."""
+        config_member = self._member(entry.get("Config"), "the config of " + where)
+        config_data = self._read_member(config_member, "the config %s" % config_member.name)
+        config = json_object(config_data, "%s: config %s" % (self.path, config_member.name))
+        rootfs = config.get("rootfs")
+        diff_ids = rootfs.get("diff_ids") if isinstance(rootfs, dict) else None
+        names = entry.get("Layers")
+        if not isinstance(names, list):
+            raise ArchiveError("%s: manifest.json: %s has no Layers list" % (self.path, where))
+        if not isinstance(diff_ids, list) or not all(is_digest(d) for d in diff_ids):
+            raise ArchiveError("%s: config %s has no rootfs.diff_ids list of digests" % (self.path, config_member.name))
+        if len(diff_ids) != len(names):
+            raise ArchiveError("%s: config %s lists %d layers but manifest.json names %d"
+                               % (self.path, config_member.name, len(diff_ids), len(names)))
+        layers = [self._layer(name, diff_id, "layer %d of %s" % (i + 1, where))
+                  for i, (name, diff_id) in enumerate(zip(names, diff_ids))]
+        config_desc = descriptor(DOCKER_CONFIG, sha256_digest(config_data), len(config_data))
+        self._small[config_desc["digest"]] = config_data
+        manifest = canonical_json(make_manifest(DOCKER_FAMILY, config_desc, [
+            descriptor(layer.media_type, layer.digest, layer.size) for layer in layers]))
+        digest = sha256_digest(manifest)
+        self._small[digest] = manifest
+        platform = Platform.from_dict(config)
+        return descriptor(DOCKER_MANIFEST, digest, len(manifest),
+                          **({"platform": platform.to_dict()} if platform else {}))
+
+    def _layer(self, name, diff_id: str, what: str) -> _SavedLayer:
+        member = self._member(name, what)
+        with contextlib.closing(self._open(member)) as f:
+            magic = f.read(6)
+        kind = next((kind for prefix, kind in LAYER_MAGIC if magic.startswith(prefix)), None)
+        if kind is None:
+            layer = _SavedLayer(member.name, DOCKER_LAYER, diff_id, member.size, diff_id)
+        elif kind == "gzip":
+            hexpart = posixpath.basename(member.name)
+            if member.name.startswith("blobs/sha256/") and digest_problem("sha256:" + hexpart) is None:
+                digest = "sha256:" + hexpart        # named by its digest: checked as it is read
+            else:
+                hashing = HashingWriter()
+                with contextlib.closing(self._open(member)) as f:
+                    copy_stream(f, hashing)
+                digest = hashing.digest
+            layer = _SavedLayer(member.name, DOCKER_LAYER_GZIP, digest, member.size, diff_id)
+        else:
+            raise ArchiveError("%s: %s (%s) is %s-compressed; zeroimage reads uncompressed and gzip layers"
+                               % (self.path, what, outside_text(repr(name), 200), kind))
+        known = self._layers.setdefault(layer.digest, layer)
+        if known.diff_id != diff_id:
+            raise ArchiveError("%s: %s is the same bytes as another layer with another diff_id" % (self.path, what))
+        return known
+
+    def index(self) -> dict:
+        return make_index(OCI_FAMILY, list(self._entries))
+
+    def has(self, desc: dict) -> bool:
+        digest, _ = check_descriptor(desc, self.path)
+        return digest in self._small or digest in self._layers
+
+    def read_small_blob(self, desc: dict) -> bytes:
+        digest, size = check_descriptor(desc, self.path)
+        data = self._small.get(digest)
+        if data is None or len(data) != size:
+            raise ArchiveError("%s: no manifest or config %s of %d bytes" % (self.path, digest, size))
+        return data
+
+    read_manifest = read_small_blob
+
+    def blob(self, desc: dict) -> Blob:
+        digest, size = check_descriptor(desc, self.path)
+        if digest in self._small:
+            data = self.read_small_blob(desc)
+            return Blob(digest, size, lambda: io.BytesIO(data))
+        layer = self._layers.get(digest)
+        if layer is None or layer.size != size:
+            raise ArchiveError("%s: no layer %s of %d bytes" % (self.path, digest, size))
+        member = self._members[layer.member]
+        what = "layer %s in %s" % (layer.member, self.path)
+
+        def opener():
+            if layer.media_type == DOCKER_LAYER:        # its digest is its diff_id
+                return VerifyingReader(self._open(member), digest, size, what + " (its diff_id, from the config)")
+            return _DiffIdCheck(VerifyingReader(self._open(member), digest, size, what), layer.diff_id, size, what)
+        return Blob(digest, size, opener)
+
+    def candidates(self) -> List[Candidate]:
+        return walk_index(self.index(), self, self.path)
+
+
+def open_archive(path: str) -> Union[Layout, DockerArchive]:
+    """The image archive at ``path``: an OCI layout (directory or tar, Docker 25+'s ``docker save``
+    included), or a ``docker save`` archive of the older kind (manifest.json and no oci-layout)."""
+    if os.path.isdir(path):
+        return Layout(path)
+    opened = _open_tar(path)
+    names = set()
+    for member in opened[2]:
+        names.add(_safe_member_name(member.name))
+    if "manifest.json" in names and "oci-layout" not in names:
+        return DockerArchive(path, opened)
+    return Layout(path, opened)
 
 
 class ArchiveWriter:
@@ -4734,6 +5008,45 @@ def read_image(source, chosen: Candidate, where: str) -> Image:
     return image
 
 
+def compress_layer(blob: Blob, tmp, level: int, display: Optional[Display] = None,
+                   cancelled: Optional[threading.Event] = None) -> Blob:
+    """An uncompressed layer gzip-compressed (the parallel GzipWriter) into ``tmp``, an empty temporary
+    file the caller closes; it is read through its own verification (for a ``docker save`` layer, its
+    diff_id), so a layer whose bytes are not what the config says is refused here."""
+    task = (display or Display()).task("compressing", _short(blob.digest), blob.size)
+    compressed = HashingWriter(tmp)
+    gz = GzipWriter(compressed, level)
+    try:
+        with contextlib.closing(blob.open()) as src:
+            copy_stream(_Metered(src, task, cancelled), gz)
+        gz.close()
+    finally:
+        gz.abort()
+    tmp.flush()
+    task.finish()
+
+    def opener():
+        tmp.seek(0)
+        return _Unclosing(tmp)
+    return Blob(compressed.digest, compressed.size, opener)
+
+
+def compressed_image(image: Image, compress: Callable[[Blob], Blob]) -> Image:
+    """``image`` with each uncompressed layer replaced by its gzip (``compress``, e.g. ``compress_layer``
+    into a temporary file): the manifest made again, so its digest is new; config and diff_ids stay."""
+    layers, blobs = [], []
+    for desc, blob in zip(image.manifest["layers"], image.blobs):
+        media_type = desc.get("mediaType")
+        if media_type in (DOCKER_LAYER, "application/vnd.oci.image.layer.v1.tar"):
+            blob = compress(blob)
+            gzipped = DOCKER_LAYER_GZIP if media_type == DOCKER_LAYER else OCI_LAYER_GZIP
+            desc = dict(desc, mediaType=gzipped, digest=blob.digest, size=blob.size)
+        layers.append(desc)
+        blobs.append(blob)
+    manifest = dict(image.manifest, layers=layers)
+    return image._replace(manifest=manifest, blobs=blobs + [image.blobs[-2], bytes_blob(canonical_json(manifest))])
+
+
 def layout_entries(layout: Layout, ref_name: Optional[str]) -> List[dict]:
     """The index.json entries asked for: those that answer to ``ref_name`` (full name, familiar name
     or tag), else all. Only these are read further: an entry not asked for never stops a command."""
@@ -4765,10 +5078,14 @@ def _family_of(image: Image) -> Dict[str, str]:
     return DOCKER_FAMILY if image.kind == DOCKER_MANIFEST else OCI_FAMILY
 
 
-def archive_base(layout: Layout, ref_name: Optional[str], platform: Platform) -> BaseImage:
-    """The base image for ``platform`` from an open layout (named ``ref_name`` when it holds several)."""
+def archive_base(layout: Layout, ref_name: Optional[str], platform: Platform,
+                 compress: Optional[Callable[[Blob], Blob]] = None) -> BaseImage:
+    """The base image for ``platform`` from an open layout (named ``ref_name`` when it holds several).
+    From a ``docker save`` archive of the older kind, uncompressed layers are gzipped by ``compress``."""
     index = make_index(OCI_FAMILY, layout_entries(layout, ref_name))
     chosen, image = _image_for(layout, index, platform, None, layout.path)
+    if isinstance(layout, DockerArchive) and compress is not None:
+        image = compressed_image(image, compress)
     layers = list(zip(image.manifest["layers"], image.blobs))
     return BaseImage(image.config, layers, _family_of(image), chosen.platform, True,
                      chosen.ref_name or os.path.basename(layout.path))
@@ -5109,13 +5426,31 @@ def check_target(target: str) -> str:
     return target
 
 
+DAEMON_BASE = "docker-daemon:"      # --from docker-daemon:NAME[:TAG], the word skopeo uses
+
+
+def _export_from_engine(session: Session, name: str, stack: contextlib.ExitStack) -> str:
+    """The image NAME of the local engine, as ``docker save`` writes it, streamed into a temporary
+    file (gone when the build ends) and read from there like any archive."""
+    engine = Engine.find(session)
+    tmp = stack.enter_context(tempfile.NamedTemporaryFile(prefix="zeroimage-", suffix=".tar"))
+    session.display.info("exporting %s from the engine at %s", name, engine.address)
+    with contextlib.closing(engine.export(name)) as stream:
+        copy_stream(_Checked(stream, session.cancelled), tmp)
+    tmp.flush()
+    return tmp.name
+
+
 def _base_source(session: Session, base: Optional[str], base_archive: Optional[str],
-                 stack: contextlib.ExitStack) -> Callable[[Platform], BaseImage]:
+                 stack: contextlib.ExitStack, layers: "_LayerMaker") -> Callable[[Platform], BaseImage]:
     """A function platform -> BaseImage for the base asked for."""
     if base_archive is not None:
         path, ref_name = _split_archive_spec(base_archive)
-        layout = stack.enter_context(Layout(path))
-        return lambda platform: archive_base(layout, ref_name, platform)
+        layout = stack.enter_context(open_archive(path))
+        return lambda platform: archive_base(layout, ref_name, platform, layers.compress)
+    if base is not None and base.startswith(DAEMON_BASE):
+        layout = stack.enter_context(open_archive(_export_from_engine(session, base[len(DAEMON_BASE):], stack)))
+        return lambda platform: archive_base(layout, None, platform, layers.compress)
     if base not in (None, "scratch"):
         return lambda platform: registry_base(session, base, platform)
     kind = base or "minimal"
@@ -5130,13 +5465,24 @@ class _LayerMaker:
     def __init__(self, session: Session, stack: contextlib.ExitStack, sink, level: int):
         self.session, self.stack, self.sink, self.level = session, stack, sink, level
         self.cache = session.layer_cache if sink.present is not None else None
+        self._compressed = {}       # digest of an uncompressed base layer -> its gzip
 
-    def make(self, entries: Sequence[LayerEntry], label: str) -> LayerResult:
+    def _temporary(self):
         try:
-            tmp = self.stack.enter_context(tempfile.TemporaryFile(dir=self.sink.scratch_dir))
+            return self.stack.enter_context(tempfile.TemporaryFile(dir=self.sink.scratch_dir))
         except OSError as e:
             raise ZeroImageError("cannot write the layers in %s (beside the output, on its file system): %s" % (
                 self.sink.scratch_dir or tempfile.gettempdir(), e.strerror or e)) from e
+
+    def compress(self, blob: Blob) -> Blob:
+        """An uncompressed base layer (from a ``docker save`` archive) gzipped, once per build."""
+        if blob.digest not in self._compressed:
+            self._compressed[blob.digest] = compress_layer(blob, self._temporary(), self.level,
+                                                           self.session.display, self.session.cancelled)
+        return self._compressed[blob.digest]
+
+    def make(self, entries: Sequence[LayerEntry], label: str) -> LayerResult:
+        tmp = self._temporary()
         return build_layer(entries, tmp, self.level, self.cache, label, self.sink.present,
                            self.session.display, self.session.cancelled)
 
@@ -5264,7 +5610,9 @@ def _check_build_options(programs, single: bool, platform, base, base_archive, p
     if base is not None and looks_like_path(base):
         raise UsageError("--from %s looks like a path; a base on disk is --from-archive %s" % (base, base))
     for reference in (base, push):      # a malformed reference is found before anything is read
-        if reference not in (None, "scratch"):
+        if reference is not None and reference.startswith(DAEMON_BASE):
+            Reference.parse(reference[len(DAEMON_BASE):])
+        elif reference not in (None, "scratch"):
             Reference.parse(reference)
     if push is not None and output is not None:
         raise UsageError("give --push or -o, not both")
@@ -5335,8 +5683,8 @@ def build(entrypoint, output: Optional[str] = None, *, base: Optional[str] = Non
                               added_files, session.display)
         sink = _build_sink(session, output, output_format, push_ref, load)
         sink.start(stack)
-        base_for = _base_source(session, base, base_archive, stack)
         layers = _LayerMaker(session, stack, sink, compression_level)
+        base_for = _base_source(session, base, base_archive, stack, layers)
         images, bases = _build_images(session, opened, single, base_for, layers, target=target, created=created,
                                       options=options, added_files=added_files, minimal=minimal, ca_bundle=ca_bundle,
                                       platform_check=platform_check, family=media_type_family(media_types))
@@ -5400,13 +5748,16 @@ def push_archive(spec: str, ref_text: str, *, media_types: Optional[str] = None,
     ref = Reference.parse(ref_text)
     family = media_type_family(media_types)
     path, name = _split_archive_spec(spec)
-    with _session_for(session, insecure, environ) as session, Layout(path) as layout:
+    with _session_for(session, insecure, environ) as session, open_archive(path) as layout, \
+            contextlib.ExitStack() as stack:
         entries = layout_entries(layout, name)
         if len(set(d.get("digest") for d in entries)) != 1:
             names = ", ".join(descriptor_name(d) or str(d.get("digest", "?")) for d in entries)
             raise ArchiveError("%s holds several images; name one as %s:NAME (it has: %s)"
                                % (path, path, outside_text(names, 500)))
         tree = read_tree(layout, entries[0], path)
+        if isinstance(layout, DockerArchive):
+            tree = _compressed_for_push(session, stack, layout, tree)
         if family is not None:
             notes = []
             converted = convert_family(tree, family, notes)
@@ -5419,6 +5770,26 @@ def push_archive(spec: str, ref_text: str, *, media_types: Optional[str] = None,
         sink = RegistrySink(session, ref)
         digest = sink.write(tree)
     return Saved(digest, tree.kind, tree_platforms(tree), sink.where(digest))
+
+
+def _compressed_for_push(session: Session, stack: contextlib.ExitStack, layout: "DockerArchive",
+                         image: Image) -> Image:
+    """A ``docker save`` image as a registry takes it: uncompressed layers gzipped into temporary files."""
+    if not isinstance(image, Image):        # (a manifest made from manifest.json is always one image)
+        raise ArchiveError("%s: %s is not an image manifest" % (layout.path, image.digest))
+    if not any(d.get("mediaType") == DOCKER_LAYER for d in image.manifest["layers"]):
+        return image
+    session.display.info("%s is a docker save archive with uncompressed layers: they are gzip-compressed for the "
+                         "registry, so the manifest's digest is new (the config and its diff_ids stay)", layout.path)
+
+    def compress(blob: Blob) -> Blob:
+        try:
+            tmp = stack.enter_context(tempfile.TemporaryFile(prefix="zeroimage-"))
+        except OSError as e:
+            raise ZeroImageError("cannot compress the layers in %s: %s (set TMPDIR to a directory with room)"
+                                 % (tempfile.gettempdir(), e.strerror or e)) from e
+        return compress_layer(blob, tmp, 6, session.display, session.cancelled)
+    return compressed_image(image, compress)
 
 
 # -- inspect --
@@ -5511,7 +5882,7 @@ def inspect(target: str, *, platform: Optional[Platform] = None, mode: str = "su
     archive = archive_target(target)
     with _session_for(session, insecure, environ) as session:
         if archive is not None:
-            with Layout(archive[0]) as layout:
+            with open_archive(archive[0]) as layout:
                 return _inspect_layout(layout, archive[1], platform, mode)
         ref = Reference.parse(target)
         if _on_disk(target):
@@ -5522,7 +5893,7 @@ def inspect(target: str, *, platform: Optional[Platform] = None, mode: str = "su
             return _inspect_top(source, source.top(ref), str(ref), str(ref), platform, mode)
 
 
-def _inspect_layout(layout: Layout, name: Optional[str], platform: Optional[Platform], mode: str) -> str:
+def _inspect_layout(layout: Union[Layout, DockerArchive], name: Optional[str], platform: Optional[Platform], mode: str) -> str:
     entries = layout_entries(layout, name)
     if len(set(d.get("digest") for d in entries)) == 1:
         return _inspect_top(layout, entries[0], descriptor_name(entries[0]) or layout.path, layout.path,
@@ -5910,6 +6281,9 @@ def _reference_arg(text: str) -> str:
 
 def _base_arg(text: str) -> str:
     if text == "scratch":
+        return text
+    if text.startswith(DAEMON_BASE):
+        _reference_arg(text[len(DAEMON_BASE):])
         return text
     if looks_like_path(text):
         raise argparse.ArgumentTypeError("%s looks like a path; a base on disk is --from-archive %s" % (text, text))

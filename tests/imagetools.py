@@ -193,3 +193,67 @@ def image_of(path):
 def layer_members(blob):
     with tarfile.open(fileobj=io.BytesIO(gzip.decompress(blob))) as tar:
         return {m.name: m for m in tar.getmembers()}
+
+
+class DockerSaveBuilder:
+    """Writes a ``docker save`` archive as Docker wrote it before version 25: manifest.json,
+    ``<id>/layer.tar`` (uncompressed), ``<id>/json`` and ``<id>/VERSION``, ``<id>.json`` config,
+    ``repositories``; each image's layers from real files (``make_layer`` member tuples)."""
+
+    def __init__(self):
+        self.files = {}         # name -> bytes, or ("symlink", target)
+        self.manifest = []
+        self.repositories = {}
+
+    def image(self, layers, config, tags=(), platform=("linux", "amd64"), compress=False, podman=False,
+              diff_ids=None):
+        """Add an image; ``podman`` names layers ``<hex>.tar`` as podman's docker-archive does;
+        ``compress`` gzips them (as some writers do); ``diff_ids`` replaces the config's list."""
+        config = dict(config, os=platform[0], architecture=platform[1])
+        names, ids, parent = [], [], ""
+        for members in layers:
+            blob, diff_id = make_layer(members, compress=compress)
+            ids.append(diff_id)
+            if podman:
+                name = diff_id[7:] + ".tar"
+                self.files[name] = blob
+            else:
+                layer_id = hashlib.sha256((parent + diff_id).encode()).hexdigest()
+                name = layer_id + "/layer.tar"
+                if any(data == blob for data in self.files.values()):      # Docker links a repeated layer
+                    first = next(n for n, data in self.files.items() if data == blob)
+                    self.files[name] = ("symlink", "../" + first)
+                else:
+                    self.files[name] = blob
+                self.files[layer_id + "/VERSION"] = b"1.0"
+                self.files[layer_id + "/json"] = json.dumps({"id": layer_id, "parent": parent}).encode()
+                parent = layer_id
+            names.append(name)
+        config["rootfs"] = {"type": "layers", "diff_ids": diff_ids if diff_ids is not None else ids}
+        config_bytes = json.dumps(config).encode()
+        config_name = hashlib.sha256(config_bytes).hexdigest() + ".json"
+        self.files[config_name] = config_bytes
+        self.manifest.append({"Config": config_name, "RepoTags": list(tags) or None, "Layers": names})
+        for tag in tags:
+            repo, _, version = tag.rpartition(":")
+            self.repositories.setdefault(repo, {})[version] = parent or "x"
+        return config_name
+
+    def write(self, path, extra=()):
+        """Write the archive; ``extra`` TarInfo/bytes pairs are appended as-is."""
+        files = dict(self.files)
+        files["manifest.json"] = json.dumps(self.manifest).encode()
+        if self.repositories:
+            files["repositories"] = json.dumps(self.repositories).encode()
+        with tarfile.open(str(path), "w") as tar:
+            for name, data in sorted(files.items()):
+                info = tarfile.TarInfo(name)
+                if isinstance(data, tuple):
+                    info.type, info.linkname = tarfile.SYMTYPE, data[1]
+                    tar.addfile(info)
+                else:
+                    info.size = len(data)
+                    tar.addfile(info, io.BytesIO(data))
+            for info, data in extra:
+                tar.addfile(info, io.BytesIO(data) if data is not None else None)
+        return str(path)

@@ -181,3 +181,26 @@ def test_pull_load_takes_the_engines_platform(tmp_path, docker_engine, pki, regi
     assert not os.path.exists(str(tmp_path / "app.tar"))
     r = run_cli("pull", "--load", "--all-platforms", ref, env=env)
     assert r.returncode == 2 and "--all-platforms" in r.stderr
+
+
+def test_a_base_from_the_engine_and_from_its_docker_save(tmp_path, docker_engine, busybox_program):
+    # an image the engine holds (loaded from a multi-layer base made of real files)
+    base = _name()
+    _ok(run_cli("build", "--load", "-t", base, "--add", "%s:/opt/tool" % busybox_program, "--env", "FROM_BASE=1",
+                busybox_program, env=docker_engine.env))
+    # --from docker-daemon:NAME streams GET /images/NAME/get and builds on it
+    app = _name()
+    _ok(run_cli("build", "--from", "docker-daemon:" + base, "--load", "-t", app, busybox_program,
+                env=docker_engine.env))
+    assert docker_engine.run(app, "sh", "-c", "test -x /opt/tool && echo $FROM_BASE") == "1\n"
+    # the engine's own docker save (Docker 20.10: the format before 25) as --from-archive, run again
+    saved = tmp_path / "saved.tar"
+    docker_engine.docker("save", "-o", str(saved), base)
+    again = _name()
+    _ok(run_cli("build", "--from-archive", saved, "--load", "-t", again, busybox_program, env=docker_engine.env))
+    assert docker_engine.run(again, "sh", "-c", "test -x /opt/tool && echo hi") == "hi\n"
+    # a name the engine does not hold: one line
+    r = run_cli("build", "--from", "docker-daemon:nothing-here:1", "-o", tmp_path / "o.tar", busybox_program,
+                env=docker_engine.env)
+    assert r.returncode == 1 and "nothing-here" in r.stderr.strip().splitlines()[-1] and "Traceback" not in r.stderr
+    assert not (tmp_path / "o.tar").exists()
