@@ -4434,7 +4434,7 @@ class Engine:
             try:
                 engine._call("GET", "/_ping", timeout=ENGINE_PING_TIMEOUT)
                 return engine
-            except CancelledError:
+            except (CancelledError, UsageError):      # a DOCKER_HOST zeroimage cannot use: said alone
                 raise
             except ZeroImageError as e:
                 tried.append("%s (%s)" % (address, _os_reason(e.__cause__) if e.__cause__ else e))
@@ -5449,7 +5449,13 @@ def _base_source(session: Session, base: Optional[str], base_archive: Optional[s
         layout = stack.enter_context(open_archive(path))
         return lambda platform: archive_base(layout, ref_name, platform, layers.compress)
     if base is not None and base.startswith(DAEMON_BASE):
-        layout = stack.enter_context(open_archive(_export_from_engine(session, base[len(DAEMON_BASE):], stack)))
+        name = base[len(DAEMON_BASE):]
+        path = _export_from_engine(session, name, stack)
+        try:
+            layout = stack.enter_context(open_archive(path))
+        except ArchiveError as e:       # the engine's answer, not a file of the user's
+            raise ArchiveError("what the engine exported for %s is not a whole docker save archive (%s)" % (
+                name, str(e).replace(path, "the export"))) from e
         return lambda platform: archive_base(layout, None, platform, layers.compress)
     if base not in (None, "scratch"):
         return lambda platform: registry_base(session, base, platform)
@@ -5690,6 +5696,8 @@ def build(entrypoint, output: Optional[str] = None, *, base: Optional[str] = Non
                                       platform_check=platform_check, family=media_type_family(media_types))
         top = images[0] if single else make_image_index(images, bases[-1].family, bases[-1].index_annotations)
         digest = sink.write(top, name)
+    if load:        # what the result describes is what was loaded: the image for the engine's platform
+        images = [image for image in images if image.digest == digest]
     return BuildResult(digest, sink.where(digest), images, getattr(sink, "image_id", None))
 
 
@@ -6329,6 +6337,8 @@ def _check_stdout_output(args) -> None:
         return
     if args.json:
         raise UsageError("--json prints to standard output, which -o - fills with the archive; write a file with -o")
+    if sys.stdout is None:
+        raise ZeroImageError("-o - writes the archive to standard output, which is closed")
     if sys.stdout.isatty():
         raise UsageError("-o - writes the archive to standard output, which is a terminal; "
                          "pipe it (| docker load) or redirect it (> app.tar)")

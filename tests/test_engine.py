@@ -132,6 +132,9 @@ def test_two_platform_build_loads_the_engines_platform(tmp_path, docker_engine, 
     amd64 = next(i for i in result["images"] if i["platform"] == "linux/amd64")
     info = docker_engine.inspect(name)
     assert info["Architecture"] == "amd64" and info["Id"] == result["imageId"] == amd64["config"]
+    # the result describes what was loaded, not the index
+    assert result["platforms"] == ["linux/amd64"] and result["digest"] == amd64["digest"]
+    assert result["mediaType"] == amd64["mediaType"]
     assert docker_engine.run(name, "echo", "hi") == "hi\n"
     # none for the engine's platform: said, with the platforms there are
     r = run_cli("build", "--load", "-t", name, "linux/arm64=%s" % other, "linux/s390x=%s" % other,
@@ -204,3 +207,16 @@ def test_a_base_from_the_engine_and_from_its_docker_save(tmp_path, docker_engine
                 env=docker_engine.env)
     assert r.returncode == 1 and "nothing-here" in r.stderr.strip().splitlines()[-1] and "Traceback" not in r.stderr
     assert not (tmp_path / "o.tar").exists()
+
+
+def test_a_docker_host_zeroimage_cannot_use_is_a_usage_error(tmp_path, busybox_program):
+    for host in ("tcp://10.0.0.5:2375", "ssh://user@host", "npipe:////./pipe/docker"):
+        r = run_cli("build", "--load", "-t", "x:1", busybox_program, env={"DOCKER_HOST": host})
+        last = r.stderr.strip().splitlines()[-1]
+        assert r.returncode == 2 and "DOCKER_HOST" in last and "start one" not in last, r.stderr
+
+
+def test_output_to_a_closed_stdout_is_one_line(tmp_path, busybox_program):
+    r = subprocess.run("%s %s build -o - %s >&-" % (sys.executable, MODULE, busybox_program), shell=True,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
+    assert r.returncode == 1 and "Traceback" not in r.stderr and "standard output, which is closed" in r.stderr
