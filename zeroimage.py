@@ -4450,7 +4450,8 @@ class Engine:
         except BaseException as e:
             conn.close()
             if isinstance(e, (OSError, http_client.HTTPException)):
-                raise ZeroImageError("%s %s: %s" % (method, path, _os_reason(e))) from e
+                raise ZeroImageError("the engine at %s: %s %s: %s" % (
+                    self.address, method, path, _os_reason(e))) from e
             raise
 
     def _call(self, method: str, path: str, timeout: float = ENGINE_TIMEOUT) -> bytes:
@@ -4460,7 +4461,8 @@ class Engine:
                 data = response.read(MAX_JSON_SIZE + 1)
             except (OSError, http_client.HTTPException) as e:
                 self.session.check()
-                raise ZeroImageError("%s %s: %s" % (method, path, _os_reason(e))) from e
+                raise ZeroImageError("the engine at %s: %s %s: %s" % (
+                    self.address, method, path, _os_reason(e))) from e
         self.session.check()
         if not 200 <= response.status < 300:
             raise ZeroImageError("the engine at %s answers %s %s with %d: %s" % (
@@ -4745,8 +4747,8 @@ def _layers_in_family(family: Dict[str, str], layer_descs: Sequence[dict], where
         media_type = _layer_type_in(family, desc.get("mediaType"))
         if family["manifest"] == DOCKER_MANIFEST:
             if isinstance(media_type, str) and media_type.startswith("application/vnd.oci."):
-                raise ZeroImageError("%s: layer %s is %s, which Docker's media types cannot describe; use "
-                                     "--media-types oci, or a base with gzip layers" % (
+                raise ZeroImageError("%s: layer %s is %s, which Docker's media types cannot describe; keep "
+                                     "OCI media types (--media-types oci), or use gzip layers" % (
                                          where, desc.get("digest"), outside_text(media_type, 100)))
             desc = _docker_descriptor(desc)
         converted.append(dict(desc, mediaType=media_type))
