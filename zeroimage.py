@@ -2397,7 +2397,28 @@ def _open_tar(path: str):
         raise
 
 
-class Layout:
+class _TarSource:
+    """What Layout and DockerArchive share: an archive's open file and tarfile (either may be None),
+    closed once, as a context manager."""
+
+    _tar = _file = None
+
+    def close(self) -> None:
+        if self._tar is not None:
+            self._tar.close()
+            self._tar = None
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class Layout(_TarSource):
     """Read an OCI image layout from a directory or a tar archive, never extracting anything.
 
     Every blob read through ``blob()``, ``read_manifest()`` or ``read_small_blob()`` is checked
@@ -2446,19 +2467,6 @@ class Layout:
                 raise ArchiveError("refusing archive with two members named %s" % outside_text(repr(name), 200))
             self._members[name] = member
 
-    def close(self) -> None:
-        if self._tar is not None:
-            self._tar.close()
-            self._tar = None
-        if self._file is not None:
-            self._file.close()
-            self._file = None
-
-    def __enter__(self) -> "Layout":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
     def _exists(self, name: str) -> bool:
         if self._dir is None:
@@ -2593,7 +2601,7 @@ class _SavedLayer(NamedTuple):
 LAYER_MAGIC = ((b"\x1f\x8b", "gzip"), (b"\x28\xb5\x2f\xfd", "zstd"), (b"BZh", "bzip2"), (b"\xfd7zXZ\x00", "xz"))
 
 
-class DockerArchive:
+class DockerArchive(_TarSource):
     """A ``docker save`` archive as Docker wrote it before version 25 (``manifest.json``, each layer an
     uncompressed ``<id>/layer.tar``, the config ``<id>.json``, ``repositories``), or podman's
     ``docker-archive`` (layers ``<hex>.tar``); never extracted.
@@ -2632,19 +2640,6 @@ class DockerArchive:
             found[name] = member
         return found
 
-    def close(self) -> None:
-        if self._tar is not None:
-            self._tar.close()
-            self._tar = None
-        if self._file is not None:
-            self._file.close()
-            self._file = None
-
-    def __enter__(self) -> "DockerArchive":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
     def _member(self, name, what: str) -> tarfile.TarInfo:
         """The plain file ``name`` (as manifest.json gives it) stands for, one link followed."""
