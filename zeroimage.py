@@ -3834,8 +3834,8 @@ class Authenticator:
             return self._new_token(params, list(scopes), creds, [scopes])
 
     def challenged(self, scopes: Sequence[str], www_authenticate: str) -> Optional[str]:
-        """After a 401: the Authorization for one more try (the challenge's scopes merged with ours, a
-        fresh token), or None when another try cannot help."""
+        """After a 401: the Authorization for one more try (a fresh token for the challenge's scopes and
+        ours), or None when another try cannot help."""
         with self._lock:
             self.ping()
             previous = self._challenge
@@ -3848,7 +3848,9 @@ class Authenticator:
                 return _basic_auth(creds) if previous is None or previous[0] != "basic" else None
             if creds and creds.registry_token:
                 return None
-            wanted = list(dict.fromkeys(list(scopes) + params.get("scope", "").split()))
+            # What the challenge names goes first: some token services read only the first scope
+            # (go-containerregistry's bearer transport does the same, for the same reason).
+            wanted = list(dict.fromkeys(params.get("scope", "").split() + list(scopes)))
             return self._new_token(params, wanted, creds, [scopes, wanted])
 
     def verify(self) -> bool:
@@ -3926,6 +3928,8 @@ class Authenticator:
 # ---- Registry client ----
 
 UPLOAD_ATTEMPTS = 3
+UPLOAD_KINDS = ("monolithic", "chunked")
+UPLOAD_CHUNK = 32 * 1024 * 1024         # bytes in each PATCH of a chunked upload
 
 
 class _ResumingReader:
@@ -3971,27 +3975,65 @@ class _Discard:
         return len(data)
 
 
+class _Window:
+    """The next ``size`` bytes of a stream as a stream of their own: one chunk of a chunked upload."""
+
+    def __init__(self, stream, size: int):
+        self._stream, self._left = stream, size
+
+    def read(self, n: int = -1) -> bytes:
+        if self._left <= 0:
+            return b""
+        data = self._stream.read(self._left if n is None or n < 0 else min(n, self._left))
+        self._left -= len(data)
+        return data
+
+
 class Upload:
-    """An upload session a registry opened (POST /v2/NAME/blobs/uploads/): ``finish()`` sends the
-    blob in one PUT; ``cancel()`` ends it, best-effort and within CLEANUP_TIMEOUT (on the way out)."""
+    """An upload session a registry opened (POST /v2/NAME/blobs/uploads/). ``finish(blob, kind)``
+    sends the blob "monolithic" (one PUT ``?digest=`` carrying the bytes) or "chunked" (PATCHes of
+    UPLOAD_CHUNK bytes with Content-Range, each to the Location the last answer gave, then an empty
+    PUT ``?digest=``); ``cancel()`` ends it, best-effort and within CLEANUP_TIMEOUT (on the way out)."""
 
     def __init__(self, registry: "Registry", repository: str, url: str, scopes: Sequence[str]):
         self.registry, self.repository, self.url, self.scopes = registry, repository, url, list(scopes)
 
-    def finish(self, blob: Blob) -> None:
-        parts = urllib.parse.urlsplit(self.url)
-        query = urllib.parse.parse_qsl(parts.query, keep_blank_values=True) + [("digest", blob.digest)]
-        url = urllib.parse.urlunsplit((parts.scheme, parts.netloc, parts.path, urllib.parse.urlencode(query), ""))
+    def finish(self, blob: Blob, kind: str = "monolithic") -> None:
         with contextlib.closing(blob.open()) as body:
+            if kind == "chunked":
+                self._patch(body, blob.size)
+                body, length = b"", 0
+            else:
+                length = blob.size
+            parts = urllib.parse.urlsplit(self.url)
+            query = urllib.parse.parse_qsl(parts.query, keep_blank_values=True) + [("digest", blob.digest)]
+            url = urllib.parse.urlunsplit((parts.scheme, parts.netloc, parts.path, urllib.parse.urlencode(query), ""))
             response = self.registry.request("PUT", url, self.scopes, {"Content-Type": "application/octet-stream"},
-                                             body, ok=(201, 204), length=blob.size)
+                                             body, ok=(201, 204), length=length)
         with response:
             response.read_capped(MAX_ERROR_BODY, "the upload answer")
+
+    def _patch(self, body, size: int) -> None:
+        # 202 is the spec's answer; pulp_container answered 204 (pulp/pulp_container#2199)
+        for offset in range(0, size, UPLOAD_CHUNK):
+            n = min(UPLOAD_CHUNK, size - offset)
+            headers = {"Content-Type": "application/octet-stream", "Content-Range": "%d-%d" % (offset, offset + n - 1)}
+            with self.registry.request("PATCH", self.url, self.scopes, headers, _Window(body, n), ok=(202, 204),
+                                       length=n) as response:
+                response.read_capped(MAX_ERROR_BODY, "the upload answer")
+            self.url = self.registry.upload_location(response, self.url) or self.url
 
     def cancel(self, timeout: float = CLEANUP_TIMEOUT) -> None:
         with contextlib.suppress(ZeroImageError, OSError, http_client.HTTPException):
             self.registry.request("DELETE", self.url, self.scopes, ok=(200, 202, 204, 404),
                                   timeout=timeout, cancellable=False).close()
+
+
+def _upload_refused(error: BaseException) -> bool:
+    """Whether an upload failed because the registry will not take a blob that way (one PUT with the
+    bytes, or PATCHes): a 4xx that is not about credentials or pace, or 501 Not Implemented."""
+    return isinstance(error, RegistryError) and not isinstance(error, AuthenticationError) \
+        and (400 <= error.status < 500 and error.status not in (408, 429) or error.status == 501)
 
 
 class Registry:
@@ -4004,6 +4046,7 @@ class Registry:
         self.auth = auth or Authenticator(transport, host)
         self._lock = threading.Lock()
         self._manifests = {}                                # (repository, reference) -> get_manifest()
+        self.upload_mode = None                             # "monolithic" or "chunked", once one worked
 
     def request(self, method: str, path: str, scopes: Sequence[str], headers=None, body=None,
                 ok: Sequence[int] = (200,), length: Optional[int] = None, idempotent: Optional[bool] = None,
@@ -4162,31 +4205,63 @@ class Registry:
         return upload
 
     def _upload_for(self, response: Response, repository: str, scopes) -> Optional[Upload]:
+        url = self.upload_location(response, self.auth.ping() + "/v2/%s/blobs/uploads/" % repository)
+        return Upload(self, repository, url, scopes) if url else None
+
+    @staticmethod
+    def upload_location(response: Response, base: str) -> Optional[str]:
+        """The upload URL an answer's Location names (relative ones, query and all, joined to ``base``),
+        or None when it names none usable."""
         location = (response.headers.get("Location") or "").strip()
         try:
-            url = urllib.parse.urljoin(self.auth.ping() + "/v2/%s/blobs/uploads/" % repository, location)
+            url = urllib.parse.urljoin(base, location)
         except ValueError:
             return None
-        if not location or url_problem(url):
-            return None
-        return Upload(self, repository, url, scopes)
+        return url if location and not url_problem(url) else None
 
     def upload_blob(self, repository: str, blob: Blob, scopes: Sequence[str]) -> None:
-        """Upload a blob: a session, then one PUT ``?digest=`` streaming it with its length. When the
-        upload fails on the way (5xx, 429, a broken connection), the session is cancelled and a new one
-        sends it again from the start (the blob is opened anew each time)."""
-        for attempt in range(1, UPLOAD_ATTEMPTS + 1):
+        """Upload a blob in a new session, the way this registry takes them (``upload_mode``).
+
+        Registries differ: Google Artifact Registry takes no chunked upload, older JFrog
+        Artifactory and pulp_container take no monolithic one. The first way tried is
+        ``upload_mode`` (monolithic until one is refused); when the registry refuses it, the
+        other is tried and remembered for this client. When an upload fails on the way (5xx,
+        429, a broken connection), the session is cancelled and a new one sends the blob again
+        from the start (the blob is opened anew each time)."""
+        attempt, refused = 1, {}
+        while True:
+            kind = self.upload_mode or UPLOAD_KINDS[0]
+            if kind in refused:
+                kind = next(k for k in UPLOAD_KINDS if k not in refused)
             upload = self.start_upload(repository, scopes)
             try:
-                upload.finish(blob)
+                upload.finish(blob, kind)
+                self.upload_mode = kind
                 return
             except BaseException as e:
                 upload.cancel()
+                if _upload_refused(e) and len(refused) + 1 < len(UPLOAD_KINDS):
+                    refused[kind] = e
+                    self.transport.display.info("%s refused a %s upload (%s); uploading %s instead", self.host,
+                                                kind, _registry_reason(e), UPLOAD_KINDS[1 - UPLOAD_KINDS.index(kind)])
+                    continue
+                if _upload_refused(e) and refused:
+                    ways = dict(refused, **{kind: e})
+                    raise RegistryError(e.status, e.method, e.url, "the registry refuses both ways of uploading a "
+                                        "blob: one PUT with the bytes (%s) and PATCH chunks (%s)" % (
+                                            _registry_reason(ways["monolithic"]), _registry_reason(ways["chunked"])),
+                                        e.errors) from e
                 retryable = isinstance(e, NetworkError) or (isinstance(e, RegistryError) and e.status in RETRY_STATUSES)
                 if not retryable or attempt == UPLOAD_ATTEMPTS:
                     raise
                 self.transport.display.info("upload of %s failed (%s); starting it again", _short(blob.digest), e)
             self.transport.wait(backoff_delay(attempt))
+            attempt += 1
+
+
+def _registry_reason(error: "RegistryError") -> str:
+    """An error answer in a few words: ``HTTP 404 BLOB_UNKNOWN: blob unknown``."""
+    return "HTTP %d%s" % (error.status, " " + error.detail if error.detail else "")
 
 
 # ---- Session ----
@@ -5227,10 +5302,12 @@ class RegistrySink:
     the registry, or uploaded, several at once), then the manifests, children first; the top one by
     the reference's tag."""
 
-    def __init__(self, session: "Session", ref: Reference):
+    def __init__(self, session: "Session", ref: Reference, keep_family: bool = False):
         self.session, self.ref = session, ref
         self.registry = session.registry(ref.registry)
+        self.keep_family = keep_family      # the media types were asked for: no Docker fallback
         self.scratch_dir = None
+        self.top = None                     # what was pushed (Docker's encoding, when OCI was refused)
 
     def start(self, stack: contextlib.ExitStack) -> None:
         pass
@@ -5248,13 +5325,54 @@ class RegistrySink:
         if self.ref.digest and self.ref.digest != top.digest:
             raise ZeroImageError("cannot push to %s: it names the digest %s, but the image is %s (name a tag, "
                                  "or the image's own digest)" % (self.ref.familiar(), self.ref.digest, top.digest))
+        repository = self.ref.repository
         blobs = [blob for image in tree_images(top) for blob in image.blobs[:-1]]
         sources = sorted(set(b.source[1] for b in blobs if b.source and b.source[0] == self.ref.registry
-                             and b.source[1] != self.ref.repository))
-        scopes = [push_scope(self.ref.repository)] + [pull_scope(s) for s in sources]   # one token, for mounts too
+                             and b.source[1] != repository))
+        scopes = [push_scope(repository)] + [pull_scope(s) for s in sources]   # one token, for mounts too
         with registry_errors("push", self.ref):
-            push_blobs(self.session, self.registry, self.ref.repository, blobs, scopes)
-            return self._put(top, scopes, self.ref.tag)
+            try:
+                push_blobs(self.session, self.registry, repository, blobs, scopes)
+            except AuthenticationError as e:
+                if len(scopes) == 1:
+                    raise
+                # Some token services read only one of several scopes (only the last: GitLab's, once): a
+                # token asked for the push and the mount sources' pulls may lack the push.
+                self.session.display.info("%s refused the token asked for %s and the mounts' sources (%s); "
+                                          "asking for %s alone, without mounts", self.registry.host, repository,
+                                          _registry_reason(e), repository)
+                scopes = scopes[:1]
+                push_blobs(self.session, self.registry, repository, blobs, scopes, mount=False)
+            self.top = self._put_tree(top, scopes)
+        return self.top.digest
+
+    def _put_tree(self, top: Union[Image, ImageIndex], scopes: List[str]) -> Union[Image, ImageIndex]:
+        """Put the manifests; when the registry refuses OCI ones, the Docker v2 schema 2 encoding of the
+        same image (the same blobs: only manifest digests change), unless OCI was asked for."""
+        try:
+            self._put(top, scopes, self.ref.tag)
+            return top
+        except RegistryError as e:
+            oci = top.kind == OCI_INDEX or any(image.kind == OCI_MANIFEST for image in tree_images(top))
+            if not oci or not _refuses_oci(e):
+                raise
+            refusal = "%s refuses OCI manifests (%s)" % (self.registry.host, _registry_reason(e))
+            if self.keep_family:
+                raise e.restated("cannot push %s: %s; push Docker v2 schema 2 manifests instead with "
+                                 "--media-types docker" % (self.ref.familiar(), refusal)) from e
+            notes = []
+            try:
+                docker = convert_family(top, DOCKER_FAMILY, notes)
+            except ZeroImageError as c:
+                raise e.restated("cannot push %s: %s, and the image cannot be said in Docker's media types: %s"
+                                 % (self.ref.familiar(), refusal, c)) from e
+        for note in notes:
+            self.session.display.info("%s", note)
+        self.session.display.warning("%s; pushing the Docker v2 schema 2 encoding of the same image instead "
+                                     "(same layers and config; the manifest digest is %s, not %s)",
+                                     refusal, docker.digest, top.digest)
+        self._put(docker, scopes, self.ref.tag)
+        return docker
 
     def _put(self, node: Union[Image, ImageIndex], scopes: List[str], tag: Optional[str]) -> str:
         if isinstance(node, ImageIndex):
@@ -5268,25 +5386,38 @@ class RegistrySink:
         return str(self.ref.replace(digest=digest))
 
 
+def _refuses_oci(error: RegistryError) -> bool:
+    """Whether a manifest PUT was refused for being OCI: 415, or MANIFEST_INVALID/UNSUPPORTED saying
+    "schema version not supported" or naming the media type (older Quay; jib#698, buildah#2594)."""
+    if error.status == 415:
+        return True
+    if error.status != 400:
+        return False
+    said = json.dumps(error.errors).lower()
+    return any(e.get("code") in ("MANIFEST_INVALID", "UNSUPPORTED") for e in error.errors) and \
+        any(words in said for words in ("schema version", "media type", "mediatype", "not supported", "unsupported"))
+
+
 def push_blobs(session: "Session", registry: Registry, repository: str, blobs: Sequence[Blob],
-               scopes: Sequence[str]) -> Dict[str, int]:
-    """Make every blob present in ``repository``: skip, mount from a same-registry source, or upload;
-    up to PARALLEL_TRANSFERS at a time, each on its own connection."""
+               scopes: Sequence[str], mount: bool = True) -> Dict[str, int]:
+    """Make every blob present in ``repository``: skip, mount from a same-registry source (unless not
+    ``mount``), or upload; up to PARALLEL_TRANSFERS at a time, each on its own connection."""
     unique = list(collections.OrderedDict((blob.digest, blob) for blob in blobs).values())
     registry.auth.header(scopes)            # one token for all the workers
-    outcomes = session.parallel(lambda blob: _push_blob(session, registry, repository, blob, scopes), unique)
+    outcomes = session.parallel(lambda blob: _push_blob(session, registry, repository, blob, scopes, mount), unique)
     counts = {verb: outcomes.count(verb) for verb in ("skipped", "mounted", "uploaded")}
     session.display.debug("blobs: %d uploaded, %d mounted, %d already there",
                           counts["uploaded"], counts["mounted"], counts["skipped"])
     return counts
 
 
-def _push_blob(session: "Session", registry: Registry, repository: str, blob: Blob, scopes: Sequence[str]) -> str:
+def _push_blob(session: "Session", registry: Registry, repository: str, blob: Blob, scopes: Sequence[str],
+               mount: bool) -> str:
     display = session.display
     if registry.blob_exists(repository, blob.digest, scopes):
         display.event("skipped", _short(blob.digest), blob.size)
         return "skipped"
-    if blob.source and blob.source[0] == registry.host and blob.source[1] != repository \
+    if mount and blob.source and blob.source[0] == registry.host and blob.source[1] != repository \
             and registry.mount_blob(repository, blob.digest, blob.source[1], scopes):
         display.event("mounted", "%s from %s" % (_short(blob.digest), blob.source[1]), blob.size)
         return "mounted"
@@ -5585,11 +5716,11 @@ def _check_user_known(user: str, base: Optional[str], added_files: Sequence[Laye
 
 
 def _build_sink(session: Session, output: Optional[str], output_format: str, push_ref: Optional[Reference],
-                load: bool = False):
+                load: bool = False, media_types: Optional[str] = None):
     if load:
         return EngineSink(session)
     if push_ref is not None:
-        return RegistrySink(session, push_ref)
+        return RegistrySink(session, push_ref, keep_family=media_types is not None)
     if output_format == "oci-layout":
         return LayoutSink(session, output)
     return ArchiveSink(session, output)
@@ -5684,7 +5815,7 @@ def build(entrypoint, output: Optional[str] = None, *, base: Optional[str] = Non
         if options.user:
             _check_user_known(options.user, "minimal" if minimal else base,
                               added_files, session.display)
-        sink = _build_sink(session, output, output_format, push_ref, load)
+        sink = _build_sink(session, output, output_format, push_ref, load, media_types)
         sink.start(stack)
         layers = _LayerMaker(session, stack, sink, compression_level)
         base_for = _base_source(session, base, base_archive, stack, layers)
@@ -5695,6 +5826,8 @@ def build(entrypoint, output: Optional[str] = None, *, base: Optional[str] = Non
         digest = sink.write(top, name)
     if load:        # what the result describes is what was loaded: the image for the engine's platform
         images = [image for image in images if image.digest == digest]
+    elif getattr(sink, "top", top) is not top:          # what a registry took: Docker's encoding, not OCI's
+        images = tree_images(sink.top)
     return BuildResult(digest, sink.where(digest), images, getattr(sink, "image_id", None))
 
 
@@ -5772,9 +5905,9 @@ def push_archive(spec: str, ref_text: str, *, media_types: Optional[str] = None,
                 session.display.info("converted to %s media types: the manifest digest differs from the archive's",
                                      _family_name(family))
             tree = converted
-        sink = RegistrySink(session, ref)
+        sink = RegistrySink(session, ref, keep_family=family is not None)
         digest = sink.write(tree)
-    return Saved(digest, tree.kind, tree_platforms(tree), sink.where(digest))
+    return Saved(digest, sink.top.kind, tree_platforms(sink.top), sink.where(digest))
 
 
 def _compressed_for_push(session: Session, stack: contextlib.ExitStack, layout: "DockerArchive",
