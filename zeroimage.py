@@ -4009,7 +4009,7 @@ class Upload:
             query = urllib.parse.parse_qsl(parts.query, keep_blank_values=True) + [("digest", blob.digest)]
             url = urllib.parse.urlunsplit((parts.scheme, parts.netloc, parts.path, urllib.parse.urlencode(query), ""))
             response = self.registry.request("PUT", url, self.scopes, {"Content-Type": "application/octet-stream"},
-                                             body, ok=(201, 204), length=length)
+                                             body, ok=(200, 201, 204), length=length)
         with response:
             response.read_capped(MAX_ERROR_BODY, "the upload answer")
 
@@ -4127,6 +4127,12 @@ class Registry:
             raise RegistryError(200, "GET", url, message="%s has a Docker schema 1 manifest, which zeroimage does "
                                 "not read; re-push it with a current tool" % named)
         media_type = parsed.get("mediaType") or media_type
+        if media_type not in IMAGE_MANIFEST_TYPES + INDEX_TYPES and "mediaType" not in parsed \
+                and parsed.get("schemaVersion") == 2:
+            # An OCI manifest need not name its type, and some registries serve one as
+            # application/json or application/octet-stream: its fields say what it is.
+            media_type = OCI_INDEX if isinstance(parsed.get("manifests"), list) else \
+                OCI_MANIFEST if isinstance(parsed.get("config"), dict) else media_type
         if media_type not in IMAGE_MANIFEST_TYPES + INDEX_TYPES:
             raise RegistryError(200, "GET", url, message="%s is a %s, not an image" % (
                 named, outside_text(media_type, 100) or "manifest of unknown type"))
@@ -5782,8 +5788,8 @@ def build(entrypoint, output: Optional[str] = None, *, base: Optional[str] = Non
     ``media_types`` is "docker" or "oci" to choose the manifests' family (default: the base's;
     OCI for scratch and the minimal base).
     """
-    single = isinstance(entrypoint, str)
-    programs = [(platform, entrypoint)] if single else list(entrypoint)
+    single = isinstance(entrypoint, (str, os.PathLike))
+    programs = [(platform, os.fspath(entrypoint))] if single else [(p, os.fspath(path)) for p, path in entrypoint]
     _check_build_options(programs, single, platform, base, base_archive, push, output, output_format,
                          compression_level, media_types, options, load)
     check_image_options(options)

@@ -2,6 +2,7 @@
 and token auth over TLS with the token server in registries.py."""
 
 import base64
+import gzip
 import json
 import os
 import pty
@@ -629,3 +630,33 @@ def test_push_media_types_refusals(tmp_path, registry_servers, busybox):
     artifact = b.write_tar(tmp_path / "artifact.tar", [ref(dict(desc, digest=b.add(data), size=len(data)), "a")])
     r = run_cli("push", "--media-types", "docker", artifact, "%s/refused/artifact:1" % server.host)
     assert r.returncode == 1 and "artifact" in r.stderr and "Traceback" not in r.stderr
+
+
+# ---- chunked uploads against the real registry ----
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_chunked_upload_in_several_pieces(tmp_path, pki, registry_servers, busybox_program, monkeypatch, mode):
+    """Started chunked (as after a registry refused a monolithic upload), a blob goes in several
+    PATCHes with Content-Range, each to the Location the last answer gave, then an empty PUT:
+    distribution takes it in every auth mode, and the image reads back."""
+    import io
+    import logging
+    import zeroimage
+    client = Client(tmp_path, pki, registry_servers(mode))
+    client.login()
+    monkeypatch.setattr(zeroimage, "UPLOAD_CHUNK", 100 * 1024)
+    log = io.StringIO()
+    target = client.ref("chunked/app:1")
+    with zeroimage.Session(client.env, display=zeroimage.Display(log, "plain", logging.DEBUG)) as session:
+        session.registry(client.server.host).upload_mode = "chunked"
+        result = zeroimage.build(busybox_program, push=target, compression_level=0, session=session)
+        assert session.registry(client.server.host).upload_mode == "chunked"
+    patches = [line for line in log.getvalue().splitlines() if re.search(r"PATCH \S+ -> 202", line)]
+    size = os.path.getsize(busybox_program)
+    assert len(patches) >= size // (100 * 1024), log.getvalue()[-2000:]
+    r = client.ok("pull", "-o", tmp_path / "back.tar", target)
+    assert r.stdout.strip() == result.digest
+    _, _, _, layers = image_of(tmp_path / "back.tar")
+    with open(busybox_program, "rb") as f:
+        assert f.read() in gzip.decompress(layers[-1])

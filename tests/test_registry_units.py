@@ -398,3 +398,50 @@ def test_pull_by_sha512_digest_keeps_the_digest_and_reads_back(servers, tmp_path
         assert json.loads(layout.read_manifest(candidate.descriptor)) == json.loads(manifest)
     with tarfile.open(str(tmp_path / "a.tar")) as tar:
         assert "blobs/sha512" in tar.getnames() and "blobs/sha512/" + digest.split(":")[1] in tar.getnames()
+
+
+# ---- registry quirks: what counts as a refusal ----
+
+
+def _error(status, *errors):
+    return zeroimage.RegistryError(status, "PUT", "http://r/v2/x", "", list(errors))
+
+
+@pytest.mark.parametrize("status, errors, refuses", [
+    (415, [], True),                                                          # unsupported media type
+    (400, [{"code": "MANIFEST_INVALID", "message": "manifest invalid",
+            "detail": {"message": "schema version not supported"}}], True),   # older Quay
+    (400, [{"code": "MANIFEST_INVALID", "message": "manifest invalid", "detail": "unsupported media type"}], True),
+    (400, [{"code": "UNSUPPORTED", "message": "The operation is unsupported: mediaType"}], True),
+    (400, [{"code": "MANIFEST_INVALID", "message": "manifest invalid", "detail": "layer missing"}], False),
+    (400, [{"code": "MANIFEST_BLOB_UNKNOWN", "message": "blob unknown to registry"}], False),
+    (400, [{"code": "TAG_INVALID", "message": "manifest tag did not match URI: not supported"}], False),
+    (404, [{"code": "NAME_UNKNOWN", "message": "repository name not known"}], False),
+    (401, [], False), (500, [], False),
+])
+def test_what_counts_as_refusing_oci(status, errors, refuses):
+    assert zeroimage._refuses_oci(_error(status, *errors)) is refuses
+
+
+@pytest.mark.parametrize("error, refused", [
+    (_error(404, {"code": "BLOB_UNKNOWN"}), True),           # older Artifactory, on a PUT with the bytes
+    (_error(405, {"code": "UNSUPPORTED"}), True),            # no chunked uploads
+    (_error(400), True), (_error(411), True), (_error(413), True), (_error(416), True), (_error(501), True),
+    (zeroimage.AuthenticationError(401, "PUT", "u"), False),  # credentials: not a way of uploading
+    (zeroimage.AuthenticationError(403, "PUT", "u"), False),
+    (_error(408), False), (_error(429), False), (_error(500), False), (_error(503), False),
+    (zeroimage.NetworkError("reset"), False), (ValueError("x"), False),
+])
+def test_what_counts_as_refusing_an_upload_kind(error, refused):
+    assert zeroimage._upload_refused(error) is refused
+
+
+def test_a_window_reads_its_piece_and_no_more():
+    import io
+    stream = io.BytesIO(b"abcdefghij")
+    pieces = []
+    for size in (4, 4, 2):
+        window = zeroimage._Window(stream, size)
+        pieces.append(window.read(3) + window.read() + window.read(5))
+    assert pieces == [b"abcd", b"efgh", b"ij"]
+    assert zeroimage._Window(io.BytesIO(b"ab"), 5).read() == b"ab"       # a stream ending early ends the window
