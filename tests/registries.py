@@ -18,7 +18,9 @@ import urllib.request
 
 SERVICE = "zeroimage-test"
 ISSUER = "zeroimage-test-issuer"
-USERS = {"alice": "wonderland", "bob": "builder"}
+# robot$ci: a Harbor-style robot account name, with a "$"
+# (https://goharbor.io/docs/2.5.0/working-with-projects/project-configuration/create-robot-accounts)
+USERS = {"alice": "wonderland", "bob": "builder", "robot$ci": "s3cret"}
 REFRESH_TOKENS = {"alice-refresh-token": "alice"}
 
 
@@ -88,7 +90,7 @@ def b64url(data):
 
 class TokenServer:
     """Issues registry tokens: alice may do anything, bob may pull anything and push under bob/,
-    anyone may pull public/*. Records every request it answered."""
+    robot$ci likewise under robot/, anyone may pull public/*. Records every request it answered."""
 
     def __init__(self, pki):
         self.pki = pki
@@ -153,7 +155,8 @@ class TokenServer:
             return True
         if action == "pull" and (user is not None or repository.startswith("public/")):
             return True
-        return user == "bob" and repository.startswith("bob/")
+        return (user == "bob" and repository.startswith("bob/")) or \
+            (user == "robot$ci" and repository.startswith("robot/"))
 
     def sign(self, subject, access):
         now = int(time.time())
