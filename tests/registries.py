@@ -2,10 +2,13 @@
 token server for its token auth: JWTs signed RS256 with the openssl CLI."""
 
 import base64
+import collections
+import email.utils
 import http.client
 import http.server
 import json
 import os
+import re
 import select
 import shutil
 import socket
@@ -18,7 +21,9 @@ import urllib.request
 
 SERVICE = "zeroimage-test"
 ISSUER = "zeroimage-test-issuer"
-USERS = {"alice": "wonderland", "bob": "builder"}
+# robot$ci: a Harbor-style robot account name, with a "$"
+# (https://goharbor.io/docs/2.5.0/working-with-projects/project-configuration/create-robot-accounts)
+USERS = {"alice": "wonderland", "bob": "builder", "robot$ci": "s3cret"}
 REFRESH_TOKENS = {"alice-refresh-token": "alice"}
 
 
@@ -88,7 +93,7 @@ def b64url(data):
 
 class TokenServer:
     """Issues registry tokens: alice may do anything, bob may pull anything and push under bob/,
-    anyone may pull public/*. Records every request it answered."""
+    robot$ci likewise under robot/, anyone may pull public/*. Records every request it answered."""
 
     def __init__(self, pki):
         self.pki = pki
@@ -153,7 +158,8 @@ class TokenServer:
             return True
         if action == "pull" and (user is not None or repository.startswith("public/")):
             return True
-        return user == "bob" and repository.startswith("bob/")
+        return (user == "bob" and repository.startswith("bob/")) or \
+            (user == "robot$ci" and repository.startswith("robot/"))
 
     def sign(self, subject, access):
         now = int(time.time())
@@ -450,3 +456,329 @@ class FaultProxy:
         for server in (self.httpd, self.cdn):
             server.shutdown()
             server.server_close()
+
+
+# ---- Real registries bend the spec (issue 13) ----
+
+HOP_BY_HOP = ("connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer", "trailers",
+              "transfer-encoding", "upgrade", "content-length", "host", "date", "server")
+OCI_MANIFEST_TYPES = ("application/vnd.oci.image.manifest.v1+json", "application/vnd.oci.image.index.v1+json")
+
+
+def registry_errors_body(code, message, detail=None):
+    error = {"code": code, "message": message}
+    if detail is not None:
+        error["detail"] = detail
+    return json.dumps({"errors": [error]}).encode()
+
+
+def jwt_claims(authorization):
+    """The claims of a Bearer JWT (no verification: the registry behind checks the signature); {} if none."""
+    if not authorization.startswith("Bearer "):
+        return {}
+    parts = authorization[7:].strip().split(".")
+    if len(parts) != 3:
+        return {}
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)).decode())
+    except (ValueError, UnicodeDecodeError):
+        return {}
+    return claims if isinstance(claims, dict) else {}
+
+
+class QuirkProxy:
+    """A plain-HTTP reverse proxy on loopback in front of a real test registry (a RegistryProcess,
+    "open", or "token" with the TokenServer behind it too), reproducing one quirk of a real registry
+    at a time.
+
+    Everything is forwarded (method, path and query, headers but hop-by-hop ones, body) with the
+    proxy's own Host, so the Locations the registry builds point here; any absolute Location to the
+    registry is rewritten to the proxy as well. In front of a token registry every challenge's realm
+    becomes http://PROXY/token, and /token (GET and POST) is forwarded to the token server.
+
+    ``mode`` (settable at any time) picks the quirk; see ``MODES``. ``counts`` counts the quirk's
+    events (so a test can prove it happened), ``seen`` lists (method, path, status sent),
+    ``token_requests`` lists {"method", "asked", "sent"} (scopes the client asked for, and passed on).
+    """
+
+    MODES = {
+        "pass": "forward everything",
+        # -- bent rules that zeroimage must work around --
+        # Older JFrog Artifactory and pulp_container: a monolithic upload (PUT ?digest= with the whole
+        # body) is answered 404 BLOB_UNKNOWN; POST, PATCH, empty PUT works.
+        # https://github.com/containerd/containerd/issues/3533, https://github.com/moby/buildkit/issues/1130
+        # (JFrog RTFACT-19344), https://github.com/pulp/pulp_container/pull/1274
+        "no-monolithic": "PUT ?digest= with a body: 404 BLOB_UNKNOWN",
+        # Google Artifact Registry's documentation: chunked uploads are not supported (quoted in
+        # https://github.com/dotnet/sdk-container-builds/issues/287); https://github.com/containers/skopeo/issues/1101
+        "no-chunked": "PATCH on an upload: 405 UNSUPPORTED",
+        "no-uploads": "both of the above: neither way of uploading works",
+        # pulp_container answers an upload PATCH 204, not 202: https://github.com/pulp/pulp_container/issues/2199
+        "patch-204": "PATCH answered 204 (Location and Range kept) instead of 202",
+        # go-containerregistry pkg/v1/remote/transport/bearer.go: "Some registries seem to only look at
+        # the first scope parameter during a token exchange"; Harbor's token service handled one scope
+        # only: https://github.com/goharbor/harbor/issues/2411
+        "first-scope": "token requests: only the first scope is passed on",
+        # GitLab's /jwt/auth put only the last (second) scope in the token, so cross-repository mounts
+        # failed: https://github.com/estesp/manifest-tool/issues/53 (gitlab-org/gitlab-ce#40197)
+        "last-scope": "token requests: only the last scope is passed on",
+        # The token spec's insufficient_scope challenge names the scope the registry wants
+        # (https://github.com/distribution/distribution/blob/main/docs/spec/auth/token.md); clients add
+        # the challenge's scopes to theirs (go-containerregistry bearer.go, refresh on 401).
+        "extra-scope": "every /v2/NAME/ request needs registry:catalog:* in the token: 401 insufficient_scope",
+        # Older Quay answered OCI manifests 415 or 400 "manifest invalid":
+        # https://github.com/GoogleContainerTools/jib/issues/698, https://github.com/containers/buildah/issues/2594
+        "no-oci-415": "manifest PUT with an OCI media type: 415 MANIFEST_INVALID",
+        "no-oci-invalid": "manifest PUT with an OCI media type: 400 MANIFEST_INVALID (schema version not supported)",
+        # -- bent rules that zeroimage already copes with (must stay so) --
+        "no-digest-header": "Docker-Content-Digest removed from every answer",
+        "bare-digest-header": "Docker-Content-Digest without its sha256: prefix",
+        "mount-202": "a mount (POST ?mount=&from=) is forwarded without them: 202 and a new upload session",
+        "relative-location": "every Location is path and query only",
+        "access-token-only": "token answers keep only access_token and expires_in",
+        "no-challenge-401": "WWW-Authenticate removed from every 401 but /v2/'s",
+        "retry-after": "the first time each request is seen: 429, Retry-After 1 s or an HTTP-date 1 s ahead",
+        "strict-content-type": "manifest PUT whose Content-Type is not the body's mediaType: 400 MANIFEST_INVALID",
+        "length-required": "PUT, PATCH or POST without Content-Length (chunked): 411",
+    }
+
+    def __init__(self, upstream, pki=None, token_server=None, mode="pass"):
+        if mode not in self.MODES:
+            raise ValueError("no such mode: %s" % mode)
+        self.upstream_host = upstream.host
+        self.tls = bool(getattr(upstream, "tls", False))
+        self.context = ssl.create_default_context(cafile=pki["ca"]) if pki else None
+        self.token_server = token_server
+        self.mode = mode
+        self.counts = collections.Counter()
+        self.seen = []
+        self.token_requests = []
+        self._once = set()
+        self._retries = 0
+        self._lock = threading.Lock()
+        proxy = self
+
+        class Handler(QuietHandler):
+            def do_ANY(self):
+                proxy.handle(self)
+
+            do_GET = do_HEAD = do_PUT = do_POST = do_PATCH = do_DELETE = do_ANY
+
+        self.httpd = QuietServer(("127.0.0.1", 0), Handler)
+        self.host = "127.0.0.1:%d" % self.httpd.server_port
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def count(self, event, n=1):
+        with self._lock:
+            self.counts[event] += n
+
+    def first_time(self, key):
+        with self._lock:
+            if key in self._once:
+                return False
+            self._once.add(key)
+            return True
+
+    # -- the connection to the registry (or token server) behind --
+
+    def _connect(self, host, tls):
+        if tls:
+            return http.client.HTTPSConnection(host, timeout=60, context=self.context)
+        return http.client.HTTPConnection(host, timeout=60)
+
+    def forward(self, method, target, headers, body, host=None, tls=None):
+        """(status, [(name, value)], body) of the request sent upstream; HEAD's Content-Length kept."""
+        conn = self._connect(host or self.upstream_host, self.tls if tls is None else tls)
+        try:
+            conn.putrequest(method, target, skip_host=True, skip_accept_encoding=True)
+            conn.putheader("Host", self.host)
+            for key, value in headers:
+                if key.lower() not in HOP_BY_HOP:
+                    conn.putheader(key, value)
+            if body or method in ("PUT", "POST", "PATCH"):
+                conn.putheader("Content-Length", str(len(body)))
+            conn.endheaders(body or None)
+            response = conn.getresponse()
+            data = response.read()
+            return response.status, response.getheaders(), data
+        finally:
+            conn.close()
+
+    # -- one request --
+
+    @staticmethod
+    def read_body(h):
+        """(body, whether it came with a Content-Length); a chunked body is decoded."""
+        if "chunked" in (h.headers.get("Transfer-Encoding") or "").lower():
+            parts = []
+            while True:
+                size = int(h.rfile.readline(65537).split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while h.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
+                        pass            # trailers
+                    return b"".join(parts), False
+                parts.append(h.rfile.read(size))
+                h.rfile.readline(65537)
+        length = h.headers.get("Content-Length")
+        return (h.rfile.read(int(length)) if length else b""), length is not None
+
+    def handle(self, h):
+        mode = self.mode
+        method = h.command
+        parts = urllib.parse.urlsplit(h.path)
+        path, query = parts.path, urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+        body, has_length = self.read_body(h)
+        headers = [(k, v) for k, v in h.headers.items()]
+
+        if mode == "length-required" and method in ("PUT", "PATCH", "POST") and not has_length:
+            self.count("length required")
+            return self.send(h, 411, [("Content-Type", "text/plain")], b"Length Required")
+        if path == "/token" and method in ("GET", "POST") and self.token_server is not None:
+            return self.token(h, mode, query, headers, body)
+        once = path.split("/uploads/")[0] + ("/uploads/" if "/uploads/" in path else "")    # a session: one key
+        if mode == "retry-after" and path != "/v2/" and self.first_time((method, once)):
+            with self._lock:
+                self._retries += 1
+                as_date = self._retries % 2 == 0
+            when = email.utils.formatdate(time.time() + 1, usegmt=True) if as_date else "1"
+            self.count("retry-after date" if as_date else "retry-after seconds")
+            return self.send(h, 429, [("Retry-After", when), ("Content-Type", "application/json")],
+                             registry_errors_body("TOOMANYREQUESTS", "too many requests"))
+        is_upload = "/blobs/uploads/" in path
+        is_manifest_put = method == "PUT" and "/manifests/" in path
+        content_type = (h.headers.get("Content-Type") or "").split(";")[0].strip()
+        if mode in ("no-monolithic", "no-uploads") and method == "PUT" and is_upload \
+                and any(k == "digest" for k, _ in query) and body:
+            self.count("monolithic refused")
+            return self.send(h, 404, [("Content-Type", "application/json")],
+                             registry_errors_body("BLOB_UNKNOWN", "blob unknown to registry"))
+        if mode in ("no-chunked", "no-uploads") and method == "PATCH" and is_upload:
+            self.count("chunked refused")
+            return self.send(h, 405, [("Content-Type", "application/json")],
+                             registry_errors_body("UNSUPPORTED", "chunked uploads are not supported"))
+        if mode == "extra-scope" and path.startswith("/v2/") and path != "/v2/" and not self.has_catalog(h):
+            self.count("insufficient_scope")
+            challenge = ('Bearer realm="http://%s/token",service="%s",scope="registry:catalog:*",'
+                         'error="insufficient_scope"' % (self.host, SERVICE))
+            return self.send(h, 401, [("WWW-Authenticate", challenge), ("Content-Type", "application/json")],
+                             registry_errors_body("DENIED", "insufficient scope"))
+        if mode in ("no-oci-415", "no-oci-invalid") and is_manifest_put and content_type in OCI_MANIFEST_TYPES:
+            self.count("oci refused")
+            if mode == "no-oci-415":
+                return self.send(h, 415, [("Content-Type", "application/json")], registry_errors_body(
+                    "MANIFEST_INVALID", "manifest invalid", "unsupported media type"))
+            return self.send(h, 400, [("Content-Type", "application/json")], registry_errors_body(
+                "MANIFEST_INVALID", "manifest invalid", {"message": "schema version not supported"}))
+        if mode == "strict-content-type" and is_manifest_put:
+            self.count("manifest checked")
+            try:
+                declared = json.loads(body.decode()).get("mediaType")
+            except (ValueError, UnicodeDecodeError, AttributeError):
+                declared = None
+            if declared is not None and declared != content_type:
+                self.count("content type mismatch")
+                return self.send(h, 400, [("Content-Type", "application/json")], registry_errors_body(
+                    "MANIFEST_INVALID", "manifest invalid", "Content-Type %s is not the manifest's mediaType %s"
+                    % (content_type, declared)))
+        if mode == "mount-202" and method == "POST" and is_upload and any(k == "mount" for k, _ in query):
+            self.count("mount ignored")
+            query = [(k, v) for k, v in query if k not in ("mount", "from")]
+
+        target = h.path if mode != "mount-202" else \
+            urllib.parse.urlunsplit(("", "", path, urllib.parse.urlencode(query), ""))   # else byte for byte
+        try:
+            status, answer, data = self.forward(method, target, headers, body)
+        except OSError:
+            return self.send(h, 502, [], b"the registry behind the proxy did not answer")
+        answer = self.rewrite(mode, method, path, status, answer)
+        if mode == "patch-204" and method == "PATCH" and is_upload and status == 202:
+            self.count("patch 204")
+            status = 204
+        length = next((v for k, v in answer if k.lower() == "content-length"), None)
+        self.send(h, status, answer, b"" if status == 204 else data, length if method == "HEAD" else None)
+
+    def has_catalog(self, h):
+        access = jwt_claims(h.headers.get("Authorization") or "").get("access")
+        return isinstance(access, list) and any(
+            isinstance(a, dict) and a.get("type") == "registry" and a.get("name") == "catalog"
+            and "*" in (a.get("actions") or []) for a in access)
+
+    def rewrite(self, mode, method, path, status, headers):
+        """The answer's headers as the client gets them: Locations and realms to the proxy, and the mode's changes."""
+        out = []
+        for key, value in headers:
+            name = key.lower()
+            if name == "location":
+                value = self.location(mode, value)
+            elif name == "www-authenticate":
+                if mode == "no-challenge-401" and status == 401 and path != "/v2/":
+                    self.count("challenge stripped")
+                    continue
+                if self.token_server is not None:
+                    value = re.sub(r'realm="[^"]*"', 'realm="http://%s/token"' % self.host, value)
+            elif name == "docker-content-digest":
+                if mode == "no-digest-header":
+                    self.count("digest header stripped")
+                    continue
+                if mode == "bare-digest-header" and value.startswith("sha256:"):
+                    self.count("digest header bare")
+                    value = value[len("sha256:"):]
+            out.append((key, value))
+        return out
+
+    def location(self, mode, value):
+        parts = urllib.parse.urlsplit(value)
+        if parts.netloc in (self.upstream_host, self.host):
+            value = urllib.parse.urlunsplit(("http", self.host, parts.path, parts.query, parts.fragment))
+        if mode == "relative-location" and parts.netloc:
+            self.count("location made relative")
+            value = urllib.parse.urlunsplit(("", "", parts.path, parts.query, parts.fragment))
+        return value
+
+    def token(self, h, mode, query, headers, body):
+        """/token, forwarded to the token server, with the mode's say over the scopes."""
+        method = h.command
+        if method == "GET":
+            asked = [v for k, v in query if k == "scope"]
+        else:
+            form = urllib.parse.parse_qsl(body.decode(), keep_blank_values=True)
+            asked = " ".join(v for k, v in form if k == "scope").split()
+        sent = asked
+        if mode in ("first-scope", "last-scope") and len(asked) > 1:
+            self.count("scopes dropped")
+            sent = asked[:1] if mode == "first-scope" else asked[-1:]
+        with self._lock:
+            self.token_requests.append({"method": method, "asked": list(asked), "sent": list(sent)})
+        if method == "GET":
+            rest = [(k, v) for k, v in query if k != "scope"] + [("scope", s) for s in sent]
+            target = "/token?" + urllib.parse.urlencode(rest)
+        else:
+            rest = [(k, v) for k, v in form if k != "scope"] + ([("scope", " ".join(sent))] if sent else [])
+            target, body = "/token", urllib.parse.urlencode(rest).encode()
+        try:
+            status, answer, data = self.forward(method, target, headers, body,
+                                                host="127.0.0.1:%d" % self.token_server.port, tls=True)
+        except OSError:
+            return self.send(h, 502, [], b"the token server did not answer")
+        if mode == "access-token-only" and status == 200:
+            parsed = json.loads(data.decode())
+            data = json.dumps({k: parsed[k] for k in ("access_token", "expires_in") if k in parsed}).encode()
+            self.count("token trimmed")
+        self.send(h, status, [(k, v) for k, v in answer if k.lower() == "content-type"], data)
+
+    def send(self, h, status, headers, body, head_length=None):
+        with self._lock:
+            self.seen.append((h.command, h.path, status))
+        h.send_response(status)
+        for key, value in headers:
+            if key.lower() not in HOP_BY_HOP:
+                h.send_header(key, value)
+        h.send_header("Content-Length", head_length if head_length is not None else str(len(body)))
+        h.end_headers()
+        if h.command != "HEAD" and body:
+            h.wfile.write(body)
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()

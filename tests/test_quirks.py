@@ -1,0 +1,393 @@
+"""Real registries bend the spec (issue 13): zeroimage through QuirkProxy (tests/registries.py), a proxy
+in front of the real docker-registry that reproduces one documented quirk of a real registry at a time.
+Each test proves its quirk happened (the proxy's counts) and checks the result on the registry behind."""
+
+import base64
+import http.client
+import json
+import os
+import shutil
+
+import pytest
+
+import registries
+import zeroimage
+from conftest import need_tool
+from imagetools import DOCKER, OCI, run_cli, sha256
+from test_faults import failed, ok
+from test_interop import sh
+from test_registry import run_cli_stdin
+
+pytestmark = pytest.mark.interop
+
+
+class Place:
+    """zeroimage as one user: its own DOCKER_CONFIG, the test CA trusted, a QuirkProxy in front of the
+    registry ``upstream``, which it may also reach straight (as alice, when the registry asks)."""
+
+    def __init__(self, tmp_path, pki, upstream, proxy):
+        self.tmp_path, self.upstream, self.proxy = tmp_path, upstream, proxy
+        self.config = tmp_path / "docker-config"
+        self.config.mkdir()
+        self.env = {"DOCKER_CONFIG": str(self.config), "SSL_CERT_FILE": pki["ca"],
+                    "REGISTRY_AUTH_FILE": str(tmp_path / "no-podman-auth.json")}
+        if upstream.mode != "open":
+            auth = base64.b64encode(b"alice:wonderland").decode()
+            (self.config / "config.json").write_text(json.dumps({"auths": {upstream.host: {"auth": auth}}}))
+        self.certs = tmp_path / "skopeo-certs"
+        self.certs.mkdir()
+        shutil.copy(pki["ca"], str(self.certs / "ca.crt"))
+
+    def __call__(self, *args):
+        return run_cli(*args, env=self.env)
+
+    def ok(self, *args):
+        return ok(self(*args))
+
+    def via(self, name):
+        """NAME through the proxy."""
+        return "%s/%s" % (self.proxy.host, name)
+
+    def up(self, name):
+        """NAME straight at the registry behind."""
+        return "%s/%s" % (self.upstream.host, name)
+
+    def login(self, user="alice"):
+        r = run_cli_stdin(self.env, registries.USERS[user] + "\n", "login", "-u", user, "--password-stdin",
+                          self.proxy.host)
+        assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
+        return r
+
+    def base(self, name, program):
+        """An image pushed straight to the registry behind (not through the proxy); its digest."""
+        return digest_of(self.ok("build", "--push", self.up(name), program))
+
+    def upstream_manifest(self, name):
+        """(raw bytes, parsed) of NAME's manifest as skopeo reads it straight from the registry behind."""
+        flags = ["--tls-verify=false"] if self.upstream.mode == "open" else \
+            ["--cert-dir", str(self.certs), "--creds", "alice:wonderland"]
+        raw = sh(need_tool("skopeo"), "inspect", "--raw", *flags, "docker://" + self.up(name))
+        return raw.encode(), json.loads(raw)
+
+    def pulled_from_upstream(self, name):
+        """The digest zeroimage pulls (every blob read and verified) straight from the registry behind."""
+        archive = self.tmp_path / ("upstream-%d.tar" % len(os.listdir(str(self.tmp_path))))
+        return self.ok("pull", "-o", archive, self.up(name)).stdout.strip()
+
+    def session(self):
+        return zeroimage.Session(dict(os.environ, **self.env))
+
+
+def digest_of(r):
+    """The digest a push printed (REF@sha256:...)."""
+    return r.stdout.strip().rsplit("@", 1)[1]
+
+
+def error_lines(r):
+    return [line for line in r.stderr.splitlines() if line.startswith("zeroimage: error: ")]
+
+
+def other_program(tmp_path, program, n):
+    """The same program with bytes appended: another image, under the same name (so /busybox still runs)."""
+    path = tmp_path / ("other%d" % n) / "busybox"
+    path.parent.mkdir()
+    path.write_bytes(program.read_bytes() + b"quirk %d" % n)
+    os.chmod(str(path), 0o755)
+    return path
+
+
+@pytest.fixture
+def open_place(tmp_path, pki, registry_servers):
+    upstream = registry_servers("open")
+    proxy = registries.QuirkProxy(upstream)
+    yield Place(tmp_path, pki, upstream, proxy)
+    proxy.close()
+
+
+@pytest.fixture
+def token_place(tmp_path, pki, registry_servers, token_server):
+    upstream = registry_servers("token")
+    proxy = registries.QuirkProxy(upstream, pki=pki, token_server=token_server)
+    yield Place(tmp_path, pki, upstream, proxy)
+    proxy.close()
+
+
+def probe(place, method, path, headers=(), body=None, chunked=False):
+    """One request of our own to the proxy: (status, body)."""
+    conn = http.client.HTTPConnection(place.proxy.host, timeout=30)
+    try:
+        conn.request(method, path, body=iter([body]) if chunked else body, headers=dict(headers),
+                     encode_chunked=chunked)
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+# ---- the proxy itself ----
+
+
+def test_the_proxy_passes_a_spec_following_client_through(tmp_path, open_place, busybox_program):
+    """skopeo (POST, PATCH, empty PUT) pushes through no-monolithic untouched: the proxy only bends
+    what the quirk names."""
+    p = open_place
+    p.ok("build", "-o", tmp_path / "app.tar", busybox_program)
+    p.proxy.mode = "no-monolithic"
+    sh(need_tool("skopeo"), "copy", "--dest-tls-verify=false", "oci-archive:%s" % (tmp_path / "app.tar"),
+       "docker://" + p.via("quirks/proxy/skopeo:1"))
+    assert p.proxy.counts["monolithic refused"] == 0
+    assert any(m == "PATCH" and s == 202 for m, _, s in p.proxy.seen)
+    raw, manifest = p.upstream_manifest("quirks/proxy/skopeo:1")
+    assert manifest["layers"]
+
+
+# ---- monolithic or chunked uploads ----
+
+
+def test_no_monolithic_build_and_push_succeed(tmp_path, open_place, busybox_program):
+    p = open_place
+    p.base("quirks/nomono/base:1", busybox_program)
+    p.proxy.mode = "no-monolithic"
+    digest = digest_of(p.ok("build", "--from", p.via("quirks/nomono/base:1"), "--push", p.via("quirks/nomono/app:1"),
+                            other_program(tmp_path, busybox_program, 1)))
+    assert p.proxy.counts["monolithic refused"] >= 1
+    assert p.pulled_from_upstream("quirks/nomono/app:1") == digest
+    p.ok("pull", "-o", tmp_path / "base.tar", p.up("quirks/nomono/base:1"))
+    pushed = digest_of(p.ok("push", tmp_path / "base.tar", p.via("quirks/nomono/copy:1")))
+    assert p.pulled_from_upstream("quirks/nomono/copy:1") == pushed
+
+
+def test_no_monolithic_is_remembered_for_the_session(tmp_path, open_place, busybox_program):
+    p = open_place
+    p.proxy.mode = "no-monolithic"
+    with p.session() as session:
+        first = zeroimage.build(str(busybox_program), push=p.via("quirks/nomono-lib/a:1"), session=session)
+        refused = p.proxy.counts["monolithic refused"]
+        assert refused >= 1
+        second = zeroimage.build(str(other_program(tmp_path, busybox_program, 2)), push=p.via("quirks/nomono-lib/b:1"),
+                                 session=session)
+        assert p.proxy.counts["monolithic refused"] == refused, "the second push tried monolithic again"
+    assert p.pulled_from_upstream("quirks/nomono-lib/a:1") == first.digest
+    assert p.pulled_from_upstream("quirks/nomono-lib/b:1") == second.digest
+
+
+def test_no_chunked_the_default_upload_is_monolithic(tmp_path, open_place, busybox_program):
+    p = open_place
+    p.proxy.mode = "no-chunked"
+    digest = digest_of(p.ok("build", "--push", p.via("quirks/nochunk/app:1"), busybox_program))
+    assert not [s for m, _, s in p.proxy.seen if m == "PATCH"]
+    assert p.pulled_from_upstream("quirks/nochunk/app:1") == digest
+
+
+def test_no_chunked_a_session_starting_chunked_falls_back(tmp_path, open_place, busybox_program):
+    p = open_place
+    p.proxy.mode = "no-chunked"
+    with p.session() as session:
+        session.registry(p.proxy.host).upload_mode = "chunked"
+        result = zeroimage.build(str(busybox_program), push=p.via("quirks/nochunk-lib/app:1"), session=session)
+        assert p.proxy.counts["chunked refused"] >= 1
+        assert session.registry(p.proxy.host).upload_mode == "monolithic"
+    assert p.pulled_from_upstream("quirks/nochunk-lib/app:1") == result.digest
+
+
+def test_no_uploads_at_all_is_one_clear_error(open_place, busybox_program):
+    p = open_place
+    p.proxy.mode = "no-uploads"
+    r = p("build", "--push", p.via("quirks/nouploads/app:1"), busybox_program)
+    failed(r, "refuses both")
+    assert len(error_lines(r)) == 1, r.stderr
+    assert p.proxy.counts["monolithic refused"] >= 1 and p.proxy.counts["chunked refused"] >= 1
+
+
+def test_patch_answered_204_is_accepted(tmp_path, open_place, busybox_program):
+    p = open_place
+    p.proxy.mode = "patch-204"
+    with p.session() as session:
+        session.registry(p.proxy.host).upload_mode = "chunked"
+        result = zeroimage.build(str(busybox_program), push=p.via("quirks/patch204/app:1"), session=session)
+    assert p.proxy.counts["patch 204"] >= 1
+    assert p.pulled_from_upstream("quirks/patch204/app:1") == result.digest
+
+
+# ---- token scopes ----
+
+
+@pytest.mark.parametrize("mode", ["first-scope", "last-scope"])
+def test_a_token_server_that_keeps_one_scope(tmp_path, token_place, busybox_program, mode):
+    """Base and image in two repositories: one token for both (push here, pull there) is asked for."""
+    p = token_place
+    p.base("quirks/%s/base:1" % mode, busybox_program)
+    p.proxy.mode = mode
+    p.login()
+    r = p.ok("build", "--from", p.via("quirks/%s/base:1" % mode), "--push", p.via("quirks/%s/app:1" % mode),
+             other_program(tmp_path, busybox_program, 1))
+    assert p.proxy.counts["scopes dropped"] >= 1
+    assert p.pulled_from_upstream("quirks/%s/app:1" % mode) == digest_of(r)
+
+
+def test_a_registry_that_wants_a_scope_nobody_could_guess(tmp_path, token_place, busybox_program):
+    p = token_place
+    base = p.base("quirks/extra/base:1", busybox_program)
+    p.proxy.mode = "extra-scope"
+    p.login()
+    assert p.ok("pull", "-o", tmp_path / "base.tar", p.via("quirks/extra/base:1")).stdout.strip() == base
+    assert base in p.ok("inspect", p.via("quirks/extra/base:1")).stdout
+    assert p.proxy.counts["insufficient_scope"] >= 1
+    before = p.proxy.counts["insufficient_scope"]
+    r = p.ok("build", "--push", p.via("quirks/extra/app:1"), busybox_program)
+    refused = p.proxy.counts["insufficient_scope"] - before
+    assert 1 <= refused <= 6, "%d insufficient_scope answers for one push: not learnt once per token" % refused
+    assert any("registry:catalog:*" in t["asked"] for t in p.proxy.token_requests)
+    assert p.pulled_from_upstream("quirks/extra/app:1") == digest_of(r)
+
+
+# ---- OCI media types refused ----
+
+
+def _docker_manifest_upstream(p, name, digest):
+    raw, manifest = p.upstream_manifest(name)
+    assert manifest["mediaType"] == DOCKER["manifest"]
+    assert sha256(raw) == digest
+    return manifest
+
+
+@pytest.mark.parametrize("mode", ["no-oci-415", "no-oci-invalid"])
+@pytest.mark.parametrize("base", ["minimal", "scratch"])
+def test_oci_refused_build_pushes_docker_media_types(open_place, busybox_program, mode, base):
+    p = open_place
+    p.proxy.mode = mode
+    name = "quirks/%s/%s:1" % (mode, base)
+    r = p.ok("build", *(["--from", "scratch"] if base == "scratch" else []), "--push", p.via(name), busybox_program)
+    assert p.proxy.counts["oci refused"] >= 1
+    assert any("refuses OCI" in line for line in r.stderr.splitlines()), r.stderr
+    _docker_manifest_upstream(p, name, digest_of(r))
+
+
+@pytest.mark.parametrize("mode", ["no-oci-415", "no-oci-invalid"])
+def test_oci_refused_push_of_an_oci_archive(tmp_path, open_place, busybox_program, mode):
+    p = open_place
+    p.ok("build", "-o", tmp_path / "app.tar", busybox_program)
+    p.proxy.mode = mode
+    name = "quirks/%s/archive:1" % mode
+    r = p.ok("push", tmp_path / "app.tar", p.via(name))
+    assert p.proxy.counts["oci refused"] >= 1
+    assert any("refuses OCI" in line for line in r.stderr.splitlines()), r.stderr
+    _docker_manifest_upstream(p, name, digest_of(r))
+
+
+@pytest.mark.parametrize("mode", ["no-oci-415", "no-oci-invalid"])
+def test_oci_refused_when_oci_was_asked_for_is_an_error(open_place, busybox_program, mode):
+    p = open_place
+    p.proxy.mode = mode
+    r = p("build", "--media-types", "oci", "--push", p.via("quirks/%s/asked:1" % mode), busybox_program)
+    failed(r, "refuses OCI", "--media-types docker")
+    assert len(error_lines(r)) == 1, r.stderr
+    assert p.proxy.counts["oci refused"] >= 1
+
+
+# ---- bent rules zeroimage already copes with ----
+
+
+@pytest.mark.parametrize("mode, event", [("no-digest-header", "digest header stripped"),
+                                         ("bare-digest-header", "digest header bare")])
+def test_digest_header_missing_or_bare(tmp_path, open_place, busybox_program, mode, event):
+    p = open_place
+    base = p.base("quirks/%s/base:1" % mode, busybox_program)
+    p.proxy.mode = mode
+    assert p.ok("pull", "-o", tmp_path / "base.tar", p.via("quirks/%s/base:1" % mode)).stdout.strip() == base
+    assert base in p.ok("inspect", p.via("quirks/%s/base:1" % mode)).stdout
+    r = p.ok("build", "--push", p.via("quirks/%s/app:1" % mode), other_program(tmp_path, busybox_program, 1))
+    assert p.proxy.counts[event] >= 2
+    raw, _ = p.upstream_manifest("quirks/%s/app:1" % mode)
+    assert sha256(raw) == digest_of(r)
+
+
+def test_mount_answered_with_a_new_upload_session(tmp_path, open_place, busybox_program):
+    p = open_place
+    p.base("quirks/mount202/base:1", busybox_program)
+    p.proxy.mode = "mount-202"
+    r = p.ok("build", "--from", p.via("quirks/mount202/base:1"), "--push", p.via("quirks/mount202/app:1"),
+             other_program(tmp_path, busybox_program, 1))
+    assert p.proxy.counts["mount ignored"] >= 1
+    assert p.pulled_from_upstream("quirks/mount202/app:1") == digest_of(r)
+
+
+def test_relative_locations(tmp_path, open_place, busybox_program):
+    p = open_place
+    p.proxy.mode = "relative-location"
+    r = p.ok("build", "--push", p.via("quirks/relative/app:1"), busybox_program)
+    assert p.proxy.counts["location made relative"] >= 1
+    assert p.ok("pull", "-o", tmp_path / "back.tar", p.via("quirks/relative/app:1")).stdout.strip() == digest_of(r)
+    assert p.pulled_from_upstream("quirks/relative/app:1") == digest_of(r)
+
+
+def test_token_answer_with_access_token_only(tmp_path, token_place, busybox_program):
+    p = token_place
+    p.proxy.mode = "access-token-only"
+    p.login()
+    r = p.ok("build", "--push", p.via("quirks/accesstoken/app:1"), busybox_program)
+    assert p.ok("pull", "-o", tmp_path / "back.tar", p.via("quirks/accesstoken/app:1")).stdout.strip() == digest_of(r)
+    assert p.proxy.counts["token trimmed"] >= 2
+    assert p.pulled_from_upstream("quirks/accesstoken/app:1") == digest_of(r)
+
+
+def test_401_without_a_challenge(tmp_path, token_place, busybox_program):
+    p = token_place
+    p.base("quirks/nochallenge/base:1", busybox_program)
+    p.proxy.mode = "no-challenge-401"
+    line = failed(p("pull", "-o", tmp_path / "anon.tar", p.via("quirks/nochallenge/base:1")), "access denied")
+    assert "zeroimage login %s" % p.proxy.host in line
+    assert p.proxy.counts["challenge stripped"] >= 1
+    p.login()
+    r = p.ok("build", "--from", p.via("quirks/nochallenge/base:1"), "--push", p.via("quirks/nochallenge/app:1"),
+             other_program(tmp_path, busybox_program, 1))
+    assert p.pulled_from_upstream("quirks/nochallenge/app:1") == digest_of(r)
+
+
+def test_429_with_retry_after_in_seconds_and_as_a_date(tmp_path, open_place, busybox_program):
+    p = open_place
+    p.proxy.mode = "retry-after"
+    r = p.ok("build", "--push", p.via("quirks/retry/app:1"), busybox_program)
+    assert p.ok("pull", "-o", tmp_path / "back.tar", p.via("quirks/retry/app:1")).stdout.strip() == digest_of(r)
+    assert p.proxy.counts["retry-after seconds"] >= 1 and p.proxy.counts["retry-after date"] >= 1
+    assert p.pulled_from_upstream("quirks/retry/app:1") == digest_of(r)
+
+
+def test_strict_manifest_content_type(tmp_path, open_place, busybox_program):
+    p = open_place
+    p.proxy.mode = "strict-content-type"
+    body = json.dumps({"schemaVersion": 2, "mediaType": OCI["manifest"]}).encode()
+    status, _ = probe(p, "PUT", "/v2/quirks/strict/probe/manifests/1", [("Content-Type", DOCKER["manifest"])], body)
+    assert status == 400 and p.proxy.counts["content type mismatch"] == 1, "the quirk is armed"
+    r = p.ok("build", "--push", p.via("quirks/strict/app:1"), busybox_program)
+    p.ok("build", "-o", tmp_path / "app.tar", busybox_program)
+    docker = p.ok("push", "--media-types", "docker", tmp_path / "app.tar", p.via("quirks/strict/docker:1"))
+    assert p.proxy.counts["manifest checked"] >= 3 and p.proxy.counts["content type mismatch"] == 1
+    assert p.pulled_from_upstream("quirks/strict/app:1") == digest_of(r)
+    assert p.pulled_from_upstream("quirks/strict/docker:1") == digest_of(docker)
+
+
+def test_length_required(tmp_path, open_place, busybox_program):
+    p = open_place
+    p.proxy.mode = "length-required"
+    status, _ = probe(p, "POST", "/v2/quirks/length/probe/blobs/uploads/", body=b"x", chunked=True)
+    assert status == 411 and p.proxy.counts["length required"] == 1, "the quirk is armed"
+    r = p.ok("build", "--push", p.via("quirks/length/app:1"), busybox_program)
+    assert p.ok("pull", "-o", tmp_path / "back.tar", p.via("quirks/length/app:1")).stdout.strip() == digest_of(r)
+    assert p.proxy.counts["length required"] == 1, "zeroimage sent a body without Content-Length"
+    assert p.pulled_from_upstream("quirks/length/app:1") == digest_of(r)
+
+
+def test_a_robot_account_name_with_a_dollar(tmp_path, token_place, registry_servers, busybox_program):
+    """Harbor's robot accounts are named robot$...: through the token proxy, and with Basic auth straight."""
+    p = token_place
+    p.login("robot$ci")
+    auths = json.loads((p.config / "config.json").read_text())["auths"]
+    assert base64.b64decode(auths[p.proxy.host]["auth"]) == b"robot$ci:s3cret"
+    r = p.ok("build", "--push", p.via("robot/app:1"), busybox_program)
+    assert p.pulled_from_upstream("robot/app:1") == digest_of(r)
+    basic = registry_servers("basic")
+    env = dict(p.env, DOCKER_CONFIG=str(tmp_path / "basic-config"))
+    login = run_cli_stdin(env, "s3cret\n", "login", "-u", "robot$ci", "--password-stdin", basic.host)
+    assert login.returncode == 0, login.stderr
+    ok(run_cli("build", "--push", "%s/robot/app:1" % basic.host, busybox_program, env=env))
