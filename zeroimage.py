@@ -3732,6 +3732,21 @@ def push_scope(repository: str) -> str:
     return repository_scope(repository, "pull,push")
 
 
+def merge_scopes(*groups: Sequence[str]) -> List[str]:
+    """Scopes in the order first named, one per resource with every action any of them names: a
+    challenge's ``repository:a:push,pull`` and our ``repository:a:pull,push`` are one scope."""
+    merged = collections.OrderedDict()
+    for scope in [scope for group in groups for scope in group]:
+        resource, colon, actions = scope.rpartition(":")
+        if not colon or not resource:
+            merged.setdefault(scope, None)
+            continue
+        known = merged.setdefault(resource, [])
+        known.extend(a for a in actions.split(",") if a and a not in known)
+    return [resource if actions is None else "%s:%s" % (resource, ",".join(actions))
+            for resource, actions in merged.items()]
+
+
 def _header_token(token, where: str) -> str:
     if not isinstance(token, str) or not _HEADER_TOKEN_RE.fullmatch(token):
         raise AuthenticationError(401, "GET", where, "%s holds a token that cannot be sent in a header "
@@ -3833,10 +3848,14 @@ class Authenticator:
                 return cached[0]
             return self._new_token(params, list(scopes), creds, [scopes])
 
-    def challenged(self, scopes: Sequence[str], www_authenticate: str) -> Optional[str]:
-        """After a 401: the Authorization for one more try (a fresh token for the challenge's scopes and
-        ours), or None when another try cannot help."""
+    def challenged(self, scopes: Sequence[str], www_authenticate: str, used: Optional[str] = None) -> Optional[str]:
+        """After a 401 to a request sent with ``used``: the Authorization for one more try (a fresh token
+        for the challenge's scopes and ours; or the one another request got meanwhile), or None when
+        another try cannot help."""
         with self._lock:
+            cached = self._tokens.get(frozenset(scopes))
+            if used is not None and cached and cached[0] != used and cached[1] > self._clock():
+                return cached[0]        # parallel requests met the same challenge: one new token for all
             self.ping()
             previous = self._challenge
             self._challenge = _preferred_challenge(parse_challenges(www_authenticate)) or previous
@@ -3850,7 +3869,7 @@ class Authenticator:
                 return None
             # What the challenge names goes first: some token services read only the first scope
             # (go-containerregistry's bearer transport does the same, for the same reason).
-            wanted = list(dict.fromkeys(params.get("scope", "").split() + list(scopes)))
+            wanted = merge_scopes(params.get("scope", "").split(), scopes)
             return self._new_token(params, wanted, creds, [scopes, wanted])
 
     def verify(self) -> bool:
@@ -4063,7 +4082,7 @@ class Registry:
         response = self.transport.request(method, url, headers, body, auth=auth, auth_origin=_origin(base), **options)
         if response.status == 401 and isinstance(body, (bytes, type(None))):
             challenge = response.headers.get("WWW-Authenticate", "")
-            retry = self.auth.challenged(scopes, challenge)
+            retry = self.auth.challenged(scopes, challenge, auth)
             if retry is not None:
                 with response:
                     if method != "HEAD":

@@ -445,3 +445,16 @@ def test_a_window_reads_its_piece_and_no_more():
         pieces.append(window.read(3) + window.read() + window.read(5))
     assert pieces == [b"abcd", b"efgh", b"ij"]
     assert zeroimage._Window(io.BytesIO(b"ab"), 5).read() == b"ab"       # a stream ending early ends the window
+
+
+@pytest.mark.parametrize("groups, merged", [
+    ([["repository:a:push,pull"], ["repository:a:pull,push"]], ["repository:a:push,pull"]),
+    ([["repository:app:pull"], ["repository:app:pull,push", "repository:base:pull"]],
+     ["repository:app:pull,push", "repository:base:pull"]),
+    ([["registry:catalog:*"], ["repository:a:pull"]], ["registry:catalog:*", "repository:a:pull"]),
+    ([["repository(plugin):p/x:pull"], ["repository(plugin):p/x:push"]], ["repository(plugin):p/x:pull,push"]),
+    ([["odd", ":x", "repository:a:"], ["odd"]], ["odd", ":x", "repository:a:"]),
+    ([[], []], []),
+])
+def test_merge_scopes_one_per_resource_in_the_order_first_named(groups, merged):
+    assert zeroimage.merge_scopes(*groups) == merged
