@@ -3849,13 +3849,11 @@ class Authenticator:
             return self._new_token(params, list(scopes), creds, [scopes])
 
     def challenged(self, scopes: Sequence[str], www_authenticate: str, used: Optional[str] = None) -> Optional[str]:
-        """After a 401 to a request sent with ``used``: the Authorization for one more try (a fresh token
-        for the challenge's scopes and ours; or the one another request got meanwhile), or None when
-        another try cannot help."""
+        """After a 401 to a request sent with ``used``: the Authorization for one more try (a token for
+        the challenge's scopes and ours, new unless a parallel request just got it), or None when
+        another try cannot help. ``remember`` it for ``scopes`` once it worked: a token service may
+        grant less than was asked, so a token serves the scopes it was proven with."""
         with self._lock:
-            cached = self._tokens.get(frozenset(scopes))
-            if used is not None and cached and cached[0] != used and cached[1] > self._clock():
-                return cached[0]        # parallel requests met the same challenge: one new token for all
             self.ping()
             previous = self._challenge
             self._challenge = _preferred_challenge(parse_challenges(www_authenticate)) or previous
@@ -3870,7 +3868,17 @@ class Authenticator:
             # What the challenge names goes first: some token services read only the first scope
             # (go-containerregistry's bearer transport does the same, for the same reason).
             wanted = merge_scopes(params.get("scope", "").split(), scopes)
-            return self._new_token(params, wanted, creds, [scopes, wanted])
+            cached = self._tokens.get(frozenset(wanted))
+            if cached and cached[0] != used and cached[1] > self._clock():
+                return cached[0]
+            return self._new_token(params, wanted, creds, [wanted])
+
+    def remember(self, scopes: Sequence[str], header: Optional[str]) -> None:
+        """``header`` worked for a request needing ``scopes``: the next such request sends it too."""
+        with self._lock:
+            found = next((entry for entry in self._tokens.values() if entry[0] == header), None)
+            if found is not None:
+                self._tokens[frozenset(scopes)] = found
 
     def verify(self) -> bool:
         """Check the credentials with the registry: False when it asks for none, AuthenticationError
@@ -4089,6 +4097,8 @@ class Registry:
                         response.read_capped(MAX_ERROR_BODY, "an error answer")
                 response = self.transport.request(method, url, headers, body, auth=retry, auth_origin=_origin(base),
                                                   **options)
+                if response.status not in (401, 403):
+                    self.auth.remember(scopes, retry)
         if response.status in ok:
             return response
         raise self._error(response, method, url)
