@@ -3779,7 +3779,8 @@ class Authenticator:
         self._lock = threading.RLock()
         self._base = None                                   # https://host or http://host, after ping
         self._challenge = None                              # (scheme, params), or None: no auth asked
-        self._tokens = {}                                   # frozenset(scopes) -> (header, expires at)
+        self._tokens = {}                                   # frozenset(scopes), or ("challenged", frozenset(scopes))
+        #                                                     -> (header, expires at)
 
     @property
     def credentials(self) -> Optional[Credentials]:
@@ -3846,7 +3847,7 @@ class Authenticator:
             cached = self._tokens.get(frozenset(scopes))
             if cached and cached[1] > self._clock():
                 return cached[0]
-            return self._new_token(params, list(scopes), creds, [scopes])
+            return self._new_token(params, list(scopes), creds, [frozenset(scopes)])
 
     def challenged(self, scopes: Sequence[str], www_authenticate: str, used: Optional[str] = None) -> Optional[str]:
         """After a 401 to a request sent with ``used``: the Authorization for one more try (a token for
@@ -3868,10 +3869,11 @@ class Authenticator:
             # What the challenge names goes first: some token services read only the first scope
             # (go-containerregistry's bearer transport does the same, for the same reason).
             wanted = merge_scopes(params.get("scope", "").split(), scopes)
-            cached = self._tokens.get(frozenset(wanted))
+            key = ("challenged", frozenset(wanted))     # kept apart from the tokens proven for a request
+            cached = self._tokens.get(key)
             if cached and cached[0] != used and cached[1] > self._clock():
                 return cached[0]
-            return self._new_token(params, wanted, creds, [wanted])
+            return self._new_token(params, wanted, creds, [key])
 
     def remember(self, scopes: Sequence[str], header: Optional[str]) -> None:
         """``header`` worked for a request needing ``scopes``: the next such request sends it too."""
@@ -3889,7 +3891,7 @@ class Authenticator:
                 return False
             scheme, params = self._challenge
             if scheme == "bearer":
-                self._new_token(params, [], self.credentials, [[]])
+                self._new_token(params, [], self.credentials, [frozenset()])
                 return True
         with self.transport.request("GET", base + "/v2/", auth=self.header([])) as response:
             response.read_capped(MAX_ERROR_BODY, "the /v2/ answer")
@@ -3906,7 +3908,7 @@ class Authenticator:
         header = "Bearer " + token
         expires = self._clock() + max(lifetime - min(30.0, lifetime / 4), 0.0)
         for key in keys:
-            self._tokens[frozenset(key)] = (header, expires)
+            self._tokens[key] = (header, expires)
         return header
 
     def _fetch_token(self, params: Dict[str, str], scopes: Sequence[str], creds: Optional[Credentials]):
