@@ -244,6 +244,7 @@ class RegistryError(ZeroImageError):
         super().__init__(message or "%s (%s %s: HTTP %s)" % (reason, method, url, status))
         self.status, self.method, self.url, self.detail, self.errors = status, method, url, detail, list(errors)
         self.explained = message is not None        # says what failed and what to try: not to be wrapped again
+        self.retry_after = None                     # seconds the answer's Retry-After asked for
 
     def restated(self, message: str) -> "RegistryError":
         """The same error (class, status, fields) saying ``message``."""
@@ -850,6 +851,11 @@ class Task:
     def advance(self, n: int) -> None:
         self.done += n
         self.display.advanced(self)
+
+    def restart(self) -> "Task":
+        """The bytes go again from the start (an upload sent anew): count them once."""
+        self.done = 0
+        return self
 
     def finish(self) -> None:
         self.display.finished(self)
@@ -3229,6 +3235,7 @@ RETRY_STATUSES = (408, 429, 500, 502, 503, 504)
 IDEMPOTENT = ("GET", "HEAD", "PUT", "DELETE")     # retried when the body (if any) can be sent again
 REDIRECT_STATUSES = (301, 302, 303, 307, 308)
 MAX_ATTEMPTS = 5
+MAX_RETRY_AFTER = 30.0      # seconds: a longer Retry-After is cut to this
 MAX_RETRY_SECONDS = 60.0
 MAX_REDIRECTS = 5
 MAX_ERROR_BODY = 1024 * 1024
@@ -3530,7 +3537,7 @@ class Transport:
                 if response.status not in RETRY_STATUSES or not replayable \
                         or not self._may_retry(attempt, attempts, started, response):
                     return response
-                delay = self._retry_after(response) or backoff_delay(attempt)
+                delay = self.retry_after(response) or backoff_delay(attempt)
                 response.close()
                 self.display.debug("retrying %s %s in %.1fs after HTTP %d", method, _redact_url(url), delay,
                                    response.status)
@@ -3538,14 +3545,16 @@ class Transport:
         raise AssertionError("unreachable")
 
     @staticmethod
-    def _retry_after(response: Response) -> Optional[float]:
+    def retry_after(response: Response) -> Optional[float]:
+        """Seconds the answer's Retry-After asks to wait (seconds or an HTTP date), at most MAX_RETRY_AFTER."""
         value = (response.headers.get("Retry-After") or "").strip()
         if re.fullmatch(r"[0-9]{1,10}", value):
-            return min(float(value), 30.0)
+            return min(float(value), MAX_RETRY_AFTER)
         if value:
             try:
                 when = email_utils.parsedate_to_datetime(value)
-                return max(0.0, min((when - datetime.datetime.now(datetime.timezone.utc)).total_seconds(), 30.0))
+                return max(0.0, min((when - datetime.datetime.now(datetime.timezone.utc)).total_seconds(),
+                                    MAX_RETRY_AFTER))
             except (TypeError, ValueError, OverflowError):
                 return None
         return None
@@ -3553,7 +3562,7 @@ class Transport:
     def _may_retry(self, attempt: int, attempts: int, started: float, response: Optional[Response]) -> bool:
         if attempt >= attempts:
             return False
-        wait = (self._retry_after(response) if response is not None else None) or backoff_delay(attempt)
+        wait = (self.retry_after(response) if response is not None else None) or backoff_delay(attempt)
         return time.monotonic() - started + wait <= MAX_RETRY_SECONDS
 
     def _send_following(self, method, url, headers, body, auth, auth_origin, timeout, cancellable) -> Response:
@@ -3791,6 +3800,12 @@ class Authenticator:
             return self._credentials
 
     @property
+    def user(self) -> Optional[str]:
+        """The user name of the credentials in use, once found (None: anonymous, or not looked up yet)."""
+        with self._lock:
+            return self._credentials.username if self._resolved and self._credentials else None
+
+    @property
     def scheme(self) -> Optional[str]:
         """"basic", "bearer", or None when the registry asks for no credentials."""
         self.ping()
@@ -3958,7 +3973,6 @@ class Authenticator:
 
 UPLOAD_ATTEMPTS = 3
 UPLOAD_KINDS = ("monolithic", "chunked")
-UPLOAD_CHUNK = 32 * 1024 * 1024         # bytes in each PATCH of a chunked upload
 
 
 class _ResumingReader:
@@ -4004,25 +4018,12 @@ class _Discard:
         return len(data)
 
 
-class _Window:
-    """The next ``size`` bytes of a stream as a stream of their own: one chunk of a chunked upload."""
-
-    def __init__(self, stream, size: int):
-        self._stream, self._left = stream, size
-
-    def read(self, n: int = -1) -> bytes:
-        if self._left <= 0:
-            return b""
-        data = self._stream.read(self._left if n is None or n < 0 else min(n, self._left))
-        self._left -= len(data)
-        return data
-
-
 class Upload:
     """An upload session a registry opened (POST /v2/NAME/blobs/uploads/). ``finish(blob, kind)``
-    sends the blob "monolithic" (one PUT ``?digest=`` carrying the bytes) or "chunked" (PATCHes of
-    UPLOAD_CHUNK bytes with Content-Range, each to the Location the last answer gave, then an empty
-    PUT ``?digest=``); ``cancel()`` ends it, best-effort and within CLEANUP_TIMEOUT (on the way out)."""
+    sends the blob "monolithic" (one PUT ``?digest=`` carrying the bytes) or "chunked" (the bytes in
+    one PATCH without Content-Range, as docker, skopeo and crane send them, then an empty PUT
+    ``?digest=`` to the Location the PATCH's answer gave); ``cancel()`` ends it, best-effort and
+    within CLEANUP_TIMEOUT (on the way out)."""
 
     def __init__(self, registry: "Registry", repository: str, url: str, scopes: Sequence[str]):
         self.registry, self.repository, self.url, self.scopes = registry, repository, url, list(scopes)
@@ -4043,14 +4044,12 @@ class Upload:
             response.read_capped(MAX_ERROR_BODY, "the upload answer")
 
     def _patch(self, body, size: int) -> None:
-        # 202 is the spec's answer; pulp_container answered 204 (pulp/pulp_container#2199)
-        for offset in range(0, size, UPLOAD_CHUNK):
-            n = min(UPLOAD_CHUNK, size - offset)
-            headers = {"Content-Type": "application/octet-stream", "Content-Range": "%d-%d" % (offset, offset + n - 1)}
-            with self.registry.request("PATCH", self.url, self.scopes, headers, _Window(body, n), ok=(202, 204),
-                                       length=n) as response:
-                response.read_capped(MAX_ERROR_BODY, "the upload answer")
-            self.url = self.registry.upload_location(response, self.url) or self.url
+        # No Content-Range: GHCR refuses ranged chunks over 4 MiB, and a registry that wants PATCH takes
+        # the whole blob in one. 202 is the spec's answer; pulp_container answered 204 (pulp_container#2199).
+        with self.registry.request("PATCH", self.url, self.scopes, {"Content-Type": "application/octet-stream"},
+                                   body, ok=(200, 201, 202, 204), length=size) as response:
+            response.read_capped(MAX_ERROR_BODY, "the upload answer")
+        self.url = self.registry.upload_location(response, self.url) or self.url
 
     def cancel(self, timeout: float = CLEANUP_TIMEOUT) -> None:
         with contextlib.suppress(ZeroImageError, OSError, http_client.HTTPException):
@@ -4076,6 +4075,7 @@ class Registry:
         self._lock = threading.Lock()
         self._manifests = {}                                # (repository, reference) -> get_manifest()
         self.upload_mode = None                             # "monolithic" or "chunked", once one worked
+        self._probing = threading.Lock()                    # held by the upload that finds the way
 
     def request(self, method: str, path: str, scopes: Sequence[str], headers=None, body=None,
                 ok: Sequence[int] = (200,), length: Optional[int] = None, idempotent: Optional[bool] = None,
@@ -4115,9 +4115,11 @@ class Registry:
         with contextlib.suppress(ValueError, AttributeError, UnicodeDecodeError, RecursionError):
             found = json.loads(body.decode("utf-8")).get("errors", [])
             errors = [e for e in found if isinstance(e, dict)] if isinstance(found, list) else []
-        detail = outside_text("; ".join("%s: %s" % (e.get("code", "?"), e.get("message", "")) for e in errors[:5]), 300)
+        detail = outside_text("; ".join(_said(e) for e in errors[:5]), 300)
         cls = {401: AuthenticationError, 403: AuthenticationError, 404: NotFoundError}.get(response.status, RegistryError)
-        return cls(response.status, method, _redact_url(url), detail, errors)
+        error = cls(response.status, method, _redact_url(url), detail, errors)
+        error.retry_after = Transport.retry_after(response)
+        return error
 
     # -- manifests --
 
@@ -4260,11 +4262,18 @@ class Registry:
         """Upload a blob in a new session, the way this registry takes them (``upload_mode``).
 
         Registries differ: Google Artifact Registry takes no chunked upload, older JFrog
-        Artifactory and pulp_container take no monolithic one. The first way tried is
-        ``upload_mode`` (monolithic until one is refused); when the registry refuses it, the
-        other is tried and remembered for this client. When an upload fails on the way (5xx,
-        429, a broken connection), the session is cancelled and a new one sends the blob again
-        from the start (the blob is opened anew each time)."""
+        Artifactory and pulp_container take no monolithic one. Until one way has worked, uploads to
+        the registry go one at a time, monolithic first; when the registry refuses a way, the other
+        is tried, and the one that worked is remembered for this client. When an upload fails on the
+        way (5xx, 429, a broken connection), the session is cancelled and a new one sends the blob
+        again from the start (the blob is opened anew each time), after the registry's Retry-After."""
+        if self.upload_mode is None:
+            with self._probing:         # parallel uploads wait to learn the way, not send in vain
+                if self.upload_mode is None:
+                    return self._upload(repository, blob, scopes)
+        return self._upload(repository, blob, scopes)
+
+    def _upload(self, repository: str, blob: Blob, scopes: Sequence[str]) -> None:
         attempt, refused = 1, {}
         while True:
             kind = self.upload_mode or UPLOAD_KINDS[0]
@@ -4277,23 +4286,44 @@ class Registry:
                 return
             except BaseException as e:
                 upload.cancel()
-                if _upload_refused(e) and len(refused) + 1 < len(UPLOAD_KINDS):
+                if _upload_refused(e) and not refused:
                     refused[kind] = e
+                    other = next(k for k in UPLOAD_KINDS if k != kind)
                     self.transport.display.info("%s refused a %s upload (%s); uploading %s instead", self.host,
-                                                kind, _registry_reason(e), UPLOAD_KINDS[1 - UPLOAD_KINDS.index(kind)])
+                                                kind, _registry_reason(e), other)
                     continue
-                if _upload_refused(e) and refused:
-                    ways = dict(refused, **{kind: e})
-                    raise RegistryError(e.status, e.method, e.url, "the registry refuses both ways of uploading a "
-                                        "blob: one PUT with the bytes (%s) and PATCH chunks (%s)" % (
-                                            _registry_reason(ways["monolithic"]), _registry_reason(ways["chunked"])),
-                                        e.errors) from e
+                if _upload_refused(e):
+                    raise _refused_both(dict(refused, **{kind: e})) from e
                 retryable = isinstance(e, NetworkError) or (isinstance(e, RegistryError) and e.status in RETRY_STATUSES)
                 if not retryable or attempt == UPLOAD_ATTEMPTS:
                     raise
                 self.transport.display.info("upload of %s failed (%s); starting it again", _short(blob.digest), e)
-            self.transport.wait(backoff_delay(attempt))
+                delay = max(backoff_delay(attempt), isinstance(e, RegistryError) and e.retry_after or 0.0)
+            self.transport.wait(delay)
             attempt += 1
+
+
+def _refused_both(errors: Dict[str, "RegistryError"]) -> "RegistryError":
+    last = errors["chunked"]
+    hint = ""
+    if any(e.status == 413 for e in errors.values()):
+        hint = "; HTTP 413 means a limit on the size of a request, often a proxy's in front of the registry " \
+               "(nginx: client_max_body_size): raise it"
+    return RegistryError(last.status, last.method, last.url, "the registry refuses both ways of uploading a blob: one "
+                         "PUT with the bytes (%s) and a PATCH (%s)%s" % (_registry_reason(errors["monolithic"]),
+                                                                         _registry_reason(last), hint), last.errors)
+
+
+def _said(error: dict) -> str:
+    """One error of an answer's ``errors``: ``CODE: message (detail)``; the detail (a string, or an
+    object with a message) is often the only useful part: "schema version not supported"."""
+    detail = error.get("detail")
+    if isinstance(detail, dict):
+        detail = detail.get("message") or detail.get("Message")
+    said = "%s: %s" % (error.get("code", "?"), error.get("message", ""))
+    if isinstance(detail, str) and detail.strip() and detail.strip() not in said:
+        said += " (%s)" % detail.strip()
+    return said
 
 
 def _registry_reason(error: "RegistryError") -> str:
@@ -5088,14 +5118,20 @@ def host_platform() -> Platform:
 
 
 @contextlib.contextmanager
-def registry_errors(action: str, ref: Reference):
-    """Registry errors said as one line naming what failed and what to try; the class stays."""
+def registry_errors(action: str, ref: Reference, registry: Optional[Registry] = None):
+    """Registry errors said as one line naming what failed and what to try; the class stays. With
+    ``registry``, an access denied to a logged-in user says so, rather than asking for a login."""
     try:
         yield
     except RegistryError as e:
         if e.explained:
             raise
-        if isinstance(e, AuthenticationError):
+        user = registry.auth.user if registry is not None else None
+        if isinstance(e, AuthenticationError) and user:
+            message = "cannot %s %s: access denied to %s (%s); may %s %s there? to use another account: " \
+                      "zeroimage login %s" % (action, ref.familiar(), user, e.detail or "HTTP %d" % e.status, user,
+                                              action, ref.registry)
+        elif isinstance(e, AuthenticationError):
             message = "cannot %s %s: access denied (%s); are you logged in? try: zeroimage login %s" % (
                 action, ref.familiar(), e.detail or "HTTP %d" % e.status, ref.registry)
         elif isinstance(e, NotFoundError):
@@ -5204,7 +5240,7 @@ def registry_base(session: "Session", text: str, platform: Platform) -> BaseImag
     """A base image from a registry: its manifest and config read now, its layers streamed when used."""
     ref = Reference.parse(text)
     source = RegistrySource(session.registry(ref.registry), ref.repository, ref.familiar())
-    with registry_errors("pull", ref):
+    with registry_errors("pull", ref, source.registry):
         top = source.top(ref)
         chosen, image = _image_for(source, make_index(OCI_FAMILY, [top]), platform, None, ref.familiar())
     name = str(ref.replace(digest=None)) if ref.tag else ref.name
@@ -5367,7 +5403,7 @@ class RegistrySink:
         sources = sorted(set(b.source[1] for b in blobs if b.source and b.source[0] == self.ref.registry
                              and b.source[1] != repository))
         scopes = [push_scope(repository)] + [pull_scope(s) for s in sources]   # one token, for mounts too
-        with registry_errors("push", self.ref):
+        with registry_errors("push", self.ref, self.registry):
             try:
                 push_blobs(self.session, self.registry, repository, blobs, scopes)
             except AuthenticationError as e:
@@ -5408,7 +5444,12 @@ class RegistrySink:
         self.session.display.warning("%s; pushing the Docker v2 schema 2 encoding of the same image instead "
                                      "(same layers and config; the manifest digest is %s, not %s)",
                                      refusal, docker.digest, top.digest)
-        self._put(docker, scopes, self.ref.tag)
+        try:
+            self._put(docker, scopes, self.ref.tag)
+        except RegistryError as d:
+            raise d.restated("cannot push %s: %s, and its Docker encoding too (%s)%s" % (
+                self.ref.familiar(), refusal, _registry_reason(d), "; it may take no multi-platform images: push "
+                "one platform's" if isinstance(top, ImageIndex) else "")) from d
         return docker
 
     def _put(self, node: Union[Image, ImageIndex], scopes: List[str], tag: Optional[str]) -> str:
@@ -5459,7 +5500,7 @@ def _push_blob(session: "Session", registry: Registry, repository: str, blob: Bl
         display.event("mounted", "%s from %s" % (_short(blob.digest), blob.source[1]), blob.size)
         return "mounted"
     task = display.task("uploading", _short(blob.digest), blob.size)
-    metered = blob._replace(open=lambda: _Metered(blob.open(), task, session.cancelled))
+    metered = blob._replace(open=lambda: _Metered(blob.open(), task.restart(), session.cancelled))
     registry.upload_blob(repository, metered, scopes)
     task.finish()
     return "uploaded"
@@ -5897,7 +5938,7 @@ def pull(ref_text: str, output: Optional[str] = None, *, platform: Optional[Plat
         raise UsageError("cannot save %s under its tag: the tag %s; pull it by digest alone (NAME@sha256:...) to "
                          "save it as latest" % (ref.familiar(), ref_name_problem(name.tag)))
     with _session_for(session, insecure, environ) as session, contextlib.ExitStack() as stack, \
-            registry_errors("pull", ref):
+            registry_errors("pull", ref, session.registry(ref.registry)):
         sink = EngineSink(session) if load else ArchiveSink(session, output)
         sink.start(stack)
         if load and platform is None:
@@ -6064,7 +6105,7 @@ def inspect(target: str, *, platform: Optional[Platform] = None, mode: str = "su
             session.display.info("%s is read from the registry as %s; to read the file of that name, write ./%s",
                                  target, ref, target)
         source = RegistrySource(session.registry(ref.registry), ref.repository, str(ref))
-        with registry_errors("inspect", ref):
+        with registry_errors("inspect", ref, source.registry):
             return _inspect_top(source, source.top(ref), str(ref), str(ref), platform, mode)
 
 

@@ -530,6 +530,17 @@ class QuirkProxy:
         # https://github.com/GoogleContainerTools/jib/issues/698, https://github.com/containers/buildah/issues/2594
         "no-oci-415": "manifest PUT with an OCI media type: 415 MANIFEST_INVALID",
         "no-oci-invalid": "manifest PUT with an OCI media type: 400 MANIFEST_INVALID (schema version not supported)",
+        # A size limit in front of the registry (nginx's client_max_body_size, 1 MiB by default; the
+        # distribution docs' nginx recipe sets it to 0 for this reason): 413 for a body over 64 kB.
+        "body-limit": "PUT or PATCH bodies over 64 kB: nginx's 413 Request Entity Too Large (HTML)",
+        # skopeo takes any 2xx to a PATCH (found trying registries; the spec says 202)
+        "patch-201": "PATCH answered 201 instead of 202",
+        # Registries without multi-platform images refuse an index and a manifest list alike (Quay before
+        # manifest-list support: https://github.com/GoogleContainerTools/jib/issues/698 shows its 415s)
+        "no-index": "manifest PUT of an OCI index or a Docker manifest list: 415 MANIFEST_INVALID",
+        # A user who may pull but not push: GHCR, Docker Hub and Harbor answer 403 DENIED
+        # ("denied: permission_denied: write_package", https://github.com/orgs/community/discussions/26274)
+        "deny-push": "POST, PATCH, PUT: 403 DENIED (logged in, but no push permission)",
         # -- bent rules that zeroimage already copes with (must stay so) --
         "no-digest-header": "Docker-Content-Digest removed from every answer",
         "bare-digest-header": "Docker-Content-Digest without its sha256: prefix",
@@ -657,6 +668,20 @@ class QuirkProxy:
             self.count("chunked refused")
             return self.send(h, 405, [("Content-Type", "application/json")],
                              registry_errors_body("UNSUPPORTED", "chunked uploads are not supported"))
+        if mode == "body-limit" and method in ("PUT", "PATCH") and len(body) > 64 * 1024:
+            self.count("body too large")
+            return self.send(h, 413, [("Content-Type", "text/html")], b"<html><head><title>413 Request Entity Too "
+                             b"Large</title></head><body><center><h1>413 Request Entity Too Large</h1></center>"
+                             b"<hr><center>nginx</center></body></html>")
+        if mode == "deny-push" and method in ("POST", "PATCH", "PUT") and path.startswith("/v2/"):
+            self.count("push denied")
+            return self.send(h, 403, [("Content-Type", "application/json")],
+                             registry_errors_body("DENIED", "requested access to the resource is denied"))
+        if mode == "no-index" and is_manifest_put and content_type in (
+                "application/vnd.oci.image.index.v1+json", "application/vnd.docker.distribution.manifest.list.v2+json"):
+            self.count("index refused")
+            return self.send(h, 415, [("Content-Type", "application/json")], registry_errors_body(
+                "MANIFEST_INVALID", "manifest invalid", "manifest lists are not supported"))
         if mode == "extra-scope" and path.startswith("/v2/") and path != "/v2/" and not self.has_catalog(h):
             self.count("insufficient_scope")
             challenge = ('Bearer realm="http://%s/token",service="%s",scope="registry:catalog:*",'
@@ -692,9 +717,9 @@ class QuirkProxy:
         except OSError:
             return self.send(h, 502, [], b"the registry behind the proxy did not answer")
         answer = self.rewrite(mode, method, path, status, answer)
-        if mode == "patch-204" and method == "PATCH" and is_upload and status == 202:
-            self.count("patch 204")
-            status = 204
+        if mode in ("patch-204", "patch-201") and method == "PATCH" and is_upload and status == 202:
+            self.count(mode.replace("-", " "))
+            status = int(mode[-3:])
         length = next((v for k, v in answer if k.lower() == "content-length"), None)
         self.send(h, status, answer, b"" if status == 204 else data, length if method == "HEAD" else None)
 

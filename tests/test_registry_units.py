@@ -436,17 +436,6 @@ def test_what_counts_as_refusing_an_upload_kind(error, refused):
     assert zeroimage._upload_refused(error) is refused
 
 
-def test_a_window_reads_its_piece_and_no_more():
-    import io
-    stream = io.BytesIO(b"abcdefghij")
-    pieces = []
-    for size in (4, 4, 2):
-        window = zeroimage._Window(stream, size)
-        pieces.append(window.read(3) + window.read() + window.read(5))
-    assert pieces == [b"abcd", b"efgh", b"ij"]
-    assert zeroimage._Window(io.BytesIO(b"ab"), 5).read() == b"ab"       # a stream ending early ends the window
-
-
 @pytest.mark.parametrize("groups, merged", [
     ([["repository:a:push,pull"], ["repository:a:pull,push"]], ["repository:a:push,pull"]),
     ([["repository:app:pull"], ["repository:app:pull,push", "repository:base:pull"]],
