@@ -320,7 +320,28 @@ class ConnectProxy:
         self.httpd.server_close()
 
 
-class FaultProxy:
+def every_method_to(proxy):
+    """A handler class that hands every request, whatever its method, to ``proxy.handle(handler)``."""
+    class Handler(QuietHandler):
+        def do_ANY(self):
+            proxy.handle(self)
+
+        do_GET = do_HEAD = do_PUT = do_POST = do_PATCH = do_DELETE = do_ANY
+    return Handler
+
+
+class _Once:
+    """``first_time(key)``: True the first time a key is seen (thread-safe)."""
+
+    def first_time(self, key):
+        with self._lock:
+            if key in self._once:
+                return False
+            self._once.add(key)
+            return True
+
+
+class FaultProxy(_Once):
     """A reverse proxy in front of a plain-HTTP registry that misbehaves on purpose.
 
     ``mode`` (settable at any time):
@@ -352,12 +373,6 @@ class FaultProxy:
         self._lock = threading.Lock()
         proxy = self
 
-        class Handler(QuietHandler):
-            def do_ANY(self):
-                proxy.handle(self)
-
-            do_GET = do_HEAD = do_PUT = do_POST = do_PATCH = do_DELETE = do_ANY
-
         class CdnHandler(QuietHandler):
             def do_GET(self):
                 proxy.cdn_auth.append(self.headers.get("Authorization"))
@@ -368,19 +383,12 @@ class FaultProxy:
                 self.end_headers()
                 self.wfile.write(body)
 
-        self.httpd = QuietServer(("127.0.0.1", 0), Handler)
+        self.httpd = QuietServer(("127.0.0.1", 0), every_method_to(self))
         self.cdn = QuietServer(("127.0.0.1", 0), CdnHandler)
         self.host = "127.0.0.1:%d" % self.httpd.server_port
         self.cdn_url = "http://127.0.0.1:%d" % self.cdn.server_port
         for server in (self.httpd, self.cdn):
             threading.Thread(target=server.serve_forever, daemon=True).start()
-
-    def first_time(self, key):
-        with self._lock:
-            if key in self._once:
-                return False
-            self._once.add(key)
-            return True
 
     def upstream(self, method, path, headers, body):
         conn = http.client.HTTPConnection(self.upstream_host, timeout=60)
@@ -486,7 +494,7 @@ def jwt_claims(authorization):
     return claims if isinstance(claims, dict) else {}
 
 
-class QuirkProxy:
+class QuirkProxy(_Once):
     """A plain-HTTP reverse proxy on loopback in front of a real test registry (a RegistryProcess,
     "open", or "token" with the TokenServer behind it too), reproducing one quirk of a real registry
     at a time.
@@ -567,15 +575,7 @@ class QuirkProxy:
         self._once = set()
         self._retries = 0
         self._lock = threading.Lock()
-        proxy = self
-
-        class Handler(QuietHandler):
-            def do_ANY(self):
-                proxy.handle(self)
-
-            do_GET = do_HEAD = do_PUT = do_POST = do_PATCH = do_DELETE = do_ANY
-
-        self.httpd = QuietServer(("127.0.0.1", 0), Handler)
+        self.httpd = QuietServer(("127.0.0.1", 0), every_method_to(self))
         self.host = "127.0.0.1:%d" % self.httpd.server_port
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()
@@ -583,13 +583,6 @@ class QuirkProxy:
     def count(self, event, n=1):
         with self._lock:
             self.counts[event] += n
-
-    def first_time(self, key):
-        with self._lock:
-            if key in self._once:
-                return False
-            self._once.add(key)
-            return True
 
     # -- the connection to the registry (or token server) behind --
 
