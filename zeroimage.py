@@ -4057,6 +4057,25 @@ class Upload:
                                   timeout=timeout, cancellable=False).close()
 
 
+def upload_url(location: str, base: str, api: str) -> Optional[str]:
+    """The URL an upload goes on to: ``location`` (relative ones, query and all, joined to ``base``);
+    None when it is empty or unusable. A registry behind a proxy that ends TLS for it may not know its
+    own scheme and say ``http://`` for itself (distribution#123, #479): an upload to the HTTPS API's own
+    host stays on HTTPS, never sent in plain text."""
+    try:
+        url = urllib.parse.urljoin(base, location)
+        parts, api_parts = urllib.parse.urlsplit(url), urllib.parse.urlsplit(api)
+        port, api_port = parts.port, api_parts.port
+    except ValueError:
+        return None
+    if not location or url_problem(url):
+        return None
+    if api_parts.scheme == "https" and parts.scheme == "http" and parts.hostname == api_parts.hostname \
+            and port in (None, 80, api_port):
+        url = urllib.parse.urlunsplit(("https", api_parts.netloc, parts.path, parts.query, ""))
+    return url
+
+
 def _upload_refused(error: BaseException) -> bool:
     """Whether an upload failed because the registry will not take a blob that way (one PUT with the
     bytes, or PATCHes): a 4xx that is not about credentials or pace, or 501 Not Implemented."""
@@ -4247,16 +4266,9 @@ class Registry:
         url = self.upload_location(response, self.auth.ping() + "/v2/%s/blobs/uploads/" % repository)
         return Upload(self, repository, url, scopes) if url else None
 
-    @staticmethod
-    def upload_location(response: Response, base: str) -> Optional[str]:
-        """The upload URL an answer's Location names (relative ones, query and all, joined to ``base``),
-        or None when it names none usable."""
-        location = (response.headers.get("Location") or "").strip()
-        try:
-            url = urllib.parse.urljoin(base, location)
-        except ValueError:
-            return None
-        return url if location and not url_problem(url) else None
+    def upload_location(self, response: Response, base: str) -> Optional[str]:
+        """The upload URL an answer's Location names, or None when it names none usable."""
+        return upload_url((response.headers.get("Location") or "").strip(), base, self.auth.ping())
 
     def upload_blob(self, repository: str, blob: Blob, scopes: Sequence[str]) -> None:
         """Upload a blob in a new session, the way this registry takes them (``upload_mode``).

@@ -447,3 +447,21 @@ def test_what_counts_as_refusing_an_upload_kind(error, refused):
 ])
 def test_merge_scopes_one_per_resource_in_the_order_first_named(groups, merged):
     assert zeroimage.merge_scopes(*groups) == merged
+
+
+@pytest.mark.parametrize("location, api, url", [
+    ("/v2/a/blobs/uploads/u?_state=x", "https://r.example", "https://r.example/v2/a/blobs/uploads/u?_state=x"),
+    ("u2?_state=y", "https://r.example", "https://r.example/v2/a/blobs/uploads/u2?_state=y"),
+    ("https://r.example/v2/a/blobs/uploads/u", "https://r.example", "https://r.example/v2/a/blobs/uploads/u"),
+    ("https://uploads.example/s/u?sig=1", "https://r.example", "https://uploads.example/s/u?sig=1"),
+    # a registry behind a proxy that ends TLS for it says http:// for itself (distribution#123, #479)
+    ("http://r.example/v2/a/blobs/uploads/u?_state=x", "https://r.example", "https://r.example/v2/a/blobs/uploads/u?_state=x"),
+    ("http://r.example:80/v2/a/blobs/uploads/u", "https://r.example", "https://r.example/v2/a/blobs/uploads/u"),
+    ("http://r.example:5000/v2/a/u", "https://r.example:5000", "https://r.example:5000/v2/a/u"),
+    ("http://r.example:8080/v2/a/u", "https://r.example", "http://r.example:8080/v2/a/u"),     # another service
+    ("http://127.0.0.1:5000/v2/a/u", "http://127.0.0.1:5000", "http://127.0.0.1:5000/v2/a/u"),
+    ("", "https://r.example", None), ("ftp://r.example/x", "https://r.example", None),
+    ("http://[::1", "https://r.example", None),
+])
+def test_upload_url(location, api, url):
+    assert zeroimage.upload_url(location, api + "/v2/a/blobs/uploads/", api) == url
