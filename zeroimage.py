@@ -5262,7 +5262,10 @@ def registry_base(session: "Session", text: str, platform: Platform) -> BaseImag
                      {ANNOTATION_BASE_NAME: name, ANNOTATION_BASE_DIGEST: top["digest"]})
 
 
-# -- sinks: where a finished image or index goes --
+# ---- Sinks ----
+#
+# Where a finished image or index goes: an archive, a layout directory, a container engine, or a
+# registry (every blob made present, then the manifests, met with the registries' quirks).
 
 
 class ArchiveSink:
