@@ -3717,6 +3717,12 @@ def parse_challenges(header: str) -> List[Tuple[str, Dict[str, str]]]:
     return challenges
 
 
+def challenges_of(response: "Response") -> str:
+    """Every WWW-Authenticate of an answer as one header value: a registry may send Basic and Bearer
+    in two headers (RFC 9110 allows either form)."""
+    return ", ".join(response.headers.get_all("WWW-Authenticate") or [])
+
+
 def _preferred_challenge(challenges) -> Optional[Tuple[str, Dict[str, str]]]:
     return next((c for c in challenges if c[0] == "bearer"), None) or \
         next((c for c in challenges if c[0] == "basic"), None)
@@ -3837,7 +3843,7 @@ class Authenticator:
             if scheme == "http" and response.status == 400 and https_error:
                 raise https_error           # an HTTPS-only server: the TLS problem is the one to report
             if response.status == 401:
-                self._challenge = _preferred_challenge(parse_challenges(response.headers.get("WWW-Authenticate", "")))
+                self._challenge = _preferred_challenge(parse_challenges(challenges_of(response)))
             elif response.status not in (200, 404):
                 raise RegistryError(response.status, "GET", url, "the registry API check failed")
             self.transport.display.debug(
@@ -4110,7 +4116,7 @@ class Registry:
         auth = self.auth.header(scopes)
         response = self.transport.request(method, url, headers, body, auth=auth, auth_origin=_origin(base), **options)
         if response.status == 401 and isinstance(body, (bytes, type(None))):
-            challenge = response.headers.get("WWW-Authenticate", "")
+            challenge = challenges_of(response)
             retry = self.auth.challenged(scopes, challenge, auth)
             if retry is not None:
                 with response:

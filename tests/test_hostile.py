@@ -1482,3 +1482,22 @@ def test_an_oci_manifest_without_its_type_served_as_plain_json_is_read(servers, 
     server = servers({"/v2/": open_v2, "/v2/a/manifests/1": manifest_route(data, content_type)})
     got, media_type, digest = session.registry(server.netloc).get_manifest("a", "1")
     assert (got, media_type, digest) == (data, kind, sha256(data))
+
+
+def test_challenges_in_two_headers_are_both_read(servers, session):
+    """Basic and Bearer in two WWW-Authenticate headers (RFC 9110 allows it): Bearer is chosen, as
+    when they come in one header."""
+    holder = {}
+
+    def challenge(h):
+        h.reply(401, b"{}", [("WWW-Authenticate", 'Basic realm="r"'),
+                             ("WWW-Authenticate", 'Bearer realm="%s/token",service="svc"' % holder["s"].url)])
+
+    def manifest(h):
+        if h.headers.get("Authorization") == "Bearer T1":
+            return manifest_route(MANIFEST)(h)
+        challenge(h)
+    holder["s"] = servers({"/v2/": challenge, "/token": lambda h: h.reply(200, jdump({"token": "T1"})),
+                           "/v2/a/manifests/1": manifest})
+    data, _, _ = session.registry(holder["s"].netloc).get_manifest("a", "1")
+    assert data == MANIFEST
