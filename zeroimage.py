@@ -5451,9 +5451,10 @@ class RegistrySink:
             if not oci or not _refuses_oci(e):
                 raise
             refusal = "%s refuses OCI manifests (%s)" % (self.registry.host, _registry_reason(e))
-            if self.keep_family:
+            if self.keep_family or self.ref.digest:     # OCI asked for, or its digest named: no other encoding
                 raise e.restated("cannot push %s: %s; push Docker v2 schema 2 manifests instead with "
-                                 "--media-types docker" % (self.ref.familiar(), refusal)) from e
+                                 "--media-types docker%s" % (self.ref.familiar(), refusal, " and a tag"
+                                                             if self.ref.digest else "")) from e
             notes = []
             try:
                 docker = convert_family(top, DOCKER_FAMILY, notes)

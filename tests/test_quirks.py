@@ -429,3 +429,14 @@ def test_a_logged_in_user_without_push_permission_is_told_so(token_place, busybo
     line = failed(r, "access denied to alice", "DENIED")
     assert "are you logged in" not in line and "wonderland" not in r.stderr
     assert p.proxy.counts["push denied"] >= 1
+
+
+def test_oci_refused_when_the_oci_digest_was_named_is_an_error(tmp_path, open_place, busybox_program):
+    """Pushed to NAME@sha256:... (the OCI digest), the Docker encoding would land under another
+    digest: an error, not a silent change."""
+    p = open_place
+    digest = p.ok("build", "-o", tmp_path / "app.tar", busybox_program).stdout.strip()
+    p.proxy.mode = "no-oci-415"
+    r = p("push", tmp_path / "app.tar", p.via("quirks/digest/app@" + digest))
+    failed(r, "refuses OCI", "--media-types docker and a tag")
+    assert len(error_lines(r)) == 1, r.stderr
