@@ -47,6 +47,7 @@ import threading
 import time
 import types
 import urllib.parse
+import weakref
 import zlib
 from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
@@ -679,6 +680,10 @@ def atomic_output(path: str, mode: Optional[int] = None):
         if held is not None:
             signal.pthread_sigmask(signal.SIG_SETMASK, held)
         raise ZeroImageError("cannot write %s: %s" % (shown, e.strerror or e)) from e
+    # The last resort, at exit: a stop signal's exception that lands in the unwinding itself (after a
+    # cancellation already stopped the work) can skip the clean-up below.
+    alive = _Alive()        # lives as long as this generator: collected unresumed, it removes tmp
+    leftover = weakref.finalize(alive, _remove_quietly, tmp)
     try:
         if held is not None:
             signal.pthread_sigmask(signal.SIG_SETMASK, held)     # a held signal is raised here, inside
@@ -692,10 +697,20 @@ def atomic_output(path: str, mode: Optional[int] = None):
             mode = 0o666 & ~umask
         os.chmod(tmp, mode)
         os.replace(tmp, path)
+        leftover.detach()
     except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
+        _remove_quietly(tmp)
+        leftover.detach()
         raise
+
+
+class _Alive:
+    """An object to hang a ``weakref.finalize`` on: it lives as long as the frame that holds it."""
+
+
+def _remove_quietly(path: str) -> None:
+    with contextlib.suppress(OSError):
+        os.unlink(path)
 
 # ---- Display ----
 

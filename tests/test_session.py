@@ -226,3 +226,19 @@ def test_default_layer_cache_is_bounded(tmp_path, program):
     cache_dir = tmp_path / "c"
     cache = zeroimage.LayerCache.default({"ZEROIMAGE_CACHE_DIR": str(cache_dir)})
     assert cache.max_entries == zeroimage.LayerCache.MAX_ENTRIES <= 10000
+
+
+def test_an_output_whose_clean_up_never_ran_is_removed_at_exit(tmp_path):
+    """A stop signal's exception landing in the unwinding itself can skip atomic_output's clean-up;
+    the temporary file still goes when the process exits (or the generator is collected)."""
+    script = ("import sys; sys.path.insert(0, %r); import zeroimage\n"
+              "cm = zeroimage.atomic_output(%r); f = cm.__enter__(); f.write(b'half')\n"
+              "KEEP = [cm, f]\n" % (os.path.dirname(MODULE), str(tmp_path / "out.tar")))
+    subprocess.run([sys.executable, "-c", script], check=True)
+    assert os.listdir(str(tmp_path)) == []
+    cm = zeroimage.atomic_output(str(tmp_path / "out.tar"))
+    cm.__enter__().write(b"half")
+    assert len(os.listdir(str(tmp_path))) == 1
+    del cm
+    gc.collect()
+    assert os.listdir(str(tmp_path)) == []
