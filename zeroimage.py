@@ -107,7 +107,8 @@ __all__ = [
     # operations
     "build", "pull", "push_archive", "inspect", "login", "logout", "check_auth",
     # building blocks: reading binaries, archives and registries, writing layers
-    "read_elf", "select_manifest", "walk_index", "read_tree", "parse_digest", "verify_bytes", "VerifyingReader",
+    "read_elf", "select_manifest", "select_platforms", "read_selection", "walk_index", "read_tree", "parse_digest",
+    "verify_bytes", "VerifyingReader",
     "derive_config", "canonical_json", "convert_family", "write_layer", "tree_entries", "GzipWriter", "LayerCache",
     "Layout", "DockerArchive", "open_archive", "compress_layer", "compressed_image", "Transport", "Authenticator",
     "Engine", "engine_addresses", "Registry", "Upload", "RegistrySource", "parse_challenges", "parse_proxy",
@@ -5056,85 +5057,6 @@ def base_paths(base: BaseImage, wanted: Sequence[str], minimal: Optional[Sequenc
 # -- reading images: one walker, one reader, for layouts and registries --
 
 
-class RegistrySource:
-    """A repository seen the way ``walk_index`` and ``read_tree`` read a Layout: manifests fetched by
-    digest, small blobs read whole, layers as blobs to stream; every read verified."""
-
-    def __init__(self, registry: Registry, repository: str, where: Optional[str] = None):
-        self.registry, self.repository = registry, repository
-        self.where = where or "%s/%s" % (registry.host, repository)     # for messages
-        self._small = {}        # digest -> bytes: a config is fetched once, however often it is read
-
-    def top(self, ref: Reference) -> dict:
-        """The descriptor of what a reference names (a manifest or an index)."""
-        data, media_type, digest = self.registry.get_manifest(ref.repository, ref.digest or ref.tag)
-        return {"mediaType": media_type, "digest": digest, "size": len(data)}
-
-    def has(self, desc: dict) -> bool:
-        return True
-
-    def read_manifest(self, desc: dict) -> bytes:
-        digest, size = check_descriptor(desc, self.where)
-        data, _, _ = self.registry.get_manifest(self.repository, digest)
-        if len(data) != size:
-            raise ArchiveError("manifest %s in %s/%s is %d bytes, its descriptor says %d"
-                               % (digest, self.registry.host, self.repository, len(data), size))
-        return data
-
-    def read_small_blob(self, desc: dict) -> bytes:
-        digest, size = check_descriptor(desc, self.where)
-        if digest not in self._small:
-            self._small[digest] = self.registry.read_small_blob(self.repository, digest, size)
-        return self._small[digest]
-
-    def blob(self, desc: dict) -> Blob:
-        digest, size = check_descriptor(desc, self.where)
-        return Blob(digest, size, lambda: self.registry.open_blob(self.repository, digest, size),
-                    (self.registry.host, self.repository))
-
-
-def read_tree(source, desc: dict, where: str, depth: int = 0) -> Union[Image, ImageIndex]:
-    """The image or index ``desc`` names, from ``source`` (a Layout or a RegistrySource): manifests and
-    configs read and verified now, byte for byte; layers as blobs, streamed when used."""
-    if depth > MAX_INDEX_DEPTH:
-        raise ArchiveError("%s: indexes nested more than %d deep" % (where, MAX_INDEX_DEPTH))
-    digest, _ = check_descriptor(desc, where)
-    data = source.read_manifest(desc)
-    value = json_object(data, "%s: manifest %s" % (where, digest))
-    media_type = value.get("mediaType") or desc.get("mediaType") or ""
-    if not isinstance(media_type, str):
-        raise ArchiveError("%s: manifest %s has a media type that is not a string" % (where, digest))
-    own = _bytes_blob(digest, data)
-    if media_type in INDEX_TYPES or (not media_type and "manifests" in value):
-        children = [read_tree(source, child, where, depth + 1) for child in index_manifests(value, where)]
-        return ImageIndex(value, own, children, media_type)
-    config_desc, layers = value.get("config"), value.get("layers")
-    config_digest, _ = check_descriptor(config_desc, "%s: manifest %s" % (where, digest))
-    if not isinstance(layers, list):
-        raise ArchiveError("%s: manifest %s has no layers list" % (where, digest))
-    config_data = source.read_small_blob(config_desc)
-    config = parse_json(config_data, "%s: config %s" % (where, config_digest))
-    config = config if isinstance(config, dict) else {}
-    platform = Platform.from_dict(desc.get("platform")) or Platform.from_dict(config)
-    blobs = [source.blob(layer) for layer in layers] + [_bytes_blob(config_digest, config_data), own]
-    return Image(value, config, platform, blobs, media_type)
-
-
-def choose_image(candidates: Sequence[Candidate], platform: Optional[Platform], ref_name: Optional[str],
-                 where: str) -> Candidate:
-    """The image asked for: by ``platform`` and ``ref_name``; with no platform, the one image there is
-    (of that name), else this machine's platform. Entries that cannot be used are not counted."""
-    pool = [c for c in candidates if c.problem is None and (ref_name is None or ref_name in _ref_names(c.ref_name))]
-    if platform is None and pool and len(set(c.descriptor["digest"] for c in pool)) == 1:
-        return pool[0]
-    return select_manifest(candidates, platform or host_platform(), ref_name, where)
-
-
-def host_platform() -> Platform:
-    """The platform of this machine, as ``docker pull`` picks by default."""
-    return Platform.make("linux", os.uname().machine.lower()) if hasattr(os, "uname") else DEFAULT_PLATFORM
-
-
 @contextlib.contextmanager
 def registry_errors(action: str, ref: Reference, registry: Optional[Registry] = None):
     """Registry errors said as one line naming what failed and what to try; the class stays. With
@@ -5158,6 +5080,160 @@ def registry_errors(action: str, ref: Reference, registry: Optional[Registry] = 
         else:
             message = "cannot %s %s: %s" % (action, ref.familiar(), e)
         raise e.restated(message) from e
+
+
+class RegistrySource:
+    """A repository seen the way ``walk_index`` and ``read_tree`` read a Layout: manifests fetched by
+    digest, small blobs read whole, layers as blobs to stream; every read verified."""
+
+    def __init__(self, registry: Registry, repository: str, where: Optional[str] = None,
+                 ref: Optional[Reference] = None):
+        self.registry, self.repository = registry, repository
+        self.where = where or "%s/%s" % (registry.host, repository)     # for messages
+        self.ref = ref          # what a blob that cannot be fetched is said to be part of
+        self._small = {}        # digest -> bytes: a config is fetched once, however often it is read
+        self._manifests = {}    # digest -> bytes: the same for manifests (the top is read again to select)
+
+    def top(self, ref: Reference) -> dict:
+        """The descriptor of what a reference names (a manifest or an index)."""
+        data, media_type, digest = self.registry.get_manifest(ref.repository, ref.digest or ref.tag)
+        self._manifests[digest] = data
+        return {"mediaType": media_type, "digest": digest, "size": len(data)}
+
+    @property
+    def mount_from(self) -> Tuple[str, str]:
+        """(registry, repository): where a push to the same registry may mount this source's blobs from."""
+        return self.registry.host, self.repository
+
+    def has(self, desc: dict) -> bool:
+        return True
+
+    def read_manifest(self, desc: dict) -> bytes:
+        digest, size = check_descriptor(desc, self.where)
+        if digest not in self._manifests:
+            self._manifests[digest] = self.registry.get_manifest(self.repository, digest)[0]
+        data = self._manifests[digest]
+        if len(data) != size:
+            raise ArchiveError("manifest %s in %s/%s is %d bytes, its descriptor says %d"
+                               % (digest, self.registry.host, self.repository, len(data), size))
+        return data
+
+    def read_small_blob(self, desc: dict) -> bytes:
+        digest, size = check_descriptor(desc, self.where)
+        if digest not in self._small:
+            self._small[digest] = self.registry.read_small_blob(self.repository, digest, size)
+        return self._small[digest]
+
+    def blob(self, desc: dict) -> Blob:
+        digest, size = check_descriptor(desc, self.where)
+        return Blob(digest, size, lambda: self._open_blob(digest, size), self.mount_from)
+
+    def _open_blob(self, digest: str, size: int) -> VerifyingReader:
+        """A layer's stream; opened while it is written elsewhere (an archive, another registry), so a
+        refusal says it came from this repository."""
+        if self.ref is None:
+            return self.registry.open_blob(self.repository, digest, size)
+        with registry_errors("pull", self.ref, self.registry):
+            return self.registry.open_blob(self.repository, digest, size)
+
+
+def read_tree(source, desc: dict, where: str, depth: int = 0) -> Union[Image, ImageIndex]:
+    """The image or index ``desc`` names, from ``source`` (a Layout or a RegistrySource): manifests and
+    configs read and verified now, byte for byte; layers as blobs, streamed when used. A config from
+    a source with ``mount_from`` (a registry repository) may be mounted from there, as its layers may."""
+    if depth > MAX_INDEX_DEPTH:
+        raise ArchiveError("%s: indexes nested more than %d deep" % (where, MAX_INDEX_DEPTH))
+    digest, _ = check_descriptor(desc, where)
+    data = source.read_manifest(desc)
+    value = json_object(data, "%s: manifest %s" % (where, digest))
+    media_type = value.get("mediaType") or desc.get("mediaType") or ""
+    if not isinstance(media_type, str):
+        raise ArchiveError("%s: manifest %s has a media type that is not a string" % (where, digest))
+    own = _bytes_blob(digest, data)
+    if media_type in INDEX_TYPES or (not media_type and "manifests" in value):
+        children = [read_tree(source, child, where, depth + 1) for child in index_manifests(value, where)]
+        return ImageIndex(value, own, children, media_type)
+    config_desc, layers = value.get("config"), value.get("layers")
+    config_digest, _ = check_descriptor(config_desc, "%s: manifest %s" % (where, digest))
+    if not isinstance(layers, list):
+        raise ArchiveError("%s: manifest %s has no layers list" % (where, digest))
+    config_data = source.read_small_blob(config_desc)
+    config = parse_json(config_data, "%s: config %s" % (where, config_digest))
+    config = config if isinstance(config, dict) else {}
+    platform = Platform.from_dict(desc.get("platform")) or Platform.from_dict(config)
+    config_blob = _bytes_blob(config_digest, config_data)._replace(source=getattr(source, "mount_from", None))
+    blobs = [source.blob(layer) for layer in layers] + [config_blob, own]
+    return Image(value, config, platform, blobs, media_type)
+
+
+def choose_image(candidates: Sequence[Candidate], platform: Optional[Platform], ref_name: Optional[str],
+                 where: str) -> Candidate:
+    """The image asked for: by ``platform`` and ``ref_name``; with no platform, the one image there is
+    (of that name), else this machine's platform. Entries that cannot be used are not counted."""
+    pool = [c for c in candidates if c.problem is None and (ref_name is None or ref_name in _ref_names(c.ref_name))]
+    if platform is None and pool and len(set(c.descriptor["digest"] for c in pool)) == 1:
+        return pool[0]
+    return select_manifest(candidates, platform or host_platform(), ref_name, where)
+
+
+def host_platform() -> Platform:
+    """The platform of this machine, as ``docker pull`` picks by default."""
+    return Platform.make("linux", os.uname().machine.lower()) if hasattr(os, "uname") else DEFAULT_PLATFORM
+
+
+def _string_map(value) -> Dict[str, str]:
+    """Labels or annotations as they are, strings only (a null or a non-map is none)."""
+    return {k: v for k, v in value.items() if isinstance(k, str) and isinstance(v, str)} \
+        if isinstance(value, dict) else {}
+
+
+def select_platforms(candidates: Sequence[Candidate], platforms: Sequence[Optional[Platform]],
+                     where: str) -> List[Candidate]:
+    """The image for each platform asked for (None: as ``choose_image`` picks with none), each image
+    once, in the order the index lists them, so the same choice gives the same index whatever order
+    the platforms were named in. A platform the source lacks is an error naming those it has."""
+    wanted = set(choose_image(candidates, platform, None, where).descriptor["digest"] for platform in platforms)
+    chosen = collections.OrderedDict()
+    for candidate in candidates:
+        digest = candidate.descriptor.get("digest")
+        if digest in wanted and digest not in chosen:
+            chosen[digest] = candidate
+    return list(chosen.values())
+
+
+def selected_index(top: dict, chosen: Sequence[Candidate], images: Sequence[Image]) -> ImageIndex:
+    """A new index of the images chosen from the index ``top``: a Docker manifest list when ``top`` is
+    one, else an OCI index keeping ``top``'s annotations; each entry as ``top`` (or the index under it)
+    lists it, with its platform filled in when only its config names it."""
+    family = DOCKER_FAMILY if top.get("mediaType") == DOCKER_MANIFEST_LIST else OCI_FAMILY
+    entries = []
+    for candidate in chosen:
+        desc = candidate.descriptor
+        if Platform.from_dict(desc.get("platform")) is None:
+            desc = dict(desc, platform=candidate.platform.to_dict())
+        entries.append(_docker_descriptor(desc) if family is DOCKER_FAMILY else desc)
+    index = make_index(family, entries)
+    annotations = _string_map(top.get("annotations"))
+    if annotations and family is OCI_FAMILY:
+        index["annotations"] = annotations
+    return ImageIndex(index, bytes_blob(canonical_json(index)), list(images), family["index"])
+
+
+def read_selection(source, desc: dict, where: str,
+                   platforms: Optional[Sequence[Optional[Platform]]]) -> Union[Image, ImageIndex]:
+    """What ``desc`` names, read as ``read_tree`` does: all of it when ``platforms`` is None; else the
+    image for each platform (see ``select_platforms``): one is that image, byte for byte; several are a
+    new index of them (``selected_index``), unless they are all the index lists: then it is the index."""
+    if platforms is None:
+        return read_tree(source, desc, where)
+    candidates = walk_index(make_index(OCI_FAMILY, [desc]), source, where)
+    chosen = select_platforms(candidates, platforms, where)
+    if len(chosen) == 1:
+        return read_tree(source, chosen[0].descriptor, where)
+    top = json_object(source.read_manifest(desc), "%s: index %s" % (where, desc["digest"]))
+    if [c.descriptor for c in chosen] == top.get("manifests"):
+        return read_tree(source, desc, where)
+    return selected_index(top, chosen, [read_tree(source, c.descriptor, where) for c in chosen])
 
 
 def read_image(source, chosen: Candidate, where: str) -> Image:
@@ -6031,12 +6107,6 @@ def _compressed_for_push(session: Session, stack: contextlib.ExitStack, layout: 
 
 
 # -- inspect --
-
-
-def _string_map(value) -> Dict[str, str]:
-    """Labels or annotations as they are, strings only (a null or a non-map is none)."""
-    return {k: v for k, v in value.items() if isinstance(k, str) and isinstance(v, str)} \
-        if isinstance(value, dict) else {}
 
 
 def describe_image(name: str, digest: str, media_type: str, image: Image, listed: Sequence[Candidate] = (),
