@@ -6007,83 +6007,69 @@ def build(entrypoint, output: Optional[str] = None, *, base: Optional[str] = Non
     return BuildResult(digest, sink.where(digest), images, getattr(sink, "image_id", None))
 
 
-# -- pull --
+# -- pull, push and copy: one way from a source to a sink --
 
 
 class Saved(NamedTuple):
-    """What ``pull`` saved or ``push_archive`` pushed: the digest of the manifest or index the
-    reference names, its media type, the platforms in it, and where it went."""
+    """What ``pull`` saved, ``push_archive`` pushed or ``copy`` copied: the digest of the manifest or
+    index that went (the source's own, unless platforms were chosen or its encoding changed), its media
+    type, the platforms in it, and where it went."""
 
     digest: str
     media_type: str
     platforms: List[str]
     where: str
     image_id: Optional[str] = None      # the engine's ID of the image, when loaded into one
+    source_digest: Optional[str] = None     # the digest of what the source named
 
 
-def pull(ref_text: str, output: Optional[str] = None, *, platform: Optional[Platform] = None,
-         all_platforms: bool = False, insecure: bool = False, load: bool = False, environ=None,
-         session: Optional[Session] = None) -> Saved:
-    """Save an image (or, with ``all_platforms``, its whole index byte for byte) to an archive
-    (``"-"``: standard output), or (``load``) send it to the local container engine: by default
-    the image for the engine's platform."""
-    ref = Reference.parse(ref_text)
-    if load and (output is not None or all_platforms):
-        raise UsageError("--load sends one image to the container engine; give it without -o or --all-platforms")
-    output = ref.repository.rsplit("/", 1)[-1] + ".tar" if output is None and not load else output
-    name = ref.replace(digest=None) if ref.tag else ref.replace(tag="latest", digest=None)
+class _Read(NamedTuple):
+    """A source read for a sink: the tree to write, the digest the source named, the name it had."""
+
+    tree: Union[Image, ImageIndex]
+    digest: str
+    name: Optional[Reference]
+
+
+def _platform_list(platform) -> Optional[List[Platform]]:
+    """``platform=`` as the operations take it: None, one Platform, or several."""
+    if platform is None or isinstance(platform, Platform):
+        return None if platform is None else [platform]
+    platforms = list(platform)
+    if not all(isinstance(p, Platform) for p in platforms):
+        raise UsageError("platforms are zeroimage.Platform values (Platform.parse(\"linux/arm64\"))")
+    return platforms or None
+
+
+def _tagged(ref: Reference) -> Reference:
+    """``ref`` without its digest, by its tag, else latest: the name an image from it has in an archive."""
+    return ref.replace(digest=None) if ref.tag else ref.replace(tag="latest", digest=None)
+
+
+def _archive_name(ref: Reference) -> Reference:
+    """``_tagged(ref)``, refused before any work when its tag cannot be written in an archive."""
+    name = _tagged(ref)
     if ref_name_problem(name.tag):
         raise UsageError("cannot save %s under its tag: the tag %s; pull it by digest alone (NAME@sha256:...) to "
                          "save it as latest" % (ref.familiar(), ref_name_problem(name.tag)))
-    with _session_for(session, insecure, environ) as session, contextlib.ExitStack() as stack, \
-            registry_errors("pull", ref, session.registry(ref.registry)):
-        sink = EngineSink(session) if load else ArchiveSink(session, output)
-        sink.start(stack)
-        if load and platform is None:
-            platform = sink.platform()
-        source = RegistrySource(session.registry(ref.registry), ref.repository, str(ref))
+    return name
+
+
+def _note_selection(session: Session, read: _Read) -> None:
+    if isinstance(read.tree, ImageIndex) and read.tree.digest != read.digest:
+        session.display.info("a new index of %s: its digest is %s, not the source's %s", ", ".join(
+            tree_platforms(read.tree)), read.tree.digest, read.digest)
+
+
+def _read_registry(session: Session, ref: Reference, platforms) -> _Read:
+    """What ``ref`` names (see ``read_selection`` for ``platforms``); its layers stream when written."""
+    registry = session.registry(ref.registry)
+    source = RegistrySource(registry, ref.repository, str(ref), ref)
+    with registry_errors("pull", ref, registry):
         desc = source.top(ref)
-        if not all_platforms:
-            desc = choose_image(walk_index(make_index(OCI_FAMILY, [desc]), source, str(ref)), platform, None,
-                                str(ref)).descriptor
-        tree = read_tree(source, desc, str(ref))
-        sink.write(tree, name)
-    return Saved(tree.digest, tree.kind, tree_platforms(tree), sink.where(tree.digest), getattr(sink, "image_id", None))
-
-
-# -- push an archive --
-
-
-def push_archive(spec: str, ref_text: str, *, media_types: Optional[str] = None, insecure: bool = False,
-                 environ=None, session: Optional[Session] = None) -> Saved:
-    """Push what an archive holds (one image, or an index and all its children), manifests byte for
-    byte; with ``media_types`` ("docker" or "oci"), manifests re-encoded in that family on the way
-    (``convert_family``: layer and config blobs unchanged, so only manifest digests change)."""
-    ref = Reference.parse(ref_text)
-    family = media_type_family(media_types)
-    path, name = _split_archive_spec(spec)
-    with _session_for(session, insecure, environ) as session, open_archive(path) as layout, \
-            contextlib.ExitStack() as stack:
-        entries = layout_entries(layout, name)
-        if len(set(d.get("digest") for d in entries)) != 1:
-            names = ", ".join(descriptor_name(d) or str(d.get("digest", "?")) for d in entries)
-            raise ArchiveError("%s holds several images; name one as %s:NAME (it has: %s)"
-                               % (path, path, outside_text(names, 500)))
-        tree = read_tree(layout, entries[0], path)
-        if isinstance(layout, DockerArchive):
-            tree = _compressed_for_push(session, stack, layout, tree)
-        if family is not None:
-            notes = []
-            converted = convert_family(tree, family, notes)
-            for note in notes:
-                session.display.info("%s", note)
-            if converted.digest != tree.digest:
-                session.display.info("converted to %s media types: the manifest digest differs from the archive's",
-                                     _family_name(family))
-            tree = converted
-        sink = RegistrySink(session, ref, keep_family=family is not None)
-        digest = sink.write(tree)
-    return Saved(digest, sink.top.kind, tree_platforms(sink.top), sink.where(digest))
+        read = _Read(read_selection(source, desc, str(ref), platforms), desc["digest"], _tagged(ref))
+    _note_selection(session, read)
+    return read
 
 
 def _compressed_for_push(session: Session, stack: contextlib.ExitStack, layout: "DockerArchive",
@@ -6104,6 +6090,94 @@ def _compressed_for_push(session: Session, stack: contextlib.ExitStack, layout: 
                                  % (tempfile.gettempdir(), e.strerror or e)) from e
         return compress_layer(blob, tmp, 6, session.display, session.cancelled)
     return compressed_image(image, compress)
+
+
+def _read_archive(session: Session, stack: contextlib.ExitStack, spec: str, platforms) -> _Read:
+    """What ``ARCHIVE[:NAME]`` holds: its one image or index (NAME picks one of several); a ``docker
+    save`` image's uncompressed layers gzipped, as registries take them."""
+    path, ref_name = _split_archive_spec(spec)
+    layout = stack.enter_context(open_archive(path))
+    entries = layout_entries(layout, ref_name)
+    if len(set(d.get("digest") for d in entries)) != 1:
+        names = ", ".join(descriptor_name(d) or str(d.get("digest", "?")) for d in entries)
+        raise ArchiveError("%s holds several images; name one as %s:NAME (it has: %s)"
+                           % (path, path, outside_text(names, 500)))
+    tree = read_selection(layout, entries[0], path, platforms)
+    if isinstance(layout, DockerArchive):
+        tree = _compressed_for_push(session, stack, layout, tree)
+    read = _Read(tree, entries[0]["digest"], _entry_name(entries[0]))
+    _note_selection(session, read)
+    return read
+
+
+def _entry_name(desc: dict) -> Optional[Reference]:
+    """The name an archive's entry carries, when it is a whole reference with a tag."""
+    with contextlib.suppress(InvalidReferenceError):
+        ref = Reference.parse(descriptor_name(desc), default_tag=None)
+        if ref.tag and not ref.digest and not ref_name_problem(ref.tag):
+            return ref
+    return None
+
+
+def _deliver(sink, read: _Read, name: Optional[Reference] = None) -> Saved:
+    """Write what was read to a started sink; what went there (a registry may have taken another encoding)."""
+    digest = sink.write(read.tree, name or read.name)
+    top = getattr(sink, "top", None) or read.tree
+    return Saved(digest, top.kind, tree_platforms(top), sink.where(digest), getattr(sink, "image_id", None),
+                 read.digest)
+
+
+def pull(ref_text: str, output: Optional[str] = None, *, platform=None, all_platforms: bool = False,
+         insecure: bool = False, load: bool = False, environ=None, session: Optional[Session] = None) -> Saved:
+    """Save an image (or, with ``all_platforms``, its whole index byte for byte) to an archive
+    (``"-"``: standard output), or (``load``) send it to the local container engine: by default
+    the image for the engine's platform. ``platform`` is one Platform, or several: then the archive
+    holds a new index of their images (``read_selection``)."""
+    ref = Reference.parse(ref_text)
+    platforms = _platform_list(platform)
+    if load and (output is not None or all_platforms or len(platforms or ()) > 1):
+        raise UsageError("--load sends one image to the container engine; give it without -o, --all-platforms "
+                         "or a second --platform")
+    if all_platforms and platforms:
+        raise UsageError("--all-platforms saves every platform; give it without --platform")
+    output = ref.repository.rsplit("/", 1)[-1] + ".tar" if output is None and not load else output
+    _archive_name(ref)
+    with _session_for(session, insecure, environ) as session, contextlib.ExitStack() as stack:
+        sink = EngineSink(session) if load else ArchiveSink(session, output)
+        sink.start(stack)
+        if load and platforms is None:
+            platforms = [sink.platform()]
+        read = _read_registry(session, ref, None if all_platforms else platforms or [None])
+        with registry_errors("pull", ref, session.registry(ref.registry)):     # layers come as they are written
+            return _deliver(sink, read)
+
+
+# -- push an archive --
+
+
+def push_archive(spec: str, ref_text: str, *, media_types: Optional[str] = None, insecure: bool = False,
+                 environ=None, session: Optional[Session] = None) -> Saved:
+    """Push what an archive holds (one image, or an index and all its children), manifests byte for
+    byte; with ``media_types`` ("docker" or "oci"), manifests re-encoded in that family on the way
+    (``convert_family``: layer and config blobs unchanged, so only manifest digests change)."""
+    ref = Reference.parse(ref_text)
+    family = media_type_family(media_types)
+    with _session_for(session, insecure, environ) as session, contextlib.ExitStack() as stack:
+        read = _read_archive(session, stack, spec, None)
+        if family is not None:
+            read = read._replace(tree=_converted(session, read.tree, family))
+        return _deliver(RegistrySink(session, ref, keep_family=family is not None), read)
+
+
+def _converted(session: Session, tree: Union[Image, ImageIndex], family: Dict[str, str]) -> Union[Image, ImageIndex]:
+    notes = []
+    converted = convert_family(tree, family, notes)
+    for note in notes:
+        session.display.info("%s", note)
+    if converted.digest != tree.digest:
+        session.display.info("converted to %s media types: the manifest digest differs from the archive's",
+                             _family_name(family))
+    return converted
 
 
 # -- inspect --
@@ -6423,12 +6497,14 @@ def build_parser() -> argparse.ArgumentParser:
         "Prints the digest of the saved manifest or index.",
         ["zeroimage pull alpine:3.19                     # this machine's platform -> alpine.tar",
          "zeroimage pull --platform linux/arm64 -o base.tar alpine:3.19",
+         "zeroimage pull --platform linux/amd64 --platform linux/arm64 alpine:3.19   # an index of the two",
          "zeroimage pull --load alpine:3.19             # into Docker or podman",
          "zeroimage pull --all-platforms alpine:3.19     # then, offline: zeroimage build --from-archive alpine.tar ..."],
         json_output=True)
     which = pull_cmd.add_mutually_exclusive_group()
-    which.add_argument("--platform", type=_platform_arg, metavar="OS/ARCH[/VARIANT]",
-                       help="the platform to save from an index (default: this machine's)")
+    which.add_argument("--platform", action="append", type=_platform_arg, metavar="OS/ARCH[/VARIANT]",
+                       help="the platform to save from an index (default: this machine's); repeat it to save "
+                            "several, as a new index of them")
     which.add_argument("--all-platforms", action="store_true", help="save the whole index, every platform")
     pull_out = pull_cmd.add_mutually_exclusive_group()
     pull_out.add_argument("-o", "--output", type=_output_arg, metavar="PATH",
