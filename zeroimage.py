@@ -24,7 +24,7 @@ import argparse
 import base64
 import collections
 import contextlib
-import copy
+import copy as _copy_module
 import dataclasses
 import datetime
 import hashlib
@@ -105,7 +105,7 @@ __all__ = [
     "Reference", "Platform", "ImageOptions", "Credentials", "Blob", "Image", "ImageIndex", "BuildResult", "Saved",
     "ElfInfo", "LayerEntry", "Candidate", "AddedLayer", "Task", "Response", "Proxy",
     # operations
-    "build", "pull", "push_archive", "inspect", "login", "logout", "check_auth",
+    "build", "pull", "push_archive", "copy", "inspect", "login", "logout", "check_auth",
     # building blocks: reading binaries, archives and registries, writing layers
     "read_elf", "select_manifest", "select_platforms", "read_selection", "walk_index", "read_tree", "parse_digest",
     "verify_bytes", "VerifyingReader",
@@ -1449,7 +1449,7 @@ def normal_base_config(base, where: str = "the base") -> dict:
     it meant."""
     if not isinstance(base, dict):
         raise ArchiveError("%s: its config is not a JSON object" % where)
-    config = {k: copy.deepcopy(v) for k, v in base.items() if v is not None}
+    config = {k: _copy_module.deepcopy(v) for k, v in base.items() if v is not None}
     runtime = config.get("config", {})
     if not isinstance(runtime, dict):
         raise ArchiveError("%s: its config's \"config\" is not an object" % where)
@@ -1506,7 +1506,7 @@ def base_metadata_problems(config: dict) -> List[str]:
 
 
 def without_base_metadata(config: dict, problems: Sequence[Tuple[str, str, str]]) -> dict:
-    config = copy.deepcopy(config)
+    config = _copy_module.deepcopy(config)
     for field, key, _ in problems:
         del config["config"][field][key]
     return config
@@ -5472,10 +5472,11 @@ class RegistrySink:
     the registry, or uploaded, several at once), then the manifests, children first; the top one by
     the reference's tag."""
 
-    def __init__(self, session: "Session", ref: Reference, keep_family: bool = False):
+    def __init__(self, session: "Session", ref: Reference, keep_family: bool = False, can_convert: bool = True):
         self.session, self.ref = session, ref
         self.registry = session.registry(ref.registry)
         self.keep_family = keep_family      # the media types were asked for: no Docker fallback
+        self.can_convert = can_convert      # the command has --media-types (copy has not)
         self.scratch_dir = None
         self.top = None                     # what was pushed (Docker's encoding, when OCI was refused)
 
@@ -5528,9 +5529,10 @@ class RegistrySink:
                 raise
             refusal = "%s refuses OCI manifests (%s)" % (self.registry.host, _registry_reason(e))
             if self.keep_family or self.ref.digest:     # OCI asked for, or its digest named: no other encoding
-                raise e.restated("cannot push %s: %s; push Docker v2 schema 2 manifests instead with "
-                                 "--media-types docker%s" % (self.ref.familiar(), refusal, " and a tag"
-                                                             if self.ref.digest else "")) from e
+                advice = "push Docker v2 schema 2 manifests instead with --media-types docker%s" % (
+                    " and a tag" if self.ref.digest else "") if self.can_convert else \
+                    "name a tag instead, and the Docker v2 schema 2 encoding goes, under its own digest"
+                raise e.restated("cannot push %s: %s; %s" % (self.ref.familiar(), refusal, advice)) from e
             notes = []
             try:
                 docker = convert_family(top, DOCKER_FAMILY, notes)
@@ -6180,6 +6182,74 @@ def _converted(session: Session, tree: Union[Image, ImageIndex], family: Dict[st
     return converted
 
 
+# -- copy --
+
+
+def copy(src: str, dst: str, *, platforms=None, insecure: bool = False, environ=None,
+         session: Optional[Session] = None) -> Saved:
+    """Copy an image or index from ``src`` to ``dst``, each a registry reference or an archive
+    (``ARCHIVE[:NAME]``, told apart as ``inspect`` does: ``looks_like_path``). Registry to registry,
+    manifests go byte for byte (digests unchanged) and layers stream from one to the other, never to
+    disk: skipped when there, mounted within one registry. ``platforms`` (one Platform or several)
+    copies only their images: one is that image, several a new index of them (``read_selection``).
+    A registry that refuses OCI manifests gets their Docker encoding, as ``push_archive`` does."""
+    chosen = _platform_list(platforms)
+    src_ref, target = _copy_ends(src, dst)
+    with _session_for(session, insecure, environ) as session, contextlib.ExitStack() as stack:
+        to_registry = isinstance(target, Reference)
+        sink = RegistrySink(session, target, can_convert=False) if to_registry else ArchiveSink(session, target[0])
+        sink.start(stack)
+        read = _read_registry(session, src_ref, chosen) if src_ref else _read_archive(session, stack, src, chosen)
+        if to_registry:
+            return _deliver(sink, read)
+        name = target[1] or read.name or Reference.parse(name_from_filename(_archive_stem(target[0])))
+        with registry_errors("pull", src_ref, session.registry(src_ref.registry)) if src_ref else \
+                contextlib.nullcontext():       # layers come from the registry as they are written
+            return _deliver(sink, read, name)
+
+
+def _copy_ends(src: str, dst: str) -> Tuple[Optional[Reference], Union[Reference, Tuple[str, Optional[Reference]]]]:
+    """SRC's reference (None for an archive) and DST (``copy_destination``), refused before any work
+    when they are the same: a copy onto itself does nothing, or (with platforms) drops the others."""
+    src_ref = None if archive_target(src) is not None else Reference.parse(src)
+    target = copy_destination(dst)
+    if isinstance(target, Reference):
+        if src_ref is not None and str(src_ref) == str(target):
+            raise UsageError("SRC and DST are both %s; name another destination" % target.familiar())
+    elif src_ref is None:
+        if os.path.realpath(_split_archive_spec(src)[0]) == os.path.realpath(target[0]):
+            raise UsageError("SRC and DST are both %s; name another archive to write" % target[0])
+    elif target[1] is None:
+        _archive_name(src_ref)
+    return src_ref, target
+
+
+def copy_destination(text: str) -> Union[Reference, Tuple[str, Optional[Reference]]]:
+    """A copy's DST: ``(path, name)`` for an archive to write (``PATH``, or ``PATH:NAME`` to name the
+    image in it; a path as ``looks_like_path`` tells), else the registry reference."""
+    if not looks_like_path(text):
+        return Reference.parse(text)
+    path, name = os.path.expanduser(text), None
+    head, colon, tail = path.partition(":")
+    if colon and not path.lower().endswith(ARCHIVE_SUFFIXES) and head.lower().endswith(ARCHIVE_SUFFIXES):
+        path, name = head, Reference.parse(tail)
+        if name.digest:
+            raise UsageError("%s: the name of an image in an archive has no digest" % text)
+        if ref_name_problem(name.tag):
+            raise UsageError("%s: the tag %s; choose another tag" % (text, ref_name_problem(name.tag)))
+    if not path:
+        raise UsageError("the archive path is empty")
+    return path, name
+
+
+def _archive_stem(path: str) -> str:
+    base = os.path.basename(path)
+    for suffix in ARCHIVE_SUFFIXES:
+        if base.lower().endswith(suffix):
+            return base[:-len(suffix)]
+    return base
+
+
 # -- inspect --
 
 
@@ -6531,6 +6601,27 @@ def build_parser() -> argparse.ArgumentParser:
     push_cmd.add_argument("ref", type=_reference_arg, metavar="REF")
     push_cmd.set_defaults(func=cmd_push)
 
+    copy_cmd = _command(
+        commands, "copy", "copy an image between registries (or archives)",
+        "Copy an image, or an index with every image in it, from SRC to DST. Registry to\n"
+        "registry, manifests go byte for byte (digests unchanged) and layers stream from\n"
+        "one registry to the other, never to disk; within one registry they are mounted.\n"
+        "--platform copies only that platform's image; repeated, a new index of those images\n"
+        "(its digest is not the source's). SRC or DST may be an archive: a path, told apart\n"
+        "from a reference as inspect does (it starts with /, ./, ../ or ~, or ends in .tar,\n"
+        ".tar.gz, .tgz, .oci, ...); ARCHIVE:NAME picks or names the image in it. Prints\n"
+        "DST@DIGEST (for an archive: the digest).",
+        ["zeroimage copy staging.example.com/app:1.2 prod.example.com/app:1.2",
+         "zeroimage copy --platform linux/amd64 --platform linux/arm64 alpine:3.19 registry.example.com/alpine:3.19",
+         "zeroimage copy alpine:3.19 alpine.tar          # every platform; inside: copy alpine.tar REF",
+         "zeroimage copy multi.tar:alpine:3.19 registry.example.com/mirror/alpine:3.19"],
+        json_output=True)
+    copy_cmd.add_argument("--platform", action="append", type=_platform_arg, metavar="OS/ARCH[/VARIANT]",
+                          help="copy only this platform's image; repeat it for a new index of several")
+    copy_cmd.add_argument("src", metavar="SRC", help="REF, or ARCHIVE[:NAME] (a path: see above)")
+    copy_cmd.add_argument("dst", type=_copy_dst_arg, metavar="DST", help="REF, or ARCHIVE[:NAME] to write")
+    copy_cmd.set_defaults(func=cmd_copy)
+
     inspect_cmd = _command(
         commands, "inspect", "describe an image in a registry or an archive",
         "Show an image: digest and media type (of an index: each platform's manifest with\n"
@@ -6663,6 +6754,14 @@ def _reference_arg(text: str) -> str:
     return text
 
 
+def _copy_dst_arg(text: str) -> str:
+    try:
+        copy_destination(text)
+    except ZeroImageError as e:
+        raise argparse.ArgumentTypeError(str(e))
+    return text
+
+
 def _base_arg(text: str) -> str:
     if text == "scratch":
         return text
@@ -6777,6 +6876,32 @@ def cmd_push(args, session: Session) -> int:
                      "platforms": saved.platforms})
     else:
         print(saved.where)
+    return 0
+
+
+def cmd_copy(args, session: Session) -> int:
+    source = archive_target(args.src)
+    if source is None:
+        try:
+            source = str(Reference.parse(args.src))
+        except InvalidReferenceError as e:
+            raise UsageError("SRC: %s (and there is no such archive)" % e) from e
+    else:
+        source = args.src
+    saved = copy(args.src, args.dst, platforms=args.platform, session=session)
+    to_archive = not isinstance(copy_destination(args.dst), Reference)
+    if to_archive:
+        session.display.info("wrote %s", saved.where)
+    if args.json:
+        value = {"source": source, "sourceDigest": saved.source_digest, "digest": saved.digest,
+                 "mediaType": saved.media_type, "platforms": saved.platforms}
+        if to_archive:
+            value.update(path=saved.where, size=os.path.getsize(saved.where))
+        else:
+            value.update(reference=saved.where)
+        _print_json(value)
+    else:
+        print(saved.digest if to_archive else saved.where)
     return 0
 
 
