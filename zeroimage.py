@@ -24,7 +24,7 @@ import argparse
 import base64
 import collections
 import contextlib
-import copy
+import copy as _copy_module
 import dataclasses
 import datetime
 import hashlib
@@ -106,9 +106,10 @@ __all__ = [
     "Reference", "Platform", "ImageOptions", "Credentials", "Blob", "Image", "ImageIndex", "BuildResult", "Saved",
     "ElfInfo", "LayerEntry", "Candidate", "AddedLayer", "Task", "Response", "Proxy",
     # operations
-    "build", "pull", "push_archive", "inspect", "login", "logout", "check_auth",
+    "build", "pull", "push_archive", "copy", "inspect", "login", "logout", "check_auth",
     # building blocks: reading binaries, archives and registries, writing layers
-    "read_elf", "select_manifest", "walk_index", "read_tree", "parse_digest", "verify_bytes", "VerifyingReader",
+    "read_elf", "select_manifest", "select_platforms", "read_selection", "walk_index", "read_tree", "parse_digest",
+    "verify_bytes", "VerifyingReader",
     "derive_config", "canonical_json", "convert_family", "write_layer", "tree_entries", "GzipWriter", "LayerCache",
     "Layout", "DockerArchive", "open_archive", "compress_layer", "compressed_image", "Transport", "Authenticator",
     "Engine", "engine_addresses", "Registry", "Upload", "RegistrySource", "parse_challenges", "parse_proxy",
@@ -1463,7 +1464,7 @@ def normal_base_config(base, where: str = "the base") -> dict:
     it meant."""
     if not isinstance(base, dict):
         raise ArchiveError("%s: its config is not a JSON object" % where)
-    config = {k: copy.deepcopy(v) for k, v in base.items() if v is not None}
+    config = {k: _copy_module.deepcopy(v) for k, v in base.items() if v is not None}
     runtime = config.get("config", {})
     if not isinstance(runtime, dict):
         raise ArchiveError("%s: its config's \"config\" is not an object" % where)
@@ -1520,7 +1521,7 @@ def base_metadata_problems(config: dict) -> List[str]:
 
 
 def without_base_metadata(config: dict, problems: Sequence[Tuple[str, str, str]]) -> dict:
-    config = copy.deepcopy(config)
+    config = _copy_module.deepcopy(config)
     for field, key, _ in problems:
         del config["config"][field][key]
     return config
@@ -5071,85 +5072,6 @@ def base_paths(base: BaseImage, wanted: Sequence[str], minimal: Optional[Sequenc
 # -- reading images: one walker, one reader, for layouts and registries --
 
 
-class RegistrySource:
-    """A repository seen the way ``walk_index`` and ``read_tree`` read a Layout: manifests fetched by
-    digest, small blobs read whole, layers as blobs to stream; every read verified."""
-
-    def __init__(self, registry: Registry, repository: str, where: Optional[str] = None):
-        self.registry, self.repository = registry, repository
-        self.where = where or "%s/%s" % (registry.host, repository)     # for messages
-        self._small = {}        # digest -> bytes: a config is fetched once, however often it is read
-
-    def top(self, ref: Reference) -> dict:
-        """The descriptor of what a reference names (a manifest or an index)."""
-        data, media_type, digest = self.registry.get_manifest(ref.repository, ref.digest or ref.tag)
-        return {"mediaType": media_type, "digest": digest, "size": len(data)}
-
-    def has(self, desc: dict) -> bool:
-        return True
-
-    def read_manifest(self, desc: dict) -> bytes:
-        digest, size = check_descriptor(desc, self.where)
-        data, _, _ = self.registry.get_manifest(self.repository, digest)
-        if len(data) != size:
-            raise ArchiveError("manifest %s in %s/%s is %d bytes, its descriptor says %d"
-                               % (digest, self.registry.host, self.repository, len(data), size))
-        return data
-
-    def read_small_blob(self, desc: dict) -> bytes:
-        digest, size = check_descriptor(desc, self.where)
-        if digest not in self._small:
-            self._small[digest] = self.registry.read_small_blob(self.repository, digest, size)
-        return self._small[digest]
-
-    def blob(self, desc: dict) -> Blob:
-        digest, size = check_descriptor(desc, self.where)
-        return Blob(digest, size, lambda: self.registry.open_blob(self.repository, digest, size),
-                    (self.registry.host, self.repository))
-
-
-def read_tree(source, desc: dict, where: str, depth: int = 0) -> Union[Image, ImageIndex]:
-    """The image or index ``desc`` names, from ``source`` (a Layout or a RegistrySource): manifests and
-    configs read and verified now, byte for byte; layers as blobs, streamed when used."""
-    if depth > MAX_INDEX_DEPTH:
-        raise ArchiveError("%s: indexes nested more than %d deep" % (where, MAX_INDEX_DEPTH))
-    digest, _ = check_descriptor(desc, where)
-    data = source.read_manifest(desc)
-    value = json_object(data, "%s: manifest %s" % (where, digest))
-    media_type = value.get("mediaType") or desc.get("mediaType") or ""
-    if not isinstance(media_type, str):
-        raise ArchiveError("%s: manifest %s has a media type that is not a string" % (where, digest))
-    own = _bytes_blob(digest, data)
-    if media_type in INDEX_TYPES or (not media_type and "manifests" in value):
-        children = [read_tree(source, child, where, depth + 1) for child in index_manifests(value, where)]
-        return ImageIndex(value, own, children, media_type)
-    config_desc, layers = value.get("config"), value.get("layers")
-    config_digest, _ = check_descriptor(config_desc, "%s: manifest %s" % (where, digest))
-    if not isinstance(layers, list):
-        raise ArchiveError("%s: manifest %s has no layers list" % (where, digest))
-    config_data = source.read_small_blob(config_desc)
-    config = parse_json(config_data, "%s: config %s" % (where, config_digest))
-    config = config if isinstance(config, dict) else {}
-    platform = Platform.from_dict(desc.get("platform")) or Platform.from_dict(config)
-    blobs = [source.blob(layer) for layer in layers] + [_bytes_blob(config_digest, config_data), own]
-    return Image(value, config, platform, blobs, media_type)
-
-
-def choose_image(candidates: Sequence[Candidate], platform: Optional[Platform], ref_name: Optional[str],
-                 where: str) -> Candidate:
-    """The image asked for: by ``platform`` and ``ref_name``; with no platform, the one image there is
-    (of that name), else this machine's platform. Entries that cannot be used are not counted."""
-    pool = [c for c in candidates if c.problem is None and (ref_name is None or ref_name in _ref_names(c.ref_name))]
-    if platform is None and pool and len(set(c.descriptor["digest"] for c in pool)) == 1:
-        return pool[0]
-    return select_manifest(candidates, platform or host_platform(), ref_name, where)
-
-
-def host_platform() -> Platform:
-    """The platform of this machine, as ``docker pull`` picks by default."""
-    return Platform.make("linux", os.uname().machine.lower()) if hasattr(os, "uname") else DEFAULT_PLATFORM
-
-
 @contextlib.contextmanager
 def registry_errors(action: str, ref: Reference, registry: Optional[Registry] = None):
     """Registry errors said as one line naming what failed and what to try; the class stays. With
@@ -5173,6 +5095,160 @@ def registry_errors(action: str, ref: Reference, registry: Optional[Registry] = 
         else:
             message = "cannot %s %s: %s" % (action, ref.familiar(), e)
         raise e.restated(message) from e
+
+
+class RegistrySource:
+    """A repository seen the way ``walk_index`` and ``read_tree`` read a Layout: manifests fetched by
+    digest, small blobs read whole, layers as blobs to stream; every read verified."""
+
+    def __init__(self, registry: Registry, repository: str, where: Optional[str] = None,
+                 ref: Optional[Reference] = None):
+        self.registry, self.repository = registry, repository
+        self.where = where or "%s/%s" % (registry.host, repository)     # for messages
+        self.ref = ref          # what a blob that cannot be fetched is said to be part of
+        self._small = {}        # digest -> bytes: a config is fetched once, however often it is read
+        self._manifests = {}    # digest -> bytes: the same for manifests (the top is read again to select)
+
+    def top(self, ref: Reference) -> dict:
+        """The descriptor of what a reference names (a manifest or an index)."""
+        data, media_type, digest = self.registry.get_manifest(ref.repository, ref.digest or ref.tag)
+        self._manifests[digest] = data
+        return {"mediaType": media_type, "digest": digest, "size": len(data)}
+
+    @property
+    def mount_from(self) -> Tuple[str, str]:
+        """(registry, repository): where a push to the same registry may mount this source's blobs from."""
+        return self.registry.host, self.repository
+
+    def has(self, desc: dict) -> bool:
+        return True
+
+    def read_manifest(self, desc: dict) -> bytes:
+        digest, size = check_descriptor(desc, self.where)
+        if digest not in self._manifests:
+            self._manifests[digest] = self.registry.get_manifest(self.repository, digest)[0]
+        data = self._manifests[digest]
+        if len(data) != size:
+            raise ArchiveError("manifest %s in %s/%s is %d bytes, its descriptor says %d"
+                               % (digest, self.registry.host, self.repository, len(data), size))
+        return data
+
+    def read_small_blob(self, desc: dict) -> bytes:
+        digest, size = check_descriptor(desc, self.where)
+        if digest not in self._small:
+            self._small[digest] = self.registry.read_small_blob(self.repository, digest, size)
+        return self._small[digest]
+
+    def blob(self, desc: dict) -> Blob:
+        digest, size = check_descriptor(desc, self.where)
+        return Blob(digest, size, lambda: self._open_blob(digest, size), self.mount_from)
+
+    def _open_blob(self, digest: str, size: int) -> VerifyingReader:
+        """A layer's stream; opened while it is written elsewhere (an archive, another registry), so a
+        refusal says it came from this repository."""
+        if self.ref is None:
+            return self.registry.open_blob(self.repository, digest, size)
+        with registry_errors("pull", self.ref, self.registry):
+            return self.registry.open_blob(self.repository, digest, size)
+
+
+def read_tree(source, desc: dict, where: str, depth: int = 0) -> Union[Image, ImageIndex]:
+    """The image or index ``desc`` names, from ``source`` (a Layout or a RegistrySource): manifests and
+    configs read and verified now, byte for byte; layers as blobs, streamed when used. A config from
+    a source with ``mount_from`` (a registry repository) may be mounted from there, as its layers may."""
+    if depth > MAX_INDEX_DEPTH:
+        raise ArchiveError("%s: indexes nested more than %d deep" % (where, MAX_INDEX_DEPTH))
+    digest, _ = check_descriptor(desc, where)
+    data = source.read_manifest(desc)
+    value = json_object(data, "%s: manifest %s" % (where, digest))
+    media_type = value.get("mediaType") or desc.get("mediaType") or ""
+    if not isinstance(media_type, str):
+        raise ArchiveError("%s: manifest %s has a media type that is not a string" % (where, digest))
+    own = _bytes_blob(digest, data)
+    if media_type in INDEX_TYPES or (not media_type and "manifests" in value):
+        children = [read_tree(source, child, where, depth + 1) for child in index_manifests(value, where)]
+        return ImageIndex(value, own, children, media_type)
+    config_desc, layers = value.get("config"), value.get("layers")
+    config_digest, _ = check_descriptor(config_desc, "%s: manifest %s" % (where, digest))
+    if not isinstance(layers, list):
+        raise ArchiveError("%s: manifest %s has no layers list" % (where, digest))
+    config_data = source.read_small_blob(config_desc)
+    config = parse_json(config_data, "%s: config %s" % (where, config_digest))
+    config = config if isinstance(config, dict) else {}
+    platform = Platform.from_dict(desc.get("platform")) or Platform.from_dict(config)
+    config_blob = _bytes_blob(config_digest, config_data)._replace(source=getattr(source, "mount_from", None))
+    blobs = [source.blob(layer) for layer in layers] + [config_blob, own]
+    return Image(value, config, platform, blobs, media_type)
+
+
+def choose_image(candidates: Sequence[Candidate], platform: Optional[Platform], ref_name: Optional[str],
+                 where: str) -> Candidate:
+    """The image asked for: by ``platform`` and ``ref_name``; with no platform, the one image there is
+    (of that name), else this machine's platform. Entries that cannot be used are not counted."""
+    pool = [c for c in candidates if c.problem is None and (ref_name is None or ref_name in _ref_names(c.ref_name))]
+    if platform is None and pool and len(set(c.descriptor["digest"] for c in pool)) == 1:
+        return pool[0]
+    return select_manifest(candidates, platform or host_platform(), ref_name, where)
+
+
+def host_platform() -> Platform:
+    """The platform of this machine, as ``docker pull`` picks by default."""
+    return Platform.make("linux", os.uname().machine.lower()) if hasattr(os, "uname") else DEFAULT_PLATFORM
+
+
+def _string_map(value) -> Dict[str, str]:
+    """Labels or annotations as they are, strings only (a null or a non-map is none)."""
+    return {k: v for k, v in value.items() if isinstance(k, str) and isinstance(v, str)} \
+        if isinstance(value, dict) else {}
+
+
+def select_platforms(candidates: Sequence[Candidate], platforms: Sequence[Optional[Platform]],
+                     where: str) -> List[Candidate]:
+    """The image for each platform asked for (None: as ``choose_image`` picks with none), each image
+    once, in the order the index lists them, so the same choice gives the same index whatever order
+    the platforms were named in. A platform the source lacks is an error naming those it has."""
+    wanted = set(choose_image(candidates, platform, None, where).descriptor["digest"] for platform in platforms)
+    chosen = collections.OrderedDict()
+    for candidate in candidates:
+        digest = candidate.descriptor.get("digest")
+        if digest in wanted and digest not in chosen:
+            chosen[digest] = candidate
+    return list(chosen.values())
+
+
+def selected_index(top: dict, chosen: Sequence[Candidate], images: Sequence[Image]) -> ImageIndex:
+    """A new index of the images chosen from the index ``top``: a Docker manifest list when ``top`` is
+    one, else an OCI index keeping ``top``'s annotations; each entry as ``top`` (or the index under it)
+    lists it, with its platform filled in when only its config names it."""
+    family = DOCKER_FAMILY if top.get("mediaType") == DOCKER_MANIFEST_LIST else OCI_FAMILY
+    entries = []
+    for candidate in chosen:
+        desc = candidate.descriptor
+        if Platform.from_dict(desc.get("platform")) is None:
+            desc = dict(desc, platform=candidate.platform.to_dict())
+        entries.append(_docker_descriptor(desc) if family is DOCKER_FAMILY else desc)
+    index = make_index(family, entries)
+    annotations = _string_map(top.get("annotations"))
+    if annotations and family is OCI_FAMILY:
+        index["annotations"] = annotations
+    return ImageIndex(index, bytes_blob(canonical_json(index)), list(images), family["index"])
+
+
+def read_selection(source, desc: dict, where: str,
+                   platforms: Optional[Sequence[Optional[Platform]]]) -> Union[Image, ImageIndex]:
+    """What ``desc`` names, read as ``read_tree`` does: all of it when ``platforms`` is None; else the
+    image for each platform (see ``select_platforms``): one is that image, byte for byte; several are a
+    new index of them (``selected_index``), unless they are all the index lists: then it is the index."""
+    if platforms is None:
+        return read_tree(source, desc, where)
+    candidates = walk_index(make_index(OCI_FAMILY, [desc]), source, where)
+    chosen = select_platforms(candidates, platforms, where)
+    if len(chosen) == 1:
+        return read_tree(source, chosen[0].descriptor, where)
+    top = json_object(source.read_manifest(desc), "%s: index %s" % (where, desc["digest"]))
+    if [c.descriptor for c in chosen] == top.get("manifests"):
+        return read_tree(source, desc, where)
+    return selected_index(top, chosen, [read_tree(source, c.descriptor, where) for c in chosen])
 
 
 def read_image(source, chosen: Candidate, where: str) -> Image:
@@ -5411,10 +5487,11 @@ class RegistrySink:
     the registry, or uploaded, several at once), then the manifests, children first; the top one by
     the reference's tag."""
 
-    def __init__(self, session: "Session", ref: Reference, keep_family: bool = False):
+    def __init__(self, session: "Session", ref: Reference, keep_family: bool = False, can_convert: bool = True):
         self.session, self.ref = session, ref
         self.registry = session.registry(ref.registry)
         self.keep_family = keep_family      # the media types were asked for: no Docker fallback
+        self.can_convert = can_convert      # the command has --media-types (copy has not)
         self.scratch_dir = None
         self.top = None                     # what was pushed (Docker's encoding, when OCI was refused)
 
@@ -5467,9 +5544,10 @@ class RegistrySink:
                 raise
             refusal = "%s refuses OCI manifests (%s)" % (self.registry.host, _registry_reason(e))
             if self.keep_family or self.ref.digest:     # OCI asked for, or its digest named: no other encoding
-                raise e.restated("cannot push %s: %s; push Docker v2 schema 2 manifests instead with "
-                                 "--media-types docker%s" % (self.ref.familiar(), refusal, " and a tag"
-                                                             if self.ref.digest else "")) from e
+                advice = "push Docker v2 schema 2 manifests instead with --media-types docker%s" % (
+                    " and a tag" if self.ref.digest else "") if self.can_convert else \
+                    "name a tag instead, and the Docker v2 schema 2 encoding goes, under its own digest"
+                raise e.restated("cannot push %s: %s; %s" % (self.ref.familiar(), refusal, advice)) from e
             notes = []
             try:
                 docker = convert_family(top, DOCKER_FAMILY, notes)
@@ -5946,83 +6024,69 @@ def build(entrypoint, output: Optional[str] = None, *, base: Optional[str] = Non
     return BuildResult(digest, sink.where(digest), images, getattr(sink, "image_id", None))
 
 
-# -- pull --
+# -- pull, push and copy: one way from a source to a sink --
 
 
 class Saved(NamedTuple):
-    """What ``pull`` saved or ``push_archive`` pushed: the digest of the manifest or index the
-    reference names, its media type, the platforms in it, and where it went."""
+    """What ``pull`` saved, ``push_archive`` pushed or ``copy`` copied: the digest of the manifest or
+    index that went (the source's own, unless platforms were chosen or its encoding changed), its media
+    type, the platforms in it, and where it went."""
 
     digest: str
     media_type: str
     platforms: List[str]
     where: str
     image_id: Optional[str] = None      # the engine's ID of the image, when loaded into one
+    source_digest: Optional[str] = None     # the digest of what the source named
 
 
-def pull(ref_text: str, output: Optional[str] = None, *, platform: Optional[Platform] = None,
-         all_platforms: bool = False, insecure: bool = False, load: bool = False, environ=None,
-         session: Optional[Session] = None) -> Saved:
-    """Save an image (or, with ``all_platforms``, its whole index byte for byte) to an archive
-    (``"-"``: standard output), or (``load``) send it to the local container engine: by default
-    the image for the engine's platform."""
-    ref = Reference.parse(ref_text)
-    if load and (output is not None or all_platforms):
-        raise UsageError("--load sends one image to the container engine; give it without -o or --all-platforms")
-    output = ref.repository.rsplit("/", 1)[-1] + ".tar" if output is None and not load else output
-    name = ref.replace(digest=None) if ref.tag else ref.replace(tag="latest", digest=None)
+class _Read(NamedTuple):
+    """A source read for a sink: the tree to write, the digest the source named, the name it had."""
+
+    tree: Union[Image, ImageIndex]
+    digest: str
+    name: Optional[Reference]
+
+
+def _platform_list(platform) -> Optional[List[Platform]]:
+    """``platform=`` as the operations take it: None, one Platform, or several."""
+    if platform is None or isinstance(platform, Platform):
+        return None if platform is None else [platform]
+    platforms = list(platform)
+    if not all(isinstance(p, Platform) for p in platforms):
+        raise UsageError("platforms are zeroimage.Platform values (Platform.parse(\"linux/arm64\"))")
+    return platforms or None
+
+
+def _tagged(ref: Reference) -> Reference:
+    """``ref`` without its digest, by its tag, else latest: the name an image from it has in an archive."""
+    return ref.replace(digest=None) if ref.tag else ref.replace(tag="latest", digest=None)
+
+
+def _archive_name(ref: Reference) -> Reference:
+    """``_tagged(ref)``, refused before any work when its tag cannot be written in an archive."""
+    name = _tagged(ref)
     if ref_name_problem(name.tag):
         raise UsageError("cannot save %s under its tag: the tag %s; pull it by digest alone (NAME@sha256:...) to "
                          "save it as latest" % (ref.familiar(), ref_name_problem(name.tag)))
-    with _session_for(session, insecure, environ) as session, contextlib.ExitStack() as stack, \
-            registry_errors("pull", ref, session.registry(ref.registry)):
-        sink = EngineSink(session) if load else ArchiveSink(session, output)
-        sink.start(stack)
-        if load and platform is None:
-            platform = sink.platform()
-        source = RegistrySource(session.registry(ref.registry), ref.repository, str(ref))
+    return name
+
+
+def _note_selection(session: Session, read: _Read) -> None:
+    if isinstance(read.tree, ImageIndex) and read.tree.digest != read.digest:
+        session.display.info("a new index of %s: its digest is %s, not the source's %s", ", ".join(
+            tree_platforms(read.tree)), read.tree.digest, read.digest)
+
+
+def _read_registry(session: Session, ref: Reference, platforms) -> _Read:
+    """What ``ref`` names (see ``read_selection`` for ``platforms``); its layers stream when written."""
+    registry = session.registry(ref.registry)
+    source = RegistrySource(registry, ref.repository, str(ref), ref)
+    with registry_errors("pull", ref, registry):
         desc = source.top(ref)
-        if not all_platforms:
-            desc = choose_image(walk_index(make_index(OCI_FAMILY, [desc]), source, str(ref)), platform, None,
-                                str(ref)).descriptor
-        tree = read_tree(source, desc, str(ref))
-        sink.write(tree, name)
-    return Saved(tree.digest, tree.kind, tree_platforms(tree), sink.where(tree.digest), getattr(sink, "image_id", None))
-
-
-# -- push an archive --
-
-
-def push_archive(spec: str, ref_text: str, *, media_types: Optional[str] = None, insecure: bool = False,
-                 environ=None, session: Optional[Session] = None) -> Saved:
-    """Push what an archive holds (one image, or an index and all its children), manifests byte for
-    byte; with ``media_types`` ("docker" or "oci"), manifests re-encoded in that family on the way
-    (``convert_family``: layer and config blobs unchanged, so only manifest digests change)."""
-    ref = Reference.parse(ref_text)
-    family = media_type_family(media_types)
-    path, name = _split_archive_spec(spec)
-    with _session_for(session, insecure, environ) as session, open_archive(path) as layout, \
-            contextlib.ExitStack() as stack:
-        entries = layout_entries(layout, name)
-        if len(set(d.get("digest") for d in entries)) != 1:
-            names = ", ".join(descriptor_name(d) or str(d.get("digest", "?")) for d in entries)
-            raise ArchiveError("%s holds several images; name one as %s:NAME (it has: %s)"
-                               % (path, path, outside_text(names, 500)))
-        tree = read_tree(layout, entries[0], path)
-        if isinstance(layout, DockerArchive):
-            tree = _compressed_for_push(session, stack, layout, tree)
-        if family is not None:
-            notes = []
-            converted = convert_family(tree, family, notes)
-            for note in notes:
-                session.display.info("%s", note)
-            if converted.digest != tree.digest:
-                session.display.info("converted to %s media types: the manifest digest differs from the archive's",
-                                     _family_name(family))
-            tree = converted
-        sink = RegistrySink(session, ref, keep_family=family is not None)
-        digest = sink.write(tree)
-    return Saved(digest, sink.top.kind, tree_platforms(sink.top), sink.where(digest))
+        read = _Read(read_selection(source, desc, str(ref), platforms), desc["digest"], _tagged(ref))
+    _note_selection(session, read)
+    return read
 
 
 def _compressed_for_push(session: Session, stack: contextlib.ExitStack, layout: "DockerArchive",
@@ -6045,13 +6109,163 @@ def _compressed_for_push(session: Session, stack: contextlib.ExitStack, layout: 
     return compressed_image(image, compress)
 
 
+def _read_archive(session: Session, stack: contextlib.ExitStack, spec: str, platforms) -> _Read:
+    """What ``ARCHIVE[:NAME]`` holds: its one image or index (NAME picks one of several); a ``docker
+    save`` image's uncompressed layers gzipped, as registries take them."""
+    path, ref_name = _split_archive_spec(spec)
+    layout = stack.enter_context(open_archive(path))
+    entries = layout_entries(layout, ref_name)
+    if len(set(d.get("digest") for d in entries)) != 1:
+        names = ", ".join(descriptor_name(d) or str(d.get("digest", "?")) for d in entries)
+        raise ArchiveError("%s holds several images; name one as %s:NAME (it has: %s)"
+                           % (path, path, outside_text(names, 500)))
+    tree = read_selection(layout, entries[0], path, platforms)
+    if isinstance(layout, DockerArchive):
+        tree = _compressed_for_push(session, stack, layout, tree)
+    read = _Read(tree, entries[0]["digest"], _entry_name(entries[0]))
+    _note_selection(session, read)
+    return read
+
+
+def _entry_name(desc: dict) -> Optional[Reference]:
+    """The name an archive's entry carries, when it is a whole reference with a tag."""
+    with contextlib.suppress(InvalidReferenceError):
+        ref = Reference.parse(descriptor_name(desc), default_tag=None)
+        if ref.tag and not ref.digest and not ref_name_problem(ref.tag):
+            return ref
+    return None
+
+
+def _deliver(sink, read: _Read, name: Optional[Reference] = None) -> Saved:
+    """Write what was read to a started sink; what went there (a registry may have taken another encoding)."""
+    digest = sink.write(read.tree, name or read.name)
+    top = getattr(sink, "top", None) or read.tree
+    return Saved(digest, top.kind, tree_platforms(top), sink.where(digest), getattr(sink, "image_id", None),
+                 read.digest)
+
+
+def pull(ref_text: str, output: Optional[str] = None, *, platform=None, all_platforms: bool = False,
+         insecure: bool = False, load: bool = False, environ=None, session: Optional[Session] = None) -> Saved:
+    """Save an image (or, with ``all_platforms``, its whole index byte for byte) to an archive
+    (``"-"``: standard output), or (``load``) send it to the local container engine: by default
+    the image for the engine's platform. ``platform`` is one Platform, or several: then the archive
+    holds a new index of their images (``read_selection``)."""
+    ref = Reference.parse(ref_text)
+    platforms = _platform_list(platform)
+    if load and (output is not None or all_platforms or len(platforms or ()) > 1):
+        raise UsageError("--load sends one image to the container engine; give it without -o, --all-platforms "
+                         "or a second --platform")
+    if all_platforms and platforms:
+        raise UsageError("--all-platforms saves every platform; give it without --platform")
+    output = ref.repository.rsplit("/", 1)[-1] + ".tar" if output is None and not load else output
+    _archive_name(ref)
+    with _session_for(session, insecure, environ) as session, contextlib.ExitStack() as stack:
+        sink = EngineSink(session) if load else ArchiveSink(session, output)
+        sink.start(stack)
+        if load and platforms is None:
+            platforms = [sink.platform()]
+        read = _read_registry(session, ref, None if all_platforms else platforms or [None])
+        with registry_errors("pull", ref, session.registry(ref.registry)):     # layers come as they are written
+            return _deliver(sink, read)
+
+
+# -- push an archive --
+
+
+def push_archive(spec: str, ref_text: str, *, media_types: Optional[str] = None, insecure: bool = False,
+                 environ=None, session: Optional[Session] = None) -> Saved:
+    """Push what an archive holds (one image, or an index and all its children), manifests byte for
+    byte; with ``media_types`` ("docker" or "oci"), manifests re-encoded in that family on the way
+    (``convert_family``: layer and config blobs unchanged, so only manifest digests change)."""
+    ref = Reference.parse(ref_text)
+    family = media_type_family(media_types)
+    with _session_for(session, insecure, environ) as session, contextlib.ExitStack() as stack:
+        read = _read_archive(session, stack, spec, None)
+        if family is not None:
+            read = read._replace(tree=_converted(session, read.tree, family))
+        return _deliver(RegistrySink(session, ref, keep_family=family is not None), read)
+
+
+def _converted(session: Session, tree: Union[Image, ImageIndex], family: Dict[str, str]) -> Union[Image, ImageIndex]:
+    notes = []
+    converted = convert_family(tree, family, notes)
+    for note in notes:
+        session.display.info("%s", note)
+    if converted.digest != tree.digest:
+        session.display.info("converted to %s media types: the manifest digest differs from the archive's",
+                             _family_name(family))
+    return converted
+
+
+# -- copy --
+
+
+def copy(src: str, dst: str, *, platforms=None, insecure: bool = False, environ=None,
+         session: Optional[Session] = None) -> Saved:
+    """Copy an image or index from ``src`` to ``dst``, each a registry reference or an archive
+    (``ARCHIVE[:NAME]``, told apart as ``inspect`` does: ``looks_like_path``). Registry to registry,
+    manifests go byte for byte (digests unchanged) and layers stream from one to the other, never to
+    disk: skipped when there, mounted within one registry. ``platforms`` (one Platform or several)
+    copies only their images: one is that image, several a new index of them (``read_selection``).
+    A registry that refuses OCI manifests gets their Docker encoding, as ``push_archive`` does."""
+    chosen = _platform_list(platforms)
+    src_ref, target = _copy_ends(src, dst)
+    with _session_for(session, insecure, environ) as session, contextlib.ExitStack() as stack:
+        to_registry = isinstance(target, Reference)
+        sink = RegistrySink(session, target, can_convert=False) if to_registry else ArchiveSink(session, target[0])
+        sink.start(stack)
+        read = _read_registry(session, src_ref, chosen) if src_ref else _read_archive(session, stack, src, chosen)
+        if to_registry:
+            return _deliver(sink, read)
+        name = target[1] or read.name or Reference.parse(name_from_filename(_archive_stem(target[0])))
+        with registry_errors("pull", src_ref, session.registry(src_ref.registry)) if src_ref else \
+                contextlib.nullcontext():       # layers come from the registry as they are written
+            return _deliver(sink, read, name)
+
+
+def _copy_ends(src: str, dst: str) -> Tuple[Optional[Reference], Union[Reference, Tuple[str, Optional[Reference]]]]:
+    """SRC's reference (None for an archive) and DST (``copy_destination``), refused before any work
+    when they are the same: a copy onto itself does nothing, or (with platforms) drops the others."""
+    src_ref = None if archive_target(src) is not None else Reference.parse(src)
+    target = copy_destination(dst)
+    if isinstance(target, Reference):
+        if src_ref is not None and str(src_ref) == str(target):
+            raise UsageError("SRC and DST are both %s; name another destination" % target.familiar())
+    elif src_ref is None:
+        if os.path.realpath(_split_archive_spec(src)[0]) == os.path.realpath(target[0]):
+            raise UsageError("SRC and DST are both %s; name another archive to write" % target[0])
+    elif target[1] is None:
+        _archive_name(src_ref)
+    return src_ref, target
+
+
+def copy_destination(text: str) -> Union[Reference, Tuple[str, Optional[Reference]]]:
+    """A copy's DST: ``(path, name)`` for an archive to write (``PATH``, or ``PATH:NAME`` to name the
+    image in it; a path as ``looks_like_path`` tells), else the registry reference."""
+    if not looks_like_path(text):
+        return Reference.parse(text)
+    path, name = os.path.expanduser(text), None
+    head, colon, tail = path.partition(":")
+    if colon and not path.lower().endswith(ARCHIVE_SUFFIXES) and head.lower().endswith(ARCHIVE_SUFFIXES):
+        path, name = head, Reference.parse(tail)
+        if name.digest:
+            raise UsageError("%s: the name of an image in an archive has no digest" % text)
+        if ref_name_problem(name.tag):
+            raise UsageError("%s: the tag %s; choose another tag" % (text, ref_name_problem(name.tag)))
+    if not path:
+        raise UsageError("the archive path is empty")
+    return path, name
+
+
+def _archive_stem(path: str) -> str:
+    base = os.path.basename(path)
+    for suffix in ARCHIVE_SUFFIXES:
+        if base.lower().endswith(suffix):
+            return base[:-len(suffix)]
+    return base
+
+
 # -- inspect --
-
-
-def _string_map(value) -> Dict[str, str]:
-    """Labels or annotations as they are, strings only (a null or a non-map is none)."""
-    return {k: v for k, v in value.items() if isinstance(k, str) and isinstance(v, str)} \
-        if isinstance(value, dict) else {}
 
 
 def describe_image(name: str, digest: str, media_type: str, image: Image, listed: Sequence[Candidate] = (),
@@ -6368,12 +6582,14 @@ def build_parser() -> argparse.ArgumentParser:
         "Prints the digest of the saved manifest or index.",
         ["zeroimage pull alpine:3.19                     # this machine's platform -> alpine.tar",
          "zeroimage pull --platform linux/arm64 -o base.tar alpine:3.19",
+         "zeroimage pull --platform linux/amd64 --platform linux/arm64 alpine:3.19   # an index of the two",
          "zeroimage pull --load alpine:3.19             # into Docker or podman",
          "zeroimage pull --all-platforms alpine:3.19     # then, offline: zeroimage build --from-archive alpine.tar ..."],
         json_output=True)
     which = pull_cmd.add_mutually_exclusive_group()
-    which.add_argument("--platform", type=_platform_arg, metavar="OS/ARCH[/VARIANT]",
-                       help="the platform to save from an index (default: this machine's)")
+    which.add_argument("--platform", action="append", type=_platform_arg, metavar="OS/ARCH[/VARIANT]",
+                       help="the platform to save from an index (default: this machine's); repeat it to save "
+                            "several, as a new index of them")
     which.add_argument("--all-platforms", action="store_true", help="save the whole index, every platform")
     pull_out = pull_cmd.add_mutually_exclusive_group()
     pull_out.add_argument("-o", "--output", type=_output_arg, metavar="PATH",
@@ -6399,6 +6615,27 @@ def build_parser() -> argparse.ArgumentParser:
     push_cmd.add_argument("archive", metavar="ARCHIVE[:NAME]")
     push_cmd.add_argument("ref", type=_reference_arg, metavar="REF")
     push_cmd.set_defaults(func=cmd_push)
+
+    copy_cmd = _command(
+        commands, "copy", "copy an image between registries (or archives)",
+        "Copy an image, or an index with every image in it, from SRC to DST. Registry to\n"
+        "registry, manifests go byte for byte (digests unchanged) and layers stream from\n"
+        "one registry to the other, never to disk; within one registry they are mounted.\n"
+        "--platform copies only that platform's image; repeated, a new index of those images\n"
+        "(its digest is not the source's). SRC or DST may be an archive: a path, told apart\n"
+        "from a reference as inspect does (it starts with /, ./, ../ or ~, or ends in .tar,\n"
+        ".tar.gz, .tgz, .oci, ...); ARCHIVE:NAME picks or names the image in it. Prints\n"
+        "DST@DIGEST (for an archive: the digest).",
+        ["zeroimage copy staging.example.com/app:1.2 prod.example.com/app:1.2",
+         "zeroimage copy --platform linux/amd64 --platform linux/arm64 alpine:3.19 registry.example.com/alpine:3.19",
+         "zeroimage copy alpine:3.19 alpine.tar          # every platform; inside: copy alpine.tar REF",
+         "zeroimage copy multi.tar:alpine:3.19 registry.example.com/mirror/alpine:3.19"],
+        json_output=True)
+    copy_cmd.add_argument("--platform", action="append", type=_platform_arg, metavar="OS/ARCH[/VARIANT]",
+                          help="copy only this platform's image; repeat it for a new index of several")
+    copy_cmd.add_argument("src", metavar="SRC", help="REF, or ARCHIVE[:NAME] (a path: see above)")
+    copy_cmd.add_argument("dst", type=_copy_dst_arg, metavar="DST", help="REF, or ARCHIVE[:NAME] to write")
+    copy_cmd.set_defaults(func=cmd_copy)
 
     inspect_cmd = _command(
         commands, "inspect", "describe an image in a registry or an archive",
@@ -6532,6 +6769,14 @@ def _reference_arg(text: str) -> str:
     return text
 
 
+def _copy_dst_arg(text: str) -> str:
+    try:
+        copy_destination(text)
+    except ZeroImageError as e:
+        raise argparse.ArgumentTypeError(str(e))
+    return text
+
+
 def _base_arg(text: str) -> str:
     if text == "scratch":
         return text
@@ -6646,6 +6891,32 @@ def cmd_push(args, session: Session) -> int:
                      "platforms": saved.platforms})
     else:
         print(saved.where)
+    return 0
+
+
+def cmd_copy(args, session: Session) -> int:
+    source = archive_target(args.src)
+    if source is None:
+        try:
+            source = str(Reference.parse(args.src))
+        except InvalidReferenceError as e:
+            raise UsageError("SRC: %s (and there is no such archive)" % e) from e
+    else:
+        source = args.src
+    saved = copy(args.src, args.dst, platforms=args.platform, session=session)
+    to_archive = not isinstance(copy_destination(args.dst), Reference)
+    if to_archive:
+        session.display.info("wrote %s", saved.where)
+    if args.json:
+        value = {"source": source, "sourceDigest": saved.source_digest, "digest": saved.digest,
+                 "mediaType": saved.media_type, "platforms": saved.platforms}
+        if to_archive:
+            value.update(path=saved.where, size=os.path.getsize(saved.where))
+        else:
+            value.update(reference=saved.where)
+        _print_json(value)
+    else:
+        print(saved.digest if to_archive else saved.where)
     return 0
 
 

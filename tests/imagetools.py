@@ -44,8 +44,11 @@ def run_cli(*args, cwd=None, env=None, python=None):
 
 
 def output_of(args, cwd=None):
-    """The image a successful ``zeroimage build/pull ... -o PATH`` wrote (None for stdout or none named)."""
+    """The image a successful ``zeroimage build/pull ... -o PATH`` or ``copy SRC ARCHIVE[:NAME]`` wrote
+    (None for stdout or none named)."""
     command = next((a for a in args if not a.startswith("-")), None)
+    if command == "copy":
+        return _copy_output(args[args.index(command) + 1:], cwd)
     if command not in ("build", "pull") or "--" in args[:args.index(command)]:
         return None
     path = None
@@ -60,6 +63,23 @@ def output_of(args, cwd=None):
             path = arg[2:]
     if not path or path == "-":
         return None
+    return os.path.join(str(cwd), path) if cwd is not None else path
+
+
+def _copy_output(args, cwd):
+    """``copy``'s DST when it is an archive (ARCHIVE[:NAME]: the path)."""
+    import zeroimage
+    positional, skip = [], False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg == "--platform":
+            skip = True
+        elif not arg.startswith("-"):
+            positional.append(arg)
+    if len(positional) != 2 or not zeroimage.looks_like_path(positional[1]):
+        return None
+    path = zeroimage.copy_destination(positional[1])[0]
     return os.path.join(str(cwd), path) if cwd is not None else path
 
 
