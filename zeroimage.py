@@ -110,8 +110,8 @@ __all__ = [
     "read_elf", "select_manifest", "walk_index", "read_tree", "parse_digest", "verify_bytes", "VerifyingReader",
     "derive_config", "canonical_json", "convert_family", "write_layer", "tree_entries", "GzipWriter", "LayerCache",
     "Layout", "DockerArchive", "open_archive", "compress_layer", "compressed_image", "Transport", "Authenticator",
-    "Engine", "engine_addresses", "Registry", "Upload", "RegistrySource", "parse_challenges", "parse_proxy",
-    "resolve_credentials", "store_credentials", "erase_credentials",
+    "Engine", "engine_addresses", "Registry", "Upload", "RegistrySource", "parse_challenges", "parse_links",
+    "parse_proxy", "resolve_credentials", "store_credentials", "erase_credentials",
     # the command line
     "build_parser", "main",
 ]
@@ -4082,6 +4082,84 @@ def upload_url(location: str, base: str, api: str) -> Optional[str]:
     return url
 
 
+MAX_TAG_PAGES = 10000              # pages of one tag list
+MAX_TAGS = 1000000                 # tags in one repository
+MAX_LINK_HEADER = 8192             # characters of an answer's Link headers
+_LINK_TARGET_RE = re.compile(r"[\s,]*<([^<>]*)>")
+_LINK_PARAM_RE = re.compile(r'\s*;\s*(%s)\s*(?:=\s*("(?:[^"\\]|\\.)*"|[^\s;,"]*))?' % _AUTH_TOKEN)
+
+
+def parse_links(header: str) -> List[Tuple[str, Dict[str, str]]]:
+    """Parse a ``Link`` header (RFC 8288): ``</v2/a/tags/list?n=2&last=b>; rel="next", <...>; rel=prev``
+    → ``[("/v2/a/tags/list?n=2&last=b", {"rel": "next"}), ...]``. Targets are as written (relative or
+    absolute, not checked); parameter names are lowercased; parsing stops at what it cannot read."""
+    links, pos, text = [], 0, header or ""
+    while True:
+        match = _LINK_TARGET_RE.match(text, pos)
+        if not match:
+            return links
+        pos, params = match.end(), {}
+        while True:
+            param = _LINK_PARAM_RE.match(text, pos)
+            if not param or param.end() == pos:
+                break
+            pos = param.end()
+            value = param.group(2) or ""
+            if value.startswith('"'):
+                value = re.sub(r"\\(.)", r"\1", value[1:-1])
+            params.setdefault(param.group(1).lower(), value)
+        links.append((match.group(1).strip(), params))
+
+
+def next_link(header: str) -> Optional[str]:
+    """The target of the first ``rel="next"`` link in a Link header (rel may list several relations),
+    or None. ValueError when the header is too long to be read whole: a page list cut short would
+    look complete."""
+    if len(header or "") > MAX_LINK_HEADER:
+        raise ValueError("its Link header is over %d characters" % MAX_LINK_HEADER)
+    return next((target for target, params in parse_links(header)
+                 if "next" in params.get("rel", "").lower().split()), None)
+
+
+def next_page_url(target: str, page: str, api: str) -> Tuple[Optional[str], str]:
+    """(URL, "") of the page a next link names, joined to the ``page`` it came with; or (None, why
+    not) when it leaves the registry: another scheme, host or port (where credentials must not go),
+    another path than ``page``'s (another endpoint), or no usable URL (javascript:, spaces). A
+    registry behind a TLS-ending proxy may say ``http://`` for itself: that stays on HTTPS, as
+    uploads do (``upload_url``)."""
+    url = upload_url(target, page, api)
+    if url is None:
+        try:
+            joined = urllib.parse.urljoin(page, target) if _URL_CHARS_RE.fullmatch(target or "") else target
+        except ValueError:
+            joined = target
+        return None, url_problem(joined) or "not a usable URL"
+    if _origin(url) != _origin(api):
+        parts = urllib.parse.urlsplit(url)
+        return None, "another host, port or scheme (%s)" % outside_text("%s://%s" % (parts.scheme, parts.netloc), 100)
+    if urllib.parse.unquote(urllib.parse.urlsplit(url).path) != urllib.parse.unquote(urllib.parse.urlsplit(page).path):
+        return None, "another path (%s)" % _redact_url(url)
+    return url, ""
+
+
+def tag_list_page(data: bytes) -> List[str]:
+    """The tags of one page of a tag list (``{"name": ..., "tags": [...]}``; a null ``tags`` is none).
+    ValueError when it is not that, or lists a tag that is not one (not a string, or outside the tag
+    grammar: it is printed, and may be given back to a registry)."""
+    try:
+        answer = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise ValueError("the tag list is not JSON") from None
+    tags = answer.get("tags", []) if isinstance(answer, dict) else None
+    tags = [] if tags is None and isinstance(answer, dict) else tags
+    if not isinstance(tags, list):
+        raise ValueError("the tag list is not a JSON object with a tags list")
+    for tag in tags:
+        if not isinstance(tag, str) or not _TAG_RE.fullmatch(tag):
+            raise ValueError("the tag list holds %s, which is not a tag" % outside_text(json.dumps(tag), 100))
+    return tags
+
+
 def _upload_refused(error: BaseException) -> bool:
     """Whether an upload failed because the registry will not take a blob that way (one PUT with the
     bytes, or PATCHes): a 4xx that is not about credentials or pace, or 501 Not Implemented."""
@@ -4210,6 +4288,57 @@ class Registry:
         if answered.startswith("sha256:") and answered != digest:
             raise DigestMismatchError("the pushed manifest", digest, outside_text(answered, 100))
         return digest
+
+    def head_digest(self, repository: str, reference: str) -> Optional[str]:
+        """The digest a HEAD of the manifest answers with (``Docker-Content-Digest``), or None when it
+        gives none zeroimage can use (missing, or not ALGORITHM:HEX); NotFoundError when there is no
+        such manifest. Not verified (nothing was read): a caller that needs it verified GETs."""
+        try:
+            response = self.request("HEAD", "/v2/%s/manifests/%s" % (repository, reference),
+                                    [pull_scope(repository)], {"Accept": ", ".join(MANIFEST_ACCEPT)})
+        except NotFoundError as e:      # a HEAD answer has no body to say what is missing
+            raise NotFoundError(e.status, e.method, e.url, e.detail or "no such tag, digest or repository") from e
+        answered = (response.headers.get("Docker-Content-Digest") or "").strip()
+        return answered if is_digest(answered) else None
+
+    def delete_manifest(self, repository: str, digest: str) -> None:
+        """DELETE a manifest by digest (its tags go with it). Distribution's token auth asks for the
+        ``delete`` action (``repository:NAME:delete``); a registry that wants more says so in its
+        challenge, which the retry after a 401 adds."""
+        with self.request("DELETE", "/v2/%s/manifests/%s" % (repository, digest),
+                          [repository_scope(repository, "delete")], ok=(200, 202, 204)) as response:
+            response.read_capped(MAX_ERROR_BODY, "the delete answer")
+
+    # -- tags --
+
+    def list_tags(self, repository: str) -> List[str]:
+        """Every tag of a repository, in the registry's order, following its pages: the distribution
+        spec's "Listing Tags" (``Link: <URL>; rel="next"``, whose ``n`` and ``last`` are followed as the
+        registry wrote them). A page read twice, more than MAX_TAG_PAGES pages or MAX_TAGS tags, or a
+        next page elsewhere (``next_page_url``) is an error, never a list cut short."""
+        path = "/v2/%s/tags/list" % repository
+        url, seen, tags = self.auth.ping() + path, set(), {}         # dict: the tags in order, once each
+        for _ in range(MAX_TAG_PAGES):
+            seen.add(url)
+            with self.request("GET", url, [pull_scope(repository)]) as response:
+                data = response.read_capped(MAX_JSON_SIZE, "the tag list")
+            shown = _redact_url(response.url)
+            try:
+                tags.update(dict.fromkeys(tag_list_page(data)))
+                target = next_link(", ".join(response.headers.get_all("Link") or []))
+            except ValueError as e:
+                raise RegistryError(response.status, "GET", shown, str(e)) from None
+            if len(tags) > MAX_TAGS:
+                raise RegistryError(response.status, "GET", shown, "the tag list has over %d tags" % MAX_TAGS)
+            if target is None:
+                return list(tags)
+            url, why = next_page_url(target, response.url, self.auth.ping())
+            if url is None:
+                raise RegistryError(response.status, "GET", shown, "refusing to follow the tag list's next page "
+                                    "to %s" % why)
+            if url in seen:
+                raise RegistryError(response.status, "GET", shown, "the tag list's next page is one already read")
+        raise RegistryError(200, "GET", _redact_url(url), "the tag list has over %d pages" % MAX_TAG_PAGES)
 
     # -- blobs --
 
