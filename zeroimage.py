@@ -14,7 +14,8 @@ credentials as Docker does.  One module, standard library only: copy this file
 into your project and ``import zeroimage``, or run it.
 
 As a library: every operation (``build``, ``pull``, ``push_archive``, ``inspect``,
-``login``, ``logout``, ``check_auth``) takes an optional ``session=``: a ``Session``
+``login``, ``logout``, ``check_auth``, ``list_tags``, ``resolve_digest``, ``tag_image``,
+``delete_image``) takes an optional ``session=``: a ``Session``
 holds the environment, the display (progress and log lines), the registry clients
 and their connections, the layer cache and a cancellation event, and closes every
 connection when it ends.  Without one, each call makes and closes its own.
@@ -106,6 +107,7 @@ __all__ = [
     "ElfInfo", "LayerEntry", "Candidate", "AddedLayer", "Task", "Response", "Proxy",
     # operations
     "build", "pull", "push_archive", "inspect", "login", "logout", "check_auth",
+    "list_tags", "resolve_digest", "tag_image", "delete_image",
     # building blocks: reading binaries, archives and registries, writing layers
     "read_elf", "select_manifest", "walk_index", "read_tree", "parse_digest", "verify_bytes", "VerifyingReader",
     "derive_config", "canonical_json", "convert_family", "write_layer", "tree_entries", "GzipWriter", "LayerCache",
@@ -6350,6 +6352,142 @@ def check_auth(ref_text: str, *, push: bool = False, insecure: bool = False, env
                 result["push"] = False
     return result
 
+
+# -- tags, digest, tag, delete --
+
+
+def repository_reference(text: str) -> Reference:
+    """A repository as ``tags`` takes it: a name without tag or digest (as ``crane ls``: a tag there is
+    more likely a mistake than a wish to have it ignored)."""
+    ref = Reference.parse(text, default_tag=None)
+    if ref.tag or ref.digest:
+        raise UsageError("%s names an image, not a repository: give the repository alone (%s), without "
+                         "a tag or digest" % (outside_text(text, 200), ref.familiar_name))
+    return ref
+
+
+def list_tags(repository: str, *, insecure: bool = False, environ=None,
+              session: Optional[Session] = None) -> List[str]:
+    """Every tag of a repository (``REGISTRY/NAME``, no tag or digest), in the registry's order,
+    all pages of it."""
+    ref = repository_reference(repository)
+    with _session_for(session, insecure, environ) as session:
+        registry = session.registry(ref.registry)
+        with registry_errors("list the tags of", ref, registry):
+            return registry.list_tags(ref.repository)
+
+
+def _served_digest(registry: Registry, ref: Reference, display: Display) -> str:
+    """The digest of the manifest a reference names, as the registry serves it: HEAD's
+    Docker-Content-Digest, else the GET manifest's own (verified) digest. A digest reference is
+    checked to be there, and stays as it was given."""
+    answered = registry.head_digest(ref.repository, ref.digest or ref.tag)
+    if ref.digest:
+        return ref.digest
+    if answered is None:
+        display.debug("%s: no usable Docker-Content-Digest in the HEAD answer; reading the manifest", ref)
+        answered = registry.get_manifest(ref.repository, ref.tag)[2]
+    return answered
+
+
+def _platform_digest(source, top: dict, platform: Platform, where: str) -> str:
+    """The digest of the image for ``platform`` that ``top`` (an index, or one image) holds, as the
+    index lists it."""
+    candidates = walk_index(make_index(OCI_FAMILY, [top]), source, where)
+    return choose_image(candidates, platform, None, where).descriptor["digest"]
+
+
+def _archive_digest(layout: Union[Layout, DockerArchive], name: Optional[str], platform: Optional[Platform]) -> str:
+    entries = layout_entries(layout, name)
+    if platform is not None:
+        candidates = walk_index(make_index(OCI_FAMILY, entries), layout, layout.path)
+        return choose_image(candidates, platform, None, layout.path).descriptor["digest"]
+    if len(set(d.get("digest") for d in entries)) != 1:
+        names = ", ".join(descriptor_name(d) or str(d.get("digest", "?")) for d in entries)
+        raise ArchiveError("%s holds several images; name one as %s:NAME, or pick one with --platform (it has: %s)"
+                           % (layout.path, layout.path, outside_text(names, 500)))
+    layout.read_small_blob(entries[0])      # there, and its bytes match the digest
+    return check_descriptor(entries[0], layout.path)[0]
+
+
+def resolve_digest(target: str, *, platform: Optional[Platform] = None, insecure: bool = False, environ=None,
+                   session: Optional[Session] = None) -> str:
+    """The digest of the manifest or index ``target`` names: a registry reference (as the registry
+    serves it), or an archive or layout (``PATH[:NAME]`` when ``target`` looks like a path, as
+    ``inspect`` reads them). With ``platform``: the digest of that platform's image in the index."""
+    archive = archive_target(target)
+    with _session_for(session, insecure, environ) as session:
+        if archive is not None:
+            with open_archive(archive[0]) as layout:
+                return _archive_digest(layout, archive[1], platform)
+        ref = Reference.parse(target)
+        registry = session.registry(ref.registry)
+        with registry_errors("get the digest of", ref, registry):
+            if platform is None:
+                return _served_digest(registry, ref, session.display)
+            source = RegistrySource(registry, ref.repository, str(ref))
+            return _platform_digest(source, source.top(ref), platform, str(ref))
+
+
+def tag_problem(tag) -> Optional[str]:
+    """Why ``tag`` is not a tag (Docker's grammar: letters, digits, _ . -, not starting with . or -,
+    at most 128), or None."""
+    if isinstance(tag, str) and _TAG_RE.fullmatch(tag):
+        return None
+    return "%s is not a tag (letters, digits, _ . and -, not starting with . or -, at most 128; a tag only: " \
+           "the image stays in its repository)" % outside_text(repr(tag), 150)
+
+
+def tag_image(ref_text: str, tags: Sequence[str], *, insecure: bool = False, environ=None,
+              session: Optional[Session] = None) -> List[str]:
+    """Put the manifest (or index) ``ref_text`` names under more ``tags`` of its repository: the same
+    bytes and media type, so the same digest, and nothing else is uploaded. Returns
+    ``REGISTRY/NAME:TAG@DIGEST`` for each tag."""
+    ref = Reference.parse(ref_text)
+    problems = [tag_problem(tag) for tag in tags if tag_problem(tag)] or ([] if tags else ["no tag given"])
+    if problems:
+        raise UsageError(problems[0])
+    tagged = []
+    with _session_for(session, insecure, environ) as session:
+        registry = session.registry(ref.registry)
+        with registry_errors("tag", ref, registry):
+            data, media_type, digest = registry.get_manifest(ref.repository, ref.digest or ref.tag)
+            for tag in tags:
+                registry.put_manifest(ref.repository, tag, data, media_type, [push_scope(ref.repository)])
+                tagged.append(str(ref.replace(tag=tag, digest=digest)))
+                session.display.info("tagged %s as %s", ref.familiar(), tag)
+    return tagged
+
+
+def _deletes_refused(error: RegistryError) -> bool:
+    """A registry that does not delete manifests: 405, or the spec's UNSUPPORTED error code."""
+    return error.status == 405 or any(e.get("code") == "UNSUPPORTED" for e in error.errors)
+
+
+def delete_image(ref_text: str, *, insecure: bool = False, environ=None, session: Optional[Session] = None) -> str:
+    """Delete the manifest ``ref_text`` names (NAME:TAG or NAME@DIGEST; no default tag: a delete names
+    what it deletes) and return its digest. A tag is resolved to its digest first, and the manifest is
+    deleted by digest, as the spec asks: every tag of that manifest goes with it."""
+    ref = Reference.parse(ref_text, default_tag=None)
+    if not ref.tag and not ref.digest:
+        raise UsageError("say what to delete: %s:TAG or %s@sha256:... (delete has no default tag)"
+                         % (ref.familiar_name, ref.familiar_name))
+    with _session_for(session, insecure, environ) as session:
+        registry = session.registry(ref.registry)
+        with registry_errors("delete", ref, registry):
+            digest = ref.digest or _served_digest(registry, ref, session.display)
+            try:
+                registry.delete_manifest(ref.repository, digest)
+            except RegistryError as e:
+                if not _deletes_refused(e):
+                    raise
+                raise e.restated(
+                    "cannot delete %s: %s does not allow deletes (%s); a distribution registry (docker-registry) "
+                    "allows them with storage.delete.enabled: true in its config, others in their settings or web "
+                    "interface" % (ref.familiar(), ref.registry, _registry_reason(e))) from e
+    return digest
+
+
 # ---- CLI ----
 
 
@@ -6380,14 +6518,16 @@ def _tag_arg(text: str) -> str:
 
 
 def _command(commands, name: str, help_text: str, description: str, examples: Sequence[str],
-             json_output: bool = False, network: bool = True):
+             json_output: Union[bool, str] = False, network: bool = True):
+    """A subcommand's parser; ``json_output``: a --json option (its help, when a string)."""
     parser = commands.add_parser(name, help=help_text, description=description,
                                  formatter_class=argparse.RawDescriptionHelpFormatter,
                                  epilog="examples:\n" + "\n".join("  " + e for e in examples))
     parser.set_defaults(parser=parser, json=False)  # parser: a usage error found later shows this usage
     _global_options(parser, argparse.SUPPRESS, network)   # given after the command too; set only when given
     if json_output:
-        parser.add_argument("--json", action="store_true", help="print the result as one JSON object (see README)")
+        parser.add_argument("--json", action="store_true", help=json_output if isinstance(json_output, str)
+                            else "print the result as one JSON object (see README)")
     return parser
 
 
@@ -6563,7 +6703,55 @@ def build_parser() -> argparse.ArgumentParser:
     check_cmd.add_argument("--push", action="store_true", help="check push access too")
     check_cmd.add_argument("ref", type=_reference_arg, metavar="REF")
     check_cmd.set_defaults(func=cmd_check_auth)
+    _registry_verbs(commands)
     return parser
+
+
+def _registry_verbs(commands) -> None:
+    """tags, digest, tag and delete: what users otherwise reach crane or skopeo for."""
+    tags_cmd = _command(
+        commands, "tags", "list the tags of a repository",
+        "List every tag of a repository, one per line, in the registry's order, following\n"
+        "its pages (Link headers). REPOSITORY is a name alone, as for crane ls: a tag or\n"
+        "digest there is an error.",
+        ["zeroimage tags registry.example.com/app", "zeroimage tags --json alpine"],
+        json_output="print the tags as one JSON list")
+    tags_cmd.add_argument("repository", type=_repository_arg, metavar="REPOSITORY")
+    tags_cmd.set_defaults(func=cmd_tags)
+
+    digest_cmd = _command(
+        commands, "digest", "print the digest of an image in a registry or an archive",
+        "Print the digest of the manifest or index REF names, as the registry serves it\n"
+        "(what NAME@DIGEST pins); with --platform, the digest of that platform's image\n"
+        "in the index. TARGET may be an archive or layout directory, read as inspect\n"
+        "reads them (see zeroimage inspect --help).",
+        ["zeroimage digest alpine:3.19", "zeroimage digest --platform linux/arm64 alpine:3.19",
+         "zeroimage digest app.tar"], json_output=True)
+    digest_cmd.add_argument("--platform", type=_platform_arg, metavar="OS/ARCH[/VARIANT]",
+                            help="the digest of this platform's image in an index")
+    digest_cmd.add_argument("target", metavar="TARGET", help="REF, or ARCHIVE[:NAME] / DIR[:NAME]")
+    digest_cmd.set_defaults(func=cmd_digest)
+
+    tag_cmd = _command(
+        commands, "tag", "put an image in a registry under more tags",
+        "Put the manifest or index REF names under each NEWTAG of the same repository:\n"
+        "the same bytes, so the same digest; nothing else is uploaded. Prints\n"
+        "REPOSITORY:NEWTAG@DIGEST for each.",
+        ["zeroimage tag registry.example.com/app:1.2.3 1.2 1 latest",
+         "zeroimage tag registry.example.com/app@sha256:... stable"], json_output=True)
+    tag_cmd.add_argument("ref", type=_reference_arg, metavar="REF")
+    tag_cmd.add_argument("tags", nargs="+", type=_newtag_arg, metavar="NEWTAG", help="a tag (not a reference)")
+    tag_cmd.set_defaults(func=cmd_tag)
+
+    delete_cmd = _command(
+        commands, "delete", "delete an image from a registry",
+        "Delete the manifest or index REF names. A tag is resolved to its digest first and\n"
+        "the manifest is deleted by digest: every other tag of it goes too. REF must name a\n"
+        "tag or digest (no default tag). Prints NAME@DIGEST of what was deleted.",
+        ["zeroimage delete registry.example.com/app:old", "zeroimage delete registry.example.com/app@sha256:..."],
+        json_output=True)
+    delete_cmd.add_argument("ref", type=_reference_arg, metavar="REF")
+    delete_cmd.set_defaults(func=cmd_delete)
 
 
 def _program_arg(text: str):
@@ -6646,6 +6834,24 @@ def _reference_arg(text: str) -> str:
     return text
 
 
+def _repository_arg(text: str) -> str:
+    if looks_like_path(text):
+        raise argparse.ArgumentTypeError("%r looks like a path; REPOSITORY is a repository in a registry, like "
+                                         "registry.example.com/app" % text)
+    try:
+        repository_reference(text)
+    except (InvalidReferenceError, UsageError) as e:
+        raise argparse.ArgumentTypeError(str(e))
+    return text
+
+
+def _newtag_arg(text: str) -> str:
+    problem = tag_problem(text)
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
+    return text
+
+
 def _base_arg(text: str) -> str:
     if text == "scratch":
         return text
@@ -6710,7 +6916,7 @@ def _result_to_stderr(args, digest: str) -> None:
         print(digest, file=sys.stderr)
 
 
-def _print_json(value: dict) -> None:
+def _print_json(value) -> None:
     print(json.dumps(value, indent=2, sort_keys=True))
 
 
@@ -6763,13 +6969,18 @@ def cmd_push(args, session: Session) -> int:
     return 0
 
 
-def cmd_inspect(args, session: Session) -> int:
-    mode = "json" if args.json and args.mode == "summary" else args.mode
-    if archive_target(args.target) is None:
+def _check_target(target: str) -> None:
+    """TARGET, when no archive: a reference, or a usage error that says neither was found."""
+    if archive_target(target) is None:
         try:
-            Reference.parse(args.target)
+            Reference.parse(target)
         except InvalidReferenceError as e:
             raise UsageError("%s (and there is no such archive)" % e) from e
+
+
+def cmd_inspect(args, session: Session) -> int:
+    mode = "json" if args.json and args.mode == "summary" else args.mode
+    _check_target(args.target)
     output = inspect(args.target, platform=args.platform, mode=mode, session=session)
     if mode == "json":
         _print_json(json.loads(output))
@@ -6822,6 +7033,56 @@ def cmd_check_auth(args, session: Session) -> int:
     for action, allowed in result.items():
         print("%s: %s" % (action, "allowed" if allowed else "denied"))
     return 0 if all(result.values()) else 1
+
+
+def cmd_tags(args, session: Session) -> int:
+    tags = list_tags(args.repository, session=session)
+    session.display.info("%d tag%s", len(tags), "" if len(tags) == 1 else "s")
+    if args.json:
+        _print_json(tags)
+    else:
+        for tag in tags:
+            print(tag)
+    return 0
+
+
+def cmd_digest(args, session: Session) -> int:
+    _check_target(args.target)
+    digest = resolve_digest(args.target, platform=args.platform, session=session)
+    if args.json:
+        archive = archive_target(args.target)
+        value = {"digest": digest}
+        value.update({"path": args.target} if archive else {"reference": str(Reference.parse(args.target))})
+        if args.platform is not None:
+            value["platform"] = str(args.platform)
+        _print_json(value)
+    else:
+        print(digest)
+    return 0
+
+
+def cmd_tag(args, session: Session) -> int:
+    tagged = tag_image(args.ref, args.tags, session=session)
+    if args.json:
+        _print_json({"source": str(Reference.parse(args.ref)), "digest": tagged[0].rsplit("@", 1)[1],
+                     "references": tagged})
+    else:
+        for reference in tagged:
+            print(reference)
+    return 0
+
+
+def cmd_delete(args, session: Session) -> int:
+    ref = Reference.parse(args.ref, default_tag=None)
+    digest = delete_image(args.ref, session=session)
+    deleted = "%s@%s" % (ref.name, digest)
+    was = " (was %s; any other tag of that manifest went with it)" % ref.replace(digest=None) if not ref.digest else ""
+    session.display.info("deleted %s%s", deleted, was)
+    if args.json:
+        _print_json({"deleted": deleted, "digest": digest, "reference": str(ref)})
+    else:
+        print(deleted)
+    return 0
 
 
 class _Terminated(BaseException):

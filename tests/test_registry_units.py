@@ -560,3 +560,25 @@ def test_tag_list_page_refuses_what_is_not_a_tag_list(data, words):
     with pytest.raises(ValueError, match=words) as info:
         zeroimage.tag_list_page(data)
     assert "\x1b" not in str(info.value)
+
+
+@pytest.mark.parametrize("tag, good", [
+    ("latest", True), ("1.2.3", True), ("_x", True), ("A-Z_0.9", True), ("x" * 128, True),
+    ("", False), (".x", False), ("-x", False), ("x" * 129, False), ("a:b", False), ("reg/app:1", False),
+    ("café", False), ("a b", False), (None, False),
+])
+def test_tag_problem(tag, good):
+    assert (zeroimage.tag_problem(tag) is None) is good
+
+
+@pytest.mark.parametrize("text, ok", [
+    ("registry.example.com/app", True), ("alpine", True), ("localhost:5000/a/b", True),
+    ("alpine:3.19", False), ("registry.example.com/app@sha256:" + "a" * 64, False),
+    ("localhost:5000/a:1", False),
+])
+def test_repository_reference_takes_no_tag_or_digest(text, ok):
+    if ok:
+        assert zeroimage.repository_reference(text).tag is None
+    else:
+        with pytest.raises(zeroimage.UsageError, match="not a repository"):
+            zeroimage.repository_reference(text)
