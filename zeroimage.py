@@ -6421,6 +6421,9 @@ def resolve_digest(target: str, *, platform: Optional[Platform] = None, insecure
             with open_archive(archive[0]) as layout:
                 return _archive_digest(layout, archive[1], platform)
         ref = Reference.parse(target)
+        if _on_disk(target):
+            session.display.info("%s is read from the registry as %s; to read the file of that name, write ./%s",
+                                 target, ref, target)
         registry = session.registry(ref.registry)
         with registry_errors("get the digest of", ref, registry):
             if platform is None:

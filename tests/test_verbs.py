@@ -421,3 +421,15 @@ def test_tags_are_printed_once_each_in_the_registrys_order(tmp_path, servers):
     pages = [(jdump({"tags": ["z", "a"]}), '<?p=1>; rel="next"'), (jdump({"tags": ["a", "m"]}), None)]
     server = servers({"/v2/": lambda h: h.reply(200, b"{}"), "/v2/a/tags/list": tags_route(pages)})
     assert ok(tags_of(tmp_path, server)).stdout.splitlines() == ["z", "a", "m"]
+
+
+def test_a_file_named_like_a_reference_is_not_read_but_named(tmp_path, busybox_program):
+    """digest follows inspect's rule: what does not look like a path is a reference, and a file of that
+    name gets a note saying how to read it instead."""
+    ok(run_cli("build", "--from", "scratch", "--format", "oci-layout", "-o", tmp_path / "127.0.0.1:1" / "app",
+               busybox_program))
+    r = run_cli("digest", "127.0.0.1:1/app", cwd=str(tmp_path), env=cli_env(tmp_path))
+    line = cli_failed(r, secrets=())
+    assert "cannot reach 127.0.0.1:1" in line
+    assert "to read the file of that name, write ./127.0.0.1:1/app" in r.stderr
+    assert ok(run_cli("digest", "./127.0.0.1:1/app", cwd=str(tmp_path), env=cli_env(tmp_path))).stdout.startswith("sha256:")
