@@ -14,7 +14,8 @@ credentials as Docker does.  One module, standard library only: copy this file
 into your project and ``import zeroimage``, or run it.
 
 As a library: every operation (``build``, ``pull``, ``push_archive``, ``inspect``,
-``login``, ``logout``, ``check_auth``) takes an optional ``session=``: a ``Session``
+``login``, ``logout``, ``check_auth``, ``list_tags``, ``resolve_digest``, ``tag_image``,
+``delete_image``) takes an optional ``session=``: a ``Session``
 holds the environment, the display (progress and log lines), the registry clients
 and their connections, the layer cache and a cancellation event, and closes every
 connection when it ends.  Without one, each call makes and closes its own.
@@ -107,13 +108,14 @@ __all__ = [
     "ElfInfo", "LayerEntry", "Candidate", "AddedLayer", "Task", "Response", "Proxy",
     # operations
     "build", "pull", "push_archive", "copy", "inspect", "login", "logout", "check_auth",
+    "list_tags", "resolve_digest", "tag_image", "delete_image",
     # building blocks: reading binaries, archives and registries, writing layers
     "read_elf", "select_manifest", "select_platforms", "read_selection", "walk_index", "read_tree", "parse_digest",
     "verify_bytes", "VerifyingReader",
     "derive_config", "canonical_json", "convert_family", "write_layer", "tree_entries", "GzipWriter", "LayerCache",
     "Layout", "DockerArchive", "open_archive", "compress_layer", "compressed_image", "Transport", "Authenticator",
-    "Engine", "engine_addresses", "Registry", "Upload", "RegistrySource", "parse_challenges", "parse_proxy",
-    "resolve_credentials", "store_credentials", "erase_credentials",
+    "Engine", "engine_addresses", "Registry", "Upload", "RegistrySource", "parse_challenges", "parse_links",
+    "parse_proxy", "resolve_credentials", "store_credentials", "erase_credentials",
     # the command line
     "build_parser", "main",
 ]
@@ -4098,6 +4100,84 @@ def upload_url(location: str, base: str, api: str) -> Optional[str]:
     return url
 
 
+MAX_TAG_PAGES = 10000              # pages of one tag list
+MAX_TAGS = 1000000                 # tags in one repository
+MAX_LINK_HEADER = 8192             # characters of an answer's Link headers
+_LINK_TARGET_RE = re.compile(r"[\s,]*<([^<>]*)>")
+_LINK_PARAM_RE = re.compile(r'\s*;\s*(%s)\s*(?:=\s*("(?:[^"\\]|\\.)*"|[^\s;,"]*))?' % _AUTH_TOKEN)
+
+
+def parse_links(header: str) -> List[Tuple[str, Dict[str, str]]]:
+    """Parse a ``Link`` header (RFC 8288): ``</v2/a/tags/list?n=2&last=b>; rel="next", <...>; rel=prev``
+    → ``[("/v2/a/tags/list?n=2&last=b", {"rel": "next"}), ...]``. Targets are as written (relative or
+    absolute, not checked); parameter names are lowercased; parsing stops at what it cannot read."""
+    links, pos, text = [], 0, header or ""
+    while True:
+        match = _LINK_TARGET_RE.match(text, pos)
+        if not match:
+            return links
+        pos, params = match.end(), {}
+        while True:
+            param = _LINK_PARAM_RE.match(text, pos)
+            if not param or param.end() == pos:
+                break
+            pos = param.end()
+            value = param.group(2) or ""
+            if value.startswith('"'):
+                value = re.sub(r"\\(.)", r"\1", value[1:-1])
+            params.setdefault(param.group(1).lower(), value)
+        links.append((match.group(1).strip(), params))
+
+
+def next_link(header: str) -> Optional[str]:
+    """The target of the first ``rel="next"`` link in a Link header (rel may list several relations),
+    or None. ValueError when the header is too long to be read whole: a page list cut short would
+    look complete."""
+    if len(header or "") > MAX_LINK_HEADER:
+        raise ValueError("its Link header is over %d characters" % MAX_LINK_HEADER)
+    return next((target for target, params in parse_links(header)
+                 if "next" in params.get("rel", "").lower().split()), None)
+
+
+def next_page_url(target: str, page: str, api: str) -> Tuple[Optional[str], str]:
+    """(URL, "") of the page a next link names, joined to the ``page`` it came with; or (None, why
+    not) when it leaves the registry: another scheme, host or port (where credentials must not go),
+    another path than ``page``'s (another endpoint), or no usable URL (javascript:, spaces). A
+    registry behind a TLS-ending proxy may say ``http://`` for itself: that stays on HTTPS, as
+    uploads do (``upload_url``)."""
+    url = upload_url(target, page, api)
+    if url is None:
+        try:
+            joined = urllib.parse.urljoin(page, target) if _URL_CHARS_RE.fullmatch(target or "") else target
+        except ValueError:
+            joined = target
+        return None, url_problem(joined) or "not a usable URL"
+    if _origin(url) != _origin(api):
+        parts = urllib.parse.urlsplit(url)
+        return None, "another host, port or scheme (%s)" % outside_text("%s://%s" % (parts.scheme, parts.netloc), 100)
+    if urllib.parse.unquote(urllib.parse.urlsplit(url).path) != urllib.parse.unquote(urllib.parse.urlsplit(page).path):
+        return None, "another path (%s)" % _redact_url(url)
+    return url, ""
+
+
+def tag_list_page(data: bytes) -> List[str]:
+    """The tags of one page of a tag list (``{"name": ..., "tags": [...]}``; a null ``tags`` is none).
+    ValueError when it is not that, or lists a tag that is not one (not a string, or outside the tag
+    grammar: it is printed, and may be given back to a registry)."""
+    try:
+        answer = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise ValueError("the tag list is not JSON") from None
+    tags = answer.get("tags", []) if isinstance(answer, dict) else None
+    tags = [] if tags is None and isinstance(answer, dict) else tags
+    if not isinstance(tags, list):
+        raise ValueError("the tag list is not a JSON object with a tags list")
+    for tag in tags:
+        if not isinstance(tag, str) or not _TAG_RE.fullmatch(tag):
+            raise ValueError("the tag list holds %s, which is not a tag" % outside_text(json.dumps(tag), 100))
+    return tags
+
+
 def _upload_refused(error: BaseException) -> bool:
     """Whether an upload failed because the registry will not take a blob that way (one PUT with the
     bytes, or PATCHes): a 4xx that is not about credentials or pace, or 501 Not Implemented."""
@@ -4226,6 +4306,57 @@ class Registry:
         if answered.startswith("sha256:") and answered != digest:
             raise DigestMismatchError("the pushed manifest", digest, outside_text(answered, 100))
         return digest
+
+    def head_digest(self, repository: str, reference: str) -> Optional[str]:
+        """The digest a HEAD of the manifest answers with (``Docker-Content-Digest``), or None when it
+        gives none zeroimage can use (missing, or not ALGORITHM:HEX); NotFoundError when there is no
+        such manifest. Not verified (nothing was read): a caller that needs it verified GETs."""
+        try:
+            response = self.request("HEAD", "/v2/%s/manifests/%s" % (repository, reference),
+                                    [pull_scope(repository)], {"Accept": ", ".join(MANIFEST_ACCEPT)})
+        except NotFoundError as e:      # a HEAD answer has no body to say what is missing
+            raise NotFoundError(e.status, e.method, e.url, e.detail or "no such tag, digest or repository") from e
+        answered = (response.headers.get("Docker-Content-Digest") or "").strip()
+        return answered if is_digest(answered) else None
+
+    def delete_manifest(self, repository: str, digest: str) -> None:
+        """DELETE a manifest by digest (its tags go with it). Distribution's token auth asks for the
+        ``delete`` action (``repository:NAME:delete``); a registry that wants more says so in its
+        challenge, which the retry after a 401 adds."""
+        with self.request("DELETE", "/v2/%s/manifests/%s" % (repository, digest),
+                          [repository_scope(repository, "delete")], ok=(200, 202, 204)) as response:
+            response.read_capped(MAX_ERROR_BODY, "the delete answer")
+
+    # -- tags --
+
+    def list_tags(self, repository: str) -> List[str]:
+        """Every tag of a repository, in the registry's order, following its pages: the distribution
+        spec's "Listing Tags" (``Link: <URL>; rel="next"``, whose ``n`` and ``last`` are followed as the
+        registry wrote them). A page read twice, more than MAX_TAG_PAGES pages or MAX_TAGS tags, or a
+        next page elsewhere (``next_page_url``) is an error, never a list cut short."""
+        path = "/v2/%s/tags/list" % repository
+        url, seen, tags = self.auth.ping() + path, set(), {}         # dict: the tags in order, once each
+        for _ in range(MAX_TAG_PAGES):
+            seen.add(url)
+            with self.request("GET", url, [pull_scope(repository)]) as response:
+                data = response.read_capped(MAX_JSON_SIZE, "the tag list")
+            shown = _redact_url(response.url)
+            try:
+                tags.update(dict.fromkeys(tag_list_page(data)))
+                target = next_link(", ".join(response.headers.get_all("Link") or []))
+            except ValueError as e:
+                raise RegistryError(response.status, "GET", shown, str(e)) from None
+            if len(tags) > MAX_TAGS:
+                raise RegistryError(response.status, "GET", shown, "the tag list has over %d tags" % MAX_TAGS)
+            if target is None:
+                return list(tags)
+            url, why = next_page_url(target, response.url, self.auth.ping())
+            if url is None:
+                raise RegistryError(response.status, "GET", shown, "refusing to follow the tag list's next page "
+                                    "to %s" % why)
+            if url in seen:
+                raise RegistryError(response.status, "GET", shown, "the tag list's next page is one already read")
+        raise RegistryError(200, "GET", _redact_url(url), "the tag list has over %d pages" % MAX_TAG_PAGES)
 
     # -- blobs --
 
@@ -6450,6 +6581,145 @@ def check_auth(ref_text: str, *, push: bool = False, insecure: bool = False, env
                 result["push"] = False
     return result
 
+
+# -- tags, digest, tag, delete --
+
+
+def repository_reference(text: str) -> Reference:
+    """A repository as ``tags`` takes it: a name without tag or digest (as ``crane ls``: a tag there is
+    more likely a mistake than a wish to have it ignored)."""
+    ref = Reference.parse(text, default_tag=None)
+    if ref.tag or ref.digest:
+        raise UsageError("%s names an image, not a repository: give the repository alone (%s), without "
+                         "a tag or digest" % (outside_text(text, 200), ref.familiar_name))
+    return ref
+
+
+def list_tags(repository: str, *, insecure: bool = False, environ=None,
+              session: Optional[Session] = None) -> List[str]:
+    """Every tag of a repository (``REGISTRY/NAME``, no tag or digest), in the registry's order,
+    all pages of it."""
+    ref = repository_reference(repository)
+    with _session_for(session, insecure, environ) as session:
+        registry = session.registry(ref.registry)
+        with registry_errors("list the tags of", ref, registry):
+            return registry.list_tags(ref.repository)
+
+
+def _served_digest(registry: Registry, ref: Reference, display: Display) -> str:
+    """The digest of the manifest a reference names, as the registry serves it: HEAD's
+    Docker-Content-Digest, else the GET manifest's own (verified) digest. A digest reference is
+    checked to be there, and stays as it was given."""
+    answered = registry.head_digest(ref.repository, ref.digest or ref.tag)
+    if ref.digest:
+        return ref.digest
+    if answered is None:
+        display.debug("%s: no usable Docker-Content-Digest in the HEAD answer; reading the manifest", ref)
+        answered = registry.get_manifest(ref.repository, ref.tag)[2]
+    return answered
+
+
+def _platform_digest(source, top: dict, platform: Platform, where: str) -> str:
+    """The digest of the image for ``platform`` that ``top`` (an index, or one image) holds, as the
+    index lists it."""
+    candidates = walk_index(make_index(OCI_FAMILY, [top]), source, where)
+    return choose_image(candidates, platform, None, where).descriptor["digest"]
+
+
+def _archive_digest(layout: Union[Layout, DockerArchive], name: Optional[str], platform: Optional[Platform]) -> str:
+    entries = layout_entries(layout, name)
+    if platform is not None:
+        candidates = walk_index(make_index(OCI_FAMILY, entries), layout, layout.path)
+        return choose_image(candidates, platform, None, layout.path).descriptor["digest"]
+    if len(set(d.get("digest") for d in entries)) != 1:
+        names = ", ".join(descriptor_name(d) or str(d.get("digest", "?")) for d in entries)
+        raise ArchiveError("%s holds several images; name one as %s:NAME, or pick one with --platform (it has: %s)"
+                           % (layout.path, layout.path, outside_text(names, 500)))
+    layout.read_small_blob(entries[0])      # there, and its bytes match the digest
+    return check_descriptor(entries[0], layout.path)[0]
+
+
+def resolve_digest(target: str, *, platform: Optional[Platform] = None, insecure: bool = False, environ=None,
+                   session: Optional[Session] = None) -> str:
+    """The digest of the manifest or index ``target`` names: a registry reference (as the registry
+    serves it), or an archive or layout (``PATH[:NAME]`` when ``target`` looks like a path, as
+    ``inspect`` reads them). With ``platform``: the digest of that platform's image in the index."""
+    archive = archive_target(target)
+    with _session_for(session, insecure, environ) as session:
+        if archive is not None:
+            with open_archive(archive[0]) as layout:
+                return _archive_digest(layout, archive[1], platform)
+        ref = Reference.parse(target)
+        if _on_disk(target):
+            session.display.info("%s is read from the registry as %s; to read the file of that name, write ./%s",
+                                 target, ref, target)
+        registry = session.registry(ref.registry)
+        with registry_errors("get the digest of", ref, registry):
+            if platform is None:
+                return _served_digest(registry, ref, session.display)
+            source = RegistrySource(registry, ref.repository, str(ref))
+            return _platform_digest(source, source.top(ref), platform, str(ref))
+
+
+def tag_problem(tag) -> Optional[str]:
+    """Why ``tag`` is not a tag (Docker's grammar: letters, digits, _ . -, not starting with . or -,
+    at most 128), or None."""
+    if isinstance(tag, str) and _TAG_RE.fullmatch(tag):
+        return None
+    return "%s is not a tag (letters, digits, _ . and -, not starting with . or -, at most 128; a tag only: " \
+           "the image stays in its repository)" % outside_text(repr(tag), 150)
+
+
+def tag_image(ref_text: str, tags: Sequence[str], *, insecure: bool = False, environ=None,
+              session: Optional[Session] = None) -> List[str]:
+    """Put the manifest (or index) ``ref_text`` names under more ``tags`` of its repository: the same
+    bytes and media type, so the same digest, and nothing else is uploaded. Returns
+    ``REGISTRY/NAME:TAG@DIGEST`` for each tag."""
+    ref = Reference.parse(ref_text)
+    problems = [tag_problem(tag) for tag in tags if tag_problem(tag)] or ([] if tags else ["no tag given"])
+    if problems:
+        raise UsageError(problems[0])
+    tagged = []
+    with _session_for(session, insecure, environ) as session:
+        registry = session.registry(ref.registry)
+        with registry_errors("tag", ref, registry):
+            data, media_type, digest = registry.get_manifest(ref.repository, ref.digest or ref.tag)
+            for tag in tags:
+                registry.put_manifest(ref.repository, tag, data, media_type, [push_scope(ref.repository)])
+                tagged.append(str(ref.replace(tag=tag, digest=digest)))
+                session.display.info("tagged %s as %s", ref.familiar(), tag)
+    return tagged
+
+
+def _deletes_refused(error: RegistryError) -> bool:
+    """A registry that does not delete manifests: 405, or the spec's UNSUPPORTED error code."""
+    return error.status == 405 or any(e.get("code") == "UNSUPPORTED" for e in error.errors)
+
+
+def delete_image(ref_text: str, *, insecure: bool = False, environ=None, session: Optional[Session] = None) -> str:
+    """Delete the manifest ``ref_text`` names (NAME:TAG or NAME@DIGEST; no default tag: a delete names
+    what it deletes) and return its digest. A tag is resolved to its digest first, and the manifest is
+    deleted by digest, as the spec asks: every tag of that manifest goes with it."""
+    ref = Reference.parse(ref_text, default_tag=None)
+    if not ref.tag and not ref.digest:
+        raise UsageError("say what to delete: %s:TAG or %s@sha256:... (delete has no default tag)"
+                         % (ref.familiar_name, ref.familiar_name))
+    with _session_for(session, insecure, environ) as session:
+        registry = session.registry(ref.registry)
+        with registry_errors("delete", ref, registry):
+            digest = ref.digest or _served_digest(registry, ref, session.display)
+            try:
+                registry.delete_manifest(ref.repository, digest)
+            except RegistryError as e:
+                if not _deletes_refused(e):
+                    raise
+                raise e.restated(
+                    "cannot delete %s: %s does not allow deletes (%s); a distribution registry (docker-registry) "
+                    "allows them with storage.delete.enabled: true in its config, others in their settings or web "
+                    "interface" % (ref.familiar(), ref.registry, _registry_reason(e))) from e
+    return digest
+
+
 # ---- CLI ----
 
 
@@ -6480,14 +6750,16 @@ def _tag_arg(text: str) -> str:
 
 
 def _command(commands, name: str, help_text: str, description: str, examples: Sequence[str],
-             json_output: bool = False, network: bool = True):
+             json_output: Union[bool, str] = False, network: bool = True):
+    """A subcommand's parser; ``json_output``: a --json option (its help, when a string)."""
     parser = commands.add_parser(name, help=help_text, description=description,
                                  formatter_class=argparse.RawDescriptionHelpFormatter,
                                  epilog="examples:\n" + "\n".join("  " + e for e in examples))
     parser.set_defaults(parser=parser, json=False)  # parser: a usage error found later shows this usage
     _global_options(parser, argparse.SUPPRESS, network)   # given after the command too; set only when given
     if json_output:
-        parser.add_argument("--json", action="store_true", help="print the result as one JSON object (see README)")
+        parser.add_argument("--json", action="store_true", help=json_output if isinstance(json_output, str)
+                            else "print the result as one JSON object (see README)")
     return parser
 
 
@@ -6686,7 +6958,55 @@ def build_parser() -> argparse.ArgumentParser:
     check_cmd.add_argument("--push", action="store_true", help="check push access too")
     check_cmd.add_argument("ref", type=_reference_arg, metavar="REF")
     check_cmd.set_defaults(func=cmd_check_auth)
+    _registry_verbs(commands)
     return parser
+
+
+def _registry_verbs(commands) -> None:
+    """tags, digest, tag and delete: what users otherwise reach crane or skopeo for."""
+    tags_cmd = _command(
+        commands, "tags", "list the tags of a repository",
+        "List every tag of a repository, one per line, in the registry's order, following\n"
+        "its pages (Link headers). REPOSITORY is a name alone, as for crane ls: a tag or\n"
+        "digest there is an error.",
+        ["zeroimage tags registry.example.com/app", "zeroimage tags --json alpine"],
+        json_output="print the tags as one JSON list")
+    tags_cmd.add_argument("repository", type=_repository_arg, metavar="REPOSITORY")
+    tags_cmd.set_defaults(func=cmd_tags)
+
+    digest_cmd = _command(
+        commands, "digest", "print the digest of an image in a registry or an archive",
+        "Print the digest of the manifest or index REF names, as the registry serves it\n"
+        "(what NAME@DIGEST pins); with --platform, the digest of that platform's image\n"
+        "in the index. TARGET may be an archive or layout directory, read as inspect\n"
+        "reads them (see zeroimage inspect --help).",
+        ["zeroimage digest alpine:3.19", "zeroimage digest --platform linux/arm64 alpine:3.19",
+         "zeroimage digest app.tar"], json_output=True)
+    digest_cmd.add_argument("--platform", type=_platform_arg, metavar="OS/ARCH[/VARIANT]",
+                            help="the digest of this platform's image in an index")
+    digest_cmd.add_argument("target", metavar="TARGET", help="REF, or ARCHIVE[:NAME] / DIR[:NAME]")
+    digest_cmd.set_defaults(func=cmd_digest)
+
+    tag_cmd = _command(
+        commands, "tag", "put an image in a registry under more tags",
+        "Put the manifest or index REF names under each NEWTAG of the same repository:\n"
+        "the same bytes, so the same digest; nothing else is uploaded. Prints\n"
+        "REPOSITORY:NEWTAG@DIGEST for each.",
+        ["zeroimage tag registry.example.com/app:1.2.3 1.2 1 latest",
+         "zeroimage tag registry.example.com/app@sha256:... stable"], json_output=True)
+    tag_cmd.add_argument("ref", type=_reference_arg, metavar="REF")
+    tag_cmd.add_argument("tags", nargs="+", type=_newtag_arg, metavar="NEWTAG", help="a tag (not a reference)")
+    tag_cmd.set_defaults(func=cmd_tag)
+
+    delete_cmd = _command(
+        commands, "delete", "delete an image from a registry",
+        "Delete the manifest or index REF names. A tag is resolved to its digest first and\n"
+        "the manifest is deleted by digest: every other tag of it goes too. REF must name a\n"
+        "tag or digest (no default tag). Prints NAME@DIGEST of what was deleted.",
+        ["zeroimage delete registry.example.com/app:old", "zeroimage delete registry.example.com/app@sha256:..."],
+        json_output=True)
+    delete_cmd.add_argument("ref", type=_reference_arg, metavar="REF")
+    delete_cmd.set_defaults(func=cmd_delete)
 
 
 def _program_arg(text: str):
@@ -6777,6 +7097,24 @@ def _copy_dst_arg(text: str) -> str:
     return text
 
 
+def _repository_arg(text: str) -> str:
+    if looks_like_path(text):
+        raise argparse.ArgumentTypeError("%r looks like a path; REPOSITORY is a repository in a registry, like "
+                                         "registry.example.com/app" % text)
+    try:
+        repository_reference(text)
+    except (InvalidReferenceError, UsageError) as e:
+        raise argparse.ArgumentTypeError(str(e))
+    return text
+
+
+def _newtag_arg(text: str) -> str:
+    problem = tag_problem(text)
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
+    return text
+
+
 def _base_arg(text: str) -> str:
     if text == "scratch":
         return text
@@ -6841,7 +7179,7 @@ def _result_to_stderr(args, digest: str) -> None:
         print(digest, file=sys.stderr)
 
 
-def _print_json(value: dict) -> None:
+def _print_json(value) -> None:
     print(json.dumps(value, indent=2, sort_keys=True))
 
 
@@ -6920,13 +7258,18 @@ def cmd_copy(args, session: Session) -> int:
     return 0
 
 
-def cmd_inspect(args, session: Session) -> int:
-    mode = "json" if args.json and args.mode == "summary" else args.mode
-    if archive_target(args.target) is None:
+def _check_target(target: str) -> None:
+    """TARGET, when no archive: a reference, or a usage error that says neither was found."""
+    if archive_target(target) is None:
         try:
-            Reference.parse(args.target)
+            Reference.parse(target)
         except InvalidReferenceError as e:
             raise UsageError("%s (and there is no such archive)" % e) from e
+
+
+def cmd_inspect(args, session: Session) -> int:
+    mode = "json" if args.json and args.mode == "summary" else args.mode
+    _check_target(args.target)
     output = inspect(args.target, platform=args.platform, mode=mode, session=session)
     if mode == "json":
         _print_json(json.loads(output))
@@ -6979,6 +7322,56 @@ def cmd_check_auth(args, session: Session) -> int:
     for action, allowed in result.items():
         print("%s: %s" % (action, "allowed" if allowed else "denied"))
     return 0 if all(result.values()) else 1
+
+
+def cmd_tags(args, session: Session) -> int:
+    tags = list_tags(args.repository, session=session)
+    session.display.info("%d tag%s", len(tags), "" if len(tags) == 1 else "s")
+    if args.json:
+        _print_json(tags)
+    else:
+        for tag in tags:
+            print(tag)
+    return 0
+
+
+def cmd_digest(args, session: Session) -> int:
+    _check_target(args.target)
+    digest = resolve_digest(args.target, platform=args.platform, session=session)
+    if args.json:
+        archive = archive_target(args.target)
+        value = {"digest": digest}
+        value.update({"path": args.target} if archive else {"reference": str(Reference.parse(args.target))})
+        if args.platform is not None:
+            value["platform"] = str(args.platform)
+        _print_json(value)
+    else:
+        print(digest)
+    return 0
+
+
+def cmd_tag(args, session: Session) -> int:
+    tagged = tag_image(args.ref, args.tags, session=session)
+    if args.json:
+        _print_json({"source": str(Reference.parse(args.ref)), "digest": tagged[0].rsplit("@", 1)[1],
+                     "references": tagged})
+    else:
+        for reference in tagged:
+            print(reference)
+    return 0
+
+
+def cmd_delete(args, session: Session) -> int:
+    ref = Reference.parse(args.ref, default_tag=None)
+    digest = delete_image(args.ref, session=session)
+    deleted = "%s@%s" % (ref.name, digest)
+    was = " (was %s; any other tag of that manifest went with it)" % ref.replace(digest=None) if not ref.digest else ""
+    session.display.info("deleted %s%s", deleted, was)
+    if args.json:
+        _print_json({"deleted": deleted, "digest": digest, "reference": str(ref)})
+    else:
+        print(deleted)
+    return 0
 
 
 class _Terminated(BaseException):

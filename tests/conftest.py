@@ -103,7 +103,8 @@ def token_server(pki):
 
 @pytest.fixture(scope="session")
 def registry_servers(tmp_path_factory, pki, token_server):
-    """Start each mode's docker-registry once, on first use."""
+    """Start each mode's docker-registry once, on first use: "open", "basic", "token" (tests/registries.py),
+    and "open-nodelete" (open, deletes disabled)."""
     import registries
     binary = need_tool("docker-registry")
     need_tool("htpasswd")

@@ -177,15 +177,19 @@ class TokenServer:
 
 
 class RegistryProcess:
-    """docker-registry serve CONFIG on a free loopback port."""
+    """docker-registry serve CONFIG on a free loopback port. ``mode``: "open" (plain HTTP, no auth),
+    "basic" (htpasswd), "token" (TLS, token auth by ``token_server``), or "open-nodelete": open, with
+    deletes disabled (``storage.delete.enabled: false``, distribution's default), as many registries run."""
 
     def __init__(self, binary, workdir, mode, pki=None, token_server=None):
         self.mode = mode
         self.port = free_port()
         self.host = "127.0.0.1:%d" % self.port
+        self.deletes = mode != "open-nodelete"
         os.makedirs(str(workdir), exist_ok=True)
         lines = ["version: 0.1", "log:", "  level: error", "  accesslog:", "    disabled: true",
-                 "storage:", "  filesystem:", "    rootdirectory: %s/data" % workdir, "  delete:", "    enabled: true",
+                 "storage:", "  filesystem:", "    rootdirectory: %s/data" % workdir, "  delete:",
+                 "    enabled: %s" % ("true" if self.deletes else "false"),
                  "http:", "  addr: 127.0.0.1:%d" % self.port, "  secret: zeroimage-test-secret"]
         self.tls = mode == "token"
         if self.tls:
@@ -559,7 +563,15 @@ class QuirkProxy(_Once):
         "retry-after": "the first time each request is seen: 429, Retry-After 1 s or an HTTP-date 1 s ahead",
         "strict-content-type": "manifest PUT whose Content-Type is not the body's mediaType: 400 MANIFEST_INVALID",
         "length-required": "PUT, PATCH or POST without Content-Length (chunked): 411",
+        # -- registries that page their tag lists --
+        # The distribution spec's "Listing Tags" (https://github.com/opencontainers/distribution-spec/blob/
+        # main/spec.md#listing-tags): tags in lexical order, at most n of them after ``last``, and a
+        # ``Link: <URL?n=..&last=..>; rel="next"`` header (RFC 5988) while more remain. Docker Hub, GHCR and
+        # Harbor page this way; Debian's docker-registry (distribution 2.8) ignores n and answers every tag.
+        "paged-tags": "GET /v2/NAME/tags/list answered by the proxy in pages of PAGE_SIZE (or n) from the full list, "
+                      "honouring last, with Link headers: relative on even pages, absolute on odd ones",
     }
+    PAGE_SIZE = 2
 
     def __init__(self, upstream, pki=None, token_server=None, mode="pass"):
         if mode not in self.MODES:
@@ -699,6 +711,8 @@ class QuirkProxy(_Once):
                 return self.send(h, 400, [("Content-Type", "application/json")], registry_errors_body(
                     "MANIFEST_INVALID", "manifest invalid", "Content-Type %s is not the manifest's mediaType %s"
                     % (content_type, declared)))
+        if mode == "paged-tags" and method == "GET" and path.startswith("/v2/") and path.endswith("/tags/list"):
+            return self.tags_page(h, path, dict(query), headers)
         if mode == "mount-202" and method == "POST" and is_upload and any(k == "mount" for k, _ in query):
             self.count("mount ignored")
             query = [(k, v) for k, v in query if k not in ("mount", "from")]
@@ -715,6 +729,31 @@ class QuirkProxy(_Once):
             status = int(mode[-3:])
         length = next((v for k, v in answer if k.lower() == "content-length"), None)
         self.send(h, status, answer, b"" if status == 204 else data, length if method == "HEAD" else None)
+
+    def tags_page(self, h, path, query, headers):
+        """One page of the tag list, cut from the whole list the registry behind answers (asked with the
+        client's own headers, so its credentials and their refusal count)."""
+        try:
+            status, answer, data = self.forward("GET", path, headers, b"")
+        except OSError:
+            return self.send(h, 502, [], b"the registry behind the proxy did not answer")
+        if status != 200:
+            return self.send(h, status, self.rewrite("pass", "GET", path, status, answer), data)
+        tags = sorted(json.loads(data.decode())["tags"] or [])
+        size = int(query.get("n", self.PAGE_SIZE))
+        after = [t for t in tags if "last" not in query or t > query["last"]]
+        page, rest = after[:size], after[size:]
+        number = (len(tags) - len(after)) // max(size, 1)
+        self.count("tag pages")
+        links = []
+        if rest:
+            link = "%s?%s" % (path, urllib.parse.urlencode([("n", size), ("last", page[-1])]))
+            if number % 2:
+                link = "http://%s%s" % (self.host, link)
+                self.count("absolute links")
+            links.append(("Link", '<%s>; rel="next"' % link))
+        body = json.dumps({"name": path[len("/v2/"):-len("/tags/list")], "tags": page}).encode()
+        self.send(h, 200, [("Content-Type", "application/json")] + links, body)
 
     def has_catalog(self, h):
         access = jwt_claims(h.headers.get("Authorization") or "").get("access")

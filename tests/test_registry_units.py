@@ -465,3 +465,120 @@ def test_merge_scopes_one_per_resource_in_the_order_first_named(groups, merged):
 ])
 def test_upload_url(location, api, url):
     assert zeroimage.upload_url(location, api + "/v2/a/blobs/uploads/", api) == url
+
+
+# ---- tag lists: Link headers and pages (the distribution spec's "Listing Tags") ----
+
+
+@pytest.mark.parametrize("header, expected", [
+    ('</v2/a/tags/list?n=2&last=b>; rel="next"', [("/v2/a/tags/list?n=2&last=b", {"rel": "next"})]),
+    ('<https://r.example/v2/a/tags/list?last=b>; rel=next', [("https://r.example/v2/a/tags/list?last=b", {"rel": "next"})]),
+    ('<a>; rel="prev", <b>; REL="next"; title="x, y; z"', [("a", {"rel": "prev"}), ("b", {"rel": "next", "title": "x, y; z"})]),
+    ('<a>;rel="next" , , <b>', [("a", {"rel": "next"}), ("b", {})]),
+    ('<a>; title="with \\"quotes\\""', [("a", {"title": 'with "quotes"'})]),
+    ('<a>; rel="next"; rel="prev"', [("a", {"rel": "next"})]),       # the first of a repeated parameter counts
+    ("", []), ("garbage", []), ("<unclosed; rel=next", []),
+])
+def test_parse_links(header, expected):
+    assert zeroimage.parse_links(header) == expected
+
+
+@pytest.mark.parametrize("header, expected", [
+    ('</v2/a/tags/list?n=2&last=b>; rel="next"', "/v2/a/tags/list?n=2&last=b"),
+    ('<p>; rel="prev", <n>; rel="next"', "n"),
+    ('<n>; rel="prev next"', "n"),                      # rel may name several relations
+    ('<n>; rel=NEXT', "n"),
+    ('<p>; rel="prev"', None), ('<x>; title="next"', None), ('<x>; rel="nextpage"', None),
+    ("", None), (None, None),
+])
+def test_next_link(header, expected):
+    assert zeroimage.next_link(header) == expected
+
+
+def test_a_link_header_too_long_to_read_whole_is_an_error_not_a_last_page():
+    long_link = '<%s>; rel="next"' % ("/v2/a/tags/list?last=" + "x" * zeroimage.MAX_LINK_HEADER)
+    with pytest.raises(ValueError, match="Link header is over"):
+        zeroimage.next_link(long_link)
+    assert zeroimage.next_link(long_link[:zeroimage.MAX_LINK_HEADER - 20] + '>; rel="next"')
+
+
+PAGE = "http://127.0.0.1:5000/v2/a/tags/list"
+API = "http://127.0.0.1:5000"
+
+
+@pytest.mark.parametrize("target, page, api, expected", [
+    ("/v2/a/tags/list?n=2&last=b", PAGE, API, PAGE + "?n=2&last=b"),
+    ("?n=2&last=b", PAGE + "?n=2&last=a", API, PAGE + "?n=2&last=b"),           # relative to the page
+    ("tags/list?last=b", "http://127.0.0.1:5000/v2/a/tags/list", API, None),   # another path: /v2/a/tags/tags/list
+    (PAGE + "?last=b", PAGE, API, PAGE + "?last=b"),
+    ("http://reg.example/v2/a/tags/list?last=b", "https://reg.example/v2/a/tags/list", "https://reg.example",
+     "https://reg.example/v2/a/tags/list?last=b"),                           # a TLS-ending proxy's http:// for itself
+])
+def test_next_page_url_follows_the_registrys_own_pages(target, page, api, expected):
+    url, why = zeroimage.next_page_url(target, page, api)
+    assert url == expected, why
+
+
+@pytest.mark.parametrize("target, words", [
+    ("http://other.example/v2/a/tags/list?last=b", "another host"),          # credentials must not go there
+    ("http://127.0.0.1:5001/v2/a/tags/list?last=b", "another host, port"),
+    ("https://127.0.0.1:5000/v2/a/tags/list?last=b", "scheme"),
+    ("//other.example/v2/a/tags/list", "another host"),
+    ("/v2/b/tags/list?last=b", "another path"),
+    ("/v2/_catalog", "another path"),
+    ("javascript:alert(1)", "javascript:"),
+    ("file:///etc/passwd", "file:"),
+    ("/v2/a/tags/list?last=a b", "spaces"),
+    ("/v2/a/tags/list?last=\x1b[31m", "control"),
+    ("http://user:pw@[::1/v2/a/tags/list", "malformed"),
+])
+def test_next_page_url_refuses_to_leave_the_registry(target, words):
+    url, why = zeroimage.next_page_url(target, PAGE, API)
+    assert url is None and words in why, why
+    assert "pw" not in why and "\x1b" not in why
+
+
+@pytest.mark.parametrize("data, tags", [
+    (b'{"name":"a","tags":["1","latest","v1.0.0-rc_1"]}', ["1", "latest", "v1.0.0-rc_1"]),
+    (b'{"name":"a","tags":[]}', []),
+    (b'{"name":"a","tags":null}', []),          # a repository whose tags were all deleted (some registries)
+    (b'{"name":"a"}', []),
+])
+def test_tag_list_page(data, tags):
+    assert zeroimage.tag_list_page(data) == tags
+
+
+@pytest.mark.parametrize("data, words", [
+    (b'{"tags":"latest"}', "tags list"), (b'{"tags":{"a":1}}', "tags list"), (b'["latest"]', "tags list"),
+    (b'not json', "not JSON"), (b'\xff\xfe', "not JSON"), (b'[' * 100000 + b']' * 100000, "not JSON"),
+    (b'{"tags":["ok",1]}', "holds 1"), (b'{"tags":["ok",null]}', "holds null"),
+    (b'{"tags":["a b"]}', "not a tag"), (b'{"tags":["\\u001b[31mred"]}', "not a tag"),
+    (b'{"tags":[".hidden"]}', "not a tag"), (b'{"tags":["%s"]}' % (b"x" * 129), "not a tag"),
+    (b'{"tags":["caf\\u00e9"]}', "not a tag"),
+])
+def test_tag_list_page_refuses_what_is_not_a_tag_list(data, words):
+    with pytest.raises(ValueError, match=words) as info:
+        zeroimage.tag_list_page(data)
+    assert "\x1b" not in str(info.value)
+
+
+@pytest.mark.parametrize("tag, good", [
+    ("latest", True), ("1.2.3", True), ("_x", True), ("A-Z_0.9", True), ("x" * 128, True),
+    ("", False), (".x", False), ("-x", False), ("x" * 129, False), ("a:b", False), ("reg/app:1", False),
+    ("café", False), ("a b", False), (None, False),
+])
+def test_tag_problem(tag, good):
+    assert (zeroimage.tag_problem(tag) is None) is good
+
+
+@pytest.mark.parametrize("text, ok", [
+    ("registry.example.com/app", True), ("alpine", True), ("localhost:5000/a/b", True),
+    ("alpine:3.19", False), ("registry.example.com/app@sha256:" + "a" * 64, False),
+    ("localhost:5000/a:1", False),
+])
+def test_repository_reference_takes_no_tag_or_digest(text, ok):
+    if ok:
+        assert zeroimage.repository_reference(text).tag is None
+    else:
+        with pytest.raises(zeroimage.UsageError, match="not a repository"):
+            zeroimage.repository_reference(text)
