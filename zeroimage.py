@@ -5220,6 +5220,9 @@ def registry_errors(action: str, ref: Reference, registry: Optional[Registry] = 
         elif isinstance(e, AuthenticationError):
             message = "cannot %s %s: access denied (%s); are you logged in? try: zeroimage login %s" % (
                 action, ref.familiar(), e.detail or "HTTP %d" % e.status, ref.registry)
+        elif isinstance(e, NotFoundError) and action in ("pull", "inspect") and _part_missing(e, ref):
+            message = "cannot %s %s: %s, which it lists, is not in the registry (%s); the image there is " \
+                      "incomplete" % (action, ref.familiar(), _part_missing(e, ref), e.detail or "HTTP 404")
         elif isinstance(e, NotFoundError):
             message = "cannot %s %s: not found (%s); is the name right? are you logged in? try: zeroimage login %s" % (
                 action, ref.familiar(), e.detail or "HTTP 404", ref.registry)
@@ -5380,6 +5383,15 @@ def read_selection(source, desc: dict, where: str,
     if [c.descriptor for c in chosen] == top.get("manifests"):
         return read_tree(source, desc, where)
     return selected_index(top, chosen, [read_tree(source, c.descriptor, where) for c in chosen])
+
+
+def _part_missing(error: RegistryError, ref: Reference) -> Optional[str]:
+    """"manifest sha256:..." or "blob sha256:..." when a 404 was for a part of the image ``ref`` names
+    (an index's child, a layer), not for what ``ref`` itself names."""
+    found = re.search(r"/(manifests|blobs)/([a-z0-9]+:[0-9a-f]+)", urllib.parse.urlsplit(error.url).path)
+    if found is None or found.group(2) == ref.digest:
+        return None
+    return "%s %s" % ("manifest" if found.group(1) == "manifests" else "blob", found.group(2))
 
 
 def read_image(source, chosen: Candidate, where: str) -> Image:
@@ -6343,6 +6355,10 @@ def copy(src: str, dst: str, *, platforms=None, insecure: bool = False, environ=
     src_ref, target = _copy_ends(src, dst)
     with _session_for(session, insecure, environ) as session, contextlib.ExitStack() as stack:
         to_registry = isinstance(target, Reference)
+        if src_ref is not None:
+            _note_on_disk(session, src, src_ref)
+        if to_registry:
+            _note_on_disk(session, dst, target, "write")
         sink = RegistrySink(session, target, can_convert=False) if to_registry else ArchiveSink(session, target[0])
         sink.start(stack)
         read = _read_registry(session, src_ref, chosen) if src_ref else _read_archive(session, stack, src, chosen)
@@ -6360,7 +6376,7 @@ def _copy_ends(src: str, dst: str) -> Tuple[Optional[Reference], Union[Reference
     src_ref = None if archive_target(src) is not None else Reference.parse(src)
     target = copy_destination(dst)
     if isinstance(target, Reference):
-        if src_ref is not None and str(src_ref) == str(target):
+        if src_ref is not None and _same_tag(src_ref, target):
             raise UsageError("SRC and DST are both %s; name another destination" % target.familiar())
     elif src_ref is None:
         if os.path.realpath(_split_archive_spec(src)[0]) == os.path.realpath(target[0]):
@@ -6368,6 +6384,18 @@ def _copy_ends(src: str, dst: str) -> Tuple[Optional[Reference], Union[Reference
     elif target[1] is None:
         _archive_name(src_ref)
     return src_ref, target
+
+
+def _same_tag(src: Reference, dst: Reference) -> bool:
+    """Whether a copy would write where it reads: one repository of one registry (loopback names of one
+    port alike), and DST's tag SRC's (whatever digest DST carries), or the same digest alone."""
+    def where(ref: Reference) -> Tuple[str, str]:
+        host = registry_api_host(ref.registry)
+        port = host.rsplit(":", 1)[1] if ":" in host and not host.endswith("]") else ""
+        return ("loopback:" + port if _is_loopback(host) else host), ref.repository
+    if where(src) != where(dst):
+        return False
+    return dst.tag == (src.tag or "latest") if dst.tag else dst.digest == src.digest
 
 
 def copy_destination(text: str) -> Union[Reference, Tuple[str, Optional[Reference]]]:
@@ -6463,6 +6491,13 @@ def _describe(info: dict) -> str:
     return "\n".join(lines)
 
 
+def _note_on_disk(session: Session, text: str, ref: Reference, verb: str = "read") -> None:
+    """A note when ``text``, taken as a reference, is also a file here (``./NAME`` means the file)."""
+    if _on_disk(text):
+        session.display.info("%s is %s the registry as %s; to %s the file of that name, write ./%s", text,
+                             "read from" if verb == "read" else "written to", ref, verb, text)
+
+
 def _on_disk(target: str) -> bool:
     try:
         _split_archive_spec(target)
@@ -6483,9 +6518,7 @@ def inspect(target: str, *, platform: Optional[Platform] = None, mode: str = "su
             with open_archive(archive[0]) as layout:
                 return _inspect_layout(layout, archive[1], platform, mode)
         ref = Reference.parse(target)
-        if _on_disk(target):
-            session.display.info("%s is read from the registry as %s; to read the file of that name, write ./%s",
-                                 target, ref, target)
+        _note_on_disk(session, target, ref)
         source = RegistrySource(session.registry(ref.registry), ref.repository, str(ref))
         with registry_errors("inspect", ref, source.registry):
             return _inspect_top(source, source.top(ref), str(ref), str(ref), platform, mode)
@@ -6644,15 +6677,14 @@ def resolve_digest(target: str, *, platform: Optional[Platform] = None, insecure
     """The digest of the manifest or index ``target`` names: a registry reference (as the registry
     serves it), or an archive or layout (``PATH[:NAME]`` when ``target`` looks like a path, as
     ``inspect`` reads them). With ``platform``: the digest of that platform's image in the index."""
+    platform = Platform.parse(platform) if isinstance(platform, str) else platform
     archive = archive_target(target)
     with _session_for(session, insecure, environ) as session:
         if archive is not None:
             with open_archive(archive[0]) as layout:
                 return _archive_digest(layout, archive[1], platform)
         ref = Reference.parse(target)
-        if _on_disk(target):
-            session.display.info("%s is read from the registry as %s; to read the file of that name, write ./%s",
-                                 target, ref, target)
+        _note_on_disk(session, target, ref)
         registry = session.registry(ref.registry)
         with registry_errors("get the digest of", ref, registry):
             if platform is None:
@@ -6676,6 +6708,7 @@ def tag_image(ref_text: str, tags: Sequence[str], *, insecure: bool = False, env
     bytes and media type, so the same digest, and nothing else is uploaded. Returns
     ``REGISTRY/NAME:TAG@DIGEST`` for each tag."""
     ref = Reference.parse(ref_text)
+    tags = [tags] if isinstance(tags, str) else list(dict.fromkeys(tags))     # each tag once
     problems = [tag_problem(tag) for tag in tags if tag_problem(tag)] or ([] if tags else ["no tag given"])
     if problems:
         raise UsageError(problems[0])

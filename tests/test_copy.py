@@ -197,6 +197,11 @@ def test_bad_input_is_one_line(tmp_path, busybox, three):
         (1, ["copy", tmp_path / "missing.tar", out], "missing.tar: no such file or directory"),
         (2, ["copy", path, path], "SRC and DST are both"),
         (2, ["copy", "registry.example.com/a:1", "registry.example.com/a:1"], "SRC and DST are both"),
+        # the same tag, whatever digest DST carries, or another name of the same loopback registry
+        (2, ["copy", "--platform", "linux/amd64", "127.0.0.1:5999/a:1", "127.0.0.1:5999/a:1@sha256:" + "1" * 64],
+         "SRC and DST are both"),
+        (2, ["copy", "127.0.0.1:5999/a:1", "localhost:5999/a:1"], "SRC and DST are both"),
+        (2, ["copy", "registry.example.com/a", "registry.example.com/a:latest"], "SRC and DST are both"),
         (1, ["copy", "--platform", "linux/s390x", path, out],
          "has no image for linux/s390x (it has: linux/amd64, linux/arm/v7, linux/arm64/v8)"),
         (1, ["copy", "--platform", "linux/arm64", single_path, out], "has no image for linux/arm64 (it has: linux/amd64)"),

@@ -6,6 +6,7 @@ for tag lists that try to loop, leave the registry or smuggle text to the termin
 import base64
 import hashlib
 import json
+import os
 
 import pytest
 
@@ -433,3 +434,20 @@ def test_a_file_named_like_a_reference_is_not_read_but_named(tmp_path, busybox_p
     assert "cannot reach 127.0.0.1:1" in line
     assert "to read the file of that name, write ./127.0.0.1:1/app" in r.stderr
     assert ok(run_cli("digest", "./127.0.0.1:1/app", cwd=str(tmp_path), env=cli_env(tmp_path))).stdout.startswith("sha256:")
+
+
+def test_an_index_whose_child_is_gone_names_the_child(tmp_path, open_client, arm_and_amd):
+    """Pull or copy of an index whose arm64 image was deleted: the error names the missing child, not
+    the tag (which is there), and asks for no login."""
+    c = open_client
+    amd, arm = arm_and_amd
+    ok(c("build", "--push", c.ref("verbs/dangle:1"), "linux/amd64=%s" % amd, "linux/arm64=%s" % arm))
+    child = ok(c("digest", "--platform", "linux/arm64", c.ref("verbs/dangle:1"))).stdout.strip()
+    ok(c("delete", c.ref("verbs/dangle@" + child)))
+    for args in (["pull", "--all-platforms", "-o", tmp_path / "d.tar"], ["copy"], ["pull", "--platform", "linux/arm64",
+                                                                               "-o", tmp_path / "e.tar"]):
+        extra = [c.ref("verbs/dangle-copy:1")] if args == ["copy"] else []
+        line = cli_failed(c(*(args + [c.ref("verbs/dangle:1")] + extra)), secrets=())
+        assert "manifest %s, which it lists, is not in the registry" % child in line, line
+        assert "logged in" not in line
+    assert not os.path.exists(str(tmp_path / "d.tar"))
