@@ -5821,6 +5821,21 @@ def archive_target(target: str) -> Optional[Tuple[str, Optional[str]]]:
             return None
 
 
+def _note_on_disk(session: Session, text: str, ref: Reference, verb: str = "read") -> None:
+    """A note when ``text``, taken as a reference, is also a file here (``./NAME`` means the file)."""
+    if _on_disk(text):
+        session.display.info("%s is %s the registry as %s; to %s the file of that name, write ./%s", text,
+                             "read from" if verb == "read" else "written to", ref, verb, text)
+
+
+def _on_disk(target: str) -> bool:
+    try:
+        _split_archive_spec(target)
+        return True
+    except ArchiveError:
+        return False
+
+
 # -- build --
 
 
@@ -6167,7 +6182,9 @@ def build(entrypoint, output: Optional[str] = None, *, base: Optional[str] = Non
     return BuildResult(digest, sink.where(digest), images, getattr(sink, "image_id", None))
 
 
-# -- pull, push and copy: one way from a source to a sink --
+# ---- Transfers ----
+#
+# pull, push and copy: one way from a source to a sink.
 
 
 class Saved(NamedTuple):
@@ -6424,6 +6441,10 @@ def _archive_stem(path: str) -> str:
     return base
 
 
+# ---- Inspection and registry verbs ----
+#
+# inspect, login, logout, check-auth, tags, digest, tag and delete.
+
 # -- inspect --
 
 
@@ -6489,21 +6510,6 @@ def _describe(info: dict) -> str:
         lines.append("Ports:       %s" % ", ".join(outside_text(p, 100) for p in info["exposedPorts"]))
     lines += _map_lines("Labels", info["labels"]) + _map_lines("Annotations", info["annotations"])
     return "\n".join(lines)
-
-
-def _note_on_disk(session: Session, text: str, ref: Reference, verb: str = "read") -> None:
-    """A note when ``text``, taken as a reference, is also a file here (``./NAME`` means the file)."""
-    if _on_disk(text):
-        session.display.info("%s is %s the registry as %s; to %s the file of that name, write ./%s", text,
-                             "read from" if verb == "read" else "written to", ref, verb, text)
-
-
-def _on_disk(target: str) -> bool:
-    try:
-        _split_archive_spec(target)
-        return True
-    except ArchiveError:
-        return False
 
 
 def inspect(target: str, *, platform: Optional[Platform] = None, mode: str = "summary",
