@@ -7109,42 +7109,25 @@ def _port_arg(text: str) -> str:
     return "%d/%s" % (int(port), proto)
 
 
-def _registry_arg(text: str) -> str:
-    try:
-        registry_host(text)
-    except InvalidReferenceError as e:
-        raise argparse.ArgumentTypeError(str(e))
-    return text
+def _checked_arg(check: Callable[[str], object], errors=(InvalidReferenceError,), path_hint: Optional[str] = None):
+    """An argparse type: the text as it is once ``check(text)`` passes (its errors become argparse's);
+    with ``path_hint``, text that looks like a path is refused first, saying what is wanted instead."""
+    def checked(text: str) -> str:
+        if path_hint and looks_like_path(text):
+            raise argparse.ArgumentTypeError("%r looks like a path; %s" % (text, path_hint))
+        try:
+            check(text)
+        except errors as e:
+            raise argparse.ArgumentTypeError(str(e))
+        return text
+    return checked
 
 
-def _reference_arg(text: str) -> str:
-    if looks_like_path(text):
-        raise argparse.ArgumentTypeError("%r looks like a path; REF is an image in a registry, like "
-                                         "registry.example.com/app:1" % text)
-    try:
-        Reference.parse(text)
-    except InvalidReferenceError as e:
-        raise argparse.ArgumentTypeError(str(e))
-    return text
-
-
-def _copy_dst_arg(text: str) -> str:
-    try:
-        copy_destination(text)
-    except ZeroImageError as e:
-        raise argparse.ArgumentTypeError(str(e))
-    return text
-
-
-def _repository_arg(text: str) -> str:
-    if looks_like_path(text):
-        raise argparse.ArgumentTypeError("%r looks like a path; REPOSITORY is a repository in a registry, like "
-                                         "registry.example.com/app" % text)
-    try:
-        repository_reference(text)
-    except (InvalidReferenceError, UsageError) as e:
-        raise argparse.ArgumentTypeError(str(e))
-    return text
+_registry_arg = _checked_arg(registry_host)
+_reference_arg = _checked_arg(Reference.parse, path_hint="REF is an image in a registry, like registry.example.com/app:1")
+_copy_dst_arg = _checked_arg(copy_destination, ZeroImageError)
+_repository_arg = _checked_arg(repository_reference, (InvalidReferenceError, UsageError),
+                               "REPOSITORY is a repository in a registry, like registry.example.com/app")
 
 
 def _newtag_arg(text: str) -> str:
