@@ -138,3 +138,32 @@ def docker_engine():
     engine = engines.DockerEngine(dockerd)
     yield engine
     engine.close()
+
+
+@pytest.fixture
+def servers():
+    """start(routes, pki=None) -> a started loopback Server (tests/test_hostile.py), closed after the test."""
+    from test_hostile import Server
+    started = []
+
+    def start(routes, pki=None):
+        started.append(Server(routes, pki))
+        return started[-1]
+    yield start
+    for server in started:
+        server.close()
+
+
+@pytest.fixture
+def upstream(registry_servers):
+    """The open registry, for a proxy to stand in front of."""
+    return registry_servers("open")
+
+
+@pytest.fixture
+def proxy(upstream):
+    """A FaultProxy (tests/registries.py) in front of the open registry."""
+    import registries
+    p = registries.FaultProxy(upstream.host)
+    yield p
+    p.close()

@@ -420,18 +420,6 @@ def test_library_copy_streams_registry_to_registry_without_disk(tmp_path, pki, r
 
 
 @pytest.fixture
-def upstream(registry_servers):
-    return registry_servers("open")
-
-
-@pytest.fixture
-def proxy(upstream):
-    p = registries.FaultProxy(upstream.host)
-    yield p
-    p.close()
-
-
-@pytest.fixture
 def source(upstream, busybox_program):
     """An image pushed straight to the registry: faults/copy:1, and its digest."""
     return ok(run_cli("build", "--push", "%s/faults/copy:1" % upstream.host, busybox_program)).stdout.strip().split("@")[1]

@@ -19,18 +19,6 @@ from test_units import make_elf
 pytestmark = pytest.mark.interop
 
 
-@pytest.fixture
-def upstream(registry_servers):
-    return registry_servers("open")
-
-
-@pytest.fixture
-def proxy(upstream):
-    p = registries.FaultProxy(upstream.host)
-    yield p
-    p.close()
-
-
 def ok(r):
     assert r.returncode == 0, r.stderr
     assert "Traceback" not in r.stderr

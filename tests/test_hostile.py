@@ -161,19 +161,6 @@ class RecordingProxy:
 
 
 @pytest.fixture
-def servers():
-    """start(routes, pki=None) -> a started Server, closed after the test."""
-    started = []
-
-    def start(routes, pki=None):
-        started.append(Server(routes, pki))
-        return started[-1]
-    yield start
-    for server in started:
-        server.close()
-
-
-@pytest.fixture
 def proxy():
     """A started RecordingProxy, closed after the test."""
     p = RecordingProxy()

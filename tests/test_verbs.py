@@ -13,7 +13,7 @@ import pytest
 import registries
 import zeroimage
 from imagetools import run_cli
-from test_hostile import Server, cli_env, cli_failed, jdump
+from test_hostile import cli_env, cli_failed, jdump
 from test_registry import Client
 from test_units import make_elf
 
@@ -311,19 +311,6 @@ def test_an_archive_of_several_images_wants_a_name(tmp_path, open_client, busybo
 
 
 # ---- hostile tag lists (loopback servers) ----
-
-
-@pytest.fixture
-def servers():
-    """start(routes) -> a started loopback Server (tests/test_hostile.py), closed after the test."""
-    started = []
-
-    def start(routes):
-        started.append(Server(routes))
-        return started[-1]
-    yield start
-    for server in started:
-        server.close()
 
 
 def v2_basic(h):
