@@ -105,7 +105,7 @@ __all__ = [
     "Session", "Display",
     # values that operations take and return
     "Reference", "Platform", "ImageOptions", "Credentials", "Blob", "Image", "ImageIndex", "BuildResult", "Saved",
-    "ElfInfo", "LayerEntry", "Candidate", "AddedLayer", "Task", "Response", "Proxy",
+    "ElfInfo", "BuildInfo", "Module", "LayerEntry", "Candidate", "AddedLayer", "Task", "Response", "Proxy",
     # operations
     "build", "pull", "push_archive", "copy", "inspect", "login", "logout", "check_auth",
     "list_tags", "resolve_digest", "tag_image", "delete_image",
@@ -1228,6 +1228,31 @@ def _elf_interpreter(f, endian: str, is64: bool, phoff: int, phentsize: int, phn
             path = f.read(min(fields[size_at], 4096))
             return path.split(b"\0", 1)[0].decode("utf-8", "replace")
     return None
+
+
+# -- embedded build information: what a Go or Rust binary says it was built from --
+
+
+class Module(NamedTuple):
+    """A Go module or Rust crate a program is built from (or the program's own main module)."""
+
+    path: str                           # Go module path, or the crate's name
+    version: str = ""                   # as the binary says it; Go's "(devel)" kept
+    sum: str = ""                       # Go's checksum ("h1:..."), "" when none
+    replace: Optional["Module"] = None  # Go's "=>" replacement
+    source: str = ""                    # Rust: "crates.io", "git", "local", "registry"; "" for Go
+
+
+class BuildInfo(NamedTuple):
+    """What a binary says about how it was built: Go's ``.go.buildinfo``, or the crate list
+    ``cargo auditable`` embeds (``.dep-v0``)."""
+
+    language: str                               # "go" or "rust"
+    toolchain: str = ""                         # "go1.22.1"; "" for Rust (its data names none)
+    path: str = ""                              # Go: the main package's path
+    main: Optional[Module] = None               # Go: the main module; Rust: the root crate
+    deps: Tuple[Module, ...] = ()
+    settings: Tuple[Tuple[str, str], ...] = ()  # Go's build settings, in the binary's order
 
 
 # ---- Manifests and configs ----
