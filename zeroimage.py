@@ -147,6 +147,8 @@ IMAGE_MANIFEST_TYPES = (OCI_MANIFEST, DOCKER_MANIFEST)
 IMAGE_CONFIG_TYPES = (OCI_CONFIG, DOCKER_CONFIG)
 OCI_ARTIFACT_MANIFEST = "application/vnd.oci.artifact.manifest.v1+json"     # an image-spec 1.1 draft, withdrawn
 INDEX_TYPES = (OCI_INDEX, DOCKER_MANIFEST_LIST)
+OCI_EMPTY = "application/vnd.oci.empty.v1+json"    # the config of an artifact that has none: the 2 bytes {}
+SPDX_JSON = "application/spdx+json"                 # an SPDX 2.3 JSON document (the SBOM --sbom attaches)
 MANIFEST_ACCEPT = (OCI_INDEX, OCI_MANIFEST, DOCKER_MANIFEST_LIST, DOCKER_MANIFEST)
 DOCKER_SCHEMA1 = ("application/vnd.docker.distribution.manifest.v1+json",
                   "application/vnd.docker.distribution.manifest.v1+prettyjws")
@@ -163,6 +165,7 @@ ANNOTATION_CONTAINERD_NAME = "io.containerd.image.name"
 ANNOTATION_DOCKER_REFERENCE_TYPE = "vnd.docker.reference.type"
 ANNOTATION_BASE_NAME = "org.opencontainers.image.base.name"
 ANNOTATION_BASE_DIGEST = "org.opencontainers.image.base.digest"
+ANNOTATION_CREATED = "org.opencontainers.image.created"
 
 DOCKER_HUB = "docker.io"
 DOCKER_HUB_API = "registry-1.docker.io"
@@ -1255,6 +1258,10 @@ class BuildInfo(NamedTuple):
     settings: Tuple[Tuple[str, str], ...] = ()  # Go's build settings, in the binary's order
 
 
+def read_build_info(f) -> Optional[BuildInfo]:
+    return None
+
+
 # ---- Manifests and configs ----
 
 
@@ -1267,6 +1274,13 @@ def descriptor(media_type: str, digest: str, size: int, **extra) -> dict:
     desc = {"mediaType": media_type, "digest": digest, "size": size}
     desc.update({k: v for k, v in extra.items() if v})
     return desc
+
+
+def referrers_tag(digest: str) -> str:
+    """The referrers tag schema's tag for a subject: ``sha256-<hex>`` (algorithm cut to 32
+    characters, the rest to 64, anything a tag cannot hold made ``-``)."""
+    algorithm, _, encoded = digest.partition(":")
+    return re.sub(r"[^A-Za-z0-9_.-]", "-", algorithm[:32] + "-" + encoded[:64])
 
 
 MAX_TIMESTAMP = 253402300799        # 9999-12-31T23:59:59Z: the last second RFC 3339's four-digit year can write
@@ -1747,6 +1761,111 @@ def _config_platform(source, desc: dict, manifest: dict, where: str) -> Optional
     check_descriptor(config_desc, "%s: manifest %s" % (where, desc["digest"]))
     config = parse_json(source.read_small_blob(config_desc), "%s: config %s" % (where, config_desc["digest"]))
     return Platform.from_dict(config)
+# ---- SBOMs ----
+#
+# What --sbom attaches to an image: an SPDX 2.3 JSON document naming the program file and what its
+# build information lists. Pure: the same inputs give the same bytes.
+
+
+def purl(language: str, module: "Module") -> Optional[str]:
+    """The package URL of a Go module (``pkg:golang/PATH@VERSION``) or a crates.io crate
+    (``pkg:cargo/NAME@VERSION``); None when it has no version or no such home."""
+    if not module.version or module.version == "(devel)" or not module.path:
+        return None
+    version = urllib.parse.quote(module.version, safe="")
+    if language == "go":
+        if module.path.startswith((".", "/")):      # a replacement by a local directory
+            return None
+        return "pkg:golang/%s@%s" % ("/".join(urllib.parse.quote(part, safe="") for part in module.path.split("/")),
+                                      version)
+    if language == "rust" and module.source in ("", "crates.io"):
+        return "pkg:cargo/%s@%s" % (urllib.parse.quote(module.path, safe=""), version)
+    return None
+
+
+def _go_sum_sha256(go_sum: str) -> Optional[str]:
+    """Go's ``h1:`` checksum (base64 SHA-256 of the module's file list) as hex, else None."""
+    if not go_sum.startswith("h1:"):
+        return None
+    try:
+        raw = base64.b64decode(go_sum[3:], validate=True)
+    except ValueError:      # binascii.Error is one
+        return None
+    return raw.hex() if len(raw) == 32 else None
+
+
+def _spdx_package(spdx_id: str, name: str, version: str, locator: Optional[str], sha256: Optional[str] = None,
+                  **extra) -> dict:
+    package = {"SPDXID": spdx_id, "name": name or "unknown", "downloadLocation": "NOASSERTION",
+               "filesAnalyzed": False, "licenseConcluded": "NOASSERTION", "licenseDeclared": "NOASSERTION",
+               "copyrightText": "NOASSERTION"}
+    if version:
+        package["versionInfo"] = version
+    if sha256:
+        package["checksums"] = [{"algorithm": "SHA256", "checksumValue": sha256}]
+    if locator:
+        package["externalRefs"] = [{"referenceCategory": "PACKAGE-MANAGER", "referenceType": "purl",
+                                    "referenceLocator": locator}]
+    package.update(extra)
+    return package
+
+
+def _dependency_packages(info: "BuildInfo") -> List[dict]:
+    """A package for each module or crate the program is built from (a replaced Go module as what
+    replaced it), and Go's standard library as ``stdlib``."""
+    packages = []
+    if info.language == "go" and info.toolchain:
+        version = info.toolchain[2:] if info.toolchain.startswith("go") else info.toolchain
+        packages.append(_spdx_package("", "stdlib", info.toolchain, "pkg:golang/stdlib@%s" % urllib.parse.quote(
+            version, safe="")))
+    for dep in info.deps:
+        used = dep.replace or dep
+        extra = {"comment": "replaces %s %s" % (dep.path, dep.version)} if dep.replace else {}
+        packages.append(_spdx_package("", used.path, used.version, purl(info.language, used),
+                                      _go_sum_sha256(used.sum), **extra))
+    for n, package in enumerate(packages):
+        package["SPDXID"] = "SPDXRef-Package-%d" % (n + 1)
+    return packages
+
+
+def spdx_document(target: str, checksums: Dict[str, str], info: Optional["BuildInfo"], created: str) -> bytes:
+    """The SPDX 2.3 JSON document of a program at ``target`` in an image: the program as a package
+    (its main module or root crate when the build information names one) that CONTAINS the file
+    (``checksums``: SHA1 and SHA256, hex) and DEPENDS_ON every module or crate. ``created`` is the
+    image's creation time, so the same inputs give the same bytes."""
+    name = posixpath.basename(target)
+    root = info.main if info is not None else None
+    language = info.language if info is not None else ""
+    program = _spdx_package("SPDXRef-Package-program", root.path if root and root.path else name,
+                            root.version if root else "", purl(language, root) if root else None,
+                            primaryPackagePurpose="APPLICATION")
+    # The package holds the one file, so its files were analysed: the verification code of one file
+    # is the SHA-1 of that file's SHA-1 (hex).
+    program.update(filesAnalyzed=True, packageVerificationCode={
+        "packageVerificationCodeValue": hashlib.sha1(checksums["SHA1"].encode("ascii")).hexdigest()})
+    if info is not None and info.language == "go" and info.path:
+        program["summary"] = "Go program %s" % info.path
+    file = {"SPDXID": "SPDXRef-File-program", "fileName": "." + target,
+            "checksums": [{"algorithm": algorithm, "checksumValue": checksums[algorithm]}
+                          for algorithm in ("SHA1", "SHA256")],
+            "licenseConcluded": "NOASSERTION", "copyrightText": "NOASSERTION"}
+    deps = _dependency_packages(info) if info is not None else []
+    relationships = [("SPDXRef-DOCUMENT", "DESCRIBES", "SPDXRef-Package-program"),
+                     ("SPDXRef-Package-program", "CONTAINS", "SPDXRef-File-program")]
+    relationships += [("SPDXRef-Package-program", "DEPENDS_ON", dep["SPDXID"]) for dep in deps]
+    document = {
+        "spdxVersion": "SPDX-2.3", "dataLicense": "CC0-1.0", "SPDXID": "SPDXRef-DOCUMENT", "name": name,
+        "creationInfo": {"created": created, "creators": ["Tool: zeroimage-%s" % __version__]},
+        "packages": [program] + deps, "files": [file],
+        "relationships": [{"spdxElementId": a, "relationshipType": kind, "relatedSpdxElement": b}
+                          for a, kind, b in relationships],
+    }
+    # A namespace unique to this document and the same for the same inputs: named by its content.
+    document["documentNamespace"] = "https://zeroimage.invalid/spdx/%s-%s" % (
+        urllib.parse.quote(name, safe=""), hashlib.sha256(canonical_json(document)).hexdigest()[:32])
+    return canonical_json(document)
+
+
 # ---- Layers ----
 
 
@@ -4323,6 +4442,15 @@ class Registry:
         return response.status == 200
 
     def put_manifest(self, repository: str, reference: str, data: bytes, media_type: str, scopes) -> str:
+        return self._put_manifest(repository, reference, data, media_type, scopes)[0]
+
+    def put_referrer(self, repository: str, data: bytes, scopes) -> bool:
+        """PUT a manifest with a ``subject`` (by its digest); whether the registry says it processed
+        the subject (``OCI-Subject``: it has the referrers API, so no referrers tag is kept)."""
+        digest, headers = self._put_manifest(repository, sha256_digest(data), data, OCI_MANIFEST, scopes)
+        return bool((headers.get("OCI-Subject") or "").strip())
+
+    def _put_manifest(self, repository: str, reference: str, data: bytes, media_type: str, scopes):
         with self.request("PUT", "/v2/%s/manifests/%s" % (repository, reference), scopes,
                           {"Content-Type": media_type}, data, ok=(200, 201, 202)) as response:
             response.read_capped(MAX_ERROR_BODY, "the manifest answer")
@@ -4330,7 +4458,48 @@ class Registry:
         answered = (response.headers.get("Docker-Content-Digest") or "").strip()
         if answered.startswith("sha256:") and answered != digest:
             raise DigestMismatchError("the pushed manifest", digest, outside_text(answered, 100))
-        return digest
+        return digest, response.headers
+
+    def referrers(self, repository: str, digest: str) -> Optional[List[dict]]:
+        """The referrers API's list for a manifest (descriptors, every page), or None when the
+        registry has no referrers API (it answers 404: then the referrers tag holds the list)."""
+        path = "/v2/%s/referrers/%s" % (repository, digest)
+        url, found = self.auth.ping() + path, []
+        for _ in range(MAX_TAG_PAGES):
+            with self.request("GET", url, [pull_scope(repository)], {"Accept": OCI_INDEX}, ok=(200, 404)) as response:
+                data = response.read_capped(MAX_JSON_SIZE, "the referrers list")
+            shown = _redact_url(response.url)
+            if response.status == 404:
+                if found:
+                    raise RegistryError(404, "GET", shown, "the referrers list's next page is missing")
+                return None
+            try:
+                found += index_manifests(json_object(data, "the referrers list"), "the referrers list")
+                target = next_link(", ".join(response.headers.get_all("Link") or []))
+            except (ValueError, ArchiveError) as e:
+                raise RegistryError(response.status, "GET", shown, str(e)) from None
+            if target is None:
+                return found
+            url, why = next_page_url(target, response.url, self.auth.ping())
+            if url is None:
+                raise RegistryError(response.status, "GET", shown, "refusing to follow the referrers list's next "
+                                    "page to %s" % why)
+        raise RegistryError(200, "GET", _redact_url(url), "the referrers list has over %d pages" % MAX_TAG_PAGES)
+
+    def referrers_index(self, repository: str, digest: str) -> Optional[dict]:
+        """The index the referrers tag schema keeps for ``digest`` (read anew, never from the cache:
+        it is about to be changed), or None when there is no such tag."""
+        try:
+            data, media_type, _ = self._fetch_manifest(repository, referrers_tag(digest))
+        except NotFoundError:
+            return None
+        if media_type != OCI_INDEX:
+            raise RegistryError(200, "GET", "%s/%s:%s" % (self.host, repository, referrers_tag(digest)),
+                                message="the referrers tag %s holds a %s, not an OCI index; leaving it as it is"
+                                % (referrers_tag(digest), media_type))
+        index = json_object(data, "the referrers tag %s" % referrers_tag(digest))
+        index_manifests(index, "the referrers tag %s" % referrers_tag(digest))
+        return index
 
     def head_digest(self, repository: str, reference: str) -> Optional[str]:
         """The digest a HEAD of the manifest answers with (``Docker-Content-Digest``), or None when it
@@ -5123,6 +5292,55 @@ def make_image_index(images: Sequence[Image], family: Dict[str, str], annotation
     return ImageIndex(index, bytes_blob(canonical_json(index)), list(images), family["index"])
 
 
+# -- referrers: artifacts attached to an image the OCI 1.1 way --
+
+
+def _string_map(value) -> Dict[str, str]:
+    """Labels or annotations as they are, strings only (a null or a non-map is none)."""
+    return {k: v for k, v in value.items() if isinstance(k, str) and isinstance(v, str)} \
+        if isinstance(value, dict) else {}
+
+
+class Attachment(NamedTuple):
+    """A document to attach to an image (an SBOM): its artifact type, its bytes, when it was made."""
+
+    artifact_type: str
+    data: bytes
+    created: str = ""
+
+
+def attach(subject: Union[Image, ImageIndex], attachment: Attachment) -> Image:
+    """The artifact manifest that attaches a document to ``subject`` (image-spec 1.1): ``artifactType``,
+    the empty config (``{}``), the document as its one layer, ``subject`` naming the image's manifest."""
+    document, empty = bytes_blob(attachment.data), bytes_blob(b"{}")
+    manifest = {"schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": attachment.artifact_type,
+                "config": descriptor(OCI_EMPTY, empty.digest, empty.size, data="e30="),
+                "layers": [descriptor(attachment.artifact_type, document.digest, document.size)],
+                "subject": descriptor(subject.kind, subject.digest, subject.manifest_blob.size)}
+    if attachment.created:
+        manifest["annotations"] = {ANNOTATION_CREATED: attachment.created}
+    return Image(manifest, {}, None, [document, empty, bytes_blob(canonical_json(manifest))], OCI_MANIFEST)
+
+
+Attachments = Optional[Dict[str, Sequence[Attachment]]]     # image manifest digest -> its attachments
+
+
+def artifact_blobs(top: Union[Image, ImageIndex], attachments: Attachments) -> List[Blob]:
+    """Every blob of the artifacts attaching ``attachments`` to the images of ``top``."""
+    return [blob for image in tree_images(top) for a in (attachments or {}).get(image.digest, ())
+            for blob in attach(image, a).blobs]
+
+
+def referrer_descriptor(manifest: dict, digest: str, size: int) -> dict:
+    """What a referrers list says of an artifact manifest (distribution spec): its descriptor, its
+    ``artifactType`` (else its config's media type) and a copy of its annotations."""
+    config = manifest.get("config") if isinstance(manifest.get("config"), dict) else {}
+    kind = manifest.get("artifactType") or config.get("mediaType") or ""
+    return descriptor(manifest.get("mediaType") or OCI_MANIFEST, digest, size,
+                      artifactType=kind if isinstance(kind, str) else "", annotations=_string_map(
+                          manifest.get("annotations")))
+
+
 def convert_family(top: Union[Image, ImageIndex], family: Dict[str, str],
                    notes: Optional[List[str]] = None) -> Union[Image, ImageIndex]:
     """The same image or index with its manifests said in ``family`` (OCI or Docker v2 schema 2): the
@@ -5355,12 +5573,6 @@ def host_platform() -> Platform:
     return Platform.make("linux", os.uname().machine.lower()) if hasattr(os, "uname") else DEFAULT_PLATFORM
 
 
-def _string_map(value) -> Dict[str, str]:
-    """Labels or annotations as they are, strings only (a null or a non-map is none)."""
-    return {k: v for k, v in value.items() if isinstance(k, str) and isinstance(v, str)} \
-        if isinstance(value, dict) else {}
-
-
 def select_platforms(candidates: Sequence[Candidate], platforms: Sequence[Optional[Platform]],
                      where: str) -> List[Candidate]:
     """The image for each platform asked for (None: as ``choose_image`` picks with none), each image
@@ -5555,9 +5767,10 @@ class ArchiveSink:
         else:
             self._out = stack.enter_context(atomic_output(self.path))
 
-    def write(self, top: Union[Image, ImageIndex], name: Reference) -> str:
+    def write(self, top: Union[Image, ImageIndex], name: Reference, attachments: "Attachments" = None) -> str:
         docker = docker_manifest(top, name) if isinstance(top, Image) else None
-        write_archive(self._out, tree_blobs(top), make_index(OCI_FAMILY, [top_descriptor(top, name)]), docker,
+        write_archive(self._out, tree_blobs(top) + artifact_blobs(top, attachments),
+                      make_index(OCI_FAMILY, [top_descriptor(top, name)]), docker,
                       self.session.display, self.session.cancelled)
         if self.path == "-":
             self._out.flush()
@@ -5581,11 +5794,12 @@ class LayoutSink:
     def start(self, stack: contextlib.ExitStack) -> None:
         output_directory(self.path)
 
-    def write(self, top: Union[Image, ImageIndex], name: Reference) -> str:
+    def write(self, top: Union[Image, ImageIndex], name: Reference, attachments: "Attachments" = None) -> str:
         real = output_directory(self.path)
         made = not os.path.exists(real)
         try:
-            write_layout_dir(real, tree_blobs(top), top_descriptor(top, name), self.session.cancelled)
+            write_layout_dir(real, tree_blobs(top) + artifact_blobs(top, attachments), top_descriptor(top, name),
+                             self.session.cancelled)
         except BaseException:
             if made:        # a layout this build started: nothing of it stays (one it added to keeps its blobs)
                 shutil.rmtree(real, ignore_errors=True)
@@ -5633,7 +5847,7 @@ class EngineSink:
                                                      wanted),)
         raise error
 
-    def write(self, top: Union[Image, ImageIndex], name: Reference) -> str:
+    def write(self, top: Union[Image, ImageIndex], name: Reference, attachments: "Attachments" = None) -> str:
         image = self.choose(top)
         if isinstance(top, ImageIndex):
             self.session.display.info("loading the %s image (the engine's platform)", image.platform)
@@ -5675,7 +5889,8 @@ class RegistrySink:
         except ZeroImageError:      # the push will say what is wrong; here, just compress
             return False
 
-    def write(self, top: Union[Image, ImageIndex], name: Optional[Reference] = None) -> str:
+    def write(self, top: Union[Image, ImageIndex], name: Optional[Reference] = None,
+              attachments: "Attachments" = None) -> str:
         if self.ref.digest and self.ref.digest != top.digest:
             raise ZeroImageError("cannot push to %s: it names the digest %s, but the image is %s (name a tag, "
                                  "or the image's own digest)" % (self.ref.familiar(), self.ref.digest, top.digest))
@@ -5698,7 +5913,25 @@ class RegistrySink:
                 scopes = scopes[:1]
                 push_blobs(self.session, self.registry, repository, blobs, scopes, mount=False)
             self.top = self._put_tree(top, scopes)
+            if attachments:     # on the images as pushed (Docker's encoding has other digests)
+                pairs = zip(tree_images(top), tree_images(self.top))
+                self._attach([attach(pushed, a) for image, pushed in pairs for a in attachments.get(image.digest, ())],
+                             scopes[:1])
         return self.top.digest
+
+    def _attach(self, artifacts: Sequence[Image], scopes: List[str]) -> None:
+        for artifact in artifacts:
+            try:
+                how = push_referrer(self.session, self.registry, self.ref.repository, artifact, scopes)
+            except RegistryError as e:
+                if not _refuses_oci(e) and e.status not in (400, 404, 405):
+                    raise
+                self.session.display.warning("%s did not take the %s for %s (%s); the image is pushed without it",
+                                             self.registry.host, artifact.manifest["artifactType"],
+                                             _short(artifact.manifest["subject"]["digest"]), _registry_reason(e))
+                continue
+            self.session.display.info("attached %s %s to %s (%s)", artifact.manifest["artifactType"],
+                                      _short(artifact.digest), _short(artifact.manifest["subject"]["digest"]), how)
 
     def _put_tree(self, top: Union[Image, ImageIndex], scopes: List[str]) -> Union[Image, ImageIndex]:
         """Put the manifests; when the registry refuses OCI ones, the Docker v2 schema 2 encoding of the
@@ -5770,6 +6003,25 @@ def push_blobs(session: "Session", registry: Registry, repository: str, blobs: S
     session.display.debug("blobs: %d uploaded, %d mounted, %d already there",
                           counts["uploaded"], counts["mounted"], counts["skipped"])
     return counts
+
+
+def push_referrer(session: "Session", registry: Registry, repository: str, artifact: Image,
+                  scopes: Sequence[str]) -> str:
+    """Push a manifest that has a ``subject``: its blobs, the manifest by digest, then, when the
+    registry has no referrers API (its answer has no ``OCI-Subject``), its descriptor added to the
+    index under the referrers tag (distribution spec: "referrers tag schema"), which is updated,
+    never overwritten. Says how the artifact can be found."""
+    push_blobs(session, registry, repository, artifact.blobs[:-1], scopes)
+    with contextlib.closing(artifact.manifest_blob.open()) as f:
+        data = f.read()
+    if registry.put_referrer(repository, data, scopes):
+        return "referrers API"
+    subject, tag = artifact.manifest["subject"]["digest"], referrers_tag(artifact.manifest["subject"]["digest"])
+    index = registry.referrers_index(repository, subject) or make_index(OCI_FAMILY, [])
+    if all(d.get("digest") != artifact.digest for d in index["manifests"]):
+        index["manifests"].append(referrer_descriptor(artifact.manifest, artifact.digest, len(data)))
+        registry.put_manifest(repository, tag, canonical_json(index), OCI_INDEX, scopes)
+    return "referrers tag %s" % tag
 
 
 def _push_blob(session: "Session", registry: Registry, repository: str, blob: Blob, scopes: Sequence[str],
@@ -6049,6 +6301,28 @@ def _build_images(session: Session, programs, single: bool, base_for, layers: _L
     return images, bases
 
 
+def _program_sboms(session: Session, programs, images: Sequence[Image], target: str,
+                   created: str) -> Dict[str, List[Attachment]]:
+    """Each image's SBOM (``--sbom``): the SPDX document of its program, from the file's checksums
+    and the build information it carries (none read, or unreadable: the file alone, and a note)."""
+    found = {}
+    for (_, path, program), image in zip(programs, images):
+        sha1, sha256 = hashlib.sha1(), hashlib.sha256()
+        program.seek(0)
+        reader = _Checked(program, session.cancelled)
+        for chunk in iter(lambda: reader.read(CHUNK_SIZE), b""):
+            sha1.update(chunk)
+            sha256.update(chunk)
+        try:
+            info = read_build_info(program)
+        except ValueError as e:
+            session.display.debug("%s: no build information in the SBOM: %s", path, e)
+            info = None
+        document = spdx_document(target, {"SHA1": sha1.hexdigest(), "SHA256": sha256.hexdigest()}, info, created)
+        found[image.digest] = [Attachment(SPDX_JSON, document, created)]
+    return found
+
+
 def _check_output_is_not_an_input(output: str, inputs: Sequence[str]) -> None:
     """Writing over a file the build reads (``-o app app``) would replace the user's program; writing
     into a layout directory it reads would damage that layout."""
@@ -6104,7 +6378,7 @@ def _build_sink(session: Session, output: Optional[str], output_format: str, pus
 
 def _check_build_options(programs, single: bool, platform, base, base_archive, push, output, output_format: str,
                          compression_level: int, media_types: Optional[str] = None,
-                         options: ImageOptions = ImageOptions(), load: bool = False) -> None:
+                         options: ImageOptions = ImageOptions(), load: bool = False, sbom: bool = False) -> None:
     """What build() is asked must make sense before anything is read or written (UsageError)."""
     if media_type_family(media_types) is DOCKER_FAMILY and options.annotations:
         raise UsageError("--annotation: --media-types docker writes Docker manifests, which have no annotations; "
@@ -6128,6 +6402,8 @@ def _check_build_options(programs, single: bool, platform, base, base_archive, p
         raise UsageError("give --push or -o, not both")
     if load and (push is not None or output is not None or output_format != "archive"):
         raise UsageError("--load sends the image to the container engine; give it without -o, --push or --format")
+    if load and sbom:
+        raise UsageError("--sbom: a container engine keeps no referrers; write the image with -o, or --push it")
     if output == "-" and output_format != "archive":
         raise UsageError("-o - writes an archive to standard output; --format oci-layout needs -o DIR")
     if output_format not in ("archive", "oci-layout"):
@@ -6145,8 +6421,8 @@ def build(entrypoint, output: Optional[str] = None, *, base: Optional[str] = Non
           target: Optional[str] = None, tag: Optional[str] = None, compression_level: int = 6,
           ca_bundle: Optional[str] = None, push: Optional[str] = None, insecure: bool = False,
           options: ImageOptions = ImageOptions(), output_format: str = "archive",
-          platform_check: bool = True, media_types: Optional[str] = None, load: bool = False, environ=None,
-          session: Optional[Session] = None) -> BuildResult:
+          platform_check: bool = True, media_types: Optional[str] = None, load: bool = False, sbom: bool = False,
+          environ=None, session: Optional[Session] = None) -> BuildResult:
     """Build a program on a base and write the image to an OCI archive or layout, or push it, or
     (``load``) send it to the local container engine.
 
@@ -6157,11 +6433,13 @@ def build(entrypoint, output: Optional[str] = None, *, base: Optional[str] = Non
     ``push`` is a reference to push to instead of writing ``output``. ``output`` ``"-"`` is standard output.
     ``media_types`` is "docker" or "oci" to choose the manifests' family (default: the base's;
     OCI for scratch and the minimal base).
+    ``sbom`` attaches an SPDX document to each image (an OCI 1.1 artifact whose subject is the image):
+    pushed after it, or written into the archive or layout beside it.
     """
     single = isinstance(entrypoint, (str, os.PathLike))
     programs = [(platform, os.fspath(entrypoint))] if single else [(p, os.fspath(path)) for p, path in entrypoint]
     _check_build_options(programs, single, platform, base, base_archive, push, output, output_format,
-                         compression_level, media_types, options, load)
+                         compression_level, media_types, options, load, sbom)
     check_image_options(options)
     for _, path in programs:        # before anything is derived from their names
         _check_entrypoint(path)
@@ -6199,7 +6477,8 @@ def build(entrypoint, output: Optional[str] = None, *, base: Optional[str] = Non
                                       options=options, added_files=added_files, minimal=minimal, ca_bundle=ca_bundle,
                                       platform_check=platform_check, family=media_type_family(media_types))
         top = images[0] if single else make_image_index(images, bases[-1].family, bases[-1].index_annotations)
-        digest = sink.write(top, name)
+        attachments = _program_sboms(session, opened, images, target, created) if sbom else None
+        digest = sink.write(top, name, attachments)
     if load:        # what the result describes is what was loaded: the image for the engine's platform
         images = [image for image in images if image.digest == digest]
     elif getattr(sink, "top", top) is not top:          # what a registry took: Docker's encoding, not OCI's
@@ -6887,6 +7166,9 @@ def build_parser() -> argparse.ArgumentParser:
     build_cmd.add_argument("--media-types", choices=("docker", "oci"),
                            help="write Docker v2 schema 2 or OCI manifests (default: as the base; OCI for "
                                 "scratch and the minimal base)")
+    build_cmd.add_argument("--sbom", action="store_true",
+                           help="attach an SPDX 2.3 SBOM of the program to each image (an OCI 1.1 referrer): "
+                                "pushed after the image, or written into the archive or layout")
     build_cmd.add_argument("--no-platform-check", action="store_true",
                            help="only warn when a binary's ELF header does not match its PLATFORM=")
     opts = build_cmd.add_argument_group("image options (repeatable where it makes sense)")
@@ -7189,7 +7471,7 @@ def cmd_build(args, session: Session) -> int:
                    compression_level=args.compression_level, ca_bundle=args.ca_bundle,
                    push=args.push, options=options, output_format=args.format,
                    platform_check=not args.no_platform_check, media_types=args.media_types, load=args.load,
-                   session=session)
+                   sbom=args.sbom, session=session)
     for image in result.images:
         layers = len(image.manifest["layers"])
         session.display.info("%s: %d layer%s, %s", image.platform, layers, "" if layers == 1 else "s", image.digest)
