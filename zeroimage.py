@@ -174,6 +174,8 @@ DOCKER_HUB_CONFIG_KEY = "https://index.docker.io/v1/"
 DEFAULT_PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 MAX_JSON_SIZE = 4 * 1024 * 1024      # manifests, configs, index.json
+MAX_REFERRER_SIZE = 64 * 1024        # an artifact manifest looked for among a layout's blobs
+MAX_ATTACHED_SIZE = 64 * 1024 * 1024     # a document (an SBOM) inspect --sbom prints
 MAX_INDEX_DEPTH = 4                  # index -> index -> ... -> manifest
 CHUNK_SIZE = 1024 * 1024
 
@@ -1274,6 +1276,22 @@ def descriptor(media_type: str, digest: str, size: int, **extra) -> dict:
     desc = {"mediaType": media_type, "digest": digest, "size": size}
     desc.update({k: v for k, v in extra.items() if v})
     return desc
+
+
+def referrer_descriptor(manifest: dict, digest: str, size: int) -> dict:
+    """What a referrers list says of an artifact manifest (distribution spec): its descriptor, its
+    ``artifactType`` (else its config's media type) and a copy of its annotations."""
+    config = manifest.get("config") if isinstance(manifest.get("config"), dict) else {}
+    kind = manifest.get("artifactType") or config.get("mediaType") or ""
+    return descriptor(manifest.get("mediaType") or OCI_MANIFEST, digest, size,
+                      artifactType=kind if isinstance(kind, str) else "", annotations=_string_map(
+                          manifest.get("annotations")))
+
+
+def _string_map(value) -> Dict[str, str]:
+    """Labels or annotations as they are, strings only (a null or a non-map is none)."""
+    return {k: v for k, v in value.items() if isinstance(k, str) and isinstance(v, str)} \
+        if isinstance(value, dict) else {}
 
 
 def referrers_tag(digest: str) -> str:
@@ -2707,6 +2725,40 @@ class Layout(_TarSource):
         (entries that cannot be used carry their error: see ``walk_index``)."""
         return walk_index(self.index(), self, self.path)
 
+    def referrers(self, digest: str) -> List[dict]:
+        """The manifests in the layout whose ``subject`` is ``digest`` (what ``build --sbom`` attaches),
+        as a referrers list has them. zeroimage writes them as blobs beside the image, not into
+        index.json (which would then name two images, and skopeo and podman read an unnamed layout
+        only when it names one), so they are found by reading the layout's small blobs."""
+        found = []
+        for name, size in self._blob_sizes():
+            if size > MAX_REFERRER_SIZE:
+                continue
+            desc = {"digest": name.split("/", 1)[1].replace("/", ":", 1), "size": size}
+            try:
+                manifest = json.loads(self.read_small_blob(desc))
+            except (ArchiveError, DigestMismatchError, ValueError):
+                continue
+            subject = manifest.get("subject") if isinstance(manifest, dict) else None
+            if isinstance(subject, dict) and subject.get("digest") == digest and \
+                    manifest.get("mediaType", OCI_MANIFEST) == OCI_MANIFEST:
+                found.append(referrer_descriptor(manifest, desc["digest"], size))
+        return sorted(found, key=lambda d: (_annotations(d).get(ANNOTATION_CREATED, ""), d["digest"]))
+
+    def _blob_sizes(self) -> List[Tuple[str, int]]:
+        """(``blobs/ALGORITHM/HEX``, size) of every blob in the layout."""
+        if self._dir is None:
+            return [(name, member.size) for name, member in sorted(self._members.items())
+                    if name.startswith("blobs/") and name.count("/") == 2]
+        found = []
+        with contextlib.suppress(OSError):
+            for algorithm in sorted(os.listdir(os.path.join(self._dir, "blobs"))):
+                with contextlib.suppress(OSError):
+                    for entry in sorted(os.scandir(os.path.join(self._dir, "blobs", algorithm)), key=lambda e: e.name):
+                        if entry.is_file(follow_symlinks=False):
+                            found.append(("blobs/%s/%s" % (algorithm, entry.name), entry.stat().st_size))
+        return found
+
 
 class _LockedReader:
     """A reader whose reads hold a lock, for tar members read from several threads at once."""
@@ -2933,6 +2985,10 @@ class DockerArchive(_TarSource):
         return data
 
     read_manifest = read_small_blob
+
+    def referrers(self, digest: str) -> List[dict]:
+        """``docker save`` keeps no referrers."""
+        return []
 
     def blob(self, desc: dict) -> Blob:
         digest, size = check_descriptor(desc, self.path)
@@ -5295,12 +5351,6 @@ def make_image_index(images: Sequence[Image], family: Dict[str, str], annotation
 # -- referrers: artifacts attached to an image the OCI 1.1 way --
 
 
-def _string_map(value) -> Dict[str, str]:
-    """Labels or annotations as they are, strings only (a null or a non-map is none)."""
-    return {k: v for k, v in value.items() if isinstance(k, str) and isinstance(v, str)} \
-        if isinstance(value, dict) else {}
-
-
 class Attachment(NamedTuple):
     """A document to attach to an image (an SBOM): its artifact type, its bytes, when it was made."""
 
@@ -5322,23 +5372,23 @@ def attach(subject: Union[Image, ImageIndex], attachment: Attachment) -> Image:
     return Image(manifest, {}, None, [document, empty, bytes_blob(canonical_json(manifest))], OCI_MANIFEST)
 
 
-Attachments = Optional[Dict[str, Sequence[Attachment]]]     # image manifest digest -> its attachments
+# manifest digest -> what to attach to it: documents to make artifacts of, or artifacts read elsewhere
+Attachments = Optional[Dict[str, Sequence[Union[Attachment, Image]]]]
+
+
+def referable(top: Union[Image, ImageIndex]) -> List[Union[Image, ImageIndex]]:
+    """What in a tree may have referrers: each image, and the index itself."""
+    return tree_images(top) + ([top] if isinstance(top, ImageIndex) else [])
+
+
+def artifacts_for(node: Union[Image, ImageIndex], attachments: Attachments) -> List[Image]:
+    """The artifact manifests that attach ``attachments`` to ``node`` (one read elsewhere kept as it is)."""
+    return [a if isinstance(a, Image) else attach(node, a) for a in (attachments or {}).get(node.digest, ())]
 
 
 def artifact_blobs(top: Union[Image, ImageIndex], attachments: Attachments) -> List[Blob]:
-    """Every blob of the artifacts attaching ``attachments`` to the images of ``top``."""
-    return [blob for image in tree_images(top) for a in (attachments or {}).get(image.digest, ())
-            for blob in attach(image, a).blobs]
-
-
-def referrer_descriptor(manifest: dict, digest: str, size: int) -> dict:
-    """What a referrers list says of an artifact manifest (distribution spec): its descriptor, its
-    ``artifactType`` (else its config's media type) and a copy of its annotations."""
-    config = manifest.get("config") if isinstance(manifest.get("config"), dict) else {}
-    kind = manifest.get("artifactType") or config.get("mediaType") or ""
-    return descriptor(manifest.get("mediaType") or OCI_MANIFEST, digest, size,
-                      artifactType=kind if isinstance(kind, str) else "", annotations=_string_map(
-                          manifest.get("annotations")))
+    """Every blob of the artifacts attached to the images of ``top`` (and to the index itself)."""
+    return [blob for node in referable(top) for artifact in artifacts_for(node, attachments) for blob in artifact.blobs]
 
 
 def convert_family(top: Union[Image, ImageIndex], family: Dict[str, str],
@@ -5519,6 +5569,15 @@ class RegistrySource:
     def blob(self, desc: dict) -> Blob:
         digest, size = check_descriptor(desc, self.where)
         return Blob(digest, size, lambda: self._open_blob(digest, size), self.mount_from)
+
+    def referrers(self, digest: str) -> List[dict]:
+        """What refers to ``digest``: the referrers API's list, else (a registry without it) the index
+        kept under the referrers tag, else none."""
+        found = self.registry.referrers(self.repository, digest)
+        if found is None:
+            index = self.registry.referrers_index(self.repository, digest)
+            found = index["manifests"] if index is not None else []
+        return found
 
     def _open_blob(self, digest: str, size: int) -> VerifyingReader:
         """A layer's stream; opened while it is written elsewhere (an archive, another registry), so a
@@ -5914,13 +5973,19 @@ class RegistrySink:
                 push_blobs(self.session, self.registry, repository, blobs, scopes, mount=False)
             self.top = self._put_tree(top, scopes)
             if attachments:     # on the images as pushed (Docker's encoding has other digests)
-                pairs = zip(tree_images(top), tree_images(self.top))
-                self._attach([attach(pushed, a) for image, pushed in pairs for a in attachments.get(image.digest, ())],
+                self._attach([(pushed, artifact) for node, pushed in zip(referable(top), referable(self.top))
+                              for artifact in artifacts_for(pushed, {pushed.digest: attachments.get(node.digest, ())})],
                              scopes[:1])
         return self.top.digest
 
-    def _attach(self, artifacts: Sequence[Image], scopes: List[str]) -> None:
-        for artifact in artifacts:
+    def _attach(self, pairs: Sequence[Tuple[Union[Image, ImageIndex], Image]], scopes: List[str]) -> None:
+        for pushed, artifact in pairs:
+            if artifact.manifest["subject"]["digest"] != pushed.digest:
+                self.session.display.warning("the %s %s refers to %s, which went to %s as %s (another encoding): "
+                                             "it is left out", artifact.manifest.get("artifactType") or "artifact",
+                                             _short(artifact.digest), _short(artifact.manifest["subject"]["digest"]),
+                                             self.registry.host, _short(pushed.digest))
+                continue
             try:
                 how = push_referrer(self.session, self.registry, self.ref.repository, artifact, scopes)
             except RegistryError as e:
@@ -6510,6 +6575,7 @@ class _Read(NamedTuple):
     tree: Union[Image, ImageIndex]
     digest: str
     name: Optional[Reference]
+    source: object = None       # a Layout, DockerArchive or RegistrySource: where referrers are asked for
 
 
 def _platform_list(platform) -> Optional[List[Platform]]:
@@ -6548,7 +6614,7 @@ def _read_registry(session: Session, ref: Reference, platforms) -> _Read:
     source = RegistrySource(registry, ref.repository, str(ref), ref)
     with registry_errors("pull", ref, registry):
         desc = source.top(ref)
-        read = _Read(read_selection(source, desc, str(ref), platforms), desc["digest"], _tagged(ref))
+        read = _Read(read_selection(source, desc, str(ref), platforms), desc["digest"], _tagged(ref), source)
     _note_selection(session, read)
     return read
 
@@ -6586,7 +6652,7 @@ def _read_archive(session: Session, stack: contextlib.ExitStack, spec: str, plat
     tree = read_selection(layout, entries[0], path, platforms)
     if isinstance(layout, DockerArchive):
         tree = _compressed_for_push(session, stack, layout, tree)
-    read = _Read(tree, entries[0]["digest"], _entry_name(entries[0]))
+    read = _Read(tree, entries[0]["digest"], _entry_name(entries[0]), layout)
     _note_selection(session, read)
     return read
 
@@ -6600,9 +6666,37 @@ def _entry_name(desc: dict) -> Optional[Reference]:
     return None
 
 
-def _deliver(sink, read: _Read, name: Optional[Reference] = None) -> Saved:
+def read_referrers(session: Session, read: _Read, where: str) -> Dict[str, List[Image]]:
+    """The artifacts that refer to each image read (and to the index itself), from where they were
+    read, to be copied byte for byte; one level (what refers to those stays behind)."""
+    found = {}
+    for node in referable(read.tree):
+        for desc in read.source.referrers(node.digest):
+            if desc.get("mediaType") != OCI_MANIFEST:
+                session.display.warning("%s: the referrer %s of %s is a %s, which --referrers does not copy", where,
+                                        outside_text(str(desc.get("digest")), 100), _short(node.digest),
+                                        outside_text(str(desc.get("mediaType")), 100))
+                continue
+            found.setdefault(node.digest, []).append(_read_artifact(read.source, desc, where))
+    count = sum(len(artifacts) for artifacts in found.values())
+    session.display.info("%s: %d referrer%s to copy", where, count, "" if count == 1 else "s")
+    return found
+
+
+def _read_artifact(source, desc: dict, where: str) -> Image:
+    data = source.read_manifest(desc)
+    manifest = json_object(data, "%s: referrer %s" % (where, desc["digest"]))
+    parts = [d for d in manifest.get("layers") or [] if isinstance(d, dict)] + [manifest.get("config")]
+    if not all(isinstance(d, dict) for d in parts) or not isinstance(manifest.get("subject"), dict):
+        raise ArchiveError("%s: referrer %s is not an artifact manifest with a config and a subject"
+                           % (where, desc["digest"]))
+    return Image(manifest, {}, None, [source.blob(d) for d in parts] + [_bytes_blob(desc["digest"], data)],
+                 OCI_MANIFEST)
+
+
+def _deliver(sink, read: _Read, name: Optional[Reference] = None, attachments: Attachments = None) -> Saved:
     """Write what was read to a started sink; what went there (a registry may have taken another encoding)."""
-    digest = sink.write(read.tree, name or read.name)
+    digest = sink.write(read.tree, name or read.name, attachments)
     top = getattr(sink, "top", None) or read.tree
     return Saved(digest, top.kind, tree_platforms(top), sink.where(digest), getattr(sink, "image_id", None),
                  read.digest)
@@ -6636,18 +6730,23 @@ def pull(ref_text: str, output: Optional[str] = None, *, platform=None, all_plat
 # -- push an archive --
 
 
-def push_archive(spec: str, ref_text: str, *, media_types: Optional[str] = None, insecure: bool = False,
-                 environ=None, session: Optional[Session] = None) -> Saved:
+def push_archive(spec: str, ref_text: str, *, media_types: Optional[str] = None, referrers: bool = False,
+                 insecure: bool = False, environ=None, session: Optional[Session] = None) -> Saved:
     """Push what an archive holds (one image, or an index and all its children), manifests byte for
     byte; with ``media_types`` ("docker" or "oci"), manifests re-encoded in that family on the way
-    (``convert_family``: layer and config blobs unchanged, so only manifest digests change)."""
+    (``convert_family``: layer and config blobs unchanged, so only manifest digests change).
+    ``referrers``: what refers to the images in the archive (``build --sbom``'s SBOMs) goes too."""
     ref = Reference.parse(ref_text)
     family = media_type_family(media_types)
     with _session_for(session, insecure, environ) as session, contextlib.ExitStack() as stack:
         read = _read_archive(session, stack, spec, None)
+        attachments = read_referrers(session, read, spec) if referrers else None
         if family is not None:
-            read = read._replace(tree=_converted(session, read.tree, family))
-        return _deliver(RegistrySink(session, ref, keep_family=family is not None), read)
+            converted = _converted(session, read.tree, family)
+            attachments = {new.digest: attachments.get(old.digest, ()) for old, new in zip(
+                referable(read.tree), referable(converted))} if attachments else None
+            read = read._replace(tree=converted)
+        return _deliver(RegistrySink(session, ref, keep_family=family is not None), read, attachments=attachments)
 
 
 def _converted(session: Session, tree: Union[Image, ImageIndex], family: Dict[str, str]) -> Union[Image, ImageIndex]:
@@ -6664,14 +6763,16 @@ def _converted(session: Session, tree: Union[Image, ImageIndex], family: Dict[st
 # -- copy --
 
 
-def copy(src: str, dst: str, *, platforms=None, insecure: bool = False, environ=None,
+def copy(src: str, dst: str, *, platforms=None, referrers: bool = False, insecure: bool = False, environ=None,
          session: Optional[Session] = None) -> Saved:
     """Copy an image or index from ``src`` to ``dst``, each a registry reference or an archive
     (``ARCHIVE[:NAME]``, told apart as ``inspect`` does: ``looks_like_path``). Registry to registry,
     manifests go byte for byte (digests unchanged) and layers stream from one to the other, never to
     disk: skipped when there, mounted within one registry. ``platforms`` (one Platform or several)
     copies only their images: one is that image, several a new index of them (``read_selection``).
-    A registry that refuses OCI manifests gets their Docker encoding, as ``push_archive`` does."""
+    A registry that refuses OCI manifests gets their Docker encoding, as ``push_archive`` does.
+    ``referrers``: what refers to the images copied (and to the index), such as SBOMs and signatures,
+    is copied too, byte for byte (to a registry: with the referrers tag when it has no referrers API)."""
     chosen = _platform_list(platforms)
     src_ref, target = _copy_ends(src, dst)
     with _session_for(session, insecure, environ) as session, contextlib.ExitStack() as stack:
@@ -6683,12 +6784,15 @@ def copy(src: str, dst: str, *, platforms=None, insecure: bool = False, environ=
         sink = RegistrySink(session, target, can_convert=False) if to_registry else ArchiveSink(session, target[0])
         sink.start(stack)
         read = _read_registry(session, src_ref, chosen) if src_ref else _read_archive(session, stack, src, chosen)
+        with registry_errors("pull", src_ref, session.registry(src_ref.registry)) if src_ref else \
+                contextlib.nullcontext():
+            attachments = read_referrers(session, read, src) if referrers else None
         if to_registry:
-            return _deliver(sink, read)
+            return _deliver(sink, read, attachments=attachments)
         name = target[1] or read.name or Reference.parse(name_from_filename(_archive_stem(target[0])))
         with registry_errors("pull", src_ref, session.registry(src_ref.registry)) if src_ref else \
                 contextlib.nullcontext():       # layers come from the registry as they are written
-            return _deliver(sink, read, name)
+            return _deliver(sink, read, name, attachments)
 
 
 def _copy_ends(src: str, dst: str) -> Tuple[Optional[Reference], Union[Reference, Tuple[str, Optional[Reference]]]]:
@@ -6753,7 +6857,7 @@ def _archive_stem(path: str) -> str:
 
 
 def describe_image(name: str, digest: str, media_type: str, image: Image, listed: Sequence[Candidate] = (),
-                   index: Optional[dict] = None) -> dict:
+                   index: Optional[dict] = None, referrers: Sequence[dict] = ()) -> dict:
     """What ``inspect --json`` prints (and the summary shows): what the name names (``digest``,
     ``media_type``; for an index, the images it lists, each with its digest and size), then the image
     shown, with its labels, exposed ports and annotations."""
@@ -6775,7 +6879,10 @@ def describe_image(name: str, digest: str, media_type: str, image: Image, listed
             "labels": _string_map(runtime.get("Labels")),
             "exposedPorts": sorted(k for k in ports if isinstance(k, str)) if isinstance(ports, dict) else [],
             "annotations": _string_map(manifest.get("annotations")),
-            "indexAnnotations": _string_map((index or {}).get("annotations"))}
+            "indexAnnotations": _string_map((index or {}).get("annotations")),
+            "referrers": [{"artifactType": d.get("artifactType") or "", "digest": d.get("digest"),
+                           "size": d.get("size"), "mediaType": d.get("mediaType") or ""}
+                          for d in referrers if isinstance(d, dict)]}
 
 
 def _map_lines(label: str, values: Dict[str, str]) -> List[str]:
@@ -6813,6 +6920,12 @@ def _describe(info: dict) -> str:
     if info["exposedPorts"]:
         lines.append("Ports:       %s" % ", ".join(outside_text(p, 100) for p in info["exposedPorts"]))
     lines += _map_lines("Labels", info["labels"]) + _map_lines("Annotations", info["annotations"])
+    if info["referrers"]:
+        lines.append("Referrers:")
+        for d in info["referrers"]:
+            lines.append("  %s  %s  %10s" % (outside_text(d["artifactType"] or d["mediaType"], 200),
+                                            outside_text(str(d["digest"]), 200),
+                                            _human_size(d["size"]) if isinstance(d["size"], int) else "?"))
     return "\n".join(lines)
 
 
@@ -6843,7 +6956,8 @@ def _inspect_layout(layout: Union[Layout, DockerArchive], name: Optional[str], p
     candidates = walk_index(make_index(OCI_FAMILY, entries), layout, layout.path)
     chosen = choose_image(candidates, platform, None, layout.path)
     image = read_image(layout, chosen, layout.path)
-    return _inspect_output(mode, chosen.ref_name or layout.path, image.digest, image.kind, image, candidates)
+    return _inspect_output(mode, chosen.ref_name or layout.path, image.digest, image.kind, image, candidates,
+                           source=layout)
 
 
 def _inspect_top(source, top: dict, name: str, where: str, platform: Optional[Platform], mode: str) -> str:
@@ -6860,17 +6974,41 @@ def _inspect_top(source, top: dict, name: str, where: str, platform: Optional[Pl
     candidates = walk_index(make_index(OCI_FAMILY, [top]), source, where)
     image = read_image(source, choose_image(candidates, platform, None, where), where)
     return _inspect_output(mode, name, digest, media_type, image, candidates if is_index else (),
-                           value if is_index else None)
+                           value if is_index else None, source)
 
 
 def _inspect_output(mode: str, name: str, digest: str, media_type: str, image: Image,
-                    listed: Sequence[Candidate] = (), index: Optional[dict] = None) -> str:
+                    listed: Sequence[Candidate] = (), index: Optional[dict] = None, source=None) -> str:
     if mode in ("raw", "config"):
         blob = image.manifest_blob if mode == "raw" else image.blobs[-2]
         with contextlib.closing(blob.open()) as f:
             return f.read().decode("utf-8", "replace")
-    info = describe_image(name, digest, media_type, image, listed, index)
+    referrers = source.referrers(image.digest)
+    if mode == "sbom":
+        return attached_document(source, image, referrers, SPDX_JSON, name)
+    info = describe_image(name, digest, media_type, image, listed, index, referrers)
     return canonical_json(info).decode("utf-8") if mode == "json" else _describe(info)
+
+
+def attached_document(source, image: Image, referrers: Sequence[dict], artifact_type: str, name: str) -> str:
+    """The document of the last artifact of ``artifact_type`` that refers to ``image`` (an SBOM),
+    read and verified; an error when none does."""
+    where = "%s (%s)" % (name, image.digest)
+    for desc in reversed([d for d in referrers if isinstance(d, dict) and d.get("artifactType") == artifact_type]):
+        manifest = json_object(source.read_manifest(desc), "%s: artifact %s" % (where, desc.get("digest")))
+        subject = manifest.get("subject") if isinstance(manifest.get("subject"), dict) else {}
+        layers = [d for d in manifest.get("layers") or [] if isinstance(d, dict) and d.get("mediaType") == artifact_type]
+        if subject.get("digest") != image.digest or not layers:
+            continue        # a stale or foreign entry of a referrers tag
+        blob = source.blob(layers[0])
+        if blob.size > MAX_ATTACHED_SIZE:
+            raise ZeroImageError("%s: the %s is %s, over the %s zeroimage prints" % (
+                where, artifact_type, _human_size(blob.size), _human_size(MAX_ATTACHED_SIZE)))
+        with contextlib.closing(blob.open()) as f:
+            return f.read().decode("utf-8", "replace")
+    raise NotFoundError(404, "GET", name, "%s has no %s attached; build it with --sbom" % (where, artifact_type)) \
+        if isinstance(source, RegistrySource) else \
+        ArchiveError("%s has no %s attached; build it with --sbom" % (where, artifact_type))
 
 
 # -- login, logout, check-auth --
@@ -7230,6 +7368,8 @@ def build_parser() -> argparse.ArgumentParser:
     push_cmd.add_argument("--media-types", choices=("docker", "oci"),
                           help="convert the manifests to Docker v2 schema 2 or OCI on the way (layers unchanged; "
                                "the manifest digest changes)")
+    push_cmd.add_argument("--referrers", action="store_true",
+                          help="push what refers to the image in the archive too (build --sbom's SBOM)")
     push_cmd.add_argument("archive", metavar="ARCHIVE[:NAME]")
     push_cmd.add_argument("ref", type=_reference_arg, metavar="REF")
     push_cmd.set_defaults(func=cmd_push)
@@ -7251,6 +7391,8 @@ def build_parser() -> argparse.ArgumentParser:
         json_output=True)
     copy_cmd.add_argument("--platform", action="append", type=_platform_arg, metavar="OS/ARCH[/VARIANT]",
                           help="copy only this platform's image; repeat it for a new index of several")
+    copy_cmd.add_argument("--referrers", action="store_true",
+                          help="copy what refers to the images too (SBOMs, signatures), byte for byte")
     copy_cmd.add_argument("src", metavar="SRC", help="REF, or ARCHIVE[:NAME] (a path: see above)")
     copy_cmd.add_argument("dst", type=_copy_dst_arg, metavar="DST", help="REF, or ARCHIVE[:NAME] to write")
     copy_cmd.set_defaults(func=cmd_copy)
@@ -7274,6 +7416,8 @@ def build_parser() -> argparse.ArgumentParser:
     mode = inspect_cmd.add_mutually_exclusive_group()
     mode.add_argument("--raw", dest="mode", action="store_const", const="raw", help="print the manifest as it is")
     mode.add_argument("--config", dest="mode", action="store_const", const="config", help="print the image config")
+    mode.add_argument("--sbom", dest="mode", action="store_const", const="sbom",
+                      help="print the SBOM attached to the image (build --sbom)")
     inspect_cmd.add_argument("target", metavar="TARGET", help="REF, or ARCHIVE[:NAME] / DIR[:NAME] (a path: see above)")
     inspect_cmd.set_defaults(func=cmd_inspect, mode="summary")
 
@@ -7552,7 +7696,8 @@ def cmd_pull(args, session: Session) -> int:
 
 
 def cmd_push(args, session: Session) -> int:
-    saved = push_archive(args.archive, args.ref, media_types=args.media_types, session=session)
+    saved = push_archive(args.archive, args.ref, media_types=args.media_types, referrers=args.referrers,
+                         session=session)
     if args.json:
         _print_json({"reference": saved.where, "digest": saved.digest, "mediaType": saved.media_type,
                      "platforms": saved.platforms})
@@ -7570,7 +7715,7 @@ def cmd_copy(args, session: Session) -> int:
             raise UsageError("SRC: %s (and there is no such archive)" % e) from e
     else:
         source = args.src
-    saved = copy(args.src, args.dst, platforms=args.platform, session=session)
+    saved = copy(args.src, args.dst, platforms=args.platform, referrers=args.referrers, session=session)
     to_archive = not isinstance(copy_destination(args.dst), Reference)
     if to_archive:
         session.display.info("wrote %s", saved.where)
