@@ -4,6 +4,7 @@ token server for its token auth: JWTs signed RS256 with the openssl CLI."""
 import base64
 import collections
 import email.utils
+import hashlib
 import http.client
 import http.server
 import json
@@ -570,6 +571,10 @@ class QuirkProxy(_Once):
         # Harbor page this way; Debian's docker-registry (distribution 2.8) ignores n and answers every tag.
         "paged-tags": "GET /v2/NAME/tags/list answered by the proxy in pages of PAGE_SIZE (or n) from the full list, "
                       "honouring last, with Link headers: relative on even pages, absolute on odd ones",
+        # -- a registry with the referrers API (distribution-spec 1.1: Harbor 2.8+, zot, GHCR, ECR...);
+        # Debian's distribution 2.8 has none and answers /v2/NAME/referrers/DIGEST 404 --
+        "referrers-api": "a manifest PUT with a subject is answered with OCI-Subject and remembered; GET "
+                         "/v2/NAME/referrers/DIGEST answers the remembered ones in pages of PAGE_SIZE (Link headers)",
     }
     PAGE_SIZE = 2
 
@@ -586,6 +591,7 @@ class QuirkProxy(_Once):
         self.token_requests = []
         self._once = set()
         self._retries = 0
+        self.referrers = collections.defaultdict(list)     # (repository, subject digest) -> descriptors
         self._lock = threading.Lock()
         self.httpd = QuietServer(("127.0.0.1", 0), every_method_to(self))
         self.host = "127.0.0.1:%d" % self.httpd.server_port
@@ -713,6 +719,8 @@ class QuirkProxy(_Once):
                     % (content_type, declared)))
         if mode == "paged-tags" and method == "GET" and path.startswith("/v2/") and path.endswith("/tags/list"):
             return self.tags_page(h, path, dict(query), headers)
+        if mode == "referrers-api" and method == "GET" and "/referrers/" in path:
+            return self.referrers_page(h, path, dict(query))
         if mode == "mount-202" and method == "POST" and is_upload and any(k == "mount" for k, _ in query):
             self.count("mount ignored")
             query = [(k, v) for k, v in query if k not in ("mount", "from")]
@@ -724,6 +732,8 @@ class QuirkProxy(_Once):
         except OSError:
             return self.send(h, 502, [], b"the registry behind the proxy did not answer")
         answer = self.rewrite(mode, method, path, status, answer)
+        if mode == "referrers-api" and is_manifest_put and status == 201:
+            answer += self.remember_referrer(path, body)
         if mode in ("patch-204", "patch-201") and method == "PATCH" and is_upload and status == 202:
             self.count(mode.replace("-", " "))
             status = int(mode[-3:])
@@ -754,6 +764,35 @@ class QuirkProxy(_Once):
             links.append(("Link", '<%s>; rel="next"' % link))
         body = json.dumps({"name": path[len("/v2/"):-len("/tags/list")], "tags": page}).encode()
         self.send(h, 200, [("Content-Type", "application/json")] + links, body)
+
+    def remember_referrer(self, path, body):
+        """The OCI-Subject header for a pushed manifest with a subject (remembered for the referrers API)."""
+        manifest = json.loads(body.decode())
+        subject = manifest.get("subject")
+        if not isinstance(subject, dict):
+            return []
+        repository = path[len("/v2/"):].split("/manifests/")[0]
+        desc = {"mediaType": manifest.get("mediaType"), "digest": "sha256:" + hashlib.sha256(body).hexdigest(),
+                "size": len(body), "artifactType": manifest.get("artifactType") or manifest["config"]["mediaType"]}
+        if manifest.get("annotations"):
+            desc["annotations"] = manifest["annotations"]
+        with self._lock:
+            listed = self.referrers[(repository, subject["digest"])]
+            if desc["digest"] not in [d["digest"] for d in listed]:
+                listed.append(desc)
+        self.count("referrer remembered")
+        return [("OCI-Subject", subject["digest"])]
+
+    def referrers_page(self, h, path, query):
+        repository, digest = path[len("/v2/"):].split("/referrers/")
+        listed = list(self.referrers[(repository, digest)])
+        start = int(query.get("page", 0))
+        page, more = listed[start:start + self.PAGE_SIZE], start + self.PAGE_SIZE < len(listed)
+        self.count("referrers pages")
+        links = [("Link", '<%s?page=%d>; rel="next"' % (path, start + self.PAGE_SIZE))] if more else []
+        body = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+                           "manifests": page}).encode()
+        self.send(h, 200, [("Content-Type", "application/vnd.oci.image.index.v1+json")] + links, body)
 
     def has_catalog(self, h):
         access = jwt_claims(h.headers.get("Authorization") or "").get("access")

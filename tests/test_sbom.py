@@ -1,0 +1,364 @@
+"""SBOMs (issue 15): build --sbom attaches an SPDX 2.3 document to each image the OCI 1.1 way (an
+artifact manifest whose subject is the image); inspect lists referrers and prints the SBOM; copy and
+push bring referrers along with --referrers. The document's fields are checked against SPDX 2.3's
+required ones here; archives are read by skopeo, podman, docker and zeroimage itself; pushes go to
+the real docker-registry (no referrers API: the referrers tag schema) and, through QuirkProxy's
+"referrers-api" mode, to a registry that has the API."""
+
+import base64
+import hashlib
+import json
+import re
+import shutil
+import subprocess
+import tempfile
+
+import pytest
+
+import registries
+import zeroimage
+from conftest import need_tool
+from imagetools import read_archive, run_cli
+from test_cli import EPOCH, fails, ok
+from test_interop import sh
+from test_quirks import Place
+from test_units import make_elf
+
+SPDX_ID = re.compile(r"SPDXRef-[A-Za-z0-9.-]+\Z")
+EMPTY_DIGEST = "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
+H1 = "h1:" + base64.b64encode(bytes(range(32))).decode()
+
+
+def go_info():
+    m = zeroimage.Module
+    return zeroimage.BuildInfo(
+        "go", "go1.22.1", "example.com/app/cmd/app", m("example.com/app", "v1.2.3", H1),
+        (m("github.com/pkg/errors", "v0.9.1", H1), m("github.com/Docker/x", "v20.10.0+incompatible", "h1:bad"),
+         m("golang.org/x/sys", "v0.1.0", H1, m("example.org/fork/sys", "v0.1.1", H1)),
+         m("golang.org/x/net", "v0.2.0", H1, m("../net", ""))),
+        (("vcs.revision", "abc"), ("GOARCH", "amd64")))
+
+
+CHECKSUMS = {"SHA1": "a" * 40, "SHA256": "b" * 64}
+
+
+def spdx(info, target="/app", created="2023-11-14T22:13:20Z"):
+    return json.loads(zeroimage.spdx_document(target, CHECKSUMS, info, created))
+
+
+def check_spdx(doc):
+    """The fields SPDX 2.3 requires of a document, its packages, files and relationships."""
+    assert doc["spdxVersion"] == "SPDX-2.3" and doc["dataLicense"] == "CC0-1.0"
+    assert doc["SPDXID"] == "SPDXRef-DOCUMENT" and doc["name"]
+    assert re.match(r"https://[^#\s]+\Z", doc["documentNamespace"])
+    assert re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\Z", doc["creationInfo"]["created"])
+    assert all(c.startswith(("Tool: ", "Organization: ", "Person: ")) for c in doc["creationInfo"]["creators"])
+    ids = [element["SPDXID"] for element in doc["packages"] + doc["files"]]
+    assert len(ids) == len(set(ids)) and all(SPDX_ID.match(i) for i in ids)
+    for package in doc["packages"]:
+        assert package["name"] and package["downloadLocation"] and "filesAnalyzed" in package
+        if package["filesAnalyzed"]:
+            assert re.match(r"[0-9a-f]{40}\Z", package["packageVerificationCode"]["packageVerificationCodeValue"])
+        for checksum in package.get("checksums", []):
+            assert checksum["algorithm"] == "SHA256" and re.match(r"[0-9a-f]{64}\Z", checksum["checksumValue"])
+    for file in doc["files"]:
+        assert file["fileName"].startswith("./")
+        assert "SHA1" in [c["algorithm"] for c in file["checksums"]]     # SPDX 2.3: a file's SHA1 is required
+    known = set(ids) | {"SPDXRef-DOCUMENT"}
+    for r in doc["relationships"]:
+        assert r["spdxElementId"] in known and r["relatedSpdxElement"] in known
+    assert {"spdxElementId": "SPDXRef-DOCUMENT", "relationshipType": "DESCRIBES",
+            "relatedSpdxElement": "SPDXRef-Package-program"} in doc["relationships"]
+    # a package that CONTAINS a file has had its files analysed
+    for r in doc["relationships"]:
+        if r["relationshipType"] == "CONTAINS":
+            assert next(p for p in doc["packages"] if p["SPDXID"] == r["spdxElementId"])["filesAnalyzed"]
+
+
+def purls(doc):
+    return {p["name"]: [r["referenceLocator"] for r in p.get("externalRefs", [])] for p in doc["packages"]}
+
+
+# -- the document: pure --
+
+
+def test_spdx_document_of_a_go_program():
+    doc = spdx(go_info(), "/usr/bin/app")
+    check_spdx(doc)
+    program = doc["packages"][0]
+    assert (program["name"], program["versionInfo"]) == ("example.com/app", "v1.2.3")
+    assert program["primaryPackagePurpose"] == "APPLICATION"
+    assert doc["files"][0]["fileName"] == "./usr/bin/app"
+    assert {c["algorithm"]: c["checksumValue"] for c in doc["files"][0]["checksums"]} == CHECKSUMS
+    assert program["packageVerificationCode"]["packageVerificationCodeValue"] == \
+        hashlib.sha1(CHECKSUMS["SHA1"].encode()).hexdigest()
+    assert purls(doc) == {
+        "example.com/app": ["pkg:golang/example.com/app@v1.2.3"],
+        "stdlib": ["pkg:golang/stdlib@1.22.1"],
+        "github.com/pkg/errors": ["pkg:golang/github.com/pkg/errors@v0.9.1"],
+        "github.com/Docker/x": ["pkg:golang/github.com/Docker/x@v20.10.0%2Bincompatible"],
+        "example.org/fork/sys": ["pkg:golang/example.org/fork/sys@v0.1.1"],     # what replaced golang.org/x/sys
+        "../net": [],                                                          # a local directory: no purl
+    }
+    by_name = {p["name"]: p for p in doc["packages"]}
+    assert by_name["example.org/fork/sys"]["comment"] == "replaces golang.org/x/sys v0.1.0"
+    assert by_name["github.com/pkg/errors"]["checksums"] == [
+        {"algorithm": "SHA256", "checksumValue": bytes(range(32)).hex()}]      # go.sum's h1: as hex
+    assert "checksums" not in by_name["github.com/Docker/x"]                   # "h1:bad" is no SHA-256
+    depends = [r["relatedSpdxElement"] for r in doc["relationships"] if r["relationshipType"] == "DEPENDS_ON"]
+    assert sorted(depends) == sorted(p["SPDXID"] for p in doc["packages"][1:])
+    assert {"spdxElementId": "SPDXRef-Package-program", "relationshipType": "CONTAINS",
+            "relatedSpdxElement": "SPDXRef-File-program"} in doc["relationships"]
+
+
+def test_spdx_document_of_a_rust_program():
+    m = zeroimage.Module
+    info = zeroimage.BuildInfo("rust", main=m("myapp", "0.3.0", source="local"),
+                               deps=(m("serde", "1.0.190", source="crates.io"), m("gitdep", "0.1.0", source="git")))
+    doc = spdx(info)
+    check_spdx(doc)
+    assert purls(doc) == {"myapp": [], "serde": ["pkg:cargo/serde@1.0.190"], "gitdep": []}
+
+
+def test_spdx_document_without_build_info_names_the_file():
+    doc = spdx(None, "/bin/tool")
+    check_spdx(doc)
+    assert [p["name"] for p in doc["packages"]] == ["tool"]
+    assert [r["relationshipType"] for r in doc["relationships"]] == ["DESCRIBES", "CONTAINS"]
+
+
+def test_spdx_document_is_the_same_for_the_same_inputs():
+    assert zeroimage.spdx_document("/app", CHECKSUMS, go_info(), "2023-11-14T22:13:20Z") == \
+        zeroimage.spdx_document("/app", CHECKSUMS, go_info(), "2023-11-14T22:13:20Z")
+    one, other = spdx(go_info()), spdx(go_info()._replace(toolchain="go1.22.2"))
+    assert one["documentNamespace"] != other["documentNamespace"]       # unique to its content
+
+
+def test_artifact_manifest_shape():
+    image = zeroimage.bytes_blob(b'{"x":1}')
+    subject = zeroimage.Image({}, {}, None, [image], zeroimage.OCI_MANIFEST)
+    artifact = zeroimage.attach(subject, zeroimage.Attachment("application/spdx+json", b"{}", "2023-11-14T22:13:20Z"))
+    m = artifact.manifest
+    assert m["mediaType"] == zeroimage.OCI_MANIFEST and m["artifactType"] == "application/spdx+json"
+    assert m["config"] == {"mediaType": "application/vnd.oci.empty.v1+json", "digest": EMPTY_DIGEST, "size": 2,
+                           "data": "e30="}
+    assert m["layers"] == [{"mediaType": "application/spdx+json", "digest": EMPTY_DIGEST, "size": 2}]
+    assert m["subject"] == {"mediaType": zeroimage.OCI_MANIFEST, "digest": image.digest, "size": image.size}
+    assert m["annotations"] == {"org.opencontainers.image.created": "2023-11-14T22:13:20Z"}
+    assert [b.digest for b in artifact.blobs][-1] == artifact.digest
+
+
+def test_referrers_tag_follows_the_spec_table():
+    assert zeroimage.referrers_tag("sha256:" + "a" * 64) == "sha256-" + "a" * 64
+    assert zeroimage.referrers_tag("sha512:" + "a" * 128) == "sha512-" + "a" * 64
+    assert zeroimage.referrers_tag(
+        "test+algorithm+using+algorithm+separators+and+lots+of+characters+to+excercise+overall+truncation:"
+        "alsoSome=InTheEncodedSectionToShowHyphenReplacementAndLotsAndLotsOfCharactersToExcerciseEncodedTruncation") \
+        == "test-algorithm-using-algorithm-s-alsoSome-InTheEncodedSectionToShowHyphenReplacementAndLotsAndLot"
+
+
+def test_referrer_descriptor():
+    manifest = {"mediaType": zeroimage.OCI_MANIFEST, "config": {"mediaType": "application/vnd.example.sig"},
+                "annotations": {"a": "b", "n": 1}}
+    assert zeroimage.referrer_descriptor(manifest, "sha256:" + "c" * 64, 10) == {
+        "mediaType": zeroimage.OCI_MANIFEST, "digest": "sha256:" + "c" * 64, "size": 10,
+        "artifactType": "application/vnd.example.sig", "annotations": {"a": "b"}}
+
+
+# -- archives and layouts --
+
+
+@pytest.fixture
+def binaries(tmp_path):
+    """Three small programs: for amd64, arm64, and another for amd64."""
+    made = []
+    for name, machine in (("app-amd64", 62), ("app-arm64", 183), ("other", 62)):
+        path = tmp_path / name
+        path.write_bytes(make_elf(machine) + name.encode())
+        made.append(path)
+    return made
+
+
+def run(*args, env=EPOCH):
+    return run_cli(*args, env=env)
+
+
+def attached(files, top_digest):
+    """The artifact manifests among an archive's blobs whose subject is ``top_digest``."""
+    found = []
+    for name, data in files.items():
+        if name.startswith("blobs/") and len(data) < 65536:
+            try:
+                value = json.loads(data)
+            except ValueError:
+                continue
+            if isinstance(value, dict) and value.get("subject", {}).get("digest") == top_digest:
+                found.append(value)
+    return found
+
+
+def test_build_sbom_into_an_archive(tmp_path, busybox_program):
+    a, b, plain = tmp_path / "a.tar", tmp_path / "b.tar", tmp_path / "plain.tar"
+    digest = ok(run("build", "--sbom", "-o", a, busybox_program)).stdout.strip()
+    ok(run("build", "--sbom", "-o", b, busybox_program))
+    assert a.read_bytes() == b.read_bytes()                                 # the same inputs, the same bytes
+    assert ok(run("build", "-o", plain, busybox_program)).stdout.strip() == digest     # the image is unchanged
+    files = read_archive(str(a))
+    assert len(json.loads(files["index.json"])["manifests"]) == 1         # one image named: tools need no name
+    [artifact] = attached(files, digest)
+    assert artifact["artifactType"] == "application/spdx+json"
+    document = ok(run("inspect", "--sbom", a)).stdout
+    assert document.encode() == files["blobs/sha256/" + artifact["layers"][0]["digest"].split(":")[1]] + b"\n"
+    doc = json.loads(document)
+    check_spdx(doc)
+    program = busybox_program.read_bytes()
+    assert {c["algorithm"]: c["checksumValue"] for c in doc["files"][0]["checksums"]} == {
+        "SHA1": hashlib.sha1(program).hexdigest(), "SHA256": hashlib.sha256(program).hexdigest()}
+    assert doc["files"][0]["fileName"] == "./busybox"
+    assert doc["creationInfo"]["created"] == "2023-11-14T22:13:20Z"        # SOURCE_DATE_EPOCH
+    info = json.loads(ok(run("inspect", "--json", a)).stdout)
+    assert info["referrers"] == [{"artifactType": "application/spdx+json", "digest": zeroimage.sha256_digest(
+        json.dumps(artifact, sort_keys=True, separators=(",", ":")).encode()), "size": info["referrers"][0]["size"],
+        "mediaType": zeroimage.OCI_MANIFEST}]
+    assert "Referrers:\n  application/spdx+json  sha256:" in ok(run("inspect", a)).stdout
+    assert json.loads(ok(run("inspect", "--json", plain)).stdout)["referrers"] == []
+
+
+def test_build_sbom_into_a_layout_directory(tmp_path, binaries):
+    amd, arm, other = binaries
+    layout = tmp_path / "layout"
+    ok(run("build", "--format", "oci-layout", "-o", layout, "-t", "app:1", other))
+    ok(run("build", "--sbom", "--format", "oci-layout", "-o", layout, "-t", "app:2",
+           "linux/amd64=%s" % amd, "linux/arm64=%s" % arm))
+    assert len(json.loads((layout / "index.json").read_text())["manifests"]) == 2     # no entry for artifacts
+    for platform, program in (("linux/amd64", amd), ("linux/arm64", arm)):    # each image its own SBOM
+        doc = json.loads(ok(run("inspect", "--sbom", "--platform", platform, "%s:app:2" % layout)).stdout)
+        check_spdx(doc)
+        assert doc["files"][0]["checksums"][1]["checksumValue"] == hashlib.sha256(program.read_bytes()).hexdigest()
+    fails(run("inspect", "--sbom", "%s:app:1" % layout), 1, "no application/spdx+json attached", "--sbom")
+
+
+def test_sbom_errors(tmp_path, busybox_program):
+    fails(run("build", "--sbom", "--load", busybox_program), 2, "--sbom", "engine")
+    plain = tmp_path / "plain.tar"
+    ok(run("build", "-o", plain, busybox_program))
+    fails(run("inspect", "--sbom", plain), 1, "no application/spdx+json attached")
+    fails(run("inspect", "--sbom", "--raw", plain), 2)
+
+
+def test_archive_with_an_sbom_still_loads_everywhere(tmp_path, busybox_program, docker_engine):
+    archive = tmp_path / "app.tar"
+    digest = ok(run("build", "--sbom", "-t", "example.com/sbom/app:1", "-o", archive, busybox_program)).stdout.strip()
+    # skopeo, naming no image in the archive
+    skopeo = need_tool("skopeo")
+    sh(skopeo, "copy", "--quiet", "oci-archive:%s" % archive, "oci:%s:copied" % (tmp_path / "copied"))
+    assert json.loads(sh(skopeo, "inspect", "--raw", "oci-archive:%s" % archive))["config"]
+    # zeroimage, as a base
+    ok(run("build", "--from-archive", archive, "--target", "/second", "-o", tmp_path / "second.tar", busybox_program))
+    # podman
+    podman = need_tool("podman")
+    runroot = tempfile.mkdtemp(prefix="zi-podman-")
+    store = [podman, "--root", tmp_path / "storage", "--runroot", runroot, "--storage-driver", "vfs"]
+    try:
+        assert "Loaded image: example.com/sbom/app:1" in sh(*store, "load", "-i", archive)
+        assert json.loads(sh(*store, "image", "inspect", "example.com/sbom/app:1"))[0]["Digest"] == digest
+    finally:
+        subprocess.run([str(a) for a in store] + ["rmi", "--all", "--force"], stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+        shutil.rmtree(runroot, ignore_errors=True)
+    # docker
+    assert "Loaded image: example.com/sbom/app:1" in docker_engine.docker("load", "-i", archive)
+    assert docker_engine.run("example.com/sbom/app:1", "echo", "hi") == "hi\n"
+
+
+# -- registries --
+
+
+@pytest.fixture
+def open_place(tmp_path, pki, registry_servers):
+    """zeroimage as a user of the open registry, and of a QuirkProxy in front of it."""
+    upstream = registry_servers("open")
+    proxy = registries.QuirkProxy(upstream)
+    yield Place(tmp_path, pki, upstream, proxy)
+    proxy.close()
+
+
+def test_sbom_pushed_to_a_registry_without_the_referrers_api(open_place, busybox_program):
+    place = open_place
+    pushed = ok(run_cli("build", "--sbom", "--push", place.up("sbom/app:1"), busybox_program,
+                        env=dict(place.env, **EPOCH)))
+    digest = pushed.stdout.strip().rsplit("@", 1)[1]
+    assert "referrers tag sha256-" in pushed.stderr
+    index = referrers_index_of(place, "sbom/app", digest)
+    assert index["mediaType"] == zeroimage.OCI_INDEX
+    [desc] = index["manifests"]
+    assert desc["artifactType"] == "application/spdx+json"
+    assert desc["annotations"] == {"org.opencontainers.image.created": "2023-11-14T22:13:20Z"}
+    _, artifact = place.upstream_manifest("sbom/app@" + desc["digest"])
+    assert artifact["subject"]["digest"] == digest
+    check_spdx(json.loads(place.ok("inspect", "--sbom", place.up("sbom/app:1")).stdout))
+    assert json.loads(place.ok("inspect", "--json", place.up("sbom/app:1")).stdout)["referrers"][0]["digest"] == \
+        desc["digest"]
+
+    # Another tool's referrer in the list stays; the same SBOM again is not listed twice.
+    with place.session() as session:
+        registry = session.registry(place.upstream.host)
+        subject = zeroimage.Image({}, {}, None, [zeroimage.bytes_blob(registry.get_manifest("sbom/app", digest)[0])],
+                                  zeroimage.OCI_MANIFEST)
+        signature = zeroimage.attach(subject, zeroimage.Attachment("application/vnd.example.signature", b"signed"))
+        zeroimage.push_referrer(session, registry, "sbom/app", signature, ["repository:sbom/app:push,pull"])
+    ok(run_cli("build", "--sbom", "--push", place.up("sbom/app:1"), busybox_program, env=dict(place.env, **EPOCH)))
+    listed = [d["artifactType"] for d in referrers_index_of(place, "sbom/app", digest)["manifests"]]
+    assert listed == ["application/spdx+json", "application/vnd.example.signature"]
+    report = place.ok("inspect", place.up("sbom/app:1")).stdout
+    assert "application/vnd.example.signature" in report and "application/spdx+json" in report
+
+
+def test_sbom_pushed_to_a_registry_with_the_referrers_api(open_place, busybox_program):
+    place = open_place
+    place.proxy.mode = "referrers-api"
+    pushed = ok(run_cli("build", "--sbom", "--push", place.via("api/app:1"), busybox_program,
+                        env=dict(place.env, **EPOCH)))
+    digest = pushed.stdout.strip().rsplit("@", 1)[1]
+    assert "(referrers API)" in pushed.stderr and place.proxy.counts["referrer remembered"] == 1
+    assert zeroimage.referrers_tag(digest) not in place.ok("tags", place.up("api/app")).stdout.split()
+    with place.session() as session:        # two more referrers: the list comes in pages of two
+        registry = session.registry(place.proxy.host)
+        subject = zeroimage.Image({}, {}, None, [zeroimage.bytes_blob(registry.get_manifest("api/app", digest)[0])],
+                                  zeroimage.OCI_MANIFEST)
+        for n in range(2):
+            artifact = zeroimage.attach(subject, zeroimage.Attachment("application/vnd.example.n%d" % n, b"%d" % n))
+            assert zeroimage.push_referrer(session, registry, "api/app", artifact,
+                                           ["repository:api/app:push,pull"]) == "referrers API"
+    info = json.loads(place.ok("inspect", "--json", place.via("api/app:1")).stdout)
+    assert [r["artifactType"] for r in info["referrers"]] == [
+        "application/spdx+json", "application/vnd.example.n0", "application/vnd.example.n1"]
+    assert place.proxy.counts["referrers pages"] >= 2
+    check_spdx(json.loads(place.ok("inspect", "--sbom", place.via("api/app:1")).stdout))
+
+
+def test_copy_and_push_bring_referrers_along(open_place, busybox_program, tmp_path):
+    place = open_place
+    env = dict(place.env, **EPOCH)
+    digest = ok(run_cli("build", "--sbom", "--push", place.up("from/app:1"), busybox_program, env=env)
+                ).stdout.strip().rsplit("@", 1)[1]
+    ok(run_cli("copy", place.up("from/app:1"), place.up("plain/app:1"), env=env))
+    fails(run_cli("inspect", "--sbom", place.up("plain/app:1"), env=env), 1, "no application/spdx+json attached")
+    copied = ok(run_cli("copy", "--referrers", place.up("from/app:1"), place.up("to/app:1"), env=env))
+    assert "1 referrer to copy" in copied.stderr
+    sbom = ok(run_cli("inspect", "--sbom", place.up("from/app:1"), env=env)).stdout
+    assert ok(run_cli("inspect", "--sbom", place.up("to/app:1"), env=env)).stdout == sbom
+    archive = tmp_path / "copied.tar"
+    ok(run_cli("copy", "--referrers", place.up("from/app:1"), str(archive), env=env))
+    assert ok(run_cli("inspect", "--sbom", archive, env=env)).stdout == sbom
+    ok(run_cli("push", "--referrers", archive, place.up("pushed/app:1"), env=env))
+    assert ok(run_cli("inspect", "--sbom", place.up("pushed/app:1"), env=env)).stdout == sbom
+    assert [d["digest"] for d in referrers_index_of(place, "pushed/app", digest)["manifests"]] == \
+        [d["digest"] for d in referrers_index_of(place, "from/app", digest)["manifests"]]
+    # Docker's encoding has another digest: the SBOM, which names the OCI one, stays behind, said so.
+    pushed = ok(run_cli("push", "--referrers", "--media-types", "docker", archive, place.up("docker/app:1"), env=env))
+    assert "it is left out" in pushed.stderr
+
+
+def referrers_index_of(place, repository, digest):
+    return place.upstream_manifest("%s:%s" % (repository, zeroimage.referrers_tag(digest)))[1]
