@@ -188,6 +188,8 @@ HOST_CA_BUNDLES = (
     "/usr/local/etc/openssl/cert.pem",
 )
 IMAGE_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
+ZONEINFO_DIR = "/usr/share/zoneinfo"     # the zone database, on the host and in the image: where Go, glibc, musl look
+ZONEINFO_LEFT_OUT = ("right",)          # leap-second variants: no clock keeps that time (Go's own copy omits them)
 
 # ---- Errors ----
 
@@ -2347,7 +2349,8 @@ class _Unclosing:
         pass
 
 
-def tree_entries(source: str, target: str, display: Optional[Display] = None) -> List[LayerEntry]:
+def tree_entries(source: str, target: str, display: Optional[Display] = None, *, origin: str = "--add",
+                 leave_out: Sequence[str] = ()) -> List[LayerEntry]:
     """The entries of ``--add SOURCE:TARGET``: a file, or a directory tree with its symlinks kept as links
     and files linked to each other kept as hard links (stored once).
 
@@ -2357,9 +2360,10 @@ def tree_entries(source: str, target: str, display: Optional[Display] = None) ->
     base has it, else is 0755 as Docker's COPY makes it; ``SOURCE:/`` writes no entry for the root.
     Anything that cannot be read, and anything but files, directories and symlinks (FIFOs,
     sockets, devices), is an error naming it: an image must not silently lack part of a tree.
+    ``origin`` is the option errors name; ``leave_out`` are names at the top of the tree not to copy.
     """
     def refuse(path: str, what: str) -> ZeroImageError:
-        return ZeroImageError("--add %s: %s %s" % (source, path, what))
+        return ZeroImageError("%s %s: %s %s" % (origin, source, path, what))
 
     def readable_file(path: str, st: os.stat_result) -> None:
         if not stat.S_ISREG(st.st_mode):
@@ -2379,7 +2383,7 @@ def tree_entries(source: str, target: str, display: Optional[Display] = None) ->
     try:
         st = os.stat(source)
     except OSError as e:
-        raise ZeroImageError("--add %s: %s" % (source, e.strerror or e)) from e
+        raise ZeroImageError("%s %s: %s" % (origin, source, e.strerror or e)) from e
     given = target
     if target.endswith("/") and not stat.S_ISDIR(st.st_mode):
         target += os.path.basename(source.rstrip("/"))
@@ -2393,6 +2397,9 @@ def tree_entries(source: str, target: str, display: Optional[Display] = None) ->
     entries = [] if target == "/" else [LayerEntry(target, "dir", 0o755, implied=True)]   # as COPY makes it
     inodes = collections.defaultdict(list)      # (device, inode) -> entries of files linked to each other
     for root, dirs, files in os.walk(source, onerror=unreadable_directory):   # links to dirs listed, not followed
+        if root == source:
+            dirs[:] = [name for name in dirs if name not in leave_out]
+            files = [name for name in files if name not in leave_out]
         dirs.sort()
         for name in sorted(dirs + files):
             full = os.path.join(root, name)
@@ -2451,8 +2458,9 @@ MINIMAL_USERS = types.MappingProxyType({       # the user database of the built-
 })
 
 
-def minimal_base_entries(ca_bundle: Optional[str]) -> List[LayerEntry]:
-    """The built-in base: users and groups (root, nobody, nonroot), nsswitch, /tmp, homes, TLS roots."""
+def minimal_base_entries(ca_bundle: Optional[str], zoneinfo: Sequence[LayerEntry] = ()) -> List[LayerEntry]:
+    """The built-in base: users and groups (root, nobody, nonroot), nsswitch, /tmp, homes, TLS roots,
+    and the ``zoneinfo`` entries (``zoneinfo_entries``) when given."""
     entries = [
         LayerEntry("/etc/passwd", data=MINIMAL_USERS["/etc/passwd"].encode()),
         LayerEntry("/etc/group", data=MINIMAL_USERS["/etc/group"].encode()),
@@ -2463,7 +2471,7 @@ def minimal_base_entries(ca_bundle: Optional[str]) -> List[LayerEntry]:
     ]
     if ca_bundle:
         entries.append(LayerEntry(IMAGE_CA_BUNDLE, source=ca_bundle))
-    return entries
+    return entries + list(zoneinfo)
 
 
 def find_host_ca_bundle(environ=None) -> Optional[str]:
@@ -2473,6 +2481,44 @@ def find_host_ca_bundle(environ=None) -> Optional[str]:
         if path and os.path.isfile(path) and os.access(path, os.R_OK):
             return path
     return None
+
+
+def zoneinfo_source(tzdata, environ) -> Tuple[str, str]:
+    """The directory ``build(tzdata=...)`` names, and how errors name it: ``True`` is the host's zone
+    database ($ZONEINFO from ``environ`` when set, else /usr/share/zoneinfo), a path that directory."""
+    if tzdata is True:
+        if environ.get("ZONEINFO"):
+            return environ["ZONEINFO"], "ZONEINFO=%s" % environ["ZONEINFO"]
+        return ZONEINFO_DIR, ZONEINFO_DIR
+    return os.fspath(tzdata), os.fspath(tzdata)
+
+
+def zoneinfo_entries(source: str, named: Optional[str] = None, display: Optional[Display] = None) -> List[LayerEntry]:
+    """A zone database directory as entries at /usr/share/zoneinfo, copied as ``--add`` copies a tree
+    (links kept as links), without right/ (leap-second variants). A directory that holds no TZif file
+    is refused (ZeroImageError naming it as ``named``): the image would have no time zones."""
+    named = named or source
+    hint = ("fix or unset ZONEINFO, or give --tzdata DIR" if named.startswith("ZONEINFO=") else
+            "install the host's tzdata package, or give --tzdata DIR" if source == ZONEINFO_DIR else
+            "give the directory of a zone database, like %s" % ZONEINFO_DIR)
+    try:
+        st = os.stat(source)
+    except OSError as e:
+        raise ZeroImageError("--tzdata: %s: %s; %s" % (named, e.strerror or e, hint)) from e
+    if not stat.S_ISDIR(st.st_mode):
+        raise ZeroImageError("--tzdata: %s is %s, not a directory; %s" % (named, file_kind(st.st_mode), hint))
+    entries = tree_entries(source, ZONEINFO_DIR, display, origin="--tzdata", leave_out=ZONEINFO_LEFT_OUT)
+    if not any(_is_tzif(entry.source) for entry in entries if entry.kind == "file"):
+        raise ZeroImageError("--tzdata: %s holds no time zone file (TZif); %s" % (named, hint))
+    return entries
+
+
+def _is_tzif(path: str) -> bool:
+    try:
+        with open(path, "rb") as f:
+            return f.read(4) == b"TZif"
+    except OSError:
+        return False
 
 
 # ---- OCI layout and archives ----
@@ -5454,8 +5500,10 @@ def _convert_image(image: Image, family: Dict[str, str]) -> Image:
                           media_type=family["manifest"])
 
 
-def minimal_base_layer(ca_bundle: Optional[str], environ, display: Display) -> Tuple[List[LayerEntry], str]:
-    """The built-in base's one layer (with the host's, or the given, CA bundle) and its history line."""
+def minimal_base_layer(ca_bundle: Optional[str], environ, display: Display,
+                       zoneinfo: Sequence[LayerEntry] = ()) -> Tuple[List[LayerEntry], str]:
+    """The built-in base's one layer (with the host's, or the given, CA bundle, and the zone database
+    when ``zoneinfo`` holds its entries) and its history line."""
     if ca_bundle:
         input_file(ca_bundle, "--ca-bundle", "give the PEM file of CA certificates")
         if not os.access(ca_bundle, os.R_OK):
@@ -5463,7 +5511,8 @@ def minimal_base_layer(ca_bundle: Optional[str], environ, display: Display) -> T
     bundle = ca_bundle or find_host_ca_bundle(environ)
     if bundle is None:
         display.warning("no CA bundle found on this host; the image will have no TLS roots (use --ca-bundle FILE)")
-    return minimal_base_entries(bundle), "zeroimage: minimal base (users root, nobody, nonroot; TLS roots)"
+    return minimal_base_entries(bundle, zoneinfo), "zeroimage: minimal base (users root, nobody, nonroot; TLS roots%s)" % (
+        "; time zones" if zoneinfo else "")
 
 
 def base_paths(base: BaseImage, wanted: Sequence[str], minimal: Optional[Sequence[LayerEntry]] = None,
@@ -6317,7 +6366,8 @@ class _LayerMaker:
 def _build_images(session: Session, programs, single: bool, base_for, layers: _LayerMaker, *, target: str,
                   created: str, options: ImageOptions, added_files: List[LayerEntry], minimal: bool,
                   ca_bundle: Optional[str], platform_check: bool,
-                  family: Optional[Dict[str, str]] = None) -> Tuple[List[Image], List[BaseImage]]:
+                  family: Optional[Dict[str, str]] = None,
+                  zoneinfo: Sequence[LayerEntry] = ()) -> Tuple[List[Image], List[BaseImage]]:
     """One image per program: its base for the program's platform, plus (on the minimal base) the
     base's own layer, plus the program's layer, in the base's media-type family unless ``family``
     is given. Returns the images and the bases they stand on."""
@@ -6347,7 +6397,7 @@ def _build_images(session: Session, programs, single: bool, base_for, layers: _L
         added, image_options = [], options
         if minimal:
             if minimal_layer is None:
-                minimal_entries, why = minimal_base_layer(ca_bundle, session.environ, display)
+                minimal_entries, why = minimal_base_layer(ca_bundle, session.environ, display, zoneinfo)
                 minimal_layer = (layers.make(minimal_entries, "minimal base"), why)
             added.append(minimal_layer)
             if options.user == "nonroot":       # numeric, so runAsNonRoot checks can see it
@@ -6481,13 +6531,27 @@ def _check_build_options(programs, single: bool, platform, base, base_archive, p
         raise UsageError("--compression-level must be 0 to 9")
 
 
+def _check_tzdata_option(tzdata, base: Optional[str], base_archive: Optional[str]) -> None:
+    """``tzdata`` is None or False (none), True (the host's) or a directory, on the minimal base only."""
+    if tzdata is None or tzdata is False:
+        return
+    if tzdata is not True and not isinstance(tzdata, (str, os.PathLike)):
+        raise UsageError("tzdata is True (the host's zone database) or a directory, not %r" % (tzdata,))
+    if tzdata is not True and not os.fspath(tzdata):
+        raise UsageError("--tzdata: the directory is empty text; give one like %s" % ZONEINFO_DIR)
+    if base is not None or base_archive is not None:
+        given = "--from scratch" if base == "scratch" else "--from-archive" if base_archive is not None else "--from"
+        raise UsageError("--tzdata adds the zone database to the built-in minimal base, not to a %s base; for that, "
+                         "use --add %s:%s" % (given, ZONEINFO_DIR, ZONEINFO_DIR))
+
+
 def build(entrypoint, output: Optional[str] = None, *, base: Optional[str] = None,
           base_archive: Optional[str] = None, platform: Optional[Platform] = None,
           target: Optional[str] = None, tag: Optional[str] = None, compression_level: int = 6,
           ca_bundle: Optional[str] = None, push: Optional[str] = None, insecure: bool = False,
           options: ImageOptions = ImageOptions(), output_format: str = "archive",
           platform_check: bool = True, media_types: Optional[str] = None, load: bool = False, sbom: bool = False,
-          environ=None, session: Optional[Session] = None) -> BuildResult:
+          tzdata=None, environ=None, session: Optional[Session] = None) -> BuildResult:
     """Build a program on a base and write the image to an OCI archive or layout, or push it, or
     (``load``) send it to the local container engine.
 
@@ -6500,11 +6564,15 @@ def build(entrypoint, output: Optional[str] = None, *, base: Optional[str] = Non
     OCI for scratch and the minimal base).
     ``sbom`` attaches an SPDX document to each image (an OCI 1.1 artifact whose subject is the image):
     pushed after it, or written into the archive or layout beside it.
+    ``tzdata`` adds a zone database at /usr/share/zoneinfo to the minimal base's layer (no other
+    base): True for the host's ($ZONEINFO from the session's environment, else /usr/share/zoneinfo),
+    or the path of a directory; None or False for none.
     """
     single = isinstance(entrypoint, (str, os.PathLike))
     programs = [(platform, os.fspath(entrypoint))] if single else [(p, os.fspath(path)) for p, path in entrypoint]
     _check_build_options(programs, single, platform, base, base_archive, push, output, output_format,
                          compression_level, media_types, options, load, sbom)
+    _check_tzdata_option(tzdata, base, base_archive)
     check_image_options(options)
     for _, path in programs:        # before anything is derived from their names
         _check_entrypoint(path)
@@ -6523,13 +6591,15 @@ def build(entrypoint, output: Optional[str] = None, *, base: Optional[str] = Non
         added = [("--add %s:%s" % (source, dest), tree_entries(source, dest, session.display))
                  for source, dest in options.add]
         minimal = base is None and base_archive is None
-        base_dirs = [e for e in with_parents(minimal_base_entries("ca-bundle")) if e.kind == "dir"] if minimal else []
+        zoneinfo = zoneinfo_entries(*zoneinfo_source(tzdata, session.environ), session.display) if tzdata else []
+        base_dirs = [e for e in with_parents(minimal_base_entries("ca-bundle", zoneinfo))
+                     if e.kind == "dir"] if minimal else []
         check_layer_paths([("the minimal base", base_dirs)] + added + [("the program", [LayerEntry(target, "file")])])
         added_files = [entry for _, entries in added for entry in entries]
         if output and output != "-" and output_format == "archive":      # (a layout may be added to from itself)
             bundle = (ca_bundle or find_host_ca_bundle(session.environ)) if minimal else None
             _check_output_is_not_an_input(output, [path for _, path in programs] + [
-                entry.source for entry in added_files if isinstance(entry.source, str)] + [
+                entry.source for entry in added_files + zoneinfo if isinstance(entry.source, str)] + [
                 path for path in (bundle, base_archive and _split_archive_spec(base_archive)[0]) if path])
         if options.user:
             _check_user_known(options.user, "minimal" if minimal else base,
@@ -6540,7 +6610,8 @@ def build(entrypoint, output: Optional[str] = None, *, base: Optional[str] = Non
         base_for = _base_source(session, base, base_archive, stack, layers)
         images, bases = _build_images(session, opened, single, base_for, layers, target=target, created=created,
                                       options=options, added_files=added_files, minimal=minimal, ca_bundle=ca_bundle,
-                                      platform_check=platform_check, family=media_type_family(media_types))
+                                      platform_check=platform_check, family=media_type_family(media_types),
+                                      zoneinfo=zoneinfo)
         top = images[0] if single else make_image_index(images, bases[-1].family, bases[-1].index_annotations)
         attachments = _program_sboms(session, opened, images, target, created) if sbom else None
         digest = sink.write(top, name, attachments)
@@ -7327,6 +7398,9 @@ def build_parser() -> argparse.ArgumentParser:
                            help="gzip level of the new layers (default: 6)")
     build_cmd.add_argument("--ca-bundle", metavar="FILE",
                            help="TLS roots for the minimal base (default: the host's CA bundle)")
+    build_cmd.add_argument("--tzdata", nargs="?", const=True, type=_tzdata_arg, metavar="DIR",
+                           help="add a zone database to the minimal base, at %s: DIR, else $ZONEINFO, else the "
+                                "host's %s (just before ENTRYPOINT: --tzdata -- ENTRYPOINT)" % (ZONEINFO_DIR, ZONEINFO_DIR))
     build_cmd.add_argument("entrypoint", nargs="+", type=_program_arg, metavar="ENTRYPOINT",
                            help="the program file, or PLATFORM=PATH once per platform for a multi-platform image")
     build_cmd.set_defaults(func=cmd_build)
@@ -7599,6 +7673,17 @@ def _base_arg(text: str) -> str:
     return _reference_arg(text)
 
 
+def _tzdata_arg(text: str) -> str:
+    """--tzdata DIR: a file there is most likely the program, taken as DIR because --tzdata came just before it."""
+    if not text:
+        raise argparse.ArgumentTypeError("the directory is empty text; give one like %s" % ZONEINFO_DIR)
+    if os.path.exists(text) and not os.path.isdir(text):
+        raise argparse.ArgumentTypeError(
+            "%s is not a directory; if it is the program, write --tzdata -- %s, or --tzdata after it "
+            "(--tzdata DIR takes a zone database's directory)" % (text, text))
+    return text
+
+
 def cmd_build(args, session: Session) -> int:
     programs = args.entrypoint
     if len(programs) == 1 and programs[0][0] is None:
@@ -7615,7 +7700,7 @@ def cmd_build(args, session: Session) -> int:
                    compression_level=args.compression_level, ca_bundle=args.ca_bundle,
                    push=args.push, options=options, output_format=args.format,
                    platform_check=not args.no_platform_check, media_types=args.media_types, load=args.load,
-                   sbom=args.sbom, session=session)
+                   sbom=args.sbom, tzdata=args.tzdata, session=session)
     for image in result.images:
         layers = len(image.manifest["layers"])
         session.display.info("%s: %d layer%s, %s", image.platform, layers, "" if layers == 1 else "s", image.digest)
