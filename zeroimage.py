@@ -4346,7 +4346,8 @@ def upload_url(location: str, base: str, api: str) -> Optional[str]:
     return url
 
 
-MAX_TAG_PAGES = 10000              # pages of one tag list
+MAX_TAG_PAGES = 10000              # pages of one tag list (or referrers list)
+_NO_REFERRERS_API = (400, 404, 405, 501)     # answers to GET /v2/NAME/referrers/DIGEST from registries without it
 MAX_TAGS = 1000000                 # tags in one repository
 MAX_LINK_HEADER = 8192             # characters of an answer's Link headers
 _LINK_TARGET_RE = re.compile(r"[\s,]*<([^<>]*)>")
@@ -4564,16 +4565,20 @@ class Registry:
 
     def referrers(self, repository: str, digest: str) -> Optional[List[dict]]:
         """The referrers API's list for a manifest (descriptors, every page), or None when the
-        registry has no referrers API (it answers 404: then the referrers tag holds the list)."""
+        registry has no referrers API: it answers 404 (the spec's sign), or 400, 405 or 501 (an
+        unknown path to some registries), or something other than an OCI index (a web page): then
+        the referrers tag holds the list."""
         path = "/v2/%s/referrers/%s" % (repository, digest)
         url, found = self.auth.ping() + path, []
         for _ in range(MAX_TAG_PAGES):
-            with self.request("GET", url, [pull_scope(repository)], {"Accept": OCI_INDEX}, ok=(200, 404)) as response:
+            with self.request("GET", url, [pull_scope(repository)], {"Accept": OCI_INDEX},
+                              ok=(200,) + _NO_REFERRERS_API) as response:
                 data = response.read_capped(MAX_JSON_SIZE, "the referrers list")
             shown = _redact_url(response.url)
-            if response.status == 404:
+            kind = (response.headers.get("Content-Type") or "").split(";")[0].strip()
+            if response.status in _NO_REFERRERS_API or (kind not in (OCI_INDEX, "application/json") and not found):
                 if found:
-                    raise RegistryError(404, "GET", shown, "the referrers list's next page is missing")
+                    raise RegistryError(response.status, "GET", shown, "the referrers list's next page is missing")
                 return None
             try:
                 found += index_manifests(json_object(data, "the referrers list"), "the referrers list")
@@ -4597,7 +4602,7 @@ class Registry:
             return None
         if media_type != OCI_INDEX:
             raise RegistryError(200, "GET", "%s/%s:%s" % (self.host, repository, referrers_tag(digest)),
-                                message="the referrers tag %s holds a %s, not an OCI index; leaving it as it is"
+                                message="the referrers tag %s holds %s, not an OCI index; leaving it as it is"
                                 % (referrers_tag(digest), media_type))
         index = json_object(data, "the referrers tag %s" % referrers_tag(digest))
         index_manifests(index, "the referrers tag %s" % referrers_tag(digest))
@@ -6037,12 +6042,15 @@ class RegistrySink:
                 continue
             try:
                 how = push_referrer(self.session, self.registry, self.ref.repository, artifact, scopes)
-            except RegistryError as e:
-                if not _refuses_oci(e) and e.status not in (400, 404, 405):
+            except (RegistryError, ArchiveError) as e:
+                # refused (no OCI artifacts here), or the referrers tag holds something else: the image
+                # stands without it; a failure to talk to the registry at all is an error
+                if isinstance(e, RegistryError) and not _refuses_oci(e) and e.status not in (200, 400, 404, 405):
                     raise
-                self.session.display.warning("%s did not take the %s for %s (%s); the image is pushed without it",
+                reason = _registry_reason(e) if isinstance(e, RegistryError) and not e.explained else str(e)
+                self.session.display.warning("%s: the %s for %s could not be attached (%s); the image is pushed without it",
                                              self.registry.host, artifact.manifest["artifactType"],
-                                             _short(artifact.manifest["subject"]["digest"]), _registry_reason(e))
+                                             _short(artifact.manifest["subject"]["digest"]), reason)
                 continue
             self.session.display.info("attached %s %s to %s (%s)", artifact.manifest["artifactType"],
                                       _short(artifact.digest), _short(artifact.manifest["subject"]["digest"]), how)
@@ -6928,7 +6936,7 @@ def _archive_stem(path: str) -> str:
 
 
 def describe_image(name: str, digest: str, media_type: str, image: Image, listed: Sequence[Candidate] = (),
-                   index: Optional[dict] = None, referrers: Sequence[dict] = ()) -> dict:
+                   index: Optional[dict] = None, referrers: Optional[Sequence[dict]] = ()) -> dict:
     """What ``inspect --json`` prints (and the summary shows): what the name names (``digest``,
     ``media_type``; for an index, the images it lists, each with its digest and size), then the image
     shown, with its labels, exposed ports and annotations."""
@@ -6951,9 +6959,9 @@ def describe_image(name: str, digest: str, media_type: str, image: Image, listed
             "exposedPorts": sorted(k for k in ports if isinstance(k, str)) if isinstance(ports, dict) else [],
             "annotations": _string_map(manifest.get("annotations")),
             "indexAnnotations": _string_map((index or {}).get("annotations")),
-            "referrers": [{"artifactType": d.get("artifactType") or "", "digest": d.get("digest"),
-                           "size": d.get("size"), "mediaType": d.get("mediaType") or ""}
-                          for d in referrers if isinstance(d, dict)]}
+            "referrers": None if referrers is None else [
+                {"artifactType": d.get("artifactType") or "", "digest": d.get("digest"), "size": d.get("size"),
+                 "mediaType": d.get("mediaType") or ""} for d in referrers if isinstance(d, dict)]}
 
 
 def _map_lines(label: str, values: Dict[str, str]) -> List[str]:
@@ -6991,7 +6999,9 @@ def _describe(info: dict) -> str:
     if info["exposedPorts"]:
         lines.append("Ports:       %s" % ", ".join(outside_text(p, 100) for p in info["exposedPorts"]))
     lines += _map_lines("Labels", info["labels"]) + _map_lines("Annotations", info["annotations"])
-    if info["referrers"]:
+    if info["referrers"] is None:
+        lines.append("Referrers:   unknown (%s)" % outside_text(info.get("referrersUnknown", ""), 300))
+    elif info["referrers"]:
         lines.append("Referrers:")
         for d in info["referrers"]:
             lines.append("  %s  %s  %10s" % (outside_text(d["artifactType"] or d["mediaType"], 200),
@@ -7054,10 +7064,16 @@ def _inspect_output(mode: str, name: str, digest: str, media_type: str, image: I
         blob = image.manifest_blob if mode == "raw" else image.blobs[-2]
         with contextlib.closing(blob.open()) as f:
             return f.read().decode("utf-8", "replace")
-    referrers = source.referrers(image.digest)
     if mode == "sbom":
-        return attached_document(source, image, referrers, SPDX_JSON, name)
+        return attached_document(source, image, source.referrers(image.digest), SPDX_JSON, name)
+    try:
+        referrers = source.referrers(image.digest)
+    except (RegistryError, ArchiveError) as e:      # the image is shown all the same
+        referrers = None
+        unknown = str(e)
     info = describe_image(name, digest, media_type, image, listed, index, referrers)
+    if referrers is None:
+        info["referrersUnknown"] = unknown
     return canonical_json(info).decode("utf-8") if mode == "json" else _describe(info)
 
 

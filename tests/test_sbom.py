@@ -362,3 +362,90 @@ def test_copy_and_push_bring_referrers_along(open_place, busybox_program, tmp_pa
 
 def referrers_index_of(place, repository, digest):
     return place.upstream_manifest("%s:%s" % (repository, zeroimage.referrers_tag(digest)))[1]
+
+
+# -- the edges of reading and keeping referrers --
+
+
+SUBJECT = "sha256:" + "d" * 64
+INDEX_TYPE = "application/vnd.oci.image.index.v1+json"
+
+
+def referrers_answer(status, body=b"", content_type=INDEX_TYPE, headers=()):
+    return lambda h: h.reply(status, body, [("Content-Type", content_type)] + list(headers))
+
+
+def ask_referrers(servers, route):
+    from test_hostile import open_v2
+    target = servers({"/v2/": open_v2, "/v2/a/referrers/" + SUBJECT: route})
+    with zeroimage.Session({}) as session:
+        return session.registry(target.netloc).referrers("a", SUBJECT)
+
+
+@pytest.mark.parametrize("route", [
+    referrers_answer(404, b'{"errors":[{"code":"NAME_UNKNOWN","message":"no route"}]}', "application/json"),
+    referrers_answer(400, b"bad request", "text/plain"),
+    referrers_answer(405, b"", "text/plain"),
+    referrers_answer(501, b"", "text/plain"),
+    referrers_answer(200, b"<html>a web page</html>", "text/html"),      # a catch-all front page
+], ids=["404", "400", "405", "501", "html"])
+def test_registries_without_the_referrers_api(servers, route):
+    assert ask_referrers(servers, route) is None
+
+
+def test_referrers_api_list_is_read_whole_and_checked(servers):
+    one = {"mediaType": zeroimage.OCI_MANIFEST, "digest": "sha256:" + "1" * 64, "size": 3, "artifactType": "x/y"}
+    two = dict(one, digest="sha256:" + "2" * 64)
+    page2 = "/v2/a/referrers/%s?page=2" % SUBJECT
+    from test_hostile import open_v2
+
+    def first(h):
+        if h.path.endswith("page=2"):
+            return h.reply(200, json.dumps({"schemaVersion": 2, "manifests": [two]}).encode(),
+                           [("Content-Type", INDEX_TYPE)])
+        h.reply(200, json.dumps({"schemaVersion": 2, "manifests": [one]}).encode(),
+                [("Content-Type", INDEX_TYPE), ("Link", '<%s>; rel="next"' % page2)])
+    target = servers({"/v2/": open_v2, "/v2/a/referrers/" + SUBJECT: first})
+    with zeroimage.Session({}) as session:
+        assert session.registry(target.netloc).referrers("a", SUBJECT) == [one, two]
+    for body in (b"[1]", b'{"manifests": [1]}', b'{"manifests": "x"}', b"not json"):
+        with pytest.raises(zeroimage.RegistryError):
+            ask_referrers(servers, referrers_answer(200, body))
+
+
+def test_inspect_shows_the_image_when_referrers_cannot_be_read(servers, tmp_path, busybox_program):
+    """A registry whose referrers list is broken: inspect still shows the image, saying so."""
+    from test_hostile import open_v2
+    archive = tmp_path / "app.tar"
+    ok(run("build", "-o", archive, busybox_program))
+    files = read_archive(str(archive))
+    top = json.loads(files["index.json"])["manifests"][0]
+    blobs = {n.split("/")[-1]: data for n, data in files.items() if n.startswith("blobs/")}
+    manifest = blobs[top["digest"].split(":")[1]]
+    config_digest = json.loads(manifest)["config"]["digest"]
+    routes = {"/v2/": open_v2,
+              "/v2/a/manifests/1": referrers_answer(200, manifest, zeroimage.OCI_MANIFEST),
+              "/v2/a/manifests/" + top["digest"]: referrers_answer(200, manifest, zeroimage.OCI_MANIFEST),
+              "/v2/a/blobs/" + config_digest: referrers_answer(200, blobs[config_digest.split(":")[1]], "application/json"),
+              "/v2/a/referrers/" + top["digest"]: referrers_answer(200, b'{"manifests": 7}')}
+    target = servers(routes)
+    shown = ok(run("inspect", "%s/a:1" % target.netloc))
+    assert "Referrers:   unknown (" in shown.stdout and "Entrypoint:" in shown.stdout
+    info = json.loads(ok(run("inspect", "--json", "%s/a:1" % target.netloc)).stdout)
+    assert info["referrers"] is None and info["referrersUnknown"]
+    fails(run("inspect", "--sbom", "%s/a:1" % target.netloc), 1)
+
+
+def test_a_referrers_tag_holding_something_else_is_left_alone(open_place, busybox_program, tmp_path):
+    """The spec: a referrers tag that is not an OCI index is reported, and the remaining steps skipped."""
+    place = open_place
+    env = dict(place.env, **EPOCH)
+    digest = ok(run_cli("build", "-o", tmp_path / "a.tar", busybox_program, env=env)).stdout.strip()
+    squatter = tmp_path / "squatter"
+    squatter.write_bytes(busybox_program.read_bytes() + b"other")
+    tag = zeroimage.referrers_tag(digest)
+    squatted = ok(run_cli("build", "--push", place.up("odd/app:" + tag), squatter, env=env)).stdout.strip()
+    pushed = ok(run_cli("build", "--sbom", "--push", place.up("odd/app:1"), busybox_program, env=env))
+    assert "the image is pushed without it" in pushed.stderr and "not an OCI index" in pushed.stderr
+    assert pushed.stdout.strip().endswith(digest)
+    assert ok(run_cli("digest", place.up("odd/app:" + tag), env=env)).stdout.strip() == squatted.rsplit("@", 1)[1]
