@@ -449,3 +449,24 @@ def test_a_referrers_tag_holding_something_else_is_left_alone(open_place, busybo
     assert "the image is pushed without it" in pushed.stderr and "not an OCI index" in pushed.stderr
     assert pushed.stdout.strip().endswith(digest)
     assert ok(run_cli("digest", place.up("odd/app:" + tag), env=env)).stdout.strip() == squatted.rsplit("@", 1)[1]
+
+
+def test_a_layouts_referrers_are_found_among_its_blobs_and_nothing_else(tmp_path, busybox_program):
+    layout = tmp_path / "layout"
+    digest = ok(run("build", "--sbom", "--format", "oci-layout", "-o", layout, busybox_program)).stdout.strip()
+    blobs = layout / "blobs" / "sha256"
+    [real] = [d for d in json.loads(ok(run("inspect", "--json", layout)).stdout)["referrers"]]
+
+    def put(data):
+        (blobs / hashlib.sha256(data).hexdigest()).write_bytes(data)
+
+    put(b"not json")
+    put(json.dumps({"subject": {"digest": digest}, "mediaType": zeroimage.OCI_INDEX, "manifests": []}).encode())
+    put(json.dumps({"subject": {"digest": "sha256:" + "0" * 64}, "mediaType": zeroimage.OCI_MANIFEST}).encode())
+    put(json.dumps([{"subject": {"digest": digest}}]).encode())
+    lying = json.dumps({"subject": {"digest": digest}, "mediaType": zeroimage.OCI_MANIFEST}).encode()
+    (blobs / ("e" * 64)).write_bytes(lying)           # its name is not its digest: never trusted
+    (blobs / "not-a-digest").write_bytes(lying)
+    (layout / "blobs" / "sha256" / ("f" * 64)).mkdir()
+    assert json.loads(ok(run("inspect", "--json", layout)).stdout)["referrers"] == [real]
+    assert json.loads(ok(run("inspect", "--sbom", layout)).stdout)["spdxVersion"] == "SPDX-2.3"
