@@ -1167,7 +1167,13 @@ _ELF_MACHINES = {
     3: "386", 8: "mips", 20: "ppc", 21: "ppc64", 22: "s390x", 40: "arm", 62: "amd64",
     183: "arm64", 243: "riscv64", 258: "loong64",
 }
-_PT_INTERP = 3
+_PT_LOAD, _PT_INTERP = 1, 3
+_PF_X, _PF_W = 1, 2
+_SHT_NOBITS = 8
+_MAX_ELF_ENTRIES = 65536            # program or section headers read, at most (real binaries have tens)
+# Program headers: (type, flags, offset, vaddr, filesz) at these positions; section headers: name, type, addr, offset, size, link.
+_SEGMENT_LAYOUT = {True: ("IIQQQQQQ", (0, 1, 2, 3, 5)), False: ("IIIIIIII", (0, 6, 1, 2, 4))}
+_SECTION_LAYOUT = {True: ("IIQQQQIIQQ", (0, 1, 3, 4, 5, 6)), False: ("IIIIIIIIII", (0, 1, 3, 4, 5, 6))}
 
 
 class ElfInfo(NamedTuple):
@@ -1178,8 +1184,44 @@ class ElfInfo(NamedTuple):
     interpreter: Optional[str]
 
 
+class _ElfHeader(NamedTuple):
+    endian: str             # "<" or ">"
+    is64: bool
+    machine: int
+    phoff: int
+    phentsize: int
+    phnum: int
+    shoff: int
+    shentsize: int
+    shnum: int
+    shstrndx: int
+    size: int               # of the whole file
+
+
+class _Segment(NamedTuple):
+    kind: int
+    flags: int
+    offset: int
+    vaddr: int
+    filesz: int
+
+
+class _Section(NamedTuple):
+    kind: int
+    addr: int
+    offset: int
+    size: int
+
+
 def read_elf(f) -> Optional[ElfInfo]:
     """Read an ELF header from a seekable binary file; None when it is not ELF."""
+    elf = _elf_header(f)
+    if elf is None:
+        return None
+    return ElfInfo(elf.machine, _elf_platform(elf.machine, elf.is64, elf.endian == "<"), _elf_interpreter(f, elf))
+
+
+def _elf_header(f) -> Optional[_ElfHeader]:
     f.seek(0)
     header = f.read(64)
     if len(header) < 52 or header[:4] != b"\x7fELF" or header[4] not in (1, 2) or header[5] not in (1, 2):
@@ -1189,13 +1231,14 @@ def read_elf(f) -> Optional[ElfInfo]:
         return None
     (machine,) = struct.unpack_from(endian + "H", header, 18)
     if is64:
-        (phoff,) = struct.unpack_from(endian + "Q", header, 32)
-        phentsize, phnum = struct.unpack_from(endian + "HH", header, 54)
+        phoff, shoff = struct.unpack_from(endian + "QQ", header, 32)
+        rest = struct.unpack_from(endian + "HHHHH", header, 54)
     else:
-        (phoff,) = struct.unpack_from(endian + "I", header, 28)
-        phentsize, phnum = struct.unpack_from(endian + "HH", header, 42)
-    return ElfInfo(machine, _elf_platform(machine, is64, endian == "<"),
-                   _elf_interpreter(f, endian, is64, phoff, phentsize, phnum))
+        phoff, shoff = struct.unpack_from(endian + "II", header, 28)
+        rest = struct.unpack_from(endian + "HHHHH", header, 42)
+    phentsize, phnum, shentsize, shnum, shstrndx = rest
+    return _ElfHeader(endian, is64, machine, phoff, phentsize, phnum, shoff, shentsize, shnum, shstrndx,
+                      f.seek(0, io.SEEK_END))
 
 
 def _elf_platform(machine: int, is64: bool, little: bool) -> Optional[Platform]:
@@ -1209,25 +1252,63 @@ def _elf_platform(machine: int, is64: bool, little: bool) -> Optional[Platform]:
     return Platform.make("linux", arch)
 
 
-def _elf_interpreter(f, endian: str, is64: bool, phoff: int, phentsize: int, phnum: int) -> Optional[str]:
-    layout = (endian + "IIQQQQ", 0, 2, 5) if is64 else (endian + "IIIIII", 0, 1, 4)
-    fmt, type_at, offset_at, size_at = layout
-    size = f.seek(0, io.SEEK_END)
-    if phentsize < struct.calcsize(fmt) or phoff + phnum * phentsize > size:
-        return None     # a damaged or truncated header: no program headers to trust
-    for i in range(min(phnum, 4096)):
-        f.seek(phoff + i * phentsize)
-        raw = f.read(struct.calcsize(fmt))
-        if len(raw) < struct.calcsize(fmt):
-            return None
+def _elf_table(f, elf: _ElfHeader, layout, offset: int, entsize: int, count: int, picks) -> List[tuple]:
+    """``count`` entries of a header table at ``offset``, each the fields at ``picks``; [] when the
+    table is damaged (entries too small, or past the end of the file)."""
+    fmt = elf.endian + layout
+    need = struct.calcsize(fmt)
+    if not offset or entsize < need or count > _MAX_ELF_ENTRIES or offset + count * entsize > elf.size:
+        return []
+    entries = []
+    for i in range(count):
+        f.seek(offset + i * entsize)
+        raw = f.read(need)
+        if len(raw) < need:
+            return []
         fields = struct.unpack(fmt, raw)
-        if fields[type_at] == _PT_INTERP:
-            if fields[offset_at] >= size:
+        entries.append(tuple(fields[at] for at in picks))
+    return entries
+
+
+def _elf_segments(f, elf: _ElfHeader) -> List[_Segment]:
+    layout, picks = _SEGMENT_LAYOUT[elf.is64]
+    return [_Segment(*fields) for fields in _elf_table(f, elf, layout, elf.phoff, elf.phentsize, elf.phnum, picks)]
+
+
+def _elf_interpreter(f, elf: _ElfHeader) -> Optional[str]:
+    for segment in _elf_segments(f, elf):
+        if segment.kind == _PT_INTERP:
+            if segment.offset >= elf.size:
                 return None
-            f.seek(fields[offset_at])
-            path = f.read(min(fields[size_at], 4096))
+            f.seek(segment.offset)
+            path = f.read(min(segment.filesz, 4096))
             return path.split(b"\0", 1)[0].decode("utf-8", "replace")
     return None
+
+
+def _elf_sections(f, elf: _ElfHeader) -> Dict[str, _Section]:
+    """The sections by name (the first of a name wins); {} when the binary has no section headers or
+    they (or their names) cannot be trusted."""
+    layout, picks = _SECTION_LAYOUT[elf.is64]
+    first = _elf_table(f, elf, layout, elf.shoff, elf.shentsize, 1, picks)
+    if not first:
+        return {}
+    count = elf.shnum or first[0][4]            # extended numbering: the count is section 0's size
+    names_at = first[0][5] if elf.shstrndx == 0xffff else elf.shstrndx
+    table = _elf_table(f, elf, layout, elf.shoff, elf.shentsize, count, picks)
+    if names_at >= len(table) or table[names_at][1] == _SHT_NOBITS:
+        return {}
+    _, _, _, offset, size, _ = table[names_at]
+    if offset + size > elf.size:
+        return {}
+    f.seek(offset)
+    names = f.read(min(size, 1 << 20))
+    sections = {}
+    for name_at, kind, addr, offset, size, _ in table:
+        end = names.find(b"\0", name_at)
+        if end >= 0:
+            sections.setdefault(names[name_at:end].decode("utf-8", "replace"), _Section(kind, addr, offset, size))
+    return sections
 
 
 # -- embedded build information: what a Go or Rust binary says it was built from --
