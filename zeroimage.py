@@ -110,7 +110,7 @@ __all__ = [
     "build", "pull", "push_archive", "copy", "inspect", "login", "logout", "check_auth",
     "list_tags", "resolve_digest", "tag_image", "delete_image",
     # building blocks: reading binaries, archives and registries, writing layers
-    "read_elf", "select_manifest", "select_platforms", "read_selection", "walk_index", "read_tree", "parse_digest",
+    "read_elf", "read_build_info", "build_info_labels", "select_manifest", "select_platforms", "read_selection", "walk_index", "read_tree", "parse_digest",
     "verify_bytes", "VerifyingReader",
     "derive_config", "canonical_json", "convert_family", "write_layer", "tree_entries", "GzipWriter", "LayerCache",
     "Layout", "DockerArchive", "open_archive", "compress_layer", "compressed_image", "Transport", "Authenticator",
@@ -1334,6 +1334,317 @@ class BuildInfo(NamedTuple):
     main: Optional[Module] = None               # Go: the main module; Rust: the root crate
     deps: Tuple[Module, ...] = ()
     settings: Tuple[Tuple[str, str], ...] = ()  # Go's build settings, in the binary's order
+
+
+MAX_BUILD_INFO = 4 * 1024 * 1024            # the most of a binary read for its build info (Go's blob, Rust's zlib data)
+MAX_BUILD_INFO_JSON = 16 * 1024 * 1024      # Rust's crate list once decompressed
+_GO_MAGIC = b"\xff Go buildinf:"
+_GO_SEARCH = 64 * 1024                      # how far into a writable segment Go's header is looked for
+_GO_ESCAPES = {"a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v", "\\": "\\", '"': '"'}
+
+
+def read_build_info(f) -> Optional[BuildInfo]:
+    """What a binary (a seekable binary file) says about how it was built: Go's build info (the
+    ``.go.buildinfo`` section; without section headers, the first writable segment, as Go's
+    ``debug/buildinfo`` looks) or the crate list ``cargo auditable`` embeds (``.dep-v0``). None when
+    the binary carries none (not ELF, no such section); ``ValueError`` with a short reason when it
+    is there but malformed. Reads at most a few MiB, whatever the size of the binary."""
+    try:
+        elf = _elf_header(f)
+        if elf is None:
+            return None
+        sections = _elf_sections(f, elf)
+        blob = _go_build_blob(f, elf, sections)
+        if blob is not None:
+            return _go_build_info(*_go_strings(f, elf, blob))
+        if ".dep-v0" in sections:
+            return _rust_build_info(_section_data(f, elf, sections[".dep-v0"], ".dep-v0"))
+        return None
+    except (OSError, OverflowError, struct.error) as e:
+        raise ValueError("cannot read the binary (%s)" % outside_text(e, 100)) from e
+
+
+def _read_at(f, offset: int, size: int, what: str) -> bytes:
+    f.seek(offset)
+    data = f.read(size)
+    if len(data) < size:
+        raise ValueError("%s is cut short" % what)
+    return data
+
+
+def _section_data(f, elf: _ElfHeader, section: _Section, name: str) -> bytes:
+    if section.kind == _SHT_NOBITS or section.offset + section.size > elf.size:
+        raise ValueError("the section %s has no data in the file" % name)
+    if section.size > MAX_BUILD_INFO:
+        raise ValueError("the section %s is larger than %d MiB" % (name, MAX_BUILD_INFO >> 20))
+    return _read_at(f, section.offset, section.size, "the section " + name)
+
+
+def _find_go_magic(data: bytes) -> int:
+    """Where Go's build-info header starts (16-byte aligned, as the linker puts it), or -1."""
+    at = data.find(_GO_MAGIC)
+    while at > 0 and at % 16:
+        at = data.find(_GO_MAGIC, at + 1)
+    return at
+
+
+def _go_build_blob(f, elf: _ElfHeader, sections: Dict[str, _Section]) -> Optional[bytes]:
+    """Go's 32-byte header and what follows it, or None when the binary has none."""
+    section = sections.get(".go.buildinfo")
+    if section is not None:
+        data = _section_data(f, elf, section, ".go.buildinfo")
+        at = _find_go_magic(data)
+        if at < 0:
+            raise ValueError("the section .go.buildinfo holds no Go build-info header")
+        return data[at:]
+    if sections:
+        return None
+    for segment in _elf_segments(f, elf):
+        if segment.kind == _PT_LOAD and segment.flags & (_PF_X | _PF_W) == _PF_W:
+            if segment.offset >= elf.size:
+                return None
+            f.seek(segment.offset)
+            at = _find_go_magic(f.read(min(segment.filesz, _GO_SEARCH)))
+            if at < 0:
+                return None
+            f.seek(segment.offset + at)
+            return f.read(min(segment.filesz - at, MAX_BUILD_INFO))
+    return None
+
+
+def _go_strings(f, elf: _ElfHeader, blob: bytes) -> Tuple[bytes, bytes]:
+    """The Go version and the module information the header leads to."""
+    if len(blob) < 32:
+        raise ValueError("the Go build-info header is cut short")
+    if blob[15] & 2:        # Go 1.18 and later: the two strings follow, each after its varint length
+        version, at = _go_varint_string(blob, 32)
+        return version, _go_varint_string(blob, at)[0]
+    return _go_pointer_strings(f, elf, blob, blob[14], ">" if blob[15] & 1 else "<")
+
+
+def _go_varint_string(data: bytes, at: int) -> Tuple[bytes, int]:
+    length, shift = 0, 0
+    while True:
+        if at >= len(data):
+            raise ValueError("a length in the Go build info is cut short")
+        if shift > 63:
+            raise ValueError("a length in the Go build info is not a valid varint")
+        byte = data[at]
+        length |= (byte & 0x7f) << shift
+        at, shift = at + 1, shift + 7
+        if byte < 0x80:
+            break
+    if length > len(data) - at:
+        raise ValueError("a string in the Go build info runs past its end (%d bytes claimed)" % length)
+    return data[at:at + length], at + length
+
+
+def _go_pointer_strings(f, elf: _ElfHeader, blob: bytes, ptr_size: int, endian: str) -> Tuple[bytes, bytes]:
+    """Before Go 1.18: two pointers to Go string headers (pointer, length), in the program's memory."""
+    if ptr_size not in (4, 8):
+        raise ValueError("the Go build info names pointer size %d, not 4 or 8" % ptr_size)
+    word = endian + ("Q" if ptr_size == 8 else "I")
+    loads = [s for s in _elf_segments(f, elf) if s.kind == _PT_LOAD]
+    found = []
+    for at in (16, 16 + ptr_size):
+        (header_at,) = struct.unpack_from(word, blob, at)
+        pointer, length = struct.unpack(endian + word[1] * 2, _go_memory(f, loads, header_at, 2 * ptr_size))
+        found.append(_go_memory(f, loads, pointer, length))
+    return found[0], found[1]
+
+
+def _go_memory(f, loads: Sequence[_Segment], address: int, size: int) -> bytes:
+    if size > MAX_BUILD_INFO:
+        raise ValueError("a string in the Go build info claims %d bytes" % size)
+    for segment in loads:
+        if segment.vaddr <= address and address + size <= segment.vaddr + segment.filesz:
+            return _read_at(f, segment.offset + address - segment.vaddr, size, "a string in the Go build info")
+    raise ValueError("the Go build info points to %#x, outside the program's segments" % address)
+
+
+def _go_build_info(version: bytes, modinfo: bytes) -> BuildInfo:
+    if not version:
+        raise ValueError("the Go build info names no Go version")
+    if len(modinfo) >= 33 and modinfo[-17:-16] == b"\n":
+        text = modinfo[16:-16].decode("utf-8", "replace")      # without the sentinels at both ends
+    else:
+        text = ""           # as Go: no (or unframed) module information
+    path, main_module, deps, settings = _go_modinfo(text)
+    return BuildInfo("go", version.decode("utf-8", "replace"), path, main_module, tuple(deps), tuple(settings))
+
+
+def _go_modinfo(text: str) -> Tuple[str, Optional[Module], List[Module], List[Tuple[str, str]]]:
+    """Go's module information, read as ``runtime/debug.ParseBuildInfo`` reads it."""
+    path, modules, settings = "", [None], []      # modules[0] is the main module
+    last = None                                     # the index of the module a "=>" line replaces
+    for number, line in enumerate(text.split("\n")[:-1], 1):
+        word, _, rest = line.partition("\t")
+        try:
+            if word == "path":
+                path = rest
+            elif word in ("mod", "dep"):
+                last = 0 if word == "mod" else len(modules)
+                modules[last:last + 1] = [_go_module(rest.split("\t"), (2, 3))]
+            elif word == "=>":
+                if last is None:
+                    raise ValueError("a replacement with no module before it")
+                modules[last], last = modules[last]._replace(replace=_go_module(rest.split("\t"), (3,))), None
+            elif word == "build":
+                settings.append(_go_setting(rest))
+        except ValueError as e:
+            raise ValueError("Go build info, line %d: %s" % (number, e)) from None
+    return path, modules[0], modules[1:], settings
+
+
+def _go_module(fields: List[str], columns: Tuple[int, ...]) -> Module:
+    if len(fields) not in columns:
+        raise ValueError("%d columns, not %s" % (len(fields), " or ".join(map(str, columns))))
+    return Module(fields[0], fields[1], fields[2] if len(fields) > 2 else "")
+
+
+def _go_setting(text: str) -> Tuple[str, str]:
+    """``key=value`` of a ``build`` line; either may be a Go-quoted string."""
+    if text.startswith("="):
+        raise ValueError("a build setting with no key")
+    if text[:1] in ('"', "`"):
+        key, rest = _go_quoted(text)
+        if not rest.startswith("="):
+            raise ValueError("no '=' after a quoted key")
+        raw = rest[1:]
+    else:
+        key, equals, raw = text.partition("=")
+        if not equals:
+            raise ValueError("a build setting with no '='")
+        if any(c in key for c in ' \t\r\n"`'):
+            raise ValueError("the key %r must be quoted" % key)
+    if raw[:1] not in ('"', "`"):
+        if any(c in raw for c in ' \t\r\n"`'):
+            raise ValueError("the value %r must be quoted" % raw)
+        return key, raw
+    value, rest = _go_quoted(raw)
+    if rest:
+        raise ValueError("text after a quoted value")
+    return key, value
+
+
+def _go_quoted(text: str) -> Tuple[str, str]:
+    """A Go string literal at the start of ``text`` (as ``strconv.QuotedPrefix``, unquoted), and what follows."""
+    if text[0] == "`":
+        end = text.find("`", 1)
+        if end < 0:
+            raise ValueError("an unterminated `quoted` string")
+        return text[1:end].replace("\r", ""), text[end + 1:]
+    out, at = bytearray(), 1
+    while at < len(text) and text[at] != '"':
+        if text[at] != "\\":
+            out += text[at].encode("utf-8", "replace")
+            at += 1
+        else:
+            at = _go_escape(text, at + 1, out)
+    if at >= len(text):
+        raise ValueError('an unterminated "quoted" string')
+    return out.decode("utf-8", "replace"), text[at + 1:]
+
+
+def _go_escape(text: str, at: int, out: bytearray) -> int:
+    """One escape after a backslash (at ``at``) appended to ``out``; where the string goes on."""
+    c = text[at:at + 1]
+    if c in _GO_ESCAPES:
+        out += _GO_ESCAPES[c].encode()
+        return at + 1
+    if c in ("x", "u", "U"):
+        digits, allowed, start = {"x": 2, "u": 4, "U": 8}[c], "0123456789abcdefABCDEF", at + 1
+    else:
+        digits, allowed, start = 3, "01234567", at
+    chunk = text[start:start + digits]
+    if not c or c not in "xuU01234567" or len(chunk) < digits or any(d not in allowed for d in chunk):
+        raise ValueError("a bad escape \\%s in a quoted string" % c)
+    value = int(chunk, 8 if allowed == "01234567" else 16)
+    if c in "uU":
+        if value > 0x10FFFF or 0xD800 <= value <= 0xDFFF:
+            raise ValueError("a bad escape \\%s%s in a quoted string" % (c, chunk))
+        out += chr(value).encode("utf-8")
+    elif value > 255:
+        raise ValueError("a bad escape \\%s in a quoted string" % chunk)
+    else:
+        out.append(value)
+    return start + digits
+
+
+def _rust_build_info(compressed: bytes) -> BuildInfo:
+    """The crate list ``cargo auditable`` embeds: zlib-compressed JSON, ``{"packages": [...]}``."""
+    inflate = zlib.decompressobj()
+    try:
+        data = inflate.decompress(compressed, MAX_BUILD_INFO_JSON)
+    except zlib.error as e:
+        raise ValueError("the section .dep-v0 is not zlib data (%s)" % e) from None
+    if inflate.unconsumed_tail:
+        raise ValueError("the section .dep-v0 decompresses to more than %d MiB" % (MAX_BUILD_INFO_JSON >> 20))
+    if not inflate.eof:
+        raise ValueError("the zlib data in the section .dep-v0 is cut short")
+    try:
+        document = json.loads(data.decode("utf-8"))
+    except (ValueError, RecursionError) as e:
+        raise ValueError("the section .dep-v0 is not JSON (%s)" % outside_text(e, 100)) from None
+    packages = document.get("packages") if isinstance(document, dict) else None
+    if not isinstance(packages, list):
+        raise ValueError("the section .dep-v0 has no list of packages")
+    root, deps = None, []
+    for package in packages:
+        module = _rust_package(package)
+        if isinstance(package, dict) and package.get("root") is True:
+            if root is not None:
+                raise ValueError("the section .dep-v0 names two root packages")
+            root = module
+        else:
+            deps.append(module)
+    return BuildInfo("rust", main=root, deps=tuple(sorted(deps, key=lambda m: (m.path, m.version))))
+
+
+def _rust_package(package) -> Module:
+    fields = [package.get(key, "") for key in ("name", "version", "source")] if isinstance(package, dict) else None
+    if not fields or not all(isinstance(value, str) for value in fields) or not fields[0]:
+        raise ValueError("the section .dep-v0 lists a package without a name, version and source as strings")
+    return Module(fields[0], fields[1], source=fields[2])
+
+
+# Public code hosts a Go module path can name, and how many path elements after the host name the
+# repository (None: all of them but a major-version suffix; GitLab has nested groups).
+_CODE_HOSTS = {"github.com": 2, "bitbucket.org": 2, "codeberg.org": 2, "git.sr.ht": 2, "gitlab.com": None}
+_REPO_ELEMENT = re.compile(r"~?[A-Za-z0-9_.-]+")
+
+
+def build_info_labels(info: BuildInfo) -> Dict[str, str]:
+    """The OCI labels a program's build info gives: ``org.opencontainers.image.version`` (the main
+    module's or root crate's version, when a real one: not Go's "(devel)"), ``...revision`` (Go's
+    ``vcs.revision``) and ``...source`` (the Go module path as an https URL, when it names a public
+    code host). Values that are not one printable word are left out."""
+    labels = {}
+    version = info.main.version if info.main else ""
+    if version and version != "(devel)":
+        labels["org.opencontainers.image.version"] = version
+    revision = dict(info.settings).get("vcs.revision", "")
+    if revision:
+        labels["org.opencontainers.image.revision"] = revision
+    source = _source_url(info.main.path if info.main else info.path) if info.language == "go" else None
+    if source:
+        labels["org.opencontainers.image.source"] = source
+    return {k: v for k, v in labels.items() if v.isprintable() and not any(c.isspace() for c in v)}
+
+
+def _source_url(path: str) -> Optional[str]:
+    """``github.com/o/r/v2/cmd/x`` -> ``https://github.com/o/r``; None for a host not known to be public."""
+    host, _, rest = path.partition("/")
+    if host not in _CODE_HOSTS:
+        return None
+    elements = rest.split("/")
+    keep = _CODE_HOSTS[host]
+    if keep is None:
+        keep = len(elements) - (1 if re.fullmatch(r"v[0-9]+", elements[-1]) else 0)
+    elements = elements[:keep]
+    if len(elements) < 2 or not all(_REPO_ELEMENT.fullmatch(e) and e.strip(".") for e in elements):
+        return None
+    return "https://%s/%s" % (host, "/".join(elements))
 
 
 # ---- Manifests and configs ----
