@@ -1647,6 +1647,18 @@ def _source_url(path: str) -> Optional[str]:
     return "https://%s/%s" % (host, "/".join(elements))
 
 
+def _build_info_line(info: BuildInfo) -> str:
+    """``Go go1.22.1, module example.com/app v1.2.3, 14 dependencies`` (the build log's note)."""
+    parts = ["Go %s" % info.toolchain if info.language == "go" else "Rust (cargo auditable)"]
+    if info.main is not None:
+        parts.append("%s %s %s" % ("module" if info.language == "go" else "crate", info.main.path,
+                                   info.main.version or "(no version)"))
+    elif info.path:
+        parts.append("package %s" % info.path)
+    parts.append("%d dependenc%s" % (len(info.deps), "y" if len(info.deps) == 1 else "ies"))
+    return outside_text(", ".join(parts), 500)
+
+
 # ---- Manifests and configs ----
 
 
@@ -6392,10 +6404,11 @@ class _LayerMaker:
 def _build_images(session: Session, programs, single: bool, base_for, layers: _LayerMaker, *, target: str,
                   created: str, options: ImageOptions, added_files: List[LayerEntry], minimal: bool,
                   ca_bundle: Optional[str], platform_check: bool,
-                  family: Optional[Dict[str, str]] = None) -> Tuple[List[Image], List[BaseImage]]:
+                  family: Optional[Dict[str, str]] = None, build_info: bool = True) -> Tuple[List[Image], List[BaseImage]]:
     """One image per program: its base for the program's platform, plus (on the minimal base) the
     base's own layer, plus the program's layer, in the base's media-type family unless ``family``
-    is given. Returns the images and the bases they stand on."""
+    is given, with the labels the program's build info gives (``build_info``). Returns the images and
+    the bases they stand on."""
     display = session.display
     checked = []
     for wanted, path, program in programs:      # every program checked before any layer is made
@@ -6404,10 +6417,11 @@ def _build_images(session: Session, programs, single: bool, base_for, layers: _L
             wanted = _resolve_platform(wanted, elf, path, display)
         else:
             _check_program_platform(wanted, elf, path, platform_check, display)
-        checked.append((wanted, path, program, elf))
+        labelled = _build_info_options(display, path, program, options) if build_info else options
+        checked.append((wanted, path, program, elf, labelled))
     minimal_layer = minimal_entries = None
     images, bases = [], []
-    for wanted, path, program, elf in checked:
+    for wanted, path, program, elf, image_options in checked:
         base_image = base_for(wanted)
         if family is not None:
             base_image = base_image._replace(family=family)
@@ -6419,14 +6433,14 @@ def _build_images(session: Session, programs, single: bool, base_for, layers: _L
             base_image = base_image._replace(config=without_base_metadata(base_image.config, problems))
         check_family_options(base_image, options)
         bases.append(base_image)
-        added, image_options = [], options
+        added = []
         if minimal:
             if minimal_layer is None:
                 minimal_entries, why = minimal_base_layer(ca_bundle, session.environ, display)
                 minimal_layer = (layers.make(minimal_entries, "minimal base"), why)
             added.append(minimal_layer)
             if options.user == "nonroot":       # numeric, so runAsNonRoot checks can see it
-                image_options = options._replace(user="65532:65532")
+                image_options = image_options._replace(user="65532:65532")
         if elf and elf.interpreter and not base_image.may_have_libc:
             display.warning("%s is dynamically linked (interpreter %s) but the %s base has no libc, so it will not "
                             "start; build it statically (Go: CGO_ENABLED=0; Rust: a musl target; C: -static) "
@@ -6439,6 +6453,35 @@ def _build_images(session: Session, programs, single: bool, base_for, layers: _L
                       "zeroimage: COPY %s %s" % (os.fsencode(os.path.basename(path)).decode("utf-8", "replace"), target)))
         images.append(assemble_image(base_image, added, [target], created, image_options))
     return images, bases
+
+
+def _program_build_info(display: Display, path: str, program) -> Optional[BuildInfo]:
+    """The program's build info, or None (with a note under -v when it is there but unreadable)."""
+    try:
+        info = read_build_info(program)
+    except ValueError as e:
+        display.debug("%s: its build info is unreadable, so no labels come from it: %s", path, outside_text(e, 300))
+        return None
+    if info is None:
+        display.debug("%s: no build info in it (a Go or cargo auditable binary has some)", path)
+        return None
+    display.debug("%s: %s", path, _build_info_line(info))
+    if dict(info.settings).get("vcs.modified") == "true":
+        display.info("%s was built from a modified work tree (vcs.modified=true): its revision label names "
+                     "a commit without those changes", path)
+    return info
+
+
+def _build_info_options(display: Display, path: str, program, options: ImageOptions) -> ImageOptions:
+    """``options`` with the labels the program's build info gives, under the user's own: a --label wins."""
+    info = _program_build_info(display, path, program)
+    if info is None:
+        return options
+    given = {key for key, _ in options.labels}
+    added = [(key, value) for key, value in sorted(build_info_labels(info).items()) if key not in given]
+    for key, value in added:
+        display.debug("%s: label %s=%s from its build info", path, key, outside_text(value, 200))
+    return options._replace(labels=tuple(added) + tuple(options.labels)) if added else options
 
 
 def _check_output_is_not_an_input(output: str, inputs: Sequence[str]) -> None:
@@ -6538,7 +6581,7 @@ def build(entrypoint, output: Optional[str] = None, *, base: Optional[str] = Non
           ca_bundle: Optional[str] = None, push: Optional[str] = None, insecure: bool = False,
           options: ImageOptions = ImageOptions(), output_format: str = "archive",
           platform_check: bool = True, media_types: Optional[str] = None, load: bool = False, environ=None,
-          session: Optional[Session] = None) -> BuildResult:
+          build_info: bool = True, session: Optional[Session] = None) -> BuildResult:
     """Build a program on a base and write the image to an OCI archive or layout, or push it, or
     (``load``) send it to the local container engine.
 
@@ -6549,6 +6592,8 @@ def build(entrypoint, output: Optional[str] = None, *, base: Optional[str] = Non
     ``push`` is a reference to push to instead of writing ``output``. ``output`` ``"-"`` is standard output.
     ``media_types`` is "docker" or "oci" to choose the manifests' family (default: the base's;
     OCI for scratch and the minimal base).
+    ``build_info``: read each program's build info (Go's, or cargo auditable's) and label its image
+    with the version, revision and source it gives, unless ``options`` sets those labels.
     """
     single = isinstance(entrypoint, (str, os.PathLike))
     programs = [(platform, os.fspath(entrypoint))] if single else [(p, os.fspath(path)) for p, path in entrypoint]
@@ -6589,7 +6634,8 @@ def build(entrypoint, output: Optional[str] = None, *, base: Optional[str] = Non
         base_for = _base_source(session, base, base_archive, stack, layers)
         images, bases = _build_images(session, opened, single, base_for, layers, target=target, created=created,
                                       options=options, added_files=added_files, minimal=minimal, ca_bundle=ca_bundle,
-                                      platform_check=platform_check, family=media_type_family(media_types))
+                                      platform_check=platform_check, family=media_type_family(media_types),
+                                      build_info=build_info)
         top = images[0] if single else make_image_index(images, bases[-1].family, bases[-1].index_annotations)
         digest = sink.write(top, name)
     if load:        # what the result describes is what was loaded: the image for the engine's platform
@@ -7281,6 +7327,9 @@ def build_parser() -> argparse.ArgumentParser:
                                 "scratch and the minimal base)")
     build_cmd.add_argument("--no-platform-check", action="store_true",
                            help="only warn when a binary's ELF header does not match its PLATFORM=")
+    build_cmd.add_argument("--no-build-info", action="store_true",
+                           help="do not read the program's build info (Go's, or cargo auditable's) for the "
+                                "version, revision and source labels")
     opts = build_cmd.add_argument_group("image options (repeatable where it makes sense)")
     opts.add_argument("--add", action="append", type=_add_arg, default=[], metavar="SRC:DST",
                       help="add a file or directory tree at DST, in the program's layer")
@@ -7581,7 +7630,7 @@ def cmd_build(args, session: Session) -> int:
                    compression_level=args.compression_level, ca_bundle=args.ca_bundle,
                    push=args.push, options=options, output_format=args.format,
                    platform_check=not args.no_platform_check, media_types=args.media_types, load=args.load,
-                   session=session)
+                   build_info=not args.no_build_info, session=session)
     for image in result.images:
         layers = len(image.manifest["layers"])
         session.display.info("%s: %d layer%s, %s", image.platform, layers, "" if layers == 1 else "s", image.digest)
