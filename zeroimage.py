@@ -110,7 +110,7 @@ __all__ = [
     "build", "pull", "push_archive", "copy", "inspect", "login", "logout", "check_auth",
     "list_tags", "resolve_digest", "tag_image", "delete_image",
     # building blocks: reading binaries, archives and registries, writing layers
-    "read_elf", "read_build_info", "build_info_labels", "select_manifest", "select_platforms", "read_selection", "walk_index", "read_tree", "parse_digest",
+    "read_elf", "read_build_info", "build_info_labels", "build_info_json", "select_manifest", "select_platforms", "read_selection", "walk_index", "read_tree", "parse_digest",
     "verify_bytes", "VerifyingReader",
     "derive_config", "canonical_json", "convert_family", "write_layer", "tree_entries", "GzipWriter", "LayerCache",
     "Layout", "DockerArchive", "open_archive", "compress_layer", "compressed_image", "Transport", "Authenticator",
@@ -6972,7 +6972,136 @@ def _describe(info: dict) -> str:
     if info["exposedPorts"]:
         lines.append("Ports:       %s" % ", ".join(outside_text(p, 100) for p in info["exposedPorts"]))
     lines += _map_lines("Labels", info["labels"]) + _map_lines("Annotations", info["annotations"])
+    lines += _build_info_lines(info.get("buildInfo"))
     return "\n".join(lines)
+
+
+# -- the build info of an image's program, read from its layers --
+
+_MAX_LINK_HOPS = 8
+
+
+def _module_json(module: Optional[Module], full: bool = True) -> Optional[dict]:
+    if module is None:
+        return None
+    value = {"path": module.path, "version": module.version, "sum": module.sum}
+    if full:
+        value.update(replace=_module_json(module.replace, False), source=module.source)
+    return value
+
+
+def build_info_json(info: BuildInfo) -> dict:
+    """A BuildInfo as ``inspect --json`` shows it: language, toolchain, path, main, deps, settings."""
+    return {"language": info.language, "toolchain": info.toolchain, "path": info.path,
+            "main": _module_json(info.main, False), "deps": [_module_json(m) for m in info.deps],
+            "settings": dict(info.settings)}
+
+
+def _build_info_lines(value: Optional[dict]) -> List[str]:
+    """The summary's "Build info:" block, from ``build_info_json``'s value."""
+    if not value:
+        return []
+    module, shown = value["main"], lambda text: outside_text(text, 300)
+    lines = ["Build info:  %s" % ("Go " + shown(value["toolchain"]) if value["language"] == "go"
+                                  else "Rust (cargo auditable)")]
+    if value["path"]:
+        lines.append("  Package:   %s" % shown(value["path"]))
+    if module:
+        lines.append("  %-10s %s %s" % ("Module:" if value["language"] == "go" else "Crate:", shown(module["path"]),
+                                        shown(module["version"])))
+    lines.append("  Deps:      %d" % len(value["deps"]))
+    lines += ["  Build:     %s=%s" % (shown(k), shown(v)) for k, v in value["settings"].items()]
+    return lines
+
+
+def _image_build_info(session: Session, image: Image) -> Optional[dict]:
+    """The build info of the image's program (its Entrypoint[0]), found in its layers and streamed
+    into a temporary file; None, with a note under -v, when there is none or it cannot be read."""
+    runtime = image.config.get("config") if isinstance(image.config.get("config"), dict) else {}
+    entrypoint = runtime.get("Entrypoint")
+    program = entrypoint[0] if isinstance(entrypoint, list) and entrypoint and isinstance(entrypoint[0], str) else ""
+    if not program.startswith("/"):
+        session.display.debug("no build info shown: the image's Entrypoint names no absolute path")
+        return None
+    shown = outside_text(program, 200)
+    try:
+        with tempfile.TemporaryFile(prefix="zeroimage-") as tmp:
+            if not _extract_program(image, program, tmp, session.cancelled):
+                session.display.debug("no build info shown: %s is not a file in the image's layers", shown)
+                return None
+            info = read_build_info(tmp)
+    except CancelledError:
+        raise
+    except (ZeroImageError, ValueError, OSError, EOFError, zlib.error, tarfile.TarError) as e:
+        session.display.debug("no build info shown: %s: %s", shown, outside_text(e, 300))
+        return None
+    if info is None:
+        session.display.debug("no build info shown: %s carries none", shown)
+        return None
+    return build_info_json(info)
+
+
+def _extract_program(image: Image, path: str, out, cancelled: Optional[threading.Event]) -> bool:
+    """Copy the regular file at ``path`` in the image (top layer first; whiteouts respected; links
+    followed a few times) into ``out``; False when the image has none there."""
+    layers = list(zip(image.manifest.get("layers") or [], image.blobs[:-2]))
+    path = image_path(path)
+    for _ in range(_MAX_LINK_HOPS):
+        found = False
+        for desc, blob in reversed(layers):
+            found = _program_in_layer(desc, blob, path, out, cancelled)
+            if found is not None:
+                break
+        if not isinstance(found, str):
+            return bool(found)
+        path = found
+    return False
+
+
+def _program_in_layer(desc, blob: Blob, path: str, out, cancelled: Optional[threading.Event]):
+    """What one layer says of ``path``: None (nothing), False (removed, or not a file), True (the
+    file, copied into ``out``) or the path a link leads to. The layer is read to its end, so its
+    digest is checked before ``out`` is used."""
+    media_type = desc.get("mediaType") if isinstance(desc, dict) else None
+    if not isinstance(media_type, str) or not media_type.endswith(("gzip", ".tar")):
+        raise ArchiveError("cannot read a layer of type %s" % outside_text(media_type, 100))
+    with contextlib.closing(blob.open()) as raw:
+        checked = _Checked(raw, cancelled)
+        stream = gzip.GzipFile(fileobj=checked, mode="rb") if media_type.endswith("gzip") else checked
+        found = _scan_for_program(stream, path, out)
+        while checked.read(CHUNK_SIZE):
+            pass
+    return found
+
+
+def _scan_for_program(stream, path: str, out):
+    found = None
+    with tarfile.open(fileobj=stream, mode="r|") as tar:
+        for member in tar:
+            name = image_path(member.name)
+            if name == path:
+                if member.isfile():
+                    out.seek(0)
+                    out.truncate()
+                    copy_stream(tar.extractfile(member), out, member.size)
+                    return True
+                if member.issym() or member.islnk():
+                    return image_path(posixpath.join(posixpath.dirname(path) if member.issym() else "/",
+                                                     member.linkname))
+                return False
+            if path.startswith(name + "/") and not member.isdir():      # through a link, or under a file
+                return _through(member, name, path)
+            base, parent = posixpath.basename(name), posixpath.dirname(name)
+            gone = parent if base == ".wh..wh..opq" else posixpath.join(parent, base[4:])
+            if base.startswith(".wh.") and (path == gone or path.startswith(gone.rstrip("/") + "/")):
+                found = False   # lower layers' file is gone, unless this layer has its own
+    return found
+
+
+def _through(member, name: str, path: str):
+    if not member.issym():
+        return False
+    return image_path(posixpath.join(posixpath.dirname(name), member.linkname) + path[len(name):])
 
 
 def inspect(target: str, *, platform: Optional[Platform] = None, mode: str = "summary",
@@ -6985,27 +7114,30 @@ def inspect(target: str, *, platform: Optional[Platform] = None, mode: str = "su
     with _session_for(session, insecure, environ) as session:
         if archive is not None:
             with open_archive(archive[0]) as layout:
-                return _inspect_layout(layout, archive[1], platform, mode)
+                return _inspect_layout(layout, archive[1], platform, mode, session)
         ref = Reference.parse(target)
         _note_on_disk(session, target, ref)
         source = RegistrySource(session.registry(ref.registry), ref.repository, str(ref))
         with registry_errors("inspect", ref, source.registry):
-            return _inspect_top(source, source.top(ref), str(ref), str(ref), platform, mode)
+            return _inspect_top(source, source.top(ref), str(ref), str(ref), platform, mode, session)
 
 
-def _inspect_layout(layout: Union[Layout, DockerArchive], name: Optional[str], platform: Optional[Platform], mode: str) -> str:
+def _inspect_layout(layout: Union[Layout, DockerArchive], name: Optional[str], platform: Optional[Platform], mode: str,
+                    session: Optional[Session] = None) -> str:
     entries = layout_entries(layout, name)
     if len(set(d.get("digest") for d in entries)) == 1:
         return _inspect_top(layout, entries[0], descriptor_name(entries[0]) or layout.path, layout.path,
-                            platform, mode)
+                            platform, mode, session)
     # several images, none named: the one for the platform, among all index.json lists
     candidates = walk_index(make_index(OCI_FAMILY, entries), layout, layout.path)
     chosen = choose_image(candidates, platform, None, layout.path)
     image = read_image(layout, chosen, layout.path)
-    return _inspect_output(mode, chosen.ref_name or layout.path, image.digest, image.kind, image, candidates)
+    return _inspect_output(mode, chosen.ref_name or layout.path, image.digest, image.kind, image, candidates,
+                           session=session)
 
 
-def _inspect_top(source, top: dict, name: str, where: str, platform: Optional[Platform], mode: str) -> str:
+def _inspect_top(source, top: dict, name: str, where: str, platform: Optional[Platform], mode: str,
+                 session: Optional[Session] = None) -> str:
     """inspect of what one descriptor names (from a layout's index.json or a registry's tag)."""
     digest, _ = check_descriptor(top, where)
     data = source.read_manifest(top)
@@ -7019,16 +7151,18 @@ def _inspect_top(source, top: dict, name: str, where: str, platform: Optional[Pl
     candidates = walk_index(make_index(OCI_FAMILY, [top]), source, where)
     image = read_image(source, choose_image(candidates, platform, None, where), where)
     return _inspect_output(mode, name, digest, media_type, image, candidates if is_index else (),
-                           value if is_index else None)
+                           value if is_index else None, session)
 
 
 def _inspect_output(mode: str, name: str, digest: str, media_type: str, image: Image,
-                    listed: Sequence[Candidate] = (), index: Optional[dict] = None) -> str:
+                    listed: Sequence[Candidate] = (), index: Optional[dict] = None,
+                    session: Optional[Session] = None) -> str:
     if mode in ("raw", "config"):
         blob = image.manifest_blob if mode == "raw" else image.blobs[-2]
         with contextlib.closing(blob.open()) as f:
             return f.read().decode("utf-8", "replace")
     info = describe_image(name, digest, media_type, image, listed, index)
+    info["buildInfo"] = _image_build_info(session, image) if session is not None else None
     return canonical_json(info).decode("utf-8") if mode == "json" else _describe(info)
 
 
