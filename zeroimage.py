@@ -1336,6 +1336,11 @@ class BuildInfo(NamedTuple):
     settings: Tuple[Tuple[str, str], ...] = ()  # Go's build settings, in the binary's order
 
 
+# ---- Build information ----
+#
+# What a Go or Rust binary embeds about how it was built, read through the ELF tables above, and the
+# image labels it gives.
+
 MAX_BUILD_INFO = 4 * 1024 * 1024            # the most of a binary read for its build info (Go's blob, Rust's zlib data)
 MAX_BUILD_INFO_JSON = 16 * 1024 * 1024      # Rust's crate list once decompressed
 _GO_MAGIC = b"\xff Go buildinf:"
