@@ -110,7 +110,7 @@ __all__ = [
     "build", "pull", "push_archive", "copy", "inspect", "login", "logout", "check_auth",
     "list_tags", "resolve_digest", "tag_image", "delete_image",
     # building blocks: reading binaries, archives and registries, writing layers
-    "read_elf", "select_manifest", "select_platforms", "read_selection", "walk_index", "read_tree", "parse_digest",
+    "read_elf", "read_build_info", "build_info_labels", "build_info_json", "select_manifest", "select_platforms", "read_selection", "walk_index", "read_tree", "parse_digest",
     "verify_bytes", "VerifyingReader",
     "derive_config", "canonical_json", "convert_family", "write_layer", "tree_entries", "GzipWriter", "LayerCache",
     "Layout", "DockerArchive", "open_archive", "compress_layer", "compressed_image", "Transport", "Authenticator",
@@ -1174,7 +1174,13 @@ _ELF_MACHINES = {
     3: "386", 8: "mips", 20: "ppc", 21: "ppc64", 22: "s390x", 40: "arm", 62: "amd64",
     183: "arm64", 243: "riscv64", 258: "loong64",
 }
-_PT_INTERP = 3
+_PT_LOAD, _PT_INTERP = 1, 3
+_PF_X, _PF_W = 1, 2
+_SHT_NOBITS = 8
+_MAX_ELF_ENTRIES = 65536            # program or section headers read, at most (real binaries have tens)
+# Program headers: (type, flags, offset, vaddr, filesz) at these positions; section headers: name, type, addr, offset, size, link.
+_SEGMENT_LAYOUT = {True: ("IIQQQQQQ", (0, 1, 2, 3, 5)), False: ("IIIIIIII", (0, 6, 1, 2, 4))}
+_SECTION_LAYOUT = {True: ("IIQQQQIIQQ", (0, 1, 3, 4, 5, 6)), False: ("IIIIIIIIII", (0, 1, 3, 4, 5, 6))}
 
 
 class ElfInfo(NamedTuple):
@@ -1185,8 +1191,44 @@ class ElfInfo(NamedTuple):
     interpreter: Optional[str]
 
 
+class _ElfHeader(NamedTuple):
+    endian: str             # "<" or ">"
+    is64: bool
+    machine: int
+    phoff: int
+    phentsize: int
+    phnum: int
+    shoff: int
+    shentsize: int
+    shnum: int
+    shstrndx: int
+    size: int               # of the whole file
+
+
+class _Segment(NamedTuple):
+    kind: int
+    flags: int
+    offset: int
+    vaddr: int
+    filesz: int
+
+
+class _Section(NamedTuple):
+    kind: int
+    addr: int
+    offset: int
+    size: int
+
+
 def read_elf(f) -> Optional[ElfInfo]:
     """Read an ELF header from a seekable binary file; None when it is not ELF."""
+    elf = _elf_header(f)
+    if elf is None:
+        return None
+    return ElfInfo(elf.machine, _elf_platform(elf.machine, elf.is64, elf.endian == "<"), _elf_interpreter(f, elf))
+
+
+def _elf_header(f) -> Optional[_ElfHeader]:
     f.seek(0)
     header = f.read(64)
     if len(header) < 52 or header[:4] != b"\x7fELF" or header[4] not in (1, 2) or header[5] not in (1, 2):
@@ -1196,13 +1238,14 @@ def read_elf(f) -> Optional[ElfInfo]:
         return None
     (machine,) = struct.unpack_from(endian + "H", header, 18)
     if is64:
-        (phoff,) = struct.unpack_from(endian + "Q", header, 32)
-        phentsize, phnum = struct.unpack_from(endian + "HH", header, 54)
+        phoff, shoff = struct.unpack_from(endian + "QQ", header, 32)
+        rest = struct.unpack_from(endian + "HHHHH", header, 54)
     else:
-        (phoff,) = struct.unpack_from(endian + "I", header, 28)
-        phentsize, phnum = struct.unpack_from(endian + "HH", header, 42)
-    return ElfInfo(machine, _elf_platform(machine, is64, endian == "<"),
-                   _elf_interpreter(f, endian, is64, phoff, phentsize, phnum))
+        phoff, shoff = struct.unpack_from(endian + "II", header, 28)
+        rest = struct.unpack_from(endian + "HHHHH", header, 42)
+    phentsize, phnum, shentsize, shnum, shstrndx = rest
+    return _ElfHeader(endian, is64, machine, phoff, phentsize, phnum, shoff, shentsize, shnum, shstrndx,
+                      f.seek(0, io.SEEK_END))
 
 
 def _elf_platform(machine: int, is64: bool, little: bool) -> Optional[Platform]:
@@ -1216,25 +1259,63 @@ def _elf_platform(machine: int, is64: bool, little: bool) -> Optional[Platform]:
     return Platform.make("linux", arch)
 
 
-def _elf_interpreter(f, endian: str, is64: bool, phoff: int, phentsize: int, phnum: int) -> Optional[str]:
-    layout = (endian + "IIQQQQ", 0, 2, 5) if is64 else (endian + "IIIIII", 0, 1, 4)
-    fmt, type_at, offset_at, size_at = layout
-    size = f.seek(0, io.SEEK_END)
-    if phentsize < struct.calcsize(fmt) or phoff + phnum * phentsize > size:
-        return None     # a damaged or truncated header: no program headers to trust
-    for i in range(min(phnum, 4096)):
-        f.seek(phoff + i * phentsize)
-        raw = f.read(struct.calcsize(fmt))
-        if len(raw) < struct.calcsize(fmt):
-            return None
+def _elf_table(f, elf: _ElfHeader, layout, offset: int, entsize: int, count: int, picks) -> List[tuple]:
+    """``count`` entries of a header table at ``offset``, each the fields at ``picks``; [] when the
+    table is damaged (entries too small, or past the end of the file)."""
+    fmt = elf.endian + layout
+    need = struct.calcsize(fmt)
+    if not offset or entsize < need or count > _MAX_ELF_ENTRIES or offset + count * entsize > elf.size:
+        return []
+    entries = []
+    for i in range(count):
+        f.seek(offset + i * entsize)
+        raw = f.read(need)
+        if len(raw) < need:
+            return []
         fields = struct.unpack(fmt, raw)
-        if fields[type_at] == _PT_INTERP:
-            if fields[offset_at] >= size:
+        entries.append(tuple(fields[at] for at in picks))
+    return entries
+
+
+def _elf_segments(f, elf: _ElfHeader) -> List[_Segment]:
+    layout, picks = _SEGMENT_LAYOUT[elf.is64]
+    return [_Segment(*fields) for fields in _elf_table(f, elf, layout, elf.phoff, elf.phentsize, elf.phnum, picks)]
+
+
+def _elf_interpreter(f, elf: _ElfHeader) -> Optional[str]:
+    for segment in _elf_segments(f, elf):
+        if segment.kind == _PT_INTERP:
+            if segment.offset >= elf.size:
                 return None
-            f.seek(fields[offset_at])
-            path = f.read(min(fields[size_at], 4096))
+            f.seek(segment.offset)
+            path = f.read(min(segment.filesz, 4096))
             return path.split(b"\0", 1)[0].decode("utf-8", "replace")
     return None
+
+
+def _elf_sections(f, elf: _ElfHeader) -> Dict[str, _Section]:
+    """The sections by name (the first of a name wins); {} when the binary has no section headers or
+    they (or their names) cannot be trusted."""
+    layout, picks = _SECTION_LAYOUT[elf.is64]
+    first = _elf_table(f, elf, layout, elf.shoff, elf.shentsize, 1, picks)
+    if not first:
+        return {}
+    count = elf.shnum or first[0][4]            # extended numbering: the count is section 0's size
+    names_at = first[0][5] if elf.shstrndx == 0xffff else elf.shstrndx
+    table = _elf_table(f, elf, layout, elf.shoff, elf.shentsize, count, picks)
+    if names_at >= len(table) or table[names_at][1] == _SHT_NOBITS:
+        return {}
+    _, _, _, offset, size, _ = table[names_at]
+    if offset + size > elf.size:
+        return {}
+    f.seek(offset)
+    names = f.read(min(size, 1 << 20))
+    sections = {}
+    for name_at, kind, addr, offset, size, _ in table:
+        end = names.find(b"\0", name_at)
+        if end >= 0:
+            sections.setdefault(names[name_at:end].decode("utf-8", "replace"), _Section(kind, addr, offset, size))
+    return sections
 
 
 # -- embedded build information: what a Go or Rust binary says it was built from --
@@ -1262,8 +1343,332 @@ class BuildInfo(NamedTuple):
     settings: Tuple[Tuple[str, str], ...] = ()  # Go's build settings, in the binary's order
 
 
+# ---- Build information ----
+#
+# What a Go or Rust binary embeds about how it was built, read through the ELF tables above, and the
+# image labels it gives.
+
+MAX_BUILD_INFO = 4 * 1024 * 1024            # the most of a binary read for its build info (Go's blob, Rust's zlib data)
+MAX_BUILD_INFO_JSON = 16 * 1024 * 1024      # Rust's crate list once decompressed
+_GO_MAGIC = b"\xff Go buildinf:"
+_GO_SEARCH = 64 * 1024                      # how far into a writable segment Go's header is looked for
+_GO_ESCAPES = {"a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v", "\\": "\\", '"': '"'}
+
+
 def read_build_info(f) -> Optional[BuildInfo]:
+    """What a binary (a seekable binary file) says about how it was built: Go's build info (the
+    ``.go.buildinfo`` section; without section headers, the first writable segment, as Go's
+    ``debug/buildinfo`` looks) or the crate list ``cargo auditable`` embeds (``.dep-v0``). None when
+    the binary carries none (not ELF, no such section); ``ValueError`` with a short reason when it
+    is there but malformed. Reads at most a few MiB, whatever the size of the binary."""
+    try:
+        elf = _elf_header(f)
+        if elf is None:
+            return None
+        sections = _elf_sections(f, elf)
+        blob = _go_build_blob(f, elf, sections)
+        if blob is not None:
+            return _go_build_info(*_go_strings(f, elf, blob))
+        if ".dep-v0" in sections:
+            return _rust_build_info(_section_data(f, elf, sections[".dep-v0"], ".dep-v0"))
+        return None
+    except (OSError, OverflowError, struct.error) as e:
+        raise ValueError("cannot read the binary (%s)" % outside_text(e, 100)) from e
+
+
+def _read_at(f, offset: int, size: int, what: str) -> bytes:
+    f.seek(offset)
+    data = f.read(size)
+    if len(data) < size:
+        raise ValueError("%s is cut short" % what)
+    return data
+
+
+def _section_data(f, elf: _ElfHeader, section: _Section, name: str) -> bytes:
+    if section.kind == _SHT_NOBITS or section.offset + section.size > elf.size:
+        raise ValueError("the section %s has no data in the file" % name)
+    if section.size > MAX_BUILD_INFO:
+        raise ValueError("the section %s is larger than %d MiB" % (name, MAX_BUILD_INFO >> 20))
+    return _read_at(f, section.offset, section.size, "the section " + name)
+
+
+def _find_go_magic(data: bytes) -> int:
+    """Where Go's build-info header starts (16-byte aligned, as the linker puts it), or -1."""
+    at = data.find(_GO_MAGIC)
+    while at > 0 and at % 16:
+        at = data.find(_GO_MAGIC, at + 1)
+    return at
+
+
+def _go_build_blob(f, elf: _ElfHeader, sections: Dict[str, _Section]) -> Optional[bytes]:
+    """Go's 32-byte header and what follows it, or None when the binary has none."""
+    section = sections.get(".go.buildinfo")
+    if section is not None:
+        data = _section_data(f, elf, section, ".go.buildinfo")
+        at = _find_go_magic(data)
+        if at < 0:
+            raise ValueError("the section .go.buildinfo holds no Go build-info header")
+        return data[at:]
+    if sections:
+        return None
+    for segment in _elf_segments(f, elf):
+        if segment.kind == _PT_LOAD and segment.flags & (_PF_X | _PF_W) == _PF_W:
+            if segment.offset >= elf.size:
+                return None
+            f.seek(segment.offset)
+            at = _find_go_magic(f.read(min(segment.filesz, _GO_SEARCH)))
+            if at < 0:
+                return None
+            f.seek(segment.offset + at)
+            return f.read(min(segment.filesz - at, MAX_BUILD_INFO))
     return None
+
+
+def _go_strings(f, elf: _ElfHeader, blob: bytes) -> Tuple[bytes, bytes]:
+    """The Go version and the module information the header leads to."""
+    if len(blob) < 32:
+        raise ValueError("the Go build-info header is cut short")
+    if blob[15] & 2:        # Go 1.18 and later: the two strings follow, each after its varint length
+        version, at = _go_varint_string(blob, 32)
+        return version, _go_varint_string(blob, at)[0]
+    return _go_pointer_strings(f, elf, blob, blob[14], ">" if blob[15] & 1 else "<")
+
+
+def _go_varint_string(data: bytes, at: int) -> Tuple[bytes, int]:
+    length, shift = 0, 0
+    while True:
+        if at >= len(data):
+            raise ValueError("a length in the Go build info is cut short")
+        if shift > 63:
+            raise ValueError("a length in the Go build info is not a valid varint")
+        byte = data[at]
+        length |= (byte & 0x7f) << shift
+        at, shift = at + 1, shift + 7
+        if byte < 0x80:
+            break
+    if length > len(data) - at:
+        raise ValueError("a string in the Go build info runs past its end (%d bytes claimed)" % length)
+    return data[at:at + length], at + length
+
+
+def _go_pointer_strings(f, elf: _ElfHeader, blob: bytes, ptr_size: int, endian: str) -> Tuple[bytes, bytes]:
+    """Before Go 1.18: two pointers to Go string headers (pointer, length), in the program's memory."""
+    if ptr_size not in (4, 8):
+        raise ValueError("the Go build info names pointer size %d, not 4 or 8" % ptr_size)
+    word = endian + ("Q" if ptr_size == 8 else "I")
+    loads = [s for s in _elf_segments(f, elf) if s.kind == _PT_LOAD]
+    found = []
+    for at in (16, 16 + ptr_size):
+        (header_at,) = struct.unpack_from(word, blob, at)
+        pointer, length = struct.unpack(endian + word[1] * 2, _go_memory(f, loads, header_at, 2 * ptr_size))
+        found.append(_go_memory(f, loads, pointer, length))
+    return found[0], found[1]
+
+
+def _go_memory(f, loads: Sequence[_Segment], address: int, size: int) -> bytes:
+    if size > MAX_BUILD_INFO:
+        raise ValueError("a string in the Go build info claims %d bytes" % size)
+    for segment in loads:
+        if segment.vaddr <= address and address + size <= segment.vaddr + segment.filesz:
+            return _read_at(f, segment.offset + address - segment.vaddr, size, "a string in the Go build info")
+    raise ValueError("the Go build info points to %#x, outside the program's segments" % address)
+
+
+def _go_build_info(version: bytes, modinfo: bytes) -> BuildInfo:
+    if not version:
+        raise ValueError("the Go build info names no Go version")
+    if len(modinfo) >= 33 and modinfo[-17:-16] == b"\n":
+        text = modinfo[16:-16].decode("utf-8", "replace")      # without the sentinels at both ends
+    else:
+        text = ""           # as Go: no (or unframed) module information
+    path, main_module, deps, settings = _go_modinfo(text)
+    return BuildInfo("go", version.decode("utf-8", "replace"), path, main_module, tuple(deps), tuple(settings))
+
+
+def _go_modinfo(text: str) -> Tuple[str, Optional[Module], List[Module], List[Tuple[str, str]]]:
+    """Go's module information, read as ``runtime/debug.ParseBuildInfo`` reads it."""
+    path, modules, settings = "", [None], []      # modules[0] is the main module
+    last = None                                     # the index of the module a "=>" line replaces
+    for number, line in enumerate(text.split("\n")[:-1], 1):
+        word, _, rest = line.partition("\t")
+        try:
+            if word == "path":
+                path = rest
+            elif word in ("mod", "dep"):
+                last = 0 if word == "mod" else len(modules)
+                modules[last:last + 1] = [_go_module(rest.split("\t"), (2, 3))]
+            elif word == "=>":
+                if last is None:
+                    raise ValueError("a replacement with no module before it")
+                modules[last], last = modules[last]._replace(replace=_go_module(rest.split("\t"), (3,))), None
+            elif word == "build":
+                settings.append(_go_setting(rest))
+        except ValueError as e:
+            raise ValueError("Go build info, line %d: %s" % (number, e)) from None
+    return path, modules[0], modules[1:], settings
+
+
+def _go_module(fields: List[str], columns: Tuple[int, ...]) -> Module:
+    if len(fields) not in columns:
+        raise ValueError("%d columns, not %s" % (len(fields), " or ".join(map(str, columns))))
+    return Module(fields[0], fields[1], fields[2] if len(fields) > 2 else "")
+
+
+def _go_setting(text: str) -> Tuple[str, str]:
+    """``key=value`` of a ``build`` line; either may be a Go-quoted string."""
+    if text.startswith("="):
+        raise ValueError("a build setting with no key")
+    if text[:1] in ('"', "`"):
+        key, rest = _go_quoted(text)
+        if not rest.startswith("="):
+            raise ValueError("no '=' after a quoted key")
+        raw = rest[1:]
+    else:
+        key, equals, raw = text.partition("=")
+        if not equals:
+            raise ValueError("a build setting with no '='")
+        if any(c in key for c in ' \t\r\n"`'):
+            raise ValueError("the key %r must be quoted" % key)
+    if raw[:1] not in ('"', "`"):
+        if any(c in raw for c in ' \t\r\n"`'):
+            raise ValueError("the value %r must be quoted" % raw)
+        return key, raw
+    value, rest = _go_quoted(raw)
+    if rest:
+        raise ValueError("text after a quoted value")
+    return key, value
+
+
+def _go_quoted(text: str) -> Tuple[str, str]:
+    """A Go string literal at the start of ``text`` (as ``strconv.QuotedPrefix``, unquoted), and what follows."""
+    if text[0] == "`":
+        end = text.find("`", 1)
+        if end < 0:
+            raise ValueError("an unterminated `quoted` string")
+        return text[1:end].replace("\r", ""), text[end + 1:]
+    out, at = bytearray(), 1
+    while at < len(text) and text[at] != '"':
+        if text[at] != "\\":
+            out += text[at].encode("utf-8", "replace")
+            at += 1
+        else:
+            at = _go_escape(text, at + 1, out)
+    if at >= len(text):
+        raise ValueError('an unterminated "quoted" string')
+    return out.decode("utf-8", "replace"), text[at + 1:]
+
+
+def _go_escape(text: str, at: int, out: bytearray) -> int:
+    """One escape after a backslash (at ``at``) appended to ``out``; where the string goes on."""
+    c = text[at:at + 1]
+    if c in _GO_ESCAPES:
+        out += _GO_ESCAPES[c].encode()
+        return at + 1
+    if c in ("x", "u", "U"):
+        digits, allowed, start = {"x": 2, "u": 4, "U": 8}[c], "0123456789abcdefABCDEF", at + 1
+    else:
+        digits, allowed, start = 3, "01234567", at
+    chunk = text[start:start + digits]
+    if not c or c not in "xuU01234567" or len(chunk) < digits or any(d not in allowed for d in chunk):
+        raise ValueError("a bad escape \\%s in a quoted string" % c)
+    value = int(chunk, 8 if allowed == "01234567" else 16)
+    if c in "uU":
+        if value > 0x10FFFF or 0xD800 <= value <= 0xDFFF:
+            raise ValueError("a bad escape \\%s%s in a quoted string" % (c, chunk))
+        out += chr(value).encode("utf-8")
+    elif value > 255:
+        raise ValueError("a bad escape \\%s in a quoted string" % chunk)
+    else:
+        out.append(value)
+    return start + digits
+
+
+def _rust_build_info(compressed: bytes) -> BuildInfo:
+    """The crate list ``cargo auditable`` embeds: zlib-compressed JSON, ``{"packages": [...]}``."""
+    inflate = zlib.decompressobj()
+    try:
+        data = inflate.decompress(compressed, MAX_BUILD_INFO_JSON)
+    except zlib.error as e:
+        raise ValueError("the section .dep-v0 is not zlib data (%s)" % e) from None
+    if inflate.unconsumed_tail:
+        raise ValueError("the section .dep-v0 decompresses to more than %d MiB" % (MAX_BUILD_INFO_JSON >> 20))
+    if not inflate.eof:
+        raise ValueError("the zlib data in the section .dep-v0 is cut short")
+    try:
+        document = json.loads(data.decode("utf-8"))
+    except (ValueError, RecursionError) as e:
+        raise ValueError("the section .dep-v0 is not JSON (%s)" % outside_text(e, 100)) from None
+    packages = document.get("packages") if isinstance(document, dict) else None
+    if not isinstance(packages, list):
+        raise ValueError("the section .dep-v0 has no list of packages")
+    root, deps = None, []
+    for package in packages:
+        module = _rust_package(package)
+        if isinstance(package, dict) and package.get("root") is True:
+            if root is not None:
+                raise ValueError("the section .dep-v0 names two root packages")
+            root = module
+        else:
+            deps.append(module)
+    return BuildInfo("rust", main=root, deps=tuple(sorted(deps, key=lambda m: (m.path, m.version))))
+
+
+def _rust_package(package) -> Module:
+    fields = [package.get(key, "") for key in ("name", "version", "source")] if isinstance(package, dict) else None
+    if not fields or not all(isinstance(value, str) for value in fields) or not fields[0]:
+        raise ValueError("the section .dep-v0 lists a package without a name, version and source as strings")
+    return Module(fields[0], fields[1], source=fields[2])
+
+
+# Public code hosts a Go module path can name, and how many path elements after the host name the
+# repository (None: all of them but a major-version suffix; GitLab has nested groups).
+_CODE_HOSTS = {"github.com": 2, "bitbucket.org": 2, "codeberg.org": 2, "git.sr.ht": 2, "gitlab.com": None}
+_REPO_ELEMENT = re.compile(r"~?[A-Za-z0-9_.-]+")
+
+
+def build_info_labels(info: BuildInfo) -> Dict[str, str]:
+    """The OCI labels a program's build info gives: ``org.opencontainers.image.version`` (the main
+    module's or root crate's version, when a real one: not Go's "(devel)"), ``...revision`` (Go's
+    ``vcs.revision``) and ``...source`` (the Go module path as an https URL, when it names a public
+    code host). Values that are not one printable word are left out."""
+    labels = {}
+    version = info.main.version if info.main else ""
+    if version and version != "(devel)":
+        labels["org.opencontainers.image.version"] = version
+    revision = dict(info.settings).get("vcs.revision", "")
+    if revision:
+        labels["org.opencontainers.image.revision"] = revision
+    source = _source_url(info.main.path if info.main else info.path) if info.language == "go" else None
+    if source:
+        labels["org.opencontainers.image.source"] = source
+    return {k: v for k, v in labels.items() if v.isprintable() and not any(c.isspace() for c in v)}
+
+
+def _source_url(path: str) -> Optional[str]:
+    """``github.com/o/r/v2/cmd/x`` -> ``https://github.com/o/r``; None for a host not known to be public."""
+    host, _, rest = path.partition("/")
+    if host not in _CODE_HOSTS:
+        return None
+    elements = rest.split("/")
+    keep = _CODE_HOSTS[host]
+    if keep is None:
+        keep = len(elements) - (1 if re.fullmatch(r"v[0-9]+", elements[-1]) else 0)
+    elements = elements[:keep]
+    if len(elements) < 2 or not all(_REPO_ELEMENT.fullmatch(e) and e.strip(".") for e in elements):
+        return None
+    return "https://%s/%s" % (host, "/".join(elements))
+
+
+def _build_info_line(info: BuildInfo) -> str:
+    """``Go go1.22.1, module example.com/app v1.2.3, 14 dependencies`` (the build log's note)."""
+    parts = ["Go %s" % info.toolchain if info.language == "go" else "Rust (cargo auditable)"]
+    if info.main is not None:
+        parts.append("%s %s %s" % ("module" if info.language == "go" else "crate", info.main.path,
+                                   info.main.version or "(no version)"))
+    elif info.path:
+        parts.append("package %s" % info.path)
+    parts.append("%d dependenc%s" % (len(info.deps), "y" if len(info.deps) == 1 else "ies"))
+    return outside_text(", ".join(parts), 500)
 
 
 # ---- Manifests and configs ----
@@ -6374,11 +6779,12 @@ class _LayerMaker:
 def _build_images(session: Session, programs, single: bool, base_for, layers: _LayerMaker, *, target: str,
                   created: str, options: ImageOptions, added_files: List[LayerEntry], minimal: bool,
                   ca_bundle: Optional[str], platform_check: bool,
-                  family: Optional[Dict[str, str]] = None,
-                  zoneinfo: Sequence[LayerEntry] = ()) -> Tuple[List[Image], List[BaseImage]]:
+                  family: Optional[Dict[str, str]] = None, zoneinfo: Sequence[LayerEntry] = (),
+                  build_info: bool = True) -> Tuple[List[Image], List[BaseImage]]:
     """One image per program: its base for the program's platform, plus (on the minimal base) the
     base's own layer, plus the program's layer, in the base's media-type family unless ``family``
-    is given. Returns the images and the bases they stand on."""
+    is given, with the labels the program's build info gives (``build_info``). Returns the images and
+    the bases they stand on."""
     display = session.display
     checked = []
     for wanted, path, program in programs:      # every program checked before any layer is made
@@ -6387,10 +6793,11 @@ def _build_images(session: Session, programs, single: bool, base_for, layers: _L
             wanted = _resolve_platform(wanted, elf, path, display)
         else:
             _check_program_platform(wanted, elf, path, platform_check, display)
-        checked.append((wanted, path, program, elf))
+        labelled = _build_info_options(display, path, program, options) if build_info else options
+        checked.append((wanted, path, program, elf, labelled))
     minimal_layer = minimal_entries = None
     images, bases = [], []
-    for wanted, path, program, elf in checked:
+    for wanted, path, program, elf, image_options in checked:
         base_image = base_for(wanted)
         if family is not None:
             base_image = base_image._replace(family=family)
@@ -6402,14 +6809,14 @@ def _build_images(session: Session, programs, single: bool, base_for, layers: _L
             base_image = base_image._replace(config=without_base_metadata(base_image.config, problems))
         check_family_options(base_image, options)
         bases.append(base_image)
-        added, image_options = [], options
+        added = []
         if minimal:
             if minimal_layer is None:
                 minimal_entries, why = minimal_base_layer(ca_bundle, session.environ, display, zoneinfo)
                 minimal_layer = (layers.make(minimal_entries, "minimal base"), why)
             added.append(minimal_layer)
             if options.user == "nonroot":       # numeric, so runAsNonRoot checks can see it
-                image_options = options._replace(user="65532:65532")
+                image_options = image_options._replace(user="65532:65532")
         if elf and elf.interpreter and not base_image.may_have_libc:
             display.warning("%s is dynamically linked (interpreter %s) but the %s base has no libc, so it will not "
                             "start; build it statically (Go: CGO_ENABLED=0; Rust: a musl target; C: -static) "
@@ -6424,10 +6831,10 @@ def _build_images(session: Session, programs, single: bool, base_for, layers: _L
     return images, bases
 
 
-def _program_sboms(session: Session, programs, images: Sequence[Image], target: str,
-                   created: str) -> Dict[str, List[Attachment]]:
+def _program_sboms(session: Session, programs, images: Sequence[Image], target: str, created: str,
+                   build_info: bool = True) -> Dict[str, List[Attachment]]:
     """Each image's SBOM (``--sbom``): the SPDX document of its program, from the file's checksums
-    and the build information it carries (none read, or unreadable: the file alone, and a note)."""
+    and the build information it carries (none, unreadable or not read: the file alone)."""
     found = {}
     for (_, path, program), image in zip(programs, images):
         sha1, sha256 = hashlib.sha1(), hashlib.sha256()
@@ -6437,13 +6844,42 @@ def _program_sboms(session: Session, programs, images: Sequence[Image], target: 
             sha1.update(chunk)
             sha256.update(chunk)
         try:
-            info = read_build_info(program)
+            info = read_build_info(program) if build_info else None
         except ValueError as e:
-            session.display.debug("%s: no build information in the SBOM: %s", path, e)
+            session.display.debug("%s: no build information in the SBOM: %s", path, outside_text(e, 300))
             info = None
         document = spdx_document(target, {"SHA1": sha1.hexdigest(), "SHA256": sha256.hexdigest()}, info, created)
         found[image.digest] = [Attachment(SPDX_JSON, document, created)]
     return found
+
+
+def _program_build_info(display: Display, path: str, program) -> Optional[BuildInfo]:
+    """The program's build info, or None (with a note under -v when it is there but unreadable)."""
+    try:
+        info = read_build_info(program)
+    except ValueError as e:
+        display.debug("%s: its build info is unreadable, so no labels come from it: %s", path, outside_text(e, 300))
+        return None
+    if info is None:
+        display.debug("%s: no build info in it (a Go or cargo auditable binary has some)", path)
+        return None
+    display.debug("%s: %s", path, _build_info_line(info))
+    if dict(info.settings).get("vcs.modified") == "true":
+        display.info("%s was built from a modified work tree (vcs.modified=true): its revision label names "
+                     "a commit without those changes", path)
+    return info
+
+
+def _build_info_options(display: Display, path: str, program, options: ImageOptions) -> ImageOptions:
+    """``options`` with the labels the program's build info gives, under the user's own: a --label wins."""
+    info = _program_build_info(display, path, program)
+    if info is None:
+        return options
+    given = {key for key, _ in options.labels}
+    added = [(key, value) for key, value in sorted(build_info_labels(info).items()) if key not in given]
+    for key, value in added:
+        display.debug("%s: label %s=%s from its build info", path, key, outside_text(value, 200))
+    return options._replace(labels=tuple(added) + tuple(options.labels)) if added else options
 
 
 def _check_output_is_not_an_input(output: str, inputs: Sequence[str]) -> None:
@@ -6559,7 +6995,7 @@ def build(entrypoint, output: Optional[str] = None, *, base: Optional[str] = Non
           ca_bundle: Optional[str] = None, push: Optional[str] = None, insecure: bool = False,
           options: ImageOptions = ImageOptions(), output_format: str = "archive",
           platform_check: bool = True, media_types: Optional[str] = None, load: bool = False, sbom: bool = False,
-          tzdata=None, environ=None, session: Optional[Session] = None) -> BuildResult:
+          tzdata=None, build_info: bool = True, environ=None, session: Optional[Session] = None) -> BuildResult:
     """Build a program on a base and write the image to an OCI archive or layout, or push it, or
     (``load``) send it to the local container engine.
 
@@ -6575,6 +7011,8 @@ def build(entrypoint, output: Optional[str] = None, *, base: Optional[str] = Non
     ``tzdata`` adds a zone database at /usr/share/zoneinfo to the minimal base's layer (no other
     base): True for the host's ($ZONEINFO from the session's environment, else /usr/share/zoneinfo),
     or the path of a directory; None or False for none.
+    ``build_info``: read each program's build info (Go's, or cargo auditable's) and label its image
+    with the version, revision and source it gives, unless ``options`` sets those labels.
     """
     single = isinstance(entrypoint, (str, os.PathLike))
     programs = [(platform, os.fspath(entrypoint))] if single else [(p, os.fspath(path)) for p, path in entrypoint]
@@ -6619,9 +7057,9 @@ def build(entrypoint, output: Optional[str] = None, *, base: Optional[str] = Non
         images, bases = _build_images(session, opened, single, base_for, layers, target=target, created=created,
                                       options=options, added_files=added_files, minimal=minimal, ca_bundle=ca_bundle,
                                       platform_check=platform_check, family=media_type_family(media_types),
-                                      zoneinfo=zoneinfo)
+                                      zoneinfo=zoneinfo, build_info=build_info)
         top = images[0] if single else make_image_index(images, bases[-1].family, bases[-1].index_annotations)
-        attachments = _program_sboms(session, opened, images, target, created) if sbom else None
+        attachments = _program_sboms(session, opened, images, target, created, build_info) if sbom else None
         digest = sink.write(top, name, attachments)
     if load:        # what the result describes is what was loaded: the image for the engine's platform
         images = [image for image in images if image.digest == digest]
@@ -6999,6 +7437,7 @@ def _describe(info: dict) -> str:
     if info["exposedPorts"]:
         lines.append("Ports:       %s" % ", ".join(outside_text(p, 100) for p in info["exposedPorts"]))
     lines += _map_lines("Labels", info["labels"]) + _map_lines("Annotations", info["annotations"])
+    lines += _build_info_lines(info.get("buildInfo"))
     if info["referrers"] is None:
         lines.append("Referrers:   unknown (%s)" % outside_text(info.get("referrersUnknown", ""), 300))
     elif info["referrers"]:
@@ -7008,6 +7447,134 @@ def _describe(info: dict) -> str:
                                             outside_text(str(d["digest"]), 200),
                                             _human_size(d["size"]) if isinstance(d["size"], int) else "?"))
     return "\n".join(lines)
+
+
+# -- the build info of an image's program, read from its layers --
+
+_MAX_LINK_HOPS = 8
+
+
+def _module_json(module: Optional[Module], full: bool = True) -> Optional[dict]:
+    if module is None:
+        return None
+    value = {"path": module.path, "version": module.version, "sum": module.sum}
+    if full:
+        value.update(replace=_module_json(module.replace, False), source=module.source)
+    return value
+
+
+def build_info_json(info: BuildInfo) -> dict:
+    """A BuildInfo as ``inspect --json`` shows it: language, toolchain, path, main, deps, settings."""
+    return {"language": info.language, "toolchain": info.toolchain, "path": info.path,
+            "main": _module_json(info.main, False), "deps": [_module_json(m) for m in info.deps],
+            "settings": dict(info.settings)}
+
+
+def _build_info_lines(value: Optional[dict]) -> List[str]:
+    """The summary's "Build info:" block, from ``build_info_json``'s value."""
+    if not value:
+        return []
+    module, shown = value["main"], lambda text: outside_text(text, 300)
+    lines = ["Build info:  %s" % ("Go " + shown(value["toolchain"]) if value["language"] == "go"
+                                  else "Rust (cargo auditable)")]
+    if value["path"]:
+        lines.append("  Package:   %s" % shown(value["path"]))
+    if module:
+        lines.append("  %-10s %s %s" % ("Module:" if value["language"] == "go" else "Crate:", shown(module["path"]),
+                                        shown(module["version"])))
+    lines.append("  Deps:      %d" % len(value["deps"]))
+    lines += ["  Build:     %s=%s" % (shown(k), shown(v)) for k, v in value["settings"].items()]
+    return lines
+
+
+def _image_build_info(session: Session, image: Image) -> Optional[dict]:
+    """The build info of the image's program (its Entrypoint[0]), found in its layers and streamed
+    into a temporary file; None, with a note under -v, when there is none or it cannot be read."""
+    runtime = image.config.get("config") if isinstance(image.config.get("config"), dict) else {}
+    entrypoint = runtime.get("Entrypoint")
+    program = entrypoint[0] if isinstance(entrypoint, list) and entrypoint and isinstance(entrypoint[0], str) else ""
+    if not program.startswith("/"):
+        session.display.debug("no build info shown: the image's Entrypoint names no absolute path")
+        return None
+    shown = outside_text(program, 200)
+    try:
+        with tempfile.TemporaryFile(prefix="zeroimage-") as tmp:
+            if not _extract_program(image, program, tmp, session.cancelled):
+                session.display.debug("no build info shown: %s is not a file in the image's layers", shown)
+                return None
+            info = read_build_info(tmp)
+    except CancelledError:
+        raise
+    except (ZeroImageError, ValueError, OSError, EOFError, zlib.error, tarfile.TarError) as e:
+        session.display.debug("no build info shown: %s: %s", shown, outside_text(e, 300))
+        return None
+    if info is None:
+        session.display.debug("no build info shown: %s carries none", shown)
+        return None
+    return build_info_json(info)
+
+
+def _extract_program(image: Image, path: str, out, cancelled: Optional[threading.Event]) -> bool:
+    """Copy the regular file at ``path`` in the image (top layer first; whiteouts respected; links
+    followed a few times) into ``out``; False when the image has none there."""
+    layers = list(zip(image.manifest.get("layers") or [], image.blobs[:-2]))
+    path = image_path(path)
+    for _ in range(_MAX_LINK_HOPS):
+        found = False
+        for desc, blob in reversed(layers):
+            found = _program_in_layer(desc, blob, path, out, cancelled)
+            if found is not None:
+                break
+        if not isinstance(found, str):
+            return bool(found)
+        path = found
+    return False
+
+
+def _program_in_layer(desc, blob: Blob, path: str, out, cancelled: Optional[threading.Event]):
+    """What one layer says of ``path``: None (nothing), False (removed, or not a file), True (the
+    file, copied into ``out``) or the path a link leads to. The layer is read to its end, so its
+    digest is checked before ``out`` is used."""
+    media_type = desc.get("mediaType") if isinstance(desc, dict) else None
+    if not isinstance(media_type, str) or not media_type.endswith(("gzip", ".tar")):
+        raise ArchiveError("cannot read a layer of type %s" % outside_text(media_type, 100))
+    with contextlib.closing(blob.open()) as raw:
+        checked = _Checked(raw, cancelled)
+        stream = gzip.GzipFile(fileobj=checked, mode="rb") if media_type.endswith("gzip") else checked
+        found = _scan_for_program(stream, path, out)
+        while checked.read(CHUNK_SIZE):
+            pass
+    return found
+
+
+def _scan_for_program(stream, path: str, out):
+    found = None
+    with tarfile.open(fileobj=stream, mode="r|") as tar:
+        for member in tar:
+            name = image_path(member.name)
+            if name == path:
+                if member.isfile():
+                    out.seek(0)
+                    out.truncate()
+                    copy_stream(tar.extractfile(member), out, member.size)
+                    return True
+                if member.issym() or member.islnk():
+                    return image_path(posixpath.join(posixpath.dirname(path) if member.issym() else "/",
+                                                     member.linkname))
+                return False
+            if path.startswith(name + "/") and not member.isdir():      # through a link, or under a file
+                return _through(member, name, path)
+            base, parent = posixpath.basename(name), posixpath.dirname(name)
+            gone = parent if base == ".wh..wh..opq" else posixpath.join(parent, base[4:])
+            if base.startswith(".wh.") and (path == gone or path.startswith(gone.rstrip("/") + "/")):
+                found = False   # lower layers' file is gone, unless this layer has its own
+    return found
+
+
+def _through(member, name: str, path: str):
+    if not member.issym():
+        return False
+    return image_path(posixpath.join(posixpath.dirname(name), member.linkname) + path[len(name):])
 
 
 def inspect(target: str, *, platform: Optional[Platform] = None, mode: str = "summary",
@@ -7020,28 +7587,30 @@ def inspect(target: str, *, platform: Optional[Platform] = None, mode: str = "su
     with _session_for(session, insecure, environ) as session:
         if archive is not None:
             with open_archive(archive[0]) as layout:
-                return _inspect_layout(layout, archive[1], platform, mode)
+                return _inspect_layout(layout, archive[1], platform, mode, session)
         ref = Reference.parse(target)
         _note_on_disk(session, target, ref)
         source = RegistrySource(session.registry(ref.registry), ref.repository, str(ref))
         with registry_errors("inspect", ref, source.registry):
-            return _inspect_top(source, source.top(ref), str(ref), str(ref), platform, mode)
+            return _inspect_top(source, source.top(ref), str(ref), str(ref), platform, mode, session)
 
 
-def _inspect_layout(layout: Union[Layout, DockerArchive], name: Optional[str], platform: Optional[Platform], mode: str) -> str:
+def _inspect_layout(layout: Union[Layout, DockerArchive], name: Optional[str], platform: Optional[Platform], mode: str,
+                    session: Optional[Session] = None) -> str:
     entries = layout_entries(layout, name)
     if len(set(d.get("digest") for d in entries)) == 1:
         return _inspect_top(layout, entries[0], descriptor_name(entries[0]) or layout.path, layout.path,
-                            platform, mode)
+                            platform, mode, session)
     # several images, none named: the one for the platform, among all index.json lists
     candidates = walk_index(make_index(OCI_FAMILY, entries), layout, layout.path)
     chosen = choose_image(candidates, platform, None, layout.path)
     image = read_image(layout, chosen, layout.path)
     return _inspect_output(mode, chosen.ref_name or layout.path, image.digest, image.kind, image, candidates,
-                           source=layout)
+                           source=layout, session=session)
 
 
-def _inspect_top(source, top: dict, name: str, where: str, platform: Optional[Platform], mode: str) -> str:
+def _inspect_top(source, top: dict, name: str, where: str, platform: Optional[Platform], mode: str,
+                 session: Optional[Session] = None) -> str:
     """inspect of what one descriptor names (from a layout's index.json or a registry's tag)."""
     digest, _ = check_descriptor(top, where)
     data = source.read_manifest(top)
@@ -7055,11 +7624,12 @@ def _inspect_top(source, top: dict, name: str, where: str, platform: Optional[Pl
     candidates = walk_index(make_index(OCI_FAMILY, [top]), source, where)
     image = read_image(source, choose_image(candidates, platform, None, where), where)
     return _inspect_output(mode, name, digest, media_type, image, candidates if is_index else (),
-                           value if is_index else None, source)
+                           value if is_index else None, source, session)
 
 
 def _inspect_output(mode: str, name: str, digest: str, media_type: str, image: Image,
-                    listed: Sequence[Candidate] = (), index: Optional[dict] = None, source=None) -> str:
+                    listed: Sequence[Candidate] = (), index: Optional[dict] = None, source=None,
+                    session: Optional[Session] = None) -> str:
     if mode in ("raw", "config"):
         blob = image.manifest_blob if mode == "raw" else image.blobs[-2]
         with contextlib.closing(blob.open()) as f:
@@ -7074,6 +7644,7 @@ def _inspect_output(mode: str, name: str, digest: str, media_type: str, image: I
     info = describe_image(name, digest, media_type, image, listed, index, referrers)
     if referrers is None:
         info["referrersUnknown"] = unknown
+    info["buildInfo"] = _image_build_info(session, image) if session is not None else None
     return canonical_json(info).decode("utf-8") if mode == "json" else _describe(info)
 
 
@@ -7396,6 +7967,9 @@ def build_parser() -> argparse.ArgumentParser:
                                 "pushed after the image, or written into the archive or layout")
     build_cmd.add_argument("--no-platform-check", action="store_true",
                            help="only warn when a binary's ELF header does not match its PLATFORM=")
+    build_cmd.add_argument("--no-build-info", action="store_true",
+                           help="do not read the program's build info (Go's, or cargo auditable's) for the "
+                                "version, revision and source labels")
     opts = build_cmd.add_argument_group("image options (repeatable where it makes sense)")
     opts.add_argument("--add", action="append", type=_add_arg, default=[], metavar="SRC:DST",
                       help="add a file or directory tree at DST, in the program's layer")
@@ -7716,7 +8290,7 @@ def cmd_build(args, session: Session) -> int:
                    compression_level=args.compression_level, ca_bundle=args.ca_bundle,
                    push=args.push, options=options, output_format=args.format,
                    platform_check=not args.no_platform_check, media_types=args.media_types, load=args.load,
-                   sbom=args.sbom, tzdata=args.tzdata, session=session)
+                   sbom=args.sbom, tzdata=args.tzdata, build_info=not args.no_build_info, session=session)
     for image in result.images:
         layers = len(image.manifest["layers"])
         session.display.info("%s: %d layer%s, %s", image.platform, layers, "" if layers == 1 else "s", image.digest)
