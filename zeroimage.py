@@ -176,6 +176,7 @@ DEFAULT_PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin
 MAX_JSON_SIZE = 4 * 1024 * 1024      # manifests, configs, index.json
 MAX_REFERRER_SIZE = 64 * 1024        # an artifact manifest looked for among a layout's blobs
 MAX_ATTACHED_SIZE = 64 * 1024 * 1024     # a document (an SBOM) inspect --sbom prints
+MAX_INSPECT_DOWNLOAD = 128 * 1024 * 1024  # layers inspect downloads from a registry to find the program
 MAX_INDEX_DEPTH = 4                  # index -> index -> ... -> manifest
 CHUNK_SIZE = 1024 * 1024
 
@@ -7519,9 +7520,15 @@ def _extract_program(image: Image, path: str, out, cancelled: Optional[threading
     followed a few times) into ``out``; False when the image has none there."""
     layers = list(zip(image.manifest.get("layers") or [], image.blobs[:-2]))
     path = image_path(path)
+    fetched = 0
     for _ in range(_MAX_LINK_HOPS):
         found = False
         for desc, blob in reversed(layers):
+            if blob.source is not None:     # from a registry: inspect downloads only so much to look
+                fetched += blob.size
+                if fetched > MAX_INSPECT_DOWNLOAD:
+                    raise ZeroImageError("finding it would download over %s of layers; pull the image and "
+                                         "inspect the archive" % _human_size(MAX_INSPECT_DOWNLOAD))
             found = _program_in_layer(desc, blob, path, out, cancelled)
             if found is not None:
                 break

@@ -470,3 +470,30 @@ def test_a_layouts_referrers_are_found_among_its_blobs_and_nothing_else(tmp_path
     (layout / "blobs" / "sha256" / ("f" * 64)).mkdir()
     assert json.loads(ok(run("inspect", "--json", layout)).stdout)["referrers"] == [real]
     assert json.loads(ok(run("inspect", "--sbom", layout)).stdout)["spdxVersion"] == "SPDX-2.3"
+
+
+def test_go_program_pushed_its_build_info_labels_sbom_and_inspect(open_place, tmp_path, monkeypatch):
+    """End to end with a Go binary whose build info has modules (a real one, rewritten): the labels,
+    the SBOM's packages, and inspect reading the program back out of the registry's layers."""
+    from test_buildinfo import rewritten_go_binary
+    place = open_place
+    program = rewritten_go_binary(tmp_path)
+    env = dict(place.env, **EPOCH)
+    ok(run_cli("build", "--sbom", "--from", "scratch", "--push", place.up("go/app:1"), program, env=env))
+    info = json.loads(ok(run_cli("inspect", "--json", place.up("go/app:1"), env=env)).stdout)
+    assert info["labels"]["org.opencontainers.image.version"] == "v2.3.4"
+    assert info["labels"]["org.opencontainers.image.source"] == "https://github.com/acme/app"
+    assert info["buildInfo"]["main"]["path"] == "github.com/acme/app/v2"
+    doc = json.loads(ok(run_cli("inspect", "--sbom", place.up("go/app:1"), env=env)).stdout)
+    check_spdx(doc)
+    assert purls(doc) == {
+        "github.com/acme/app/v2": ["pkg:golang/github.com/acme/app/v2@v2.3.4"],
+        "stdlib": ["pkg:golang/stdlib@1.22.1"],
+        "golang.org/x/sys": ["pkg:golang/golang.org/x/sys@v0.15.0"],
+        "github.com/new/lib": ["pkg:golang/github.com/new/lib@v1.1.0"],
+        "../local": []}
+    # inspect downloads only so much from a registry to find the program: past it, no build info
+    monkeypatch.setattr(zeroimage, "MAX_INSPECT_DOWNLOAD", 1000)
+    with place.session() as session:
+        value = json.loads(zeroimage.inspect(place.up("go/app:1"), mode="json", session=session))
+    assert value["buildInfo"] is None and value["labels"]["org.opencontainers.image.version"] == "v2.3.4"
