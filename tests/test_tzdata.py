@@ -5,7 +5,6 @@ import gzip
 import hashlib
 import io
 import os
-import re
 import shutil
 import tarfile
 
@@ -13,6 +12,7 @@ import pytest
 
 import zeroimage
 from imagetools import image_of, layer_members, read_file, run_cli
+from test_cli import fails, ok
 from test_units import make_elf
 
 HOST = "/usr/share/zoneinfo"
@@ -51,22 +51,6 @@ def zones(tmp_path):
     (root / "zone.tab").write_text("FR\t+4852+00220\tEurope/Paris\n")
     os.link(str(root / "UTC"), str(root / "right" / "UTC"))     # linked into right/, which is left out
     return root
-
-
-def ok(result):
-    assert result.returncode == 0, result.stderr
-    assert "Traceback" not in result.stderr
-    return result
-
-
-def fails(result, code, *words):
-    assert result.returncode == code, (result.stdout, result.stderr)
-    assert "Traceback" not in result.stderr and result.stdout == ""
-    last = result.stderr.strip().splitlines()[-1]
-    assert re.match(r"zeroimage( build)?: error: ", last), result.stderr
-    for word in words:
-        assert word in last, last
-    return last
 
 
 def zone_members(archive):
