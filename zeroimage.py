@@ -110,8 +110,9 @@ __all__ = [
     "build", "pull", "push_archive", "copy", "inspect", "login", "logout", "check_auth",
     "list_tags", "resolve_digest", "tag_image", "delete_image",
     # building blocks: reading binaries, archives and registries, writing layers
-    "read_elf", "read_build_info", "build_info_labels", "build_info_json", "select_manifest", "select_platforms", "read_selection", "walk_index", "read_tree", "parse_digest",
-    "verify_bytes", "VerifyingReader",
+    "read_elf", "read_build_info", "build_info_labels", "build_info_json", "select_manifest", "select_platforms",
+    "read_selection", "walk_index", "read_tree", "parse_digest", "verify_bytes", "VerifyingReader",
+    "spdx_document", "Attachment", "attach", "push_referrer", "referrers_tag", "read_referrers",
     "derive_config", "canonical_json", "convert_family", "write_layer", "tree_entries", "GzipWriter", "LayerCache",
     "Layout", "DockerArchive", "open_archive", "compress_layer", "compressed_image", "Transport", "Authenticator",
     "Engine", "engine_addresses", "Registry", "Upload", "RegistrySource", "parse_challenges", "parse_links",
@@ -2187,111 +2188,6 @@ def _config_platform(source, desc: dict, manifest: dict, where: str) -> Optional
     check_descriptor(config_desc, "%s: manifest %s" % (where, desc["digest"]))
     config = parse_json(source.read_small_blob(config_desc), "%s: config %s" % (where, config_desc["digest"]))
     return Platform.from_dict(config)
-# ---- SBOMs ----
-#
-# What --sbom attaches to an image: an SPDX 2.3 JSON document naming the program file and what its
-# build information lists. Pure: the same inputs give the same bytes.
-
-
-def purl(language: str, module: "Module") -> Optional[str]:
-    """The package URL of a Go module (``pkg:golang/PATH@VERSION``) or a crates.io crate
-    (``pkg:cargo/NAME@VERSION``); None when it has no version or no such home."""
-    if not module.version or module.version == "(devel)" or not module.path:
-        return None
-    version = urllib.parse.quote(module.version, safe="")
-    if language == "go":
-        if module.path.startswith((".", "/")):      # a replacement by a local directory
-            return None
-        return "pkg:golang/%s@%s" % ("/".join(urllib.parse.quote(part, safe="") for part in module.path.split("/")),
-                                      version)
-    if language == "rust" and module.source in ("", "crates.io"):
-        return "pkg:cargo/%s@%s" % (urllib.parse.quote(module.path, safe=""), version)
-    return None
-
-
-def _go_sum_sha256(go_sum: str) -> Optional[str]:
-    """Go's ``h1:`` checksum (base64 SHA-256 of the module's file list) as hex, else None."""
-    if not go_sum.startswith("h1:"):
-        return None
-    try:
-        raw = base64.b64decode(go_sum[3:], validate=True)
-    except ValueError:      # binascii.Error is one
-        return None
-    return raw.hex() if len(raw) == 32 else None
-
-
-def _spdx_package(spdx_id: str, name: str, version: str, locator: Optional[str], sha256: Optional[str] = None,
-                  **extra) -> dict:
-    package = {"SPDXID": spdx_id, "name": name or "unknown", "downloadLocation": "NOASSERTION",
-               "filesAnalyzed": False, "licenseConcluded": "NOASSERTION", "licenseDeclared": "NOASSERTION",
-               "copyrightText": "NOASSERTION"}
-    if version:
-        package["versionInfo"] = version
-    if sha256:
-        package["checksums"] = [{"algorithm": "SHA256", "checksumValue": sha256}]
-    if locator:
-        package["externalRefs"] = [{"referenceCategory": "PACKAGE-MANAGER", "referenceType": "purl",
-                                    "referenceLocator": locator}]
-    package.update(extra)
-    return package
-
-
-def _dependency_packages(info: "BuildInfo") -> List[dict]:
-    """A package for each module or crate the program is built from (a replaced Go module as what
-    replaced it), and Go's standard library as ``stdlib``."""
-    packages = []
-    if info.language == "go" and info.toolchain:
-        version = info.toolchain[2:] if info.toolchain.startswith("go") else info.toolchain
-        packages.append(_spdx_package("", "stdlib", info.toolchain, "pkg:golang/stdlib@%s" % urllib.parse.quote(
-            version, safe="")))
-    for dep in info.deps:
-        used = dep.replace or dep
-        extra = {"comment": "replaces %s %s" % (dep.path, dep.version)} if dep.replace else {}
-        packages.append(_spdx_package("", used.path, used.version, purl(info.language, used),
-                                      _go_sum_sha256(used.sum), **extra))
-    for n, package in enumerate(packages):
-        package["SPDXID"] = "SPDXRef-Package-%d" % (n + 1)
-    return packages
-
-
-def spdx_document(target: str, checksums: Dict[str, str], info: Optional["BuildInfo"], created: str) -> bytes:
-    """The SPDX 2.3 JSON document of a program at ``target`` in an image: the program as a package
-    (its main module or root crate when the build information names one) that CONTAINS the file
-    (``checksums``: SHA1 and SHA256, hex) and DEPENDS_ON every module or crate. ``created`` is the
-    image's creation time, so the same inputs give the same bytes."""
-    name = posixpath.basename(target)
-    root = info.main if info is not None else None
-    language = info.language if info is not None else ""
-    program = _spdx_package("SPDXRef-Package-program", root.path if root and root.path else name,
-                            root.version if root else "", purl(language, root) if root else None,
-                            primaryPackagePurpose="APPLICATION")
-    # The package holds the one file, so its files were analysed: the verification code of one file
-    # is the SHA-1 of that file's SHA-1 (hex).
-    program.update(filesAnalyzed=True, packageVerificationCode={
-        "packageVerificationCodeValue": hashlib.sha1(checksums["SHA1"].encode("ascii")).hexdigest()})
-    if info is not None and info.language == "go" and info.path:
-        program["summary"] = "Go program %s" % info.path
-    file = {"SPDXID": "SPDXRef-File-program", "fileName": "." + target,
-            "checksums": [{"algorithm": algorithm, "checksumValue": checksums[algorithm]}
-                          for algorithm in ("SHA1", "SHA256")],
-            "licenseConcluded": "NOASSERTION", "copyrightText": "NOASSERTION"}
-    deps = _dependency_packages(info) if info is not None else []
-    relationships = [("SPDXRef-DOCUMENT", "DESCRIBES", "SPDXRef-Package-program"),
-                     ("SPDXRef-Package-program", "CONTAINS", "SPDXRef-File-program")]
-    relationships += [("SPDXRef-Package-program", "DEPENDS_ON", dep["SPDXID"]) for dep in deps]
-    document = {
-        "spdxVersion": "SPDX-2.3", "dataLicense": "CC0-1.0", "SPDXID": "SPDXRef-DOCUMENT", "name": name,
-        "creationInfo": {"created": created, "creators": ["Tool: zeroimage-%s" % __version__]},
-        "packages": [program] + deps, "files": [file],
-        "relationships": [{"spdxElementId": a, "relationshipType": kind, "relatedSpdxElement": b}
-                          for a, kind, b in relationships],
-    }
-    # A namespace unique to this document and the same for the same inputs: named by its content.
-    document["documentNamespace"] = "https://zeroimage.invalid/spdx/%s-%s" % (
-        urllib.parse.quote(name, safe=""), hashlib.sha256(canonical_json(document)).hexdigest()[:32])
-    return canonical_json(document)
-
-
 # ---- Layers ----
 
 
@@ -5805,49 +5701,6 @@ def make_image_index(images: Sequence[Image], family: Dict[str, str], annotation
     return ImageIndex(index, bytes_blob(canonical_json(index)), list(images), family["index"])
 
 
-# -- referrers: artifacts attached to an image the OCI 1.1 way --
-
-
-class Attachment(NamedTuple):
-    """A document to attach to an image (an SBOM): its artifact type, its bytes, when it was made."""
-
-    artifact_type: str
-    data: bytes
-    created: str = ""
-
-
-def attach(subject: Union[Image, ImageIndex], attachment: Attachment) -> Image:
-    """The artifact manifest that attaches a document to ``subject`` (image-spec 1.1): ``artifactType``,
-    the empty config (``{}``), the document as its one layer, ``subject`` naming the image's manifest."""
-    document, empty = bytes_blob(attachment.data), bytes_blob(b"{}")
-    manifest = {"schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": attachment.artifact_type,
-                "config": descriptor(OCI_EMPTY, empty.digest, empty.size, data="e30="),
-                "layers": [descriptor(attachment.artifact_type, document.digest, document.size)],
-                "subject": descriptor(subject.kind, subject.digest, subject.manifest_blob.size)}
-    if attachment.created:
-        manifest["annotations"] = {ANNOTATION_CREATED: attachment.created}
-    return Image(manifest, {}, None, [document, empty, bytes_blob(canonical_json(manifest))], OCI_MANIFEST)
-
-
-# manifest digest -> what to attach to it: documents to make artifacts of, or artifacts read elsewhere
-Attachments = Optional[Dict[str, Sequence[Union[Attachment, Image]]]]
-
-
-def referable(top: Union[Image, ImageIndex]) -> List[Union[Image, ImageIndex]]:
-    """What in a tree may have referrers: each image, and the index itself."""
-    return tree_images(top) + ([top] if isinstance(top, ImageIndex) else [])
-
-
-def artifacts_for(node: Union[Image, ImageIndex], attachments: Attachments) -> List[Image]:
-    """The artifact manifests that attach ``attachments`` to ``node`` (one read elsewhere kept as it is)."""
-    return [a if isinstance(a, Image) else attach(node, a) for a in (attachments or {}).get(node.digest, ())]
-
-
-def artifact_blobs(top: Union[Image, ImageIndex], attachments: Attachments) -> List[Blob]:
-    """Every blob of the artifacts attached to the images of ``top`` (and to the index itself)."""
-    return [blob for node in referable(top) for artifact in artifacts_for(node, attachments) for blob in artifact.blobs]
-
-
 def convert_family(top: Union[Image, ImageIndex], family: Dict[str, str],
                    notes: Optional[List[str]] = None) -> Union[Image, ImageIndex]:
     """The same image or index with its manifests said in ``family`` (OCI or Docker v2 schema 2): the
@@ -6256,6 +6109,155 @@ def registry_base(session: "Session", text: str, platform: Platform) -> BaseImag
                      chosen.platform, True, ref.familiar(),
                      {ANNOTATION_BASE_NAME: name, ANNOTATION_BASE_DIGEST: image.digest},
                      {ANNOTATION_BASE_NAME: name, ANNOTATION_BASE_DIGEST: top["digest"]})
+
+
+# ---- SBOMs and referrers ----
+#
+# What --sbom attaches to an image: an SPDX 2.3 JSON document naming the program file and what its
+# build information lists (pure: the same inputs give the same bytes), and the OCI 1.1 artifact
+# manifest that attaches a document to an image (its ``subject``), as sinks write or push it.
+
+
+def purl(language: str, module: Module) -> Optional[str]:
+    """The package URL of a Go module (``pkg:golang/PATH@VERSION``) or a crates.io crate
+    (``pkg:cargo/NAME@VERSION``); None when it has no version or no such home."""
+    if not module.version or module.version == "(devel)" or not module.path:
+        return None
+    version = urllib.parse.quote(module.version, safe="")
+    if language == "go":
+        if module.path.startswith((".", "/")):      # a replacement by a local directory
+            return None
+        return "pkg:golang/%s@%s" % ("/".join(urllib.parse.quote(part, safe="") for part in module.path.split("/")),
+                                      version)
+    if language == "rust" and module.source in ("", "crates.io"):
+        return "pkg:cargo/%s@%s" % (urllib.parse.quote(module.path, safe=""), version)
+    return None
+
+
+def _go_sum_sha256(go_sum: str) -> Optional[str]:
+    """Go's ``h1:`` checksum (base64 SHA-256 of the module's file list) as hex, else None."""
+    if not go_sum.startswith("h1:"):
+        return None
+    try:
+        raw = base64.b64decode(go_sum[3:], validate=True)
+    except ValueError:      # binascii.Error is one
+        return None
+    return raw.hex() if len(raw) == 32 else None
+
+
+def _spdx_package(spdx_id: str, name: str, version: str, locator: Optional[str], sha256: Optional[str] = None,
+                  **extra) -> dict:
+    package = {"SPDXID": spdx_id, "name": name or "unknown", "downloadLocation": "NOASSERTION",
+               "filesAnalyzed": False, "licenseConcluded": "NOASSERTION", "licenseDeclared": "NOASSERTION",
+               "copyrightText": "NOASSERTION"}
+    if version:
+        package["versionInfo"] = version
+    if sha256:
+        package["checksums"] = [{"algorithm": "SHA256", "checksumValue": sha256}]
+    if locator:
+        package["externalRefs"] = [{"referenceCategory": "PACKAGE-MANAGER", "referenceType": "purl",
+                                    "referenceLocator": locator}]
+    package.update(extra)
+    return package
+
+
+def _dependency_packages(info: BuildInfo) -> List[dict]:
+    """A package for each module or crate the program is built from (a replaced Go module as what
+    replaced it), and Go's standard library as ``stdlib``."""
+    packages = []
+    if info.language == "go" and info.toolchain:
+        version = info.toolchain[2:] if info.toolchain.startswith("go") else info.toolchain
+        packages.append(_spdx_package("", "stdlib", info.toolchain, "pkg:golang/stdlib@%s" % urllib.parse.quote(
+            version, safe="")))
+    for dep in info.deps:
+        used = dep.replace or dep
+        extra = {"comment": "replaces %s %s" % (dep.path, dep.version)} if dep.replace else {}
+        packages.append(_spdx_package("", used.path, used.version, purl(info.language, used),
+                                      _go_sum_sha256(used.sum), **extra))
+    for n, package in enumerate(packages):
+        package["SPDXID"] = "SPDXRef-Package-%d" % (n + 1)
+    return packages
+
+
+def spdx_document(target: str, checksums: Dict[str, str], info: Optional[BuildInfo], created: str) -> bytes:
+    """The SPDX 2.3 JSON document of a program at ``target`` in an image: the program as a package
+    (its main module or root crate when the build information names one) that CONTAINS the file
+    (``checksums``: SHA1 and SHA256, hex) and DEPENDS_ON every module or crate. ``created`` is the
+    image's creation time, so the same inputs give the same bytes."""
+    name = posixpath.basename(target)
+    root = info.main if info is not None else None
+    language = info.language if info is not None else ""
+    program = _spdx_package("SPDXRef-Package-program", root.path if root and root.path else name,
+                            root.version if root else "", purl(language, root) if root else None,
+                            primaryPackagePurpose="APPLICATION")
+    # The package holds the one file, so its files were analysed: the verification code of one file
+    # is the SHA-1 of that file's SHA-1 (hex).
+    program.update(filesAnalyzed=True, packageVerificationCode={
+        "packageVerificationCodeValue": hashlib.sha1(checksums["SHA1"].encode("ascii")).hexdigest()})
+    if info is not None and info.language == "go" and info.path:
+        program["summary"] = "Go program %s" % info.path
+    file = {"SPDXID": "SPDXRef-File-program", "fileName": "." + target,
+            "checksums": [{"algorithm": algorithm, "checksumValue": checksums[algorithm]}
+                          for algorithm in ("SHA1", "SHA256")],
+            "licenseConcluded": "NOASSERTION", "copyrightText": "NOASSERTION"}
+    deps = _dependency_packages(info) if info is not None else []
+    relationships = [("SPDXRef-DOCUMENT", "DESCRIBES", "SPDXRef-Package-program"),
+                     ("SPDXRef-Package-program", "CONTAINS", "SPDXRef-File-program")]
+    relationships += [("SPDXRef-Package-program", "DEPENDS_ON", dep["SPDXID"]) for dep in deps]
+    document = {
+        "spdxVersion": "SPDX-2.3", "dataLicense": "CC0-1.0", "SPDXID": "SPDXRef-DOCUMENT", "name": name,
+        "creationInfo": {"created": created, "creators": ["Tool: zeroimage-%s" % __version__]},
+        "packages": [program] + deps, "files": [file],
+        "relationships": [{"spdxElementId": a, "relationshipType": kind, "relatedSpdxElement": b}
+                          for a, kind, b in relationships],
+    }
+    # A namespace unique to this document and the same for the same inputs: named by its content.
+    document["documentNamespace"] = "https://zeroimage.invalid/spdx/%s-%s" % (
+        urllib.parse.quote(name, safe=""), hashlib.sha256(canonical_json(document)).hexdigest()[:32])
+    return canonical_json(document)
+
+
+# -- referrers: artifacts attached to an image the OCI 1.1 way --
+
+
+class Attachment(NamedTuple):
+    """A document to attach to an image (an SBOM): its artifact type, its bytes, when it was made."""
+
+    artifact_type: str
+    data: bytes
+    created: str = ""
+
+
+def attach(subject: Union[Image, ImageIndex], attachment: Attachment) -> Image:
+    """The artifact manifest that attaches a document to ``subject`` (image-spec 1.1): ``artifactType``,
+    the empty config (``{}``), the document as its one layer, ``subject`` naming the image's manifest."""
+    document, empty = bytes_blob(attachment.data), bytes_blob(b"{}")
+    manifest = {"schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": attachment.artifact_type,
+                "config": descriptor(OCI_EMPTY, empty.digest, empty.size, data="e30="),
+                "layers": [descriptor(attachment.artifact_type, document.digest, document.size)],
+                "subject": descriptor(subject.kind, subject.digest, subject.manifest_blob.size)}
+    if attachment.created:
+        manifest["annotations"] = {ANNOTATION_CREATED: attachment.created}
+    return Image(manifest, {}, None, [document, empty, bytes_blob(canonical_json(manifest))], OCI_MANIFEST)
+
+
+# manifest digest -> what to attach to it: documents to make artifacts of, or artifacts read elsewhere
+Attachments = Optional[Dict[str, Sequence[Union[Attachment, Image]]]]
+
+
+def referable(top: Union[Image, ImageIndex]) -> List[Union[Image, ImageIndex]]:
+    """What in a tree may have referrers: each image, and the index itself."""
+    return tree_images(top) + ([top] if isinstance(top, ImageIndex) else [])
+
+
+def artifacts_for(node: Union[Image, ImageIndex], attachments: Attachments) -> List[Image]:
+    """The artifact manifests that attach ``attachments`` to ``node`` (one read elsewhere kept as it is)."""
+    return [a if isinstance(a, Image) else attach(node, a) for a in (attachments or {}).get(node.digest, ())]
+
+
+def artifact_blobs(top: Union[Image, ImageIndex], attachments: Attachments) -> List[Blob]:
+    """Every blob of the artifacts attached to the images of ``top`` (and to the index itself)."""
+    return [blob for node in referable(top) for artifact in artifacts_for(node, attachments) for blob in artifact.blobs]
 
 
 # ---- Sinks ----
