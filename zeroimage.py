@@ -6442,11 +6442,13 @@ class RegistrySink:
 
     def _attach(self, pairs: Sequence[Tuple[Union[Image, ImageIndex], Image]], scopes: List[str]) -> None:
         for pushed, artifact in pairs:
+            kind = outside_text(referrer_descriptor(artifact.manifest, artifact.digest, 0).get("artifactType")
+                                or "artifact", 100)
             if artifact.manifest["subject"]["digest"] != pushed.digest:
                 self.session.display.warning("the %s %s refers to %s, which went to %s as %s (another encoding): "
-                                             "it is left out", artifact.manifest.get("artifactType") or "artifact",
-                                             _short(artifact.digest), _short(artifact.manifest["subject"]["digest"]),
-                                             self.registry.host, _short(pushed.digest))
+                                             "it is left out", kind, _short(artifact.digest),
+                                             _short(artifact.manifest["subject"]["digest"]), self.registry.host,
+                                             _short(pushed.digest))
                 continue
             try:
                 how = push_referrer(self.session, self.registry, self.ref.repository, artifact, scopes)
@@ -6456,12 +6458,12 @@ class RegistrySink:
                 if isinstance(e, RegistryError) and not _refuses_oci(e) and e.status not in (200, 400, 404, 405):
                     raise
                 reason = _registry_reason(e) if isinstance(e, RegistryError) and not e.explained else str(e)
-                self.session.display.warning("%s: the %s for %s could not be attached (%s); the image is pushed without it",
-                                             self.registry.host, artifact.manifest["artifactType"],
+                self.session.display.warning("%s: the %s for %s could not be attached (%s); the image is pushed "
+                                             "without it", self.registry.host, kind,
                                              _short(artifact.manifest["subject"]["digest"]), reason)
                 continue
-            self.session.display.info("attached %s %s to %s (%s)", artifact.manifest["artifactType"],
-                                      _short(artifact.digest), _short(artifact.manifest["subject"]["digest"]), how)
+            self.session.display.info("attached %s %s to %s (%s)", kind, _short(artifact.digest),
+                                      _short(artifact.manifest["subject"]["digest"]), how)
 
     def _put_tree(self, top: Union[Image, ImageIndex], scopes: List[str]) -> Union[Image, ImageIndex]:
         """Put the manifests; when the registry refuses OCI ones, the Docker v2 schema 2 encoding of the
@@ -7197,7 +7199,12 @@ def read_referrers(session: Session, read: _Read, where: str) -> Dict[str, List[
                                         outside_text(str(desc.get("digest")), 100), _short(node.digest),
                                         outside_text(str(desc.get("mediaType")), 100))
                 continue
-            found.setdefault(node.digest, []).append(_read_artifact(read.source, desc, where))
+            artifact = _read_artifact(read.source, desc, where)
+            if artifact.manifest["subject"]["digest"] != node.digest:     # a stale entry of a referrers tag
+                session.display.warning("%s: the referrer %s names %s, not %s: not copied", where, _short(desc["digest"]),
+                                        _short(artifact.manifest["subject"]["digest"]), _short(node.digest))
+                continue
+            found.setdefault(node.digest, []).append(artifact)
     count = sum(len(artifacts) for artifacts in found.values())
     session.display.info("%s: %d referrer%s to copy", where, count, "" if count == 1 else "s")
     return found
@@ -7206,8 +7213,10 @@ def read_referrers(session: Session, read: _Read, where: str) -> Dict[str, List[
 def _read_artifact(source, desc: dict, where: str) -> Image:
     data = source.read_manifest(desc)
     manifest = json_object(data, "%s: referrer %s" % (where, desc["digest"]))
-    parts = [d for d in manifest.get("layers") or [] if isinstance(d, dict)] + [manifest.get("config")]
-    if not all(isinstance(d, dict) for d in parts) or not isinstance(manifest.get("subject"), dict):
+    layers, subject = manifest.get("layers") or [], manifest.get("subject")
+    parts = (layers if isinstance(layers, list) else [None]) + [manifest.get("config")]
+    if not all(isinstance(d, dict) for d in parts) or not isinstance(subject, dict) or \
+            not isinstance(subject.get("digest"), str):
         raise ArchiveError("%s: referrer %s is not an artifact manifest with a config and a subject"
                            % (where, desc["digest"]))
     return Image(manifest, {}, None, [source.blob(d) for d in parts] + [_bytes_blob(desc["digest"], data)],

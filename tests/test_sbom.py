@@ -497,3 +497,36 @@ def test_go_program_pushed_its_build_info_labels_sbom_and_inspect(open_place, tm
     with place.session() as session:
         value = json.loads(zeroimage.inspect(place.up("go/app:1"), mode="json", session=session))
     assert value["buildInfo"] is None and value["labels"]["org.opencontainers.image.version"] == "v2.3.4"
+
+
+def test_copy_referrers_of_every_shape(open_place, busybox_program):
+    """Referrers zeroimage did not make: no artifactType (the config's media type says it), and a
+    stale entry in a referrers tag (its subject another image): the first copied, the second not."""
+    place = open_place
+    env = dict(place.env, **EPOCH)
+    digest = ok(run_cli("build", "--push", place.up("shapes/app:1"), busybox_program, env=env)
+                ).stdout.strip().rsplit("@", 1)[1]
+    with place.session() as session:
+        registry = session.registry(place.upstream.host)
+        scopes = ["repository:shapes/app:push,pull"]
+        image = registry.get_manifest("shapes/app", digest)[0]
+        config = zeroimage.bytes_blob(b'{"signed": true}')
+        manifest = {"schemaVersion": 2, "mediaType": zeroimage.OCI_MANIFEST,
+                    "config": {"mediaType": "application/vnd.example.sig.config", "digest": config.digest,
+                               "size": config.size}, "layers": [],
+                    "subject": {"mediaType": zeroimage.OCI_MANIFEST, "digest": digest, "size": len(image)}}
+        data = json.dumps(manifest).encode()
+        untyped = zeroimage.Image(manifest, {}, None, [config, zeroimage.bytes_blob(data)], zeroimage.OCI_MANIFEST)
+        assert zeroimage.push_referrer(session, registry, "shapes/app", untyped, scopes).startswith("referrers tag")
+        stale = registry.referrers_index("shapes/app", digest)
+        other = zeroimage.attach(zeroimage.Image({}, {}, None, [zeroimage.bytes_blob(b"{}")], zeroimage.OCI_MANIFEST),
+                                 zeroimage.Attachment("application/vnd.example.other", b"x"))
+        zeroimage.push_blobs(session, registry, "shapes/app", other.blobs, scopes)
+        stale["manifests"].append(zeroimage.referrer_descriptor(other.manifest, other.digest, other.manifest_blob.size))
+        registry.put_manifest("shapes/app", zeroimage.referrers_tag(digest), zeroimage.canonical_json(stale),
+                              zeroimage.OCI_INDEX, scopes)
+    copied = ok(run_cli("copy", "--referrers", place.up("shapes/app:1"), place.up("shapes/copy:1"), env=env))
+    assert "not copied" in copied.stderr and "1 referrer to copy" in copied.stderr
+    info = json.loads(ok(run_cli("inspect", "--json", place.up("shapes/copy:1"), env=env)).stdout)
+    assert [r["artifactType"] for r in info["referrers"]] == ["application/vnd.example.sig.config"]
+    assert info["referrers"][0]["digest"] == zeroimage.sha256_digest(data)      # byte for byte
