@@ -7954,7 +7954,8 @@ def build_parser() -> argparse.ArgumentParser:
          "zeroimage build --from alpine:3.19 --push registry.example.com/app:1 ./app",
          "zeroimage build --from-archive alpine.tar -o app.tar -t app:1.0 ./app",
          "zeroimage build --push reg.example.com/app:1 linux/amd64=dist/app-amd64 linux/arm64=dist/app-arm64",
-         "zeroimage build --env MODE=prod --user nonroot --expose 8080 --add static:/srv/static ./app"],
+         "zeroimage build --env MODE=prod --user nonroot --expose 8080 --add static:/srv/static ./app",
+         "zeroimage build --sbom --tzdata --push registry.example.com/app:1 ./app   # with an SPDX SBOM and time zones"],
         json_output=True)
     base = build_cmd.add_mutually_exclusive_group()
     base.add_argument("--from", dest="base", type=_base_arg, metavar="BASE",
@@ -8082,8 +8083,9 @@ def build_parser() -> argparse.ArgumentParser:
     inspect_cmd = _command(
         commands, "inspect", "describe an image in a registry or an archive",
         "Show an image: digest and media type (of an index: each platform's manifest with\n"
-        "its digest and size), layers, entrypoint, cmd, env, user, ports, labels and\n"
-        "annotations; or its raw manifest (--raw; of an index: the index) or config (--config).\n"
+        "its digest and size), layers, entrypoint, cmd, env, user, ports, labels,\n"
+        "annotations, what refers to it (SBOMs, signatures) and its program's build info;\n"
+        "or its raw manifest (--raw; of an index: the index), config (--config) or SBOM (--sbom).\n"
         "An archive or layout directory and a registry image are shown alike.\n\n"
         "TARGET is read from disk when it looks like a path: it starts with /, ./, ../\n"
         "or ~, or ends in .tar (.gz .xz .bz2), .tgz, .txz, .tbz2 or .oci (before an\n"
@@ -8091,7 +8093,8 @@ def build_parser() -> argparse.ArgumentParser:
         "that name exists: write ./NAME to read that file. PATH:NAME picks the image\n"
         "named NAME (its tag or full name).",
         ["zeroimage inspect alpine:3.19", "zeroimage inspect --platform linux/arm64 --config alpine:3.19",
-         "zeroimage inspect --raw app.tar", "zeroimage inspect ./layout:1.0         # a layout directory, image 1.0"],
+         "zeroimage inspect --raw app.tar", "zeroimage inspect ./layout:1.0         # a layout directory, image 1.0",
+         "zeroimage inspect --sbom registry.example.com/app:1 > app.spdx.json"],
         json_output=True)
     inspect_cmd.add_argument("--platform", type=_platform_arg, metavar="OS/ARCH[/VARIANT]",
                              help="which image of an index (default: this machine's)")
