@@ -1628,6 +1628,9 @@ _CODE_HOSTS = {"github.com": 2, "bitbucket.org": 2, "codeberg.org": 2, "git.sr.h
 _REPO_ELEMENT = re.compile(r"~?[A-Za-z0-9_.-]+")
 
 
+BUILD_INFO_LABELS = tuple("org.opencontainers.image." + key for key in ("version", "revision", "source"))
+
+
 def build_info_labels(info: BuildInfo) -> Dict[str, str]:
     """The OCI labels a program's build info gives: ``org.opencontainers.image.version`` (the main
     module's or root crate's version, when a real one: not Go's "(devel)"), ``...revision`` (Go's
@@ -1640,19 +1643,26 @@ def build_info_labels(info: BuildInfo) -> Dict[str, str]:
     revision = dict(info.settings).get("vcs.revision", "")
     if revision:
         labels["org.opencontainers.image.revision"] = revision
-    source = _source_url(info.main.path if info.main else info.path) if info.language == "go" else None
+    source = _source_url(info.main.path if info.main else info.path, info.main is not None) \
+        if info.language == "go" else None
     if source:
         labels["org.opencontainers.image.source"] = source
     return {k: v for k, v in labels.items() if v.isprintable() and not any(c.isspace() for c in v)}
 
 
-def _source_url(path: str) -> Optional[str]:
-    """``github.com/o/r/v2/cmd/x`` -> ``https://github.com/o/r``; None for a host not known to be public."""
+def _source_url(path: str, module: bool = True) -> Optional[str]:
+    """``github.com/o/r/v2/cmd/x`` -> ``https://github.com/o/r``; None for a host not known to be public.
+    A GitLab path (nested groups: no fixed depth) is a repository as a module path; a package path
+    is cut before Go's usual package directories (``cmd``, ``internal``, ``pkg``), else unknown."""
     host, _, rest = path.partition("/")
     if host not in _CODE_HOSTS:
         return None
     elements = rest.split("/")
     keep = _CODE_HOSTS[host]
+    if keep is None and not module:
+        keep = next((i for i, e in enumerate(elements) if e in ("cmd", "internal", "pkg")), None)
+        if keep is None:
+            return None
     if keep is None:
         keep = len(elements) - (1 if re.fullmatch(r"v[0-9]+", elements[-1]) else 0)
     elements = elements[:keep]
@@ -6542,7 +6552,8 @@ def push_referrer(session: "Session", registry: Registry, repository: str, artif
     """Push a manifest that has a ``subject``: its blobs, the manifest by digest, then, when the
     registry has no referrers API (its answer has no ``OCI-Subject``), its descriptor added to the
     index under the referrers tag (distribution spec: "referrers tag schema"), which is updated,
-    never overwritten. Says how the artifact can be found."""
+    never overwritten: other entries stay, the artifact is listed once, last. Says how the artifact
+    can be found."""
     push_blobs(session, registry, repository, artifact.blobs[:-1], scopes)
     with contextlib.closing(artifact.manifest_blob.open()) as f:
         data = f.read()
@@ -6550,9 +6561,11 @@ def push_referrer(session: "Session", registry: Registry, repository: str, artif
         return "referrers API"
     subject, tag = artifact.manifest["subject"]["digest"], referrers_tag(artifact.manifest["subject"]["digest"])
     index = registry.referrers_index(repository, subject) or make_index(OCI_FAMILY, [])
-    if all(d.get("digest") != artifact.digest for d in index["manifests"]):
-        index["manifests"].append(referrer_descriptor(artifact.manifest, artifact.digest, len(data)))
-        registry.put_manifest(repository, tag, canonical_json(index), OCI_INDEX, scopes)
+    # listed once, last: the list's order says which was attached last (an SBOM pushed again moves)
+    listed = [d for d in index["manifests"] if d.get("digest") != artifact.digest] + [
+        referrer_descriptor(artifact.manifest, artifact.digest, len(data))]
+    if listed != index["manifests"]:
+        registry.put_manifest(repository, tag, canonical_json(dict(index, manifests=listed)), OCI_INDEX, scopes)
     return "referrers tag %s" % tag
 
 
@@ -6804,6 +6817,8 @@ def _build_images(session: Session, programs, single: bool, base_for, layers: _L
     images, bases = [], []
     for wanted, path, program, elf, image_options in checked:
         base_image = base_for(wanted)
+        if image_options is not options:        # the program says what it is: the base's say of it goes
+            base_image = base_image._replace(config=_without_labels(base_image.config, BUILD_INFO_LABELS))
         if family is not None:
             base_image = base_image._replace(family=family)
         problems = base_metadata_problems(base_image.config)
@@ -6873,6 +6888,16 @@ def _program_build_info(display: Display, path: str, program) -> Optional[BuildI
         display.info("%s was built from a modified work tree (vcs.modified=true): its revision label names "
                      "a commit without those changes", path)
     return info
+
+
+def _without_labels(config: dict, keys: Sequence[str]) -> dict:
+    """A base config without the labels ``keys`` (what a program's build info says of the image
+    replaces what the base said of itself: its version, revision and source together)."""
+    runtime = config.get("config")
+    labels = runtime.get("Labels") if isinstance(runtime, dict) else None
+    if not isinstance(labels, dict) or not any(key in labels for key in keys):
+        return config
+    return dict(config, config=dict(runtime, Labels={k: v for k, v in labels.items() if k not in keys}))
 
 
 def _build_info_options(display: Display, path: str, program, options: ImageOptions) -> ImageOptions:
@@ -7492,8 +7517,8 @@ def _build_info_lines(value: Optional[dict]) -> List[str]:
     if value["path"]:
         lines.append("  Package:   %s" % shown(value["path"]))
     if module:
-        lines.append("  %-10s %s %s" % ("Module:" if value["language"] == "go" else "Crate:", shown(module["path"]),
-                                        shown(module["version"])))
+        lines.append(("  %-10s %s %s" % ("Module:" if value["language"] == "go" else "Crate:", shown(module["path"]),
+                                         shown(module["version"]))).rstrip())
     lines.append("  Deps:      %d" % len(value["deps"]))
     lines += ["  Build:     %s=%s" % (shown(k), shown(v)) for k, v in value["settings"].items()]
     return lines
@@ -7667,10 +7692,13 @@ def _inspect_output(mode: str, name: str, digest: str, media_type: str, image: I
 
 
 def attached_document(source, image: Image, referrers: Sequence[dict], artifact_type: str, name: str) -> str:
-    """The document of the last artifact of ``artifact_type`` that refers to ``image`` (an SBOM),
-    read and verified; an error when none does."""
+    """The document of the artifact of ``artifact_type`` attached to ``image`` last (an SBOM): the
+    latest ``created`` annotation, among equals the last listed; read and verified. An error when
+    none is."""
     where = "%s (%s)" % (name, image.digest)
-    for desc in reversed([d for d in referrers if isinstance(d, dict) and d.get("artifactType") == artifact_type]):
+    candidates = [d for d in referrers if isinstance(d, dict) and d.get("artifactType") == artifact_type]
+    candidates.sort(key=lambda d: str(_annotations(d).get(ANNOTATION_CREATED, "")))     # stable: ties keep the order
+    for desc in reversed(candidates):
         manifest = json_object(source.read_manifest(desc), "%s: artifact %s" % (where, desc.get("digest")))
         subject = manifest.get("subject") if isinstance(manifest.get("subject"), dict) else {}
         layers = [d for d in manifest.get("layers") or [] if isinstance(d, dict) and d.get("mediaType") == artifact_type]
@@ -7682,9 +7710,8 @@ def attached_document(source, image: Image, referrers: Sequence[dict], artifact_
                 where, artifact_type, _human_size(blob.size), _human_size(MAX_ATTACHED_SIZE)))
         with contextlib.closing(blob.open()) as f:
             return f.read().decode("utf-8", "replace")
-    raise NotFoundError(404, "GET", name, "%s has no %s attached; build it with --sbom" % (where, artifact_type)) \
-        if isinstance(source, RegistrySource) else \
-        ArchiveError("%s has no %s attached; build it with --sbom" % (where, artifact_type))
+    raise ZeroImageError("%s has no %s attached; build it with --sbom (copy and push take referrers along "
+                         "with --referrers)" % (where, artifact_type))
 
 
 # -- login, logout, check-auth --

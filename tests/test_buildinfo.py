@@ -550,3 +550,33 @@ def test_extract_program_streams_a_large_file(tmp_path):
         assert out.seek(0, io.SEEK_END) == len(big)
     with zeroimage.Session() as session:
         assert zeroimage._image_build_info(session, image)["main"]["version"] == "v2.3.4"
+
+
+def test_gitlab_package_paths_are_cut_before_go_package_directories():
+    assert zeroimage._source_url("gitlab.com/g/sub/proj/cmd/x", module=False) == "https://gitlab.com/g/sub/proj"
+    assert zeroimage._source_url("gitlab.com/g/sub/proj/internal/y", module=False) == "https://gitlab.com/g/sub/proj"
+    assert zeroimage._source_url("gitlab.com/g/sub/proj", module=False) is None       # where does it end?
+    assert zeroimage._source_url("gitlab.com/g/sub/proj/v2") == "https://gitlab.com/g/sub/proj"
+    info = zeroimage.BuildInfo("go", "go1.22.1", "gitlab.com/g/sub/proj/cmd/x")
+    assert zeroimage.build_info_labels(info) == {LABEL + "source": "https://gitlab.com/g/sub/proj"}
+
+
+def test_the_programs_labels_replace_the_bases_three_together(tmp_path):
+    """A base built from a program with version, revision and source; a program on it that gives
+    a version and a source: the base's revision must not stay beside them. A script keeps the base's."""
+    base_program = rewritten_go_binary(tmp_path)
+    base = tmp_path / "base.tar"
+    assert run_cli("build", "--from", "scratch", "-o", base, base_program).returncode == 0
+    assert set(labels_of(base)) >= {LABEL + "version", LABEL + "revision", LABEL + "source"}
+    other = rewritten_go_binary(tmp_path, modinfo="path\tgithub.com/b/b\nmod\tgithub.com/b/b\tv9.9.9\th1:x=\n",
+                                name="other")
+    on_top = tmp_path / "on-top.tar"
+    r = run_cli("build", "--from-archive", base, "--target", "/other", "-o", on_top, other)
+    assert r.returncode == 0, r.stderr
+    assert {k: v for k, v in labels_of(on_top).items() if k.startswith(LABEL)} == {
+        LABEL + "version": "v9.9.9", LABEL + "source": "https://github.com/b/b"}
+    script = tmp_path / "script.sh"
+    script.write_text("#!/bin/sh\necho hi\n")
+    scripted = tmp_path / "scripted.tar"
+    assert run_cli("build", "--from-archive", base, "--target", "/script", "-o", scripted, script).returncode == 0
+    assert labels_of(scripted) == labels_of(base)
