@@ -6300,6 +6300,7 @@ class ArchiveSink:
 
     def write(self, top: Union[Image, ImageIndex], name: Reference, attachments: "Attachments" = None) -> str:
         docker = docker_manifest(top, name) if isinstance(top, Image) else None
+        self.attached = [a for node in referable(top) for a in artifacts_for(node, attachments)]
         write_archive(self._out, tree_blobs(top) + artifact_blobs(top, attachments),
                       make_index(OCI_FAMILY, [top_descriptor(top, name)]), docker,
                       self.session.display, self.session.cancelled)
@@ -6328,6 +6329,7 @@ class LayoutSink:
     def write(self, top: Union[Image, ImageIndex], name: Reference, attachments: "Attachments" = None) -> str:
         real = output_directory(self.path)
         made = not os.path.exists(real)
+        self.attached = [a for node in referable(top) for a in artifacts_for(node, attachments)]
         try:
             write_layout_dir(real, tree_blobs(top) + artifact_blobs(top, attachments), top_descriptor(top, name),
                              self.session.cancelled)
@@ -6407,6 +6409,7 @@ class RegistrySink:
         self.can_convert = can_convert      # the command has --media-types (copy has not)
         self.scratch_dir = None
         self.top = None                     # what was pushed (Docker's encoding, when OCI was refused)
+        self.attached = []                  # the artifacts attached to it
 
     def start(self, stack: contextlib.ExitStack) -> None:
         pass
@@ -6474,6 +6477,7 @@ class RegistrySink:
                 continue
             self.session.display.info("attached %s %s to %s (%s)", kind, _short(artifact.digest),
                                       _short(artifact.manifest["subject"]["digest"]), how)
+            self.attached.append(artifact)
 
     def _put_tree(self, top: Union[Image, ImageIndex], scopes: List[str]) -> Union[Image, ImageIndex]:
         """Put the manifests; when the registry refuses OCI ones, the Docker v2 schema 2 encoding of the
@@ -6669,6 +6673,7 @@ class BuildResult(NamedTuple):
     path: str
     images: List[Image]
     image_id: Optional[str] = None      # the engine's ID of the image, when loaded into one
+    referrers: Sequence[Image] = ()     # what was attached to the images (--sbom's artifacts)
 
 
 def _resolve_platform(requested: Optional[Platform], elf: Optional[ElfInfo], entrypoint: str,
@@ -7095,7 +7100,8 @@ def build(entrypoint, output: Optional[str] = None, *, base: Optional[str] = Non
         images = [image for image in images if image.digest == digest]
     elif getattr(sink, "top", top) is not top:          # what a registry took: Docker's encoding, not OCI's
         images = tree_images(sink.top)
-    return BuildResult(digest, sink.where(digest), images, getattr(sink, "image_id", None))
+    return BuildResult(digest, sink.where(digest), images, getattr(sink, "image_id", None),
+                       getattr(sink, "attached", ()))
 
 
 # ---- Transfers ----
@@ -8388,6 +8394,8 @@ def _build_json(result: BuildResult, pushed: bool) -> dict:
              "mediaType": images[0]["mediaType"] if len(images) == 1 else
              (DOCKER_MANIFEST_LIST if images[0]["mediaType"] == DOCKER_MANIFEST else OCI_INDEX),
              "size": sum(layer["size"] for image in images for layer in image["layers"])}
+    value["referrers"] = [{"subject": a.manifest["subject"]["digest"], "digest": a.digest,
+                           "artifactType": a.manifest.get("artifactType", "")} for a in result.referrers]
     if result.image_id is not None:
         value["loaded"], value["imageId"] = result.path, result.image_id
     else:

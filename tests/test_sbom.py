@@ -222,6 +222,9 @@ def test_build_sbom_into_an_archive(tmp_path, busybox_program):
         "mediaType": zeroimage.OCI_MANIFEST}]
     assert "Referrers:\n  application/spdx+json  sha256:" in ok(run("inspect", a)).stdout
     assert json.loads(ok(run("inspect", "--json", plain)).stdout)["referrers"] == []
+    built = json.loads(ok(run("build", "--json", "--sbom", "-o", tmp_path / "c.tar", busybox_program)).stdout)
+    assert built["referrers"] == [{"subject": digest, "digest": info["referrers"][0]["digest"],
+                                   "artifactType": "application/spdx+json"}]
 
 
 def test_build_sbom_into_a_layout_directory(tmp_path, binaries):
