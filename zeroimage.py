@@ -823,6 +823,12 @@ class Display:
                     2000) + "\n")
             self._draw(force=True)
 
+    def dropped(self, task: "Task") -> None:
+        with self._lock:
+            if task in self._active:
+                self._active.remove(task)
+            self._draw(force=True)
+
     def summary(self) -> Optional[str]:
         """``pushed 3 blobs (21.4 MB), mounted 2, skipped 1 in 1.8 s``, or None if nothing moved."""
         parts = []
@@ -886,6 +892,10 @@ class Task:
 
     def finish(self) -> None:
         self.display.finished(self)
+
+    def drop(self) -> None:
+        """The blob did not get there this way (it will go another): no longer shown, not counted."""
+        self.display.dropped(self)
 
     def line(self) -> str:
         rate = self.done / max(time.monotonic() - self.started, 1e-6)
@@ -2646,6 +2656,66 @@ class LayerCache:
         for _, name in sorted(entries)[:max(0, len(entries) - self.max_entries)]:
             with contextlib.suppress(OSError):
                 os.unlink(os.path.join(self.directory, name))
+
+
+class GrowingFile:
+    """A temporary file one thread writes (a layer as it is compressed) while another reads what is
+    written so far (its upload, fed as it goes). ``on_start`` is called at the first write (no
+    upload is begun for a layer never written: one the registry already has). The writer ends with
+    ``finish(digest)``, or ``finish(None)`` to give the readers up; ``read_from`` waits for more."""
+
+    def __init__(self, f, on_start: Optional[Callable[[], None]] = None,
+                 cancelled: Optional[threading.Event] = None):
+        self._f, self._on_start, self._cancelled = f, on_start, cancelled
+        self._changed = threading.Condition()
+        self.size, self.done, self.digest = 0, False, None
+
+    def write(self, data) -> int:
+        if self._on_start is not None:
+            start, self._on_start = self._on_start, None
+            start()
+        written = self._f.write(data)
+        self._f.flush()         # what a reader is told of is in the file
+        with self._changed:
+            self.size += len(data)
+            self._changed.notify_all()
+        return written
+
+    def finish(self, digest: Optional[str]) -> None:
+        with self._changed:
+            if not self.done:
+                self.done, self.digest = True, digest
+                self._on_start = None       # written later (a cached layer rebuilt): no upload begins
+            self._changed.notify_all()
+
+    def read_from(self, offset: int, n: int) -> bytes:
+        """Up to ``n`` bytes from ``offset``: ``n`` of them, or (once the writer is done) what is left."""
+        with self._changed:
+            while self.size < offset + n and not self.done:
+                if self._cancelled is not None and self._cancelled.is_set():
+                    raise CancelledError()
+                self._changed.wait(0.25)
+            end = min(self.size, offset + n)
+        parts = []
+        while offset < end:
+            part = os.pread(self._f.fileno(), end - offset, offset)
+            if not part:
+                raise OSError("the layer's temporary file is shorter than what was written to it")
+            parts.append(part)
+            offset += len(part)
+        return b"".join(parts)
+
+    def seek(self, *args) -> int:
+        return self._f.seek(*args)
+
+    def tell(self) -> int:
+        return self._f.tell()
+
+    def read(self, n: int = -1) -> bytes:
+        return self._f.read(n)
+
+    def flush(self) -> None:
+        self._f.flush()
 
 
 class _Unclosing:
@@ -4614,16 +4684,39 @@ class Upload:
         with contextlib.closing(blob.open()) as body:
             if kind == "chunked":
                 self._patch(body, blob.size)
-                body, length = b"", 0
+                self.commit(blob.digest)
             else:
-                length = blob.size
-            parts = urllib.parse.urlsplit(self.url)
-            query = urllib.parse.parse_qsl(parts.query, keep_blank_values=True) + [("digest", blob.digest)]
-            url = urllib.parse.urlunsplit((parts.scheme, parts.netloc, parts.path, urllib.parse.urlencode(query), ""))
-            response = self.registry.request("PUT", url, self.scopes, {"Content-Type": "application/octet-stream"},
-                                             body, ok=(200, 201, 204), length=length)
-        with response:
+                self.commit(blob.digest, body, blob.size)
+
+    def commit(self, digest: str, body=b"", length: int = 0) -> None:
+        """The ``PUT ?digest=`` that ends the upload (with the last bytes, or none)."""
+        parts = urllib.parse.urlsplit(self.url)
+        query = urllib.parse.parse_qsl(parts.query, keep_blank_values=True) + [("digest", digest)]
+        url = urllib.parse.urlunsplit((parts.scheme, parts.netloc, parts.path, urllib.parse.urlencode(query), ""))
+        with self.registry.request("PUT", url, self.scopes, {"Content-Type": "application/octet-stream"},
+                                   body, ok=(200, 201, 204), length=length) as response:
             response.read_capped(MAX_ERROR_BODY, "the upload answer")
+
+    def send_chunk(self, data: bytes, offset: int) -> None:
+        """One PATCH with ``Content-Range: FIRST-LAST`` (the spec's chunked upload, in order)."""
+        headers = {"Content-Type": "application/octet-stream",
+                   "Content-Range": "%d-%d" % (offset, offset + len(data) - 1)}
+        with self.registry.request("PATCH", self.url, self.scopes, headers, data, ok=(200, 201, 202, 204),
+                                   length=len(data)) as response:
+            response.read_capped(MAX_ERROR_BODY, "the upload answer")
+        self.url = self.registry.upload_location(response, self.url) or self.url
+
+    def received(self) -> Optional[int]:
+        """How many bytes the registry holds of this upload (``GET`` on it: ``Range: 0-LAST``), or
+        None when it does not say."""
+        with self.registry.request("GET", self.url, self.scopes, ok=(200, 204)) as response:
+            response.read_capped(MAX_ERROR_BODY, "the upload status")
+        match = re.fullmatch(r"(?:bytes=)?0-([0-9]{1,18})", (response.headers.get("Range") or "").strip())
+        self.url = self.registry.upload_location(response, self.url) or self.url
+        if match is None:
+            return None
+        last = int(match.group(1))
+        return 0 if last == 0 else last + 1     # distribution says 0-0 for nothing yet (no chunk is 1 byte)
 
     def _patch(self, body, size: int) -> None:
         # No Content-Range: GHCR refuses ranged chunks over 4 MiB, and a registry that wants PATCH takes
@@ -4755,6 +4848,8 @@ class Registry:
         self._lock = threading.Lock()
         self._manifests = {}                                # (repository, reference) -> get_manifest()
         self.upload_mode = None                             # "monolithic" or "chunked", once one worked
+        self.streaming = None       # whether ranged chunks fed as a layer is made go up (None: not tried yet)
+        self.stream_probe = None    # the first such upload, which the next waits for while streaming is None
         self._probing = threading.Lock()                    # held by the upload that finds the way
 
     def request(self, method: str, path: str, scopes: Sequence[str], headers=None, body=None,
@@ -6410,9 +6505,43 @@ class RegistrySink:
         self.scratch_dir = None
         self.top = None                     # what was pushed (Docker's encoding, when OCI was refused)
         self.attached = []                  # the artifacts attached to it
+        self.streams = []                   # layers uploaded as they are made
+        self._stack = None
 
     def start(self, stack: contextlib.ExitStack) -> None:
-        pass
+        self._stack = stack
+
+    def stream(self, tmp, label: str) -> Optional[GrowingFile]:
+        """A file to write a new layer into that uploads it as it is written (``LayerStream``), or
+        None when this registry took no such upload in this session."""
+        probe = self.registry.stream_probe
+        if self.registry.streaming is None and probe is not None:
+            probe.join()            # the first one says whether the registry takes them (its layer is written)
+        if self.registry.streaming is False or self._stack is None:
+            return None
+        stream = LayerStream(self.session, self.registry, self.ref.repository, [push_scope(self.ref.repository)],
+                             label)
+        if self.registry.streaming is None:
+            self.registry.stream_probe = stream
+        self._stack.callback(stream.abort)
+        self.streams.append(stream)
+        return stream.start(tmp)
+
+    def _streamed(self) -> set:
+        """The digests of the layers that went up as they were made (each stream waited for)."""
+        done = set()
+        for stream in self.streams:
+            if stream.join():
+                done.add(stream.file.digest)
+            elif stream.error is not None and not isinstance(stream.error, CancelledError):
+                if _upload_refused(stream.error):
+                    self.session.display.info("%s refused a layer sent in chunks as it was made (%s); sending "
+                                              "whole blobs", self.registry.host, _registry_reason(stream.error))
+                else:
+                    self.session.display.info("sending %s as it was made failed (%s); sending it again",
+                                              stream.label, stream.error)
+        self.streams = []
+        return done
 
     def present(self, digest: str) -> bool:
         """Whether the repository holds a blob already (for the layer cache: then nothing is compressed)."""
@@ -6434,8 +6563,9 @@ class RegistrySink:
                              and b.source[1] != repository))
         scopes = [push_scope(repository)] + [pull_scope(s) for s in sources]   # one token, for mounts too
         with registry_errors("push", self.ref, self.registry):
+            streamed = self._streamed()
             try:
-                push_blobs(self.session, self.registry, repository, blobs, scopes)
+                push_blobs(self.session, self.registry, repository, blobs, scopes, sent=streamed)
             except AuthenticationError as e:
                 if len(scopes) == 1:
                     raise
@@ -6539,16 +6669,113 @@ def _refuses_oci(error: RegistryError) -> bool:
 
 
 def push_blobs(session: "Session", registry: Registry, repository: str, blobs: Sequence[Blob],
-               scopes: Sequence[str], mount: bool = True) -> Dict[str, int]:
+               scopes: Sequence[str], mount: bool = True, sent: Sequence[str] = ()) -> Dict[str, int]:
     """Make every blob present in ``repository``: skip, mount from a same-registry source (unless not
-    ``mount``), or upload; up to PARALLEL_TRANSFERS at a time, each on its own connection."""
-    unique = list(collections.OrderedDict((blob.digest, blob) for blob in blobs).values())
+    ``mount``), or upload; up to PARALLEL_TRANSFERS at a time, each on its own connection. Blobs
+    whose digest is in ``sent`` went up already (as they were made)."""
+    unique = [blob for blob in collections.OrderedDict((blob.digest, blob) for blob in blobs).values()
+              if blob.digest not in sent]
     registry.auth.header(scopes)            # one token for all the workers
-    outcomes = session.parallel(lambda blob: _push_blob(session, registry, repository, blob, scopes, mount), unique)
+    outcomes = ["uploaded"] * len(set(sent) & set(b.digest for b in blobs))
+    outcomes += session.parallel(lambda blob: _push_blob(session, registry, repository, blob, scopes, mount), unique)
     counts = {verb: outcomes.count(verb) for verb in ("skipped", "mounted", "uploaded")}
     session.display.debug("blobs: %d uploaded, %d mounted, %d already there",
                           counts["uploaded"], counts["mounted"], counts["skipped"])
     return counts
+
+
+STREAM_CHUNK = 4 * 1000 * 1000     # a ranged PATCH while a layer compresses (GHCR refuses ranged chunks over 4 MiB)
+
+
+class LayerStream:
+    """A new layer uploaded while it is compressed: an upload session opened at the layer's first
+    bytes, a ranged PATCH for every STREAM_CHUNK of it as they are written (``GrowingFile``), the
+    ``PUT ?digest=`` once the digest is known. A chunk that fails on the way (a broken connection,
+    5xx, 429) is sent again from what the registry says it holds. ``join()`` says whether the blob
+    went up; when not, the push sends it whole from the file, as any other blob."""
+
+    def __init__(self, session: "Session", registry: Registry, repository: str, scopes: Sequence[str], label: str):
+        self.session, self.registry, self.repository, self.scopes = session, registry, repository, list(scopes)
+        self.label, self.error, self.upload = label, None, None
+        self.file = None
+        self._thread = threading.Thread(target=self._run, name="zeroimage-stream", daemon=True)
+
+    def start(self, tmp) -> GrowingFile:
+        """The file to write the layer into; the upload begins at its first write."""
+        self.file = GrowingFile(tmp, self._thread.start, self.session.cancelled)
+        return self.file
+
+    def _run(self) -> None:
+        try:
+            self._send()
+            self.registry.streaming = True
+        except BaseException as e:      # said by join(); the push then sends the blob whole
+            self.error = e
+            if _upload_refused(e) and self.registry.streaming is None:
+                self.registry.streaming = False     # remembered for the session: no other layer tries
+            if self.upload is not None:
+                self.upload.cancel()
+
+    def _send(self) -> None:
+        task = self.session.display.task("uploading", self.label, 0)
+        try:
+            self.upload = self.registry.start_upload(self.repository, self.scopes)
+            offset = 0
+            while True:
+                data = self.file.read_from(offset, STREAM_CHUNK)
+                if data:
+                    self._chunk(data, offset)
+                    offset += len(data)
+                    task.total = max(task.total, self.file.size)
+                    task.advance(len(data))
+                elif self.file.done:
+                    break
+            if self.file.digest is None or offset != self.file.size:
+                raise CancelledError()      # given up by the writer (a layer the registry already has)
+            self.upload.commit(self.file.digest)
+        except BaseException:
+            task.drop()
+            raise
+        task.label = _short(self.file.digest)
+        task.finish()
+
+    def _chunk(self, data: bytes, offset: int) -> None:
+        sent = 0
+        for attempt in range(1, UPLOAD_ATTEMPTS + 1):
+            try:
+                self.upload.send_chunk(data[sent:], offset + sent)
+                return
+            except (NetworkError, RegistryError) as e:
+                retryable = isinstance(e, NetworkError) or e.status in RETRY_STATUSES
+                if not retryable or attempt == UPLOAD_ATTEMPTS:
+                    raise
+                self.registry.transport.wait(max(backoff_delay(attempt), getattr(e, "retry_after", 0) or 0.0))
+                try:
+                    held = self.upload.received()
+                except (NetworkError, RegistryError):
+                    # distribution: the upload URL's _state names the old offset, which a chunk that got
+                    # there after all (its answer lost) made stale: the session cannot go on
+                    raise e from None
+                if held is None or not offset <= held <= offset + len(data):
+                    raise e
+                self.session.display.info("a chunk of %s failed (%s); the registry holds %s of it: going on from "
+                                          "there", self.label, e, _human_size(held))
+                sent = held - offset
+                if sent == len(data):
+                    return
+
+    def join(self) -> bool:
+        if self._thread.is_alive() or self._thread.ident is not None:
+            self._thread.join()
+        return self.error is None and self.file is not None and self.file.digest is not None \
+            and self._thread.ident is not None
+
+    def abort(self) -> None:
+        """On the way out: the upload given up (its session cancelled), the thread waited for."""
+        if self.file is not None:
+            self.file.finish(None)
+        if self._thread.ident is not None:
+            self._thread.join()
 
 
 def push_referrer(session: "Session", registry: Registry, repository: str, artifact: Image,
@@ -6794,9 +7021,14 @@ class _LayerMaker:
         return self._compressed[blob.digest]
 
     def make(self, entries: Sequence[LayerEntry], label: str) -> LayerResult:
+        """A new layer; to a registry, uploaded as it is compressed when the registry takes that."""
         tmp = self._temporary()
-        return build_layer(entries, tmp, self.level, self.cache, label, self.sink.present,
-                           self.session.display, self.session.cancelled)
+        growing = self.sink.stream(tmp, label) if hasattr(self.sink, "stream") else None
+        result = build_layer(entries, growing or tmp, self.level, self.cache, label, self.sink.present,
+                             self.session.display, self.session.cancelled)
+        if growing is not None:     # not written: a layer the registry has (the cache said so)
+            growing.finish(result.blob.digest if 0 < growing.size == result.blob.size else None)
+        return result
 
 
 def _build_images(session: Session, programs, single: bool, base_for, layers: _LayerMaker, *, target: str,

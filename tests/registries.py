@@ -359,6 +359,9 @@ class FaultProxy(_Once):
       "upload"    the first PUT that finishes an upload of each blob: 500
       "slow"      every answer waits ``delay`` seconds first
       "throttle"  request bodies over 64 kB are read at ``rate`` bytes a second (a slow upload link)
+      "chunk-lost"   the second ranged PATCH (Content-Range) of each upload: 500, not passed on
+      "answer-lost"  the second ranged PATCH of each upload: passed on, then answered 500 (the
+                     registry has the chunk, the client is told it failed)
     ``seen`` lists (method, path, status sent); ``cdn_auth`` lists the Authorization headers the
     redirect target got (None when absent); ``receiving`` is set while a throttled body comes in.
     """
@@ -376,6 +379,7 @@ class FaultProxy(_Once):
         self.cdn_auth = []
         self._once = set()
         self._lock = threading.Lock()
+        self.patches = collections.Counter()    # ranged PATCHes seen, by upload session
         proxy = self
 
         class CdnHandler(QuietHandler):
@@ -425,7 +429,12 @@ class FaultProxy(_Once):
                 and self.first_time(("upload", urllib.parse.parse_qs(urllib.parse.urlsplit(path).query).get("digest")[0])):
             return self.reply(h, 500, [], b'{"errors":[{"code":"UNKNOWN","message":"injected"}]}')
         headers = {k: v for k, v in h.headers.items() if k.lower() not in ("content-length", "connection")}
+        lost = self.lost_chunk(h, method, path)
+        if lost == "chunk-lost":
+            return self.reply(h, 500, [], b'{"errors":[{"code":"UNKNOWN","message":"injected: chunk lost"}]}')
         status, answer_headers, data = self.upstream(method, path, headers, body)
+        if lost == "answer-lost":
+            return self.reply(h, 500, [], b'{"errors":[{"code":"UNKNOWN","message":"injected: answer lost"}]}')
         if is_blob_get and status == 200 and data:
             if self.mode == "corrupt":
                 data = data[:-1] + bytes([data[-1] ^ 0xFF])
@@ -443,6 +452,15 @@ class FaultProxy(_Once):
                 return
         self.reply(h, status, [(k, v) for k, v in answer_headers
                                if k.lower() not in ("content-length", "connection", "transfer-encoding")], data)
+
+    def lost_chunk(self, h, method, path):
+        """The mode, when this request is the second ranged PATCH of its upload in a chunk-losing mode."""
+        if self.mode not in ("chunk-lost", "answer-lost") or method != "PATCH" or not h.headers.get("Content-Range"):
+            return None
+        session = urllib.parse.urlsplit(path).path
+        with self._lock:
+            self.patches[session] += 1
+            return self.mode if self.patches[session] == 2 else None
 
     def read_body(self, h, length):
         if self.mode != "throttle" or length <= 64 * 1024:

@@ -1,0 +1,122 @@
+"""Layers uploaded while they are compressed (issue 16): ranged PATCHes fed as the layer is written,
+against the real docker-registry in its three modes; the fall-back when a registry refuses PATCH
+(remembered for the session); a lost chunk or a lost answer resumed from what the registry says it
+holds, through the fault-injecting proxy; and the pushed image byte-identical to the archive built
+from the same inputs. Correctness only: speed is bench/bench.py's."""
+
+import os
+import threading
+
+import pytest
+
+import registries
+import zeroimage
+from test_cli import EPOCH
+from test_registry import Client
+from test_units import make_elf
+
+pytestmark = pytest.mark.interop
+
+CHUNK = zeroimage.STREAM_CHUNK
+
+
+@pytest.fixture
+def program(tmp_path):
+    """A program whose layer takes three ranged chunks: incompressible bytes after an ELF header."""
+    path = tmp_path / "app"
+    path.write_bytes(make_elf(62) + os.urandom(2 * CHUNK + CHUNK // 2))
+    os.chmod(str(path), 0o755)
+    return path
+
+
+def archive_digest(client, tmp_path, program, *args):
+    return client.ok("build", *args, "-o", tmp_path / "same.tar", program).stdout.strip()
+
+
+def pushed_digest(result):
+    return result.stdout.strip().rsplit("@", 1)[1]
+
+
+@pytest.mark.parametrize("mode", ["open", "basic", "token"])
+def test_streamed_push_in_every_mode(mode, tmp_path, pki, registry_servers, program):
+    client = Client(tmp_path, pki, registry_servers(mode))
+    client.env.update(EPOCH)
+    client.login()
+    pushed = client.ok("build", "-v", "--push", client.ref("stream/app:1"), program)
+    ranged = [line for line in pushed.stderr.splitlines() if line.startswith("zeroimage: PATCH ")]
+    assert len(ranged) >= 3, pushed.stderr                  # the program's layer, in chunks as it was made
+    assert pushed_digest(pushed) == archive_digest(client, tmp_path, program)     # the same image, byte for byte
+    pulled = client.ok("pull", "-o", tmp_path / "pulled.tar", client.ref("stream/app:1"))     # every blob verified
+    assert pulled.stdout.strip() == pushed_digest(pushed)
+
+
+@pytest.fixture
+def quirk(registry_servers):
+    proxy = registries.QuirkProxy(registry_servers("open"))
+    yield proxy
+    proxy.close()
+
+
+def test_a_registry_refusing_patch_gets_whole_blobs(quirk, registry_servers, tmp_path, pki, program, binaries):
+    """PATCH answered 405 (Google Artifact Registry): the first layer's try is the only one; the
+    push goes on with whole blobs, and the next build in the session does not try again."""
+    quirk.mode = "no-chunked"
+    env = dict(os.environ, DOCKER_CONFIG=str(tmp_path / "config"), **EPOCH)
+    with zeroimage.Session(env) as session:
+        first = zeroimage.build(str(program), push="%s/refuse/app:1" % quirk.host, session=session)
+        assert session.registry(quirk.host).streaming is False
+        same = zeroimage.build(str(program), str(tmp_path / "same.tar"), session=session)
+        second = zeroimage.build([(zeroimage.Platform.parse("linux/amd64"), str(binaries[0])),
+                                  (zeroimage.Platform.parse("linux/arm64"), str(binaries[1]))],
+                                 push="%s/refuse/multi:1" % quirk.host, session=session)
+    assert quirk.counts["chunked refused"] == 1
+    assert first.digest == same.digest
+    client = Client(tmp_path, pki, registry_servers("open"))
+    for result, name in ((first, "refuse/app:1"), (second, "refuse/multi:1")):
+        assert client.ok("digest", client.ref(name)).stdout.strip() == result.digest
+
+
+@pytest.fixture
+def binaries(tmp_path):
+    made = []
+    for name, machine in (("amd", 62), ("arm", 183)):
+        path = tmp_path / name
+        path.write_bytes(make_elf(machine) + os.urandom(CHUNK + 1000))
+        made.append(path)
+    return made
+
+
+@pytest.mark.parametrize("mode", ["chunk-lost", "answer-lost"])
+def test_a_failed_chunk_resumes_from_what_the_registry_holds(mode, registry_servers, tmp_path, pki, program):
+    upstream = registry_servers("open")
+    proxy = registries.FaultProxy(upstream.host, mode)
+    try:
+        client = Client(tmp_path, pki, upstream)
+        client.env.update(EPOCH)
+        pushed = client.ok("build", "--from", "scratch", "--push", "%s/resume/app:1" % proxy.host, program)
+    finally:
+        proxy.close()
+    if mode == "chunk-lost":
+        assert "the registry holds" in pushed.stderr and "going on from there" in pushed.stderr
+        assert "sending it again" not in pushed.stderr         # resumed, not started over
+    else:
+        # The chunk got there, its answer did not: distribution's upload URL carries the offset it
+        # was given (_state), now stale, so the status GET is refused and the blob goes again whole.
+        assert "sending it again" in pushed.stderr
+    assert "refused" not in pushed.stderr                      # a failure, not a refusal: streaming stays on
+    statuses = [status for method, path, status in proxy.seen if method == "PATCH"]
+    assert statuses.count(500) == 1
+    assert pushed_digest(pushed) == archive_digest(client, tmp_path, program, "--from", "scratch")
+    assert client.ok("pull", "-o", tmp_path / "pulled.tar", "%s/resume/app:1" % upstream.host
+                     ).stdout.strip() == pushed_digest(pushed)
+
+
+def test_a_push_failing_after_streaming_began_leaves_nothing_running(registry_servers, tmp_path, program):
+    """A build that fails once its layer went up as it was made (it names a digest the image does
+    not have): the build fails with one error, and no upload thread is left."""
+    upstream = registry_servers("open")
+    env = dict(os.environ, DOCKER_CONFIG=str(tmp_path / "config"), **EPOCH)
+    with zeroimage.Session(env) as session:
+        with pytest.raises(zeroimage.ZeroImageError, match="names the digest"):
+            zeroimage.build(str(program), push="%s/cancel/app@sha256:%s" % (upstream.host, "0" * 64), session=session)
+    assert not [t for t in threading.enumerate() if t.name == "zeroimage-stream"]
