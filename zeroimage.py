@@ -6698,12 +6698,17 @@ class LayerStream:
         self.session, self.registry, self.repository, self.scopes = session, registry, repository, list(scopes)
         self.label, self.error, self.upload = label, None, None
         self.file = None
+        self._started, self._ended = False, threading.Event()      # an Event: waiting on it can be interrupted
         self._thread = threading.Thread(target=self._run, name="zeroimage-stream", daemon=True)
 
     def start(self, tmp) -> GrowingFile:
         """The file to write the layer into; the upload begins at its first write."""
-        self.file = GrowingFile(tmp, self._thread.start, self.session.cancelled)
+        self.file = GrowingFile(tmp, self._begin, self.session.cancelled)
         return self.file
+
+    def _begin(self) -> None:
+        self._started = True
+        self._thread.start()
 
     def _run(self) -> None:
         try:
@@ -6715,6 +6720,8 @@ class LayerStream:
                 self.registry.streaming = False     # remembered for the session: no other layer tries
             if self.upload is not None:
                 self.upload.cancel()
+        finally:
+            self._ended.set()
 
     def _send(self) -> None:
         task = self.session.display.task("uploading", self.label, 0)
@@ -6723,6 +6730,8 @@ class LayerStream:
             offset = 0
             while True:
                 data = self.file.read_from(offset, STREAM_CHUNK)
+                if self.file.done and self.file.digest is None:
+                    raise CancelledError()      # given up by the writer
                 if data:
                     self._chunk(data, offset)
                     offset += len(data)
@@ -6730,8 +6739,8 @@ class LayerStream:
                     task.advance(len(data))
                 elif self.file.done:
                     break
-            if self.file.digest is None or offset != self.file.size:
-                raise CancelledError()      # given up by the writer (a layer the registry already has)
+            if offset != self.file.size:
+                raise CancelledError()
             self.upload.commit(self.file.digest)
         except BaseException:
             task.drop()
@@ -6765,17 +6774,25 @@ class LayerStream:
                     return
 
     def join(self) -> bool:
-        if self._thread.is_alive() or self._thread.ident is not None:
-            self._thread.join()
-        return self.error is None and self.file is not None and self.file.digest is not None \
-            and self._thread.ident is not None
+        """Wait for the upload; whether the blob went up. Interrupted (Ctrl-C), the session is
+        cancelled and the upload gets CANCEL_GRACE seconds to end its session at the registry."""
+        if not self._started:
+            return False
+        try:
+            self._ended.wait()
+        except BaseException:
+            self.session.cancel()
+            self._ended.wait(CANCEL_GRACE)
+            raise
+        return self.error is None and self.file.digest is not None
 
     def abort(self) -> None:
-        """On the way out: the upload given up (its session cancelled), the thread waited for."""
+        """On the way out: the upload given up (its session at the registry cancelled); the thread
+        gets CANCEL_GRACE seconds for that (a daemon: it never holds the process)."""
         if self.file is not None:
             self.file.finish(None)
-        if self._thread.ident is not None:
-            self._thread.join()
+        if self._started:
+            self._ended.wait(CANCEL_GRACE)
 
 
 def push_referrer(session: "Session", registry: Registry, repository: str, artifact: Image,
