@@ -112,7 +112,7 @@ __all__ = [
     # building blocks: reading binaries, archives and registries, writing layers
     "read_elf", "read_build_info", "build_info_labels", "build_info_json", "select_manifest", "select_platforms",
     "read_selection", "walk_index", "read_tree", "parse_digest", "verify_bytes", "VerifyingReader",
-    "spdx_document", "Attachment", "attach", "push_referrer", "referrers_tag", "read_referrers",
+    "spdx_document", "Attachment", "attach", "push_referrer", "referrers_tag",
     "derive_config", "canonical_json", "convert_family", "write_layer", "tree_entries", "GzipWriter", "LayerCache",
     "Layout", "DockerArchive", "open_archive", "compress_layer", "compressed_image", "Transport", "Authenticator",
     "Engine", "engine_addresses", "Registry", "Upload", "RegistrySource", "parse_challenges", "parse_links",
