@@ -6,13 +6,16 @@
 Starts a local docker-registry, pushes a two-layer Debian-like base made from real files of this
 host, then times, interleaved and N times each (medians):
 
-  * build --from <base> --push <same registry> with a large static binary (the Docker CLI when
-    installed, else the largest static binary found): zeroimage, containerify 4.1.0 (npm) and a
-    skopeo pipeline (skopeo copy, a layer made with tar + gzip, a config edited, skopeo copy);
-  * pigz -6 -p <cores> over the same binary, the floor for compressing it;
+  * build --from <base> --push <same registry> with a large binary (the Docker CLI): zeroimage,
+    containerify 4.1.0 (npm) and a skopeo pipeline (skopeo copy, a layer made with tar + gzip, a
+    config edited, skopeo copy);
+  * pigz -6 -p <cores> over the same binary, the floor for compressing it; the same for a 256 MB
+    binary (the Docker CLI six times over) and for a two-platform build of two binaries;
   * an unchanged re-push of the same build (same SOURCE_DATE_EPOCH) against sha256sum of the binary;
-  * pull --all-platforms of a ~150 MB two-platform image against skopeo copy --all;
-  * peak memory of a build whose program is 1 GiB, and 10 MB, of incompressible bytes;
+  * copy of a ~150 MB two-platform image to another repository of the registry (mounts) and to a
+    second registry, and pull --all-platforms of it, against skopeo copy --all;
+  * peak memory of every verb (build to an archive, build --push, push, pull, copy) on a 1 GiB
+    program of incompressible bytes (and a build of a 10 MB one);
   * python3 zeroimage.pyz --help.
 
 Prints a Markdown table (for README.md). Needs docker-registry, skopeo, pigz and GNU time; npm for
@@ -20,6 +23,7 @@ containerify. Nothing here reaches the internet but npm's registry for container
 """
 
 import argparse
+import collections
 import hashlib
 import json
 import os
@@ -63,10 +67,23 @@ def peak_rss_mb(cmd, env=None):
 
 
 def find_binary():
+    """The Docker CLI (static or not: only its bytes matter here)."""
     docker = shutil.which("docker")
-    if docker and "statically linked" in run(["file", "-L", docker], check=False).stdout:
+    if docker:
         return os.path.realpath(docker)
-    raise SystemExit("bench: no large static binary found (install the Docker CLI, or edit find_binary)")
+    raise SystemExit("bench: no Docker CLI found (install docker.io, or edit find_binary)")
+
+
+def concatenated(path, source, times, tail=b""):
+    """A large "binary": ``source``'s bytes ``times`` over (compresses as code does), then ``tail``."""
+    with open(source, "rb") as f:
+        data = f.read()
+    with open(path, "wb") as out:
+        for _ in range(times):
+            out.write(data)
+        out.write(tail)
+    os.chmod(path, 0o755)
+    return path
 
 
 def real_files_layer(paths, limit):
@@ -163,22 +180,25 @@ def main():
         os.makedirs(cdir)
         if run(["npm", "install", "--silent", "--prefix", cdir, "containerify@4.1.0"], check=False).returncode == 0:
             containerify = os.path.join(cdir, "node_modules", ".bin", "containerify")
+    second = registries.RegistryProcess(shutil.which("docker-registry"), os.path.join(workdir, "registry2"), "open",
+                                        pki={"ca": None})
     try:
         make_images(workdir, zeroimage, registry)
         app_dir = os.path.join(workdir, "app")
         os.makedirs(app_dir)
         shutil.copy(binary, os.path.join(app_dir, "app"))
-        results = {"zeroimage": [], "skopeo pipeline": [], "containerify 4.1.0": [], "pigz": [],
-                   "re-push": [], "sha256sum": [], "pull zeroimage": [], "pull skopeo": [], "help": [], "python": []}
+        big = concatenated(os.path.join(workdir, "big"), binary, max(1, (256 << 20) // os.path.getsize(binary)))
+        twin = concatenated(os.path.join(workdir, "twin"), binary, 1, b"another build")
+        results = collections.defaultdict(list)
         warm = {"SOURCE_DATE_EPOCH": EPOCH, "ZEROIMAGE_CACHE_DIR": os.path.join(workdir, "cache")}
-        run([sys.executable, zeroimage, "build", "--from", "%s/base:1" % registry, "--push", "%s/zi-repush:1" % registry,
-             os.path.join(app_dir, "app")], env=warm)
+        zi = [sys.executable, zeroimage]
+        run(zi + ["build", "--from", "%s/base:1" % registry, "--push", "%s/zi-repush:1" % registry,
+                  os.path.join(app_dir, "app")], env=warm)
         for i in range(args.runs):
             # a new binary in CI has nothing cached: each timed build gets an empty layer cache
             cold = {"SOURCE_DATE_EPOCH": EPOCH, "ZEROIMAGE_CACHE_DIR": os.path.join(workdir, "cache-%d" % i)}
-            results["zeroimage"].append(timed([sys.executable, zeroimage, "build", "--from", "%s/base:1" % registry,
-                                               "--push", "%s/zi%d:1" % (registry, i), os.path.join(app_dir, "app")],
-                                              env=cold))
+            results["zeroimage"].append(timed(zi + ["build", "--from", "%s/base:1" % registry, "--push",
+                                                    "%s/zi%d:1" % (registry, i), os.path.join(app_dir, "app")], env=cold))
             results["skopeo pipeline"].append(timed_call(skopeo_pipeline, workdir, registry, binary,
                                                          "%s/skopeo%d:1" % (registry, i)))
             if containerify:
@@ -187,35 +207,67 @@ def main():
                      "--toImage", "cfy%d:1" % i, "--folder", app_dir, "--customContent", "app,/app",
                      "--entrypoint", "/app", "--allowNoPushAuth", "--allowInsecureRegistries"], cwd=app_dir))
             results["pigz"].append(timed(["sh", "-c", "pigz -6 -p %d -c %s > /dev/null" % (cores, binary)]))
-            results["re-push"].append(timed([sys.executable, zeroimage, "build", "--from", "%s/base:1" % registry,
-                                             "--push", "%s/zi-repush:1" % registry, os.path.join(app_dir, "app")],
-                                            env=warm))
+            results["big"].append(timed(zi + ["build", "--from", "%s/base:1" % registry, "--push",
+                                              "%s/big%d:1" % (registry, i), big], env=cold))
+            results["pigz big"].append(timed(["sh", "-c", "pigz -6 -p %d -c %s > /dev/null" % (cores, big)]))
+            results["two"].append(timed(zi + ["build", "--from", "%s/base:1" % registry, "--push",
+                                              "%s/two%d:1" % (registry, i), "--no-platform-check",
+                                              "linux/amd64=%s" % binary, "linux/arm64=%s" % twin], env=cold))
+            results["pigz two"].append(timed(["sh", "-c", "pigz -6 -p %d -c %s %s > /dev/null" % (cores, binary, twin)]))
+            results["re-push"].append(timed(zi + ["build", "--from", "%s/base:1" % registry, "--push",
+                                                  "%s/zi-repush:1" % registry, os.path.join(app_dir, "app")], env=warm))
             results["sha256sum"].append(timed(["sha256sum", binary]))
-            out = os.path.join(workdir, "pulled.tar")
-            results["pull zeroimage"].append(timed([sys.executable, zeroimage, "pull", "--all-platforms", "-o", out,
-                                                    "%s/multi:1" % registry]))
-            os.unlink(out)
-            results["pull skopeo"].append(timed(["skopeo", "copy", "--quiet", "--all", "--src-tls-verify=false",
-                                                 "docker://%s/multi:1" % registry, "oci-archive:%s" % out]))
-            os.unlink(out)
+            copies(results, zi, registry, second.host, workdir, i)
         for _ in range(10):
-            results["help"].append(timed([sys.executable, zeroimage, "--help"]))
+            results["help"].append(timed(zi + ["--help"]))
             results["python"].append(timed([sys.executable, "-c", "pass"]))
-        repush = run([sys.executable, zeroimage, "build", "--from", "%s/base:1" % registry, "--push",
-                      "%s/zi-repush:1" % registry, os.path.join(app_dir, "app")], env=warm).stderr
-        memory = {}
-        for size_mb in (10, 1024):
-            big = os.path.join(workdir, "random-%d" % size_mb)
-            with open(big, "wb") as f:
-                for _ in range(size_mb):
-                    f.write(os.urandom(1 << 20))
-            memory[size_mb] = peak_rss_mb([sys.executable, zeroimage, "build", "--from", "scratch", "--platform",
-                                           "linux/amd64", "-o", os.path.join(workdir, "mem.tar"), big])
-            os.unlink(big)
-        report(results, memory, repush, binary, cores, args.runs)
+        repush = run(zi + ["build", "--from", "%s/base:1" % registry, "--push", "%s/zi-repush:1" % registry,
+                           os.path.join(app_dir, "app")], env=warm).stderr
+        memory = peak_memory(zi, registry, second.host, workdir)
+        report(results, memory, repush, binary, cores, args.runs, os.path.getsize(big))
     finally:
         server.close()
+        second.close()
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def copies(results, zi, registry, other, workdir, i):
+    """copy and pull of the two-platform image, zeroimage and skopeo in turn."""
+    skopeo = ["skopeo", "copy", "--quiet", "--all", "--src-tls-verify=false", "--dest-tls-verify=false"]
+    src = "%s/multi:1" % registry
+    results["copy same"].append(timed(zi + ["copy", src, "%s/zcopy%d:1" % (registry, i)]))
+    results["copy same skopeo"].append(timed(skopeo + ["docker://" + src, "docker://%s/scopy%d:1" % (registry, i)]))
+    results["copy other"].append(timed(zi + ["copy", src, "%s/zcopy%d:1" % (other, i)]))
+    results["copy other skopeo"].append(timed(skopeo + ["docker://" + src, "docker://%s/scopy%d:1" % (other, i)]))
+    out = os.path.join(workdir, "pulled.tar")
+    results["pull zeroimage"].append(timed(zi + ["pull", "--all-platforms", "-o", out, src]))
+    os.unlink(out)
+    results["pull skopeo"].append(timed(skopeo[:-1] + ["docker://" + src, "oci-archive:%s" % out]))
+    os.unlink(out)
+
+
+def peak_memory(zi, registry, other, workdir):
+    """Peak RSS (MB) of each verb on a 1 GiB program of incompressible bytes (a 10 MB one for a build)."""
+    memory = {}
+    for size_mb in (10, 1024):
+        path = os.path.join(workdir, "random-%d" % size_mb)
+        with open(path, "wb") as f:
+            for _ in range(size_mb):
+                f.write(os.urandom(1 << 20))
+        archive = os.path.join(workdir, "mem.tar")
+        memory["build %d" % size_mb] = peak_rss_mb(zi + ["build", "--from", "scratch", "--platform", "linux/amd64",
+                                                         "-o", archive, path])
+        if size_mb == 1024:
+            memory["build --push"] = peak_rss_mb(zi + ["build", "--from", "scratch", "--platform", "linux/amd64",
+                                                       "--push", "%s/mem-build:1" % registry, path])
+            memory["push"] = peak_rss_mb(zi + ["push", archive, "%s/mem-push:1" % registry])
+            pulled = os.path.join(workdir, "mem-pulled.tar")
+            memory["pull"] = peak_rss_mb(zi + ["pull", "-o", pulled, "%s/mem-push:1" % registry])
+            os.unlink(pulled)
+            memory["copy"] = peak_rss_mb(zi + ["copy", "%s/mem-push:1" % registry, "%s/mem-copy:1" % other])
+        os.unlink(archive)
+        os.unlink(path)
+    return memory
 
 
 def timed_call(function, *args):
@@ -224,30 +276,39 @@ def timed_call(function, *args):
     return time.monotonic() - started
 
 
-def report(results, memory, repush, binary, cores, runs):
+def report(results, memory, repush, binary, cores, runs, big_size):
     med = {k: statistics.median(v) for k, v in results.items() if v}
     size = os.path.getsize(binary) / 1e6
     print("Machine: %s, %d cores, Python %s; %d runs each, interleaved, medians; binary: %s (%.0f MB)\n"
           % (platform.platform(), cores, platform.python_version(), runs, os.path.basename(binary), size))
     print("| work | zeroimage | peer | ratio | target |")
     print("|---|---|---|---|---|")
+    row = "| %s | %.2f s | %s %.2f s | %.2fx | %s |"
     zi = med["zeroimage"]
     for peer in ("containerify 4.1.0", "skopeo pipeline"):
         if peer in med:
-            print("| build + push, %.0f MB binary | %.2f s | %s %.2f s | %.2fx | <= 0.5x |"
-                  % (size, zi, peer, med[peer], zi / med[peer]))
+            print(row % ("build + push, %.0f MB binary" % size, zi, peer, med[peer], zi / med[peer], "<= 0.4x"))
         else:
-            print("| build + push, %.0f MB binary | %.2f s | %s: not installed | | <= 0.5x |" % (size, zi, peer))
-    print("| build + push vs compressing the binary | %.2f s | pigz -6 -p %d %.2f s | %.2fx | <= 1.5x |"
-          % (zi, cores, med["pigz"], zi / med["pigz"]))
+            print("| build + push, %.0f MB binary | %.2f s | %s: not installed | | <= 0.4x |" % (size, zi, peer))
+    pigz = "pigz -6 -p %d" % cores
+    print(row % ("build + push vs compressing the binary", zi, pigz, med["pigz"], zi / med["pigz"], "<= 1.15x"))
+    print(row % ("build + push, %.0f MB binary" % (big_size / 1e6), med["big"], pigz, med["pigz big"],
+                 med["big"] / med["pigz big"], "<= 1.2x"))
+    print(row % ("two-platform build + push (two binaries)", med["two"], pigz + " over both", med["pigz two"],
+                 med["two"] / med["pigz two"], "<= 1.3x"))
     summary = repush.strip().splitlines()[-1].replace("zeroimage: ", "")
     print("| unchanged re-push | %.2f s (%s) | sha256sum %.2f s | %.2fx | <= 2x, nothing uploaded |"
           % (med["re-push"], summary.rsplit(" in ", 1)[0], med["sha256sum"],
              med["re-push"] / med["sha256sum"]))
-    print("| pull --all-platforms, ~150 MB, 2 platforms | %.2f s | skopeo copy --all %.2f s | %.2fx | <= 1.0x |"
-          % (med["pull zeroimage"], med["pull skopeo"], med["pull zeroimage"] / med["pull skopeo"]))
-    print("| peak RSS, 1 GiB / 10 MB incompressible program | %.0f MB / %.0f MB | | | <= 64 MB both |"
-          % (memory[1024], memory[10]))
+    for key, what, target in (("copy same", "copy, ~150 MB, 2 platforms, within the registry", "<= 0.3x"),
+                              ("copy other", "copy of it to a second registry", "<= 0.7x"),
+                              ("pull zeroimage", "pull --all-platforms of it", "<= 0.5x")):
+        peer = "pull skopeo" if key == "pull zeroimage" else key + " skopeo"
+        print(row % (what, med[key], "skopeo copy --all", med[peer], med[key] / med[peer], target))
+    print("| peak RSS, 1 GiB program: build -o / build --push / push / pull / copy (10 MB build) | %s (%.0f MB) "
+          "| | | <= 64 MB each |" % (" / ".join("%.0f MB" % memory[k] for k in
+                                               ("build 1024", "build --push", "push", "pull", "copy")),
+                                     memory["build 10"]))
     print("| zeroimage.pyz --help | %.0f ms | python3 -c pass %.0f ms | | <= 150 ms |"
           % (med["help"] * 1000, med["python"] * 1000))
 

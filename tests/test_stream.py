@@ -120,3 +120,15 @@ def test_a_push_failing_after_streaming_began_leaves_nothing_running(registry_se
         with pytest.raises(zeroimage.ZeroImageError, match="names the digest"):
             zeroimage.build(str(program), push="%s/cancel/app@sha256:%s" % (upstream.host, "0" * 64), session=session)
     assert not [t for t in threading.enumerate() if t.name == "zeroimage-stream"]
+
+
+def test_an_unchanged_repush_opens_no_upload(quirk, tmp_path, pki, registry_servers, program):
+    """The layer cache knows the layer and the registry has it: nothing is compressed, no upload opens."""
+    client = Client(tmp_path, pki, registry_servers("open"))
+    client.env.update(EPOCH, ZEROIMAGE_CACHE_DIR=str(tmp_path / "cache"))
+    first = client.ok("build", "--from", "scratch", "--push", "%s/again/app:1" % quirk.host, program)
+    before = len(quirk.seen)
+    again = client.ok("build", "--from", "scratch", "--push", "%s/again/app:1" % quirk.host, program)
+    assert again.stdout == first.stdout
+    assert [m for m, _, _ in quirk.seen[before:] if m in ("POST", "PATCH")] == []
+    assert "compressed" not in again.stderr.splitlines()[-1]
