@@ -11,6 +11,8 @@ host, then times, interleaved and N times each (medians):
     config edited, skopeo copy);
   * pigz -6 -p <cores> over the same binary, the floor for compressing it; the same for a 256 MB
     binary (the Docker CLI six times over) and for a two-platform build of two binaries;
+  * the same build + push through a 100 Mbit/s link (tests/registries.py's FaultProxy, "throttle"),
+    where uploading while compressing shows: the local registry shares the 2 cores otherwise;
   * an unchanged re-push of the same build (same SOURCE_DATE_EPOCH) against sha256sum of the binary;
   * copy of a ~150 MB two-platform image to another repository of the registry (mounts) and to a
     second registry, and pull --all-platforms of it, against skopeo copy --all;
@@ -44,6 +46,7 @@ import registries  # noqa: E402
 from imagetools import LayoutBuilder  # noqa: E402
 
 EPOCH = "1700000000"
+LINK_RATE = 12500000        # bytes a second: a 100 Mbit/s link to the registry
 
 
 def run(cmd, env=None, cwd=None, check=True):
@@ -182,6 +185,8 @@ def main():
             containerify = os.path.join(cdir, "node_modules", ".bin", "containerify")
     second = registries.RegistryProcess(shutil.which("docker-registry"), os.path.join(workdir, "registry2"), "open",
                                         pki={"ca": None})
+    link = registries.FaultProxy(registry, "throttle")
+    link.rate = LINK_RATE
     try:
         make_images(workdir, zeroimage, registry)
         app_dir = os.path.join(workdir, "app")
@@ -209,8 +214,10 @@ def main():
             results["pigz"].append(timed(["sh", "-c", "pigz -6 -p %d -c %s > /dev/null" % (cores, binary)]))
             results["big"].append(timed(zi + ["build", "--from", "%s/base:1" % registry, "--push",
                                               "%s/big%d:1" % (registry, i), big], env=cold))
+            results["link"].append(timed(zi + ["build", "--from", "%s/base:1" % registry, "--push",
+                                               "%s/link%d:1" % (link.host, i), os.path.join(app_dir, "app")], env=cold))
             results["pigz big"].append(timed(["sh", "-c", "pigz -6 -p %d -c %s > /dev/null" % (cores, big)]))
-            results["two"].append(timed(zi + ["build", "--from", "%s/base:1" % registry, "--push",
+            results["two"].append(timed(zi + ["build", "--push",      # the minimal base: it has every platform
                                               "%s/two%d:1" % (registry, i), "--no-platform-check",
                                               "linux/amd64=%s" % binary, "linux/arm64=%s" % twin], env=cold))
             results["pigz two"].append(timed(["sh", "-c", "pigz -6 -p %d -c %s %s > /dev/null" % (cores, binary, twin)]))
@@ -228,6 +235,7 @@ def main():
     finally:
         server.close()
         second.close()
+        link.close()
         shutil.rmtree(workdir, ignore_errors=True)
 
 
@@ -296,6 +304,8 @@ def report(results, memory, repush, binary, cores, runs, big_size):
                  med["big"] / med["pigz big"], "<= 1.2x"))
     print(row % ("two-platform build + push (two binaries)", med["two"], pigz + " over both", med["pigz two"],
                  med["two"] / med["pigz two"], "<= 1.3x"))
+    print("| build + push through a 100 Mbit/s link, %.0f MB binary | %.2f s | | | (see README) |"
+          % (size, med["link"]))
     summary = repush.strip().splitlines()[-1].replace("zeroimage: ", "")
     print("| unchanged re-push | %.2f s (%s) | sha256sum %.2f s | %.2fx | <= 2x, nothing uploaded |"
           % (med["re-push"], summary.rsplit(" in ", 1)[0], med["sha256sum"],
