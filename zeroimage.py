@@ -4061,9 +4061,11 @@ class Transport:
     # -- connections --
 
     def _ssl_context(self, host: str) -> "ssl.SSLContext":
+        # Loading the CA store takes ~25 ms: hosts without a certs.d directory of their own share one.
+        key = host if any(os.path.isdir(os.path.join(base, host)) for base in CERTS_DIRS) else ""
         with self._lock:
-            if host in self._contexts:
-                return self._contexts[host]
+            if key in self._contexts:
+                return self._contexts[key]
         cafile, capath = self.environ.get("SSL_CERT_FILE"), self.environ.get("SSL_CERT_DIR")
         if not cafile and not capath:       # OpenSSL's own defaults, not the process's variables
             paths = ssl.get_default_verify_paths()
@@ -4091,7 +4093,7 @@ class Transport:
             context.check_hostname = False
             context.verify_mode = ssl.CERT_NONE
         with self._lock:
-            return self._contexts.setdefault(host, context)
+            return self._contexts.setdefault(key, context)
 
     def proxy_for(self, scheme: str, netloc: str) -> Optional[Proxy]:
         """The proxy the environment names for a URL (``https_proxy``, ``http_proxy``, ``all_proxy``,

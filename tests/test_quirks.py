@@ -172,11 +172,15 @@ def test_no_monolithic_is_remembered_for_the_session(tmp_path, open_place, busyb
     assert p.pulled_from_upstream("quirks/nomono-lib/b:1") == second.digest
 
 
-def test_no_chunked_the_default_upload_is_monolithic(tmp_path, open_place, busybox_program):
+def test_no_chunked_one_try_then_monolithic(tmp_path, open_place, busybox_program):
+    """The first layer made goes up in chunks as it is compressed; refused (405), that is not tried
+    again in the command, and every blob goes monolithic."""
     p = open_place
     p.proxy.mode = "no-chunked"
-    digest = digest_of(p.ok("build", "--push", p.via("quirks/nochunk/app:1"), busybox_program))
-    assert not [s for m, _, s in p.proxy.seen if m == "PATCH"]
+    r = p.ok("build", "--push", p.via("quirks/nochunk/app:1"), busybox_program)
+    digest = digest_of(r)
+    assert [s for m, _, s in p.proxy.seen if m == "PATCH"] == [405]
+    assert "refused a layer sent in chunks as it was made" in r.stderr
     assert p.pulled_from_upstream("quirks/nochunk/app:1") == digest
 
 
@@ -218,7 +222,8 @@ def test_a_body_size_limit_is_named(open_place, busybox_program):
     r = p("build", "--push", p.via("quirks/limit/app:1"), busybox_program)
     line = failed(r, "refuses both", "HTTP 413", "client_max_body_size")
     assert "<html" not in line
-    assert p.proxy.counts["body too large"] == 2       # one try each way: no blind retries of a refusal
+    # one try each way (ranged chunks as the layer is made, monolithic, one PATCH): no blind retries
+    assert p.proxy.counts["body too large"] == 3
 
 
 # ---- token scopes ----
