@@ -214,7 +214,7 @@ def main():
             results["pigz"].append(timed(["sh", "-c", "pigz -6 -p %d -c %s > /dev/null" % (cores, binary)]))
             results["big"].append(timed(zi + ["build", "--from", "%s/base:1" % registry, "--push",
                                               "%s/big%d:1" % (registry, i), big], env=cold))
-            results["link"].append(timed(zi + ["build", "--from", "%s/base:1" % registry, "--push",
+            results["link"].append(timed(zi + ["build", "--from", "%s/base:1" % link.host, "--push",   # base: mounted
                                                "%s/link%d:1" % (link.host, i), os.path.join(app_dir, "app")], env=cold))
             results["pigz big"].append(timed(["sh", "-c", "pigz -6 -p %d -c %s > /dev/null" % (cores, big)]))
             results["two"].append(timed(zi + ["build", "--push",      # the minimal base: it has every platform
