@@ -15,13 +15,12 @@ import tempfile
 
 import pytest
 
-import registries
 import zeroimage
 from conftest import need_tool
 from imagetools import read_archive, run_cli
 from test_cli import EPOCH, fails, ok
 from test_interop import sh
-from test_quirks import Place
+import test_quirks
 from test_units import make_elf
 
 SPDX_ID = re.compile(r"SPDXRef-[A-Za-z0-9.-]+\Z")
@@ -277,13 +276,7 @@ def test_archive_with_an_sbom_still_loads_everywhere(tmp_path, busybox_program, 
 # -- registries --
 
 
-@pytest.fixture
-def open_place(tmp_path, pki, registry_servers):
-    """zeroimage as a user of the open registry, and of a QuirkProxy in front of it."""
-    upstream = registry_servers("open")
-    proxy = registries.QuirkProxy(upstream)
-    yield Place(tmp_path, pki, upstream, proxy)
-    proxy.close()
+open_place = test_quirks.open_place      # zeroimage as a user of the open registry and a QuirkProxy before it
 
 
 def test_sbom_pushed_to_a_registry_without_the_referrers_api(open_place, busybox_program):

@@ -12,8 +12,8 @@ import pytest
 
 import zeroimage
 from imagetools import image_of, layer_members, read_file, run_cli
+import test_cli
 from test_cli import fails, ok
-from test_units import make_elf
 
 HOST = "/usr/share/zoneinfo"
 EPOCH = {"SOURCE_DATE_EPOCH": "1700000000", "ZONEINFO": ""}     # empty: as unset
@@ -27,12 +27,7 @@ def host_zone(name):
     return path
 
 
-@pytest.fixture
-def prog(tmp_path):
-    path = tmp_path / "prog"
-    path.write_bytes(make_elf(183) + b"\0" * 4096)
-    os.chmod(str(path), 0o755)
-    return path
+prog = test_cli.prog       # a small static arm64 program
 
 
 @pytest.fixture
