@@ -7054,20 +7054,20 @@ def _build_images(session: Session, programs, single: bool, base_for, layers: _L
                   created: str, options: ImageOptions, added_files: List[LayerEntry], minimal: bool,
                   ca_bundle: Optional[str], platform_check: bool,
                   family: Optional[Dict[str, str]] = None, zoneinfo: Sequence[LayerEntry] = (),
-                  build_info: bool = True) -> Tuple[List[Image], List[BaseImage]]:
+                  infos: Sequence[Optional[BuildInfo]] = ()) -> Tuple[List[Image], List[BaseImage]]:
     """One image per program: its base for the program's platform, plus (on the minimal base) the
     base's own layer, plus the program's layer, in the base's media-type family unless ``family``
-    is given, with the labels the program's build info gives (``build_info``). Returns the images and
-    the bases they stand on."""
+    is given, with the labels each program's build info (``infos``, in the same order) gives.
+    Returns the images and the bases they stand on."""
     display = session.display
     checked = []
-    for wanted, path, program in programs:      # every program checked before any layer is made
-        elf = read_elf(program)
+    for (wanted, path, program), info in zip(programs, list(infos) or [None] * len(programs)):
+        elf = read_elf(program)         # every program checked before any layer is made
         if single:
             wanted = _resolve_platform(wanted, elf, path, display)
         else:
             _check_program_platform(wanted, elf, path, platform_check, display)
-        labelled = _build_info_options(display, path, program, options) if build_info else options
+        labelled = _build_info_options(display, path, info, options)
         checked.append((wanted, path, program, elf, labelled))
     minimal_layer = minimal_entries = None
     images, bases = [], []
@@ -7107,34 +7107,31 @@ def _build_images(session: Session, programs, single: bool, base_for, layers: _L
     return images, bases
 
 
-def _program_sboms(session: Session, programs, images: Sequence[Image], target: str, created: str,
-                   build_info: bool = True) -> Dict[str, List[Attachment]]:
+def _program_sboms(session: Session, programs, images: Sequence[Image], infos: Sequence[Optional[BuildInfo]],
+                   target: str, created: str) -> Dict[str, List[Attachment]]:
     """Each image's SBOM (``--sbom``): the SPDX document of its program, from the file's checksums
-    and the build information it carries (none, unreadable or not read: the file alone)."""
+    and the build information it carries (``infos``; none, unreadable or not read: the file alone)."""
     found = {}
-    for (_, path, program), image in zip(programs, images):
+    for (_, path, program), image, info in zip(programs, images, infos):
         sha1, sha256 = hashlib.sha1(), hashlib.sha256()
         program.seek(0)
         reader = _Checked(program, session.cancelled)
         for chunk in iter(lambda: reader.read(CHUNK_SIZE), b""):
             sha1.update(chunk)
             sha256.update(chunk)
-        try:
-            info = read_build_info(program) if build_info else None
-        except ValueError as e:
-            session.display.debug("%s: no build information in the SBOM: %s", path, outside_text(e, 300))
-            info = None
         document = spdx_document(target, {"SHA1": sha1.hexdigest(), "SHA256": sha256.hexdigest()}, info, created)
         found[image.digest] = [Attachment(SPDX_JSON, document, created)]
     return found
 
 
 def _program_build_info(display: Display, path: str, program) -> Optional[BuildInfo]:
-    """The program's build info, or None (with a note under -v when it is there but unreadable)."""
+    """The program's build info, read once for its labels and its SBOM; None (with a note under -v
+    when it is there but unreadable)."""
     try:
         info = read_build_info(program)
     except ValueError as e:
-        display.debug("%s: its build info is unreadable, so no labels come from it: %s", path, outside_text(e, 300))
+        display.debug("%s: its build info is unreadable, so no labels or SBOM packages come from it: %s", path,
+                      outside_text(e, 300))
         return None
     if info is None:
         display.debug("%s: no build info in it (a Go or cargo auditable binary has some)", path)
@@ -7156,9 +7153,9 @@ def _without_labels(config: dict, keys: Sequence[str]) -> dict:
     return dict(config, config=dict(runtime, Labels={k: v for k, v in labels.items() if k not in keys}))
 
 
-def _build_info_options(display: Display, path: str, program, options: ImageOptions) -> ImageOptions:
+def _build_info_options(display: Display, path: str, info: Optional[BuildInfo],
+                        options: ImageOptions) -> ImageOptions:
     """``options`` with the labels the program's build info gives, under the user's own: a --label wins."""
-    info = _program_build_info(display, path, program)
     if info is None:
         return options
     given = {key for key, _ in options.labels}
@@ -7340,12 +7337,14 @@ def build(entrypoint, output: Optional[str] = None, *, base: Optional[str] = Non
         sink.start(stack)
         layers = _LayerMaker(session, stack, sink, compression_level)
         base_for = _base_source(session, base, base_archive, stack, layers)
+        infos = [_program_build_info(session.display, path, program) if build_info else None
+                 for _, path, program in opened]
         images, bases = _build_images(session, opened, single, base_for, layers, target=target, created=created,
                                       options=options, added_files=added_files, minimal=minimal, ca_bundle=ca_bundle,
                                       platform_check=platform_check, family=media_type_family(media_types),
-                                      zoneinfo=zoneinfo, build_info=build_info)
+                                      zoneinfo=zoneinfo, infos=infos)
         top = images[0] if single else make_image_index(images, bases[-1].family, bases[-1].index_annotations)
-        attachments = _program_sboms(session, opened, images, target, created, build_info) if sbom else None
+        attachments = _program_sboms(session, opened, images, infos, target, created) if sbom else None
         digest = sink.write(top, name, attachments)
     if load:        # what the result describes is what was loaded: the image for the engine's platform
         images = [image for image in images if image.digest == digest]
