@@ -612,6 +612,96 @@ class _Checked:
         self._stream.close()
 
 
+# How an answer from outside (a registry, a token service, an engine) may arrive: at least STALL_BYTES
+# every STALL_TIMEOUT seconds while zeroimage waits for it (curl's --speed-limit and --speed-time), and,
+# for an answer read whole (a manifest, config, index, token, page of a list, error body), all of it
+# within ANSWER_DEADLINE seconds. Read at run time: tests may shrink them.
+STALL_TIMEOUT = 30.0
+STALL_BYTES = 1024
+ANSWER_DEADLINE = 60.0
+
+
+class _Guard:
+    """One exchange with a server, as the watchdog sees it: bytes moved so far (``moved``), whether
+    zeroimage is waiting on it now with a stall window, a hard ``deadline``, and how to break it off
+    (``expire``, from the watchdog's thread). ``expired`` says which limit broke it: "stalled" or
+    "deadline"."""
+
+    def __init__(self, expire: Callable[[], None]):
+        self.expire = expire
+        self.progress = 0
+        self.window = None          # (ends at, progress then) while a stall is watched for
+        self.deadline = None
+        self.expired = None
+
+    def moved(self, n: int) -> None:
+        self.progress += n
+
+
+class _Watchdog:
+    """Breaks off exchanges that overstay, whatever the code blocked in them is doing (a receive, a
+    header or chunk line that never ends, trailers without end): one daemon thread, started when a
+    guard is watched and gone when none is."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
+        self._guards = set()
+        self._running = False
+
+    @contextlib.contextmanager
+    def watching(self, guard: _Guard, stall: bool = True, deadline: Optional[float] = None):
+        """Within the block, ``guard`` is broken off when fewer than STALL_BYTES move in STALL_TIMEOUT
+        seconds (with ``stall``) or ``deadline`` (seconds from now) passes."""
+        now = time.monotonic()
+        with self._lock:
+            guard.window = (now + STALL_TIMEOUT, guard.progress) if stall else None
+            guard.deadline = None if deadline is None else now + deadline
+            self._guards.add(guard)
+            if not self._running:
+                self._running = True
+                threading.Thread(target=self._run, name="zeroimage-watchdog", daemon=True).start()
+            self._wake.notify()
+        try:
+            yield guard
+        finally:
+            with self._lock:
+                self._guards.discard(guard)
+
+    def _run(self) -> None:
+        expired = []
+        with self._lock:
+            while self._guards:
+                now, soonest = time.monotonic(), None
+                for guard in list(self._guards):
+                    if guard.deadline is not None and now >= guard.deadline:
+                        guard.expired = "deadline"
+                    elif guard.window is not None and now >= guard.window[0]:
+                        if guard.progress - guard.window[1] < STALL_BYTES:
+                            guard.expired = "stalled"
+                        else:
+                            guard.window = (now + STALL_TIMEOUT, guard.progress)
+                    if guard.expired:
+                        self._guards.discard(guard)
+                        expired.append(guard)
+                        continue
+                    for when in (guard.deadline, guard.window[0] if guard.window else None):
+                        if when is not None and (soonest is None or when < soonest):
+                            soonest = when
+                if expired:
+                    self._lock.release()
+                    try:
+                        for guard in expired:
+                            with contextlib.suppress(Exception):
+                                guard.expire()
+                    finally:
+                        self._lock.acquire()
+                    expired = []
+                    continue
+                self._wake.wait(None if soonest is None else max(0.01, soonest - now))
+            self._running = False
+
+
 _STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 
 
@@ -3942,44 +4032,83 @@ class _Connection:
 
 class Response:
     """An HTTP response whose body is read as a stream. Closing it hands its connection back for
-    reuse when the body was read to the end, and closes the connection when it was not."""
+    reuse when the body was read to the end, and closes the connection when it was not. Every read
+    is watched: a body that stalls (less than STALL_BYTES in STALL_TIMEOUT seconds: a Content-Length
+    that promises more than comes, a drip-fed body) is broken off, and one read whole
+    (``read_capped``) must also come within ANSWER_DEADLINE seconds."""
 
     def __init__(self, raw, conn: object, url: str, cancelled: Optional[threading.Event],
-                 done: Callable[[object, bool], None], method: str = "GET"):
+                 done: Callable[[object, bool], None], method: str = "GET", guard: Optional[_Guard] = None,
+                 watchdog: Optional[_Watchdog] = None):
         self._raw = raw
         self._conn = conn           # the transport's, handed back to ``done`` on close
         self._done = done           # (connection, reusable): back to the pool, or closed
         self._cancelled = cancelled
         self._broken = False
+        self._guard = guard or _Guard(lambda: None)
+        self._watchdog = watchdog or _Watchdog()
         self.method = method
         self.status = raw.status
         self.headers = raw.headers
         self.url = url
 
     def read(self, n: int = -1) -> bytes:
-        """Up to ``n`` bytes (all with -1). A body that breaks off (a reset, a timeout, a chunk or a
+        """Up to ``n`` bytes (all with -1). A body that breaks off (a reset, a stall, a chunk or a
         Content-Length cut short) is a NetworkError; after a cancellation, a CancelledError."""
-        if self._cancelled is not None and self._cancelled.is_set():
-            raise CancelledError()
-        try:
-            data = self._raw.read() if n is None or n < 0 else self._raw.read(n)
-        except (OSError, http_client.HTTPException) as e:
-            self._broken = True
+        with self._watchdog.watching(self._guard, deadline=self._left()):
+            return self._read(n)
+
+    def _left(self) -> Optional[float]:
+        return None if self._guard.deadline is None else max(0.0, self._guard.deadline - time.monotonic())
+
+    def _read(self, n: int) -> bytes:
+        pieces, got = [], 0
+        while n is None or n < 0 or got < n:
             if self._cancelled is not None and self._cancelled.is_set():
-                raise CancelledError() from e
-            raise _network_error(self.method, self.url, e, what="the answer broke off from") from e
-        if not data and n != 0 and self._raw.length:        # the socket closed before Content-Length bytes
-            raise self._cut_short()
-        return data
+                raise CancelledError()
+            try:            # one receive at a time: the watchdog sees each piece arrive
+                piece = self._raw.read1(CHUNK_SIZE if n is None or n < 0 else n - got)
+            except (OSError, http_client.HTTPException) as e:
+                self._broken = True
+                if self._cancelled is not None and self._cancelled.is_set():
+                    raise CancelledError() from e
+                raise self._given_up() or _network_error(self.method, self.url, e,
+                                                         what="the answer broke off from") from e
+            if not piece:
+                break
+            self._guard.moved(len(piece))
+            pieces.append(piece)
+            got += len(piece)
+        if (n is None or n < 0 or got < n) and n != 0 and self._raw.length:
+            raise self._given_up() or self._cut_short()     # the socket closed before Content-Length bytes
+        return b"".join(pieces)
+
+    def _given_up(self) -> Optional[NetworkError]:
+        """The error for a body the watchdog broke off, or None when it did not."""
+        why = self._guard.expired
+        if why is None:
+            return None
+        self._broken = True
+        host = _host_of(self.url)
+        if why == "deadline":
+            return NetworkError("%s did not send its whole answer to %s %s within %g s (%d bytes came)"
+                                % (host, self.method, _redact_url(self.url), ANSWER_DEADLINE, self._guard.progress))
+        return NetworkError("the answer from %s stalled: less than %d bytes in %g s (%d bytes came%s)" % (
+            host, STALL_BYTES, STALL_TIMEOUT, self._guard.progress,
+            ", %d more promised" % self._raw.length if self._raw.length else ""))
 
     def _cut_short(self) -> NetworkError:
         self._broken = True
-        return NetworkError("the answer from %s broke off (%d bytes missing)"
-                            % (urllib.parse.urlsplit(self.url).netloc, self._raw.length))
+        return NetworkError("the answer from %s broke off (%d bytes missing)" % (_host_of(self.url), self._raw.length))
 
     def read_capped(self, limit: int, what: str) -> bytes:
-        """The whole body, when it is at most ``limit`` bytes (an error when it is longer, or cut short)."""
-        data = self.read(limit + 1)
+        """The whole body, when it is at most ``limit`` bytes and comes within ANSWER_DEADLINE seconds
+        (an error when it is longer, slower, or cut short)."""
+        self._guard.deadline = time.monotonic() + ANSWER_DEADLINE
+        try:
+            data = self.read(limit + 1)
+        finally:
+            self._guard.deadline = None
         if len(data) <= limit and self._raw.length:         # short of Content-Length: it broke off
             raise self._cut_short()
         if len(data) > limit:
@@ -4007,6 +4136,40 @@ class Response:
         self.close()
 
 
+class _SentBody:
+    """A request body as http.client sends it: opened from bytes, a stream or an opener; read in
+    pieces of at most 64 KiB, each counted for the watchdog and checked for cancellation; when it
+    ends, the exchange waits for the answer's head (``sent``)."""
+
+    PIECE = 64 * 1024
+
+    def __init__(self, stream, guard: _Guard, cancelled: Optional[threading.Event], sent: Callable[[], None]):
+        self._stream, self._guard, self._cancelled, self._sent = stream, guard, cancelled, sent
+
+    def read(self, n: int = -1) -> bytes:
+        if self._cancelled is not None and self._cancelled.is_set():
+            raise CancelledError()
+        data = self._stream.read(self.PIECE if n is None or n < 0 else min(n, self.PIECE))
+        if data:
+            self._guard.moved(len(data))
+        else:
+            self._sent()
+        return data
+
+
+def _host_of(url: str) -> str:
+    """``host[:port]`` of a URL, for messages: never its user or password."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return "the registry"
+    host = parts.hostname or ""
+    if ":" in host:
+        host = "[%s]" % host
+    return outside_text(host + (":%d" % port if port else ""), 200) if host else "the registry"
+
+
 class Transport:
     """The one place that opens sockets: TLS, proxies, keep-alive, timeouts, retries and redirects.
 
@@ -4030,6 +4193,7 @@ class Transport:
         self._busy = set()          # connections a request is using now
         self._contexts = {}
         self._closed = False
+        self._watchdog = _Watchdog()
 
     # -- lifetime --
 
@@ -4156,16 +4320,18 @@ class Transport:
                 cancellable: bool = True) -> Response:
         """Send one request (retrying idempotent ones, following redirects for GET/HEAD).
 
-        ``body`` is bytes, or a readable stream of ``length`` bytes sent in CHUNK_SIZE pieces;
-        either way it goes with a Content-Length, never chunked. ``auth`` (an Authorization
-        value) is sent to ``auth_origin`` only (default: the URL's origin). A request that is not
-        ``cancellable`` (cleaning up after a cancellation) is tried once, with ``timeout``.
+        ``body`` is bytes, a readable stream of ``length`` bytes, or an opener of such a stream
+        (called anew for every try); either way it goes with a Content-Length, never chunked. A
+        request whose body can be sent again (bytes, an opener) is retried in place after a 5xx,
+        408, 429 or a dropped connection, honouring Retry-After, within MAX_ATTEMPTS tries and
+        MAX_RETRY_SECONDS. ``auth`` (an Authorization value) is sent to ``auth_origin`` only
+        (default: the URL's origin). A request that is not ``cancellable`` (cleaning up after a
+        cancellation) is tried once, with ``timeout``.
         """
         if cancellable:
             self._check_cancelled()
         started = time.monotonic()
-        replayable = (method in IDEMPOTENT if idempotent is None else idempotent) \
-            and isinstance(body, (bytes, type(None)))
+        replayable = (method in IDEMPOTENT if idempotent is None else idempotent) and _replayable(body)
         auth_origin = (auth_origin or _origin(url)) if auth else None
         attempts = MAX_ATTEMPTS if cancellable else 1
         for attempt in range(1, attempts + 1):
@@ -4244,8 +4410,6 @@ class Transport:
             all_headers["Authorization"] = auth
         if isinstance(body, (bytes, bytearray)):
             length = len(body)
-        elif body is not None:
-            body = _Checked(body, self.cancelled if cancellable else None)
         if body is not None or method in ("PUT", "POST", "PATCH"):
             all_headers["Content-Length"] = str(length or 0)
         # A request that gets one try (cleaning up) takes a new connection: a kept-alive one may be stale.
@@ -4257,27 +4421,48 @@ class Transport:
         if conn.absolute_form:
             path = urllib.parse.urlunsplit((parts.scheme, parts.netloc, parts.path or "/", parts.query, ""))
         url = urllib.parse.urlunsplit(parts)
+        guard = _Guard(conn.break_off)
+        head_wait = timeout or READ_TIMEOUT
+        stream = None
         try:
             if cancellable:
                 self._check_cancelled()
+            if callable(body):
+                stream = body()
+            elif body is not None:
+                stream = io.BytesIO(body) if isinstance(body, (bytes, bytearray)) else body
             if conn.http.sock is not None:
                 conn.http.sock.settimeout(min(timeout or CONNECT_TIMEOUT, CONNECT_TIMEOUT))
-            conn.http.request(method, path, body=body, headers=all_headers)
-            if conn.http.sock is not None:
-                conn.http.sock.settimeout(timeout or READ_TIMEOUT)
-            raw = conn.http.getresponse()
+            # Sending, the body must move; then the answer's head must come within head_wait seconds.
+            with self._watchdog.watching(guard, stall=stream is not None,
+                                         deadline=None if stream is not None else head_wait) as watched:
+                def sent() -> None:
+                    watched.window, watched.deadline = None, time.monotonic() + head_wait
+                sending = None if stream is None else \
+                    _SentBody(stream, guard, self.cancelled if cancellable else None, sent)
+                conn.http.request(method, path, body=sending, headers=all_headers)
+                if conn.http.sock is not None:
+                    conn.http.sock.settimeout(head_wait)
+                sent()
+                raw = conn.http.getresponse()
         except (OSError, http_client.HTTPException) as e:      # ssl's errors are ValueErrors too: these first
             self._release(conn, False)
+            if guard.expired:
+                e = _Overstayed(self._gave_up(method, url, guard, head_wait))
             raise _SendFailed(url, conn.proxy, e) from e
         except ValueError:
             # http.client refuses a header value with a line break; its message would show the value
             self._release(conn, False)
             raise NetworkError("refusing to send a request to %s: a header value holds characters HTTP does "
-                               "not allow (line breaks, non-ASCII)" % parts.netloc) from None
+                               "not allow (line breaks, non-ASCII)" % _host_of(url)) from None
         except BaseException:
             self._release(conn, False)
             raise
-        response = Response(raw, conn, url, self.cancelled if cancellable else None, self._release, method)
+        finally:
+            if callable(body) and stream is not None:
+                stream.close()
+        response = Response(raw, conn, url, self.cancelled if cancellable else None, self._release, method,
+                            guard, self._watchdog)
         if response.status == 407 and conn.proxy is not None:
             response.close()
             raise NetworkError("the proxy %s asks for credentials; give them as http://USER:PASSWORD@%s in "
@@ -4287,6 +4472,23 @@ class Transport:
         if method == "HEAD":
             response.close()
         return response
+
+    @staticmethod
+    def _gave_up(method: str, url: str, guard: _Guard, head_wait: float) -> str:
+        """What a server did when the watchdog broke off a request before its answer's head came."""
+        if guard.expired == "stalled":
+            return "%s stopped taking the body of %s %s: less than %d bytes in %g s" % (
+                _host_of(url), method, _redact_url(url), STALL_BYTES, STALL_TIMEOUT)
+        return "%s sent no answer to %s %s within %g s" % (_host_of(url), method, _redact_url(url), head_wait)
+
+
+class _Overstayed(TimeoutError):
+    """A request the watchdog broke off; its message says what the server did."""
+
+
+def _replayable(body) -> bool:
+    """Whether a request body can be sent again: none, bytes, or an opener of a fresh stream."""
+    return body is None or isinstance(body, (bytes, bytearray)) or callable(body)
 
 
 class _SendFailed(Exception):
@@ -4309,12 +4511,14 @@ def _network_error(method: str, url: str, error: BaseException, proxy: Optional[
                    what: Optional[str] = None) -> "NetworkError":
     """One line for a request that failed on the way: the host it went to (and the proxy), what
     happened, what to check. Only the error's kind and errno text: never its message, which may
-    quote a URL with a signature or a header."""
-    host = urllib.parse.urlsplit(url).netloc if url_problem(url) is None else "the registry"
+    quote a URL with a signature or a header; never a user or password the URL holds."""
+    host = _host_of(url)
     where = "%s through the proxy %s" % (host, proxy.netloc) if proxy else host
     if isinstance(error, ssl.SSLCertVerificationError):
         return NetworkError("TLS certificate of %s not trusted (%s); add its CA with SSL_CERT_FILE or "
                             "/etc/docker/certs.d/%s/ca.crt, or use --insecure" % (host, error.verify_message, host))
+    if isinstance(error, _Overstayed):
+        return NetworkError(str(error))
     if isinstance(error, (TimeoutError, socket.timeout)):
         return NetworkError("%s %s: timed out talking to %s" % (method, _redact_url(url), where))
     if isinstance(error, OSError) and str(error).startswith("Tunnel connection failed"):
