@@ -630,12 +630,17 @@ class _Guard:
     def __init__(self, expire: Callable[[], None]):
         self.expire = expire
         self.progress = 0
-        self.window = None          # (ends at, progress then) while a stall is watched for
+        self.window = None          # (ends at, progress then, seconds) while a stall is watched for
         self.deadline = None
+        self.seconds = None         # what the deadline allowed, for messages
         self.expired = None
 
     def moved(self, n: int) -> None:
         self.progress += n
+
+    def answer_within(self, seconds: float) -> None:
+        """From now on no stall watch (a request is sent: the server works), but an answer by then."""
+        self.window, self.deadline, self.seconds = None, time.monotonic() + seconds, seconds
 
 
 class _Watchdog:
@@ -650,13 +655,15 @@ class _Watchdog:
         self._running = False
 
     @contextlib.contextmanager
-    def watching(self, guard: _Guard, stall: bool = True, deadline: Optional[float] = None):
-        """Within the block, ``guard`` is broken off when fewer than STALL_BYTES move in STALL_TIMEOUT
-        seconds (with ``stall``) or ``deadline`` (seconds from now) passes."""
+    def watching(self, guard: _Guard, stall: Optional[float] = None, deadline: Optional[float] = None):
+        """Within the block, ``guard`` is broken off when fewer than STALL_BYTES move in ``stall``
+        seconds (None: STALL_TIMEOUT; 0: not watched) or when ``deadline`` (seconds from now) passes."""
         now = time.monotonic()
+        stall = STALL_TIMEOUT if stall is None else stall
         with self._lock:
-            guard.window = (now + STALL_TIMEOUT, guard.progress) if stall else None
+            guard.window = (now + stall, guard.progress, stall) if stall else None
             guard.deadline = None if deadline is None else now + deadline
+            guard.seconds = deadline
             self._guards.add(guard)
             if not self._running:
                 self._running = True
@@ -680,7 +687,7 @@ class _Watchdog:
                         if guard.progress - guard.window[1] < STALL_BYTES:
                             guard.expired = "stalled"
                         else:
-                            guard.window = (now + STALL_TIMEOUT, guard.progress)
+                            guard.window = (now + guard.window[2], guard.progress, guard.window[2])
                     if guard.expired:
                         self._guards.discard(guard)
                         expired.append(guard)
@@ -4030,6 +4037,22 @@ class _Connection:
         self.http.close()
 
 
+def _receive(raw, n: int, guard: _Guard, cancelled: Optional[threading.Event]) -> bytes:
+    """Up to ``n`` bytes (all with -1) of an http.client answer, one receive at a time, so that the
+    watchdog sees each piece arrive; CancelledError once ``cancelled`` is set."""
+    pieces, got = [], 0
+    while n is None or n < 0 or got < n:
+        if cancelled is not None and cancelled.is_set():
+            raise CancelledError()
+        piece = raw.read1(CHUNK_SIZE if n is None or n < 0 else n - got)
+        if not piece:
+            break
+        guard.moved(len(piece))
+        pieces.append(piece)
+        got += len(piece)
+    return b"".join(pieces)
+
+
 class Response:
     """An HTTP response whose body is read as a stream. Closing it hands its connection back for
     reuse when the body was read to the end, and closes the connection when it was not. Every read
@@ -4055,33 +4078,20 @@ class Response:
     def read(self, n: int = -1) -> bytes:
         """Up to ``n`` bytes (all with -1). A body that breaks off (a reset, a stall, a chunk or a
         Content-Length cut short) is a NetworkError; after a cancellation, a CancelledError."""
-        with self._watchdog.watching(self._guard, deadline=self._left()):
-            return self._read(n)
+        return self._read(n)
 
-    def _left(self) -> Optional[float]:
-        return None if self._guard.deadline is None else max(0.0, self._guard.deadline - time.monotonic())
-
-    def _read(self, n: int) -> bytes:
-        pieces, got = [], 0
-        while n is None or n < 0 or got < n:
+    def _read(self, n: int, deadline: Optional[float] = None) -> bytes:
+        try:
+            with self._watchdog.watching(self._guard, deadline=deadline):
+                data = _receive(self._raw, n, self._guard, self._cancelled)
+        except (OSError, http_client.HTTPException) as e:
+            self._broken = True
             if self._cancelled is not None and self._cancelled.is_set():
-                raise CancelledError()
-            try:            # one receive at a time: the watchdog sees each piece arrive
-                piece = self._raw.read1(CHUNK_SIZE if n is None or n < 0 else n - got)
-            except (OSError, http_client.HTTPException) as e:
-                self._broken = True
-                if self._cancelled is not None and self._cancelled.is_set():
-                    raise CancelledError() from e
-                raise self._given_up() or _network_error(self.method, self.url, e,
-                                                         what="the answer broke off from") from e
-            if not piece:
-                break
-            self._guard.moved(len(piece))
-            pieces.append(piece)
-            got += len(piece)
-        if (n is None or n < 0 or got < n) and n != 0 and self._raw.length:
+                raise CancelledError() from e
+            raise self._given_up() or _network_error(self.method, self.url, e, what="the answer broke off from") from e
+        if (n is None or n < 0 or len(data) < n) and n != 0 and self._raw.length:
             raise self._given_up() or self._cut_short()     # the socket closed before Content-Length bytes
-        return b"".join(pieces)
+        return data
 
     def _given_up(self) -> Optional[NetworkError]:
         """The error for a body the watchdog broke off, or None when it did not."""
@@ -4092,7 +4102,7 @@ class Response:
         host = _host_of(self.url)
         if why == "deadline":
             return NetworkError("%s did not send its whole answer to %s %s within %g s (%d bytes came)"
-                                % (host, self.method, _redact_url(self.url), ANSWER_DEADLINE, self._guard.progress))
+                                % (host, self.method, _redact_url(self.url), self._guard.seconds, self._guard.progress))
         return NetworkError("the answer from %s stalled: less than %d bytes in %g s (%d bytes came%s)" % (
             host, STALL_BYTES, STALL_TIMEOUT, self._guard.progress,
             ", %d more promised" % self._raw.length if self._raw.length else ""))
@@ -4104,11 +4114,7 @@ class Response:
     def read_capped(self, limit: int, what: str) -> bytes:
         """The whole body, when it is at most ``limit`` bytes and comes within ANSWER_DEADLINE seconds
         (an error when it is longer, slower, or cut short)."""
-        self._guard.deadline = time.monotonic() + ANSWER_DEADLINE
-        try:
-            data = self.read(limit + 1)
-        finally:
-            self._guard.deadline = None
+        data = self._read(limit + 1, ANSWER_DEADLINE)
         if len(data) <= limit and self._raw.length:         # short of Content-Length: it broke off
             raise self._cut_short()
         if len(data) > limit:
@@ -4434,10 +4440,10 @@ class Transport:
             if conn.http.sock is not None:
                 conn.http.sock.settimeout(min(timeout or CONNECT_TIMEOUT, CONNECT_TIMEOUT))
             # Sending, the body must move; then the answer's head must come within head_wait seconds.
-            with self._watchdog.watching(guard, stall=stream is not None,
+            with self._watchdog.watching(guard, stall=None if stream is not None else 0,
                                          deadline=None if stream is not None else head_wait) as watched:
                 def sent() -> None:
-                    watched.window, watched.deadline = None, time.monotonic() + head_wait
+                    watched.answer_within(head_wait)
                 sending = None if stream is None else \
                     _SentBody(stream, guard, self.cancelled if cancellable else None, sent)
                 conn.http.request(method, path, body=sending, headers=all_headers)
@@ -4887,12 +4893,13 @@ class Upload:
         self.registry, self.repository, self.url, self.scopes = registry, repository, url, list(scopes)
 
     def finish(self, blob: Blob, kind: str = "monolithic") -> None:
-        with contextlib.closing(blob.open()) as body:
-            if kind == "chunked":
-                self._patch(body, blob.size)
-                self.commit(blob.digest)
-            else:
-                self.commit(blob.digest, body, blob.size)
+        """Send the blob; its bytes go as ``blob.open`` opens them anew for each try, so a PUT that
+        meets a 5xx, a 429 or a dropped connection is sent again in place, not the whole upload."""
+        if kind == "chunked":
+            self._patch(blob.open, blob.size)
+            self.commit(blob.digest)
+        else:
+            self.commit(blob.digest, blob.open, blob.size)
 
     def commit(self, digest: str, body=b"", length: int = 0) -> None:
         """The ``PUT ?digest=`` that ends the upload (with the last bytes, or none)."""
@@ -5064,14 +5071,15 @@ class Registry:
         """An API request with auth; after a 401, one more try with what the challenge asks for; an
         error (of the class its status calls for) when the status is not in ``ok``.
 
-        A streamed body cannot be sent twice, so a request with one gets no second try.
+        A streamed body cannot be sent twice, so a request with one gets no second try; bytes or an
+        opener (``Transport.request``) can.
         """
         base = self.auth.ping()
         url = path if "://" in path else base + path
         options = dict(length=length, idempotent=idempotent, timeout=timeout, cancellable=cancellable)
         auth = self.auth.header(scopes)
         response = self.transport.request(method, url, headers, body, auth=auth, auth_origin=_origin(base), **options)
-        if response.status == 401 and isinstance(body, (bytes, type(None))):
+        if response.status == 401 and _replayable(body):
             challenge = challenges_of(response)
             retry = self.auth.challenged(scopes, challenge, auth)
             if retry is not None:
@@ -5307,8 +5315,10 @@ class Registry:
     def mount_blob(self, repository: str, digest: str, source: str, scopes) -> bool:
         """Cross-repository mount; False (and no error) when the registry would rather have an upload."""
         try:
+            # asking twice only leaves an unused upload session behind: retried in place, as start_upload
             response = self.request("POST", "/v2/%s/blobs/uploads/?%s" % (
-                repository, urllib.parse.urlencode([("mount", digest), ("from", source)])), scopes, ok=(201, 202))
+                repository, urllib.parse.urlencode([("mount", digest), ("from", source)])), scopes, ok=(201, 202),
+                idempotent=True)
         except RegistryError:
             return False
         with response:
@@ -5557,8 +5567,11 @@ class Session:
 
 # ---- Container engines ----
 
-ENGINE_TIMEOUT = 300.0          # seconds an engine may stay silent (a big load is unpacked before it answers)
+ENGINE_TIMEOUT = 300.0          # seconds an engine may take to answer (a big load is unpacked before it does)
+ENGINE_STALL_TIMEOUT = 60.0     # seconds in which an engine's stream (an export, progress) must bring STALL_BYTES
 ENGINE_PING_TIMEOUT = 5.0
+MAX_ENGINE_PROGRESS = 16 * 1024 * 1024      # bytes of a progress stream read at most (its messages are kept)
+MAX_ENGINE_MESSAGES = 100                   # messages of it kept
 ENGINE_HINT = ("start one (sudo systemctl start docker, or podman system service), or point DOCKER_HOST at "
                "its socket (DOCKER_HOST=unix:///path/to/docker.sock)")
 
@@ -5606,10 +5619,10 @@ def _engine_connection(address: str, timeout: float):
 
 class _ChunkedBody:
     """A writable stream sent as an HTTP/1.1 chunked body, a chunk per CHUNK_SIZE gathered; every
-    write checks the cancellation event."""
+    write checks the cancellation event, and what is sent counts for the watchdog (``guard``)."""
 
-    def __init__(self, conn, cancelled: Optional[threading.Event]):
-        self._conn, self._cancelled = conn, cancelled
+    def __init__(self, conn, cancelled: Optional[threading.Event], guard: _Guard):
+        self._conn, self._cancelled, self._guard = conn, cancelled, guard
         self._buffer = bytearray()
 
     def write(self, data) -> int:
@@ -5622,7 +5635,13 @@ class _ChunkedBody:
 
     def _send(self) -> None:
         if self._buffer:
-            self._conn.send(b"%x\r\n" % len(self._buffer) + bytes(self._buffer) + b"\r\n")
+            view = memoryview(self._buffer)
+            self._conn.send(b"%x\r\n" % len(self._buffer))
+            for start in range(0, len(view), _SentBody.PIECE):      # in pieces: the watchdog sees each go
+                self._conn.send(view[start:start + _SentBody.PIECE])
+                self._guard.moved(min(_SentBody.PIECE, len(view) - start))
+            view.release()
+            self._conn.send(b"\r\n")
             self._buffer = bytearray()
 
     def flush(self) -> None:
@@ -5640,6 +5659,7 @@ class Engine:
 
     def __init__(self, address: str, session: Session):
         self.address, self.session = address, session
+        self._watchdog = _Watchdog()
 
     @classmethod
     def find(cls, session: Session) -> "Engine":
@@ -5656,30 +5676,54 @@ class Engine:
                 tried.append("%s (%s)" % (address, _os_reason(e.__cause__) if e.__cause__ else e))
         raise ZeroImageError("no container engine answers: tried %s; %s" % (", ".join(tried), ENGINE_HINT))
 
+    def _failed(self, method: str, path: str, error: BaseException, guard: _Guard, what: str = "") -> ZeroImageError:
+        """The one line for an exchange with the engine that broke: what the engine did."""
+        self.session.check()
+        if guard.expired == "deadline":
+            reason = "no whole answer within %g s" % guard.seconds
+        elif guard.expired == "stalled":
+            reason = "its answer stalled: less than %d bytes in %g s (%d bytes came)" % (
+                STALL_BYTES, ENGINE_STALL_TIMEOUT, guard.progress)
+        else:
+            reason = _os_reason(error)
+        return ZeroImageError("%sthe engine at %s: %s %s: %s" % (what, self.address, method, path, reason))
+
     def _open(self, method: str, path: str, timeout: float = ENGINE_TIMEOUT, body=None, headers=None):
-        """Send a request; the connection and its response (the caller closes the connection)."""
+        """Send a request; the connection, its response and the guard its body is read under (the
+        caller closes the connection). The head must come within ``timeout`` seconds."""
         self.session.check()
         conn = _engine_connection(self.address, timeout)
+        guard = _Guard(lambda: _shut(conn))
         try:
-            conn.request(method, path, body=body, headers=headers or {})
-            return conn, conn.getresponse()
+            with self._watchdog.watching(guard, stall=0, deadline=timeout):
+                conn.request(method, path, body=body, headers=headers or {})
+                return conn, conn.getresponse(), guard
         except BaseException as e:
             conn.close()
             if isinstance(e, (OSError, http_client.HTTPException)):
-                raise ZeroImageError("the engine at %s: %s %s: %s" % (
-                    self.address, method, path, _os_reason(e))) from e
+                raise self._failed(method, path, e, guard) from e
             raise
 
+    def _read(self, conn, response, guard: _Guard, n: int, method: str, path: str,
+              deadline: Optional[float] = -1) -> bytes:
+        """Up to ``n`` bytes of an answer, under the stall watch and ``deadline`` (-1: ANSWER_DEADLINE;
+        None: none, for a stream)."""
+        try:
+            with self.session.cancelling(lambda: _shut(conn)), \
+                    self._watchdog.watching(guard, stall=ENGINE_STALL_TIMEOUT,
+                                            deadline=ANSWER_DEADLINE if deadline == -1 else deadline):
+                return _receive(response, n, guard, self.session.cancelled)
+        except (OSError, http_client.HTTPException) as e:
+            raise self._failed(method, path, e, guard) from e
+
     def _call(self, method: str, path: str, timeout: float = ENGINE_TIMEOUT) -> bytes:
-        conn, response = self._open(method, path, timeout)
-        with contextlib.closing(conn), self.session.cancelling(lambda: _shut(conn)):
-            try:
-                data = response.read(MAX_JSON_SIZE + 1)
-            except (OSError, http_client.HTTPException) as e:
-                self.session.check()
-                raise ZeroImageError("the engine at %s: %s %s: %s" % (
-                    self.address, method, path, _os_reason(e))) from e
+        conn, response, guard = self._open(method, path, timeout)
+        with contextlib.closing(conn):
+            data = self._read(conn, response, guard, MAX_JSON_SIZE + 1, method, path)
         self.session.check()
+        if len(data) > MAX_JSON_SIZE:
+            raise ZeroImageError("the engine at %s answers %s %s with over %d bytes" % (
+                self.address, method, path, MAX_JSON_SIZE))
         if not 200 <= response.status < 300:
             raise ZeroImageError("the engine at %s answers %s %s with %d: %s" % (
                 self.address, method, path, response.status, _engine_message(data)))
@@ -5711,76 +5755,94 @@ class Engine:
         """``POST /images/load`` with the archive that ``write(stream)`` writes, streamed as it is
         written (chunked); the engine's messages. An error message the engine sends is raised."""
         self.session.check()
+        method, path = "POST", "/images/load?quiet=1"
         conn = _engine_connection(self.address, ENGINE_TIMEOUT)
-        with contextlib.closing(conn), self.session.cancelling(lambda: _shut(conn)):
+        guard = _Guard(lambda: _shut(conn))
+        with contextlib.closing(conn):
             try:
-                conn.putrequest("POST", "/images/load?quiet=1")
-                conn.putheader("Content-Type", "application/x-tar")
-                conn.putheader("Transfer-Encoding", "chunked")
-                conn.endheaders()
-                body = _ChunkedBody(conn, self.session.cancelled)
-                write(body)
-                body.finish()
-                response = conn.getresponse()
-                status = response.status
-                lines = _read_lines(response)
+                with self.session.cancelling(lambda: _shut(conn)), \
+                        self._watchdog.watching(guard, stall=ENGINE_STALL_TIMEOUT) as watched:
+                    conn.putrequest(method, path)
+                    conn.putheader("Content-Type", "application/x-tar")
+                    conn.putheader("Transfer-Encoding", "chunked")
+                    conn.endheaders()
+                    body = _ChunkedBody(conn, self.session.cancelled, guard)
+                    write(body)
+                    body.finish()
+                    watched.answer_within(ENGINE_TIMEOUT)
+                    response = conn.getresponse()
             except (OSError, http_client.HTTPException) as e:
+                raise self._failed(method, path, e, guard, "cannot load the image: ") from e
+            if not 200 <= response.status < 300:
+                data = self._read(conn, response, guard, MAX_JSON_SIZE, method, path)
+                raise ZeroImageError("the engine at %s refused the image (%d): %s" % (
+                    self.address, response.status, _engine_message(data)))
+            return self._progress(conn, response, guard, method, path)
+
+    def _progress(self, conn, response, guard: _Guard, method: str, path: str) -> List[str]:
+        """The messages of a JSON-lines progress answer, read as it comes: at most MAX_ENGINE_PROGRESS
+        bytes of it, at most MAX_ENGINE_MESSAGES messages kept (cleaned for the terminal). A line that
+        says error is raised."""
+        messages, pending, total = [], b"", 0
+        while True:
+            data = self._read(conn, response, guard, CHUNK_SIZE, method, path, deadline=None)
+            total += len(data)
+            if total > MAX_ENGINE_PROGRESS:
+                raise ZeroImageError("the engine at %s answers %s %s with over %d bytes of progress" % (
+                    self.address, method, path, MAX_ENGINE_PROGRESS))
+            lines = (pending + data).split(b"\n")
+            pending = lines.pop() if len(data) == CHUNK_SIZE else b""
+            for line in lines:
+                message = self._message(line)
+                if message and len(messages) < MAX_ENGINE_MESSAGES:
+                    messages.append(message)
+            if len(data) < CHUNK_SIZE:
                 self.session.check()
-                raise ZeroImageError("cannot load the image into the engine at %s: %s" % (
-                    self.address, _os_reason(e))) from e
-        self.session.check()
-        if not 200 <= status < 300:
-            raise ZeroImageError("the engine at %s refused the image (%d): %s" % (
-                self.address, status, _engine_message(b"\n".join(lines))))
-        messages = []
-        for line in lines:
-            if not line.strip():
-                continue
-            try:
-                message = json.loads(line.decode("utf-8"))
-            except ValueError:
-                messages.append(outside_text(line.decode("utf-8", "replace"), 300))
-                continue
-            if isinstance(message, dict) and (message.get("error") or message.get("errorDetail")):
-                raise ZeroImageError("the engine at %s refused the image: %s" % (self.address, _engine_message(line)))
-            if isinstance(message, dict) and isinstance(message.get("stream"), str):
-                messages.append(message["stream"].strip())
-        return messages
+                return messages
+
+    def _message(self, line: bytes) -> Optional[str]:
+        """What one progress line says (None: nothing to show); an error line is raised."""
+        if not line.strip():
+            return None
+        try:
+            message = json.loads(line.decode("utf-8"))
+        except (ValueError, RecursionError):
+            return outside_text(line.decode("utf-8", "replace"), 300)
+        if isinstance(message, dict) and (message.get("error") or message.get("errorDetail")):
+            raise ZeroImageError("the engine at %s refused the image: %s" % (self.address, _engine_message(line)))
+        if isinstance(message, dict) and isinstance(message.get("stream"), str) and message["stream"].strip():
+            return outside_text(message["stream"], 300)
+        return None
 
     def export(self, name: str):
-        """``GET /images/NAME/get``: the image as ``docker save`` writes it, a stream to read and close."""
-        conn, response = self._open("GET", "/images/%s/get" % urllib.parse.quote(name, safe="/:@"))
+        """``GET /images/NAME/get``: the image as ``docker save`` writes it, a stream to read and close
+        (watched for stalls as it is read)."""
+        method, path = "GET", "/images/%s/get" % urllib.parse.quote(name, safe="/:@")
+        conn, response, guard = self._open(method, path)
         if not 200 <= response.status < 300:
             with contextlib.closing(conn):
-                data = response.read(MAX_JSON_SIZE)
+                data = self._read(conn, response, guard, MAX_JSON_SIZE, method, path)
             raise ZeroImageError("the engine at %s cannot export %s (%d): %s" % (
-                self.address, name, response.status, _engine_message(data)))
-        return _ClosingResponse(conn, response)
+                self.address, outside_text(name, 200), response.status, _engine_message(data)))
+        return _EngineStream(self, conn, response, guard, path)
 
 
-class _ClosingResponse:
-    """A response whose close() closes its connection too."""
+class _EngineStream:
+    """An engine's streamed answer (an export): read under the stall watch; close() closes its connection."""
 
-    def __init__(self, conn, response):
-        self._conn, self._response = conn, response
+    def __init__(self, engine: Engine, conn, response, guard: _Guard, path: str):
+        self._engine, self._conn, self._response, self._guard, self._path = engine, conn, response, guard, path
 
     def read(self, n: int = -1) -> bytes:
-        return self._response.read(n)
+        data = self._engine._read(self._conn, self._response, self._guard, n, "GET", self._path, deadline=None)
+        if (n is None or n < 0 or len(data) < n) and n != 0 and self._response.length:
+            raise ZeroImageError("the engine at %s: GET %s: its answer broke off (%d bytes missing)" % (
+                self._engine.address, self._path, self._response.length))
+        return data
 
     def close(self) -> None:
         self._response.close()
         self._conn.close()
-
-
-def _read_lines(response, limit: int = 10000) -> List[bytes]:
-    """An engine's JSON-lines answer, each line and their number bounded."""
-    lines = []
-    while len(lines) < limit:
-        line = response.readline(MAX_JSON_SIZE)
-        if not line:
-            break
-        lines.append(line)
-    return lines
 
 
 def _shut(conn) -> None:
