@@ -4964,9 +4964,10 @@ def upload_url(location: str, base: str, api: str) -> Optional[str]:
     return url
 
 
-MAX_TAG_PAGES = 10000              # pages of one tag list (or referrers list)
+MAX_PAGES = 10000                  # pages of one paged list (tags, referrers)
+MAX_PAGE_ITEMS = 1000000           # items of one paged list (tags in one repository)
+MAX_REFERRERS = 10000              # referrers of one manifest
 _NO_REFERRERS_API = (400, 404, 405, 501)     # answers to GET /v2/NAME/referrers/DIGEST from registries without it
-MAX_TAGS = 1000000                 # tags in one repository
 MAX_LINK_HEADER = 8192             # characters of an answer's Link headers
 _LINK_TARGET_RE = re.compile(r"[\s,]*<([^<>]*)>")
 _LINK_PARAM_RE = re.compile(r'\s*;\s*(%s)\s*(?:=\s*("(?:[^"\\]|\\.)*"|[^\s;,"]*))?' % _AUTH_TOKEN)
@@ -5189,30 +5190,15 @@ class Registry:
         registry has no referrers API: it answers 404 (the spec's sign), or 400, 405 or 501 (an
         unknown path to some registries), or something other than an OCI index (a web page): then
         the referrers tag holds the list."""
-        path = "/v2/%s/referrers/%s" % (repository, digest)
-        url, found = self.auth.ping() + path, []
-        for _ in range(MAX_TAG_PAGES):
-            with self.request("GET", url, [pull_scope(repository)], {"Accept": OCI_INDEX},
-                              ok=(200,) + _NO_REFERRERS_API) as response:
-                data = response.read_capped(MAX_JSON_SIZE, "the referrers list")
-            shown = _redact_url(response.url)
+        def page(response: Response, data: bytes, first: bool) -> Optional[List[dict]]:
             kind = (response.headers.get("Content-Type") or "").split(";")[0].strip()
-            if response.status in _NO_REFERRERS_API or (kind not in (OCI_INDEX, "application/json") and not found):
-                if found:
-                    raise RegistryError(response.status, "GET", shown, "the referrers list's next page is missing")
+            if response.status in _NO_REFERRERS_API or (first and kind not in (OCI_INDEX, "application/json")):
+                if not first:
+                    raise ValueError("the referrers list's next page is missing")
                 return None
-            try:
-                found += index_manifests(json_object(data, "the referrers list"), "the referrers list")
-                target = next_link(", ".join(response.headers.get_all("Link") or []))
-            except (ValueError, ArchiveError) as e:
-                raise RegistryError(response.status, "GET", shown, str(e)) from None
-            if target is None:
-                return found
-            url, why = next_page_url(target, response.url, self.auth.ping())
-            if url is None:
-                raise RegistryError(response.status, "GET", shown, "refusing to follow the referrers list's next "
-                                    "page to %s" % why)
-        raise RegistryError(200, "GET", _redact_url(url), "the referrers list has over %d pages" % MAX_TAG_PAGES)
+            return index_manifests(json_object(data, "the referrers list"), "the referrers list")
+        return self.pages("/v2/%s/referrers/%s" % (repository, digest), [pull_scope(repository)], "the referrers list",
+                          page, {"Accept": OCI_INDEX}, ok=(200,) + _NO_REFERRERS_API, max_items=MAX_REFERRERS)
 
     def referrers_index(self, repository: str, digest: str) -> Optional[dict]:
         """The index the referrers tag schema keeps for ``digest`` (read anew, never from the cache:
@@ -5252,33 +5238,48 @@ class Registry:
     # -- tags --
 
     def list_tags(self, repository: str) -> List[str]:
-        """Every tag of a repository, in the registry's order, following its pages: the distribution
-        spec's "Listing Tags" (``Link: <URL>; rel="next"``, whose ``n`` and ``last`` are followed as the
-        registry wrote them). A page read twice, more than MAX_TAG_PAGES pages or MAX_TAGS tags, or a
-        next page elsewhere (``next_page_url``) is an error, never a list cut short."""
-        path = "/v2/%s/tags/list" % repository
-        url, seen, tags = self.auth.ping() + path, set(), {}         # dict: the tags in order, once each
-        for _ in range(MAX_TAG_PAGES):
+        """Every tag of a repository, in the registry's order, each once, following its pages: the
+        distribution spec's "Listing Tags" (``Link: <URL>; rel="next"``, whose ``n`` and ``last`` are
+        followed as the registry wrote them); see ``pages``."""
+        tags = self.pages("/v2/%s/tags/list" % repository, [pull_scope(repository)], "the tag list",
+                          lambda response, data, first: tag_list_page(data))
+        return list(dict.fromkeys(tags))
+
+    def pages(self, path: str, scopes: Sequence[str], what: str,
+              page: Callable[[Response, bytes, bool], Optional[list]], headers=None, ok: Sequence[int] = (200,),
+              max_items: int = MAX_PAGE_ITEMS) -> Optional[list]:
+        """The one walk of a paged list (tags, referrers, any later one): GET ``path``, then every
+        ``Link: <URL>; rel="next"``, each page read whole (MAX_JSON_SIZE, ANSWER_DEADLINE) and made
+        items by ``page(response, data, first)`` (None: no list here, the walk ends with None;
+        ValueError: the page is not one). A next page elsewhere (``next_page_url``), a page read
+        twice (a loop), more than MAX_PAGES pages or ``max_items`` items is an error naming the
+        registry, never a list cut short."""
+        url, seen, items = self.auth.ping() + path, set(), []
+        for number in range(MAX_PAGES):
             seen.add(url)
-            with self.request("GET", url, [pull_scope(repository)]) as response:
-                data = response.read_capped(MAX_JSON_SIZE, "the tag list")
+            with self.request("GET", url, scopes, headers, ok=ok) as response:
+                data = response.read_capped(MAX_JSON_SIZE, what)
             shown = _redact_url(response.url)
             try:
-                tags.update(dict.fromkeys(tag_list_page(data)))
-                target = next_link(", ".join(response.headers.get_all("Link") or []))
-            except ValueError as e:
+                found = page(response, data, number == 0)
+                target = next_link(", ".join(response.headers.get_all("Link") or [])) if found is not None else None
+            except (ValueError, ArchiveError) as e:
                 raise RegistryError(response.status, "GET", shown, str(e)) from None
-            if len(tags) > MAX_TAGS:
-                raise RegistryError(response.status, "GET", shown, "the tag list has over %d tags" % MAX_TAGS)
+            if found is None:
+                return None
+            items.extend(found)
+            if len(items) > max_items:
+                raise RegistryError(response.status, "GET", shown, "%s has over %d items" % (what, max_items))
             if target is None:
-                return list(tags)
+                return items
             url, why = next_page_url(target, response.url, self.auth.ping())
             if url is None:
-                raise RegistryError(response.status, "GET", shown, "refusing to follow the tag list's next page "
-                                    "to %s" % why)
+                raise RegistryError(response.status, "GET", shown, "refusing to follow %s's next page to %s"
+                                    % (what, why))
             if url in seen:
-                raise RegistryError(response.status, "GET", shown, "the tag list's next page is one already read")
-        raise RegistryError(200, "GET", _redact_url(url), "the tag list has over %d pages" % MAX_TAG_PAGES)
+                raise RegistryError(response.status, "GET", shown, "%s's next page is one already read (a loop)"
+                                    % what)
+        raise RegistryError(200, "GET", _redact_url(url), "%s has over %d pages" % (what, MAX_PAGES))
 
     # -- blobs --
 

@@ -372,7 +372,7 @@ def test_a_page_loop_with_new_urls_ends_at_the_page_limit(servers, monkeypatch, 
         n = int(h.path.partition("?p=")[2] or 0)
         h.reply(200, jdump({"tags": ["t%d" % n]}), [("Link", '</v2/a/tags/list?p=%d>; rel="next"' % (n + 1))])
     server = servers({"/v2/": lambda h: h.reply(200, b"{}"), "/v2/a/tags/list": route})
-    monkeypatch.setattr(zeroimage, "MAX_TAG_PAGES", 5)
+    monkeypatch.setattr(zeroimage, "MAX_PAGES", 5)
     with zeroimage.Session({"DOCKER_CONFIG": str(tmp_path), "no_proxy": "*"}) as session:
         with pytest.raises(zeroimage.RegistryError, match="over 5 pages"):
             zeroimage.list_tags("%s/a" % server.netloc, session=session)
