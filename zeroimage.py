@@ -5247,14 +5247,15 @@ class Registry:
 
     def pages(self, path: str, scopes: Sequence[str], what: str,
               page: Callable[[Response, bytes, bool], Optional[list]], headers=None, ok: Sequence[int] = (200,),
-              max_items: int = MAX_PAGE_ITEMS) -> Optional[list]:
+              max_items: Optional[int] = None) -> Optional[list]:
         """The one walk of a paged list (tags, referrers, any later one): GET ``path``, then every
         ``Link: <URL>; rel="next"``, each page read whole (MAX_JSON_SIZE, ANSWER_DEADLINE) and made
         items by ``page(response, data, first)`` (None: no list here, the walk ends with None;
         ValueError: the page is not one). A next page elsewhere (``next_page_url``), a page read
-        twice (a loop), more than MAX_PAGES pages or ``max_items`` items is an error naming the
-        registry, never a list cut short."""
+        twice (a loop), more than MAX_PAGES pages or ``max_items`` (MAX_PAGE_ITEMS) items is an error
+        naming the registry, never a list cut short."""
         url, seen, items = self.auth.ping() + path, set(), []
+        max_items = MAX_PAGE_ITEMS if max_items is None else max_items
         for number in range(MAX_PAGES):
             seen.add(url)
             with self.request("GET", url, scopes, headers, ok=ok) as response:

@@ -438,3 +438,54 @@ def test_an_index_whose_child_is_gone_names_the_child(tmp_path, open_client, arm
         assert "manifest %s, which it lists, is not in the registry" % child in line, line
         assert "logged in" not in line
     assert not os.path.exists(str(tmp_path / "d.tar"))
+
+
+# ---- The one paginator: every Link walk (tags, referrers) is bounded the same way (issue 21) ----
+
+DIGEST = "sha256:" + "a" * 64
+
+
+def _walks():
+    """(name, path, page of N items as JSON, call): every list zeroimage walks page by page."""
+    def referrer(i):
+        return {"mediaType": zeroimage.OCI_MANIFEST, "digest": "sha256:%064x" % i, "size": 2,
+                "artifactType": "application/spdx+json"}
+
+    def referrers_page(start, n):
+        return jdump({"schemaVersion": 2, "mediaType": zeroimage.OCI_INDEX,
+                      "manifests": [referrer(start + i) for i in range(n)]})
+    return [
+        ("tags", "/v2/a/tags/list", lambda start, n: jdump({"tags": ["t%d" % (start + i) for i in range(n)]}),
+         lambda registry: registry.list_tags("a")),
+        ("referrers", "/v2/a/referrers/" + DIGEST, referrers_page, lambda registry: registry.referrers("a", DIGEST)),
+    ]
+
+
+WALKS = _walks()
+
+
+@pytest.mark.parametrize("name, path, page, call", WALKS, ids=[w[0] for w in WALKS])
+@pytest.mark.parametrize("hostility, words", [
+    ("self", "already read (a loop)"),           # Link: <the same page>; rel="next"
+    ("endless", "over 5 pages"),                 # a new page every time
+    ("crowded", "over 50 items"),                # pages of many items each
+])
+def test_every_paged_list_is_bounded_by_the_one_paginator(servers, tmp_path, monkeypatch, name, path, page, call,
+                                                          hostility, words):
+    monkeypatch.setattr(zeroimage, "MAX_PAGES", 5)
+    monkeypatch.setattr(zeroimage, "MAX_PAGE_ITEMS", 50)
+    monkeypatch.setattr(zeroimage, "MAX_REFERRERS", 50)
+
+    def route(h):
+        n = int(h.path.partition("?p=")[2] or 0)
+        link = path if hostility == "self" else "%s?p=%d" % (path, n + 1)
+        size = 40 if hostility == "crowded" else 1
+        h.reply(200, page(n * size, size), [("Content-Type", "application/vnd.oci.image.index.v1+json"
+                                             if name == "referrers" else "application/json"),
+                                            ("Link", '<%s>; rel="next"' % link)])
+    server = servers({"/v2/": lambda h: h.reply(200, b"{}"), path: route})
+    with zeroimage.Session({"DOCKER_CONFIG": str(tmp_path), "no_proxy": "*"}) as session:
+        with pytest.raises(zeroimage.RegistryError, match=r"\(a loop\)|over \d+ (pages|items)") as caught:
+            call(session.registry(server.netloc))
+    assert words in str(caught.value) and server.netloc in str(caught.value)
+    assert len(server.paths(path)) <= 5
