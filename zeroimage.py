@@ -292,6 +292,10 @@ _URL_IN_TEXT_RE = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)(?:[^\s/?#@]*@)?([^\s
 _SECRET_IN_TEXT_RE = re.compile(r"(?i)(?<![\w/.-])(?:(bearer|basic)(\s+)[A-Za-z0-9._~+/=-]{8,}|"
                                 r"((?:x-amz-|x-goog-)?(?:access_token|refresh_token|id_token|token|password|client_secret|"
                                 r"secret|signature|sig|credential|security-token))(\s*[=:]\s*\"?)[^\s,;&\"']+)")
+# USER:PASSWORD@ before a host without a scheme (a reference, a proxy setting): never a reference's
+# own NAME:TAG@DIGEST, whose @ is followed by ALGORITHM:HEX, not by a host and a / or the end.
+_USERINFO_IN_TEXT_RE = re.compile(r"(?<![\w./@:-])[^\s/@:'\"]+:[^\s/@'\"]*@(?![a-z0-9+._-]+:[A-Za-z0-9=_-]{32,})"
+                                  r"(?=(?:\[[0-9A-Fa-f:]+\]|[A-Za-z0-9.-]*[A-Za-z0-9])(?::[0-9]{1,5})?(?:[/\s'\"),;:]|$))")
 _JWT_IN_TEXT_RE = re.compile(r"\beyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]*)?")
 
 
@@ -302,6 +306,7 @@ def outside_text(text, limit: int = 300) -> str:
     ``limit`` characters long."""
     text = " ".join(str(text).split())
     text = _URL_IN_TEXT_RE.sub(lambda m: m.group(1) + m.group(2) + ("?..." if "?" in m.group(0) else ""), text)
+    text = _USERINFO_IN_TEXT_RE.sub("", text)
     text = _JWT_IN_TEXT_RE.sub("<redacted>", text)
     text = _SECRET_IN_TEXT_RE.sub(lambda m: (m.group(1) or m.group(3)) + (m.group(2) or m.group(4)) + "<redacted>",
                                   text)
@@ -334,8 +339,9 @@ _URL_CHARS_RE = re.compile(r"[\x21-\x7e]{1,8192}")
 
 
 def url_problem(url) -> Optional[str]:
-    """Why a URL from outside (a redirect, a token realm, an upload location) will not be requested,
-    or None: only http and https, with a host and a valid port, in visible ASCII."""
+    """Why a URL from outside (a redirect, a token realm, an upload location, a next page) will not be
+    requested, or None: only http and https, with a host and a valid port and no user or password,
+    in visible ASCII."""
     if not isinstance(url, str) or not _URL_CHARS_RE.fullmatch(url):
         return "a URL that is empty, too long, or holds spaces, control or non-ASCII characters"
     try:
@@ -347,6 +353,8 @@ def url_problem(url) -> Optional[str]:
         return "a %s URL (only http and https)" % (outside_text(parts.scheme, 20) + ":" if parts.scheme else "relative")
     if not parts.hostname:
         return "a URL without a host"
+    if "@" in parts.netloc:         # credentials go in Authorization, to the origin that asked: never in a URL
+        return "a URL that carries a user name or password"
     return None
 
 
@@ -1074,6 +1082,9 @@ class Reference:
         name, digest = text, None
         if "@" in text:
             name, digest = text.split("@", 1)
+            if "/" not in name and "/" in digest:       # USER:PASSWORD@HOST/NAME, as in a URL
+                raise InvalidReferenceError("invalid reference %r: a reference carries no user or password; "
+                                            "log in to the registry first (zeroimage login)" % (text,))
             problem = digest_problem(digest)
             if problem:
                 raise InvalidReferenceError("invalid reference %r: %s" % (text, problem))
@@ -4061,8 +4072,8 @@ class Response:
     (``read_capped``) must also come within ANSWER_DEADLINE seconds."""
 
     def __init__(self, raw, conn: object, url: str, cancelled: Optional[threading.Event],
-                 done: Callable[[object, bool], None], method: str = "GET", guard: Optional[_Guard] = None,
-                 watchdog: Optional[_Watchdog] = None):
+                 done: Callable[[object, bool], None], method: str = "GET", guard=None, watchdog=None):
+        # guard and watchdog: the transport's (private) watch over this exchange; a new one if not given
         self._raw = raw
         self._conn = conn           # the transport's, handed back to ``done`` on close
         self._done = done           # (connection, reusable): back to the pool, or closed
@@ -4089,8 +4100,8 @@ class Response:
             if self._cancelled is not None and self._cancelled.is_set():
                 raise CancelledError() from e
             raise self._given_up() or _network_error(self.method, self.url, e, what="the answer broke off from") from e
-        if (n is None or n < 0 or len(data) < n) and n != 0 and self._raw.length:
-            raise self._given_up() or self._cut_short()     # the socket closed before Content-Length bytes
+        if not data and n != 0 and self._raw.length:        # the socket closed before Content-Length bytes
+            raise self._given_up() or self._cut_short()     # (what came before it is handed out first)
         return data
 
     def _given_up(self) -> Optional[NetworkError]:
@@ -4116,7 +4127,7 @@ class Response:
         (an error when it is longer, slower, or cut short)."""
         data = self._read(limit + 1, ANSWER_DEADLINE)
         if len(data) <= limit and self._raw.length:         # short of Content-Length: it broke off
-            raise self._cut_short()
+            raise self._given_up() or self._cut_short()
         if len(data) > limit:
             self.close()
             raise RegistryError(self.status, self.method, _redact_url(self.url),
@@ -5020,7 +5031,7 @@ def next_page_url(target: str, page: str, api: str) -> Tuple[Optional[str], str]
         return None, url_problem(joined) or "not a usable URL"
     if _origin(url) != _origin(api):
         parts = urllib.parse.urlsplit(url)
-        return None, "another host, port or scheme (%s)" % outside_text("%s://%s" % (parts.scheme, parts.netloc), 100)
+        return None, "another host, port or scheme (%s)" % outside_text("%s://%s" % (parts.scheme, _host_of(url)), 100)
     if urllib.parse.unquote(urllib.parse.urlsplit(url).path) != urllib.parse.unquote(urllib.parse.urlsplit(page).path):
         return None, "another path (%s)" % _redact_url(url)
     return url, ""
@@ -5714,9 +5725,12 @@ class Engine:
             with self.session.cancelling(lambda: _shut(conn)), \
                     self._watchdog.watching(guard, stall=ENGINE_STALL_TIMEOUT,
                                             deadline=ANSWER_DEADLINE if deadline == -1 else deadline):
-                return _receive(response, n, guard, self.session.cancelled)
+                data = _receive(response, n, guard, self.session.cancelled)
         except (OSError, http_client.HTTPException) as e:
             raise self._failed(method, path, e, guard) from e
+        if guard.expired:           # the watchdog shut the socket: what came is not all
+            raise self._failed(method, path, ConnectionAbortedError(), guard)
+        return data
 
     def _call(self, method: str, path: str, timeout: float = ENGINE_TIMEOUT) -> bytes:
         conn, response, guard = self._open(method, path, timeout)
@@ -5837,7 +5851,7 @@ class _EngineStream:
 
     def read(self, n: int = -1) -> bytes:
         data = self._engine._read(self._conn, self._response, self._guard, n, "GET", self._path, deadline=None)
-        if (n is None or n < 0 or len(data) < n) and n != 0 and self._response.length:
+        if not data and n != 0 and self._response.length:
             raise ZeroImageError("the engine at %s: GET %s: its answer broke off (%d bytes missing)" % (
                 self._engine.address, self._path, self._response.length))
         return data
@@ -8482,8 +8496,15 @@ def _global_options(parser: argparse.ArgumentParser, default, network: bool = Tr
                             help="allow plain HTTP and TLS certificates that do not verify")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its errors (which quote what was typed) through the one redaction."""
+
+    def error(self, message: str):
+        super().error(outside_text(message, 4000))
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="zeroimage",
         description="Build container images for single-binary programs, without Docker.",
         epilog="Run 'zeroimage COMMAND --help' for a command's options and examples.")

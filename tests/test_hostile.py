@@ -1488,3 +1488,52 @@ def test_challenges_in_two_headers_are_both_read(servers, session):
                            "/v2/a/manifests/1": manifest})
     data, _, _ = session.registry(holder["s"].netloc).get_manifest("a", "1")
     assert data == MANIFEST
+
+
+# ---- No secret in any message: userinfo anywhere (issue 21, rule 5) ----
+
+@pytest.mark.parametrize("text", [
+    "cannot reach http://user:PLANTEDSECRET@127.0.0.1:1/v2/ (PUT)",
+    "invalid reference 'user:PLANTEDSECRET@127.0.0.1:5000/x:1'",
+    "invalid reference 'user:PLANTEDSECRET@registry.example/x'",
+    "proxy user:PLANTEDSECRET@proxy.example:3128: refused",
+    "redirect to https://PLANTEDSECRET@cdn.example/blob?X-Amz-Signature=PLANTEDSECRET",
+    "the realm user:PLANTEDSECRET@[::1]:5000/token",
+])
+def test_userinfo_is_redacted_from_every_message(text):
+    assert SECRET not in zeroimage.outside_text(text)
+
+
+@pytest.mark.parametrize("text", [
+    "busybox:1@sha256:" + "0" * 64, "127.0.0.1:5000/x:1@sha256:" + "ab" * 32, "app:latest@sha256:" + "a" * 64,
+])
+def test_a_reference_with_tag_and_digest_is_not_taken_for_userinfo(text):
+    assert zeroimage.outside_text(text) == text
+
+
+@pytest.mark.parametrize("url", ["http://user:PLANTEDSECRET@127.0.0.1:1/v2/a/blobs/uploads/1",
+                                 "https://PLANTEDSECRET@example.com/x", "http://:PLANTEDSECRET@h/"])
+def test_a_url_from_outside_with_userinfo_is_never_requested(url):
+    assert "user name or password" in zeroimage.url_problem(url)
+
+
+def test_an_upload_location_with_userinfo_is_refused_without_showing_it(servers, tmp_path):
+    """A registry hands out an upload Location with credentials in it: not followed, not printed."""
+    server = servers({"/v2/": lambda h: h.reply(200, b"{}"),
+                      "/v2/a/blobs/": lambda h: h.reply(404, b"{}"),
+                      "/v2/a/blobs/uploads/": lambda h: h.reply(202, b"", [
+                          ("Location", "http://user:%s@127.0.0.1:1/v2/a/blobs/uploads/x" % SECRET)])})
+    with zeroimage.Session({"DOCKER_CONFIG": str(tmp_path), "no_proxy": "*"}) as session:
+        registry = session.registry(server.netloc)
+        with pytest.raises(zeroimage.RegistryError) as caught:
+            registry.start_upload("a", [zeroimage.push_scope("a")])
+    assert "without a usable Location" in str(caught.value) and SECRET not in str(caught.value)
+
+
+@pytest.mark.parametrize("argv", [["inspect", "user:PLANTEDSECRET@127.0.0.1:1/x:1"],
+                                  ["build", "--push", "user:PLANTEDSECRET@127.0.0.1:1/x:1", "/bin/true"],
+                                  ["tags", "user:PLANTEDSECRET@127.0.0.1:1/x"]])
+def test_credentials_in_a_reference_are_refused_and_never_shown(tmp_path, argv):
+    r = run_cli(*argv, env=cli_env(tmp_path))
+    assert r.returncode == 2 and SECRET not in r.stderr + r.stdout and "Traceback" not in r.stderr
+    assert "carries no user or password" in r.stderr
