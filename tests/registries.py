@@ -362,6 +362,8 @@ class FaultProxy(_Once):
       "chunk-lost"   the second ranged PATCH (Content-Range) of each upload: 500, not passed on
       "answer-lost"  the second ranged PATCH of each upload: passed on, then answered 500 (the
                      registry has the chunk, the client is told it failed)
+      "periodic"  every ``period``-th request (counting every one): 503 with Retry-After: 1 (a flaky
+                  load balancer: a fault that comes back periodically)
     ``seen`` lists (method, path, status sent); ``cdn_auth`` lists the Authorization headers the
     redirect target got (None when absent); ``receiving`` is set while a throttled body comes in.
     """
@@ -380,6 +382,7 @@ class FaultProxy(_Once):
         self._once = set()
         self._lock = threading.Lock()
         self.patches = collections.Counter()    # ranged PATCHes seen, by upload session
+        self.period, self.requests = 3, 0
         proxy = self
 
         class CdnHandler(QuietHandler):
@@ -420,6 +423,12 @@ class FaultProxy(_Once):
         is_blob_get = method == "GET" and "/blobs/sha256:" in path
         if self.delay:
             time.sleep(self.delay)
+        if self.mode == "periodic":
+            with self._lock:
+                self.requests += 1
+                due = self.requests % self.period == 0
+            if due:
+                return self.reply(h, 503, [("Retry-After", "1")], b'{"errors":[]}')
         if self.mode == "flaky" and path != "/v2/" and self.first_time((method, path.split("?")[0].split("/uploads/")[0])):
             status, retry = (429, "1") if "/manifests/" in path else (503, "0")
             return self.reply(h, status, [("Retry-After", retry)], b'{"errors":[]}')

@@ -197,3 +197,17 @@ def test_interrupt_during_a_slow_push_stops_within_two_seconds(tmp_path, proxy, 
     assert any(m == "DELETE" and "/blobs/uploads/" in p for m, p, _ in proxy.seen), proxy.seen
     r = run_cli("inspect", "%s/slow/app:%s" % (upstream.host, sig.name.lower()))
     assert r.returncode == 1 and "not found" in r.stderr, "nothing was tagged"
+
+
+@pytest.mark.parametrize("period", [2, 3])
+def test_a_fault_every_nth_request_cannot_defeat_a_push(tmp_path, proxy, pushed, busybox_program, period):
+    """A load balancer that answers every Nth request 503 (Retry-After: 1): every request that can be
+    sent again is retried in place, the closing PUT of an upload included, so the push goes through,
+    also when the program's layer is known to the layer cache (its upload is one PUT from the file)."""
+    ok(run_cli("build", "-o", tmp_path / "warm.tar", busybox_program))       # the layer cache knows it now
+    proxy.mode, proxy.period = "periodic", period
+    r = ok(run_cli("build", "--from", "%s/faults/src:1" % proxy.host, "--push", "%s/faults/app:%d" % (proxy.host, period),
+                   busybox_program))
+    assert sum(1 for _, _, s in proxy.seen if s == 503) >= 2
+    proxy.mode = "pass"
+    ok(run_cli("pull", "-o", tmp_path / "back.tar", r.stdout.strip()))
