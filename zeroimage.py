@@ -4085,11 +4085,13 @@ class Response:
         self.status = raw.status
         self.headers = raw.headers
         self.url = url
+        self.until = None           # with a time (time.monotonic()), all of the body must have come by then
 
     def read(self, n: int = -1) -> bytes:
         """Up to ``n`` bytes (all with -1). A body that breaks off (a reset, a stall, a chunk or a
-        Content-Length cut short) is a NetworkError; after a cancellation, a CancelledError."""
-        return self._read(n)
+        Content-Length cut short, ``until`` passed) is a NetworkError; after a cancellation, a
+        CancelledError."""
+        return self._read(n, None if self.until is None else max(0.0, self.until - time.monotonic()))
 
     def _read(self, n: int, deadline: Optional[float] = None) -> bytes:
         try:
@@ -4851,7 +4853,8 @@ UPLOAD_KINDS = ("monolithic", "chunked")
 
 
 class _ResumingReader:
-    """Reads ``size`` bytes from ``fetch(offset)`` answers, picking up after a broken connection."""
+    """Reads ``size`` bytes from ``fetch(offset)`` answers, picking up after a broken connection:
+    MAX_RESUMES times at most, within MAX_RETRY_SECONDS of the first break."""
 
     MAX_RESUMES = 3
 
@@ -4860,6 +4863,7 @@ class _ResumingReader:
         self._size = size
         self._done = 0
         self._resumes = 0
+        self._first_break = None
         self._response = fetch(0)
 
     def read(self, n: int = -1) -> bytes:
@@ -4873,7 +4877,8 @@ class _ResumingReader:
             if data or self._done >= self._size or n == 0:
                 self._done += len(data)
                 return data
-            if self._resumes >= self.MAX_RESUMES:
+            self._first_break = self._first_break or time.monotonic()
+            if self._resumes >= self.MAX_RESUMES or time.monotonic() - self._first_break > MAX_RETRY_SECONDS:
                 raise error or NetworkError("the download from %s broke off at %d of %d bytes"
                                             % (_redact_url(self._response.url), self._done, self._size))
             self._resumes += 1
@@ -5300,16 +5305,20 @@ class Registry:
                                 ok=(200, 404))
         return response.status == 200
 
-    def open_blob(self, repository: str, digest: str, size: int) -> VerifyingReader:
-        """A verifying stream of a blob (redirects to other hosts followed without our Authorization).
+    def open_blob(self, repository: str, digest: str, size: int, within: Optional[float] = None) -> VerifyingReader:
+        """A verifying stream of a blob (redirects to other hosts followed without our Authorization),
+        all of it within ``within`` seconds when given (a blob read whole: a config).
 
         A download that breaks off resumes with ``Range`` (or starts over when the server ignores it).
         """
         path = "/v2/%s/blobs/%s" % (repository, digest)
+        until = None if within is None else time.monotonic() + within
 
         def fetch(offset: int) -> Response:
             headers = {"Range": "bytes=%d-" % offset} if offset else {}
-            return self.request("GET", path, [pull_scope(repository)], headers, ok=(200, 206))
+            response = self.request("GET", path, [pull_scope(repository)], headers, ok=(200, 206))
+            response.until = until
+            return response
         reader = _ResumingReader(fetch, size)
         try:
             return VerifyingReader(reader, digest, size, "blob %s from %s/%s" % (digest, self.host, repository))
@@ -5322,7 +5331,7 @@ class Registry:
         if size > MAX_JSON_SIZE:
             raise RegistryError(200, "GET", "%s/%s" % (self.host, repository), "blob %s is %d bytes, over the "
                                 "%d-byte limit for configs" % (digest, size, MAX_JSON_SIZE))
-        with contextlib.closing(self.open_blob(repository, digest, size)) as f:
+        with contextlib.closing(self.open_blob(repository, digest, size, within=ANSWER_DEADLINE)) as f:
             return f.read()
 
     def mount_blob(self, repository: str, digest: str, source: str, scopes) -> bool:

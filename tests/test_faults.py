@@ -98,11 +98,17 @@ def test_corrupted_blob_is_refused_naming_both_digests(tmp_path, proxy, pushed, 
     assert r.returncode == 1 and "not found" in r.stderr, "no manifest was pushed"
 
 
-def test_failed_upload_restarts_its_session(tmp_path, proxy, busybox_program):
+def test_a_failed_closing_put_is_sent_again_in_place(tmp_path, proxy, busybox_program):
+    """The PUT that ends an upload meets a 500: it is sent again (its body opened anew) to the same
+    upload session, not the whole upload started over."""
     proxy.mode = "upload"
     r = ok(run_cli("build", "--push", "%s/faults/upload:1" % proxy.host, busybox_program))
-    assert sum(1 for _, _, s in proxy.seen if s == 500) == 3, "each blob's first upload failed"
-    assert "starting it again" in r.stderr
+    failed_puts = [path for method, path, s in proxy.seen if s == 500]
+    assert len(failed_puts) == 3, "each blob's first upload failed"
+    for path in failed_puts:
+        session = path.split("?")[0]
+        assert [s for method, p, s in proxy.seen if method == "PUT" and p.split("?")[0] == session] == [500, 201]
+    assert "starting it again" not in r.stderr
     proxy.mode = "pass"
     ok(run_cli("pull", "-o", tmp_path / "back.tar", "%s/faults/upload:1" % proxy.host))
 
