@@ -57,7 +57,8 @@ from registries import QuietHandler, QuietServer, QuirkProxy
 SECRET = "PLANTEDSECRET"
 HUGE = 100 * 1024 * 1024        # a huge body: past every cap, streamed in pieces
 PIECE = 64 * 1024
-DRIP = 0.25                     # seconds between the bytes of a drip-fed body
+DRIP = 0.2                      # seconds between the bytes of a drip-fed body
+DRIP_BYTES = 400                # a drip-fed body is at least this long (80 s at DRIP)
 HOLD = 60.0                     # the most a fake keeps a connection open and silent (a case's stop ends it sooner)
 PAGE_ITEMS = 500                # items of each page in self-next and endless modes
 TAG_PAGE = 2                    # the fake's own page size for tag lists
@@ -234,6 +235,10 @@ class _Answering:
 
     def send(self, h, kind, status, headers, body, fault):
         body_mode = fault.mode if fault.bends(kind) and h.command != "HEAD" else None
+        if body_mode == "drip" and not body:
+            body_mode = None        # nothing to drip
+        if body_mode == "drip":     # long enough to outlast any case: padded with JSON's white space
+            body = body + b" " * max(0, DRIP_BYTES - len(body))
         if body_mode in ("huge", "lying", "drip"):
             fault.hit()
         length = HUGE if body_mode == "huge" else len(body) + 10 if body_mode == "lying" else len(body)
@@ -300,6 +305,7 @@ class FakeRegistry(_Answering):
         self.manifests = {}             # (repo, digest) -> (media type, bytes)
         self.tags = {}                  # (repo, tag) -> digest
         self.uploads = {}               # uuid -> bytearray
+        self.token_auth = []            # the Authorization of each token request
         self.httpd = QuietServer(("127.0.0.1", 0), _Handler)
         self.httpd.fake = self
         self.host = "127.0.0.1:%d" % self.httpd.server_port
@@ -431,6 +437,7 @@ class FakeRegistry(_Answering):
 
     def token(self, h, query):
         auth = h.headers.get("Authorization") or ""
+        self.token_auth.append(auth)
         if auth.startswith("Basic "):
             user, _, password = base64.b64decode(auth[6:]).decode("utf-8", "replace").partition(":")
             if (user, password) != (USER, PASSWORD):
@@ -691,6 +698,33 @@ def _rss_kb(field):
     return 0
 
 
+def _status_kb(pid, field):
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def _hung_in(stderr):
+    """Where the main thread of a killed child was, from faulthandler's dump: its innermost frames in
+    zeroimage.py, innermost first."""
+    lines = stderr.splitlines()
+    start = next((i for i, l in enumerate(lines) if l.startswith("Current thread")), None)
+    if start is None:
+        return None
+    frames = []
+    for line in lines[start + 1:]:
+        if not line.startswith("  File "):
+            break
+        if "zeroimage.py" in line:
+            frames.append(line.split('", ', 1)[1].strip())
+    return frames[:3]
+
+
 def _child(case, patches, wait_scale):
     """In the forked child: the case's environment, files and monkeypatches, then main(argv); the
     result written to case.result_path; never returns."""
@@ -728,6 +762,10 @@ def _child(case, patches, wait_scale):
         except OSError:
             pass
         result["rss_before"] = _rss_kb("VmRSS")
+        with open(os.path.join(case.logdir, "rss_before"), "w") as f:
+            f.write(str(result["rss_before"]))
+        import faulthandler
+        faulthandler.register(signal.SIGUSR1, file=sys.__stderr__ if sys.__stderr__ else sys.stderr, all_threads=True)
         try:
             result["code"] = zeroimage.main(case.argv)
         except BaseException:       # noqa: B902 -- what escapes main is the finding
@@ -777,6 +815,7 @@ class Case:
         if pid == 0:
             _child(self, patches, wait_scale)
         self.pid, self.started = pid, time.monotonic()
+        self.peak_at_kill, self._err_size = None, None
 
     def poll(self):
         """True when the child has ended (or was killed past its bound)."""
@@ -786,11 +825,22 @@ class Case:
         if pid == 0:
             if elapsed <= self.bound + 10:
                 return False
+            self.peak_at_kill = _status_kb(self.pid, "VmHWM")
+            os.kill(self.pid, signal.SIGUSR1)      # faulthandler: every thread's stack, to stderr
+            deadline = time.monotonic() + 2
+            while time.monotonic() < deadline and os.path.getsize(os.path.join(self.logdir, "stderr")) == self.err_size():
+                time.sleep(0.05)
+            time.sleep(0.2)
             os.kill(self.pid, signal.SIGKILL)
             os.waitpid(self.pid, 0)
             killed = True
         self.finish(elapsed, killed)
         return True
+
+    def err_size(self):
+        if self._err_size is None:
+            self._err_size = os.path.getsize(os.path.join(self.logdir, "stderr"))
+        return self._err_size
 
     def finish(self, elapsed, killed):
         for fake in self.fakes:
@@ -804,6 +854,14 @@ class Case:
                 result[name] = f.read()
         result["elapsed"] = elapsed
         result["killed"] = killed
+        if killed:
+            result["rss_peak"] = self.peak_at_kill
+            try:
+                with open(os.path.join(self.logdir, "rss_before")) as f:
+                    result["rss_before"] = int(f.read())
+            except (OSError, ValueError):
+                pass
+            result["hung_in"] = _hung_in(result["stderr"])
         result["left"] = sorted(set(os.listdir(self.workdir)) - self.before)
         result["hits"] = [getattr(f, "fault", None).hits for f in self.fakes if getattr(f, "fault", None) is not None]
         result["kinds"] = {}
