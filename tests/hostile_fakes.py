@@ -32,7 +32,6 @@ Everything listens on loopback or a unix socket of the test's own; nothing reach
 
 import base64
 import hashlib
-import http.server
 import io
 import json
 import os
@@ -40,7 +39,6 @@ import random
 import re
 import shutil
 import signal
-import socket
 import socketserver
 import sys
 import tarfile
@@ -175,7 +173,8 @@ def mutate_json(data, rng):
     if how == "raw":     # numbers json.dumps cannot write, duplicate keys
         text = jdump(document).decode()
         return rng.choice((text.replace("2", "1e400", 1), text.replace("{", '{"mediaType": 7, ', 1),
-                           text.replace(":", ": NaN, \"x\":", 1), text.replace("{", '{"schemaVersion": 1, ', 1))).encode()
+                           text.replace(":", ': NaN, "x":', 1),
+                           text.replace("{", '{"schemaVersion": 1, ', 1))).encode()
     parent_path = path[:-1] if path else ()
     node = document
     for step in parent_path:
@@ -403,15 +402,17 @@ class FakeRegistry(_Answering):
             n = self.requests
         if fault.mode == "flaky" and n % fault.every == 0:
             fault.hit()
+            body = b'{"errors":[{"code":"UNAVAILABLE","message":"try again"}]}' if h.command != "HEAD" else b""
             return self.answer(h, "flaky", fault.status, [("Retry-After", "1"), ("Content-Type", "application/json")],
-                               b'{"errors":[{"code":"UNAVAILABLE","message":"try again"}]}' if h.command != "HEAD" else b"")
+                               body)
         parts = urllib.parse.urlsplit(h.path)
         path, query = parts.path, dict(urllib.parse.parse_qsl(parts.query, keep_blank_values=True))
         redirected = path.startswith("/_r/")     # where the userinfo mode redirects GETs: no auth asked
         if redirected:
             path = path[len("/_r"):]
         elif fault.mode == "userinfo" and h.command == "GET" and fault.kind == self.kind_of_path(path):
-            return self.answer(h, "redirect", 307, [("Location", self.handed_out(self.url("/_r" + h.path), fault.kind))])
+            target = self.handed_out(self.url("/_r" + h.path), fault.kind)
+            return self.answer(h, "redirect", 307, [("Location", target)])
         if path == "/token":
             return self.token(h, query)
         if not path.startswith("/v2/"):
@@ -527,11 +528,12 @@ class FakeRegistry(_Answering):
         mode = fault.mode if fault.bends(kind) else None
         if mode in ("self-next", "endless"):
             fault.hit()
-            items = ["%s%d-%d" % ("t" if kind == "tags" else "", start, i) for i in range(PAGE_ITEMS)] \
-                if kind == "tags" else [dict(items[0], digest=sha256(b"%d-%d" % (start, i))) for i in range(PAGE_ITEMS)] \
-                if items else []
+            if kind == "tags":
+                page = ["t%d-%d" % (start, i) for i in range(PAGE_ITEMS)]
+            else:       # the one referrer, under ever new digests (none when there is none)
+                page = [dict(items[0], digest=sha256(b"%d-%d" % (start, i))) for i in range(PAGE_ITEMS)] if items else []
             nxt = h.path if mode == "self-next" else "%s?%s=%d" % (path, key, start + 1)
-            page, more = items, True
+            more = True
         else:
             size = TAG_PAGE if kind == "tags" else 1
             page, more = items[start:start + size], start + size < len(items)
@@ -815,7 +817,7 @@ class Case:
         if pid == 0:
             _child(self, patches, wait_scale)
         self.pid, self.started = pid, time.monotonic()
-        self.peak_at_kill, self._err_size = None, None
+        self.peak_at_kill = None
 
     def poll(self):
         """True when the child has ended (or was killed past its bound)."""
@@ -826,21 +828,18 @@ class Case:
             if elapsed <= self.bound + 10:
                 return False
             self.peak_at_kill = _status_kb(self.pid, "VmHWM")
+            stderr = os.path.join(self.logdir, "stderr")
+            size = os.path.getsize(stderr)
             os.kill(self.pid, signal.SIGUSR1)      # faulthandler: every thread's stack, to stderr
             deadline = time.monotonic() + 2
-            while time.monotonic() < deadline and os.path.getsize(os.path.join(self.logdir, "stderr")) == self.err_size():
-                time.sleep(0.05)
+            while time.monotonic() < deadline and os.path.getsize(stderr) == size:
+                time.sleep(0.05)    # polled, bounded: the dump has begun
             time.sleep(0.2)
             os.kill(self.pid, signal.SIGKILL)
             os.waitpid(self.pid, 0)
             killed = True
         self.finish(elapsed, killed)
         return True
-
-    def err_size(self):
-        if self._err_size is None:
-            self._err_size = os.path.getsize(os.path.join(self.logdir, "stderr"))
-        return self._err_size
 
     def finish(self, elapsed, killed):
         for fake in self.fakes:

@@ -2,19 +2,26 @@
 every kind of answer, for every verb that reads that kind; then a seeded mutation fuzz of the JSON
 answers the fakes serve.
 
-A verb is listed once in ``VERBS`` with the kinds of answer it reads, and inherits every mode of
-those kinds. Each case runs ``zeroimage.main(argv)`` in a forked child of this process (with the
-deadlines below shrunk) and must: exit 0 for the retry modes (flaky), 1 for a fault it met (0 when the
-mode leaves a legal answer: a wrong type in an optional field, userinfo in a URL), never a traceback,
-never PLANTEDSECRET on stdout or stderr, within CASE_BOUND seconds, with the peak RSS growing by at
-most MEMORY_BOUND, leaving nothing behind but a finished output (checked by tests/speccheck.py).
+A verb is listed once in ``VERBS`` with the kinds of answer it reads (checked against a clean run),
+and inherits every mode of those kinds. Each case runs ``zeroimage.main(argv)`` in a forked child of
+this process (the deadlines in PATCHES shrunk) and must: exit 0 in the retry modes (flaky); exit 1
+when it met a bent answer it needs (``allowed_exits``: 0 or 1 when the answer can be done without, or
+the mode may leave a legal one: a wrong type in an optional field, userinfo in a URL); never a
+traceback; never PLANTEDSECRET on stdout or stderr (userinfo cases run with -v); end within
+CASE_BOUND seconds (a child still running 10 s later is killed; faulthandler says where it hung);
+grow its peak RSS by at most MEMORY_BOUND; leave nothing behind on failure, and on success an output
+that tests/speccheck.py accepts.
 
-Cases run JOBS at a time (ZEROIMAGE_HOSTILE_JOBS), their results gathered once for the session and
-asserted one test per case. ZEROIMAGE_HOSTILE_FULL=1 runs the types mode's whole cross product (every
-field, every wrong type, every verb; by default each (field, type) goes to one verb of the kind, in
-turn); ZEROIMAGE_FUZZ_CASES (default 300) and ZEROIMAGE_FUZZ_SEED set the fuzz. Retry waits are
-recorded at their full length but slept at WAIT_SCALE of it (ZEROIMAGE_HOSTILE_REAL_TIME=1: in
-full), so 429/503 with Retry-After: 1 on every 2nd request stays fast.
+Cases run JOBS at a time (ZEROIMAGE_HOSTILE_JOBS), their results gathered once per module and
+asserted one test per case. ZEROIMAGE_HOSTILE_FULL=1 runs the whole cross product (every field with
+every wrong type for every verb of its kind, both statuses for every N; by default each field gets one
+wrong type and one verb of its kind, in turn, and each N one status per verb, alternating);
+ZEROIMAGE_FUZZ_CASES (default 200) and ZEROIMAGE_FUZZ_SEED (default 21, printed) set the fuzz.
+Retry waits are recorded at their full length (their sum is checked against MAX_RETRY_SECONDS) but
+slept at WAIT_SCALE of it (ZEROIMAGE_HOSTILE_REAL_TIME=1: in full), so Retry-After: 1 on every 2nd
+request stays fast. ZEROIMAGE_HOSTILE_PROGRESS=FILE and ZEROIMAGE_HOSTILE_RESULTS=FILE write a line a
+case as it ends, and every result as JSON lines; ``python3 tests/test_hostile_table.py NAME...`` runs
+single cases and prints what they printed.
 """
 
 import itertools
