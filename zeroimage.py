@@ -272,6 +272,11 @@ class AuthenticationError(RegistryError):
     """401/403: missing, wrong or insufficient credentials."""
 
 
+class _NotSent(AuthenticationError):
+    """Credentials zeroimage would not send (a hostile token realm, a plain-HTTP realm elsewhere, a
+    token that cannot go in a header): nothing was refused by the registry."""
+
+
 class NotFoundError(RegistryError):
     """404: no such repository, manifest or blob."""
 
@@ -574,7 +579,9 @@ class VerifyingReader:
 
     def _finish(self) -> None:
         self._check.verify()
-        if self._raw.read(1):
+        # a source that knows it has more (an answer's Content-Length) says so without being read: a
+        # server that promised more than it sends would otherwise be waited for
+        if getattr(self._raw, "left", None) or self._raw.read(1):
             raise ArchiveError("%s is longer than its descriptor says (%d bytes)" % (self._what, self._size))
 
     def close(self) -> None:
@@ -4087,6 +4094,11 @@ class Response:
         self.url = url
         self.until = None           # with a time (time.monotonic()), all of the body must have come by then
 
+    @property
+    def left(self) -> Optional[int]:
+        """Bytes its Content-Length says are still to come (None: it gives none)."""
+        return self._raw.length
+
     def read(self, n: int = -1) -> bytes:
         """Up to ``n`` bytes (all with -1). A body that breaks off (a reset, a stall, a chunk or a
         Content-Length cut short, ``until`` passed) is a NetworkError; after a cancellation, a
@@ -4635,7 +4647,7 @@ def merge_scopes(*groups: Sequence[str]) -> List[str]:
 
 def _header_token(token, where: str) -> str:
     if not isinstance(token, str) or not _HEADER_TOKEN_RE.fullmatch(token):
-        raise AuthenticationError(401, "GET", where, "%s holds a token that cannot be sent in a header "
+        raise _NotSent(401, "GET", where, "%s holds a token that cannot be sent in a header "
                                   "(spaces, line breaks or other control characters)" % where)
     return token
 
@@ -4807,11 +4819,11 @@ class Authenticator:
         realm = params.get("realm") or ""
         problem = url_problem(realm)
         if problem:
-            raise AuthenticationError(401, "GET", self._base, "the registry's token realm is %s" % problem)
+            raise _NotSent(401, "GET", self._base, "the registry's token realm is %s" % problem)
         realm_parts = urllib.parse.urlsplit(realm)
         shown = _redact_url(realm)
         if creds and realm_parts.scheme == "http" and not (self.transport.insecure or _is_loopback(realm_parts.netloc)):
-            raise AuthenticationError(401, "GET", shown, "refusing to send credentials to a plain-HTTP "
+            raise _NotSent(401, "GET", shown, "refusing to send credentials to a plain-HTTP "
                                       "token realm (use --insecure if you trust this network)")
         query = [("service", params["service"])] if params.get("service") else []
         if creds and creds.identity_token:
@@ -4886,6 +4898,10 @@ class _ResumingReader:
             self._response = self._fetch(self._done)
             if self._response.status == 200:        # the server ignored Range: skip what we have
                 copy_stream(self._response, _Discard(), self._done)
+
+    @property
+    def left(self) -> Optional[int]:
+        return self._response.left
 
     def close(self) -> None:
         self._response.close()
@@ -8278,6 +8294,8 @@ def login(registry_text: str, username: str, password: str, *, insecure: bool = 
         try:
             if not session.registry(host, creds).auth.verify():
                 session.display.warning("%s does not ask for credentials; storing them anyway", host)
+        except _NotSent as e:
+            raise e.restated("login to %s failed: %s; nothing was stored" % (host, e.detail)) from e
         except AuthenticationError as e:
             raise e.restated("login to %s failed: wrong username or password; nothing was stored" % host) from e
         return store_credentials(host, creds, session.environ)
