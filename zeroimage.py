@@ -2585,6 +2585,22 @@ def check_over_base(entries: Sequence[LayerEntry], below: Dict[str, LayerEntry])
                              "under the link's target" % (entry.path, entry.path, there.linkname))
 
 
+class _EndsOnce:
+    """A stream that may be asked again after its end only a few times: tarfile skips a member's data
+    in a stream by reading it, so a size field of 2^62 made it read nothing for ever."""
+
+    def __init__(self, stream):
+        self._stream, self._ended = stream, 0
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._stream.read(n)
+        if not data and n != 0:
+            self._ended += 1
+            if self._ended > 16:
+                raise EOFError("a member's data runs past the end of the layer")
+        return data
+
+
 @contextlib.contextmanager
 def layer_tar(desc: dict, blob: Blob, what: str, cancelled: Optional[threading.Event] = None):
     """The one reader of a layer's members: the layer ``desc`` describes (gzip or plain tar), opened
@@ -2598,7 +2614,7 @@ def layer_tar(desc: dict, blob: Blob, what: str, cancelled: Optional[threading.E
         checked = _Checked(raw, cancelled)
         with _damaged_input(what, "layer"):
             stream = gzip.GzipFile(fileobj=checked, mode="rb") if media_type.endswith("gzip") else checked
-            with tarfile.open(fileobj=stream, mode="r|") as tar:
+            with tarfile.open(fileobj=_EndsOnce(stream), mode="r|") as tar:
                 yield tar
         while checked.read(CHUNK_SIZE):     # to its end: the blob's digest is checked there
             pass
@@ -5968,6 +5984,7 @@ def _layers_in_family(family: Dict[str, str], layer_descs: Sequence[dict], where
     """Layer descriptors said in ``family``; in Docker's, a layer Docker has no media type for (zstd) is refused."""
     converted = []
     for desc in layer_descs:
+        desc = {k: v for k, v in desc.items() if v is not None}       # a null field is absent (a new manifest has none)
         media_type = _layer_type_in(family, desc.get("mediaType"))
         if family["manifest"] == DOCKER_MANIFEST:
             if isinstance(media_type, str) and media_type.startswith("application/vnd.oci."):
@@ -6328,6 +6345,112 @@ def read_image(source, chosen: Candidate, where: str) -> Image:
     return image
 
 
+# -- valid or refused: what every writing verb checks before anything is written --
+
+DOCKER_LAYER_TYPES = frozenset(docker for _, docker in LAYER_TYPE_PAIRS)
+
+
+def check_writable(top: Union[Image, ImageIndex], where: str) -> None:
+    """Refuse (ArchiveError naming ``where`` and the manifest) an image or index no valid image can be
+    made of, whichever verb writes it (build, pull, push, copy) and wherever to: each image's manifest
+    and config as ``build`` checks a base it reads (fields of their types, ``normal_base_config``), its
+    config's rootfs.diff_ids one for each layer of its manifest, and media types of one family (a
+    Docker manifest's config and layers Docker's; an OCI manifest's no Docker type; a Docker list
+    lists Docker manifests only, an OCI index no Docker type). Artifacts (SBOMs, signatures) are
+    copied as they are. Nothing is changed: what passes is written byte for byte."""
+    if isinstance(top, ImageIndex):
+        _check_writable_index(top, where)
+        for child in top.children:
+            check_writable(child, where)
+        return
+    manifest, said = top.manifest, "%s: image %s" % (where, top.digest)
+    if artifact_type({}, manifest) is not None:
+        return
+    _no_nulls(manifest_shape(manifest, said), said)
+    docker = top.kind == DOCKER_MANIFEST
+    if manifest.get("schemaVersion") != 2 or isinstance(manifest.get("schemaVersion"), bool):
+        raise ArchiveError("%s: its schemaVersion is %s, not 2" % (said, outside_text(repr(manifest.get(
+            "schemaVersion")), 40)))
+    if manifest.get("mediaType") not in (None, top.kind):
+        raise ArchiveError("%s: its mediaType %s is not %s, as it is listed" % (
+            said, outside_text(manifest["mediaType"], 100), top.kind))
+    check_descriptor(manifest.get("config"), said + ": its config")
+    layers = _expect(manifest.get("layers"), "list", said + ": its layers")
+    for desc in layers:
+        check_descriptor(desc, said + ": its layers")
+    types = [(manifest["config"].get("mediaType"), "config")] + [(d.get("mediaType"), "layer") for d in layers]
+    for media_type, part in types:
+        if not media_type:
+            raise ArchiveError("%s: a %s descriptor names no mediaType" % (said, part))
+        wrong = (media_type != DOCKER_CONFIG if part == "config" else media_type not in DOCKER_LAYER_TYPES) \
+            if docker else media_type == DOCKER_CONFIG or media_type in DOCKER_LAYER_TYPES
+        if wrong:
+            raise ArchiveError("%s: a %s manifest with a %s of type %s: one manifest is of one family (OCI or "
+                               "Docker); convert it with push --media-types" % (
+                                   said, _family_name(DOCKER_FAMILY if docker else OCI_FAMILY), part,
+                                   outside_text(str(media_type), 100)))
+    config = normal_base_config(top.config, said)
+    for field in ("os", "architecture"):
+        if not config.get(field) or not isinstance(config[field], str):
+            raise ArchiveError("%s: its config names no %s" % (said, field))
+    if "created" in config and not is_rfc3339(config["created"]):
+        raise ArchiveError("%s: its config's created is not an RFC 3339 time: %s" % (
+            said, outside_text(repr(config["created"]), 60)))
+    listed = top.platform.to_dict() if top.platform else {}
+    for field in ("os", "architecture", "variant"):
+        if field in listed and field in config and listed[field] != config[field]:
+            raise ArchiveError("%s: it is listed for %s, but its config's %s is %s" % (
+                said, top.platform, field, outside_text(repr(config[field]), 60)))
+    if (top.config.get("rootfs") or {}).get("type") != "layers":
+        raise ArchiveError("%s: its config's rootfs.type is not \"layers\"" % said)
+    if len(config["rootfs"]["diff_ids"]) != len(layers):
+        raise ArchiveError("%s: its config lists %d layers (rootfs.diff_ids) but its manifest has %d"
+                           % (said, len(config["rootfs"]["diff_ids"]), len(layers)))
+
+
+def _no_nulls(value: dict, said: str) -> None:
+    """A manifest or index to write has no null field, nor do its descriptors (the image spec's
+    schemas give each a type; readers that take null as absent are not all readers)."""
+    parts = [(said, value)] + [("%s: its %s" % (said, field), desc) for field in ("config", "subject")
+                               for desc in [value.get(field)] if isinstance(desc, dict)]
+    parts += [("%s: one of its %s" % (said, field), desc) for field in ("layers", "manifests")
+              for desc in value.get(field) or ()]
+    for what, part in parts:
+        for field, item in part.items():
+            if item is None:
+                raise ArchiveError("%s: its %s is null (absent, or a value: the image spec gives it a type)"
+                                   % (what, outside_text(field, 100)))
+
+
+def _check_writable_index(top: ImageIndex, where: str) -> None:
+    said = "%s: index %s" % (where, top.digest)
+    index = manifest_shape(top.index, said)
+    _no_nulls(index, said)
+    if index.get("schemaVersion") != 2 or isinstance(index.get("schemaVersion"), bool):
+        raise ArchiveError("%s: its schemaVersion is %s, not 2" % (said, outside_text(repr(index.get(
+            "schemaVersion")), 40)))
+    docker = top.kind == DOCKER_MANIFEST_LIST
+    for desc, child in zip(index_manifests(index, said), top.children):
+        listed = desc.get("mediaType")
+        if not listed:
+            raise ArchiveError("%s: the entry of %s names no mediaType" % (said, child.digest))
+        platform = desc.get("platform") or {}
+        config = child.config if isinstance(child, Image) else {}
+        for field in ("os", "architecture", "variant"):
+            if field in platform and field in config and platform[field] != config[field]:
+                raise ArchiveError("%s lists %s for %s %s, but its config says %s" % (
+                    said, child.digest, field, outside_text(repr(platform[field]), 60),
+                    outside_text(repr(config[field]), 60)))
+        if listed != child.kind:
+            raise ArchiveError("%s lists %s as %s, but it is %s" % (said, child.digest, outside_text(listed, 100),
+                                                                    child.kind))
+        if docker and child.kind != DOCKER_MANIFEST or not docker and child.kind in (DOCKER_MANIFEST,
+                                                                                     DOCKER_MANIFEST_LIST):
+            raise ArchiveError("%s: %s lists %s, a %s: one index is of one family (OCI or Docker); convert it "
+                               "with push --media-types" % (said, "a Docker manifest list" if docker else "an OCI index",
+                                                            child.digest, child.kind))
+
+
 def compress_layer(blob: Blob, tmp, level: int, display: Optional[Display] = None,
                    cancelled: Optional[threading.Event] = None) -> Blob:
     """An uncompressed layer gzip-compressed (the parallel GzipWriter) into ``tmp``, an empty temporary
@@ -6578,6 +6701,15 @@ def artifact_blobs(top: Union[Image, ImageIndex], attachments: Attachments) -> L
 #
 # Where a finished image or index goes: an archive, a layout directory, a container engine, or a
 # registry (every blob made present, then the manifests, met with the registries' quirks).
+
+
+def write_to_sink(sink, top: Union[Image, ImageIndex], name: Optional[Reference], attachments: "Attachments",
+                  where: str) -> str:
+    """The one way every writing verb (build, pull, push, copy) hands an image or index to a sink:
+    refused first when it is not valid (``check_writable``; ``where`` names its source), so nothing
+    invalid is written, uploaded or loaded; the digest of what went."""
+    check_writable(top, where)
+    return sink.write(top, name, attachments)
 
 
 class ArchiveSink:
@@ -7552,7 +7684,7 @@ def build(entrypoint, output: Optional[str] = None, *, base: Optional[str] = Non
                                       zoneinfo=zoneinfo, infos=infos)
         top = images[0] if single else make_image_index(images, bases[-1].family, bases[-1].index_annotations)
         attachments = _program_sboms(session, opened, images, infos, target, created) if sbom else None
-        digest = sink.write(top, name, attachments)
+        digest = write_to_sink(sink, top, name, attachments, "the image built")
     if load:        # what the result describes is what was loaded: the image for the engine's platform
         images = [image for image in images if image.digest == digest]
     elif getattr(sink, "top", top) is not top:          # what a registry took: Docker's encoding, not OCI's
@@ -7713,7 +7845,8 @@ def _read_artifact(source, desc: dict, where: str) -> Image:
 
 def _deliver(sink, read: _Read, name: Optional[Reference] = None, attachments: Attachments = None) -> Saved:
     """Write what was read to a started sink; what went there (a registry may have taken another encoding)."""
-    digest = sink.write(read.tree, name or read.name, attachments)
+    where = getattr(read.source, "path", None) or getattr(read.source, "where", None) or "the source"
+    digest = write_to_sink(sink, read.tree, name or read.name, attachments, where)
     top = getattr(sink, "top", None) or read.tree
     return Saved(digest, top.kind, tree_platforms(top), sink.where(digest), getattr(sink, "image_id", None),
                  read.digest)
