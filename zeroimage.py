@@ -3558,11 +3558,9 @@ class DockerArchive(_TarSource):
         if not isinstance(listed, list) or not listed or not all(isinstance(e, dict) for e in listed):
             raise ArchiveError("%s: manifest.json is not a list of images" % self.path)
         for n, entry in enumerate(listed):
+            tags = _expect(entry.get("RepoTags"), "?strings", "%s: manifest.json: image %d's RepoTags"
+                           % (self.path, n + 1)) or []
             desc = self._synthesize(entry, "image %d of manifest.json" % (n + 1))
-            tags = entry.get("RepoTags") or []
-            if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
-                raise ArchiveError("%s: manifest.json: image %d has RepoTags that are not a list of names"
-                                   % (self.path, n + 1))
             for tag in tags or [None]:
                 self._entries.append(dict(desc, annotations=self._names(tag)) if tag else desc)
 
@@ -3581,11 +3579,8 @@ class DockerArchive(_TarSource):
         config = json_object(config_data, "%s: config %s" % (self.path, config_member.name))
         rootfs = config.get("rootfs")
         diff_ids = rootfs.get("diff_ids") if isinstance(rootfs, dict) else None
-        names = entry.get("Layers")
-        if not isinstance(names, list):
-            raise ArchiveError("%s: manifest.json: %s has no Layers list" % (self.path, where))
-        if not isinstance(diff_ids, list) or not all(is_digest(d) for d in diff_ids):
-            raise ArchiveError("%s: config %s has no rootfs.diff_ids list of digests" % (self.path, config_member.name))
+        names = _expect(entry.get("Layers"), "list", "%s: the Layers of %s" % (self.path, where))
+        _expect(diff_ids, "digests", "%s: config %s: its rootfs.diff_ids" % (self.path, config_member.name))
         if len(diff_ids) != len(names):
             raise ArchiveError("%s: config %s lists %d layers but manifest.json names %d"
                                % (self.path, config_member.name, len(diff_ids), len(names)))
