@@ -5724,7 +5724,7 @@ class Engine:
     def image_id(self, name: str) -> str:
         """The engine's ID of an image it holds (``GET /images/NAME/json``)."""
         value = self._json("/images/%s/json" % urllib.parse.quote(name, safe="/:@")).get("Id")
-        return value if isinstance(value, str) else ""
+        return value if _is_visible(value, 300) else ""        # (printed: an ID is a digest, not text)
 
     def load(self, write: Callable[[object], None]) -> List[str]:
         """``POST /images/load`` with the archive that ``write(stream)`` writes, streamed as it is
