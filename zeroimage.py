@@ -1762,6 +1762,7 @@ def canonical_json(obj) -> bytes:
 
 MAX_DESCRIBED_SIZE = 2 ** 63 - 1           # the largest size a descriptor can say (an int64, as Go reads it)
 _VISIBLE_RE = re.compile(r"[\x21-\x7e]*")
+_MEDIA_TYPE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}")  # RFC 6838
 
 
 def _is_size(value) -> bool:
@@ -5980,6 +5981,9 @@ def _layers_in_family(family: Dict[str, str], layer_descs: Sequence[dict], where
     converted = []
     for desc in layer_descs:
         desc = {k: v for k, v in desc.items() if v is not None}       # a null field is absent (a new manifest has none)
+        if not _MEDIA_TYPE_RE.fullmatch(desc.get("mediaType") or ""):
+            raise ArchiveError("%s: layer %s has the mediaType %s, not a media type (type/subtype)" % (
+                where, desc.get("digest"), outside_text(repr(desc.get("mediaType")), 100)))
         media_type = _layer_type_in(family, desc.get("mediaType"))
         if family["manifest"] == DOCKER_MANIFEST:
             if isinstance(media_type, str) and media_type.startswith("application/vnd.oci."):
@@ -6375,8 +6379,9 @@ def check_writable(top: Union[Image, ImageIndex], where: str) -> None:
         check_descriptor(desc, said + ": its layers")
     types = [(manifest["config"].get("mediaType"), "config")] + [(d.get("mediaType"), "layer") for d in layers]
     for media_type, part in types:
-        if not media_type:
-            raise ArchiveError("%s: a %s descriptor names no mediaType" % (said, part))
+        if not media_type or not _MEDIA_TYPE_RE.fullmatch(media_type):
+            raise ArchiveError("%s: a %s descriptor's mediaType is %s, not a media type (type/subtype)"
+                               % (said, part, outside_text(repr(media_type), 100)))
         wrong = (media_type != DOCKER_CONFIG if part == "config" else media_type not in DOCKER_LAYER_TYPES) \
             if docker else media_type == DOCKER_CONFIG or media_type in DOCKER_LAYER_TYPES
         if wrong:
@@ -6427,8 +6432,9 @@ def _check_writable_index(top: ImageIndex, where: str) -> None:
     docker = top.kind == DOCKER_MANIFEST_LIST
     for desc, child in zip(index_manifests(index, said), top.children):
         listed = desc.get("mediaType")
-        if not listed:
-            raise ArchiveError("%s: the entry of %s names no mediaType" % (said, child.digest))
+        if not listed or not _MEDIA_TYPE_RE.fullmatch(listed):
+            raise ArchiveError("%s: the entry of %s has the mediaType %s, not a media type (type/subtype)"
+                               % (said, child.digest, outside_text(repr(listed), 100)))
         platform = desc.get("platform") or {}
         config = child.config if isinstance(child, Image) else {}
         for field in ("os", "architecture", "variant"):

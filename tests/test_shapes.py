@@ -337,7 +337,9 @@ INVALID = [
     ("OCI manifest, Docker config", {"manifest": {"config.mediaType": DOCKER["config"]}}, False),
     ("Docker manifest, OCI layer", {"family": DOCKER, "manifest": {"layers.0.mediaType": OCI["layer"]}}, False),
     ("Docker manifest, OCI config", {"family": DOCKER, "manifest": {"config.mediaType": OCI["config"]}}, False),
-    ("schemaVersion 1.5", {"manifest": {"schemaVersion": 3}}, False),
+    ("schemaVersion 3", {"manifest": {"schemaVersion": 3}}, False),
+    ("layer type not a media type", {"manifest": {"layers.0.mediaType": "gzip"}}, True),
+    ("layer type missing", {"manifest": {"layers.0.mediaType": ""}}, True),
     ("annotations null", {"manifest": {"annotations": None}}, False),
     ("layer urls null", {"manifest": {"layers.0.urls": None}}, False),
 ]
