@@ -49,7 +49,7 @@ def cli(*args):
 @pytest.fixture(autouse=True)
 def no_network(request, monkeypatch):
     """Archives only: a verb that asked a registry would meet a refusing proxy."""
-    if "registry_servers" not in request.fixturenames:
+    if "registry_servers" not in request.fixturenames and "servers" not in request.fixturenames:
         for key, value in NO_NETWORK.items():
             monkeypatch.setenv(key, value)
 
@@ -322,6 +322,35 @@ def test_parser_errors_become_one_line():
         with pytest.raises(type(error)):
             with zeroimage._damaged_input("in.tar", "tar archive"):
                 raise error
+
+
+REFERRER_FIELDS = [("digest", {}), ("size", {"a number"}),        # (5: a size, a wrong one)
+                   ("mediaType", {"null"}), ("artifactType", {"null"}),
+                   ("annotations", {"null"})]
+REFERRER_CASES = [(field, name, value, name in taken) for field, taken in REFERRER_FIELDS for name, value in WRONG]
+
+
+@pytest.mark.parametrize("field, name, value, taken", REFERRER_CASES,
+                         ids=["%s-%s" % (c[0], c[1].replace(" ", "-")) for c in REFERRER_CASES])
+def test_a_referrers_list_of_wrong_types(servers, tmp_path, monkeypatch, field, name, value, taken):
+    """A registry's referrers list whose descriptor has a field of the wrong type: inspect shows the
+    image with its referrers unknown (saying why); copy --referrers fails in one line, writing nothing."""
+    from test_hostile import CONFIG, IMAGE, LAYER, jdump, manifest_route, open_v2
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "docker"))
+    artifact = {"mediaType": OCI["manifest"], "digest": sha256(b"{}"), "size": 2,
+                "artifactType": "application/spdx+json", "annotations": {"a": "b"}}
+    artifact[field] = value
+    listed = jdump({"schemaVersion": 2, "mediaType": OCI["index"], "manifests": [artifact]})
+    server = servers({"/v2/": open_v2, "/v2/a/manifests/1": manifest_route(IMAGE),
+                      "/v2/a/manifests/" + sha256(IMAGE): manifest_route(IMAGE),
+                      "/v2/a/blobs/" + sha256(CONFIG): lambda h: h.reply(200, CONFIG),
+                      "/v2/a/blobs/" + sha256(LAYER): lambda h: h.reply(200, LAYER),
+                      "/v2/a/referrers/" + sha256(IMAGE): manifest_route(listed, OCI["index"])})
+    info = json.loads(ok(cli("inspect", "--json", server.netloc + "/a:1")).stdout)
+    if not taken:
+        assert info["referrers"] is None and "referrers list" in info["referrersUnknown"], info
+        fails(cli("copy", "--referrers", server.netloc + "/a:1", tmp_path / "out.tar"), 1, "referrers list")
+        assert not (tmp_path / "out.tar").exists()
 
 
 # ---- rule 4: valid or refused, on every path that writes ----
