@@ -623,6 +623,65 @@ class _Checked:
         self._stream.close()
 
 
+# -- types: a value decoded from outside is checked where it enters, before anything uses it --
+
+MAX_DESCRIBED_SIZE = 2 ** 63 - 1           # the largest size a descriptor can say (an int64, as Go reads it)
+_VISIBLE_RE = re.compile(r"[\x21-\x7e]*")
+_MEDIA_TYPE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}")  # RFC 6838
+
+
+def _is_size(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_DESCRIBED_SIZE
+
+
+def _is_visible(value, longest: int) -> bool:
+    return isinstance(value, str) and len(value) <= longest and bool(_VISIBLE_RE.fullmatch(value))
+
+
+# kind -> (what a value of it is, in words; the test)
+_KINDS = {
+    "object": ("an object", lambda v: isinstance(v, dict)),
+    "list": ("a list", lambda v: isinstance(v, list)),
+    "string": ("a string", lambda v: isinstance(v, str)),
+    "bool": ("true or false", lambda v: isinstance(v, bool)),
+    "int": ("a whole number", lambda v: isinstance(v, int) and not isinstance(v, bool)),
+    "size": ("a size (a whole number from 0 to 2^63-1)", _is_size),
+    "digest string": ("a digest string", lambda v: _is_visible(v, 300) and v != ""),   # (verifiable or not)
+    "media type": ("a media type (visible ASCII characters)", lambda v: _is_visible(v, 255)),
+    "digest": ("a digest", lambda v: digest_problem(v) is None),
+    "strings": ("a list of strings", lambda v: isinstance(v, list) and all(isinstance(i, str) for i in v)),
+    "digests": ("a list of digests", lambda v: isinstance(v, list) and all(digest_problem(i) is None for i in v)),
+    "objects": ("a list of objects", lambda v: isinstance(v, list) and all(isinstance(i, dict) for i in v)),
+    "string map": ("a map of strings", lambda v: isinstance(v, dict) and all(
+        i is None or isinstance(i, str) for i in v.values())),          # (a null value is none)
+    "object map": ("a map of objects", lambda v: isinstance(v, dict) and all(
+        i is None or isinstance(i, dict) for i in v.values())),
+}
+
+
+def _expect(value, kind: str, what: str, error: Callable[[str], Exception] = None):
+    """``value`` when it is of ``kind`` (a key of _KINDS; ``"?kind"``: or null), else the one-line
+    error (ArchiveError, or what ``error`` makes of the message) that ``what`` is not: the one check
+    of a decoded value's type, made before the value is hashed, compared, joined or formatted."""
+    if kind.startswith("?"):
+        if value is None:
+            return value
+        kind = kind[1:]
+    words, test = _KINDS[kind]
+    if not test(value):
+        raise (error or ArchiveError)("%s is not %s" % (what, words))
+    return value
+
+
+def _expect_fields(value: dict, fields: Dict[str, str], what: str, error=None) -> dict:
+    """``value`` (an object) when each of ``fields`` it has is of its kind (``_expect``): ``what`` is
+    said before the field's name, as in ``"the base: its config's "``."""
+    for field, kind in fields.items():
+        if field in value:
+            _expect(value[field], kind, what + field, error)
+    return value
+
+
 def _parser_errors() -> tuple:
     """What the standard library's parsers (tarfile, gzip, zlib, bz2, lzma, struct, json) raise on
     damaged input: not only their own errors, but ValueError, OverflowError, EOFError, OSError..."""
@@ -635,7 +694,7 @@ def _parser_errors() -> tuple:
 
 
 @contextlib.contextmanager
-def _damaged_input(what: str, kind: str, error: Callable[[str], ZeroImageError] = None):
+def _damaged_input(what: str, kind: str, error: Callable[[str], Exception] = None):
     """The one guard where a standard-library parser reads input from outside (an archive, a layer,
     a compressed stream): whatever it raises on damaged input becomes one line, ``WHAT is a damaged
     KIND (reason)``, an ArchiveError unless ``error`` (a function of the message) makes another.
@@ -1665,9 +1724,8 @@ def _rust_build_info(compressed: bytes) -> BuildInfo:
         document = json.loads(data.decode("utf-8"))
     except (ValueError, RecursionError, MemoryError) as e:
         raise ValueError("the section .dep-v0 is not JSON (%s)" % outside_text(e, 100)) from None
-    packages = document.get("packages") if isinstance(document, dict) else None
-    if not isinstance(packages, list):
-        raise ValueError("the section .dep-v0 has no list of packages")
+    packages = _expect(document.get("packages") if isinstance(document, dict) else None, "list", "packages",
+                       lambda _: ValueError("the section .dep-v0 has no list of packages"))
     root, deps = None, []
     for package in packages:
         module = _rust_package(package)
@@ -1681,10 +1739,13 @@ def _rust_build_info(compressed: bytes) -> BuildInfo:
 
 
 def _rust_package(package) -> Module:
-    fields = [package.get(key, "") for key in ("name", "version", "source")] if isinstance(package, dict) else None
-    if not fields or not all(isinstance(value, str) for value in fields) or not fields[0]:
-        raise ValueError("the section .dep-v0 lists a package without a name, version and source as strings")
-    return Module(fields[0], fields[1], source=fields[2])
+    def refuse(_):
+        return ValueError("the section .dep-v0 lists a package without a name, version and source as strings")
+    _expect(package, "object", "a package", refuse)
+    name, version, source = (_expect(package.get(key, ""), "string", key, refuse) for key in ("name", "version", "source"))
+    if not name:
+        raise refuse(None)
+    return Module(name, version, source=source)
 
 
 # Public code hosts a Go module path can name, and how many path elements after the host name the
@@ -1758,64 +1819,7 @@ def canonical_json(obj) -> bytes:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
-# -- shapes: a value decoded from outside is checked where it enters, before anything uses it --
-
-MAX_DESCRIBED_SIZE = 2 ** 63 - 1           # the largest size a descriptor can say (an int64, as Go reads it)
-_VISIBLE_RE = re.compile(r"[\x21-\x7e]*")
-_MEDIA_TYPE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}")  # RFC 6838
-
-
-def _is_size(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_DESCRIBED_SIZE
-
-
-def _is_visible(value, longest: int) -> bool:
-    return isinstance(value, str) and len(value) <= longest and bool(_VISIBLE_RE.fullmatch(value))
-
-
-# kind -> (what a value of it is, in words; the test)
-_KINDS = {
-    "object": ("an object", lambda v: isinstance(v, dict)),
-    "list": ("a list", lambda v: isinstance(v, list)),
-    "string": ("a string", lambda v: isinstance(v, str)),
-    "bool": ("true or false", lambda v: isinstance(v, bool)),
-    "int": ("a whole number", lambda v: isinstance(v, int) and not isinstance(v, bool)),
-    "size": ("a size (a whole number from 0 to 2^63-1)", _is_size),
-    "digest string": ("a digest string", lambda v: _is_visible(v, 300) and v != ""),   # (verifiable or not)
-    "media type": ("a media type (visible ASCII characters)", lambda v: _is_visible(v, 255)),
-    "digest": ("a digest", lambda v: digest_problem(v) is None),
-    "strings": ("a list of strings", lambda v: isinstance(v, list) and all(isinstance(i, str) for i in v)),
-    "digests": ("a list of digests", lambda v: isinstance(v, list) and all(digest_problem(i) is None for i in v)),
-    "objects": ("a list of objects", lambda v: isinstance(v, list) and all(isinstance(i, dict) for i in v)),
-    "string map": ("a map of strings", lambda v: isinstance(v, dict) and all(
-        i is None or isinstance(i, str) for i in v.values())),          # (a null value is none)
-    "object map": ("a map of objects", lambda v: isinstance(v, dict) and all(
-        i is None or isinstance(i, dict) for i in v.values())),
-}
-
-
-def _expect(value, kind: str, what: str, error: Callable[[str], ZeroImageError] = None):
-    """``value`` when it is of ``kind`` (a key of _KINDS; ``"?kind"``: or null), else the one-line
-    error (ArchiveError, or what ``error`` makes of the message) that ``what`` is not: the one check
-    of a decoded value's type, made before the value is hashed, compared, joined or formatted."""
-    if kind.startswith("?"):
-        if value is None:
-            return value
-        kind = kind[1:]
-    words, test = _KINDS[kind]
-    if not test(value):
-        raise (error or ArchiveError)("%s is not %s" % (what, words))
-    return value
-
-
-def _expect_fields(value: dict, fields: Dict[str, str], what: str, error=None) -> dict:
-    """``value`` (an object) when each of ``fields`` it has is of its kind (``_expect``): ``what`` is
-    said before the field's name, as in ``"the base: its config's "``."""
-    for field, kind in fields.items():
-        if field in value:
-            _expect(value[field], kind, what + field, error)
-    return value
-
+# -- shapes of manifests, indexes, descriptors and configs (``_expect`` above) --
 
 _DESCRIPTOR_FIELDS = {"mediaType": "?media type", "digest": "digest string", "size": "size", "urls": "?strings",
                       "annotations": "?string map", "data": "?string", "artifactType": "?media type",
@@ -2244,7 +2248,7 @@ _SURROGATE_ESCAPE_RE = re.compile(rb"\\u[dD][89a-fA-F]")
 _LONE_SURROGATE_RE = re.compile("[\ud800-\udfff]")       # (json.loads joins the pairs that are whole)
 
 
-def parse_json(data: bytes, what: str, error: Callable[[str], ZeroImageError] = None):
+def parse_json(data: bytes, what: str, error: Callable[[str], Exception] = None):
     """JSON from outside (a file, a server, a binary), decoded as Go's encoding/json decodes it, which
     is what registries and engines use: a lone surrogate (``"\\udcff"``, which no UTF-8 text can hold)
     becomes U+FFFD, so every string in the value is valid Unicode. Malformed JSON is ArchiveError
