@@ -330,6 +330,17 @@ def _is_utf8(text: str) -> bool:
         return False
 
 
+def _printable_text(text: str) -> str:
+    """Text from a binary or a server (a module name, a label, a platform word) as valid, printable
+    Unicode, fit for JSON, a URL, a label or a terminal: each character that is not (a control
+    character, a lone surrogate from bytes that were not UTF-8) written as its escape, ``\\x1b``,
+    ``\\udcff``. Printable text is returned as it is."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else "\\x%02x" % ord(c) if ord(c) < 256 else "\\u%04x" % ord(c)
+                   for c in text)
+
+
 def _redact_url(url: str) -> str:
     """A URL fit for messages: no user:password, no query (signatures, tokens)."""
     try:
@@ -722,6 +733,93 @@ class _Watchdog:
                     continue
                 self._wake.wait(None if soonest is None else max(0.01, soonest - now))
             self._running = False
+
+
+# -- types: a value decoded from outside is checked where it enters, before anything uses it --
+
+MAX_DESCRIBED_SIZE = 2 ** 63 - 1           # the largest size a descriptor can say (an int64, as Go reads it)
+_VISIBLE_RE = re.compile(r"[\x21-\x7e]*")
+_MEDIA_TYPE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}")  # RFC 6838
+
+
+def _is_size(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_DESCRIBED_SIZE
+
+
+def _is_visible(value, longest: int) -> bool:
+    return isinstance(value, str) and len(value) <= longest and bool(_VISIBLE_RE.fullmatch(value))
+
+
+# kind -> (what a value of it is, in words; the test)
+_KINDS = {
+    "object": ("an object", lambda v: isinstance(v, dict)),
+    "list": ("a list", lambda v: isinstance(v, list)),
+    "string": ("a string", lambda v: isinstance(v, str)),
+    "bool": ("true or false", lambda v: isinstance(v, bool)),
+    "int": ("a whole number", lambda v: isinstance(v, int) and not isinstance(v, bool)),
+    "size": ("a size (a whole number from 0 to 2^63-1)", _is_size),
+    "digest string": ("a digest string", lambda v: _is_visible(v, 300) and v != ""),   # (verifiable or not)
+    "media type": ("a media type (visible ASCII characters)", lambda v: _is_visible(v, 255)),
+    "digest": ("a digest", lambda v: digest_problem(v) is None),
+    "strings": ("a list of strings", lambda v: isinstance(v, list) and all(isinstance(i, str) for i in v)),
+    "digests": ("a list of digests", lambda v: isinstance(v, list) and all(digest_problem(i) is None for i in v)),
+    "objects": ("a list of objects", lambda v: isinstance(v, list) and all(isinstance(i, dict) for i in v)),
+    "string map": ("a map of strings", lambda v: isinstance(v, dict) and all(
+        i is None or isinstance(i, str) for i in v.values())),          # (a null value is none)
+    "object map": ("a map of objects", lambda v: isinstance(v, dict) and all(
+        i is None or isinstance(i, dict) for i in v.values())),
+}
+
+
+def _expect(value, kind: str, what: str, error: Callable[[str], Exception] = None):
+    """``value`` when it is of ``kind`` (a key of _KINDS; ``"?kind"``: or null), else the one-line
+    error (ArchiveError, or what ``error`` makes of the message) that ``what`` is not: the one check
+    of a decoded value's type, made before the value is hashed, compared, joined or formatted."""
+    if kind.startswith("?"):
+        if value is None:
+            return value
+        kind = kind[1:]
+    words, test = _KINDS[kind]
+    if not test(value):
+        raise (error or ArchiveError)("%s is not %s" % (what, words))
+    return value
+
+
+def _expect_fields(value: dict, fields: Dict[str, str], what: str, error=None) -> dict:
+    """``value`` (an object) when each of ``fields`` it has is of its kind (``_expect``): ``what`` is
+    said before the field's name, as in ``"the base: its config's "``."""
+    for field, kind in fields.items():
+        if field in value:
+            _expect(value[field], kind, what + field, error)
+    return value
+
+
+def _parser_errors() -> tuple:
+    """What the standard library's parsers (tarfile, gzip, zlib, bz2, lzma, struct, json) raise on
+    damaged input: not only their own errors, but ValueError, OverflowError, EOFError, OSError..."""
+    found = [tarfile.TarError, ValueError, OverflowError, EOFError, OSError, struct.error, zlib.error,
+             RecursionError]
+    for module, name in (("lzma", "LZMAError"), ("_lzma", "LZMAError")):
+        if module in sys.modules:           # (never imported: it raised nothing)
+            found.append(getattr(sys.modules[module], name))
+    return tuple(found)
+
+
+@contextlib.contextmanager
+def _damaged_input(what: str, kind: str, error: Callable[[str], Exception] = None):
+    """The one guard where a standard-library parser reads input from outside (an archive, a layer,
+    a compressed stream): whatever it raises on damaged input becomes one line, ``WHAT is a damaged
+    KIND (reason)``, an ArchiveError unless ``error`` (a function of the message) makes another.
+    zeroimage's own errors (a digest that does not match, a cancellation) pass as they are."""
+    try:
+        yield
+    except ZeroImageError:
+        raise
+    except Exception as e:
+        if not isinstance(e, _parser_errors()):
+            raise
+        first = str(e).splitlines()[0] if str(e).strip() else type(e).__name__
+        raise (error or ArchiveError)("%s is a damaged %s (%s)" % (what, kind, outside_text(first, 200))) from e
 
 
 _STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
@@ -1495,12 +1593,28 @@ def read_build_info(f) -> Optional[BuildInfo]:
         sections = _elf_sections(f, elf)
         blob = _go_build_blob(f, elf, sections)
         if blob is not None:
-            return _go_build_info(*_go_strings(f, elf, blob))
+            return _printable_build_info(_go_build_info(*_go_strings(f, elf, blob)))
         if ".dep-v0" in sections:
-            return _rust_build_info(_section_data(f, elf, sections[".dep-v0"], ".dep-v0"))
+            return _printable_build_info(_rust_build_info(_section_data(f, elf, sections[".dep-v0"], ".dep-v0")))
         return None
-    except (OSError, OverflowError, struct.error) as e:
+    except (OSError, OverflowError, struct.error, RecursionError, MemoryError) as e:
         raise ValueError("cannot read the binary (%s)" % outside_text(e, 100)) from e
+
+
+def _printable_module(module: Optional[Module]) -> Optional[Module]:
+    if module is None:
+        return None
+    return Module(_printable_text(module.path), _printable_text(module.version), _printable_text(module.sum),
+                  _printable_module(module.replace), _printable_text(module.source))
+
+
+def _printable_build_info(info: BuildInfo) -> BuildInfo:
+    """Build info with every string valid, printable Unicode (``_printable_text``): what a binary says
+    goes into labels, an SBOM, JSON and the terminal, and a name with a control character or bytes
+    that are not UTF-8 (a lone surrogate) must not break any of them."""
+    return BuildInfo(_printable_text(info.language), _printable_text(info.toolchain), _printable_text(info.path),
+                     _printable_module(info.main), tuple(_printable_module(m) for m in info.deps),
+                     tuple((_printable_text(k), _printable_text(v)) for k, v in info.settings))
 
 
 def _read_at(f, offset: int, size: int, what: str) -> bytes:
@@ -1723,11 +1837,10 @@ def _rust_build_info(compressed: bytes) -> BuildInfo:
         raise ValueError("the zlib data in the section .dep-v0 is cut short")
     try:
         document = json.loads(data.decode("utf-8"))
-    except (ValueError, RecursionError) as e:
+    except (ValueError, RecursionError, MemoryError) as e:
         raise ValueError("the section .dep-v0 is not JSON (%s)" % outside_text(e, 100)) from None
-    packages = document.get("packages") if isinstance(document, dict) else None
-    if not isinstance(packages, list):
-        raise ValueError("the section .dep-v0 has no list of packages")
+    packages = _expect(document.get("packages") if isinstance(document, dict) else None, "list", "packages",
+                       lambda _: ValueError("the section .dep-v0 has no list of packages"))
     root, deps = None, []
     for package in packages:
         module = _rust_package(package)
@@ -1741,10 +1854,13 @@ def _rust_build_info(compressed: bytes) -> BuildInfo:
 
 
 def _rust_package(package) -> Module:
-    fields = [package.get(key, "") for key in ("name", "version", "source")] if isinstance(package, dict) else None
-    if not fields or not all(isinstance(value, str) for value in fields) or not fields[0]:
-        raise ValueError("the section .dep-v0 lists a package without a name, version and source as strings")
-    return Module(fields[0], fields[1], source=fields[2])
+    def refuse(_):
+        return ValueError("the section .dep-v0 lists a package without a name, version and source as strings")
+    _expect(package, "object", "a package", refuse)
+    name, version, source = (_expect(package.get(key, ""), "string", key, refuse) for key in ("name", "version", "source"))
+    if not name:
+        raise refuse(None)
+    return Module(name, version, source=source)
 
 
 # Public code hosts a Go module path can name, and how many path elements after the host name the
@@ -1760,7 +1876,8 @@ def build_info_labels(info: BuildInfo) -> Dict[str, str]:
     """The OCI labels a program's build info gives: ``org.opencontainers.image.version`` (the main
     module's or root crate's version, when a real one: not Go's "(devel)"), ``...revision`` (Go's
     ``vcs.revision``) and ``...source`` (the Go module path as an https URL, when it names a public
-    code host). Values that are not one printable word are left out."""
+    code host). Values that are not one printable word are left out, and so are those that held a
+    character that was not printable (``_printable_text`` made it an escape: no version has a backslash)."""
     labels = {}
     version = info.main.version if info.main else ""
     if version and version != "(devel)":
@@ -1772,7 +1889,8 @@ def build_info_labels(info: BuildInfo) -> Dict[str, str]:
         if info.language == "go" else None
     if source:
         labels["org.opencontainers.image.source"] = source
-    return {k: v for k, v in labels.items() if v.isprintable() and not any(c.isspace() for c in v)}
+    return {k: v for k, v in labels.items()
+            if v.isprintable() and not any(c.isspace() for c in v) and "\\" not in v}
 
 
 def _source_url(path: str, module: bool = True) -> Optional[str]:
@@ -1814,6 +1932,71 @@ def _build_info_line(info: BuildInfo) -> str:
 def canonical_json(obj) -> bytes:
     """The one JSON encoding zeroimage writes: sorted keys, no spaces, UTF-8."""
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+# -- shapes of manifests, indexes, descriptors and configs (``_expect`` above) --
+
+_DESCRIPTOR_FIELDS = {"mediaType": "?media type", "digest": "digest string", "size": "size", "urls": "?strings",
+                      "annotations": "?string map", "data": "?string", "artifactType": "?media type",
+                      "platform": "?object"}
+
+
+def descriptor_shape(desc, where: str, error=None) -> dict:
+    """A descriptor from outside, each field of its type: a digest in visible ASCII, a size from 0 to
+    2^63-1, a media type, annotations a map of strings, a platform an object... Whether the digest is
+    one zeroimage can verify, and the blob that size, is checked when the blob is used
+    (``check_descriptor``): an index entry that is wrong in that way stops nothing but itself."""
+    _expect(desc, "object", "%s: a descriptor" % where, error)
+    for field in ("digest", "size"):
+        if field not in desc:
+            raise (error or ArchiveError)("%s: a descriptor has no %s" % (where, field))
+    return _expect_fields(desc, _DESCRIPTOR_FIELDS, "%s: a descriptor's " % where, error)
+
+
+_MANIFEST_FIELDS = {"schemaVersion": "?int", "mediaType": "?media type", "artifactType": "?media type",
+                    "config": "?object", "layers": "?objects", "manifests": "?objects", "subject": "?object",
+                    "annotations": "?string map"}
+
+
+def manifest_shape(value, where: str, error=None) -> dict:
+    """A manifest or index from outside, each field of its type, every descriptor in it too."""
+    _expect(value, "object", where, error)
+    _expect_fields(value, _MANIFEST_FIELDS, "%s: its " % where, error)
+    for field in ("config", "subject"):
+        if value.get(field) is not None:
+            descriptor_shape(value[field], "%s: its %s" % (where, field), error)
+    for field in ("layers", "manifests"):
+        for desc in value.get(field) or ():
+            descriptor_shape(desc, "%s: its %s" % (where, field), error)
+    return value
+
+
+_CONFIG_FIELDS = {"architecture": "?string", "os": "?string", "variant": "?string", "os.version": "?string",
+                  "os.features": "?strings", "created": "?string", "author": "?string", "rootfs": "?object",
+                  "history": "?list"}
+_RUNTIME_FIELDS = {"User": "?string", "WorkingDir": "?string", "StopSignal": "?string", "Env": "?strings",
+                   "Entrypoint": "?strings", "Cmd": "?strings", "Shell": "?strings", "OnBuild": "?strings",
+                   "ExposedPorts": "?object map", "Volumes": "?object map", "Labels": "?string map",
+                   "ArgsEscaped": "?bool"}
+_HISTORY_FIELDS = {"created": "?string", "created_by": "?string", "author": "?string", "comment": "?string",
+                   "empty_layer": "?bool"}
+
+
+def config_shape(config, where: str, error=None) -> dict:
+    """An image config from outside, each field the image spec defines of its type (null is absent):
+    ``rootfs.diff_ids`` a list of digests, ``history`` a list of objects, ``config.Env`` a list of
+    strings, ``config.Labels`` a map of strings... Unknown fields are kept as they are."""
+    said = "%s: its config" % where
+    _expect(config, "object", said, error)
+    _expect_fields(config, _CONFIG_FIELDS, said + "'s ", error)
+    runtime = _expect(config.get("config"), "?object", said + "'s \"config\"", error) or {}
+    _expect_fields(runtime, _RUNTIME_FIELDS, said + "'s ", error)
+    rootfs = config.get("rootfs") or {}
+    _expect(rootfs.get("diff_ids"), "?digests", said + "'s rootfs.diff_ids", error)
+    for i, entry in enumerate(config.get("history") or ()):
+        _expect(entry, "object", "%s's history[%d]" % (said, i), error)
+        _expect_fields(entry, _HISTORY_FIELDS, "%s's history[%d]." % (said, i), error)
+    return config
 
 
 def descriptor(media_type: str, digest: str, size: int, **extra) -> dict:
@@ -2067,6 +2250,7 @@ def normal_base_config(base, where: str = "the base") -> dict:
     it meant."""
     if not isinstance(base, dict):
         raise ArchiveError("%s: its config is not a JSON object" % where)
+    config_shape(base, where)
     config = {k: _copy_module.deepcopy(v) for k, v in base.items() if v is not None}
     runtime = config.get("config", {})
     if not isinstance(runtime, dict):
@@ -2175,34 +2359,54 @@ def make_index(family: Dict[str, str], manifests: Sequence[dict]) -> dict:
 
 
 
-def parse_json(data: bytes, what: str):
+_SURROGATE_ESCAPE_RE = re.compile(rb"\\u[dD][89a-fA-F]")
+_LONE_SURROGATE_RE = re.compile("[\ud800-\udfff]")       # (json.loads joins the pairs that are whole)
+
+
+def parse_json(data: bytes, what: str, error: Callable[[str], Exception] = None):
+    """JSON from outside (a file, a server, a binary), decoded as Go's encoding/json decodes it, which
+    is what registries and engines use: a lone surrogate (``"\\udcff"``, which no UTF-8 text can hold)
+    becomes U+FFFD, so every string in the value is valid Unicode. Malformed JSON is ArchiveError
+    (or what ``error`` makes of the message)."""
     try:
-        return json.loads(data.decode("utf-8"))
+        value = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as e:
-        raise ArchiveError("%s is not valid JSON (%s)" % (what, outside_text(e, 100))) from e
+        raise (error or ArchiveError)("%s is not valid JSON (%s)" % (what, outside_text(e, 100))) from e
+    return _valid_unicode(value) if _SURROGATE_ESCAPE_RE.search(data) else value
 
 
-def json_object(data: bytes, what: str) -> dict:
-    value = parse_json(data, what)
-    if not isinstance(value, dict):
-        raise ArchiveError("%s is not a JSON object" % what)
+def _valid_unicode(value):
+    """A decoded JSON value with each lone surrogate in its strings (keys too) made U+FFFD."""
+    if isinstance(value, str):
+        return _LONE_SURROGATE_RE.sub("\ufffd", value)
+    if isinstance(value, list):
+        return [_valid_unicode(item) for item in value]
+    if isinstance(value, dict):
+        return {_valid_unicode(k): _valid_unicode(v) for k, v in value.items()}
     return value
 
 
-def check_descriptor(desc, where: str) -> Tuple[str, int]:
-    """(digest, size) of a descriptor from outside, both checked: a digest zeroimage can verify,
-    a size that is a whole number."""
-    if not isinstance(desc, dict):
-        raise ArchiveError("%s: a descriptor is not a JSON object" % where)
-    digest, size = desc.get("digest"), desc.get("size")
+def json_object(data: bytes, what: str, error=None) -> dict:
+    value = parse_json(data, what, error)
+    if not isinstance(value, dict):
+        raise (error or ArchiveError)("%s is not a JSON object" % what)
+    return value
+
+
+def manifest_object(data: bytes, what: str, error=None) -> dict:
+    """A manifest or index from outside, parsed and shape-checked (``manifest_shape``)."""
+    return manifest_shape(json_object(data, what, error), what, error)
+
+
+def check_descriptor(desc, where: str, error=None) -> Tuple[str, int]:
+    """(digest, size) of a descriptor from outside, about to be used: its shape (``descriptor_shape``)
+    and a digest zeroimage can verify."""
+    descriptor_shape(desc, where, error)
+    digest, size = desc["digest"], desc["size"]
     problem = digest_problem(digest)
     if problem:
-        raise ArchiveError("%s: descriptor with digest %s: %s" % (where, outside_text(repr(digest), 100), problem))
-    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
-        raise ArchiveError("%s: descriptor of %s has an invalid size %s"
-                           % (where, digest, outside_text(repr(size), 50)))
-    if not isinstance(desc.get("mediaType", ""), str):
-        raise ArchiveError("%s: descriptor of %s has a media type that is not a string" % (where, digest))
+        raise (error or ArchiveError)("%s: descriptor with digest %s: %s" % (
+            where, outside_text(repr(digest), 100), problem))
     return digest, size
 
 
@@ -2226,14 +2430,14 @@ def is_attestation(desc: dict) -> bool:
 
 
 def index_manifests(index, where: str) -> List[dict]:
-    """The entries an index lists, each a JSON object; an index without a list of them is an error.
-    What each entry says (digest, size) is checked when it is used."""
+    """The entries an index lists, each a descriptor of the right shape (``descriptor_shape``); an index
+    without a list of them is an error. Whether an entry's digest and size are right is checked when it
+    is used (``check_descriptor``)."""
     manifests = index.get("manifests") if isinstance(index, dict) else None
     if not isinstance(manifests, list):
         raise ArchiveError("%s: the index has no manifests list" % where)
     for desc in manifests:
-        if not isinstance(desc, dict):
-            raise ArchiveError("%s: a descriptor is not a JSON object" % where)
+        descriptor_shape(desc, where)
     return manifests
 
 
@@ -2297,17 +2501,17 @@ def _walk_entry(desc: dict, source, where: str, name: str, depth: int) -> List[C
         return []
     media_type, manifest = desc.get("mediaType"), None
     if media_type is None or artifact_type(desc) is not None:   # the manifest says what it is
-        manifest = json_object(source.read_manifest(desc), "%s: manifest %s" % (where, desc["digest"]))
+        manifest = manifest_object(source.read_manifest(desc), "%s: manifest %s" % (where, desc["digest"]))
         media_type = manifest.get("mediaType") or (OCI_INDEX if "manifests" in manifest else OCI_MANIFEST)
     if media_type in INDEX_TYPES and artifact_type(desc) is None:
-        nested = manifest or json_object(source.read_manifest(desc), "%s: index %s" % (where, desc["digest"]))
+        nested = manifest or manifest_object(source.read_manifest(desc), "%s: index %s" % (where, desc["digest"]))
         return walk_index(nested, source, where, name, depth + 1)
     problem = entry_problem(desc, media_type, manifest, where)
     if problem is not None:
         raise problem
     platform = Platform.from_dict(desc.get("platform"))
     if platform is None:
-        manifest = manifest or json_object(source.read_manifest(desc), "%s: manifest %s" % (where, desc["digest"]))
+        manifest = manifest or manifest_object(source.read_manifest(desc), "%s: manifest %s" % (where, desc["digest"]))
         problem = entry_problem(desc, media_type, manifest, where)
         if problem is not None:
             raise problem
@@ -2501,26 +2705,57 @@ def check_over_base(entries: Sequence[LayerEntry], below: Dict[str, LayerEntry])
                              "under the link's target" % (entry.path, entry.path, there.linkname))
 
 
-def scan_layer(tar_stream, wanted: Sequence[str], found: Dict[str, LayerEntry]) -> None:
-    """Apply one layer (a plain tar stream, read once) to ``found``, what each path in ``wanted`` is in
+class _EndsOnce:
+    """A stream that may be asked again after its end only a few times: tarfile skips a member's data
+    in a stream by reading it, so a size field of 2^62 made it read nothing for ever."""
+
+    def __init__(self, stream):
+        self._stream, self._ended = stream, 0
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._stream.read(n)
+        if not data and n != 0:
+            self._ended += 1
+            if self._ended > 16:
+                raise EOFError("a member's data runs past the end of the layer")
+        return data
+
+
+@contextlib.contextmanager
+def layer_tar(desc: dict, blob: Blob, what: str, cancelled: Optional[threading.Event] = None):
+    """The one reader of a layer's members: the layer ``desc`` describes (gzip or plain tar), opened
+    as a tarfile read once in order (``for member in tar``). Whatever the decompressor or tarfile
+    raises on damaged data is one line naming ``what`` (``_damaged_input``); after the block the
+    layer is read to its end, so its digest is checked before what was found in it is used."""
+    media_type = desc.get("mediaType") if isinstance(desc, dict) else None
+    if not isinstance(media_type, str) or not media_type.endswith(("gzip", ".tar")):
+        raise ArchiveError("cannot read %s: its type is %s" % (what, outside_text(media_type, 100)))
+    with contextlib.closing(blob.open()) as raw:
+        checked = _Checked(raw, cancelled)
+        with _damaged_input(what, "layer"):
+            stream = gzip.GzipFile(fileobj=checked, mode="rb") if media_type.endswith("gzip") else checked
+            with tarfile.open(fileobj=_EndsOnce(stream), mode="r|") as tar:
+                yield tar
+        while checked.read(CHUNK_SIZE):     # to its end: the blob's digest is checked there
+            pass
+
+
+def scan_layer(tar, wanted: Sequence[str], found: Dict[str, LayerEntry]) -> None:
+    """Apply one layer (its members, from ``layer_tar``) to ``found``, what each path in ``wanted`` is in
     the layers below: first its whiteouts (which remove only what lower layers hold), then its entries
     (one that is not a directory ends what was beneath that path)."""
     wanted, removed, entries = set(wanted), [], []
-    try:
-        with tarfile.open(fileobj=tar_stream, mode="r|") as tar:
-            for member in tar:
-                path = image_path(member.name)
-                name, parent = posixpath.basename(path), posixpath.dirname(path)
-                if name == ".wh..wh..opq":
-                    removed.append(parent.rstrip("/") + "/")
-                elif name.startswith(".wh."):
-                    removed.append(posixpath.join(parent, name[4:]))
-                elif path in wanted:
-                    kind = "dir" if member.isdir() else "symlink" if member.issym() else "file"
-                    entries.append(LayerEntry(path, kind, member.mode & 0o7777, member.uid, member.gid,
-                                              linkname=member.linkname if member.issym() else ""))
-    except (tarfile.TarError, EOFError, zlib.error, OSError) as e:
-        raise ArchiveError("not a readable tar (%s)" % outside_text(e, 200)) from e
+    for member in tar:
+        path = image_path(member.name)
+        name, parent = posixpath.basename(path), posixpath.dirname(path)
+        if name == ".wh..wh..opq":
+            removed.append(parent.rstrip("/") + "/")
+        elif name.startswith(".wh."):
+            removed.append(posixpath.join(parent, name[4:]))
+        elif path in wanted:
+            kind = "dir" if member.isdir() else "symlink" if member.issym() else "file"
+            entries.append(LayerEntry(path, kind, member.mode & 0o7777, member.uid, member.gid,
+                                      linkname=member.linkname if member.issym() else ""))
     for gone in removed:            # a path, or "dir/" for everything under dir (an opaque directory)
         _forget(found, gone.rstrip("/"), keep_top=gone.endswith("/"))
     for entry in entries:
@@ -3081,12 +3316,8 @@ def _decompressed(f, path: str, module: str):
     try:
         with stream:
             while True:
-                try:
+                with _damaged_input(path, "%s stream" % module):
                     data = stream.read(CHUNK_SIZE)
-                except Exception as e:      # OSError, EOFError, zlib.error, lzma.LZMAError: damaged data
-                    raise ArchiveError("%s is a damaged %s stream (%s)"
-                                       % (path, module, outside_text(str(e).splitlines()[0] if str(e) else
-                                                                     type(e).__name__, 200))) from e
                 if not data:
                     break
                 try:
@@ -3112,12 +3343,14 @@ def _open_tar(path: str):
             raise ArchiveError("%s is not a tar archive or an OCI layout directory" % path) from None
         except OSError as e:
             raise ArchiveError("cannot read %s: %s" % (path, e.strerror or e)) from e
+        except ValueError as e:         # (a header tarfile cannot even start on: a huge size or offset)
+            raise ArchiveError("%s is a damaged tar archive (%s)" % (path, outside_text(e, 200))) from e
         try:
-            members = tar.getmembers()
-        except (tarfile.TarError, EOFError, zlib.error) as e:
+            with _damaged_input(path, "tar archive"):     # every header is read now, none later
+                members = tar.getmembers()
+        except BaseException:
             tar.close()
-            raise ArchiveError("%s is a damaged tar archive (%s)"
-                               % (path, outside_text(str(e).splitlines()[0], 200))) from e
+            raise
         for member in members:
             _safe_member_name(member.name)
         return f, tar, members
@@ -3279,8 +3512,8 @@ class Layout(_TarSource):
                 continue
             desc = {"digest": name.split("/", 1)[1].replace("/", ":", 1), "size": size}
             try:
-                manifest = json.loads(self.read_small_blob(desc))
-            except (ArchiveError, DigestMismatchError, ValueError):
+                manifest = manifest_object(self.read_small_blob(desc), "%s: blob %s" % (self.path, desc["digest"]))
+            except (ArchiveError, DigestMismatchError):
                 continue
             subject = manifest.get("subject") if isinstance(manifest, dict) else None
             if isinstance(subject, dict) and subject.get("digest") == digest and \
@@ -3445,11 +3678,9 @@ class DockerArchive(_TarSource):
         if not isinstance(listed, list) or not listed or not all(isinstance(e, dict) for e in listed):
             raise ArchiveError("%s: manifest.json is not a list of images" % self.path)
         for n, entry in enumerate(listed):
+            tags = _expect(entry.get("RepoTags"), "?strings", "%s: manifest.json: image %d's RepoTags"
+                           % (self.path, n + 1)) or []
             desc = self._synthesize(entry, "image %d of manifest.json" % (n + 1))
-            tags = entry.get("RepoTags") or []
-            if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
-                raise ArchiveError("%s: manifest.json: image %d has RepoTags that are not a list of names"
-                                   % (self.path, n + 1))
             for tag in tags or [None]:
                 self._entries.append(dict(desc, annotations=self._names(tag)) if tag else desc)
 
@@ -3468,11 +3699,8 @@ class DockerArchive(_TarSource):
         config = json_object(config_data, "%s: config %s" % (self.path, config_member.name))
         rootfs = config.get("rootfs")
         diff_ids = rootfs.get("diff_ids") if isinstance(rootfs, dict) else None
-        names = entry.get("Layers")
-        if not isinstance(names, list):
-            raise ArchiveError("%s: manifest.json: %s has no Layers list" % (self.path, where))
-        if not isinstance(diff_ids, list) or not all(is_digest(d) for d in diff_ids):
-            raise ArchiveError("%s: config %s has no rootfs.diff_ids list of digests" % (self.path, config_member.name))
+        names = _expect(entry.get("Layers"), "list", "%s: the Layers of %s" % (self.path, where))
+        _expect(diff_ids, "digests", "%s: config %s: its rootfs.diff_ids" % (self.path, config_member.name))
         if len(diff_ids) != len(names):
             raise ArchiveError("%s: config %s lists %d layers but manifest.json names %d"
                                % (self.path, config_member.name, len(diff_ids), len(names)))
@@ -5243,7 +5471,7 @@ class Registry:
             raise RegistryError(200, "GET", "%s/%s:%s" % (self.host, repository, referrers_tag(digest)),
                                 message="the referrers tag %s holds %s, not an OCI index; leaving it as it is"
                                 % (referrers_tag(digest), media_type))
-        index = json_object(data, "the referrers tag %s" % referrers_tag(digest))
+        index = manifest_object(data, "the referrers tag %s" % referrers_tag(digest))
         index_manifests(index, "the referrers tag %s" % referrers_tag(digest))
         return index
 
@@ -5790,7 +6018,7 @@ class Engine:
     def image_id(self, name: str) -> str:
         """The engine's ID of an image it holds (``GET /images/NAME/json``)."""
         value = self._json("/images/%s/json" % urllib.parse.quote(name, safe="/:@")).get("Id")
-        return value if isinstance(value, str) else ""
+        return value if _is_visible(value, 300) else ""        # (printed: an ID is a digest, not text)
 
     def load(self, write: Callable[[object], None]) -> List[str]:
         """``POST /images/load`` with the archive that ``write(stream)`` writes, streamed as it is
@@ -6063,6 +6291,10 @@ def _layers_in_family(family: Dict[str, str], layer_descs: Sequence[dict], where
     """Layer descriptors said in ``family``; in Docker's, a layer Docker has no media type for (zstd) is refused."""
     converted = []
     for desc in layer_descs:
+        desc = {k: v for k, v in desc.items() if v is not None}       # a null field is absent (a new manifest has none)
+        if not _MEDIA_TYPE_RE.fullmatch(desc.get("mediaType") or ""):
+            raise ArchiveError("%s: layer %s has the mediaType %s, not a media type (type/subtype)" % (
+                where, desc.get("digest"), outside_text(repr(desc.get("mediaType")), 100)))
         media_type = _layer_type_in(family, desc.get("mediaType"))
         if family["manifest"] == DOCKER_MANIFEST:
             if isinstance(media_type, str) and media_type.startswith("application/vnd.oci."):
@@ -6208,15 +6440,8 @@ def base_paths(base: BaseImage, wanted: Sequence[str], minimal: Optional[Sequenc
         if not media_type.endswith(("gzip", ".tar")):
             raise ArchiveError("cannot read the base's layer %s (%s) to see what %s is there; put the files "
                                "at the root instead" % (desc["digest"], media_type, wanted[0]))
-        with contextlib.closing(blob.open()) as raw:
-            checked = _Checked(raw, cancelled)
-            stream = gzip.GzipFile(fileobj=checked, mode="rb") if media_type.endswith("gzip") else checked
-            try:
-                scan_layer(stream, wanted, found)
-            except ArchiveError as e:
-                raise ArchiveError("the base's layer %s: %s" % (desc["digest"], e)) from e
-            while checked.read(CHUNK_SIZE):     # to its end: the blob's digest is checked there
-                pass
+        with layer_tar(desc, blob, "the base's layer %s" % desc["digest"], cancelled) as tar:
+            scan_layer(tar, wanted, found)
     return found
 
 
@@ -6323,7 +6548,7 @@ def read_tree(source, desc: dict, where: str, depth: int = 0) -> Union[Image, Im
         raise ArchiveError("%s: indexes nested more than %d deep" % (where, MAX_INDEX_DEPTH))
     digest, _ = check_descriptor(desc, where)
     data = source.read_manifest(desc)
-    value = json_object(data, "%s: manifest %s" % (where, digest))
+    value = manifest_object(data, "%s: manifest %s" % (where, digest))
     media_type = value.get("mediaType") or desc.get("mediaType") or ""
     if not isinstance(media_type, str):
         raise ArchiveError("%s: manifest %s has a media type that is not a string" % (where, digest))
@@ -6337,7 +6562,9 @@ def read_tree(source, desc: dict, where: str, depth: int = 0) -> Union[Image, Im
         raise ArchiveError("%s: manifest %s has no layers list" % (where, digest))
     config_data = source.read_small_blob(config_desc)
     config = parse_json(config_data, "%s: config %s" % (where, config_digest))
-    config = config if isinstance(config, dict) else {}
+    if config_desc.get("mediaType") in IMAGE_CONFIG_TYPES + (None,) and not value.get("artifactType"):
+        config_shape(config, "%s: image %s" % (where, digest))      # an image's: every field of its type
+    config = config if isinstance(config, dict) else {}         # (an artifact's may be anything)
     platform = Platform.from_dict(desc.get("platform")) or Platform.from_dict(config)
     config_blob = _bytes_blob(config_digest, config_data)._replace(source=getattr(source, "mount_from", None))
     blobs = [source.blob(layer) for layer in layers] + [config_blob, own]
@@ -6402,7 +6629,7 @@ def read_selection(source, desc: dict, where: str,
     chosen = select_platforms(candidates, platforms, where)
     if len(chosen) == 1:
         return read_tree(source, chosen[0].descriptor, where)
-    top = json_object(source.read_manifest(desc), "%s: index %s" % (where, desc["digest"]))
+    top = manifest_object(source.read_manifest(desc), "%s: index %s" % (where, desc["digest"]))
     if [c.descriptor for c in chosen] == top.get("manifests"):
         return read_tree(source, desc, where)
     return selected_index(top, chosen, [read_tree(source, c.descriptor, where) for c in chosen])
@@ -6426,6 +6653,114 @@ def read_image(source, chosen: Candidate, where: str) -> Image:
     if problem is not None:
         raise problem
     return image
+
+
+# -- valid or refused: what every writing verb checks before anything is written --
+
+DOCKER_LAYER_TYPES = frozenset(docker for _, docker in LAYER_TYPE_PAIRS)
+
+
+def check_writable(top: Union[Image, ImageIndex], where: str) -> None:
+    """Refuse (ArchiveError naming ``where`` and the manifest) an image or index no valid image can be
+    made of, whichever verb writes it (build, pull, push, copy) and wherever to: each image's manifest
+    and config as ``build`` checks a base it reads (fields of their types, ``normal_base_config``), its
+    config's rootfs.diff_ids one for each layer of its manifest, and media types of one family (a
+    Docker manifest's config and layers Docker's; an OCI manifest's no Docker type; a Docker list
+    lists Docker manifests only, an OCI index no Docker type). Artifacts (SBOMs, signatures) are
+    copied as they are. Nothing is changed: what passes is written byte for byte."""
+    if isinstance(top, ImageIndex):
+        _check_writable_index(top, where)
+        for child in top.children:
+            check_writable(child, where)
+        return
+    manifest, said = top.manifest, "%s: image %s" % (where, top.digest)
+    if artifact_type({}, manifest) is not None:
+        return
+    _no_nulls(manifest_shape(manifest, said), said)
+    docker = top.kind == DOCKER_MANIFEST
+    if manifest.get("schemaVersion") != 2 or isinstance(manifest.get("schemaVersion"), bool):
+        raise ArchiveError("%s: its schemaVersion is %s, not 2" % (said, outside_text(repr(manifest.get(
+            "schemaVersion")), 40)))
+    if manifest.get("mediaType") not in (None, top.kind):
+        raise ArchiveError("%s: its mediaType %s is not %s, as it is listed" % (
+            said, outside_text(manifest["mediaType"], 100), top.kind))
+    check_descriptor(manifest.get("config"), said + ": its config")
+    layers = _expect(manifest.get("layers"), "list", said + ": its layers")
+    for desc in layers:
+        check_descriptor(desc, said + ": its layers")
+    types = [(manifest["config"].get("mediaType"), "config")] + [(d.get("mediaType"), "layer") for d in layers]
+    for media_type, part in types:
+        if not media_type or not _MEDIA_TYPE_RE.fullmatch(media_type):
+            raise ArchiveError("%s: a %s descriptor's mediaType is %s, not a media type (type/subtype)"
+                               % (said, part, outside_text(repr(media_type), 100)))
+        wrong = (media_type != DOCKER_CONFIG if part == "config" else media_type not in DOCKER_LAYER_TYPES) \
+            if docker else media_type == DOCKER_CONFIG or media_type in DOCKER_LAYER_TYPES
+        if wrong:
+            raise ArchiveError("%s: a %s manifest with a %s of type %s: one manifest is of one family (OCI or "
+                               "Docker); convert it with push --media-types" % (
+                                   said, _family_name(DOCKER_FAMILY if docker else OCI_FAMILY), part,
+                                   outside_text(str(media_type), 100)))
+    config = normal_base_config(top.config, said)
+    for field in ("os", "architecture"):
+        if not config.get(field) or not isinstance(config[field], str):
+            raise ArchiveError("%s: its config names no %s" % (said, field))
+    if "created" in config and not is_rfc3339(config["created"]):
+        raise ArchiveError("%s: its config's created is not an RFC 3339 time: %s" % (
+            said, outside_text(repr(config["created"]), 60)))
+    listed = top.platform.to_dict() if top.platform else {}
+    for field in ("os", "architecture", "variant"):
+        if field in listed and field in config and listed[field] != config[field]:
+            raise ArchiveError("%s: it is listed for %s, but its config's %s is %s" % (
+                said, top.platform, field, outside_text(repr(config[field]), 60)))
+    if (top.config.get("rootfs") or {}).get("type") != "layers":
+        raise ArchiveError("%s: its config's rootfs.type is not \"layers\"" % said)
+    if len(config["rootfs"]["diff_ids"]) != len(layers):
+        raise ArchiveError("%s: its config lists %d layers (rootfs.diff_ids) but its manifest has %d"
+                           % (said, len(config["rootfs"]["diff_ids"]), len(layers)))
+
+
+def _no_nulls(value: dict, said: str) -> None:
+    """A manifest or index to write has no null field, nor do its descriptors (the image spec's
+    schemas give each a type; readers that take null as absent are not all readers)."""
+    parts = [(said, value)] + [("%s: its %s" % (said, field), desc) for field in ("config", "subject")
+                               for desc in [value.get(field)] if isinstance(desc, dict)]
+    parts += [("%s: one of its %s" % (said, field), desc) for field in ("layers", "manifests")
+              for desc in value.get(field) or ()]
+    for what, part in parts:
+        for field, item in part.items():
+            if item is None:
+                raise ArchiveError("%s: its %s is null (absent, or a value: the image spec gives it a type)"
+                                   % (what, outside_text(field, 100)))
+
+
+def _check_writable_index(top: ImageIndex, where: str) -> None:
+    said = "%s: index %s" % (where, top.digest)
+    index = manifest_shape(top.index, said)
+    _no_nulls(index, said)
+    if index.get("schemaVersion") != 2 or isinstance(index.get("schemaVersion"), bool):
+        raise ArchiveError("%s: its schemaVersion is %s, not 2" % (said, outside_text(repr(index.get(
+            "schemaVersion")), 40)))
+    docker = top.kind == DOCKER_MANIFEST_LIST
+    for desc, child in zip(index_manifests(index, said), top.children):
+        listed = desc.get("mediaType")
+        if not listed or not _MEDIA_TYPE_RE.fullmatch(listed):
+            raise ArchiveError("%s: the entry of %s has the mediaType %s, not a media type (type/subtype)"
+                               % (said, child.digest, outside_text(repr(listed), 100)))
+        platform = desc.get("platform") or {}
+        config = child.config if isinstance(child, Image) else {}
+        for field in ("os", "architecture", "variant"):
+            if field in platform and field in config and platform[field] != config[field]:
+                raise ArchiveError("%s lists %s for %s %s, but its config says %s" % (
+                    said, child.digest, field, outside_text(repr(platform[field]), 60),
+                    outside_text(repr(config[field]), 60)))
+        if listed != child.kind:
+            raise ArchiveError("%s lists %s as %s, but it is %s" % (said, child.digest, outside_text(listed, 100),
+                                                                    child.kind))
+        if docker and child.kind != DOCKER_MANIFEST or not docker and child.kind in (DOCKER_MANIFEST,
+                                                                                     DOCKER_MANIFEST_LIST):
+            raise ArchiveError("%s: %s lists %s, a %s: one index is of one family (OCI or Docker); convert it "
+                               "with push --media-types" % (said, "a Docker manifest list" if docker else "an OCI index",
+                                                            child.digest, child.kind))
 
 
 def compress_layer(blob: Blob, tmp, level: int, display: Optional[Display] = None,
@@ -6678,6 +7013,15 @@ def artifact_blobs(top: Union[Image, ImageIndex], attachments: Attachments) -> L
 #
 # Where a finished image or index goes: an archive, a layout directory, a container engine, or a
 # registry (every blob made present, then the manifests, met with the registries' quirks).
+
+
+def write_to_sink(sink, top: Union[Image, ImageIndex], name: Optional[Reference], attachments: "Attachments",
+                  where: str) -> str:
+    """The one way every writing verb (build, pull, push, copy) hands an image or index to a sink:
+    refused first when it is not valid (``check_writable``; ``where`` names its source), so nothing
+    invalid is written, uploaded or loaded; the digest of what went."""
+    check_writable(top, where)
+    return sink.write(top, name, attachments)
 
 
 class ArchiveSink:
@@ -7652,7 +7996,7 @@ def build(entrypoint, output: Optional[str] = None, *, base: Optional[str] = Non
                                       zoneinfo=zoneinfo, infos=infos)
         top = images[0] if single else make_image_index(images, bases[-1].family, bases[-1].index_annotations)
         attachments = _program_sboms(session, opened, images, infos, target, created) if sbom else None
-        digest = sink.write(top, name, attachments)
+        digest = write_to_sink(sink, top, name, attachments, "the image built")
     if load:        # what the result describes is what was loaded: the image for the engine's platform
         images = [image for image in images if image.digest == digest]
     elif getattr(sink, "top", top) is not top:          # what a registry took: Docker's encoding, not OCI's
@@ -7800,7 +8144,7 @@ def read_referrers(session: Session, read: _Read, where: str) -> Dict[str, List[
 
 def _read_artifact(source, desc: dict, where: str) -> Image:
     data = source.read_manifest(desc)
-    manifest = json_object(data, "%s: referrer %s" % (where, desc["digest"]))
+    manifest = manifest_object(data, "%s: referrer %s" % (where, desc["digest"]))
     layers, subject = manifest.get("layers") or [], manifest.get("subject")
     parts = (layers if isinstance(layers, list) else [None]) + [manifest.get("config")]
     if not all(isinstance(d, dict) for d in parts) or not isinstance(subject, dict) or \
@@ -7813,7 +8157,8 @@ def _read_artifact(source, desc: dict, where: str) -> Image:
 
 def _deliver(sink, read: _Read, name: Optional[Reference] = None, attachments: Attachments = None) -> Saved:
     """Write what was read to a started sink; what went there (a registry may have taken another encoding)."""
-    digest = sink.write(read.tree, name or read.name, attachments)
+    where = getattr(read.source, "path", None) or getattr(read.source, "where", None) or "the source"
+    digest = write_to_sink(sink, read.tree, name or read.name, attachments, where)
     top = getattr(sink, "top", None) or read.tree
     return Saved(digest, top.kind, tree_platforms(top), sink.where(digest), getattr(sink, "image_id", None),
                  read.digest)
@@ -8141,39 +8486,30 @@ def _program_in_layer(desc, blob: Blob, path: str, out, cancelled: Optional[thre
     """What one layer says of ``path``: None (nothing), False (removed, or not a file), True (the
     file, copied into ``out``) or the path a link leads to. The layer is read to its end, so its
     digest is checked before ``out`` is used."""
-    media_type = desc.get("mediaType") if isinstance(desc, dict) else None
-    if not isinstance(media_type, str) or not media_type.endswith(("gzip", ".tar")):
-        raise ArchiveError("cannot read a layer of type %s" % outside_text(media_type, 100))
-    with contextlib.closing(blob.open()) as raw:
-        checked = _Checked(raw, cancelled)
-        stream = gzip.GzipFile(fileobj=checked, mode="rb") if media_type.endswith("gzip") else checked
-        found = _scan_for_program(stream, path, out)
-        while checked.read(CHUNK_SIZE):
-            pass
-    return found
+    with layer_tar(desc, blob, "the layer %s" % outside_text(str(desc.get("digest")), 100), cancelled) as tar:
+        return _scan_for_program(tar, path, out)
 
 
-def _scan_for_program(stream, path: str, out):
+def _scan_for_program(tar, path: str, out):
     found = None
-    with tarfile.open(fileobj=stream, mode="r|") as tar:
-        for member in tar:
-            name = image_path(member.name)
-            if name == path:
-                if member.isfile():
-                    out.seek(0)
-                    out.truncate()
-                    copy_stream(tar.extractfile(member), out, member.size)
-                    return True
-                if member.issym() or member.islnk():
-                    return image_path(posixpath.join(posixpath.dirname(path) if member.issym() else "/",
-                                                     member.linkname))
-                return False
-            if path.startswith(name + "/") and not member.isdir():      # through a link, or under a file
-                return _through(member, name, path)
-            base, parent = posixpath.basename(name), posixpath.dirname(name)
-            gone = parent if base == ".wh..wh..opq" else posixpath.join(parent, base[4:])
-            if base.startswith(".wh.") and (path == gone or path.startswith(gone.rstrip("/") + "/")):
-                found = False   # lower layers' file is gone, unless this layer has its own
+    for member in tar:
+        name = image_path(member.name)
+        if name == path:
+            if member.isfile():
+                out.seek(0)
+                out.truncate()
+                copy_stream(tar.extractfile(member), out, member.size)
+                return True
+            if member.issym() or member.islnk():
+                return image_path(posixpath.join(posixpath.dirname(path) if member.issym() else "/",
+                                                 member.linkname))
+            return False
+        if path.startswith(name + "/") and not member.isdir():      # through a link, or under a file
+            return _through(member, name, path)
+        base, parent = posixpath.basename(name), posixpath.dirname(name)
+        gone = parent if base == ".wh..wh..opq" else posixpath.join(parent, base[4:])
+        if base.startswith(".wh.") and (path == gone or path.startswith(gone.rstrip("/") + "/")):
+            found = False   # lower layers' file is gone, unless this layer has its own
     return found
 
 
@@ -8220,7 +8556,7 @@ def _inspect_top(source, top: dict, name: str, where: str, platform: Optional[Pl
     """inspect of what one descriptor names (from a layout's index.json or a registry's tag)."""
     digest, _ = check_descriptor(top, where)
     data = source.read_manifest(top)
-    value = json_object(data, "%s: manifest %s" % (where, digest))
+    value = manifest_object(data, "%s: manifest %s" % (where, digest))
     media_type = value.get("mediaType") or top.get("mediaType") or (OCI_INDEX if "manifests" in value else OCI_MANIFEST)
     if not isinstance(media_type, str):
         raise ArchiveError("%s: manifest %s has a media type that is not a string" % (where, digest))
@@ -8262,7 +8598,7 @@ def attached_document(source, image: Image, referrers: Sequence[dict], artifact_
     candidates = [d for d in referrers if isinstance(d, dict) and d.get("artifactType") == artifact_type]
     candidates.sort(key=lambda d: str(_annotations(d).get(ANNOTATION_CREATED, "")))     # stable: ties keep the order
     for desc in reversed(candidates):
-        manifest = json_object(source.read_manifest(desc), "%s: artifact %s" % (where, desc.get("digest")))
+        manifest = manifest_object(source.read_manifest(desc), "%s: artifact %s" % (where, desc.get("digest")))
         subject = manifest.get("subject") if isinstance(manifest.get("subject"), dict) else {}
         layers = [d for d in manifest.get("layers") or [] if isinstance(d, dict) and d.get("mediaType") == artifact_type]
         if subject.get("digest") != image.digest or not layers:
