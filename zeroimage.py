@@ -4321,6 +4321,7 @@ class Response:
         self.headers = raw.headers
         self.url = url
         self.until = None           # with a time (time.monotonic()), all of the body must have come by then
+        self.within = None          # ... that is, within so many seconds of the request (for messages)
 
     @property
     def left(self) -> Optional[int]:
@@ -4342,6 +4343,8 @@ class Response:
             if self._cancelled is not None and self._cancelled.is_set():
                 raise CancelledError() from e
             raise self._given_up() or _network_error(self.method, self.url, e, what="the answer broke off from") from e
+        if self._guard.expired:     # the watchdog cut it off (endless trailers, a stall): not the whole answer
+            raise self._given_up()
         if not data and n != 0 and self._raw.length:        # the socket closed before Content-Length bytes
             raise self._given_up() or self._cut_short()     # (what came before it is handed out first)
         return data
@@ -4355,7 +4358,8 @@ class Response:
         host = _host_of(self.url)
         if why == "deadline":
             return NetworkError("%s did not send its whole answer to %s %s within %g s (%d bytes came)"
-                                % (host, self.method, _redact_url(self.url), self._guard.seconds, self._guard.progress))
+                                % (host, self.method, _redact_url(self.url), self.within or self._guard.seconds,
+                                   self._guard.progress))
         return NetworkError("the answer from %s stalled: less than %d bytes in %g s (%d bytes came%s)" % (
             host, STALL_BYTES, STALL_TIMEOUT, self._guard.progress,
             ", %d more promised" % self._raw.length if self._raw.length else ""))
@@ -4704,6 +4708,8 @@ class Transport:
                     conn.http.sock.settimeout(head_wait)
                 sent()
                 raw = conn.http.getresponse()
+            if guard.expired:           # a head cut off by the watchdog parses as one: it is not an answer
+                raise ConnectionAbortedError()
         except (OSError, http_client.HTTPException) as e:      # ssl's errors are ValueErrors too: these first
             self._release(conn, False)
             if guard.expired:
@@ -5561,7 +5567,7 @@ class Registry:
         def fetch(offset: int) -> Response:
             headers = {"Range": "bytes=%d-" % offset} if offset else {}
             response = self.request("GET", path, [pull_scope(repository)], headers, ok=(200, 206))
-            response.until = until
+            response.until, response.within = until, within
             return response
         reader = _ResumingReader(fetch, size)
         try:
