@@ -21,7 +21,32 @@ and their connections, the layer cache and a cancellation event, and closes ever
 connection when it ends.  Without one, each call makes and closes its own.
 """
 
-import argparse
+# Run as a program, a stop signal is taken from the first line on: while the modules below are
+# imported (and after main() has returned) nothing is half-written, so it ends the process at once
+# with the exit status the signal asks for; main() takes over the signals while it works.
+import os
+import signal
+
+
+def _stop_at_once(signum, frame) -> None:
+    """Ctrl-C or SIGTERM while zeroimage starts or ends as a program: say so, exit 130 or 143."""
+    try:
+        os.write(2, b"zeroimage: interrupted\n" if signum == signal.SIGINT else b"zeroimage: terminated\n")
+    finally:
+        os._exit(128 + signum)
+
+
+def _stop_signals_at_once() -> None:
+    """``_stop_at_once`` for SIGINT and SIGTERM, unless they are ignored (a background job's Ctrl-C)."""
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        if signal.getsignal(signum) is not signal.SIG_IGN:
+            signal.signal(signum, _stop_at_once)
+
+
+if __name__ == "__main__":
+    _stop_signals_at_once()
+
+import argparse  # noqa: E402 -- after the stop signals' handlers, on purpose
 import base64
 import collections
 import contextlib
@@ -34,11 +59,9 @@ import io
 import json
 import logging
 import math
-import os
 import posixpath
 import re
 import shutil
-import signal
 import stat
 import struct
 import sys
@@ -1854,7 +1877,9 @@ def _metadata_problem(option: str, key, value) -> Optional[str]:
 
 
 _USER_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*\$?")    # POSIX portable names (and Samba's trailing $)
-MAX_ID = 2 ** 31 - 1                                        # what runc and umoci accept for a uid or gid
+# (not 2 ** 31: the compiler folds a power with a multiplication that runs a pending Ctrl-C's handler,
+# so a Ctrl-C while python3 zeroimage.py is compiled became exit 1 instead of the signal's)
+MAX_ID = (1 << 31) - 1                                      # what runc and umoci accept for a uid or gid
 
 
 def user_problem(user: str) -> Optional[str]:
@@ -9048,5 +9073,26 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             stops.close()
 
 
+def _run_program() -> int:
+    """zeroimage as a program (``python3 zeroimage.py``, ``zeroimage.pyz``): ``main()``, with Ctrl-C and
+    SIGTERM raised as exceptions while it works (every output cleans up on the way out), and ending
+    the process at once before and after (``_stop_at_once``: imports, interpreter shutdown, thread
+    joins), so a stop signal at any moment exits 130 or 143, leaves nothing behind and prints no
+    traceback. Ignored signals stay ignored."""
+    try:
+        try:
+            for signum, handler in ((signal.SIGINT, signal.default_int_handler), (signal.SIGTERM, _on_sigterm)):
+                if signal.getsignal(signum) is not signal.SIG_IGN:
+                    signal.signal(signum, handler)
+            return main()
+        finally:
+            _stop_signals_at_once()
+    except BaseException as e:      # noqa: B902 -- a stop signal outside main()'s own handling
+        signum = _stop_signal(e)
+        if signum is None:
+            raise
+        return _report_stop(signum)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(_run_program())

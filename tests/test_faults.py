@@ -13,7 +13,7 @@ import pytest
 
 import registries
 import speccheck
-from imagetools import MODULE, image_of, read_archive, run_cli
+from imagetools import MODULE, ROOT, image_of, read_archive, run_cli
 from test_units import make_elf
 
 pytestmark = pytest.mark.interop
@@ -164,6 +164,60 @@ def test_killed_at_random_points_leaves_no_partial_output(tmp_path):
         else:
             assert listing == [], listing
             assert proc.returncode in (130, 143, -signal.SIGINT, -signal.SIGTERM), proc.returncode
+
+
+# Before zeroimage's first line runs, Python decides what a signal does (issue 21, rule 7): until it
+# installs its own Ctrl-C handler, and for SIGTERM until zeroimage does, the process dies of the
+# signal (-2, -15); a Ctrl-C while the interpreter imports site (and the .pth files there) or its
+# standard streams is CPython's fatal start-up error; one while it compiles the script is raised at
+# the script's line 0 and dies of it. From zeroimage's first line on, every stop signal exits 130
+# or 143 with one line and nothing half-written.
+PYTHON_STARTUP_FATAL = ("Fatal Python error: init_import_site", "Fatal Python error: init_sys_streams")
+
+
+def _stopped_as_it_should(proc, err, sig, listing, out):
+    """Whatever the moment: nothing half-written; a whole archive, or none and the signal's status."""
+    if listing == ["app.tar"]:          # the signal came after the rename: then the archive is whole
+        assert image_of(str(out / "app.tar"))
+        speccheck.assert_valid(out / "app.tar")
+        os.unlink(str(out / "app.tar"))
+        assert proc.returncode in (0, 128 + sig, -sig), (proc.returncode, err)
+    else:
+        assert listing == [], listing
+    lines = err.strip().splitlines()
+    if proc.returncode == 128 + sig:
+        assert lines and lines[-1] == ("zeroimage: interrupted" if sig == signal.SIGINT else "zeroimage: terminated")
+        assert "Traceback" not in err and "Exception ignored" not in err, err
+    elif proc.returncode == -sig:       # died of it, before zeroimage could take it: at most line 0
+        assert "Traceback" not in err or (lines[-1] == "KeyboardInterrupt" and lines[-2].endswith(
+            ", line 0, in <module>")), err
+    elif proc.returncode == 1 and sig == signal.SIGINT and err.startswith(PYTHON_STARTUP_FATAL):
+        pass                            # CPython's own start-up, before the script is read
+    else:
+        assert proc.returncode == 0 and listing == ["app.tar"], (proc.returncode, err)
+
+
+@pytest.mark.parametrize("entry", ["zeroimage.py", "zeroimage.pyz"])
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_stop_signal_from_the_first_millisecond_on(tmp_path, entry, sig):
+    """A signal at every moment from 0 ms on: while Python starts, while zeroimage imports, while it
+    builds, renames and exits."""
+    program = tmp_path / "app"
+    program.write_bytes(make_elf(62) + os.urandom(3 << 20))
+    target = MODULE
+    if entry.endswith(".pyz"):
+        target = str(tmp_path / "zeroimage.pyz")
+        subprocess.run([sys.executable, os.path.join(ROOT, "build_zipapp.py"), "-o", target], check=True,
+                       stdout=subprocess.DEVNULL)
+    out = tmp_path / "out"
+    out.mkdir()
+    for delay in (0, 0.001, 0.002, 0.004, 0.008, 0.015, 0.03, 0.05, 0.08, 0.12, 0.18, 0.25, 0.35, 0.5, 0.8):
+        proc = subprocess.Popen([sys.executable, target, "build", "-o", str(out / "app.tar"), str(program)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, universal_newlines=True)
+        time.sleep(delay)
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=60)
+        _stopped_as_it_should(proc, err, sig, sorted(os.listdir(str(out))), out)
 
 
 @pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["SIGINT", "SIGTERM"])
