@@ -8,6 +8,7 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 
 import pytest
@@ -152,6 +153,27 @@ def test_two_builds_to_one_output_never_interleave(tmp_path, busybox_program):
 PYTHON_STARTUP_FATAL = ("Fatal Python error: init_import_site", "Fatal Python error: init_sys_streams")
 
 
+def _handlers_line(path, marker):
+    """The line of ``path`` where its stop signals' handlers are installed (a signal raised up to there
+    is Python's to report)."""
+    with open(path, encoding="utf-8") as f:
+        return next(n for n, line in enumerate(f, 1) if line.rstrip() == marker)
+
+
+def _traceback_before_the_handlers(err):
+    """Whether every frame of zeroimage or the zipapp's __main__ in ``err`` is at or before the line
+    that installs their handlers (Python 3.8 names the first statement's line, later ones line 0)."""
+    import build_zipapp
+    with tempfile.TemporaryDirectory() as directory:
+        main = os.path.join(directory, "__main__.py")
+        with open(main, "wb") as f:
+            f.write(build_zipapp.MAIN)
+        limits = {"zeroimage.py": _handlers_line(MODULE, "    _stop_signals_at_once()"),
+                  "__main__.py": _handlers_line(main, "        signal.signal(signum, stop_at_once)")}
+    frames = re.findall(r'File "[^"]*?(zeroimage\.py|__main__\.py)", line (-?[0-9]+)', err)
+    return all(int(line) <= limits[name] for name, line in frames)
+
+
 def _stopped_as_it_should(proc, err, sig, listing, out):
     """Whatever the moment: nothing half-written; a whole archive, or none and the signal's status."""
     if listing == ["app.tar"]:          # the signal came after the rename: then the archive is whole
@@ -166,7 +188,7 @@ def _stopped_as_it_should(proc, err, sig, listing, out):
         assert lines and lines[-1] == ("zeroimage: interrupted" if sig == signal.SIGINT else "zeroimage: terminated")
         assert "Traceback" not in err and "Exception ignored" not in err, err
     elif proc.returncode == -sig:       # died of it before zeroimage's first line (or after Python's last)
-        assert not re.search(r'File "[^"]*(zeroimage\.py|__main__\.py)", line [1-9]', err), err
+        assert _traceback_before_the_handlers(err), err
     elif proc.returncode == 1 and sig == signal.SIGINT and err.startswith(PYTHON_STARTUP_FATAL):
         pass                            # CPython's own start-up, before the script is read
     else:
