@@ -561,6 +561,10 @@ def test_oci_subject_without_a_referrers_api_keeps_the_referrers_tag(tmp_path, o
     for where in (p.via, p.up):
         sbom = json.loads(p.ok("inspect", "--sbom", where("quirks/subject/app:1")).stdout)
         assert sbom["spdxVersion"] == "SPDX-2.3"
+    # copied with its referrers through the same registry: the SBOM comes along, findable
+    copied = p.ok("copy", "--referrers", p.via("quirks/subject/app:1"), p.via("quirks/subject/copy:1"))
+    assert "referrers API does not answer" in copied.stderr
+    assert json.loads(p.ok("inspect", "--sbom", p.up("quirks/subject/copy:1")).stdout) == sbom
     # once a session: a second referrer does not ask again, and is listed in the tag too
     asked = p.proxy.counts["referrers asked"]
     with p.session() as session:
