@@ -190,7 +190,7 @@ def _stopped_as_it_should(proc, err, sig, listing, out):
         assert "Traceback" not in err and "Exception ignored" not in err, err
     elif proc.returncode == -sig:       # died of it before zeroimage's first line (or after Python's last)
         assert _traceback_before_the_handlers(err), err
-    elif proc.returncode == 1 and sig == signal.SIGINT and lines and lines[-1] == "KeyboardInterrupt":
+    elif proc.returncode == 1 and sig == signal.SIGINT and "KeyboardInterrupt" in lines:
         # Python's own start-up took it, before zeroimage's handlers: nothing of zeroimage ran
         assert _traceback_before_the_handlers(err), err
         assert not any(line.startswith("zeroimage") for line in lines), err
