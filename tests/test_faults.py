@@ -234,9 +234,14 @@ def test_a_stop_signal_from_the_first_millisecond_on(tmp_path, entry, sig):
                   1.2, 2.0):
         proc = subprocess.Popen([sys.executable, target, "build", "-o", str(out / "app.tar"), str(program)],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, universal_newlines=True)
-        time.sleep(delay)
-        proc.send_signal(sig)
-        _, err = proc.communicate(timeout=60)
+        try:
+            time.sleep(delay)
+            proc.send_signal(sig)
+            _, err = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:     # it hung: a failure, with nothing left running or open
+                proc.kill()
+                proc.communicate()
         _stopped_as_it_should(proc, err, sig, sorted(os.listdir(str(out))), out)
 
 
