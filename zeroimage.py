@@ -2336,9 +2336,11 @@ class GzipWriter:
         for future in self._pending:
             future.cancel()
         self._pending.clear()
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
-            self._pool = None
+        # Once only: a join that a stop signal broke into can leave its worker's lock taken (Python
+        # before 3.13), and joining it again would wait forever.
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True)
 
 
 def image_path(path: str) -> str:
@@ -9084,14 +9086,27 @@ def _run_program() -> int:
             for signum, handler in ((signal.SIGINT, signal.default_int_handler), (signal.SIGTERM, _on_sigterm)):
                 if signal.getsignal(signum) is not signal.SIG_IGN:
                     signal.signal(signum, handler)
-            return main()
+            return _exit_soon(main())
         finally:
             _stop_signals_at_once()
     except BaseException as e:      # noqa: B902 -- a stop signal outside main()'s own handling
         signum = _stop_signal(e)
         if signum is None:
             raise
-        return _report_stop(signum)
+        return _exit_soon(_report_stop(signum))
+
+
+EXIT_GRACE = 3.0        # seconds Python's own exit gets after a stop signal (thread joins, atexit)
+
+
+def _exit_soon(code: int) -> int:
+    """``code``, and when it is a stop signal's, a deadline for the interpreter's exit: a thread join
+    that the signal broke into can leave the thread's lock taken (Python before 3.13), and the join
+    at exit would then wait forever. Everything zeroimage wrote is cleaned up by now."""
+    if code in (128 + signal.SIGINT, 128 + signal.SIGTERM):
+        threading.Thread(target=lambda: (time.sleep(EXIT_GRACE), os._exit(code)), name="zeroimage-exit",
+                         daemon=True).start()
+    return code
 
 
 if __name__ == "__main__":
