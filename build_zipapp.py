@@ -21,7 +21,28 @@ import zipfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SHEBANG = b"#!/usr/bin/env python3\n"
-MAIN = b"import sys\nimport zeroimage\n\nsys.exit(zeroimage.main())\n"
+# A stop signal is taken from the first line, before zeroimage is imported (nothing is written yet:
+# it exits at once, 130 or 143); zeroimage._run_program takes over from there.
+MAIN = b"""import os
+import signal
+import sys
+
+
+def stop_at_once(signum, frame):
+    try:
+        os.write(2, b"zeroimage: interrupted\\n" if signum == signal.SIGINT else b"zeroimage: terminated\\n")
+    finally:
+        os._exit(128 + signum)
+
+
+for signum in (signal.SIGINT, signal.SIGTERM):
+    if signal.getsignal(signum) is not signal.SIG_IGN:
+        signal.signal(signum, stop_at_once)
+
+import zeroimage  # noqa: E402
+
+sys.exit(zeroimage._run_program())
+"""
 FIXED_DATE = (1980, 1, 1, 0, 0, 0)
 
 

@@ -21,7 +21,32 @@ and their connections, the layer cache and a cancellation event, and closes ever
 connection when it ends.  Without one, each call makes and closes its own.
 """
 
-import argparse
+# Run as a program, a stop signal is taken from the first line on: while the modules below are
+# imported (and after main() has returned) nothing is half-written, so it ends the process at once
+# with the exit status the signal asks for; main() takes over the signals while it works.
+import os
+import signal
+
+
+def _stop_at_once(signum, frame) -> None:
+    """Ctrl-C or SIGTERM while zeroimage starts or ends as a program: say so, exit 130 or 143."""
+    try:
+        os.write(2, b"zeroimage: interrupted\n" if signum == signal.SIGINT else b"zeroimage: terminated\n")
+    finally:
+        os._exit(128 + signum)
+
+
+def _stop_signals_at_once() -> None:
+    """``_stop_at_once`` for SIGINT and SIGTERM, unless they are ignored (a background job's Ctrl-C)."""
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        if signal.getsignal(signum) is not signal.SIG_IGN:
+            signal.signal(signum, _stop_at_once)
+
+
+if __name__ == "__main__":
+    _stop_signals_at_once()
+
+import argparse  # noqa: E402 -- after the stop signals' handlers, on purpose
 import base64
 import collections
 import contextlib
@@ -34,11 +59,9 @@ import io
 import json
 import logging
 import math
-import os
 import posixpath
 import re
 import shutil
-import signal
 import stat
 import struct
 import sys
@@ -2152,7 +2175,9 @@ def _metadata_problem(option: str, key, value) -> Optional[str]:
 
 
 _USER_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*\$?")    # POSIX portable names (and Samba's trailing $)
-MAX_ID = 2 ** 31 - 1                                        # what runc and umoci accept for a uid or gid
+# (not 2 ** 31: the compiler folds a power with a multiplication that runs a pending Ctrl-C's handler,
+# so a Ctrl-C while python3 zeroimage.py is compiled became exit 1 instead of the signal's)
+MAX_ID = (1 << 31) - 1                                      # what runc and umoci accept for a uid or gid
 
 
 def user_problem(user: str) -> Optional[str]:
@@ -2630,9 +2655,11 @@ class GzipWriter:
         for future in self._pending:
             future.cancel()
         self._pending.clear()
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
-            self._pool = None
+        # Once only: a join that a stop signal broke into can leave its worker's lock taken (Python
+        # before 3.13), and joining it again would wait forever.
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True)
 
 
 def image_path(path: str) -> str:
@@ -5233,6 +5260,7 @@ def upload_url(location: str, base: str, api: str) -> Optional[str]:
 MAX_PAGES = 10000                  # pages of one paged list (tags, referrers)
 MAX_PAGE_ITEMS = 1000000           # items of one paged list (tags in one repository)
 MAX_REFERRERS = 10000              # referrers of one manifest
+_HEAD_REFUSED = (405, 501)         # HEAD answers of registries that take only GET there
 _NO_REFERRERS_API = (400, 404, 405, 501)     # answers to GET /v2/NAME/referrers/DIGEST from registries without it
 MAX_LINK_HEADER = 8192             # characters of an answer's Link headers
 _LINK_TARGET_RE = re.compile(r"[\s,]*<([^<>]*)>")
@@ -5331,6 +5359,12 @@ class Registry:
         self.streaming = None       # whether ranged chunks fed as a layer is made go up (None: not tried yet)
         self.stream_probe = None    # the first such upload, which the next waits for while streaming is None
         self._probing = threading.Lock()                    # held by the upload that finds the way
+        # What this registry will not answer HEAD for ("manifest", "blob"; "manifest digest" when its
+        # HEAD answers carry no usable digest): asked with GET instead, for the rest of the session.
+        self.head_refused = set()
+        self._head_known = set()                            # kinds whose first HEAD was answered
+        self._heading = threading.Lock()                    # held by that first HEAD: it finds the way
+        self.referrers_api = None   # whether its referrers API answers (None: not asked yet this session)
 
     def request(self, method: str, path: str, scopes: Sequence[str], headers=None, body=None,
                 ok: Sequence[int] = (200,), length: Optional[int] = None, idempotent: Optional[bool] = None,
@@ -5395,10 +5429,11 @@ class Registry:
             self._manifests.setdefault((repository, found[2]), found)     # a tag's manifest, by digest too
             return self._manifests.setdefault(key, found)
 
-    def _fetch_manifest(self, repository: str, reference: str) -> Tuple[bytes, str, str]:
+    def _manifest_answer(self, repository: str, reference: str) -> Tuple[bytes, Response]:
+        """GET a manifest: its bytes (capped) and the answer, verified against the digest it was asked
+        by (any registered algorithm) and the digest the answer names."""
         by_digest = ":" in reference
-        named = "%s/%s%s%s" % (self.host, repository, "@" if by_digest else ":", reference)
-        what = "manifest " + named
+        what = "manifest %s/%s%s%s" % (self.host, repository, "@" if by_digest else ":", reference)
         if by_digest:
             parse_digest(reference)     # an algorithm zeroimage cannot verify is refused before asking
         with self.request("GET", "/v2/%s/manifests/%s" % (repository, reference), [pull_scope(repository)],
@@ -5409,8 +5444,14 @@ class Registry:
         answered = response.headers.get("Docker-Content-Digest")
         if answered and is_digest(answered.strip()):
             verify_bytes(data, answered.strip(), what)
+        return data, response
+
+    def _fetch_manifest(self, repository: str, reference: str) -> Tuple[bytes, str, str]:
+        by_digest = ":" in reference
+        named = "%s/%s%s%s" % (self.host, repository, "@" if by_digest else ":", reference)
+        data, response = self._manifest_answer(repository, reference)
         media_type = (response.headers.get("Content-Type") or "").split(";")[0].strip()
-        parsed = json_object(data, what)
+        parsed = json_object(data, "manifest " + named)
         url = _redact_url(response.url)
         if parsed.get("schemaVersion") == 1 or media_type in DOCKER_SCHEMA1:
             raise RegistryError(200, "GET", url, message="%s has a Docker schema 1 manifest, which zeroimage does "
@@ -5428,18 +5469,77 @@ class Registry:
         return data, media_type, reference if by_digest else sha256_digest(data)
 
     def manifest_exists(self, repository: str, reference: str) -> bool:
-        response = self.request("HEAD", "/v2/%s/manifests/%s" % (repository, reference), [pull_scope(repository)],
-                                {"Accept": ", ".join(MANIFEST_ACCEPT)}, ok=(200, 404))
+        """Whether the manifest is there: a HEAD, or where HEAD is refused, a GET (read whole, capped)."""
+        path = "/v2/%s/manifests/%s" % (repository, reference)
+        scopes, headers = [pull_scope(repository)], {"Accept": ", ".join(MANIFEST_ACCEPT)}
+        response = self._head("manifest", path, scopes, headers, ok=(200, 404))
+        if response is None:
+            with self.request("GET", path, scopes, headers, ok=(200, 404)) as response:
+                response.read_capped(MAX_JSON_SIZE, "manifest %s" % reference)
         return response.status == 200
+
+    # -- HEAD, or GET where a registry refuses it --
+
+    def _head(self, kind: str, path: str, scopes: Sequence[str], headers=None,
+              ok: Sequence[int] = (200,)) -> Optional[Response]:
+        """A HEAD of a ``kind`` of thing ("manifest", "blob"), or None when this registry does not
+        answer HEAD there (405, 501: GitHub Enterprise Server's registry and some mirrors take only
+        GET, as containerd allows), which is remembered: the caller asks with GET, now and for the
+        rest of the session. Until the first HEAD of a kind is answered, they go one at a time, so
+        a registry that refuses them gets one."""
+        if kind in self.head_refused:
+            return None
+        if kind in self._head_known:
+            return self._try_head(kind, path, scopes, headers, ok)
+        with self._heading:
+            if kind in self.head_refused:
+                return None
+            return self._try_head(kind, path, scopes, headers, ok)
+
+    def _try_head(self, kind: str, path: str, scopes: Sequence[str], headers, ok: Sequence[int]) -> Optional[Response]:
+        try:
+            response = self.request("HEAD", path, scopes, headers, ok=tuple(ok) + _HEAD_REFUSED)
+        except RegistryError:
+            self._head_known.add(kind)      # answered (with an error of its own): HEAD is heard there
+            raise
+        self._head_known.add(kind)
+        if response.status in _HEAD_REFUSED:
+            self._refuse_head(kind, "answers HEAD of a %s with HTTP %d" % (kind, response.status))
+            return None
+        return response
+
+    def _refuse_head(self, kind: str, why: str) -> None:
+        if kind not in self.head_refused:
+            self.head_refused.add(kind)
+            self.transport.display.debug("%s %s; asking with GET from now on", self.host, why)
 
     def put_manifest(self, repository: str, reference: str, data: bytes, media_type: str, scopes) -> str:
         return self._put_manifest(repository, reference, data, media_type, scopes)[0]
 
     def put_referrer(self, repository: str, data: bytes, scopes) -> bool:
-        """PUT a manifest with a ``subject`` (by its digest); whether the registry says it processed
-        the subject (``OCI-Subject``: it has the referrers API, so no referrers tag is kept)."""
+        """PUT a manifest with a ``subject`` (by its digest); whether the referrers API will list it,
+        so that no referrers tag need be kept: the registry says it processed the subject
+        (``OCI-Subject``) and its referrers API is known to answer (``has_referrers_api``). The header
+        alone is not enough: ECR sent it for a time without serving the API (sigstore-js#1183, #1187)."""
         digest, headers = self._put_manifest(repository, sha256_digest(data), data, OCI_MANIFEST, scopes)
-        return bool((headers.get("OCI-Subject") or "").strip())
+        if not (headers.get("OCI-Subject") or "").strip():
+            return False
+        subject = json_object(data, "the artifact manifest").get("subject")
+        if isinstance(subject, dict) and is_digest(subject.get("digest")) \
+                and self.has_referrers_api(repository, subject["digest"]):
+            return True
+        self.transport.display.info("%s says it processed the subject of %s (OCI-Subject), but its referrers "
+                                    "API does not answer; keeping the referrers tag", self.host, _short(digest))
+        return False
+
+    def has_referrers_api(self, repository: str, digest: str) -> bool:
+        """Whether this registry's referrers API answers: a 200 with an OCI image index for ``digest``
+        (asked once a session; a list read before counts too). Anything else, an error included, is
+        not knowing that it does."""
+        if self.referrers_api is None:
+            with contextlib.suppress(RegistryError):
+                self.referrers(repository, digest)      # says, as it reads
+        return bool(self.referrers_api)
 
     def _put_manifest(self, repository: str, reference: str, data: bytes, media_type: str, scopes):
         with self.request("PUT", "/v2/%s/manifests/%s" % (repository, reference), scopes,
@@ -5461,8 +5561,11 @@ class Registry:
             if response.status in _NO_REFERRERS_API or (first and kind not in (OCI_INDEX, "application/json")):
                 if not first:
                     raise ValueError("the referrers list's next page is missing")
+                self.referrers_api = False
                 return None
-            return index_manifests(json_object(data, "the referrers list"), "the referrers list")
+            found = index_manifests(json_object(data, "the referrers list"), "the referrers list")
+            self.referrers_api = True
+            return found
         return self.pages("/v2/%s/referrers/%s" % (repository, digest), [pull_scope(repository)], "the referrers list",
                           page, {"Accept": OCI_INDEX}, ok=(200,) + _NO_REFERRERS_API, max_items=MAX_REFERRERS)
 
@@ -5481,17 +5584,28 @@ class Registry:
         index_manifests(index, "the referrers tag %s" % referrers_tag(digest))
         return index
 
-    def head_digest(self, repository: str, reference: str) -> Optional[str]:
-        """The digest a HEAD of the manifest answers with (``Docker-Content-Digest``), or None when it
-        gives none zeroimage can use (missing, or not ALGORITHM:HEX); NotFoundError when there is no
-        such manifest. Not verified (nothing was read): a caller that needs it verified GETs."""
-        try:
-            response = self.request("HEAD", "/v2/%s/manifests/%s" % (repository, reference),
-                                    [pull_scope(repository)], {"Accept": ", ".join(MANIFEST_ACCEPT)})
-        except NotFoundError as e:      # a HEAD answer has no body to say what is missing
-            raise NotFoundError(e.status, e.method, e.url, e.detail or "no such tag, digest or repository") from e
-        answered = (response.headers.get("Docker-Content-Digest") or "").strip()
-        return answered if is_digest(answered) else None
+    def head_digest(self, repository: str, reference: str) -> str:
+        """The digest of the manifest a reference names, as the registry serves it: a digest reference
+        itself once a HEAD found it there; a tag's, the ``Docker-Content-Digest`` a HEAD answers with
+        (not verified: nothing was read). Where HEAD is refused or answers without a usable digest
+        (missing, or not ALGORITHM:HEX), the manifest is read (GET, capped, verified) and hashed, and
+        GET is used from then on. NotFoundError when there is no such manifest."""
+        path = "/v2/%s/manifests/%s" % (repository, reference)
+        if "manifest digest" not in self.head_refused:
+            try:
+                response = self._head("manifest", path, [pull_scope(repository)],
+                                      {"Accept": ", ".join(MANIFEST_ACCEPT)})
+            except NotFoundError as e:      # a HEAD answer has no body to say what is missing
+                raise NotFoundError(e.status, e.method, e.url, e.detail or "no such tag, digest or repository") from e
+            if response is not None:
+                answered = (response.headers.get("Docker-Content-Digest") or "").strip()
+                if ":" in reference:
+                    return reference
+                if is_digest(answered):
+                    return answered
+                self._refuse_head("manifest digest", "gives no usable Docker-Content-Digest in its HEAD answers")
+        data, _ = self._manifest_answer(repository, reference)
+        return reference if ":" in reference else sha256_digest(data)
 
     def delete_manifest(self, repository: str, digest: str) -> None:
         """DELETE a manifest by digest (its tags go with it). Distribution's token auth asks for the
@@ -5551,9 +5665,16 @@ class Registry:
     # -- blobs --
 
     def blob_exists(self, repository: str, digest: str, scopes=None) -> bool:
-        response = self.request("HEAD", "/v2/%s/blobs/%s" % (repository, digest), scopes or [pull_scope(repository)],
-                                ok=(200, 404))
-        return response.status == 200
+        """Whether the repository holds a blob: a HEAD, or where HEAD is refused, a GET of its first byte
+        (``Range: bytes=0-0``; 416 is an empty blob's answer), whose answer is closed unread when the
+        server ignores the Range and sends the whole blob."""
+        path, scopes = "/v2/%s/blobs/%s" % (repository, digest), scopes or [pull_scope(repository)]
+        response = self._head("blob", path, scopes, ok=(200, 404))
+        if response is None:
+            with self.request("GET", path, scopes, {"Range": "bytes=0-0"}, ok=(200, 206, 404, 416)) as response:
+                if response.status != 200:      # one byte, or an error's few
+                    response.read_capped(MAX_ERROR_BODY, "the blob answer")
+        return response.status != 404
 
     def open_blob(self, repository: str, digest: str, size: int, within: Optional[float] = None) -> VerifyingReader:
         """A verifying stream of a blob (redirects to other hosts followed without our Authorization),
@@ -7456,8 +7577,8 @@ class LayerStream:
 
 def push_referrer(session: "Session", registry: Registry, repository: str, artifact: Image,
                   scopes: Sequence[str]) -> str:
-    """Push a manifest that has a ``subject``: its blobs, the manifest by digest, then, when the
-    registry has no referrers API (its answer has no ``OCI-Subject``), its descriptor added to the
+    """Push a manifest that has a ``subject``: its blobs, the manifest by digest, then, unless the
+    registry's referrers API will list it (``Registry.put_referrer``), its descriptor added to the
     index under the referrers tag (distribution spec: "referrers tag schema"), which is updated,
     never overwritten: other entries stay, the artifact is listed once, last. Says how the artifact
     can be found."""
@@ -8697,17 +8818,12 @@ def list_tags(repository: str, *, insecure: bool = False, environ=None,
             return registry.list_tags(ref.repository)
 
 
-def _served_digest(registry: Registry, ref: Reference, display: Display) -> str:
-    """The digest of the manifest a reference names, as the registry serves it: HEAD's
-    Docker-Content-Digest, else the GET manifest's own (verified) digest. A digest reference is
-    checked to be there, and stays as it was given."""
+def _served_digest(registry: Registry, ref: Reference) -> str:
+    """The digest of the manifest a reference names, as the registry serves it (``head_digest``: HEAD's
+    Docker-Content-Digest, else the GET manifest's own, verified). A digest reference is checked to be
+    there, and stays as it was given."""
     answered = registry.head_digest(ref.repository, ref.digest or ref.tag)
-    if ref.digest:
-        return ref.digest
-    if answered is None:
-        display.debug("%s: no usable Docker-Content-Digest in the HEAD answer; reading the manifest", ref)
-        answered = registry.get_manifest(ref.repository, ref.tag)[2]
-    return answered
+    return ref.digest or answered
 
 
 def _platform_digest(source, top: dict, platform: Platform, where: str) -> str:
@@ -8746,7 +8862,7 @@ def resolve_digest(target: str, *, platform: Optional[Platform] = None, insecure
         registry = session.registry(ref.registry)
         with registry_errors("get the digest of", ref, registry):
             if platform is None:
-                return _served_digest(registry, ref, session.display)
+                return _served_digest(registry, ref)
             source = RegistrySource(registry, ref.repository, str(ref))
             return _platform_digest(source, source.top(ref), platform, str(ref))
 
@@ -8798,7 +8914,7 @@ def delete_image(ref_text: str, *, insecure: bool = False, environ=None, session
     with _session_for(session, insecure, environ) as session:
         registry = session.registry(ref.registry)
         with registry_errors("delete", ref, registry):
-            digest = ref.digest or _served_digest(registry, ref, session.display)
+            digest = ref.digest or _served_digest(registry, ref)
             try:
                 registry.delete_manifest(ref.repository, digest)
             except RegistryError as e:
@@ -9618,5 +9734,39 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             stops.close()
 
 
+def _run_program() -> int:
+    """zeroimage as a program (``python3 zeroimage.py``, ``zeroimage.pyz``): ``main()``, with Ctrl-C and
+    SIGTERM raised as exceptions while it works (every output cleans up on the way out), and ending
+    the process at once before and after (``_stop_at_once``: imports, interpreter shutdown, thread
+    joins), so a stop signal at any moment exits 130 or 143, leaves nothing behind and prints no
+    traceback. Ignored signals stay ignored."""
+    try:
+        try:
+            for signum, handler in ((signal.SIGINT, signal.default_int_handler), (signal.SIGTERM, _on_sigterm)):
+                if signal.getsignal(signum) is not signal.SIG_IGN:
+                    signal.signal(signum, handler)
+            return _exit_soon(main())
+        finally:
+            _stop_signals_at_once()
+    except BaseException as e:      # noqa: B902 -- a stop signal outside main()'s own handling
+        signum = _stop_signal(e)
+        if signum is None:
+            raise
+        return _exit_soon(_report_stop(signum))
+
+
+EXIT_GRACE = 3.0        # seconds Python's own exit gets after a stop signal (thread joins, atexit)
+
+
+def _exit_soon(code: int) -> int:
+    """``code``, and when it is a stop signal's, a deadline for the interpreter's exit: a thread join
+    that the signal broke into can leave the thread's lock taken (Python before 3.13), and the join
+    at exit would then wait forever. Everything zeroimage wrote is cleaned up by now."""
+    if code in (128 + signal.SIGINT, 128 + signal.SIGTERM):
+        threading.Thread(target=lambda: (time.sleep(EXIT_GRACE), os._exit(code)), name="zeroimage-exit",
+                         daemon=True).start()
+    return code
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(_run_program())

@@ -578,6 +578,18 @@ class QuirkProxy(_Once):
         # Registries without multi-platform images refuse an index and a manifest list alike (Quay before
         # manifest-list support: https://github.com/GoogleContainerTools/jib/issues/698 shows its 415s)
         "no-index": "manifest PUT of an OCI index or a Docker manifest list: 415 MANIFEST_INVALID",
+        # GitHub Enterprise Server's registry and some mirrors answer a manifest HEAD 405 Method Not
+        # Allowed (issue 27); containerd retries a HEAD 405 of a manifest with GET ("Support registries
+        # which have not properly implemented the HEAD method for manifests endpoint",
+        # https://github.com/containerd/containerd/blob/main/core/remotes/docker/resolver.go, retryRequest).
+        # A front that does not know the method at all answers 501 Not Implemented.
+        "no-head": "HEAD of a manifest or blob: 405 Method Not Allowed (GET works)",
+        "head-501": "HEAD of a manifest or blob: 501 Not Implemented (GET works)",
+        # ECR answered a manifest PUT with a subject with OCI-Subject while its referrers API answered
+        # 404 (https://github.com/sigstore/sigstore-js/issues/1183, changed for it in #1187): a client
+        # that trusts the header keeps no referrers tag, and the referrer can never be found.
+        "subject-no-api": "a manifest PUT with a subject is answered with OCI-Subject; GET /v2/NAME/referrers/DIGEST "
+                          "is the registry's own: 404 (distribution 2.8 has no referrers API)",
         # A user who may pull but not push: GHCR, Docker Hub and Harbor answer 403 DENIED
         # ("denied: permission_denied: write_package", https://github.com/orgs/community/discussions/26274)
         "deny-push": "POST, PATCH, PUT: 403 DENIED (logged in, but no push permission)",
@@ -744,6 +756,12 @@ class QuirkProxy(_Once):
                 return self.send(h, 400, [("Content-Type", "application/json")], registry_errors_body(
                     "MANIFEST_INVALID", "manifest invalid", "Content-Type %s is not the manifest's mediaType %s"
                     % (content_type, declared)))
+        if mode in ("no-head", "head-501") and method == "HEAD" and ("/manifests/" in path or "/blobs/" in path) \
+                and not is_upload:
+            self.count("head refused")
+            return self.send(h, 405 if mode == "no-head" else 501, [("Allow", "GET, PUT, DELETE")], b"")
+        if mode == "subject-no-api" and method == "GET" and "/referrers/" in path:
+            self.count("referrers asked")
         if mode == "paged-tags" and method == "GET" and path.startswith("/v2/") and path.endswith("/tags/list"):
             return self.tags_page(h, path, dict(query), headers)
         if mode == "referrers-api" and method == "GET" and "/referrers/" in path:
@@ -761,6 +779,11 @@ class QuirkProxy(_Once):
         answer = self.rewrite(mode, method, path, status, answer)
         if mode == "referrers-api" and is_manifest_put and status == 201:
             answer += self.remember_referrer(path, body)
+        if mode == "subject-no-api" and is_manifest_put and status == 201:
+            subject = json.loads(body.decode()).get("subject")
+            if isinstance(subject, dict):
+                self.count("subject claimed")
+                answer.append(("OCI-Subject", subject["digest"]))
         if mode in ("patch-204", "patch-201") and method == "PATCH" and is_upload and status == 202:
             self.count(mode.replace("-", " "))
             status = int(mode[-3:])

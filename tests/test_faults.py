@@ -4,16 +4,18 @@ import base64
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 
 import pytest
 
 import registries
 import speccheck
-from imagetools import MODULE, image_of, read_archive, run_cli
+from imagetools import MODULE, ROOT, image_of, read_archive, run_cli
 from test_units import make_elf
 
 pytestmark = pytest.mark.interop
@@ -148,6 +150,60 @@ def test_two_builds_to_one_output_never_interleave(tmp_path, busybox_program):
     assert sorted(os.listdir(str(tmp_path))) == ["other", "out.tar", "src"]
 
 
+# Before zeroimage's first line runs, Python decides what a signal does (issue 21, rule 7): until it
+# installs its own Ctrl-C handler, and for SIGTERM until zeroimage does, the process dies of the
+# signal (-2, -15); a Ctrl-C after that is a KeyboardInterrupt that Python reports its own way,
+# depending on where it lands and on the version: dying of the signal with a traceback at the
+# script's first line (while the script is compiled), or exit 1 ("Fatal Python error: init_import_site"
+# while site and its .pth files are imported, "Could not import runpy module" before a zipapp's
+# __main__). From zeroimage's first line on, every stop signal exits 130 or 143 with one line, no
+# traceback and nothing half-written.
+
+
+def _handlers_line(path, marker):
+    """The line of ``path`` where its stop signals' handlers are installed (a signal raised up to there
+    is Python's to report)."""
+    with open(path, encoding="utf-8") as f:
+        return next(n for n, line in enumerate(f, 1) if line.rstrip() == marker)
+
+
+def _traceback_before_the_handlers(err):
+    """Whether every frame of zeroimage or the zipapp's __main__ in ``err`` is at or before the line
+    that installs their handlers (Python 3.8 names the first statement's line, later ones line 0)."""
+    import build_zipapp
+    with tempfile.TemporaryDirectory() as directory:
+        main = os.path.join(directory, "__main__.py")
+        with open(main, "wb") as f:
+            f.write(build_zipapp.MAIN)
+        limits = {"zeroimage.py": _handlers_line(MODULE, "    _stop_signals_at_once()"),
+                  "__main__.py": _handlers_line(main, "        signal.signal(signum, stop_at_once)")}
+    frames = re.findall(r'File "[^"]*?(zeroimage\.py|__main__\.py)", line (-?[0-9]+)', err)
+    return all(int(line) <= limits[name] for name, line in frames)
+
+
+def _stopped_as_it_should(proc, err, sig, listing, out):
+    """Whatever the moment: nothing half-written; a whole archive, or none and the signal's status."""
+    if listing == ["app.tar"]:          # the signal came after the rename: then the archive is whole
+        assert image_of(str(out / "app.tar"))
+        speccheck.assert_valid(out / "app.tar")
+        os.unlink(str(out / "app.tar"))
+        assert proc.returncode in (0, 128 + sig, -sig), (proc.returncode, err)
+    else:
+        assert listing == [], listing
+    lines = err.strip().splitlines()
+    if proc.returncode == 128 + sig:
+        assert lines and lines[-1] == ("zeroimage: interrupted" if sig == signal.SIGINT else "zeroimage: terminated")
+        assert "Traceback" not in err and "Exception ignored" not in err, err
+    elif proc.returncode == -sig:       # died of it before zeroimage's first line (or after Python's last)
+        assert _traceback_before_the_handlers(err), err
+    elif proc.returncode == 1 and sig == signal.SIGINT and "KeyboardInterrupt" in lines:
+        # Python's own start-up took it, before zeroimage's handlers: nothing of zeroimage ran
+        assert _traceback_before_the_handlers(err), err
+        assert not any(line.startswith("zeroimage") for line in lines), err
+    else:
+        assert proc.returncode == 0 and listing == ["app.tar"], (proc.returncode, err)
+
+
 def test_killed_at_random_points_leaves_no_partial_output(tmp_path):
     big = tmp_path / "big"
     with open(str(big), "wb") as f:
@@ -158,18 +214,41 @@ def test_killed_at_random_points_leaves_no_partial_output(tmp_path):
     rng = random.Random(1234)
     for i in range(6):
         proc = subprocess.Popen([sys.executable, MODULE, "build", "-o", str(out / "app.tar"), str(big)],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, universal_newlines=True)
         time.sleep(rng.uniform(0.05, 1.5))
-        proc.send_signal(rng.choice([signal.SIGINT, signal.SIGTERM]))
-        proc.communicate(timeout=60)
-        listing = os.listdir(str(out))
-        if listing == ["app.tar"]:          # the signal came after the rename: then the archive is whole
-            assert image_of(str(out / "app.tar"))
-            speccheck.assert_valid(out / "app.tar")
-            os.unlink(str(out / "app.tar"))
-        else:
-            assert listing == [], listing
-            assert proc.returncode in (130, 143, -signal.SIGINT, -signal.SIGTERM), proc.returncode
+        sig = rng.choice([signal.SIGINT, signal.SIGTERM])
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=60)
+        _stopped_as_it_should(proc, err, sig, sorted(os.listdir(str(out))), out)
+
+
+@pytest.mark.parametrize("entry", ["zeroimage.py", "zeroimage.pyz"])
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_stop_signal_from_the_first_millisecond_on(tmp_path, entry, sig):
+    """A signal at every moment from 0 ms on: while Python starts, while zeroimage imports, while it
+    builds, renames and exits."""
+    program = tmp_path / "app"
+    program.write_bytes(make_elf(62) + os.urandom(3 << 20))
+    target = MODULE
+    if entry.endswith(".pyz"):
+        target = str(tmp_path / "zeroimage.pyz")
+        subprocess.run([sys.executable, os.path.join(ROOT, "build_zipapp.py"), "-o", target], check=True,
+                       stdout=subprocess.DEVNULL)
+    out = tmp_path / "out"
+    out.mkdir()
+    for delay in (0, 0.001, 0.002, 0.004, 0.008, 0.015, 0.03, 0.05, 0.08, 0.12, 0.18, 0.25, 0.35, 0.5, 0.8,
+                  1.2, 2.0):
+        proc = subprocess.Popen([sys.executable, target, "build", "-o", str(out / "app.tar"), str(program)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, universal_newlines=True)
+        try:
+            time.sleep(delay)
+            proc.send_signal(sig)
+            _, err = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:     # it hung: a failure, with nothing left running or open
+                proc.kill()
+                proc.communicate()
+        _stopped_as_it_should(proc, err, sig, sorted(os.listdir(str(out))), out)
 
 
 @pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["SIGINT", "SIGTERM"])

@@ -445,3 +445,151 @@ def test_oci_refused_when_the_oci_digest_was_named_is_an_error(tmp_path, open_pl
     r = p("push", tmp_path / "app.tar", p.via("quirks/digest/app@" + digest))
     failed(r, "refuses OCI", "--media-types docker and a tag")
     assert len(error_lines(r)) == 1, r.stderr
+
+
+# ---- HEAD refused (issue 27) ----
+
+
+def _refused_heads(p, since):
+    """(method, path) of the HEADs the proxy refused after ``since`` requests."""
+    return [(m, path) for m, path, s in p.proxy.seen[since:] if m == "HEAD" and s in (405, 501)]
+
+
+@pytest.mark.parametrize("mode", ["no-head", "head-501"])
+def test_a_registry_that_refuses_head_is_asked_with_get(tmp_path, open_place, busybox_program, mode):
+    """Every verb that asks whether something is there, or for a digest, asks with GET where HEAD is
+    refused, and learns it once: at most one refused HEAD of a manifest and one of a blob a command."""
+    p = open_place
+    base = p.base("quirks/%s/base:1" % mode, busybox_program)
+    p.ok("build", "-o", tmp_path / "app.tar", other_program(tmp_path, busybox_program, 1))
+    p.proxy.mode = mode
+    env_sbom = dict(p.env, SOURCE_DATE_EPOCH="1700000000")
+    steps = [
+        ("digest", lambda: p.ok("digest", p.via("quirks/%s/base:1" % mode))),
+        ("digest by digest", lambda: p.ok("digest", p.via("quirks/%s/base@%s" % (mode, base)))),
+        ("inspect", lambda: p.ok("inspect", p.via("quirks/%s/base:1" % mode))),
+        ("check-auth", lambda: p.ok("check-auth", p.via("quirks/%s/base:1" % mode))),
+        ("copy", lambda: p.ok("copy", p.via("quirks/%s/base:1" % mode), p.via("quirks/%s/copy:1" % mode))),
+        ("build", lambda: p.ok("build", "--from", p.via("quirks/%s/base:1" % mode), "--push",
+                               p.via("quirks/%s/app:1" % mode), other_program(tmp_path, busybox_program, 2))),
+        ("push", lambda: p.ok("push", tmp_path / "app.tar", p.via("quirks/%s/pushed:1" % mode))),
+        ("build --sbom", lambda: ok(run_cli("build", "--sbom", "--push", p.via("quirks/%s/sbom:1" % mode),
+                                            other_program(tmp_path, busybox_program, 3), env=env_sbom))),
+        ("inspect --sbom", lambda: p.ok("inspect", "--sbom", p.via("quirks/%s/sbom:1" % mode))),
+    ]
+    results = {}
+    for name, step in steps:
+        since = len(p.proxy.seen)
+        results[name] = step()
+        refused = _refused_heads(p, since)
+        assert sum("/manifests/" in path for _, path in refused) <= 1, (name, refused)
+        assert sum("/blobs/" in path for _, path in refused) <= 1, (name, refused)
+    assert p.proxy.counts["head refused"] >= 5
+    assert results["digest"].stdout.strip() == base
+    assert results["digest by digest"].stdout.strip() == base
+    assert base in results["inspect"].stdout
+    assert p.pulled_from_upstream("quirks/%s/copy:1" % mode) == base
+    assert p.pulled_from_upstream("quirks/%s/app:1" % mode) == digest_of(results["build"])
+    assert p.pulled_from_upstream("quirks/%s/pushed:1" % mode) == digest_of(results["push"])
+    sbom = json.loads(results["inspect --sbom"].stdout)
+    assert sbom["spdxVersion"] == "SPDX-2.3"
+    # delete by tag: the digest by GET, then the DELETE
+    since = len(p.proxy.seen)
+    deleted = p.ok("delete", p.via("quirks/%s/app:1" % mode))
+    assert digest_of(deleted) == digest_of(results["build"])
+    assert len(_refused_heads(p, since)) <= 1
+    line = failed(p("digest", p.up("quirks/%s/app:1" % mode)), "not found")
+    assert "Traceback" not in line
+    # and a missing image is still "not found", not a refusal
+    failed(p("digest", p.via("quirks/%s/none:1" % mode)), "not found")
+
+
+def test_a_refused_head_is_remembered_for_the_session(tmp_path, open_place, busybox_program):
+    p = open_place
+    base = p.base("quirks/remember/base:1", busybox_program)
+    config = json.loads(p.upstream_manifest("quirks/remember/base:1")[0])["config"]
+    p.proxy.mode = "no-head"
+    with p.session() as session:
+        registry = session.registry(p.proxy.host)
+        for _ in range(2):
+            assert registry.head_digest("quirks/remember/base", "1") == base
+            assert registry.head_digest("quirks/remember/base", base) == base
+            assert registry.manifest_exists("quirks/remember/base", "1")
+            assert not registry.manifest_exists("quirks/remember/base", "2")
+            assert registry.blob_exists("quirks/remember/base", config["digest"])
+            assert not registry.blob_exists("quirks/remember/base", "sha256:" + "0" * 64)
+            with pytest.raises(zeroimage.NotFoundError):
+                registry.head_digest("quirks/remember/base", "2")
+        assert registry.head_refused == {"manifest", "blob"}
+        # an empty blob: its first byte is out of range (416), but it is there
+        empty = zeroimage.bytes_blob(b"")
+        registry.upload_blob("quirks/remember/base", empty, ["repository:quirks/remember/base:push,pull"])
+        assert registry.blob_exists("quirks/remember/base", empty.digest)
+    assert p.proxy.counts["head refused"] == 2, p.proxy.seen
+    gets = [path for m, path, s in p.proxy.seen if m == "GET" and "/blobs/" in path]
+    assert gets, "blobs were asked for with GET"
+
+
+def test_head_without_a_digest_is_learnt_once(open_place, busybox_program):
+    """A registry whose HEAD answers carry no Docker-Content-Digest: one HEAD, then GETs (the digest
+    read from the manifest), while HEAD still serves "is it there"."""
+    p = open_place
+    base = p.base("quirks/nodigest/base:1", busybox_program)
+    p.proxy.mode = "no-digest-header"
+    with p.session() as session:
+        registry = session.registry(p.proxy.host)
+        assert [registry.head_digest("quirks/nodigest/base", "1") for _ in range(3)] == [base] * 3
+        assert registry.head_refused == {"manifest digest"}
+        assert registry.manifest_exists("quirks/nodigest/base", "1")
+    methods = [m for m, path, _ in p.proxy.seen if "/manifests/" in path]
+    assert methods == ["HEAD", "GET", "GET", "GET", "HEAD"], methods
+
+
+# ---- OCI-Subject without a referrers API (issue 27) ----
+
+
+def test_oci_subject_without_a_referrers_api_keeps_the_referrers_tag(tmp_path, open_place, busybox_program):
+    p = open_place
+    p.proxy.mode = "subject-no-api"
+    env = dict(p.env, SOURCE_DATE_EPOCH="1700000000")
+    pushed = ok(run_cli("build", "--sbom", "--push", p.via("quirks/subject/app:1"), busybox_program, env=env))
+    digest = digest_of(pushed)
+    assert p.proxy.counts["subject claimed"] == 1 and p.proxy.counts["referrers asked"] >= 1
+    assert "referrers API does not answer" in pushed.stderr and "referrers tag sha256-" in pushed.stderr
+    _, index = p.upstream_manifest("quirks/subject/app:%s" % zeroimage.referrers_tag(digest))
+    assert [d["artifactType"] for d in index["manifests"]] == ["application/spdx+json"]
+    for where in (p.via, p.up):
+        sbom = json.loads(p.ok("inspect", "--sbom", where("quirks/subject/app:1")).stdout)
+        assert sbom["spdxVersion"] == "SPDX-2.3"
+    # copied with its referrers through the same registry: the SBOM comes along, findable
+    copied = p.ok("copy", "--referrers", p.via("quirks/subject/app:1"), p.via("quirks/subject/copy:1"))
+    assert "referrers API does not answer" in copied.stderr
+    assert json.loads(p.ok("inspect", "--sbom", p.up("quirks/subject/copy:1")).stdout) == sbom
+    # once a session: a second referrer does not ask again, and is listed in the tag too
+    asked = p.proxy.counts["referrers asked"]
+    with p.session() as session:
+        registry = session.registry(p.proxy.host)
+        subject = zeroimage.Image({}, {}, None, [zeroimage.bytes_blob(registry.get_manifest("quirks/subject/app",
+                                                                                           digest)[0])],
+                                  zeroimage.OCI_MANIFEST)
+        for n in range(2):
+            artifact = zeroimage.attach(subject, zeroimage.Attachment("application/vnd.example.n%d" % n, b"%d" % n))
+            how = zeroimage.push_referrer(session, registry, "quirks/subject/app", artifact,
+                                          ["repository:quirks/subject/app:push,pull"])
+            assert how.startswith("referrers tag"), how
+        assert registry.referrers_api is False
+    assert p.proxy.counts["referrers asked"] == asked + 1
+    _, index = p.upstream_manifest("quirks/subject/app:%s" % zeroimage.referrers_tag(digest))
+    assert [d["artifactType"] for d in index["manifests"]] == [
+        "application/spdx+json", "application/vnd.example.n0", "application/vnd.example.n1"]
+
+
+def test_a_referrers_api_that_answers_is_relied_on(open_place, busybox_program):
+    """The check costs one GET of the referrers API a session, and then no referrers tag is written."""
+    p = open_place
+    p.proxy.mode = "referrers-api"
+    pushed = ok(run_cli("build", "--sbom", "--push", p.via("quirks/api/app:1"), busybox_program,
+                        env=dict(p.env, SOURCE_DATE_EPOCH="1700000000")))
+    assert "(referrers API)" in pushed.stderr
+    assert zeroimage.referrers_tag(digest_of(pushed)) not in p.ok("tags", p.up("quirks/api/app")).stdout.split()
+    assert sum(1 for m, path, _ in p.proxy.seen if m == "GET" and "/referrers/" in path) == 1
