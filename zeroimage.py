@@ -281,6 +281,7 @@ class RegistryError(ZeroImageError):
         self.status, self.method, self.url, self.detail, self.errors = status, method, url, detail, list(errors)
         self.explained = message is not None        # says what failed and what to try: not to be wrapped again
         self.retry_after = None                     # seconds the answer's Retry-After asked for
+        self.spent = False                          # the request was retried as long as the budget allows
 
     def restated(self, message: str) -> "RegistryError":
         """The same error (class, status, fields) saying ``message``."""
@@ -289,6 +290,8 @@ class RegistryError(ZeroImageError):
 
 class NetworkError(ZeroImageError):
     """A registry could not be reached, or the connection broke (after the retries)."""
+
+    spent = False       # the request was tried as often as the retry budget allows: trying again will not help
 
 
 class AuthenticationError(RegistryError):
@@ -318,12 +321,17 @@ _HTTP_REASONS = {400: "bad request", 401: "unauthorized", 403: "forbidden", 404:
                  504: "gateway timeout"}
 _URL_IN_TEXT_RE = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)(?:[^\s/?#@]*@)?([^\s?#]*)(?:[?#][^\s]*)?")
 _SECRET_IN_TEXT_RE = re.compile(r"(?i)(?<![\w/.-])(?:(bearer|basic)(\s+)[A-Za-z0-9._~+/=-]{8,}|"
-                                r"((?:x-amz-|x-goog-)?(?:access_token|refresh_token|id_token|token|password|client_secret|"
-                                r"secret|signature|sig|credential|security-token))(\s*[=:]\s*\"?)[^\s,;&\"']+)")
+                                r"((?:[a-z0-9]+[_-])*(?:access_token|refresh_token|id_token|private_token|token|"
+                                r"password|passwd|pwd|client_secret|secret|secret_key|access_key|api_key|apikey|"
+                                r"signature|sig|credentials?|security-token|auth))"
+                                r"(\s*[\"']?\s*[=:]\s*[\"']?|\s+[\"'])[^\s,;&\"')]+)")
+# Token formats that announce themselves (GitHub, GitLab, Slack, AWS key IDs), wherever they stand.
+_PREFIXED_TOKEN_RE = re.compile(r"\b(?:gh[pousr]_|github_pat_|glpat-|xox[abposr]-|AKIA|ASIA)[A-Za-z0-9_-]{8,}")
 # USER:PASSWORD@ before a host without a scheme (a reference, a proxy setting): never a reference's
 # own NAME:TAG@DIGEST, whose @ is followed by ALGORITHM:HEX, not by a host and a / or the end.
 _USERINFO_IN_TEXT_RE = re.compile(r"(?<![\w./@:-])[^\s/@:'\"]+:[^\s/@'\"]*@(?![a-z0-9+._-]+:[A-Za-z0-9=_-]{32,})"
-                                  r"(?=(?:\[[0-9A-Fa-f:]+\]|[A-Za-z0-9.-]*[A-Za-z0-9])(?::[0-9]{1,5})?(?:[/\s'\"),;:]|$))")
+                                  r"(?=(?:\[[0-9A-Fa-f:]+\]|[A-Za-z0-9.-]*[A-Za-z0-9])(?::[0-9]{1,5})?(?:[/\s'\"),;:]|$)"
+                                  r"|[\s'\"),;]|$)")
 _JWT_IN_TEXT_RE = re.compile(r"\beyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]*)?")
 
 
@@ -336,6 +344,7 @@ def outside_text(text, limit: int = 300) -> str:
     text = _URL_IN_TEXT_RE.sub(lambda m: m.group(1) + m.group(2) + ("?..." if "?" in m.group(0) else ""), text)
     text = _USERINFO_IN_TEXT_RE.sub("", text)
     text = _JWT_IN_TEXT_RE.sub("<redacted>", text)
+    text = _PREFIXED_TOKEN_RE.sub("<redacted>", text)
     text = _SECRET_IN_TEXT_RE.sub(lambda m: (m.group(1) or m.group(3)) + (m.group(2) or m.group(4)) + "<redacted>",
                                   text)
     text = "".join(c if c.isprintable() else "\\x%02x" % ord(c) if ord(c) < 256 else "\\u%04x" % ord(c)
@@ -4348,6 +4357,7 @@ class Response:
         self.headers = raw.headers
         self.url = url
         self.until = None           # with a time (time.monotonic()), all of the body must have come by then
+        self.spent = False          # a 5xx or 429 answer after the retries the budget allows (Transport.request)
         self.within = None          # ... that is, within so many seconds of the request (for messages)
 
     @property
@@ -4633,13 +4643,16 @@ class Transport:
                 if cancellable and self.cancelled.is_set():
                     raise CancelledError() from e
                 if not _transient(e) or not replayable or not self._may_retry(attempt, attempts, started, None):
-                    raise _network_error(method, failed.url, e, failed.proxy) from e
+                    error = _network_error(method, failed.url, e, failed.proxy)
+                    error.spent = replayable and _transient(e)      # tried as often as the budget allows
+                    raise error from e
                 delay = backoff_delay(attempt)
                 self.display.debug("retrying %s %s in %.1fs after %s", method, _redact_url(url), delay,
                                    type(e).__name__)
             else:
                 if response.status not in RETRY_STATUSES or not replayable \
                         or not self._may_retry(attempt, attempts, started, response):
+                    response.spent = replayable and response.status in RETRY_STATUSES
                     return response
                 delay = self.retry_after(response) or backoff_delay(attempt)
                 response.close()
@@ -5359,6 +5372,7 @@ class Registry:
         self.streaming = None       # whether ranged chunks fed as a layer is made go up (None: not tried yet)
         self.stream_probe = None    # the first such upload, which the next waits for while streaming is None
         self._probing = threading.Lock()                    # held by the upload that finds the way
+        self._probe_failure = None      # how that upload failed when the registry took no blob (retries spent)
         # What this registry will not answer HEAD for ("manifest", "blob"; "manifest digest" when its
         # HEAD answers carry no usable digest): asked with GET instead, for the rest of the session.
         self.head_refused = set()
@@ -5409,6 +5423,7 @@ class Registry:
         cls = {401: AuthenticationError, 403: AuthenticationError, 404: NotFoundError}.get(response.status, RegistryError)
         error = cls(response.status, method, _redact_url(url), detail, errors)
         error.retry_after = Transport.retry_after(response)
+        error.spent = response.spent
         return error
 
     # -- manifests --
@@ -5747,12 +5762,22 @@ class Registry:
         Artifactory and pulp_container take no monolithic one. Until one way has worked, uploads to
         the registry go one at a time, monolithic first; when the registry refuses a way, the other
         is tried, and the one that worked is remembered for this client. When an upload fails on the
-        way (5xx, 429, a broken connection), the session is cancelled and a new one sends the blob
-        again from the start (the blob is opened anew each time), after the registry's Retry-After."""
+        way (5xx, 429, a broken connection) that its requests' own retries (``Transport.request``)
+        did not get past, the session is cancelled and a new one sends the blob again from the start
+        (the blob is opened anew each time), after the registry's Retry-After; not when those retries
+        spent the whole budget. When the first upload fails so, those waiting behind it fail at once
+        with the same error: the registry is not taking blobs, and one failure is said once."""
         if self.upload_mode is None:
             with self._probing:         # parallel uploads wait to learn the way, not send in vain
                 if self.upload_mode is None:
-                    return self._upload(repository, blob, scopes)
+                    if self._probe_failure is not None:
+                        raise _same_error(self._probe_failure)
+                    try:
+                        return self._upload(repository, blob, scopes)
+                    except (NetworkError, RegistryError) as e:
+                        if e.spent:
+                            self._probe_failure = e
+                        raise
         return self._upload(repository, blob, scopes)
 
     def _upload(self, repository: str, blob: Blob, scopes: Sequence[str]) -> None:
@@ -5777,12 +5802,17 @@ class Registry:
                 if _upload_refused(e):
                     raise _refused_both(dict(refused, **{kind: e})) from e
                 retryable = isinstance(e, NetworkError) or (isinstance(e, RegistryError) and e.status in RETRY_STATUSES)
-                if not retryable or attempt == UPLOAD_ATTEMPTS:
+                if not retryable or e.spent or attempt == UPLOAD_ATTEMPTS:
                     raise
                 self.transport.display.info("upload of %s failed (%s); starting it again", _short(blob.digest), e)
                 delay = max(backoff_delay(attempt), isinstance(e, RegistryError) and e.retry_after or 0.0)
             self.transport.wait(delay)
             attempt += 1
+
+
+def _same_error(error: ZeroImageError) -> ZeroImageError:
+    """A new error of the same class saying the same (raised again in another thread)."""
+    return error.restated(str(error)) if isinstance(error, RegistryError) else type(error)(str(error))
 
 
 def _refused_both(errors: Dict[str, "RegistryError"]) -> "RegistryError":

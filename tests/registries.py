@@ -362,6 +362,7 @@ class FaultProxy(_Once):
       "chunk-lost"   the second ranged PATCH (Content-Range) of each upload: 500, not passed on
       "answer-lost"  the second ranged PATCH of each upload: passed on, then answered 500 (the
                      registry has the chunk, the client is told it failed)
+      "put-503"   every PUT that ends an upload: 503 with Retry-After: 0 (a registry that takes no blob)
       "periodic"  every ``period``-th request (counting every one): 503 with Retry-After: 1 (a flaky
                   load balancer: a fault that comes back periodically)
     ``seen`` lists (method, path, status sent); ``cdn_auth`` lists the Authorization headers the
@@ -423,6 +424,8 @@ class FaultProxy(_Once):
         is_blob_get = method == "GET" and "/blobs/sha256:" in path
         if self.delay:
             time.sleep(self.delay)
+        if self.mode == "put-503" and method == "PUT" and "/blobs/uploads/" in path:
+            return self.reply(h, 503, [("Retry-After", "0")], b'{"errors":[]}')
         if self.mode == "periodic":
             with self._lock:
                 self.requests += 1

@@ -296,3 +296,20 @@ def test_a_fault_every_nth_request_cannot_defeat_a_push(tmp_path, proxy, pushed,
     assert sum(1 for _, _, s in proxy.seen if s == 503) >= 2
     proxy.mode = "pass"
     ok(run_cli("pull", "-o", tmp_path / "back.tar", r.stdout.strip()))
+
+
+def test_a_registry_that_takes_no_blob_is_given_up_once_its_retries_are_spent(tmp_path, proxy, busybox_program):
+    """Every closing PUT answered 503: the first blob's PUT is retried in place as the budget allows
+    (at most 5 tries), then the push fails with one line; no upload starts over after its retries were
+    spent, and the blobs queued behind the first fail with it instead of trying in turn."""
+    proxy.mode = "put-503"
+    failed(run_cli("push", _archive(tmp_path, busybox_program), "%s/faults/nothing:1" % proxy.host), "503")
+    puts = [path for method, path, s in proxy.seen if method == "PUT"]
+    assert 1 <= len(puts) <= 5, puts
+    assert len(set(p.split("?")[0] for p in puts)) == 1, "one upload session, never started over"
+
+
+def _archive(tmp_path, program):
+    out = tmp_path / "app.tar"
+    ok(run_cli("build", "-o", out, program))
+    return out
