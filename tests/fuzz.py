@@ -46,7 +46,7 @@ for _path in (HERE, os.path.dirname(HERE)):
 
 import zeroimage  # noqa: E402
 from imagetools import DOCKER, OCI, DockerSaveBuilder, LayoutBuilder, ref  # noqa: E402
-from test_buildinfo import GO_MAGIC, INFO_END, INFO_START, MODINFO, RUST, craft_elf, go_inline, go_pointers, \
+from test_buildinfo import INFO_END, INFO_START, MODINFO, RUST, craft_elf, go_inline, go_pointers, \
     rust_packages  # noqa: E402
 
 SURFACES = ("oci-archive", "oci-layout", "docker-save", "elf")
@@ -877,8 +877,8 @@ def _elf_case(case):
     """The ELF bytes of an elf-surface case."""
     base = case.base
     modinfo = "" if base == "go-no-modinfo" else MODINFO
-    version = None
-    rust_doc, content_edits = None, []
+    version = rust_doc = rust_seed = None
+    content_edits = []
     for phase, name, sub in case.mutations:
         if phase != 0:
             continue
@@ -886,52 +886,32 @@ def _elf_case(case):
         if name == "modinfo_text":
             modinfo = _modinfo_text(rng)
         elif name == "go_header":
-            version = rng.choice(("", "go", "devel +abc", "go1.22\x00", "go1.22.1\udcff".encode("utf-8", "surrogatepass")
-                                  .decode("latin-1"), "x" * 300, "go1.\u202e"))
+            version = rng.choice(("", "go", "devel +abc", "go1.22\x00", "go1.22.1\u00ff\u00fe", "x" * 300, "go1.\u202e"))
         elif name == "rust_json":
             rust_doc = mutate_json({"packages": json.loads(json.dumps(RUST))} if rust_doc is None else rust_doc, rng)
             rust_seed = sub
-        elif name in ("modinfo_bytes", "rust_zlib", "section_content"):
+        else:
             content_edits.append((name, rng))
-    is64 = not base.endswith("-32") and "-32-" not in base
-    big = "big" in base
     sections = [(".text", b"\x90" * 40)]
     if base.startswith("go"):
-        go = _go_content(base, modinfo, version)
-        sections.append((".go.buildinfo", go))
+        sections.append((".go.buildinfo", _go_content(base, modinfo, version)))
     if base.startswith("rust") or base == "go-and-rust":
         sections.append((".dep-v0", rust_packages(RUST) if rust_doc is None
                          else zlib.compress(_dumps(rust_doc, Random(rust_seed)))))
     for name, rng in content_edits:
-        k = [i for i, (n, _) in enumerate(sections) if n != ".text"]
-        if not k:
-            continue
-        i = rng.choice(k)
+        i = rng.randrange(1, len(sections))
         sname, content = sections[i]
-        if callable(content):
-            content = content(0x10000 + 0x100)      # (its pointers then point near, not at, the strings)
-        if name == "modinfo_bytes" and sname == ".go.buildinfo" and INFO_START in content:
-            start = content.index(INFO_START) + len(INFO_START)
-            end = content.find(INFO_END, start)
-            end = len(content) if end < 0 else end
-            if end > start:
-                j = rng.randrange(start, end)
-                bad = rng.choice((b"\xff", b"\xed\xb3\xbf", b"\xc0\x80", b"\x80", b"\xf4\x90\x80\x80", b"\x00",
-                                  b"\x1b", b"\xe2\x80\xae"))
-                content = content[:j] + bad + content[j + len(bad):end] + content[end:] if j + len(bad) <= end \
-                    else content
-        elif name == "rust_zlib" and sname == ".dep-v0":
-            content = bomb("zlib") if rng.random() < 0.05 else damage_compressed(content, rng)
+        if callable(content):       # the pre-1.18 format: a function of the section's address
+            sections[i] = (sname, lambda addr, made=content, edit=name, r=rng, s=sname:
+                           _edit_section(made(addr), edit, r, s))
         else:
-            content = rng.choice(BYTE_MUTATORS)(content, rng)
-        sections[i] = (sname, content)
+            sections[i] = (sname, _edit_section(content, name, rng, sname))
     if base == "go-no-sections":
         data = craft_elf(sections, section_headers=False)
     else:
-        machine = 62 if "big" not in base else 22
-        if base.startswith("rust"):
-            machine = 183 if not big else 21
-        data = craft_elf(sections, machine=machine, is64=is64, little=not big)
+        big = "big" in base
+        machine = (21 if big else 183) if base.startswith("rust") else (22 if big else 62)
+        data = craft_elf(sections, machine=machine, is64="-32" not in base, little=not big)
     for phase, name, sub in case.mutations:
         rng = Random(sub)
         if phase == 1:
@@ -939,6 +919,24 @@ def _elf_case(case):
         elif phase == 2:
             data = RAW_BY_NAME[name](data, rng)
     return data
+
+
+def _edit_section(content, name, rng, sname):
+    """One edit of a section's content: bad bytes in the Go module text (same length), damage to the
+    zlib stream of .dep-v0, or any byte-level edit."""
+    if name == "modinfo_bytes" and sname == ".go.buildinfo" and INFO_START in content:
+        start = content.index(INFO_START) + len(INFO_START)
+        end = content.find(INFO_END, start)
+        end = len(content) if end < 0 else end
+        bad = rng.choice((b"\xff", b"\xed\xb3\xbf", b"\xc0\x80", b"\x80", b"\xf4\x90\x80\x80", b"\x00",
+                          b"\x1b", b"\xe2\x80\xae"))
+        if end - start > len(bad):
+            j = rng.randrange(start, end - len(bad))
+            content = content[:j] + bad + content[j + len(bad):]
+        return content
+    if name == "rust_zlib" and sname == ".dep-v0":
+        return bomb("zlib") if rng.random() < 0.05 else damage_compressed(content, rng)
+    return rng.choice(BYTE_MUTATORS)(content, rng)
 
 
 def _elf_layout(data):
@@ -1099,6 +1097,7 @@ def verbs_for(case, inp, work):
             ("inspect --json", ["inspect", "--json", inp], None, None),
             ("inspect --config", ["inspect", "--config", inp], None, None),
             ("digest", ["digest", inp], None, None),
+            ("digest NAME", ["digest", "--json", inp + ":base:1"], None, None),      # picks by ref name, RepoTags
             ("copy to archive", ["copy", "-q", inp, out("copy.tar")], out("copy.tar"), None),
             ("copy to layout", ["copy", "-q", inp, out("copy-layout")], out("copy-layout"), None),
             ("build --from-archive", ["build", "-q", "--from-archive", inp, "-o", out("built.tar"), program],
