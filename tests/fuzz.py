@@ -36,6 +36,7 @@ import tarfile
 import tempfile
 import time
 import traceback
+import warnings
 import zlib
 from random import Random
 
@@ -563,13 +564,22 @@ def _json_entries(entries):
     return out
 
 
+def _gunzip(data, limit=16 << 20):
+    """gzip data decompressed, or None when damaged or larger than ``limit`` (a bomb stays small here:
+    the fuzzer's own memory must not hide zeroimage's in the peak RSS)."""
+    if data[:2] != b"\x1f\x8b":
+        return None
+    try:
+        inflater = zlib.decompressobj(31)
+        out = inflater.decompress(data, limit + 1)
+    except zlib.error:
+        return None
+    return out if len(out) <= limit and inflater.eof else None
+
+
 def _diff_id_of(data):
-    if data[:2] == b"\x1f\x8b":
-        try:
-            return _sha(gzip.decompress(data))
-        except (OSError, EOFError, zlib.error):
-            return None
-    return None
+    plain = _gunzip(data)
+    return None if plain is None else _sha(plain)
 
 
 def rehash(entries, index, old):
@@ -650,12 +660,8 @@ def m_layer(entries, rng):
         return
     i = rng.choice(choices)
     old = entries[i].data
-    data, zipped = old, old[:2] == b"\x1f\x8b"
-    if zipped:
-        try:
-            data = gzip.decompress(old)
-        except (OSError, EOFError, zlib.error):
-            zipped = False
+    plain = _gunzip(old)
+    data, zipped = (old, False) if plain is None else (plain, True)
     pick = rng.random()
     if zipped and pick < 0.3:
         entries[i].data = damage_compressed(old, rng)
@@ -1032,7 +1038,7 @@ class Result:
                  output=None, leftovers=()):
         self.verb, self.argv, self.code, self.exception = verb, argv, code, exception
         self.stdout, self.stderr, self.seconds, self.rss_mb = stdout, stderr, seconds, rss_mb
-        self.output, self.leftovers, self.spec_problems = output, leftovers, []
+        self.output, self.leftovers, self.spec_problems, self.warnings = output, leftovers, [], []
 
 
 def _rss_mb():
@@ -1049,7 +1055,8 @@ def run_verb(verb, argv, output=None):
     started = time.monotonic()
     code = exception = None
     try:
-        with _captured() as (out, err):
+        with _captured() as (out, err), warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ResourceWarning)
             try:
                 code = zeroimage.main(argv)
             except SystemExit as e:
@@ -1060,6 +1067,8 @@ def run_verb(verb, argv, output=None):
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
     result = Result(verb, argv, code, exception, _text(out), _text(err), time.monotonic() - started, _rss_mb(), output)
+    result.warnings = ["%s: %s (%s:%s)" % (w.category.__name__, w.message, os.path.basename(w.filename), w.lineno)
+                       for w in caught if issubclass(w.category, ResourceWarning)]
     if output is not None:
         parent = os.path.dirname(output)
         result.leftovers = sorted(n for n in os.listdir(parent) if n.startswith(os.path.basename(output)))
@@ -1111,7 +1120,12 @@ def run_case(case, work, check_output=None):
     the spec problems of an output (default: tests/speccheck.py)."""
     if check_output is None:
         import speccheck
-        check_output = speccheck.check
+
+        def check_output(path):
+            try:
+                return speccheck.check(path)
+            except Exception as e:      # noqa: B902 -- the checker's own defect, said as a problem of the case
+                return ["tests/speccheck.py failed on it: %s" % _describe(e)[3].strip().splitlines()[-1]]
     inp = os.path.join(work, "input" + ("" if case.surface in ("oci-layout", "elf") else ".tar"))
     if case.surface == "elf":
         inp = os.path.join(work, PROGRAM_NAME)
@@ -1148,12 +1162,16 @@ def problems(result, rss_before=0):
     out = []
     if result.exception is not None:
         name, last, ours, text = result.exception
-        if name == "_Timeout":
+        if "speccheck.py" in last:      # conftest's check of an output, run as the output is renamed into place
+            out.append(("tests/speccheck.py failed on the output of %s: %s at %s" % (result.verb, name, last), text))
+        elif name == "_Timeout":
             out.append(("timeout in %s (%s)" % (result.verb, ours), "more than %d s, at %s" % (VERB_SECONDS, last)))
         else:
             out.append(("%s at %s (last frame %s)" % (name, ours, last), text))
     elif result.code not in (0, 1, 2):
         out.append(("exit %r" % (result.code,), result.stderr[-2000:]))
+    for warning in result.warnings:
+        out.append(("%s in %s" % (re.sub(r"<.*>|'.*'", "...", warning), result.verb), warning))
     for stream, text in (("stderr", result.stderr), ("stdout", result.stdout)):
         if "Traceback (most recent call last)" in text:
             out.append(("traceback in %s of %s" % (stream, result.verb), text[-2000:]))
