@@ -1122,10 +1122,17 @@ def run_case(case, work, check_output=None):
         import speccheck
 
         def check_output(path):
+            def alarm(signum, frame):
+                raise _Timeout("more than %d s" % VERB_SECONDS)
+            previous = signal.signal(signal.SIGALRM, alarm)
+            signal.setitimer(signal.ITIMER_REAL, VERB_SECONDS, 1)
             try:
                 return speccheck.check(path)
-            except Exception as e:      # noqa: B902 -- the checker's own defect, said as a problem of the case
+            except BaseException as e:      # noqa: B902 -- the checker's own defect, said as a problem of the case
                 return ["tests/speccheck.py failed on it: %s" % _describe(e)[3].strip().splitlines()[-1]]
+            finally:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+                signal.signal(signal.SIGALRM, previous)
     inp = os.path.join(work, "input" + ("" if case.surface in ("oci-layout", "elf") else ".tar"))
     if case.surface == "elf":
         inp = os.path.join(work, PROGRAM_NAME)
@@ -1162,7 +1169,7 @@ def problems(result, rss_before=0):
     out = []
     if result.exception is not None:
         name, last, ours, text = result.exception
-        if "speccheck.py" in last:      # conftest's check of an output, run as the output is renamed into place
+        if 'speccheck.py", line' in text:     # conftest's check of an output, run as the output is renamed into place
             out.append(("tests/speccheck.py failed on the output of %s: %s at %s" % (result.verb, name, last), text))
         elif name == "_Timeout":
             out.append(("timeout in %s (%s)" % (result.verb, ours), "more than %d s, at %s" % (VERB_SECONDS, last)))

@@ -684,6 +684,8 @@ class _Checker:
                 with tarfile.open(fileobj=reader, mode="r|") as tar:
                     for member in tar:
                         members.append((member.name, member.type, member.linkname))
+                        if member.size > 1 << 34:   # tarfile would skip it one empty read at a time, for ages
+                            raise tarfile.TarError("member %r claims %d bytes" % (member.name, member.size))
                 result = (reader.drain(), members)
             except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
                 self.problem(where, "is not a readable tar%s (%s)" % (" in gzip" if gzipped else "", e))
