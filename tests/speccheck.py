@@ -587,10 +587,10 @@ class _Checker:
                 "User": "str", "ExposedPorts": "objmap", "Env": "strs", "Entrypoint": "strs", "Cmd": "strs",
                 "Volumes": "objmap", "WorkingDir": "str", "Labels": "strmap", "StopSignal": "str",
                 "ArgsEscaped": "bool"})
-            for entry in runtime.get("Env") or []:
+            for entry in runtime.get("Env") if isinstance(runtime.get("Env"), list) else []:
                 if isinstance(entry, str) and ("=" not in entry or entry.startswith("=")):
                     self.problem(where + " config.Env", "%r is not VARNAME=VARVALUE (config.md)" % (entry,))
-            for port in runtime.get("ExposedPorts") or {}:
+            for port in runtime.get("ExposedPorts") if isinstance(runtime.get("ExposedPorts"), dict) else {}:
                 if not _PORT_RE.fullmatch(port):
                     self.problem(where + " config.ExposedPorts", "%r is not port, port/tcp or port/udp (config.md)"
                                  % port)
@@ -609,7 +609,7 @@ class _Checker:
                 for diff_id in diff_ids:
                     if _digest_problem(diff_id):
                         self.problem(where, "rootfs.diff_ids holds %r, not a digest (config.md)" % (diff_id,))
-        for i, entry in enumerate(config.get("history") or []):
+        for i, entry in enumerate(config.get("history") if isinstance(config.get("history"), list) else []):
             if not isinstance(entry, dict):
                 self.problem(where, "history[%d] is not an object (config.md)" % i)
                 continue
@@ -684,6 +684,8 @@ class _Checker:
                 with tarfile.open(fileobj=reader, mode="r|") as tar:
                     for member in tar:
                         members.append((member.name, member.type, member.linkname))
+                        if member.size > 1 << 34:   # tarfile would skip it one empty read at a time, for ages
+                            raise tarfile.TarError("member %r claims %d bytes" % (member.name, member.size))
                 result = (reader.drain(), members)
             except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
                 self.problem(where, "is not a readable tar%s (%s)" % (" in gzip" if gzipped else "", e))
