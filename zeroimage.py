@@ -6824,15 +6824,15 @@ def check_writable(top: Union[Image, ImageIndex], where: str) -> None:
     config's rootfs.diff_ids one for each layer of its manifest, and media types of one family (a
     Docker manifest's config and layers Docker's; an OCI manifest's no Docker type; a Docker list
     lists Docker manifests only, an OCI index no Docker type). Artifacts (SBOMs, signatures) are
-    copied as they are. Nothing is changed: what passes is written byte for byte."""
+    held to the manifest's shape and media types that are media types, not to an image's config.
+    Nothing is changed: what passes is written byte for byte."""
     if isinstance(top, ImageIndex):
         _check_writable_index(top, where)
         for child in top.children:
             check_writable(child, where)
         return
     manifest, said = top.manifest, "%s: image %s" % (where, top.digest)
-    if artifact_type({}, manifest) is not None:
-        return
+    artifact = artifact_type({}, manifest) is not None
     _no_nulls(manifest_shape(manifest, said), said)
     docker = top.kind == DOCKER_MANIFEST
     if manifest.get("schemaVersion") != 2 or isinstance(manifest.get("schemaVersion"), bool):
@@ -6850,6 +6850,8 @@ def check_writable(top: Union[Image, ImageIndex], where: str) -> None:
         if not media_type or not _MEDIA_TYPE_RE.fullmatch(media_type):
             raise ArchiveError("%s: a %s descriptor's mediaType is %s, not a media type (type/subtype)"
                                % (said, part, outside_text(repr(media_type), 100)))
+        if artifact:
+            continue
         wrong = (media_type != DOCKER_CONFIG if part == "config" else media_type not in DOCKER_LAYER_TYPES) \
             if docker else media_type == DOCKER_CONFIG or media_type in DOCKER_LAYER_TYPES
         if wrong:
@@ -6857,6 +6859,8 @@ def check_writable(top: Union[Image, ImageIndex], where: str) -> None:
                                "Docker); convert it with push --media-types" % (
                                    said, _family_name(DOCKER_FAMILY if docker else OCI_FAMILY), part,
                                    outside_text(str(media_type), 100)))
+    if artifact:
+        return
     config = normal_base_config(top.config, said)
     for field in ("os", "architecture"):
         if not config.get(field) or not isinstance(config[field], str):
