@@ -330,8 +330,8 @@ _PREFIXED_TOKEN_RE = re.compile(r"\b(?:gh[pousr]_|github_pat_|glpat-|xox[abposr]
 # USER:PASSWORD@ before a host without a scheme (a reference, a proxy setting): never a reference's
 # own NAME:TAG@DIGEST, whose @ is followed by ALGORITHM:HEX, not by a host and a / or the end.
 _USERINFO_IN_TEXT_RE = re.compile(r"(?<![\w./@:-])[^\s/@:'\"]+:[^\s/@'\"]*@(?![a-z0-9+._-]+:[A-Za-z0-9=_-]{32,})"
-                                  r"(?=(?:\[[0-9A-Fa-f:]+\]|[A-Za-z0-9.-]*[A-Za-z0-9])(?::[0-9]{1,5})?(?:[/\s'\"),;:]|$)"
-                                  r"|[\s'\"),;]|$)")
+                                  r"(?=(?:\[[0-9A-Fa-f:]+\]|[A-Za-z0-9.-]*[A-Za-z0-9])(?::[0-9]{1,5})?(?:[/\s'\"),;:]|\Z)"
+                                  r"|[\s'\"),;]|\Z)")
 _JWT_IN_TEXT_RE = re.compile(r"\beyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]*)?")
 
 
@@ -2397,13 +2397,56 @@ _SURROGATE_ESCAPE_RE = re.compile(rb"\\u[dD][89a-fA-F]")
 _LONE_SURROGATE_RE = re.compile("[\ud800-\udfff]")       # (json.loads joins the pairs that are whole)
 
 
+# The fields of the image and distribution specs' documents (and Docker's), case-folded. Go's
+# encoding/json, which registries, engines and runtimes read them with, matches a struct's field
+# names without regard to case, the last key winning: an object that holds two of these keys equal
+# but for case ("User" and "user") means one thing to zeroimage and another to Docker.
+_SPEC_FIELDS = frozenset("""schemaversion mediatype config layers manifests annotations subject artifacttype
+digest size urls data platform architecture os os.version os.features variant features rootfs type diff_ids
+history created created_by author comment empty_layer user exposedports env entrypoint cmd volumes workingdir
+labels stopsignal argsescaped healthcheck shell onbuild repotags container_config docker_version""".split())
+
+
+def _json_pairs(pairs) -> dict:
+    """An object, refused when a key repeats, or two of the specs' field names differ only in case."""
+    value, folded = dict(pairs), set()
+    if len(value) != len(pairs):
+        raise ValueError("a key appears twice in one object")
+    for key in value:
+        fold = key.casefold()
+        if fold in _SPEC_FIELDS:
+            if fold in folded:
+                raise ValueError("two keys differ only in case (%s): Go reads them as one" % outside_text(key, 40))
+            folded.add(fold)
+    return value
+
+
+def _json_constant(name: str):
+    raise ValueError("%s is not a JSON number" % name)         # NaN, Infinity, -Infinity: Python's, not JSON's
+
+
+def _json_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError("a number too large for a float (%s...)" % text[:20])
+    return value
+
+
+def _json_int(text: str) -> int:
+    if len(text) > 400:
+        raise ValueError("a number of %d digits" % len(text))
+    return int(text)
+
+
 def parse_json(data: bytes, what: str, error: Callable[[str], Exception] = None):
     """JSON from outside (a file, a server, a binary), decoded as Go's encoding/json decodes it, which
     is what registries and engines use: a lone surrogate (``"\\udcff"``, which no UTF-8 text can hold)
-    becomes U+FFFD, so every string in the value is valid Unicode. Malformed JSON is ArchiveError
-    (or what ``error`` makes of the message)."""
+    becomes U+FFFD, so every string in the value is valid Unicode; what Go would read otherwise, or
+    not at all, is refused: NaN and Infinity, a number past a float, a key twice, spec fields equal but
+    for case. Malformed JSON is ArchiveError (or what ``error`` makes of the message)."""
     try:
-        value = json.loads(data.decode("utf-8"))
+        value = json.loads(data.decode("utf-8"), object_pairs_hook=_json_pairs, parse_constant=_json_constant,
+                           parse_float=_json_float, parse_int=_json_int)
     except (UnicodeDecodeError, ValueError, RecursionError) as e:
         raise (error or ArchiveError)("%s is not valid JSON (%s)" % (what, outside_text(e, 100))) from e
     return _valid_unicode(value) if _SURROGATE_ESCAPE_RE.search(data) else value
@@ -5532,28 +5575,32 @@ class Registry:
         return self._put_manifest(repository, reference, data, media_type, scopes)[0]
 
     def put_referrer(self, repository: str, data: bytes, scopes) -> bool:
-        """PUT a manifest with a ``subject`` (by its digest); whether the referrers API will list it,
-        so that no referrers tag need be kept: the registry says it processed the subject
-        (``OCI-Subject``) and its referrers API is known to answer (``has_referrers_api``). The header
-        alone is not enough: ECR sent it for a time without serving the API (sigstore-js#1183, #1187)."""
+        """PUT a manifest with a ``subject`` (by its digest); whether the referrers API lists it, so
+        that no referrers tag need be kept: the registry says it processed the subject (``OCI-Subject``)
+        and its referrers API, asked for that subject, answers a list that holds it. The header alone
+        is not enough: ECR sent it for a time without serving the API (sigstore-js#1183, #1187), and an
+        API that answers an empty list would hide the artifact as well."""
         digest, headers = self._put_manifest(repository, sha256_digest(data), data, OCI_MANIFEST, scopes)
         if not (headers.get("OCI-Subject") or "").strip():
             return False
         subject = json_object(data, "the artifact manifest").get("subject")
         if isinstance(subject, dict) and is_digest(subject.get("digest")) \
-                and self.has_referrers_api(repository, subject["digest"]):
+                and self.has_referrers_api(repository, subject["digest"], digest):
             return True
         self.transport.display.info("%s says it processed the subject of %s (OCI-Subject), but its referrers "
-                                    "API does not answer; keeping the referrers tag", self.host, _short(digest))
+                                    "API does not list it; keeping the referrers tag", self.host, _short(digest))
         return False
 
-    def has_referrers_api(self, repository: str, digest: str) -> bool:
+    def has_referrers_api(self, repository: str, digest: str, listed: Optional[str] = None) -> bool:
         """Whether this registry's referrers API answers: a 200 with an OCI image index for ``digest``
-        (asked once a session; a list read before counts too). Anything else, an error included, is
-        not knowing that it does."""
-        if self.referrers_api is None:
+        (asked once a session, a list read before counting too; with ``listed``, asked now, and the
+        list must hold that digest). Anything else, an error included, is not knowing that it does."""
+        if self.referrers_api is None or listed is not None:
+            found = None
             with contextlib.suppress(RegistryError):
-                self.referrers(repository, digest)      # says, as it reads
+                found = self.referrers(repository, digest)      # says, as it reads
+            if listed is not None:
+                return bool(found) and any(d.get("digest") == listed for d in found)
         return bool(self.referrers_api)
 
     def _put_manifest(self, repository: str, reference: str, data: bytes, media_type: str, scopes):

@@ -125,6 +125,15 @@ def is_repo_tag(value):
     return bool(_REPO_TAG_RE.fullmatch(value)) and len(value.rsplit(":", 1)[0]) <= 255
 
 
+def _not_json(name):
+    raise ValueError("%s is not JSON (Go's encoding/json refuses it)" % name)
+
+
+def strict_json(data):
+    """JSON as Go reads it: NaN and Infinity are not numbers there."""
+    return json.loads(data.decode("utf-8"), parse_constant=_not_json)
+
+
 def _short(digest):
     return digest[:19] if isinstance(digest, str) else repr(digest)
 
@@ -273,7 +282,7 @@ class _Checker:
         with self.source.open(name) as f:
             data = f.read()
         try:
-            return json.loads(data.decode("utf-8"))
+            return strict_json(data)
         except (UnicodeDecodeError, ValueError) as e:
             self.problem(name, "is not valid JSON (%s)" % e)
             return None
@@ -361,7 +370,7 @@ class _Checker:
     def read_json_blob(self, digest, where):
         if digest not in self._json:
             try:
-                self._json[digest] = json.loads(self.read_blob(digest).decode("utf-8"))
+                self._json[digest] = strict_json(self.read_blob(digest))
             except (UnicodeDecodeError, ValueError) as e:
                 self.problem(where, "is not valid JSON (%s)" % e)
                 self._json[digest] = None

@@ -1537,3 +1537,23 @@ def test_credentials_in_a_reference_are_refused_and_never_shown(tmp_path, argv):
     r = run_cli(*argv, env=cli_env(tmp_path))
     assert r.returncode == 2 and SECRET not in r.stderr + r.stdout and "Traceback" not in r.stderr
     assert "carries no user or password" in r.stderr
+
+
+# ---- JSON as Go reads it: what it would read otherwise, or not at all, is refused (issue 21, rule 3) ----
+
+@pytest.mark.parametrize("document, words", [
+    (b'{"x": NaN}', "NaN is not a JSON number"),
+    (b'{"x": -Infinity}', "Infinity is not a JSON number"),
+    (b'{"x": 1e999}', "too large for a float"),
+    (b'{"size": ' + b"9" * 5000 + b'}', "a number of 5000 digits"),
+    (b'{"a": 1, "a": 2}', "a key appears twice"),
+    (b'{"User": "1000", "user": "0"}', "differ only in case"),
+    (b'{"rootfs": {}, "RootFS": {}}', "differ only in case"),
+])
+def test_json_that_go_reads_otherwise_is_refused(document, words):
+    with pytest.raises(zeroimage.ArchiveError, match=words):
+        zeroimage.parse_json(document, "the config")
+
+
+def test_labels_may_differ_in_case_only_spec_fields_may_not():
+    assert zeroimage.parse_json(b'{"Labels": {"A": "1", "a": "2"}}', "the config") == {"Labels": {"A": "1", "a": "2"}}

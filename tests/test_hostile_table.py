@@ -228,11 +228,13 @@ FUZZ = {case.name: case for case in fuzz_cases()}
 
 
 def _selected(request, names):
+    """The cases of this module the session will run (other modules' parameters may be named alike)."""
     wanted = set()
     for item in request.session.items:
         params = getattr(getattr(item, "callspec", None), "params", {})
-        if params.get("name") in names:
-            wanted.add(params["name"])
+        name = params.get("name")
+        if getattr(item, "module", None) is request.module and isinstance(name, str) and name in names:
+            wanted.add(name)
     return wanted
 
 
