@@ -603,7 +603,11 @@ class VerifyingReader:
         self._size = size
         self._what = what
         if size == 0:           # no read will reach the end of an empty blob: check it now
-            self._finish()
+            try:
+                self._finish()
+            except BaseException:   # the caller gets no reader to close: the source is closed here
+                raw.close()
+                raise
 
     def read(self, n: int = -1) -> bytes:
         left = self._size - self._check.seen
@@ -3645,12 +3649,18 @@ class _DiffIdCheck:
         self._left -= len(data)
         pending = data
         try:
-            while pending:
-                self._hash.update(self._inflate.decompress(pending))
-                pending = self._inflate.unused_data     # a gzip of several members
-                if pending or self._inflate.eof:
-                    if pending:
-                        self._inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            while True:         # a CHUNK_SIZE of output at a time: a gzip bomb never sits in memory
+                out = self._inflate.decompress(pending, CHUNK_SIZE)
+                self._hash.update(out)
+                if self._inflate.eof:       # a member ended: what follows it is the next member's
+                    pending = self._inflate.unused_data     # (the rest of the input: unconsumed_tail repeats it)
+                    if not pending:
+                        break
+                    self._inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
+                    continue
+                pending = self._inflate.unconsumed_tail
+                if not pending and len(out) < CHUNK_SIZE:
+                    break               # else input left, or output held back (asked for with no more input)
         except zlib.error as e:
             raise ArchiveError("%s is not valid gzip (%s)" % (self._what, e)) from e
         if (self._left <= 0 or not data) and not self._done and (n is None or n != 0):   # (readers stop at the size)
@@ -6879,9 +6889,11 @@ def check_writable(top: Union[Image, ImageIndex], where: str) -> None:
             check_writable(child, where)
         return
     manifest, said = top.manifest, "%s: image %s" % (where, top.digest)
-    artifact = artifact_type({}, manifest) is not None
-    _no_nulls(manifest_shape(manifest, said), said)
     docker = top.kind == DOCKER_MANIFEST
+    artifact = not docker and artifact_type({}, manifest) is not None      # Docker's format has no artifacts
+    _no_nulls(manifest_shape(manifest, said), said)
+    if docker and manifest.get("mediaType") != DOCKER_MANIFEST:
+        raise ArchiveError("%s: a Docker manifest must say its mediaType (%s)" % (said, DOCKER_MANIFEST))
     if manifest.get("schemaVersion") != 2 or isinstance(manifest.get("schemaVersion"), bool):
         raise ArchiveError("%s: its schemaVersion is %s, not 2" % (said, outside_text(repr(manifest.get(
             "schemaVersion")), 40)))

@@ -673,7 +673,7 @@ def m_layer(entries, rng):
         else:
             try:
                 members = _entries_of_tar(data)
-            except (tarfile.TarError, EOFError, OSError, ValueError):
+            except (tarfile.TarError, EOFError, OSError, ValueError, OverflowError):
                 members = []
             if members:
                 m = rng.choice(members)
