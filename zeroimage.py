@@ -3858,7 +3858,7 @@ class DockerArchive(_TarSource):
         layer = self._layers.get(digest)
         if layer is None or layer.size != size:
             raise ArchiveError("%s: no layer %s of %d bytes" % (self.path, digest, size))
-        member = self._members[layer.member]
+        member = self._members[_safe_member_name(layer.member)]      # (member.name as written: "./X.tar")
         what = "layer %s in %s" % (layer.member, self.path)
 
         def opener():
@@ -6914,7 +6914,7 @@ def check_writable(top: Union[Image, ImageIndex], where: str) -> None:
         wrong = (media_type != DOCKER_CONFIG if part == "config" else media_type not in DOCKER_LAYER_TYPES) \
             if docker else media_type == DOCKER_CONFIG or media_type in DOCKER_LAYER_TYPES
         if wrong:
-            raise ArchiveError("%s: a %s manifest with a %s of type %s: one manifest is of one family (OCI or "
+            raise ArchiveError("%s: its manifest is %s, with a %s of type %s: one manifest is of one family (OCI or "
                                "Docker); convert it with push --media-types" % (
                                    said, _family_name(DOCKER_FAMILY if docker else OCI_FAMILY), part,
                                    outside_text(str(media_type), 100)))

@@ -271,3 +271,17 @@ def test_push_docker_save_and_podman_archives(tmp_path, pki, registry_servers, b
         archive = tmp_path / ("app%d.tar" % n)
         client.ok("build", "--from", target, "-o", archive, busybox_program)
         _check_built_on_real_base(tmp_path, archive)
+
+
+def test_members_named_with_dot_slash_are_the_same_members(tmp_path):
+    """A writer that names members ``./X`` (tar -C dir .) and lists them so in manifest.json: every
+    verb reads the layers (the fuzzer's docker-save/777/1636 was a KeyError)."""
+    b = _small(podman=True)
+    b.files = {"./" + name: data for name, data in b.files.items()}
+    b.manifest[0]["Config"] = "./" + b.manifest[0]["Config"]
+    b.manifest[0]["Layers"] = ["./" + name for name in b.manifest[0]["Layers"]]
+    archive = b.write(tmp_path / "dot.tar")
+    for argv in (["inspect", archive], ["copy", archive, str(tmp_path / "out.tar")],
+                 ["build", "--from-archive", archive, "-o", str(tmp_path / "built.tar"), str(_program(tmp_path))]):
+        r = run_cli(*argv)
+        assert r.returncode == 0 and "Traceback" not in r.stderr, (argv, r.stderr)
