@@ -6967,6 +6967,9 @@ def _check_writable_index(top: ImageIndex, where: str) -> None:
             raise ArchiveError("%s: the entry of %s has the mediaType %s, not a media type (type/subtype)"
                                % (said, child.digest, outside_text(repr(listed), 100)))
         platform = desc.get("platform") or {}
+        for field in ("os", "architecture"):        # image-index.md: REQUIRED where a platform is given
+            if platform and not (isinstance(platform.get(field), str) and platform[field]):
+                raise ArchiveError("%s: the entry of %s has a platform without %s" % (said, child.digest, field))
         config = child.config if isinstance(child, Image) else {}
         for field in ("os", "architecture", "variant"):
             if field in platform and field in config and platform[field] != config[field]:
