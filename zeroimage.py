@@ -9851,7 +9851,7 @@ def _run_program() -> int:
         return _exit_soon(_report_stop(signum))
 
 
-EXIT_GRACE = 3.0        # seconds Python's own exit gets after a stop signal (thread joins, atexit)
+EXIT_GRACE = 10.0       # seconds Python's own exit gets after a stop signal (thread joins, atexit: finalizers remove temporaries)
 
 
 def _exit_soon(code: int) -> int:
