@@ -700,9 +700,6 @@ class _Guard:
     def moved(self, n: int) -> None:
         self.progress += n
 
-    def answer_within(self, seconds: float) -> None:
-        """From now on no stall watch (a request is sent: the server works), but an answer by then."""
-        self.window, self.deadline, self.seconds = None, time.monotonic() + seconds, seconds
 
 
 class _Watchdog:
@@ -737,6 +734,13 @@ class _Watchdog:
             with self._lock:
                 self._guards.discard(guard)
 
+    def answer_within(self, guard: _Guard, seconds: float) -> None:
+        """From now on no stall watch for ``guard`` (a request is sent: the server works), but an
+        answer within ``seconds``. Under the lock: the watchdog's thread may be re-arming the window."""
+        with self._lock:
+            guard.window, guard.deadline, guard.seconds = None, time.monotonic() + seconds, seconds
+            self._wake.notify()
+
     def _run(self) -> None:
         expired = []
         with self._lock:
@@ -754,7 +758,7 @@ class _Watchdog:
                         self._guards.discard(guard)
                         expired.append(guard)
                         continue
-                    for when in (guard.deadline, guard.window[0] if guard.window else None):
+                    for when in (guard.deadline, guard.window[0] if guard.window is not None else None):
                         if when is not None and (soonest is None or when < soonest):
                             soonest = when
                 if expired:
@@ -4793,7 +4797,7 @@ class Transport:
             with self._watchdog.watching(guard, stall=None if stream is not None else 0,
                                          deadline=None if stream is not None else head_wait) as watched:
                 def sent() -> None:
-                    watched.answer_within(head_wait)
+                    self._watchdog.answer_within(watched, head_wait)
                 sending = None if stream is None else \
                     _SentBody(stream, guard, self.cancelled if cancellable else None, sent)
                 conn.http.request(method, path, body=sending, headers=all_headers)
@@ -6252,7 +6256,7 @@ class Engine:
                     body = _ChunkedBody(conn, self.session.cancelled, guard)
                     write(body)
                     body.finish()
-                    watched.answer_within(ENGINE_TIMEOUT)
+                    self._watchdog.answer_within(watched, ENGINE_TIMEOUT)
                     response = conn.getresponse()
             except (OSError, http_client.HTTPException) as e:
                 raise self._failed(method, path, e, guard, "cannot load the image: ") from e
