@@ -1384,7 +1384,8 @@ DEFAULT_PLATFORM = Platform("linux", "amd64")
 
 class Candidate(NamedTuple):
     """One image manifest reachable from an index, as a choice for ``select_manifest``; or an entry
-    that cannot be one (``problem``: the error it raises when it is the one asked for, no platform)."""
+    that cannot be one (``problem``: the error it raises when it is the one asked for; a platform only
+    when its descriptor names one)."""
 
     descriptor: dict
     platform: Optional[Platform]
@@ -1405,13 +1406,16 @@ def select_manifest(candidates: Sequence[Candidate], platform: Platform,
         raise ArchiveError("%s has no image named %r (it has: %s)"
                            % (where, ref_name, outside_text(", ".join(names), 500) or "no names"))
     matching = [c for c in pool if c.platform is not None and c.platform.matches(platform)]
+    if matching and all(c.problem is not None for c in matching):
+        raise matching[0].problem       # listed for this platform, but not to be had
+    matching = [c for c in matching if c.problem is None]
     if not matching:
         problems = [c.problem for c in pool if c.problem is not None]
-        if problems and not any(c.platform for c in pool):
+        if problems and not any(c.platform and c.problem is None for c in pool):
             raise problems[0]       # nothing else was there to choose: what the entry is, not --platform
         if not pool:
             raise ArchiveError("%s holds no image" % where)
-        raise PlatformNotFoundError(platform, [c.platform for c in pool if c.platform], where)
+        raise PlatformNotFoundError(platform, [c.platform for c in pool if c.platform and c.problem is None], where)
     if len(set(c.descriptor["digest"] for c in matching)) > 1:
         raise ArchiveError("%s holds several images for %s: %s; name one as PATH:NAME"
                            % (where, platform, outside_text("; ".join(c.describe() for c in matching), 500)))
@@ -2556,12 +2560,12 @@ def entry_problem(desc: dict, media_type, manifest: Optional[dict], where: str) 
 
 def walk_index(index: dict, source, where: str, ref_name: str = "", depth: int = 0) -> List[Candidate]:
     """Every image manifest reachable from ``index``, through nested indexes, with its platform: the
-    descriptor's, or else the one its config names. Attestations and entries that ``source`` does
-    not hold (``docker save`` lists platforms it did not save) are left out.
+    descriptor's, or else the one its config names. Attestations are left out.
 
     An entry that cannot be used (an artifact, a schema 1 manifest, a descriptor or blob that is
     wrong) is a Candidate with no platform and its error as ``problem``: it stops nothing while its
-    siblings are read, and ``select_manifest`` raises it only when nothing else was there to choose.
+    siblings are read, and ``select_manifest`` raises it only when nothing else was there to choose
+    (so an entry whose manifest ``source`` does not hold is one too).
 
     The one index walker, for archives, layout directories and registries alike: ``source`` has
     ``has(desc)``, ``read_manifest(desc)`` and ``read_small_blob(desc)`` (bytes, verified).
@@ -2582,8 +2586,10 @@ def _walk_entry(desc: dict, source, where: str, name: str, depth: int) -> List[C
     if is_attestation(desc):
         return []
     check_descriptor(desc, where)
-    if not source.has(desc):
-        return []
+    if not source.has(desc):        # docker save lists platforms it did not save: said only when asked for
+        platform = Platform.from_dict(desc.get("platform"))
+        return [Candidate(desc, platform, name, ArchiveError("%s lists the image %s%s but does not hold its manifest"
+                                                             % (where, desc["digest"], " (%s)" % platform if platform else "")))]
     media_type, manifest = desc.get("mediaType"), None
     if media_type is None or artifact_type(desc) is not None:   # the manifest says what it is
         manifest = manifest_object(source.read_manifest(desc), "%s: manifest %s" % (where, desc["digest"]))
@@ -3354,8 +3360,10 @@ def _safe_member_name(name: str) -> str:
     while stripped.startswith("./"):
         stripped = stripped[2:]
     parts = stripped.rstrip("/").split("/")
-    if name.startswith("/") or ".." in parts or "\\" in name or "\0" in name:
-        raise ArchiveError("refusing unsafe archive member %r (absolute path or '..')" % name)
+    why = ("an absolute path" if name.startswith("/") else "a '..' component" if ".." in parts
+           else "a backslash" if "\\" in name else "a NUL character" if "\0" in name else None)
+    if why is not None:
+        raise ArchiveError("refusing unsafe archive member %s (%s)" % (outside_text(repr(name), 200), why))
     return "/".join(p for p in parts if p not in ("", "."))
 
 
@@ -3520,7 +3528,7 @@ class Layout(_TarSource):
     def _exists(self, name: str) -> bool:
         if self._dir is None:
             return name in self._members
-        return os.path.isfile(os.path.join(self._dir, name))
+        return os.path.lexists(os.path.join(self._dir, name))     # what is there but not a file: _size says so
 
     def _size(self, name: str) -> Optional[int]:
         if self._dir is None:
@@ -3669,6 +3677,8 @@ class _DiffIdCheck:
             raise ArchiveError("%s is not valid gzip (%s)" % (self._what, e)) from e
         if (self._left <= 0 or not data) and not self._done and (n is None or n != 0):   # (readers stop at the size)
             self._done = True
+            if not self._inflate.eof:
+                raise ArchiveError("%s is not valid gzip (it ends before its gzip stream does: cut short)" % self._what)
             actual = "%s:%s" % (parse_digest(self._diff_id)[0], self._hash.hexdigest())
             if actual != self._diff_id:
                 raise DigestMismatchError(self._what + " (its diff_id, from the config)", self._diff_id, actual)

@@ -112,6 +112,17 @@ def test_a_diff_id_mismatch_is_refused(tmp_path):
         fails(run_cli("push", base, "127.0.0.1:1/x:1"), 1)
 
 
+def test_a_cut_gzip_layer_is_called_cut_not_a_diff_id_mismatch(tmp_path):
+    b = _small(compress=True)
+    name = b.manifest[0]["Layers"][0]
+    b.files[name] = b.files[name][:-12]     # no gzip trailer: the stream ends early
+    base = b.write(tmp_path / "save.tar")
+    for verb in (["build", "--from-archive", base, "-o", tmp_path / "app.tar", _program(tmp_path)],
+                 ["copy", base, tmp_path / "copy.tar"]):
+        fails(run_cli(*verb), 1, "not valid gzip", "cut short")
+    assert not (tmp_path / "app.tar").exists() and not (tmp_path / "copy.tar").exists()
+
+
 def _tarinfo(name, data=b"", kind=tarfile.REGTYPE, linkname=""):
     info = tarfile.TarInfo(name)
     info.type, info.linkname = kind, linkname
@@ -152,11 +163,14 @@ def test_what_manifest_json_names_must_be_plain_members_of_the_archive(tmp_path)
         (lambda m: [dict(m[0], Config="gone.json")], "'gone.json', which the archive does not hold"),
         (lambda m: [dict(m[0], Layers=[layer, layer])], "lists 1 layers but manifest.json names 2"),
         (lambda m: {"not": "a list"}, "not a list of images"),
-        (lambda m: [dict(m[0], Layers=["../x/layer.tar"])], "unsafe"),
+        (lambda m: [dict(m[0], Layers=["../x/layer.tar"])], "unsafe", "a '..' component"),
+        (lambda m: [dict(m[0], Layers=["/x/layer.tar"])], "unsafe", "an absolute path"),
+        (lambda m: [dict(m[0], Layers=["x\u0000/layer.tar"])], "unsafe", "a NUL character"),
+        (lambda m: [dict(m[0], Layers=["x\\layer.tar"])], "unsafe", "a backslash"),
     ]
-    for change, words in cases:
+    for change, *words in cases:
         base = _rewritten(tmp_path, _small(), change)
-        fails(run_cli("build", "--from-archive", base, "-o", tmp_path / "app.tar", _program(tmp_path)), 1, words)
+        fails(run_cli("build", "--from-archive", base, "-o", tmp_path / "app.tar", _program(tmp_path)), 1, *words)
     # links: out of the archive, to a directory, to nothing
     for target, words in (("../../etc/passwd", "a link out of the archive"), ("../etc", "special file"),
                           ("../missing/layer.tar", "which the archive does not hold")):

@@ -583,6 +583,28 @@ def test_layouts_of_another_version_and_plain_directories_say_what_they_are(tmp_
     fails(run_cli("inspect", tmp_path), 1, "image layout version '2.0.0'")
 
 
+def test_a_layout_file_that_is_there_but_not_a_file_is_not_called_missing(tmp_path, prog):
+    lay = tmp_path / "lay"
+    ok(run_cli("build", "-q", "--from", "scratch", "--format", "oci-layout", "-o", lay, prog))
+    (lay / "oci-layout").unlink()
+    (lay / "oci-layout").mkdir()
+    fails(run_cli("inspect", lay), 1, "not a plain file inside the layout")
+    (lay / "oci-layout").rmdir()
+    (lay / "oci-layout").symlink_to(tmp_path / "nothing")
+    fails(run_cli("inspect", lay), 1, "not a plain file inside the layout")
+
+
+def test_a_layout_that_lists_a_manifest_it_does_not_hold_says_so(tmp_path, prog):
+    lay = tmp_path / "lay"
+    ok(run_cli("build", "-q", "--from", "scratch", "--format", "oci-layout", "-o", lay, prog))
+    digest = json.loads((lay / "index.json").read_text())["manifests"][0]["digest"]
+    (lay / "blobs" / "sha256" / digest.split(":")[1]).unlink()
+    for verb in (["inspect", lay], ["digest", lay], ["copy", lay, tmp_path / "o.tar"],
+                 ["build", "--from-archive", lay, "-o", tmp_path / "b.tar", prog]):
+        last = fails(run_cli(*verb), 1, digest)
+        assert "holds no image" not in last and ("missing" in last or "does not hold" in last), last
+
+
 # ---- 7. The command line ----
 
 def test_global_options_work_before_the_command(tmp_path, prog):
