@@ -924,6 +924,9 @@ def output_directory(path: str) -> str:
     return real
 
 
+_UNFINISHED = set()     # the temporaries of atomic_output not yet renamed into place or removed
+
+
 @contextlib.contextmanager
 def atomic_output(path: str, mode: Optional[int] = None):
     """Yield a file beside ``path``'s real location; rename it over that (with ``mode``, default 0666
@@ -946,6 +949,7 @@ def atomic_output(path: str, mode: Optional[int] = None):
     # cancellation already stopped the work) can skip the clean-up below.
     alive = _Alive()        # lives as long as this generator: collected unresumed, it removes tmp
     leftover = weakref.finalize(alive, _remove_quietly, tmp)
+    _UNFINISHED.add(tmp)    # and if the process ends itself before finalizers run (_exit_soon)
     try:
         if held is not None:
             signal.pthread_sigmask(signal.SIG_SETMASK, held)     # a held signal is raised here, inside
@@ -964,6 +968,8 @@ def atomic_output(path: str, mode: Optional[int] = None):
         _remove_quietly(tmp)
         leftover.detach()
         raise
+    finally:
+        _UNFINISHED.discard(tmp)
 
 
 class _Alive:
@@ -9871,11 +9877,18 @@ EXIT_GRACE = 10.0       # seconds Python's own exit gets after a stop signal (th
 def _exit_soon(code: int) -> int:
     """``code``, and when it is a stop signal's, a deadline for the interpreter's exit: a thread join
     that the signal broke into can leave the thread's lock taken (Python before 3.13), and the join
-    at exit would then wait forever. Everything zeroimage wrote is cleaned up by now."""
+    at exit would then wait forever. What zeroimage wrote is cleaned up by now, or by finalizers at
+    exit; a temporary that both missed is removed before the process ends itself."""
     if code in (128 + signal.SIGINT, 128 + signal.SIGTERM):
-        threading.Thread(target=lambda: (time.sleep(EXIT_GRACE), os._exit(code)), name="zeroimage-exit",
-                         daemon=True).start()
+        threading.Thread(target=_exit_after_grace, args=(code,), name="zeroimage-exit", daemon=True).start()
     return code
+
+
+def _exit_after_grace(code: int) -> None:
+    time.sleep(EXIT_GRACE)
+    for tmp in list(_UNFINISHED):       # what the finalizers at exit would have removed
+        _remove_quietly(tmp)
+    os._exit(code)
 
 
 if __name__ == "__main__":
