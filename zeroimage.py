@@ -9255,7 +9255,8 @@ def build_parser() -> argparse.ArgumentParser:
     build_cmd.add_argument("--platform", type=_platform_arg, metavar="OS/ARCH[/VARIANT]",
                            help="target platform (default: read from the program's ELF header)")
     build_cmd.add_argument("--target", type=_target_arg, metavar="PATH",
-                           help="where the program lands in the image (default: /NAME)")
+                           help="where the program lands in the image (default: /NAME; of several PLATFORM=PATH, "
+                                "the name they share without platform words: app-amd64, app-arm64 -> /app)")
     output = build_cmd.add_mutually_exclusive_group()
     output.add_argument("-o", "--output", type=_output_arg, metavar="PATH",
                         help="archive to write (default: ./NAME.tar); - for standard output")
@@ -9264,7 +9265,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="load the image into the local Docker or podman engine instead (DOCKER_HOST, "
                              "else /var/run/docker.sock, else podman's socket)")
     build_cmd.add_argument("-t", "--tag", type=_tag_arg, metavar="NAME[:TAG]",
-                           help="name of the image inside the archive (default: NAME:latest)")
+                           help="name of the image in the archive or engine (default: localhost/NAME:latest; "
+                                "with --push, REF names it)")
     build_cmd.add_argument("--format", choices=("archive", "oci-layout"), default="archive",
                            help="archive: one tar file (default); oci-layout: a directory (-o DIR), "
                                 "added to when it already holds a layout")
