@@ -12,13 +12,14 @@ import re
 import shlex
 import shutil
 import subprocess
+import sys
 import tempfile
 
 import pytest
 
 import zeroimage
 from conftest import need_tool
-from imagetools import ROOT, image_of, read_archive, run_cli
+from imagetools import ROOT, read_archive, run_cli
 from test_cli import EPOCH, fails, ok
 from test_interop import sh
 from test_units import make_elf
@@ -357,7 +358,7 @@ def test_a_multi_platform_archive_says_who_cannot_load_it(tmp_path):
     for args in (["-o", tmp_path / "one.tar", str(amd)], ["--format", "oci-layout", "-o", tmp_path / "dir"] + programs):
         assert "Docker 24" not in ok(run_cli("build", *args)).stderr
     with open(str(tmp_path / "piped.tar"), "wb") as out:
-        piped = subprocess.run([os.sys.executable, os.path.join(ROOT, "zeroimage.py"), "build", "-o", "-"] + programs,
+        piped = subprocess.run([sys.executable, os.path.join(ROOT, "zeroimage.py"), "build", "-o", "-"] + programs,
                                stdout=out, stderr=subprocess.PIPE, universal_newlines=True, timeout=120)
     assert piped.returncode == 0 and "the archive holds a multi-platform index" in piped.stderr
     # copy: an index into an archive is said; one platform of it is not
