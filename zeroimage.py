@@ -123,7 +123,7 @@ __all__ = [
     # errors
     "ZeroImageError", "UsageError", "InvalidReferenceError", "InvalidPlatformError", "DigestMismatchError",
     "PlatformNotFoundError", "ArchiveError", "CredentialError", "RegistryError", "AuthenticationError",
-    "NotFoundError", "NetworkError", "CancelledError",
+    "NotFoundError", "NetworkError", "CancelledError", "NoCommonNameError",
     # the session every operation runs in, and what it shows
     "Session", "Display",
     # values that operations take and return
@@ -133,6 +133,7 @@ __all__ = [
     "build", "pull", "push_archive", "copy", "inspect", "login", "logout", "check_auth",
     "list_tags", "resolve_digest", "tag_image", "delete_image",
     # building blocks: reading binaries, archives and registries, writing layers
+    "common_program_name", "default_image_name",
     "read_elf", "read_build_info", "build_info_labels", "build_info_json", "select_manifest", "select_platforms",
     "read_selection", "walk_index", "read_tree", "parse_digest", "verify_bytes", "VerifyingReader",
     "spdx_document", "Attachment", "attach", "push_referrer", "referrers_tag",
@@ -260,6 +261,17 @@ class PlatformNotFoundError(ZeroImageError):
                          % (where, wanted, listed))
         self.wanted = wanted
         self.available = list(available)
+
+
+class NoCommonNameError(UsageError):
+    """The programs of a multi-platform build have no name in common once their platform words are
+    removed, so neither the path of the program in the image nor the image's name can come from
+    them: ``options`` are what would name them (``target``, and ``tag`` unless the image is pushed)."""
+
+    def __init__(self, paths: Sequence[str], options: Sequence[str]):
+        self.paths, self.options = list(paths), tuple(options)
+        super().__init__("the programs %s have no name in common once their platform words are removed; give %s"
+                         % (", ".join(outside_text(p, 200) for p in self.paths), " or ".join(self.options)))
 
 
 class ArchiveError(ZeroImageError):
@@ -1317,6 +1329,16 @@ def name_from_filename(filename: str) -> str:
     return name or "image"
 
 
+LOCAL_REGISTRY = "localhost"        # podman's word for images of no registry
+
+
+def default_image_name(filename: str) -> Reference:
+    """The name an image gets when none is given: ``localhost/NAME:latest`` (podman's convention),
+    which no registry image can have, so loading it never replaces one (``busybox`` would replace
+    Docker Hub's ``busybox:latest``)."""
+    return Reference(LOCAL_REGISTRY, name_from_filename(filename), "latest")
+
+
 # ---- Platforms ----
 
 _ARCH_ALIASES = {
@@ -1386,6 +1408,70 @@ class Platform:
 
 
 DEFAULT_PLATFORM = Platform("linux", "amd64")
+
+# Words of a file name that say a platform (``app_linux_amd64``, ``app-x86_64-unknown-linux-musl``):
+# a run of them that holds an architecture is taken out to find the program's own name.
+_NAME_ARCH_WORDS = frozenset(list(_ARCH_ALIASES) + [
+    "amd64", "arm64", "arm", "386", "arm64v8", "armv5", "armv5l", "armv7hf", "arm32v5", "arm32v6", "arm32v7",
+    "ppc64le", "ppc64el", "ppc64", "powerpc64le", "s390x", "riscv64", "mips", "mipsle", "mipsel", "mips64",
+    "mips64le", "mips64el", "loong64", "loongarch64", "wasm", "wasm32"])
+_NAME_OS_WORDS = frozenset([
+    "linux", "darwin", "macos", "osx", "windows", "win", "win32", "win64", "freebsd", "netbsd", "openbsd",
+    "dragonfly", "illumos", "solaris", "aix", "android", "wasi", "wasip1"])
+_NAME_ABI_WORDS = frozenset([           # a target triple's vendor and ABI (Rust, Zig, GCC)
+    "unknown", "pc", "apple", "gnu", "musl", "gnueabi", "gnueabihf", "musleabi", "musleabihf", "eabi", "eabihf"])
+_NAME_VARIANT_RE = re.compile(r"v[1-9]|[5-8]")        # after an architecture: arm-v7, amd64_v3, arm_7
+_NAME_TOKEN_RE = re.compile(r"(?i)x86[-_]64|[^-_.]+|[-_.]+")
+_GENERIC_DIRECTORIES = frozenset(["bin", "dist", "build", "out", "output", "target", "release", "debug", "tmp"])
+
+
+def _without_platform_words(name: str) -> str:
+    """A file name without the runs of platform words that name an architecture, and their separator:
+    ``app_linux_arm64`` → ``app``, ``app-1.2-linux-amd64.exe`` → ``app-1.2.exe``; a run without an
+    architecture stays (``linux-utils-amd64`` → ``linux-utils``)."""
+    tokens = _NAME_TOKEN_RE.findall(name)
+    keep = [True] * len(tokens)
+    i = 0
+    while i < len(tokens):
+        run, has_arch, j = [], False, i
+        while j < len(tokens):          # a run: platform words joined by separators
+            word = tokens[j].lower()
+            if word[0] in "-_.":
+                j += 1
+                continue
+            if word in _NAME_ARCH_WORDS or word.replace("_", "-") == "x86-64":
+                has_arch = True
+            elif not (word in _NAME_OS_WORDS or word in _NAME_ABI_WORDS or
+                      (has_arch and _NAME_VARIANT_RE.fullmatch(word))):
+                break
+            run.append(j)
+            j += 1
+        if run and has_arch:
+            first, last = run[0], run[-1]
+            before = first - 1 if first > 0 else None       # the separator that joined the run on
+            after = last + 1 if before is None and last + 1 < len(tokens) else None
+            for k in range(first if before is None else before, (after if after is not None else last) + 1):
+                keep[k] = False
+        i = max(j, i + 1)
+    return "".join(t for t, kept in zip(tokens, keep) if kept).strip("-_.")
+
+
+def common_program_name(paths: Sequence[str]) -> Optional[str]:
+    """The name several programs of one multi-platform build share once their platform words are
+    removed: ``app`` for ``dist/app-amd64`` and ``dist/app_linux_arm64``, for ``dist/amd64/app`` and
+    ``dist/arm64/app``, for ``dist/app/amd64`` and ``dist/app/arm64`` (a file named for its platform
+    alone takes its directory's name, unless that is a generic one like dist or bin). None when they
+    differ, or nothing is left. Pure: the file system is not asked."""
+    names = []
+    for path in paths:
+        parts = [p for p in os.path.normpath(os.fspath(path)).replace(os.sep, "/").split("/") if p not in ("", ".")]
+        stripped = _without_platform_words(parts[-1]) if parts else ""
+        if not stripped and len(parts) > 1 and parts[-2] != ".." and parts[-2].lower() not in _GENERIC_DIRECTORIES:
+            stripped = _without_platform_words(parts[-2])
+        names.append(stripped)
+    if not names or not names[0] or any(name != names[0] for name in names):
+        return None
+    return names[0]
 
 
 class Candidate(NamedTuple):
@@ -7814,6 +7900,7 @@ class BuildResult(NamedTuple):
     images: List[Image]
     image_id: Optional[str] = None      # the engine's ID of the image, when loaded into one
     referrers: Sequence[Image] = ()     # what was attached to the images (--sbom's artifacts)
+    name: Optional[str] = None          # the image's name in the archive, layout or engine (not when pushed)
 
 
 def _resolve_platform(requested: Optional[Platform], elf: Optional[ElfInfo], entrypoint: str,
@@ -8114,7 +8201,8 @@ def _build_sink(session: Session, output: Optional[str], output_format: str, pus
 
 def _check_build_options(programs, single: bool, platform, base, base_archive, push, output, output_format: str,
                          compression_level: int, media_types: Optional[str] = None,
-                         options: ImageOptions = ImageOptions(), load: bool = False, sbom: bool = False) -> None:
+                         options: ImageOptions = ImageOptions(), load: bool = False, sbom: bool = False,
+                         tag: Optional[str] = None) -> None:
     """What build() is asked must make sense before anything is read or written (UsageError)."""
     if media_type_family(media_types) is DOCKER_FAMILY and options.annotations:
         raise UsageError("--annotation: --media-types docker writes Docker manifests, which have no annotations; "
@@ -8136,6 +8224,9 @@ def _check_build_options(programs, single: bool, platform, base, base_archive, p
             Reference.parse(reference)
     if push is not None and output is not None:
         raise UsageError("give --push or -o, not both")
+    if push is not None and tag is not None and Reference.parse(tag) != Reference.parse(push).replace(digest=None):
+        raise UsageError("-t %s: --push %s names the pushed image (-t names it in an archive or the engine); "
+                         "put the name in --push" % (tag, push))
     if load and (push is not None or output is not None or output_format != "archive"):
         raise UsageError("--load sends the image to the container engine; give it without -o, --push or --format")
     if load and sbom:
@@ -8150,6 +8241,26 @@ def _check_build_options(programs, single: bool, platform, base, base_archive, p
         raise UsageError("the output path is empty")
     if not 0 <= compression_level <= 9:
         raise UsageError("--compression-level must be 0 to 9")
+
+
+def _program_stem(programs, single: bool, target: Optional[str], tag: Optional[str], push: Optional[str]) -> str:
+    """What names the program in the image, the image and the archive when they are not given: the
+    program's file name; of several (a multi-platform build), the name they share once platform words
+    are removed (``common_program_name``), else the target's or the tag's last word, else
+    NoCommonNameError."""
+    if single:
+        return os.path.basename(programs[0][1])
+    paths = [path for _, path in programs]
+    stem = common_program_name(paths)
+    if stem is None and len(paths) == 1:
+        stem = os.path.basename(os.path.normpath(paths[0]))
+    if stem is None and target:
+        stem = posixpath.basename(target)
+    if stem is None and tag:
+        stem = Reference.parse(tag).repository.rsplit("/", 1)[-1]
+    if stem is None:
+        raise NoCommonNameError(paths, ("target",) if push is not None else ("target", "tag"))
+    return stem
 
 
 def _check_tzdata_option(tzdata, base: Optional[str], base_archive: Optional[str]) -> None:
@@ -8194,16 +8305,16 @@ def build(entrypoint, output: Optional[str] = None, *, base: Optional[str] = Non
     single = isinstance(entrypoint, (str, os.PathLike))
     programs = [(platform, os.fspath(entrypoint))] if single else [(p, os.fspath(path)) for p, path in entrypoint]
     _check_build_options(programs, single, platform, base, base_archive, push, output, output_format,
-                         compression_level, media_types, options, load, sbom)
+                         compression_level, media_types, options, load, sbom, tag)
     _check_tzdata_option(tzdata, base, base_archive)
     check_image_options(options)
     for _, path in programs:        # before anything is derived from their names
         _check_entrypoint(path)
-    first = programs[0][1]
-    target = check_target(target or "/" + os.path.basename(first))
+    stem = _program_stem(programs, single, target, tag, push)
+    target = check_target(target or "/" + stem)
     push_ref = Reference.parse(push) if push is not None else None
-    output = None if push_ref or load else os.path.basename(first) + ".tar" if output is None else output
-    name = Reference.parse(tag or name_from_filename(first))
+    output = None if push_ref or load else stem + ".tar" if output is None else output
+    name = Reference.parse(tag) if tag else default_image_name(stem)
     if name.digest:
         raise InvalidReferenceError("--tag %s: an image name cannot carry a digest" % tag)
     if ref_name_problem(name.tag):
@@ -8245,7 +8356,7 @@ def build(entrypoint, output: Optional[str] = None, *, base: Optional[str] = Non
     elif getattr(sink, "top", top) is not top:          # what a registry took: Docker's encoding, not OCI's
         images = tree_images(sink.top)
     return BuildResult(digest, sink.where(digest), images, getattr(sink, "image_id", None),
-                       getattr(sink, "attached", ()))
+                       getattr(sink, "attached", ()), None if push_ref else name.familiar())
 
 
 # ---- Transfers ----
@@ -8264,6 +8375,8 @@ class Saved(NamedTuple):
     where: str
     image_id: Optional[str] = None      # the engine's ID of the image, when loaded into one
     source_digest: Optional[str] = None     # the digest of what the source named
+    name: Optional[str] = None          # the image's name in the archive or engine (not in a registry)
+    referrers_left: Tuple[str, ...] = ()    # the artifact type of each referrer left behind (not asked for)
 
 
 class _Read(NamedTuple):
@@ -8385,6 +8498,22 @@ def read_referrers(session: Session, read: _Read, where: str) -> Dict[str, List[
     return found
 
 
+def _referrers_left(session: Session, read: _Read, where: str) -> Tuple[str, ...]:
+    """The artifact type of each referrer the source holds for what was read (the images, the index),
+    when they are not copied: so that what stays behind is said. What cannot be asked is said
+    under -v only, and counts as none."""
+    def ask(node) -> List[str]:
+        return [outside_text(str(d.get("artifactType") or "artifact"), 100) for d in read.source.referrers(node.digest)]
+    try:
+        found = session.parallel(ask, referable(read.tree))
+    except CancelledError:
+        raise
+    except ZeroImageError as e:
+        session.display.debug("%s: what refers to it could not be listed: %s", where, e)
+        return ()
+    return tuple(kind for kinds in found for kind in kinds)
+
+
 def _read_artifact(source, desc: dict, where: str) -> Image:
     data = source.read_manifest(desc)
     manifest = manifest_object(data, "%s: referrer %s" % (where, desc["digest"]))
@@ -8401,10 +8530,11 @@ def _read_artifact(source, desc: dict, where: str) -> Image:
 def _deliver(sink, read: _Read, name: Optional[Reference] = None, attachments: Attachments = None) -> Saved:
     """Write what was read to a started sink; what went there (a registry may have taken another encoding)."""
     where = getattr(read.source, "path", None) or getattr(read.source, "where", None) or "the source"
-    digest = write_to_sink(sink, read.tree, name or read.name, attachments, where)
+    name = name or read.name
+    digest = write_to_sink(sink, read.tree, name, attachments, where)
     top = getattr(sink, "top", None) or read.tree
     return Saved(digest, top.kind, tree_platforms(top), sink.where(digest), getattr(sink, "image_id", None),
-                 read.digest)
+                 read.digest, None if isinstance(sink, RegistrySink) or name is None else name.familiar())
 
 
 def pull(ref_text: str, output: Optional[str] = None, *, platform=None, all_platforms: bool = False,
@@ -8451,7 +8581,8 @@ def push_archive(spec: str, ref_text: str, *, media_types: Optional[str] = None,
             attachments = {new.digest: attachments.get(old.digest, ()) for old, new in zip(
                 referable(read.tree), referable(converted))} if attachments else None
             read = read._replace(tree=converted)
-        return _deliver(RegistrySink(session, ref, keep_family=family is not None), read, attachments=attachments)
+        saved = _deliver(RegistrySink(session, ref, keep_family=family is not None), read, attachments=attachments)
+        return saved if referrers else saved._replace(referrers_left=_referrers_left(session, read, spec))
 
 
 def _converted(session: Session, tree: Union[Image, ImageIndex], family: Dict[str, str]) -> Union[Image, ImageIndex]:
@@ -8493,11 +8624,13 @@ def copy(src: str, dst: str, *, platforms=None, referrers: bool = False, insecur
                 contextlib.nullcontext():
             attachments = read_referrers(session, read, src) if referrers else None
         if to_registry:
-            return _deliver(sink, read, attachments=attachments)
-        name = target[1] or read.name or Reference.parse(name_from_filename(_archive_stem(target[0])))
-        with registry_errors("pull", src_ref, session.registry(src_ref.registry)) if src_ref else \
-                contextlib.nullcontext():       # layers come from the registry as they are written
-            return _deliver(sink, read, name, attachments)
+            saved = _deliver(sink, read, attachments=attachments)
+        else:
+            name = target[1] or read.name or default_image_name(_archive_stem(target[0]))
+            with registry_errors("pull", src_ref, session.registry(src_ref.registry)) if src_ref else \
+                    contextlib.nullcontext():       # layers come from the registry as they are written
+                saved = _deliver(sink, read, name, attachments)
+        return saved if referrers else saved._replace(referrers_left=_referrers_left(session, read, src))
 
 
 def _copy_ends(src: str, dst: str) -> Tuple[Optional[Reference], Union[Reference, Tuple[str, Optional[Reference]]]]:
@@ -9138,7 +9271,8 @@ def build_parser() -> argparse.ArgumentParser:
     build_cmd.add_argument("--platform", type=_platform_arg, metavar="OS/ARCH[/VARIANT]",
                            help="target platform (default: read from the program's ELF header)")
     build_cmd.add_argument("--target", type=_target_arg, metavar="PATH",
-                           help="where the program lands in the image (default: /NAME)")
+                           help="where the program lands in the image (default: /NAME; of several PLATFORM=PATH, "
+                                "the name they share without platform words: app-amd64, app-arm64 -> /app)")
     output = build_cmd.add_mutually_exclusive_group()
     output.add_argument("-o", "--output", type=_output_arg, metavar="PATH",
                         help="archive to write (default: ./NAME.tar); - for standard output")
@@ -9147,7 +9281,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="load the image into the local Docker or podman engine instead (DOCKER_HOST, "
                              "else /var/run/docker.sock, else podman's socket)")
     build_cmd.add_argument("-t", "--tag", type=_tag_arg, metavar="NAME[:TAG]",
-                           help="name of the image inside the archive (default: NAME:latest)")
+                           help="name of the image in the archive or engine (default: localhost/NAME:latest; "
+                                "with --push, REF names it)")
     build_cmd.add_argument("--format", choices=("archive", "oci-layout"), default="archive",
                            help="archive: one tar file (default); oci-layout: a directory (-o DIR), "
                                 "added to when it already holds a layout")
@@ -9479,19 +9614,30 @@ def cmd_build(args, session: Session) -> int:
     options = ImageOptions(env=args.env, labels=args.label, annotations=args.annotation, user=args.user,
                            workdir=args.workdir, cmd=args.cmd, expose=args.expose, add=args.add)
     _check_stdout_output(args)
-    result = build(entrypoint, args.output, base=args.base, base_archive=args.from_archive,
-                   platform=args.platform, target=args.target, tag=args.tag,
-                   compression_level=args.compression_level, ca_bundle=args.ca_bundle,
-                   push=args.push, options=options, output_format=args.format,
-                   platform_check=not args.no_platform_check, media_types=args.media_types, load=args.load,
-                   sbom=args.sbom, tzdata=args.tzdata, build_info=not args.no_build_info, session=session)
+    try:
+        result = build(entrypoint, args.output, base=args.base, base_archive=args.from_archive,
+                       platform=args.platform, target=args.target, tag=args.tag,
+                       compression_level=args.compression_level, ca_bundle=args.ca_bundle,
+                       push=args.push, options=options, output_format=args.format,
+                       platform_check=not args.no_platform_check, media_types=args.media_types, load=args.load,
+                       sbom=args.sbom, tzdata=args.tzdata, build_info=not args.no_build_info, session=session)
+    except NoCommonNameError as e:
+        raise UsageError("the programs' file names (%s) have no name in common once platform words (linux, amd64, "
+                         "arm64...) are removed: give the program's path in the image with --target /PATH%s" % (
+                             ", ".join(os.path.basename(p) for p in e.paths),
+                             ", or the image's name with -t NAME (either names both)" if "tag" in e.options else ""
+                         )) from e
     for image in result.images:
         layers = len(image.manifest["layers"])
         session.display.info("%s: %d layer%s, %s", image.platform, layers, "" if layers == 1 else "s", image.digest)
     if args.load:
-        session.display.info("loaded %s (%s)", result.path, result.image_id or "no ID given")
+        _say_loaded(session, result.path, result.image_id)
     elif args.output != "-":
-        session.display.info("%s %s", "pushed" if args.push else "wrote", result.path)
+        session.display.info("%s %s%s", "pushed" if args.push else "wrote", result.path,
+                             "" if args.push else ": image %s" % result.name)
+    if not args.push and not args.load and args.format == "archive" and not isinstance(entrypoint, str):
+        _note_index_archive(session, args.output or result.path, "--load it (the image for the engine's platform "
+                            "goes), or build one platform's image (an ENTRYPOINT without PLATFORM=)")
     if args.output == "-":
         _result_to_stderr(args, result.digest)
     elif args.json:
@@ -9499,6 +9645,22 @@ def cmd_build(args, session: Session) -> int:
     else:
         print(result.path if args.push else result.digest)
     return 0
+
+
+def _say_loaded(session: Session, name: str, image_id: Optional[str]) -> None:
+    """What --load loaded, by the name and the ID ``docker images`` shows (the engine's own word)."""
+    if image_id:
+        short = image_id.split(":", 1)[-1][:12]
+        session.display.info("loaded %s: image ID %s (docker images shows %s)", name, image_id, short)
+    else:
+        session.display.info("loaded %s (the engine gave no image ID)", name)
+
+
+def _note_index_archive(session: Session, path: str, instead: str) -> None:
+    """Once, for an archive that holds a multi-platform index (no manifest.json): who cannot load it."""
+    session.display.info("%s holds a multi-platform index: Docker 24 and older cannot docker load it (Docker 25 and "
+                         "later, podman, skopeo and containerd can); for them, %s", "the archive" if path == "-"
+                         else path, instead)
 
 
 def _check_stdout_output(args) -> None:
@@ -9540,6 +9702,8 @@ def _build_json(result: BuildResult, pushed: bool) -> dict:
         value["loaded"], value["imageId"] = result.path, result.image_id
     else:
         value["reference" if pushed else "path"] = result.path
+    if result.name is not None:
+        value["name"] = result.name
     return value
 
 
@@ -9548,9 +9712,13 @@ def cmd_pull(args, session: Session) -> int:
     saved = pull(args.ref, args.output, platform=args.platform, all_platforms=args.all_platforms, load=args.load,
                  session=session)
     if args.load:
-        session.display.info("loaded %s (%s)", saved.where, saved.image_id or "no ID given")
-    elif args.output != "-":
-        session.display.info("wrote %s", saved.where)
+        _say_loaded(session, saved.where, saved.image_id)
+    else:
+        if args.output != "-":
+            session.display.info("wrote %s: image %s", saved.where, saved.name)
+        if saved.media_type in INDEX_TYPES:
+            _note_index_archive(session, args.output or saved.where, "pull one platform's image (a single --platform), "
+                                "or --load it")
     if args.output == "-":
         _result_to_stderr(args, saved.digest)
     elif args.json:
@@ -9569,6 +9737,7 @@ def cmd_pull(args, session: Session) -> int:
 def cmd_push(args, session: Session) -> int:
     saved = push_archive(args.archive, args.ref, media_types=args.media_types, referrers=args.referrers,
                          session=session)
+    _note_referrers_left(session, args.archive, saved)
     if args.json:
         _print_json({"reference": saved.where, "digest": saved.digest, "mediaType": saved.media_type,
                      "platforms": saved.platforms})
@@ -9589,7 +9758,10 @@ def cmd_copy(args, session: Session) -> int:
     saved = copy(args.src, args.dst, platforms=args.platform, referrers=args.referrers, session=session)
     to_archive = not isinstance(copy_destination(args.dst), Reference)
     if to_archive:
-        session.display.info("wrote %s", saved.where)
+        session.display.info("wrote %s: image %s", saved.where, saved.name)
+        if saved.media_type in INDEX_TYPES:
+            _note_index_archive(session, saved.where, "copy one platform's image (a single --platform)")
+    _note_referrers_left(session, args.src, saved)
     if args.json:
         value = {"source": source, "sourceDigest": saved.source_digest, "digest": saved.digest,
                  "mediaType": saved.media_type, "platforms": saved.platforms}
@@ -9601,6 +9773,16 @@ def cmd_copy(args, session: Session) -> int:
     else:
         print(saved.digest if to_archive else saved.where)
     return 0
+
+
+def _note_referrers_left(session: Session, source: str, saved: Saved) -> None:
+    """One line when the source has referrers (SBOMs, signatures) that stayed behind."""
+    left = saved.referrers_left
+    if left:
+        kinds = sorted(set(left))
+        session.display.info("%s has %d referrer%s (%s) that %s not copied; --referrers copies %s", source, len(left),
+                             "" if len(left) == 1 else "s", ", ".join(kinds[:3]) + (", ..." if len(kinds) > 3 else ""),
+                             "was" if len(left) == 1 else "were", "it" if len(left) == 1 else "them")
 
 
 def _check_target(target: str) -> None:

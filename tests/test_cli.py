@@ -59,7 +59,7 @@ def test_default_build_writes_named_archive_and_prints_digest(tmp_path, prog):
     index, manifest, config, layers = image_of(str(tmp_path / "prog.tar"))
     assert index["manifests"][0]["digest"] == digest
     assert index["manifests"][0]["annotations"] == {
-        "io.containerd.image.name": "docker.io/library/prog:latest", "org.opencontainers.image.ref.name": "latest"}
+        "io.containerd.image.name": "localhost/prog:latest", "org.opencontainers.image.ref.name": "latest"}
     assert index["manifests"][0]["platform"] == {"os": "linux", "architecture": "arm64"}
     assert manifest["mediaType"] == OCI["manifest"] and len(layers) == 2
     assert config["config"]["Entrypoint"] == ["/prog"] and config["architecture"] == "arm64"
@@ -70,7 +70,7 @@ def test_default_build_writes_named_archive_and_prints_digest(tmp_path, prog):
                             "etc/ssl/certs/ca-certificates.crt", "home", "home/nonroot", "root", "tmp"]
     assert base["tmp"].mode == 0o1777 and base["home/nonroot"].uid == 65532 and base["root"].mode == 0o700
     docker = json.loads(read_archive(str(tmp_path / "prog.tar"))["manifest.json"])
-    assert docker == [{"Config": "blobs/sha256/" + manifest["config"]["digest"][7:], "RepoTags": ["prog:latest"],
+    assert docker == [{"Config": "blobs/sha256/" + manifest["config"]["digest"][7:], "RepoTags": ["localhost/prog:latest"],
                        "Layers": ["blobs/sha256/" + d["digest"][7:] for d in manifest["layers"]]}]
 
 

@@ -568,7 +568,7 @@ def test_a_long_program_file_name_still_names_the_image(tmp_path, prog):
     shutil.copyfile(str(prog), str(long))
     ok(run_cli("build", "-o", tmp_path / "o.tar", long))
     with tarfile.open(str(tmp_path / "o.tar")) as tar:
-        assert json.load(tar.extractfile("manifest.json"))[0]["RepoTags"] == ["%s:latest" % ("x" * 128)]
+        assert json.load(tar.extractfile("manifest.json"))[0]["RepoTags"] == ["localhost/%s:latest" % ("x" * 128)]
 
 
 def test_program_arguments_that_name_no_file_are_usage_errors(tmp_path):

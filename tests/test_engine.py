@@ -123,7 +123,7 @@ def test_no_engine_is_one_line(tmp_path, busybox_program):
 
 
 def test_two_platform_build_loads_the_engines_platform(tmp_path, docker_engine, busybox_program):
-    other = tmp_path / "app-arm64"
+    other = tmp_path / "busybox-arm64"     # the name the two share is the target, /busybox
     other.write_bytes(b"#!/bin/sh\necho not for this machine\n")
     name = _name()
     r = _ok(run_cli("build", "--load", "--json", "-t", name, "linux/amd64=%s" % busybox_program,

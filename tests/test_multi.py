@@ -52,8 +52,8 @@ def test_two_platform_archive(tmp_path, binaries):
     assert [d["platform"] for d, _, _, _ in images] == [{"os": "linux", "architecture": "amd64"},
                                                         {"os": "linux", "architecture": "arm64"}]
     for (desc, manifest, config, last), binary in zip(images, binaries):
-        assert config["config"]["Entrypoint"] == ["/app-amd64"], "the target is named after the first binary"
-        assert last["app-amd64"] == binary.read_bytes()
+        assert config["config"]["Entrypoint"] == ["/app"], "the name the binaries share, without platform words"
+        assert last["app"] == binary.read_bytes()
         assert config["architecture"] == desc["platform"]["architecture"]
         assert len(manifest["layers"]) == 2
     assert images[0][1]["layers"][0] == images[1][1]["layers"][0], "one minimal base layer for both"

@@ -66,7 +66,7 @@ def _keys(value, expected):
 
 
 def test_json_outputs(tmp_path, registry, busybox_program):
-    arm = tmp_path / "arm"
+    arm = tmp_path / "busybox-arm64"        # the name the two share is the target, /busybox
     arm.write_bytes(make_elf(183) + b"arm")
     build = json.loads(ok(run_cli("build", "--json", "--push", "%s/ux/json:1" % registry,
                                   "linux/amd64=%s" % busybox_program, "linux/arm64=%s" % arm)).stdout)
