@@ -7006,6 +7006,9 @@ def check_writable(top: Union[Image, ImageIndex], where: str) -> None:
     if manifest.get("mediaType") not in (None, top.kind):
         raise ArchiveError("%s: its mediaType %s is not %s, as it is listed" % (
             said, outside_text(manifest["mediaType"], 100), top.kind))
+    if top.kind not in IMAGE_MANIFEST_TYPES:
+        raise ArchiveError("%s: its mediaType %s is not an image manifest's (%s)" % (
+            said, outside_text(repr(top.kind), 100), " or ".join(IMAGE_MANIFEST_TYPES)))
     check_descriptor(manifest.get("config"), said + ": its config")
     layers = _expect(manifest.get("layers"), "list", said + ": its layers")
     for desc in layers:
@@ -7066,6 +7069,9 @@ def _check_writable_index(top: ImageIndex, where: str) -> None:
     if index.get("schemaVersion") != 2 or isinstance(index.get("schemaVersion"), bool):
         raise ArchiveError("%s: its schemaVersion is %s, not 2" % (said, outside_text(repr(index.get(
             "schemaVersion")), 40)))
+    if top.kind not in INDEX_TYPES:
+        raise ArchiveError("%s: its mediaType %s is not an index's (%s)" % (
+            said, outside_text(repr(top.kind), 100), " or ".join(INDEX_TYPES)))
     docker = top.kind == DOCKER_MANIFEST_LIST
     for desc, child in zip(index_manifests(index, said), top.children):
         listed = desc.get("mediaType")
@@ -7376,7 +7382,8 @@ class ArchiveSink:
             self._out = stack.enter_context(atomic_output(self.path))
 
     def write(self, top: Union[Image, ImageIndex], name: Reference, attachments: "Attachments" = None) -> str:
-        docker = docker_manifest(top, name) if isinstance(top, Image) else None
+        docker = docker_manifest(top, name) if isinstance(top, Image) and artifact_type({}, top.manifest) is None \
+            else None       # Docker loads an image, never an index or an artifact
         self.attached = [a for node in referable(top) for a in artifacts_for(node, attachments)]
         write_archive(self._out, tree_blobs(top) + artifact_blobs(top, attachments),
                       make_index(OCI_FAMILY, [top_descriptor(top, name)]), docker,

@@ -1153,7 +1153,7 @@ def run_case(case, work, check_output=None):
             result = run_verb(verb, argv, output)
             codes[verb] = result.code
             if result.code == 0 and output is not None and os.path.exists(output):
-                result.spec_problems = passed_on_problems_left_out(check_output(output), inp)
+                result.spec_problems = passed_on_problems_left_out(check_output(output), inp, output)
             results.append(result)
     finally:
         if old is None:
@@ -1175,13 +1175,14 @@ _OWN_CONFIG_RULE_RE = re.compile(r"config sha256:([0-9a-f]{12}).*: (\w+ is null 
 _HISTORY_COUNT_RE = re.compile(r"manifest sha256:([0-9a-f]{12}).*history has (\d+) entries without empty_layer for (\d+) layers")
 
 
-def passed_on_problems_left_out(found, inp):
+def passed_on_problems_left_out(found, inp, output=None):
     """Spec problems of an output, less those of what was passed on byte for byte from the input:
     zeroimage copies and builds on base layers without reading their tar (as skopeo and crane do; the
     lead's decision on F4), so a damaged member there is the input's, not a write that broke a rule;
     and a config or manifest copied as it is keeps what speccheck asks of zeroimage's own configs only
     (``_OWN_CONFIG_RULE_RE``: the spec allows it; a copy cannot change it without changing the image)."""
     passed_on = set(_input_digests(inp))
+    passed_on |= _layers_of_diff_ids(output, passed_on) if output else set()
 
     def passed(problem):
         for pattern in (_LAYER_CONTENT_RE, _OWN_CONFIG_RULE_RE):
@@ -1191,6 +1192,41 @@ def passed_on_problems_left_out(found, inp):
         match = _HISTORY_COUNT_RE.search(problem)
         return bool(match and match.group(1) in passed_on and int(match.group(2)) < int(match.group(3)))
     return [p for p in found if not passed(p)]
+
+
+def _layers_of_diff_ids(output, diff_ids):
+    """The short digests of the layers in ``output`` whose diff_id is among ``diff_ids`` (short): a
+    docker save layer.tar passed on compressed (copy and build gzip them) is the input's layer still."""
+    def read(name):
+        try:
+            if os.path.isdir(output):
+                with open(os.path.join(output, name), "rb") as f:
+                    return json.loads(f.read(1 << 22).decode("utf-8"))
+            with tarfile.open(output) as tar:
+                return json.loads(tar.extractfile(name).read(1 << 22).decode("utf-8"))
+        except (OSError, KeyError, AttributeError, ValueError, tarfile.TarError):
+            return None
+
+    def blob(desc):
+        digest = desc.get("digest") if isinstance(desc, dict) else None
+        return read("blobs/" + digest.replace(":", "/", 1)) if isinstance(digest, str) else None
+
+    found, pending = set(), list((read("index.json") or {}).get("manifests") or [])
+    for _ in range(100):
+        if not pending:
+            break
+        value = blob(pending.pop())
+        if not isinstance(value, dict):
+            continue
+        pending += [d for d in value.get("manifests") or [] if isinstance(d, dict)]
+        config = blob(value.get("config"))
+        layers = value.get("layers") or []
+        ids = ((config or {}).get("rootfs") or {}).get("diff_ids") if isinstance(config, dict) else None
+        for desc, diff_id in zip(layers, ids if isinstance(ids, list) else []):
+            if isinstance(desc, dict) and isinstance(diff_id, str) and diff_id[7:19] in diff_ids \
+                    and isinstance(desc.get("digest"), str):
+                found.add(desc["digest"][7:19])
+    return found
 
 
 def _input_digests(inp):

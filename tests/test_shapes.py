@@ -13,6 +13,7 @@ import contextlib
 import io
 import json
 import os
+import tarfile
 import traceback
 import types
 import zlib
@@ -401,6 +402,25 @@ def test_an_index_of_two_families_is_refused_on_write(tmp_path):
         ok(cli("inspect", path))
         fails(cli("copy", path, tmp_path / "out.tar"), 1, "one index is of one family")
         assert not (tmp_path / "out.tar").exists()
+
+
+@pytest.mark.parametrize("media_type", ["application/vnd.example.thing+json", "../../etc/passwd",
+                                        "application/vnd.#oci.image.manifest.v1+json"])
+def test_a_manifest_that_calls_itself_no_manifest_is_refused_on_write(tmp_path, media_type):
+    """index.json lists an OCI manifest; the manifest's own mediaType says something else: what the
+    copy would list it as is no image's, so it is refused, not written under that name."""
+    path = oci_archive(tmp_path / "in.tar", manifest={"mediaType": media_type})
+    for out in (tmp_path / "out.tar", tmp_path / "out-layout"):
+        fails(cli("copy", path, out), 1, "in.tar: image sha256:", "mediaType")
+        assert not out.exists()
+
+
+def test_an_artifact_copied_to_an_archive_gets_no_manifest_json(tmp_path):
+    """An artifact (its config of another type) is copied as it is, but never listed for docker load."""
+    path = oci_archive(tmp_path / "in.tar", manifest={"config.mediaType": "application/vnd.example.config+json"})
+    ok(cli("copy", path, tmp_path / "out.tar"))
+    with tarfile.open(str(tmp_path / "out.tar")) as tar:
+        assert "manifest.json" not in tar.getnames() and "index.json" in tar.getnames()
 
 
 def test_a_valid_image_is_copied_byte_for_byte(tmp_path):
