@@ -950,22 +950,22 @@ def atomic_output(path: str, mode: Optional[int] = None):
     in_main = threading.current_thread() is threading.main_thread()
     held = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS) \
         if in_main and hasattr(signal, "pthread_sigmask") else None
+    tmp = leftover = None
     try:
-        # a short name of its own: the output's own name may already be as long as names go
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".zeroimage-", suffix=".tmp")
-    except OSError as e:
-        if held is not None:
-            signal.pthread_sigmask(signal.SIG_SETMASK, held)
-        raise ZeroImageError("cannot write %s: %s" % (shown, e.strerror or e)) from e
-    # The last resort, at exit: a stop signal's exception that lands in the unwinding itself (after a
-    # cancellation already stopped the work) can skip the clean-up below.
-    alive = _Alive()        # lives as long as this generator: collected unresumed, it removes tmp
-    leftover = weakref.finalize(alive, _remove_quietly, tmp)
-    _UNFINISHED.add(tmp)    # and if the process ends itself before finalizers run (_exit_soon)
-    try:
-        if held is not None:
-            signal.pthread_sigmask(signal.SIG_SETMASK, held)     # a held signal is raised here, inside
+        try:
+            # a short name of its own: the output's own name may already be as long as names go
+            fd, tmp = tempfile.mkstemp(dir=directory, prefix=".zeroimage-", suffix=".tmp")
+        except OSError as e:
+            raise ZeroImageError("cannot write %s: %s" % (shown, e.strerror or e)) from e
         with os.fdopen(fd, "wb") as f:
+            # The last resort, at exit: a stop signal's exception that lands in the unwinding itself
+            # (after a cancellation already stopped the work) can skip the clean-up below.
+            alive = _Alive()        # lives as long as this generator: collected unresumed, it removes tmp
+            leftover = weakref.finalize(alive, _remove_quietly, tmp)
+            _UNFINISHED.add(tmp)    # and if the process ends itself before finalizers run (_exit_soon)
+            if held is not None:
+                mask, held = held, None
+                signal.pthread_sigmask(signal.SIG_SETMASK, mask)     # a held signal is raised here, inside
             yield f
             f.flush()
             os.fsync(f.fileno())
@@ -975,12 +975,15 @@ def atomic_output(path: str, mode: Optional[int] = None):
             mode = 0o666 & ~umask
         os.chmod(tmp, mode)
         os.replace(tmp, path)
-        leftover.detach()
     except BaseException:
-        _remove_quietly(tmp)
-        leftover.detach()
+        if tmp is not None:
+            _remove_quietly(tmp)
         raise
     finally:
+        if held is not None:    # whatever ended it came before the signals were given back (an alarm's
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)    # exception): never leave them blocked
+        if leftover is not None:
+            leftover.detach()
         _UNFINISHED.discard(tmp)
 
 

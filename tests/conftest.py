@@ -1,4 +1,5 @@
 import os
+import signal
 import shutil
 import sys
 import tempfile
@@ -47,6 +48,17 @@ def spec_checked_outputs(monkeypatch):
     yield problems
     if problems:
         pytest.fail("zeroimage wrote images that break the image spec:\n" + "\n".join(problems), pytrace=False)
+
+
+@pytest.fixture(autouse=True)
+def stop_signals_never_left_blocked():
+    """No test may leave SIGINT or SIGTERM blocked in this process: every program a later test starts
+    would inherit the mask and never see its Ctrl-C (atomic_output holds them for a moment)."""
+    yield
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, []) & {signal.SIGINT, signal.SIGTERM}
+    if blocked:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, blocked)
+        pytest.fail("the test left %s blocked" % ", ".join(sorted(s.name for s in blocked)), pytrace=False)
 
 
 def _checking_start(start, speccheck, problems):
