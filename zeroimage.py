@@ -125,7 +125,7 @@ __all__ = [
     "PlatformNotFoundError", "ArchiveError", "CredentialError", "RegistryError", "AuthenticationError",
     "NotFoundError", "NetworkError", "CancelledError",
     # the session every operation runs in, and what it shows
-    "Session", "Display",
+    "Session", "Display", "WARNING_FAILS",
     # values that operations take and return
     "Reference", "Platform", "ImageOptions", "Credentials", "Blob", "Image", "ImageIndex", "BuildResult", "Saved",
     "ElfInfo", "BuildInfo", "Module", "LayerEntry", "Candidate", "AddedLayer", "Task", "Response", "Proxy",
@@ -133,7 +133,7 @@ __all__ = [
     "build", "pull", "push_archive", "copy", "inspect", "login", "logout", "check_auth",
     "list_tags", "resolve_digest", "tag_image", "delete_image",
     # building blocks: reading binaries, archives and registries, writing layers
-    "read_elf", "read_build_info", "build_info_labels", "build_info_json", "select_manifest", "select_platforms",
+    "read_elf", "read_shebang", "read_build_info", "build_info_labels", "build_info_json", "select_manifest", "select_platforms",
     "read_selection", "walk_index", "read_tree", "parse_digest", "verify_bytes", "VerifyingReader",
     "spdx_document", "Attachment", "attach", "push_referrer", "referrers_tag",
     "derive_config", "canonical_json", "convert_family", "write_layer", "tree_entries", "GzipWriter", "LayerCache",
@@ -985,6 +985,9 @@ def _human_size(size: int) -> str:
     return str(size)
 
 
+WARNING_FAILS = logging.WARNING + 5      # a warning that predicts the image will not run: shown even with -q
+
+
 class Display:
     """What one session shows: log lines and progress, on ``stream`` (stderr for the CLI).
 
@@ -992,8 +995,10 @@ class Display:
     caller's logging setup to show or not, and there is no progress. With a stream, ``mode`` is
     "plain" (one line per finished step, no control characters: CI logs), "tty" (a line per blob
     in flight with bytes done/total and rate, redrawn in place) or "off" (log lines only), and
-    ``level`` (a ``logging`` level) is the least a log line needs to be shown. Every line is passed
-    through ``outside_text`` (no control characters, no secrets). Thread-safe.
+    ``level`` (a ``logging`` level) is the least a log line needs to be shown. A warning that predicts
+    failure (``warning(..., fails=True)``: the image will not start, the user it names cannot be
+    found) has the level ``WARNING_FAILS``, which -q (``level=WARNING_FAILS``) still shows. Every line
+    is passed through ``outside_text`` (no control characters, no secrets). Thread-safe.
     """
 
     def __init__(self, stream=None, mode: str = "off", level: int = logging.INFO):
@@ -1013,11 +1018,12 @@ class Display:
     def log(self, level: int, message: str, *args) -> None:
         text = message % args if args else message
         if self.stream is None:
-            log.log(level, "%s", text)
+            log.log(logging.WARNING if level == WARNING_FAILS else level, "%s", text)
             return
         if level < self.level:
             return
-        prefix = "" if level < logging.WARNING else logging.getLevelName(level).lower() + ": "
+        prefix = "" if level < logging.WARNING else "warning: " if level < logging.ERROR else \
+            logging.getLevelName(level).lower() + ": "
         self.note("zeroimage: %s%s" % (prefix, text))
 
     def debug(self, message: str, *args) -> None:
@@ -1026,8 +1032,9 @@ class Display:
     def info(self, message: str, *args) -> None:
         self.log(logging.INFO, message, *args)
 
-    def warning(self, message: str, *args) -> None:
-        self.log(logging.WARNING, message, *args)
+    def warning(self, message: str, *args, fails: bool = False) -> None:
+        """``fails``: the warning predicts failure (the image will not run as built), so even -q shows it."""
+        self.log(WARNING_FAILS if fails else logging.WARNING, message, *args)
 
     def note(self, text: str) -> None:
         """A line printed above the progress lines, which are drawn again below it."""
@@ -1581,6 +1588,22 @@ def _elf_sections(f, elf: _ElfHeader) -> Dict[str, _Section]:
         if end >= 0:
             sections.setdefault(names[name_at:end].decode("utf-8", "replace"), _Section(kind, addr, offset, size))
     return sections
+
+
+def read_shebang(f) -> Optional[Tuple[str, str]]:
+    """A script's ``#!`` line, as Linux reads it: (interpreter, its one optional argument, "" for
+    none); None when the file is no script. Linux reads at most 256 bytes of the line (BINPRM_BUF_SIZE),
+    takes the interpreter up to the first blank and the rest, trimmed, as one argument."""
+    f.seek(0)
+    head = f.read(256)
+    f.seek(0)
+    if not head.startswith(b"#!"):
+        return None
+    line = head[2:].split(b"\n", 1)[0].strip(b" \t\r")
+    interpreter, _, argument = line.replace(b"\t", b" ").partition(b" ")
+    if not interpreter:
+        return None
+    return os.fsdecode(interpreter), os.fsdecode(argument.strip(b" "))
 
 
 # -- embedded build information: what a Go or Rust binary says it was built from --
@@ -7343,7 +7366,7 @@ class EngineSink:
         if isinstance(top, Image):
             if top.platform is not None and not top.platform.matches(wanted):
                 self.session.display.warning("the image is for %s, the engine runs %s images: it may not start there",
-                                             top.platform, wanted)
+                                             top.platform, wanted, fails=True)
             return top
         images = [image for image in tree_images(top) if image.platform is not None]
         for image in images:
@@ -7818,7 +7841,7 @@ def _resolve_platform(requested: Optional[Platform], elf: Optional[ElfInfo], ent
     # ELF cannot tell arm/v6 from arm/v7 reliably, so compare os and architecture only.
     if (requested.os, requested.architecture) != (elf_platform.os, elf_platform.architecture):
         display.warning("--platform %s disagrees with %s, which is an ELF binary for %s",
-                        requested, entrypoint, elf_platform)
+                        requested, entrypoint, elf_platform, fails=True)
     return requested
 
 
@@ -7831,7 +7854,7 @@ def _check_program_platform(platform: Platform, elf: Optional[ElfInfo], path: st
         message = "%s is an ELF binary for %s, not %s" % (path, elf.platform, platform)
         if strict:
             raise ZeroImageError(message + " (--no-platform-check to build it anyway)")
-        display.warning(message)
+        display.warning(message, fails=True)
 
 
 def _check_entrypoint(path: str) -> None:
@@ -7974,8 +7997,9 @@ def _build_images(session: Session, programs, single: bool, base_for, layers: _L
         if elf and elf.interpreter and not base_image.may_have_libc:
             display.warning("%s is dynamically linked (interpreter %s) but the %s base has no libc, so it will not "
                             "start; build it statically (Go: CGO_ENABLED=0; Rust: a musl target; C: -static) "
-                            "or use a base with a libc", path, elf.interpreter, base_image.name)
+                            "or use a base with a libc", path, elf.interpreter, base_image.name, fails=True)
         entries = added_files + [LayerEntry(target, "file", 0o755, source=program)]
+        _check_script(session, path, program, base_image, minimal_entries, entries, image_options)
         below = base_paths(base_image, paths_to_ask(entries), minimal_entries, session.cancelled)
         check_over_base(entries, below)
         entries = with_parents(entries, below)
@@ -8079,10 +8103,114 @@ def _check_user_known(user: str, base: Optional[str], added_files: Sequence[Laye
             continue
         if path not in files:
             display.warning("--user %s: the image has no %s, so the runtime will not find the %s %r; give a "
-                            "numeric id (like --user 65532:65532)", user, path, what, value)
+                            "numeric id (like --user 65532:65532)", user, path, what, value, fails=True)
         elif value not in [line.split(":", 1)[0] for line in files[path].splitlines()]:
             display.warning("--user %s: %s in the image lists no %s %r, so the runtime will not find it; add it "
-                            "or give a numeric id (like --user 65532:65532)", user, path, what, value)
+                            "or give a numeric id (like --user 65532:65532)", user, path, what, value, fails=True)
+
+
+def _image_path_variable(config: dict, options: ImageOptions) -> str:
+    """The PATH the program will start with: --env's, else the base's, else Docker's default."""
+    for key, value in reversed(list(options.env)):
+        if key == "PATH":
+            return value
+    runtime = config.get("config")
+    env = runtime.get("Env") if isinstance(runtime, dict) else None
+    for item in reversed(env if isinstance(env, list) else []):
+        if isinstance(item, str) and item.startswith("PATH="):
+            return item[5:]
+    return DEFAULT_PATH_ENV[5:]
+
+
+def _script_needs(shebang: Tuple[str, str], path_variable: str) -> List[Tuple[str, List[str]]]:
+    """What a script's ``#!`` line needs in the image: (what it is called, the paths any one of which
+    gives it). ``#!/usr/bin/env X`` needs env and X in one of PATH's directories (or X itself, when it
+    is a path). A relative interpreter is looked up from the working directory: not judged."""
+    interpreter, argument = shebang
+    if not interpreter.startswith("/"):
+        return []
+    needs = [(interpreter, [image_path(interpreter)])]
+    if posixpath.basename(interpreter) == "env":
+        words = [w for w in argument.split() if not w.startswith("-") and "=" not in w]
+        if words and words[0].startswith("/"):
+            needs.append((words[0], [image_path(words[0])]))
+        elif words:
+            directories = [d for d in path_variable.split(":") if d.startswith("/")]
+            needs.append(("%s (in PATH %s)" % (words[0], path_variable),
+                          [image_path(posixpath.join(d, words[0])) for d in directories]))
+    return needs
+
+
+def _found_in(found: Dict[str, LayerEntry], asked: Sequence[str], path: str) -> Union[bool, str]:
+    """Whether the image's file system (``found``: what ``base_paths`` saw at the ``asked`` paths, with
+    the new layer's entries over it) has a file at ``path``, following symlinks; when a link leads to
+    a path not asked about, that path (to ask next)."""
+    parts, current, hops = path.strip("/").split("/"), "/", 0
+    while parts:
+        candidate = posixpath.join(current, parts.pop(0))
+        entry = found.get(candidate)
+        if entry is None:
+            return False if candidate in asked else posixpath.join(candidate, *parts)
+        if entry.kind == "symlink":
+            hops += 1
+            if hops > 40:           # ELOOP, as the kernel counts
+                return False
+            parts = image_path(posixpath.join(current, entry.linkname)).strip("/").split("/") + parts
+            parts, current = [p for p in parts if p], "/"
+        elif parts and entry.kind != "dir":
+            return False
+        else:
+            current = candidate
+    return current != "/" and found[current].kind != "dir"
+
+
+def _with_parent_paths(paths: Sequence[str]) -> set:
+    """The paths and every parent of them (not the root); with a merged /usr's twin of each (/bin/sh:
+    /usr/bin/sh), where a link from /bin most often leads."""
+    result = set()
+    for path in paths:
+        twins = [path] + (["/usr" + path] if path.startswith(("/bin/", "/sbin/", "/lib")) else [])
+        for twin in twins:
+            while twin != "/":
+                result.add(twin)
+                twin = posixpath.dirname(twin)
+    return result
+
+
+def _check_script(session: Session, path: str, program, base_image: BaseImage,
+                  minimal_entries: Optional[Sequence[LayerEntry]], entries: Sequence[LayerEntry],
+                  options: ImageOptions) -> None:
+    """A program that is a script starts only where the image has its interpreter: warn (a warning
+    that predicts failure) when the base's layers, read for those paths, and what the build adds lack
+    it. A symlink is followed (the base read again for where it leads, at most twice more); where it
+    still leads somewhere unread, or a base layer is unreadable, no guess is made (said under -v)."""
+    shebang = read_shebang(program)
+    if shebang is None:
+        return
+    needs = _script_needs(shebang, _image_path_variable(base_image.config, options))
+    asked = _with_parent_paths([candidate for _, candidates in needs for candidate in candidates])
+    for _ in range(3):
+        try:
+            found = base_paths(base_image, sorted(asked), minimal_entries, session.cancelled)
+        except CancelledError:
+            raise
+        except ZeroImageError as e:
+            session.display.debug("%s: cannot tell whether the base has its interpreter: %s", path, e)
+            return
+        found.update((e.path, e) for e in with_parents(list(entries)))
+        answers = [(what, [_found_in(found, asked, candidate) for candidate in candidates])
+                   for what, candidates in needs]
+        further = _with_parent_paths([a for _, seen in answers for a in seen if isinstance(a, str)]) - asked
+        if not further:
+            break
+        asked |= further
+    for what, seen in answers:
+        if seen and all(answer is False for answer in seen):
+            session.display.warning(
+                "%s is a script (#!%s%s) but the %s base has no %s, so it will not start; use a base that has "
+                "it, or --add it", path, shebang[0], " " + shebang[1] if shebang[1] else "", base_image.name, what,
+                fails=True)
+            return
 
 
 def _build_sink(session: Session, output: Optional[str], output_format: str, push_ref: Optional[Reference],
@@ -9073,7 +9201,7 @@ def _command(commands, name: str, help_text: str, description: str, examples: Se
 def _global_options(parser: argparse.ArgumentParser, default, network: bool = True) -> None:
     """-q, -v and --insecure: before the command (``zeroimage -q build``) or after it."""
     talk = parser.add_mutually_exclusive_group()
-    talk.add_argument("-q", "--quiet", action="store_true", default=default, help="print only the result, and errors")
+    talk.add_argument("-q", "--quiet", action="store_true", default=default, help="print only the result, errors and the warnings that predict failure")
     talk.add_argument("-v", "--verbose", action="store_true", default=default,
                       help="also show each HTTP request, auth step and retry (secrets redacted)")
     if network:
@@ -9794,7 +9922,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 2
     quiet, verbose = getattr(args, "quiet", False), getattr(args, "verbose", False)
     display = Display(sys.stderr, "off" if quiet else "tty" if sys.stderr.isatty() else "plain",
-                      logging.ERROR if quiet else logging.DEBUG if verbose else logging.INFO)
+                      WARNING_FAILS if quiet else logging.DEBUG if verbose else logging.INFO)
     debug = os.environ.get("ZEROIMAGE_DEBUG") == "1"
     session = Session(insecure=getattr(args, "insecure", False), display=display)
     stops = _StopSignals(session) if threading.current_thread() is threading.main_thread() else None
