@@ -9187,8 +9187,7 @@ def _tag_arg(text: str) -> str:
 def _command(commands, name: str, help_text: str, description: str, examples: Sequence[str],
              json_output: Union[bool, str] = False, network: bool = True):
     """A subcommand's parser; ``json_output``: a --json option (its help, when a string)."""
-    parser = commands.add_parser(name, help=help_text, description=description,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter,
+    parser = commands.add_parser(name, help=help_text, description=description, formatter_class=_Formatter,
                                  epilog="examples:\n" + "\n".join("  " + e for e in examples))
     parser.set_defaults(parser=parser, json=False)  # parser: a usage error found later shows this usage
     _global_options(parser, argparse.SUPPRESS, network)   # given after the command too; set only when given
@@ -9209,11 +9208,67 @@ def _global_options(parser: argparse.ArgumentParser, default, network: bool = Tr
                             help="allow plain HTTP and TLS certificates that do not verify")
 
 
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """argparse's help, with a repeatable positional written ``NAME ...``, not ``NAME [NAME ...]``."""
+
+    def _format_args(self, action, default_metavar):
+        if action.nargs == argparse.ONE_OR_MORE:
+            return "%s ..." % self._metavar_formatter(action, default_metavar)(1)
+        return super()._format_args(action, default_metavar)
+
+
 class _Parser(argparse.ArgumentParser):
-    """argparse, with its errors (which quote what was typed) through the one redaction."""
+    """argparse, with its errors (which quote what was typed) through the one redaction, after one
+    usage line that points to --help (not the whole synopsis), and a mistyped option answered with
+    the nearest one."""
+
+    def short_usage(self) -> str:
+        """``usage: zeroimage build [options] [PLATFORM=]PROGRAM ... (see 'zeroimage build --help')``."""
+        words = []
+        for action in self._actions:
+            if action.option_strings or action.help == argparse.SUPPRESS:
+                continue
+            if isinstance(action, argparse._SubParsersAction):
+                words.append("COMMAND ...")
+            else:
+                words.append(self._get_formatter()._format_args(action, action.dest.upper()))
+        return "usage: %s [options] %s (see '%s --help')" % (self.prog, " ".join(words), self.prog)
 
     def error(self, message: str):
-        super().error(outside_text(message, 4000))
+        self.exit(2, "%s\n%s: error: %s\n" % (self.short_usage(), self.prog, outside_text(message, 4000)))
+
+    def parse_known_args(self, args=None, namespace=None):
+        args = sys.argv[1:] if args is None else list(args)
+        self._check_options(args)
+        return super().parse_known_args(args, namespace)
+
+    def parse_args(self, args=None, namespace=None):
+        """Words left over are the command's error (its usage), not the top's."""
+        namespace, extras = self.parse_known_args(args, namespace)
+        if extras:
+            getattr(namespace, "parser", self).error("unrecognized arguments: %s" % " ".join(extras))
+        return namespace
+
+    def _check_options(self, args: Sequence[str]) -> None:
+        """An option this parser does not know (up to its command, for the top parser; up to ``--``)
+        is an error here, with the nearest known option: ``--pussh``: did you mean --push?"""
+        commands = any(isinstance(a, argparse._SubParsersAction) for a in self._actions)
+        known = self._option_string_actions
+        for word in args:
+            if word == "--" or (commands and not word.startswith("-")):
+                return
+            if not word.startswith("-") or word == "-" or re.match(r"-[0-9.]", word):
+                continue
+            name = word.split("=", 1)[0]
+            if word.startswith("--"):
+                if name in known or any(option.startswith(name) for option in known if option.startswith("--")):
+                    continue
+            elif word[:2] in known:
+                continue
+            import difflib      # only here: a mistyped option is the rare case
+            longs = sorted(option for option in known if option.startswith("--"))
+            near = difflib.get_close_matches(name if name.startswith("--") else "-" + name, longs, n=1, cutoff=0.6)
+            self.error("unrecognized option %s%s" % (name, "; did you mean %s?" % near[0] if near else ""))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -9228,7 +9283,7 @@ def build_parser() -> argparse.ArgumentParser:
     build_cmd = _command(
         commands, "build", "build an image from a program and a base",
         "Build the image that this Dockerfile would, without Docker:\n\n"
-        "  FROM BASE\n  COPY ENTRYPOINT /ENTRYPOINT\n  ENTRYPOINT [\"/ENTRYPOINT\"]\n\n"
+        "  FROM BASE\n  COPY PROGRAM /PROGRAM\n  ENTRYPOINT [\"/PROGRAM\"]\n\n"
         "and write it as an OCI archive (with Docker's manifest.json) that skopeo,\n"
         "podman, docker and umoci read, or push it. Prints the image digest on stdout\n"
         "(with --push: the pushed reference with its digest).",
@@ -9294,9 +9349,10 @@ def build_parser() -> argparse.ArgumentParser:
                            help="TLS roots for the minimal base (default: the host's CA bundle)")
     build_cmd.add_argument("--tzdata", nargs="?", const=True, type=_tzdata_arg, metavar="DIR",
                            help="add a zone database to the minimal base, at %s: DIR, else $ZONEINFO, else the "
-                                "host's %s (just before ENTRYPOINT: --tzdata -- ENTRYPOINT)" % (ZONEINFO_DIR, ZONEINFO_DIR))
-    build_cmd.add_argument("entrypoint", nargs="+", type=_program_arg, metavar="ENTRYPOINT",
-                           help="the program file, or PLATFORM=PATH once per platform for a multi-platform image")
+                                "host's %s (just before PROGRAM: --tzdata -- PROGRAM)" % (ZONEINFO_DIR, ZONEINFO_DIR))
+    build_cmd.add_argument("entrypoint", nargs="+", type=_program_arg, metavar="[PLATFORM=]PROGRAM",
+                           help="the program file (the image's entrypoint); for a multi-platform image, "
+                                "PLATFORM=PROGRAM once per platform (linux/arm64=dist/app-arm64)")
     build_cmd.set_defaults(func=cmd_build)
 
     pull_cmd = _command(
@@ -9735,6 +9791,25 @@ def cmd_inspect(args, session: Session) -> int:
     return 0
 
 
+def _read_as_hint(args) -> str:
+    """For an error from a registry: how a word that looks like a mistyped file name (``hello.tr``: no
+    slash, an extension, no such file here) was read: as a Docker Hub image. (A file of that name that
+    is here gets ``_note_on_disk``'s note.)"""
+    for field in ("target", "src", "dst", "ref", "base"):
+        word = getattr(args, field, None)
+        if not isinstance(word, str) or not re.fullmatch(r"[^/:@]+\.[A-Za-z][A-Za-z0-9]{0,5}", word) \
+                or os.path.lexists(word):
+            continue
+        try:
+            ref = Reference.parse(word)
+        except InvalidReferenceError:
+            continue
+        if ref.registry != DOCKER_HUB:
+            continue
+        return " (read %r as the image %s; no file %s here)" % (word, ref, word)
+    return ""
+
+
 def _stdin_line() -> str:
     try:
         return sys.stdin.readline()
@@ -9917,7 +9992,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parser.print_help(sys.stderr)
         return 2
     if args.quiet and args.verbose:     # one before the command, the other after it
-        args.parser.print_usage(sys.stderr)
+        print(args.parser.short_usage(), file=sys.stderr)
         print("zeroimage %s: error: -q and -v cannot be given together" % args.command, file=sys.stderr)
         return 2
     quiet, verbose = getattr(args, "quiet", False), getattr(args, "verbose", False)
@@ -9947,8 +10022,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return _report_stop(signum)
         if isinstance(e, ZeroImageError) and not debug:
             if e.exit_code == 2:
-                getattr(args, "parser", parser).print_usage(sys.stderr)
-            print("zeroimage: error: %s" % outside_text(e, 4000), file=sys.stderr)
+                print(getattr(args, "parser", parser).short_usage(), file=sys.stderr)
+            hint = _read_as_hint(args) if isinstance(e, (RegistryError, NetworkError)) else ""
+            print("zeroimage: error: %s" % outside_text("%s%s" % (e, hint), 4000), file=sys.stderr)
             return e.exit_code
         if isinstance(e, OSError) and not debug:
             where = " (%s)" % e.filename if e.filename else ""

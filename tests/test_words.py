@@ -139,3 +139,95 @@ def test_read_shebang(tmp_path, head, expected):
     with open(str(path), "rb") as f:
         assert zeroimage.read_shebang(f) == expected
         assert f.tell() == 0
+
+
+def _commands():
+    parser = zeroimage.build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, zeroimage.argparse._SubParsersAction))
+    return parser, commands.choices
+
+
+# (argv, what the error line says): a usage error is one usage line pointing to --help, then the error
+USAGE = [
+    (["build", "--pussh", "r/x:1", "p"], "zeroimage build: error: unrecognized option --pussh; did you mean --push?"),
+    (["build", "--pussh"], "did you mean --push?"),                 # before the missing program is said
+    (["build", "--no-platfrom-check", "p"], "did you mean --no-platform-check?"),
+    (["build", "--compresion-level=3", "p"], "unrecognized option --compresion-level; did you mean "
+                                              "--compression-level?"),
+    (["build", "-Q", "p"], "zeroimage build: error: unrecognized option -Q"),
+    (["build", "--zzzzzz", "p"], "zeroimage build: error: unrecognized option --zzzzzz"),
+    (["--quite", "build", "p"], "zeroimage: error: unrecognized option --quite; did you mean --quiet?"),
+    (["pull", "--all-platform", "--allplatforms", "alpine"], "did you mean --all-platforms?"),
+    (["inspect", "--conifg", "alpine"], "zeroimage inspect: error: unrecognized option --conifg; did you mean "
+                                        "--config?"),
+    (["tag", "--jsn", "r/x:1", "2"], "did you mean --json?"),
+    (["inspect", "a", "b"], "zeroimage inspect: error: unrecognized arguments: b"),
+    (["tag"], "zeroimage tag: error: the following arguments are required: REF, NEWTAG"),
+    (["build"], "the following arguments are required: [PLATFORM=]PROGRAM"),
+    (["build", "-q", "-v", "p"], "argument -v/--verbose: not allowed with argument -q/--quiet"),
+    (["-q", "build", "-v", "p"], "zeroimage build: error: -q and -v cannot be given together"),
+]
+
+
+@pytest.mark.parametrize("argv, said", USAGE, ids=[" ".join(a) for a, _ in USAGE])
+def test_a_usage_error_is_a_pointer_to_help_and_one_line(capsys, argv, said):
+    code, out, err = run(capsys, *argv)
+    lines = err.splitlines()
+    command = argv[0] if not argv[0].startswith("-") else None
+    prog = "zeroimage build" if argv[0] == "-q" else "zeroimage " + command if command else "zeroimage"
+    assert code == 2 and out == "" and len(lines) == 2, err
+    assert lines[0].startswith("usage: %s [options] " % prog) and lines[0].endswith("(see '%s --help')" % prog)
+    assert said in lines[1] and lines[1].startswith(prog + ": error: "), lines[1]
+
+
+def test_option_values_and_known_abbreviations_are_not_mistaken_for_typos(tmp_path, capsys):
+    prog = tmp_path / "prog"
+    prog.write_bytes(make_elf(183))
+    code, _, err = run(capsys, "build", "-q", "--from", "scratch", "--compression-level", "0", "--cmd=-v",
+                       "--env", "A=-x", "--plat", "linux/arm64", "-qo", tmp_path / "o.tar", "--", prog)
+    assert code == 0, err
+
+
+def test_a_runtime_usage_error_shows_the_pointer_too(tmp_path, capsys):
+    code, _, err = run(capsys, "build", "--json", "-o", "-", tmp_path / "p")
+    assert code == 2 and err.splitlines()[0] == \
+        "usage: zeroimage build [options] [PLATFORM=]PROGRAM ... (see 'zeroimage build --help')"
+    assert err.splitlines()[1].startswith("zeroimage: error: --json prints to standard output")
+
+
+def test_every_usage_line_names_the_positionals():
+    parser, commands = _commands()
+    assert parser.short_usage() == "usage: zeroimage [options] COMMAND ... (see 'zeroimage --help')"
+    expected = {"build": "[PLATFORM=]PROGRAM ...", "pull": "REF", "push": "ARCHIVE[:NAME] REF", "copy": "SRC DST",
+                "inspect": "TARGET", "login": "REGISTRY", "logout": "REGISTRY", "check-auth": "REF",
+                "tags": "REPOSITORY", "digest": "TARGET", "tag": "REF NEWTAG ...", "delete": "REF"}
+    assert set(commands) == set(expected)
+    for name, sub in commands.items():
+        assert sub.short_usage() == "usage: zeroimage %s [options] %s (see 'zeroimage %s --help')" % (
+            name, expected[name], name)
+    help_text = commands["build"].format_help()
+    assert "[PLATFORM=]PROGRAM ...\n" in help_text and "ENTRYPOINT [ENTRYPOINT" not in help_text
+
+
+@pytest.mark.parametrize("argv", [["inspect", "hello.tr"], ["copy", "app.tr", "x.tar"], ["digest", "app.tgzz"],
+                                  ["pull", "-o", "x.tar", "hello.tr"]])
+def test_a_word_read_as_a_docker_hub_image_that_looks_like_a_file_says_so(tmp_path, capsys, monkeypatch, argv):
+    monkeypatch.chdir(str(tmp_path))
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")      # Docker Hub unreachable: no network in tests
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    code, out, err = run(capsys, *argv)
+    word = [a for a in argv[1:] if "." in a and not a.startswith("x") and a != "-o"][0]
+    assert code == 1 and out == "" and len(err.splitlines()) == 1, err
+    assert err.rstrip().endswith("(read %r as the image docker.io/library/%s:latest; no file %s here)" % (
+        word, word, word)), err
+
+
+@pytest.mark.parametrize("argv", [["inspect", "alpine:3.19"], ["inspect", "python3.12"], ["pull", "alpine"]])
+def test_a_plain_image_name_gets_no_such_hint(tmp_path, capsys, monkeypatch, argv):
+    monkeypatch.chdir(str(tmp_path))
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    code, _, err = run(capsys, *argv)
+    assert code == 1 and "(read " not in err, err
