@@ -1046,7 +1046,7 @@ class Display:
 
     # -- progress --
 
-    def task(self, verb: str, label: str, total: int) -> "Task":
+    def task(self, verb: str, label: str, total: Optional[int]) -> "Task":
         task = Task(self, verb, label, total)
         with self._lock:
             self._active.append(task)
@@ -1128,11 +1128,13 @@ class Display:
 
 
 class Task:
-    """One blob on its way: bytes counted as they pass."""
+    """One blob on its way: bytes counted as they pass. ``total`` is None while the size is not known
+    (a layer uploaded as it is compressed): then the line shows what went and the rate, never a
+    total that grows."""
 
     DONE = {"compressing": "compressed", "uploading": "uploaded", "downloading": "downloaded"}
 
-    def __init__(self, display: Display, verb: str, label: str, total: int):
+    def __init__(self, display: Display, verb: str, label: str, total: Optional[int]):
         self.display, self.verb, self.label, self.total = display, verb, label, total
         self.done_verb = self.DONE.get(verb, verb)
         self.done = 0
@@ -1156,8 +1158,9 @@ class Task:
 
     def line(self) -> str:
         rate = self.done / max(time.monotonic() - self.started, 1e-6)
-        return "  %-11s %-24s %10s / %-10s %10s/s" % (self.verb, self.label, _human_size(self.done),
-                                                     _human_size(self.total), _human_size(rate))
+        of = "/ %-10s" % _human_size(self.total) if self.total is not None else "%-12s" % "so far"
+        return "  %-11s %-24s %10s %s %10s/s" % (self.verb, self.label, _human_size(self.done), of,
+                                                _human_size(rate))
 
 
 def _short(digest: str) -> str:
@@ -7627,7 +7630,7 @@ class LayerStream:
             self._ended.set()
 
     def _send(self) -> None:
-        task = self.session.display.task("uploading", self.label, 0)
+        task = self.session.display.task("uploading", self.label, None)    # its size: known at the end
         try:
             self.upload = self.registry.start_upload(self.repository, self.scopes)
             offset, buffer = 0, bytearray(STREAM_CHUNK)
@@ -7638,7 +7641,8 @@ class LayerStream:
                 if n:
                     self._chunk(buffer if n == len(buffer) else bytes(buffer[:n]), offset)
                     offset += n
-                    task.total = max(task.total, self.file.size)
+                    if self.file.done:
+                        task.total = self.file.size
                     task.advance(n)
                 elif self.file.done:
                     break

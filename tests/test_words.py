@@ -5,6 +5,7 @@ No network and no external tools: main() runs in this process (its output captur
 run_cli() runs it as a user would.
 """
 
+import io
 import os
 import re
 
@@ -231,3 +232,47 @@ def test_a_plain_image_name_gets_no_such_hint(tmp_path, capsys, monkeypatch, arg
     monkeypatch.delenv("no_proxy", raising=False)
     code, _, err = run(capsys, *argv)
     assert code == 1 and "(read " not in err, err
+
+
+# ---- progress that tells the truth ----
+
+
+def test_a_task_of_unknown_size_shows_what_went_and_the_rate_not_a_total():
+    display = zeroimage.Display(io.StringIO(), "tty")
+    unknown = display.task("uploading", "/app (linux/amd64)", None)
+    unknown.advance(4000000)
+    assert re.match(r"^  uploading +/app \(linux/amd64\) +4\.0 MB so far +[0-9.]+ [kMG]?B/s$", unknown.line())
+    known = display.task("uploading", "sha256:0123", 8000000)
+    known.advance(4000000)
+    assert re.match(r"^  uploading +sha256:0123 +4\.0 MB / 8\.0 MB +[0-9.]+ [kMG]?B/s$", known.line())
+    unknown.finish()
+    known.finish()
+    display.close()
+
+
+class _Watching(zeroimage.Display):
+    """A display that notes each task's total every time it moves."""
+
+    def __init__(self):
+        super().__init__(io.StringIO(), "plain")
+        self.seen = []
+
+    def advanced(self, task):
+        self.seen.append((task.verb, task.label, task.total, task.done))
+        super().advanced(task)
+
+
+@pytest.mark.interop
+def test_a_streamed_upload_never_shows_a_growing_total(tmp_path, registry_servers):
+    program = tmp_path / "app"
+    program.write_bytes(make_elf(62) + os.urandom(2 * zeroimage.STREAM_CHUNK + 1000))
+    display = _Watching()
+    registry = registry_servers("open").host
+    with zeroimage.Session(display=display) as session:
+        zeroimage.build(str(program), push="%s/words/progress:1" % registry, base="scratch", session=session)
+    streamed = [(total, done) for verb, label, total, done in display.seen if verb == "uploading" and "/app" in label]
+    assert len(streamed) >= 3, display.seen
+    totals = [total for total, _ in streamed]
+    assert set(totals) - {None} <= {streamed[-1][1]}, "no total but the real one (%s)" % totals
+    assert totals[-1] == streamed[-1][1] and None not in totals[totals.index(totals[-1]):], \
+        "the real total once known, kept to the end (%s)" % totals
