@@ -8,6 +8,7 @@ run_cli() runs it as a user would.
 import io
 import os
 import re
+import subprocess
 
 import pytest
 
@@ -276,3 +277,52 @@ def test_a_streamed_upload_never_shows_a_growing_total(tmp_path, registry_server
     assert set(totals) - {None} <= {streamed[-1][1]}, "no total but the real one (%s)" % totals
     assert totals[-1] == streamed[-1][1] and None not in totals[totals.index(totals[-1]):], \
         "the real total once known, kept to the end (%s)" % totals
+
+
+# ---- tests/run ----
+
+STUB_PYTHON = """#!/bin/sh
+case "$1" in
+    --version) echo "Python {version}" ;;
+    -c) exit 0 ;;
+    -m) echo "{version} $*" >> "$STUB_LOG"; exit {code} ;;
+esac
+"""
+
+
+def _stub(path, text):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    os.chmod(str(path), 0o755)
+
+
+def test_tests_run_runs_every_interpreter_and_fails_at_the_end(tmp_path):
+    """python3 fails; 3.8 and 3.13 (from a stub pyenv) still run; the summary names each; exit 1. A
+    missing package is said and installed with apt-get waiting for the dpkg lock (as root)."""
+    stubs, log = tmp_path / "bin", tmp_path / "log"
+    _stub(stubs / "python3", STUB_PYTHON.format(version="3.99.0", code=1))
+    _stub(tmp_path / "pyenv/versions/3.8.20/bin/python", STUB_PYTHON.format(version="3.8.20", code=0))
+    _stub(tmp_path / "pyenv/versions/3.13.1/bin/python", STUB_PYTHON.format(version="3.13.1", code=0))
+    _stub(stubs / "pyenv", "#!/bin/sh\necho %s\n" % (tmp_path / "pyenv"))
+    _stub(stubs / "dpkg", '#!/bin/sh\n[ "$2" != umoci ]\n')                 # umoci is missing
+    _stub(stubs / "apt-get", '#!/bin/sh\necho "apt-get $*" >> "$STUB_LOG"\n')
+    env = dict(os.environ, PATH="%s:%s" % (stubs, os.environ["PATH"]), STUB_LOG=str(log))
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    r = subprocess.run([os.path.join(root, "tests", "run"), "-x"], env=env, stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, universal_newlines=True, timeout=60)
+    assert r.returncode == 1, r.stderr
+    ran = log.read_text().splitlines()
+    pytest_runs = [line for line in ran if "-m pytest" in line]
+    assert [line.split()[0] for line in pytest_runs] == ["3.99.0", "3.8.20", "3.13.1"], ran
+    assert all(line.endswith("tests -x") for line in pytest_runs)
+    tail = r.stderr.splitlines()[-4:]
+    assert tail == ["tests/run: results:", "tests/run:   Python 3.99.0: FAILED", "tests/run:   Python 3.8.20: passed",
+                    "tests/run:   Python 3.13.1: passed"], r.stderr
+    if os.getuid() == 0:
+        assert "tests/run: the interop tests use the Debian packages: skopeo umoci" in r.stderr
+        assert "installing the missing ones with apt-get: umoci" in r.stderr
+        installs = [line for line in ran if line.startswith("apt-get")]
+        assert len(installs) == 2 and all("-o DPkg::Lock::Timeout=600" in line for line in installs)
+        assert installs[1].endswith("install -y -q umoci")
+    else:
+        assert "missing umoci" in r.stderr
