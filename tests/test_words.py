@@ -8,7 +8,9 @@ run_cli() runs it as a user would.
 import io
 import os
 import re
+import shutil
 import subprocess
+import sys
 
 import pytest
 
@@ -326,3 +328,63 @@ def test_tests_run_runs_every_interpreter_and_fails_at_the_end(tmp_path):
         assert installs[1].endswith("install -y -q umoci")
     else:
         assert "missing umoci" in r.stderr
+
+
+# ---- installable the Python way (pyproject.toml) ----
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_pyproject_says_one_module_no_dependencies_and_the_signal_safe_entry_point():
+    tomllib = pytest.importorskip("tomllib")        # Python 3.11+
+    with open(os.path.join(ROOT, "pyproject.toml"), "rb") as f:
+        project = tomllib.load(f)
+    assert project["build-system"]["build-backend"] == "setuptools.build_meta"
+    assert project["project"]["dependencies"] == [] and project["project"]["requires-python"] == ">=3.8"
+    assert project["tool"]["setuptools"]["py-modules"] == ["zeroimage"]
+    assert project["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "zeroimage.__version__"}
+    module, _, function = project["project"]["scripts"]["zeroimage"].partition(":")
+    assert (module, function) == ("zeroimage", "_run_program")     # main() and the stop signals' handling
+
+
+def _can_build_offline():
+    try:
+        import setuptools
+    except ImportError:
+        return "no setuptools here"
+    version = tuple(int(part) for part in re.findall(r"\d+", setuptools.__version__)[:2])
+    if version < (61, 0):
+        return "setuptools %s is older than 61 (pyproject's [project])" % setuptools.__version__
+    if version < (70, 1):
+        try:
+            import wheel  # noqa: F401 -- bdist_wheel, before setuptools 70.1 had its own
+        except ImportError:
+            return "no wheel package here (setuptools %s needs it to build)" % setuptools.__version__
+    return None
+
+
+def test_pip_installs_the_module_and_a_zeroimage_command(tmp_path):
+    """What ``pip install .`` does, offline: no build isolation (nothing fetched), no dependencies."""
+    why = _can_build_offline()
+    if why:
+        pytest.skip(why)
+    source, target = tmp_path / "src", tmp_path / "site"
+    source.mkdir()
+    for name in ("pyproject.toml", "zeroimage.py", "README.md", "LICENSE"):
+        shutil.copyfile(os.path.join(ROOT, name), str(source / name))
+    r = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check", "--no-index",
+                        "--no-build-isolation", "--no-deps", "--target", str(target), str(source)],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    with open(os.path.join(ROOT, "zeroimage.py"), "rb") as a, open(str(target / "zeroimage.py"), "rb") as b:
+        assert a.read() == b.read(), "the same single module"
+    info = target / ("zeroimage-%s.dist-info" % zeroimage.__version__)
+    metadata = (info / "METADATA").read_text()
+    assert "Version: %s\n" % zeroimage.__version__ in metadata and "Requires-Dist" not in metadata
+    assert "zeroimage = zeroimage:_run_program" in (info / "entry_points.txt").read_text()
+    command = str(target / "bin" / "zeroimage")
+    env = dict(os.environ, PYTHONPATH=str(target))
+    version = subprocess.run([command, "--version"], env=env, stdout=subprocess.PIPE, universal_newlines=True)
+    assert version.returncode == 0 and version.stdout == "zeroimage %s\n" % zeroimage.__version__
+    typo = subprocess.run([command, "build", "--pussh"], env=env, stderr=subprocess.PIPE, universal_newlines=True)
+    assert typo.returncode == 2 and "did you mean --push?" in typo.stderr
