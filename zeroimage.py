@@ -8238,7 +8238,7 @@ def _check_build_options(programs, single: bool, platform, base, base_archive, p
     if not programs:
         raise UsageError("give at least one program")
     if not single and platform is not None:
-        raise UsageError("--platform goes with one plain ENTRYPOINT; give PLATFORM=PATH for each binary instead")
+        raise UsageError("--platform goes with one plain PROGRAM; give PLATFORM=PROGRAM for each binary instead")
     if len(set(str(p) for p, _ in programs)) != len(programs):
         raise UsageError("each platform can be given once")
     if base is not None and base_archive is not None:
@@ -9314,9 +9314,9 @@ def build_parser() -> argparse.ArgumentParser:
     output.add_argument("-o", "--output", type=_output_arg, metavar="PATH",
                         help="archive to write (default: ./NAME.tar); - for standard output")
     output.add_argument("--push", type=_reference_arg, metavar="REF", help="push the image to a registry instead")
-    output.add_argument("--load", action="store_true",
-                        help="load the image into the local Docker or podman engine instead (DOCKER_HOST, "
-                             "else /var/run/docker.sock, else podman's socket)")
+    build_cmd.add_argument("--load", action="store_true",     # not in the group: build() says why it goes alone
+                           help="load the image into the local Docker or podman engine instead (DOCKER_HOST, "
+                                "else /var/run/docker.sock, else podman's socket)")
     build_cmd.add_argument("-t", "--tag", type=_tag_arg, metavar="NAME[:TAG]",
                            help="name of the image inside the archive (default: NAME:latest)")
     build_cmd.add_argument("--format", choices=("archive", "oci-layout"), default="archive",
@@ -9375,10 +9375,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="the platform to save from an index (default: this machine's); repeat it to save "
                             "several, as a new index of them")
     which.add_argument("--all-platforms", action="store_true", help="save the whole index, every platform")
-    pull_out = pull_cmd.add_mutually_exclusive_group()
-    pull_out.add_argument("-o", "--output", type=_output_arg, metavar="PATH",
+    pull_cmd.add_argument("-o", "--output", type=_output_arg, metavar="PATH",
                           help="archive to write (default: ./NAME.tar); - for standard output")
-    pull_out.add_argument("--load", action="store_true",
+    pull_cmd.add_argument("--load", action="store_true",     # not in the group: pull() says why it goes alone
                           help="load the image into the local Docker or podman engine instead "
                                "(default platform: the engine's)")
     pull_cmd.add_argument("ref", type=_reference_arg, metavar="REF")
@@ -9645,7 +9644,7 @@ def cmd_build(args, session: Session) -> int:
     if len(programs) == 1 and programs[0][0] is None:
         entrypoint = programs[0][1]
     elif any(platform is None for platform, _ in programs):
-        raise UsageError("give one plain ENTRYPOINT, or PLATFORM=PATH for every binary (e.g. linux/arm64=dist/app)")
+        raise UsageError("give one plain PROGRAM, or PLATFORM=PROGRAM for every binary (e.g. linux/arm64=dist/app)")
     else:
         entrypoint = programs
     options = ImageOptions(env=args.env, labels=args.label, annotations=args.annotation, user=args.user,
@@ -9790,6 +9789,16 @@ def cmd_inspect(args, session: Session) -> int:
     output = inspect(args.target, platform=args.platform, mode=mode, session=session)
     if mode == "json":
         _print_json(json.loads(output))
+    elif mode in ("raw", "config", "sbom"):     # the bytes as stored: | sha256sum gives the digest
+        sys.stdout.flush()
+        binary = getattr(sys.stdout, "buffer", None)
+        if binary is None:                      # a text stream put in its place (a caller's StringIO)
+            sys.stdout.write(output)
+        else:
+            binary.write(output.encode("utf-8"))
+        if sys.stdout.isatty():                 # (a prompt after it, on a terminal)
+            sys.stdout.write("\n")
+        sys.stdout.flush()
     else:
         print(output)
     return 0

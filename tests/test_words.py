@@ -5,7 +5,9 @@ No network and no external tools: main() runs in this process (its output captur
 run_cli() runs it as a user would.
 """
 
+import hashlib
 import io
+import json
 import os
 import re
 import shutil
@@ -15,7 +17,7 @@ import sys
 import pytest
 
 import zeroimage
-from imagetools import LayoutBuilder, ref
+from imagetools import MODULE, LayoutBuilder, ref, run_cli
 from test_units import make_elf
 
 BIN = [("bin/", "dir", None, 0o755)]
@@ -388,3 +390,86 @@ def test_pip_installs_the_module_and_a_zeroimage_command(tmp_path):
     assert version.returncode == 0 and version.stdout == "zeroimage %s\n" % zeroimage.__version__
     typo = subprocess.run([command, "build", "--pussh"], env=env, stderr=subprocess.PIPE, universal_newlines=True)
     assert typo.returncode == 2 and "did you mean --push?" in typo.stderr
+
+
+# ---- what the README says holds ----
+
+
+def _readme():
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
+        return f.read()
+
+
+def _synopses(text, command):
+    """The README's synopses of a command: code lines ``zeroimage COMMAND ...`` whose words (but the
+    options and a ``# comment``) are all placeholders (REF, PATH[:NAME], ...), with their continuation
+    lines; and the Commands table's row for it."""
+    found, lines, in_code = [], text.splitlines(), False
+    for i, line in enumerate(lines):
+        if line.startswith("```"):
+            in_code = not in_code
+            continue
+        if in_code and line.startswith("zeroimage %s " % command):
+            bare, previous = line.split("#", 1)[0], None
+            while bare != previous:         # what stands in brackets is optional syntax: options, choices
+                bare, previous = re.sub(r"\[[^\[\]]*\]", " ", bare), bare
+            if all(re.fullmatch(r"[A-Z0-9_.:=/|]+|\.\.\.", w) for w in bare.split()[2:] if not w.startswith("-")):
+                block = [line]
+                for following in lines[i + 1:]:
+                    if not following.startswith(" ") or not following.strip().startswith("["):
+                        break
+                    block.append(following)
+                found.append(" ".join(block))
+        elif line.startswith("| `%s " % command) or line.startswith("| `%s`" % command):
+            found.append(line.split("|")[1])
+    return found
+
+
+GLOBAL = {"-h", "--help", "-q", "--quiet", "-v", "--verbose"}     # said once, for every command
+
+
+@pytest.mark.parametrize("command", sorted(_commands()[1]))
+def test_every_option_in_help_is_in_the_readme_synopsis(command):
+    sub = _commands()[1][command]
+    synopses = _synopses(_readme(), command)
+    assert synopses, "README has no synopsis of %s" % command
+    said = set(re.findall(r"(?<![\w-])(--?[a-z][a-z0-9-]*)", " ".join(synopses)))
+    missing = [" / ".join(action.option_strings) for action in sub._actions
+               if action.option_strings and not set(action.option_strings) & (said | GLOBAL)]
+    assert not missing, "README's synopsis of %s lacks %s" % (command, ", ".join(missing))
+
+
+def test_inspect_raw_and_config_print_the_bytes_their_digests_name(tmp_path):
+    prog = tmp_path / "prog"
+    prog.write_bytes(make_elf(183))
+    out = tmp_path / "app.tar"
+    digest = run_cli("build", "-q", "--from", "scratch", "-o", out, prog).stdout.strip()
+    raw = subprocess.run([sys.executable, MODULE, "inspect", "--raw", str(out)], stdout=subprocess.PIPE, check=True)
+    assert "sha256:" + hashlib.sha256(raw.stdout).hexdigest() == digest and not raw.stdout.endswith(b"\n")
+    config = subprocess.run([sys.executable, MODULE, "inspect", "--config", str(out)], stdout=subprocess.PIPE,
+                            check=True)
+    assert "sha256:" + hashlib.sha256(config.stdout).hexdigest() == json.loads(raw.stdout)["config"]["digest"]
+    # the README's words, run: zeroimage inspect --raw app.tar | sha256sum gives the digest zeroimage digest prints
+    piped = subprocess.run("%s %s inspect --raw app.tar | sha256sum" % (sys.executable, MODULE), shell=True,
+                           cwd=str(tmp_path), stdout=subprocess.PIPE, universal_newlines=True, check=True)
+    printed = run_cli("digest", "app.tar", cwd=str(tmp_path)).stdout.strip()
+    assert "sha256:" + piped.stdout.split()[0] == printed == digest
+    assert "`zeroimage inspect --raw app.tar | sha256sum` gives the digest `zeroimage digest app.tar` prints" in \
+        " ".join(_readme().split())
+
+
+def test_load_with_another_destination_is_refused_in_the_errors_tables_words(tmp_path, capsys):
+    prog = tmp_path / "prog"
+    prog.write_bytes(make_elf(183))
+    table = " ".join(_readme().split())
+    for argv, said in [(["build", "--load", "-o", "x.tar", prog], "--load sends the image to the container engine; "
+                        "give it without -o, --push or --format"),
+                       (["build", "--load", "--push", "r.example/x:1", prog], None),
+                       (["build", "--load", "--format", "oci-layout", prog], None),
+                       (["pull", "--load", "-o", "x.tar", "alpine"], "--load sends one image to the container "
+                        "engine; give it without -o, --all-platforms or a second --platform")]:
+        code, out, err = run(capsys, *argv)
+        line = err.splitlines()[-1]
+        assert code == 2 and out == "" and line.startswith("zeroimage: error: --load sends"), err
+        if said:
+            assert line == "zeroimage: error: " + said and "`%s`" % said in table
