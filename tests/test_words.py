@@ -17,6 +17,7 @@ import sys
 import pytest
 
 import zeroimage
+from conftest import need_tool
 from imagetools import MODULE, LayoutBuilder, ref, run_cli
 from test_units import make_elf
 
@@ -473,3 +474,28 @@ def test_load_with_another_destination_is_refused_in_the_errors_tables_words(tmp
         assert code == 2 and out == "" and line.startswith("zeroimage: error: --load sends"), err
         if said:
             assert line == "zeroimage: error: " + said and "`%s`" % said in table
+
+
+@pytest.mark.interop
+def test_the_readme_umoci_and_runc_recipe_runs_without_a_terminal(tmp_path, busybox):
+    """The README's lines, run as written (the container's name made unique), with no terminal."""
+    for tool in ("skopeo", "umoci", "runc"):
+        need_tool(tool)
+    if os.geteuid() != 0:
+        pytest.skip("runc needs root here")
+    lines = _readme().splitlines()
+    first = next(i for i, line in enumerate(lines) if line.startswith("skopeo copy oci-archive:app.tar oci:layout:app"))
+    recipe = [line.split("  #", 1)[0].strip() for line in lines[first:first + 3]]
+    assert recipe[-1] == "runc run -b bundle app" and recipe[1].startswith("sed -i 's/") and '"terminal": false' in recipe[1]
+    shutil.copyfile(busybox, str(tmp_path / "busybox"))
+    os.chmod(str(tmp_path / "busybox"), 0o755)
+    run_cli("build", "-q", "-o", tmp_path / "app.tar", "--cmd", "echo", "--cmd", "hello from the README", "./busybox",
+            cwd=str(tmp_path))
+    name = "zeroimage-readme-%d" % os.getpid()
+    script = "set -e\n" + "\n".join(recipe[:-1]) + "\nrunc run -b bundle %s\n" % name
+    try:
+        r = subprocess.run(["sh", "-c", script], cwd=str(tmp_path), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, universal_newlines=True, timeout=120)
+    finally:
+        subprocess.run(["runc", "delete", "--force", name], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    assert r.returncode == 0 and r.stdout.splitlines()[-1] == "hello from the README", (r.stdout, r.stderr)
