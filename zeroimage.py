@@ -133,7 +133,8 @@ __all__ = [
     "build", "pull", "push_archive", "copy", "inspect", "login", "logout", "check_auth",
     "list_tags", "resolve_digest", "tag_image", "delete_image",
     # building blocks: reading binaries, archives and registries, writing layers
-    "read_elf", "read_shebang", "read_build_info", "build_info_labels", "build_info_json", "select_manifest", "select_platforms",
+    "read_elf", "read_shebang", "read_build_info", "build_info_labels", "build_info_json", "select_manifest",
+    "select_platforms",
     "read_selection", "walk_index", "read_tree", "parse_digest", "verify_bytes", "VerifyingReader",
     "spdx_document", "Attachment", "attach", "push_referrer", "referrers_tag",
     "derive_config", "canonical_json", "convert_family", "write_layer", "tree_entries", "GzipWriter", "LayerCache",
@@ -9204,7 +9205,8 @@ def _command(commands, name: str, help_text: str, description: str, examples: Se
 def _global_options(parser: argparse.ArgumentParser, default, network: bool = True) -> None:
     """-q, -v and --insecure: before the command (``zeroimage -q build``) or after it."""
     talk = parser.add_mutually_exclusive_group()
-    talk.add_argument("-q", "--quiet", action="store_true", default=default, help="print only the result, errors and the warnings that predict failure")
+    talk.add_argument("-q", "--quiet", action="store_true", default=default,
+                      help="print only the result, errors and the warnings that predict failure")
     talk.add_argument("-v", "--verbose", action="store_true", default=default,
                       help="also show each HTTP request, auth step and retry (secrets redacted)")
     if network:

@@ -489,7 +489,8 @@ def test_the_readme_umoci_and_runc_recipe_runs_without_a_terminal(tmp_path, busy
     lines = _readme().splitlines()
     first = next(i for i, line in enumerate(lines) if line.startswith("skopeo copy oci-archive:app.tar oci:layout:app"))
     recipe = [line.split("  #", 1)[0].strip() for line in lines[first:first + 3]]
-    assert recipe[-1] == "runc run -b bundle app" and recipe[1].startswith("sed -i 's/") and '"terminal": false' in recipe[1]
+    assert recipe[-1] == "runc run -b bundle app"
+    assert recipe[1].startswith("sed -i 's/") and '"terminal": false' in recipe[1]
     shutil.copyfile(busybox, str(tmp_path / "busybox"))
     os.chmod(str(tmp_path / "busybox"), 0o755)
     run_cli("build", "-q", "-o", tmp_path / "app.tar", "--cmd", "echo", "--cmd", "hello from the README", "./busybox",
