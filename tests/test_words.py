@@ -503,3 +503,17 @@ def test_the_readme_umoci_and_runc_recipe_runs_without_a_terminal(tmp_path, busy
     finally:
         subprocess.run(["runc", "delete", "--force", name], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     assert r.returncode == 0 and r.stdout.splitlines()[-1] == "hello from the README", (r.stdout, r.stderr)
+
+
+@pytest.mark.interop
+def test_a_registry_base_is_read_for_the_interpreter_too(tmp_path, capsys, registry_servers):
+    registry = registry_servers("open").host
+    script = tmp_path / "app.sh"
+    script.write_bytes(b"#!/bin/sh\necho hi\n")
+    for name, layers, warned in [("merged", [MERGED_USR], False), ("bare", [BIN], True)]:
+        base = _base(tmp_path, *layers)
+        ref = "%s/words/base-%s:1" % (registry, name)
+        assert run(capsys, "push", "-q", base, ref)[0] == 0
+        code, out, err = run(capsys, "build", "-q", "--from", ref, "-o", tmp_path / ("%s.tar" % name), script)
+        assert code == 0 and out.startswith("sha256:"), err
+        assert ("no /bin/sh, so it will not start" in err) == warned and ("base-%s" % name in err) == warned, err
