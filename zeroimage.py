@@ -2919,9 +2919,15 @@ class TarWriter:
     def __init__(self, out):
         self._out = out
 
-    def add(self, entry: LayerEntry, size: int = 0, src=None) -> None:
+    @staticmethod
+    def _names(entry: LayerEntry) -> Tuple[str, str]:
         name = entry.path.lstrip("/") + ("/" if entry.kind == "dir" else "")
-        linkname = entry.linkname.lstrip("/") if entry.kind == "hardlink" else entry.linkname   # a member's name
+        return name, entry.linkname.lstrip("/") if entry.kind == "hardlink" else entry.linkname  # a member's name
+
+    @classmethod
+    def _pax(cls, entry: LayerEntry, size: int) -> bytes:
+        """The PAX records a member needs (b"" for none)."""
+        name, linkname = cls._names(entry)
         pax = []
         for key, value, limit in (("path", name, 100), ("linkpath", linkname, 100)):
             if len(value.encode("utf-8")) > limit or not value.isascii():
@@ -2930,9 +2936,19 @@ class TarWriter:
                                   ("gid", entry.gid, 0o7777777)):
             if value > limit:
                 pax.append(_pax_record(key, str(value)))
+        return b"".join(pax)
+
+    @classmethod
+    def member_size(cls, entry: LayerEntry, size: int = 0) -> int:
+        """How many bytes ``add(entry, size)`` writes: headers, records, data and padding."""
+        records = cls._pax(entry, size)
+        return (_BLOCK + len(records) + -len(records) % _BLOCK if records else 0) + _BLOCK + size + -size % _BLOCK
+
+    def add(self, entry: LayerEntry, size: int = 0, src=None) -> None:
+        name, linkname = self._names(entry)
+        records = self._pax(entry, size)
         short = lambda text, n: text.encode("ascii", "replace")[:n]  # noqa: E731
-        if pax:
-            records = b"".join(pax)
+        if records:
             self._out.write(_ustar_header(short("PaxHeaders/" + posixpath.basename(name.rstrip("/")), 100),
                                           0o644, 0, 0, len(records), b"x", b""))
             self._write_padded(records)
@@ -3035,13 +3051,17 @@ def build_layer(entries: Sequence[LayerEntry], tmp, level: int, cache: Optional[
 
 
 def _entries_size(entries: Sequence[LayerEntry]) -> int:
-    """About the size of a layer's tar (the files' bytes), for progress."""
-    total = 0
-    for entry in entries:
-        if entry.data is not None:
-            total += len(entry.data)
-        elif entry.source is not None:
-            total += os.stat(entry.source).st_size if isinstance(entry.source, str) else os.fstat(entry.source.fileno()).st_size
+    """The size of the layer's tar as ``_write_tar`` writes it (its files as they are now), for progress:
+    the total that the bytes done reach."""
+    total = 2 * _BLOCK
+    for entry in with_parents(entries):
+        size = 0
+        if entry.kind == "file" and entry.data is not None:
+            size = len(entry.data)
+        elif entry.kind == "file" and entry.source is not None:
+            size = os.stat(entry.source).st_size if isinstance(entry.source, str) else \
+                os.fstat(entry.source.fileno()).st_size
+        total += TarWriter.member_size(entry, size)
     return total
 
 

@@ -517,3 +517,26 @@ def test_a_registry_base_is_read_for_the_interpreter_too(tmp_path, capsys, regis
         code, out, err = run(capsys, "build", "-q", "--from", ref, "-o", tmp_path / ("%s.tar" % name), script)
         assert code == 0 and out.startswith("sha256:"), err
         assert ("no /bin/sh, so it will not start" in err) == warned and ("base-%s" % name in err) == warned, err
+
+
+def test_a_layers_progress_total_is_the_size_of_its_tar(tmp_path):
+    source = tmp_path / "big"
+    source.write_bytes(os.urandom(70000))
+    entries = [zeroimage.LayerEntry("/app", "file", 0o755, source=str(source)),
+               zeroimage.LayerEntry("/etc/passwd", "file", 0o644, data=b"root:x:0:0::/:/sbin/nologin\n"),
+               zeroimage.LayerEntry("/empty", "file", 0o644, data=b""),
+               zeroimage.LayerEntry("/d/" + "long-name-" * 20, "file", 0o644, data=b"x" * 513),   # a PAX path
+               zeroimage.LayerEntry("/caf\u00e9", "file", 0o644, data=b"1"),                    # a PAX path too
+               zeroimage.LayerEntry("/link", "symlink", 0o777, linkname="/d/" + "target-" * 20),
+               zeroimage.LayerEntry("/hard", "hardlink", 0o644, linkname="/app"),
+               zeroimage.LayerEntry("/big-uid", "file", 0o644, data=b"u", uid=1 << 22),          # a PAX uid
+               zeroimage.LayerEntry("/srv/www/html", "dir", 0o755)]
+    tar = io.BytesIO()
+    zeroimage._write_tar(entries, tar)
+    assert zeroimage._entries_size(entries) == len(tar.getvalue())
+    out = io.BytesIO()
+    display = zeroimage.Display(io.StringIO(), "plain")
+    task = display.task("compressing", "layer", zeroimage._entries_size(entries))
+    zeroimage.write_layer(entries, out, 1, task)
+    assert task.done == task.total
+    task.finish()
