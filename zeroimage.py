@@ -125,7 +125,7 @@ __all__ = [
     "PlatformNotFoundError", "ArchiveError", "CredentialError", "RegistryError", "AuthenticationError",
     "NotFoundError", "NetworkError", "CancelledError", "NoCommonNameError",
     # the session every operation runs in, and what it shows
-    "Session", "Display",
+    "Session", "Display", "WARNING_FAILS",
     # values that operations take and return
     "Reference", "Platform", "ImageOptions", "Credentials", "Blob", "Image", "ImageIndex", "BuildResult", "Saved",
     "ElfInfo", "BuildInfo", "Module", "LayerEntry", "Candidate", "AddedLayer", "Task", "Response", "Proxy",
@@ -134,7 +134,8 @@ __all__ = [
     "list_tags", "resolve_digest", "tag_image", "delete_image",
     # building blocks: reading binaries, archives and registries, writing layers
     "common_program_name", "default_image_name",
-    "read_elf", "read_build_info", "build_info_labels", "build_info_json", "select_manifest", "select_platforms",
+    "read_elf", "read_shebang", "read_build_info", "build_info_labels", "build_info_json", "select_manifest",
+    "select_platforms",
     "read_selection", "walk_index", "read_tree", "parse_digest", "verify_bytes", "VerifyingReader",
     "spdx_document", "Attachment", "attach", "push_referrer", "referrers_tag",
     "derive_config", "canonical_json", "convert_family", "write_layer", "tree_entries", "GzipWriter", "LayerCache",
@@ -1006,6 +1007,9 @@ def _human_size(size: int) -> str:
     return str(size)
 
 
+WARNING_FAILS = logging.WARNING + 5      # a warning that predicts the image will not run: shown even with -q
+
+
 class Display:
     """What one session shows: log lines and progress, on ``stream`` (stderr for the CLI).
 
@@ -1013,8 +1017,10 @@ class Display:
     caller's logging setup to show or not, and there is no progress. With a stream, ``mode`` is
     "plain" (one line per finished step, no control characters: CI logs), "tty" (a line per blob
     in flight with bytes done/total and rate, redrawn in place) or "off" (log lines only), and
-    ``level`` (a ``logging`` level) is the least a log line needs to be shown. Every line is passed
-    through ``outside_text`` (no control characters, no secrets). Thread-safe.
+    ``level`` (a ``logging`` level) is the least a log line needs to be shown. A warning that predicts
+    failure (``warning(..., fails=True)``: the image will not start, the user it names cannot be
+    found) has the level ``WARNING_FAILS``, which -q (``level=WARNING_FAILS``) still shows. Every line
+    is passed through ``outside_text`` (no control characters, no secrets). Thread-safe.
     """
 
     def __init__(self, stream=None, mode: str = "off", level: int = logging.INFO):
@@ -1034,11 +1040,12 @@ class Display:
     def log(self, level: int, message: str, *args) -> None:
         text = message % args if args else message
         if self.stream is None:
-            log.log(level, "%s", text)
+            log.log(logging.WARNING if level == WARNING_FAILS else level, "%s", text)
             return
         if level < self.level:
             return
-        prefix = "" if level < logging.WARNING else logging.getLevelName(level).lower() + ": "
+        prefix = "" if level < logging.WARNING else "warning: " if level < logging.ERROR else \
+            logging.getLevelName(level).lower() + ": "
         self.note("zeroimage: %s%s" % (prefix, text))
 
     def debug(self, message: str, *args) -> None:
@@ -1047,8 +1054,9 @@ class Display:
     def info(self, message: str, *args) -> None:
         self.log(logging.INFO, message, *args)
 
-    def warning(self, message: str, *args) -> None:
-        self.log(logging.WARNING, message, *args)
+    def warning(self, message: str, *args, fails: bool = False) -> None:
+        """``fails``: the warning predicts failure (the image will not run as built), so even -q shows it."""
+        self.log(WARNING_FAILS if fails else logging.WARNING, message, *args)
 
     def note(self, text: str) -> None:
         """A line printed above the progress lines, which are drawn again below it."""
@@ -1060,7 +1068,7 @@ class Display:
 
     # -- progress --
 
-    def task(self, verb: str, label: str, total: int) -> "Task":
+    def task(self, verb: str, label: str, total: Optional[int]) -> "Task":
         task = Task(self, verb, label, total)
         with self._lock:
             self._active.append(task)
@@ -1142,11 +1150,13 @@ class Display:
 
 
 class Task:
-    """One blob on its way: bytes counted as they pass."""
+    """One blob on its way: bytes counted as they pass. ``total`` is None while the size is not known
+    (a layer uploaded as it is compressed): then the line shows what went and the rate, never a
+    total that grows."""
 
     DONE = {"compressing": "compressed", "uploading": "uploaded", "downloading": "downloaded"}
 
-    def __init__(self, display: Display, verb: str, label: str, total: int):
+    def __init__(self, display: Display, verb: str, label: str, total: Optional[int]):
         self.display, self.verb, self.label, self.total = display, verb, label, total
         self.done_verb = self.DONE.get(verb, verb)
         self.done = 0
@@ -1170,8 +1180,9 @@ class Task:
 
     def line(self) -> str:
         rate = self.done / max(time.monotonic() - self.started, 1e-6)
-        return "  %-11s %-24s %10s / %-10s %10s/s" % (self.verb, self.label, _human_size(self.done),
-                                                     _human_size(self.total), _human_size(rate))
+        of = "/ %-10s" % _human_size(self.total) if self.total is not None else "%-12s" % "so far"
+        return "  %-11s %-24s %10s %s %10s/s" % (self.verb, self.label, _human_size(self.done), of,
+                                                _human_size(rate))
 
 
 def _short(digest: str) -> str:
@@ -1680,6 +1691,22 @@ def _elf_sections(f, elf: _ElfHeader) -> Dict[str, _Section]:
         if end >= 0:
             sections.setdefault(names[name_at:end].decode("utf-8", "replace"), _Section(kind, addr, offset, size))
     return sections
+
+
+def read_shebang(f) -> Optional[Tuple[str, str]]:
+    """A script's ``#!`` line, as Linux reads it: (interpreter, its one optional argument, "" for
+    none); None when the file is no script. Linux reads at most 256 bytes of the line (BINPRM_BUF_SIZE),
+    takes the interpreter up to the first blank and the rest, trimmed, as one argument."""
+    f.seek(0)
+    head = f.read(256)
+    f.seek(0)
+    if not head.startswith(b"#!"):
+        return None
+    line = head[2:].split(b"\n", 1)[0].strip(b" \t\r")
+    interpreter, _, argument = line.replace(b"\t", b" ").partition(b" ")
+    if not interpreter:
+        return None
+    return os.fsdecode(interpreter), os.fsdecode(argument.strip(b" "))
 
 
 # -- embedded build information: what a Go or Rust binary says it was built from --
@@ -2993,9 +3020,15 @@ class TarWriter:
     def __init__(self, out):
         self._out = out
 
-    def add(self, entry: LayerEntry, size: int = 0, src=None) -> None:
+    @staticmethod
+    def _names(entry: LayerEntry) -> Tuple[str, str]:
         name = entry.path.lstrip("/") + ("/" if entry.kind == "dir" else "")
-        linkname = entry.linkname.lstrip("/") if entry.kind == "hardlink" else entry.linkname   # a member's name
+        return name, entry.linkname.lstrip("/") if entry.kind == "hardlink" else entry.linkname  # a member's name
+
+    @classmethod
+    def _pax(cls, entry: LayerEntry, size: int) -> bytes:
+        """The PAX records a member needs (b"" for none)."""
+        name, linkname = cls._names(entry)
         pax = []
         for key, value, limit in (("path", name, 100), ("linkpath", linkname, 100)):
             if len(value.encode("utf-8")) > limit or not value.isascii():
@@ -3004,9 +3037,19 @@ class TarWriter:
                                   ("gid", entry.gid, 0o7777777)):
             if value > limit:
                 pax.append(_pax_record(key, str(value)))
+        return b"".join(pax)
+
+    @classmethod
+    def member_size(cls, entry: LayerEntry, size: int = 0) -> int:
+        """How many bytes ``add(entry, size)`` writes: headers, records, data and padding."""
+        records = cls._pax(entry, size)
+        return (_BLOCK + len(records) + -len(records) % _BLOCK if records else 0) + _BLOCK + size + -size % _BLOCK
+
+    def add(self, entry: LayerEntry, size: int = 0, src=None) -> None:
+        name, linkname = self._names(entry)
+        records = self._pax(entry, size)
         short = lambda text, n: text.encode("ascii", "replace")[:n]  # noqa: E731
-        if pax:
-            records = b"".join(pax)
+        if records:
             self._out.write(_ustar_header(short("PaxHeaders/" + posixpath.basename(name.rstrip("/")), 100),
                                           0o644, 0, 0, len(records), b"x", b""))
             self._write_padded(records)
@@ -3109,13 +3152,17 @@ def build_layer(entries: Sequence[LayerEntry], tmp, level: int, cache: Optional[
 
 
 def _entries_size(entries: Sequence[LayerEntry]) -> int:
-    """About the size of a layer's tar (the files' bytes), for progress."""
-    total = 0
-    for entry in entries:
-        if entry.data is not None:
-            total += len(entry.data)
-        elif entry.source is not None:
-            total += os.stat(entry.source).st_size if isinstance(entry.source, str) else os.fstat(entry.source.fileno()).st_size
+    """The size of the layer's tar as ``_write_tar`` writes it (its files as they are now), for progress:
+    the total that the bytes done reach."""
+    total = 2 * _BLOCK
+    for entry in with_parents(entries):
+        size = 0
+        if entry.kind == "file" and entry.data is not None:
+            size = len(entry.data)
+        elif entry.kind == "file" and entry.source is not None:
+            size = os.stat(entry.source).st_size if isinstance(entry.source, str) else \
+                os.fstat(entry.source.fileno()).st_size
+        total += TarWriter.member_size(entry, size)
     return total
 
 
@@ -7455,7 +7502,7 @@ class EngineSink:
         if isinstance(top, Image):
             if top.platform is not None and not top.platform.matches(wanted):
                 self.session.display.warning("the image is for %s, the engine runs %s images: it may not start there",
-                                             top.platform, wanted)
+                                             top.platform, wanted, fails=True)
             return top
         images = [image for image in tree_images(top) if image.platform is not None]
         for image in images:
@@ -7716,7 +7763,7 @@ class LayerStream:
             self._ended.set()
 
     def _send(self) -> None:
-        task = self.session.display.task("uploading", self.label, 0)
+        task = self.session.display.task("uploading", self.label, None)    # its size: known at the end
         try:
             self.upload = self.registry.start_upload(self.repository, self.scopes)
             offset, buffer = 0, bytearray(STREAM_CHUNK)
@@ -7727,7 +7774,8 @@ class LayerStream:
                 if n:
                     self._chunk(buffer if n == len(buffer) else bytes(buffer[:n]), offset)
                     offset += n
-                    task.total = max(task.total, self.file.size)
+                    if self.file.done:
+                        task.total = self.file.size
                     task.advance(n)
                 elif self.file.done:
                     break
@@ -7931,7 +7979,7 @@ def _resolve_platform(requested: Optional[Platform], elf: Optional[ElfInfo], ent
     # ELF cannot tell arm/v6 from arm/v7 reliably, so compare os and architecture only.
     if (requested.os, requested.architecture) != (elf_platform.os, elf_platform.architecture):
         display.warning("--platform %s disagrees with %s, which is an ELF binary for %s",
-                        requested, entrypoint, elf_platform)
+                        requested, entrypoint, elf_platform, fails=True)
     return requested
 
 
@@ -7944,7 +7992,7 @@ def _check_program_platform(platform: Platform, elf: Optional[ElfInfo], path: st
         message = "%s is an ELF binary for %s, not %s" % (path, elf.platform, platform)
         if strict:
             raise ZeroImageError(message + " (--no-platform-check to build it anyway)")
-        display.warning(message)
+        display.warning(message, fails=True)
 
 
 def _check_entrypoint(path: str) -> None:
@@ -8087,8 +8135,9 @@ def _build_images(session: Session, programs, single: bool, base_for, layers: _L
         if elf and elf.interpreter and not base_image.may_have_libc:
             display.warning("%s is dynamically linked (interpreter %s) but the %s base has no libc, so it will not "
                             "start; build it statically (Go: CGO_ENABLED=0; Rust: a musl target; C: -static) "
-                            "or use a base with a libc", path, elf.interpreter, base_image.name)
+                            "or use a base with a libc", path, elf.interpreter, base_image.name, fails=True)
         entries = added_files + [LayerEntry(target, "file", 0o755, source=program)]
+        _check_script(session, path, program, base_image, minimal_entries, entries, image_options)
         below = base_paths(base_image, paths_to_ask(entries), minimal_entries, session.cancelled)
         check_over_base(entries, below)
         entries = with_parents(entries, below)
@@ -8192,10 +8241,114 @@ def _check_user_known(user: str, base: Optional[str], added_files: Sequence[Laye
             continue
         if path not in files:
             display.warning("--user %s: the image has no %s, so the runtime will not find the %s %r; give a "
-                            "numeric id (like --user 65532:65532)", user, path, what, value)
+                            "numeric id (like --user 65532:65532)", user, path, what, value, fails=True)
         elif value not in [line.split(":", 1)[0] for line in files[path].splitlines()]:
             display.warning("--user %s: %s in the image lists no %s %r, so the runtime will not find it; add it "
-                            "or give a numeric id (like --user 65532:65532)", user, path, what, value)
+                            "or give a numeric id (like --user 65532:65532)", user, path, what, value, fails=True)
+
+
+def _image_path_variable(config: dict, options: ImageOptions) -> str:
+    """The PATH the program will start with: --env's, else the base's, else Docker's default."""
+    for key, value in reversed(list(options.env)):
+        if key == "PATH":
+            return value
+    runtime = config.get("config")
+    env = runtime.get("Env") if isinstance(runtime, dict) else None
+    for item in reversed(env if isinstance(env, list) else []):
+        if isinstance(item, str) and item.startswith("PATH="):
+            return item[5:]
+    return DEFAULT_PATH_ENV[5:]
+
+
+def _script_needs(shebang: Tuple[str, str], path_variable: str) -> List[Tuple[str, List[str]]]:
+    """What a script's ``#!`` line needs in the image: (what it is called, the paths any one of which
+    gives it). ``#!/usr/bin/env X`` needs env and X in one of PATH's directories (or X itself, when it
+    is a path). A relative interpreter is looked up from the working directory: not judged."""
+    interpreter, argument = shebang
+    if not interpreter.startswith("/"):
+        return []
+    needs = [(interpreter, [image_path(interpreter)])]
+    if posixpath.basename(interpreter) == "env":
+        words = [w for w in argument.split() if not w.startswith("-") and "=" not in w]
+        if words and words[0].startswith("/"):
+            needs.append((words[0], [image_path(words[0])]))
+        elif words:
+            directories = [d for d in path_variable.split(":") if d.startswith("/")]
+            needs.append(("%s (in PATH %s)" % (words[0], path_variable),
+                          [image_path(posixpath.join(d, words[0])) for d in directories]))
+    return needs
+
+
+def _found_in(found: Dict[str, LayerEntry], asked: Sequence[str], path: str) -> Union[bool, str]:
+    """Whether the image's file system (``found``: what ``base_paths`` saw at the ``asked`` paths, with
+    the new layer's entries over it) has a file at ``path``, following symlinks; when a link leads to
+    a path not asked about, that path (to ask next)."""
+    parts, current, hops = path.strip("/").split("/"), "/", 0
+    while parts:
+        candidate = posixpath.join(current, parts.pop(0))
+        entry = found.get(candidate)
+        if entry is None:
+            return False if candidate in asked else posixpath.join(candidate, *parts)
+        if entry.kind == "symlink":
+            hops += 1
+            if hops > 40:           # ELOOP, as the kernel counts
+                return False
+            parts = image_path(posixpath.join(current, entry.linkname)).strip("/").split("/") + parts
+            parts, current = [p for p in parts if p], "/"
+        elif parts and entry.kind != "dir":
+            return False
+        else:
+            current = candidate
+    return current != "/" and found[current].kind != "dir"
+
+
+def _with_parent_paths(paths: Sequence[str]) -> set:
+    """The paths and every parent of them (not the root); with a merged /usr's twin of each (/bin/sh:
+    /usr/bin/sh), where a link from /bin most often leads."""
+    result = set()
+    for path in paths:
+        twins = [path] + (["/usr" + path] if path.startswith(("/bin/", "/sbin/", "/lib")) else [])
+        for twin in twins:
+            while twin != "/":
+                result.add(twin)
+                twin = posixpath.dirname(twin)
+    return result
+
+
+def _check_script(session: Session, path: str, program, base_image: BaseImage,
+                  minimal_entries: Optional[Sequence[LayerEntry]], entries: Sequence[LayerEntry],
+                  options: ImageOptions) -> None:
+    """A program that is a script starts only where the image has its interpreter: warn (a warning
+    that predicts failure) when the base's layers, read for those paths, and what the build adds lack
+    it. A symlink is followed (the base read again for where it leads, at most twice more); where it
+    still leads somewhere unread, or a base layer is unreadable, no guess is made (said under -v)."""
+    shebang = read_shebang(program)
+    if shebang is None:
+        return
+    needs = _script_needs(shebang, _image_path_variable(base_image.config, options))
+    asked = _with_parent_paths([candidate for _, candidates in needs for candidate in candidates])
+    for _ in range(3):
+        try:
+            found = base_paths(base_image, sorted(asked), minimal_entries, session.cancelled)
+        except CancelledError:
+            raise
+        except ZeroImageError as e:
+            session.display.debug("%s: cannot tell whether the base has its interpreter: %s", path, e)
+            return
+        found.update((e.path, e) for e in with_parents(list(entries)))
+        answers = [(what, [_found_in(found, asked, candidate) for candidate in candidates])
+                   for what, candidates in needs]
+        further = _with_parent_paths([a for _, seen in answers for a in seen if isinstance(a, str)]) - asked
+        if not further:
+            break
+        asked |= further
+    for what, seen in answers:
+        if seen and all(answer is False for answer in seen):
+            session.display.warning(
+                "%s is a script (#!%s%s) but the %s base has no %s, so it will not start; use a base that has "
+                "it, or --add it", path, shebang[0], " " + shebang[1] if shebang[1] else "", base_image.name, what,
+                fails=True)
+            return
 
 
 def _build_sink(session: Session, output: Optional[str], output_format: str, push_ref: Optional[Reference],
@@ -8220,7 +8373,7 @@ def _check_build_options(programs, single: bool, platform, base, base_archive, p
     if not programs:
         raise UsageError("give at least one program")
     if not single and platform is not None:
-        raise UsageError("--platform goes with one plain ENTRYPOINT; give PLATFORM=PATH for each binary instead")
+        raise UsageError("--platform goes with one plain PROGRAM; give PLATFORM=PROGRAM for each binary instead")
     if len(set(str(p) for p, _ in programs)) != len(programs):
         raise UsageError("each platform can be given once")
     if base is not None and base_archive is not None:
@@ -9218,8 +9371,7 @@ def _tag_arg(text: str) -> str:
 def _command(commands, name: str, help_text: str, description: str, examples: Sequence[str],
              json_output: Union[bool, str] = False, network: bool = True):
     """A subcommand's parser; ``json_output``: a --json option (its help, when a string)."""
-    parser = commands.add_parser(name, help=help_text, description=description,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter,
+    parser = commands.add_parser(name, help=help_text, description=description, formatter_class=_Formatter,
                                  epilog="examples:\n" + "\n".join("  " + e for e in examples))
     parser.set_defaults(parser=parser, json=False)  # parser: a usage error found later shows this usage
     _global_options(parser, argparse.SUPPRESS, network)   # given after the command too; set only when given
@@ -9232,7 +9384,8 @@ def _command(commands, name: str, help_text: str, description: str, examples: Se
 def _global_options(parser: argparse.ArgumentParser, default, network: bool = True) -> None:
     """-q, -v and --insecure: before the command (``zeroimage -q build``) or after it."""
     talk = parser.add_mutually_exclusive_group()
-    talk.add_argument("-q", "--quiet", action="store_true", default=default, help="print only the result, and errors")
+    talk.add_argument("-q", "--quiet", action="store_true", default=default,
+                      help="print only the result, errors and the warnings that predict failure")
     talk.add_argument("-v", "--verbose", action="store_true", default=default,
                       help="also show each HTTP request, auth step and retry (secrets redacted)")
     if network:
@@ -9240,11 +9393,67 @@ def _global_options(parser: argparse.ArgumentParser, default, network: bool = Tr
                             help="allow plain HTTP and TLS certificates that do not verify")
 
 
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """argparse's help, with a repeatable positional written ``NAME ...``, not ``NAME [NAME ...]``."""
+
+    def _format_args(self, action, default_metavar):
+        if action.nargs == argparse.ONE_OR_MORE:
+            return "%s ..." % self._metavar_formatter(action, default_metavar)(1)
+        return super()._format_args(action, default_metavar)
+
+
 class _Parser(argparse.ArgumentParser):
-    """argparse, with its errors (which quote what was typed) through the one redaction."""
+    """argparse, with its errors (which quote what was typed) through the one redaction, after one
+    usage line that points to --help (not the whole synopsis), and a mistyped option answered with
+    the nearest one."""
+
+    def short_usage(self) -> str:
+        """``usage: zeroimage build [options] [PLATFORM=]PROGRAM ... (see 'zeroimage build --help')``."""
+        words = []
+        for action in self._actions:
+            if action.option_strings or action.help == argparse.SUPPRESS:
+                continue
+            if isinstance(action, argparse._SubParsersAction):
+                words.append("COMMAND ...")
+            else:
+                words.append(self._get_formatter()._format_args(action, action.dest.upper()))
+        return "usage: %s [options] %s (see '%s --help')" % (self.prog, " ".join(words), self.prog)
 
     def error(self, message: str):
-        super().error(outside_text(message, 4000))
+        self.exit(2, "%s\n%s: error: %s\n" % (self.short_usage(), self.prog, outside_text(message, 4000)))
+
+    def parse_known_args(self, args=None, namespace=None):
+        args = sys.argv[1:] if args is None else list(args)
+        self._check_options(args)
+        return super().parse_known_args(args, namespace)
+
+    def parse_args(self, args=None, namespace=None):
+        """Words left over are the command's error (its usage), not the top's."""
+        namespace, extras = self.parse_known_args(args, namespace)
+        if extras:
+            getattr(namespace, "parser", self).error("unrecognized arguments: %s" % " ".join(extras))
+        return namespace
+
+    def _check_options(self, args: Sequence[str]) -> None:
+        """An option this parser does not know (up to its command, for the top parser; up to ``--``)
+        is an error here, with the nearest known option: ``--pussh``: did you mean --push?"""
+        commands = any(isinstance(a, argparse._SubParsersAction) for a in self._actions)
+        known = self._option_string_actions
+        for word in args:
+            if word == "--" or (commands and not word.startswith("-")):
+                return
+            if not word.startswith("-") or word == "-" or re.match(r"-[0-9.]", word):
+                continue
+            name = word.split("=", 1)[0]
+            if word.startswith("--"):
+                if name in known or any(option.startswith(name) for option in known if option.startswith("--")):
+                    continue
+            elif word[:2] in known:
+                continue
+            import difflib      # only here: a mistyped option is the rare case
+            longs = sorted(option for option in known if option.startswith("--"))
+            near = difflib.get_close_matches(name if name.startswith("--") else "-" + name, longs, n=1, cutoff=0.6)
+            self.error("unrecognized option %s%s" % (name, "; did you mean %s?" % near[0] if near else ""))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -9259,7 +9468,7 @@ def build_parser() -> argparse.ArgumentParser:
     build_cmd = _command(
         commands, "build", "build an image from a program and a base",
         "Build the image that this Dockerfile would, without Docker:\n\n"
-        "  FROM BASE\n  COPY ENTRYPOINT /ENTRYPOINT\n  ENTRYPOINT [\"/ENTRYPOINT\"]\n\n"
+        "  FROM BASE\n  COPY PROGRAM /PROGRAM\n  ENTRYPOINT [\"/PROGRAM\"]\n\n"
         "and write it as an OCI archive (with Docker's manifest.json) that skopeo,\n"
         "podman, docker and umoci read, or push it. Prints the image digest on stdout\n"
         "(with --push: the pushed reference with its digest).",
@@ -9287,9 +9496,9 @@ def build_parser() -> argparse.ArgumentParser:
     output.add_argument("-o", "--output", type=_output_arg, metavar="PATH",
                         help="archive to write (default: ./NAME.tar); - for standard output")
     output.add_argument("--push", type=_reference_arg, metavar="REF", help="push the image to a registry instead")
-    output.add_argument("--load", action="store_true",
-                        help="load the image into the local Docker or podman engine instead (DOCKER_HOST, "
-                             "else /var/run/docker.sock, else podman's socket)")
+    build_cmd.add_argument("--load", action="store_true",     # not in the group: build() says why it goes alone
+                           help="load the image into the local Docker or podman engine instead (DOCKER_HOST, "
+                                "else /var/run/docker.sock, else podman's socket)")
     build_cmd.add_argument("-t", "--tag", type=_tag_arg, metavar="NAME[:TAG]",
                            help="name of the image in the archive or engine (default: localhost/NAME:latest; "
                                 "with --push, REF names it)")
@@ -9327,9 +9536,10 @@ def build_parser() -> argparse.ArgumentParser:
                            help="TLS roots for the minimal base (default: the host's CA bundle)")
     build_cmd.add_argument("--tzdata", nargs="?", const=True, type=_tzdata_arg, metavar="DIR",
                            help="add a zone database to the minimal base, at %s: DIR, else $ZONEINFO, else the "
-                                "host's %s (just before ENTRYPOINT: --tzdata -- ENTRYPOINT)" % (ZONEINFO_DIR, ZONEINFO_DIR))
-    build_cmd.add_argument("entrypoint", nargs="+", type=_program_arg, metavar="ENTRYPOINT",
-                           help="the program file, or PLATFORM=PATH once per platform for a multi-platform image")
+                                "host's %s (just before PROGRAM: --tzdata -- PROGRAM)" % (ZONEINFO_DIR, ZONEINFO_DIR))
+    build_cmd.add_argument("entrypoint", nargs="+", type=_program_arg, metavar="[PLATFORM=]PROGRAM",
+                           help="the program file (the image's entrypoint); for a multi-platform image, "
+                                "PLATFORM=PROGRAM once per platform (linux/arm64=dist/app-arm64)")
     build_cmd.set_defaults(func=cmd_build)
 
     pull_cmd = _command(
@@ -9348,10 +9558,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="the platform to save from an index (default: this machine's); repeat it to save "
                             "several, as a new index of them")
     which.add_argument("--all-platforms", action="store_true", help="save the whole index, every platform")
-    pull_out = pull_cmd.add_mutually_exclusive_group()
-    pull_out.add_argument("-o", "--output", type=_output_arg, metavar="PATH",
+    pull_cmd.add_argument("-o", "--output", type=_output_arg, metavar="PATH",
                           help="archive to write (default: ./NAME.tar); - for standard output")
-    pull_out.add_argument("--load", action="store_true",
+    pull_cmd.add_argument("--load", action="store_true",     # not in the group: pull() says why it goes alone
                           help="load the image into the local Docker or podman engine instead "
                                "(default platform: the engine's)")
     pull_cmd.add_argument("ref", type=_reference_arg, metavar="REF")
@@ -9618,7 +9827,7 @@ def cmd_build(args, session: Session) -> int:
     if len(programs) == 1 and programs[0][0] is None:
         entrypoint = programs[0][1]
     elif any(platform is None for platform, _ in programs):
-        raise UsageError("give one plain ENTRYPOINT, or PLATFORM=PATH for every binary (e.g. linux/arm64=dist/app)")
+        raise UsageError("give one plain PROGRAM, or PLATFORM=PROGRAM for every binary (e.g. linux/arm64=dist/app)")
     else:
         entrypoint = programs
     options = ImageOptions(env=args.env, labels=args.label, annotations=args.annotation, user=args.user,
@@ -9810,9 +10019,38 @@ def cmd_inspect(args, session: Session) -> int:
     output = inspect(args.target, platform=args.platform, mode=mode, session=session)
     if mode == "json":
         _print_json(json.loads(output))
+    elif mode in ("raw", "config", "sbom"):     # the bytes as stored: | sha256sum gives the digest
+        sys.stdout.flush()
+        binary = getattr(sys.stdout, "buffer", None)
+        if binary is None:                      # a text stream put in its place (a caller's StringIO)
+            sys.stdout.write(output)
+        else:
+            binary.write(output.encode("utf-8"))
+        if sys.stdout.isatty():                 # (a prompt after it, on a terminal)
+            sys.stdout.write("\n")
+        sys.stdout.flush()
     else:
         print(output)
     return 0
+
+
+def _read_as_hint(args) -> str:
+    """For an error from a registry: how a word that looks like a mistyped file name (``hello.tr``: no
+    slash, an extension, no such file here) was read: as a Docker Hub image. (A file of that name that
+    is here gets ``_note_on_disk``'s note.)"""
+    for field in ("target", "src", "dst", "ref", "base"):
+        word = getattr(args, field, None)
+        if not isinstance(word, str) or not re.fullmatch(r"[^/:@]+\.[A-Za-z][A-Za-z0-9]{0,5}", word) \
+                or os.path.lexists(word):
+            continue
+        try:
+            ref = Reference.parse(word)
+        except InvalidReferenceError:
+            continue
+        if ref.registry != DOCKER_HUB:
+            continue
+        return " (read %r as the image %s; no file %s here)" % (word, ref, word)
+    return ""
 
 
 def _stdin_line() -> str:
@@ -9997,12 +10235,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parser.print_help(sys.stderr)
         return 2
     if args.quiet and args.verbose:     # one before the command, the other after it
-        args.parser.print_usage(sys.stderr)
+        print(args.parser.short_usage(), file=sys.stderr)
         print("zeroimage %s: error: -q and -v cannot be given together" % args.command, file=sys.stderr)
         return 2
     quiet, verbose = getattr(args, "quiet", False), getattr(args, "verbose", False)
     display = Display(sys.stderr, "off" if quiet else "tty" if sys.stderr.isatty() else "plain",
-                      logging.ERROR if quiet else logging.DEBUG if verbose else logging.INFO)
+                      WARNING_FAILS if quiet else logging.DEBUG if verbose else logging.INFO)
     debug = os.environ.get("ZEROIMAGE_DEBUG") == "1"
     session = Session(insecure=getattr(args, "insecure", False), display=display)
     stops = _StopSignals(session) if threading.current_thread() is threading.main_thread() else None
@@ -10027,8 +10265,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return _report_stop(signum)
         if isinstance(e, ZeroImageError) and not debug:
             if e.exit_code == 2:
-                getattr(args, "parser", parser).print_usage(sys.stderr)
-            print("zeroimage: error: %s" % outside_text(e, 4000), file=sys.stderr)
+                print(getattr(args, "parser", parser).short_usage(), file=sys.stderr)
+            hint = _read_as_hint(args) if isinstance(e, (RegistryError, NetworkError)) else ""
+            print("zeroimage: error: %s" % outside_text("%s%s" % (e, hint), 4000), file=sys.stderr)
             return e.exit_code
         if isinstance(e, OSError) and not debug:
             where = " (%s)" % e.filename if e.filename else ""

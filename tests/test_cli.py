@@ -319,7 +319,7 @@ def test_unreadable_entrypoint_and_unwritable_output(prog):
     (["build", "-t", "Bad:Name", "p"], ["--tag", "lowercase"]),
     (["build", "--target", "relative/path", "p"], ["--target", "absolute"]),
     (["build", "--from", "scratch", "--from-archive", "x", "p"], ["not allowed with"]),
-    (["build"], ["ENTRYPOINT"]),
+    (["build"], ["[PLATFORM=]PROGRAM"]),
     (["frobnicate"], ["invalid choice"]),
 ])
 def test_usage_errors_exit_2(args, words):

@@ -100,7 +100,7 @@ def test_platform_check(tmp_path, binaries):
 
 
 @pytest.mark.parametrize("args, code, words", [
-    (["linux/amd64=A", "B"], 2, ["PLATFORM=PATH for every binary"]),
+    (["linux/amd64=A", "B"], 2, ["PLATFORM=PROGRAM for every binary"]),
     (["--platform", "linux/amd64", "linux/amd64=A", "linux/arm64=B"], 2, ["--platform goes with one plain"]),
     (["linux/amd64=A", "linux/amd64=B"], 2, ["each platform can be given once"]),
     (["--env", "FOO", "A"], 2, ["--env", "KEY=VALUE"]),

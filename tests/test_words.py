@@ -1,0 +1,542 @@
+"""The command line's words (issue 22): warnings that predict failure, usage errors and their
+hints, progress that tells the truth, and the README's synopses against --help.
+
+main() runs in this process (its output captured), or run_cli() runs it as a user would. Offline;
+the tests marked interop use the loopback registry, or skopeo, umoci and runc.
+"""
+
+import hashlib
+import io
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+import zeroimage
+from conftest import need_tool
+from imagetools import MODULE, LayoutBuilder, ref, run_cli
+from test_units import make_elf
+
+BIN = [("bin/", "dir", None, 0o755)]
+MERGED_USR = [("usr/", "dir", None, 0o755), ("usr/bin/", "dir", None, 0o755), ("bin", "symlink", "usr/bin", 0o777),
+              ("usr/bin/dash", "file", b"dash", 0o755), ("usr/bin/sh", "symlink", "dash", 0o777)]
+BUSYBOX = BIN + [("bin/busybox", "file", b"busybox", 0o755), ("bin/sh", "symlink", "/bin/busybox", 0o777),
+                 ("usr/", "dir", None, 0o755), ("usr/bin/", "dir", None, 0o755),
+                 ("usr/bin/env", "symlink", "/bin/busybox", 0o777)]
+ENV_ONLY = [("usr/", "dir", None, 0o755), ("usr/bin/", "dir", None, 0o755), ("usr/bin/env", "file", b"env", 0o755)]
+PYTHON = ENV_ONLY + [("usr/local/", "dir", None, 0o755), ("usr/local/bin/", "dir", None, 0o755),
+                     ("usr/local/bin/python3", "file", b"py", 0o755)]
+SH_GONE = [("bin/.wh.sh", "file", b"", 0o644)]
+
+
+def run(capsys, *args):
+    code = zeroimage.main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _base(tmp_path, *layers, env=None):
+    builder = LayoutBuilder()
+    config = {"config": {"Env": env or ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]}}
+    desc = builder.image([list(layer) for layer in layers], config)
+    return builder.write_tar(tmp_path / ("base%d.tar" % len(os.listdir(str(tmp_path)))), [ref(desc, "1")])
+
+
+# (base: None for the minimal one, "scratch", or an archive's layers; the script's first line; extra
+# build arguments; what the warning names, or None for no warning)
+SCRIPTS = [
+    ("scratch", b"#!/bin/sh", [], "no /bin/sh"),
+    (None, b"#!/bin/sh", [], "no /bin/sh"),
+    (None, b"#!/usr/bin/env python3", [], "no /usr/bin/env"),
+    ("scratch", b"#! /bin/sh -e", [], "no /bin/sh"),
+    ("scratch", b"#!/bin/sh", ["--add", "{sh}:/bin/sh"], None),
+    ("scratch", b"#!sh", [], None),                          # relative: the working directory's, not judged
+    ("scratch", b"echo no shebang", [], None),
+    ([MERGED_USR], b"#!/bin/sh", [], None),                  # /bin -> usr/bin, sh -> dash
+    ([MERGED_USR], b"#!/bin/bash", [], "no /bin/bash"),
+    ([MERGED_USR], b"#!/usr/bin/sh\r", [], None),
+    ([BUSYBOX], b"#!/bin/sh", [], None),                     # a link elsewhere: followed
+    ([BUSYBOX], b"#!/usr/bin/env sh", [], None),
+    ([BUSYBOX], b"#!/usr/bin/env python3", [], "no python3 (in PATH "),
+    ([ENV_ONLY], b"#!/usr/bin/env python3", [], "no python3 (in PATH "),
+    ([ENV_ONLY], b"#!/usr/bin/env -S python3 -u", [], "no python3 (in PATH "),
+    ([PYTHON], b"#!/usr/bin/env python3", [], None),
+    ([PYTHON], b"#!/usr/bin/env PYTHONPATH=/x python3", [], None),
+    ([PYTHON], b"#!/usr/bin/env python3", ["--env", "PATH=/opt/bin"], "no python3 (in PATH /opt/bin)"),
+    ([PYTHON], b"#!/usr/bin/env /usr/local/bin/python3", [], None),
+    ([PYTHON], b"#!/usr/bin/env /opt/python3", [], "no /opt/python3"),
+    ([BIN + [("bin/sh", "file", b"sh", 0o755)]], b"#!/bin/sh", [], None),
+    ([BIN + [("bin/sh", "file", b"sh", 0o755)], SH_GONE], b"#!/bin/sh", [], "no /bin/sh"),    # whited out
+    ([BIN + [("bin/sh", "dir", None, 0o755)]], b"#!/bin/sh", [], "no /bin/sh"),              # a directory
+]
+
+
+@pytest.mark.parametrize("base, line, extra, named", SCRIPTS)
+def test_a_script_without_its_interpreter_warns_even_under_quiet(tmp_path, capsys, base, line, extra, named):
+    work = tmp_path / "work"
+    work.mkdir()
+    script = work / "app.sh"
+    script.write_bytes(line + b"\necho hi\n")
+    sh = work / "sh"
+    sh.write_bytes(b"#!/bin/true\n")
+    extra = [a.format(sh=sh) for a in extra]
+    if base is None:
+        where = []
+    elif base == "scratch":
+        where = ["--from", "scratch"]
+    else:
+        where = ["--from-archive", _base(tmp_path / "work", *base)]
+    code, out, err = run(capsys, "build", "-q", *where, "--platform", "linux/amd64", "-o", work / "o.tar", *extra,
+                         script)
+    assert code == 0 and out.startswith("sha256:"), err
+    if named is None:
+        assert err == ""
+    else:
+        assert len(err.splitlines()) == 1, err
+        assert err.startswith("zeroimage: warning: %s is a script (#!" % script) and named in err
+        assert "will not start" in err
+
+
+def test_warnings_that_predict_failure_survive_quiet_and_others_do_not(tmp_path, capsys):
+    dyn = tmp_path / "dyn"
+    dyn.write_bytes(make_elf(62, interpreter="/lib64/ld-linux-x86-64.so.2"))
+    arm = tmp_path / "arm"
+    arm.write_bytes(make_elf(183))
+    cases = [
+        (["--from", "scratch", dyn], "dynamically linked"),
+        (["--from", "scratch", "--user", "bob", arm], "--user bob"),
+        (["--user", "bob:staff", arm], "'staff'"),
+        (["--from", "scratch", "--platform", "linux/amd64", arm], "disagrees"),
+        (["--from", "scratch", "--no-platform-check", "linux/amd64=%s" % arm, "linux/arm64=%s" % dyn],
+         "not linux/amd64"),
+    ]
+    for args, words in cases:
+        code, _, err = run(capsys, "build", "-q", "-o", tmp_path / "o.tar", *args)
+        assert code == 0 and words in err and err.startswith("zeroimage: warning: "), (args, err)
+    code, _, err = run(capsys, "build", "-q", "-o", tmp_path / "o.tar", "--from", "scratch", "--user", "65532", arm)
+    assert code == 0 and err == ""
+
+
+def test_a_library_display_logs_them_as_warnings(caplog):
+    display = zeroimage.Display()
+    with caplog.at_level("WARNING", logger="zeroimage"):
+        display.warning("it will not start", fails=True)
+        display.warning("a note")
+    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
+        ("WARNING", "it will not start"), ("WARNING", "a note")]
+
+
+@pytest.mark.parametrize("head, expected", [
+    (b"#!/bin/sh\n", ("/bin/sh", "")),
+    (b"#!/bin/sh -e\n", ("/bin/sh", "-e")),
+    (b"#! \t/usr/bin/env  python3 -u \r\n", ("/usr/bin/env", "python3 -u")),
+    (b"#!/bin/sh", ("/bin/sh", "")),
+    (b"#!\n", None),
+    (b"\x7fELF", None),
+    (b"", None),
+    (b"#!/bin/" + b"x" * 300, ("/bin/" + "x" * 249, "")),       # the kernel reads 256 bytes of it
+])
+def test_read_shebang(tmp_path, head, expected):
+    path = tmp_path / "f"
+    path.write_bytes(head)
+    with open(str(path), "rb") as f:
+        assert zeroimage.read_shebang(f) == expected
+        assert f.tell() == 0
+
+
+def _commands():
+    parser = zeroimage.build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, zeroimage.argparse._SubParsersAction))
+    return parser, commands.choices
+
+
+# (argv, what the error line says): a usage error is one usage line pointing to --help, then the error
+USAGE = [
+    (["build", "--pussh", "r/x:1", "p"], "zeroimage build: error: unrecognized option --pussh; did you mean --push?"),
+    (["build", "--pussh"], "did you mean --push?"),                 # before the missing program is said
+    (["build", "--no-platfrom-check", "p"], "did you mean --no-platform-check?"),
+    (["build", "--compresion-level=3", "p"], "unrecognized option --compresion-level; did you mean "
+                                              "--compression-level?"),
+    (["build", "-Q", "p"], "zeroimage build: error: unrecognized option -Q"),
+    (["build", "--zzzzzz", "p"], "zeroimage build: error: unrecognized option --zzzzzz"),
+    (["--quite", "build", "p"], "zeroimage: error: unrecognized option --quite; did you mean --quiet?"),
+    (["pull", "--all-platform", "--allplatforms", "alpine"], "did you mean --all-platforms?"),
+    (["inspect", "--conifg", "alpine"], "zeroimage inspect: error: unrecognized option --conifg; did you mean "
+                                        "--config?"),
+    (["tag", "--jsn", "r/x:1", "2"], "did you mean --json?"),
+    (["inspect", "a", "b"], "zeroimage inspect: error: unrecognized arguments: b"),
+    (["tag"], "zeroimage tag: error: the following arguments are required: REF, NEWTAG"),
+    (["build"], "the following arguments are required: [PLATFORM=]PROGRAM"),
+    (["build", "-q", "-v", "p"], "argument -v/--verbose: not allowed with argument -q/--quiet"),
+    (["-q", "build", "-v", "p"], "zeroimage build: error: -q and -v cannot be given together"),
+]
+
+
+@pytest.mark.parametrize("argv, said", USAGE, ids=[" ".join(a) for a, _ in USAGE])
+def test_a_usage_error_is_a_pointer_to_help_and_one_line(capsys, argv, said):
+    code, out, err = run(capsys, *argv)
+    lines = err.splitlines()
+    command = argv[0] if not argv[0].startswith("-") else None
+    prog = "zeroimage build" if argv[0] == "-q" else "zeroimage " + command if command else "zeroimage"
+    assert code == 2 and out == "" and len(lines) == 2, err
+    assert lines[0].startswith("usage: %s [options] " % prog) and lines[0].endswith("(see '%s --help')" % prog)
+    assert said in lines[1] and lines[1].startswith(prog + ": error: "), lines[1]
+
+
+def test_option_values_and_known_abbreviations_are_not_mistaken_for_typos(tmp_path, capsys):
+    prog = tmp_path / "prog"
+    prog.write_bytes(make_elf(183))
+    code, _, err = run(capsys, "build", "-q", "--from", "scratch", "--compression-level", "0", "--cmd=-v",
+                       "--env", "A=-x", "--plat", "linux/arm64", "-qo", tmp_path / "o.tar", "--", prog)
+    assert code == 0, err
+
+
+def test_a_runtime_usage_error_shows_the_pointer_too(tmp_path, capsys):
+    code, _, err = run(capsys, "build", "--json", "-o", "-", tmp_path / "p")
+    assert code == 2 and err.splitlines()[0] == \
+        "usage: zeroimage build [options] [PLATFORM=]PROGRAM ... (see 'zeroimage build --help')"
+    assert err.splitlines()[1].startswith("zeroimage: error: --json prints to standard output")
+
+
+def test_every_usage_line_names_the_positionals():
+    parser, commands = _commands()
+    assert parser.short_usage() == "usage: zeroimage [options] COMMAND ... (see 'zeroimage --help')"
+    expected = {"build": "[PLATFORM=]PROGRAM ...", "pull": "REF", "push": "ARCHIVE[:NAME] REF", "copy": "SRC DST",
+                "inspect": "TARGET", "login": "REGISTRY", "logout": "REGISTRY", "check-auth": "REF",
+                "tags": "REPOSITORY", "digest": "TARGET", "tag": "REF NEWTAG ...", "delete": "REF"}
+    assert set(commands) == set(expected)
+    for name, sub in commands.items():
+        assert sub.short_usage() == "usage: zeroimage %s [options] %s (see 'zeroimage %s --help')" % (
+            name, expected[name], name)
+    help_text = commands["build"].format_help()
+    assert "[PLATFORM=]PROGRAM ...\n" in help_text and "ENTRYPOINT [ENTRYPOINT" not in help_text
+
+
+@pytest.mark.parametrize("argv", [["inspect", "hello.tr"], ["copy", "app.tr", "x.tar"], ["digest", "app.tgzz"],
+                                  ["pull", "-o", "x.tar", "hello.tr"]])
+def test_a_word_read_as_a_docker_hub_image_that_looks_like_a_file_says_so(tmp_path, capsys, monkeypatch, argv):
+    monkeypatch.chdir(str(tmp_path))
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")      # Docker Hub unreachable: no network in tests
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    code, out, err = run(capsys, *argv)
+    word = [a for a in argv[1:] if "." in a and not a.startswith("x") and a != "-o"][0]
+    assert code == 1 and out == "" and len(err.splitlines()) == 1, err
+    assert err.rstrip().endswith("(read %r as the image docker.io/library/%s:latest; no file %s here)" % (
+        word, word, word)), err
+
+
+@pytest.mark.parametrize("argv", [["inspect", "alpine:3.19"], ["inspect", "python3.12"], ["pull", "alpine"]])
+def test_a_plain_image_name_gets_no_such_hint(tmp_path, capsys, monkeypatch, argv):
+    monkeypatch.chdir(str(tmp_path))
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    code, _, err = run(capsys, *argv)
+    assert code == 1 and "(read " not in err, err
+
+
+# ---- progress that tells the truth ----
+
+
+def test_a_task_of_unknown_size_shows_what_went_and_the_rate_not_a_total():
+    display = zeroimage.Display(io.StringIO(), "tty")
+    unknown = display.task("uploading", "/app (linux/amd64)", None)
+    unknown.advance(4000000)
+    assert re.match(r"^  uploading +/app \(linux/amd64\) +4\.0 MB so far +[0-9.]+ [kMG]?B/s$", unknown.line())
+    known = display.task("uploading", "sha256:0123", 8000000)
+    known.advance(4000000)
+    assert re.match(r"^  uploading +sha256:0123 +4\.0 MB / 8\.0 MB +[0-9.]+ [kMG]?B/s$", known.line())
+    unknown.finish()
+    known.finish()
+    display.close()
+
+
+class _Watching(zeroimage.Display):
+    """A display that notes each task's total every time it moves."""
+
+    def __init__(self):
+        super().__init__(io.StringIO(), "plain")
+        self.seen = []
+
+    def advanced(self, task):
+        self.seen.append((task.verb, task.label, task.total, task.done))
+        super().advanced(task)
+
+
+@pytest.mark.interop
+def test_a_streamed_upload_never_shows_a_growing_total(tmp_path, registry_servers):
+    program = tmp_path / "app"
+    program.write_bytes(make_elf(62) + os.urandom(2 * zeroimage.STREAM_CHUNK + 1000))
+    display = _Watching()
+    registry = registry_servers("open").host
+    with zeroimage.Session(display=display) as session:
+        zeroimage.build(str(program), push="%s/words/progress:1" % registry, base="scratch", session=session)
+    streamed = [(total, done) for verb, label, total, done in display.seen if verb == "uploading" and "/app" in label]
+    assert len(streamed) >= 3, display.seen
+    totals = [total for total, _ in streamed]
+    assert set(totals) - {None} <= {streamed[-1][1]}, "no total but the real one (%s)" % totals
+    assert totals[-1] == streamed[-1][1] and None not in totals[totals.index(totals[-1]):], \
+        "the real total once known, kept to the end (%s)" % totals
+
+
+# ---- tests/run ----
+
+STUB_PYTHON = """#!/bin/sh
+case "$1" in
+    --version) echo "Python {version}" ;;
+    -c) exit 0 ;;
+    -m) echo "{version} $*" >> "$STUB_LOG"; exit {code} ;;
+esac
+"""
+
+
+def _stub(path, text):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    os.chmod(str(path), 0o755)
+
+
+@pytest.mark.parametrize("first", [1, 0])
+def test_tests_run_runs_every_interpreter_and_fails_at_the_end(tmp_path, first):
+    """python3 fails (or passes); 3.8 and 3.13 (from a stub pyenv) still run; the summary names each;
+    exit 1 when one failed. A missing package is said and installed with apt-get waiting for the dpkg
+    lock (as root)."""
+    stubs, log = tmp_path / "bin", tmp_path / "log"
+    _stub(stubs / "python3", STUB_PYTHON.format(version="3.99.0", code=first))
+    _stub(tmp_path / "pyenv/versions/3.8.20/bin/python", STUB_PYTHON.format(version="3.8.20", code=0))
+    _stub(tmp_path / "pyenv/versions/3.13.1/bin/python", STUB_PYTHON.format(version="3.13.1", code=0))
+    _stub(stubs / "pyenv", "#!/bin/sh\necho %s\n" % (tmp_path / "pyenv"))
+    _stub(stubs / "dpkg", '#!/bin/sh\n[ "$2" != umoci ]\n')                 # umoci is missing
+    _stub(stubs / "apt-get", '#!/bin/sh\necho "apt-get $*" >> "$STUB_LOG"\n')
+    env = dict(os.environ, PATH="%s:%s" % (stubs, os.environ["PATH"]), STUB_LOG=str(log))
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    r = subprocess.run([os.path.join(root, "tests", "run"), "-x"], env=env, stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, universal_newlines=True, timeout=60)
+    assert r.returncode == first, r.stderr
+    ran = log.read_text().splitlines()
+    pytest_runs = [line for line in ran if "-m pytest" in line]
+    assert [line.split()[0] for line in pytest_runs] == ["3.99.0", "3.8.20", "3.13.1"], ran
+    assert all(line.endswith("tests -x") for line in pytest_runs)
+    tail = r.stderr.splitlines()[-4:]
+    assert tail == ["tests/run: results:", "tests/run:   Python 3.99.0: %s" % ("FAILED" if first else "passed"),
+                    "tests/run:   Python 3.8.20: passed",
+                    "tests/run:   Python 3.13.1: passed"], r.stderr
+    if os.getuid() == 0:
+        assert "tests/run: the interop tests use the Debian packages: skopeo umoci" in r.stderr
+        assert "installing the missing ones with apt-get: umoci" in r.stderr
+        installs = [line for line in ran if line.startswith("apt-get")]
+        assert len(installs) == 2 and all("-o DPkg::Lock::Timeout=600" in line for line in installs)
+        assert installs[1].endswith("install -y -q umoci")
+    else:
+        assert "missing umoci" in r.stderr
+
+
+# ---- installable the Python way (pyproject.toml) ----
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_pyproject_says_one_module_no_dependencies_and_the_signal_safe_entry_point():
+    tomllib = pytest.importorskip("tomllib")        # Python 3.11+
+    with open(os.path.join(ROOT, "pyproject.toml"), "rb") as f:
+        project = tomllib.load(f)
+    assert project["build-system"]["build-backend"] == "setuptools.build_meta"
+    assert project["project"]["dependencies"] == [] and project["project"]["requires-python"] == ">=3.8"
+    assert project["tool"]["setuptools"]["py-modules"] == ["zeroimage"]
+    assert project["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "zeroimage.__version__"}
+    module, _, function = project["project"]["scripts"]["zeroimage"].partition(":")
+    assert (module, function) == ("zeroimage", "_run_program")     # main() and the stop signals' handling
+
+
+def _can_build_offline():
+    try:
+        import setuptools
+    except ImportError:
+        return "no setuptools here"
+    version = tuple(int(part) for part in re.findall(r"\d+", setuptools.__version__)[:2])
+    if version < (61, 0):
+        return "setuptools %s is older than 61 (pyproject's [project])" % setuptools.__version__
+    if version < (70, 1):
+        try:
+            import wheel  # noqa: F401 -- bdist_wheel, before setuptools 70.1 had its own
+        except ImportError:
+            return "no wheel package here (setuptools %s needs it to build)" % setuptools.__version__
+    return None
+
+
+def test_pip_installs_the_module_and_a_zeroimage_command(tmp_path):
+    """What ``pip install .`` does, offline: no build isolation (nothing fetched), no dependencies."""
+    why = _can_build_offline()
+    if why:
+        pytest.skip(why)
+    source, target = tmp_path / "src", tmp_path / "site"
+    source.mkdir()
+    for name in ("pyproject.toml", "zeroimage.py", "README.md", "LICENSE"):
+        shutil.copyfile(os.path.join(ROOT, name), str(source / name))
+    r = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check", "--no-index",
+                        "--no-build-isolation", "--no-deps", "--target", str(target), str(source)],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    with open(os.path.join(ROOT, "zeroimage.py"), "rb") as a, open(str(target / "zeroimage.py"), "rb") as b:
+        assert a.read() == b.read(), "the same single module"
+    info = target / ("zeroimage-%s.dist-info" % zeroimage.__version__)
+    metadata = (info / "METADATA").read_text()
+    assert "Version: %s\n" % zeroimage.__version__ in metadata and "Requires-Dist" not in metadata
+    assert "zeroimage = zeroimage:_run_program" in (info / "entry_points.txt").read_text()
+    command = str(target / "bin" / "zeroimage")
+    env = dict(os.environ, PYTHONPATH=str(target))
+    version = subprocess.run([command, "--version"], env=env, stdout=subprocess.PIPE, universal_newlines=True)
+    assert version.returncode == 0 and version.stdout == "zeroimage %s\n" % zeroimage.__version__
+    typo = subprocess.run([command, "build", "--pussh"], env=env, stderr=subprocess.PIPE, universal_newlines=True)
+    assert typo.returncode == 2 and "did you mean --push?" in typo.stderr
+
+
+# ---- what the README says holds ----
+
+
+def _readme():
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
+        return f.read()
+
+
+def _synopses(text, command):
+    """The README's synopses of a command: code lines ``zeroimage COMMAND ...`` whose words (but the
+    options and a ``# comment``) are all placeholders (REF, PATH[:NAME], ...), with their continuation
+    lines; and the Commands table's row for it."""
+    found, lines, in_code = [], text.splitlines(), False
+    for i, line in enumerate(lines):
+        if line.startswith("```"):
+            in_code = not in_code
+            continue
+        if in_code and line.startswith("zeroimage %s " % command):
+            bare, previous = line.split("#", 1)[0], None
+            while bare != previous:         # what stands in brackets is optional syntax: options, choices
+                bare, previous = re.sub(r"\[[^\[\]]*\]", " ", bare), bare
+            if all(re.fullmatch(r"[A-Z0-9_.:=/|]+|\.\.\.", w) for w in bare.split()[2:] if not w.startswith("-")):
+                block = [line]
+                for following in lines[i + 1:]:
+                    if not following.startswith(" ") or not following.strip().startswith("["):
+                        break
+                    block.append(following)
+                found.append(" ".join(block))
+        elif line.startswith("| `%s " % command) or line.startswith("| `%s`" % command):
+            found.append(line.split("|")[1])
+    return found
+
+
+GLOBAL = {"-h", "--help", "-q", "--quiet", "-v", "--verbose"}     # said once, for every command
+
+
+@pytest.mark.parametrize("command", sorted(_commands()[1]))
+def test_every_option_in_help_is_in_the_readme_synopsis(command):
+    sub = _commands()[1][command]
+    synopses = _synopses(_readme(), command)
+    assert synopses, "README has no synopsis of %s" % command
+    said = set(re.findall(r"(?<![\w-])(--?[a-z][a-z0-9-]*)", " ".join(synopses)))
+    missing = [" / ".join(action.option_strings) for action in sub._actions
+               if action.option_strings and not set(action.option_strings) & (said | GLOBAL)]
+    assert not missing, "README's synopsis of %s lacks %s" % (command, ", ".join(missing))
+
+
+def test_inspect_raw_and_config_print_the_bytes_their_digests_name(tmp_path):
+    prog = tmp_path / "prog"
+    prog.write_bytes(make_elf(183))
+    out = tmp_path / "app.tar"
+    digest = run_cli("build", "-q", "--from", "scratch", "-o", out, prog).stdout.strip()
+    raw = subprocess.run([sys.executable, MODULE, "inspect", "--raw", str(out)], stdout=subprocess.PIPE, check=True)
+    assert "sha256:" + hashlib.sha256(raw.stdout).hexdigest() == digest and not raw.stdout.endswith(b"\n")
+    config = subprocess.run([sys.executable, MODULE, "inspect", "--config", str(out)], stdout=subprocess.PIPE,
+                            check=True)
+    assert "sha256:" + hashlib.sha256(config.stdout).hexdigest() == json.loads(raw.stdout)["config"]["digest"]
+    # the README's words, run: zeroimage inspect --raw app.tar | sha256sum gives the digest zeroimage digest prints
+    piped = subprocess.run("%s %s inspect --raw app.tar | sha256sum" % (sys.executable, MODULE), shell=True,
+                           cwd=str(tmp_path), stdout=subprocess.PIPE, universal_newlines=True, check=True)
+    printed = run_cli("digest", "app.tar", cwd=str(tmp_path)).stdout.strip()
+    assert "sha256:" + piped.stdout.split()[0] == printed == digest
+    assert "`zeroimage inspect --raw app.tar | sha256sum` gives the digest `zeroimage digest app.tar` prints" in \
+        " ".join(_readme().split())
+
+
+def test_load_with_another_destination_is_refused_in_the_errors_tables_words(tmp_path, capsys):
+    prog = tmp_path / "prog"
+    prog.write_bytes(make_elf(183))
+    table = " ".join(_readme().split())
+    for argv, said in [(["build", "--load", "-o", "x.tar", prog], "--load sends the image to the container engine; "
+                        "give it without -o, --push or --format"),
+                       (["build", "--load", "--push", "r.example/x:1", prog], None),
+                       (["build", "--load", "--format", "oci-layout", prog], None),
+                       (["pull", "--load", "-o", "x.tar", "alpine"], "--load sends one image to the container "
+                        "engine; give it without -o, --all-platforms or a second --platform")]:
+        code, out, err = run(capsys, *argv)
+        line = err.splitlines()[-1]
+        assert code == 2 and out == "" and line.startswith("zeroimage: error: --load sends"), err
+        if said:
+            assert line == "zeroimage: error: " + said and "`%s`" % said in table
+
+
+@pytest.mark.interop
+def test_the_readme_umoci_and_runc_recipe_runs_without_a_terminal(tmp_path, busybox):
+    """The README's lines, run as written (the container's name made unique), with no terminal."""
+    for tool in ("skopeo", "umoci", "runc"):
+        need_tool(tool)
+    if os.geteuid() != 0:
+        pytest.skip("runc needs root here")
+    lines = _readme().splitlines()
+    first = next(i for i, line in enumerate(lines) if line.startswith("skopeo copy oci-archive:app.tar oci:layout:app"))
+    recipe = [line.split("  #", 1)[0].strip() for line in lines[first:first + 3]]
+    assert recipe[-1] == "runc run -b bundle app"
+    assert recipe[1].startswith("sed -i 's/") and '"terminal": false' in recipe[1]
+    shutil.copyfile(busybox, str(tmp_path / "busybox"))
+    os.chmod(str(tmp_path / "busybox"), 0o755)
+    run_cli("build", "-q", "-o", tmp_path / "app.tar", "--cmd", "echo", "--cmd", "hello from the README", "./busybox",
+            cwd=str(tmp_path))
+    name = "zeroimage-readme-%d" % os.getpid()
+    script = "set -e\n" + "\n".join(recipe[:-1]) + "\nrunc run -b bundle %s\n" % name
+    try:
+        r = subprocess.run(["sh", "-c", script], cwd=str(tmp_path), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, universal_newlines=True, timeout=120)
+    finally:
+        subprocess.run(["runc", "delete", "--force", name], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    assert r.returncode == 0 and r.stdout.splitlines()[-1] == "hello from the README", (r.stdout, r.stderr)
+
+
+@pytest.mark.interop
+def test_a_registry_base_is_read_for_the_interpreter_too(tmp_path, capsys, registry_servers):
+    registry = registry_servers("open").host
+    script = tmp_path / "app.sh"
+    script.write_bytes(b"#!/bin/sh\necho hi\n")
+    for name, layers, warned in [("merged", [MERGED_USR], False), ("bare", [BIN], True)]:
+        base = _base(tmp_path, *layers)
+        ref = "%s/words/base-%s:1" % (registry, name)
+        assert run(capsys, "push", "-q", base, ref)[0] == 0
+        code, out, err = run(capsys, "build", "-q", "--from", ref, "-o", tmp_path / ("%s.tar" % name), script)
+        assert code == 0 and out.startswith("sha256:"), err
+        assert ("no /bin/sh, so it will not start" in err) == warned and ("base-%s" % name in err) == warned, err
+
+
+def test_a_layers_progress_total_is_the_size_of_its_tar(tmp_path):
+    source = tmp_path / "big"
+    source.write_bytes(os.urandom(70000))
+    entries = [zeroimage.LayerEntry("/app", "file", 0o755, source=str(source)),
+               zeroimage.LayerEntry("/etc/passwd", "file", 0o644, data=b"root:x:0:0::/:/sbin/nologin\n"),
+               zeroimage.LayerEntry("/empty", "file", 0o644, data=b""),
+               zeroimage.LayerEntry("/d/" + "long-name-" * 20, "file", 0o644, data=b"x" * 513),   # a PAX path
+               zeroimage.LayerEntry("/caf\u00e9", "file", 0o644, data=b"1"),                    # a PAX path too
+               zeroimage.LayerEntry("/link", "symlink", 0o777, linkname="/d/" + "target-" * 20),
+               zeroimage.LayerEntry("/hard", "hardlink", 0o644, linkname="/app"),
+               zeroimage.LayerEntry("/big-uid", "file", 0o644, data=b"u", uid=1 << 22),          # a PAX uid
+               zeroimage.LayerEntry("/srv/www/html", "dir", 0o755)]
+    tar = io.BytesIO()
+    zeroimage._write_tar(entries, tar)
+    assert zeroimage._entries_size(entries) == len(tar.getvalue())
+    out = io.BytesIO()
+    display = zeroimage.Display(io.StringIO(), "plain")
+    task = display.task("compressing", "layer", zeroimage._entries_size(entries))
+    zeroimage.write_layer(entries, out, 1, task)
+    assert task.done == task.total
+    task.finish()
