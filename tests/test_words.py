@@ -111,7 +111,7 @@ def test_warnings_that_predict_failure_survive_quiet_and_others_do_not(tmp_path,
         (["--from", "scratch", "--user", "bob", arm], "--user bob"),
         (["--user", "bob:staff", arm], "'staff'"),
         (["--from", "scratch", "--platform", "linux/amd64", arm], "disagrees"),
-        (["--from", "scratch", "--no-platform-check", "linux/amd64=%s" % arm, "linux/arm64=%s" % dyn],
+        (["--from", "scratch", "--no-platform-check", "--target", "/app", "linux/amd64=%s" % arm, "linux/arm64=%s" % dyn],
          "not linux/amd64"),
     ]
     for args, words in cases:
