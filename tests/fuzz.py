@@ -1168,10 +1168,11 @@ def run_case(case, work, check_output=None):
 _LAYER_CONTENT_RE = re.compile(r"layers\[\d+\] sha256:([0-9a-f]{12})(?::| member )")
 
 
-# What speccheck holds zeroimage's own configs to beyond the spec's MUSTs: no null field (Go and Docker
-# read null as absent, and Docker writes "Cmd": null), ExposedPorts keys of config.md's form (it says
+# What speccheck holds zeroimage's own configs to beyond the spec's MUSTs: no null field, nor null in a
+# map of objects (Go and Docker read null as absent or empty, and Docker writes "Cmd": null), ExposedPorts keys of config.md's form (it says
 # "can be"), one history entry for each layer (kaniko writes fewer; more is refused on every write).
-_OWN_CONFIG_RULE_RE = re.compile(r"config sha256:([0-9a-f]{12}).*: (\w+ is null \(schema/config-schema|.* is not port, port/tcp)")
+_OWN_CONFIG_RULE_RE = re.compile(r"config sha256:([0-9a-f]{12}).*: (\w+ is null \(schema/config-schema|.* is not port, port/tcp"
+                                 r"|(ExposedPorts|Volumes) is '\{.*null.*\}', not a map of objects)")
 _HISTORY_COUNT_RE = re.compile(r"manifest sha256:([0-9a-f]{12}).*history has (\d+) entries without empty_layer for (\d+) layers")
 
 
@@ -1182,7 +1183,7 @@ def passed_on_problems_left_out(found, inp, output=None):
     and a config or manifest copied as it is keeps what speccheck asks of zeroimage's own configs only
     (``_OWN_CONFIG_RULE_RE``: the spec allows it; a copy cannot change it without changing the image)."""
     passed_on = set(_input_digests(inp))
-    passed_on |= _layers_of_diff_ids(output, passed_on) if output else set()
+    passed_on |= _passed_on_in_output(output, passed_on) if output else set()
 
     def passed(problem):
         for pattern in (_LAYER_CONTENT_RE, _OWN_CONFIG_RULE_RE):
@@ -1194,9 +1195,10 @@ def passed_on_problems_left_out(found, inp, output=None):
     return [p for p in found if not passed(p)]
 
 
-def _layers_of_diff_ids(output, diff_ids):
-    """The short digests of the layers in ``output`` whose diff_id is among ``diff_ids`` (short): a
-    docker save layer.tar passed on compressed (copy and build gzip them) is the input's layer still."""
+def _passed_on_in_output(output, diff_ids):
+    """The short digests of what ``output`` holds of the input's though its bytes are new: layers whose
+    diff_id is among ``diff_ids`` (short; a docker save layer.tar passed on gzipped, as copy and build
+    do), and manifests (made for a docker save image) whose config is the input's."""
     def read(name):
         try:
             if os.path.isdir(output):
@@ -1211,16 +1213,21 @@ def _layers_of_diff_ids(output, diff_ids):
         digest = desc.get("digest") if isinstance(desc, dict) else None
         return read("blobs/" + digest.replace(":", "/", 1)) if isinstance(digest, str) else None
 
-    found, pending = set(), list((read("index.json") or {}).get("manifests") or [])
+    found, pending, digest_of = set(), list((read("index.json") or {}).get("manifests") or []), {}
     for _ in range(100):
         if not pending:
             break
-        value = blob(pending.pop())
+        desc = pending.pop()
+        value = blob(desc)
         if not isinstance(value, dict):
             continue
+        digest_of[id(value)] = desc["digest"][7:19]
         pending += [d for d in value.get("manifests") or [] if isinstance(d, dict)]
         config = blob(value.get("config"))
         layers = value.get("layers") or []
+        config_digest = (value.get("config") or {}).get("digest") if isinstance(value.get("config"), dict) else None
+        if isinstance(config_digest, str) and config_digest[7:19] in diff_ids:
+            found.add(digest_of[id(value)])
         ids = ((config or {}).get("rootfs") or {}).get("diff_ids") if isinstance(config, dict) else None
         for desc, diff_id in zip(layers, ids if isinstance(ids, list) else []):
             if isinstance(desc, dict) and isinstance(diff_id, str) and diff_id[7:19] in diff_ids \
