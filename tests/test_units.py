@@ -686,3 +686,25 @@ def test_outside_text_is_one_safe_line(text, present, absent):
     for part in absent:
         assert part not in out, out
     assert len(zeroimage.outside_text("x" * 1000, 50)) == 50
+
+
+@pytest.mark.parametrize("where", ["mkstemp", "finalize"])
+def test_atomic_output_gives_the_stop_signals_back_whatever_ends_it(tmp_path, monkeypatch, where):
+    """atomic_output holds SIGINT and SIGTERM while it makes its temporary; an exception there that is
+    not an OSError (an alarm's, in the fuzzer) must not leave them blocked: every program this process
+    starts would inherit the mask and never see its Ctrl-C. Nor may the temporary stay."""
+    import signal
+    import tempfile
+    import weakref
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("an alarm")
+    if where == "mkstemp":
+        monkeypatch.setattr(tempfile, "mkstemp", boom)
+    else:
+        monkeypatch.setattr(weakref, "finalize", boom)
+    with pytest.raises(RuntimeError):
+        with zeroimage.atomic_output(str(tmp_path / "out")) as f:
+            f.write(b"x")
+    assert not signal.pthread_sigmask(signal.SIG_BLOCK, []) & {signal.SIGINT, signal.SIGTERM}
+    assert os.listdir(str(tmp_path)) == [] and not zeroimage._UNFINISHED
