@@ -985,6 +985,9 @@ def _human_size(size: int) -> str:
     return str(size)
 
 
+WARNING_FAILS = logging.WARNING + 5      # a warning that predicts the image will not run: shown even with -q
+
+
 class Display:
     """What one session shows: log lines and progress, on ``stream`` (stderr for the CLI).
 
@@ -992,8 +995,10 @@ class Display:
     caller's logging setup to show or not, and there is no progress. With a stream, ``mode`` is
     "plain" (one line per finished step, no control characters: CI logs), "tty" (a line per blob
     in flight with bytes done/total and rate, redrawn in place) or "off" (log lines only), and
-    ``level`` (a ``logging`` level) is the least a log line needs to be shown. Every line is passed
-    through ``outside_text`` (no control characters, no secrets). Thread-safe.
+    ``level`` (a ``logging`` level) is the least a log line needs to be shown. A warning that predicts
+    failure (``warning(..., fails=True)``: the image will not start, the user it names cannot be
+    found) has the level ``WARNING_FAILS``, which -q (``level=WARNING_FAILS``) still shows. Every line
+    is passed through ``outside_text`` (no control characters, no secrets). Thread-safe.
     """
 
     def __init__(self, stream=None, mode: str = "off", level: int = logging.INFO):
@@ -1013,11 +1018,12 @@ class Display:
     def log(self, level: int, message: str, *args) -> None:
         text = message % args if args else message
         if self.stream is None:
-            log.log(level, "%s", text)
+            log.log(logging.WARNING if level == WARNING_FAILS else level, "%s", text)
             return
         if level < self.level:
             return
-        prefix = "" if level < logging.WARNING else logging.getLevelName(level).lower() + ": "
+        prefix = "" if level < logging.WARNING else "warning: " if level < logging.ERROR else \
+            logging.getLevelName(level).lower() + ": "
         self.note("zeroimage: %s%s" % (prefix, text))
 
     def debug(self, message: str, *args) -> None:
@@ -1026,8 +1032,9 @@ class Display:
     def info(self, message: str, *args) -> None:
         self.log(logging.INFO, message, *args)
 
-    def warning(self, message: str, *args) -> None:
-        self.log(logging.WARNING, message, *args)
+    def warning(self, message: str, *args, fails: bool = False) -> None:
+        """``fails``: the warning predicts failure (the image will not run as built), so even -q shows it."""
+        self.log(WARNING_FAILS if fails else logging.WARNING, message, *args)
 
     def note(self, text: str) -> None:
         """A line printed above the progress lines, which are drawn again below it."""
@@ -9794,7 +9801,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 2
     quiet, verbose = getattr(args, "quiet", False), getattr(args, "verbose", False)
     display = Display(sys.stderr, "off" if quiet else "tty" if sys.stderr.isatty() else "plain",
-                      logging.ERROR if quiet else logging.DEBUG if verbose else logging.INFO)
+                      WARNING_FAILS if quiet else logging.DEBUG if verbose else logging.INFO)
     debug = os.environ.get("ZEROIMAGE_DEBUG") == "1"
     session = Session(insecure=getattr(args, "insecure", False), display=display)
     stops = _StopSignals(session) if threading.current_thread() is threading.main_thread() else None
