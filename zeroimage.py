@@ -3301,12 +3301,26 @@ def minimal_base_entries(ca_bundle: Optional[str], zoneinfo: Sequence[LayerEntry
 
 
 def find_host_ca_bundle(environ=None) -> Optional[str]:
-    """The host's CA bundle: SSL_CERT_FILE, then the usual places (which hold OpenSSL's defaults)."""
-    environ = os.environ if environ is None else environ
-    for path in [environ.get("SSL_CERT_FILE")] + list(HOST_CA_BUNDLES):
+    """The host's system CA bundle: the first of the usual places, then OpenSSL's own default file.
+    Never SSL_CERT_FILE (``environ`` is not read for it): that says what zeroimage trusts to reach a
+    registry, which may be one private CA; what the image trusts changes only with ``ca_bundle``."""
+    for path in list(HOST_CA_BUNDLES) + [ssl.get_default_verify_paths().openssl_cafile]:
         if path and os.path.isfile(path) and os.access(path, os.R_OK):
             return path
     return None
+
+
+MIN_CA_CERTIFICATES = 20        # fewer roots in the image's bundle than this: most TLS servers will not be trusted
+_PEM_CERTIFICATE = (b"-----BEGIN CERTIFICATE-----", b"-----BEGIN TRUSTED CERTIFICATE-----")
+
+
+def _pem_certificates(path: str) -> int:
+    """How many PEM certificates a file holds, read a line at a time (memory stays flat)."""
+    count = 0
+    with open(path, "rb") as f:
+        for line in iter(lambda: f.readline(64 * 1024), b""):
+            count += line.strip().startswith(_PEM_CERTIFICATE)
+    return count
 
 
 def zoneinfo_source(tzdata, environ) -> Tuple[str, str]:
@@ -6646,6 +6660,20 @@ def minimal_base_layer(ca_bundle: Optional[str], environ, display: Display,
     bundle = ca_bundle or find_host_ca_bundle(environ)
     if bundle is None:
         display.warning("no CA bundle found on this host; the image will have no TLS roots (use --ca-bundle FILE)")
+    else:
+        try:
+            found = _pem_certificates(bundle)
+        except OSError as e:
+            raise ZeroImageError("%s %s: cannot read it: %s" % ("--ca-bundle" if ca_bundle else "the CA bundle",
+                                                               bundle, e.strerror or e)) from e
+        if found < MIN_CA_CERTIFICATES:
+            display.warning("the image's CA bundle %s holds %s, so programs in the image will trust %s TLS servers "
+                            "(a system bundle holds over a hundred roots); %s", bundle,
+                            "no PEM certificate" if not found else "only %d certificate%s" % (found, "s"[found == 1:]),
+                            "no" if not found else "few",
+                            "give a full bundle with --ca-bundle FILE (SSL_CERT_FILE says what zeroimage "
+                            "trusts for registries, not the image)" if ca_bundle else "give one with --ca-bundle FILE",
+                            fails=True)
     return minimal_base_entries(bundle, zoneinfo), "zeroimage: minimal base (users root, nobody, nonroot; TLS roots%s)" % (
         "; time zones" if zoneinfo else "")
 
