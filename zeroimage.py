@@ -220,9 +220,12 @@ ZONEINFO_LEFT_OUT = ("right",)          # leap-second variants: no clock keeps t
 
 
 class ZeroImageError(Exception):
-    """Root of every error zeroimage raises on purpose; the CLI prints it as one line."""
+    """Root of every error zeroimage raises on purpose; the CLI prints it as one line. ``hint``, when
+    set, is a kind of advice that names an option, which the caller words its own way (the CLI:
+    "plain-http" becomes "if it is a plain-HTTP registry, use --insecure")."""
 
     exit_code = 1
+    hint = None     # "plain-http": a TLS handshake met a plain-HTTP server (the option: insecure)
 
 
 class UsageError(ZeroImageError):
@@ -284,14 +287,22 @@ class RegistryError(ZeroImageError):
         self.spent = False                          # the request was retried as long as the budget allows
 
     def restated(self, message: str) -> "RegistryError":
-        """The same error (class, status, fields) saying ``message``."""
-        return type(self)(self.status, self.method, self.url, self.detail, self.errors, message=message)
+        """The same error (class, status, fields, hint) saying ``message``."""
+        error = type(self)(self.status, self.method, self.url, self.detail, self.errors, message=message)
+        error.hint = self.hint
+        return error
 
 
 class NetworkError(ZeroImageError):
     """A registry could not be reached, or the connection broke (after the retries)."""
 
-    spent = False       # the request was tried as often as the retry budget allows: trying again will not help
+    spent = False       # tried as often as the retry budget allows, or a lasting fault: trying again will not help
+    plain_http = False  # a TLS handshake met a server that speaks plain HTTP
+
+
+class _ProxyError(NetworkError):
+    """The proxy the environment names is the trouble: a setting zeroimage cannot use, a proxy that is
+    not there, or one that refuses: reported as it is, never hidden behind another attempt's error."""
 
 
 class AuthenticationError(RegistryError):
@@ -1231,6 +1242,12 @@ class Reference:
     def parse(cls, text: str, default_tag: Optional[str] = "latest") -> "Reference":
         if not text or text != text.strip():
             raise InvalidReferenceError("invalid reference %r: empty or surrounded by spaces" % (text,))
+        scheme = re.match(r"([A-Za-z][A-Za-z0-9+.-]*)://", text)
+        if scheme:      # a URL's habit: the scheme is a property of the registry, not of the reference
+            raise InvalidReferenceError(
+                "invalid reference %r: a reference has no scheme; write %s, and for a plain-HTTP registry add "
+                "--insecure (a loopback one needs none)" % (
+                    text, outside_text(text[scheme.end():], 200) or "HOST[:PORT]/NAME[:TAG]"))
         name, digest = text, None
         if "@" in text:
             name, digest = text.split("@", 1)
@@ -4261,13 +4278,19 @@ def erase_credentials(host: str, environ=None) -> bool:
 
 
 class Proxy(NamedTuple):
-    """An HTTP proxy: where to connect, and the Proxy-Authorization its URL carries (never printed)."""
+    """An HTTP proxy: where to connect, the Proxy-Authorization its URL carries (never printed), and
+    the variable that named it (``https_proxy``...), for messages."""
 
     netloc: str
     authorization: Optional[str] = None
+    variable: Optional[str] = None
 
     def __repr__(self) -> str:
         return "Proxy(%r%s)" % (self.netloc, ", with credentials" if self.authorization else "")
+
+    def __str__(self) -> str:
+        """``HOST:PORT (from VARIABLE)``: never its credentials."""
+        return self.netloc + (" (from %s)" % self.variable if self.variable else "")
 
 
 def parse_proxy(text: str) -> Proxy:
@@ -4645,14 +4668,19 @@ class Transport:
             candidates = ["http_proxy", "all_proxy", "ALL_PROXY"]       # HTTP_PROXY is a CGI header ("httpoxy")
         else:
             candidates = [n for name in names for n in (name, name.upper())]
-        setting = next((self.environ[n] for n in candidates if self.environ.get(n, "").strip()), None)
-        if setting is None:
+        variable = next((n for n in candidates if self.environ.get(n, "").strip()), None)
+        if variable is None:
             return None
         parts = urllib.parse.urlsplit("//" + netloc)
         no_proxy = self.environ.get("no_proxy") or self.environ.get("NO_PROXY") or ""
         if bypasses_proxy(parts.hostname or "", parts.port or (443 if scheme == "https" else 80), no_proxy):
             return None
-        return parse_proxy(setting)
+        try:
+            return parse_proxy(self.environ[variable])._replace(variable=variable)
+        except NetworkError as e:
+            host = _host_of("//" + netloc)
+            raise _ProxyError("%s (the proxy for %s://%s): %s; fix or unset it, or exempt %s with NO_PROXY"
+                              % (variable, scheme, host, e, host)) from None
 
     def _checkout(self, scheme: str, netloc: str, timeout: float, fresh: bool = False) -> _Connection:
         """An idle kept-alive connection to the host (unless ``fresh``), or a new one; it is busy until
@@ -4722,7 +4750,11 @@ class Transport:
                     raise CancelledError() from e
                 if not _transient(e) or not replayable or not self._may_retry(attempt, attempts, started, None):
                     error = _network_error(method, failed.url, e, failed.proxy)
-                    error.spent = replayable and _transient(e)      # tried as often as the budget allows
+                    if self.insecure:
+                        error.hint = None       # plain HTTP is allowed already: the advice would be given in vain
+                    # tried as often as the budget allows, or a refusal, a name unknown, TLS trouble: trying
+                    # again (a new upload session) will not help either
+                    error.spent = replayable or not _transient(e)
                     raise error from e
                 delay = backoff_delay(attempt)
                 self.display.debug("retrying %s %s in %.1fs after %s", method, _redact_url(url), delay,
@@ -4896,27 +4928,53 @@ def _network_error(method: str, url: str, error: BaseException, proxy: Optional[
     happened, what to check. Only the error's kind and errno text: never its message, which may
     quote a URL with a signature or a header; never a user or password the URL holds."""
     host = _host_of(url)
-    where = "%s through the proxy %s" % (host, proxy.netloc) if proxy else host
+    where = "%s through the proxy %s" % (host, proxy) if proxy else host
     if isinstance(error, ssl.SSLCertVerificationError):
         return NetworkError("TLS certificate of %s not trusted (%s); add its CA with SSL_CERT_FILE or "
                             "/etc/docker/certs.d/%s/ca.crt, or use --insecure" % (host, error.verify_message, host))
+    if _met_plain_http(error):
+        plain = NetworkError("%s answered plain HTTP to a TLS handshake (%s %s)" % (host, method, _redact_url(url)))
+        plain.hint, plain.plain_http = "plain-http", True
+        return plain
     if isinstance(error, _Overstayed):
         return NetworkError(str(error))
     if isinstance(error, (TimeoutError, socket.timeout)):
         return NetworkError("%s %s: timed out talking to %s" % (method, _redact_url(url), where))
     if isinstance(error, OSError) and str(error).startswith("Tunnel connection failed"):
-        return NetworkError("the proxy %s would not connect to %s (%s); check HTTPS_PROXY and its credentials"
-                            % (proxy.netloc if proxy else "", host, outside_text(str(error)[25:], 100)))
+        return _ProxyError("the proxy %s would not connect to %s (%s); check %s and its credentials, or exempt "
+                           "%s with NO_PROXY" % (proxy or "", host, outside_text(str(error)[25:], 100),
+                                                 proxy.variable if proxy and proxy.variable else "HTTPS_PROXY", host))
     if isinstance(error, OSError):
         reason = outside_text(error.strerror or type(error).__name__, 200)
     elif isinstance(error, http_client.IncompleteRead):
         reason = "the body ended early"
     else:
         reason = "the answer is not HTTP (%s)" % type(error).__name__
+    if proxy is not None and isinstance(error, (ConnectionRefusedError, socket.gaierror)):
+        # through a proxy, the only connection zeroimage opens is to the proxy: it is the one not there
+        return _ProxyError("cannot reach the proxy %s for %s (%s %s): %s; is the proxy running, and is %s right? "
+                           "(or exempt %s with NO_PROXY)" % (proxy, host, method, _redact_url(url), reason,
+                                                            proxy.variable or "the proxy setting", host))
     hint = ""
     if isinstance(error, (ConnectionRefusedError, socket.gaierror)):
-        hint = "; is the registry name and port right, and is it running? (proxies: HTTPS_PROXY, NO_PROXY)"
+        hint = "; is the registry name and port right, and is it running?"
     return NetworkError("%s %s (%s %s): %s%s" % (what or "cannot reach", where, method, _redact_url(url), reason, hint))
+
+
+# What OpenSSL says, across its versions, when the answer to a ClientHello is not TLS but plain
+# HTTP ("HTTP/1.1 400 ..." read as a TLS record): 1.1 and 3.0 WRONG_VERSION_NUMBER, 3.2 and later
+# RECORD_LAYER_FAILURE or PACKET_LENGTH_TOO_LONG, older ones UNKNOWN_PROTOCOL, and HTTP_REQUEST.
+_PLAIN_HTTP_REASONS = ("WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG", "UNKNOWN_PROTOCOL",
+                       "HTTP_REQUEST")
+
+
+def _met_plain_http(error: BaseException) -> bool:
+    """Whether a TLS handshake failed because the server answered in plain HTTP."""
+    if not isinstance(error, ssl.SSLError) or isinstance(error, ssl.SSLCertVerificationError):
+        return False
+    reason = str(getattr(error, "reason", None) or "").upper()
+    said = str(error).upper().replace(" ", "_")
+    return reason in _PLAIN_HTTP_REASONS or any(word in said for word in _PLAIN_HTTP_REASONS)
 
 
 # ---- Authentication ----
@@ -5069,9 +5127,13 @@ class Authenticator:
             try:
                 response = self.transport.request("GET", url)
             except (NetworkError, RegistryError) as e:
-                https_error = https_error or e
                 if scheme == schemes[-1]:
+                    # The HTTPS attempt's error tells more (a certificate, a refusal), unless HTTPS met a
+                    # plain-HTTP server, or the plain-HTTP attempt's proxy is the trouble: then this one.
+                    if https_error is None or getattr(https_error, "plain_http", False) or isinstance(e, _ProxyError):
+                        raise
                     raise https_error
+                https_error = e
                 continue
             with response:
                 response.read_capped(MAX_ERROR_BODY, "the /v2/ answer")
@@ -9808,6 +9870,16 @@ def _report_stop(signum: int) -> int:
     return 128 + signum
 
 
+# The advice an error's hint kind stands for, worded with the command line's options.
+_CLI_HINTS = {"plain-http": "if it is a plain-HTTP registry, use --insecure"}
+
+
+def _error_line(error: ZeroImageError) -> str:
+    """An error as the command line says it: its message, then the advice its hint kind names."""
+    hint = _CLI_HINTS.get(error.hint)
+    return outside_text("%s%s" % (error, "; " + hint if hint else ""), 4000)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """The command line; returns the exit status and leaves the process as it found it (signal
     handlers, logging), so it can be called more than once."""
@@ -9855,7 +9927,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if isinstance(e, ZeroImageError) and not debug:
             if e.exit_code == 2:
                 getattr(args, "parser", parser).print_usage(sys.stderr)
-            print("zeroimage: error: %s" % outside_text(e, 4000), file=sys.stderr)
+            print("zeroimage: error: %s" % _error_line(e), file=sys.stderr)
             return e.exit_code
         if isinstance(e, OSError) and not debug:
             where = " (%s)" % e.filename if e.filename else ""
