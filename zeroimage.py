@@ -5948,7 +5948,8 @@ class Registry:
                 retryable = isinstance(e, NetworkError) or (isinstance(e, RegistryError) and e.status in RETRY_STATUSES)
                 if not retryable or e.spent or attempt == UPLOAD_ATTEMPTS:
                     raise
-                self.transport.display.info("upload of %s failed (%s); starting it again", _short(blob.digest), e)
+                # said under -v only: when the next try fails as well, its error is the one to say, once
+                self.transport.display.debug("upload of %s failed (%s); starting it again", _short(blob.digest), e)
                 delay = max(backoff_delay(attempt), isinstance(e, RegistryError) and e.retry_after or 0.0)
             self.transport.wait(delay)
             attempt += 1
@@ -5956,7 +5957,9 @@ class Registry:
 
 def _same_error(error: ZeroImageError) -> ZeroImageError:
     """A new error of the same class saying the same (raised again in another thread)."""
-    return error.restated(str(error)) if isinstance(error, RegistryError) else type(error)(str(error))
+    same = error.restated(str(error)) if isinstance(error, RegistryError) else type(error)(str(error))
+    same.hint = error.hint
+    return same
 
 
 def _refused_both(errors: Dict[str, "RegistryError"]) -> "RegistryError":
@@ -7469,6 +7472,9 @@ class EngineSink:
         return self.name
 
 
+PUSH_CHECK_TIMEOUT = 10.0       # seconds the check before a push waits for its upload session to be cancelled
+
+
 class RegistrySink:
     """A repository: every blob made present (skipped when there, mounted from another repository of
     the registry, or uploaded, several at once), then the manifests, children first; the top one by
@@ -7486,7 +7492,12 @@ class RegistrySink:
         self._stack = None
 
     def start(self, stack: contextlib.ExitStack) -> None:
+        """Before any work: the registry is reached and takes a push from these credentials (what
+        ``check_auth(push=True)`` asks: an upload session opened and cancelled), so a registry that is
+        down, or refuses, fails the command now, not after the layers were compressed."""
         self._stack = stack
+        with registry_errors("push", self.ref, self.registry):
+            self.registry.start_upload(self.ref.repository, [push_scope(self.ref.repository)]).cancel(PUSH_CHECK_TIMEOUT)
 
     def stream(self, tmp, label: str) -> Optional[GrowingFile]:
         """A file to write a new layer into that uploads it as it is written (``LayerStream``), or
@@ -7515,8 +7526,8 @@ class RegistrySink:
                     self.session.display.info("%s refused a layer sent in chunks as it was made (%s); sending "
                                               "whole blobs", self.registry.host, _registry_reason(stream.error))
                 else:
-                    self.session.display.info("sending %s as it was made failed (%s); sending it again",
-                                              stream.label, stream.error)
+                    self.session.display.debug("sending %s as it was made failed (%s); sending it again",
+                                               stream.label, stream.error)
         self.streams = []
         return done
 
