@@ -5105,6 +5105,13 @@ class Authenticator:
             return self._credentials.username if self._resolved and self._credentials else None
 
     @property
+    def asked(self) -> bool:
+        """Whether the registry has asked for credentials so far (a challenge to its /v2/ or to a
+        request); never asks the network."""
+        with self._lock:
+            return self._challenge is not None
+
+    @property
     def scheme(self) -> Optional[str]:
         """"basic", "bearer", or None when the registry asks for no credentials."""
         self.ping()
@@ -6776,19 +6783,25 @@ def registry_errors(action: str, ref: Reference, registry: Optional[Registry] = 
         if e.explained:
             raise
         user = registry.auth.user if registry is not None else None
+        # A login is suggested only where it can help: the registry asked for credentials (a challenge,
+        # or a 401), or, when it is not known whether it did, for an access denied.
+        asked = registry.auth.asked if registry is not None else None
+        login = "are you logged in? try: zeroimage login %s" % ref.registry
         if isinstance(e, AuthenticationError) and user:
             message = "cannot %s %s: access denied to %s (%s); may %s %s there? to use another account: " \
                       "zeroimage login %s" % (action, ref.familiar(), user, e.detail or "HTTP %d" % e.status, user,
                                               action, ref.registry)
         elif isinstance(e, AuthenticationError):
-            message = "cannot %s %s: access denied (%s); are you logged in? try: zeroimage login %s" % (
-                action, ref.familiar(), e.detail or "HTTP %d" % e.status, ref.registry)
+            message = "cannot %s %s: access denied (%s); %s" % (
+                action, ref.familiar(), e.detail or "HTTP %d" % e.status,
+                login if asked is not False or e.status == 401 else
+                "the registry asks for no credentials, so a login will not help; it refuses this %s" % action)
         elif isinstance(e, NotFoundError) and action in ("pull", "inspect") and _part_missing(e, ref):
             message = "cannot %s %s: %s, which it lists, is not in the registry (%s); the image there is " \
                       "incomplete" % (action, ref.familiar(), _part_missing(e, ref), e.detail or "HTTP 404")
         elif isinstance(e, NotFoundError):
-            message = "cannot %s %s: not found (%s); is the name right? are you logged in? try: zeroimage login %s" % (
-                action, ref.familiar(), e.detail or "HTTP 404", ref.registry)
+            message = "cannot %s %s: not found (%s); is the name right?%s" % (
+                action, ref.familiar(), e.detail or "HTTP 404", " " + login if asked and not user else "")
         else:
             message = "cannot %s %s: %s" % (action, ref.familiar(), e)
         raise e.restated(message) from e
