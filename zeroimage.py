@@ -4728,8 +4728,9 @@ class Transport:
 
         ``body`` is bytes, a readable stream of ``length`` bytes, or an opener of such a stream
         (called anew for every try); either way it goes with a Content-Length, never chunked. A
-        request whose body can be sent again (bytes, an opener) is retried in place after a 5xx,
-        408, 429 or a dropped connection, honouring Retry-After, within MAX_ATTEMPTS tries and
+        request whose body can be sent again (bytes, an opener) is retried in place after an answer
+        whose status is in RETRY_STATUSES (408, 429, 500, 502, 503, 504; never 501, which is for
+        good) or a dropped connection, honouring Retry-After, within MAX_ATTEMPTS tries and
         MAX_RETRY_SECONDS. ``auth`` (an Authorization value) is sent to ``auth_origin`` only
         (default: the URL's origin). A request that is not ``cancellable`` (cleaning up after a
         cancellation) is tried once, with ``timeout``.
@@ -5888,6 +5889,12 @@ class Registry:
         if upload is not None:
             upload.cancel()
         return False
+
+    def check_push(self, repository: str, timeout: float = READ_TIMEOUT) -> None:
+        """Whether these credentials may push to ``repository``, changing nothing visible: an upload
+        session opened and cancelled (within ``timeout``). The registry's error when it may not (or
+        cannot be reached)."""
+        self.start_upload(repository, [push_scope(repository)]).cancel(timeout)
 
     def start_upload(self, repository: str, scopes: Sequence[str]) -> Upload:
         # Starting a session twice only leaves an unused session behind: safe to retry.
@@ -7505,12 +7512,12 @@ class RegistrySink:
         self._stack = None
 
     def start(self, stack: contextlib.ExitStack) -> None:
-        """Before any work: the registry is reached and takes a push from these credentials (what
-        ``check_auth(push=True)`` asks: an upload session opened and cancelled), so a registry that is
+        """Before any work: the registry is reached and takes a push from these credentials
+        (``Registry.check_push``, as ``check_auth(push=True)`` asks), so a registry that is
         down, or refuses, fails the command now, not after the layers were compressed."""
         self._stack = stack
         with registry_errors("push", self.ref, self.registry):
-            self.registry.start_upload(self.ref.repository, [push_scope(self.ref.repository)]).cancel(PUSH_CHECK_TIMEOUT)
+            self.registry.check_push(self.ref.repository, PUSH_CHECK_TIMEOUT)
 
     def stream(self, tmp, label: str) -> Optional[GrowingFile]:
         """A file to write a new layer into that uploads it as it is written (``LayerStream``), or
@@ -9008,7 +9015,7 @@ def check_auth(ref_text: str, *, push: bool = False, insecure: bool = False, env
             result["pull"] = False
         if push:
             try:
-                registry.start_upload(ref.repository, [push_scope(ref.repository)]).cancel(READ_TIMEOUT)
+                registry.check_push(ref.repository)
                 result["push"] = True
             except AuthenticationError:
                 result["push"] = False
