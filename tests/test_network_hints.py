@@ -177,7 +177,8 @@ def test_a_plain_http_registry_off_loopback_says_to_use_insecure(tmp_path, prog,
 def test_plain_http_through_an_https_proxy_tunnel_is_said_too(tmp_path, lan_registry):
     proxy = registries.ConnectProxy()
     try:
-        r = run_cli("digest", lan_registry.host + "/x:1", env={"HTTPS_PROXY": proxy.url, "https_proxy": "", "NO_PROXY": "", "no_proxy": ""})
+        r = run_cli("digest", lan_registry.host + "/x:1",
+                    env={"HTTPS_PROXY": proxy.url, "https_proxy": "", "NO_PROXY": "", "no_proxy": ""})
     finally:
         proxy.close()
     assert "answered plain HTTP to a TLS handshake" in failed(r)
@@ -304,7 +305,8 @@ def test_an_unreachable_registry_without_a_proxy_names_no_proxy(tmp_path):
 @pytest.mark.parametrize("setting, words", [
     ("socks5://user:%s@127.0.0.1:1080" % SECRET, ["only HTTP proxies", "socks5"]),
     ("https://user:%s@127.0.0.1:3128" % SECRET, ["TLS to the proxy"]),
-    ("http://user:%s@127.0.0.1:{closed}" % SECRET, ["cannot reach the proxy 127.0.0.1:{closed}", "is the proxy running"]),
+    ("http://user:%s@127.0.0.1:{closed}" % SECRET,
+     ["cannot reach the proxy 127.0.0.1:{closed}", "is the proxy running"]),
 ])
 def test_a_bad_proxy_toward_a_plain_http_registry_is_named(tmp_path, registry_servers, variable, setting, words):
     """Before: the loopback registry's HTTPS attempt's [SSL: WRONG_VERSION_NUMBER] hid the proxy."""
