@@ -5982,9 +5982,11 @@ def _refused_both(errors: Dict[str, "RegistryError"]) -> "RegistryError":
     if any(e.status == 413 for e in errors.values()):
         hint = "; HTTP 413 means a limit on the size of a request, often a proxy's in front of the registry " \
                "(nginx: client_max_body_size): raise it"
-    return RegistryError(last.status, last.method, last.url, "the registry refuses both ways of uploading a blob: one "
-                         "PUT with the bytes (%s) and a PATCH (%s)%s" % (_registry_reason(errors["monolithic"]),
-                                                                         _registry_reason(last), hint), last.errors)
+    error = RegistryError(last.status, last.method, last.url, "the registry refuses both ways of uploading a blob: "
+                          "one PUT with the bytes (%s) and a PATCH (%s)%s" % (_registry_reason(errors["monolithic"]),
+                                                                              _registry_reason(last), hint), last.errors)
+    error.spent = True      # trying again will not help: the uploads waiting behind this one fail with it, at once
+    return error
 
 
 def _said(error: dict) -> str:
