@@ -86,6 +86,24 @@ def test_registry_trust_never_becomes_the_images_roots(tmp_path, prog, variables
     assert bundle == host and _pem_count(bundle) == _pem_count(host) >= 20
 
 
+@pytest.mark.interop
+@pytest.mark.skipif(HOST_BUNDLE is None, reason="this host has no CA bundle")
+def test_the_image_run_under_runc_holds_the_hosts_roots_whatever_ssl_cert_file_says(tmp_path, busybox_program):
+    """Read back by skopeo, unpacked by umoci, run by runc: the program in the image sees the host's
+    roots, not the one certificate zeroimage was told to trust for registries."""
+    from test_interop import run_image
+    one = tmp_path / "one.pem"
+    with open(HOST_BUNDLE, "rb") as f:
+        host = f.read()
+    one.write_bytes(re.search(rb"-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----\n", host, re.S).group(0))
+    archive = tmp_path / "app.tar"
+    r = run_cli("build", "-o", archive, busybox_program, env={"SSL_CERT_FILE": str(one)})
+    assert r.returncode == 0, r.stderr
+    _, out = run_image(tmp_path, "oci-archive:%s" % archive,
+                       ["/busybox", "grep", "-c", "BEGIN CERTIFICATE", "/etc/ssl/certs/ca-certificates.crt"])
+    assert int(out.split()[-1]) == _pem_count(host) >= 20
+
+
 @pytest.mark.parametrize("certificates, warned", [(0, True), (1, True), (19, True), (20, False), (150, False)])
 def test_a_bundle_with_few_roots_is_warned_of_even_with_q(tmp_path, prog, certificates, warned):
     pem = b"".join(b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n" for _ in range(certificates))
