@@ -222,9 +222,12 @@ ZONEINFO_LEFT_OUT = ("right",)          # leap-second variants: no clock keeps t
 
 
 class ZeroImageError(Exception):
-    """Root of every error zeroimage raises on purpose; the CLI prints it as one line."""
+    """Root of every error zeroimage raises on purpose; the CLI prints it as one line. ``hint``, when
+    set, is a kind of advice that names an option, which the caller words its own way (the CLI:
+    "plain-http" becomes "if it is a plain-HTTP registry, use --insecure")."""
 
     exit_code = 1
+    hint = None     # "plain-http": a TLS handshake met a plain-HTTP server (the option: insecure)
 
 
 class UsageError(ZeroImageError):
@@ -297,14 +300,22 @@ class RegistryError(ZeroImageError):
         self.spent = False                          # the request was retried as long as the budget allows
 
     def restated(self, message: str) -> "RegistryError":
-        """The same error (class, status, fields) saying ``message``."""
-        return type(self)(self.status, self.method, self.url, self.detail, self.errors, message=message)
+        """The same error (class, status, fields, hint) saying ``message``."""
+        error = type(self)(self.status, self.method, self.url, self.detail, self.errors, message=message)
+        error.hint = self.hint
+        return error
 
 
 class NetworkError(ZeroImageError):
     """A registry could not be reached, or the connection broke (after the retries)."""
 
-    spent = False       # the request was tried as often as the retry budget allows: trying again will not help
+    spent = False       # tried as often as the retry budget allows, or a lasting fault: trying again will not help
+    plain_http = False  # a TLS handshake met a server that speaks plain HTTP
+
+
+class _ProxyError(NetworkError):
+    """The proxy the environment names is the trouble: a setting zeroimage cannot use, a proxy that is
+    not there, or one that refuses: reported as it is, never hidden behind another attempt's error."""
 
 
 class AuthenticationError(RegistryError):
@@ -1256,6 +1267,12 @@ class Reference:
     def parse(cls, text: str, default_tag: Optional[str] = "latest") -> "Reference":
         if not text or text != text.strip():
             raise InvalidReferenceError("invalid reference %r: empty or surrounded by spaces" % (text,))
+        scheme = re.match(r"([A-Za-z][A-Za-z0-9+.-]*)://", text)
+        if scheme:      # a URL's habit: the scheme is a property of the registry, not of the reference
+            raise InvalidReferenceError(
+                "invalid reference %r: a reference has no scheme; write %s, and for a plain-HTTP registry add "
+                "--insecure (a loopback one needs none)" % (
+                    text, outside_text(text[scheme.end():], 200) or "HOST[:PORT]/NAME[:TAG]"))
         name, digest = text, None
         if "@" in text:
             name, digest = text.split("@", 1)
@@ -3442,12 +3459,26 @@ def minimal_base_entries(ca_bundle: Optional[str], zoneinfo: Sequence[LayerEntry
 
 
 def find_host_ca_bundle(environ=None) -> Optional[str]:
-    """The host's CA bundle: SSL_CERT_FILE, then the usual places (which hold OpenSSL's defaults)."""
-    environ = os.environ if environ is None else environ
-    for path in [environ.get("SSL_CERT_FILE")] + list(HOST_CA_BUNDLES):
+    """The host's system CA bundle: the first of the usual places, then OpenSSL's own default file.
+    Never SSL_CERT_FILE (``environ`` is not read for it): that says what zeroimage trusts to reach a
+    registry, which may be one private CA; what the image trusts changes only with ``ca_bundle``."""
+    for path in list(HOST_CA_BUNDLES) + [ssl.get_default_verify_paths().openssl_cafile]:
         if path and os.path.isfile(path) and os.access(path, os.R_OK):
             return path
     return None
+
+
+MIN_CA_CERTIFICATES = 20        # fewer roots in the image's bundle than this: most TLS servers will not be trusted
+_PEM_CERTIFICATE = (b"-----BEGIN CERTIFICATE-----", b"-----BEGIN TRUSTED CERTIFICATE-----")
+
+
+def _pem_certificates(path: str) -> int:
+    """How many PEM certificates a file holds, read a line at a time (memory stays flat)."""
+    count = 0
+    with open(path, "rb") as f:
+        for line in iter(lambda: f.readline(64 * 1024), b""):
+            count += line.strip().startswith(_PEM_CERTIFICATE)
+    return count
 
 
 def zoneinfo_source(tzdata, environ) -> Tuple[str, str]:
@@ -4392,13 +4423,19 @@ def erase_credentials(host: str, environ=None) -> bool:
 
 
 class Proxy(NamedTuple):
-    """An HTTP proxy: where to connect, and the Proxy-Authorization its URL carries (never printed)."""
+    """An HTTP proxy: where to connect, the Proxy-Authorization its URL carries (never printed), and
+    the variable that named it (``https_proxy``...), for messages."""
 
     netloc: str
     authorization: Optional[str] = None
+    variable: Optional[str] = None
 
     def __repr__(self) -> str:
         return "Proxy(%r%s)" % (self.netloc, ", with credentials" if self.authorization else "")
+
+    def __str__(self) -> str:
+        """``HOST:PORT (from VARIABLE)``: never its credentials."""
+        return self.netloc + (" (from %s)" % self.variable if self.variable else "")
 
 
 def parse_proxy(text: str) -> Proxy:
@@ -4776,14 +4813,19 @@ class Transport:
             candidates = ["http_proxy", "all_proxy", "ALL_PROXY"]       # HTTP_PROXY is a CGI header ("httpoxy")
         else:
             candidates = [n for name in names for n in (name, name.upper())]
-        setting = next((self.environ[n] for n in candidates if self.environ.get(n, "").strip()), None)
-        if setting is None:
+        variable = next((n for n in candidates if self.environ.get(n, "").strip()), None)
+        if variable is None:
             return None
         parts = urllib.parse.urlsplit("//" + netloc)
         no_proxy = self.environ.get("no_proxy") or self.environ.get("NO_PROXY") or ""
         if bypasses_proxy(parts.hostname or "", parts.port or (443 if scheme == "https" else 80), no_proxy):
             return None
-        return parse_proxy(setting)
+        try:
+            return parse_proxy(self.environ[variable])._replace(variable=variable)
+        except NetworkError as e:
+            host = _host_of("//" + netloc)
+            raise _ProxyError("%s (the proxy for %s://%s): %s; fix or unset it, or exempt %s with NO_PROXY"
+                              % (variable, scheme, host, e, host)) from None
 
     def _checkout(self, scheme: str, netloc: str, timeout: float, fresh: bool = False) -> _Connection:
         """An idle kept-alive connection to the host (unless ``fresh``), or a new one; it is busy until
@@ -4831,8 +4873,9 @@ class Transport:
 
         ``body`` is bytes, a readable stream of ``length`` bytes, or an opener of such a stream
         (called anew for every try); either way it goes with a Content-Length, never chunked. A
-        request whose body can be sent again (bytes, an opener) is retried in place after a 5xx,
-        408, 429 or a dropped connection, honouring Retry-After, within MAX_ATTEMPTS tries and
+        request whose body can be sent again (bytes, an opener) is retried in place after an answer
+        whose status is in RETRY_STATUSES (408, 429, 500, 502, 503, 504; never 501, which is for
+        good) or a dropped connection, honouring Retry-After, within MAX_ATTEMPTS tries and
         MAX_RETRY_SECONDS. ``auth`` (an Authorization value) is sent to ``auth_origin`` only
         (default: the URL's origin). A request that is not ``cancellable`` (cleaning up after a
         cancellation) is tried once, with ``timeout``.
@@ -4853,7 +4896,11 @@ class Transport:
                     raise CancelledError() from e
                 if not _transient(e) or not replayable or not self._may_retry(attempt, attempts, started, None):
                     error = _network_error(method, failed.url, e, failed.proxy)
-                    error.spent = replayable and _transient(e)      # tried as often as the budget allows
+                    if self.insecure:
+                        error.hint = None       # plain HTTP is allowed already: the advice would be given in vain
+                    # tried as often as the budget allows, or a refusal, a name unknown, TLS trouble: trying
+                    # again (a new upload session) will not help either
+                    error.spent = replayable or not _transient(e)
                     raise error from e
                 delay = backoff_delay(attempt)
                 self.display.debug("retrying %s %s in %.1fs after %s", method, _redact_url(url), delay,
@@ -5027,27 +5074,53 @@ def _network_error(method: str, url: str, error: BaseException, proxy: Optional[
     happened, what to check. Only the error's kind and errno text: never its message, which may
     quote a URL with a signature or a header; never a user or password the URL holds."""
     host = _host_of(url)
-    where = "%s through the proxy %s" % (host, proxy.netloc) if proxy else host
+    where = "%s through the proxy %s" % (host, proxy) if proxy else host
     if isinstance(error, ssl.SSLCertVerificationError):
         return NetworkError("TLS certificate of %s not trusted (%s); add its CA with SSL_CERT_FILE or "
                             "/etc/docker/certs.d/%s/ca.crt, or use --insecure" % (host, error.verify_message, host))
+    if _met_plain_http(error):
+        plain = NetworkError("%s answered plain HTTP to a TLS handshake (%s %s)" % (host, method, _redact_url(url)))
+        plain.hint, plain.plain_http = "plain-http", True
+        return plain
     if isinstance(error, _Overstayed):
         return NetworkError(str(error))
     if isinstance(error, (TimeoutError, socket.timeout)):
         return NetworkError("%s %s: timed out talking to %s" % (method, _redact_url(url), where))
     if isinstance(error, OSError) and str(error).startswith("Tunnel connection failed"):
-        return NetworkError("the proxy %s would not connect to %s (%s); check HTTPS_PROXY and its credentials"
-                            % (proxy.netloc if proxy else "", host, outside_text(str(error)[25:], 100)))
+        return _ProxyError("the proxy %s would not connect to %s (%s); check %s and its credentials, or exempt "
+                           "%s with NO_PROXY" % (proxy or "", host, outside_text(str(error)[25:], 100),
+                                                 proxy.variable if proxy and proxy.variable else "HTTPS_PROXY", host))
     if isinstance(error, OSError):
         reason = outside_text(error.strerror or type(error).__name__, 200)
     elif isinstance(error, http_client.IncompleteRead):
         reason = "the body ended early"
     else:
         reason = "the answer is not HTTP (%s)" % type(error).__name__
+    if proxy is not None and isinstance(error, (ConnectionRefusedError, socket.gaierror)):
+        # through a proxy, the only connection zeroimage opens is to the proxy: it is the one not there
+        return _ProxyError("cannot reach the proxy %s for %s (%s %s): %s; is the proxy running, and is %s right? "
+                           "(or exempt %s with NO_PROXY)" % (proxy, host, method, _redact_url(url), reason,
+                                                            proxy.variable or "the proxy setting", host))
     hint = ""
     if isinstance(error, (ConnectionRefusedError, socket.gaierror)):
-        hint = "; is the registry name and port right, and is it running? (proxies: HTTPS_PROXY, NO_PROXY)"
+        hint = "; is the registry name and port right, and is it running?"
     return NetworkError("%s %s (%s %s): %s%s" % (what or "cannot reach", where, method, _redact_url(url), reason, hint))
+
+
+# What OpenSSL says, across its versions, when the answer to a ClientHello is not TLS but plain
+# HTTP ("HTTP/1.1 400 ..." read as a TLS record): 1.1 and 3.0 WRONG_VERSION_NUMBER, 3.2 and later
+# RECORD_LAYER_FAILURE or PACKET_LENGTH_TOO_LONG, older ones UNKNOWN_PROTOCOL, and HTTP_REQUEST.
+_PLAIN_HTTP_REASONS = ("WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG", "UNKNOWN_PROTOCOL",
+                       "HTTP_REQUEST")
+
+
+def _met_plain_http(error: BaseException) -> bool:
+    """Whether a TLS handshake failed because the server answered in plain HTTP."""
+    if not isinstance(error, ssl.SSLError) or isinstance(error, ssl.SSLCertVerificationError):
+        return False
+    reason = str(getattr(error, "reason", None) or "").upper()
+    said = str(error).upper().replace(" ", "_")
+    return reason in _PLAIN_HTTP_REASONS or any(word in said for word in _PLAIN_HTTP_REASONS)
 
 
 # ---- Authentication ----
@@ -5178,6 +5251,13 @@ class Authenticator:
             return self._credentials.username if self._resolved and self._credentials else None
 
     @property
+    def asked(self) -> bool:
+        """Whether the registry has asked for credentials so far (a challenge to its /v2/ or to a
+        request); never asks the network."""
+        with self._lock:
+            return self._challenge is not None
+
+    @property
     def scheme(self) -> Optional[str]:
         """"basic", "bearer", or None when the registry asks for no credentials."""
         self.ping()
@@ -5200,9 +5280,13 @@ class Authenticator:
             try:
                 response = self.transport.request("GET", url)
             except (NetworkError, RegistryError) as e:
-                https_error = https_error or e
                 if scheme == schemes[-1]:
+                    # The HTTPS attempt's error tells more (a certificate, a refusal), unless HTTPS met a
+                    # plain-HTTP server, or the plain-HTTP attempt's proxy is the trouble: then this one.
+                    if https_error is None or getattr(https_error, "plain_http", False) or isinstance(e, _ProxyError):
+                        raise
                     raise https_error
+                https_error = e
                 continue
             with response:
                 response.read_capped(MAX_ERROR_BODY, "the /v2/ answer")
@@ -5951,6 +6035,12 @@ class Registry:
             upload.cancel()
         return False
 
+    def check_push(self, repository: str, timeout: float = READ_TIMEOUT) -> None:
+        """Whether these credentials may push to ``repository``, changing nothing visible: an upload
+        session opened and cancelled (within ``timeout``). The registry's error when it may not (or
+        cannot be reached)."""
+        self.start_upload(repository, [push_scope(repository)]).cancel(timeout)
+
     def start_upload(self, repository: str, scopes: Sequence[str]) -> Upload:
         # Starting a session twice only leaves an unused session behind: safe to retry.
         with self.request("POST", "/v2/%s/blobs/uploads/" % repository, scopes, ok=(202,), idempotent=True) as response:
@@ -6017,7 +6107,8 @@ class Registry:
                 retryable = isinstance(e, NetworkError) or (isinstance(e, RegistryError) and e.status in RETRY_STATUSES)
                 if not retryable or e.spent or attempt == UPLOAD_ATTEMPTS:
                     raise
-                self.transport.display.info("upload of %s failed (%s); starting it again", _short(blob.digest), e)
+                # said under -v only: when the next try fails as well, its error is the one to say, once
+                self.transport.display.debug("upload of %s failed (%s); starting it again", _short(blob.digest), e)
                 delay = max(backoff_delay(attempt), isinstance(e, RegistryError) and e.retry_after or 0.0)
             self.transport.wait(delay)
             attempt += 1
@@ -6025,7 +6116,9 @@ class Registry:
 
 def _same_error(error: ZeroImageError) -> ZeroImageError:
     """A new error of the same class saying the same (raised again in another thread)."""
-    return error.restated(str(error)) if isinstance(error, RegistryError) else type(error)(str(error))
+    same = error.restated(str(error)) if isinstance(error, RegistryError) else type(error)(str(error))
+    same.hint = error.hint
+    return same
 
 
 def _refused_both(errors: Dict[str, "RegistryError"]) -> "RegistryError":
@@ -6034,9 +6127,11 @@ def _refused_both(errors: Dict[str, "RegistryError"]) -> "RegistryError":
     if any(e.status == 413 for e in errors.values()):
         hint = "; HTTP 413 means a limit on the size of a request, often a proxy's in front of the registry " \
                "(nginx: client_max_body_size): raise it"
-    return RegistryError(last.status, last.method, last.url, "the registry refuses both ways of uploading a blob: one "
-                         "PUT with the bytes (%s) and a PATCH (%s)%s" % (_registry_reason(errors["monolithic"]),
-                                                                         _registry_reason(last), hint), last.errors)
+    error = RegistryError(last.status, last.method, last.url, "the registry refuses both ways of uploading a blob: "
+                          "one PUT with the bytes (%s) and a PATCH (%s)%s" % (_registry_reason(errors["monolithic"]),
+                                                                              _registry_reason(last), hint), last.errors)
+    error.spent = True      # trying again will not help: the uploads waiting behind this one fail with it, at once
+    return error
 
 
 def _said(error: dict) -> str:
@@ -6791,6 +6886,20 @@ def minimal_base_layer(ca_bundle: Optional[str], environ, display: Display,
     bundle = ca_bundle or find_host_ca_bundle(environ)
     if bundle is None:
         display.warning("no CA bundle found on this host; the image will have no TLS roots (use --ca-bundle FILE)")
+    else:
+        try:
+            found = _pem_certificates(bundle)
+        except OSError as e:
+            raise ZeroImageError("%s %s: cannot read it: %s" % ("--ca-bundle" if ca_bundle else "the CA bundle",
+                                                               bundle, e.strerror or e)) from e
+        if found < MIN_CA_CERTIFICATES:
+            display.warning("the image's CA bundle %s holds %s, so programs in the image will trust %s TLS servers "
+                            "(a system bundle holds over a hundred roots); %s", bundle,
+                            "no PEM certificate" if not found else "only %d certificate%s" % (found, "s"[found == 1:]),
+                            "no" if not found else "few",
+                            "give a full bundle with --ca-bundle FILE (SSL_CERT_FILE says what zeroimage "
+                            "trusts for registries, not the image)" if ca_bundle else "give one with --ca-bundle FILE",
+                            fails=True)
     return minimal_base_entries(bundle, zoneinfo), "zeroimage: minimal base (users root, nobody, nonroot; TLS roots%s)" % (
         "; time zones" if zoneinfo else "")
 
@@ -6828,19 +6937,25 @@ def registry_errors(action: str, ref: Reference, registry: Optional[Registry] = 
         if e.explained:
             raise
         user = registry.auth.user if registry is not None else None
+        # A login is suggested only where it can help: the registry asked for credentials (a challenge,
+        # or a 401), or, when it is not known whether it did, for an access denied.
+        asked = registry.auth.asked if registry is not None else None
+        login = "are you logged in? try: zeroimage login %s" % ref.registry
         if isinstance(e, AuthenticationError) and user:
             message = "cannot %s %s: access denied to %s (%s); may %s %s there? to use another account: " \
                       "zeroimage login %s" % (action, ref.familiar(), user, e.detail or "HTTP %d" % e.status, user,
                                               action, ref.registry)
         elif isinstance(e, AuthenticationError):
-            message = "cannot %s %s: access denied (%s); are you logged in? try: zeroimage login %s" % (
-                action, ref.familiar(), e.detail or "HTTP %d" % e.status, ref.registry)
+            message = "cannot %s %s: access denied (%s); %s" % (
+                action, ref.familiar(), e.detail or "HTTP %d" % e.status,
+                login if asked is not False or e.status == 401 else
+                "the registry asks for no credentials, so a login will not help; it refuses this %s" % action)
         elif isinstance(e, NotFoundError) and action in ("pull", "inspect") and _part_missing(e, ref):
             message = "cannot %s %s: %s, which it lists, is not in the registry (%s); the image there is " \
                       "incomplete" % (action, ref.familiar(), _part_missing(e, ref), e.detail or "HTTP 404")
         elif isinstance(e, NotFoundError):
-            message = "cannot %s %s: not found (%s); is the name right? are you logged in? try: zeroimage login %s" % (
-                action, ref.familiar(), e.detail or "HTTP 404", ref.registry)
+            message = "cannot %s %s: not found (%s); is the name right?%s" % (
+                action, ref.familiar(), e.detail or "HTTP 404", " " + login if asked and not user else "")
         else:
             message = "cannot %s %s: %s" % (action, ref.familiar(), e)
         raise e.restated(message) from e
@@ -7531,6 +7646,9 @@ class EngineSink:
         return self.name
 
 
+PUSH_CHECK_TIMEOUT = 10.0       # seconds the check before a push waits for its upload session to be cancelled
+
+
 class RegistrySink:
     """A repository: every blob made present (skipped when there, mounted from another repository of
     the registry, or uploaded, several at once), then the manifests, children first; the top one by
@@ -7548,7 +7666,12 @@ class RegistrySink:
         self._stack = None
 
     def start(self, stack: contextlib.ExitStack) -> None:
+        """Before any work: the registry is reached and takes a push from these credentials
+        (``Registry.check_push``, as ``check_auth(push=True)`` asks), so a registry that is
+        down, or refuses, fails the command now, not after the layers were compressed."""
         self._stack = stack
+        with registry_errors("push", self.ref, self.registry):
+            self.registry.check_push(self.ref.repository, PUSH_CHECK_TIMEOUT)
 
     def stream(self, tmp, label: str) -> Optional[GrowingFile]:
         """A file to write a new layer into that uploads it as it is written (``LayerStream``), or
@@ -7577,8 +7700,8 @@ class RegistrySink:
                     self.session.display.info("%s refused a layer sent in chunks as it was made (%s); sending "
                                               "whole blobs", self.registry.host, _registry_reason(stream.error))
                 else:
-                    self.session.display.info("sending %s as it was made failed (%s); sending it again",
-                                              stream.label, stream.error)
+                    self.session.display.debug("sending %s as it was made failed (%s); sending it again",
+                                               stream.label, stream.error)
         self.streams = []
         return done
 
@@ -9199,7 +9322,7 @@ def check_auth(ref_text: str, *, push: bool = False, insecure: bool = False, env
             result["pull"] = False
         if push:
             try:
-                registry.start_upload(ref.repository, [push_scope(ref.repository)]).cancel(READ_TIMEOUT)
+                registry.check_push(ref.repository)
                 result["push"] = True
             except AuthenticationError:
                 result["push"] = False
@@ -10219,6 +10342,16 @@ def _report_stop(signum: int) -> int:
     return 128 + signum
 
 
+# The advice an error's hint kind stands for, worded with the command line's options.
+_CLI_HINTS = {"plain-http": "if it is a plain-HTTP registry, use --insecure"}
+
+
+def _error_line(error: ZeroImageError) -> str:
+    """An error as the command line says it: its message, then the advice its hint kind names."""
+    hint = _CLI_HINTS.get(error.hint)
+    return outside_text("%s%s" % (error, "; " + hint if hint else ""), 4000)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """The command line; returns the exit status and leaves the process as it found it (signal
     handlers, logging), so it can be called more than once."""
@@ -10267,7 +10400,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             if e.exit_code == 2:
                 print(getattr(args, "parser", parser).short_usage(), file=sys.stderr)
             hint = _read_as_hint(args) if isinstance(e, (RegistryError, NetworkError)) else ""
-            print("zeroimage: error: %s" % outside_text("%s%s" % (e, hint), 4000), file=sys.stderr)
+            print("zeroimage: error: %s%s" % (_error_line(e), outside_text(hint, 4000)), file=sys.stderr)
             return e.exit_code
         if isinstance(e, OSError) and not debug:
             where = " (%s)" % e.filename if e.filename else ""

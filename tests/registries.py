@@ -28,10 +28,22 @@ USERS = {"alice": "wonderland", "bob": "builder", "robot$ci": "s3cret"}
 REFRESH_TOKENS = {"alice-refresh-token": "alice"}
 
 
-def free_port():
+def free_port(address="127.0.0.1"):
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
+        s.bind((address, 0))
         return s.getsockname()[1]
+
+
+def lan_address():
+    """This machine's IPv4 address on its way out (not loopback), or None: a UDP socket "connected"
+    to a TEST-NET address (RFC 5737) sends nothing but shows the address the route would use."""
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.connect(("192.0.2.254", 9))
+            address = s.getsockname()[0]
+    except OSError:
+        return None
+    return None if address.startswith("127.") or address == "0.0.0.0" else address
 
 
 def openssl(*args, **kwargs):
@@ -182,16 +194,18 @@ class RegistryProcess:
     "basic" (htpasswd), "token" (TLS, token auth by ``token_server``), or "open-nodelete": open, with
     deletes disabled (``storage.delete.enabled: false``, distribution's default), as many registries run."""
 
-    def __init__(self, binary, workdir, mode, pki=None, token_server=None):
+    def __init__(self, binary, workdir, mode, pki=None, token_server=None, address="127.0.0.1"):
+        # address: where it listens; another than loopback (lan_address()) is a registry zeroimage
+        # reaches over HTTPS unless told --insecure
         self.mode = mode
-        self.port = free_port()
-        self.host = "127.0.0.1:%d" % self.port
+        self.port = free_port(address)
+        self.host = "%s:%d" % (address, self.port)
         self.deletes = mode != "open-nodelete"
         os.makedirs(str(workdir), exist_ok=True)
         lines = ["version: 0.1", "log:", "  level: error", "  accesslog:", "    disabled: true",
                  "storage:", "  filesystem:", "    rootdirectory: %s/data" % workdir, "  delete:",
                  "    enabled: %s" % ("true" if self.deletes else "false"),
-                 "http:", "  addr: 127.0.0.1:%d" % self.port, "  secret: zeroimage-test-secret"]
+                 "http:", "  addr: %s" % self.host, "  secret: zeroimage-test-secret"]
         self.tls = mode == "token"
         if self.tls:
             lines += ["  tls:", "    certificate: %s" % pki["cert"], "    key: %s" % pki["key"]]

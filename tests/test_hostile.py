@@ -344,7 +344,8 @@ def test_proxy_comes_from_the_session_environment(monkeypatch):
     for name in PROXY_VARIABLES:
         monkeypatch.delenv(name, raising=False)
     with zeroimage.Session({"HTTPS_PROXY": "proxy.example:3128"}) as session:
-        assert session.transport.proxy_for("https", "reg.example:443") == zeroimage.Proxy("proxy.example:3128")
+        assert session.transport.proxy_for("https", "reg.example:443") == \
+            zeroimage.Proxy("proxy.example:3128", variable="HTTPS_PROXY")
         assert session.transport.proxy_for("http", "reg.example:80") is None, "HTTPS_PROXY is for https only"
     with zeroimage.Session({}) as session:
         assert session.transport.proxy_for("https", "reg.example:443") is None
