@@ -16,19 +16,17 @@ docker-registry on loopback, under plain HTTP and without ``--insecure``, as the
 other line is listed with the reason it is not run: a synopsis, a tool other than zeroimage
 (docker, podman, skopeo, ...), a registry, an engine, or credentials."""
 
-import json
 import os
 import re
 import shlex
 import shutil
-import stat
 import subprocess
 import sys
 
 import pytest
 
 import zeroimage
-from conftest import BUSYBOX_PATHS, need_tool
+from conftest import BUSYBOX_PATHS, REQUIRE_INTEROP
 from imagetools import MODULE, ROOT, LayoutBuilder, ref
 from test_first_names import elf_for
 
@@ -151,26 +149,30 @@ def _registry_of(text):
 
 
 def _zeroimage_need(parsed):
-    """Why a parsed zeroimage command cannot run on local files alone (None: it can)."""
+    """(why a parsed zeroimage command cannot run on local files alone, or None; whether what it
+    needs is a registry, so that one on loopback can stand in)."""
     command = parsed.command
+    if command in ("login", "logout"):
+        return REGISTRY_VERBS[command], False
     if command in REGISTRY_VERBS:
-        return REGISTRY_VERBS[command]
+        return REGISTRY_VERBS[command], True
     if command == "build":
         if parsed.push:
-            return "pushes to a registry"
+            return "pushes to a registry", True
         if parsed.load:
-            return "loads into Docker or podman"
+            return "loads into Docker or podman", False
         if parsed.base and parsed.base.startswith("docker-daemon:"):
-            return "reads its base from Docker or podman"
+            return "reads its base from Docker or podman", False
         if parsed.base not in (None, "scratch"):
-            return "pulls its base from a registry"
-        return None
+            return "pulls its base from a registry", True
+        return None, False
     if command in ("inspect", "digest"):
-        return None if zeroimage.looks_like_path(parsed.target) else "reads from a registry"
+        return (None, False) if zeroimage.looks_like_path(parsed.target) else ("reads from a registry", True)
     if command == "copy":
-        paths = [zeroimage.looks_like_path(parsed.src), zeroimage.looks_like_path(parsed.dst)]
-        return None if all(paths) else "copies from or to a registry"
-    return "%s is not classified" % command
+        if zeroimage.looks_like_path(parsed.src) and zeroimage.looks_like_path(parsed.dst):
+            return None, False
+        return "copies from or to a registry", True
+    return "%s is not classified" % command, False
 
 
 def classify(line):
@@ -191,15 +193,12 @@ def classify(line):
         parsed = _parse(args)
         if parsed is None:
             return "broken", "zeroimage %s does not parse" % " ".join(args)
-        need = _zeroimage_need(parsed)
+        need, registry = _zeroimage_need(parsed)
         if need is None:
             continue
-        registries = {_registry_of(name) for name in _references(parsed)}
-        if need.endswith("registry") or need.endswith("credentials") or "registry's" in need \
-                or need.startswith("asks") or need.startswith("tags"):
-            if registries == {LOCAL_REGISTRY} and parsed.command not in ("login", "logout"):
-                kind, why = "local-registry", "%s: the tests' registry on loopback" % need
-                continue
+        if registry and {_registry_of(name) for name in _references(parsed)} == {LOCAL_REGISTRY}:
+            kind, why = "local-registry", "%s: the tests' registry on loopback" % need
+            continue
         return "skip", need
     return kind, why
 
@@ -242,7 +241,7 @@ def _program(path, platform):
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     busybox = _busybox()
     if busybox is None:
-        pytest.skip("no static busybox (install Debian's busybox-static)")
+        (pytest.fail if REQUIRE_INTEROP else pytest.skip)("no static busybox (install Debian's busybox-static)")
     with open(busybox, "rb") as f:
         own = zeroimage.read_elf(f).platform
     if platform is None or zeroimage.Platform.parse(platform) == own:
@@ -320,7 +319,7 @@ def _image_archive(path, where):
     assert r.returncode == 0, r.stderr
 
 
-def _shims(bindir, pyz):
+def _shims(bindir):
     """``zeroimage`` and ``python3`` on PATH: this checkout, this interpreter."""
     os.makedirs(bindir, exist_ok=True)
     for name, target in (("zeroimage", '"%s" "%s"' % (sys.executable, MODULE)),
@@ -383,7 +382,7 @@ def test_readme_example(number, line, kind, before, tmp_path, zipapp, request):
     where = str(tmp_path / "work")
     os.makedirs(where)
     bindir, home = os.path.join(where, ".readme-bin"), os.path.join(where, ".readme-home")
-    _shims(bindir, zipapp)
+    _shims(bindir)
     os.makedirs(home)
     shutil.copyfile(zipapp, os.path.join(where, "zeroimage.pyz"))
     os.symlink(MODULE, os.path.join(where, "zeroimage.py"))
