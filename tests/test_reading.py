@@ -189,7 +189,7 @@ def test_entries_not_asked_for_never_stop_a_command(tmp_path, as_dir, prog_file)
     r = run_cli("build", "--from-archive", path + ":good", "-o", tmp_path / "out.tar", prog_file, env=NO_NETWORK)
     assert r.returncode == 0, r.stderr
     # push reads the whole image before it asks the registry anything: here the refusing proxy
-    fails(run_cli("push", path + ":good", "localhost:9/app:1", env=NO_NETWORK), 1, "cannot reach localhost:9")
+    fails(run_cli("push", path + ":good", "localhost:9/app:1", env=NO_NETWORK), 1, "cannot reach", "localhost:9")
     # each bad entry fails when it is the one asked for, saying what it is
     for name, words in [("sized", "its descriptor says"), ("sha384", "sha384"), ("sbom", "is an artifact"),
                         ("old", "schema 1")]:

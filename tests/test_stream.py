@@ -79,7 +79,7 @@ def test_a_registry_refusing_patch_gets_whole_blobs(quirk, registry_servers, tmp
 @pytest.fixture
 def binaries(tmp_path):
     made = []
-    for name, machine in (("amd", 62), ("arm", 183)):
+    for name, machine in (("app-amd64", 62), ("app-arm64", 183)):
         path = tmp_path / name
         path.write_bytes(make_elf(machine) + os.urandom(CHUNK + 1000))
         made.append(path)
