@@ -5026,8 +5026,11 @@ class Transport:
                             guard, self._watchdog)
         if response.status == 407 and conn.proxy is not None:
             response.close()
-            raise NetworkError("the proxy %s asks for credentials; give them as http://USER:PASSWORD@%s in "
-                               "HTTP_PROXY" % (conn.proxy.netloc, conn.proxy.netloc))
+            # (no USER:PASSWORD@ example: the redaction every message goes through would cut it out)
+            raise NetworkError("the proxy %s asks for credentials (407)%s; write them into %s's URL before the "
+                               "host, as user:password and an @ sign" % (
+                                   conn.proxy, " and refused those given" if conn.proxy.authorization else "",
+                                   conn.proxy.variable or "the proxy variable"))
         self.display.debug("%s %s -> %d%s", method, _redact_url(url), response.status,
                            " (with credentials)" if auth else "")
         if method == "HEAD":
@@ -5216,6 +5219,9 @@ def _token_lifetime(value) -> float:
     return min(float(value), MAX_TOKEN_LIFETIME)
 
 
+_TOKEN_REFUSED = "the token server refused the credentials"
+
+
 class Authenticator:
     """Who zeroimage is to one registry: the registry's challenge (found by ``ping``), the credentials
     (given, or found as Docker finds them), and bearer tokens per set of scopes, each cached until
@@ -5256,6 +5262,16 @@ class Authenticator:
         request); never asks the network."""
         with self._lock:
             return self._challenge is not None
+
+    def refused_credentials(self, error: "RegistryError") -> bool:
+        """Whether ``error`` says the credentials themselves were refused (a wrong or expired password),
+        not that they lack a right: the token service turned them down, or a registry that takes Basic
+        credentials with every request answered 401. (A token registry's 401 for a scope, and 403, are
+        about rights.) Never asks the network."""
+        if error.detail == _TOKEN_REFUSED:
+            return True
+        with self._lock:
+            return error.status == 401 and self._challenge is not None and self._challenge[0] == "basic"
 
     @property
     def scheme(self) -> Optional[str]:
@@ -5410,7 +5426,7 @@ class Authenticator:
         with response:
             data = response.read_capped(MAX_TOKEN_BODY, "the token answer")
         if response.status in (401, 403):
-            raise AuthenticationError(response.status, "GET", shown, "the token server refused the credentials")
+            raise AuthenticationError(response.status, "GET", shown, _TOKEN_REFUSED)
         if response.status != 200:
             raise RegistryError(response.status, "GET", shown, "the token server answered %d" % response.status)
         try:
@@ -6941,7 +6957,11 @@ def registry_errors(action: str, ref: Reference, registry: Optional[Registry] = 
         # or a 401), or, when it is not known whether it did, for an access denied.
         asked = registry.auth.asked if registry is not None else None
         login = "are you logged in? try: zeroimage login %s" % ref.registry
-        if isinstance(e, AuthenticationError) and user:
+        if isinstance(e, AuthenticationError) and user and registry.auth.refused_credentials(e):
+            message = "cannot %s %s: the registry refused the credentials of %s (%s); a wrong or expired " \
+                      "password? log in again: zeroimage login %s" % (
+                          action, ref.familiar(), user, e.detail or "HTTP 401", ref.registry)
+        elif isinstance(e, AuthenticationError) and user:
             message = "cannot %s %s: access denied to %s (%s); may %s %s there? to use another account: " \
                       "zeroimage login %s" % (action, ref.familiar(), user, e.detail or "HTTP %d" % e.status, user,
                                               action, ref.registry)
@@ -10172,7 +10192,7 @@ def _read_as_hint(args) -> str:
             continue
         if ref.registry != DOCKER_HUB:
             continue
-        return " (read %r as the image %s; no file %s here)" % (word, ref, word)
+        return "(read %r as the image %s; no file %s here)" % (word, ref, word)
     return ""
 
 
@@ -10400,7 +10420,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             if e.exit_code == 2:
                 print(getattr(args, "parser", parser).short_usage(), file=sys.stderr)
             hint = _read_as_hint(args) if isinstance(e, (RegistryError, NetworkError)) else ""
-            print("zeroimage: error: %s%s" % (_error_line(e), outside_text(hint, 4000)), file=sys.stderr)
+            print("zeroimage: error: %s%s" % (_error_line(e), " " + outside_text(hint, 4000) if hint else ""),
+                  file=sys.stderr)
             return e.exit_code
         if isinstance(e, OSError) and not debug:
             where = " (%s)" % e.filename if e.filename else ""

@@ -1443,8 +1443,14 @@ def test_a_proxy_that_asks_for_credentials_says_so(servers):
     target = "http://registry.example:5000/v2/"
     proxy = servers({target: lambda h: h.reply(407, b"", [("Proxy-Authenticate", 'Basic realm="p"')])})
     with zeroimage.Session({"http_proxy": proxy.netloc}) as session:
-        with pytest.raises(zeroimage.NetworkError, match="asks for credentials"):
+        with pytest.raises(zeroimage.NetworkError, match="asks for credentials") as raised:
             session.transport.request("GET", target)
+    line = zeroimage.outside_text(str(raised.value), 4000)      # as it is printed: nothing of the advice cut
+    assert "write them into http_proxy's URL before the host, as user:password and an @ sign" in line, line
+    with zeroimage.Session({"HTTP_PROXY": "user:wrong@" + proxy.netloc, "http_proxy": ""}) as session:
+        with pytest.raises(zeroimage.NetworkError, match="refused those given") as raised:
+            session.transport.request("GET", target)
+    assert "wrong" not in zeroimage.outside_text(str(raised.value), 4000)
 
 
 def test_an_empty_blob_with_a_wrong_digest_leaves_no_connection_busy(servers, session):

@@ -5,6 +5,7 @@ build --push knows the registry takes the push before it compresses, and says a 
 the HTTPS attempt's error. Real registries (tests/registries.py) wherever a server answers."""
 
 import io
+import json
 import gzip
 import os
 import re
@@ -360,3 +361,24 @@ def test_the_readme_names_the_statuses_retried():
     said = "%s and %d" % (", ".join(str(s) for s in listed[:-1]), listed[-1])
     assert readme.count(said) >= 2, said        # the Network section, and what the tests make sure of
     assert 501 not in listed, "Not Implemented is permanent: never retried"
+
+
+@pytest.mark.interop
+@pytest.mark.parametrize("mode", ["basic", "token"])
+def test_a_wrong_stored_password_is_said_as_refused_credentials_not_rights(tmp_path, registry_servers, pki, mode):
+    """A 401 to credentials that were sent (Basic), or the token service turning them down, is a wrong
+    or expired password: 'log in again', never 'may alice push there?' (that is for a right refused)."""
+    import base64
+    server = registry_servers(mode)
+    config = tmp_path / "cfg"
+    config.mkdir()
+    (config / "config.json").write_text(json.dumps({"auths": {server.host: {
+        "auth": base64.b64encode(b"alice:not-her-password").decode()}}}))
+    env = {"DOCKER_CONFIG": str(config), "SSL_CERT_FILE": pki["ca"]}
+    program = tmp_path / "app"
+    program.write_bytes(make_elf(62) + b"\0" * 4096)
+    for argv in (("build", "--push", server.host + "/x/app:1", program), ("inspect", server.host + "/x/app:1"),
+                 ("tags", server.host + "/x/app")):
+        line = failed(run_cli(*argv, env=env))
+        assert "refused the credentials of alice" in line and "zeroimage login %s" % server.host in line, line
+        assert "may alice" not in line and "not-her-password" not in line, line

@@ -226,7 +226,7 @@ def test_a_word_read_as_a_docker_hub_image_that_looks_like_a_file_says_so(tmp_pa
     code, out, err = run(capsys, *argv)
     word = [a for a in argv[1:] if "." in a and not a.startswith("x") and a != "-o"][0]
     assert code == 1 and out == "" and len(err.splitlines()) == 1, err
-    assert err.rstrip().endswith("(read %r as the image docker.io/library/%s:latest; no file %s here)" % (
+    assert err.rstrip().endswith(" (read %r as the image docker.io/library/%s:latest; no file %s here)" % (
         word, word, word)), err
 
 
@@ -334,6 +334,27 @@ def test_tests_run_runs_every_interpreter_and_fails_at_the_end(tmp_path, first):
         assert installs[1].endswith("install -y -q umoci")
     else:
         assert "missing umoci" in r.stderr
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="tests/run installs packages only as root")
+def test_tests_run_waits_for_the_package_lists_lock(tmp_path):
+    """apt-get update meets the lists' lock (apt-daily at work): tests/run waits and tries again, says
+    so once, then installs; it says before installing pytest that it does."""
+    stubs, log = tmp_path / "bin", tmp_path / "log"
+    _stub(stubs / "python3", '#!/bin/sh\nif [ "$1" = -c ]; then exit 1; fi\n'
+          'if [ "$1" = --version ]; then echo Python 3.99.0; exit 0; fi\necho "python3 $*" >> "$STUB_LOG"\n')
+    _stub(stubs / "pyenv", "#!/bin/sh\necho %s\n" % (tmp_path / "no-pyenv"))
+    _stub(stubs / "dpkg", '#!/bin/sh\n[ "$2" != umoci ]\n')
+    _stub(stubs / "apt-get", '#!/bin/sh\necho "apt-get $*" >> "$STUB_LOG"\n'
+          'case "$*" in *update*) n=$(grep -c update "$STUB_LOG");\n'
+          '  if [ "$n" -lt 3 ]; then echo "E: Could not get lock /var/lib/apt/lists/lock" >&2; exit 100; fi;; esac\n')
+    env = dict(os.environ, PATH="%s:%s" % (stubs, os.environ["PATH"]), STUB_LOG=str(log), ZEROIMAGE_APT_POLL="0.05")
+    r = subprocess.run([os.path.join(ROOT, "tests", "run")], env=env, stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, universal_newlines=True, timeout=60)
+    ran = log.read_text().splitlines()
+    assert [line.split()[3] for line in ran if line.startswith("apt-get")] == ["update"] * 3 + ["install"], ran
+    assert r.stderr.count("holds the package lists' lock; waiting") == 1, r.stderr
+    assert "installing pytest from PyPI for Python 3.99.0" in r.stderr, r.stderr
 
 
 # ---- installable the Python way (pyproject.toml) ----
