@@ -1254,7 +1254,7 @@ def _input_digests(inp):
     try:
         with tarfile.open(inp) as tar:
             for member in tar:
-                if member.isfile():
+                if member.isfile() and member.size <= os.path.getsize(inp):    # a huge size field would read on
                     with tar.extractfile(member) as f:
                         yield short(f)
     except (tarfile.TarError, OSError, EOFError, ValueError, OverflowError, zlib.error):
