@@ -3238,8 +3238,8 @@ class LayerCache:
             if is_digest(entry["diff_id"]) and is_digest(entry["digest"]) and entry["size"] >= 0:
                 os.utime(path)          # used now: the last to be evicted
                 return entry
-        except (OSError, ValueError, KeyError, TypeError, AttributeError):
-            pass
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError):
+            pass            # (an entry that is not one is a miss: the layer is made again)
         return None
 
     def put(self, key: str, entry: dict) -> None:
@@ -4342,7 +4342,7 @@ def _helper_credentials(helper: str, host: str, environ, where: str) -> Optional
         return None
     try:
         answer = json.loads(out)
-    except ValueError:
+    except (ValueError, RecursionError):
         answer = None
     if not isinstance(answer, dict) or not all(isinstance(answer.get(k, ""), str) for k in ("Username", "Secret")):
         raise CredentialError("credential helper docker-credential-%s answered something that is not "
@@ -5214,9 +5214,10 @@ def _header_token(token, where: str) -> str:
 def _token_lifetime(value) -> float:
     """Seconds a token stays valid, from an answer's ``expires_in``: a finite positive number, capped at a
     day; anything else means the default minute."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0 \
+            or isinstance(value, float) and not math.isfinite(value):
         return DEFAULT_TOKEN_LIFETIME
-    return min(float(value), MAX_TOKEN_LIFETIME)
+    return float(min(value, MAX_TOKEN_LIFETIME))       # (compared first: an int may be past any float)
 
 
 _TOKEN_REFUSED = "the token server refused the credentials"
@@ -5262,6 +5263,23 @@ class Authenticator:
         request); never asks the network."""
         with self._lock:
             return self._challenge is not None
+
+    def without_secrets(self, text: str) -> str:
+        """``text`` (a registry's own words) with each secret zeroimage sent it cut out, word for word: the
+        password, the tokens, the Basic string; a registry that echoes them back (carelessly, or to be
+        printed) is never repeated. The patterns of ``outside_text`` catch only secrets that look like
+        ones; these are known."""
+        with self._lock:
+            creds = self._credentials if self._resolved else None
+            secrets = [entry[0].split(" ", 1)[-1] for entry in self._tokens.values()
+                       if isinstance(entry, tuple) and entry and isinstance(entry[0], str)]
+        if creds is not None:
+            secrets += [creds.password, creds.identity_token, creds.registry_token]
+            if creds.password:
+                secrets.append(base64.b64encode(("%s:%s" % (creds.username, creds.password)).encode()).decode())
+        for secret in sorted(set(s for s in secrets if s and len(s) >= 4), key=len, reverse=True):
+            text = text.replace(secret, "<redacted>")
+        return text
 
     def refused_credentials(self, error: "RegistryError") -> bool:
         """Whether ``error`` says the credentials themselves were refused (a wrong or expired password),
@@ -5728,7 +5746,7 @@ class Registry:
         with contextlib.suppress(ValueError, AttributeError, UnicodeDecodeError, RecursionError):
             found = json.loads(body.decode("utf-8")).get("errors", [])
             errors = [e for e in found if isinstance(e, dict)] if isinstance(found, list) else []
-        detail = outside_text("; ".join(_said(e) for e in errors[:5]), 300)
+        detail = outside_text(self.auth.without_secrets("; ".join(_said(e) for e in errors[:5])), 300)
         cls = {401: AuthenticationError, 403: AuthenticationError, 404: NotFoundError}.get(response.status, RegistryError)
         error = cls(response.status, method, _redact_url(url), detail, errors)
         error.retry_after = Transport.retry_after(response)
@@ -5960,9 +5978,10 @@ class Registry:
         ``Link: <URL>; rel="next"``, each page read whole (MAX_JSON_SIZE, ANSWER_DEADLINE) and made
         items by ``page(response, data, first)`` (None: no list here, the walk ends with None;
         ValueError: the page is not one). A next page elsewhere (``next_page_url``), a page read
-        twice (a loop), more than MAX_PAGES pages or ``max_items`` (MAX_PAGE_ITEMS) items is an error
-        naming the registry, never a list cut short."""
-        url, seen, items = self.auth.ping() + path, set(), []
+        twice or one that lists only items read before (a loop, under any URL), more than MAX_PAGES
+        pages or ``max_items`` (MAX_PAGE_ITEMS) items is an error naming the registry, never a list
+        cut short."""
+        url, seen, items, known = self.auth.ping() + path, set(), [], set()
         max_items = MAX_PAGE_ITEMS if max_items is None else max_items
         for number in range(MAX_PAGES):
             seen.add(url)
@@ -5976,6 +5995,11 @@ class Registry:
                 raise RegistryError(response.status, "GET", shown, str(e)) from None
             if found is None:
                 return None
+            keys = [item if isinstance(item, str) else canonical_json(item) for item in found]
+            if keys and known.issuperset(keys):     # a next page under another URL that says it all again
+                raise RegistryError(response.status, "GET", shown, "%s's next page lists only what earlier pages "
+                                    "did (a loop)" % what)
+            known.update(keys)
             items.extend(found)
             if len(items) > max_items:
                 raise RegistryError(response.status, "GET", shown, "%s has over %d items" % (what, max_items))
@@ -6354,11 +6378,16 @@ def _engine_connection(address: str, timeout: float):
                 self.sock = sock
         return UnixConnection("localhost", timeout=timeout)
     if address.startswith(("tcp://", "http://")):
-        netloc = urllib.parse.urlsplit(address).netloc
+        try:
+            netloc = urllib.parse.urlsplit(address).netloc
+        except ValueError as e:
+            raise UsageError("DOCKER_HOST=%s is not an address (%s)" % (outside_text(address, 200), e)) from e
         if not _is_loopback(netloc):
             raise UsageError("DOCKER_HOST=%s: zeroimage talks to an engine over a unix socket or plain TCP on "
                              "loopback only; tunnel it (ssh -L) or use its unix socket" % outside_text(address, 200))
         host, _, port = netloc.rpartition(":") if netloc.rpartition(":")[2].isdigit() else (netloc, "", "2375")
+        if not 0 < int(port) < 65536:
+            raise UsageError("DOCKER_HOST=%s: the port is not one (1-65535)" % outside_text(address, 200))
         return http_client.HTTPConnection(host.strip("[]"), int(port), timeout=timeout)
     raise UsageError("DOCKER_HOST=%s: zeroimage knows unix:// and tcp:// (loopback) engine addresses"
                      % outside_text(address, 200))
@@ -6619,7 +6648,7 @@ def _engine_message(data: bytes) -> str:
     text = data.decode("utf-8", "replace").strip()
     try:
         value = json.loads(text.splitlines()[-1]) if text else {}
-    except ValueError:
+    except (ValueError, RecursionError):
         return outside_text(text or "no message", 500)
     if isinstance(value, dict):
         detail = value.get("errorDetail")
@@ -10380,6 +10409,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if not argv:
         parser.print_help(sys.stderr)
         return 2
+    if sys.stdout is None:          # started with stdout closed (>&-): what the command prints would vanish
+        print("zeroimage: error: standard output is closed; redirect it (>/dev/null) instead", file=sys.stderr)
+        return 1
     try:
         args = parser.parse_args(argv)
     except SystemExit as e:         # --help, --version and usage errors

@@ -15,6 +15,7 @@ import os
 import re
 import socket
 import ssl
+import subprocess
 import sys
 import threading
 import time
@@ -23,7 +24,7 @@ import urllib.parse
 import pytest
 
 import zeroimage
-from imagetools import make_layer, run_cli
+from imagetools import MODULE, make_layer, run_cli
 from registries import QuietHandler, QuietServer, tunnel
 from zeroimage import Credentials
 
@@ -1564,3 +1565,72 @@ def test_json_that_go_reads_otherwise_is_refused(document, words):
 
 def test_labels_may_differ_in_case_only_spec_fields_may_not():
     assert zeroimage.parse_json(b'{"Labels": {"A": "1", "a": "2"}}', "the config") == {"Labels": {"A": "1", "a": "2"}}
+
+
+# ---- from the second hunt (issue 21): each a member of a class the rules name ----
+
+
+@pytest.mark.parametrize("echo", ["password", "basic", "token"])
+def test_a_registry_that_echoes_the_secrets_it_was_sent_never_gets_them_printed(servers, tmp_path, echo):
+    """The password, the Basic string or the bearer token a registry got, said back in its error: cut
+    out word for word (they look like nothing the patterns know: 'pa55w0rd', 's3cr3t-t0k3n')."""
+    password, token = "pa55w0rd", "s3cr3t-t0k3n"
+    said = {"password": "user:password alice:" + password, "basic": "got " + b64("alice:" + password),
+            "token": "token %s is not allowed" % token}[echo]
+
+    def v2(h):
+        if echo == "token":
+            h.reply(401, b"", [("WWW-Authenticate", 'Bearer realm="http://%s/token",service="s"' % h.headers["Host"])])
+        else:
+            h.reply(401, b"", [("WWW-Authenticate", 'Basic realm="r"')])
+
+    def denied(h):
+        if not h.headers.get("Authorization"):
+            return v2(h)
+        h.reply(403, jdump({"errors": [{"code": "DENIED", "message": said}]}))
+    server = servers({"/v2/": v2, "/token": lambda h: h.reply(200, jdump({"token": token})),
+                      "/v2/a/manifests/1": denied})
+    env = cli_env(tmp_path)
+    with open(os.path.join(env["DOCKER_CONFIG"], "config.json"), "w") as f:
+        json.dump({"auths": {server.netloc: {"auth": b64("alice:" + password)}}}, f)
+    line = cli_failed(run_cli("inspect", server.netloc + "/a:1", env=env), secrets=(password, token, b64("alice:" + password)))
+    assert "<redacted>" in line and "DENIED" in line, line
+
+
+def test_json_too_deep_for_python_is_damaged_wherever_it_enters(tmp_path):
+    """A credential helper's answer, an engine's error body, a layer cache entry: 100,000 '[' are not
+    a RecursionError traceback but what each says of JSON that is not JSON."""
+    deep = b"[" * 100000
+    helper = tmp_path / "docker-credential-deep"
+    helper.write_text("#!/bin/sh\nhead -c 100000 /dev/zero | tr '\\0' '['\n")
+    helper.chmod(0o755)
+    with pytest.raises(zeroimage.CredentialError, match="answered something that is not"):
+        zeroimage._helper_credentials("deep", "example.com", dict(os.environ, PATH="%s:%s" % (tmp_path, os.environ["PATH"])),
+                                      "config.json")
+    assert zeroimage._engine_message(deep).startswith("[[[")
+    cache = zeroimage.LayerCache(str(tmp_path / "cache"))
+    os.makedirs(cache.directory, exist_ok=True)
+    with open(os.path.join(cache.directory, "k"), "wb") as f:
+        f.write(deep[:3000])
+    assert cache.get("k") is None
+
+
+def test_a_token_lifetime_past_any_float_is_capped():
+    assert zeroimage._token_lifetime(10 ** 400) == zeroimage.MAX_TOKEN_LIFETIME
+    assert zeroimage._token_lifetime(-10 ** 400) == zeroimage.DEFAULT_TOKEN_LIFETIME
+
+
+@pytest.mark.parametrize("address", ["tcp://[::1", "http://[zz", "tcp://[::1]:99999999999"])
+def test_a_docker_host_that_is_no_address_is_one_line(address):
+    with pytest.raises(zeroimage.ZeroImageError):
+        zeroimage._engine_connection(address, 1.0)
+
+
+def test_a_closed_stdout_is_said_not_a_traceback_nor_silence(tmp_path):
+    """`zeroimage ... >&-`: what it prints would vanish (or end in AttributeError): one line, exit 1."""
+    for argv in (["--version"], ["digest", tmp_path / "x.tar"], ["inspect", "--raw", tmp_path / "x.tar"]):
+        r = subprocess.run([sys.executable, MODULE] + [str(a) for a in argv], stdout=subprocess.DEVNULL,
+                           stderr=subprocess.PIPE, universal_newlines=True, timeout=60,
+                           preexec_fn=lambda: os.close(1))
+        assert r.returncode == 1 and r.stderr == "zeroimage: error: standard output is closed; redirect it " \
+                                                  "(>/dev/null) instead\n", (argv, r.stderr)

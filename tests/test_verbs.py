@@ -467,6 +467,7 @@ WALKS = _walks()
 @pytest.mark.parametrize("name, path, page, call", WALKS, ids=[w[0] for w in WALKS])
 @pytest.mark.parametrize("hostility, words", [
     ("self", "already read (a loop)"),           # Link: <the same page>; rel="next"
+    ("disguised", "only what earlier pages did (a loop)"),  # the first page again, under a new URL each time
     ("endless", "over 5 pages"),                 # a new page every time
     ("crowded", "over 50 items"),                # pages of many items each
 ])
@@ -480,7 +481,7 @@ def test_every_paged_list_is_bounded_by_the_one_paginator(servers, tmp_path, mon
         n = int(h.path.partition("?p=")[2] or 0)
         link = path if hostility == "self" else "%s?p=%d" % (path, n + 1)
         size = 40 if hostility == "crowded" else 1
-        h.reply(200, page(n * size, size), [("Content-Type", "application/vnd.oci.image.index.v1+json"
+        h.reply(200, page(0 if hostility == "disguised" else n * size, size), [("Content-Type", "application/vnd.oci.image.index.v1+json"
                                              if name == "referrers" else "application/json"),
                                             ("Link", '<%s>; rel="next"' % link)])
     server = servers({"/v2/": lambda h: h.reply(200, b"{}"), path: route})
