@@ -2953,6 +2953,24 @@ class _EndsOnce:
         return data
 
 
+MAX_TAR_RECORD = 1 << 20       # bytes of one PAX or GNU long-name record (a path, its attributes)
+
+
+class _BoundedTarInfo(tarfile.TarInfo):
+    """A tar header as tarfile reads it, with one bound: tarfile reads a PAX or GNU long-name record
+    whole into memory, so one that claims more than MAX_TAR_RECORD (a 1.5 MB gzip layer can claim
+    1.5 GiB) is refused first, as damage. Every tar zeroimage reads is read with it."""
+
+    def _proc_member(self, tar):
+        if self.type in _TAR_RECORD_TYPES and self.size > MAX_TAR_RECORD:
+            raise ValueError("a tar header record of %d bytes (the limit is %d)" % (self.size, MAX_TAR_RECORD))
+        return super()._proc_member(tar)
+
+
+_TAR_RECORD_TYPES = (tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK, tarfile.XHDTYPE, tarfile.XGLTYPE,
+                     tarfile.SOLARIS_XHDTYPE)
+
+
 @contextlib.contextmanager
 def layer_tar(desc: dict, blob: Blob, what: str, cancelled: Optional[threading.Event] = None):
     """The one reader of a layer's members: the layer ``desc`` describes (gzip or plain tar), opened
@@ -2966,7 +2984,7 @@ def layer_tar(desc: dict, blob: Blob, what: str, cancelled: Optional[threading.E
         checked = _Checked(raw, cancelled)
         with _damaged_input(what, "layer"):
             stream = gzip.GzipFile(fileobj=checked, mode="rb") if media_type.endswith("gzip") else checked
-            with tarfile.open(fileobj=_EndsOnce(stream), mode="r|") as tar:
+            with tarfile.open(fileobj=_EndsOnce(stream), mode="r|", tarinfo=_BoundedTarInfo) as tar:
                 yield tar
         while checked.read(CHUNK_SIZE):     # to its end: the blob's digest is checked there
             pass
@@ -3606,7 +3624,7 @@ def _open_tar(path: str):
     f = _plain_tar_file(path)
     try:
         try:
-            tar = tarfile.open(fileobj=f, mode="r:")
+            tar = tarfile.open(fileobj=f, mode="r:", tarinfo=_BoundedTarInfo)
         except (tarfile.TarError, EOFError):
             raise ArchiveError("%s is not a tar archive or an OCI layout directory" % path) from None
         except OSError as e:

@@ -215,6 +215,7 @@ def _damaged_tar(tmp_path, offset, field):
     (345, b"\xff" * 155),                   # prefix: bytes that are not UTF-8
     (156, b"L"),                            # a GNU long name whose data is the next header
     (156, b"x"),                            # a pax header made of the first member's bytes
+    (124, b"%011o\0" % (1 << 30) + b"\0" * 20 + b"L"),   # a GNU long name of 1 GiB, which tarfile reads whole
 ])
 def test_a_damaged_tar_header_is_one_line_for_every_verb(tmp_path, prog, offset, field):
     path = _damaged_tar(tmp_path, offset, field)
@@ -225,7 +226,7 @@ def test_a_damaged_tar_header_is_one_line_for_every_verb(tmp_path, prog, offset,
             fails(r, 1)
 
 
-@pytest.mark.parametrize("damage", ["huge size", "cut short", "not gzip", "garbage tar"])
+@pytest.mark.parametrize("damage", ["huge size", "cut short", "not gzip", "garbage tar", "pax bomb", "long name bomb"])
 def test_a_damaged_layer_is_one_line(tmp_path, damage):
     """A layer read through (build, to see what the base holds where the program goes; inspect, to
     find the program's build info) that is damaged: one line naming the layer, whatever the parser raised."""
@@ -242,6 +243,11 @@ def test_a_damaged_layer_is_one_line(tmp_path, damage):
         plain[148:156] = b"%06o\0 " % sum(plain[:512])
     elif damage == "garbage tar":
         plain[0:512] = b"\xff" * 512
+    elif damage.endswith("bomb"):      # a record tarfile reads whole, claiming 1 GiB (a 1.5 MB gzip can)
+        plain[124:136] = b"%011o\0" % (1 << 30)
+        plain[156:157] = b"x" if damage == "pax bomb" else b"L"
+        plain[148:156] = b" " * 8
+        plain[148:156] = b"%06o\0 " % sum(plain[:512])
     import gzip
     blob = gzip.compress(bytes(plain), mtime=0)
     blob = blob[:len(blob) // 2] if damage == "cut short" else b"\0" * 64 if damage == "not gzip" else blob
@@ -255,8 +261,9 @@ def test_a_damaged_layer_is_one_line(tmp_path, damage):
                                                "size": len(manifest)}])
     prog = tmp_path / "x"
     prog.write_bytes(make_elf(62))
-    fails(cli("build", "--from-archive", path, "--target", "/usr/local/bin/x", "-o", tmp_path / "o.tar", prog), 1,
-          "layer")
+    last = fails(cli("build", "--from-archive", path, "--target", "/usr/local/bin/x", "-o", tmp_path / "o.tar", prog),
+                 1, "layer")
+    assert "a tar header record of 1073741824 bytes" in last or not damage.endswith("bomb"), last
     assert not (tmp_path / "o.tar").exists()
     r = ok(cli("inspect", "-v", path))          # the image is shown; its program's build info is not
     assert "no build info shown" in r.stderr
