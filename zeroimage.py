@@ -7230,6 +7230,7 @@ def check_writable(top: Union[Image, ImageIndex], where: str) -> None:
     docker = top.kind == DOCKER_MANIFEST
     artifact = not docker and artifact_type({}, manifest) is not None      # Docker's format has no artifacts
     _no_nulls(manifest_shape(manifest, said), said)
+    _check_written_parts(manifest, said)
     if docker and manifest.get("mediaType") != DOCKER_MANIFEST:
         raise ArchiveError("%s: a Docker manifest must say its mediaType (%s)" % (said, DOCKER_MANIFEST))
     if manifest.get("schemaVersion") != 2 or isinstance(manifest.get("schemaVersion"), bool):
@@ -7262,6 +7263,10 @@ def check_writable(top: Union[Image, ImageIndex], where: str) -> None:
     if artifact:
         return
     config = normal_base_config(top.config, said)
+    for key, value in sorted(config["config"].get("Labels", {}).items()):
+        problem = _written_metadata_problem(key, value)
+        if problem:
+            raise ArchiveError("%s: its config has the label %s" % (said, problem))
     for field in ("os", "architecture"):
         if not config.get(field) or not isinstance(config[field], str):
             raise ArchiveError("%s: its config names no %s" % (said, field))
@@ -7294,10 +7299,74 @@ def _no_nulls(value: dict, said: str) -> None:
                                    % (what, outside_text(field, 100)))
 
 
+# Keys under org.opencontainers. that an OCI specification defines: the image spec's and the artifact
+# spec's (which signatures and SBOMs that tools attach still carry).
+_DEFINED_OCI_KEYS = OCI_ANNOTATION_KEYS | {"org.opencontainers.artifact.created",
+                                           "org.opencontainers.artifact.description"}
+
+
+def _written_metadata_problem(key: str, value: str) -> Optional[str]:
+    """Why an annotation or label read from elsewhere cannot be written on as it is (annotations.md,
+    config.md), or None: an empty key, a key under org.opencontainers. that no OCI spec defines, a
+    value of a defined key that breaks its rule."""
+    shown = outside_text(repr(key), 100)
+    if not key:
+        return "an empty key"
+    if key.startswith("org.opencontainers.") and key not in _DEFINED_OCI_KEYS:
+        return "%s, a key under org.opencontainers. that the OCI specifications do not define (they reserve it)" % shown
+    if key == "org.opencontainers.image.created" and not is_rfc3339(value):
+        return "%s=%s, not an RFC 3339 time" % (shown, outside_text(repr(value), 60))
+    if key == ANNOTATION_REF_NAME and ref_name_problem(value):
+        return "%s=%s: %s" % (shown, outside_text(repr(value), 100), ref_name_problem(value))
+    if key == ANNOTATION_BASE_DIGEST and digest_problem(value):
+        return "%s=%s: %s" % (shown, outside_text(repr(value), 100), digest_problem(value))
+    return None
+
+
+def _check_written_parts(value: dict, said: str) -> None:
+    """What descriptor.md and annotations.md ask of a manifest or index about to be written, beyond its
+    shape: its annotations and each descriptor's (config, subject, layers, manifests) keep the rules of
+    their keys; a descriptor's artifactType is a media type; its embedded ``data`` is its blob's bytes."""
+    parts = [(said, value, False)] + [("%s: its %s" % (said, field), value.get(field), True)
+                                      for field in ("config", "subject") if isinstance(value.get(field), dict)]
+    parts += [("%s: one of its %s" % (said, field), desc, True) for field in ("layers", "manifests")
+              for desc in value.get(field) or () if isinstance(desc, dict)]
+    for what, part, is_descriptor in parts:
+        for key, item in sorted(_string_map(part.get("annotations")).items()):
+            problem = _written_metadata_problem(key, item)
+            if problem:
+                raise ArchiveError("%s has the annotation %s" % (what, problem))
+        if not is_descriptor:
+            continue
+        artifact = part.get("artifactType")
+        if artifact is not None and not (isinstance(artifact, str) and _MEDIA_TYPE_RE.fullmatch(artifact)):
+            raise ArchiveError("%s has the artifactType %s, not a media type (type/subtype)"
+                               % (what, outside_text(repr(artifact), 100)))
+        if "data" in part and _embedded_data_problem(part):
+            raise ArchiveError("%s embeds data that %s" % (what, _embedded_data_problem(part)))
+
+
+def _embedded_data_problem(desc: dict) -> Optional[str]:
+    """Why a descriptor's ``data`` (base64 of the blob, descriptor.md) is not its blob, or None."""
+    data = desc.get("data")
+    try:
+        raw = base64.b64decode(data, validate=True) if isinstance(data, str) else None
+    except ValueError:
+        raw = None
+    if raw is None:
+        return "is not base64"
+    try:
+        verify_bytes(raw, desc.get("digest"), "data", desc.get("size"))
+    except (ZeroImageError, ValueError):
+        return "is not the blob its digest and size name"
+    return None
+
+
 def _check_writable_index(top: ImageIndex, where: str) -> None:
     said = "%s: index %s" % (where, top.digest)
     index = manifest_shape(top.index, said)
     _no_nulls(index, said)
+    _check_written_parts(index, said)
     if index.get("schemaVersion") != 2 or isinstance(index.get("schemaVersion"), bool):
         raise ArchiveError("%s: its schemaVersion is %s, not 2" % (said, outside_text(repr(index.get(
             "schemaVersion")), 40)))

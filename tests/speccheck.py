@@ -61,7 +61,8 @@ DOCKER_SCHEMA1 = frozenset(["application/vnd.docker.distribution.manifest.v1+jso
 # annotations.md, "Pre-Defined Annotation Keys"
 PREDEFINED_ANNOTATIONS = frozenset("org.opencontainers.image." + k for k in (
     "created", "authors", "url", "documentation", "source", "version", "revision", "vendor", "licenses",
-    "ref.name", "title", "description", "base.digest", "base.name"))
+    "ref.name", "title", "description", "base.digest", "base.name")) | {
+    "org.opencontainers.artifact.created", "org.opencontainers.artifact.description"}   # the artifact spec's
 
 _MEDIA_TYPE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}\Z")
 _DIGEST_RE = re.compile(r"^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+\Z")
@@ -852,3 +853,11 @@ def _digest_problem(digest):
     if length is not None and not re.fullmatch(r"[a-f0-9]{%d}" % length, encoded):
         return "%s wants %d lower-case hex digits" % (algorithm, length)
     return None
+
+
+if __name__ == "__main__":      # python3 tests/speccheck.py PATH...: the problems of each, exit 1 if any
+    import sys
+    found = [(path, problem) for path in sys.argv[1:] for problem in check(path)]
+    for path, problem in found:
+        print("%s: %s" % (path, problem))
+    sys.exit(1 if found else 0)

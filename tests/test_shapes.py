@@ -379,6 +379,17 @@ INVALID = [
     ("layer type missing", {"manifest": {"layers.0.mediaType": ""}}, True),
     ("annotations null", {"manifest": {"annotations": None}}, False),
     ("layer urls null", {"manifest": {"layers.0.urls": None}}, False),
+    # the rules of descriptors' and annotations' fields (the second hunt)
+    ("layer data not its blob", {"manifest": {"layers.0.data": "eA=="}}, True),
+    ("config data not base64", {"manifest": {"config.data": "!!"}}, False),
+    ("layer artifactType no media type", {"manifest": {"layers.0.artifactType": "bad"}}, True),
+    ("annotation key reserved", {"manifest": {"annotations": {"org.opencontainers.foo": "x"}}}, False),
+    ("annotation created no time", {"manifest": {"annotations": {"org.opencontainers.image.created": "yesterday"}}},
+     False),
+    ("annotation base.digest no digest", {"manifest": {"annotations": {"org.opencontainers.image.base.digest": "no"}}},
+     False),
+    ("annotation key empty", {"manifest": {"annotations": {"": "x"}}}, False),
+    ("label key empty", {"config": {"config.Labels": {"": "x"}}}, False),
 ]
 
 
