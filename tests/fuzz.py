@@ -1172,7 +1172,9 @@ _LAYER_CONTENT_RE = re.compile(r"layers\[\d+\] sha256:([0-9a-f]{12})(?::| member
 # map of objects (Go and Docker read null as absent or empty, and Docker writes "Cmd": null), ExposedPorts keys of config.md's form (it says
 # "can be"), one history entry for each layer (kaniko writes fewer; more is refused on every write).
 _OWN_CONFIG_RULE_RE = re.compile(r"config sha256:([0-9a-f]{12}).*: (\w+ is null \(schema/config-schema|.* is not port, port/tcp"
-                                 r"|(ExposedPorts|Volumes) is '\{.*null.*\}', not a map of objects)")
+                                 r"|(ExposedPorts|Volumes) is '\{.*null.*\}', not a map of objects"
+                                 # Labels: copy refuses any value but a string or null, so these are nulls
+                                 r"|Labels is '.*', not a map of strings|config\.Labels: .*: the value None is not")
 _HISTORY_COUNT_RE = re.compile(r"manifest sha256:([0-9a-f]{12}).*history has (\d+) entries without empty_layer for (\d+) layers")
 
 
