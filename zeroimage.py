@@ -9525,10 +9525,36 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
         return super()._format_args(action, default_metavar)
 
 
+class _Once(argparse._StoreAction):
+    """argparse's 'store', for an option that takes one value: given twice, a usage error (argparse
+    would keep the last and drop the first without a word: -t a:1 -t b:1 wrote only b:1)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        given = getattr(parser, "_given_once", None)
+        if given is not None:
+            if self.dest in given:
+                parser.error("%s given twice; it takes one value%s" % (
+                    "/".join(self.option_strings), _ONCE_HINTS.get((parser.prog, self.dest), "")))
+            given.add(self.dest)
+        super().__call__(parser, namespace, values, option_string)
+
+
+# What to do instead, for a single-value option given twice (command's prog, option's dest).
+_ONCE_HINTS = {("zeroimage build", "platform"): " (for a multi-platform image give PLATFORM=PROGRAM once per "
+                                                "platform: linux/amd64=app-amd64 linux/arm64=app-arm64)"}
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, with its errors (which quote what was typed) through the one redaction, after one
     usage line that points to --help (not the whole synopsis), and a mistyped option answered with
-    the nearest one."""
+    the nearest one. No abbreviations (--form is not --format: it is a typo of --from), and an option
+    of one value given twice is an error (``_Once``), on every command."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+        self.register("action", None, _Once)        # subparsers and groups share this registry
+        self.register("action", "store", _Once)
 
     def short_usage(self) -> str:
         """``usage: zeroimage build [options] [PLATFORM=]PROGRAM ... (see 'zeroimage build --help')``."""
@@ -9548,7 +9574,11 @@ class _Parser(argparse.ArgumentParser):
     def parse_known_args(self, args=None, namespace=None):
         args = sys.argv[1:] if args is None else list(args)
         self._check_options(args)
-        return super().parse_known_args(args, namespace)
+        self._given_once = set()        # _Once's memory, for this parse
+        try:
+            return super().parse_known_args(args, namespace)
+        finally:
+            self._given_once = None
 
     def parse_args(self, args=None, namespace=None):
         """Words left over are the command's error (its usage), not the top's."""
@@ -9559,24 +9589,76 @@ class _Parser(argparse.ArgumentParser):
 
     def _check_options(self, args: Sequence[str]) -> None:
         """An option this parser does not know (up to its command, for the top parser; up to ``--``)
-        is an error here, with the nearest known option: ``--pussh``: did you mean --push?"""
-        commands = any(isinstance(a, argparse._SubParsersAction) for a in self._actions)
+        is an error here, with the nearest known option (``--pussh``: did you mean --push?) or what
+        another tool's spelling is here (``_FOREIGN_OPTIONS``); a mistyped command, with the nearest."""
+        commands = [a for a in self._actions if isinstance(a, argparse._SubParsersAction)]
         known = self._option_string_actions
         for word in args:
-            if word == "--" or (commands and not word.startswith("-")):
+            if word == "--":
+                return
+            if commands and not word.startswith("-"):
+                if word not in commands[0].choices:
+                    near = _nearest(word, sorted(commands[0].choices))
+                    self.error("unknown command %r; %s" % (word, "did you mean %s?" % near if near else
+                                                             "the commands are listed by '%s --help'" % self.prog))
                 return
             if not word.startswith("-") or word == "-" or re.match(r"-[0-9.]", word):
                 continue
             name = word.split("=", 1)[0]
-            if word.startswith("--"):
-                if name in known or any(option.startswith(name) for option in known if option.startswith("--")):
-                    continue
-            elif word[:2] in known:
-                continue
-            import difflib      # only here: a mistyped option is the rare case
-            longs = sorted(option for option in known if option.startswith("--"))
-            near = difflib.get_close_matches(name if name.startswith("--") else "-" + name, longs, n=1, cutoff=0.6)
-            self.error("unrecognized option %s%s" % (name, "; did you mean %s?" % near[0] if near else ""))
+            if name in known or (not word.startswith("--") and word[:2] in known):
+                continue                # (-qo FILE: combined short options)
+            command = self.prog.split(" ", 1)[-1]
+            advice = _FOREIGN_OPTIONS.get((command, name), _FOREIGN_OPTIONS.get((None, name)))
+            if advice and (advice[1] is None or advice[1] in known):
+                self.error("unrecognized option %s: %s" % (name, advice[0]))
+            near = _nearest(name, sorted(o for o in known if o.startswith("--"))) if word.startswith("--") else None
+            self.error("unrecognized option %s%s" % (name, "; did you mean %s?" % near if near else ""))
+
+
+def _edit_distance(a: str, b: str) -> int:
+    """Levenshtein's distance, with a swap of two neighbours as one edit (--form: --from)."""
+    previous2, previous = None, list(range(len(b) + 1))
+    for i in range(1, len(a) + 1):
+        row = [i] + [0] * len(b)
+        for j in range(1, len(b) + 1):
+            row[j] = min(previous[j] + 1, row[j - 1] + 1, previous[j - 1] + (a[i - 1] != b[j - 1]))
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                row[j] = min(row[j], previous2[j - 2] + 1)
+        previous2, previous = previous, row
+    return previous[-1]
+
+
+def _nearest(word: str, choices: Sequence[str]) -> Optional[str]:
+    """The choice a typo most likely meant: one or two edits away (one, for a word of under 8
+    letters; a swap of neighbours is one), the fewest winning; else the one choice it starts (3
+    letters or more); None when nothing is that close (--tag is not --json)."""
+    core = word.lstrip("-")
+    limit = 1 if len(core) < 8 else 2
+    scored = sorted((_edit_distance(word, choice), choice) for choice in choices)
+    if scored and scored[0][0] <= limit:
+        return scored[0][1]
+    starting = [choice for choice in choices if len(core) >= 3 and choice.lstrip("-").startswith(core)]
+    return starting[0] if len(starting) == 1 else None  # an abbreviation (--plat): not taken, but meant
+
+
+# Other tools' spellings (skopeo, podman, docker, crane), answered with zeroimage's way: (command,
+# or None for every command; option) -> (advice, the option it names, said only where that exists).
+_TLS_VERIFY = ("zeroimage verifies TLS unless --insecure (which also allows plain HTTP); "
+               "--tls-verify=false is --insecure", "--insecure")
+_EVERY_PLATFORM = ("copy takes every platform unless --platform names some", None)
+_PUSH_TAG = ("push names the image with REF (zeroimage push ARCHIVE REF); to add tags after, "
+             "zeroimage tag REF NEWTAG ...", None)
+_DOCKERFILE = ("zeroimage reads no Dockerfile: give the program (zeroimage build ./app) and --from BASE", None)
+_FOREIGN_OPTIONS = {
+    (None, "--tls-verify"): _TLS_VERIFY, (None, "--dest-tls-verify"): _TLS_VERIFY,
+    (None, "--src-tls-verify"): _TLS_VERIFY, (None, "--skip-tls-verify"): _TLS_VERIFY,
+    ("copy", "--all-platforms"): _EVERY_PLATFORM, ("copy", "--all"): _EVERY_PLATFORM, ("copy", "-a"): _EVERY_PLATFORM,
+    ("push", "--tag"): _PUSH_TAG, ("push", "-t"): _PUSH_TAG,
+    ("build", "--file"): _DOCKERFILE, ("build", "-f"): _DOCKERFILE,
+    ("build", "--build-arg"): ("zeroimage runs nothing at build time; for the program's environment, "
+                               "--env KEY=VALUE", None),
+    ("pull", "--all-tags"): ("pull saves one image or index; zeroimage tags REPOSITORY lists the tags", None),
+}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -320,7 +320,7 @@ def test_unreadable_entrypoint_and_unwritable_output(prog):
     (["build", "--target", "relative/path", "p"], ["--target", "absolute"]),
     (["build", "--from", "scratch", "--from-archive", "x", "p"], ["not allowed with"]),
     (["build"], ["[PLATFORM=]PROGRAM"]),
-    (["frobnicate"], ["invalid choice"]),
+    (["frobnicate"], ["unknown command 'frobnicate'"]),
 ])
 def test_usage_errors_exit_2(args, words):
     r = run_cli(*args)
