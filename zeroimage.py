@@ -1492,7 +1492,10 @@ def common_program_name(paths: Sequence[str]) -> Optional[str]:
     removed: ``app`` for ``dist/app-amd64`` and ``dist/app_linux_arm64``, for ``dist/amd64/app`` and
     ``dist/arm64/app``, for ``dist/app/amd64`` and ``dist/app/arm64`` (a file named for its platform
     alone takes its directory's name, unless that is a generic one like dist or bin). None when they
-    differ, or nothing is left. Pure: the file system is not asked."""
+    differ, or nothing is left. A windows binary's ``.exe`` goes when the others have none
+    (``app-linux-amd64``, ``app-windows-amd64.exe`` → ``app``); names that are all the same are
+    the name, even a platform word (``amd64/x86``, ``arm64/x86`` → ``x86``). Pure: the file system
+    is not asked."""
     names = []
     for path in paths:
         parts = [p for p in os.path.normpath(os.fspath(path)).replace(os.sep, "/").split("/") if p not in ("", ".")]
@@ -1500,9 +1503,13 @@ def common_program_name(paths: Sequence[str]) -> Optional[str]:
         if not stripped and len(parts) > 1 and parts[-2] != ".." and parts[-2].lower() not in _GENERIC_DIRECTORIES:
             stripped = _without_platform_words(parts[-2])
         names.append(stripped)
-    if not names or not names[0] or any(name != names[0] for name in names):
-        return None
-    return names[0]
+    for candidates in (names, [re.sub(r"(?i)\.exe\Z", "", name) for name in names]):    # windows' .exe too
+        if candidates and candidates[0] and all(name == candidates[0] for name in candidates):
+            return candidates[0]
+    bases = [os.path.basename(os.path.normpath(os.fspath(path))) for path in paths]
+    if bases and bases[0] not in ("", ".", "..") and all(base == bases[0] for base in bases):
+        return bases[0]         # amd64/x86 and arm64/x86: one name, though a platform word
+    return None
 
 
 class Candidate(NamedTuple):
@@ -8119,7 +8126,7 @@ def _check_program_platform(platform: Platform, elf: Optional[ElfInfo], path: st
 
 
 def _check_entrypoint(path: str) -> None:
-    input_file(path, "entrypoint", "give the program file")
+    input_file(path, "program", "give the program file")
 
 
 def _open_entrypoint(path: str):
@@ -8127,7 +8134,7 @@ def _open_entrypoint(path: str):
     try:
         return open(path, "rb")
     except OSError as e:
-        raise ZeroImageError("cannot read entrypoint %s: %s" % (path, e.strerror or e)) from e
+        raise ZeroImageError("cannot read the program %s: %s" % (path, e.strerror or e)) from e
 
 
 def check_target(target: str) -> str:
@@ -8497,8 +8504,12 @@ def _check_build_options(programs, single: bool, platform, base, base_archive, p
         raise UsageError("give at least one program")
     if not single and platform is not None:
         raise UsageError("--platform goes with one plain PROGRAM; give PLATFORM=PROGRAM for each binary instead")
-    if len(set(str(p) for p, _ in programs)) != len(programs):
-        raise UsageError("each platform can be given once")
+    for i, (platform_i, _) in enumerate(programs):
+        for platform_j, _ in programs[i + 1:]:
+            if platform_i is not None and platform_j is not None and platform_i.matches(platform_j):
+                raise UsageError("each platform can be given once: %s and %s are one platform" % (
+                    platform_i, platform_j) if str(platform_i) != str(platform_j) else
+                    "each platform can be given once: %s is given twice" % platform_i)
     if base is not None and base_archive is not None:
         raise UsageError("give --from or --from-archive, not both")
     if base is not None and looks_like_path(base):
@@ -9917,8 +9928,14 @@ def _registry_verbs(commands) -> None:
 
 
 def _program_arg(text: str):
-    """``PATH``, or ``PLATFORM=PATH`` when what stands before '=' is a platform."""
+    """``PATH``, or ``PLATFORM=PATH`` when what stands before '=' is a platform. An architecture
+    alone before '=' (``amd64=app``, ``arm64/v8=app``) is refused, unless a file has that name:
+    a PLATFORM is OS/ARCH[/VARIANT]."""
     head, sep, tail = text.partition("=")
+    short = head.split("/", 1)[0].lower()
+    if sep and (short in _NAME_ARCH_WORDS or short in _DEFAULT_VARIANT) and not os.path.lexists(text):
+        raise argparse.ArgumentTypeError(
+            "%s: a PLATFORM is OS/ARCH[/VARIANT], like linux/amd64; write linux/%s=%s" % (text, head, tail))
     if sep and "/" in head:
         try:
             platform = Platform.parse(head)
@@ -10032,7 +10049,8 @@ def cmd_build(args, session: Session) -> int:
     if len(programs) == 1 and programs[0][0] is None:
         entrypoint = programs[0][1]
     elif any(platform is None for platform, _ in programs):
-        raise UsageError("give one plain PROGRAM, or PLATFORM=PROGRAM for every binary (e.g. linux/arm64=dist/app)")
+        raise UsageError("give one plain PROGRAM, or PLATFORM=PROGRAM for every binary, where a PLATFORM is "
+                         "OS/ARCH[/VARIANT] (e.g. linux/arm64=dist/app)")
     else:
         entrypoint = programs
     options = ImageOptions(env=args.env, labels=args.label, annotations=args.annotation, user=args.user,
@@ -10061,7 +10079,7 @@ def cmd_build(args, session: Session) -> int:
                              "" if args.push else ": image %s" % result.name)
     if not args.push and not args.load and args.format == "archive" and not isinstance(entrypoint, str):
         _note_index_archive(session, args.output or result.path, "--load it (the image for the engine's platform "
-                            "goes), or build one platform's image (an ENTRYPOINT without PLATFORM=)")
+                            "goes), or build one platform's image (one PROGRAM without PLATFORM=)")
     if args.output == "-":
         _result_to_stderr(args, result.digest)
     elif args.json:
