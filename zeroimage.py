@@ -1251,6 +1251,53 @@ def valid_host(text: str) -> bool:
     return port is None or (len(port) <= 5 and 1 <= int(port) <= 65535)
 
 
+# skopeo's and podman's transport prefixes, and what zeroimage reads in their place: a registry
+# reference as it is ("reference"), a path by its look ("path": an archive, or a layout directory),
+# build's --from docker-daemon:NAME ("engine"), or nothing ("none").
+_TRANSPORTS = (("docker://", "reference"), ("oci-archive:", "path"), ("docker-archive:", "path"),
+               ("oci:", "path"), ("docker-daemon:", "engine"), ("containers-storage:", "none"), ("dir:", "none"))
+
+
+def transport_word(text: str) -> Optional[Tuple[str, str, str]]:
+    """``(prefix, kind, what to write instead)`` when ``text`` starts with a skopeo transport
+    (``oci-archive:app.tar`` → app.tar, ``oci:dir`` → ./dir, ``docker://H/x:1`` → H/x:1), else None."""
+    if not isinstance(text, str):
+        return None
+    for prefix, kind in _TRANSPORTS:
+        if text.lower().startswith(prefix) and len(text) > len(prefix):
+            rest = text[len(prefix):]
+            if rest.startswith("//") and prefix != "docker://":
+                return None         # oci://HOST/x is a URL's habit: Reference.parse says so
+            if kind == "path" and not rest.startswith(("/", "./", "../", "~")) and (
+                    prefix == "oci:" or not re.search(r"(?i)\.(tar|tgz|txz|tbz2|oci)(\.(gz|xz|bz2))?(:|\Z)", rest)):
+                rest = "./" + rest          # a layout directory, or an archive of another name: a path by its look
+            return prefix, kind, rest
+    return None
+
+
+def transport_problem(text: str) -> Optional[str]:
+    """What to write instead of a skopeo transport word, where a reference or a path is read: the
+    one message for every verb (build's --from and --from-archive say it with their options)."""
+    word = transport_word(text)
+    if word is None:
+        return None
+    prefix, kind, rest = word
+    said = "%s is skopeo's transport syntax, which zeroimage does not take" % outside_text(repr(text), 200)
+    rest = outside_text(rest, 200)
+    if kind == "reference":
+        return "%s; a registry image is named by its reference alone: write %s" % (said, rest)
+    if kind == "path":
+        return "%s; a path is read as an archive or layout directory by its look: write %s" % (said, rest)
+    if kind == "engine":
+        return ("%s here; an image of the local engine is read by build --from docker-daemon:NAME; elsewhere "
+                "save it first (docker save -o NAME.tar %s) and give the archive" % (said, rest))
+    if prefix == "containers-storage:":
+        return ("%s; podman's images are read by build --from docker-daemon:NAME through podman's socket, or "
+                "save one (podman save -o NAME.tar %s) and give the archive" % (said, rest))
+    return ("%s; skopeo's directory format is not read; make an OCI archive of it (skopeo copy %s "
+            "oci-archive:NAME.tar) and give that" % (said, outside_text(text, 200)))
+
+
 @dataclasses.dataclass(frozen=True)
 class Reference:
     """An image reference in Docker's grammar, normalised (``busybox`` → ``docker.io/library/busybox:latest``).
@@ -1267,6 +1314,8 @@ class Reference:
     def parse(cls, text: str, default_tag: Optional[str] = "latest") -> "Reference":
         if not text or text != text.strip():
             raise InvalidReferenceError("invalid reference %r: empty or surrounded by spaces" % (text,))
+        if transport_problem(text):
+            raise InvalidReferenceError(transport_problem(text))
         scheme = re.match(r"([A-Za-z][A-Za-z0-9+.-]*)://", text)
         if scheme:      # a URL's habit: the scheme is a property of the registry, not of the reference
             raise InvalidReferenceError(
@@ -8027,6 +8076,8 @@ def looks_like_path(text: str) -> bool:
     optional :NAME). The disk
     is not asked: a file never shadows a reference (write ./NAME to read it), and a missing archive
     is never looked for in a registry."""
+    if transport_word(text):
+        return False        # a transport word (oci-archive:app.tar) is neither: Reference.parse says what to write
     lowered = text.lower()
     return lowered in (".", "..") or lowered.startswith(("/", "./", "../", "~")) or \
         lowered.endswith(ARCHIVE_SUFFIXES) or lowered.split(":", 1)[0].endswith(ARCHIVE_SUFFIXES)
@@ -8042,6 +8093,8 @@ def _split_archive_spec(spec: str) -> Tuple[str, Optional[str]]:
         if os.path.exists(whole[:colon]):
             path, ref_name = whole[:colon], whole[colon + 1:]
     if not os.path.exists(path):
+        if transport_problem(spec):
+            raise UsageError(transport_problem(spec))
         raise ArchiveError("%s: no such file or directory" % spec)
     return path, ref_name
 
@@ -9701,7 +9754,7 @@ def build_parser() -> argparse.ArgumentParser:
     base = build_cmd.add_mutually_exclusive_group()
     base.add_argument("--from", dest="base", type=_base_arg, metavar="BASE",
                       help="a registry image, or 'scratch' for none (default: the built-in minimal base)")
-    base.add_argument("--from-archive", metavar="PATH[:NAME]",
+    base.add_argument("--from-archive", metavar="PATH[:NAME]", type=_base_archive_arg,
                       help="base from an OCI layout, as a tar archive or a directory")
     build_cmd.add_argument("--platform", type=_platform_arg, metavar="OS/ARCH[/VARIANT]",
                            help="target platform (default: read from the program's ELF header)")
@@ -10028,9 +10081,26 @@ def _base_arg(text: str) -> str:
     if text.startswith(DAEMON_BASE):
         _reference_arg(text[len(DAEMON_BASE):])
         return text
+    word = transport_word(text)
+    if word and word[1] in ("path", "reference"):
+        raise argparse.ArgumentTypeError("%s is skopeo's transport syntax; write %s %s" % (
+            text, "--from-archive" if word[1] == "path" else "--from", word[2]))
     if looks_like_path(text):
         raise argparse.ArgumentTypeError("%s looks like a path; a base on disk is --from-archive %s" % (text, text))
     return _reference_arg(text)
+
+
+def _base_archive_arg(text: str) -> str:
+    """--from-archive PATH[:NAME]; a skopeo transport word is refused with the option that reads it."""
+    word = transport_word(text)
+    if word and not os.path.exists(text):
+        prefix, kind, rest = word
+        if kind == "path":
+            raise argparse.ArgumentTypeError("%s is skopeo's transport syntax; write --from-archive %s" % (text, rest))
+        raise argparse.ArgumentTypeError("%s is skopeo's transport syntax; a base %s is --from %s" % (
+            text, "in a registry" if kind == "reference" else "from the local engine",
+            rest if kind == "reference" else DAEMON_BASE + rest))
+    return text
 
 
 def _tzdata_arg(text: str) -> str:

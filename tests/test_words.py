@@ -625,3 +625,72 @@ def test_a_layers_progress_total_is_the_size_of_its_tar(tmp_path):
     zeroimage.write_layer(entries, out, 1, task)
     assert task.done == task.total
     task.finish()
+
+
+# ---- skopeo's transport words ----
+
+# (argv, what to write instead): refused as a usage error wherever a reference or a path is read,
+# saying what zeroimage reads there; never "no such file", "bad registry host" or --insecure
+TRANSPORTS = [
+    (["build", "--from", "oci-archive:app.tar", "p"], "write --from-archive app.tar"),
+    (["build", "--from", "docker-archive:/x/save.tar", "p"], "write --from-archive /x/save.tar"),
+    (["build", "--from", "oci:layout", "p"], "write --from-archive ./layout"),
+    (["build", "--from", "docker://localhost:5000/x:1", "p"], "write --from localhost:5000/x:1"),
+    (["build", "--from", "containers-storage:app", "p"], "build --from docker-daemon:NAME"),
+    (["build", "--from-archive", "oci-archive:app.tar:1.0", "p"], "write --from-archive app.tar:1.0"),
+    (["build", "--from-archive", "docker://h.example/x:1", "p"], "a base in a registry is --from h.example/x:1"),
+    (["build", "--from-archive", "docker-daemon:app:1", "p"], "is --from docker-daemon:app:1"),
+    (["build", "--push", "docker://h.example/x:1", "p"], "write h.example/x:1"),
+    (["push", "oci-archive:app.tar", "h.example/x:1"], "write app.tar"),
+    (["push", "app.tar", "docker://h.example/x:1"], "write h.example/x:1"),
+    (["inspect", "oci-archive:app.tar"], "write app.tar"),
+    (["inspect", "oci-archive:dist/app.tgz:2"], "write dist/app.tgz:2"),
+    (["inspect", "oci:mp"], "write ./mp"),
+    (["inspect", "OCI:/srv/layout"], "write /srv/layout"),
+    (["inspect", "docker-daemon:x"], "build --from docker-daemon:NAME; elsewhere save it first"),
+    (["inspect", "dir:/tmp/x"], "skopeo copy dir:/tmp/x oci-archive:NAME.tar"),
+    (["digest", "docker-archive:save"], "write ./save"),
+    (["copy", "oci:dir", "h.example/x:1"], "write ./dir"),
+    (["copy", "docker://localhost:5000/app:1", "out.tar"], "write localhost:5000/app:1"),
+    (["copy", "h.example/x:1", "docker-archive:out.tar"], "write out.tar"),
+    (["copy", "h.example/x:1", "oci:out"], "write ./out"),
+    (["pull", "docker://alpine:3.19"], "write alpine:3.19"),
+    (["tags", "docker://h.example/x"], "write h.example/x"),
+    (["tag", "docker://h.example/x:1", "2"], "write h.example/x:1"),
+    (["delete", "docker://h.example/x:1"], "write h.example/x:1"),
+    (["check-auth", "containers-storage:x"], "podman save"),
+]
+
+
+@pytest.mark.parametrize("argv, said", TRANSPORTS, ids=[" ".join(a) for a, _ in TRANSPORTS])
+def test_skopeo_transport_words_are_refused_with_what_to_write(tmp_path, capsys, monkeypatch, argv, said):
+    monkeypatch.chdir(str(tmp_path))
+    (tmp_path / "p").write_bytes(make_elf(62))
+    code, out, err = run(capsys, *argv)
+    assert code == 2 and out == "" and len(err.splitlines()) == 2, err
+    assert said in err and "skopeo's transport syntax" in err, err
+    assert "insecure" not in err and "bad registry host" not in err and "no such file" not in err, err
+
+
+def test_what_a_transport_refusal_says_to_write_works(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(str(tmp_path))
+    (tmp_path / "p").write_bytes(make_elf(62))
+    assert run(capsys, "build", "-q", "--from", "scratch", "-o", "app.tar", "p")[0] == 0
+    assert run(capsys, "build", "-q", "--from", "scratch", "--format", "oci-layout", "-o", "lay", "p")[0] == 0
+    for word in ("oci-archive:app.tar", "docker-archive:app.tar", "oci:lay", "oci-archive:app.tar:localhost/p:latest"):
+        code, _, err = run(capsys, "digest", word)
+        instead = re.search(r"write (\S+)$", err.strip()).group(1)
+        code, out, err = run(capsys, "digest", instead)
+        assert code == 0 and out.startswith("sha256:"), (word, instead, err)
+    code, _, err = run(capsys, "build", "--from", "oci-archive:app.tar", "-o", "o.tar", "p")
+    instead = re.search(r"write (--from-archive) (\S+)$", err.strip()).groups()
+    assert run(capsys, "build", "-q", *instead, "-o", "o.tar", "p")[0] == 0
+
+
+def test_a_file_named_like_a_transport_word_is_still_read(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(str(tmp_path))
+    (tmp_path / "p").write_bytes(make_elf(62))
+    (tmp_path / "p").rename(tmp_path / "oci:p")
+    assert run(capsys, "build", "-q", "--from", "scratch", "-o", "app.tar", "./oci:p")[0] == 0
+    code, out, err = run(capsys, "build", "-q", "--from-archive", "./app.tar", "-o", "o.tar", "./oci:p")
+    assert code == 0, err
