@@ -1251,6 +1251,53 @@ def valid_host(text: str) -> bool:
     return port is None or (len(port) <= 5 and 1 <= int(port) <= 65535)
 
 
+# skopeo's and podman's transport prefixes, and what zeroimage reads in their place: a registry
+# reference as it is ("reference"), a path by its look ("path": an archive, or a layout directory),
+# build's --from docker-daemon:NAME ("engine"), or nothing ("none").
+_TRANSPORTS = (("docker://", "reference"), ("oci-archive:", "path"), ("docker-archive:", "path"),
+               ("oci:", "path"), ("docker-daemon:", "engine"), ("containers-storage:", "none"), ("dir:", "none"))
+
+
+def transport_word(text: str) -> Optional[Tuple[str, str, str]]:
+    """``(prefix, kind, what to write instead)`` when ``text`` starts with a skopeo transport
+    (``oci-archive:app.tar`` → app.tar, ``oci:dir`` → ./dir, ``docker://H/x:1`` → H/x:1), else None."""
+    if not isinstance(text, str):
+        return None
+    for prefix, kind in _TRANSPORTS:
+        if text.lower().startswith(prefix) and len(text) > len(prefix):
+            rest = text[len(prefix):]
+            if rest.startswith("//") and prefix != "docker://":
+                return None         # oci://HOST/x is a URL's habit: Reference.parse says so
+            if kind == "path" and not rest.startswith(("/", "./", "../", "~")) and (
+                    prefix == "oci:" or not re.search(r"(?i)\.(tar|tgz|txz|tbz2|oci)(\.(gz|xz|bz2))?(:|\Z)", rest)):
+                rest = "./" + rest          # a layout directory, or an archive of another name: a path by its look
+            return prefix, kind, rest
+    return None
+
+
+def transport_problem(text: str) -> Optional[str]:
+    """What to write instead of a skopeo transport word, where a reference or a path is read: the
+    one message for every verb (build's --from and --from-archive say it with their options)."""
+    word = transport_word(text)
+    if word is None:
+        return None
+    prefix, kind, rest = word
+    said = "%s is skopeo's transport syntax, which zeroimage does not take" % outside_text(repr(text), 200)
+    rest = outside_text(rest, 200)
+    if kind == "reference":
+        return "%s; a registry image is named by its reference alone: write %s" % (said, rest)
+    if kind == "path":
+        return "%s; a path is read as an archive or layout directory by its look: write %s" % (said, rest)
+    if kind == "engine":
+        return ("%s here; an image of the local engine is read by build --from docker-daemon:NAME; elsewhere "
+                "save it first (docker save -o NAME.tar %s) and give the archive" % (said, rest))
+    if prefix == "containers-storage:":
+        return ("%s; podman's images are read by build --from docker-daemon:NAME through podman's socket, or "
+                "save one (podman save -o NAME.tar %s) and give the archive" % (said, rest))
+    return ("%s; skopeo's directory format is not read; make an OCI archive of it (skopeo copy %s "
+            "oci-archive:NAME.tar) and give that" % (said, outside_text(text, 200)))
+
+
 @dataclasses.dataclass(frozen=True)
 class Reference:
     """An image reference in Docker's grammar, normalised (``busybox`` → ``docker.io/library/busybox:latest``).
@@ -1267,6 +1314,8 @@ class Reference:
     def parse(cls, text: str, default_tag: Optional[str] = "latest") -> "Reference":
         if not text or text != text.strip():
             raise InvalidReferenceError("invalid reference %r: empty or surrounded by spaces" % (text,))
+        if transport_problem(text):
+            raise InvalidReferenceError(transport_problem(text))
         scheme = re.match(r"([A-Za-z][A-Za-z0-9+.-]*)://", text)
         if scheme:      # a URL's habit: the scheme is a property of the registry, not of the reference
             raise InvalidReferenceError(
@@ -1492,7 +1541,10 @@ def common_program_name(paths: Sequence[str]) -> Optional[str]:
     removed: ``app`` for ``dist/app-amd64`` and ``dist/app_linux_arm64``, for ``dist/amd64/app`` and
     ``dist/arm64/app``, for ``dist/app/amd64`` and ``dist/app/arm64`` (a file named for its platform
     alone takes its directory's name, unless that is a generic one like dist or bin). None when they
-    differ, or nothing is left. Pure: the file system is not asked."""
+    differ, or nothing is left. A windows binary's ``.exe`` goes when the others have none
+    (``app-linux-amd64``, ``app-windows-amd64.exe`` → ``app``); names that are all the same are
+    the name, even a platform word (``amd64/x86``, ``arm64/x86`` → ``x86``). Pure: the file system
+    is not asked."""
     names = []
     for path in paths:
         parts = [p for p in os.path.normpath(os.fspath(path)).replace(os.sep, "/").split("/") if p not in ("", ".")]
@@ -1500,9 +1552,13 @@ def common_program_name(paths: Sequence[str]) -> Optional[str]:
         if not stripped and len(parts) > 1 and parts[-2] != ".." and parts[-2].lower() not in _GENERIC_DIRECTORIES:
             stripped = _without_platform_words(parts[-2])
         names.append(stripped)
-    if not names or not names[0] or any(name != names[0] for name in names):
-        return None
-    return names[0]
+    for candidates in (names, [re.sub(r"(?i)\.exe\Z", "", name) for name in names]):    # windows' .exe too
+        if candidates and candidates[0] and all(name == candidates[0] for name in candidates):
+            return candidates[0]
+    bases = [os.path.basename(os.path.normpath(os.fspath(path))) for path in paths]
+    if bases and bases[0] not in ("", ".", "..") and all(base == bases[0] for base in bases):
+        return bases[0]         # amd64/x86 and arm64/x86: one name, though a platform word
+    return None
 
 
 class Candidate(NamedTuple):
@@ -8156,6 +8212,8 @@ def looks_like_path(text: str) -> bool:
     optional :NAME). The disk
     is not asked: a file never shadows a reference (write ./NAME to read it), and a missing archive
     is never looked for in a registry."""
+    if transport_word(text):
+        return False        # a transport word (oci-archive:app.tar) is neither: Reference.parse says what to write
     lowered = text.lower()
     return lowered in (".", "..") or lowered.startswith(("/", "./", "../", "~")) or \
         lowered.endswith(ARCHIVE_SUFFIXES) or lowered.split(":", 1)[0].endswith(ARCHIVE_SUFFIXES)
@@ -8171,6 +8229,8 @@ def _split_archive_spec(spec: str) -> Tuple[str, Optional[str]]:
         if os.path.exists(whole[:colon]):
             path, ref_name = whole[:colon], whole[colon + 1:]
     if not os.path.exists(path):
+        if transport_problem(spec):
+            raise UsageError(transport_problem(spec))
         raise ArchiveError("%s: no such file or directory" % spec)
     return path, ref_name
 
@@ -8255,7 +8315,7 @@ def _check_program_platform(platform: Platform, elf: Optional[ElfInfo], path: st
 
 
 def _check_entrypoint(path: str) -> None:
-    input_file(path, "entrypoint", "give the program file")
+    input_file(path, "program", "give the program file")
 
 
 def _open_entrypoint(path: str):
@@ -8263,7 +8323,7 @@ def _open_entrypoint(path: str):
     try:
         return open(path, "rb")
     except OSError as e:
-        raise ZeroImageError("cannot read entrypoint %s: %s" % (path, e.strerror or e)) from e
+        raise ZeroImageError("cannot read the program %s: %s" % (path, e.strerror or e)) from e
 
 
 def check_target(target: str) -> str:
@@ -8633,8 +8693,12 @@ def _check_build_options(programs, single: bool, platform, base, base_archive, p
         raise UsageError("give at least one program")
     if not single and platform is not None:
         raise UsageError("--platform goes with one plain PROGRAM; give PLATFORM=PROGRAM for each binary instead")
-    if len(set(str(p) for p, _ in programs)) != len(programs):
-        raise UsageError("each platform can be given once")
+    for i, (platform_i, _) in enumerate(programs):
+        for platform_j, _ in programs[i + 1:]:
+            if platform_i is not None and platform_j is not None and platform_i.matches(platform_j):
+                raise UsageError("each platform can be given once: %s and %s are one platform" % (
+                    platform_i, platform_j) if str(platform_i) != str(platform_j) else
+                    "each platform can be given once: %s is given twice" % platform_i)
     if base is not None and base_archive is not None:
         raise UsageError("give --from or --from-archive, not both")
     if base is not None and looks_like_path(base):
@@ -9661,10 +9725,36 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
         return super()._format_args(action, default_metavar)
 
 
+class _Once(argparse._StoreAction):
+    """argparse's 'store', for an option that takes one value: given twice, a usage error (argparse
+    would keep the last and drop the first without a word: -t a:1 -t b:1 wrote only b:1)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        given = getattr(parser, "_given_once", None)
+        if given is not None:
+            if self.dest in given:
+                parser.error("%s given twice; it takes one value%s" % (
+                    "/".join(self.option_strings), _ONCE_HINTS.get((parser.prog, self.dest), "")))
+            given.add(self.dest)
+        super().__call__(parser, namespace, values, option_string)
+
+
+# What to do instead, for a single-value option given twice (command's prog, option's dest).
+_ONCE_HINTS = {("zeroimage build", "platform"): " (for a multi-platform image give PLATFORM=PROGRAM once per "
+                                                "platform: linux/amd64=app-amd64 linux/arm64=app-arm64)"}
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, with its errors (which quote what was typed) through the one redaction, after one
     usage line that points to --help (not the whole synopsis), and a mistyped option answered with
-    the nearest one."""
+    the nearest one. No abbreviations (--form is not --format: it is a typo of --from), and an option
+    of one value given twice is an error (``_Once``), on every command."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+        self.register("action", None, _Once)        # subparsers and groups share this registry
+        self.register("action", "store", _Once)
 
     def short_usage(self) -> str:
         """``usage: zeroimage build [options] [PLATFORM=]PROGRAM ... (see 'zeroimage build --help')``."""
@@ -9684,7 +9774,11 @@ class _Parser(argparse.ArgumentParser):
     def parse_known_args(self, args=None, namespace=None):
         args = sys.argv[1:] if args is None else list(args)
         self._check_options(args)
-        return super().parse_known_args(args, namespace)
+        self._given_once = set()        # _Once's memory, for this parse
+        try:
+            return super().parse_known_args(args, namespace)
+        finally:
+            self._given_once = None
 
     def parse_args(self, args=None, namespace=None):
         """Words left over are the command's error (its usage), not the top's."""
@@ -9695,24 +9789,76 @@ class _Parser(argparse.ArgumentParser):
 
     def _check_options(self, args: Sequence[str]) -> None:
         """An option this parser does not know (up to its command, for the top parser; up to ``--``)
-        is an error here, with the nearest known option: ``--pussh``: did you mean --push?"""
-        commands = any(isinstance(a, argparse._SubParsersAction) for a in self._actions)
+        is an error here, with the nearest known option (``--pussh``: did you mean --push?) or what
+        another tool's spelling is here (``_FOREIGN_OPTIONS``); a mistyped command, with the nearest."""
+        commands = [a for a in self._actions if isinstance(a, argparse._SubParsersAction)]
         known = self._option_string_actions
         for word in args:
-            if word == "--" or (commands and not word.startswith("-")):
+            if word == "--":
+                return
+            if commands and not word.startswith("-"):
+                if word not in commands[0].choices:
+                    near = _nearest(word, sorted(commands[0].choices))
+                    self.error("unknown command %r; %s" % (word, "did you mean %s?" % near if near else
+                                                             "the commands are listed by '%s --help'" % self.prog))
                 return
             if not word.startswith("-") or word == "-" or re.match(r"-[0-9.]", word):
                 continue
             name = word.split("=", 1)[0]
-            if word.startswith("--"):
-                if name in known or any(option.startswith(name) for option in known if option.startswith("--")):
-                    continue
-            elif word[:2] in known:
-                continue
-            import difflib      # only here: a mistyped option is the rare case
-            longs = sorted(option for option in known if option.startswith("--"))
-            near = difflib.get_close_matches(name if name.startswith("--") else "-" + name, longs, n=1, cutoff=0.6)
-            self.error("unrecognized option %s%s" % (name, "; did you mean %s?" % near[0] if near else ""))
+            if name in known or (not word.startswith("--") and word[:2] in known):
+                continue                # (-qo FILE: combined short options)
+            command = self.prog.split(" ", 1)[-1]
+            advice = _FOREIGN_OPTIONS.get((command, name), _FOREIGN_OPTIONS.get((None, name)))
+            if advice and (advice[1] is None or advice[1] in known):
+                self.error("unrecognized option %s: %s" % (name, advice[0]))
+            near = _nearest(name, sorted(o for o in known if o.startswith("--"))) if word.startswith("--") else None
+            self.error("unrecognized option %s%s" % (name, "; did you mean %s?" % near if near else ""))
+
+
+def _edit_distance(a: str, b: str) -> int:
+    """Levenshtein's distance, with a swap of two neighbours as one edit (--form: --from)."""
+    previous2, previous = None, list(range(len(b) + 1))
+    for i in range(1, len(a) + 1):
+        row = [i] + [0] * len(b)
+        for j in range(1, len(b) + 1):
+            row[j] = min(previous[j] + 1, row[j - 1] + 1, previous[j - 1] + (a[i - 1] != b[j - 1]))
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                row[j] = min(row[j], previous2[j - 2] + 1)
+        previous2, previous = previous, row
+    return previous[-1]
+
+
+def _nearest(word: str, choices: Sequence[str]) -> Optional[str]:
+    """The choice a typo most likely meant: one or two edits away (one, for a word of under 8
+    letters; a swap of neighbours is one), the fewest winning; else the one choice it starts (3
+    letters or more); None when nothing is that close (--tag is not --json)."""
+    core = word.lstrip("-")
+    limit = 1 if len(core) < 8 else 2
+    scored = sorted((_edit_distance(word, choice), choice) for choice in choices)
+    if scored and scored[0][0] <= limit:
+        return scored[0][1]
+    starting = [choice for choice in choices if len(core) >= 3 and choice.lstrip("-").startswith(core)]
+    return starting[0] if len(starting) == 1 else None  # an abbreviation (--plat): not taken, but meant
+
+
+# Other tools' spellings (skopeo, podman, docker, crane), answered with zeroimage's way: (command,
+# or None for every command; option) -> (advice, the option it names, said only where that exists).
+_TLS_VERIFY = ("zeroimage verifies TLS unless --insecure (which also allows plain HTTP); "
+               "--tls-verify=false is --insecure", "--insecure")
+_EVERY_PLATFORM = ("copy takes every platform unless --platform names some", None)
+_PUSH_TAG = ("push names the image with REF (zeroimage push ARCHIVE REF); to add tags after, "
+             "zeroimage tag REF NEWTAG ...", None)
+_DOCKERFILE = ("zeroimage reads no Dockerfile: give the program (zeroimage build ./app) and --from BASE", None)
+_FOREIGN_OPTIONS = {
+    (None, "--tls-verify"): _TLS_VERIFY, (None, "--dest-tls-verify"): _TLS_VERIFY,
+    (None, "--src-tls-verify"): _TLS_VERIFY, (None, "--skip-tls-verify"): _TLS_VERIFY,
+    ("copy", "--all-platforms"): _EVERY_PLATFORM, ("copy", "--all"): _EVERY_PLATFORM, ("copy", "-a"): _EVERY_PLATFORM,
+    ("push", "--tag"): _PUSH_TAG, ("push", "-t"): _PUSH_TAG,
+    ("build", "--file"): _DOCKERFILE, ("build", "-f"): _DOCKERFILE,
+    ("build", "--build-arg"): ("zeroimage runs nothing at build time; for the program's environment, "
+                               "--env KEY=VALUE", None),
+    ("pull", "--all-tags"): ("pull saves one image or index; zeroimage tags REPOSITORY lists the tags", None),
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -9744,7 +9890,7 @@ def build_parser() -> argparse.ArgumentParser:
     base = build_cmd.add_mutually_exclusive_group()
     base.add_argument("--from", dest="base", type=_base_arg, metavar="BASE",
                       help="a registry image, or 'scratch' for none (default: the built-in minimal base)")
-    base.add_argument("--from-archive", metavar="PATH[:NAME]",
+    base.add_argument("--from-archive", metavar="PATH[:NAME]", type=_base_archive_arg,
                       help="base from an OCI layout, as a tar archive or a directory")
     build_cmd.add_argument("--platform", type=_platform_arg, metavar="OS/ARCH[/VARIANT]",
                            help="target platform (default: read from the program's ELF header)")
@@ -9971,8 +10117,14 @@ def _registry_verbs(commands) -> None:
 
 
 def _program_arg(text: str):
-    """``PATH``, or ``PLATFORM=PATH`` when what stands before '=' is a platform."""
+    """``PATH``, or ``PLATFORM=PATH`` when what stands before '=' is a platform. An architecture
+    alone before '=' (``amd64=app``, ``arm64/v8=app``) is refused, unless a file has that name:
+    a PLATFORM is OS/ARCH[/VARIANT]."""
     head, sep, tail = text.partition("=")
+    short = head.split("/", 1)[0].lower()
+    if sep and (short in _NAME_ARCH_WORDS or short in _DEFAULT_VARIANT) and not os.path.lexists(text):
+        raise argparse.ArgumentTypeError(
+            "%s: a PLATFORM is OS/ARCH[/VARIANT], like linux/amd64; write linux/%s=%s" % (text, head, tail))
     if sep and "/" in head:
         try:
             platform = Platform.parse(head)
@@ -10065,9 +10217,26 @@ def _base_arg(text: str) -> str:
     if text.startswith(DAEMON_BASE):
         _reference_arg(text[len(DAEMON_BASE):])
         return text
+    word = transport_word(text)
+    if word and word[1] in ("path", "reference"):
+        raise argparse.ArgumentTypeError("%s is skopeo's transport syntax; write %s %s" % (
+            text, "--from-archive" if word[1] == "path" else "--from", word[2]))
     if looks_like_path(text):
         raise argparse.ArgumentTypeError("%s looks like a path; a base on disk is --from-archive %s" % (text, text))
     return _reference_arg(text)
+
+
+def _base_archive_arg(text: str) -> str:
+    """--from-archive PATH[:NAME]; a skopeo transport word is refused with the option that reads it."""
+    word = transport_word(text)
+    if word and not os.path.exists(text):
+        prefix, kind, rest = word
+        if kind == "path":
+            raise argparse.ArgumentTypeError("%s is skopeo's transport syntax; write --from-archive %s" % (text, rest))
+        raise argparse.ArgumentTypeError("%s is skopeo's transport syntax; a base %s is --from %s" % (
+            text, "in a registry" if kind == "reference" else "from the local engine",
+            rest if kind == "reference" else DAEMON_BASE + rest))
+    return text
 
 
 def _tzdata_arg(text: str) -> str:
@@ -10086,7 +10255,8 @@ def cmd_build(args, session: Session) -> int:
     if len(programs) == 1 and programs[0][0] is None:
         entrypoint = programs[0][1]
     elif any(platform is None for platform, _ in programs):
-        raise UsageError("give one plain PROGRAM, or PLATFORM=PROGRAM for every binary (e.g. linux/arm64=dist/app)")
+        raise UsageError("give one plain PROGRAM, or PLATFORM=PROGRAM for every binary, where a PLATFORM is "
+                         "OS/ARCH[/VARIANT] (e.g. linux/arm64=dist/app)")
     else:
         entrypoint = programs
     options = ImageOptions(env=args.env, labels=args.label, annotations=args.annotation, user=args.user,
@@ -10115,7 +10285,7 @@ def cmd_build(args, session: Session) -> int:
                              "" if args.push else ": image %s" % result.name)
     if not args.push and not args.load and args.format == "archive" and not isinstance(entrypoint, str):
         _note_index_archive(session, args.output or result.path, "--load it (the image for the engine's platform "
-                            "goes), or build one platform's image (an ENTRYPOINT without PLATFORM=)")
+                            "goes), or build one platform's image (one PROGRAM without PLATFORM=)")
     if args.output == "-":
         _result_to_stderr(args, result.digest)
     elif args.json:

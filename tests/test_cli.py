@@ -304,7 +304,7 @@ def test_unreadable_entrypoint_and_unwritable_output(prog):
         def run(*args):
             return subprocess.run(command + [os.path.join(work, "zeroimage.py")] + list(args), cwd=work,
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
-        fails(run("build", "-o", "/tmp/never-written.tar", "prog"), 1, "cannot read entrypoint", "Permission denied")
+        fails(run("build", "-o", "/tmp/never-written.tar", "prog"), 1, "cannot read the program", "Permission denied")
         os.chmod(os.path.join(work, "prog"), 0o644)
         fails(run("build", "-o", "ro/x.tar", "prog"), 1, "cannot write ro/x.tar", "Permission denied")
         assert os.listdir(os.path.join(work, "ro")) == []
@@ -320,7 +320,7 @@ def test_unreadable_entrypoint_and_unwritable_output(prog):
     (["build", "--target", "relative/path", "p"], ["--target", "absolute"]),
     (["build", "--from", "scratch", "--from-archive", "x", "p"], ["not allowed with"]),
     (["build"], ["[PLATFORM=]PROGRAM"]),
-    (["frobnicate"], ["invalid choice"]),
+    (["frobnicate"], ["unknown command 'frobnicate'"]),
 ])
 def test_usage_errors_exit_2(args, words):
     r = run_cli(*args)

@@ -542,7 +542,7 @@ def test_a_user_name_the_image_cannot_resolve_is_a_warning(tmp_path, prog, base,
 @pytest.mark.parametrize("kind, words", [("fifo", "a FIFO"), ("dir", "a directory"), ("socket", "a socket")])
 def test_every_file_input_must_be_a_file(tmp_path, prog, kind, words):
     special = _special(tmp_path, kind)      # a FIFO would make a plain open() wait for ever
-    fails(run_cli("build", special, "-o", tmp_path / "o.tar"), 1, "entrypoint", words)
+    fails(run_cli("build", special, "-o", tmp_path / "o.tar"), 1, "program", words)
     fails(run_cli("build", "--ca-bundle", special, "-o", tmp_path / "o.tar", prog), 1, "--ca-bundle", words)
     if kind != "dir":           # a directory is a layout directory, read as one
         fails(run_cli("build", "--from-archive", special, "-o", tmp_path / "o.tar", prog), 1, words, "not a tar")

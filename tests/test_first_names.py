@@ -81,6 +81,14 @@ def index_of(archive):
     (["./app-amd64", "../x/app-arm64"], "app"),
     (["dist/app-amd64"], "app"),
     (["app", "app"], "app"),
+    # a windows binary's .exe goes beside others; all .exe keep it
+    (["app-linux-amd64", "app-windows-amd64.exe"], "app"),
+    (["dist/app_linux_arm64", "dist/app_windows_arm64.EXE", "dist/app-darwin-arm64"], "app"),
+    (["app-windows-amd64.exe", "app-windows-arm64.exe"], "app.exe"),
+    # identical names are the name, even when they are platform words
+    (["amd64/x86", "arm64/x86"], "x86"),
+    (["linux-amd64/arm64", "linux-arm64/arm64"], "arm64"),
+    (["a/amd64", "b/amd64"], "amd64"),
     # nothing shared
     (["app-amd64", "tool-arm64"], None),
     (["app-amd64", "app2-arm64"], None),
@@ -90,6 +98,7 @@ def index_of(archive):
     (["amd64", "arm64"], None),
     (["linux_amd64", "linux_arm64"], None),
     (["../amd64", "../arm64"], None),
+    (["app-linux-amd64.exe", "tool-windows-amd64.exe"], None),
     ([], None),
 ])
 def test_common_program_name(paths, name):
@@ -391,3 +400,53 @@ def test_an_old_docker_cannot_load_a_multi_platform_archive(tmp_path, docker_eng
     amd, arm = elf_for(tmp_path / "app-amd64", "linux/amd64"), elf_for(tmp_path / "app-arm64", "linux/arm64")
     ok(run_cli("build", "-o", tmp_path / "m.tar", "linux/amd64=%s" % amd, "linux/arm64=%s" % arm))
     assert docker_engine.docker("load", "-i", tmp_path / "m.tar", check=False) == ""
+
+
+# (programs as typed, what the usage error says): a PLATFORM is OS/ARCH[/VARIANT], and one platform is
+# given once however it is spelled (arm64 is arm64/v8, x86_64 is amd64, arm is arm/v7)
+PLATFORM_WORDS = [
+    (["amd64=dist/app-amd64", "arm64=dist/app-arm64"], "a PLATFORM is OS/ARCH[/VARIANT], like linux/amd64; "
+                                                       "write linux/amd64=dist/app-amd64"),
+    (["x86_64=dist/app-amd64"], "write linux/x86_64=dist/app-amd64"),
+    (["arm64/v8=dist/app-arm64", "linux/amd64=dist/app-amd64"], "write linux/arm64/v8=dist/app-arm64"),
+    (["linux/amd64=dist/app-amd64", "dist/app-arm64"], "for every binary, where a PLATFORM is OS/ARCH[/VARIANT]"),
+    (["linux/arm64/v8=dist/app-amd64", "linux/arm64=dist/app-arm64"], "linux/arm64/v8 and linux/arm64 are one platform"),
+    (["linux/amd64=dist/app-amd64", "linux/x86_64=dist/app-arm64"], "each platform can be given once"),
+    (["linux/arm=dist/app-amd64", "linux/arm/v7=dist/app-arm64"], "linux/arm/v7 is given twice"),
+]
+
+
+@pytest.mark.parametrize("programs, said", PLATFORM_WORDS, ids=[" ".join(p) for p, _ in PLATFORM_WORDS])
+def test_a_platform_is_os_arch_and_given_once(tmp_path, capsys, monkeypatch, programs, said):
+    monkeypatch.chdir(str(tmp_path))
+    (tmp_path / "dist").mkdir()
+    for name in ("app-amd64", "app-arm64"):
+        (tmp_path / "dist" / name).write_bytes(b"x")
+    code = zeroimage.main(["build", "--no-platform-check"] + programs)
+    out, err = capsys.readouterr()
+    assert code == 2 and out == "" and said in err, err
+    assert not list(tmp_path.glob("*.tar"))
+
+
+def test_a_file_named_like_arch_equals_path_is_a_program(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(str(tmp_path))
+    (tmp_path / "amd64=x").write_bytes(b"x")
+    assert zeroimage.main(["build", "-q", "--platform", "linux/amd64", "-o", "o.tar", "amd64=x"]) == 0
+    capsys.readouterr()
+
+
+@pytest.mark.parametrize("programs, name", [
+    (["linux/amd64=amd64/x86", "linux/arm64=arm64/x86"], "x86"),
+    (["linux/amd64=app-linux-amd64", "windows/amd64=app-windows-amd64.exe"], "app"),
+])
+def test_multi_platform_names_of_odd_binaries_build(tmp_path, capsys, monkeypatch, programs, name):
+    monkeypatch.chdir(str(tmp_path))
+    for program in programs:
+        path = tmp_path / program.split("=", 1)[1]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"x")
+    assert zeroimage.main(["build", "-q", "--no-platform-check"] + programs) == 0
+    capsys.readouterr()
+    files = read_archive(str(tmp_path / (name + ".tar")))
+    configs = [json.loads(blob) for blob in files.values() if b'"Entrypoint"' in blob]
+    assert len(configs) == 2 and all(c["config"]["Entrypoint"] == ["/" + name] for c in configs)

@@ -187,12 +187,97 @@ def test_a_usage_error_is_a_pointer_to_help_and_one_line(capsys, argv, said):
     assert said in lines[1] and lines[1].startswith(prog + ": error: "), lines[1]
 
 
-def test_option_values_and_known_abbreviations_are_not_mistaken_for_typos(tmp_path, capsys):
+def test_option_values_and_combined_short_options_are_not_mistaken_for_typos(tmp_path, capsys):
     prog = tmp_path / "prog"
     prog.write_bytes(make_elf(183))
     code, _, err = run(capsys, "build", "-q", "--from", "scratch", "--compression-level", "0", "--cmd=-v",
-                       "--env", "A=-x", "--plat", "linux/arm64", "-qo", tmp_path / "o.tar", "--", prog)
+                       "--env", "A=-x", "--platform", "linux/arm64", "-qo", tmp_path / "o.tar", "--", prog)
     assert code == 0, err
+
+
+# (argv, the error): no abbreviation is taken (a typo meets the nearest option, not a longer one);
+# the nearest is a close long option or none; other tools' spellings get zeroimage's way
+NEAREST = [
+    (["build", "--form", "scratch", "p"], "unrecognized option --form; did you mean --from?"),
+    (["build", "--plat", "linux/arm64", "p"], "unrecognized option --plat; did you mean --platform?"),
+    (["build", "--out", "x.tar", "p"], "unrecognized option --out; did you mean --output?"),
+    (["build", "--no-build", "p"], "unrecognized option --no-build; did you mean --no-build-info?"),
+    (["build", "--no", "p"], "unrecognized option --no\n"),          # the start of two: neither
+    (["build", "--lable", "a=b", "p"], "did you mean --label?"),
+    (["build", "--enntrypoint", "p"], "unrecognized option --enntrypoint\n"),
+    (["push", "-t", "x:1", "a.tar", "r/x:1"], "unrecognized option -t: push names the image with REF"),
+    (["push", "--tag", "x:1", "a.tar", "r/x:1"], "unrecognized option --tag: push names the image with REF"),
+    (["inspect", "-p", "x"], "unrecognized option -p\n"),
+    (["tags", "-n", "5", "x"], "unrecognized option -n\n"),
+    (["digest", "-x", "x"], "unrecognized option -x\n"),
+    (["copy", "--all-platforms", "a", "b"], "unrecognized option --all-platforms: copy takes every platform "
+                                            "unless --platform names some"),
+    (["push", "--tls-verify=false", "a.tar", "r/x:1"], "--tls-verify=false is --insecure"),
+    (["copy", "--dest-tls-verify=false", "a", "b"], "--tls-verify=false is --insecure"),
+    (["pull", "--src-tls-verify=false", "a"], "--tls-verify=false is --insecure"),
+    (["logout", "--tls-verify=false", "a"], "unrecognized option --tls-verify\n"),   # no --insecure there
+    (["build", "-f", "Dockerfile", "p"], "zeroimage reads no Dockerfile"),
+    (["bulid", "p"], "zeroimage: error: unknown command 'bulid'; did you mean build?"),
+    (["isnpect", "x"], "did you mean inspect?"),
+    (["tga", "x", "y"], "did you mean tag?"),
+    (["-q", "pul", "x"], "did you mean pull?"),
+    (["frobnicate"], "unknown command 'frobnicate'; the commands are listed by 'zeroimage --help'"),
+]
+
+
+@pytest.mark.parametrize("argv, said", NEAREST, ids=[" ".join(a) for a, _ in NEAREST])
+def test_typos_meet_the_nearest_option_or_command_and_nonsense_is_not_suggested(capsys, argv, said):
+    code, out, err = run(capsys, *argv)
+    assert code == 2 and out == "" and len(err.splitlines()) == 2, err
+    assert said in err, err
+    assert "invalid choice" not in err and "--help?" not in err and "--quiet?" not in err
+
+
+# (argv, the option named): an option of one value, given twice, on any command, is a usage error
+TWICE = [
+    (["build", "-t", "a:1", "-t", "b:1", "p"], "-t/--tag"),
+    (["build", "--platform", "linux/arm64", "--platform", "linux/amd64", "p"], "--platform"),
+    (["build", "--user", "1", "--user", "2", "p"], "--user"),
+    (["build", "--workdir", "/a", "--workdir=/b", "p"], "--workdir"),
+    (["build", "--target", "/a", "--target", "/b", "p"], "--target"),
+    (["build", "-o", "a1.tar", "-o", "a2.tar", "p"], "-o/--output"),
+    (["build", "-qo", "a1.tar", "--output", "a2.tar", "p"], "-o/--output"),
+    (["build", "--from", "scratch", "--from", "alpine", "p"], "--from"),
+    (["build", "--format", "archive", "--format", "archive", "p"], "--format"),     # the default, twice
+    (["build", "--compression-level", "1", "--compression-level", "1", "p"], "--compression-level"),
+    (["build", "--tzdata", "--tzdata", "p"], "--tzdata"),
+    (["pull", "-o", "a.tar", "-o", "b.tar", "x"], "-o/--output"),
+    (["push", "--media-types", "oci", "--media-types", "docker", "a.tar", "r/x:1"], "--media-types"),
+    (["inspect", "--platform", "linux/arm64", "--platform", "linux/amd64", "x"], "--platform"),
+    (["digest", "--platform", "linux/arm64", "--platform", "linux/arm64", "x"], "--platform"),
+    (["login", "-u", "a", "-u", "b", "r.example.com"], "-u/--username"),
+]
+
+
+@pytest.mark.parametrize("argv, option", TWICE, ids=[" ".join(a) for a, _ in TWICE])
+def test_an_option_of_one_value_given_twice_is_a_usage_error(capsys, argv, option):
+    code, out, err = run(capsys, *argv)
+    assert code == 2 and out == "" and len(err.splitlines()) == 2, err
+    assert "error: %s given twice; it takes one value" % option in err, err
+
+
+def test_repeatable_options_flags_and_defaults_are_unaffected():
+    parser = zeroimage.build_parser()
+    args = parser.parse_args(["-q", "build", "-q", "--env", "A=1", "--env", "B=2", "--expose", "80", "--expose", "81",
+                              "--cmd", "x", "--cmd", "y", "--label", "a=b", "--add", "s:/s", "--add", "t:/t",
+                              "--sbom", "--sbom", "--insecure", "--insecure", "p"])
+    assert args.env == [("A", "1"), ("B", "2")] and args.expose == ["80/tcp", "81/tcp"] and args.cmd == ["x", "y"]
+    assert args.quiet and args.sbom and args.insecure and len(args.add) == 2
+    assert args.format == "archive" and args.compression_level == 6 and args.user is None and args.tag is None
+    args = parser.parse_args(["pull", "--platform", "linux/arm64", "--platform", "linux/amd64", "x"])
+    assert [str(p) for p in args.platform] == ["linux/arm64", "linux/amd64"]
+    args = parser.parse_args(["copy", "--platform", "linux/arm64", "--platform", "linux/amd64", "a", "b.tar"])
+    assert len(args.platform) == 2
+    args = parser.parse_args(["inspect", "--raw", "--raw", "x"])
+    assert args.mode == "raw"
+    # one parse does not leak into the next
+    assert parser.parse_args(["build", "--user", "1", "p"]).user == "1"
+    assert parser.parse_args(["build", "--user", "2", "p"]).user == "2"
 
 
 def test_a_runtime_usage_error_shows_the_pointer_too(tmp_path, capsys):
@@ -561,3 +646,72 @@ def test_a_layers_progress_total_is_the_size_of_its_tar(tmp_path):
     zeroimage.write_layer(entries, out, 1, task)
     assert task.done == task.total
     task.finish()
+
+
+# ---- skopeo's transport words ----
+
+# (argv, what to write instead): refused as a usage error wherever a reference or a path is read,
+# saying what zeroimage reads there; never "no such file", "bad registry host" or --insecure
+TRANSPORTS = [
+    (["build", "--from", "oci-archive:app.tar", "p"], "write --from-archive app.tar"),
+    (["build", "--from", "docker-archive:/x/save.tar", "p"], "write --from-archive /x/save.tar"),
+    (["build", "--from", "oci:layout", "p"], "write --from-archive ./layout"),
+    (["build", "--from", "docker://localhost:5000/x:1", "p"], "write --from localhost:5000/x:1"),
+    (["build", "--from", "containers-storage:app", "p"], "build --from docker-daemon:NAME"),
+    (["build", "--from-archive", "oci-archive:app.tar:1.0", "p"], "write --from-archive app.tar:1.0"),
+    (["build", "--from-archive", "docker://h.example/x:1", "p"], "a base in a registry is --from h.example/x:1"),
+    (["build", "--from-archive", "docker-daemon:app:1", "p"], "is --from docker-daemon:app:1"),
+    (["build", "--push", "docker://h.example/x:1", "p"], "write h.example/x:1"),
+    (["push", "oci-archive:app.tar", "h.example/x:1"], "write app.tar"),
+    (["push", "app.tar", "docker://h.example/x:1"], "write h.example/x:1"),
+    (["inspect", "oci-archive:app.tar"], "write app.tar"),
+    (["inspect", "oci-archive:dist/app.tgz:2"], "write dist/app.tgz:2"),
+    (["inspect", "oci:mp"], "write ./mp"),
+    (["inspect", "OCI:/srv/layout"], "write /srv/layout"),
+    (["inspect", "docker-daemon:x"], "build --from docker-daemon:NAME; elsewhere save it first"),
+    (["inspect", "dir:/tmp/x"], "skopeo copy dir:/tmp/x oci-archive:NAME.tar"),
+    (["digest", "docker-archive:save"], "write ./save"),
+    (["copy", "oci:dir", "h.example/x:1"], "write ./dir"),
+    (["copy", "docker://localhost:5000/app:1", "out.tar"], "write localhost:5000/app:1"),
+    (["copy", "h.example/x:1", "docker-archive:out.tar"], "write out.tar"),
+    (["copy", "h.example/x:1", "oci:out"], "write ./out"),
+    (["pull", "docker://alpine:3.19"], "write alpine:3.19"),
+    (["tags", "docker://h.example/x"], "write h.example/x"),
+    (["tag", "docker://h.example/x:1", "2"], "write h.example/x:1"),
+    (["delete", "docker://h.example/x:1"], "write h.example/x:1"),
+    (["check-auth", "containers-storage:x"], "podman save"),
+]
+
+
+@pytest.mark.parametrize("argv, said", TRANSPORTS, ids=[" ".join(a) for a, _ in TRANSPORTS])
+def test_skopeo_transport_words_are_refused_with_what_to_write(tmp_path, capsys, monkeypatch, argv, said):
+    monkeypatch.chdir(str(tmp_path))
+    (tmp_path / "p").write_bytes(make_elf(62))
+    code, out, err = run(capsys, *argv)
+    assert code == 2 and out == "" and len(err.splitlines()) == 2, err
+    assert said in err and "skopeo's transport syntax" in err, err
+    assert "insecure" not in err and "bad registry host" not in err and "no such file" not in err, err
+
+
+def test_what_a_transport_refusal_says_to_write_works(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(str(tmp_path))
+    (tmp_path / "p").write_bytes(make_elf(62))
+    assert run(capsys, "build", "-q", "--from", "scratch", "-o", "app.tar", "p")[0] == 0
+    assert run(capsys, "build", "-q", "--from", "scratch", "--format", "oci-layout", "-o", "lay", "p")[0] == 0
+    for word in ("oci-archive:app.tar", "docker-archive:app.tar", "oci:lay", "oci-archive:app.tar:localhost/p:latest"):
+        code, _, err = run(capsys, "digest", word)
+        instead = re.search(r"write (\S+)$", err.strip()).group(1)
+        code, out, err = run(capsys, "digest", instead)
+        assert code == 0 and out.startswith("sha256:"), (word, instead, err)
+    code, _, err = run(capsys, "build", "--from", "oci-archive:app.tar", "-o", "o.tar", "p")
+    instead = re.search(r"write (--from-archive) (\S+)$", err.strip()).groups()
+    assert run(capsys, "build", "-q", *instead, "-o", "o.tar", "p")[0] == 0
+
+
+def test_a_file_named_like_a_transport_word_is_still_read(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(str(tmp_path))
+    (tmp_path / "p").write_bytes(make_elf(62))
+    (tmp_path / "p").rename(tmp_path / "oci:p")
+    assert run(capsys, "build", "-q", "--from", "scratch", "-o", "app.tar", "./oci:p")[0] == 0
+    code, out, err = run(capsys, "build", "-q", "--from-archive", "./app.tar", "-o", "o.tar", "./oci:p")
+    assert code == 0, err
