@@ -6724,6 +6724,7 @@ class BaseImage(NamedTuple):
     name: str
     annotations: Dict[str, str] = types.MappingProxyType({})        # base.name / base.digest of this image
     index_annotations: Dict[str, str] = types.MappingProxyType({})  # the same for the base as named
+    remote: bool = False                # a registry's: its layers are downloaded only to be copied
 
 
 def _layer_type_in(family: Dict[str, str], media_type: Optional[str]) -> Optional[str]:
@@ -7334,8 +7335,9 @@ def _family_of(image: Image) -> Dict[str, str]:
 
 
 def archive_base(layout: Layout, ref_name: Optional[str], platform: Platform,
-                 compress: Optional[Callable[[Blob], Blob]] = None) -> BaseImage:
-    """The base image for ``platform`` from an open layout (named ``ref_name`` when it holds several).
+                 compress: Optional[Callable[[Blob], Blob]] = None, name: Optional[str] = None) -> BaseImage:
+    """The base image for ``platform`` from an open layout (named ``ref_name`` when it holds several),
+    called ``name`` in messages (what the user wrote: ``PATH[:NAME]``).
     From a ``docker save`` archive of the older kind, uncompressed layers are gzipped by ``compress``."""
     index = make_index(OCI_FAMILY, layout_entries(layout, ref_name))
     chosen, image = _image_for(layout, index, platform, None, layout.path)
@@ -7343,7 +7345,7 @@ def archive_base(layout: Layout, ref_name: Optional[str], platform: Platform,
         image = compressed_image(image, compress)
     layers = list(zip(image.manifest["layers"], image.blobs))
     return BaseImage(image.config, layers, _family_of(image), chosen.platform, True,
-                     chosen.ref_name or os.path.basename(layout.path))
+                     name or chosen.ref_name or os.path.basename(layout.path))
 
 
 def registry_base(session: "Session", text: str, platform: Platform) -> BaseImage:
@@ -7357,7 +7359,7 @@ def registry_base(session: "Session", text: str, platform: Platform) -> BaseImag
     return BaseImage(image.config, list(zip(image.manifest["layers"], image.blobs)), _family_of(image),
                      chosen.platform, True, ref.familiar(),
                      {ANNOTATION_BASE_NAME: name, ANNOTATION_BASE_DIGEST: image.digest},
-                     {ANNOTATION_BASE_NAME: name, ANNOTATION_BASE_DIGEST: top["digest"]})
+                     {ANNOTATION_BASE_NAME: name, ANNOTATION_BASE_DIGEST: top["digest"]}, remote=True)
 
 
 # ---- SBOMs and referrers ----
@@ -8161,7 +8163,7 @@ def _base_source(session: Session, base: Optional[str], base_archive: Optional[s
     if base_archive is not None:
         path, ref_name = _split_archive_spec(base_archive)
         layout = stack.enter_context(open_archive(path))
-        return lambda platform: archive_base(layout, ref_name, platform, layers.compress)
+        return lambda platform: archive_base(layout, ref_name, platform, layers.compress, base_archive)
     if base is not None and base.startswith(DAEMON_BASE):
         name = base[len(DAEMON_BASE):]
         path = _export_from_engine(session, name, stack)
@@ -8170,7 +8172,7 @@ def _base_source(session: Session, base: Optional[str], base_archive: Optional[s
         except ArchiveError as e:       # the engine's answer, not a file of the user's
             raise ArchiveError("what the engine exported for %s is not a whole docker save archive (%s)" % (
                 name, str(e).replace(path, "the export"))) from e
-        return lambda platform: archive_base(layout, None, platform, layers.compress)
+        return lambda platform: archive_base(layout, None, platform, layers.compress, base)
     if base not in (None, "scratch"):
         return lambda platform: registry_base(session, base, platform)
     kind = base or "minimal"
@@ -8255,12 +8257,8 @@ def _build_images(session: Session, programs, single: bool, base_for, layers: _L
             added.append(minimal_layer)
             if options.user == "nonroot":       # numeric, so runAsNonRoot checks can see it
                 image_options = image_options._replace(user="65532:65532")
-        if elf and elf.interpreter and not base_image.may_have_libc:
-            display.warning("%s is dynamically linked (interpreter %s) but the %s base has no libc, so it will not "
-                            "start; build it statically (Go: CGO_ENABLED=0; Rust: a musl target; C: -static) "
-                            "or use a base with a libc", path, elf.interpreter, base_image.name, fails=True)
         entries = added_files + [LayerEntry(target, "file", 0o755, source=program)]
-        _check_script(session, path, program, base_image, minimal_entries, entries, image_options)
+        _check_script(session, path, program, elf, base_image, minimal_entries, entries, image_options)
         below = base_paths(base_image, paths_to_ask(entries), minimal_entries, session.cancelled)
         check_over_base(entries, below)
         entries = with_parents(entries, below)
@@ -8438,17 +8436,75 @@ def _with_parent_paths(paths: Sequence[str]) -> set:
     return result
 
 
-def _check_script(session: Session, path: str, program, base_image: BaseImage,
+_STATICALLY = "build it statically (Go: CGO_ENABLED=0; Rust: a musl target; C: -static)"
+
+
+def _not_startable(program) -> Optional[str]:
+    """Why the kernel cannot exec ``program`` (ENOEXEC, or a #! line it reads otherwise than meant),
+    said for a warning; None when it can (ELF magic, or #! at byte 0 naming an interpreter, a line
+    without a carriage return)."""
+    program.seek(0)
+    head = program.read(256)
+    program.seek(0)
+    if head.startswith(b"\x7fELF"):
+        return None
+    if head.startswith(b"#!"):
+        line = head.split(b"\n", 1)[0]
+        if b"\r" in line:
+            return ("a script whose #! line ends in a carriage return (a Windows line end), which the kernel keeps "
+                    "as part of the line (#!%s\\r), so the runtime cannot start it; save it with Unix line ends "
+                    "(dos2unix)" % outside_text(os.fsdecode(line[2:].split(b"\r", 1)[0]).strip(), 200))
+        if read_shebang(program) is None:
+            return "a script whose #! line names no interpreter: the runtime cannot start it"
+        return None
+    if head.startswith(b"\xef\xbb\xbf#!"):
+        return ("neither an ELF program nor a script starting with #!: it starts with a UTF-8 byte order mark (BOM) "
+                "before #!, which the kernel does not read past, so the runtime cannot start it; save it without "
+                "the BOM")
+    if head.startswith(b"MZ"):
+        return ("a Windows program (it starts with MZ), neither an ELF program nor a script starting with #!: "
+                "the runtime cannot start it; build it for Linux")
+    return "neither an ELF program nor a script starting with #!: the runtime cannot start it"
+
+
+def _check_script(session: Session, path: str, program, elf: Optional[ElfInfo], base_image: BaseImage,
                   minimal_entries: Optional[Sequence[LayerEntry]], entries: Sequence[LayerEntry],
                   options: ImageOptions) -> None:
-    """A program that is a script starts only where the image has its interpreter: warn (a warning
-    that predicts failure) when the base's layers, read for those paths, and what the build adds lack
-    it. A symlink is followed (the base read again for where it leads, at most twice more); where it
-    still leads somewhere unread, or a base layer is unreadable, no guess is made (said under -v)."""
-    shebang = read_shebang(program)
-    if shebang is None:
+    """A program starts only where the kernel can exec it and the image has its interpreter, a
+    script's (#!) or a dynamically linked ELF's (PT_INTERP), looked up the same way: warn (a warning
+    that predicts failure) when it cannot be exec'd, or when the base's layers, read for those paths,
+    and what the build adds lack the interpreter. A symlink is followed (the base read again for where
+    it leads, at most twice more); where it still leads somewhere unread, or a base layer is
+    unreadable, no guess is made (said under -v). Only local bases are read: a registry base is not
+    downloaded for a warning (said under -v), as --user's check reads none."""
+    display = session.display
+    if elf is not None:
+        if not elf.interpreter:
+            return
+        what = "dynamically linked (interpreter %s)" % outside_text(elf.interpreter, 200)
+        if not base_image.may_have_libc:
+            display.warning("%s is %s but the %s base has no libc, so it will not start; %s or use a base with a "
+                            "libc", path, what, base_image.name, _STATICALLY, fails=True)
+            return
+        needs = [(elf.interpreter, [image_path(elf.interpreter)])] if elf.interpreter.startswith("/") else []
+        advice = "%s, or use a base that has it" % _STATICALLY
+    else:
+        problem = _not_startable(program)
+        if problem is not None:
+            display.warning("%s is %s", path, problem, fails=True)
+            return
+        shebang = read_shebang(program)
+        if shebang is None:
+            return
+        what = "a script (#!%s%s)" % (shebang[0], " " + shebang[1] if shebang[1] else "")
+        needs = _script_needs(shebang, _image_path_variable(base_image.config, options))
+        advice = "use a base that has it, or --add it"
+    if not needs:
         return
-    needs = _script_needs(shebang, _image_path_variable(base_image.config, options))
+    if base_image.remote:
+        display.debug("%s: not checked whether the %s base has %s: a registry base is not downloaded for a "
+                      "warning", path, base_image.name, needs[0][0])
+        return
     asked = _with_parent_paths([candidate for _, candidates in needs for candidate in candidates])
     for _ in range(3):
         try:
@@ -8456,21 +8512,19 @@ def _check_script(session: Session, path: str, program, base_image: BaseImage,
         except CancelledError:
             raise
         except ZeroImageError as e:
-            session.display.debug("%s: cannot tell whether the base has its interpreter: %s", path, e)
+            display.debug("%s: cannot tell whether the base has its interpreter: %s", path, e)
             return
         found.update((e.path, e) for e in with_parents(list(entries)))
-        answers = [(what, [_found_in(found, asked, candidate) for candidate in candidates])
-                   for what, candidates in needs]
+        answers = [(needed, [_found_in(found, asked, candidate) for candidate in candidates])
+                   for needed, candidates in needs]
         further = _with_parent_paths([a for _, seen in answers for a in seen if isinstance(a, str)]) - asked
         if not further:
             break
         asked |= further
-    for what, seen in answers:
+    for needed, seen in answers:
         if seen and all(answer is False for answer in seen):
-            session.display.warning(
-                "%s is a script (#!%s%s) but the %s base has no %s, so it will not start; use a base that has "
-                "it, or --add it", path, shebang[0], " " + shebang[1] if shebang[1] else "", base_image.name, what,
-                fails=True)
+            display.warning("%s is %s but the %s base has no %s, so it will not start; %s", path, what,
+                            base_image.name, outside_text(needed, 300), advice, fails=True)
             return
 
 
