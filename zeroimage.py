@@ -8611,10 +8611,17 @@ def _check_tzdata_option(tzdata, base: Optional[str], base_archive: Optional[str
         raise UsageError("tzdata is True (the host's zone database) or a directory, not %r" % (tzdata,))
     if tzdata is not True and not os.fspath(tzdata):
         raise UsageError("--tzdata: the directory is empty text; give one like %s" % ZONEINFO_DIR)
+    _check_minimal_base_only("tzdata", "the zone database", ZONEINFO_DIR, ZONEINFO_DIR, base, base_archive)
+
+
+def _check_minimal_base_only(option: str, what: str, source: str, dest: str, base: Optional[str],
+                             base_archive: Optional[str]) -> None:
+    """The one rule for options only the built-in minimal base takes (--tzdata, --ca-bundle): with
+    another base, a usage error that says how to put the file there with --add."""
     if base is not None or base_archive is not None:
         given = "--from scratch" if base == "scratch" else "--from-archive" if base_archive is not None else "--from"
-        raise UsageError("--tzdata adds the zone database to the built-in minimal base, not to a %s base; for that, "
-                         "use --add %s:%s" % (given, ZONEINFO_DIR, ZONEINFO_DIR))
+        raise UsageError("--%s adds %s to the built-in minimal base, not to a %s base; for that, use --add %s:%s"
+                         % (option.replace("_", "-"), what, given, source, dest))
 
 
 def build(entrypoint, output: Optional[str] = None, *, base: Optional[str] = None,
@@ -8647,6 +8654,9 @@ def build(entrypoint, output: Optional[str] = None, *, base: Optional[str] = Non
     _check_build_options(programs, single, platform, base, base_archive, push, output, output_format,
                          compression_level, media_types, options, load, sbom, tag)
     _check_tzdata_option(tzdata, base, base_archive)
+    if ca_bundle is not None:
+        _check_minimal_base_only("ca_bundle", "the CA bundle", os.fspath(ca_bundle) or "FILE",
+                                 IMAGE_CA_BUNDLE, base, base_archive)
     check_image_options(options)
     for _, path in programs:        # before anything is derived from their names
         _check_entrypoint(path)

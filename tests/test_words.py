@@ -190,6 +190,36 @@ def test_warnings_that_predict_failure_survive_quiet_and_others_do_not(tmp_path,
     assert code == 0 and err == ""
 
 
+# (the option only the minimal base takes; what --add the error suggests)
+MINIMAL_ONLY = [
+    (["--ca-bundle", "{tmp}/ca.pem"], "--ca-bundle adds the CA bundle to the built-in minimal base, not to a {given} "
+                                      "base; for that, use --add {tmp}/ca.pem:/etc/ssl/certs/ca-certificates.crt"),
+    (["--ca-bundle", "/nonexistent"], "use --add /nonexistent:/etc/ssl/certs/ca-certificates.crt"),
+    (["--tzdata"], "--tzdata adds the zone database to the built-in minimal base, not to a {given} base"),
+    (["--tzdata=/usr/share/zoneinfo"], "use --add /usr/share/zoneinfo:/usr/share/zoneinfo"),
+]
+
+
+@pytest.mark.parametrize("option, said", MINIMAL_ONLY)
+@pytest.mark.parametrize("base, given", [
+    (["--from", "scratch"], "--from scratch"),
+    (["--from-archive", "{tmp}/base.tar"], "--from-archive"),
+    (["--from", "127.0.0.1:1/no/such:1"], "--from"),           # refused before any connection
+    (["--from", "docker-daemon:nothing"], "--from"),
+])
+def test_an_option_only_the_minimal_base_takes_is_refused_with_another(tmp_path, capsys, option, said, base, given):
+    """Not dropped without a word: one rule, a usage error naming the --add that does it."""
+    (tmp_path / "ca.pem").write_bytes(b"")
+    os.rename(str(_base(tmp_path, BIN)), str(tmp_path / "base.tar"))
+    program = tmp_path / "app"
+    program.write_bytes(make_elf(62))
+    words = [w.format(tmp=tmp_path) for w in option + base]
+    code, out, err = run(capsys, "build", *words, "-o", tmp_path / "o.tar", program)
+    assert code == 2 and out == "" and not (tmp_path / "o.tar").exists(), err
+    last = err.splitlines()[-1]
+    assert last.startswith("zeroimage: error: --") and said.format(tmp=tmp_path, given=given) in last, err
+
+
 def test_a_library_display_logs_them_as_warnings(caplog):
     display = zeroimage.Display()
     with caplog.at_level("WARNING", logger="zeroimage"):
