@@ -8909,7 +8909,9 @@ def pull(ref_text: str, output: Optional[str] = None, *, platform=None, all_plat
             platforms = [sink.platform()]
         read = _read_registry(session, ref, None if all_platforms else platforms or [None])
         with registry_errors("pull", ref, session.registry(ref.registry)):     # layers come as they are written
-            return _deliver(sink, read)
+            saved = _deliver(sink, read)
+        # an archive holds no referrers (an engine none at all): what stays in the registry is said
+        return saved if load else saved._replace(referrers_left=_referrers_left(session, read, ref_text))
 
 
 # -- push an archive --
@@ -10038,9 +10040,10 @@ def cmd_build(args, session: Session) -> int:
         session.display.info("%s: %d layer%s, %s", image.platform, layers, "" if layers == 1 else "s", image.digest)
     if args.load:
         _say_loaded(session, result.path, result.image_id)
-    elif args.output != "-":
-        session.display.info("%s %s%s", "pushed" if args.push else "wrote", result.path,
-                             "" if args.push else ": image %s" % result.name)
+    elif args.push:
+        session.display.info("pushed %s", result.path)
+    else:
+        _say_wrote(session, args.output, result.path, result.name)
     if not args.push and not args.load and args.format == "archive" and not isinstance(entrypoint, str):
         _note_index_archive(session, args.output or result.path, "--load it (the image for the engine's platform "
                             "goes), or build one platform's image (an ENTRYPOINT without PLATFORM=)")
@@ -10051,6 +10054,11 @@ def cmd_build(args, session: Session) -> int:
     else:
         print(result.path if args.push else result.digest)
     return 0
+
+
+def _say_wrote(session: Session, output: Optional[str], where: str, name: Optional[str]) -> None:
+    """What an archive or layout was written as: its path (or standard output, for -o -) and the image's name."""
+    session.display.info("wrote %s: image %s", "the archive to standard output" if output == "-" else where, name)
 
 
 def _say_loaded(session: Session, name: str, image_id: Optional[str]) -> None:
@@ -10120,11 +10128,13 @@ def cmd_pull(args, session: Session) -> int:
     if args.load:
         _say_loaded(session, saved.where, saved.image_id)
     else:
-        if args.output != "-":
-            session.display.info("wrote %s: image %s", saved.where, saved.name)
+        _say_wrote(session, args.output, saved.where, saved.name)
         if saved.media_type in INDEX_TYPES:
             _note_index_archive(session, args.output or saved.where, "pull one platform's image (a single --platform), "
                                 "or --load it")
+        # pull keeps to images; copy is the verb that takes what refers to them too
+        _note_referrers_left(session, args.ref, saved, "zeroimage copy --referrers %s %s" % (
+            args.ref, saved.where if args.output != "-" else "FILE.tar"))
     if args.output == "-":
         _result_to_stderr(args, saved.digest)
     elif args.json:
@@ -10181,14 +10191,15 @@ def cmd_copy(args, session: Session) -> int:
     return 0
 
 
-def _note_referrers_left(session: Session, source: str, saved: Saved) -> None:
-    """One line when the source has referrers (SBOMs, signatures) that stayed behind."""
+def _note_referrers_left(session: Session, source: str, saved: Saved, way: str = "--referrers") -> None:
+    """One line when the source has referrers (SBOMs, signatures) that stayed behind, and ``way``,
+    what copies them."""
     left = saved.referrers_left
     if left:
         kinds = sorted(set(left))
-        session.display.info("%s has %d referrer%s (%s) that %s not copied; --referrers copies %s", source, len(left),
+        session.display.info("%s has %d referrer%s (%s) that %s not copied; %s copies %s", source, len(left),
                              "" if len(left) == 1 else "s", ", ".join(kinds[:3]) + (", ..." if len(kinds) > 3 else ""),
-                             "was" if len(left) == 1 else "were", "it" if len(left) == 1 else "them")
+                             "was" if len(left) == 1 else "were", way, "it" if len(left) == 1 else "them")
 
 
 def _check_target(target: str) -> None:
