@@ -8925,7 +8925,10 @@ def push_archive(spec: str, ref_text: str, *, media_types: Optional[str] = None,
     ``referrers``: what refers to the images in the archive (``build --sbom``'s SBOMs) goes too."""
     ref = Reference.parse(ref_text)
     family = media_type_family(media_types)
+    _split_archive_spec(spec)       # a file that is not there is said before any connection
     with _session_for(session, insecure, environ) as session, contextlib.ExitStack() as stack:
+        sink = RegistrySink(session, ref, keep_family=family is not None)
+        sink.start(stack)           # reached, and takes a push, before a docker save layer is compressed
         read = _read_archive(session, stack, spec, None)
         attachments = read_referrers(session, read, spec) if referrers else None
         if family is not None:
@@ -8933,7 +8936,7 @@ def push_archive(spec: str, ref_text: str, *, media_types: Optional[str] = None,
             attachments = {new.digest: attachments.get(old.digest, ()) for old, new in zip(
                 referable(read.tree), referable(converted))} if attachments else None
             read = read._replace(tree=converted)
-        saved = _deliver(RegistrySink(session, ref, keep_family=family is not None), read, attachments=attachments)
+        saved = _deliver(sink, read, attachments=attachments)
         return saved if referrers else saved._replace(referrers_left=_referrers_left(session, read, spec))
 
 
