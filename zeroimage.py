@@ -8258,8 +8258,11 @@ def _build_images(session: Session, programs, single: bool, base_for, layers: _L
             if options.user == "nonroot":       # numeric, so runAsNonRoot checks can see it
                 image_options = image_options._replace(user="65532:65532")
         entries = added_files + [LayerEntry(target, "file", 0o755, source=program)]
-        _check_script(session, path, program, elf, base_image, minimal_entries, entries, image_options)
-        below = base_paths(base_image, paths_to_ask(entries), minimal_entries, session.cancelled)
+        wanted_below = paths_to_ask(entries)
+        below = _check_script(session, path, program, elf, base_image, minimal_entries, entries, image_options,
+                              wanted_below)     # what it read of a local base serves here too: read once
+        if below is None:
+            below = base_paths(base_image, wanted_below, minimal_entries, session.cancelled)
         check_over_base(entries, below)
         entries = with_parents(entries, below)
         added.append((layers.make(entries, "%s (%s)" % (target, wanted)),
@@ -8469,51 +8472,54 @@ def _not_startable(program) -> Optional[str]:
 
 def _check_script(session: Session, path: str, program, elf: Optional[ElfInfo], base_image: BaseImage,
                   minimal_entries: Optional[Sequence[LayerEntry]], entries: Sequence[LayerEntry],
-                  options: ImageOptions) -> None:
+                  options: ImageOptions, also: Sequence[str] = ()) -> Optional[Dict[str, LayerEntry]]:
     """A program starts only where the kernel can exec it and the image has its interpreter, a
     script's (#!) or a dynamically linked ELF's (PT_INTERP), looked up the same way: warn (a warning
     that predicts failure) when it cannot be exec'd, or when the base's layers, read for those paths,
     and what the build adds lack the interpreter. A symlink is followed (the base read again for where
     it leads, at most twice more); where it still leads somewhere unread, or a base layer is
     unreadable, no guess is made (said under -v). Only local bases are read: a registry base is not
-    downloaded for a warning (said under -v), as --user's check reads none."""
+    downloaded for a warning (said under -v), as --user's check reads none.
+    Returns what the base holds at the paths read, ``also`` among them (as ``base_paths``), when it
+    read the base; None when it did not."""
     display = session.display
     if elf is not None:
         if not elf.interpreter:
-            return
+            return None
         what = "dynamically linked (interpreter %s)" % outside_text(elf.interpreter, 200)
         if not base_image.may_have_libc:
             display.warning("%s is %s but the %s base has no libc, so it will not start; %s or use a base with a "
                             "libc", path, what, base_image.name, _STATICALLY, fails=True)
-            return
+            return None
         needs = [(elf.interpreter, [image_path(elf.interpreter)])] if elf.interpreter.startswith("/") else []
         advice = "%s, or use a base that has it" % _STATICALLY
     else:
         problem = _not_startable(program)
         if problem is not None:
             display.warning("%s is %s", path, problem, fails=True)
-            return
+            return None
         shebang = read_shebang(program)
         if shebang is None:
-            return
+            return None
         what = "a script (#!%s%s)" % (shebang[0], " " + shebang[1] if shebang[1] else "")
         needs = _script_needs(shebang, _image_path_variable(base_image.config, options))
         advice = "use a base that has it, or --add it"
     if not needs:
-        return
+        return None
     if base_image.remote:
         display.debug("%s: not checked whether the %s base has %s: a registry base is not downloaded for a "
                       "warning", path, base_image.name, needs[0][0])
-        return
-    asked = _with_parent_paths([candidate for _, candidates in needs for candidate in candidates])
+        return None
+    asked = _with_parent_paths([candidate for _, candidates in needs for candidate in candidates]) | set(also)
     for _ in range(3):
         try:
-            found = base_paths(base_image, sorted(asked), minimal_entries, session.cancelled)
+            below = base_paths(base_image, sorted(asked), minimal_entries, session.cancelled)
         except CancelledError:
             raise
         except ZeroImageError as e:
             display.debug("%s: cannot tell whether the base has its interpreter: %s", path, e)
-            return
+            return None
+        found = dict(below)
         found.update((e.path, e) for e in with_parents(list(entries)))
         answers = [(needed, [_found_in(found, asked, candidate) for candidate in candidates])
                    for needed, candidates in needs]
@@ -8525,7 +8531,8 @@ def _check_script(session: Session, path: str, program, elf: Optional[ElfInfo], 
         if seen and all(answer is False for answer in seen):
             display.warning("%s is %s but the %s base has no %s, so it will not start; %s", path, what,
                             base_image.name, outside_text(needed, 300), advice, fails=True)
-            return
+            break
+    return below
 
 
 def _build_sink(session: Session, output: Optional[str], output_format: str, push_ref: Optional[Reference],

@@ -170,6 +170,30 @@ def test_a_program_the_kernel_cannot_exec_warns_even_under_quiet(tmp_path, capsy
         assert said in err and "the runtime cannot start it" in err, err
 
 
+@pytest.mark.parametrize("program, target", [
+    (b"#!/bin/sh\necho hi\n", "/usr/local/bin/app"),      # the check and the directories below it: one read
+    (b"#!/bin/sh\necho hi\n", "/app"),
+    (None, "/usr/local/bin/app"),                         # a dynamic ELF, its loader a file in the base
+])
+def test_a_local_base_is_read_once_for_the_checks_and_the_layer(tmp_path, capsys, monkeypatch, program, target):
+    path = tmp_path / "app"
+    path.write_bytes(program or make_elf(62, interpreter=LD_SO))
+    base = _base(tmp_path, BIN + [("bin/sh", "file", b"sh", 0o755)],
+                 [("lib64/", "dir", None, 0o755), ("lib64/ld-linux-x86-64.so.2", "file", b"ld", 0o755),
+                  ("usr/", "dir", None, 0o755), ("usr/local/", "dir", None, 0o755)])
+    opened, real = [], zeroimage.layer_tar
+
+    def counting(desc, *args, **kwargs):
+        opened.append(desc["digest"])
+        return real(desc, *args, **kwargs)
+
+    monkeypatch.setattr(zeroimage, "layer_tar", counting)
+    code, out, err = run(capsys, "build", "-q", "--from-archive", base, "--platform", "linux/amd64", "--target", target,
+                         "-o", tmp_path / "o.tar", path)
+    assert code == 0 and err == "", err
+    assert len(opened) == 2 and len(set(opened)) == 2, opened
+
+
 def test_warnings_that_predict_failure_survive_quiet_and_others_do_not(tmp_path, capsys):
     dyn = tmp_path / "dyn"
     dyn.write_bytes(make_elf(62, interpreter="/lib64/ld-linux-x86-64.so.2"))
