@@ -8806,9 +8806,12 @@ def _compressed_for_push(session: Session, stack: contextlib.ExitStack, layout: 
     return compressed_image(image, compress)
 
 
-def _read_archive(session: Session, stack: contextlib.ExitStack, spec: str, platforms) -> _Read:
+def _read_archive(session: Session, stack: contextlib.ExitStack, spec: str, platforms,
+                  before_layers: Optional[Callable[[], None]] = None) -> _Read:
     """What ``ARCHIVE[:NAME]`` holds: its one image or index (NAME picks one of several); a ``docker
-    save`` image's uncompressed layers gzipped, as registries take them."""
+    save`` image's uncompressed layers gzipped, as registries take them. ``before_layers`` runs once
+    the archive's manifests and configs are read and checked, before any layer work (a sink's start:
+    a refused archive is said before any connection, a registry that is down before any gzip)."""
     path, ref_name = _split_archive_spec(spec)
     layout = stack.enter_context(open_archive(path))
     entries = layout_entries(layout, ref_name)
@@ -8817,6 +8820,8 @@ def _read_archive(session: Session, stack: contextlib.ExitStack, spec: str, plat
         raise ArchiveError("%s holds several images; name one as %s:NAME (it has: %s)"
                            % (path, path, outside_text(names, 500)))
     tree = read_selection(layout, entries[0], path, platforms)
+    if before_layers is not None:
+        before_layers()
     if isinstance(layout, DockerArchive):
         tree = _compressed_for_push(session, stack, layout, tree)
     read = _Read(tree, entries[0]["digest"], _entry_name(entries[0]), layout)
@@ -8932,11 +8937,11 @@ def push_archive(spec: str, ref_text: str, *, media_types: Optional[str] = None,
     ``referrers``: what refers to the images in the archive (``build --sbom``'s SBOMs) goes too."""
     ref = Reference.parse(ref_text)
     family = media_type_family(media_types)
-    _split_archive_spec(spec)       # a file that is not there is said before any connection
     with _session_for(session, insecure, environ) as session, contextlib.ExitStack() as stack:
         sink = RegistrySink(session, ref, keep_family=family is not None)
-        sink.start(stack)           # reached, and takes a push, before a docker save layer is compressed
-        read = _read_archive(session, stack, spec, None)
+        # the archive checked before any connection; the registry reached, and taking a push, before
+        # a docker save layer is gzipped
+        read = _read_archive(session, stack, spec, None, before_layers=lambda: sink.start(stack))
         attachments = read_referrers(session, read, spec) if referrers else None
         if family is not None:
             converted = _converted(session, read.tree, family)
@@ -8980,8 +8985,11 @@ def copy(src: str, dst: str, *, platforms=None, referrers: bool = False, insecur
         if to_registry:
             _note_on_disk(session, dst, target, "write")
         sink = RegistrySink(session, target, can_convert=False) if to_registry else ArchiveSink(session, target[0])
-        sink.start(stack)
-        read = _read_registry(session, src_ref, chosen) if src_ref else _read_archive(session, stack, src, chosen)
+        if src_ref:
+            sink.start(stack)
+            read = _read_registry(session, src_ref, chosen)
+        else:       # as push: the archive checked before any connection, the sink started before any layer work
+            read = _read_archive(session, stack, src, chosen, before_layers=lambda: sink.start(stack))
         with registry_errors("pull", src_ref, session.registry(src_ref.registry)) if src_ref else \
                 contextlib.nullcontext():
             attachments = read_referrers(session, read, src) if referrers else None

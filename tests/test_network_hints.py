@@ -329,10 +329,17 @@ def test_an_archive_push_fails_before_compressing_its_layers(tmp_path, pki, regi
 
 
 @pytest.mark.parametrize("verb", ["push", "copy"])
-def test_an_archive_that_is_not_there_is_said_before_any_connection(tmp_path, verb):
-    r = run_cli(verb, tmp_path / "nothere.tar", "127.0.0.1:%d/app:1" % closed_port(), env=EPOCH)
-    assert r.returncode in (1, 2) and "nothere.tar" in r.stderr.splitlines()[-1], r.stderr
-    assert "127.0.0.1" not in r.stderr.splitlines()[-1], r.stderr
+@pytest.mark.parametrize("archive, words", [
+    ("nothere.tar", "nothere.tar"),
+    ("empty.tar", "empty.tar"),                 # not an archive of images
+    ("save.tar:other:1", "no image named"),     # a docker save archive without that name
+])
+def test_an_archive_refused_is_said_before_any_connection(tmp_path, big_save, verb, archive, words):
+    (tmp_path / "empty.tar").write_bytes(b"")
+    r = run_cli(verb, tmp_path / archive, "127.0.0.1:%d/app:1" % closed_port(), env=EPOCH)
+    last = r.stderr.splitlines()[-1]
+    assert r.returncode in (1, 2) and words in last and "127.0.0.1" not in last, r.stderr
+    assert "compressed" not in r.stderr, r.stderr
 
 
 # ---- hints that fit ----
