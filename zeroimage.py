@@ -8350,8 +8350,11 @@ def _check_output_is_not_an_input(output: str, inputs: Sequence[str]) -> None:
 def _check_user_known(user: str, base: Optional[str], added_files: Sequence[LayerEntry], display: Display) -> None:
     """Warn when --user names a user or group the image's /etc/passwd or /etc/group does not list,
     as far as the build can tell (scratch, the minimal base, files it adds): the runtime will not
-    find it and the container will not start. Registry and archive bases are not read for this."""
+    find it and the container will not start. Registry and archive bases are not read for this
+    (said under -v), as the interpreter check downloads no registry base."""
     if base not in ("minimal", "scratch"):
+        display.debug("--user %s: not checked against the image's /etc/passwd and /etc/group: the %s base is not "
+                      "read for it", user, "archive" if base is None else base)
         return
     files = dict(MINIMAL_USERS) if base == "minimal" else {}
     for entry in added_files:

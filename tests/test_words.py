@@ -194,6 +194,17 @@ def test_a_local_base_is_read_once_for_the_checks_and_the_layer(tmp_path, capsys
     assert len(opened) == 2 and len(set(opened)) == 2, opened
 
 
+def test_a_user_not_checked_is_said_under_verbose(tmp_path, capsys):
+    program = tmp_path / "app"
+    program.write_bytes(make_elf(62))
+    base = _base(tmp_path, BIN)
+    for args, said in [(["--from-archive", base], "the archive base is not read for it"),
+                       (["--from", "scratch"], None), ([], None)]:
+        code, _, err = run(capsys, "build", "-v", *args, "--user", "bob", "-o", tmp_path / "o.tar", program)
+        assert code == 0 and ("--user bob: not checked" in err) == (said is not None), err
+        assert said is None or said in err, err
+
+
 def test_warnings_that_predict_failure_survive_quiet_and_others_do_not(tmp_path, capsys):
     dyn = tmp_path / "dyn"
     dyn.write_bytes(make_elf(62, interpreter="/lib64/ld-linux-x86-64.so.2"))
