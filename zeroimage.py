@@ -6843,6 +6843,7 @@ class BaseImage(NamedTuple):
     name: str
     annotations: Dict[str, str] = types.MappingProxyType({})        # base.name / base.digest of this image
     index_annotations: Dict[str, str] = types.MappingProxyType({})  # the same for the base as named
+    remote: bool = False                # a registry's: its layers are downloaded only to be copied
 
 
 def _layer_type_in(family: Dict[str, str], media_type: Optional[str]) -> Optional[str]:
@@ -7526,8 +7527,9 @@ def _family_of(image: Image) -> Dict[str, str]:
 
 
 def archive_base(layout: Layout, ref_name: Optional[str], platform: Platform,
-                 compress: Optional[Callable[[Blob], Blob]] = None) -> BaseImage:
-    """The base image for ``platform`` from an open layout (named ``ref_name`` when it holds several).
+                 compress: Optional[Callable[[Blob], Blob]] = None, name: Optional[str] = None) -> BaseImage:
+    """The base image for ``platform`` from an open layout (named ``ref_name`` when it holds several),
+    called ``name`` in messages (what the user wrote: ``PATH[:NAME]``).
     From a ``docker save`` archive of the older kind, uncompressed layers are gzipped by ``compress``."""
     index = make_index(OCI_FAMILY, layout_entries(layout, ref_name))
     chosen, image = _image_for(layout, index, platform, None, layout.path)
@@ -7535,7 +7537,7 @@ def archive_base(layout: Layout, ref_name: Optional[str], platform: Platform,
         image = compressed_image(image, compress)
     layers = list(zip(image.manifest["layers"], image.blobs))
     return BaseImage(image.config, layers, _family_of(image), chosen.platform, True,
-                     chosen.ref_name or os.path.basename(layout.path))
+                     name or chosen.ref_name or os.path.basename(layout.path))
 
 
 def registry_base(session: "Session", text: str, platform: Platform) -> BaseImage:
@@ -7549,7 +7551,7 @@ def registry_base(session: "Session", text: str, platform: Platform) -> BaseImag
     return BaseImage(image.config, list(zip(image.manifest["layers"], image.blobs)), _family_of(image),
                      chosen.platform, True, ref.familiar(),
                      {ANNOTATION_BASE_NAME: name, ANNOTATION_BASE_DIGEST: image.digest},
-                     {ANNOTATION_BASE_NAME: name, ANNOTATION_BASE_DIGEST: top["digest"]})
+                     {ANNOTATION_BASE_NAME: name, ANNOTATION_BASE_DIGEST: top["digest"]}, remote=True)
 
 
 # ---- SBOMs and referrers ----
@@ -8357,7 +8359,7 @@ def _base_source(session: Session, base: Optional[str], base_archive: Optional[s
     if base_archive is not None:
         path, ref_name = _split_archive_spec(base_archive)
         layout = stack.enter_context(open_archive(path))
-        return lambda platform: archive_base(layout, ref_name, platform, layers.compress)
+        return lambda platform: archive_base(layout, ref_name, platform, layers.compress, base_archive)
     if base is not None and base.startswith(DAEMON_BASE):
         name = base[len(DAEMON_BASE):]
         path = _export_from_engine(session, name, stack)
@@ -8366,7 +8368,7 @@ def _base_source(session: Session, base: Optional[str], base_archive: Optional[s
         except ArchiveError as e:       # the engine's answer, not a file of the user's
             raise ArchiveError("what the engine exported for %s is not a whole docker save archive (%s)" % (
                 name, str(e).replace(path, "the export"))) from e
-        return lambda platform: archive_base(layout, None, platform, layers.compress)
+        return lambda platform: archive_base(layout, None, platform, layers.compress, base)
     if base not in (None, "scratch"):
         return lambda platform: registry_base(session, base, platform)
     kind = base or "minimal"
@@ -8451,13 +8453,12 @@ def _build_images(session: Session, programs, single: bool, base_for, layers: _L
             added.append(minimal_layer)
             if options.user == "nonroot":       # numeric, so runAsNonRoot checks can see it
                 image_options = image_options._replace(user="65532:65532")
-        if elf and elf.interpreter and not base_image.may_have_libc:
-            display.warning("%s is dynamically linked (interpreter %s) but the %s base has no libc, so it will not "
-                            "start; build it statically (Go: CGO_ENABLED=0; Rust: a musl target; C: -static) "
-                            "or use a base with a libc", path, elf.interpreter, base_image.name, fails=True)
         entries = added_files + [LayerEntry(target, "file", 0o755, source=program)]
-        _check_script(session, path, program, base_image, minimal_entries, entries, image_options)
-        below = base_paths(base_image, paths_to_ask(entries), minimal_entries, session.cancelled)
+        wanted_below = paths_to_ask(entries)
+        below = _check_script(session, path, program, elf, base_image, minimal_entries, entries, image_options,
+                              wanted_below)     # what it read of a local base serves here too: read once
+        if below is None:
+            below = base_paths(base_image, wanted_below, minimal_entries, session.cancelled)
         check_over_base(entries, below)
         entries = with_parents(entries, below)
         added.append((layers.make(entries, "%s (%s)" % (target, wanted)),
@@ -8545,8 +8546,11 @@ def _check_output_is_not_an_input(output: str, inputs: Sequence[str]) -> None:
 def _check_user_known(user: str, base: Optional[str], added_files: Sequence[LayerEntry], display: Display) -> None:
     """Warn when --user names a user or group the image's /etc/passwd or /etc/group does not list,
     as far as the build can tell (scratch, the minimal base, files it adds): the runtime will not
-    find it and the container will not start. Registry and archive bases are not read for this."""
+    find it and the container will not start. Registry and archive bases are not read for this
+    (said under -v), as the interpreter check downloads no registry base."""
     if base not in ("minimal", "scratch"):
+        display.debug("--user %s: not checked against the image's /etc/passwd and /etc/group: the %s base is not "
+                      "read for it", user, "archive" if base is None else base)
         return
     files = dict(MINIMAL_USERS) if base == "minimal" else {}
     for entry in added_files:
@@ -8634,40 +8638,100 @@ def _with_parent_paths(paths: Sequence[str]) -> set:
     return result
 
 
-def _check_script(session: Session, path: str, program, base_image: BaseImage,
+_STATICALLY = "build it statically (Go: CGO_ENABLED=0; Rust: a musl target; C: -static)"
+
+
+def _not_startable(program) -> Optional[str]:
+    """Why the kernel cannot exec ``program`` (ENOEXEC, or a #! line it reads otherwise than meant),
+    said for a warning; None when it can (ELF magic, or #! at byte 0 naming an interpreter, a line
+    without a carriage return)."""
+    program.seek(0)
+    head = program.read(256)
+    program.seek(0)
+    if head.startswith(b"\x7fELF"):
+        return None
+    if head.startswith(b"#!"):
+        line = head.split(b"\n", 1)[0]
+        if b"\r" in line:
+            return ("a script whose #! line ends in a carriage return (a Windows line end), which the kernel keeps "
+                    "as part of the line (#!%s\\r), so the runtime cannot start it; save it with Unix line ends "
+                    "(dos2unix)" % outside_text(os.fsdecode(line[2:].split(b"\r", 1)[0]).strip(), 200))
+        if read_shebang(program) is None:
+            return "a script whose #! line names no interpreter: the runtime cannot start it"
+        return None
+    if head.startswith(b"\xef\xbb\xbf#!"):
+        return ("neither an ELF program nor a script starting with #!: it starts with a UTF-8 byte order mark (BOM) "
+                "before #!, which the kernel does not read past, so the runtime cannot start it; save it without "
+                "the BOM")
+    if head.startswith(b"MZ"):
+        return ("a Windows program (it starts with MZ), neither an ELF program nor a script starting with #!: "
+                "the runtime cannot start it; build it for Linux")
+    return "neither an ELF program nor a script starting with #!: the runtime cannot start it"
+
+
+def _check_script(session: Session, path: str, program, elf: Optional[ElfInfo], base_image: BaseImage,
                   minimal_entries: Optional[Sequence[LayerEntry]], entries: Sequence[LayerEntry],
-                  options: ImageOptions) -> None:
-    """A program that is a script starts only where the image has its interpreter: warn (a warning
-    that predicts failure) when the base's layers, read for those paths, and what the build adds lack
-    it. A symlink is followed (the base read again for where it leads, at most twice more); where it
-    still leads somewhere unread, or a base layer is unreadable, no guess is made (said under -v)."""
-    shebang = read_shebang(program)
-    if shebang is None:
-        return
-    needs = _script_needs(shebang, _image_path_variable(base_image.config, options))
-    asked = _with_parent_paths([candidate for _, candidates in needs for candidate in candidates])
+                  options: ImageOptions, also: Sequence[str] = ()) -> Optional[Dict[str, LayerEntry]]:
+    """A program starts only where the kernel can exec it and the image has its interpreter, a
+    script's (#!) or a dynamically linked ELF's (PT_INTERP), looked up the same way: warn (a warning
+    that predicts failure) when it cannot be exec'd, or when the base's layers, read for those paths,
+    and what the build adds lack the interpreter. A symlink is followed (the base read again for where
+    it leads, at most twice more); where it still leads somewhere unread, or a base layer is
+    unreadable, no guess is made (said under -v). Only local bases are read: a registry base is not
+    downloaded for a warning (said under -v), as --user's check reads none.
+    Returns what the base holds at the paths read, ``also`` among them (as ``base_paths``), when it
+    read the base; None when it did not."""
+    display = session.display
+    if elf is not None:
+        if not elf.interpreter:
+            return None
+        what = "dynamically linked (interpreter %s)" % outside_text(elf.interpreter, 200)
+        if not base_image.may_have_libc:
+            display.warning("%s is %s but the %s base has no libc, so it will not start; %s or use a base with a "
+                            "libc", path, what, base_image.name, _STATICALLY, fails=True)
+            return None
+        needs = [(elf.interpreter, [image_path(elf.interpreter)])] if elf.interpreter.startswith("/") else []
+        advice = "%s, or use a base that has it" % _STATICALLY
+    else:
+        problem = _not_startable(program)
+        if problem is not None:
+            display.warning("%s is %s", path, problem, fails=True)
+            return None
+        shebang = read_shebang(program)
+        if shebang is None:
+            return None
+        what = "a script (#!%s%s)" % (shebang[0], " " + shebang[1] if shebang[1] else "")
+        needs = _script_needs(shebang, _image_path_variable(base_image.config, options))
+        advice = "use a base that has it, or --add it"
+    if not needs:
+        return None
+    if base_image.remote:
+        display.debug("%s: not checked whether the %s base has %s: a registry base is not downloaded for a "
+                      "warning", path, base_image.name, needs[0][0])
+        return None
+    asked = _with_parent_paths([candidate for _, candidates in needs for candidate in candidates]) | set(also)
     for _ in range(3):
         try:
-            found = base_paths(base_image, sorted(asked), minimal_entries, session.cancelled)
+            below = base_paths(base_image, sorted(asked), minimal_entries, session.cancelled)
         except CancelledError:
             raise
         except ZeroImageError as e:
-            session.display.debug("%s: cannot tell whether the base has its interpreter: %s", path, e)
-            return
+            display.debug("%s: cannot tell whether the base has its interpreter: %s", path, e)
+            return None
+        found = dict(below)
         found.update((e.path, e) for e in with_parents(list(entries)))
-        answers = [(what, [_found_in(found, asked, candidate) for candidate in candidates])
-                   for what, candidates in needs]
+        answers = [(needed, [_found_in(found, asked, candidate) for candidate in candidates])
+                   for needed, candidates in needs]
         further = _with_parent_paths([a for _, seen in answers for a in seen if isinstance(a, str)]) - asked
         if not further:
             break
         asked |= further
-    for what, seen in answers:
+    for needed, seen in answers:
         if seen and all(answer is False for answer in seen):
-            session.display.warning(
-                "%s is a script (#!%s%s) but the %s base has no %s, so it will not start; use a base that has "
-                "it, or --add it", path, shebang[0], " " + shebang[1] if shebang[1] else "", base_image.name, what,
-                fails=True)
-            return
+            display.warning("%s is %s but the %s base has no %s, so it will not start; %s", path, what,
+                            base_image.name, outside_text(needed, 300), advice, fails=True)
+            break
+    return below
 
 
 def _build_sink(session: Session, output: Optional[str], output_format: str, push_ref: Optional[Reference],
@@ -8757,10 +8821,17 @@ def _check_tzdata_option(tzdata, base: Optional[str], base_archive: Optional[str
         raise UsageError("tzdata is True (the host's zone database) or a directory, not %r" % (tzdata,))
     if tzdata is not True and not os.fspath(tzdata):
         raise UsageError("--tzdata: the directory is empty text; give one like %s" % ZONEINFO_DIR)
+    _check_minimal_base_only("tzdata", "the zone database", ZONEINFO_DIR, ZONEINFO_DIR, base, base_archive)
+
+
+def _check_minimal_base_only(option: str, what: str, source: str, dest: str, base: Optional[str],
+                             base_archive: Optional[str]) -> None:
+    """The one rule for options only the built-in minimal base takes (--tzdata, --ca-bundle): with
+    another base, a usage error that says how to put the file there with --add."""
     if base is not None or base_archive is not None:
         given = "--from scratch" if base == "scratch" else "--from-archive" if base_archive is not None else "--from"
-        raise UsageError("--tzdata adds the zone database to the built-in minimal base, not to a %s base; for that, "
-                         "use --add %s:%s" % (given, ZONEINFO_DIR, ZONEINFO_DIR))
+        raise UsageError("--%s adds %s to the built-in minimal base, not to a %s base; for that, use --add %s:%s"
+                         % (option.replace("_", "-"), what, given, source, dest))
 
 
 def build(entrypoint, output: Optional[str] = None, *, base: Optional[str] = None,
@@ -8793,6 +8864,9 @@ def build(entrypoint, output: Optional[str] = None, *, base: Optional[str] = Non
     _check_build_options(programs, single, platform, base, base_archive, push, output, output_format,
                          compression_level, media_types, options, load, sbom, tag)
     _check_tzdata_option(tzdata, base, base_archive)
+    if ca_bundle is not None:
+        _check_minimal_base_only("ca_bundle", "the CA bundle", os.fspath(ca_bundle) or "FILE",
+                                 IMAGE_CA_BUNDLE, base, base_archive)
     check_image_options(options)
     for _, path in programs:        # before anything is derived from their names
         _check_entrypoint(path)
@@ -8935,9 +9009,12 @@ def _compressed_for_push(session: Session, stack: contextlib.ExitStack, layout: 
     return compressed_image(image, compress)
 
 
-def _read_archive(session: Session, stack: contextlib.ExitStack, spec: str, platforms) -> _Read:
+def _read_archive(session: Session, stack: contextlib.ExitStack, spec: str, platforms,
+                  before_layers: Optional[Callable[[], None]] = None) -> _Read:
     """What ``ARCHIVE[:NAME]`` holds: its one image or index (NAME picks one of several); a ``docker
-    save`` image's uncompressed layers gzipped, as registries take them."""
+    save`` image's uncompressed layers gzipped, as registries take them. ``before_layers`` runs once
+    the archive's manifests and configs are read and checked, before any layer work (a sink's start:
+    a refused archive is said before any connection, a registry that is down before any gzip)."""
     path, ref_name = _split_archive_spec(spec)
     layout = stack.enter_context(open_archive(path))
     entries = layout_entries(layout, ref_name)
@@ -8946,6 +9023,8 @@ def _read_archive(session: Session, stack: contextlib.ExitStack, spec: str, plat
         raise ArchiveError("%s holds several images; name one as %s:NAME (it has: %s)"
                            % (path, path, outside_text(names, 500)))
     tree = read_selection(layout, entries[0], path, platforms)
+    if before_layers is not None:
+        before_layers()
     if isinstance(layout, DockerArchive):
         tree = _compressed_for_push(session, stack, layout, tree)
     read = _Read(tree, entries[0]["digest"], _entry_name(entries[0]), layout)
@@ -9045,7 +9124,9 @@ def pull(ref_text: str, output: Optional[str] = None, *, platform=None, all_plat
             platforms = [sink.platform()]
         read = _read_registry(session, ref, None if all_platforms else platforms or [None])
         with registry_errors("pull", ref, session.registry(ref.registry)):     # layers come as they are written
-            return _deliver(sink, read)
+            saved = _deliver(sink, read)
+        # an archive holds no referrers (an engine none at all): what stays in the registry is said
+        return saved if load else saved._replace(referrers_left=_referrers_left(session, read, ref_text))
 
 
 # -- push an archive --
@@ -9060,14 +9141,17 @@ def push_archive(spec: str, ref_text: str, *, media_types: Optional[str] = None,
     ref = Reference.parse(ref_text)
     family = media_type_family(media_types)
     with _session_for(session, insecure, environ) as session, contextlib.ExitStack() as stack:
-        read = _read_archive(session, stack, spec, None)
+        sink = RegistrySink(session, ref, keep_family=family is not None)
+        # the archive checked before any connection; the registry reached, and taking a push, before
+        # a docker save layer is gzipped
+        read = _read_archive(session, stack, spec, None, before_layers=lambda: sink.start(stack))
         attachments = read_referrers(session, read, spec) if referrers else None
         if family is not None:
             converted = _converted(session, read.tree, family)
             attachments = {new.digest: attachments.get(old.digest, ()) for old, new in zip(
                 referable(read.tree), referable(converted))} if attachments else None
             read = read._replace(tree=converted)
-        saved = _deliver(RegistrySink(session, ref, keep_family=family is not None), read, attachments=attachments)
+        saved = _deliver(sink, read, attachments=attachments)
         return saved if referrers else saved._replace(referrers_left=_referrers_left(session, read, spec))
 
 
@@ -9104,8 +9188,11 @@ def copy(src: str, dst: str, *, platforms=None, referrers: bool = False, insecur
         if to_registry:
             _note_on_disk(session, dst, target, "write")
         sink = RegistrySink(session, target, can_convert=False) if to_registry else ArchiveSink(session, target[0])
-        sink.start(stack)
-        read = _read_registry(session, src_ref, chosen) if src_ref else _read_archive(session, stack, src, chosen)
+        if src_ref:
+            sink.start(stack)
+            read = _read_registry(session, src_ref, chosen)
+        else:       # as push: the archive checked before any connection, the sink started before any layer work
+            read = _read_archive(session, stack, src, chosen, before_layers=lambda: sink.start(stack))
         with registry_errors("pull", src_ref, session.registry(src_ref.registry)) if src_ref else \
                 contextlib.nullcontext():
             attachments = read_referrers(session, read, src) if referrers else None
@@ -10280,9 +10367,10 @@ def cmd_build(args, session: Session) -> int:
         session.display.info("%s: %d layer%s, %s", image.platform, layers, "" if layers == 1 else "s", image.digest)
     if args.load:
         _say_loaded(session, result.path, result.image_id)
-    elif args.output != "-":
-        session.display.info("%s %s%s", "pushed" if args.push else "wrote", result.path,
-                             "" if args.push else ": image %s" % result.name)
+    elif args.push:
+        session.display.info("pushed %s", result.path)
+    else:
+        _say_wrote(session, args.output, result.path, result.name)
     if not args.push and not args.load and args.format == "archive" and not isinstance(entrypoint, str):
         _note_index_archive(session, args.output or result.path, "--load it (the image for the engine's platform "
                             "goes), or build one platform's image (one PROGRAM without PLATFORM=)")
@@ -10293,6 +10381,11 @@ def cmd_build(args, session: Session) -> int:
     else:
         print(result.path if args.push else result.digest)
     return 0
+
+
+def _say_wrote(session: Session, output: Optional[str], where: str, name: Optional[str]) -> None:
+    """What an archive or layout was written as: its path (or standard output, for -o -) and the image's name."""
+    session.display.info("wrote %s: image %s", "the archive to standard output" if output == "-" else where, name)
 
 
 def _say_loaded(session: Session, name: str, image_id: Optional[str]) -> None:
@@ -10362,11 +10455,13 @@ def cmd_pull(args, session: Session) -> int:
     if args.load:
         _say_loaded(session, saved.where, saved.image_id)
     else:
-        if args.output != "-":
-            session.display.info("wrote %s: image %s", saved.where, saved.name)
+        _say_wrote(session, args.output, saved.where, saved.name)
         if saved.media_type in INDEX_TYPES:
             _note_index_archive(session, args.output or saved.where, "pull one platform's image (a single --platform), "
                                 "or --load it")
+        # pull keeps to images; copy is the verb that takes what refers to them too
+        _note_referrers_left(session, args.ref, saved, "zeroimage copy --referrers %s %s" % (
+            args.ref, saved.where if args.output != "-" else "FILE.tar"))
     if args.output == "-":
         _result_to_stderr(args, saved.digest)
     elif args.json:
@@ -10423,14 +10518,15 @@ def cmd_copy(args, session: Session) -> int:
     return 0
 
 
-def _note_referrers_left(session: Session, source: str, saved: Saved) -> None:
-    """One line when the source has referrers (SBOMs, signatures) that stayed behind."""
+def _note_referrers_left(session: Session, source: str, saved: Saved, way: str = "--referrers") -> None:
+    """One line when the source has referrers (SBOMs, signatures) that stayed behind, and ``way``,
+    what copies them."""
     left = saved.referrers_left
     if left:
         kinds = sorted(set(left))
-        session.display.info("%s has %d referrer%s (%s) that %s not copied; --referrers copies %s", source, len(left),
+        session.display.info("%s has %d referrer%s (%s) that %s not copied; %s copies %s", source, len(left),
                              "" if len(left) == 1 else "s", ", ".join(kinds[:3]) + (", ..." if len(kinds) > 3 else ""),
-                             "was" if len(left) == 1 else "were", "it" if len(left) == 1 else "them")
+                             "was" if len(left) == 1 else "were", way, "it" if len(left) == 1 else "them")
 
 
 def _check_target(target: str) -> None:

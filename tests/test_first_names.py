@@ -240,6 +240,36 @@ def test_default_names_are_local(tmp_path):
         ["localhost/mirror:latest"]
 
 
+def _to_stdout(tmp_path, *args):
+    """``zeroimage ARGS`` with standard output into a file (not a terminal): (exit code, stderr, the bytes)."""
+    out = tmp_path / "stdout.tar"
+    with open(str(out), "wb") as f:
+        r = subprocess.run([sys.executable, os.path.join(ROOT, "zeroimage.py")] + [str(a) for a in args],
+                           stdout=f, stderr=subprocess.PIPE, universal_newlines=True, timeout=300)
+    return r.returncode, r.stderr, out
+
+
+# (build's arguments before PROGRAM, with -o -; the name said, or None under -q)
+TO_STDOUT = [
+    ([], "localhost/app:latest"),
+    (["-t", "example.com/team/app:2"], "example.com/team/app:2"),
+    (["--from", "scratch", "--tag", "mine"], "mine:latest"),
+    (["-q"], None),
+]
+
+
+@pytest.mark.parametrize("args, name", TO_STDOUT)
+def test_an_archive_to_standard_output_says_its_image_name_on_stderr(tmp_path, args, name):
+    prog = elf_for(tmp_path / "app", "linux/amd64")
+    code, err, out = _to_stdout(tmp_path, "build", *args, "-o", "-", prog)
+    assert code == 0 and json.loads(read_archive(str(out))["manifest.json"])[0]["RepoTags"], err
+    if name is None:
+        assert err == ""
+    else:
+        assert "zeroimage: wrote the archive to standard output: image %s\n" % name in err, err
+        assert any(line.startswith("sha256:") for line in err.splitlines()), err
+
+
 def test_default_name_of_odd_file_names():
     for filename, name in (("busybox", "localhost/busybox:latest"), ("/usr/bin/docker", "localhost/docker:latest"),
                            ("My_App.EXE", "localhost/my_app.exe:latest"), ("--", "localhost/image:latest"),
@@ -354,6 +384,41 @@ def test_copy_and_push_through_a_registry_say_what_stays_behind(tmp_path, regist
     assert "not copied" not in r.stderr
     r = ok(run_cli("copy", "%s/left/to:1" % host, "%s/left/again:1" % host))     # none there: nothing said
     assert "not copied" not in r.stderr
+
+
+@pytest.mark.interop
+def test_pull_says_what_stays_behind_and_how_copy_keeps_it(tmp_path, registry_servers):
+    """pull writes images only: what refers to them (an SBOM) stays in the registry, said with the
+    copy that takes it; nothing said where nothing refers, under -q, or for --load's engine."""
+    host = registry_servers("open").host
+    amd, arm = elf_for(tmp_path / "app-amd64", "linux/amd64"), elf_for(tmp_path / "app-arm64", "linux/arm64")
+    ok(run_cli("build", "--sbom", "--push", "%s/left/one:1" % host, amd))
+    ok(run_cli("build", "--sbom", "--push", "%s/left/two:1" % host, "linux/amd64=%s" % amd, "linux/arm64=%s" % arm))
+    ok(run_cli("build", "--push", "%s/left/none:1" % host, amd))
+    cases = [
+        (["%s/left/one:1" % host], 1, "a.tar"),
+        (["--all-platforms", "%s/left/two:1" % host], 2, "a.tar"),
+        (["--platform", "linux/arm64", "%s/left/two:1" % host], 1, "a.tar"),
+        (["--platform", "linux/arm64", "--platform", "linux/amd64", "%s/left/two:1" % host], 2, "a.tar"),
+        (["%s/left/none:1" % host], 0, "a.tar"),
+    ]
+    for args, count, output in cases:
+        r = ok(run_cli("pull", "-o", tmp_path / output, *args))
+        said = [line for line in r.stderr.splitlines() if "not copied" in line]
+        if not count:
+            assert said == [], r.stderr
+            continue
+        assert said == ["zeroimage: %s has %d referrer%s (application/spdx+json) that %s not copied; zeroimage copy "
+                        "--referrers %s %s copies %s" % (args[-1], count, "s"[count == 1:], ["was", "were"][count > 1],
+                                                         args[-1], tmp_path / output, ["it", "them"][count > 1])], \
+            r.stderr
+        assert ok(run_cli("-q", "pull", "-o", tmp_path / output, *args)).stderr == ""
+    code, err, _ = _to_stdout(tmp_path, "pull", "-o", "-", "%s/left/one:1" % host)
+    assert code == 0 and "zeroimage copy --referrers %s/left/one:1 FILE.tar copies it" % host in err, err
+    assert "wrote the archive to standard output: image %s/left/one:1" % host in err, err
+    # what the note says keeps it, keeps it
+    ok(run_cli("copy", "--referrers", "%s/left/one:1" % host, tmp_path / "kept.tar"))
+    assert "1 referrer" in ok(run_cli("copy", tmp_path / "kept.tar", tmp_path / "again.tar")).stderr
 
 
 def test_a_multi_platform_archive_says_who_cannot_load_it(tmp_path):

@@ -289,6 +289,60 @@ def test_a_push_the_registry_denies_fails_before_compressing(tmp_path, pki, regi
     assert "asks for no credentials, so a login will not help" in line, line
 
 
+@pytest.fixture
+def big_save(tmp_path):
+    """A docker save archive (before Docker 25) whose one layer is uncompressed: 8 MB of random bytes,
+    which a push would gzip first."""
+    from imagetools import DockerSaveBuilder
+    builder = DockerSaveBuilder()
+    builder.image([[("big", "file", os.urandom(8 * 1024 * 1024), 0o644)]], {"config": {}}, tags=["big:1"])
+    return builder.write(tmp_path / "save.tar")
+
+
+# (the registry's trouble; the words of its one error line)
+PUSH_TROUBLE = [("down", "cannot reach 127.0.0.1:"), ("no credentials", "cannot push app:1: access denied"),
+                ("denied", "cannot push app:1: access denied")]
+
+
+@pytest.mark.interop
+@pytest.mark.parametrize("verb", ["push", "copy"])
+@pytest.mark.parametrize("trouble, words", PUSH_TROUBLE)
+def test_an_archive_push_fails_before_compressing_its_layers(tmp_path, pki, registry_servers, big_save, verb,
+                                                              trouble, words):
+    """push, as copy and build --push: the sink's start asks the registry before any layer work."""
+    env = dict(EPOCH, DOCKER_CONFIG=str(tmp_path / "cfg"))
+    proxy = None
+    if trouble == "down":
+        host = "127.0.0.1:%d" % closed_port()
+    elif trouble == "no credentials":
+        host = registry_servers("basic").host
+    else:
+        proxy = registries.QuirkProxy(registry_servers("open"), mode="deny-push")
+        host = proxy.host
+    try:
+        r = run_cli(verb, big_save, host + "/app:1", env=env)
+    finally:
+        if proxy is not None:
+            proxy.close()
+    line = failed(r)
+    _said_once(r, words.replace("app:1", host + "/app:1"))
+    assert words.replace("app:1", host + "/app:1") in line, line
+
+
+@pytest.mark.parametrize("verb", ["push", "copy"])
+@pytest.mark.parametrize("archive, words", [
+    ("nothere.tar", "nothere.tar"),
+    ("empty.tar", "empty.tar"),                 # not an archive of images
+    ("save.tar:other:1", "no image named"),     # a docker save archive without that name
+])
+def test_an_archive_refused_is_said_before_any_connection(tmp_path, big_save, verb, archive, words):
+    (tmp_path / "empty.tar").write_bytes(b"")
+    r = run_cli(verb, tmp_path / archive, "127.0.0.1:%d/app:1" % closed_port(), env=EPOCH)
+    last = r.stderr.splitlines()[-1]
+    assert r.returncode in (1, 2) and words in last and "127.0.0.1" not in last, r.stderr
+    assert "compressed" not in r.stderr, r.stderr
+
+
 # ---- hints that fit ----
 
 

@@ -55,10 +55,8 @@ SCRIPTS = [
     ("scratch", b"#! /bin/sh -e", [], "no /bin/sh"),
     ("scratch", b"#!/bin/sh", ["--add", "{sh}:/bin/sh"], None),
     ("scratch", b"#!sh", [], None),                          # relative: the working directory's, not judged
-    ("scratch", b"echo no shebang", [], None),
     ([MERGED_USR], b"#!/bin/sh", [], None),                  # /bin -> usr/bin, sh -> dash
     ([MERGED_USR], b"#!/bin/bash", [], "no /bin/bash"),
-    ([MERGED_USR], b"#!/usr/bin/sh\r", [], None),
     ([BUSYBOX], b"#!/bin/sh", [], None),                     # a link elsewhere: followed
     ([BUSYBOX], b"#!/usr/bin/env sh", [], None),
     ([BUSYBOX], b"#!/usr/bin/env python3", [], "no python3 (in PATH "),
@@ -101,6 +99,112 @@ def test_a_script_without_its_interpreter_warns_even_under_quiet(tmp_path, capsy
         assert "will not start" in err
 
 
+LD_SO = "/lib64/ld-linux-x86-64.so.2"
+DEBIAN_LD = [("usr/", "dir", None, 0o755), ("usr/lib/", "dir", None, 0o755), ("lib", "symlink", "usr/lib", 0o777),
+             ("usr/lib/x86_64-linux-gnu/", "dir", None, 0o755),
+             ("usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2", "file", b"ld", 0o755),
+             ("lib64/", "dir", None, 0o755),
+             ("lib64/ld-linux-x86-64.so.2", "symlink", "/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2", 0o777)]
+MUSL_LD = [("lib/", "dir", None, 0o755), ("lib/ld-musl-x86_64.so.1", "file", b"ld", 0o755)]
+LD_GONE = [("lib64/.wh.ld-linux-x86-64.so.2", "file", b"", 0o644)]
+
+
+# (the base's layers; the program's PT_INTERP; the interpreter the warning names, or None for none)
+INTERPRETERS = [
+    ([BUSYBOX], LD_SO, LD_SO),                                   # busybox: no dynamic loader at all
+    ([DEBIAN_LD], LD_SO, None),                                  # a link, to a link, to the file: followed
+    ([DEBIAN_LD, LD_GONE], LD_SO, LD_SO),                        # whited out above
+    ([MUSL_LD], LD_SO, LD_SO),                                   # a glibc program on a musl base
+    ([MUSL_LD], "/lib/ld-musl-x86_64.so.1", None),
+    ([DEBIAN_LD], "/lib/ld-musl-x86_64.so.1", "/lib/ld-musl-x86_64.so.1"),
+    ([BUSYBOX], None, None),                                     # static: nothing to look up
+]
+
+
+@pytest.mark.parametrize("layers, interpreter, named", INTERPRETERS)
+@pytest.mark.parametrize("suffix", ["", ":1"])      # the archive named as the user wrote it, with its :NAME
+def test_an_elf_interpreter_is_looked_up_in_an_archive_base_like_a_scripts(tmp_path, capsys, layers, interpreter,
+                                                                          named, suffix):
+    program = tmp_path / "prog"
+    program.write_bytes(make_elf(62, interpreter=interpreter))
+    base = "%s%s" % (_base(tmp_path, *layers), suffix)
+    code, out, err = run(capsys, "build", "-q", "--from-archive", base, "-o", tmp_path / "o.tar", program)
+    assert code == 0 and out.startswith("sha256:"), err
+    if named is None:
+        assert err == ""
+    else:
+        assert err == ("zeroimage: warning: %s is dynamically linked (interpreter %s) but the %s base has no %s, so "
+                       "it will not start; build it statically (Go: CGO_ENABLED=0; Rust: a musl target; C: -static), "
+                       "or use a base that has it\n" % (program, interpreter, base, named)), err
+
+
+# (the program's first bytes; what the warning says after "PROGRAM is ", or None for no warning)
+UNSTARTABLE = [
+    (b"echo hi\n", "neither an ELF program nor a script starting with #!: the runtime cannot start it"),
+    (b"", "neither an ELF program nor a script starting with #!"),
+    (b" #!/bin/sh\n", "neither an ELF program nor a script starting with #!"),          # not at byte 0
+    (b"\xef\xbb\xbf#!/bin/sh\n", "UTF-8 byte order mark (BOM) before #!"),
+    (b"MZ\x90\x00\x03", "a Windows program (it starts with MZ)"),
+    (b"#!/bin/sh\r\necho hi\r\n", "carriage return (a Windows line end), which the kernel keeps as part of the "
+                                   "line (#!/bin/sh\\r)"),
+    (b"#!/bin/sh -e\r\n", "carriage return"),
+    (b"#!/usr/bin/env python3\r\n", "(#!/usr/bin/env python3\\r)"),
+    (b"#!\n", "names no interpreter"),
+    (b"#!/bin/sh\necho hi\r\n", None),          # a carriage return after the first line: the shell's concern
+    (b"\x7fELF", None),                           # ELF magic: the kernel's (and the platform check's) to judge
+]
+
+
+@pytest.mark.parametrize("head, said", UNSTARTABLE)
+@pytest.mark.parametrize("base", [[], ["--from", "scratch"], ["--from-archive", "MERGED"]])
+def test_a_program_the_kernel_cannot_exec_warns_even_under_quiet(tmp_path, capsys, head, said, base):
+    program = tmp_path / "app"
+    program.write_bytes(head)
+    base_words, base = base, [_base(tmp_path, MERGED_USR) if word == "MERGED" else word for word in base]
+    code, out, err = run(capsys, "build", "-q", *base, "--platform", "linux/amd64", "-o", tmp_path / "o.tar", program)
+    assert code == 0 and out.startswith("sha256:"), err
+    if said is None:            # on the merged base, nothing; elsewhere at most that /bin/sh is missing
+        assert err == "" if "MERGED" in base_words else "cannot start it" not in err, err
+    else:
+        assert len(err.splitlines()) == 1 and err.startswith("zeroimage: warning: %s is " % program), err
+        assert said in err and "the runtime cannot start it" in err, err
+
+
+@pytest.mark.parametrize("program, target", [
+    (b"#!/bin/sh\necho hi\n", "/usr/local/bin/app"),      # the check and the directories below it: one read
+    (b"#!/bin/sh\necho hi\n", "/app"),
+    (None, "/usr/local/bin/app"),                         # a dynamic ELF, its loader a file in the base
+])
+def test_a_local_base_is_read_once_for_the_checks_and_the_layer(tmp_path, capsys, monkeypatch, program, target):
+    path = tmp_path / "app"
+    path.write_bytes(program or make_elf(62, interpreter=LD_SO))
+    base = _base(tmp_path, BIN + [("bin/sh", "file", b"sh", 0o755)],
+                 [("lib64/", "dir", None, 0o755), ("lib64/ld-linux-x86-64.so.2", "file", b"ld", 0o755),
+                  ("usr/", "dir", None, 0o755), ("usr/local/", "dir", None, 0o755)])
+    opened, real = [], zeroimage.layer_tar
+
+    def counting(desc, *args, **kwargs):
+        opened.append(desc["digest"])
+        return real(desc, *args, **kwargs)
+
+    monkeypatch.setattr(zeroimage, "layer_tar", counting)
+    code, out, err = run(capsys, "build", "-q", "--from-archive", base, "--platform", "linux/amd64", "--target", target,
+                         "-o", tmp_path / "o.tar", path)
+    assert code == 0 and err == "", err
+    assert len(opened) == 2 and len(set(opened)) == 2, opened
+
+
+def test_a_user_not_checked_is_said_under_verbose(tmp_path, capsys):
+    program = tmp_path / "app"
+    program.write_bytes(make_elf(62))
+    base = _base(tmp_path, BIN)
+    for args, said in [(["--from-archive", base], "the archive base is not read for it"),
+                       (["--from", "scratch"], None), ([], None)]:
+        code, _, err = run(capsys, "build", "-v", *args, "--user", "bob", "-o", tmp_path / "o.tar", program)
+        assert code == 0 and ("--user bob: not checked" in err) == (said is not None), err
+        assert said is None or said in err, err
+
+
 def test_warnings_that_predict_failure_survive_quiet_and_others_do_not(tmp_path, capsys):
     dyn = tmp_path / "dyn"
     dyn.write_bytes(make_elf(62, interpreter="/lib64/ld-linux-x86-64.so.2"))
@@ -119,6 +223,36 @@ def test_warnings_that_predict_failure_survive_quiet_and_others_do_not(tmp_path,
         assert code == 0 and words in err and err.startswith("zeroimage: warning: "), (args, err)
     code, _, err = run(capsys, "build", "-q", "-o", tmp_path / "o.tar", "--from", "scratch", "--user", "65532", arm)
     assert code == 0 and err == ""
+
+
+# (the option only the minimal base takes; what --add the error suggests)
+MINIMAL_ONLY = [
+    (["--ca-bundle", "{tmp}/ca.pem"], "--ca-bundle adds the CA bundle to the built-in minimal base, not to a {given} "
+                                      "base; for that, use --add {tmp}/ca.pem:/etc/ssl/certs/ca-certificates.crt"),
+    (["--ca-bundle", "/nonexistent"], "use --add /nonexistent:/etc/ssl/certs/ca-certificates.crt"),
+    (["--tzdata"], "--tzdata adds the zone database to the built-in minimal base, not to a {given} base"),
+    (["--tzdata=/usr/share/zoneinfo"], "use --add /usr/share/zoneinfo:/usr/share/zoneinfo"),
+]
+
+
+@pytest.mark.parametrize("option, said", MINIMAL_ONLY)
+@pytest.mark.parametrize("base, given", [
+    (["--from", "scratch"], "--from scratch"),
+    (["--from-archive", "{tmp}/base.tar"], "--from-archive"),
+    (["--from", "127.0.0.1:1/no/such:1"], "--from"),           # refused before any connection
+    (["--from", "docker-daemon:nothing"], "--from"),
+])
+def test_an_option_only_the_minimal_base_takes_is_refused_with_another(tmp_path, capsys, option, said, base, given):
+    """Not dropped without a word: one rule, a usage error naming the --add that does it."""
+    (tmp_path / "ca.pem").write_bytes(b"")
+    os.rename(str(_base(tmp_path, BIN)), str(tmp_path / "base.tar"))
+    program = tmp_path / "app"
+    program.write_bytes(make_elf(62))
+    words = [w.format(tmp=tmp_path) for w in option + base]
+    code, out, err = run(capsys, "build", *words, "-o", tmp_path / "o.tar", program)
+    assert code == 2 and out == "" and not (tmp_path / "o.tar").exists(), err
+    last = err.splitlines()[-1]
+    assert last.startswith("zeroimage: error: --") and said.format(tmp=tmp_path, given=given) in last, err
 
 
 def test_a_library_display_logs_them_as_warnings(caplog):
@@ -612,17 +746,40 @@ def test_the_readme_umoci_and_runc_recipe_runs_without_a_terminal(tmp_path, busy
 
 
 @pytest.mark.interop
-def test_a_registry_base_is_read_for_the_interpreter_too(tmp_path, capsys, registry_servers):
+def test_a_registry_base_is_not_downloaded_for_an_interpreter_warning(tmp_path, capsys, registry_servers,
+                                                                      monkeypatch):
+    """README: with --push to the same registry the base's layers are mounted, not downloaded; a
+    warning does not download them either (as --user's check): under -v it says it did not look."""
     registry = registry_servers("open").host
     script = tmp_path / "app.sh"
     script.write_bytes(b"#!/bin/sh\necho hi\n")
-    for name, layers, warned in [("merged", [MERGED_USR], False), ("bare", [BIN], True)]:
+    dynamic = tmp_path / "dyn"
+    dynamic.write_bytes(make_elf(62, interpreter=LD_SO))
+    fetched, base_layers = [], set()
+    real = zeroimage.Registry.open_blob
+
+    def counting(self, repository, digest, *args, **kwargs):
+        if digest in base_layers:
+            fetched.append(digest)
+        return real(self, repository, digest, *args, **kwargs)
+
+    monkeypatch.setattr(zeroimage.Registry, "open_blob", counting)
+    for name, layers in [("merged", [MERGED_USR]), ("bare", [BIN])]:
         base = _base(tmp_path, *layers)
-        ref = "%s/words/base-%s:1" % (registry, name)
-        assert run(capsys, "push", "-q", base, ref)[0] == 0
-        code, out, err = run(capsys, "build", "-q", "--from", ref, "-o", tmp_path / ("%s.tar" % name), script)
-        assert code == 0 and out.startswith("sha256:"), err
-        assert ("no /bin/sh, so it will not start" in err) == warned and ("base-%s" % name in err) == warned, err
+        base_ref = "%s/words/base-%s:1" % (registry, name)
+        assert run(capsys, "push", "-q", base, base_ref)[0] == 0
+        code, raw, _ = run(capsys, "inspect", "--raw", base_ref)
+        base_layers.clear()
+        base_layers.update(d["digest"] for d in json.loads(raw)["layers"])
+        for program, needed in [(script, "/bin/sh"), (dynamic, LD_SO)]:
+            for output in [["-o", tmp_path / "o.tar"], ["--push", "%s/words/out-%s:1" % (registry, name)]]:
+                del fetched[:]
+                code, out, err = run(capsys, "build", "-q", "--from", base_ref, *output, program)
+                assert code == 0 and err == "", err
+                assert fetched == [] if output[0] == "--push" else len(fetched) == len(set(fetched)), fetched
+                code, out, err = run(capsys, "build", "-v", "--from", base_ref, *output, program)
+                assert code == 0 and "%s: not checked whether the %s base has %s: a registry base is not " \
+                    "downloaded for a warning" % (program, base_ref, needed) in err, err
 
 
 def test_a_layers_progress_total_is_the_size_of_its_tar(tmp_path):
