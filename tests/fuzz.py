@@ -1174,7 +1174,7 @@ _LAYER_CONTENT_RE = re.compile(r"layers\[\d+\] sha256:([0-9a-f]{12})(?::| member
 _OWN_CONFIG_RULE_RE = re.compile(r"config sha256:([0-9a-f]{12}).*: (\w+ is null \(schema/config-schema|.* is not port, port/tcp"
                                  r"|(ExposedPorts|Volumes) is '\{.*null.*\}', not a map of objects"
                                  # Labels: copy refuses any value but a string or null, so these are nulls
-                                 r"|Labels is '.*', not a map of strings|config\.Labels: .*: the value None is not")
+                                 r"|Labels is '.*', not a map of strings|the value None is not a string)")
 _HISTORY_COUNT_RE = re.compile(r"manifest sha256:([0-9a-f]{12}).*history has (\d+) entries without empty_layer for (\d+) layers")
 
 
