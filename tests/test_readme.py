@@ -26,7 +26,7 @@ import sys
 import pytest
 
 import zeroimage
-from conftest import BUSYBOX_PATHS, REQUIRE_INTEROP
+from conftest import REQUIRE_INTEROP, static_busybox
 from imagetools import MODULE, ROOT, LayoutBuilder, ref
 from test_first_names import elf_for
 
@@ -223,23 +223,13 @@ def examples():
 # ---- what a line needs, made in its directory ----
 
 
-def _busybox():
-    for path in BUSYBOX_PATHS:
-        if os.path.exists(path):
-            with open(path, "rb") as f:
-                elf = zeroimage.read_elf(f)
-            if elf and elf.interpreter is None:
-                return path
-    return None
-
-
 def _program(path, platform):
     """A program file at ``path``: the static busybox when it is of ``platform`` (or none is asked),
     else a crafted ELF header of that platform."""
     if os.path.exists(path):
         return
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    busybox = _busybox()
+    busybox = static_busybox()
     if busybox is None:
         (pytest.fail if REQUIRE_INTEROP else pytest.skip)("no static busybox (install Debian's busybox-static)")
     with open(busybox, "rb") as f:
