@@ -9010,10 +9010,10 @@ def _compressed_for_push(session: Session, stack: contextlib.ExitStack, layout: 
 
 
 def _read_archive(session: Session, stack: contextlib.ExitStack, spec: str, platforms,
-                  before_layers: Optional[Callable[[], None]] = None) -> _Read:
+                  before_layers: Optional[Callable[[Union[Image, ImageIndex]], None]] = None) -> _Read:
     """What ``ARCHIVE[:NAME]`` holds: its one image or index (NAME picks one of several); a ``docker
-    save`` image's uncompressed layers gzipped, as registries take them. ``before_layers`` runs once
-    the archive's manifests and configs are read and checked, before any layer work (a sink's start:
+    save`` image's uncompressed layers gzipped, as registries take them. ``before_layers(tree)`` runs
+    once the archive's manifests and configs are read, before any layer work (``_checked_then_started``:
     a refused archive is said before any connection, a registry that is down before any gzip)."""
     path, ref_name = _split_archive_spec(spec)
     layout = stack.enter_context(open_archive(path))
@@ -9024,12 +9024,23 @@ def _read_archive(session: Session, stack: contextlib.ExitStack, spec: str, plat
                            % (path, path, outside_text(names, 500)))
     tree = read_selection(layout, entries[0], path, platforms)
     if before_layers is not None:
-        before_layers()
+        before_layers(tree)
     if isinstance(layout, DockerArchive):
         tree = _compressed_for_push(session, stack, layout, tree)
     read = _Read(tree, entries[0]["digest"], _entry_name(entries[0]), layout)
     _note_selection(session, read)
     return read
+
+
+def _checked_then_started(sink, stack: contextlib.ExitStack, where: str, check: bool = True):
+    """``before_layers`` for a sink that reaches a registry: what the archive holds is checked as it
+    will be written (``check_writable``; not when a conversion comes first, which may mend it), then
+    the sink started (the registry reached, a push allowed): each said before the other's work."""
+    def before_layers(tree: Union[Image, ImageIndex]) -> None:
+        if check:
+            check_writable(tree, where)
+        sink.start(stack)
+    return before_layers
 
 
 def _entry_name(desc: dict) -> Optional[Reference]:
@@ -9144,7 +9155,8 @@ def push_archive(spec: str, ref_text: str, *, media_types: Optional[str] = None,
         sink = RegistrySink(session, ref, keep_family=family is not None)
         # the archive checked before any connection; the registry reached, and taking a push, before
         # a docker save layer is gzipped
-        read = _read_archive(session, stack, spec, None, before_layers=lambda: sink.start(stack))
+        read = _read_archive(session, stack, spec, None,
+                             before_layers=_checked_then_started(sink, stack, spec, check=family is None))
         attachments = read_referrers(session, read, spec) if referrers else None
         if family is not None:
             converted = _converted(session, read.tree, family)
@@ -9192,7 +9204,7 @@ def copy(src: str, dst: str, *, platforms=None, referrers: bool = False, insecur
             sink.start(stack)
             read = _read_registry(session, src_ref, chosen)
         else:       # as push: the archive checked before any connection, the sink started before any layer work
-            read = _read_archive(session, stack, src, chosen, before_layers=lambda: sink.start(stack))
+            read = _read_archive(session, stack, src, chosen, before_layers=_checked_then_started(sink, stack, src))
         with registry_errors("pull", src_ref, session.registry(src_ref.registry)) if src_ref else \
                 contextlib.nullcontext():
             attachments = read_referrers(session, read, src) if referrers else None

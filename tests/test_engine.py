@@ -219,4 +219,4 @@ def test_a_docker_host_zeroimage_cannot_use_is_a_usage_error(tmp_path, busybox_p
 def test_output_to_a_closed_stdout_is_one_line(tmp_path, busybox_program):
     r = subprocess.run("%s %s build -o - %s >&-" % (sys.executable, MODULE, busybox_program), shell=True,
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
-    assert r.returncode == 1 and "Traceback" not in r.stderr and "standard output, which is closed" in r.stderr
+    assert r.returncode == 1 and "Traceback" not in r.stderr and "standard output is closed" in r.stderr
