@@ -192,6 +192,9 @@ ANNOTATION_DOCKER_REFERENCE_TYPE = "vnd.docker.reference.type"
 ANNOTATION_BASE_NAME = "org.opencontainers.image.base.name"
 ANNOTATION_BASE_DIGEST = "org.opencontainers.image.base.digest"
 ANNOTATION_CREATED = "org.opencontainers.image.created"
+ANNOTATION_TITLE = "org.opencontainers.image.title"
+# On the index an archive or layout names when it keeps referrers beside an image: the digest of that image
+ANNOTATION_HELD = "io.zeroimage.image"
 
 DOCKER_HUB = "docker.io"
 DOCKER_HUB_API = "registry-1.docker.io"
@@ -3845,9 +3848,9 @@ class Layout(_TarSource):
 
     def referrers(self, digest: str) -> List[dict]:
         """The manifests in the layout whose ``subject`` is ``digest`` (what ``build --sbom`` attaches),
-        as a referrers list has them. zeroimage writes them as blobs beside the image, not into
-        index.json (which would then name two images, and skopeo and podman read an unnamed layout
-        only when it names one), so they are found by reading the layout's small blobs."""
+        as a referrers list has them: found among the layout's small blobs, wherever a descriptor
+        lists them (zeroimage's index of an image and its artifacts, ``with_referrers``; another
+        tool's index.json entries) or none does (as zeroimage wrote them before, beside the image)."""
         found = []
         for name, size in self._blob_sizes():
             if size > MAX_REFERRER_SIZE:
@@ -3862,6 +3865,12 @@ class Layout(_TarSource):
                     manifest.get("mediaType", OCI_MANIFEST) == OCI_MANIFEST:
                 found.append(referrer_descriptor(manifest, desc["digest"], size))
         return sorted(found, key=lambda d: (_annotations(d).get(ANNOTATION_CREATED, ""), d["digest"]))
+
+    def stored_size(self, digest: str) -> Optional[int]:
+        """The size of the blob ``digest`` in the layout; None when it is not there (or no digest)."""
+        if not isinstance(digest, str) or digest_problem(digest):
+            return None
+        return self._size(_blob_path(digest))
 
     def _blob_sizes(self) -> List[Tuple[str, int]]:
         """(``blobs/ALGORITHM/HEX``, size) of every blob in the layout."""
@@ -7497,18 +7506,52 @@ def compressed_image(image: Image, compress: Callable[[Blob], Blob]) -> Image:
 
 def layout_entries(layout: Layout, ref_name: Optional[str]) -> List[dict]:
     """The index.json entries asked for: those that answer to ``ref_name`` (full name, familiar name
-    or tag), else all. Only these are read further: an entry not asked for never stops a command."""
+    or tag), else all; each as what it holds (``held_entry``). Only these are read further: an entry
+    not asked for never stops a command."""
     listed = layout.index()["manifests"]
     if not listed:
         raise ArchiveError("%s is an empty layout: its index.json lists no image" % layout.path)
-    if ref_name is None:
-        return listed
-    entries = [d for d in listed if ref_name in _ref_names(descriptor_name(d))]
+    entries = listed
+    if ref_name is not None:
+        entries = [d for d in listed if ref_name in _ref_names(descriptor_name(d))]
     if not entries:
         names = sorted(set(descriptor_name(d) for d in listed if descriptor_name(d)))
         raise ArchiveError("%s has no image named %r (it has: %s)"
                            % (layout.path, ref_name, outside_text(", ".join(names), 500) or "no names"))
-    return entries
+    return [held_entry(layout, d) for d in entries]
+
+
+def held_entry(layout: Layout, desc: dict) -> dict:
+    """What an index.json entry holds: the entry itself, or, when it names the index zeroimage writes
+    to keep an image's referrers beside it (``with_referrers``: an index annotated ``io.zeroimage.image``),
+    the image or index that annotation names, under the entry's names: so the image reads back byte
+    for byte, and its referrers are found by ``referrers()``. When that index is not there (a
+    garbage collector that follows descriptors only removed it), the entry itself."""
+    if desc.get("mediaType") != OCI_INDEX or not isinstance(layout, Layout):
+        return desc
+    try:
+        check_descriptor(desc, layout.path)
+        wrapper = manifest_object(layout.read_manifest(desc), "%s: index %s" % (layout.path, desc["digest"]))
+    except (ArchiveError, DigestMismatchError):
+        return desc             # said as it is read
+    held = _annotations(wrapper).get(ANNOTATION_HELD)
+    if not held:
+        return desc
+    names = {key: value for key, value in _annotations(desc).items()
+             if key in (ANNOTATION_REF_NAME, ANNOTATION_CONTAINERD_NAME)}
+    for entry in index_manifests(wrapper, "%s: index %s" % (layout.path, desc["digest"])):
+        if entry.get("digest") == held:
+            return dict(entry, annotations=dict(_annotations(entry), **names))
+    try:
+        size = layout.stored_size(held)
+        if size is None:
+            return desc
+        value = manifest_object(layout.read_manifest({"digest": held, "size": size}),
+                                "%s: index %s" % (layout.path, held))
+    except (ArchiveError, DigestMismatchError):
+        return desc
+    media_type = value.get("mediaType") if isinstance(value.get("mediaType"), str) else OCI_INDEX
+    return descriptor(media_type, held, size, annotations=names)
 
 
 def _image_for(source, index: dict, platform: Platform, ref_name: Optional[str], where: str) -> Tuple[Candidate, Image]:
@@ -7669,6 +7712,7 @@ class Attachment(NamedTuple):
     artifact_type: str
     data: bytes
     created: str = ""
+    title: str = ""         # a file name for the document (its layer's org.opencontainers.image.title)
 
 
 def attach(subject: Union[Image, ImageIndex], attachment: Attachment) -> Image:
@@ -7677,7 +7721,8 @@ def attach(subject: Union[Image, ImageIndex], attachment: Attachment) -> Image:
     document, empty = bytes_blob(attachment.data), bytes_blob(b"{}")
     manifest = {"schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": attachment.artifact_type,
                 "config": descriptor(OCI_EMPTY, empty.digest, empty.size, data="e30="),
-                "layers": [descriptor(attachment.artifact_type, document.digest, document.size)],
+                "layers": [descriptor(attachment.artifact_type, document.digest, document.size, annotations={
+                    ANNOTATION_TITLE: attachment.title} if attachment.title else None)],
                 "subject": descriptor(subject.kind, subject.digest, subject.manifest_blob.size)}
     if attachment.created:
         manifest["annotations"] = {ANNOTATION_CREATED: attachment.created}
@@ -7698,9 +7743,46 @@ def artifacts_for(node: Union[Image, ImageIndex], attachments: Attachments) -> L
     return [a if isinstance(a, Image) else attach(node, a) for a in (attachments or {}).get(node.digest, ())]
 
 
-def artifact_blobs(top: Union[Image, ImageIndex], attachments: Attachments) -> List[Blob]:
-    """Every blob of the artifacts attached to the images of ``top`` (and to the index itself)."""
-    return [blob for node in referable(top) for artifact in artifacts_for(node, attachments) for blob in artifact.blobs]
+def attached_artifacts(top: Union[Image, ImageIndex], attachments: Attachments) -> List[Image]:
+    """The artifacts attached to the images of ``top`` (and to the index itself), in the tree's order."""
+    return [artifact for node in referable(top) for artifact in artifacts_for(node, attachments)]
+
+
+_NO_PLATFORM = {"architecture": "unknown", "os": "unknown"}
+
+
+def with_referrers(top: Union[Image, ImageIndex], artifacts: Sequence[Image]) -> Union[Image, ImageIndex]:
+    """What an archive or layout directory names in index.json for ``top`` and the ``artifacts`` that
+    refer to it (an SBOM), so that they are reachable from index.json (the image-layout spec has no
+    referrers API: a blob nothing refers to is garbage to a layout's collector, and ``skopeo copy``
+    leaves it behind): ``top`` itself when there are none; else one OCI index of ``top``'s images
+    (``top``, when it is one image) and the artifacts, each artifact listed with the platform
+    unknown/unknown, so that skopeo, podman and docker, which choose an image by platform, pass it by
+    as they pass BuildKit's attestations, and read the image as before. The index is annotated with
+    ``top``'s digest (``io.zeroimage.image``): zeroimage reads ``top`` back byte for byte, its digest
+    unchanged (``held_entry``), and the artifacts as its referrers. Of an index, ``top``'s own blob is
+    written beside (the sinks write ``tree_blobs(top)``)."""
+    if not artifacts:
+        return top
+    if isinstance(top, Image):
+        platform = top.platform.to_dict() if top.platform else None
+        entries, children, annotations = [descriptor(top.kind, top.digest, top.manifest_blob.size, platform=platform)], \
+            [top], {}
+    else:
+        entries, children = list(top.index.get("manifests") or []), list(top.children)
+        annotations = _string_map(top.index.get("annotations")) if top.kind == OCI_INDEX else {}
+    entries += [descriptor(a.kind, a.digest, a.manifest_blob.size, artifactType=artifact_type({}, a.manifest),
+                           platform=dict(_NO_PLATFORM)) for a in artifacts]
+    index = make_index(OCI_FAMILY, entries)
+    index["annotations"] = dict(annotations, **{ANNOTATION_HELD: top.digest})
+    return ImageIndex(index, bytes_blob(canonical_json(index)), children + list(artifacts), OCI_INDEX)
+
+
+def stored_blobs(top: Union[Image, ImageIndex], artifacts: Sequence[Image]) -> List[Blob]:
+    """Every blob an archive or layout holds for ``top`` and its ``artifacts`` (``with_referrers``)."""
+    stored = with_referrers(top, artifacts)
+    return tree_blobs(top) + [blob for artifact in artifacts for blob in artifact.blobs] + \
+        ([stored.manifest_blob] if stored is not top else [])
 
 
 # ---- Sinks ----
@@ -7743,9 +7825,9 @@ class ArchiveSink:
     def write(self, top: Union[Image, ImageIndex], name: Reference, attachments: "Attachments" = None) -> str:
         docker = docker_manifest(top, name) if isinstance(top, Image) and artifact_type({}, top.manifest) is None \
             else None       # Docker loads an image, never an index or an artifact
-        self.attached = [a for node in referable(top) for a in artifacts_for(node, attachments)]
-        write_archive(self._out, tree_blobs(top) + artifact_blobs(top, attachments),
-                      make_index(OCI_FAMILY, [top_descriptor(top, name)]), docker,
+        self.attached = attached_artifacts(top, attachments)
+        write_archive(self._out, stored_blobs(top, self.attached),
+                      make_index(OCI_FAMILY, [top_descriptor(with_referrers(top, self.attached), name)]), docker,
                       self.session.display, self.session.cancelled)
         if self.path == "-":
             self._out.flush()
@@ -7772,10 +7854,10 @@ class LayoutSink:
     def write(self, top: Union[Image, ImageIndex], name: Reference, attachments: "Attachments" = None) -> str:
         real = output_directory(self.path)
         made = not os.path.exists(real)
-        self.attached = [a for node in referable(top) for a in artifacts_for(node, attachments)]
+        self.attached = attached_artifacts(top, attachments)
         try:
-            write_layout_dir(real, tree_blobs(top) + artifact_blobs(top, attachments), top_descriptor(top, name),
-                             self.session.cancelled)
+            write_layout_dir(real, stored_blobs(top, self.attached),
+                             top_descriptor(with_referrers(top, self.attached), name), self.session.cancelled)
         except BaseException:
             if made:        # a layout this build started: nothing of it stays (one it added to keeps its blobs)
                 shutil.rmtree(real, ignore_errors=True)
@@ -8480,7 +8562,7 @@ def _program_sboms(session: Session, programs, images: Sequence[Image], infos: S
             sha1.update(chunk)
             sha256.update(chunk)
         document = spdx_document(target, {"SHA1": sha1.hexdigest(), "SHA256": sha256.hexdigest()}, info, created)
-        found[image.digest] = [Attachment(SPDX_JSON, document, created)]
+        found[image.digest] = [Attachment(SPDX_JSON, document, created, "%s.spdx.json" % posixpath.basename(target))]
     return found
 
 

@@ -1,0 +1,188 @@
+"""Referrers kept in archives and layout directories (issue 23 part 1): an SBOM that ``build --sbom``
+writes into ``-o`` is reachable from index.json (one OCI index of the image and its artifacts, the
+artifacts as platform unknown/unknown, as BuildKit keeps attestations), so a layout's garbage
+collector keeps it and ``skopeo copy --all`` takes it along; skopeo, podman and zeroimage still read
+one image without a name, and zeroimage reads the image back byte for byte (``io.zeroimage.image``).
+The garbage collector here is the image-layout spec's rule: a blob no descriptor reaches from
+index.json is garbage."""
+
+import json
+import os
+import shutil
+import tarfile
+
+import pytest
+
+import zeroimage
+from conftest import need_tool
+from imagetools import run_cli
+from test_cli import EPOCH, fails, ok
+from test_interop import sh
+from test_units import make_elf
+
+
+def run(*args):
+    return run_cli(*args, env=EPOCH)
+
+
+def _blob(layout, digest):
+    return os.path.join(layout, "blobs", *digest.split(":", 1))
+
+
+def load(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+def reachable(layout):
+    """Every blob digest a descriptor reaches from index.json (through indexes, manifests, subjects
+    left out: a subject points back, not down)."""
+    seen, todo = set(), list(load(os.path.join(layout, "index.json"))["manifests"])
+    while todo:
+        desc = todo.pop()
+        if desc["digest"] in seen or not os.path.exists(_blob(layout, desc["digest"])):
+            continue
+        seen.add(desc["digest"])
+        if desc.get("mediaType", "").endswith(("index.v1+json", "manifest.v1+json", "manifest.v2+json",
+                                               "list.v2+json")):
+            value = load(_blob(layout, desc["digest"]))
+            todo += value.get("manifests", []) + value.get("layers", [])
+            todo += [value["config"]] if "config" in value else []
+    return seen
+
+
+def collect_garbage(layout):
+    """Remove every blob index.json does not reach (what a layout garbage collector does); the removed."""
+    kept, removed = reachable(layout), []
+    for algorithm in os.listdir(os.path.join(layout, "blobs")):
+        for name in os.listdir(os.path.join(layout, "blobs", algorithm)):
+            if "%s:%s" % (algorithm, name) not in kept:
+                os.unlink(os.path.join(layout, "blobs", algorithm, name))
+                removed.append("%s:%s" % (algorithm, name))
+    return removed
+
+
+def extracted(archive, into):
+    with tarfile.open(archive) as tar:
+        tar.extractall(into)
+    return str(into)
+
+
+@pytest.fixture
+def programs(tmp_path):
+    made = []
+    for name, machine in (("app-amd64", 62), ("app-arm64", 183)):
+        (tmp_path / name).write_bytes(make_elf(machine) + name.encode())
+        made.append(tmp_path / name)
+    return made
+
+
+def _build(tmp_path, programs, multi, layout):
+    amd, arm = programs
+    out = tmp_path / ("layout" if layout else "app.tar")
+    args = ["linux/amd64=%s" % amd, "linux/arm64=%s" % arm] if multi else [str(amd)]
+    fmt = ["--format", "oci-layout"] if layout else []
+    digest = ok(run("build", "--sbom", *fmt, "-t", "app:1", "-o", out, *args)).stdout.strip()
+    return out, digest
+
+
+@pytest.mark.parametrize("multi", [False, True], ids=["one-image", "index"])
+@pytest.mark.parametrize("layout", [False, True], ids=["archive", "layout"])
+def test_the_sbom_is_reachable_from_index_json_and_the_image_reads_back_the_same(tmp_path, programs, multi, layout):
+    out, digest = _build(tmp_path, programs, multi, layout)
+    directory = str(out) if layout else extracted(out, tmp_path / "x")
+    [entry] = load(os.path.join(directory, "index.json"))["manifests"]
+    held = load(_blob(directory, entry["digest"]))
+    assert entry["mediaType"] == zeroimage.OCI_INDEX and held["annotations"]["io.zeroimage.image"] == digest
+    artifacts = [d for d in held["manifests"] if d.get("artifactType") == "application/spdx+json"]
+    assert len(artifacts) == (2 if multi else 1)
+    assert all(d["platform"] == {"architecture": "unknown", "os": "unknown"} for d in artifacts)
+    images = [d for d in held["manifests"] if d not in artifacts]
+    assert [d["platform"]["architecture"] for d in images] == (["amd64", "arm64"] if multi else ["amd64"])
+    for desc in artifacts:      # each artifact names its image; its document has a file name
+        artifact = load(_blob(directory, desc["digest"]))
+        assert artifact["subject"]["digest"] in [d["digest"] for d in images]
+        assert artifact["layers"][0]["annotations"] == {"org.opencontainers.image.title": "app-amd64.spdx.json"
+                                                        if not multi else "app.spdx.json"}
+    # zeroimage reads the image (or index) it built, by the same digest, and finds each SBOM
+    assert ok(run("digest", out)).stdout.strip() == digest
+    info = json.loads(ok(run("inspect", "--json", out)).stdout)
+    assert info["digest"] == digest
+    for platform in (("linux/amd64", "linux/arm64") if multi else ("linux/amd64",)):
+        assert json.loads(ok(run("inspect", "--sbom", "--platform", platform, out)).stdout)["spdxVersion"] == "SPDX-2.3"
+    # nothing but (for an index) the index's own blob is garbage: the SBOMs outlive a collector
+    removed = collect_garbage(directory)
+    assert removed == ([digest] if multi else [])
+    assert json.loads(ok(run("inspect", "--sbom", "--platform", "linux/amd64", directory)).stdout)["files"]
+    if not multi:
+        assert ok(run("digest", directory)).stdout.strip() == digest
+    # a build on it takes its image, not the SBOM
+    ok(run("build", "--from-archive", out, "--platform", "linux/amd64", "--target", "/second",
+           "-o", tmp_path / "second.tar", programs[0]))
+
+
+def test_skopeo_reads_one_image_and_copies_the_sbom_with_all(tmp_path, programs):
+    skopeo = need_tool("skopeo")
+    out, digest = _build(tmp_path, programs, False, False)
+    sh(skopeo, "copy", "--quiet", "oci-archive:%s" % out, "oci:%s:one" % (tmp_path / "one"))
+    assert json.loads(sh(skopeo, "inspect", "oci:%s:one" % (tmp_path / "one")))["Digest"] == digest
+    assert "Referrers" not in ok(run("inspect", "%s:one" % (tmp_path / "one"))).stdout
+    sh(skopeo, "copy", "--quiet", "--all", "oci-archive:%s" % out, "oci:%s:all" % (tmp_path / "all"))
+    assert collect_garbage(str(tmp_path / "all")) == []
+    document = json.loads(ok(run("inspect", "--sbom", "%s:all" % (tmp_path / "all"))).stdout)
+    assert document["files"][0]["fileName"] == "./app-amd64"
+    # and zeroimage copies it on, with its SBOM
+    copied = tmp_path / "copied.tar"
+    ok(run("copy", "--referrers", "%s:all" % (tmp_path / "all"), copied))
+    assert json.loads(ok(run("inspect", "--sbom", copied)).stdout) == document
+
+
+def test_a_pushed_archive_is_the_image_and_its_sbom_a_referrer(tmp_path, programs, upstream):
+    out, digest = _build(tmp_path, programs, False, False)
+    host = upstream.host
+    pushed = ok(run("push", out, "%s/stored/app:1" % host))
+    assert pushed.stdout.strip().endswith("@" + digest)
+    assert "application/spdx+json" in pushed.stderr          # said to stay behind
+    ok(run("push", "--referrers", out, "%s/stored/app:2" % host))
+    document = json.loads(ok(run("inspect", "--sbom", "%s/stored/app:2" % host)).stdout)
+    assert document["spdxVersion"] == "SPDX-2.3"
+
+
+def _layout_with(tmp_path, annotation, extra_blob=None):
+    """A layout whose index.json names an index annotated io.zeroimage.image=ANNOTATION."""
+    out, digest = _build(tmp_path, ((tmp_path / "app-amd64"), None), False, True)
+    index_path = os.path.join(out, "index.json")
+    [entry] = load(index_path)["manifests"]
+    held = load(_blob(out, entry["digest"]))
+    if annotation is None:
+        del held["annotations"]
+    else:
+        held["annotations"]["io.zeroimage.image"] = annotation
+    data = json.dumps(held).encode()
+    new = zeroimage.sha256_digest(data)
+    with open(_blob(out, new), "wb") as f:
+        f.write(data)
+    if extra_blob is not None:
+        with open(_blob(out, zeroimage.sha256_digest(extra_blob)), "wb") as f:
+            f.write(extra_blob)
+    entry.update(digest=new, size=len(data))
+    with open(index_path, "w") as f:
+        json.dump({"schemaVersion": 2, "manifests": [entry]}, f)
+    return out, digest, new
+
+
+NOT_JSON = b"\x00not json"
+
+
+@pytest.mark.parametrize("annotation", [
+    None, "", "sha256:" + "0" * 64, "../../etc/passwd", "sha256:short", "sha512:" + "0" * 128,
+    zeroimage.sha256_digest(NOT_JSON), 7, ["x"]], ids=repr)
+def test_an_index_that_names_no_image_it_holds_is_read_as_itself(tmp_path, programs, annotation):
+    out, digest, new = _layout_with(tmp_path, annotation, NOT_JSON)
+    r = run("inspect", "--json", out)
+    if not isinstance(annotation, (str, type(None))):        # not an index: its annotations are strings
+        fails(r, 1, "annotations is not a map of strings")
+        return
+    assert json.loads(ok(r).stdout)["digest"] == new            # the index itself, its image chosen
+    assert ok(run("digest", "--platform", "linux/amd64", out)).stdout.strip() == digest
+    ok(run("copy", out, tmp_path / "copy.tar"))
