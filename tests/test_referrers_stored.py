@@ -77,19 +77,22 @@ def programs(tmp_path):
     return made
 
 
-def _build(tmp_path, programs, multi, layout):
+def _build(tmp_path, programs, multi, layout, media_types="oci"):
     amd, arm = programs
     out = tmp_path / ("layout" if layout else "app.tar")
     args = ["linux/amd64=%s" % amd, "linux/arm64=%s" % arm] if multi else [str(amd)]
     fmt = ["--format", "oci-layout"] if layout else []
-    digest = ok(run("build", "--sbom", *fmt, "-t", "app:1", "-o", out, *args)).stdout.strip()
+    digest = ok(run("build", "--sbom", "--media-types", media_types, *fmt, "-t", "app:1", "-o", out, *args)
+                ).stdout.strip()
     return out, digest
 
 
-@pytest.mark.parametrize("multi", [False, True], ids=["one-image", "index"])
-@pytest.mark.parametrize("layout", [False, True], ids=["archive", "layout"])
-def test_the_sbom_is_reachable_from_index_json_and_the_image_reads_back_the_same(tmp_path, programs, multi, layout):
-    out, digest = _build(tmp_path, programs, multi, layout)
+@pytest.mark.parametrize("multi,layout,media_types", [
+    (False, False, "oci"), (True, False, "oci"), (False, True, "oci"), (True, True, "oci"),
+    (False, False, "docker"), (True, True, "docker")])
+def test_the_sbom_is_reachable_from_index_json_and_the_image_reads_back_the_same(tmp_path, programs, multi, layout,
+                                                                                 media_types):
+    out, digest = _build(tmp_path, programs, multi, layout, media_types)
     directory = str(out) if layout else extracted(out, tmp_path / "x")
     [entry] = load(os.path.join(directory, "index.json"))["manifests"]
     held = load(_blob(directory, entry["digest"]))
