@@ -211,35 +211,39 @@ def _docker_save_base(kind):
 _BUILT = {}
 
 
-def _zeroimage_built():
-    """An archive zeroimage itself writes (index.json and manifest.json, an SBOM referrer), from the
-    layout base: what docker save 25+ and other tools get from it.  Depends on the zeroimage under test."""
-    if "built" not in _BUILT:
+def _zeroimage_built(kind="built"):
+    """An archive zeroimage itself writes (index.json naming its index of the image and the image's SBOM,
+    and manifest.json), from the layout base: what docker save 25+ and other tools get from it; for
+    ``built-index``, a multi-platform index with an SBOM for each image.  Depends on the zeroimage under test."""
+    if kind not in _BUILT:
         work = tempfile.mkdtemp(prefix="zeroimage-fuzz-")
         old = os.environ.get("SOURCE_DATE_EPOCH")
         try:
             os.environ["SOURCE_DATE_EPOCH"] = EPOCH
             base = os.path.join(work, "base.tar")
             with open(base, "wb") as f:
-                f.write(tar_bytes(_layout_base("oci")))
-            program = os.path.join(work, "app")
-            with open(program, "wb") as f:
-                f.write(PROGRAM)
+                f.write(tar_bytes(_layout_base("oci" if kind == "built" else "index")))
+            programs = []
+            for name, data in (("app", PROGRAM), ("app-arm64", RUST_PROGRAM)):
+                programs.append(os.path.join(work, name))
+                with open(programs[-1], "wb") as f:
+                    f.write(data)
             out = os.path.join(work, "out.tar")
+            what = programs[:1] if kind == "built" else ["linux/amd64=" + programs[0], "linux/arm64=" + programs[1]]
             with _captured() as (stdout, stderr):
-                code = zeroimage.main(["build", "-q", "--sbom", "--from-archive", base, "-t", "app:1", "-o", out,
-                                       program])
+                code = zeroimage.main(["build", "-q", "--sbom", "--from-archive", base, "-t", "app:1", "-o", out]
+                                      + what)
             if code != 0:
                 raise RuntimeError("zeroimage could not build the fuzzer's base: " + _text(stderr))
             with open(out, "rb") as f:
-                _BUILT["built"] = _entries_of_tar(f.read())
+                _BUILT[kind] = _entries_of_tar(f.read())
         finally:
             if old is None:
                 os.environ.pop("SOURCE_DATE_EPOCH", None)
             else:
                 os.environ["SOURCE_DATE_EPOCH"] = old
             shutil.rmtree(work)
-    return [e.copy() for e in _BUILT["built"]]
+    return [e.copy() for e in _BUILT[kind]]
 
 
 _BASE_CACHE = {}
@@ -252,13 +256,13 @@ def archive_base(name):
         elif name.startswith("save-"):
             _BASE_CACHE[name] = _docker_save_base(name[len("save-"):])
         else:
-            _BASE_CACHE[name] = _zeroimage_built()
+            _BASE_CACHE[name] = _zeroimage_built(name)
     return [e.copy() for e in _BASE_CACHE[name]]
 
 
 ARCHIVE_BASES = {
-    "oci-archive": ("layout-oci", "layout-docker", "layout-index", "layout-sbom", "built"),
-    "oci-layout": ("layout-oci", "layout-docker", "layout-index", "layout-sbom", "built"),
+    "oci-archive": ("layout-oci", "layout-docker", "layout-index", "layout-sbom", "built", "built-index"),
+    "oci-layout": ("layout-oci", "layout-docker", "layout-index", "layout-sbom", "built", "built-index"),
     "docker-save": ("save-classic", "save-podman", "save-gzip", "built"),
 }
 
