@@ -8898,7 +8898,8 @@ def build(entrypoint, output: Optional[str] = None, *, base: Optional[str] = Non
     base): True for the host's ($ZONEINFO from the session's environment, else /usr/share/zoneinfo),
     or the path of a directory; None or False for none.
     ``build_info``: read each program's build info (Go's, or cargo auditable's) and label its image
-    with the version, revision and source it gives, unless ``options`` sets those labels.
+    with the version, revision and source it gives, unless ``options`` gives those keys (as labels or
+    annotations: see ``image_metadata``).
     """
     single = isinstance(entrypoint, (str, os.PathLike))
     programs = [(platform, os.fspath(entrypoint))] if single else [(p, os.fspath(path)) for p, path in entrypoint]
