@@ -88,7 +88,7 @@ def test_one_value_per_key(tmp_path, programs, bases, mode, program_name, base_n
         stated = {value for value in (label, annotation) if value is not None}
         assert stated == ({USER[key]} if mode != "none" else stated) and len(stated) <= 1, key
     assert labels.get("other") == (None if base_name == "scratch" else "kept"), "other labels are inherited"
-    if mode == "both" and program_name.startswith("go") and base_name == "labelled":    # the judge agrees
+    if mode in ("annotation", "both") and program_name.startswith("go") and base_name == "labelled":   # the judge
         skopeo = need_tool("skopeo")
         said = json.loads(subprocess.check_output([skopeo, "inspect", "oci-archive:" + out]))
         raw = json.loads(subprocess.check_output([skopeo, "inspect", "--raw", "oci-archive:" + out]))
