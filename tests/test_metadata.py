@@ -11,7 +11,7 @@ import pytest
 
 import zeroimage
 from conftest import need_tool
-from imagetools import LayoutBuilder, ref
+from imagetools import LayoutBuilder, ref, run_cli
 from test_buildinfo import LABEL, craft_elf, go_inline, real_binary, rewritten_go_binary
 
 KEYS = ("version", "revision", "source", "created", "title", "vendor", "base.name")
@@ -207,3 +207,16 @@ def test_multi_platform_build_on_a_registry_base(tmp_path, pki, registry_servers
     seen = json.loads(client.ok("inspect", "--json", "--platform", "linux/arm64", target).stdout)
     assert seen["labels"][LABEL + "version"] == seen["annotations"][LABEL + "version"] == "9"
     assert seen["indexAnnotations"][LABEL + "base.name"] == "example.com/user/base:1"
+
+
+def test_the_command_line_as_reported(tmp_path):
+    """The issue's case through the CLI, with this machine's Go binary: an annotation of the key that
+    build info gives leaves one value, and -v no longer says the build info's label is used."""
+    program = real_binary("/usr/bin/skopeo")
+    out = tmp_path / "app.tar"
+    r = run_cli("build", "-v", "--from", "scratch", "-o", out, "--annotation", LABEL + "source=https://example.com/s",
+                program, cwd=str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    assert "from its build info" not in r.stderr and "Go go1." in r.stderr
+    seen = _inspected(str(out))
+    assert seen["labels"] == seen["annotations"] == {LABEL + "source": "https://example.com/s"}
