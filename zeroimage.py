@@ -2343,6 +2343,7 @@ class ImageOptions(NamedTuple):
 OCI_ANNOTATION_KEYS = frozenset("org.opencontainers.image." + key for key in (
     "created", "authors", "url", "documentation", "source", "version", "revision", "vendor", "licenses",
     "ref.name", "title", "description", "base.digest", "base.name"))
+_OCI_IMAGE_PREFIX = "org.opencontainers.image."      # one value per key under it (image_metadata)
 
 
 def _env_problem(key, value) -> Optional[str]:
@@ -2433,6 +2434,53 @@ def check_image_options(options: "ImageOptions") -> None:
     problems = [p for p in problems if p]
     if problems:
         raise UsageError(problems[0])
+    labels = dict(options.labels)
+    for key, value in dict(options.annotations).items():
+        if key.startswith(_OCI_IMAGE_PREFIX) and labels.get(key, value) != value:
+            raise UsageError("--label %s=%s and --annotation %s=%s: an image states one value per "
+                             "org.opencontainers.image.* key (zeroimage writes yours wherever that key goes, "
+                             "label and annotation alike); give it once, or the same value twice" % (
+                                 key, outside_text(repr(labels[key]), 100), key, outside_text(repr(value), 100)))
+
+
+def _user_metadata(options: ImageOptions) -> Dict[str, str]:
+    """The value the user gives each ``org.opencontainers.image.*`` key, as --label or --annotation
+    (check_image_options made sure the two agree)."""
+    return {key: value for key, value in list(options.labels) + list(options.annotations)
+            if key.startswith(_OCI_IMAGE_PREFIX)}
+
+
+def image_metadata(options: ImageOptions, base_labels: Optional[Dict[str, str]] = None,
+                   base_annotations: Optional[Dict[str, str]] = None, program: Optional[Dict[str, str]] = None,
+                   on_index: bool = False) -> Tuple[Dict[str, str], Dict[str, str]]:
+    """The labels and the manifest's annotations an image is written with (``on_index``: the
+    annotations of the index over several, which has no labels): the one home of "one value per
+    metadata key". Each says, the later winning:
+
+    1. the base: its config's labels (``base_labels``; without its version, revision and source when
+       the program's build info gives any of them: they describe the base's own program, and a version
+       from one program beside a source from another would be worse than none), and what zeroimage
+       writes of it as annotations (``base_annotations``: base.name and base.digest);
+    2. the program's build info (``program``, what build_info_labels gives): labels;
+    3. the user: ``options.labels`` as labels, ``options.annotations`` as the manifest's annotations
+       (not the index's); and each ``org.opencontainers.image.*`` key the user gives either way holds
+       the user's value wherever steps 1 and 2 put that key, label and annotation alike, so the image
+       never states two versions (or sources, or base names)."""
+    labels = dict(base_labels or {})
+    if program:
+        labels = {key: value for key, value in labels.items() if key not in BUILD_INFO_LABELS}
+    labels.update(program or {})
+    annotations = dict(base_annotations or {})
+    if on_index:
+        labels = {}
+    else:
+        labels.update(options.labels)
+        annotations.update(options.annotations)
+    for key, value in _user_metadata(options).items():
+        for place in (labels, annotations):
+            if key in place:
+                place[key] = value
+    return labels, annotations
 
 
 def _set_env(env: Sequence[str], key: str, value: str) -> List[str]:
@@ -2560,9 +2608,11 @@ def without_base_metadata(config: dict, problems: Sequence[Tuple[str, str, str]]
 
 def derive_config(base: dict, platform: Platform, layers: Sequence[AddedLayer],
                   entrypoint: Sequence[str], created: str, options: ImageOptions = ImageOptions(),
-                  where: str = "the base") -> dict:
+                  where: str = "the base", program_labels: Optional[Dict[str, str]] = None) -> dict:
     """The new image config: the base's (made whole by ``normal_base_config``), every unknown field
-    kept, plus our layers, each with its history line, entrypoint and options. Nothing in it is null."""
+    kept, plus our layers, each with its history line, entrypoint and options, and the labels
+    ``image_metadata`` gives (the base's, ``program_labels`` from build info, the user's). Nothing in
+    it is null."""
     config = normal_base_config(base, where)
     runtime = config["config"]
     runtime["Entrypoint"] = list(entrypoint)
@@ -2571,8 +2621,9 @@ def derive_config(base: dict, platform: Platform, layers: Sequence[AddedLayer],
         runtime["Cmd"] = list(options.cmd)
     for key, value in options.env:
         runtime["Env"] = _set_env(runtime.get("Env") or [], key, value)
-    if options.labels:
-        runtime["Labels"] = dict(runtime.get("Labels") or {}, **dict(options.labels))
+    labels = image_metadata(options, runtime.get("Labels"), program=program_labels)[0]
+    if labels or "Labels" in runtime:
+        runtime["Labels"] = labels
     if options.expose:
         runtime["ExposedPorts"] = dict(runtime.get("ExposedPorts") or {}, **{p: {} for p in options.expose})
     if options.user is not None:
@@ -6909,20 +6960,23 @@ def check_family_options(base: BaseImage, options: ImageOptions) -> None:
 
 
 def assemble_image(base: BaseImage, added: Sequence[Tuple[LayerResult, str]], entrypoint: Sequence[str],
-                   created: str, options: ImageOptions = ImageOptions()) -> Image:
+                   created: str, options: ImageOptions = ImageOptions(),
+                   program_labels: Optional[Dict[str, str]] = None) -> Image:
     """Put new layers (each with its history line) on a base: config, manifest, and the blob list.
-    Only an OCI manifest carries annotations (the base's name and digest, and ``options``'); the base
-    manifest's own annotations describe the base and are never carried over."""
+    Labels and annotations are as ``image_metadata`` resolves them from the base, ``program_labels``
+    (the program's build info) and ``options``. Only an OCI manifest carries annotations (the base's
+    name and digest, and ``options``'); the base manifest's own annotations describe the base and are
+    never carried over."""
     family = base.family
     check_image_options(options)
     check_family_options(base, options)
     config = derive_config(base.config, base.platform,
                            [AddedLayer(layer.diff_id, why) for layer, why in added], entrypoint, created, options,
-                           "the base %s" % base.name)
+                           "the base %s" % base.name, program_labels)
     config_blob = bytes_blob(canonical_json(config))
     layer_descs = _layers_in_family(family, [desc for desc, _ in base.layers], "the base %s" % base.name)
     layer_descs += [descriptor(family["layer"], layer.blob.digest, layer.blob.size) for layer, _ in added]
-    annotations = dict(base.annotations, **dict(options.annotations))
+    annotations = image_metadata(options, base_annotations=base.annotations)[1]
     if family["manifest"] == DOCKER_MANIFEST:
         annotations = None
     manifest = make_manifest(family, descriptor(family["config"], config_blob.digest, config_blob.size), layer_descs,
@@ -8509,14 +8563,12 @@ def _build_images(session: Session, programs, single: bool, base_for, layers: _L
             wanted = _resolve_platform(wanted, elf, path, display)
         else:
             _check_program_platform(wanted, elf, path, platform_check, display)
-        labelled = _build_info_options(display, path, info, options)
-        checked.append((wanted, path, program, elf, labelled))
+        checked.append((wanted, path, program, elf, _program_labels(display, path, info, options)))
     minimal_layer = minimal_entries = None
     images, bases = [], []
-    for wanted, path, program, elf, image_options in checked:
+    for wanted, path, program, elf, program_labels in checked:
+        image_options = options
         base_image = base_for(wanted)
-        if image_options is not options:        # the program says what it is: the base's say of it goes
-            base_image = base_image._replace(config=_without_labels(base_image.config, BUILD_INFO_LABELS))
         if family is not None:
             base_image = base_image._replace(family=family)
         problems = base_metadata_problems(base_image.config)
@@ -8545,7 +8597,7 @@ def _build_images(session: Session, programs, single: bool, base_for, layers: _L
         entries = with_parents(entries, below)
         added.append((layers.make(entries, "%s (%s)" % (target, wanted)),
                       "zeroimage: COPY %s %s" % (os.fsencode(os.path.basename(path)).decode("utf-8", "replace"), target)))
-        images.append(assemble_image(base_image, added, [target], created, image_options))
+        images.append(assemble_image(base_image, added, [target], created, image_options, program_labels))
     return images, bases
 
 
@@ -8585,26 +8637,15 @@ def _program_build_info(display: Display, path: str, program) -> Optional[BuildI
     return info
 
 
-def _without_labels(config: dict, keys: Sequence[str]) -> dict:
-    """A base config without the labels ``keys`` (what a program's build info says of the image
-    replaces what the base said of itself: its version, revision and source together)."""
-    runtime = config.get("config")
-    labels = runtime.get("Labels") if isinstance(runtime, dict) else None
-    if not isinstance(labels, dict) or not any(key in labels for key in keys):
-        return config
-    return dict(config, config=dict(runtime, Labels={k: v for k, v in labels.items() if k not in keys}))
-
-
-def _build_info_options(display: Display, path: str, info: Optional[BuildInfo],
-                        options: ImageOptions) -> ImageOptions:
-    """``options`` with the labels the program's build info gives, under the user's own: a --label wins."""
-    if info is None:
-        return options
-    given = {key for key, _ in options.labels}
-    added = [(key, value) for key, value in sorted(build_info_labels(info).items()) if key not in given]
-    for key, value in added:
-        display.debug("%s: label %s=%s from its build info", path, key, outside_text(value, 200))
-    return options._replace(labels=tuple(added) + tuple(options.labels)) if added else options
+def _program_labels(display: Display, path: str, info: Optional[BuildInfo], options: ImageOptions) -> Dict[str, str]:
+    """The labels the program's build info gives (see image_metadata for where they go, and what
+    wins over them); under -v, each one the user does not give a value of."""
+    labels = build_info_labels(info) if info is not None else {}
+    given = {key for key, _ in list(options.labels) + list(options.annotations)}
+    for key, value in sorted(labels.items()):
+        if key not in given:
+            display.debug("%s: label %s=%s from its build info", path, key, outside_text(value, 200))
+    return labels
 
 
 def _check_output_is_not_an_input(output: str, inputs: Sequence[str]) -> None:
@@ -8939,7 +8980,8 @@ def build(entrypoint, output: Optional[str] = None, *, base: Optional[str] = Non
     base): True for the host's ($ZONEINFO from the session's environment, else /usr/share/zoneinfo),
     or the path of a directory; None or False for none.
     ``build_info``: read each program's build info (Go's, or cargo auditable's) and label its image
-    with the version, revision and source it gives, unless ``options`` sets those labels.
+    with the version, revision and source it gives, unless ``options`` gives those keys (as labels or
+    annotations: see ``image_metadata``).
     """
     single = isinstance(entrypoint, (str, os.PathLike))
     programs = [(platform, os.fspath(entrypoint))] if single else [(p, os.fspath(path)) for p, path in entrypoint]
@@ -8990,7 +9032,8 @@ def build(entrypoint, output: Optional[str] = None, *, base: Optional[str] = Non
                                       options=options, added_files=added_files, minimal=minimal, ca_bundle=ca_bundle,
                                       platform_check=platform_check, family=media_type_family(media_types),
                                       zoneinfo=zoneinfo, infos=infos)
-        top = images[0] if single else make_image_index(images, bases[-1].family, bases[-1].index_annotations)
+        top = images[0] if single else make_image_index(images, bases[-1].family, image_metadata(
+            options, base_annotations=bases[-1].index_annotations, on_index=True)[1])
         attachments = _program_sboms(session, opened, images, infos, target, created) if sbom else None
         digest = write_to_sink(sink, top, name, attachments, "the image built")
     if load:        # what the result describes is what was loaded: the image for the engine's platform

@@ -146,7 +146,8 @@ def test_image_options_within_the_rules_pass():
         labels=[("org.opencontainers.image.created", "2024-01-02T03:04:05.5+01:00"), ("org.opencontainersx", "1")],
         annotations=[("org.opencontainers.image.source", "https://example.com"), ("com.example.k", "v\nw"),
                      ("org.opencontainers.image.base.digest", "sha256:" + HEX),
-                     ("org.opencontainers.image.created", "2016-12-31T23:59:59Z")]))
+                     ("org.opencontainers.image.created", "2024-01-02T03:04:05.5+01:00")]))
+    zeroimage.check_image_options(_options(annotations=[("org.opencontainers.image.created", "2016-12-31T23:59:59Z")]))
 
 
 @pytest.mark.parametrize("text, good", [
@@ -163,6 +164,8 @@ def test_rfc3339(text, good):
     (["--env=A=one\ntwo"], ["line break"]), (["--env", "=x"], ["KEY=VALUE"]),
     (["--label", "org.opencontainers.mine=1"], ["reserved"]),
     (["--annotation", "org.opencontainers.image.created=yesterday"], ["RFC 3339"]),
+    (["--label", "org.opencontainers.image.version=1", "--annotation", "org.opencontainers.image.version=2"],
+     ["one value per", "version='1'", "version='2'"]),
 ])
 def test_option_values_are_usage_errors_before_any_work(tmp_path, prog, args, words):
     r = fails(run_cli("build", "--from", "scratch", "-o", tmp_path / "a.tar", *(args + [prog])), 2, *words)
