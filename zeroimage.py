@@ -7637,7 +7637,7 @@ def _spdx_supplier(text: str) -> str:
 def _module_supplier(language: str, module: Module, program_supplier: str = _NOASSERTION) -> str:
     """The supplier of a module or crate by where it comes from: Go's standard library and
     ``golang.org/x/...`` -> the Go project; ``github.com/OWNER/...`` (GitLab, Bitbucket, Codeberg
-    alike; SourceHut's ``~USER``) -> its owner; a Go module replaced by a local directory, or a
+    alike; SourceHut's ``~USER``; ``gopkg.in``'s, as it redirects to GitHub) -> its owner; a Go module replaced by a local directory, or a
     crate of the program's own workspace (source "local") -> the program's supplier; anything else
     (other hosts, crates.io or git crates: nothing in the binary names who made them) -> NOASSERTION."""
     path = module.path
@@ -7648,6 +7648,11 @@ def _module_supplier(language: str, module: Module, program_supplier: str = _NOA
             return program_supplier
         host, _, rest = path.partition("/")
         owner = rest.split("/", 1)[0]
+        if host == "gopkg.in":          # gopkg.in/NAME.vN is github.com/go-NAME/NAME; gopkg.in/USER/NAME.vN USER's
+            if "/" not in rest:
+                name = owner.split(".v", 1)[0]
+                owner, rest = ("go-" + name if name else ""), "go-%s/%s" % (name, name)
+            host = "github.com"
         if host in _OWNER_HOSTS and "/" in rest and _REPO_ELEMENT.fullmatch(owner) and owner.strip(".~"):
             return ("Person: " + owner[1:]) if owner.startswith("~") else "Organization: " + owner
         return _NOASSERTION
