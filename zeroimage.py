@@ -1816,7 +1816,7 @@ class BuildInfo(NamedTuple):
 MAX_BUILD_INFO = 4 * 1024 * 1024            # the most of a binary read for its build info (Go's blob, Rust's zlib data)
 MAX_BUILD_INFO_JSON = 16 * 1024 * 1024      # Rust's crate list once decompressed
 _GO_MAGIC = b"\xff Go buildinf:"
-_GO_SEARCH = 64 * 1024                      # how far into a writable segment Go's header is looked for
+_GO_CHUNK = 1 << 20                         # a writable segment is searched for Go's header this much at a time
 _GO_ESCAPES = {"a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v", "\\": "\\", '"': '"'}
 
 
@@ -1825,7 +1825,7 @@ def read_build_info(f) -> Optional[BuildInfo]:
     ``.go.buildinfo`` section; without a section of that name, the first writable segment, as
     Go's ``debug/buildinfo`` looks) or the crate list ``cargo auditable`` embeds (``.dep-v0``). None when
     the binary carries none (not ELF, no such section); ``ValueError`` with a short reason when it
-    is there but malformed. Reads at most a few MiB, whatever the size of the binary."""
+    is there but malformed. Holds at most a few MiB in memory, whatever the size of the binary."""
     try:
         elf = _elf_header(f)
         if elf is None:
@@ -1884,9 +1884,9 @@ def _find_go_magic(data: bytes) -> int:
 def _go_build_blob(f, elf: _ElfHeader, sections: Dict[str, _Section]) -> Optional[bytes]:
     """Go's 32-byte header and what follows it, or None when the binary has none. Where Go's
     ``debug/buildinfo`` looks: the section named ``.go.buildinfo``; without one (no section headers,
-    or the section renamed or its name stripped), the first 64 KiB from the start of the first
-    writable, not executable ``PT_LOAD`` segment, where the header is the first magic 16-byte aligned
-    from there with a whole header after it (Go reads no more, and neither does this)."""
+    or the section renamed or its name stripped), the first writable, not executable ``PT_LOAD``
+    segment, searched in chunks for the first magic at a 16-byte aligned address with a whole
+    header after it, then read from there through the program headers, as Go reads it."""
     section = sections.get(".go.buildinfo")
     if section is not None:
         data = _section_data(f, elf, section, ".go.buildinfo")
@@ -1895,16 +1895,35 @@ def _go_build_blob(f, elf: _ElfHeader, sections: Dict[str, _Section]) -> Optiona
             raise ValueError("the section .go.buildinfo holds no Go build-info header")
         return data[at:]
     segments = _elf_segments(f, elf)
-    start = next((s.vaddr for s in segments if s.kind == _PT_LOAD and s.flags & (_PF_X | _PF_W) == _PF_W), None)
-    data = _go_read_data(f, elf, segments, start, _GO_SEARCH) if start is not None else None
-    at = _find_go_magic(data) if data else -1
-    if at < 0 or len(data) - at < 32:
-        return None
-    return data[at:]
+    data = next((s for s in segments if s.kind == _PT_LOAD and s.flags & (_PF_X | _PF_W) == _PF_W), None)
+    address = _go_search_magic(f, elf, segments, data.vaddr, data.filesz) if data is not None else None
+    blob = _go_read_data(f, elf, segments, address, MAX_BUILD_INFO) if address is not None else None
+    return blob if blob is not None and len(blob) >= 32 else None
+
+
+def _go_search_magic(f, elf: _ElfHeader, segments: Sequence[_Segment], start: int, size: int) -> Optional[int]:
+    """The address of the first Go build-info magic 16-byte aligned in [start, start+size) with 32
+    bytes left after it, read ``_GO_CHUNK`` at a time (an aligned magic never straddles two chunks,
+    whose starts are aligned); None when there is none, or the range leaves the file's bytes."""
+    end = start + size
+    address = (start + 15) & ~15
+    while address < end:
+        chunk = _go_read_data(f, elf, segments, address, min(_GO_CHUNK, end - address))
+        if chunk is None:
+            return None
+        at = chunk.find(_GO_MAGIC)
+        while at >= 0:
+            if end - address - at < 32:
+                return None
+            if at % 16 == 0:
+                return address + at
+            at = chunk.find(_GO_MAGIC, (at + 15) & ~15)
+        address += min(_GO_CHUNK, end - address)
+    return None
 
 
 def _go_read_data(f, elf: _ElfHeader, segments: Sequence[_Segment], address: int, size: int) -> Optional[bytes]:
-    """Up to ``size`` bytes of the program's memory at ``address``, as Go's ``ReadData`` gives them:
+    """Up to ``size`` bytes of the program's memory at ``address``, as Go's ``DataReader`` gives them:
     from the first program header (of any type) whose file bytes hold the address, to that
     segment's end at most; None when none holds it or the file ends before its bytes do."""
     for segment in segments:
