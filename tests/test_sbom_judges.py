@@ -271,15 +271,16 @@ def test_program_without_build_info_judged(judges, tmp_path):
         shutil.copyfile(busybox, str(program))
     else:
         program.write_bytes(craft_elf([(".text", b"\0" * 64)]))
-    report = judged(judges, tmp_path, sbom_of(tmp_path, program, "--annotation", VENDOR + "=ACME",
-                                              "--label", "org.opencontainers.image.version=1.4"))
+    document = sbom_of(tmp_path, program, "--annotation", VENDOR + "=ACME",
+                       "--label", "org.opencontainers.image.version=1.4")
+    report = judged(judges, tmp_path, document)
     assert report["isNtiaConformant"] and missing(report) == {}
-    doc = json.loads(sbom_of(tmp_path, program, "--annotation", VENDOR + "=ACME",
-                             "--label", "org.opencontainers.image.version=1.4"))
+    doc = json.loads(document)
     assert (program_of(doc)["supplier"], program_of(doc)["versionInfo"]) == ("Organization: ACME", "1.4")
-    report = judged(judges, tmp_path, sbom_of(tmp_path, program, name="plain"))
+    document = sbom_of(tmp_path, program, name="plain")
+    report = judged(judges, tmp_path, document)
     assert missing(report) == {"supplier": ["tool"]}, "no vendor: NOASSERTION, which the checker counts as none"
-    assert program_of(json.loads(sbom_of(tmp_path, program, name="plain")))["versionInfo"] == "NOASSERTION"
+    assert program_of(json.loads(document))["versionInfo"] == "NOASSERTION"
 
 
 def test_a_bases_vendor_is_not_the_programs(judges, tmp_path):
