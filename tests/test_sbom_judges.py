@@ -254,8 +254,13 @@ def test_real_go_programs_judged(judges, real_go, tmp_path):
         unknown = sorted((m.replace or m).path for m in info.deps
                          if zeroimage._module_supplier("go", m.replace or m) == "NOASSERTION")
         assert {k: sorted(v) for k, v in missing(report).items()} == ({"supplier": unknown} if unknown else {}), path
-        doc = json.loads(zeroimage.spdx_document("/" + program.name, CHECKSUMS, info, "2023-11-14T22:13:20Z"))
+        document = zeroimage.spdx_document("/" + program.name, CHECKSUMS, info, "2023-11-14T22:13:20Z")
+        doc = json.loads(document)
         check_spdx(doc)
+        without = {k: sorted(v) for k, v in missing(judged(judges, tmp_path, document)).items()}
+        if program_of(doc)["supplier"] == "NOASSERTION":        # no vendor, and no owner its main module names
+            unknown = sorted(unknown + [program_of(doc)["name"]])
+        assert without == ({"supplier": unknown} if unknown else {}), path
         stdlib = next(p for p in doc["packages"] if p["name"] == "stdlib")
         assert stdlib["externalRefs"][0]["referenceLocator"] == "pkg:golang/stdlib@" + info.toolchain[2:].split()[0]
         assert program_of(doc)["versionInfo"] == (info.main.version if info.main and info.main.version != "(devel)"
