@@ -1796,6 +1796,7 @@ class Module(NamedTuple):
     sum: str = ""                       # Go's checksum ("h1:..."), "" when none
     replace: Optional["Module"] = None  # Go's "=>" replacement
     source: str = ""                    # Rust: "crates.io", "git", "local", "registry"; "" for Go
+    kind: str = ""                      # Rust: "runtime", or "build" (a build script's or proc macro's); "" for Go
 
 
 class BuildInfo(NamedTuple):
@@ -1818,16 +1819,16 @@ class BuildInfo(NamedTuple):
 MAX_BUILD_INFO = 4 * 1024 * 1024            # the most of a binary read for its build info (Go's blob, Rust's zlib data)
 MAX_BUILD_INFO_JSON = 16 * 1024 * 1024      # Rust's crate list once decompressed
 _GO_MAGIC = b"\xff Go buildinf:"
-_GO_SEARCH = 64 * 1024                      # how far into a writable segment Go's header is looked for
+_GO_CHUNK = 1 << 20                         # a writable segment is searched for Go's header this much at a time
 _GO_ESCAPES = {"a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v", "\\": "\\", '"': '"'}
 
 
 def read_build_info(f) -> Optional[BuildInfo]:
     """What a binary (a seekable binary file) says about how it was built: Go's build info (the
-    ``.go.buildinfo`` section; without section headers, the first writable segment, as Go's
-    ``debug/buildinfo`` looks) or the crate list ``cargo auditable`` embeds (``.dep-v0``). None when
+    ``.go.buildinfo`` section; without a section of that name, the first writable segment, as
+    Go's ``debug/buildinfo`` looks) or the crate list ``cargo auditable`` embeds (``.dep-v0``). None when
     the binary carries none (not ELF, no such section); ``ValueError`` with a short reason when it
-    is there but malformed. Reads at most a few MiB, whatever the size of the binary."""
+    is there but malformed. Holds at most a few MiB in memory, whatever the size of the binary."""
     try:
         elf = _elf_header(f)
         if elf is None:
@@ -1847,7 +1848,7 @@ def _printable_module(module: Optional[Module]) -> Optional[Module]:
     if module is None:
         return None
     return Module(_printable_text(module.path), _printable_text(module.version), _printable_text(module.sum),
-                  _printable_module(module.replace), _printable_text(module.source))
+                  _printable_module(module.replace), _printable_text(module.source), _printable_text(module.kind))
 
 
 def _printable_build_info(info: BuildInfo) -> BuildInfo:
@@ -1884,7 +1885,11 @@ def _find_go_magic(data: bytes) -> int:
 
 
 def _go_build_blob(f, elf: _ElfHeader, sections: Dict[str, _Section]) -> Optional[bytes]:
-    """Go's 32-byte header and what follows it, or None when the binary has none."""
+    """Go's 32-byte header and what follows it, or None when the binary has none. Where Go's
+    ``debug/buildinfo`` looks: the section named ``.go.buildinfo``; without one (no section headers,
+    or the section renamed or its name stripped), the first writable, not executable ``PT_LOAD``
+    segment, searched in chunks for the first magic at a 16-byte aligned address with a whole
+    header after it, then read from there through the program headers, as Go reads it."""
     section = sections.get(".go.buildinfo")
     if section is not None:
         data = _section_data(f, elf, section, ".go.buildinfo")
@@ -1892,18 +1897,47 @@ def _go_build_blob(f, elf: _ElfHeader, sections: Dict[str, _Section]) -> Optiona
         if at < 0:
             raise ValueError("the section .go.buildinfo holds no Go build-info header")
         return data[at:]
-    if sections:
-        return None
-    for segment in _elf_segments(f, elf):
-        if segment.kind == _PT_LOAD and segment.flags & (_PF_X | _PF_W) == _PF_W:
-            if segment.offset >= elf.size:
+    segments = _elf_segments(f, elf)
+    data = next((s for s in segments if s.kind == _PT_LOAD and s.flags & (_PF_X | _PF_W) == _PF_W), None)
+    address = _go_search_magic(f, elf, segments, data.vaddr, data.filesz) if data is not None else None
+    blob = _go_read_data(f, elf, segments, address, MAX_BUILD_INFO) if address is not None else None
+    return blob if blob is not None and len(blob) >= 32 else None
+
+
+def _go_search_magic(f, elf: _ElfHeader, segments: Sequence[_Segment], start: int, size: int) -> Optional[int]:
+    """The address of the first Go build-info magic 16-byte aligned in [start, start+size) with 32
+    bytes left after it, read ``_GO_CHUNK`` at a time (an aligned magic never straddles two chunks,
+    whose starts are aligned); None when there is none, or the range leaves the file's bytes."""
+    end = start + size
+    address = (start + 15) & ~15
+    while address < end:
+        chunk = _go_read_data(f, elf, segments, address, min(_GO_CHUNK, end - address))
+        if chunk is None:
+            return None
+        at = chunk.find(_GO_MAGIC)
+        while at >= 0:
+            if end - address - at < 32:
                 return None
-            f.seek(segment.offset)
-            at = _find_go_magic(f.read(min(segment.filesz, _GO_SEARCH)))
-            if at < 0:
+            if at % 16 == 0:
+                return address + at
+            at = chunk.find(_GO_MAGIC, (at + 15) & ~15)
+        address += min(_GO_CHUNK, end - address)
+    return None
+
+
+def _go_read_data(f, elf: _ElfHeader, segments: Sequence[_Segment], address: int, size: int) -> Optional[bytes]:
+    """Up to ``size`` bytes of the program's memory at ``address``, as Go's ``DataReader`` gives them:
+    from the first program header (of any type) whose file bytes hold the address, to that
+    segment's end at most; None when none holds it or the file ends before its bytes do."""
+    for segment in segments:
+        if segment.filesz and segment.vaddr <= address < segment.vaddr + segment.filesz:
+            size = min(size, segment.vaddr + segment.filesz - address)
+            offset = segment.offset + address - segment.vaddr
+            if offset + size > elf.size:
                 return None
-            f.seek(segment.offset + at)
-            return f.read(min(segment.filesz - at, MAX_BUILD_INFO))
+            f.seek(offset)
+            data = f.read(size)
+            return data if len(data) == size else None
     return None
 
 
@@ -2096,13 +2130,16 @@ def _rust_build_info(compressed: bytes) -> BuildInfo:
 
 
 def _rust_package(package) -> Module:
+    """One package of cargo auditable's list; its ``kind`` is "runtime" unless it says another
+    ("build": only a build script or a proc macro uses it; the format leaves "runtime" out)."""
     def refuse(_):
-        return ValueError("the section .dep-v0 lists a package without a name, version and source as strings")
+        return ValueError("the section .dep-v0 lists a package without a name, version, source and kind as strings")
     _expect(package, "object", "a package", refuse)
-    name, version, source = (_expect(package.get(key, ""), "string", key, refuse) for key in ("name", "version", "source"))
+    name, version, source, kind = (_expect(package.get(key, ""), "string", key, refuse)
+                                   for key in ("name", "version", "source", "kind"))
     if not name:
         raise refuse(None)
-    return Module(name, version, source=source)
+    return Module(name, version, source=source, kind=kind or "runtime")
 
 
 # Public code hosts a Go module path can name, and how many path elements after the host name the
@@ -7685,13 +7722,73 @@ def _go_sum_sha256(go_sum: str) -> Optional[str]:
     return raw.hex() if len(raw) == 32 else None
 
 
+_NOASSERTION = "NOASSERTION"
+_GO_SUPPLIER = "Organization: The Go Project"
+# Code hosts whose first path element after the host names the module's owner (its supplier).
+_OWNER_HOSTS = ("github.com", "gitlab.com", "bitbucket.org", "codeberg.org", "git.sr.ht")
+_GO_VERSION = re.compile(r"go([0-9]+(?:\.[0-9]+)*(?:(?:rc|beta)[0-9]+)?)(?![0-9A-Za-z.])")
+
+
+def _stdlib_version(toolchain: str) -> Optional[str]:
+    """The Go version a toolchain string names, as a purl gives it: ``go1.23.1`` and
+    ``go1.23.1 X:nocoverageredesign`` (experiments) -> ``1.23.1``, ``go1.22rc1`` -> ``1.22rc1``;
+    None for a development toolchain (``devel go1.24-abc123 ...``) or anything else: no release."""
+    match = _GO_VERSION.match(toolchain.split(" ", 1)[0])
+    return match.group(1) if match else None
+
+
+def _spdx_supplier(text: str) -> str:
+    """What a user says of an image's vendor as an SPDX supplier, on one printable line: a value
+    that starts with ``Organization: `` or ``Person: `` is an SPDX actor already (an e-mail address in
+    parentheses at its end); any other is ``Organization: VALUE``, its parentheses made brackets
+    (SPDX reads a final parenthesized part as an e-mail address); NOASSERTION when empty."""
+    text = _printable_text(" ".join(text.split()))
+    if not text:
+        return _NOASSERTION
+    if re.match(r"(Person|Organization): \S", text):
+        return text
+    return "Organization: " + text.replace("(", "[").replace(")", "]")
+
+
+def _module_supplier(language: str, module: Module, program_supplier: str = _NOASSERTION) -> str:
+    """The supplier of a module or crate by where it comes from: Go's standard library and
+    ``golang.org/x/...`` -> the Go project; ``github.com/OWNER/...`` (GitLab, Bitbucket, Codeberg
+    alike; SourceHut's ``~USER``; ``gopkg.in``'s, as it redirects to GitHub) -> its owner; a Go module replaced by a local directory, or a
+    crate of the program's own workspace (source "local") -> the program's supplier; anything else
+    (other hosts, crates.io or git crates: nothing in the binary names who made them) -> NOASSERTION."""
+    path = module.path
+    if language == "go":
+        if path in ("std", "stdlib") or path.startswith(("golang.org/x/", "go.googlesource.com/")):
+            return _GO_SUPPLIER
+        if path.startswith((".", "/")):
+            return program_supplier
+        host, _, rest = path.partition("/")
+        owner = rest.split("/", 1)[0]
+        if host == "gopkg.in":          # gopkg.in/NAME.vN is github.com/go-NAME/NAME; gopkg.in/USER/NAME.vN USER's
+            if "/" not in rest:
+                name = owner.split(".v", 1)[0]
+                owner, rest = ("go-" + name if name else ""), "go-%s/%s" % (name, name)
+            host = "github.com"
+        if host in _OWNER_HOSTS and "/" in rest and _REPO_ELEMENT.fullmatch(owner) and owner.strip(".~"):
+            return ("Person: " + owner[1:]) if owner.startswith("~") else "Organization: " + owner
+        return _NOASSERTION
+    if language == "rust" and module.source == "local":
+        return program_supplier
+    return _NOASSERTION
+
+
+def _spdx_version(version: str) -> str:
+    """A package's ``versionInfo``: as the binary says it; NOASSERTION when it says none (Go's
+    "(devel)" is no version either)."""
+    return version if version and version != "(devel)" else _NOASSERTION
+
+
 def _spdx_package(spdx_id: str, name: str, version: str, locator: Optional[str], sha256: Optional[str] = None,
-                  **extra) -> dict:
-    package = {"SPDXID": spdx_id, "name": name or "unknown", "downloadLocation": "NOASSERTION",
+                  supplier: str = _NOASSERTION, **extra) -> dict:
+    package = {"SPDXID": spdx_id, "name": name or "unknown", "versionInfo": _spdx_version(version),
+               "supplier": supplier, "downloadLocation": "NOASSERTION",
                "filesAnalyzed": False, "licenseConcluded": "NOASSERTION", "licenseDeclared": "NOASSERTION",
                "copyrightText": "NOASSERTION"}
-    if version:
-        package["versionInfo"] = version
     if sha256:
         package["checksums"] = [{"algorithm": "SHA256", "checksumValue": sha256}]
     if locator:
@@ -7701,34 +7798,44 @@ def _spdx_package(spdx_id: str, name: str, version: str, locator: Optional[str],
     return package
 
 
-def _dependency_packages(info: BuildInfo) -> List[dict]:
+def _dependency_packages(info: BuildInfo, program_supplier: str = _NOASSERTION) -> List[Tuple[dict, str]]:
     """A package for each module or crate the program is built from (a replaced Go module as what
-    replaced it), and Go's standard library as ``stdlib``."""
+    replaced it), and Go's standard library as ``stdlib`` (its ``versionInfo`` the whole toolchain
+    string, experiments included: what built it; its purl the Go version alone), each with how the
+    program uses it: "runtime", or "build" for a crate only a build script or proc macro uses."""
     packages = []
     if info.language == "go" and info.toolchain:
-        version = info.toolchain[2:] if info.toolchain.startswith("go") else info.toolchain
-        packages.append(_spdx_package("", "stdlib", info.toolchain, "pkg:golang/stdlib@%s" % urllib.parse.quote(
-            version, safe="")))
+        version = _stdlib_version(info.toolchain)
+        packages.append((_spdx_package("", "stdlib", info.toolchain, version and "pkg:golang/stdlib@%s" % version,
+                                       supplier=_GO_SUPPLIER), "runtime"))
     for dep in info.deps:
         used = dep.replace or dep
         extra = {"comment": "replaces %s %s" % (dep.path, dep.version)} if dep.replace else {}
-        packages.append(_spdx_package("", used.path, used.version, purl(info.language, used),
-                                      _go_sum_sha256(used.sum), **extra))
-    for n, package in enumerate(packages):
+        packages.append((_spdx_package("", used.path, used.version, purl(info.language, used),
+                                       _go_sum_sha256(used.sum), _module_supplier(info.language, used, program_supplier),
+                                       **extra), "build" if dep.kind == "build" else "runtime"))
+    for n, (package, _) in enumerate(packages):
         package["SPDXID"] = "SPDXRef-Package-%d" % (n + 1)
     return packages
 
 
-def spdx_document(target: str, checksums: Dict[str, str], info: Optional[BuildInfo], created: str) -> bytes:
+def spdx_document(target: str, checksums: Dict[str, str], info: Optional[BuildInfo], created: str,
+                  supplier: str = "", version: str = "") -> bytes:
     """The SPDX 2.3 JSON document of a program at ``target`` in an image: the program as a package
     (its main module or root crate when the build information names one) that CONTAINS the file
-    (``checksums``: SHA1 and SHA256, hex) and DEPENDS_ON every module or crate. ``created`` is the
-    image's creation time, so the same inputs give the same bytes."""
+    (``checksums``: SHA1 and SHA256, hex) and DEPENDS_ON every module or crate it runs with; a crate
+    only its build uses is a BUILD_DEPENDENCY_OF it. ``supplier`` is the image's vendor as the user
+    gave it (``_spdx_supplier``), else the main module's owner (``_module_supplier``), else
+    NOASSERTION; ``version`` the image's version for a program whose binary states none, else
+    NOASSERTION. ``created`` is the image's creation time, so the same inputs give the same bytes."""
     name = posixpath.basename(target)
     root = info.main if info is not None else None
     language = info.language if info is not None else ""
+    program_supplier = _spdx_supplier(supplier) if supplier else (
+        _module_supplier(language, root) if root and language == "go" else _NOASSERTION)
     program = _spdx_package("SPDXRef-Package-program", root.path if root and root.path else name,
-                            root.version if root else "", purl(language, root) if root else None,
+                            root.version if root and _spdx_version(root.version) != _NOASSERTION else version,
+                            purl(language, root) if root else None, supplier=program_supplier,
                             primaryPackagePurpose="APPLICATION")
     # The package holds the one file, so its files were analysed: the verification code of one file
     # is the SHA-1 of that file's SHA-1 (hex).
@@ -7740,14 +7847,15 @@ def spdx_document(target: str, checksums: Dict[str, str], info: Optional[BuildIn
             "checksums": [{"algorithm": algorithm, "checksumValue": checksums[algorithm]}
                           for algorithm in ("SHA1", "SHA256")],
             "licenseConcluded": "NOASSERTION", "copyrightText": "NOASSERTION"}
-    deps = _dependency_packages(info) if info is not None else []
+    deps = _dependency_packages(info, program_supplier) if info is not None else []
     relationships = [("SPDXRef-DOCUMENT", "DESCRIBES", "SPDXRef-Package-program"),
                      ("SPDXRef-Package-program", "CONTAINS", "SPDXRef-File-program")]
-    relationships += [("SPDXRef-Package-program", "DEPENDS_ON", dep["SPDXID"]) for dep in deps]
+    relationships += [(dep["SPDXID"], "BUILD_DEPENDENCY_OF", "SPDXRef-Package-program") if kind == "build" else
+                      ("SPDXRef-Package-program", "DEPENDS_ON", dep["SPDXID"]) for dep, kind in deps]
     document = {
         "spdxVersion": "SPDX-2.3", "dataLicense": "CC0-1.0", "SPDXID": "SPDXRef-DOCUMENT", "name": name,
         "creationInfo": {"created": created, "creators": ["Tool: zeroimage-%s" % __version__]},
-        "packages": [program] + deps, "files": [file],
+        "packages": [program] + [dep for dep, _ in deps], "files": [file],
         "relationships": [{"spdxElementId": a, "relationshipType": kind, "relatedSpdxElement": b}
                           for a, kind, b in relationships],
     }
@@ -8602,20 +8710,40 @@ def _build_images(session: Session, programs, single: bool, base_for, layers: _L
 
 
 def _program_sboms(session: Session, programs, images: Sequence[Image], infos: Sequence[Optional[BuildInfo]],
-                   target: str, created: str) -> Dict[str, List[Attachment]]:
+                   target: str, created: str, bases: Sequence[BaseImage] = ()) -> Dict[str, List[Attachment]]:
     """Each image's SBOM (``--sbom``): the SPDX document of its program, from the file's checksums
-    and the build information it carries (``infos``; none, unreadable or not read: the file alone)."""
+    and the build information it carries (``infos``; none, unreadable or not read: the file alone),
+    with the supplier and version the image itself states (``_image_says``)."""
     found = {}
-    for (_, path, program), image, info in zip(programs, images, infos):
+    for (_, path, program), image, info, base in zip(programs, images, infos, list(bases) + [None] * len(images)):
         sha1, sha256 = hashlib.sha1(), hashlib.sha256()
         program.seek(0)
         reader = _Checked(program, session.cancelled)
         for chunk in iter(lambda: reader.read(CHUNK_SIZE), b""):
             sha1.update(chunk)
             sha256.update(chunk)
-        document = spdx_document(target, {"SHA1": sha1.hexdigest(), "SHA256": sha256.hexdigest()}, info, created)
+        vendor, version = (_image_says(image, base, "org.opencontainers.image." + key) for key in ("vendor", "version"))
+        document = spdx_document(target, {"SHA1": sha1.hexdigest(), "SHA256": sha256.hexdigest()}, info, created,
+                                 supplier=vendor, version=version)
         found[image.digest] = [Attachment(SPDX_JSON, document, created, "%s.spdx.json" % posixpath.basename(target))]
     return found
+
+
+def _image_says(image: Image, base: Optional[BaseImage], key: str) -> str:
+    """What the image as built says for ``key``: its manifest's annotation, else its config's label
+    unless that label is the base's, unchanged (the base's word about itself is not the program's:
+    a base's vendor did not make the program); "" when neither, or not one printable line."""
+    annotations = image.manifest.get("annotations")
+    runtime = image.config.get("config")
+    labels = runtime.get("Labels") if isinstance(runtime, dict) else None
+    base_runtime = base.config.get("config") if base is not None else None
+    base_labels = base_runtime.get("Labels") if isinstance(base_runtime, dict) else None
+    for found, inherited in ((annotations, None), (labels, base_labels)):
+        value = found.get(key) if isinstance(found, dict) else None
+        if isinstance(value, str) and " ".join(value.split()) and \
+                not (isinstance(inherited, dict) and inherited.get(key) == value):
+            return _printable_text(" ".join(value.split()))
+    return ""
 
 
 def _program_build_info(display: Display, path: str, program) -> Optional[BuildInfo]:
@@ -9034,7 +9162,7 @@ def build(entrypoint, output: Optional[str] = None, *, base: Optional[str] = Non
                                       zoneinfo=zoneinfo, infos=infos)
         top = images[0] if single else make_image_index(images, bases[-1].family, image_metadata(
             options, base_annotations=bases[-1].index_annotations, on_index=True)[1])
-        attachments = _program_sboms(session, opened, images, infos, target, created) if sbom else None
+        attachments = _program_sboms(session, opened, images, infos, target, created, bases) if sbom else None
         digest = write_to_sink(sink, top, name, attachments, "the image built")
     if load:        # what the result describes is what was loaded: the image for the engine's platform
         images = [image for image in images if image.digest == digest]
@@ -9490,7 +9618,7 @@ def _module_json(module: Optional[Module], full: bool = True) -> Optional[dict]:
         return None
     value = {"path": module.path, "version": module.version, "sum": module.sum}
     if full:
-        value.update(replace=_module_json(module.replace, False), source=module.source)
+        value.update(replace=_module_json(module.replace, False), source=module.source, kind=module.kind)
     return value
 
 
@@ -9513,8 +9641,10 @@ def _build_info_lines(value: Optional[dict]) -> List[str]:
     if module:
         lines.append(("  %-10s %s %s" % ("Module:" if value["language"] == "go" else "Crate:", shown(module["path"]),
                                          shown(module["version"]))).rstrip())
-    lines.append("  Deps:      %d" % len(value["deps"]))
-    lines += ["  Build:     %s=%s" % (shown(k), shown(v)) for k, v in value["settings"].items()]
+    build = sum(1 for dep in value["deps"] if dep.get("kind") == "build")
+    lines.append("  Deps:      %d%s" % (len(value["deps"]), " (%d of them build dependencies)" % build if build else ""))
+    # each setting as the binary says it, in its order: whole, on its own line (control characters escaped)
+    lines += ["  Build:     %s=%s" % (_printable_text(k), _printable_text(v)) for k, v in value["settings"].items()]
     return lines
 
 

@@ -844,7 +844,7 @@ def make_case(surface, seed, index, keep=None):
 # ---- the ELF surface ----
 
 ELF_BASES = [(name, 1) for name in ("go-inline", "go-inline-32", "go-inline-big", "go-pointers-8", "go-pointers-4",
-                                    "go-pointers-big", "go-no-sections", "go-no-modinfo")] + \
+                                    "go-pointers-big", "go-no-sections", "go-no-modinfo", "go-renamed")] + \
     [("rust", 3), ("rust-32-big", 1.5), ("go-and-rust", 1.5)]
 ELF_STRUCTURED = [((0, "modinfo_text"), 2), ((0, "modinfo_bytes"), 2), ((0, "go_header"), 1.5),
                   ((0, "rust_json"), 4), ((0, "rust_zlib"), 1.5), ((0, "section_content"), 1)]
@@ -904,7 +904,9 @@ def _elf_case(case):
             content_edits.append((name, rng))
     sections = [(".text", b"\x90" * 40)]
     if base.startswith("go"):
-        sections.append((".go.buildinfo", _go_content(base, modinfo, version)))
+        # go-renamed: the section's name is another (Go finds it in the first writable segment)
+        sections.append((".zz.buildinfo" if base == "go-renamed" else ".go.buildinfo",
+                         _go_content(base, modinfo, version)))
     if base.startswith("rust") or base == "go-and-rust":
         sections.append((".dep-v0", rust_packages(RUST) if rust_doc is None
                          else zlib.compress(_dumps(rust_doc, Random(rust_seed)))))
@@ -934,7 +936,7 @@ def _elf_case(case):
 def _edit_section(content, name, rng, sname):
     """One edit of a section's content: bad bytes in the Go module text (same length), damage to the
     zlib stream of .dep-v0, or any byte-level edit."""
-    if name == "modinfo_bytes" and sname == ".go.buildinfo" and INFO_START in content:
+    if name == "modinfo_bytes" and sname.endswith(".buildinfo") and INFO_START in content:
         start = content.index(INFO_START) + len(INFO_START)
         end = content.find(INFO_END, start)
         end = len(content) if end < 0 else end

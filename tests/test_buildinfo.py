@@ -294,9 +294,10 @@ def test_reads_are_bounded():
 def test_rust_dep_v0(is64, little):
     info = read(craft_elf([(".text", b"\0" * 16), (".dep-v0", rust_packages(RUST))], 183, is64, little))
     assert info.language == "rust" and info.toolchain == ""
-    assert info.main == Module("app", "0.3.1", source="local")
-    assert info.deps == (Module("fork", "0.1.0", source="git"), Module("libc", "0.2.152", source="crates.io"),
-                         Module("serde", "1.0.195", source="crates.io"))
+    assert info.main == Module("app", "0.3.1", source="local", kind="runtime")
+    assert info.deps == (Module("fork", "0.1.0", source="git", kind="runtime"),
+                         Module("libc", "0.2.152", source="crates.io", kind="build"),      # cargo auditable's kind kept
+                         Module("serde", "1.0.195", source="crates.io", kind="runtime"))   # absent: runtime
     assert zeroimage.build_info_labels(info) == {LABEL + "version": "0.3.1"}
 
 
@@ -310,6 +311,7 @@ RUST_MALFORMED = [
     (zlib.compress(b'{"packages": {}}'), ["no list"]),
     (zlib.compress(b'{"packages": [{"name": "a"}, 3]}'), ["without a name"]),
     (zlib.compress(b'{"packages": [{"name": 1, "version": "1"}]}'), ["without a name"]),
+    (zlib.compress(b'{"packages": [{"name": "a", "version": "1", "kind": 7}]}'), ["kind as strings"]),
     (rust_packages([dict(RUST[0]), dict(RUST[0])]), ["two root"]),
     (zlib.compress(b" " * (17 << 20)), ["more than 16 MiB"]),
 ]
@@ -484,7 +486,7 @@ def test_inspect_shows_build_info(tmp_path):
     assert value["path"] == "example.com/app/cmd/app"
     assert value["main"] == {"path": "github.com/acme/app/v2", "version": "v2.3.4", "sum": "h1:mainsum="}
     assert value["deps"][1] == {"path": "github.com/old/lib", "version": "v1.0.0", "sum": "h1:oldsum=", "source": "",
-                                "replace": {"path": "github.com/new/lib", "version": "v1.1.0", "sum": "h1:newsum="}}
+                                "kind": "", "replace": {"path": "github.com/new/lib", "version": "v1.1.0", "sum": "h1:newsum="}}
     assert value["settings"]["vcs.time"] == "2024-03-01T10:00:00Z"
 
 
