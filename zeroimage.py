@@ -8710,39 +8710,34 @@ def _build_images(session: Session, programs, single: bool, base_for, layers: _L
 
 
 def _program_sboms(session: Session, programs, images: Sequence[Image], infos: Sequence[Optional[BuildInfo]],
-                   target: str, created: str, bases: Sequence[BaseImage] = ()) -> Dict[str, List[Attachment]]:
+                   target: str, created: str, options: ImageOptions = ImageOptions()) -> Dict[str, List[Attachment]]:
     """Each image's SBOM (``--sbom``): the SPDX document of its program, from the file's checksums
     and the build information it carries (``infos``; none, unreadable or not read: the file alone),
-    with the supplier and version the image itself states (``_image_says``)."""
+    with the supplier and version the user states of the image (``_user_says``)."""
     found = {}
-    for (_, path, program), image, info, base in zip(programs, images, infos, list(bases) + [None] * len(images)):
+    vendor, version = (_user_says(options, "org.opencontainers.image." + key) for key in ("vendor", "version"))
+    for (_, path, program), image, info in zip(programs, images, infos):
         sha1, sha256 = hashlib.sha1(), hashlib.sha256()
         program.seek(0)
         reader = _Checked(program, session.cancelled)
         for chunk in iter(lambda: reader.read(CHUNK_SIZE), b""):
             sha1.update(chunk)
             sha256.update(chunk)
-        vendor, version = (_image_says(image, base, "org.opencontainers.image." + key) for key in ("vendor", "version"))
         document = spdx_document(target, {"SHA1": sha1.hexdigest(), "SHA256": sha256.hexdigest()}, info, created,
                                  supplier=vendor, version=version)
         found[image.digest] = [Attachment(SPDX_JSON, document, created, "%s.spdx.json" % posixpath.basename(target))]
     return found
 
 
-def _image_says(image: Image, base: Optional[BaseImage], key: str) -> str:
-    """What the image as built says for ``key``: its manifest's annotation, else its config's label
-    unless that label is the base's, unchanged (the base's word about itself is not the program's:
-    a base's vendor did not make the program); "" when neither, or not one printable line."""
-    annotations = image.manifest.get("annotations")
-    runtime = image.config.get("config")
-    labels = runtime.get("Labels") if isinstance(runtime, dict) else None
-    base_runtime = base.config.get("config") if base is not None else None
-    base_labels = base_runtime.get("Labels") if isinstance(base_runtime, dict) else None
-    for found, inherited in ((annotations, None), (labels, base_labels)):
-        value = found.get(key) if isinstance(found, dict) else None
-        if isinstance(value, str) and " ".join(value.split()) and \
-                not (isinstance(inherited, dict) and inherited.get(key) == value):
-            return _printable_text(" ".join(value.split()))
+def _user_says(options: ImageOptions, key: str) -> str:
+    """What the user said of the image for ``key`` (``--annotation``, else ``--label``: they agree,
+    ``check_image_options``): the value the image carries, as the user's wins (``image_metadata``).
+    Not what the base says (a base's vendor did not make the program); "" when the user said nothing,
+    or no printable line."""
+    for pairs in (options.annotations, options.labels):
+        values = [value for name, value in pairs if name == key]
+        if values and " ".join(values[-1].split()):
+            return _printable_text(" ".join(values[-1].split()))
     return ""
 
 
@@ -9162,7 +9157,7 @@ def build(entrypoint, output: Optional[str] = None, *, base: Optional[str] = Non
                                       zoneinfo=zoneinfo, infos=infos)
         top = images[0] if single else make_image_index(images, bases[-1].family, image_metadata(
             options, base_annotations=bases[-1].index_annotations, on_index=True)[1])
-        attachments = _program_sboms(session, opened, images, infos, target, created, bases) if sbom else None
+        attachments = _program_sboms(session, opened, images, infos, target, created, options) if sbom else None
         digest = write_to_sink(sink, top, name, attachments, "the image built")
     if load:        # what the result describes is what was loaded: the image for the engine's platform
         images = [image for image in images if image.digest == digest]

@@ -184,23 +184,29 @@ def test_rust_build_dependencies_are_build_dependency_of_the_program():
     assert {(program, "DEPENDS_ON", ids[name]) for name in ("serde", "fork")} <= relations
 
 
-def test_image_says_what_the_user_said_not_what_the_base_said():
-    def image(labels=None, annotations=None):
-        manifest = {"annotations": annotations} if annotations is not None else {}
-        return zeroimage.Image(manifest, {"config": {"Labels": labels} if labels is not None else {}}, None, [],
-                               zeroimage.OCI_MANIFEST)
+def test_the_supplier_and_version_are_what_the_user_said():
+    def says(labels=(), annotations=()):
+        return zeroimage._user_says(zeroimage.ImageOptions(labels=labels, annotations=annotations), VENDOR)
+    assert says([(VENDOR, "L")]) == "L"
+    assert says([(VENDOR, "L")], [(VENDOR, "A")]) == "A", "the annotation first"
+    assert says([(VENDOR, "first"), (VENDOR, "last")]) == "last"
+    assert says() == "" and says([(VENDOR, " \n")]) == ""
+    assert says([(VENDOR, "a\n b\x1b")]) == "a b\\x1b"
+    assert says([("org.example.vendor", "x")]) == ""
 
-    def base(labels):
-        return zeroimage.BaseImage({"config": {"Labels": labels}}, [], {}, zeroimage.Platform.parse("linux/amd64"),
-                                   False, "base")
-    says = zeroimage._image_says
-    assert says(image({VENDOR: "L"}), None, VENDOR) == "L"
-    assert says(image({VENDOR: "L"}, {VENDOR: "A"}), None, VENDOR) == "A", "the manifest's annotation first"
-    assert says(image({VENDOR: "Base Inc"}), base({VENDOR: "Base Inc"}), VENDOR) == "", "the base's, unchanged"
-    assert says(image({VENDOR: "Mine"}), base({VENDOR: "Base Inc"}), VENDOR) == "Mine"
-    assert says(image({VENDOR: " \n"}), None, VENDOR) == "" and says(image({VENDOR: 3}), None, VENDOR) == ""
-    assert says(image({VENDOR: "a\n b\x1b"}), None, VENDOR) == "a b\\x1b"
-    assert says(image(None, ["x"]), None, VENDOR) == ""
+
+def test_a_vendor_the_user_repeats_from_the_base_is_still_the_users(tmp_path, busybox_program):
+    base = tmp_path / "base.tar"
+    ok(run_cli("build", "--from", "scratch", "--label", VENDOR + "=Same Inc", "-o", base, busybox_program, env=EPOCH))
+    archive = tmp_path / "app.tar"
+    ok(run_cli("build", "--sbom", "--from-archive", base, "--target", "/app", "--label", VENDOR + "=Same Inc",
+               "-o", archive, busybox_program, env=EPOCH))
+    document = json.loads(ok(run_cli("inspect", "--sbom", archive)).stdout)
+    assert document["packages"][0]["supplier"] == "Organization: Same Inc"
+    archive = tmp_path / "inherited.tar"        # the base's own vendor is not the program's supplier
+    ok(run_cli("build", "--sbom", "--from-archive", base, "--target", "/app", "-o", archive, busybox_program,
+               env=EPOCH))
+    assert json.loads(ok(run_cli("inspect", "--sbom", archive)).stdout)["packages"][0]["supplier"] == "NOASSERTION"
 
 
 # ---- documents zeroimage writes, judged ----
