@@ -53,6 +53,7 @@ import contextlib
 import copy as _copy_module
 import dataclasses
 import datetime
+import errno
 import hashlib
 import importlib
 import io
@@ -942,10 +943,29 @@ def output_directory(path: str) -> str:
         raise ZeroImageError("cannot write %s: %s" % (path, e.strerror or e)) from e
     if not stat.S_ISDIR(st.st_mode):
         raise ZeroImageError("cannot write the layout %s: it is %s, not a directory" % (path, file_kind(st.st_mode)))
-    if not os.path.exists(os.path.join(real, "oci-layout")) and os.listdir(real):
+    if not os.path.lexists(os.path.join(real, "oci-layout")) and os.listdir(real):
         raise ZeroImageError("cannot write the layout %s: it is a directory of other files (no oci-layout file); "
                              "name a new or empty directory, or a layout" % path)
+    link = _link_inside_layout(real)
+    if link is not None:
+        raise ZeroImageError("cannot write the layout %s: %s inside it is a symbolic link, which a layout does not "
+                             "hold (writing through it would write outside the layout)" % (path, link))
     return real
+
+
+def _link_inside_layout(directory: str) -> Optional[str]:
+    """The first of a layout directory's own files (oci-layout, index.json, blobs/, blobs/ALGORITHM/,
+    each blob) that is a symbolic link, as a relative path; None when none is. (A link to the
+    directory itself is the user's to make, and followed.)"""
+    names = [n for n in ("oci-layout", "index.json", "blobs") if os.path.lexists(os.path.join(directory, n))]
+    if "blobs" in names and not os.path.islink(os.path.join(directory, "blobs")):
+        with contextlib.suppress(OSError):
+            for algorithm in sorted(os.listdir(os.path.join(directory, "blobs"))):
+                names.append("blobs/" + algorithm)
+                if not os.path.islink(os.path.join(directory, "blobs", algorithm)):
+                    with contextlib.suppress(OSError), os.scandir(os.path.join(directory, "blobs", algorithm)) as it:
+                        names += sorted("blobs/%s/%s" % (algorithm, e.name) for e in it if e.is_symlink())
+    return next((n for n in names if os.path.islink(os.path.join(directory, n))), None)
 
 
 _UNFINISHED = set()     # the temporaries of atomic_output not yet renamed into place or removed
@@ -3781,14 +3801,17 @@ class Layout(_TarSource):
         if self._dir is None:
             member = self._members.get(name)
             return None if member is None else member.size
-        full = os.path.join(self._dir, name)
         try:
-            st = os.lstat(full)
+            st = os.lstat(os.path.join(self._dir, name))
         except OSError:
             return None
-        if not stat.S_ISREG(st.st_mode) or os.path.islink(os.path.dirname(full)) \
-                or os.path.islink(os.path.dirname(os.path.dirname(full))):
-            raise ArchiveError("refusing %s: not a plain file inside the layout" % full)
+        # Inside the layout nothing is a link: not the file, not blobs/ nor blobs/ALGORITHM/ (a hostile
+        # layout would read outside itself). The directory the user named is theirs: a link to it is
+        # followed, as are links above it.
+        parts = name.split("/")
+        if not stat.S_ISREG(st.st_mode) or any(os.path.islink(os.path.join(self._dir, *parts[:n]))
+                                               for n in range(1, len(parts))):
+            raise ArchiveError("refusing %s: not a plain file inside the layout" % os.path.join(self.path, name))
         return st.st_size
 
     def _open(self, name: str):
@@ -8228,13 +8251,29 @@ def _split_archive_spec(spec: str) -> Tuple[str, Optional[str]]:
     colon = len(whole)
     while not os.path.exists(path) and ":" in whole[:colon]:
         colon = whole.rindex(":", 0, colon)
-        if os.path.exists(whole[:colon]):
+        if os.path.lexists(whole[:colon]):        # (a link that leads nowhere: said below)
             path, ref_name = whole[:colon], whole[colon + 1:]
     if not os.path.exists(path):
         if transport_problem(spec):
             raise UsageError(transport_problem(spec))
-        raise ArchiveError("%s: no such file or directory" % spec)
+        broken = _broken_link(path)
+        raise ArchiveError("%s is %s" % (path, broken) if broken else "%s: no such file or directory" % spec)
     return path, ref_name
+
+
+def _broken_link(path: str) -> Optional[str]:
+    """What is wrong with ``path`` when it is a symbolic link that leads to nothing (which
+    ``os.path.exists`` calls missing); None when it is no link."""
+    try:
+        target = os.readlink(path)
+    except OSError:
+        return None
+    try:
+        os.stat(path)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            return "a symbolic link that leads back to itself (a loop of links)"
+    return "a symbolic link to %s, which does not exist" % outside_text(target, 300)
 
 
 def archive_target(target: str) -> Optional[Tuple[str, Optional[str]]]:
