@@ -14,6 +14,9 @@
 
 import json
 import os
+import shutil
+import subprocess
+import tempfile
 import urllib.parse
 import urllib.request
 
@@ -205,6 +208,9 @@ def test_an_octet_stream_config_from_the_registry_is_an_image(tmp_path, prog, re
     ok(run_cli("copy", src, tmp_path / "copy.tar"))
     assert read_archive(str(tmp_path / "copy.tar"))["blobs/sha256/" + top["digest"][7:]] == manifest
     assert json.loads(sh(skopeo, "inspect", "oci-archive:%s" % (tmp_path / "copy.tar")))["Digest"] == top["digest"]
+    ok(run_cli("pull", "-o", tmp_path / "pulled.tar", src))
+    assert read_archive(str(tmp_path / "pulled.tar"))["blobs/sha256/" + top["digest"][7:]] == manifest
+    _podman_loads(tmp_path, tmp_path / "copy.tar", src)      # (copy keeps the name it read)
     dst = "%s/others/copied:1" % server.host
     assert ok(run_cli("copy", src, dst)).stdout.strip() == dst + "@" + top["digest"]
     assert sh(skopeo, "inspect", "--raw", "--tls-verify=false", "docker://" + dst).rstrip("\n").encode() == manifest
@@ -214,6 +220,18 @@ def test_an_octet_stream_config_from_the_registry_is_an_image(tmp_path, prog, re
     _push_raw(server.host, "others/oci-octet", "1", {d: data for d, data in b.blobs.items() if d != top["digest"]},
               b.blobs[top["digest"]], OCI["manifest"])
     fails(run_cli("inspect", "%s/others/oci-octet:1" % server.host), 1, "is an artifact (%s)" % OCTET)
+
+
+def _podman_loads(tmp_path, archive, name):
+    podman = need_tool("podman")
+    runroot = tempfile.mkdtemp(prefix="zi-podman-")
+    store = [podman, "--root", tmp_path / "storage", "--runroot", runroot, "--storage-driver", "vfs"]
+    try:
+        assert "Loaded image: " + name in sh(*store, "load", "-i", archive)
+    finally:
+        subprocess.run([str(a) for a in store] + ["rmi", "--all", "--force"], stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, timeout=120)
+        shutil.rmtree(runroot, ignore_errors=True)
 
 
 # ---- inspect needs the manifest and config only ----
