@@ -53,6 +53,7 @@ import contextlib
 import copy as _copy_module
 import dataclasses
 import datetime
+import errno
 import hashlib
 import importlib
 import io
@@ -171,6 +172,9 @@ DOCKER_FAMILY = types.MappingProxyType({"manifest": DOCKER_MANIFEST, "index": DO
                                         "config": DOCKER_CONFIG, "layer": DOCKER_LAYER_GZIP})
 IMAGE_MANIFEST_TYPES = (OCI_MANIFEST, DOCKER_MANIFEST)
 IMAGE_CONFIG_TYPES = (OCI_CONFIG, DOCKER_CONFIG)
+# What a Docker v2 schema 2 manifest's config may say it is: older skopeo and registries wrote
+# application/octet-stream there (containers/image and Docker read such an image as any other).
+DOCKER_CONFIG_TYPES = (DOCKER_CONFIG, "application/octet-stream")
 OCI_ARTIFACT_MANIFEST = "application/vnd.oci.artifact.manifest.v1+json"     # an image-spec 1.1 draft, withdrawn
 INDEX_TYPES = (OCI_INDEX, DOCKER_MANIFEST_LIST)
 OCI_EMPTY = "application/vnd.oci.empty.v1+json"    # the config of an artifact that has none: the 2 bytes {}
@@ -945,10 +949,29 @@ def output_directory(path: str) -> str:
         raise ZeroImageError("cannot write %s: %s" % (path, e.strerror or e)) from e
     if not stat.S_ISDIR(st.st_mode):
         raise ZeroImageError("cannot write the layout %s: it is %s, not a directory" % (path, file_kind(st.st_mode)))
-    if not os.path.exists(os.path.join(real, "oci-layout")) and os.listdir(real):
+    if not os.path.lexists(os.path.join(real, "oci-layout")) and os.listdir(real):
         raise ZeroImageError("cannot write the layout %s: it is a directory of other files (no oci-layout file); "
                              "name a new or empty directory, or a layout" % path)
+    link = _link_inside_layout(real)
+    if link is not None:
+        raise ZeroImageError("cannot write the layout %s: %s inside it is a symbolic link, which a layout does not "
+                             "hold (writing through it would write outside the layout)" % (path, link))
     return real
+
+
+def _link_inside_layout(directory: str) -> Optional[str]:
+    """The first of a layout directory's own files (oci-layout, index.json, blobs/, blobs/ALGORITHM/,
+    each blob) that is a symbolic link, as a relative path; None when none is. (A link to the
+    directory itself is the user's to make, and followed.)"""
+    names = [n for n in ("oci-layout", "index.json", "blobs") if os.path.lexists(os.path.join(directory, n))]
+    if "blobs" in names and not os.path.islink(os.path.join(directory, "blobs")):
+        with contextlib.suppress(OSError):
+            for algorithm in sorted(os.listdir(os.path.join(directory, "blobs"))):
+                names.append("blobs/" + algorithm)
+                if not os.path.islink(os.path.join(directory, "blobs", algorithm)):
+                    with contextlib.suppress(OSError), os.scandir(os.path.join(directory, "blobs", algorithm)) as it:
+                        names += sorted("blobs/%s/%s" % (algorithm, e.name) for e in it if e.is_symlink())
+    return next((n for n in names if os.path.islink(os.path.join(directory, n))), None)
 
 
 _UNFINISHED = set()     # the temporaries of atomic_output not yet renamed into place or removed
@@ -2818,13 +2841,26 @@ def index_manifests(index, where: str) -> List[dict]:
 
 def artifact_type(desc: dict, manifest: Optional[dict] = None) -> Optional[str]:
     """What an entry is when it is an artifact (a signature, an SBOM, a Helm chart...) rather than an
-    image: its artifactType, or its config's media type; None for an image."""
-    if desc.get("mediaType") == OCI_ARTIFACT_MANIFEST:
-        return desc.get("artifactType") if isinstance(desc.get("artifactType"), str) else OCI_ARTIFACT_MANIFEST
-    for value in (desc, manifest or {}):
-        if isinstance(value.get("artifactType"), str) and value["artifactType"]:
-            return value["artifactType"]
-    config = (manifest or {}).get("config")
+    image: its artifactType, or its config's media type; None for an image. The one rule every reader
+    (registry, layout, archive, ``docker save``) and writer classifies a manifest by, as containers/image
+    does: a Docker v2 schema 2 manifest is always an image, whatever its config's media type says
+    (Docker's format has no artifacts; older skopeo and registries wrote application/octet-stream
+    there); an OCI manifest is an image when its config is an image config's (OCI's, or Docker's as
+    mixed manifests have it) and no artifactType says otherwise. An artifactType that names an image
+    config's type is no artifact's: go-containerregistry and the referrers API put the config's media
+    type in every descriptor's artifactType, images' included."""
+    manifest = manifest or {}
+    kind = manifest.get("mediaType") or desc.get("mediaType")
+    if kind == OCI_ARTIFACT_MANIFEST:
+        stated = desc.get("artifactType") or manifest.get("artifactType")
+        return stated if isinstance(stated, str) and stated else OCI_ARTIFACT_MANIFEST
+    if kind == DOCKER_MANIFEST:
+        return None
+    for value in (desc, manifest):
+        stated = value.get("artifactType")
+        if isinstance(stated, str) and stated and stated not in IMAGE_CONFIG_TYPES:
+            return stated
+    config = manifest.get("config")
     media_type = config.get("mediaType") if isinstance(config, dict) else None
     return media_type if isinstance(media_type, str) and media_type not in IMAGE_CONFIG_TYPES else None
 
@@ -3872,14 +3908,17 @@ class Layout(_TarSource):
         if self._dir is None:
             member = self._members.get(name)
             return None if member is None else member.size
-        full = os.path.join(self._dir, name)
         try:
-            st = os.lstat(full)
+            st = os.lstat(os.path.join(self._dir, name))
         except OSError:
             return None
-        if not stat.S_ISREG(st.st_mode) or os.path.islink(os.path.dirname(full)) \
-                or os.path.islink(os.path.dirname(os.path.dirname(full))):
-            raise ArchiveError("refusing %s: not a plain file inside the layout" % full)
+        # Inside the layout nothing is a link: not the file, not blobs/ nor blobs/ALGORITHM/ (a hostile
+        # layout would read outside itself). The directory the user named is theirs: a link to it is
+        # followed, as are links above it.
+        parts = name.split("/")
+        if not stat.S_ISREG(st.st_mode) or any(os.path.islink(os.path.join(self._dir, *parts[:n]))
+                                               for n in range(1, len(parts))):
+            raise ArchiveError("refusing %s: not a plain file inside the layout" % os.path.join(self.path, name))
         return st.st_size
 
     def _open(self, name: str):
@@ -7081,7 +7120,8 @@ def _convert_image(image: Image, family: Dict[str, str]) -> Image:
     if manifest.get("subject") is not None and family["manifest"] == DOCKER_MANIFEST:
         raise ZeroImageError("cannot convert to Docker media types: %s refers to another (a subject), "
                              "which Docker manifests cannot say" % where)
-    config_desc = dict(manifest["config"], mediaType=family["config"])
+    kept = family["manifest"] == DOCKER_MANIFEST and manifest["config"].get("mediaType") in DOCKER_CONFIG_TYPES
+    config_desc = manifest["config"] if kept else dict(manifest["config"], mediaType=family["config"])
     layers = _layers_in_family(family, manifest["layers"], where)
     converted = {"schemaVersion": 2, "mediaType": family["manifest"]}
     if family["manifest"] == DOCKER_MANIFEST:
@@ -7249,10 +7289,12 @@ class RegistrySource:
             return self.registry.open_blob(self.repository, digest, size)
 
 
-def read_tree(source, desc: dict, where: str, depth: int = 0) -> Union[Image, ImageIndex]:
+def read_tree(source, desc: dict, where: str, depth: int = 0, layers_needed: bool = True) -> Union[Image, ImageIndex]:
     """The image or index ``desc`` names, from ``source`` (a Layout or a RegistrySource): manifests and
     configs read and verified now, byte for byte; layers as blobs, streamed when used. A config from
-    a source with ``mount_from`` (a registry repository) may be mounted from there, as its layers may."""
+    a source with ``mount_from`` (a registry repository) may be mounted from there, as its layers may.
+    A layer the source lacks is an error now, unless ``layers_needed`` is False (inspect: the manifest
+    and config are all it needs, as skopeo's): then only if the layer is opened."""
     if depth > MAX_INDEX_DEPTH:
         raise ArchiveError("%s: indexes nested more than %d deep" % (where, MAX_INDEX_DEPTH))
     digest, _ = check_descriptor(desc, where)
@@ -7263,7 +7305,7 @@ def read_tree(source, desc: dict, where: str, depth: int = 0) -> Union[Image, Im
         raise ArchiveError("%s: manifest %s has a media type that is not a string" % (where, digest))
     own = _bytes_blob(digest, data)
     if media_type in INDEX_TYPES or (not media_type and "manifests" in value):
-        children = [read_tree(source, child, where, depth + 1) for child in index_manifests(value, where)]
+        children = [read_tree(source, child, where, depth + 1, layers_needed) for child in index_manifests(value, where)]
         return ImageIndex(value, own, children, media_type)
     config_desc, layers = value.get("config"), value.get("layers")
     config_digest, _ = check_descriptor(config_desc, "%s: manifest %s" % (where, digest))
@@ -7271,13 +7313,19 @@ def read_tree(source, desc: dict, where: str, depth: int = 0) -> Union[Image, Im
         raise ArchiveError("%s: manifest %s has no layers list" % (where, digest))
     config_data = source.read_small_blob(config_desc)
     config = parse_json(config_data, "%s: config %s" % (where, config_digest))
-    if config_desc.get("mediaType") in IMAGE_CONFIG_TYPES + (None,) and not value.get("artifactType"):
+    if artifact_type(dict(desc, mediaType=media_type), value) is None:
         config_shape(config, "%s: image %s" % (where, digest))      # an image's: every field of its type
     config = config if isinstance(config, dict) else {}         # (an artifact's may be anything)
     platform = Platform.from_dict(desc.get("platform")) or Platform.from_dict(config)
     config_blob = _bytes_blob(config_digest, config_data)._replace(source=getattr(source, "mount_from", None))
-    blobs = [source.blob(layer) for layer in layers] + [config_blob, own]
-    return Image(value, config, platform, blobs, media_type)
+    blobs = [source.blob(layer) if layers_needed else _unread_layer(source, layer, where) for layer in layers]
+    return Image(value, config, platform, blobs + [config_blob, own], media_type)
+
+
+def _unread_layer(source, desc: dict, where: str) -> Blob:
+    """A layer's blob that asks ``source`` for it only when opened (then missing is said, as always)."""
+    digest, size = check_descriptor(desc, where)
+    return Blob(digest, size, lambda: source.blob(desc).open(), getattr(source, "mount_from", None))
 
 
 def choose_image(candidates: Sequence[Candidate], platform: Optional[Platform], ref_name: Optional[str],
@@ -7353,9 +7401,9 @@ def _part_missing(error: RegistryError, ref: Reference) -> Optional[str]:
     return "%s %s" % ("manifest" if found.group(1) == "manifests" else "blob", found.group(2))
 
 
-def read_image(source, chosen: Candidate, where: str) -> Image:
+def read_image(source, chosen: Candidate, where: str, layers_needed: bool = True) -> Image:
     """The image a candidate names, read as ``read_tree`` does; an artifact is an error that says so."""
-    image = read_tree(source, chosen.descriptor, where)
+    image = read_tree(source, chosen.descriptor, where, layers_needed=layers_needed)
     if not isinstance(image, Image):
         raise ArchiveError("%s: %s is not an image manifest" % (where, chosen.descriptor["digest"]))
     problem = entry_problem(chosen.descriptor, image.kind, image.manifest, where)
@@ -7385,7 +7433,7 @@ def check_writable(top: Union[Image, ImageIndex], where: str) -> None:
         return
     manifest, said = top.manifest, "%s: image %s" % (where, top.digest)
     docker = top.kind == DOCKER_MANIFEST
-    artifact = not docker and artifact_type({}, manifest) is not None      # Docker's format has no artifacts
+    artifact = artifact_type({"mediaType": top.kind}, manifest) is not None      # (Docker's format has none)
     _no_nulls(manifest_shape(manifest, said), said)
     _check_written_parts(manifest, said)
     if docker and manifest.get("mediaType") != DOCKER_MANIFEST:
@@ -7410,7 +7458,7 @@ def check_writable(top: Union[Image, ImageIndex], where: str) -> None:
                                % (said, part, outside_text(repr(media_type), 100)))
         if artifact:
             continue
-        wrong = (media_type != DOCKER_CONFIG if part == "config" else media_type not in DOCKER_LAYER_TYPES) \
+        wrong = (media_type not in DOCKER_CONFIG_TYPES if part == "config" else media_type not in DOCKER_LAYER_TYPES) \
             if docker else media_type == DOCKER_CONFIG or media_type in DOCKER_LAYER_TYPES
         if wrong:
             raise ArchiveError("%s: its manifest is %s, with a %s of type %s: one manifest is of one family (OCI or "
@@ -8472,13 +8520,29 @@ def _split_archive_spec(spec: str) -> Tuple[str, Optional[str]]:
     colon = len(whole)
     while not os.path.exists(path) and ":" in whole[:colon]:
         colon = whole.rindex(":", 0, colon)
-        if os.path.exists(whole[:colon]):
+        if os.path.lexists(whole[:colon]):        # (a link that leads nowhere: said below)
             path, ref_name = whole[:colon], whole[colon + 1:]
     if not os.path.exists(path):
         if transport_problem(spec):
             raise UsageError(transport_problem(spec))
-        raise ArchiveError("%s: no such file or directory" % spec)
+        broken = _broken_link(path)
+        raise ArchiveError("%s is %s" % (path, broken) if broken else "%s: no such file or directory" % spec)
     return path, ref_name
+
+
+def _broken_link(path: str) -> Optional[str]:
+    """What is wrong with ``path`` when it is a symbolic link that leads to nothing (which
+    ``os.path.exists`` calls missing); None when it is no link."""
+    try:
+        target = os.readlink(path)
+    except OSError:
+        return None
+    try:
+        os.stat(path)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            return "a symbolic link that leads back to itself (a loop of links)"
+    return "a symbolic link to %s, which does not exist" % outside_text(target, 300)
 
 
 def archive_target(target: str) -> Optional[Tuple[str, Optional[str]]]:
@@ -9757,7 +9821,7 @@ def _inspect_layout(layout: Union[Layout, DockerArchive], name: Optional[str], p
     # several images, none named: the one for the platform, among all index.json lists
     candidates = walk_index(make_index(OCI_FAMILY, entries), layout, layout.path)
     chosen = choose_image(candidates, platform, None, layout.path)
-    image = read_image(layout, chosen, layout.path)
+    image = read_image(layout, chosen, layout.path, layers_needed=False)
     return _inspect_output(mode, chosen.ref_name or layout.path, image.digest, image.kind, image, candidates,
                            source=layout, session=session)
 
@@ -9775,7 +9839,7 @@ def _inspect_top(source, top: dict, name: str, where: str, platform: Optional[Pl
     if is_index and mode == "raw" and platform is None:
         return data.decode("utf-8", "replace")
     candidates = walk_index(make_index(OCI_FAMILY, [top]), source, where)
-    image = read_image(source, choose_image(candidates, platform, None, where), where)
+    image = read_image(source, choose_image(candidates, platform, None, where), where, layers_needed=False)
     return _inspect_output(mode, name, digest, media_type, image, candidates if is_index else (),
                            value if is_index else None, source, session)
 

@@ -49,6 +49,9 @@ OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
 DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
+# A Docker manifest's config as older skopeo and registries described it (containers/image reads it;
+# manifest-v2-2.md names only DOCKER_CONFIG, but images so written are in registries still).
+DOCKER_LEGACY_CONFIG = "application/octet-stream"
 OCI_LAYERS = frozenset("application/vnd.oci.image.layer.%sv1.tar%s" % (nd, comp)
                        for nd in ("", "nondistributable.") for comp in ("", "+gzip", "+zstd"))
 DOCKER_LAYERS = frozenset(["application/vnd.docker.image.rootfs.diff.tar.gzip",
@@ -515,7 +518,8 @@ class _Checker:
         config_ok = self.check_descriptor(config_desc, where + " config", docker=docker) if first else True
         config_type = config_desc.get("mediaType")
         wanted_config = DOCKER_CONFIG if docker else OCI_CONFIG
-        if first and config_type != wanted_config and (docker or config_type in DOCKER_TYPES):
+        if first and config_type != wanted_config and not (docker and config_type == DOCKER_LEGACY_CONFIG) \
+                and (docker or config_type in DOCKER_TYPES):
             self.problem(where + " config", "mediaType %r in a %s manifest (wanted %s: one family per manifest)"
                          % (config_type, "Docker" if docker else "OCI", wanted_config))
         layer_ok = []
@@ -530,7 +534,7 @@ class _Checker:
                 self.problem(layer_where, "the Docker layer type %r in an OCI manifest (media-types.md: its OCI "
                              "equivalent is wanted: one family per manifest)" % (layer_type,))
             layer_ok.append(ok and isinstance(layer, dict) and isinstance(layer.get("digest"), str))
-        if config_type not in (OCI_CONFIG, DOCKER_CONFIG) or not config_ok \
+        if (config_type not in (OCI_CONFIG, DOCKER_CONFIG) and not docker) or not config_ok \
                 or not isinstance(config_desc.get("digest"), str):
             return
         config_where = "%s config %s" % (where, _short(config_desc["digest"]))
