@@ -272,8 +272,8 @@ def test_lying_section_headers():
     check_modinfo(read(bytes(names)))
 
 
-def test_reads_are_bounded():
-    """A 5 MiB section is refused without reading it into memory."""
+def counting_reader():
+    """A BytesIO class of its own that remembers its largest read (``largest``) and refuses a read to the end."""
     class Counting(io.BytesIO):
         largest = 0
 
@@ -281,6 +281,12 @@ def test_reads_are_bounded():
             assert n is not None and n >= 0, "never read to the end"
             Counting.largest = max(Counting.largest, n)
             return super().read(n)
+    return Counting
+
+
+def test_reads_are_bounded():
+    """A 5 MiB section is refused without reading it into memory."""
+    Counting = counting_reader()
     data = craft_elf([(".go.buildinfo", go_inline() + b"\0" * (5 << 20))])
     with pytest.raises(ValueError, match="larger than"):
         zeroimage.read_build_info(Counting(data))

@@ -8,7 +8,6 @@ index.json is garbage."""
 
 import json
 import os
-import shutil
 import tarfile
 
 import pytest

@@ -7,7 +7,6 @@ under every interpreter the suite runs with. The rules behind the documents (sup
 the standard library's purl, Rust build dependencies) are unit tables here; so are Go's build info
 in a renamed section (real binaries, rewritten) and inspect's settings, shown whole."""
 
-import io
 import json
 import os
 import shutil
@@ -17,10 +16,10 @@ import subprocess
 import pytest
 
 import zeroimage
-from zeroimage import BuildInfo, Module
+from zeroimage import Module
 from conftest import REQUIRE_INTEROP, static_busybox
 from imagetools import run_cli
-from test_buildinfo import RUST, craft_elf, go_inline, rewritten_go_binary, rust_packages
+from test_buildinfo import RUST, counting_reader, craft_elf, go_inline, rewritten_go_binary, rust_packages
 from test_cli import EPOCH, ok
 from test_sbom import CHECKSUMS, check_spdx, go_info
 
@@ -408,13 +407,7 @@ def test_renamed_build_info_section_of_real_go_binaries(real_go, tmp_path):
 def test_renamed_section_crafted_and_bounded():
     """Crafted: a renamed section in the writable segment is found wherever it is (16-aligned, a whole
     header after it), also 8 MiB in; not when misaligned; and the search reads 1 MiB at a time."""
-    class Counting(io.BytesIO):
-        largest = 0
-
-        def read(self, n=-1):
-            assert n is not None and n >= 0, "never read to the end"
-            Counting.largest = max(Counting.largest, n)
-            return super().read(n)
+    Counting = counting_reader()
 
     def info(*sections):
         return zeroimage.read_build_info(Counting(craft_elf(sections)))

@@ -24,7 +24,7 @@ import pytest
 
 import zeroimage
 from conftest import need_tool
-from imagetools import DOCKER, OCI, LayoutBuilder, image_of, read_archive, ref, run_cli, sha256
+from imagetools import DOCKER, OCI, LayoutBuilder, image_of, read_archive, ref, run_cli
 from test_cli import fails
 from test_faults import ok
 from test_interop import sh
