@@ -126,7 +126,7 @@ def test_nothing_shared_is_a_usage_error_asking_for_target_or_tag(tmp_path):
     line = fails(run_cli("build", "--push", "127.0.0.1:1/x:1", *programs, cwd=str(tmp_path)), 2, "--target")
     assert "-t" not in line.split("--target", 1)[1], "a pushed image is named by --push"
     # either names both
-    r = ok(run_cli("build", "--target", "/srv/app", *programs, cwd=str(tmp_path)))
+    ok(run_cli("build", "--target", "/srv/app", *programs, cwd=str(tmp_path)))
     entry, configs = index_of(tmp_path / "app.tar")
     assert {tuple(c["config"]["Entrypoint"]) for _, c in configs} == {("/srv/app",)}
     assert entry["annotations"]["io.containerd.image.name"] == "localhost/app:latest"
