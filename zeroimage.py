@@ -3924,7 +3924,12 @@ class Layout(_TarSource):
     def _open(self, name: str):
         if self._dir is None:       # members share one file: each read seeks, so reads take turns
             return _LockedReader(self._tar.extractfile(self._members[name]), self._lock)
-        return open(os.path.join(self._dir, name), "rb")
+        # not through a link put there since _size looked (O_NOFOLLOW, where the system has it)
+        try:
+            fd = os.open(os.path.join(self._dir, name), os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        except OSError as e:
+            raise ArchiveError("cannot read %s: %s" % (os.path.join(self._dir, name), e.strerror or e)) from e
+        return os.fdopen(fd, "rb")
 
     def _read_json(self, name: str):
         """index.json or oci-layout: size-capped, parsed."""
