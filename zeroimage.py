@@ -207,7 +207,6 @@ DOCKER_HUB_CONFIG_KEY = "https://index.docker.io/v1/"
 DEFAULT_PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 MAX_JSON_SIZE = 4 * 1024 * 1024      # manifests, configs, index.json
-MAX_REFERRER_SIZE = 64 * 1024        # an artifact manifest looked for among a layout's blobs
 MAX_ATTACHED_SIZE = 64 * 1024 * 1024     # a document (an SBOM) inspect --sbom prints
 MAX_INSPECT_DOWNLOAD = 128 * 1024 * 1024  # layers inspect downloads from a registry to find the program
 MAX_INDEX_DEPTH = 4                  # index -> index -> ... -> manifest
@@ -3828,6 +3827,73 @@ def _open_tar(path: str):
         raise
 
 
+def listed_artifact(desc: dict) -> bool:
+    """An index entry that is no image to run but may refer to one: an artifact, or an entry with the
+    platform unknown/unknown (what ``with_referrers`` lists; BuildKit's attestations)."""
+    return is_attestation(desc) or artifact_type(desc) is not None
+
+
+def held(source, desc: dict, where: str) -> Tuple[dict, List[dict]]:
+    """What a top descriptor (an index.json entry, a registry's tag) holds, and the artifacts listed
+    beside it. Of the index zeroimage writes to keep an image's referrers where there is no referrers
+    API (``with_referrers``: an OCI index annotated ``io.zeroimage.image``), wherever it is found (an
+    archive, a layout, a registry ``skopeo copy --all`` put it in): the image or index that annotation
+    names, under ``desc``'s names, so it reads back byte for byte, and the index's other entries, its
+    artifacts, as referrers (``listed_referrers``). Of anything else, or when the annotation names
+    nothing the source holds (a garbage collector that follows descriptors removed the blob of an index
+    it names): ``desc`` itself and, when it is an artifact, itself as listed."""
+    if desc.get("mediaType") != OCI_INDEX:
+        return desc, [desc] if listed_artifact(desc) else []
+    try:
+        check_descriptor(desc, where)
+        holder = manifest_object(source.read_manifest(desc), "%s: index %s" % (where, desc["digest"]))
+        entries = index_manifests(holder, "%s: index %s" % (where, desc["digest"]))
+    except (ArchiveError, DigestMismatchError):
+        return desc, []             # said as it is read
+    digest = _annotations(holder).get(ANNOTATION_HELD)
+    if not digest:
+        return desc, []
+    artifacts = [entry for entry in entries if entry.get("digest") != digest and listed_artifact(entry)]
+    names = {key: value for key, value in _annotations(desc).items()
+             if key in (ANNOTATION_REF_NAME, ANNOTATION_CONTAINERD_NAME)}
+    for entry in entries:
+        if entry.get("digest") == digest:
+            return dict(entry, annotations=dict(_annotations(entry), **names)), artifacts
+    stored_size = getattr(source, "stored_size", None)       # (an index beside it: in a layout only)
+    try:
+        size = stored_size(digest) if stored_size is not None else None
+        if size is None:
+            return desc, artifacts
+        value = manifest_object(source.read_manifest({"digest": digest, "size": size}),
+                                "%s: index %s" % (where, digest))
+    except (ArchiveError, DigestMismatchError):
+        return desc, artifacts
+    if not isinstance(value.get("manifests"), list):        # not an index: read the holder as itself
+        return desc, artifacts
+    media_type = value.get("mediaType") if isinstance(value.get("mediaType"), str) else OCI_INDEX
+    return descriptor(media_type, digest, size, annotations=names), artifacts
+
+
+def listed_referrers(source, listed: Sequence[dict], digest: str, where: str) -> List[dict]:
+    """The manifests among ``listed`` (artifacts a layout or a holder index lists, ``held``) whose
+    ``subject`` is ``digest``, as a referrers list has them, oldest first. One that is listed but not
+    held is an error that names it: nothing listed is passed over unsaid."""
+    found = []
+    for desc in listed:
+        check_descriptor(desc, where)
+        try:
+            data = source.read_manifest(desc)
+        except ArchiveError as e:
+            raise ArchiveError("%s lists the referrer %s but cannot give it: %s"
+                               % (where, desc["digest"], outside_text(e, 300))) from e
+        manifest = manifest_object(data, "%s: referrer %s" % (where, desc["digest"]))
+        subject = manifest.get("subject")
+        if isinstance(subject, dict) and subject.get("digest") == digest and \
+                manifest.get("mediaType", OCI_MANIFEST) == OCI_MANIFEST:
+            found.append(referrer_descriptor(manifest, desc["digest"], len(data)))
+    return sorted(found, key=lambda d: (_annotations(d).get(ANNOTATION_CREATED, ""), d["digest"]))
+
+
 class _TarSource:
     """What Layout and DockerArchive share: an archive's open file and tarfile (either may be None),
     closed once, as a context manager."""
@@ -3864,6 +3930,7 @@ class Layout(_TarSource):
         self._tar = self._file = None
         self._lock = threading.Lock()
         self._members = {}
+        self._listed = None     # the artifacts the layout lists (``referrers``), once asked for
         self._dir = path if os.path.isdir(path) and opened is None else None
         try:
             if self._dir is None:
@@ -3979,44 +4046,21 @@ class Layout(_TarSource):
         return walk_index(self.index(), self, self.path)
 
     def referrers(self, digest: str) -> List[dict]:
-        """The manifests in the layout whose ``subject`` is ``digest`` (what ``build --sbom`` attaches),
-        as a referrers list has them: found among the layout's small blobs, wherever a descriptor
-        lists them (zeroimage's index of an image and its artifacts, ``with_referrers``; another
-        tool's index.json entries) or none does (as zeroimage wrote them before, beside the image)."""
-        found = []
-        for name, size in self._blob_sizes():
-            if size > MAX_REFERRER_SIZE:
-                continue
-            desc = {"digest": name.split("/", 1)[1].replace("/", ":", 1), "size": size}
-            try:
-                manifest = manifest_object(self.read_small_blob(desc), "%s: blob %s" % (self.path, desc["digest"]))
-            except (ArchiveError, DigestMismatchError):
-                continue
-            subject = manifest.get("subject") if isinstance(manifest, dict) else None
-            if isinstance(subject, dict) and subject.get("digest") == digest and \
-                    manifest.get("mediaType", OCI_MANIFEST) == OCI_MANIFEST:
-                found.append(referrer_descriptor(manifest, desc["digest"], size))
-        return sorted(found, key=lambda d: (_annotations(d).get(ANNOTATION_CREATED, ""), d["digest"]))
+        """The manifests the layout lists whose ``subject`` is ``digest`` (what ``build --sbom``
+        attaches), as a referrers list has them: index.json's own artifact entries (as oras writes
+        them) and those of zeroimage's index of an image and its artifacts (``with_referrers``). A blob
+        nothing lists is garbage by the image-layout spec, and not read (an SBOM left behind when its
+        image was written again without it; what zeroimage wrote beside the image before it listed them)."""
+        if self._listed is None:
+            self._listed = [artifact for desc in self.index()["manifests"]
+                            for artifact in held(self, desc, self.path)[1]]
+        return listed_referrers(self, self._listed, digest, self.path)
 
     def stored_size(self, digest: str) -> Optional[int]:
         """The size of the blob ``digest`` in the layout; None when it is not there (or no digest)."""
         if not isinstance(digest, str) or digest_problem(digest):
             return None
         return self._size(_blob_path(digest))
-
-    def _blob_sizes(self) -> List[Tuple[str, int]]:
-        """(``blobs/ALGORITHM/HEX``, size) of every blob in the layout."""
-        if self._dir is None:
-            return [(name, member.size) for name, member in sorted(self._members.items())
-                    if name.startswith("blobs/") and name.count("/") == 2]
-        found = []
-        with contextlib.suppress(OSError):
-            for algorithm in sorted(os.listdir(os.path.join(self._dir, "blobs"))):
-                with contextlib.suppress(OSError):
-                    for entry in sorted(os.scandir(os.path.join(self._dir, "blobs", algorithm)), key=lambda e: e.name):
-                        if entry.is_file(follow_symlinks=False):
-                            found.append(("blobs/%s/%s" % (algorithm, entry.name), entry.stat().st_size))
-        return found
 
 
 class _LockedReader:
@@ -7241,12 +7285,15 @@ class RegistrySource:
         self.ref = ref          # what a blob that cannot be fetched is said to be part of
         self._small = {}        # digest -> bytes: a config is fetched once, however often it is read
         self._manifests = {}    # digest -> bytes: the same for manifests (the top is read again to select)
+        self._listed = []       # the artifacts listed beside the image read (``held``)
 
     def top(self, ref: Reference) -> dict:
-        """The descriptor of what a reference names (a manifest or an index)."""
+        """The descriptor of what a reference names (a manifest or an index; of zeroimage's index of an
+        image and its artifacts, the image: ``held``)."""
         data, media_type, digest = self.registry.get_manifest(ref.repository, ref.digest or ref.tag)
         self._manifests[digest] = data
-        return {"mediaType": media_type, "digest": digest, "size": len(data)}
+        desc, self._listed = held(self, {"mediaType": media_type, "digest": digest, "size": len(data)}, self.where)
+        return desc
 
     @property
     def mount_from(self) -> Tuple[str, str]:
@@ -7283,7 +7330,9 @@ class RegistrySource:
         if found is None:
             index = self.registry.referrers_index(self.repository, digest)
             found = index["manifests"] if index is not None else []
-        return found
+        listed = [d for d in listed_referrers(self, self._listed, digest, self.where)
+                  if d["digest"] not in [f.get("digest") for f in found]]
+        return found + listed
 
     def _open_blob(self, digest: str, size: int) -> VerifyingReader:
         """A layer's stream; opened while it is written elsewhere (an archive, another registry), so a
@@ -7650,7 +7699,7 @@ def compressed_image(image: Image, compress: Callable[[Blob], Blob]) -> Image:
 
 def layout_entries(layout: Layout, ref_name: Optional[str]) -> List[dict]:
     """The index.json entries asked for: those that answer to ``ref_name`` (full name, familiar name
-    or tag), else all; each as what it holds (``held_entry``). Only these are read further: an entry
+    or tag), else all; each as what it holds (``held``). Only these are read further: an entry
     not asked for never stops a command."""
     listed = layout.index()["manifests"]
     if not listed:
@@ -7662,40 +7711,7 @@ def layout_entries(layout: Layout, ref_name: Optional[str]) -> List[dict]:
         names = sorted(set(descriptor_name(d) for d in listed if descriptor_name(d)))
         raise ArchiveError("%s has no image named %r (it has: %s)"
                            % (layout.path, ref_name, outside_text(", ".join(names), 500) or "no names"))
-    return [held_entry(layout, d) for d in entries]
-
-
-def held_entry(layout: Layout, desc: dict) -> dict:
-    """What an index.json entry holds: the entry itself, or, when it names the index zeroimage writes
-    to keep an image's referrers beside it (``with_referrers``: an index annotated ``io.zeroimage.image``),
-    the image or index that annotation names, under the entry's names: so the image reads back byte
-    for byte, and its referrers are found by ``referrers()``. When that index is not there (a
-    garbage collector that follows descriptors only removed it), the entry itself."""
-    if desc.get("mediaType") != OCI_INDEX or not isinstance(layout, Layout):
-        return desc
-    try:
-        check_descriptor(desc, layout.path)
-        wrapper = manifest_object(layout.read_manifest(desc), "%s: index %s" % (layout.path, desc["digest"]))
-    except (ArchiveError, DigestMismatchError):
-        return desc             # said as it is read
-    held = _annotations(wrapper).get(ANNOTATION_HELD)
-    if not held:
-        return desc
-    names = {key: value for key, value in _annotations(desc).items()
-             if key in (ANNOTATION_REF_NAME, ANNOTATION_CONTAINERD_NAME)}
-    for entry in index_manifests(wrapper, "%s: index %s" % (layout.path, desc["digest"])):
-        if entry.get("digest") == held:
-            return dict(entry, annotations=dict(_annotations(entry), **names))
-    try:
-        size = layout.stored_size(held)
-        if size is None:
-            return desc
-        value = manifest_object(layout.read_manifest({"digest": held, "size": size}),
-                                "%s: index %s" % (layout.path, held))
-    except (ArchiveError, DigestMismatchError):
-        return desc
-    media_type = value.get("mediaType") if isinstance(value.get("mediaType"), str) else OCI_INDEX
-    return descriptor(media_type, held, size, annotations=names)
+    return [held(layout, d, layout.path)[0] for d in entries]
 
 
 def _image_for(source, index: dict, platform: Platform, ref_name: Optional[str], where: str) -> Tuple[Candidate, Image]:
@@ -7975,7 +7991,7 @@ def with_referrers(top: Union[Image, ImageIndex], artifacts: Sequence[Image]) ->
     unknown/unknown, so that skopeo, podman and docker, which choose an image by platform, pass it by
     as they pass BuildKit's attestations, and read the image as before. The index is annotated with
     ``top``'s digest (``io.zeroimage.image``): zeroimage reads ``top`` back byte for byte, its digest
-    unchanged (``held_entry``), and the artifacts as its referrers. Of an index, ``top``'s own blob is
+    unchanged (``held``), and the artifacts as its referrers. Of an index, ``top``'s own blob is
     written beside (the sinks write ``tree_blobs(top)``)."""
     if not artifacts:
         return top

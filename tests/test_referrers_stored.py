@@ -176,9 +176,12 @@ def _layout_with(tmp_path, annotation, extra_blob=None):
 NOT_JSON = b"\x00not json"
 
 
+EMPTY = "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"     # {}: there, not an index
+
+
 @pytest.mark.parametrize("annotation", [
     None, "", "sha256:" + "0" * 64, "../../etc/passwd", "sha256:short", "sha512:" + "0" * 128,
-    zeroimage.sha256_digest(NOT_JSON), 7, ["x"]], ids=repr)
+    zeroimage.sha256_digest(NOT_JSON), EMPTY, 7, ["x"]], ids=repr)
 def test_an_index_that_names_no_image_it_holds_is_read_as_itself(tmp_path, programs, annotation):
     out, digest, new = _layout_with(tmp_path, annotation, NOT_JSON)
     r = run("inspect", "--json", out)
@@ -188,3 +191,37 @@ def test_an_index_that_names_no_image_it_holds_is_read_as_itself(tmp_path, progr
     assert json.loads(ok(r).stdout)["digest"] == new            # the index itself, its image chosen
     assert ok(run("digest", "--platform", "linux/amd64", out)).stdout.strip() == digest
     ok(run("copy", out, tmp_path / "copy.tar"))
+
+
+def test_skopeo_pushes_the_holder_and_zeroimage_reads_the_image_and_its_sbom_there(tmp_path, programs, upstream):
+    """skopeo copy --all puts zeroimage's index of an image and its SBOM in a registry: read there as
+    from the archive, the image (by its own digest) and the SBOM as its referrer."""
+    skopeo = need_tool("skopeo")
+    out, digest = _build(tmp_path, programs, False, False)
+    ref = "%s/held/app:1" % upstream.host
+    sh(skopeo, "copy", "--quiet", "--all", "--dest-tls-verify=false", "oci-archive:%s" % out, "docker://" + ref)
+    document = json.loads(ok(run("inspect", "--sbom", ref)).stdout)
+    assert json.loads(ok(run("inspect", "--json", ref)).stdout)["digest"] == digest
+    copied = tmp_path / "back.tar"
+    assert ok(run("copy", "--referrers", ref, copied)).stdout.strip() == digest
+    assert ok(run("digest", copied)).stdout.strip() == digest
+    assert json.loads(ok(run("inspect", "--sbom", copied)).stdout) == document
+
+
+def test_only_what_the_layout_lists_refers_to_its_image(tmp_path, programs, upstream):
+    """An SBOM the layout lists but does not hold is said, not passed over; one it holds but no longer
+    lists (its image written again without it) is garbage, not shown or copied."""
+    out, digest = _build(tmp_path, programs, False, True)
+    [entry] = load(os.path.join(out, "index.json"))["manifests"]
+    [artifact] = [d for d in load(_blob(out, entry["digest"]))["manifests"] if "artifactType" in d]
+    os.rename(_blob(out, artifact["digest"]), str(tmp_path / "kept"))
+    info = json.loads(ok(run("inspect", "--json", out)).stdout)
+    assert info["digest"] == digest and "lists the referrer %s" % artifact["digest"] in info["referrersUnknown"]
+    fails(run("push", "--referrers", out, "%s/held/missing:1" % upstream.host), 1, artifact["digest"], "missing")
+    fails(run("copy", "--referrers", out, tmp_path / "c.tar"), 1, artifact["digest"])
+    assert not (tmp_path / "c.tar").exists()
+    os.rename(str(tmp_path / "kept"), _blob(out, artifact["digest"]))
+    ok(run("build", "--format", "oci-layout", "-t", "app:1", "-o", out, programs[0]))     # again, no --sbom
+    assert "Referrers" not in ok(run("inspect", out)).stdout
+    ok(run("copy", "--referrers", out, tmp_path / "c.tar"))
+    assert "Referrers" not in ok(run("inspect", tmp_path / "c.tar")).stdout
