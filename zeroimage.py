@@ -8260,7 +8260,7 @@ class RegistrySink:
                 self.session.display.warning("the %s %s refers to %s, which went to %s as %s (another encoding): "
                                              "it is left out", kind, _short(artifact.digest),
                                              _short(artifact.manifest["subject"]["digest"]), self.registry.host,
-                                             _short(pushed.digest))
+                                             _short(pushed.digest), fails=True)      # asked for, not done: -q shows it
                 continue
             try:
                 how = push_referrer(self.session, self.registry, self.ref.repository, artifact, scopes)
@@ -8272,7 +8272,7 @@ class RegistrySink:
                 reason = _registry_reason(e) if isinstance(e, RegistryError) and not e.explained else str(e)
                 self.session.display.warning("%s: the %s for %s could not be attached (%s); the image is pushed "
                                              "without it", self.registry.host, kind,
-                                             _short(artifact.manifest["subject"]["digest"]), reason)
+                                             _short(artifact.manifest["subject"]["digest"]), reason, fails=True)
                 continue
             self.session.display.info("attached %s %s to %s (%s)", kind, _short(artifact.digest),
                                       _short(artifact.manifest["subject"]["digest"]), how)
@@ -9394,7 +9394,7 @@ def read_referrers(session: Session, read: _Read, where: str) -> Dict[str, List[
             if desc.get("mediaType") != OCI_MANIFEST:
                 session.display.warning("%s: the referrer %s of %s is a %s, which --referrers does not copy", where,
                                         outside_text(str(desc.get("digest")), 100), _short(node.digest),
-                                        outside_text(str(desc.get("mediaType")), 100))
+                                        outside_text(str(desc.get("mediaType")), 100), fails=True)
                 continue
             artifact = _read_artifact(read.source, desc, where)
             if artifact.manifest["subject"]["digest"] != node.digest:     # a stale entry of a referrers tag

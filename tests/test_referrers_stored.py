@@ -146,6 +146,9 @@ def test_a_pushed_archive_is_the_image_and_its_sbom_a_referrer(tmp_path, program
     assert pushed.stdout.strip().endswith("@" + digest)
     assert "application/spdx+json" in pushed.stderr          # said to stay behind
     ok(run("push", "--referrers", out, "%s/stored/app:2" % host))
+    # an SBOM asked for and left out (Docker's encoding has other digests) is said under -q too
+    converted = ok(run("push", "-q", "--referrers", "--media-types", "docker", out, "%s/stored/app:3" % host))
+    assert "it is left out" in converted.stderr
     document = json.loads(ok(run("inspect", "--sbom", "%s/stored/app:2" % host)).stdout)
     assert document["spdxVersion"] == "SPDX-2.3"
 
