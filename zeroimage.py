@@ -2519,7 +2519,8 @@ def image_metadata(options: ImageOptions, base_labels: Optional[Dict[str, str]] 
     1. the base: its config's labels (``base_labels``; without its version, revision and source when
        the program's build info gives any of them: they describe the base's own program, and a version
        from one program beside a source from another would be worse than none), and what zeroimage
-       writes of it as annotations (``base_annotations``: base.name and base.digest);
+       writes of it as annotations (``base_annotations``: base.name and base.digest), which the base's
+       labels of those keys (about the base's own base) give way to;
     2. the program's build info (``program``, what build_info_labels gives): labels;
     3. the user: ``options.labels`` as labels, ``options.annotations`` as the manifest's annotations
        (not the index's); and each ``org.opencontainers.image.*`` key the user gives either way holds
@@ -2530,6 +2531,7 @@ def image_metadata(options: ImageOptions, base_labels: Optional[Dict[str, str]] 
         labels = {key: value for key, value in labels.items() if key not in BUILD_INFO_LABELS}
     labels.update(program or {})
     annotations = dict(base_annotations or {})
+    labels.update((key, value) for key, value in annotations.items() if key in labels)
     if on_index:
         labels = {}
     else:

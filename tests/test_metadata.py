@@ -152,6 +152,12 @@ def test_image_metadata_is_the_one_rule():
     _, on_index = zeroimage.image_metadata(zeroimage.ImageOptions(annotations=[("b", "x")]), base,
                                            {zeroimage.ANNOTATION_BASE_NAME: "n"}, on_index=True)
     assert on_index == {zeroimage.ANNOTATION_BASE_NAME: "n"}, "the index takes only what overrides its own"
+    # the base's own base.name/base.digest labels (about its base) give way to what zeroimage says of it
+    names = {zeroimage.ANNOTATION_BASE_NAME: "reg/base:1", zeroimage.ANNOTATION_BASE_DIGEST: "sha256:" + "2" * 64}
+    inherited = {zeroimage.ANNOTATION_BASE_NAME: "debian:12", zeroimage.ANNOTATION_BASE_DIGEST: "sha256:" + "1" * 64}
+    assert zeroimage.image_metadata(zeroimage.ImageOptions(), inherited, names) == (names, names)
+    assert zeroimage.image_metadata(zeroimage.ImageOptions(), inherited) == (inherited, {}), \
+        "a Docker-format base (nothing said of it): its labels, as FROM"
 
 
 # ---- several platforms: each image resolved with its own program's build info ----
