@@ -7812,9 +7812,10 @@ def _spdx_supplier(text: str) -> str:
     """What a user says of an image's vendor as an SPDX supplier, on one printable line: a value
     that starts with ``Organization: `` or ``Person: `` is an SPDX actor already (an e-mail address in
     parentheses at its end); any other is ``Organization: VALUE``, its parentheses made brackets
-    (SPDX reads a final parenthesized part as an e-mail address); NOASSERTION when empty."""
+    (SPDX reads a final parenthesized part as an e-mail address); NOASSERTION when empty, when it says
+    so, or when it names a kind of actor and no actor."""
     text = _printable_text(" ".join(text.split()))
-    if not text:
+    if not text or text == _NOASSERTION or re.fullmatch(r"(Person|Organization):?", text):
         return _NOASSERTION
     if re.match(r"(Person|Organization): \S", text):
         return text
@@ -8812,7 +8813,8 @@ def _program_sboms(session: Session, programs, images: Sequence[Image], infos: S
             sha256.update(chunk)
         document = spdx_document(target, {"SHA1": sha1.hexdigest(), "SHA256": sha256.hexdigest()}, info, created,
                                  supplier=vendor, version=version)
-        found[image.digest] = [Attachment(SPDX_JSON, document, created, "%s.spdx.json" % posixpath.basename(target))]
+        title = re.sub(r"[\x00-\x1f\x7f]+", "-", posixpath.basename(target))    # a file name on one line
+        found[image.digest] = [Attachment(SPDX_JSON, document, created, "%s.spdx.json" % title)]
     return found
 
 
@@ -10809,8 +10811,10 @@ def cmd_pull(args, session: Session) -> int:
             _note_index_archive(session, args.output or saved.where, "pull one platform's image (a single --platform), "
                                 "or --load it")
         # pull keeps to images; copy is the verb that takes what refers to them too
-        _note_referrers_left(session, args.ref, saved, "zeroimage copy --referrers %s %s" % (
-            args.ref, saved.where if args.output != "-" else "FILE.tar"))
+        chosen = saved.source_digest is not None and saved.source_digest != saved.digest     # platforms of an index
+        _note_referrers_left(session, args.ref, saved, "zeroimage copy --referrers%s %s %s" % (
+            "".join(" --platform %s" % p for p in saved.platforms) if chosen else "", args.ref,
+            saved.where if args.output != "-" else "FILE.tar"))
     if args.output == "-":
         _result_to_stderr(args, saved.digest)
     elif args.json:

@@ -395,22 +395,23 @@ def test_pull_says_what_stays_behind_and_how_copy_keeps_it(tmp_path, registry_se
     ok(run_cli("build", "--sbom", "--push", "%s/left/one:1" % host, amd))
     ok(run_cli("build", "--sbom", "--push", "%s/left/two:1" % host, "linux/amd64=%s" % amd, "linux/arm64=%s" % arm))
     ok(run_cli("build", "--push", "%s/left/none:1" % host, amd))
-    cases = [
-        (["%s/left/one:1" % host], 1, "a.tar"),
-        (["--all-platforms", "%s/left/two:1" % host], 2, "a.tar"),
-        (["--platform", "linux/arm64", "%s/left/two:1" % host], 1, "a.tar"),
-        (["--platform", "linux/arm64", "--platform", "linux/amd64", "%s/left/two:1" % host], 2, "a.tar"),
-        (["%s/left/none:1" % host], 0, "a.tar"),
+    cases = [       # (pull's words, referrers left, the archive, what the copy it names must choose)
+        (["%s/left/one:1" % host], 1, "a.tar", ""),
+        (["--all-platforms", "%s/left/two:1" % host], 2, "a.tar", ""),
+        (["--platform", "linux/arm64", "%s/left/two:1" % host], 1, "a.tar", " --platform linux/arm64"),
+        (["--platform", "linux/arm64", "--platform", "linux/amd64", "%s/left/two:1" % host], 2, "a.tar", ""),
+        (["%s/left/none:1" % host], 0, "a.tar", ""),
     ]
-    for args, count, output in cases:
+    for args, count, output, choice in cases:
         r = ok(run_cli("pull", "-o", tmp_path / output, *args))
         said = [line for line in r.stderr.splitlines() if "not copied" in line]
         if not count:
             assert said == [], r.stderr
             continue
         assert said == ["zeroimage: %s has %d referrer%s (application/spdx+json) that %s not copied; zeroimage copy "
-                        "--referrers %s %s copies %s" % (args[-1], count, "s"[count == 1:], ["was", "were"][count > 1],
-                                                         args[-1], tmp_path / output, ["it", "them"][count > 1])], \
+                        "--referrers%s %s %s copies %s" % (args[-1], count, "s"[count == 1:], ["was", "were"][count > 1],
+                                                           choice, args[-1], tmp_path / output,
+                                                           ["it", "them"][count > 1])], \
             r.stderr
         assert ok(run_cli("-q", "pull", "-o", tmp_path / output, *args)).stderr == ""
     code, err, _ = _to_stdout(tmp_path, "pull", "-o", "-", "%s/left/one:1" % host)

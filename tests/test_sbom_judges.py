@@ -145,6 +145,7 @@ def test_module_supplier(language, module, supplier):
     ("Person: Jane Doe", "Person: Jane Doe"),
     ("A\x1bB", "Organization: A\\x1bB"),
     ("", "NOASSERTION"), (" \n", "NOASSERTION"),
+    ("NOASSERTION", "NOASSERTION"), ("Organization:", "NOASSERTION"), ("Person: ", "NOASSERTION"),
 ])
 def test_supplier_from_the_vendor(vendor, supplier):
     assert zeroimage._spdx_supplier(vendor) == supplier
