@@ -4385,9 +4385,10 @@ def write_archive(f, blobs: Sequence[Blob], index: dict, docker: Optional[list],
     writer.close()
 
 
-def write_layout_dir(path: str, blobs: Sequence[Blob], top: dict, cancelled: Optional[threading.Event] = None) -> None:
+def write_layout_dir(path: str, blobs: Sequence[Blob], top: dict, cancelled: Optional[threading.Event] = None) -> List[str]:
     """Add an image to an OCI layout directory (made if missing), as ``skopeo copy oci:DIR:TAG`` does:
-    new blobs written, index.json updated atomically, an entry with the same ref name replaced."""
+    new blobs written, index.json updated atomically, an entry with the same ref name (the tag)
+    replaced. The names of the images replaced that were named otherwise (``app:1`` by ``other:1``)."""
     path = output_directory(path)
     try:
         os.makedirs(os.path.join(path, "blobs", "sha256"), exist_ok=True)
@@ -4407,12 +4408,15 @@ def write_layout_dir(path: str, blobs: Sequence[Blob], top: dict, cancelled: Opt
         with atomic_output(target) as out, contextlib.closing(blob.open()) as src:
             copy_stream(_Checked(src, cancelled), out, blob.size)
     ref_name = top["annotations"][ANNOTATION_REF_NAME]
+    replaced = [descriptor_name(d) for d in index["manifests"] if _annotations(d).get(ANNOTATION_REF_NAME) == ref_name
+                and descriptor_name(d) != descriptor_name(top)]
     index["manifests"] = [d for d in index["manifests"] if _annotations(d).get(ANNOTATION_REF_NAME) != ref_name]
     index["manifests"].append(top)
     with atomic_output(index_path) as out:
         out.write(canonical_json(index))
     with atomic_output(os.path.join(path, "oci-layout")) as out:
         out.write(canonical_json({"imageLayoutVersion": OCI_LAYOUT_VERSION}))
+    return replaced
 # ---- Credentials ----
 
 
@@ -8090,12 +8094,19 @@ class LayoutSink:
         made = not os.path.exists(real)
         self.attached = attached_artifacts(top, attachments)
         try:
-            write_layout_dir(real, stored_blobs(top, self.attached),
-                             top_descriptor(with_referrers(top, self.attached), name), self.session.cancelled)
+            replaced = write_layout_dir(real, stored_blobs(top, self.attached),
+                                        top_descriptor(with_referrers(top, self.attached), name), self.session.cancelled)
         except BaseException:
             if made:        # a layout this build started: nothing of it stays (one it added to keeps its blobs)
                 shutil.rmtree(real, ignore_errors=True)
             raise
+        for other in replaced:
+            with contextlib.suppress(InvalidReferenceError):
+                other = Reference.parse(other).familiar()
+            self.session.display.warning("%s: %s replaces %s there: a layout names its images by tag (%s), as "
+                                         "skopeo's oci:DIR:TAG does; give it another tag (-t) to keep both",
+                                         self.path, name.familiar(), outside_text(other or "an unnamed image", 200),
+                                         name.tag, fails=True)       # an image lost: said under -q too
         return top.digest
 
     def where(self, digest: str) -> str:

@@ -228,3 +228,15 @@ def test_only_what_the_layout_lists_refers_to_its_image(tmp_path, programs, upst
     assert "Referrers" not in ok(run("inspect", out)).stdout
     ok(run("copy", "--referrers", out, tmp_path / "c.tar"))
     assert "Referrers" not in ok(run("inspect", tmp_path / "c.tar")).stdout
+
+
+def test_an_image_another_replaces_in_a_layout_is_said(tmp_path, programs):
+    """A layout names its images by tag, as skopeo's oci:DIR:TAG: another name with the same tag
+    replaces the image there, said even under -q; the same name again is an update, not said."""
+    layout = tmp_path / "layout"
+    ok(run("build", "-q", "--format", "oci-layout", "-o", layout, "-t", "app:1", programs[0]))
+    r = ok(run("build", "-q", "--format", "oci-layout", "-o", layout, "-t", "other:1", programs[0]))
+    assert "other:1 replaces app:1 there" in r.stderr
+    assert ok(run("build", "-q", "--format", "oci-layout", "-o", layout, "-t", "other:1", programs[0])).stderr == ""
+    ok(run("build", "-q", "--format", "oci-layout", "-o", layout, "-t", "app:2", programs[0]))
+    assert len(load(os.path.join(str(layout), "index.json"))["manifests"]) == 2
