@@ -3885,7 +3885,7 @@ def listed_referrers(source, listed: Sequence[dict], digest: str, where: str) ->
         check_descriptor(desc, where)
         try:
             data = source.read_manifest(desc)
-        except ArchiveError as e:
+        except (ArchiveError, DigestMismatchError) as e:
             raise ArchiveError("%s lists the referrer %s but cannot give it: %s"
                                % (where, desc["digest"], outside_text(e, 300))) from e
         manifest = manifest_object(data, "%s: referrer %s" % (where, desc["digest"]))
