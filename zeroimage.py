@@ -2669,11 +2669,12 @@ def without_base_metadata(config: dict, problems: Sequence[Tuple[str, str, str]]
 
 def derive_config(base: dict, platform: Platform, layers: Sequence[AddedLayer],
                   entrypoint: Sequence[str], created: str, options: ImageOptions = ImageOptions(),
-                  where: str = "the base", program_labels: Optional[Dict[str, str]] = None) -> dict:
+                  where: str = "the base", program_labels: Optional[Dict[str, str]] = None,
+                  base_annotations: Optional[Dict[str, str]] = None) -> dict:
     """The new image config: the base's (made whole by ``normal_base_config``), every unknown field
     kept, plus our layers, each with its history line, entrypoint and options, and the labels
-    ``image_metadata`` gives (the base's, ``program_labels`` from build info, the user's). Nothing in
-    it is null."""
+    ``image_metadata`` gives (the base's, what zeroimage says of the base, ``program_labels`` from
+    build info, the user's). Nothing in it is null."""
     config = normal_base_config(base, where)
     runtime = config["config"]
     runtime["Entrypoint"] = list(entrypoint)
@@ -2682,7 +2683,7 @@ def derive_config(base: dict, platform: Platform, layers: Sequence[AddedLayer],
         runtime["Cmd"] = list(options.cmd)
     for key, value in options.env:
         runtime["Env"] = _set_env(runtime.get("Env") or [], key, value)
-    labels = image_metadata(options, runtime.get("Labels"), program=program_labels)[0]
+    labels = image_metadata(options, runtime.get("Labels"), base_annotations, program_labels)[0]
     if labels or "Labels" in runtime:
         runtime["Labels"] = labels
     if options.expose:
@@ -3841,9 +3842,11 @@ def held(source, desc: dict, where: str) -> Tuple[dict, List[dict]]:
     API (``with_referrers``: an OCI index annotated ``io.zeroimage.image``), wherever it is found (an
     archive, a layout, a registry ``skopeo copy --all`` put it in): the image or index that annotation
     names, under ``desc``'s names, so it reads back byte for byte, and the index's other entries, its
-    artifacts, as referrers (``listed_referrers``). Of anything else, or when the annotation names
-    nothing the source holds (a garbage collector that follows descriptors removed the blob of an index
-    it names): ``desc`` itself and, when it is an artifact, itself as listed."""
+    artifacts, as referrers (``listed_referrers``). Of anything else: ``desc`` itself and, when it is an
+    artifact, itself as listed. A holder whose annotation names nothing it holds (a garbage collector
+    that follows descriptors removed the blob of an index it names), or one of its artifacts, is read
+    as itself, an index of images and artifacts (its artifacts still listed: a copy does not attach
+    what it copies as part of the tree again, ``attached_artifacts``)."""
     if desc.get("mediaType") != OCI_INDEX:
         return desc, [desc] if listed_artifact(desc) else []
     try:
@@ -3860,6 +3863,8 @@ def held(source, desc: dict, where: str) -> Tuple[dict, List[dict]]:
              if key in (ANNOTATION_REF_NAME, ANNOTATION_CONTAINERD_NAME)}
     for entry in entries:
         if entry.get("digest") == digest:
+            if listed_artifact(entry):          # it names one of its artifacts: no image of its own
+                return desc, artifacts
             return dict(entry, annotations=dict(_annotations(entry), **names)), artifacts
     stored_size = getattr(source, "stored_size", None)       # (an index beside it: in a layout only)
     try:
@@ -3870,7 +3875,7 @@ def held(source, desc: dict, where: str) -> Tuple[dict, List[dict]]:
                                 "%s: index %s" % (where, digest))
     except (ArchiveError, DigestMismatchError):
         return desc, artifacts
-    if not isinstance(value.get("manifests"), list):        # not an index: read the holder as itself
+    if not isinstance(value.get("manifests"), list):        # not an index
         return desc, artifacts
     media_type = value.get("mediaType") if isinstance(value.get("mediaType"), str) else OCI_INDEX
     return descriptor(media_type, digest, size, annotations=names), artifacts
@@ -3880,9 +3885,12 @@ def listed_referrers(source, listed: Sequence[dict], digest: str, where: str) ->
     """The manifests among ``listed`` (artifacts a layout or a holder index lists, ``held``) whose
     ``subject`` is ``digest``, as a referrers list has them, oldest first. One that is listed but not
     held is an error that names it: nothing listed is passed over unsaid."""
-    found = []
+    found, seen = [], set()
     for desc in listed:
         check_descriptor(desc, where)
+        if desc["digest"] in seen:          # listed twice (the same image under two tags): one referrer
+            continue
+        seen.add(desc["digest"])
         try:
             data = source.read_manifest(desc)
         except (ArchiveError, DigestMismatchError) as e:
@@ -7103,7 +7111,7 @@ def assemble_image(base: BaseImage, added: Sequence[Tuple[LayerResult, str]], en
     check_family_options(base, options)
     config = derive_config(base.config, base.platform,
                            [AddedLayer(layer.diff_id, why) for layer, why in added], entrypoint, created, options,
-                           "the base %s" % base.name, program_labels)
+                           "the base %s" % base.name, program_labels, base.annotations)
     config_blob = bytes_blob(canonical_json(config))
     layer_descs = _layers_in_family(family, [desc for desc, _ in base.layers], "the base %s" % base.name)
     layer_descs += [descriptor(family["layer"], layer.blob.digest, layer.blob.size) for layer, _ in added]
@@ -7630,6 +7638,9 @@ def _embedded_data_problem(desc: dict) -> Optional[str]:
 def _check_writable_index(top: ImageIndex, where: str) -> None:
     said = "%s: index %s" % (where, top.digest)
     index = manifest_shape(top.index, said)
+    # zeroimage's index of an image and its referrers (``with_referrers``) holds an image of either family
+    # beside OCI artifacts, as index.json may: read as itself (its held index gone), it is written as it is
+    holder = ANNOTATION_HELD in _string_map(index.get("annotations"))
     _no_nulls(index, said)
     _check_written_parts(index, said)
     if index.get("schemaVersion") != 2 or isinstance(index.get("schemaVersion"), bool):
@@ -7657,8 +7668,8 @@ def _check_writable_index(top: ImageIndex, where: str) -> None:
         if listed != child.kind:
             raise ArchiveError("%s lists %s as %s, but it is %s" % (said, child.digest, outside_text(listed, 100),
                                                                     child.kind))
-        if docker and child.kind != DOCKER_MANIFEST or not docker and child.kind in (DOCKER_MANIFEST,
-                                                                                     DOCKER_MANIFEST_LIST):
+        if docker and child.kind != DOCKER_MANIFEST or not docker and not holder and child.kind in (
+                DOCKER_MANIFEST, DOCKER_MANIFEST_LIST):
             raise ArchiveError("%s: %s lists %s, a %s: one index is of one family (OCI or Docker); convert it "
                                "with push --media-types" % (said, "a Docker manifest list" if docker else "an OCI index",
                                                             child.digest, child.kind))
@@ -7710,7 +7721,8 @@ def layout_entries(layout: Layout, ref_name: Optional[str]) -> List[dict]:
     listed = layout.index()["manifests"]
     if not listed:
         raise ArchiveError("%s is an empty layout: its index.json lists no image" % layout.path)
-    entries = listed
+    # an artifact index.json lists beside images (oras attach --oci-layout) refers to one: not an image of it
+    entries = [d for d in listed if not listed_artifact(d)] or listed
     if ref_name is not None:
         entries = [d for d in listed if ref_name in _ref_names(descriptor_name(d))]
     if not entries:
@@ -7982,8 +7994,15 @@ def artifacts_for(node: Union[Image, ImageIndex], attachments: Attachments) -> L
 
 
 def attached_artifacts(top: Union[Image, ImageIndex], attachments: Attachments) -> List[Image]:
-    """The artifacts attached to the images of ``top`` (and to the index itself), in the tree's order."""
-    return [artifact for node in referable(top) for artifact in artifacts_for(node, attachments)]
+    """The artifacts attached to the images of ``top`` (and to the index itself), in the tree's order,
+    each once; not those ``top`` holds itself (a holder index read as itself, ``held``)."""
+    within = set(blob.digest for blob in tree_blobs(top))
+    found = collections.OrderedDict()
+    for node in referable(top):
+        for artifact in artifacts_for(node, attachments):
+            if artifact.digest not in within:
+                found.setdefault(artifact.digest, artifact)
+    return list(found.values())
 
 
 _NO_PLATFORM = {"architecture": "unknown", "os": "unknown"}
@@ -9426,8 +9445,11 @@ def _referrers_left(session: Session, read: _Read, where: str) -> Tuple[str, ...
     """The artifact type of each referrer the source holds for what was read (the images, the index),
     when they are not copied: so that what stays behind is said. What cannot be asked is said
     under -v only, and counts as none."""
+    within = set(blob.digest for blob in tree_blobs(read.tree))      # (a holder read as itself holds them)
+
     def ask(node) -> List[str]:
-        return [outside_text(str(d.get("artifactType") or "artifact"), 100) for d in read.source.referrers(node.digest)]
+        return [outside_text(str(d.get("artifactType") or "artifact"), 100) for d in read.source.referrers(node.digest)
+                if d.get("digest") not in within]
     try:
         found = session.parallel(ask, referable(read.tree))
     except CancelledError:

@@ -13,6 +13,7 @@ import zeroimage
 from conftest import need_tool
 from imagetools import LayoutBuilder, ref, run_cli
 from test_buildinfo import LABEL, craft_elf, go_inline, real_binary, rewritten_go_binary
+from test_cli import ok
 
 KEYS = ("version", "revision", "source", "created", "title", "vendor", "base.name")
 USER = {"version": "9", "revision": "f" * 40, "source": "https://example.com/user/app",
@@ -226,3 +227,17 @@ def test_the_command_line_as_reported(tmp_path):
     assert "from its build info" not in r.stderr and "Go go1." in r.stderr
     seen = _inspected(str(out))
     assert seen["labels"] == seen["annotations"] == {LABEL + "source": "https://example.com/s"}
+
+
+def test_a_base_labelled_with_its_own_base_is_said_once(tmp_path, upstream, busybox_program):
+    """A registry base whose labels name its own base: the new image's base.name and base.digest labels
+    are what zeroimage writes of its base, as its annotations are (one value per key)."""
+    name, digest = zeroimage.ANNOTATION_BASE_NAME, zeroimage.ANNOTATION_BASE_DIGEST
+    base = "%s/meta/labelled:1" % upstream.host
+    ok(run_cli("build", "--from", "scratch", "--label", name + "=docker.io/library/debian:12",
+               "--label", digest + "=sha256:" + "1" * 64, "--push", base, busybox_program))
+    out = tmp_path / "app.tar"
+    ok(run_cli("build", "--from", base, "--target", "/app", "-o", out, busybox_program))
+    info = json.loads(ok(run_cli("inspect", "--json", out)).stdout)
+    assert info["annotations"][name] == info["labels"][name] == base
+    assert info["annotations"][digest] == info["labels"][digest] != "sha256:" + "1" * 64

@@ -184,8 +184,13 @@ EMPTY = "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a
 
 @pytest.mark.parametrize("annotation", [
     None, "", "sha256:" + "0" * 64, "../../etc/passwd", "sha256:short", "sha512:" + "0" * 128,
-    zeroimage.sha256_digest(NOT_JSON), EMPTY, 7, ["x"]], ids=repr)
+    zeroimage.sha256_digest(NOT_JSON), EMPTY, "its own artifact", 7, ["x"]], ids=repr)
 def test_an_index_that_names_no_image_it_holds_is_read_as_itself(tmp_path, programs, annotation):
+    if annotation == "its own artifact":
+        (tmp_path / "first").mkdir()
+        out, _ = _build(tmp_path / "first", programs, False, True)       # the same build: the same SBOM
+        [entry] = load(os.path.join(str(out), "index.json"))["manifests"]
+        annotation = [d for d in load(_blob(str(out), entry["digest"]))["manifests"] if "artifactType" in d][0]["digest"]
     out, digest, new = _layout_with(tmp_path, annotation, NOT_JSON)
     r = run("inspect", "--json", out)
     if not isinstance(annotation, (str, type(None))):        # not an index: its annotations are strings
@@ -193,7 +198,11 @@ def test_an_index_that_names_no_image_it_holds_is_read_as_itself(tmp_path, progr
         return
     assert json.loads(ok(r).stdout)["digest"] == new            # the index itself, its image chosen
     assert ok(run("digest", "--platform", "linux/amd64", out)).stdout.strip() == digest
+    assert ok(run("digest", out)).stdout.strip() == new
     ok(run("copy", out, tmp_path / "copy.tar"))
+    # copied with what refers to its image: the SBOM it holds is not attached to it again
+    assert ok(run("copy", "--referrers", out, tmp_path / "again.tar")).stdout.strip() == new
+    assert ok(run("digest", tmp_path / "again.tar")).stdout.strip() == new
 
 
 def test_skopeo_pushes_the_holder_and_zeroimage_reads_the_image_and_its_sbom_there(tmp_path, programs, upstream):
@@ -244,3 +253,50 @@ def test_an_image_another_replaces_in_a_layout_is_said(tmp_path, programs):
     assert ok(run("build", "-q", "--format", "oci-layout", "-o", layout, "-t", "other:1", programs[0])).stderr == ""
     ok(run("build", "-q", "--format", "oci-layout", "-o", layout, "-t", "app:2", programs[0]))
     assert len(load(os.path.join(str(layout), "index.json"))["manifests"]) == 2
+
+
+def test_a_holder_read_as_itself_copies_as_it_is_round_after_round(tmp_path, programs):
+    """A multi-platform holder whose own index a collector removed (Docker's media types: the holder
+    lists Docker manifests beside OCI artifacts) is read as itself: copied, with or without
+    --referrers, byte for byte, its SBOMs listed once, round after round."""
+    out, _ = _build(tmp_path, programs, True, True, "docker")
+    collect_garbage(str(out))
+    held = ok(run("digest", out)).stdout.strip()
+    source = out
+    for n in range(2):
+        copied = tmp_path / ("round%d.tar" % n)
+        assert ok(run("copy", "--referrers", source, copied)).stdout.strip() == held
+        directory = extracted(copied, tmp_path / ("x%d" % n))
+        [entry] = load(os.path.join(directory, "index.json"))["manifests"]
+        assert entry["digest"] == held
+        assert len(json.loads(ok(run("inspect", "--json", copied)).stdout)["referrers"]) == 1
+        source = copied
+    assert ok(run("copy", out, tmp_path / "plain.tar")).stdout.strip() == held
+
+
+def test_one_image_under_two_tags_has_its_sbom_once(tmp_path, programs):
+    layout = tmp_path / "layout"
+    for tag in ("app:1", "app:2"):
+        ok(run("build", "--sbom", "--format", "oci-layout", "-o", layout, "-t", tag, programs[0]))
+    assert len(json.loads(ok(run("inspect", "--json", "%s:app:1" % layout)).stdout)["referrers"]) == 1
+    r = ok(run("copy", "--referrers", "%s:app:1" % layout, tmp_path / "c.tar"))
+    assert "1 referrer to copy" in r.stderr
+
+
+def test_an_artifact_index_json_lists_is_a_referrer_not_an_image(tmp_path, programs):
+    """As `oras attach --oci-layout` writes it: the artifact an entry of index.json beside the image."""
+    out, digest = _build(tmp_path, programs, False, True)
+    index_path = os.path.join(str(out), "index.json")
+    index = load(index_path)
+    [entry] = index["manifests"]
+    [artifact] = [d for d in load(_blob(str(out), entry["digest"]))["manifests"] if "artifactType" in d]
+    image = [d for d in load(_blob(str(out), entry["digest"]))["manifests"] if d is not artifact][0]
+    index["manifests"] = [dict(image, annotations=entry["annotations"]),
+                          {k: artifact[k] for k in ("mediaType", "digest", "size", "artifactType")}]
+    with open(index_path, "w") as f:
+        json.dump(index, f)
+    assert ok(run("digest", out)).stdout.strip() == digest
+    assert len(json.loads(ok(run("inspect", "--json", out)).stdout)["referrers"]) == 1
+    ok(run("copy", "--referrers", out, tmp_path / "c.tar"))
+    assert json.loads(ok(run("inspect", "--json", tmp_path / "c.tar")).stdout)["referrers"][0]["digest"] == \
+        artifact["digest"]
