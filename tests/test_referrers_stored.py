@@ -63,7 +63,7 @@ def collect_garbage(layout):
 
 def extracted(archive, into):
     with tarfile.open(archive) as tar:
-        tar.extractall(into)
+        tar.extractall(into, **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))
     return str(into)
 
 
