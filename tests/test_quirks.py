@@ -222,8 +222,9 @@ def test_a_body_size_limit_is_named(open_place, busybox_program):
     r = p("build", "--push", p.via("quirks/limit/app:1"), busybox_program)
     line = failed(r, "refuses both", "HTTP 413", "client_max_body_size")
     assert "<html" not in line
-    # one try each way (ranged chunks as the layer is made, monolithic, one PATCH): no blind retries
-    assert p.proxy.counts["body too large"] == 3
+    # one try each way (ranged chunks as the layer is made, monolithic, one PATCH): no blind retries;
+    # the other layer, in flight when the first is refused (on a loaded machine), may have its tries too
+    assert 3 <= p.proxy.counts["body too large"] <= 6
 
 
 # ---- token scopes ----
