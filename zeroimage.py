@@ -2399,10 +2399,10 @@ class ImageOptions(NamedTuple):
 
 
 # The keys the image spec defines under its reserved prefix (annotations.md); no other key may use it.
-OCI_ANNOTATION_KEYS = frozenset("org.opencontainers.image." + key for key in (
+_OCI_IMAGE_PREFIX = "org.opencontainers.image."      # one value per key under it (image_metadata)
+OCI_ANNOTATION_KEYS = frozenset(_OCI_IMAGE_PREFIX + key for key in (
     "created", "authors", "url", "documentation", "source", "version", "revision", "vendor", "licenses",
     "ref.name", "title", "description", "base.digest", "base.name"))
-_OCI_IMAGE_PREFIX = "org.opencontainers.image."      # one value per key under it (image_metadata)
 
 
 def _env_problem(key, value) -> Optional[str]:
@@ -8853,11 +8853,7 @@ def _user_says(options: ImageOptions, key: str) -> str:
     ``check_image_options``): the value the image carries, as the user's wins (``image_metadata``).
     Not what the base says (a base's vendor did not make the program); "" when the user said nothing,
     or no printable line."""
-    for pairs in (options.annotations, options.labels):
-        values = [value for name, value in pairs if name == key]
-        if values and " ".join(values[-1].split()):
-            return _printable_text(" ".join(values[-1].split()))
-    return ""
+    return _printable_text(" ".join(_user_metadata(options).get(key, "").split()))
 
 
 def _program_build_info(display: Display, path: str, program) -> Optional[BuildInfo]:
