@@ -72,6 +72,7 @@ import threading
 import time
 import types
 import urllib.parse
+import warnings
 import weakref
 import zlib
 from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
@@ -128,8 +129,8 @@ __all__ = [
     # the session every operation runs in, and what it shows
     "Session", "Display", "WARNING_FAILS",
     # values that operations take and return
-    "Reference", "Platform", "ImageOptions", "Credentials", "Blob", "Image", "ImageIndex", "BuildResult", "Saved",
-    "ElfInfo", "BuildInfo", "Module", "LayerEntry", "Candidate", "AddedLayer", "Task", "Response", "Proxy",
+    "Reference", "Platform", "ImageOptions", "BuildOptions", "Credentials", "Blob", "Image", "ImageIndex",
+    "BuildResult", "Saved", "ElfInfo", "BuildInfo", "Module", "LayerEntry", "Candidate", "AddedLayer", "Task", "Response", "Proxy",
     # operations
     "build", "pull", "push_archive", "copy", "inspect", "login", "logout", "check_auth",
     "list_tags", "resolve_digest", "tag_image", "delete_image",
@@ -2396,6 +2397,61 @@ class ImageOptions(NamedTuple):
     cmd: Optional[Sequence[str]] = None
     expose: Sequence[str] = ()                  # "8080/tcp"
     add: Sequence[Tuple[str, str]] = ()         # (host path, absolute image path)
+
+
+class BuildOptions(NamedTuple):
+    """What a build is asked for: ``build(BuildOptions(...))``. Each field is named as the option of
+    ``zeroimage build`` that sets it (its argparse dest), the image's own options nested as ``image``:
+
+    - ``entrypoint``: the program's path (one image; its platform ``platform``, else read from its ELF
+      header), or a list of (Platform, path) pairs (one image per platform, in an index).
+    - ``output``: the archive (or, with ``output_format`` "oci-layout", the directory) to write;
+      ``"-"`` is standard output; default ``NAME.tar``.
+    - ``base``: None (the built-in minimal base), ``"scratch"``, a registry reference, or
+      ``docker-daemon:NAME`` (the local engine's image). ``base_archive`` (``--from-archive``): an OCI
+      layout tar or directory, or a ``docker save`` archive, ``PATH:NAME`` to pick an image.
+    - ``platform``: a Platform for the one program (not with PLATFORM=PROGRAM pairs).
+    - ``target``: the program's absolute path in the image (default ``/NAME``).
+    - ``tag``: the image's name in the archive or engine (default ``localhost/NAME:latest``).
+    - ``push``: a reference to push to instead of writing ``output``; ``load``: send the image to the
+      local container engine instead.
+    - ``output_format`` (``--format``): "archive" or "oci-layout".
+    - ``media_types``: "docker" or "oci", the manifests' family (default: the base's; OCI for scratch
+      and the minimal base).
+    - ``compression_level``: the gzip level of the new layers, 0 to 9.
+    - ``ca_bundle``: the TLS roots for the minimal base (default: the host's).
+    - ``tzdata``: a zone database at /usr/share/zoneinfo in the minimal base: True for the host's
+      ($ZONEINFO from the session's environment, else /usr/share/zoneinfo), or a directory; None or
+      False for none.
+    - ``sbom``: attach an SPDX document to each image (an OCI 1.1 artifact whose subject is the image).
+    - ``platform_check`` (``--no-platform-check`` sets it False): a binary whose ELF header disagrees
+      with its PLATFORM= is an error (else a warning).
+    - ``build_info`` (``--no-build-info`` sets it False): read each program's build info (Go's, or
+      cargo auditable's) and label its image with the version, revision and source it gives, unless
+      ``image`` gives those keys (see ``image_metadata``).
+    - ``image``: the ``ImageOptions`` (``--env``, ``--label``, ``--user``, ``--add``, ...).
+
+    Kept beside ``ImageOptions``, not merged into it: what makes the image's config (ImageOptions) is
+    all that config, manifest and SBOM code sees; where the image comes from and goes is build's."""
+
+    entrypoint: Union[str, os.PathLike, Sequence[Tuple[Platform, str]]]
+    output: Optional[str] = None
+    base: Optional[str] = None
+    base_archive: Optional[str] = None
+    platform: Optional[Platform] = None
+    target: Optional[str] = None
+    tag: Optional[str] = None
+    push: Optional[str] = None
+    load: bool = False
+    output_format: str = "archive"
+    media_types: Optional[str] = None
+    compression_level: int = 6
+    ca_bundle: Optional[str] = None
+    tzdata: Union[None, bool, str, os.PathLike] = None
+    sbom: bool = False
+    platform_check: bool = True
+    build_info: bool = True
+    image: ImageOptions = ImageOptions()
 
 
 # The keys the image spec defines under its reserved prefix (annotations.md); no other key may use it.
@@ -8644,6 +8700,26 @@ class BuildResult(NamedTuple):
     name: Optional[str] = None          # the image's name in the archive, layout or engine (not when pushed)
 
 
+def _build_programs(options: BuildOptions) -> Tuple[List[Tuple[Optional[Platform], str]], bool]:
+    """The (platform asked for, path) of each program ``options.entrypoint`` names, and whether it
+    names one plain program (a path, its platform ``options.platform`` or its ELF header's)."""
+    entrypoint = options.entrypoint
+    if isinstance(entrypoint, (str, os.PathLike)):
+        return [(options.platform, os.fspath(entrypoint))], True
+    try:
+        programs = [(platform, os.fspath(path)) for platform, path in entrypoint]
+    except (TypeError, ValueError):
+        programs = None
+    if programs is None or not all(isinstance(platform, Platform) for platform, _ in programs):
+        raise UsageError("entrypoint is a program's path, or a list of (Platform, path) pairs, not %s"
+                         % outside_text(repr(entrypoint), 100))
+    return programs, False
+
+
+def _on_minimal_base(options: BuildOptions) -> bool:
+    return options.base is None and options.base_archive is None
+
+
 def _resolve_platform(requested: Optional[Platform], elf: Optional[ElfInfo], entrypoint: str,
                       display: Display) -> Platform:
     elf_platform = elf.platform if elf else None
@@ -8772,28 +8848,28 @@ class _LayerMaker:
         return result
 
 
-def _build_images(session: Session, programs, single: bool, base_for, layers: _LayerMaker, *, target: str,
-                  created: str, options: ImageOptions, added_files: List[LayerEntry], minimal: bool,
-                  ca_bundle: Optional[str], platform_check: bool,
-                  family: Optional[Dict[str, str]] = None, zoneinfo: Sequence[LayerEntry] = (),
+def _build_images(session: Session, options: BuildOptions, programs, base_for, layers: _LayerMaker, created: str,
+                  added_files: List[LayerEntry], zoneinfo: Sequence[LayerEntry] = (),
                   infos: Sequence[Optional[BuildInfo]] = ()) -> Tuple[List[Image], List[BaseImage]]:
-    """One image per program: its base for the program's platform, plus (on the minimal base) the
-    base's own layer, plus the program's layer, in the base's media-type family unless ``family``
-    is given, with the labels each program's build info (``infos``, in the same order) gives.
-    Returns the images and the bases they stand on."""
+    """One image per program (``programs``: each one's platform asked for, path and open file): its
+    base for the program's platform, plus (on the minimal base) the base's own layer, plus the
+    program's layer at ``options.target`` (resolved by build), in the base's media-type family unless
+    ``options.media_types`` is given, with the labels each program's build info (``infos``, in the same
+    order) gives. Returns the images and the bases they stand on."""
     display = session.display
+    single, target, family = _build_programs(options)[1], options.target, media_type_family(options.media_types)
     checked = []
     for (wanted, path, program), info in zip(programs, list(infos) or [None] * len(programs)):
         elf = read_elf(program)         # every program checked before any layer is made
         if single:
             wanted = _resolve_platform(wanted, elf, path, display)
         else:
-            _check_program_platform(wanted, elf, path, platform_check, display)
-        checked.append((wanted, path, program, elf, _program_labels(display, path, info, options)))
+            _check_program_platform(wanted, elf, path, options.platform_check, display)
+        checked.append((wanted, path, program, elf, _program_labels(display, path, info, options.image)))
     minimal_layer = minimal_entries = None
     images, bases = [], []
     for wanted, path, program, elf, program_labels in checked:
-        image_options = options
+        image_options = options.image
         base_image = base_for(wanted)
         if family is not None:
             base_image = base_image._replace(family=family)
@@ -8803,15 +8879,15 @@ def _build_images(session: Session, programs, single: bool, base_for, layers: _L
                 display.warning("the base's %s %s is left out of the image: %s", field, outside_text(repr(key), 100),
                                 outside_text(problem, 300))
             base_image = base_image._replace(config=without_base_metadata(base_image.config, problems))
-        check_family_options(base_image, options)
+        check_family_options(base_image, options.image)
         bases.append(base_image)
         added = []
-        if minimal:
+        if _on_minimal_base(options):
             if minimal_layer is None:
-                minimal_entries, why = minimal_base_layer(ca_bundle, session.environ, display, zoneinfo)
+                minimal_entries, why = minimal_base_layer(options.ca_bundle, session.environ, display, zoneinfo)
                 minimal_layer = (layers.make(minimal_entries, "minimal base"), why)
             added.append(minimal_layer)
-            if options.user == "nonroot":       # numeric, so runAsNonRoot checks can see it
+            if image_options.user == "nonroot":       # numeric, so runAsNonRoot checks can see it
                 image_options = image_options._replace(user="65532:65532")
         entries = added_files + [LayerEntry(target, "file", 0o755, source=program)]
         wanted_below = paths_to_ask(entries)
@@ -9106,12 +9182,13 @@ def _build_sink(session: Session, output: Optional[str], output_format: str, pus
     return ArchiveSink(session, output)
 
 
-def _check_build_options(programs, single: bool, platform, base, base_archive, push, output, output_format: str,
-                         compression_level: int, media_types: Optional[str] = None,
-                         options: ImageOptions = ImageOptions(), load: bool = False, sbom: bool = False,
-                         tag: Optional[str] = None) -> None:
+def _check_build_options(options: BuildOptions) -> None:
     """What build() is asked must make sense before anything is read or written (UsageError)."""
-    if media_type_family(media_types) is DOCKER_FAMILY and options.annotations:
+    programs, single = _build_programs(options)
+    platform, base, base_archive, push, output, output_format, media_types, load, sbom, tag = (
+        options.platform, options.base, options.base_archive, options.push, options.output, options.output_format,
+        options.media_types, options.load, options.sbom, options.tag)
+    if media_type_family(media_types) is DOCKER_FAMILY and options.image.annotations:
         raise UsageError("--annotation: --media-types docker writes Docker manifests, which have no annotations; "
                          "use --label, or leave out --media-types docker")
     if not programs:
@@ -9150,7 +9227,7 @@ def _check_build_options(programs, single: bool, platform, base, base_archive, p
         raise UsageError("--format oci-layout needs -o DIR")
     if output == "":
         raise UsageError("the output path is empty")
-    if not 0 <= compression_level <= 9:
+    if not 0 <= options.compression_level <= 9:
         raise UsageError("--compression-level must be 0 to 9")
 
 
@@ -9195,47 +9272,68 @@ def _check_minimal_base_only(option: str, what: str, source: str, dest: str, bas
                          % (option.replace("_", "-"), what, given, source, dest))
 
 
-def build(entrypoint, output: Optional[str] = None, *, base: Optional[str] = None,
-          base_archive: Optional[str] = None, platform: Optional[Platform] = None,
-          target: Optional[str] = None, tag: Optional[str] = None, compression_level: int = 6,
-          ca_bundle: Optional[str] = None, push: Optional[str] = None, insecure: bool = False,
-          options: ImageOptions = ImageOptions(), output_format: str = "archive",
-          platform_check: bool = True, media_types: Optional[str] = None, load: bool = False, sbom: bool = False,
-          tzdata=None, build_info: bool = True, environ=None, session: Optional[Session] = None) -> BuildResult:
-    """Build a program on a base and write the image to an OCI archive or layout, or push it, or
-    (``load``) send it to the local container engine.
+# build()'s keywords before BuildOptions (BuildOptions' fields, its ``image`` as ``options``): still taken, deprecated
+_OLD_BUILD_KEYWORDS = frozenset(BuildOptions._fields) - {"image"} | {"options"}
 
-    ``entrypoint`` is a path (one image; its platform is ``platform`` or read from its ELF
-    header) or a list of (Platform, path) pairs (one image per platform, in an index).
-    ``base`` is None (the built-in minimal base), ``"scratch"``, or a registry reference;
-    ``base_archive`` is an OCI layout tar or directory, ``PATH:NAME`` to pick an image.
-    ``push`` is a reference to push to instead of writing ``output``. ``output`` ``"-"`` is standard output.
-    ``media_types`` is "docker" or "oci" to choose the manifests' family (default: the base's;
-    OCI for scratch and the minimal base).
-    ``sbom`` attaches an SPDX document to each image (an OCI 1.1 artifact whose subject is the image):
-    pushed after it, or written into the archive or layout beside it.
-    ``tzdata`` adds a zone database at /usr/share/zoneinfo to the minimal base's layer (no other
-    base): True for the host's ($ZONEINFO from the session's environment, else /usr/share/zoneinfo),
-    or the path of a directory; None or False for none.
-    ``build_info``: read each program's build info (Go's, or cargo auditable's) and label its image
-    with the version, revision and source it gives, unless ``options`` gives those keys (as labels or
-    annotations: see ``image_metadata``).
+
+def _deprecated_build_call(entrypoint, args: tuple, keywords: dict) -> BuildOptions:
+    """The BuildOptions of a call in build()'s old form, ``build(entrypoint, output, base=..., ...,
+    options=ImageOptions(...))``, and one DeprecationWarning that names BuildOptions."""
+    fields = dict(keywords)
+    unknown = sorted(set(fields) - _OLD_BUILD_KEYWORDS)
+    if unknown:
+        raise TypeError("build() got an unexpected keyword argument %r" % unknown[0])
+    if len(args) > 1:
+        raise TypeError("build() takes from 1 to 2 positional arguments but %d were given" % (1 + len(args)))
+    for name, given in (("entrypoint", (entrypoint,) if entrypoint is not None else ()), ("output", args)):
+        if given and name in fields:
+            raise TypeError("build() got multiple values for argument %r" % name)
+        if given:
+            fields[name] = given[0]
+    if isinstance(fields.get("options"), BuildOptions):
+        raise TypeError("build(): give a BuildOptions alone, with everything in it (its _replace() changes a field)")
+    if "entrypoint" not in fields:
+        raise TypeError("build() missing 1 required positional argument: 'options' (a zeroimage.BuildOptions)")
+    if "options" in fields:
+        fields["image"] = fields.pop("options")
+    warnings.warn("build(entrypoint, output, base=..., options=ImageOptions(...), ...) is deprecated: pass one "
+                  "zeroimage.BuildOptions, build(BuildOptions(entrypoint, output, base=..., image=ImageOptions(...)))",
+                  DeprecationWarning, stacklevel=3)
+    return BuildOptions(**fields)
+
+
+def build(options: Optional[BuildOptions] = None, /, *deprecated_args, session: Optional[Session] = None,
+          insecure: bool = False, environ=None, **deprecated_keywords) -> BuildResult:
+    """Build what ``options`` (a ``BuildOptions``) asks: a program on a base, written to an OCI archive
+    or layout, pushed, or sent to the local container engine. ``session`` (or, without one,
+    ``insecure`` and ``environ``) as every operation takes it.
+
+    The form before BuildOptions, ``build(entrypoint, output, base=..., options=ImageOptions(...),
+    ...)`` (BuildOptions' fields as keywords, its ``image`` as ``options``), still works, with a
+    DeprecationWarning.
     """
-    single = isinstance(entrypoint, (str, os.PathLike))
-    programs = [(platform, os.fspath(entrypoint))] if single else [(p, os.fspath(path)) for p, path in entrypoint]
-    _check_build_options(programs, single, platform, base, base_archive, push, output, output_format,
-                         compression_level, media_types, options, load, sbom, tag)
-    _check_tzdata_option(tzdata, base, base_archive)
-    if ca_bundle is not None:
-        _check_minimal_base_only("ca_bundle", "the CA bundle", os.fspath(ca_bundle) or "FILE",
+    if options is None and list(deprecated_keywords) == ["options"] and not deprecated_args and isinstance(
+            deprecated_keywords["options"], BuildOptions):
+        options = deprecated_keywords.pop("options")            # build(options=BuildOptions(...))
+    if not isinstance(options, BuildOptions):
+        options = _deprecated_build_call(options, deprecated_args, deprecated_keywords)
+    elif deprecated_args or deprecated_keywords:
+        raise TypeError("build(): give a BuildOptions alone, with everything in it (its _replace() changes a field)")
+    _check_build_options(options)
+    base, base_archive, tag, push = options.base, options.base_archive, options.tag, options.push
+    _check_tzdata_option(options.tzdata, base, base_archive)
+    if options.ca_bundle is not None:
+        _check_minimal_base_only("ca_bundle", "the CA bundle", os.fspath(options.ca_bundle) or "FILE",
                                  IMAGE_CA_BUNDLE, base, base_archive)
-    check_image_options(options)
+    check_image_options(options.image)
+    programs, single = _build_programs(options)
     for _, path in programs:        # before anything is derived from their names
         _check_entrypoint(path)
-    stem = _program_stem(programs, single, target, tag, push)
-    target = check_target(target or "/" + stem)
+    stem = _program_stem(programs, single, options.target, tag, push)
+    options = options._replace(target=check_target(options.target or "/" + stem))
+    target, load, output_format = options.target, options.load, options.output_format
     push_ref = Reference.parse(push) if push is not None else None
-    output = None if push_ref or load else stem + ".tar" if output is None else output
+    output = None if push_ref or load else stem + ".tar" if options.output is None else options.output
     name = Reference.parse(tag) if tag else default_image_name(stem)
     if name.digest:
         raise InvalidReferenceError("--tag %s: an image name cannot carry a digest" % tag)
@@ -9245,34 +9343,34 @@ def build(entrypoint, output: Optional[str] = None, *, base: Optional[str] = Non
         created = rfc3339(created_timestamp(session.environ))
         opened = [(wanted, path, stack.enter_context(_open_entrypoint(path))) for wanted, path in programs]
         added = [("--add %s:%s" % (source, dest), tree_entries(source, dest, session.display))
-                 for source, dest in options.add]
-        minimal = base is None and base_archive is None
-        zoneinfo = zoneinfo_entries(*zoneinfo_source(tzdata, session.environ), session.display) if tzdata else []
+                 for source, dest in options.image.add]
+        minimal = _on_minimal_base(options)
+        zoneinfo = zoneinfo_entries(*zoneinfo_source(options.tzdata, session.environ), session.display) \
+            if options.tzdata else []
         base_dirs = [e for e in with_parents(minimal_base_entries("ca-bundle", zoneinfo))
                      if e.kind == "dir"] if minimal else []
         check_layer_paths([("the minimal base", base_dirs)] + added + [("the program", [LayerEntry(target, "file")])])
         added_files = [entry for _, entries in added for entry in entries]
         if output and output != "-" and output_format == "archive":      # (a layout may be added to from itself)
-            bundle = (ca_bundle or find_host_ca_bundle(session.environ)) if minimal else None
+            bundle = (options.ca_bundle or find_host_ca_bundle(session.environ)) if minimal else None
             _check_output_is_not_an_input(output, [path for _, path in programs] + [
                 entry.source for entry in added_files + zoneinfo if isinstance(entry.source, str)] + [
                 path for path in (bundle, base_archive and _split_archive_spec(base_archive)[0]) if path])
-        if options.user:
-            _check_user_known(options.user, "minimal" if minimal else base,
+        if options.image.user:
+            _check_user_known(options.image.user, "minimal" if minimal else base,
                               added_files, session.display)
-        sink = _build_sink(session, output, output_format, push_ref, load, media_types)
+        sink = _build_sink(session, output, output_format, push_ref, load, options.media_types)
         sink.start(stack)
-        layers = _LayerMaker(session, stack, sink, compression_level)
+        layers = _LayerMaker(session, stack, sink, options.compression_level)
         base_for = _base_source(session, base, base_archive, stack, layers)
-        infos = [_program_build_info(session.display, path, program) if build_info else None
+        infos = [_program_build_info(session.display, path, program) if options.build_info else None
                  for _, path, program in opened]
-        images, bases = _build_images(session, opened, single, base_for, layers, target=target, created=created,
-                                      options=options, added_files=added_files, minimal=minimal, ca_bundle=ca_bundle,
-                                      platform_check=platform_check, family=media_type_family(media_types),
-                                      zoneinfo=zoneinfo, infos=infos)
+        images, bases = _build_images(session, options, opened, base_for, layers, created, added_files, zoneinfo,
+                                      infos)
         top = images[0] if single else make_image_index(images, bases[-1].family, image_metadata(
-            options, base_annotations=bases[-1].index_annotations, on_index=True)[1])
-        attachments = _program_sboms(session, opened, images, infos, target, created, options) if sbom else None
+            options.image, base_annotations=bases[-1].index_annotations, on_index=True)[1])
+        attachments = _program_sboms(session, opened, images, infos, target, created, options.image) \
+            if options.sbom else None
         digest = write_to_sink(sink, top, name, attachments, "the image built")
     if load:        # what the result describes is what was loaded: the image for the engine's platform
         images = [image for image in images if image.digest == digest]
@@ -10357,7 +10455,7 @@ def build_parser() -> argparse.ArgumentParser:
     base = build_cmd.add_mutually_exclusive_group()
     base.add_argument("--from", dest="base", type=_base_arg, metavar="BASE",
                       help="a registry image, or 'scratch' for none (default: the built-in minimal base)")
-    base.add_argument("--from-archive", metavar="PATH[:NAME]", type=_base_archive_arg,
+    base.add_argument("--from-archive", dest="base_archive", metavar="PATH[:NAME]", type=_base_archive_arg,
                       help="base from an OCI layout, as a tar archive or a directory")
     build_cmd.add_argument("--platform", type=_platform_arg, metavar="OS/ARCH[/VARIANT]",
                            help="target platform (default: read from the program's ELF header)")
@@ -10374,7 +10472,7 @@ def build_parser() -> argparse.ArgumentParser:
     build_cmd.add_argument("-t", "--tag", type=_tag_arg, metavar="NAME[:TAG]",
                            help="name of the image in the archive or engine (default: localhost/NAME:latest; "
                                 "with --push, REF names it)")
-    build_cmd.add_argument("--format", choices=("archive", "oci-layout"), default="archive",
+    build_cmd.add_argument("--format", dest="output_format", choices=("archive", "oci-layout"), default="archive",
                            help="archive: one tar file (default); oci-layout: a directory (-o DIR), "
                                 "added to when it already holds a layout")
     build_cmd.add_argument("--media-types", choices=("docker", "oci"),
@@ -10383,17 +10481,18 @@ def build_parser() -> argparse.ArgumentParser:
     build_cmd.add_argument("--sbom", action="store_true",
                            help="attach an SPDX 2.3 SBOM of the program to each image (an OCI 1.1 referrer): "
                                 "pushed after the image, or written into the archive or layout")
-    build_cmd.add_argument("--no-platform-check", action="store_true",
+    build_cmd.add_argument("--no-platform-check", dest="platform_check", action="store_false",
                            help="only warn when a binary's ELF header does not match its PLATFORM=")
-    build_cmd.add_argument("--no-build-info", action="store_true",
+    build_cmd.add_argument("--no-build-info", dest="build_info", action="store_false",
                            help="do not read the program's build info (Go's, or cargo auditable's) for the "
                                 "version, revision and source labels")
     opts = build_cmd.add_argument_group("image options (repeatable where it makes sense)")
     opts.add_argument("--add", action="append", type=_add_arg, default=[], metavar="SRC:DST",
                       help="add a file or directory tree at DST, in the program's layer")
     opts.add_argument("--env", action="append", type=_pair_arg("--env"), default=[], metavar="KEY=VALUE")
-    opts.add_argument("--label", action="append", type=_pair_arg("--label"), default=[], metavar="KEY=VALUE")
-    opts.add_argument("--annotation", action="append", type=_pair_arg("--annotation"), default=[],
+    opts.add_argument("--label", dest="labels", action="append", type=_pair_arg("--label"), default=[],
+                      metavar="KEY=VALUE")
+    opts.add_argument("--annotation", dest="annotations", action="append", type=_pair_arg("--annotation"), default=[],
                       metavar="KEY=VALUE", help="an annotation on the image manifest")
     opts.add_argument("--user", type=_user_arg, metavar="USER[:GROUP]",
                       help="the user the program runs as ('nonroot' is 65532:65532 on the minimal base)")
@@ -10717,6 +10816,13 @@ def _tzdata_arg(text: str) -> str:
     return text
 
 
+def _build_options(args, entrypoint) -> BuildOptions:
+    """What ``zeroimage build`` asks, as the library takes it: each option's dest is the field's name."""
+    image = ImageOptions(**{field: getattr(args, field) for field in ImageOptions._fields})
+    return BuildOptions(entrypoint, image=image, **{field: getattr(args, field) for field in BuildOptions._fields
+                                                    if field not in ("entrypoint", "image")})
+
+
 def cmd_build(args, session: Session) -> int:
     programs = args.entrypoint
     if len(programs) == 1 and programs[0][0] is None:
@@ -10726,16 +10832,9 @@ def cmd_build(args, session: Session) -> int:
                          "OS/ARCH[/VARIANT] (e.g. linux/arm64=dist/app)")
     else:
         entrypoint = programs
-    options = ImageOptions(env=args.env, labels=args.label, annotations=args.annotation, user=args.user,
-                           workdir=args.workdir, cmd=args.cmd, expose=args.expose, add=args.add)
     _check_stdout_output(args)
     try:
-        result = build(entrypoint, args.output, base=args.base, base_archive=args.from_archive,
-                       platform=args.platform, target=args.target, tag=args.tag,
-                       compression_level=args.compression_level, ca_bundle=args.ca_bundle,
-                       push=args.push, options=options, output_format=args.format,
-                       platform_check=not args.no_platform_check, media_types=args.media_types, load=args.load,
-                       sbom=args.sbom, tzdata=args.tzdata, build_info=not args.no_build_info, session=session)
+        result = build(_build_options(args, entrypoint), session=session)
     except NoCommonNameError as e:
         raise UsageError("the programs' file names (%s) have no name in common once platform words (linux, amd64, "
                          "arm64...) are removed: give the program's path in the image with --target /PATH%s" % (
@@ -10751,7 +10850,7 @@ def cmd_build(args, session: Session) -> int:
         session.display.info("pushed %s", result.path)
     else:
         _say_wrote(session, args.output, result.path, result.name)
-    if not args.push and not args.load and args.format == "archive" and not isinstance(entrypoint, str):
+    if not args.push and not args.load and args.output_format == "archive" and not isinstance(entrypoint, str):
         _note_index_archive(session, args.output or result.path, "--load it (the image for the engine's platform "
                             "goes), or build one platform's image (one PROGRAM without PLATFORM=)")
     if args.output == "-":

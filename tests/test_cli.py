@@ -346,8 +346,8 @@ def test_debug_shows_traceback(tmp_path):
 
 
 def test_library_api(tmp_path, prog):
-    result = zeroimage.build(str(prog), str(tmp_path / "lib.tar"), base="scratch",
-                             platform=zeroimage.Platform.parse("linux/arm64"), environ=EPOCH)
+    result = zeroimage.build(zeroimage.BuildOptions(str(prog), str(tmp_path / "lib.tar"), base="scratch",
+                                                    platform=zeroimage.Platform.parse("linux/arm64")), environ=EPOCH)
     assert result.digest == image_of(str(tmp_path / "lib.tar"))[0]["manifests"][0]["digest"]
     assert result.images[0].config["created"] == "2023-11-14T22:13:20Z"
 

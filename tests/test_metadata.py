@@ -39,7 +39,7 @@ def programs(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def bases(tmp_path_factory):
-    """name -> (zeroimage.build keywords, its labels as {key: value})."""
+    """name -> (BuildOptions fields, its labels as {key: value})."""
     builder = LayoutBuilder()
     image = builder.image([[("etc", "dir", None, 0o755)]],
                           {"config": {"Labels": dict({LABEL + k: v for k, v in BASE.items()}, other="kept")}})
@@ -80,8 +80,8 @@ def test_one_value_per_key(tmp_path, programs, bases, mode, program_name, base_n
     path, read_info, program = programs[program_name]
     base_kwargs, base = bases[base_name]
     out = str(tmp_path / "app.tar")
-    zeroimage.build(path, out, target="/app", options=_options(mode), build_info=read_info, compression_level=1,
-                    **base_kwargs)
+    zeroimage.build(zeroimage.BuildOptions(path, out, target="/app", image=_options(mode), build_info=read_info,
+                                           compression_level=1, **base_kwargs))
     seen = _inspected(out)
     labels, annotations = seen["labels"], seen["annotations"]
     for key, (label, annotation) in _expected(mode, program, base).items():
@@ -101,7 +101,8 @@ def test_one_value_per_key(tmp_path, programs, bases, mode, program_name, base_n
 def test_a_label_and_an_annotation_that_disagree_are_a_usage_error(tmp_path, programs, key):
     options = zeroimage.ImageOptions(labels=[(LABEL + key, USER[key])], annotations=[(LABEL + key, BASE[key])])
     with pytest.raises(zeroimage.UsageError, match="one value per"):
-        zeroimage.build(programs["no build info"][0], str(tmp_path / "app.tar"), base="scratch", options=options)
+        zeroimage.build(zeroimage.BuildOptions(programs["no build info"][0], str(tmp_path / "app.tar"), base="scratch",
+                                               image=options))
     assert not (tmp_path / "app.tar").exists()
     zeroimage.check_image_options(options._replace(labels=[("com.example." + key, "1")],
                                                    annotations=[("com.example." + key, "2")])), "not ours to judge"
@@ -171,7 +172,8 @@ def test_multi_platform_build_states_the_users_value_in_every_image(tmp_path, pr
                (zeroimage.Platform.parse("linux/arm64"), str(arm))]
     out = str(tmp_path / "multi.tar")
     options = _options("annotation", {"version": "9", "source": "https://example.com/user/app"})
-    result = zeroimage.build(entries, out, base="scratch", target="/app", options=options, compression_level=1)
+    result = zeroimage.build(zeroimage.BuildOptions(entries, out, base="scratch", target="/app", image=options,
+                                                    compression_level=1))
     for image, revision in zip(result.images, (GO_FULL["revision"], None)):
         labels, annotations = image.config["config"]["Labels"], image.manifest["annotations"]
         assert labels[LABEL + "version"] == annotations[LABEL + "version"] == "9"

@@ -289,8 +289,8 @@ def prepare(line, where):
                     os.makedirs(at(source))
                     with open(os.path.join(at(source), "index.html"), "w") as f:
                         f.write("<p>static</p>\n")
-            if parsed.from_archive:
-                path, name = _split_spec(parsed.from_archive, where)
+            if parsed.base_archive:
+                path, name = _split_spec(parsed.base_archive, where)
                 if zeroimage.looks_like_path(path) and not os.path.exists(at(path)):
                     _base_archive(at(path), name)
         inputs = {"inspect": ["target"], "digest": ["target"], "copy": ["src"]}.get(parsed.command, [])
