@@ -130,7 +130,8 @@ __all__ = [
     "Session", "Display", "WARNING_FAILS",
     # values that operations take and return
     "Reference", "Platform", "ImageOptions", "BuildOptions", "Credentials", "Blob", "Image", "ImageIndex",
-    "BuildResult", "Saved", "ElfInfo", "BuildInfo", "Module", "LayerEntry", "Candidate", "AddedLayer", "Task", "Response", "Proxy",
+    "BuildResult", "Saved", "ElfInfo", "BuildInfo", "Module", "LayerEntry", "Candidate", "AddedLayer", "Task",
+    "Response", "Proxy",
     # operations
     "build", "pull", "push_archive", "copy", "inspect", "login", "logout", "check_auth",
     "list_tags", "resolve_digest", "tag_image", "delete_image",
@@ -2423,7 +2424,8 @@ class BuildOptions(NamedTuple):
     - ``tzdata``: a zone database at /usr/share/zoneinfo in the minimal base: True for the host's
       ($ZONEINFO from the session's environment, else /usr/share/zoneinfo), or a directory; None or
       False for none.
-    - ``sbom``: attach an SPDX document to each image (an OCI 1.1 artifact whose subject is the image).
+    - ``sbom``: attach an SPDX document to each image (an OCI 1.1 artifact whose subject is the image),
+      pushed after it or written into the archive or layout beside it.
     - ``platform_check`` (``--no-platform-check`` sets it False): a binary whose ELF header disagrees
       with its PLATFORM= is an error (else a warning).
     - ``build_info`` (``--no-build-info`` sets it False): read each program's build info (Go's, or

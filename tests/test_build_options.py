@@ -87,6 +87,17 @@ def test_the_cli_hands_over_what_it_was_given(tmp_path):
                                                                         expose=[], add=[]))
 
 
+def test_the_cli_builds_what_the_library_builds_and_warns_of_nothing(tmp_path, programs, monkeypatch, capsys):
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", EPOCH["SOURCE_DATE_EPOCH"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert zeroimage.main(["build", "-q", "--from", "scratch", "--label", "a=b", "--no-build-info", "-o",
+                               str(tmp_path / "cli.tar"), programs["linux/arm64"]]) == 0
+    options = BuildOptions(programs["linux/arm64"], str(tmp_path / "lib.tar"), base="scratch", build_info=False,
+                           image=ImageOptions(labels=[("a", "b")]))
+    assert capsys.readouterr().out.strip() == zeroimage.build(options).digest
+
+
 # ---- the two forms of build() ----
 
 
