@@ -191,3 +191,16 @@ def test_an_advice_kind_is_said_in_the_librarys_words_and_the_clis():
     assert error.advice == "if it is a plain-HTTP registry, use `insecure`"
     assert zeroimage._error_line(error).endswith("; if it is a plain-HTTP registry, use --insecure")
     assert zeroimage.ZeroImageError("x").advice is None
+
+
+@pytest.mark.parametrize("argv, flag", [
+    (["pull", "http://registry.example.com/app:1"], "add --insecure"),            # argparse's type error
+    (["build", "--from", "containers-storage:app", "app"], "zeroimage build --from docker-daemon:NAME"),
+    (["build", "--from", "scratch", "--tzdata", "--", "app"], "--tzdata adds the zone database"),   # build()'s
+])
+def test_every_way_an_error_reaches_the_command_line_words_its_options(tmp_path, capsys, monkeypatch, argv, flag):
+    monkeypatch.chdir(str(tmp_path))
+    _program(tmp_path)
+    assert zeroimage.main(argv) == 2
+    err = capsys.readouterr().err
+    assert flag in err and "`" not in err, err
