@@ -11178,7 +11178,7 @@ def _cli_actions(parser: argparse.ArgumentParser, verbs: Dict[str, str]) -> Dict
 def _cli_words(parser: Optional[argparse.ArgumentParser] = None) -> Callable[[str], str]:
     """The command line's wording of a message (see the Errors section): each `option` and
     `option=VALUE` as its flag, each `function(ARGS)` as the command; anything else as it is."""
-    verbs = {name: verb for name, verb in _CLI_VERBS.items()}
+    verbs = dict(_CLI_VERBS)
     actions = _cli_actions(parser or build_parser(), verbs)
 
     def flag(name: str, value: Optional[str]) -> Optional[str]:
