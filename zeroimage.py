@@ -229,13 +229,34 @@ ZONEINFO_LEFT_OUT = ("right",)          # leap-second variants: no clock keeps t
 # ---- Errors ----
 
 
+# Messages (errors, warnings, notes) speak to whoever called: a library caller never typed a flag.
+# So a message names what the caller can change in the library's words, in backquotes, and the CLI
+# (the only place that knows flags) renders them from its parser (``_cli_words``):
+# - an option by its keyword (build()'s, ImageOptions', Session's): `tzdata`, with a value
+#   `tzdata=DIR`, `media_types=oci`, `platform_check=False`; the CLI writes --tzdata, --tzdata DIR,
+#   --media-types oci, --no-platform-check;
+# - another verb as a call of its function: `login(HOST)`, `push_archive(media_types=oci)`; the
+#   CLI writes zeroimage login HOST, zeroimage push --media-types oci;
+# - advice that fits only some errors of a kind is the error's ``hint`` (a kind), worded in
+#   ``_HINTS`` the same way and given as ``advice``.
+# Nothing else stands in backquotes in a message of ours; no message outside the CLI writes a flag
+# or "zeroimage VERB" (tests/test_messages.py scans the module for both).
+_NAMED_RE = re.compile(r"`([a-z][a-z0-9_]*)(?:\(([^`()]*)\)|=([^`\s]+))?`")
+_HINTS = {"plain-http": "if it is a plain-HTTP registry, use `insecure`"}
+
+
 class ZeroImageError(Exception):
     """Root of every error zeroimage raises on purpose; the CLI prints it as one line. ``hint``, when
-    set, is a kind of advice that names an option, which the caller words its own way (the CLI:
-    "plain-http" becomes "if it is a plain-HTTP registry, use --insecure")."""
+    set, is a kind of advice that names an option (``advice`` says it in the library's words, the CLI
+    in its flags: "plain-http" is "if it is a plain-HTTP registry, use --insecure")."""
 
     exit_code = 1
     hint = None     # "plain-http": a TLS handshake met a plain-HTTP server (the option: insecure)
+
+    @property
+    def advice(self) -> Optional[str]:
+        """What the hint kind advises, naming options as messages do (`insecure`), or None."""
+        return _HINTS.get(self.hint)
 
 
 class UsageError(ZeroImageError):
@@ -269,7 +290,7 @@ class PlatformNotFoundError(ZeroImageError):
 
     def __init__(self, wanted: "Platform", available: Sequence["Platform"], where: str = "the base"):
         listed = ", ".join(sorted(set(str(p) for p in available))) or "none"
-        super().__init__("%s has no image for %s (it has: %s); pick one with --platform"
+        super().__init__("%s has no image for %s (it has: %s); pick one with `platform`"
                          % (where, wanted, listed))
         self.wanted = wanted
         self.available = list(available)
@@ -283,7 +304,8 @@ class NoCommonNameError(UsageError):
     def __init__(self, paths: Sequence[str], options: Sequence[str]):
         self.paths, self.options = list(paths), tuple(options)
         super().__init__("the programs %s have no name in common once their platform words are removed; give %s"
-                         % (", ".join(outside_text(p, 200) for p in self.paths), " or ".join(self.options)))
+                         % (", ".join(outside_text(p, 200) for p in self.paths),
+                            " or ".join("`%s`" % option for option in self.options)))
 
 
 class ArchiveError(ZeroImageError):
@@ -1058,13 +1080,16 @@ class Display:
     ``level`` (a ``logging`` level) is the least a log line needs to be shown. A warning that predicts
     failure (``warning(..., fails=True)``: the image will not start, the user it names cannot be
     found) has the level ``WARNING_FAILS``, which -q (``level=WARNING_FAILS``) still shows. Every line
-    is passed through ``outside_text`` (no control characters, no secrets). Thread-safe.
+    is passed through ``outside_text`` (no control characters, no secrets). ``words``, when given,
+    rewords each log line first (the CLI's: the options a message names, as flags). Thread-safe.
     """
 
-    def __init__(self, stream=None, mode: str = "off", level: int = logging.INFO):
+    def __init__(self, stream=None, mode: str = "off", level: int = logging.INFO,
+                 words: Optional[Callable[[str], str]] = None):
         if mode not in ("off", "plain", "tty"):
             raise ValueError("Display mode is off, plain or tty, not %r" % (mode,))
         self.stream, self.mode, self.level = stream, mode if stream is not None else "off", level
+        self.words = words
         self._lock = threading.RLock()
         self._active = []
         self._drawn = 0
@@ -1077,6 +1102,8 @@ class Display:
 
     def log(self, level: int, message: str, *args) -> None:
         text = message % args if args else message
+        if self.words is not None:
+            text = self.words(text)
         if self.stream is None:
             log.log(logging.WARNING if level == WARNING_FAILS else level, "%s", text)
             return
@@ -1304,7 +1331,7 @@ def transport_word(text: str) -> Optional[Tuple[str, str, str]]:
 
 def transport_problem(text: str) -> Optional[str]:
     """What to write instead of a skopeo transport word, where a reference or a path is read: the
-    one message for every verb (build's --from and --from-archive say it with their options)."""
+    one message for every verb (build's `base` and `base_archive` say it with their options)."""
     word = transport_word(text)
     if word is None:
         return None
@@ -1316,10 +1343,10 @@ def transport_problem(text: str) -> Optional[str]:
     if kind == "path":
         return "%s; a path is read as an archive or layout directory by its look: write %s" % (said, rest)
     if kind == "engine":
-        return ("%s here; an image of the local engine is read by build --from docker-daemon:NAME; elsewhere "
+        return ("%s here; an image of the local engine is read by `build(base=docker-daemon:NAME)`; elsewhere "
                 "save it first (docker save -o NAME.tar %s) and give the archive" % (said, rest))
     if prefix == "containers-storage:":
-        return ("%s; podman's images are read by build --from docker-daemon:NAME through podman's socket, or "
+        return ("%s; podman's images are read by `build(base=docker-daemon:NAME)` through podman's socket, or "
                 "save one (podman save -o NAME.tar %s) and give the archive" % (said, rest))
     return ("%s; skopeo's directory format is not read; make an OCI archive of it (skopeo copy %s "
             "oci-archive:NAME.tar) and give that" % (said, outside_text(text, 200)))
@@ -1347,14 +1374,14 @@ class Reference:
         if scheme:      # a URL's habit: the scheme is a property of the registry, not of the reference
             raise InvalidReferenceError(
                 "invalid reference %r: a reference has no scheme; write %s, and for a plain-HTTP registry add "
-                "--insecure (a loopback one needs none)" % (
+                "`insecure` (a loopback one needs none)" % (
                     text, outside_text(text[scheme.end():], 200) or "HOST[:PORT]/NAME[:TAG]"))
         name, digest = text, None
         if "@" in text:
             name, digest = text.split("@", 1)
             if "/" not in name and "/" in digest:       # USER:PASSWORD@HOST/NAME, as in a URL
                 raise InvalidReferenceError("invalid reference %r: a reference carries no user or password; "
-                                            "log in to the registry first (zeroimage login)" % (text,))
+                                            "log in to the registry first (`login(REGISTRY)`)" % (text,))
             problem = digest_problem(digest)
             if problem:
                 raise InvalidReferenceError("invalid reference %r: %s" % (text, problem))
@@ -2465,13 +2492,13 @@ OCI_ANNOTATION_KEYS = frozenset(_OCI_IMAGE_PREFIX + key for key in (
 
 def _env_problem(key, value) -> Optional[str]:
     if not isinstance(key, str) or not isinstance(value, str):
-        return "--env %s: the name and value must be strings" % outside_text(repr((key, value)), 100)
+        return "`env` %s: the name and value must be strings" % outside_text(repr((key, value)), 100)
     if not key or "=" in key or any(c.isspace() or not c.isprintable() for c in key):
-        return ("--env %s: a variable's name must be non-empty, without '=', spaces or control characters"
+        return ("`env` %s: a variable's name must be non-empty, without '=', spaces or control characters"
                 % outside_text(repr(key), 100))
     if any(c in value for c in "\n\r\0"):
-        return ("--env %s: the value holds a line break or NUL, which an environment (and env files, docker "
-                "inspect) cannot carry intact; pass it another way (a file added with --add)" % key)
+        return ("`env` %s: the value holds a line break or NUL, which an environment (and env files, docker "
+                "inspect) cannot carry intact; pass it another way (a file added with `add`)" % key)
     return None
 
 
@@ -2484,7 +2511,7 @@ def _is_reference(text: str) -> bool:
 
 
 def _metadata_problem(option: str, key, value) -> Optional[str]:
-    """Why a ``--label``/``--annotation`` KEY=VALUE cannot go in an image, or None."""
+    """Why a ``labels``/``annotations`` KEY=VALUE cannot go in an image, or None."""
     if not isinstance(key, str) or not isinstance(value, str):
         return "%s %s: the key and value must be strings" % (option, outside_text(repr((key, value)), 100))
     if not key:
@@ -2499,7 +2526,7 @@ def _metadata_problem(option: str, key, value) -> Optional[str]:
                    key.rsplit(".", 1)[-1] or "key"))
     if key == ANNOTATION_REF_NAME:
         return ("%s %s: this key names an image in index.json, not in the image itself; zeroimage writes it "
-                "from -t/--tag" % (option, shown))
+                "from `tag`" % (option, shown))
     if key == "org.opencontainers.image.created" and not is_rfc3339(value):
         return ("%s %s=%s: the value must be an RFC 3339 time, like 2024-01-02T03:04:05Z"
                 % (option, shown, outside_text(repr(value), 60)))
@@ -2535,26 +2562,26 @@ def check_image_options(options: "ImageOptions") -> None:
     """Refuse (UsageError) what ImageOptions asks that no valid image can hold: an environment
     variable a runtime cannot pass, a label or annotation key the OCI reserves, a time that is not
     RFC 3339."""
-    texts = [("--env", text) for pair in options.env for text in pair]
-    texts += [(option, text) for option, pairs in (("--label", options.labels), ("--annotation", options.annotations))
+    texts = [("`env`", text) for pair in options.env for text in pair]
+    texts += [(option, text) for option, pairs in (("`labels`", options.labels), ("`annotations`", options.annotations))
               for pair in pairs for text in pair]
-    texts += [("--cmd", text) for text in options.cmd or ()]
-    texts += [(option, text) for option, text in (("--user", options.user), ("--workdir", options.workdir)) if text]
+    texts += [("`cmd`", text) for text in options.cmd or ()]
+    texts += [(option, text) for option, text in (("`user`", options.user), ("`workdir`", options.workdir)) if text]
     for option, text in texts:
         if not _is_utf8(text):
             raise UsageError("%s %r: not UTF-8 text, which image metadata (JSON) must be" % (option, text))
     if options.user and user_problem(options.user):
-        raise UsageError("--user: %s" % user_problem(options.user))
+        raise UsageError("`user`: %s" % user_problem(options.user))
     problems = [_env_problem(key, value) for key, value in options.env]
-    problems += [_metadata_problem("--label", key, value) for key, value in options.labels]
-    problems += [_metadata_problem("--annotation", key, value) for key, value in options.annotations]
+    problems += [_metadata_problem("`labels`", key, value) for key, value in options.labels]
+    problems += [_metadata_problem("`annotations`", key, value) for key, value in options.annotations]
     problems = [p for p in problems if p]
     if problems:
         raise UsageError(problems[0])
     labels = dict(options.labels)
     for key, value in dict(options.annotations).items():
         if key.startswith(_OCI_IMAGE_PREFIX) and labels.get(key, value) != value:
-            raise UsageError("--label %s=%s and --annotation %s=%s: an image states one value per "
+            raise UsageError("`labels` %s=%s and `annotations` %s=%s: an image states one value per "
                              "org.opencontainers.image.* key (zeroimage writes yours wherever that key goes, "
                              "label and annotation alike); give it once, or the same value twice" % (
                                  key, outside_text(repr(labels[key]), 100), key, outside_text(repr(value), 100)))
@@ -3594,9 +3621,9 @@ class _Unclosing:
         pass
 
 
-def tree_entries(source: str, target: str, display: Optional[Display] = None, *, origin: str = "--add",
+def tree_entries(source: str, target: str, display: Optional[Display] = None, *, origin: str = "`add`",
                  leave_out: Sequence[str] = ()) -> List[LayerEntry]:
-    """The entries of ``--add SOURCE:TARGET``: a file, or a directory tree with its symlinks kept as links
+    """The entries of ``add`` SOURCE:TARGET: a file, or a directory tree with its symlinks kept as links
     and files linked to each other kept as hard links (stored once).
 
     Modes are kept; owners become 0:0 and times 0 like every entry.  A link given as SOURCE
@@ -3636,7 +3663,7 @@ def tree_entries(source: str, target: str, display: Optional[Display] = None, *,
     if not stat.S_ISDIR(st.st_mode):
         readable_file(source, st)
         if target == "/":
-            raise UsageError("--add %s:%s: a file cannot be the root; name a path like /%s" % (
+            raise UsageError("`add` %s:%s: a file cannot be the root; name a path like /%s" % (
                 source, given, os.path.basename(source)))
         return [LayerEntry(target, "file", stat.S_IMODE(st.st_mode), source=source)]
     entries = [] if target == "/" else [LayerEntry(target, "dir", 0o755, implied=True)]   # as COPY makes it
@@ -3757,18 +3784,18 @@ def zoneinfo_entries(source: str, named: Optional[str] = None, display: Optional
     (links kept as links), without right/ (leap-second variants). A directory that holds no TZif file
     is refused (ZeroImageError naming it as ``named``): the image would have no time zones."""
     named = named or source
-    hint = ("fix or unset ZONEINFO, or give --tzdata DIR" if named.startswith("ZONEINFO=") else
-            "install the host's tzdata package, or give --tzdata DIR" if source == ZONEINFO_DIR else
+    hint = ("fix or unset ZONEINFO, or give `tzdata=DIR`" if named.startswith("ZONEINFO=") else
+            "install the host's tzdata package, or give `tzdata=DIR`" if source == ZONEINFO_DIR else
             "give the directory of a zone database, like %s" % ZONEINFO_DIR)
     try:
         st = os.stat(source)
     except OSError as e:
-        raise ZeroImageError("--tzdata: %s: %s; %s" % (named, e.strerror or e, hint)) from e
+        raise ZeroImageError("`tzdata`: %s: %s; %s" % (named, e.strerror or e, hint)) from e
     if not stat.S_ISDIR(st.st_mode):
-        raise ZeroImageError("--tzdata: %s is %s, not a directory; %s" % (named, file_kind(st.st_mode), hint))
-    entries = tree_entries(source, ZONEINFO_DIR, display, origin="--tzdata", leave_out=ZONEINFO_LEFT_OUT)
+        raise ZeroImageError("`tzdata`: %s is %s, not a directory; %s" % (named, file_kind(st.st_mode), hint))
+    entries = tree_entries(source, ZONEINFO_DIR, display, origin="`tzdata`", leave_out=ZONEINFO_LEFT_OUT)
     if not any(_is_tzif(entry.source) for entry in entries if entry.kind == "file"):
-        raise ZeroImageError("--tzdata: %s holds no time zone file (TZif); %s" % (named, hint))
+        raise ZeroImageError("`tzdata`: %s holds no time zone file (TZif); %s" % (named, hint))
     return entries
 
 
@@ -5411,7 +5438,7 @@ def _network_error(method: str, url: str, error: BaseException, proxy: Optional[
     where = "%s through the proxy %s" % (host, proxy) if proxy else host
     if isinstance(error, ssl.SSLCertVerificationError):
         return NetworkError("TLS certificate of %s not trusted (%s); add its CA with SSL_CERT_FILE or "
-                            "/etc/docker/certs.d/%s/ca.crt, or use --insecure" % (host, error.verify_message, host))
+                            "/etc/docker/certs.d/%s/ca.crt, or use `insecure`" % (host, error.verify_message, host))
     if _met_plain_http(error):
         plain = NetworkError("%s answered plain HTTP to a TLS handshake (%s %s)" % (host, method, _redact_url(url)))
         plain.hint, plain.plain_http = "plain-http", True
@@ -5756,7 +5783,7 @@ class Authenticator:
         shown = _redact_url(realm)
         if creds and realm_parts.scheme == "http" and not (self.transport.insecure or _is_loopback(realm_parts.netloc)):
             raise _NotSent(401, "GET", shown, "refusing to send credentials to a plain-HTTP "
-                                      "token realm (use --insecure if you trust this network)")
+                                      "token realm (use `insecure` if you trust this network)")
         query = [("service", params["service"])] if params.get("service") else []
         if creds and creds.identity_token:
             form = query + [("grant_type", "refresh_token"), ("refresh_token", creds.identity_token),
@@ -7121,7 +7148,7 @@ def media_type_family(name: Optional[str]) -> Optional[Dict[str, str]]:
     if name is None:
         return None
     if name not in ("docker", "oci"):
-        raise UsageError("--media-types is docker or oci, not %s" % outside_text(repr(name), 50))
+        raise UsageError("`media_types` is docker or oci, not %s" % outside_text(repr(name), 50))
     return DOCKER_FAMILY if name == "docker" else OCI_FAMILY
 
 
@@ -7141,7 +7168,7 @@ def _layers_in_family(family: Dict[str, str], layer_descs: Sequence[dict], where
         if family["manifest"] == DOCKER_MANIFEST:
             if isinstance(media_type, str) and media_type.startswith("application/vnd.oci."):
                 raise ZeroImageError("%s: layer %s is %s, which Docker's media types cannot describe; keep "
-                                     "OCI media types (--media-types oci), or use gzip layers" % (
+                                     "OCI media types (`media_types=oci`), or use gzip layers" % (
                                          where, desc.get("digest"), outside_text(media_type, 100)))
             desc = _docker_descriptor(desc)
         converted.append(dict(desc, mediaType=media_type))
@@ -7149,10 +7176,10 @@ def _layers_in_family(family: Dict[str, str], layer_descs: Sequence[dict], where
 
 
 def check_family_options(base: BaseImage, options: ImageOptions) -> None:
-    """Docker's manifest formats have no annotations: ``--annotation`` needs a base in the OCI family."""
+    """Docker's manifest formats have no annotations: ``annotations`` need a base in the OCI family."""
     if options.annotations and base.family["manifest"] == DOCKER_MANIFEST:
-        raise ZeroImageError("--annotation: the base %s is a Docker-format image, and Docker manifests have no "
-                             "annotations; use --label, or a base in OCI format (skopeo copy --format oci ...)"
+        raise ZeroImageError("`annotations`: the base %s is a Docker-format image, and Docker manifests have no "
+                             "annotations; use `labels`, or a base in OCI format (skopeo copy --format oci ...)"
                              % outside_text(base.name, 200))
 
 
@@ -7261,25 +7288,25 @@ def minimal_base_layer(ca_bundle: Optional[str], environ, display: Display,
     """The built-in base's one layer (with the host's, or the given, CA bundle, and the zone database
     when ``zoneinfo`` holds its entries) and its history line."""
     if ca_bundle:
-        input_file(ca_bundle, "--ca-bundle", "give the PEM file of CA certificates")
+        input_file(ca_bundle, "`ca_bundle`", "give the PEM file of CA certificates")
         if not os.access(ca_bundle, os.R_OK):
-            raise ZeroImageError("--ca-bundle %s: cannot read it" % ca_bundle)
+            raise ZeroImageError("`ca_bundle` %s: cannot read it" % ca_bundle)
     bundle = ca_bundle or find_host_ca_bundle(environ)
     if bundle is None:
-        display.warning("no CA bundle found on this host; the image will have no TLS roots (use --ca-bundle FILE)")
+        display.warning("no CA bundle found on this host; the image will have no TLS roots (use `ca_bundle=FILE`)")
     else:
         try:
             found = _pem_certificates(bundle)
         except OSError as e:
-            raise ZeroImageError("%s %s: cannot read it: %s" % ("--ca-bundle" if ca_bundle else "the CA bundle",
+            raise ZeroImageError("%s %s: cannot read it: %s" % ("`ca_bundle`" if ca_bundle else "the CA bundle",
                                                                bundle, e.strerror or e)) from e
         if found < MIN_CA_CERTIFICATES:
             display.warning("the image's CA bundle %s holds %s, so programs in the image will trust %s TLS servers "
                             "(a system bundle holds over a hundred roots); %s", bundle,
                             "no PEM certificate" if not found else "only %d certificate%s" % (found, "s"[found == 1:]),
                             "no" if not found else "few",
-                            "give a full bundle with --ca-bundle FILE (SSL_CERT_FILE says what zeroimage "
-                            "trusts for registries, not the image)" if ca_bundle else "give one with --ca-bundle FILE",
+                            "give a full bundle with `ca_bundle=FILE` (SSL_CERT_FILE says what zeroimage "
+                            "trusts for registries, not the image)" if ca_bundle else "give one with `ca_bundle=FILE`",
                             fails=True)
     return minimal_base_entries(bundle, zoneinfo), "zeroimage: minimal base (users root, nobody, nonroot; TLS roots%s)" % (
         "; time zones" if zoneinfo else "")
@@ -7321,14 +7348,14 @@ def registry_errors(action: str, ref: Reference, registry: Optional[Registry] = 
         # A login is suggested only where it can help: the registry asked for credentials (a challenge,
         # or a 401), or, when it is not known whether it did, for an access denied.
         asked = registry.auth.asked if registry is not None else None
-        login = "are you logged in? try: zeroimage login %s" % ref.registry
+        login = "are you logged in? try: `login(%s)`" % ref.registry
         if isinstance(e, AuthenticationError) and user and registry.auth.refused_credentials(e):
             message = "cannot %s %s: the registry refused the credentials of %s (%s); a wrong or expired " \
-                      "password? log in again: zeroimage login %s" % (
+                      "password? log in again: `login(%s)`" % (
                           action, ref.familiar(), user, e.detail or "HTTP 401", ref.registry)
         elif isinstance(e, AuthenticationError) and user:
             message = "cannot %s %s: access denied to %s (%s); may %s %s there? to use another account: " \
-                      "zeroimage login %s" % (action, ref.familiar(), user, e.detail or "HTTP %d" % e.status, user,
+                      "`login(%s)`" % (action, ref.familiar(), user, e.detail or "HTTP %d" % e.status, user,
                                               action, ref.registry)
         elif isinstance(e, AuthenticationError):
             message = "cannot %s %s: access denied (%s); %s" % (
@@ -7588,7 +7615,7 @@ def check_writable(top: Union[Image, ImageIndex], where: str) -> None:
             if docker else media_type == DOCKER_CONFIG or media_type in DOCKER_LAYER_TYPES
         if wrong:
             raise ArchiveError("%s: its manifest is %s, with a %s of type %s: one manifest is of one family (OCI or "
-                               "Docker); convert it with push --media-types" % (
+                               "Docker); convert it with `push_archive(media_types=docker|oci)`" % (
                                    said, _family_name(DOCKER_FAMILY if docker else OCI_FAMILY), part,
                                    outside_text(str(media_type), 100)))
     if artifact:
@@ -7729,7 +7756,7 @@ def _check_writable_index(top: ImageIndex, where: str) -> None:
         if docker and child.kind != DOCKER_MANIFEST or not docker and not holder and child.kind in (
                 DOCKER_MANIFEST, DOCKER_MANIFEST_LIST):
             raise ArchiveError("%s: %s lists %s, a %s: one index is of one family (OCI or Docker); convert it "
-                               "with push --media-types" % (said, "a Docker manifest list" if docker else "an OCI index",
+                               "with `push_archive(media_types=docker|oci)`" % (said, "a Docker manifest list" if docker else "an OCI index",
                                                             child.digest, child.kind))
 
 
@@ -8131,7 +8158,7 @@ class ArchiveSink:
         ``-`` is standard output, written as the archive is made (never a terminal)."""
         if self.path == "-":
             if sys.stdout.isatty():
-                raise UsageError("-o - writes the archive to standard output, which is a terminal; "
+                raise UsageError("`output=-` writes the archive to standard output, which is a terminal; "
                                  "pipe it (| docker load) or redirect it (> app.tar)")
             self._out = sys.stdout.buffer
         else:
@@ -8181,7 +8208,7 @@ class LayoutSink:
             with contextlib.suppress(InvalidReferenceError):
                 other = Reference.parse(other).familiar()
             self.session.display.warning("%s: %s replaces %s there: a layout names its images by tag (%s), as "
-                                         "skopeo's oci:DIR:TAG does; give it another tag (-t) to keep both",
+                                         "skopeo's oci:DIR:TAG does; give it another tag (`tag`) to keep both",
                                          self.path, name.familiar(), outside_text(other or "an unnamed image", 200),
                                          name.tag, fails=True)       # an image lost: said under -q too
         return top.digest
@@ -8223,7 +8250,7 @@ class EngineSink:
                 return image
         error = PlatformNotFoundError(wanted, [image.platform for image in images], "the image to load")
         error.args = ("the engine runs %s images, and the image has none (it has: %s); build one for %s, or "
-                      "write the archive with -o" % (wanted, ", ".join(str(i.platform) for i in images) or "none",
+                      "write the archive with `output`" % (wanted, ", ".join(str(i.platform) for i in images) or "none",
                                                      wanted),)
         raise error
 
@@ -8381,7 +8408,7 @@ class RegistrySink:
                 raise
             refusal = "%s refuses OCI manifests (%s)" % (self.registry.host, _registry_reason(e))
             if self.keep_family or self.ref.digest:     # OCI asked for, or its digest named: no other encoding
-                advice = "push Docker v2 schema 2 manifests instead with --media-types docker%s" % (
+                advice = "push Docker v2 schema 2 manifests instead with `media_types=docker`%s" % (
                     " and a tag" if self.ref.digest else "") if self.can_convert else \
                     "name a tag instead, and the Docker v2 schema 2 encoding goes, under its own digest"
                 raise e.restated("cannot push %s: %s; %s" % (self.ref.familiar(), refusal, advice)) from e
@@ -8727,19 +8754,19 @@ def _resolve_platform(requested: Optional[Platform], elf: Optional[ElfInfo], ent
     elf_platform = elf.platform if elf else None
     if elf is None:
         if requested is None:
-            display.info("%s is not an ELF binary; building for %s (set --platform to choose)", entrypoint,
+            display.info("%s is not an ELF binary; building for %s (set `platform` to choose)", entrypoint,
                          DEFAULT_PLATFORM)
         return requested or DEFAULT_PLATFORM
     if elf_platform is None:
         if requested is None:
-            display.warning("%s is an ELF binary for unknown machine %d; building for %s (set --platform to choose)",
+            display.warning("%s is an ELF binary for unknown machine %d; building for %s (set `platform` to choose)",
                             entrypoint, elf.machine, DEFAULT_PLATFORM)
         return requested or DEFAULT_PLATFORM
     if requested is None:
         return elf_platform
     # ELF cannot tell arm/v6 from arm/v7 reliably, so compare os and architecture only.
     if (requested.os, requested.architecture) != (elf_platform.os, elf_platform.architecture):
-        display.warning("--platform %s disagrees with %s, which is an ELF binary for %s",
+        display.warning("`platform` %s disagrees with %s, which is an ELF binary for %s",
                         requested, entrypoint, elf_platform, fails=True)
     return requested
 
@@ -8752,7 +8779,7 @@ def _check_program_platform(platform: Platform, elf: Optional[ElfInfo], path: st
     if (elf.platform.os, elf.platform.architecture) != (platform.os, platform.architecture):
         message = "%s is an ELF binary for %s, not %s" % (path, elf.platform, platform)
         if strict:
-            raise ZeroImageError(message + " (--no-platform-check to build it anyway)")
+            raise ZeroImageError(message + " (`platform_check=False` to build it anyway)")
         display.warning(message, fails=True)
 
 
@@ -8774,7 +8801,7 @@ def check_target(target: str) -> str:
     if not target.startswith("/") or normal == "/" or target.endswith("/") or normal != target:
         raise UsageError("the target path must be absolute and normalised, like /app, not %r" % target)
     if not _is_utf8(target):
-        raise UsageError("the target path %r is not UTF-8; give --target /NAME" % target)
+        raise UsageError("the target path %r is not UTF-8; give `target=/NAME`" % target)
     return target
 
 
@@ -8970,7 +8997,7 @@ def _check_output_is_not_an_input(output: str, inputs: Sequence[str]) -> None:
     real = os.path.realpath(output)
     for path in inputs:
         if os.path.isdir(path) and real.startswith(os.path.realpath(path).rstrip("/") + "/"):
-            raise UsageError("the output %s is inside %s, which the build reads; name another with -o" % (output, path))
+            raise UsageError("the output %s is inside %s, which the build reads; name another with `output`" % (output, path))
     try:
         out = os.stat(output)
     except OSError:
@@ -8979,7 +9006,7 @@ def _check_output_is_not_an_input(output: str, inputs: Sequence[str]) -> None:
         with contextlib.suppress(OSError):
             st = os.stat(path)
             if (st.st_dev, st.st_ino) == (out.st_dev, out.st_ino):
-                raise UsageError("the output %s is %s, which the build reads; name another with -o" % (output, path))
+                raise UsageError("the output %s is %s, which the build reads; name another with `output`" % (output, path))
 
 
 def _check_user_known(user: str, base: Optional[str], added_files: Sequence[LayerEntry], display: Display) -> None:
@@ -8988,7 +9015,7 @@ def _check_user_known(user: str, base: Optional[str], added_files: Sequence[Laye
     find it and the container will not start. Registry and archive bases are not read for this
     (said under -v), as the interpreter check downloads no registry base."""
     if base not in ("minimal", "scratch"):
-        display.debug("--user %s: not checked against the image's /etc/passwd and /etc/group: the %s base is not "
+        display.debug("`user` %s: not checked against the image's /etc/passwd and /etc/group: the %s base is not "
                       "read for it", user, "archive" if base is None else base)
         return
     files = dict(MINIMAL_USERS) if base == "minimal" else {}
@@ -9002,11 +9029,11 @@ def _check_user_known(user: str, base: Optional[str], added_files: Sequence[Laye
         if not value or value.isdigit():
             continue
         if path not in files:
-            display.warning("--user %s: the image has no %s, so the runtime will not find the %s %r; give a "
-                            "numeric id (like --user 65532:65532)", user, path, what, value, fails=True)
+            display.warning("`user` %s: the image has no %s, so the runtime will not find the %s %r; give a "
+                            "numeric id (like `user=65532:65532`)", user, path, what, value, fails=True)
         elif value not in [line.split(":", 1)[0] for line in files[path].splitlines()]:
-            display.warning("--user %s: %s in the image lists no %s %r, so the runtime will not find it; add it "
-                            "or give a numeric id (like --user 65532:65532)", user, path, what, value, fails=True)
+            display.warning("`user` %s: %s in the image lists no %s %r, so the runtime will not find it; add it "
+                            "or give a numeric id (like `user=65532:65532`)", user, path, what, value, fails=True)
 
 
 def _image_path_variable(config: dict, options: ImageOptions) -> str:
@@ -9141,7 +9168,7 @@ def _check_script(session: Session, path: str, program, elf: Optional[ElfInfo], 
             return None
         what = "a script (#!%s%s)" % (shebang[0], " " + shebang[1] if shebang[1] else "")
         needs = _script_needs(shebang, _image_path_variable(base_image.config, options))
-        advice = "use a base that has it, or --add it"
+        advice = "use a base that has it, or `add` it"
     if not needs:
         return None
     if base_image.remote:
@@ -9191,12 +9218,12 @@ def _check_build_options(options: BuildOptions) -> None:
         options.platform, options.base, options.base_archive, options.push, options.output, options.output_format,
         options.media_types, options.load, options.sbom, options.tag)
     if media_type_family(media_types) is DOCKER_FAMILY and options.image.annotations:
-        raise UsageError("--annotation: --media-types docker writes Docker manifests, which have no annotations; "
-                         "use --label, or leave out --media-types docker")
+        raise UsageError("`annotations`: `media_types=docker` writes Docker manifests, which have no annotations; "
+                         "use `labels`, or leave out `media_types=docker`")
     if not programs:
         raise UsageError("give at least one program")
     if not single and platform is not None:
-        raise UsageError("--platform goes with one plain PROGRAM; give PLATFORM=PROGRAM for each binary instead")
+        raise UsageError("`platform` goes with one plain PROGRAM; give PLATFORM=PROGRAM for each binary instead")
     for i, (platform_i, _) in enumerate(programs):
         for platform_j, _ in programs[i + 1:]:
             if platform_i is not None and platform_j is not None and platform_i.matches(platform_j):
@@ -9204,33 +9231,33 @@ def _check_build_options(options: BuildOptions) -> None:
                     platform_i, platform_j) if str(platform_i) != str(platform_j) else
                     "each platform can be given once: %s is given twice" % platform_i)
     if base is not None and base_archive is not None:
-        raise UsageError("give --from or --from-archive, not both")
+        raise UsageError("give `base` or `base_archive`, not both")
     if base is not None and looks_like_path(base):
-        raise UsageError("--from %s looks like a path; a base on disk is --from-archive %s" % (base, base))
+        raise UsageError("`base` %s looks like a path; a base on disk is `base_archive` %s" % (base, base))
     for reference in (base, push):      # a malformed reference is found before anything is read
         if reference is not None and reference.startswith(DAEMON_BASE):
             Reference.parse(reference[len(DAEMON_BASE):])
         elif reference not in (None, "scratch"):
             Reference.parse(reference)
     if push is not None and output is not None:
-        raise UsageError("give --push or -o, not both")
+        raise UsageError("give `push` or `output`, not both")
     if push is not None and tag is not None and Reference.parse(tag) != Reference.parse(push).replace(digest=None):
-        raise UsageError("-t %s: --push %s names the pushed image (-t names it in an archive or the engine); "
-                         "put the name in --push" % (tag, push))
+        raise UsageError("`tag` %s: `push` %s names the pushed image (`tag` names it in an archive or the engine); "
+                         "put the name in `push`" % (tag, push))
     if load and (push is not None or output is not None or output_format != "archive"):
-        raise UsageError("--load sends the image to the container engine; give it without -o, --push or --format")
+        raise UsageError("`load` sends the image to the container engine; give it without `output`, `push` or `output_format`")
     if load and sbom:
-        raise UsageError("--sbom: a container engine keeps no referrers; write the image with -o, or --push it")
+        raise UsageError("`sbom`: a container engine keeps no referrers; write the image with `output`, or `push` it")
     if output == "-" and output_format != "archive":
-        raise UsageError("-o - writes an archive to standard output; --format oci-layout needs -o DIR")
+        raise UsageError("`output=-` writes an archive to standard output; `output_format=oci-layout` needs `output=DIR`")
     if output_format not in ("archive", "oci-layout"):
-        raise UsageError("--format is archive or oci-layout")
+        raise UsageError("`output_format` is archive or oci-layout")
     if output_format == "oci-layout" and output is None:
-        raise UsageError("--format oci-layout needs -o DIR")
+        raise UsageError("`output_format=oci-layout` needs `output=DIR`")
     if output == "":
         raise UsageError("the output path is empty")
     if not 0 <= options.compression_level <= 9:
-        raise UsageError("--compression-level must be 0 to 9")
+        raise UsageError("`compression_level` must be 0 to 9")
 
 
 def _program_stem(programs, single: bool, target: Optional[str], tag: Optional[str], push: Optional[str]) -> str:
@@ -9258,20 +9285,20 @@ def _check_tzdata_option(tzdata, base: Optional[str], base_archive: Optional[str
     if tzdata is None or tzdata is False:
         return
     if tzdata is not True and not isinstance(tzdata, (str, os.PathLike)):
-        raise UsageError("tzdata is True (the host's zone database) or a directory, not %r" % (tzdata,))
+        raise UsageError("`tzdata` is True (the host's zone database) or a directory, not %r" % (tzdata,))
     if tzdata is not True and not os.fspath(tzdata):
-        raise UsageError("--tzdata: the directory is empty text; give one like %s" % ZONEINFO_DIR)
+        raise UsageError("`tzdata`: the directory is empty text; give one like %s" % ZONEINFO_DIR)
     _check_minimal_base_only("tzdata", "the zone database", ZONEINFO_DIR, ZONEINFO_DIR, base, base_archive)
 
 
 def _check_minimal_base_only(option: str, what: str, source: str, dest: str, base: Optional[str],
                              base_archive: Optional[str]) -> None:
-    """The one rule for options only the built-in minimal base takes (--tzdata, --ca-bundle): with
-    another base, a usage error that says how to put the file there with --add."""
+    """The one rule for options only the built-in minimal base takes (``tzdata``, ``ca_bundle``): with
+    another base, a usage error that says how to put the file there with ``add``."""
     if base is not None or base_archive is not None:
-        given = "--from scratch" if base == "scratch" else "--from-archive" if base_archive is not None else "--from"
-        raise UsageError("--%s adds %s to the built-in minimal base, not to a %s base; for that, use --add %s:%s"
-                         % (option.replace("_", "-"), what, given, source, dest))
+        given = "`base=scratch`" if base == "scratch" else "`base_archive`" if base_archive is not None else "`base`"
+        raise UsageError("`%s` adds %s to the built-in minimal base, not to a %s base; for that, use `add` %s:%s"
+                         % (option, what, given, source, dest))
 
 
 # build()'s keywords before BuildOptions (BuildOptions' fields, its ``image`` as ``options``): still taken, deprecated
@@ -9338,13 +9365,13 @@ def build(options: Optional[BuildOptions] = None, /, *deprecated_args, session: 
     output = None if push_ref or load else stem + ".tar" if options.output is None else options.output
     name = Reference.parse(tag) if tag else default_image_name(stem)
     if name.digest:
-        raise InvalidReferenceError("--tag %s: an image name cannot carry a digest" % tag)
+        raise InvalidReferenceError("`tag` %s: an image name cannot carry a digest" % tag)
     if ref_name_problem(name.tag):
-        raise UsageError("--tag: the tag %s; choose another tag" % ref_name_problem(name.tag))
+        raise UsageError("`tag`: the tag %s; choose another tag" % ref_name_problem(name.tag))
     with _session_for(session, insecure, environ) as session, contextlib.ExitStack() as stack:
         created = rfc3339(created_timestamp(session.environ))
         opened = [(wanted, path, stack.enter_context(_open_entrypoint(path))) for wanted, path in programs]
-        added = [("--add %s:%s" % (source, dest), tree_entries(source, dest, session.display))
+        added = [("`add` %s:%s" % (source, dest), tree_entries(source, dest, session.display))
                  for source, dest in options.image.add]
         minimal = _on_minimal_base(options)
         zoneinfo = zoneinfo_entries(*zoneinfo_source(options.tzdata, session.environ), session.display) \
@@ -9522,7 +9549,7 @@ def read_referrers(session: Session, read: _Read, where: str) -> Dict[str, List[
     for node in referable(read.tree):
         for desc in read.source.referrers(node.digest):
             if desc.get("mediaType") != OCI_MANIFEST:
-                session.display.warning("%s: the referrer %s of %s is a %s, which --referrers does not copy", where,
+                session.display.warning("%s: the referrer %s of %s is a %s, which `referrers` does not copy", where,
                                         outside_text(str(desc.get("digest")), 100), _short(node.digest),
                                         outside_text(str(desc.get("mediaType")), 100), fails=True)
                 continue
@@ -9588,10 +9615,10 @@ def pull(ref_text: str, output: Optional[str] = None, *, platform=None, all_plat
     ref = Reference.parse(ref_text)
     platforms = _platform_list(platform)
     if load and (output is not None or all_platforms or len(platforms or ()) > 1):
-        raise UsageError("--load sends one image to the container engine; give it without -o, --all-platforms "
-                         "or a second --platform")
+        raise UsageError("`load` sends one image to the container engine; give it without `output`, `all_platforms` "
+                         "or a second `platform`")
     if all_platforms and platforms:
-        raise UsageError("--all-platforms saves every platform; give it without --platform")
+        raise UsageError("`all_platforms` saves every platform; give it without `platform`")
     output = ref.repository.rsplit("/", 1)[-1] + ".tar" if output is None and not load else output
     _archive_name(ref)
     with _session_for(session, insecure, environ) as session, contextlib.ExitStack() as stack:
@@ -10038,8 +10065,8 @@ def attached_document(source, image: Image, referrers: Sequence[dict], artifact_
                 where, artifact_type, _human_size(blob.size), _human_size(MAX_ATTACHED_SIZE)))
         with contextlib.closing(blob.open()) as f:
             return f.read().decode("utf-8", "replace")
-    raise ZeroImageError("%s has no %s attached; build it with --sbom (copy and push take referrers along "
-                         "with --referrers)" % (where, artifact_type))
+    raise ZeroImageError("%s has no %s attached; build it with `sbom` (copy and push take referrers along "
+                         "with `referrers`)" % (where, artifact_type))
 
 
 # -- login, logout, check-auth --
@@ -10142,7 +10169,7 @@ def _archive_digest(layout: Union[Layout, DockerArchive], name: Optional[str], p
         return choose_image(candidates, platform, None, layout.path).descriptor["digest"]
     if len(set(d.get("digest") for d in entries)) != 1:
         names = ", ".join(descriptor_name(d) or str(d.get("digest", "?")) for d in entries)
-        raise ArchiveError("%s holds several images; name one as %s:NAME, or pick one with --platform (it has: %s)"
+        raise ArchiveError("%s holds several images; name one as %s:NAME, or pick one with `platform` (it has: %s)"
                            % (layout.path, layout.path, outside_text(names, 500)))
     layout.read_small_blob(entries[0])      # there, and its bytes match the digest
     return check_descriptor(entries[0], layout.path)[0]
@@ -10336,7 +10363,7 @@ class _Parser(argparse.ArgumentParser):
         return "usage: %s [options] %s (see '%s --help')" % (self.prog, " ".join(words), self.prog)
 
     def error(self, message: str):
-        self.exit(2, "%s\n%s: error: %s\n" % (self.short_usage(), self.prog, outside_text(message, 4000)))
+        self.exit(2, "%s\n%s: error: %s\n" % (self.short_usage(), self.prog, outside_text(_cli_words()(message), 4000)))
 
     def parse_known_args(self, args=None, namespace=None):
         args = sys.argv[1:] if args is None else list(args)
@@ -11227,14 +11254,64 @@ def _report_stop(signum: int) -> int:
     return 128 + signum
 
 
-# The advice an error's hint kind stands for, worded with the command line's options.
-_CLI_HINTS = {"plain-http": "if it is a plain-HTTP registry, use --insecure"}
+# Library functions that are not their verb. (Library keywords are argparse's dests of their flags;
+# a plural keyword's singular dest and ``no_X`` for ``X=False`` are found too.)
+_CLI_VERBS = {"push_archive": "push", "list_tags": "tags", "resolve_digest": "digest", "tag_image": "tag",
+              "delete_image": "delete"}
 
 
-def _error_line(error: ZeroImageError) -> str:
-    """An error as the command line says it: its message, then the advice its hint kind names."""
-    hint = _CLI_HINTS.get(error.hint)
-    return outside_text("%s%s" % (error, "; " + hint if hint else ""), 4000)
+def _cli_actions(parser: argparse.ArgumentParser, verbs: Dict[str, str]) -> Dict[str, argparse.Action]:
+    """Each dest of the parser and its commands' parsers -> its action with a long option (the first
+    met: one dest is one option everywhere); ``verbs`` gets each command (function name -> verb)."""
+    actions = {}
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for verb, command in action.choices.items():
+                verbs[verb.replace("-", "_")] = verb
+                for dest, known in _cli_actions(command, verbs).items():
+                    actions.setdefault(dest, known)
+        elif any(o.startswith("--") for o in action.option_strings) and type(action) is not argparse._StoreConstAction:
+            actions.setdefault(action.dest, action)     # (inspect's --raw, --config, --sbom share one dest)
+    return actions
+
+
+def _cli_words(parser: Optional[argparse.ArgumentParser] = None) -> Callable[[str], str]:
+    """The command line's wording of a message (see the Errors section): each `option` and
+    `option=VALUE` as its flag, each `function(ARGS)` as the command; anything else as it is."""
+    verbs = dict(_CLI_VERBS)
+    actions = _cli_actions(parser or build_parser(), verbs)
+
+    def flag(name: str, value: Optional[str]) -> Optional[str]:
+        for dest, negated in ((name, False), (name[:-1], False), ("no_" + name, True)):
+            action = actions.get(dest)
+            if action is None or negated and value != "False":
+                continue
+            option = action.option_strings[0]       # as --help writes it first: -o, --tzdata
+            if negated or value is None or (action.nargs == 0 and value == str(action.const)):
+                return option
+            return "%s %s" % (option, value)
+        return None
+
+    def word(match) -> str:
+        name, args, value = match.groups()
+        if args is None:
+            return flag(name, value) or match.group(0)
+        if name not in verbs:
+            return match.group(0)
+        said = ["zeroimage", verbs[name]]
+        for arg in filter(None, (a.strip() for a in args.split(","))):
+            keyword = re.fullmatch(r"([a-z][a-z0-9_]*)=(.*)", arg)
+            said.append(flag(*keyword.groups()) or arg if keyword else arg)
+        return " ".join(said)
+
+    return lambda text: _NAMED_RE.sub(word, text)
+
+
+def _error_line(error: ZeroImageError, words: Optional[Callable[[str], str]] = None) -> str:
+    """An error as the command line says it: its message, then the advice its hint kind names, with
+    the options they name as flags."""
+    advice = error.advice
+    return outside_text((words or _cli_words())("%s%s" % (error, "; " + advice if advice else "")), 4000)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -11260,8 +11337,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print("zeroimage %s: error: -q and -v cannot be given together" % args.command, file=sys.stderr)
         return 2
     quiet, verbose = getattr(args, "quiet", False), getattr(args, "verbose", False)
+    words = _cli_words(parser)
     display = Display(sys.stderr, "off" if quiet else "tty" if sys.stderr.isatty() else "plain",
-                      WARNING_FAILS if quiet else logging.DEBUG if verbose else logging.INFO)
+                      WARNING_FAILS if quiet else logging.DEBUG if verbose else logging.INFO, words)
     debug = os.environ.get("ZEROIMAGE_DEBUG") == "1"
     session = Session(insecure=getattr(args, "insecure", False), display=display)
     stops = _StopSignals(session) if threading.current_thread() is threading.main_thread() else None
@@ -11288,7 +11366,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             if e.exit_code == 2:
                 print(getattr(args, "parser", parser).short_usage(), file=sys.stderr)
             hint = _read_as_hint(args) if isinstance(e, (RegistryError, NetworkError)) else ""
-            print("zeroimage: error: %s%s" % (_error_line(e), " " + outside_text(hint, 4000) if hint else ""),
+            print("zeroimage: error: %s%s" % (_error_line(e, words), " " + outside_text(hint, 4000) if hint else ""),
                   file=sys.stderr)
             return e.exit_code
         if isinstance(e, OSError) and not debug:

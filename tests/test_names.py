@@ -118,22 +118,23 @@ def _options(**kwargs):
 
 
 @pytest.mark.parametrize("options, words", [
-    (_options(env=[("A", "one\ntwo")]), ["--env A", "line break"]),
+    (_options(env=[("A", "one\ntwo")]), ["`env` A", "line break"]),
     (_options(env=[("A", "x\0")]), ["NUL"]),
     (_options(env=[("A=B", "x")]), ["'A=B'", "without '='"]),
     (_options(env=[("", "x")]), ["non-empty"]),
     (_options(env=[("A B", "x")]), ["spaces"]),
-    (_options(labels=[("org.opencontainers.custom", "x")]), ["--label", "reserved", "com.example.custom"]),
-    (_options(annotations=[("org.opencontainers.image.flavour", "x")]), ["--annotation", "reserved"]),
+    (_options(labels=[("org.opencontainers.custom", "x")]), ["`labels`", "reserved", "com.example.custom"]),
+    (_options(annotations=[("org.opencontainers.image.flavour", "x")]), ["`annotations`", "reserved"]),
     (_options(annotations=[("org.opencontainers", "x")]), ["reserved"]),
     (_options(annotations=[("org.opencontainers.image.created", "yesterday")]), ["RFC 3339"]),
-    (_options(labels=[("org.opencontainers.image.created", "2024-01-02 03:04:05")]), ["--label", "RFC 3339"]),
+    (_options(labels=[("org.opencontainers.image.created", "2024-01-02 03:04:05")]), ["`labels`", "RFC 3339"]),
     (_options(annotations=[("org.opencontainers.image.created", "2024-02-30T00:00:00Z")]), ["RFC 3339"]),
-    (_options(annotations=[("org.opencontainers.image.ref.name", "1")]), ["-t/--tag"]),
+    (_options(annotations=[("org.opencontainers.image.ref.name", "1")]), ["from `tag`"]),
     (_options(annotations=[("org.opencontainers.image.base.digest", "sha256:abc")]), ["not a digest"]),
     (_options(labels=[("", "x")]), ["key is empty"]),
 ])
 def test_image_options_no_image_can_hold_are_usage_errors(options, words):
+    """Said to a library caller: options by their names (the CLI words them as flags)."""
     with pytest.raises(zeroimage.UsageError) as caught:
         zeroimage.check_image_options(options)
     for word in words:
