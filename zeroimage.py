@@ -6701,14 +6701,16 @@ ENGINE_HINT = ("start one (sudo systemctl start docker, or podman system service
 
 def engine_addresses(environ) -> List[str]:
     """Where to look for a Docker Engine API, in order: ``DOCKER_HOST`` alone when set; else Docker's
-    socket, then podman's (the user's, then the system's); on Windows (no unix sockets) Docker
-    Desktop's named pipe, then podman machine's."""
+    socket (on macOS also Docker Desktop's in the home directory), then podman's (the user's, then
+    the system's); on Windows (no unix sockets) Docker Desktop's named pipe, then podman machine's."""
     host = environ.get("DOCKER_HOST", "")
     if host:
         return [host]
     if _WINDOWS or not hasattr(socket, "AF_UNIX"):
         return ["npipe:////./pipe/docker_engine", "npipe:////./pipe/podman-machine-default"]
     found = ["unix:///var/run/docker.sock"]
+    if sys.platform == "darwin":        # Docker Desktop without its /var/run link ("default Docker socket" off)
+        found.append("unix://%s/.docker/run/docker.sock" % home_directory(environ).rstrip("/"))
     if environ.get("XDG_RUNTIME_DIR"):
         found.append("unix://%s/podman/podman.sock" % environ["XDG_RUNTIME_DIR"].rstrip("/"))
     return found + ["unix:///run/podman/podman.sock"]
