@@ -3619,7 +3619,8 @@ def tree_entries(source: str, target: str, display: Optional[Display] = None, *,
             path = utf8(posixpath.join(target, *os.path.relpath(full, source).split(os.sep)), full, "name")
             try:
                 st = os.lstat(full)
-                linkname = utf8(os.readlink(full), full, "link target") if stat.S_ISLNK(st.st_mode) else ""
+                linkname = utf8(os.readlink(full).replace(os.sep, "/"), full, "link target") \
+                    if stat.S_ISLNK(st.st_mode) else ""         # (Windows' links say ..\lib: ../lib in the image)
             except OSError as e:
                 raise refuse(full, "cannot be read (%s)" % (e.strerror or e)) from e
             if stat.S_ISLNK(st.st_mode):
@@ -11304,6 +11305,12 @@ def _error_line(error: ZeroImageError) -> str:
     return outside_text("%s%s" % (error, "; " + hint if hint else ""), 4000)
 
 
+def _draws_escapes(environ) -> bool:
+    """Whether a terminal on stderr draws the escapes that redraw progress lines: everywhere but a
+    Windows console that did not ask for them (Windows Terminal, mintty, VS Code, ConEmu say so)."""
+    return not _WINDOWS or any(environ.get(name) for name in ("WT_SESSION", "TERM", "TERM_PROGRAM", "ConEmuANSI"))
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """The command line; returns the exit status and leaves the process as it found it (signal
     handlers, logging), so it can be called more than once."""
@@ -11327,7 +11334,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print("zeroimage %s: error: -q and -v cannot be given together" % args.command, file=sys.stderr)
         return 2
     quiet, verbose = getattr(args, "quiet", False), getattr(args, "verbose", False)
-    display = Display(sys.stderr, "off" if quiet else "tty" if sys.stderr.isatty() else "plain",
+    drawn = sys.stderr.isatty() and _draws_escapes(os.environ)
+    display = Display(sys.stderr, "off" if quiet else "tty" if drawn else "plain",
                       WARNING_FAILS if quiet else logging.DEBUG if verbose else logging.INFO)
     debug = os.environ.get("ZEROIMAGE_DEBUG") == "1"
     session = Session(insecure=getattr(args, "insecure", False), display=display)

@@ -98,7 +98,10 @@ def _scenario(capsys, monkeypatch, top, registry, engine, repository):
     results["push"] = ok(run_main(capsys, "push", pulled, "%s/%s/copy:1" % (host, repository))).strip().split("@")[1]
     results["inspect registry"] = json.loads(ok(run_main(capsys, "inspect", "--json", ref)))
     results["inspect archive"] = json.loads(ok(run_main(capsys, "inspect", "--json", out)))
-    for report in (results["inspect registry"], results["inspect archive"]):
+    layout = os.path.join(str(top), "layout")           # a layout directory: its blobs opened without O_NOFOLLOW
+    results["build layout"] = ok(run_main(capsys, "build", "--format", "oci-layout", "-o", layout, program))
+    results["inspect layout"] = json.loads(ok(run_main(capsys, "inspect", "--json", layout)))
+    for report in (results["inspect registry"], results["inspect archive"], results["inspect layout"]):
         for key in ("reference", "path", "name", "source"):
             report.pop(key, None)
     loaded = json.loads(ok(run_main(capsys, "build", "--json", "--load", "-t", "app:dev", program)))
@@ -233,6 +236,13 @@ def test_the_home_directory_is_userprofile_on_windows(tmp_path):
         assert zeroimage.home_directory({}) == str(tmp_path)       # no pwd, no getuid: Python's guess
 
 
+def test_progress_is_redrawn_only_on_a_terminal_that_draws_escapes(tmp_path):
+    assert zeroimage._draws_escapes({})
+    with simulated_windows(tmp_path):
+        assert not zeroimage._draws_escapes({})                 # the old Windows console: plain lines
+        assert zeroimage._draws_escapes({"WT_SESSION": "1"}) and zeroimage._draws_escapes({"TERM": "xterm"})
+
+
 ENGINE_ADDRESSES = [
     ("npipe://server/pipe/docker_engine", "a named pipe on this machine is npipe:////./pipe/NAME"),
     ("npipe:////./pipe/", "a named pipe on this machine"),
@@ -280,6 +290,22 @@ def windows_paths():
 ])
 def test_windows_paths_are_paths_and_references_stay_references(windows_paths, text, path):
     assert zeroimage.looks_like_path(text) is path
+
+
+def test_a_windows_program_path_names_the_program_by_its_file_name(windows_paths):
+    assert zeroimage._program_stem([(None, "C:\\dist\\app.exe")], True, None, None, None) == "app.exe"
+    assert zeroimage.common_program_name(["C:\\dist\\app-amd64", "dist\\app-arm64"]) == "app"
+    assert zeroimage.common_program_name(["dist\\amd64\\app.exe", "dist\\arm64\\app.exe"]) == "app.exe"
+
+
+def test_a_windows_link_in_an_added_tree_points_with_slashes(tmp_path):
+    (tmp_path / "tree" / "lib").mkdir(parents=True)
+    (tmp_path / "tree" / "lib" / "x").write_bytes(b"x")
+    os.symlink("lib\\x", str(tmp_path / "tree" / "link"))       # what Windows' readlink says
+    with simulated_windows(tmp_path) as mp:
+        mp.setattr(os, "sep", "\\")
+        links = {e.path: e.linkname for e in zeroimage.tree_entries(str(tmp_path / "tree"), "/t") if e.linkname}
+    assert links == {"/t/link": "lib/x"}
 
 
 def test_the_colon_of_a_windows_drive_names_no_image(windows_paths):
