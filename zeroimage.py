@@ -1036,6 +1036,13 @@ def _remove_quietly(path: str) -> None:
     with contextlib.suppress(OSError):
         os.unlink(path)
 
+
+def _pipe_closed(error: BaseException) -> bool:
+    """Whether an error writing to a pipe says its reader is gone: BrokenPipeError, or on Windows
+    EINVAL with ERROR_NO_DATA (232), which Python does not call a broken pipe."""
+    return isinstance(error, BrokenPipeError) or getattr(error, "winerror", None) == 232
+
+
 # ---- Display ----
 
 
@@ -4573,9 +4580,12 @@ def _run_bounded(argv: List[str], stdin: bytes, environ, timeout: float, limit: 
     outputs = {proc.stdout: bytearray(), proc.stderr: bytearray()}
     deadline = time.monotonic() + timeout
     try:
-        with contextlib.suppress(BrokenPipeError):
-            proc.stdin.write(stdin)         # a few hundred bytes: the pipe takes them at once
-        proc.stdin.close()
+        try:
+            with proc.stdin:
+                proc.stdin.write(stdin)     # a few hundred bytes: the pipe takes them at once
+        except OSError as e:
+            if not _pipe_closed(e):         # (a helper that does not read its input is still heard)
+                raise
         (_read_outputs_in_threads if _WINDOWS else _read_outputs)(proc, outputs, deadline, limit, argv[0], timeout)
         status = proc.wait(max(0.1, deadline - time.monotonic()))
     except subprocess.TimeoutExpired:
@@ -11349,11 +11359,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if summary and not quiet:
             display.info("%s", summary)
         return code
-    except BrokenPipeError:         # stdout's reader went away (| head): stop quietly, as cat does
-        with contextlib.suppress(OSError):
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 141
     except BaseException as e:      # noqa: B902 -- sorted out below; anything else goes on up
+        if _pipe_closed(e):         # stdout's reader went away (| head): stop quietly, as cat does
+            with contextlib.suppress(OSError):
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 141
         signum = _stop_signal(e)
         if signum is None and stops is not None:
             signum = stops.received         # the work stopped because the session was cancelled

@@ -3,6 +3,7 @@ away what Windows lacks (tests/nonposix.py). build, login, push, pull, inspect a
 ``zeroimage.main()`` in this process against the real docker-registry and a fake engine, once as
 POSIX and once simulated: the results must be the same. Then the portable paths one at a time."""
 
+import errno
 import io
 import json
 import ntpath
@@ -241,6 +242,29 @@ def test_progress_is_redrawn_only_on_a_terminal_that_draws_escapes(tmp_path):
     with simulated_windows(tmp_path):
         assert not zeroimage._draws_escapes({})                 # the old Windows console: plain lines
         assert zeroimage._draws_escapes({"WT_SESSION": "1"}) and zeroimage._draws_escapes({"TERM": "xterm"})
+
+
+class _ReaderGoneOnWindows(io.TextIOBase):
+    """stdout after `| more` ended, on Windows: EINVAL with ERROR_NO_DATA, not BrokenPipeError."""
+
+    def write(self, text):
+        error = OSError(errno.EINVAL, "Invalid argument")
+        error.winerror = 232
+        raise error
+
+    def fileno(self):
+        raise io.UnsupportedOperation("fileno")
+
+
+def test_a_reader_gone_on_windows_is_a_quiet_141_as_a_broken_pipe(capsys, monkeypatch, tmp_path):
+    (tmp_path / "app").write_bytes(tiny_elf())
+    ok(run_main(capsys, "build", "-o", tmp_path / "app.tar", tmp_path / "app"))
+    with simulated_windows(tmp_path) as mp:
+        mp.setattr(sys, "stdout", _ReaderGoneOnWindows())
+        code = zeroimage.main(["digest", str(tmp_path / "app.tar")])
+    assert code == 141 and capsys.readouterr().err == ""
+    assert zeroimage._run_bounded([sys.executable, "-c", "import sys; sys.stdin.close(); print('ok')"],
+                                  b"x" * (1 << 20), os.environ, 30.0, 1000)[:2] == (0, b"ok\n")
 
 
 ENGINE_ADDRESSES = [
