@@ -6708,6 +6708,8 @@ MAX_ENGINE_PROGRESS = 16 * 1024 * 1024      # bytes of a progress stream read at
 MAX_ENGINE_MESSAGES = 100                   # messages of it kept
 ENGINE_HINT = ("start one (sudo systemctl start docker, or podman system service), or point DOCKER_HOST at "
                "its socket (DOCKER_HOST=unix:///path/to/docker.sock)")
+ENGINE_HINT_WINDOWS = ("start Docker Desktop (or podman machine start), or point DOCKER_HOST at its named pipe "
+                       "(DOCKER_HOST=npipe:////./pipe/NAME)")
 
 
 def engine_addresses(environ) -> List[str]:
@@ -6883,7 +6885,8 @@ class Engine:
                 raise
             except ZeroImageError as e:
                 tried.append("%s (%s)" % (address, _os_reason(e.__cause__) if e.__cause__ else e))
-        raise ZeroImageError("no container engine answers: tried %s; %s" % (", ".join(tried), ENGINE_HINT))
+        raise ZeroImageError("no container engine answers: tried %s; %s" % (
+            ", ".join(tried), ENGINE_HINT_WINDOWS if _WINDOWS else ENGINE_HINT))
 
     def _failed(self, method: str, path: str, error: BaseException, guard: _Guard, what: str = "") -> ZeroImageError:
         """The one line for an exchange with the engine that broke: what the engine did."""
@@ -7066,7 +7069,7 @@ def _shut(conn) -> None:
 
 def _os_reason(error: BaseException) -> str:
     if isinstance(error, FileNotFoundError):
-        return "no such socket"
+        return "no such pipe" if _WINDOWS else "no such socket"
     if isinstance(error, ConnectionRefusedError):
         return "connection refused: nothing listens there"
     if isinstance(error, PermissionError):
