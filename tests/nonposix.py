@@ -2,7 +2,8 @@
 POSIX-only facilities Windows' Python lacks, the way it lacks them, so zeroimage's portable paths
 run for real here (tests/test_portable.py). os.name, os.sep and os.path stay POSIX: faking them
 would change the standard library under the test too; zeroimage's Windows conventions (USERPROFILE,
-no execute bit, the engine's named pipe) follow ``zeroimage._WINDOWS``, which it sets.
+no execute bit, the engine's named pipe) follow ``zeroimage._WINDOWS``, which it sets (when zeroimage
+is imported already; else set it after importing zeroimage inside the block).
 
 Taken away: os.preadv/pread/pwritev/pwrite, os.O_NOFOLLOW, os.fchmod, os.getuid/geteuid/getgid,
 os.fork, os.set_blocking on a pipe; socket.AF_UNIX (socketpair made as Windows makes it: two TCP
@@ -23,8 +24,6 @@ import stat
 import sys
 
 import pytest
-
-import zeroimage
 
 AF_UNIX = socket.AF_UNIX        # the real one, for the tests' own fakes (the engine's socket)
 
@@ -98,10 +97,12 @@ def simulated_windows(home):
         mp.setattr(selectors.SelectSelector, "_select", staticmethod(select.select))    # (bound at its import)
         for name in GONE_MODULES:
             mp.setitem(sys.modules, name, None)         # import NAME: ImportError
-        mp.setattr(zeroimage, "_WINDOWS", True)
-        for name, value in list(vars(zeroimage).items()):    # its lazy modules forget what they looked up
-            if isinstance(value, zeroimage._LazyModule):
-                mp.setattr(zeroimage, name, zeroimage._LazyModule(value._lazy_name))
+        zeroimage = sys.modules.get("zeroimage")      # (not imported yet: it is imported under the simulation)
+        if zeroimage is not None:
+            mp.setattr(zeroimage, "_WINDOWS", True)
+            for name, value in list(vars(zeroimage).items()):    # its lazy modules forget what they looked up
+                if isinstance(value, zeroimage._LazyModule):
+                    mp.setattr(zeroimage, name, zeroimage._LazyModule(value._lazy_name))
         mp.delenv("HOME", raising=False)
         mp.delenv("DOCKER_CONFIG", raising=False)
         mp.setenv("USERPROFILE", str(home))

@@ -10,12 +10,14 @@ import ntpath
 import os
 import signal
 import socket
+import subprocess
 import sys
 import threading
 import time
 
 import pytest
 
+import speccheck
 import zeroimage
 from hostile_fakes import FakeEngine, tiny_elf
 from nonposix import AF_UNIX, simulated_windows
@@ -141,6 +143,39 @@ def test_build_push_pull_inspect_load_give_on_windows_what_they_give_on_posix(
     assert windows == posix
     assert opened and set(opened) == {"\\\\.\\pipe\\docker_engine"}
     assert os.path.isfile(str(tmp_path / "windows" / "home" / ".docker" / "config.json"))   # USERPROFILE's
+
+
+CHILD = """
+import sys
+sys.path[:0] = [%(root)r, %(tests)r]
+import nonposix
+with nonposix.simulated_windows(%(home)r):
+    import zeroimage                # imported where Windows' facilities are missing
+    zeroimage._WINDOWS = True
+    sys.argv = ["zeroimage"] + %(argv)r
+    code = zeroimage._run_program()
+sys.exit(code)
+"""
+
+
+def test_zeroimage_imports_and_runs_as_a_program_where_posix_is_missing(tmp_path):
+    """A process of its own: zeroimage imported under the simulation, run as a program (its stop
+    signals taken over and given back at once), builds what it builds on POSIX."""
+    (tmp_path / "app").write_bytes(tiny_elf())
+    os.chmod(str(tmp_path / "app"), 0o755)
+    here = os.path.dirname(os.path.abspath(__file__))
+    digests = []
+    for name, script in (("posix", None), ("windows", CHILD)):
+        argv = ["build", "-q", "-o", str(tmp_path / (name + ".tar")), str(tmp_path / "app")]
+        command = [sys.executable, os.path.join(os.path.dirname(here), "zeroimage.py")] + argv if script is None else \
+            [sys.executable, "-c", script % {"root": os.path.dirname(here), "tests": here, "home": str(tmp_path),
+                                             "argv": argv}]
+        r = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
+                           timeout=120, env=dict(os.environ, SOURCE_DATE_EPOCH=EPOCH))
+        assert r.returncode == 0 and r.stderr == "", r.stderr
+        digests.append(r.stdout)
+    assert digests[0] == digests[1] and digests[0].startswith("sha256:")
+    assert speccheck.check(str(tmp_path / "windows.tar")) == []
 
 
 def test_stop_signals_wake_through_a_socket_pair_where_pipes_are_refused(tmp_path):
