@@ -335,6 +335,12 @@ def test_engines_on_windows_are_found_on_named_pipes_and_unix_sockets_are_said_m
                                             "start Docker Desktop"), err
 
 
+def test_engines_on_macos_include_docker_desktops_socket_in_the_home_directory(monkeypatch):
+    monkeypatch.setattr(sys, "platform", "darwin")
+    assert zeroimage.engine_addresses({"HOME": "/Users/me"}) == [
+        "unix:///var/run/docker.sock", "unix:///Users/me/.docker/run/docker.sock", "unix:///run/podman/podman.sock"]
+
+
 @pytest.fixture
 def windows_paths():
     """os.path as Windows' for the pure functions called inside (nothing here touches the disk)."""
