@@ -226,6 +226,10 @@ IMAGE_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 ZONEINFO_DIR = "/usr/share/zoneinfo"     # the zone database, on the host and in the image: where Go, glibc, musl look
 ZONEINFO_LEFT_OUT = ("right",)          # leap-second variants: no clock keeps that time (Go's own copy omits them)
 
+# Windows' conventions, where no capability can be asked instead: the home directory is USERPROFILE,
+# files have no execute bit, the engine listens on a named pipe. (The tests set it to simulate Windows.)
+_WINDOWS = os.name == "nt"
+
 # ---- Errors ----
 
 
@@ -1055,6 +1059,13 @@ class _Alive:
 def _remove_quietly(path: str) -> None:
     with contextlib.suppress(OSError):
         os.unlink(path)
+
+
+def _pipe_closed(error: BaseException) -> bool:
+    """Whether an error writing to a pipe says its reader is gone: BrokenPipeError, or on Windows
+    EINVAL with ERROR_NO_DATA (232), which Python does not call a broken pipe."""
+    return isinstance(error, BrokenPipeError) or getattr(error, "winerror", None) == 232
+
 
 # ---- Display ----
 
@@ -3472,14 +3483,23 @@ def _entries_size(entries: Sequence[LayerEntry]) -> int:
 
 
 def home_directory(environ) -> str:
-    """The home directory: HOME in ``environ``, else the user database's (as Docker finds it)."""
-    if environ.get("HOME"):
-        return environ["HOME"]
+    """The home directory as Docker finds it: HOME in ``environ`` (on Windows USERPROFILE, then HOME),
+    else the user database's, else Python's guess (no user database on Windows)."""
+    for name in ("USERPROFILE", "HOME") if _WINDOWS else ("HOME",):
+        if environ.get(name):
+            return environ[name]
     try:
         import pwd
         return pwd.getpwuid(os.getuid()).pw_dir
-    except (ImportError, KeyError):
+    except (ImportError, KeyError, AttributeError):     # (AttributeError: no os.getuid)
         return os.path.expanduser("~")
+
+
+def _host_mode(st: os.stat_result) -> int:
+    """The permission bits a file or directory on this host gives the image. Windows keeps no execute
+    bit (nor group and other bits): there, as Docker's tar does, every one is 0755 (0555 read-only)."""
+    mode = stat.S_IMODE(st.st_mode)
+    return (mode & 0o755) | 0o111 if _WINDOWS else mode
 
 
 class LayerCache:
@@ -3552,20 +3572,24 @@ class GrowingFile:
     """A temporary file one thread writes (a layer as it is compressed) while another reads what is
     written so far (its upload, fed as it goes). ``on_start`` is called at the first write (no
     upload is begun for a layer never written: one the registry already has). The writer ends with
-    ``finish(digest)``, or ``finish(None)`` to give the readers up; ``read_from`` waits for more."""
+    ``finish(digest)``, or ``finish(None)`` to give the readers up; ``read_from`` waits for more.
+    The file has one position, moved under one lock: a reader seeks to its offset and puts the
+    writer's position back (a read at an offset without ``os.preadv``, which Windows lacks)."""
 
     def __init__(self, f, on_start: Optional[Callable[[], None]] = None,
                  cancelled: Optional[threading.Event] = None):
         self._f, self._on_start, self._cancelled = f, on_start, cancelled
         self._changed = threading.Condition()
+        self._position = threading.Lock()      # held while the file's position is moved
         self.size, self.done, self.digest = 0, False, None
 
     def write(self, data) -> int:
         if self._on_start is not None:
             start, self._on_start = self._on_start, None
             start()
-        written = self._f.write(data)
-        self._f.flush()         # what a reader is told of is in the file
+        with self._position:
+            written = self._f.write(data)
+            self._f.flush()         # what a reader is told of is in the file
         with self._changed:
             self.size += len(data)
             self._changed.notify_all()
@@ -3587,25 +3611,34 @@ class GrowingFile:
                     raise CancelledError()
                 self._changed.wait(0.25)
             end = min(self.size, offset + len(buffer))
-        view, done = memoryview(buffer), 0
-        while offset + done < end:
-            n = os.preadv(self._f.fileno(), [view[done:end - offset]], offset + done)
-            if n <= 0:
-                raise OSError("the layer's temporary file is shorter than what was written to it")
-            done += n
+        with memoryview(buffer) as view, self._position:
+            kept, done = self._f.tell(), 0
+            try:
+                self._f.seek(offset)
+                while offset + done < end:
+                    n = self._f.readinto(view[done:end - offset])
+                    if not n:
+                        raise OSError("the layer's temporary file is shorter than what was written to it")
+                    done += n
+            finally:
+                self._f.seek(kept)
         return done
 
     def seek(self, *args) -> int:
-        return self._f.seek(*args)
+        with self._position:
+            return self._f.seek(*args)
 
     def tell(self) -> int:
-        return self._f.tell()
+        with self._position:
+            return self._f.tell()
 
     def read(self, n: int = -1) -> bytes:
-        return self._f.read(n)
+        with self._position:
+            return self._f.read(n)
 
     def flush(self) -> None:
-        self._f.flush()
+        with self._position:
+            self._f.flush()
 
 
 class _Unclosing:
@@ -3658,14 +3691,14 @@ def tree_entries(source: str, target: str, display: Optional[Display] = None, *,
         raise ZeroImageError("%s %s: %s" % (origin, source, e.strerror or e)) from e
     given = target
     if target.endswith("/") and not stat.S_ISDIR(st.st_mode):
-        target += os.path.basename(source.rstrip("/"))
+        target += os.path.basename(source.rstrip("/" + os.sep))
     target = utf8(image_path(target), source, "destination")
     if not stat.S_ISDIR(st.st_mode):
         readable_file(source, st)
         if target == "/":
             raise UsageError("`add` %s:%s: a file cannot be the root; name a path like /%s" % (
                 source, given, os.path.basename(source)))
-        return [LayerEntry(target, "file", stat.S_IMODE(st.st_mode), source=source)]
+        return [LayerEntry(target, "file", _host_mode(st), source=source)]
     entries = [] if target == "/" else [LayerEntry(target, "dir", 0o755, implied=True)]   # as COPY makes it
     inodes = collections.defaultdict(list)      # (device, inode) -> entries of files linked to each other
     for root, dirs, files in os.walk(source, onerror=unreadable_directory):   # links to dirs listed, not followed
@@ -3678,7 +3711,8 @@ def tree_entries(source: str, target: str, display: Optional[Display] = None, *,
             path = utf8(posixpath.join(target, *os.path.relpath(full, source).split(os.sep)), full, "name")
             try:
                 st = os.lstat(full)
-                linkname = utf8(os.readlink(full), full, "link target") if stat.S_ISLNK(st.st_mode) else ""
+                linkname = utf8(os.readlink(full).replace(os.sep, "/"), full, "link target") \
+                    if stat.S_ISLNK(st.st_mode) else ""         # (Windows' links say ..\lib: ../lib in the image)
             except OSError as e:
                 raise refuse(full, "cannot be read (%s)" % (e.strerror or e)) from e
             if stat.S_ISLNK(st.st_mode):
@@ -3686,10 +3720,10 @@ def tree_entries(source: str, target: str, display: Optional[Display] = None, *,
             elif stat.S_ISDIR(st.st_mode):
                 if not os.access(full, os.R_OK | os.X_OK):
                     raise refuse(full, "cannot be read (permission denied)")
-                entries.append(LayerEntry(path, "dir", stat.S_IMODE(st.st_mode)))
+                entries.append(LayerEntry(path, "dir", _host_mode(st)))
             else:
                 readable_file(full, st)
-                entries.append(LayerEntry(path, "file", stat.S_IMODE(st.st_mode), source=full))
+                entries.append(LayerEntry(path, "file", _host_mode(st), source=full))
                 if st.st_nlink > 1:
                     inodes[st.st_dev, st.st_ino].append(len(entries) - 1)
     for linked in inodes.values():      # the first in layer order holds the bytes; the others link to it
@@ -4088,7 +4122,8 @@ class Layout(_TarSource):
             return _LockedReader(self._tar.extractfile(self._members[name]), self._lock)
         # not through a link put there since _size looked (O_NOFOLLOW, where the system has it)
         try:
-            fd = os.open(os.path.join(self._dir, name), os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+            fd = os.open(os.path.join(self._dir, name),     # (O_BINARY: Windows opens in text mode without it)
+                         os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0))
         except OSError as e:
             raise ArchiveError("cannot read %s: %s" % (os.path.join(self._dir, name), e.strerror or e)) from e
         return os.fdopen(fd, "rb")
@@ -4630,24 +4665,13 @@ def _run_bounded(argv: List[str], stdin: bytes, environ, timeout: float, limit: 
     outputs = {proc.stdout: bytearray(), proc.stderr: bytearray()}
     deadline = time.monotonic() + timeout
     try:
-        with contextlib.suppress(BrokenPipeError):
-            proc.stdin.write(stdin)         # a few hundred bytes: the pipe takes them at once
-        proc.stdin.close()
-        with selectors.DefaultSelector() as selector:
-            for stream in outputs:
-                selector.register(stream, selectors.EVENT_READ)
-            while selector.get_map():
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise CredentialError("%s did not answer within %d s" % (os.path.basename(argv[0]), timeout))
-                for key, _ in selector.select(left):
-                    data = os.read(key.fileobj.fileno(), 65536)
-                    if not data:
-                        selector.unregister(key.fileobj)
-                        continue
-                    outputs[key.fileobj] += data
-                    if len(outputs[key.fileobj]) > limit:
-                        raise CredentialError("%s answered more than %d bytes" % (os.path.basename(argv[0]), limit))
+        try:
+            with proc.stdin:
+                proc.stdin.write(stdin)     # a few hundred bytes: the pipe takes them at once
+        except OSError as e:
+            if not _pipe_closed(e):         # (a helper that does not read its input is still heard)
+                raise
+        (_read_outputs_in_threads if _WINDOWS else _read_outputs)(proc, outputs, deadline, limit, argv[0], timeout)
         status = proc.wait(max(0.1, deadline - time.monotonic()))
     except subprocess.TimeoutExpired:
         raise CredentialError("%s did not finish within %d s" % (os.path.basename(argv[0]), timeout)) from None
@@ -4658,6 +4682,72 @@ def _run_bounded(argv: List[str], stdin: bytes, environ, timeout: float, limit: 
         for stream in outputs:
             stream.close()
     return status, bytes(outputs[proc.stdout]), bytes(outputs[proc.stderr])
+
+
+def _read_outputs(proc, outputs: Dict[object, bytearray], deadline: float, limit: int, program: str,
+                  timeout: float) -> None:
+    """Read each of the program ``proc``'s output pipes to its end into ``outputs``, at most ``limit``
+    bytes each, before ``deadline``, with a selector (POSIX: select takes pipes)."""
+    with selectors.DefaultSelector() as selector:
+        for stream in outputs:
+            selector.register(stream, selectors.EVENT_READ)
+        while selector.get_map():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise CredentialError("%s did not answer within %d s" % (os.path.basename(program), timeout))
+            for key, _ in selector.select(left):
+                data = os.read(key.fileobj.fileno(), 65536)
+                if not data:
+                    selector.unregister(key.fileobj)
+                    continue
+                outputs[key.fileobj] += data
+                if len(outputs[key.fileobj]) > limit:
+                    raise CredentialError("%s answered more than %d bytes" % (os.path.basename(program), limit))
+
+
+def _read_outputs_in_threads(proc, outputs: Dict[object, bytearray], deadline: float, limit: int, program: str,
+                             timeout: float) -> None:
+    """``_read_outputs`` where select takes only sockets (Windows): a thread reads each pipe. Given
+    up, it kills the program first, so its pipes end and the threads with them (a child it left
+    holding a pipe: its thread is left to end with it, and the pipe is closed under it)."""
+    changed = threading.Condition()
+    ended = []
+
+    def drain(stream, out: bytearray) -> None:
+        try:
+            while len(out) <= limit:
+                data = os.read(stream.fileno(), 65536)
+                if not data:
+                    break
+                with changed:
+                    out += data
+        except (OSError, ValueError):   # (closed under it: the caller gave up)
+            pass
+        finally:
+            with changed:
+                ended.append(stream)
+                changed.notify_all()
+
+    threads = [threading.Thread(target=drain, args=item, name="zeroimage-helper-output", daemon=True)
+               for item in outputs.items()]
+    for thread in threads:
+        thread.start()
+    try:
+        with changed:
+            while True:
+                if any(len(out) > limit for out in outputs.values()):
+                    raise CredentialError("%s answered more than %d bytes" % (os.path.basename(program), limit))
+                if len(ended) == len(outputs):
+                    return
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise CredentialError("%s did not answer within %d s" % (os.path.basename(program), timeout))
+                changed.wait(left)
+    except BaseException:
+        proc.kill()
+        for thread in threads:
+            thread.join(1.0)
+        raise
 
 
 def run_credential_helper(name: str, action: str, payload: str, environ=None,
@@ -6703,26 +6793,98 @@ MAX_ENGINE_PROGRESS = 16 * 1024 * 1024      # bytes of a progress stream read at
 MAX_ENGINE_MESSAGES = 100                   # messages of it kept
 ENGINE_HINT = ("start one (sudo systemctl start docker, or podman system service), or point DOCKER_HOST at "
                "its socket (DOCKER_HOST=unix:///path/to/docker.sock)")
+ENGINE_HINT_WINDOWS = ("start Docker Desktop (or podman machine start), or point DOCKER_HOST at its named pipe "
+                       "(DOCKER_HOST=npipe:////./pipe/NAME)")
 
 
 def engine_addresses(environ) -> List[str]:
     """Where to look for a Docker Engine API, in order: ``DOCKER_HOST`` alone when set; else Docker's
-    socket, then podman's (the user's, then the system's)."""
+    socket (on macOS also Docker Desktop's in the home directory), then podman's (the user's, then
+    the system's); on Windows (no unix sockets) Docker Desktop's named pipe, then podman machine's."""
     host = environ.get("DOCKER_HOST", "")
     if host:
         return [host]
+    if _WINDOWS or not hasattr(socket, "AF_UNIX"):
+        return ["npipe:////./pipe/docker_engine", "npipe:////./pipe/podman-machine-default"]
     found = ["unix:///var/run/docker.sock"]
+    if sys.platform == "darwin":        # Docker Desktop without its /var/run link ("default Docker socket" off)
+        found.append("unix://%s/.docker/run/docker.sock" % home_directory(environ).rstrip("/"))
     if environ.get("XDG_RUNTIME_DIR"):
         found.append("unix://%s/podman/podman.sock" % environ["XDG_RUNTIME_DIR"].rstrip("/"))
     return found + ["unix:///run/podman/podman.sock"]
 
 
+def _open_named_pipe(path: str):
+    """A Windows named pipe opened as a file: the standard library's one way to reach one."""
+    return open(path, "r+b", buffering=0)
+
+
+class _PipeReader(io.RawIOBase):
+    """The pipe's reading side for http.client's buffered reader: closing it leaves the pipe open."""
+
+    def __init__(self, f):
+        super().__init__()
+        self._f = f
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        return self._f.readinto(buffer)
+
+
+class _PipeSocket:
+    """A named pipe as the little of a socket that http.client uses (``sendall``, ``makefile``,
+    ``close``). A read on it cannot be broken off: ``shutdown`` (the watchdog's, a cancellation's)
+    does nothing, and the exchange ends when the engine answers or the pipe closes."""
+
+    def __init__(self, f):
+        self._f = f
+
+    def sendall(self, data) -> None:
+        with memoryview(data) as view, view.cast("B") as left:
+            while len(left):
+                n = self._f.write(left)
+                left = left[n:]
+
+    def makefile(self, mode: str = "rb", buffering: int = -1):
+        return io.BufferedReader(_PipeReader(self._f))
+
+    def shutdown(self, how: int) -> None:
+        pass
+
+    def close(self) -> None:
+        self._f.close()
+
+
+def _pipe_path(address: str) -> str:
+    r"""``npipe:////./pipe/NAME`` (Docker's way to write it) as the path ``\\.\pipe\NAME``; a pipe
+    on another machine (``//HOST/pipe/...``) is refused as a remote TCP engine is."""
+    path = address[len("npipe://"):].replace("/", "\\")
+    if not re.fullmatch(r"\\\\\.\\pipe\\[^\\\x00-\x1f\x7f]+", path):
+        raise UsageError("DOCKER_HOST=%s: a named pipe on this machine is npipe:////./pipe/NAME "
+                         "(Docker Desktop's: npipe:////./pipe/docker_engine)" % outside_text(address, 200))
+    return path
+
+
 def _engine_connection(address: str, timeout: float):
-    """An unconnected http.client connection to ``unix://PATH`` or a loopback ``tcp://HOST:PORT``."""
+    """An unconnected http.client connection to ``unix://PATH``, a loopback ``tcp://HOST:PORT``
+    or (Windows) a named pipe ``npipe:////./pipe/NAME``."""
+    if address.startswith("npipe://"):
+        path = _pipe_path(address)
+
+        class PipeConnection(http_client.HTTPConnection):
+            def connect(self) -> None:
+                self.sock = _PipeSocket(_open_named_pipe(path))
+        return PipeConnection("localhost", timeout=timeout)
     if address.startswith("unix://"):
         path = address[len("unix://"):]
         if not path:
             raise UsageError("DOCKER_HOST=%s names no socket; give unix:///path/to/docker.sock" % address)
+        if not hasattr(socket, "AF_UNIX"):
+            raise UsageError("DOCKER_HOST=%s: this Python has no unix sockets (Windows); give the engine's "
+                             "named pipe (npipe:////./pipe/docker_engine) or a loopback tcp:// address"
+                             % outside_text(address, 200))
 
         class UnixConnection(http_client.HTTPConnection):
             def connect(self) -> None:
@@ -6747,7 +6909,7 @@ def _engine_connection(address: str, timeout: float):
         if not 0 < int(port) < 65536:
             raise UsageError("DOCKER_HOST=%s: the port is not one (1-65535)" % outside_text(address, 200))
         return http_client.HTTPConnection(host.strip("[]"), int(port), timeout=timeout)
-    raise UsageError("DOCKER_HOST=%s: zeroimage knows unix:// and tcp:// (loopback) engine addresses"
+    raise UsageError("DOCKER_HOST=%s: zeroimage knows unix://, npipe:// and tcp:// (loopback) engine addresses"
                      % outside_text(address, 200))
 
 
@@ -6808,7 +6970,8 @@ class Engine:
                 raise
             except ZeroImageError as e:
                 tried.append("%s (%s)" % (address, _os_reason(e.__cause__) if e.__cause__ else e))
-        raise ZeroImageError("no container engine answers: tried %s; %s" % (", ".join(tried), ENGINE_HINT))
+        raise ZeroImageError("no container engine answers: tried %s; %s" % (
+            ", ".join(tried), ENGINE_HINT_WINDOWS if _WINDOWS else ENGINE_HINT))
 
     def _failed(self, method: str, path: str, error: BaseException, guard: _Guard, what: str = "") -> ZeroImageError:
         """The one line for an exchange with the engine that broke: what the engine did."""
@@ -6991,7 +7154,7 @@ def _shut(conn) -> None:
 
 def _os_reason(error: BaseException) -> str:
     if isinstance(error, FileNotFoundError):
-        return "no such socket"
+        return "no such pipe" if _WINDOWS else "no such socket"
     if isinstance(error, ConnectionRefusedError):
         return "connection refused: nothing listens there"
     if isinstance(error, PermissionError):
@@ -8648,8 +8811,16 @@ def looks_like_path(text: str) -> bool:
     if transport_word(text):
         return False        # a transport word (oci-archive:app.tar) is neither: Reference.parse says what to write
     lowered = text.lower()
-    return lowered in (".", "..") or lowered.startswith(("/", "./", "../", "~")) or \
+    return lowered in (".", "..") or lowered.startswith(("/", "./", "../", "~")) or _host_path_start(text) or \
         lowered.endswith(ARCHIVE_SUFFIXES) or lowered.split(":", 1)[0].endswith(ARCHIVE_SUFFIXES)
+
+
+def _host_path_start(text: str) -> bool:
+    """Whether ``text`` starts as only a path does on this host, beyond / ./ ../: on Windows ``C:\\``,
+    ``\\\\server\\share``, ``\\``, ``.\\``, ``..\\`` (on POSIX nothing more)."""
+    drive, rest = os.path.splitdrive(text)
+    seps = tuple(sep for sep in (os.sep, os.altsep) if sep)
+    return drive.startswith(seps) or rest.startswith(seps + tuple(dots + sep for dots in (".", "..") for sep in seps))
 
 
 def _split_archive_spec(spec: str) -> Tuple[str, Optional[str]]:
@@ -9745,7 +9916,9 @@ def copy_destination(text: str) -> Union[Reference, Tuple[str, Optional[Referenc
     if not looks_like_path(text):
         return Reference.parse(text)
     path, name = os.path.expanduser(text), None
-    head, colon, tail = path.partition(":")
+    drive, rest = os.path.splitdrive(path)      # (Windows: the colon of C:\ names no image)
+    head, colon, tail = rest.partition(":")
+    head = drive + head
     if colon and not path.lower().endswith(ARCHIVE_SUFFIXES) and head.lower().endswith(ARCHIVE_SUFFIXES):
         path, name = head, Reference.parse(tail)
         if name.digest:
@@ -11200,15 +11373,21 @@ class _StopSignals:
     the work would finish as if nothing happened. So the signal is also written to a wakeup pipe (by
     the C handler, before any Python code runs) and a watcher thread cancels the session: the next
     chunk or request stops. The process's handlers, wakeup fd and unraisable hook are restored on
-    close, and an exception ignored for a stop signal is not printed."""
+    close, and an exception ignored for a stop signal is not printed. The wakeup "pipe" is a socket
+    pair: Windows takes only a socket as the wakeup fd (a pipe is refused with ValueError)."""
 
     def __init__(self, session: "Session"):
         self.session = session
         self.received = None
-        self._read, self._write = os.pipe()
-        os.set_blocking(self._write, False)
+        self._read, self._write = socket.socketpair()
+        try:
+            self._write.setblocking(False)
+            self._previous_wakeup = signal.set_wakeup_fd(self._write.fileno(), warn_on_full_buffer=False)
+        except BaseException:
+            self._read.close()
+            self._write.close()
+            raise
         self._previous_sigterm = signal.signal(signal.SIGTERM, _on_sigterm)
-        self._previous_wakeup = signal.set_wakeup_fd(self._write, warn_on_full_buffer=False)
         self._previous_hook = sys.unraisablehook
         sys.unraisablehook = self._unraisable
         self._thread = threading.Thread(target=self._watch, name="zeroimage-signals", daemon=True)
@@ -11216,7 +11395,10 @@ class _StopSignals:
 
     def _watch(self) -> None:
         while True:
-            data = os.read(self._read, 64)
+            try:
+                data = self._read.recv(64)
+            except OSError:         # (Windows: the pair's other end reset as it closed)
+                return
             if not data:
                 return
             stops = [signum for signum in data if signum in _STOP_SIGNALS]
@@ -11232,9 +11414,9 @@ class _StopSignals:
         signal.set_wakeup_fd(self._previous_wakeup)
         signal.signal(signal.SIGTERM, self._previous_sigterm)
         sys.unraisablehook = self._previous_hook
-        os.close(self._write)
+        self._write.close()         # the watcher reads the end of the stream and returns
         self._thread.join()
-        os.close(self._read)
+        self._read.close()
 
 
 def _stop_signal(error: BaseException) -> Optional[int]:
@@ -11314,6 +11496,12 @@ def _error_line(error: ZeroImageError, words: Optional[Callable[[str], str]] = N
     return outside_text((words or _cli_words())("%s%s" % (error, "; " + advice if advice else "")), 4000)
 
 
+def _draws_escapes(environ) -> bool:
+    """Whether a terminal on stderr draws the escapes that redraw progress lines: everywhere but a
+    Windows console that did not ask for them (Windows Terminal, mintty, VS Code, ConEmu say so)."""
+    return not _WINDOWS or any(environ.get(name) for name in ("WT_SESSION", "TERM", "TERM_PROGRAM", "ConEmuANSI"))
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """The command line; returns the exit status and leaves the process as it found it (signal
     handlers, logging), so it can be called more than once."""
@@ -11338,7 +11526,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 2
     quiet, verbose = getattr(args, "quiet", False), getattr(args, "verbose", False)
     words = _cli_words(parser)
-    display = Display(sys.stderr, "off" if quiet else "tty" if sys.stderr.isatty() else "plain",
+    drawn = sys.stderr.isatty() and _draws_escapes(os.environ)
+    display = Display(sys.stderr, "off" if quiet else "tty" if drawn else "plain",
                       WARNING_FAILS if quiet else logging.DEBUG if verbose else logging.INFO, words)
     debug = os.environ.get("ZEROIMAGE_DEBUG") == "1"
     session = Session(insecure=getattr(args, "insecure", False), display=display)
@@ -11352,11 +11541,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if summary and not quiet:
             display.info("%s", summary)
         return code
-    except BrokenPipeError:         # stdout's reader went away (| head): stop quietly, as cat does
-        with contextlib.suppress(OSError):
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 141
     except BaseException as e:      # noqa: B902 -- sorted out below; anything else goes on up
+        if _pipe_closed(e):         # stdout's reader went away (| head): stop quietly, as cat does
+            with contextlib.suppress(OSError):
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 141
         signum = _stop_signal(e)
         if signum is None and stops is not None:
             signum = stops.received         # the work stopped because the session was cancelled
