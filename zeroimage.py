@@ -377,9 +377,13 @@ _HTTP_REASONS = {400: "bad request", 401: "unauthorized", 403: "forbidden", 404:
                  415: "unsupported media type", 416: "range not satisfiable", 429: "too many requests",
                  500: "internal server error", 502: "bad gateway", 503: "service unavailable",
                  504: "gateway timeout"}
-_URL_IN_TEXT_RE = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)(?:[^\s/?#@]*@)?([^\s?#]*)(?:[?#][^\s]*)?")
+# outside_text hands the patterns below a text cut a little past what it shows: they may look far ahead
+# from every place they start (a user and a password of any length must be found), so the time they
+# take grows with the square of what they are given, and "[[[[..." or "a.a.a..." of any length costs
+# no more than a few thousand characters do.
+_URL_IN_TEXT_RE = re.compile(r"(?i)\b([a-z][a-z0-9+.-]{0,31}://)(?:[^\s/?#@]*@)?([^\s?#]*)(?:[?#][^\s]*)?")
 _SECRET_IN_TEXT_RE = re.compile(r"(?i)(?<![\w/.-])(?:(bearer|basic)(\s+)[A-Za-z0-9._~+/=-]{8,}|"
-                                r"((?:[a-z0-9]+[_-])*(?:access_token|refresh_token|id_token|private_token|token|"
+                                r"((?:[a-z0-9]{1,64}[_-]){0,8}(?:access_token|refresh_token|id_token|private_token|token|"
                                 r"password|passwd|pwd|client_secret|secret|secret_key|access_key|api_key|apikey|"
                                 r"signature|sig|credentials?|security-token|auth))"
                                 r"(\s*[\"']?\s*[=:]\s*[\"']?|\s+[\"'])[^\s,;&\"')]+)")
@@ -390,6 +394,7 @@ _PREFIXED_TOKEN_RE = re.compile(r"\b(?:gh[pousr]_|github_pat_|glpat-|xox[abposr]
 _USERINFO_IN_TEXT_RE = re.compile(r"(?<![\w./@:-])[^\s/@:'\"]+:[^\s/@'\"]*@(?![a-z0-9+._-]+:[A-Za-z0-9=_-]{32,})"
                                   r"(?=(?:\[[0-9A-Fa-f:]+\]|[A-Za-z0-9.-]*[A-Za-z0-9])(?::[0-9]{1,5})?(?:[/\s'\"),;:]|\Z)"
                                   r"|[\s'\"),;]|\Z)")
+_CLEANED_BEYOND = 2048     # characters past a message's limit that are cleaned (a URL's query cut may pull them in)
 _JWT_IN_TEXT_RE = re.compile(r"\beyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]*)?")
 
 
@@ -399,6 +404,10 @@ def outside_text(text, limit: int = 300) -> str:
     URLs lose their credentials and query strings, tokens and passwords are cut, and it is at most
     ``limit`` characters long."""
     text = " ".join(str(text).split())
+    cut = len(text) > limit + _CLEANED_BEYOND
+    if cut:     # what lies past this is never shown; cut between words, so no token is cut in two
+        text = text[:limit + _CLEANED_BEYOND]
+        text = text[:text.rfind(" ")] if text.rfind(" ") > limit else text
     text = _URL_IN_TEXT_RE.sub(lambda m: m.group(1) + m.group(2) + ("?..." if "?" in m.group(0) else ""), text)
     text = _USERINFO_IN_TEXT_RE.sub("", text)
     text = _JWT_IN_TEXT_RE.sub("<redacted>", text)
@@ -407,7 +416,7 @@ def outside_text(text, limit: int = 300) -> str:
                                   text)
     text = "".join(c if c.isprintable() else "\\x%02x" % ord(c) if ord(c) < 256 else "\\u%04x" % ord(c)
                    for c in text)
-    return text if len(text) <= limit else text[:limit - 3] + "..."
+    return text if len(text) <= limit and not cut else text[:limit - 3] + "..."
 
 
 def _is_utf8(text: str) -> bool:

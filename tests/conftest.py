@@ -10,6 +10,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 import zeroimage  # noqa: E402
+import imagetools  # noqa: E402
 
 REQUIRE_INTEROP = os.environ.get("ZEROIMAGE_REQUIRE_INTEROP") == "1"
 BUSYBOX_PATHS = ("/bin/busybox", "/usr/bin/busybox")
@@ -23,6 +24,7 @@ def pytest_configure(config):
         config.addinivalue_line("filterwarnings", rule)
     # zeroimage's layer cache goes to a scratch directory, not the user's ~/.cache (subprocesses inherit it)
     os.environ["ZEROIMAGE_CACHE_DIR"] = tempfile.mkdtemp(prefix="zeroimage-test-cache-")
+    imagetools.compiled_module()
 
 
 def need_tool(name):

@@ -1634,3 +1634,29 @@ def test_a_closed_stdout_is_said_not_a_traceback_nor_silence(tmp_path):
                            preexec_fn=lambda: os.close(1))
         assert r.returncode == 1 and r.stderr == "zeroimage: error: standard output is closed; redirect it " \
                                                   "(>/dev/null) instead\n", (argv, r.stderr)
+
+
+@pytest.mark.parametrize("text", ["[" * 100000, "a." * 50000, "a:" * 50000, "a:[" * 40000, "http://" * 20000,
+                                  "x " * 100000, "Bearer " + "t" * 200000], ids=lambda text: repr(text[:8]))
+@pytest.mark.parametrize("limit", [300, 4000])
+def test_the_cleaner_of_outside_text_reads_a_bounded_text(monkeypatch, text, limit):
+    """outside_text's patterns may look far ahead from every place they start, so a long text of the
+    kind that makes them do so ("[[[[..." took 40 s once) is cut, between words, a little past what is
+    shown, before they see it: what they are given is bounded whatever the text's length."""
+    seen = []
+
+    class Recording:
+        def __init__(self, pattern):
+            self.pattern = pattern
+
+        def sub(self, replacement, text):
+            seen.append(len(text))
+            return self.pattern.sub(replacement, text)
+
+    for name in ("_URL_IN_TEXT_RE", "_USERINFO_IN_TEXT_RE", "_JWT_IN_TEXT_RE", "_PREFIXED_TOKEN_RE",
+                 "_SECRET_IN_TEXT_RE"):
+        monkeypatch.setattr(zeroimage, name, Recording(getattr(zeroimage, name)))
+    said = zeroimage.outside_text(text, limit)
+    assert len(seen) == 5 and max(seen) <= limit + zeroimage._CLEANED_BEYOND
+    assert len(said) <= limit and said.endswith("...")
+    assert "t" * 8 not in said          # the token after Bearer, cut, is still a token

@@ -312,7 +312,7 @@ def _image_archive(path, where):
 def _shims(bindir):
     """``zeroimage`` and ``python3`` on PATH: this checkout, this interpreter."""
     os.makedirs(bindir, exist_ok=True)
-    for name, target in (("zeroimage", '"%s" "%s"' % (sys.executable, MODULE)),
+    for name, target in (("zeroimage", 'env PYTHONPATH="%s" "%s" -m zeroimage' % (ROOT, sys.executable)),
                          ("python3", '"%s"' % sys.executable)):
         path = os.path.join(bindir, name)
         with open(path, "w") as f:

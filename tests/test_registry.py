@@ -18,7 +18,7 @@ import pytest
 
 import registries
 from conftest import need_tool
-from imagetools import DOCKER, MODULE, OCI, LayoutBuilder, image_of, read_archive, ref, run_cli, sha256
+from imagetools import DOCKER, MODULE, OCI, cli_argv, cli_env, LayoutBuilder, image_of, read_archive, ref, run_cli, sha256
 from test_edges import _dirs_of_program_layer, _fhs_base
 from test_interop import _real_base, run_image, sh
 from test_units import make_elf
@@ -70,9 +70,7 @@ class Client:
 
 
 def run_cli_stdin(env, stdin, *args):
-    full = dict(os.environ)
-    full.update(env)
-    return subprocess.run([sys.executable, MODULE] + [str(a) for a in args], input=stdin, env=full,
+    return subprocess.run(cli_argv() + [str(a) for a in args], input=stdin, env=cli_env(env),
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, timeout=120)
 
 
