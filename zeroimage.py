@@ -4537,6 +4537,13 @@ class DockerArchive(_TarSource):
     def candidates(self) -> List[Candidate]:
         return walk_index(self.index(), self, self.path)
 
+    def check_readable(self, manifest: dict) -> None:
+        """Each compressed layer ``manifest`` lists can be decompressed here (its diff_id is checked as it
+        is read): ArchiveError before any is read."""
+        for desc in manifest.get("layers") or []:
+            if desc.get("mediaType") != DOCKER_LAYER:
+                check_layer_readable(desc, "layer %s in %s" % (self._layers[desc["digest"]].member, self.path))
+
 
 def open_archive(path: str) -> Union[Layout, DockerArchive]:
     """The image archive at ``path``: an OCI layout (directory or tar, Docker 25+'s ``docker save``
@@ -7974,6 +7981,8 @@ def archive_base(layout: Layout, ref_name: Optional[str], platform: Platform,
     (with ``compression``)."""
     index = make_index(OCI_FAMILY, layout_entries(layout, ref_name))
     chosen, image = _image_for(layout, index, platform, None, layout.path)
+    if isinstance(layout, DockerArchive):
+        layout.check_readable(image.manifest)
     if isinstance(layout, DockerArchive) and compress is not None:
         image = compressed_image(image, compress, compression)
     layers = list(zip(image.manifest["layers"], image.blobs))
@@ -9615,6 +9624,8 @@ def _read_archive(session: Session, stack: contextlib.ExitStack, spec: str, plat
         raise ArchiveError("%s holds several images; name one as %s:NAME (it has: %s)"
                            % (path, path, outside_text(names, 500)))
     tree = read_selection(layout, entries[0], path, platforms)
+    if isinstance(layout, DockerArchive) and isinstance(tree, Image):
+        layout.check_readable(tree.manifest)
     if before_layers is not None:
         before_layers(tree)
     if isinstance(layout, DockerArchive):
