@@ -3082,7 +3082,7 @@ def codec_named(name: str) -> Codec:
 def layer_codec(media_type) -> Optional[Codec]:
     """The codec of a layer of ``media_type`` (OCI's or Docker's name); None for a type that is no layer's."""
     for codec in CODECS:
-        if any(media_type in pair for pair in codec.media_types):
+        if isinstance(media_type, str) and any(media_type in pair for pair in codec.media_types):
             return codec
     return None
 
@@ -3161,15 +3161,16 @@ class _Inflater:
 
     def feed(self, pending: bytes):
         while True:
+            if self._decompressor.eof:      # a stream ended: what follows it is the next one's
+                if not pending:
+                    return
+                self._decompressor = self._new()
             d = self._decompressor
             out = d.decompress(pending, CHUNK_SIZE)
             if out:
                 yield out
-            if d.eof:                   # a stream ended: what follows it is the next one's
+            if d.eof:
                 pending = d.unused_data
-                if not pending:
-                    return
-                self._decompressor = self._new()
                 continue
             if hasattr(d, "unconsumed_tail"):      # zlib's: input left over, or output held back
                 pending = d.unconsumed_tail
