@@ -124,10 +124,10 @@ def zstd_frame(data=b"", rle=None):
     return b"".join(out)
 
 
-def zstd_unframe(data):
+def zstd_unframe(data, limit=None):
     """What a frame of ``zstd_frame``'s kind (raw and run-length blocks; frames one after another) holds;
-    None for anything else (a compressed block, damage)."""
-    out, at = [], 0
+    None for anything else (a compressed block, damage) or for more than ``limit`` bytes."""
+    out, at, total = [], 0, 0
     while at < len(data):
         if data[at:at + 4] != b"\x28\xb5\x2f\xfd" or len(data) < at + 6 or data[at + 4] != 0:
             return None
@@ -145,6 +145,9 @@ def zstd_unframe(data):
                 out.append(data[at:at + 1] * size)
                 at += 1
             else:
+                return None
+            total += size
+            if limit is not None and total > limit:
                 return None
             if last:
                 break
