@@ -99,7 +99,6 @@ class _LazyModule:
 concurrent_futures = _LazyModule("concurrent.futures")
 email_utils = _LazyModule("email.utils")
 getpass = _LazyModule("getpass")
-gzip = _LazyModule("gzip")
 http_client = _LazyModule("http.client")
 ipaddress = _LazyModule("ipaddress")
 selectors = _LazyModule("selectors")

@@ -95,10 +95,6 @@ def _base(tmp_path, family=ZSTD_OCI, name="base.tar", layer=None):
     return b.write_tar(str(tmp_path / name), [ref(desc, "1")])
 
 
-def _unzstd(module, data):
-    return module.decompress(data)
-
-
 # ---- the table ----
 
 
