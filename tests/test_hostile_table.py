@@ -116,8 +116,10 @@ MODES = {
     "damaged-layer": ("blob",),
     "bomb-layer": ("blob",),
 }
-# modes that bend what a layer holds, not how it is answered: for the verbs that decompress that layer
-MODE_VERBS = {"damaged-layer": ("build --from zstd",), "bomb-layer": ("build --from zstd",)}
+# modes that bend what a layer holds, not how it is answered: for the verbs that decompress that layer;
+# the wrong types go to the verbs in turn as before the zstd verb came (its JSON is read as build --from's)
+MODE_VERBS = {"damaged-layer": ("build --from zstd",), "bomb-layer": ("build --from zstd",),
+              "types": tuple(verb for verb in VERBS if verb != "build --from zstd")}
 ZSTD_VERBS = ("build --from zstd",)
 
 
