@@ -9028,7 +9028,7 @@ def _build_images(session: Session, programs, single: bool, base_for, layers: _L
         if family is not None:
             base_image = base_image._replace(family=family)
         if codec_named(layers.compression.codec).media_type(base_image.family) is None:
-            base_image = base_image._replace(family=OCI_FAMILY)     # (zstd: as skopeo, OCI's media types)
+            base_image = base_image._replace(family=OCI_FAMILY)     # (zstd: OCI's, as skopeo 1.14+ and podman)
         problems = base_metadata_problems(base_image.config)
         if problems:
             for field, key, problem in problems:
