@@ -100,7 +100,6 @@ class _LazyModule:
 concurrent_futures = _LazyModule("concurrent.futures")
 email_utils = _LazyModule("email.utils")
 getpass = _LazyModule("getpass")
-gzip = _LazyModule("gzip")
 http_client = _LazyModule("http.client")
 ipaddress = _LazyModule("ipaddress")
 selectors = _LazyModule("selectors")
@@ -142,6 +141,7 @@ __all__ = [
     "read_selection", "walk_index", "read_tree", "parse_digest", "verify_bytes", "VerifyingReader",
     "spdx_document", "Attachment", "attach", "push_referrer", "referrers_tag",
     "derive_config", "canonical_json", "convert_family", "write_layer", "tree_entries", "GzipWriter", "LayerCache",
+    "Codec", "CODECS", "Compression", "open_layer",
     "Layout", "DockerArchive", "open_archive", "compress_layer", "compressed_image", "Transport", "Authenticator",
     "Engine", "engine_addresses", "Registry", "Upload", "RegistrySource", "parse_challenges", "parse_links",
     "parse_proxy", "resolve_credentials", "store_credentials", "erase_credentials",
@@ -159,6 +159,8 @@ OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 OCI_LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
+OCI_LAYER_ZSTD = "application/vnd.oci.image.layer.v1.tar+zstd"      # (Docker's schemas have no zstd)
+OCI_LAYER = "application/vnd.oci.image.layer.v1.tar"                # uncompressed
 
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 DOCKER_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
@@ -184,14 +186,6 @@ SPDX_JSON = "application/spdx+json"                 # an SPDX 2.3 JSON document 
 MANIFEST_ACCEPT = (OCI_INDEX, OCI_MANIFEST, DOCKER_MANIFEST_LIST, DOCKER_MANIFEST)
 DOCKER_SCHEMA1 = ("application/vnd.docker.distribution.manifest.v1+json",
                   "application/vnd.docker.distribution.manifest.v1+prettyjws")
-# The same layer bytes, described in each family (zstd and others have no Docker name and stay as they are).
-LAYER_TYPE_PAIRS = (
-    ("application/vnd.oci.image.layer.v1.tar+gzip", "application/vnd.docker.image.rootfs.diff.tar.gzip"),
-    ("application/vnd.oci.image.layer.v1.tar", "application/vnd.docker.image.rootfs.diff.tar"),
-    ("application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
-     "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"),
-)
-
 ANNOTATION_REF_NAME = "org.opencontainers.image.ref.name"
 ANNOTATION_CONTAINERD_NAME = "io.containerd.image.name"
 ANNOTATION_DOCKER_REFERENCE_TYPE = "vnd.docker.reference.type"
@@ -902,11 +896,11 @@ def _expect_fields(value: dict, fields: Dict[str, str], what: str, error=None) -
 
 
 def _parser_errors() -> tuple:
-    """What the standard library's parsers (tarfile, gzip, zlib, bz2, lzma, struct, json) raise on
+    """What the standard library's parsers (tarfile, gzip, zlib, bz2, lzma, zstd, struct, json) raise on
     damaged input: not only their own errors, but ValueError, OverflowError, EOFError, OSError..."""
     found = [tarfile.TarError, ValueError, OverflowError, EOFError, OSError, struct.error, zlib.error,
              RecursionError]
-    for module, name in (("lzma", "LZMAError"), ("_lzma", "LZMAError")):
+    for module, name in (("lzma", "LZMAError"), ("_lzma", "LZMAError"), ("compression.zstd", "ZstdError")):
         if module in sys.modules:           # (never imported: it raised nothing)
             found.append(getattr(sys.modules[module], name))
     return tuple(found)
@@ -2466,7 +2460,9 @@ class BuildOptions(NamedTuple):
     - ``output_format`` (``--format``): "archive" or "oci-layout".
     - ``media_types``: "docker" or "oci", the manifests' family (default: the base's; OCI for scratch
       and the minimal base).
-    - ``compression_level``: the gzip level of the new layers, 0 to 9.
+    - ``compression``: of the new layers, "gzip" or (where this Python has ``compression.zstd``)
+      "zstd", or a ``Compression``; zstd layers make the image OCI's (Docker has no media type for
+      them). ``compression_level``: its level (default: the codec's; gzip 0 to 9, zstd 1 to 22).
     - ``ca_bundle``: the TLS roots for the minimal base (default: the host's).
     - ``tzdata``: a zone database at /usr/share/zoneinfo in the minimal base: True for the host's
       ($ZONEINFO from the session's environment, else /usr/share/zoneinfo), or a directory; None or
@@ -2494,7 +2490,8 @@ class BuildOptions(NamedTuple):
     load: bool = False
     output_format: str = "archive"
     media_types: Optional[str] = None
-    compression_level: int = 6
+    compression: Union[str, "Compression"] = "gzip"
+    compression_level: Optional[int] = None
     ca_bundle: Optional[str] = None
     tzdata: Union[None, bool, str, os.PathLike] = None
     sbom: bool = False
@@ -3047,37 +3044,7 @@ def _config_platform(source, desc: dict, manifest: dict, where: str) -> Optional
     check_descriptor(config_desc, "%s: manifest %s" % (where, desc["digest"]))
     config = parse_json(source.read_small_blob(config_desc), "%s: config %s" % (where, config_desc["digest"]))
     return Platform.from_dict(config)
-# ---- Layers ----
-
-
-class LayerEntry(NamedTuple):
-    """One member of a layer: a directory, a file (from bytes or a host path), a symlink, or a hard
-    link to a file earlier in the layer (``linkname`` its path in the image)."""
-
-    path: str                     # inside the image, absolute: /etc/passwd
-    kind: str = "file"            # "dir", "file", "symlink" or "hardlink"
-    mode: int = 0o644
-    uid: int = 0
-    gid: int = 0
-    data: Optional[bytes] = None  # file contents, or...
-    source: object = None         # ...a host path or an open binary file, read as the layer is written
-    linkname: str = ""
-    implied: bool = False         # a directory only named as a destination: the base's own, if it has one
-
-
-class Blob(NamedTuple):
-    """Something to put in an image: its digest, size and a way to open it for reading."""
-
-    digest: str
-    size: int
-    open: object                  # () -> readable file object, verified or trusted
-    source: Optional[Tuple[str, str]] = None   # (registry, repository) it can be mounted from
-
-
-class LayerResult(NamedTuple):
-    blob: Blob
-    diff_id: str
-
+# ---- Compression ----
 
 GZIP_CHUNK = 1024 * 1024         # the unit of parallel compression
 GZIP_WINDOW = 32 * 1024          # deflate's window: each chunk is primed with the 32 KiB before it
@@ -3155,6 +3122,269 @@ class GzipWriter:
         pool, self._pool = self._pool, None
         if pool is not None:
             pool.shutdown(wait=True)
+
+
+class _ZstdWriter:
+    """One zstd frame (``compression.zstd``, Python 3.14+), written as the data comes: the same bytes
+    for the same data, level and zstd library (one thread: zstd's own workers are left off)."""
+
+    def __init__(self, out, level: int, module):
+        self._out, self._compressor = out, module.ZstdCompressor(level)
+
+    def write(self, data) -> int:
+        self._out.write(self._compressor.compress(data))
+        return len(data)
+
+    def close(self) -> None:
+        self._out.write(self._compressor.flush())
+
+    def abort(self) -> None:
+        pass
+
+
+class Codec(NamedTuple):
+    """One way a tar is stored: its layer media types in each family, how its stream begins, the
+    standard-library module that reads it (and, for a codec zeroimage writes, the levels it takes)."""
+
+    name: str                       # as --compression says it; "none" for a plain tar
+    media_types: Tuple[Tuple[str, Optional[str]], ...]     # (OCI, Docker) pairs, the written one first; no Docker name: None
+    magic: bytes                    # the first bytes of its stream (b"" for a plain tar: anything else)
+    module: str                     # the module that reads it ("" for none needed)
+    since: Tuple[int, int] = (3, 8)                 # the first Python whose standard library has that module
+    levels: Optional[Tuple[int, int, int]] = None   # (least, most, default) where zeroimage writes it
+
+    def media_type(self, family: Dict[str, str]) -> Optional[str]:
+        """This codec's (first) layer media type in ``family``; None where the family has no name for it."""
+        oci, docker = self.media_types[0] if self.media_types else (None, None)
+        return docker if family["manifest"] == DOCKER_MANIFEST else oci
+
+
+# The one table of compressions: layers (plain tar, gzip, zstd) and the archives tarfile reads too
+# (.tar.gz, .tar.bz2, .tar.xz). A plain tar is last: it is what begins with none of the others' bytes.
+CODECS = (
+    Codec("gzip", ((OCI_LAYER_GZIP, DOCKER_LAYER_GZIP),
+                   ("application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+                    "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip")),
+          b"\x1f\x8b", "gzip", levels=(0, 9, 6)),
+    Codec("zstd", ((OCI_LAYER_ZSTD, None), ("application/vnd.oci.image.layer.nondistributable.v1.tar+zstd", None)),
+          b"\x28\xb5\x2f\xfd", "compression.zstd", (3, 14), levels=(1, 22, 3)),
+    Codec("bzip2", (), b"BZh", "bz2"),
+    Codec("xz", (), b"\xfd7zXZ\x00", "lzma"),
+    Codec("none", ((OCI_LAYER, DOCKER_LAYER), ("application/vnd.oci.image.layer.nondistributable.v1.tar", None)),
+          b"", ""),
+)
+WRITTEN_CODECS = tuple(codec.name for codec in CODECS if codec.levels)      # what --compression chooses from
+# The same layer bytes, described in each family (zstd has no Docker name and stays as it is).
+LAYER_TYPE_PAIRS = tuple(pair for codec in CODECS for pair in codec.media_types if pair[1])
+
+
+def codec_named(name: str) -> Codec:
+    """The codec called ``name`` (UsageError for none)."""
+    for codec in CODECS:
+        if codec.name == name:
+            return codec
+    raise UsageError("`compression` is %s, not %s" % (" or ".join(WRITTEN_CODECS), outside_text(repr(name), 50)))
+
+
+def layer_codec(media_type) -> Optional[Codec]:
+    """The codec of a layer of ``media_type`` (OCI's or Docker's name); None for a type that is no layer's."""
+    for codec in CODECS:
+        if isinstance(media_type, str) and any(media_type in pair for pair in codec.media_types):
+            return codec
+    return None
+
+
+def codec_of_bytes(head: bytes) -> Codec:
+    """The codec a stream beginning with ``head`` (its first 6 bytes or more) is in: a plain tar for none."""
+    return next(codec for codec in CODECS if head.startswith(codec.magic))
+
+
+def codec_module(codec: Codec):
+    """The module that reads and writes ``codec`` in this Python, imported now; None where it has none."""
+    if not codec.module:
+        return None
+    try:
+        with _IMPORT_LOCK:
+            return importlib.import_module(codec.module)
+    except ImportError:
+        return None
+
+
+def _python_version() -> str:
+    return "%d.%d" % sys.version_info[:2]
+
+
+def codec_problem(codec: Codec, verb: str = "decompress") -> Optional[str]:
+    """Why this Python cannot ``verb`` (decompress, compress) ``codec``: one phrase, or None when it can."""
+    if not codec.module or codec_module(codec) is not None:
+        return None
+    if sys.version_info[:2] < codec.since:
+        return "this Python (%s) cannot %s %s; Python %d.%d or newer can" % (
+            _python_version(), verb, codec.name, codec.since[0], codec.since[1])
+    return "this Python (%s) has no %s module to %s %s with" % (_python_version(), codec.module, verb, codec.name)
+
+
+def check_layer_readable(desc: dict, what: str) -> Codec:
+    """The codec of the layer ``desc`` describes, when this Python can read it; ArchiveError otherwise
+    (a type that is no layer's, or a compression the standard library here lacks), said before any
+    byte of it is read."""
+    media_type = desc.get("mediaType") if isinstance(desc, dict) else None
+    codec = layer_codec(media_type) if isinstance(media_type, str) else None
+    if codec is None:
+        raise ArchiveError("cannot read %s: its type is %s" % (what, outside_text(media_type, 100)))
+    problem = codec_problem(codec)
+    if problem:
+        raise ArchiveError("cannot read %s: it is %s-compressed and %s" % (what, codec.name, problem))
+    return codec
+
+
+def open_layer(desc: dict, raw, what: str):
+    """The one reader of a layer's tar: ``raw`` (its stored bytes) decompressed as the codec of its
+    media type says (``check_layer_readable``); a plain tar is ``raw`` itself. Closing the result
+    leaves ``raw`` open."""
+    codec = check_layer_readable(desc, what)
+    return codec_module(codec).open(raw, "rb") if codec.module else raw
+
+
+class _Inflater:
+    """A codec's decompressor fed piece by piece (``feed`` yields what each piece decompresses to, at
+    most CHUNK_SIZE at a time: a bomb never sits in memory); streams one after another (gzip members,
+    zstd frames) are read as one. ``ended``: the input ended where a stream did."""
+
+    _CLASSES = {"zstd": "ZstdDecompressor", "bzip2": "BZ2Decompressor", "xz": "LZMADecompressor"}
+
+    def __init__(self, codec: Codec, module):
+        self._codec, self._module = codec, module
+        self._decompressor = self._new()
+
+    def _new(self):
+        if self._codec.name == "gzip":
+            return zlib.decompressobj(16 + zlib.MAX_WBITS)      # (what gzip.GzipFile reads with)
+        return getattr(self._module, self._CLASSES[self._codec.name])()
+
+    @property
+    def ended(self) -> bool:
+        return self._decompressor.eof
+
+    def feed(self, pending: bytes):
+        while True:
+            if self._decompressor.eof:      # a stream ended: what follows it is the next one's
+                if not pending:
+                    return
+                self._decompressor = self._new()
+            d = self._decompressor
+            out = d.decompress(pending, CHUNK_SIZE)
+            if out:
+                yield out
+            if d.eof:
+                pending = d.unused_data
+                continue
+            if hasattr(d, "unconsumed_tail"):      # zlib's: input left over, or output held back
+                pending = d.unconsumed_tail
+                if not pending and len(out) < CHUNK_SIZE:
+                    return
+            else:                                   # the others keep their input and say when they need more
+                pending = b""
+                if d.needs_input:
+                    return
+
+
+class Compression(NamedTuple):
+    """How new layers are compressed: a codec of WRITTEN_CODECS and its level (None: the codec's default)."""
+
+    codec: str = "gzip"
+    level: Optional[int] = None
+
+    @classmethod
+    def of(cls, value=None, level: Optional[int] = None) -> "Compression":
+        """A Compression from what callers give: one, a codec's name, or (as before) a gzip level."""
+        if isinstance(value, Compression):
+            return value if level is None else value._replace(level=level)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return cls("gzip", value)
+        return cls(value or "gzip", level)
+
+    def check(self) -> "Compression":
+        """This value, with its level filled in, when this Python writes it (UsageError otherwise)."""
+        codec = codec_named(self.codec)
+        if not codec.levels:
+            raise UsageError("`compression` is %s, not %s" % (" or ".join(WRITTEN_CODECS), codec.name))
+        least, most, default = codec.levels
+        level = default if self.level is None else self.level
+        if isinstance(level, bool) or not isinstance(level, int) or not least <= level <= most:
+            raise UsageError("`compression_level` must be %d to %d%s" % (
+                least, most, "" if codec.name == "gzip" else " for %s" % codec.name))
+        problem = codec_problem(codec, "compress")
+        if problem:
+            raise UsageError("`compression=%s`: %s" % (codec.name, problem))
+        return self._replace(level=level)
+
+    @property
+    def media_type(self) -> str:
+        """The OCI media type of the layers it writes."""
+        return codec_named(self.codec).media_types[0][0]
+
+    def settings(self) -> list:
+        """What the bytes it writes depend on besides the data (for the layer cache's key)."""
+        if self.codec == "gzip":
+            return [self.level, GZIP_CHUNK, zlib.ZLIB_RUNTIME_VERSION]
+        return [self.codec, self.level, getattr(codec_module(codec_named(self.codec)), "zstd_version", None)]
+
+    def writer(self, out):
+        """A writer (``write``, ``close`` to finish, ``abort`` to give up) compressing into ``out``."""
+        checked = self.check()
+        if checked.codec == "gzip":
+            return GzipWriter(out, checked.level)
+        return _ZstdWriter(out, checked.level, codec_module(codec_named(checked.codec)))
+
+
+def compress_stream(fill: Callable[[object], None], out, compression: Compression, task: Optional[Task] = None,
+                    cancelled: Optional[threading.Event] = None) -> Tuple[str, str, int]:
+    """The one compressing pipeline: ``fill(writer)`` writes the uncompressed bytes, compressed into
+    ``out`` with ``compression``; returns (digest of the uncompressed bytes, digest, size of the
+    compressed). Once ``cancelled`` is set it stops (CancelledError) before the next piece."""
+    compressed = HashingWriter(out)
+    writer = compression.writer(compressed)
+    uncompressed = HashingWriter(_Metered(writer, task, cancelled))
+    try:
+        fill(uncompressed)
+        writer.close()
+    finally:
+        writer.abort()
+    return uncompressed.digest, compressed.digest, compressed.size
+
+
+# ---- Layers ----
+
+
+class LayerEntry(NamedTuple):
+    """One member of a layer: a directory, a file (from bytes or a host path), a symlink, or a hard
+    link to a file earlier in the layer (``linkname`` its path in the image)."""
+
+    path: str                     # inside the image, absolute: /etc/passwd
+    kind: str = "file"            # "dir", "file", "symlink" or "hardlink"
+    mode: int = 0o644
+    uid: int = 0
+    gid: int = 0
+    data: Optional[bytes] = None  # file contents, or...
+    source: object = None         # ...a host path or an open binary file, read as the layer is written
+    linkname: str = ""
+    implied: bool = False         # a directory only named as a destination: the base's own, if it has one
+
+
+class Blob(NamedTuple):
+    """Something to put in an image: its digest, size and a way to open it for reading."""
+
+    digest: str
+    size: int
+    open: object                  # () -> readable file object, verified or trusted
+    source: Optional[Tuple[str, str]] = None   # (registry, repository) it can be mounted from
+
+
+class LayerResult(NamedTuple):
+    blob: Blob
+    diff_id: str
+    media_type: str = OCI_LAYER_GZIP        # (its OCI name: said in the image's family when it is put in one)
 
 
 def image_path(path: str) -> str:
@@ -3263,17 +3493,16 @@ _TAR_RECORD_TYPES = (tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK, tarfile
 
 @contextlib.contextmanager
 def layer_tar(desc: dict, blob: Blob, what: str, cancelled: Optional[threading.Event] = None):
-    """The one reader of a layer's members: the layer ``desc`` describes (gzip or plain tar), opened
-    as a tarfile read once in order (``for member in tar``). Whatever the decompressor or tarfile
-    raises on damaged data is one line naming ``what`` (``_damaged_input``); after the block the
-    layer is read to its end, so its digest is checked before what was found in it is used."""
-    media_type = desc.get("mediaType") if isinstance(desc, dict) else None
-    if not isinstance(media_type, str) or not media_type.endswith(("gzip", ".tar")):
-        raise ArchiveError("cannot read %s: its type is %s" % (what, outside_text(media_type, 100)))
+    """The one reader of a layer's members: the layer ``desc`` describes (``open_layer``: plain tar,
+    gzip, zstd where this Python has it), opened as a tarfile read once in order (``for member in tar``).
+    Whatever the decompressor or tarfile raises on damaged data is one line naming ``what``
+    (``_damaged_input``); after the block the layer is read to its end, so its digest is checked
+    before what was found in it is used."""
+    check_layer_readable(desc, what)
     with contextlib.closing(blob.open()) as raw:
         checked = _Checked(raw, cancelled)
         with _damaged_input(what, "layer"):
-            stream = gzip.GzipFile(fileobj=checked, mode="rb") if media_type.endswith("gzip") else checked
+            stream = open_layer(desc, checked, what)
             with tarfile.open(fileobj=_EndsOnce(stream), mode="r|", tarinfo=_BoundedTarInfo) as tar:
                 yield tar
         while checked.read(CHUNK_SIZE):     # to its end: the blob's digest is checked there
@@ -3399,23 +3628,18 @@ def _open_source(source):
     return contextlib.nullcontext(source)
 
 
-def write_layer(entries: Sequence[LayerEntry], out, level: int = 6, task: Optional[Task] = None,
-                cancelled: Optional[threading.Event] = None) -> Tuple[str, str, int]:
-    """Write a gzip-compressed tar layer to ``out`` in one pass: (diff_id, digest, size).
+def write_layer(entries: Sequence[LayerEntry], out, compression: Union[Compression, int] = Compression(),
+                task: Optional[Task] = None, cancelled: Optional[threading.Event] = None, *,
+                level: Optional[int] = None) -> Tuple[str, str, int]:
+    """Write a compressed tar layer to ``out`` in one pass: (diff_id, digest, size). ``compression``
+    (gzip by default) may be given as before, a gzip ``level``.
 
     The tar is sorted, parents explicit, owned by 0:0 unless said otherwise,
     with mtime 0 everywhere: the bytes depend only on paths, modes and contents. Once ``cancelled``
     is set it stops (CancelledError) before the next piece is compressed.
     """
-    compressed = HashingWriter(out)
-    gz = GzipWriter(compressed, level)
-    uncompressed = HashingWriter(_Metered(gz, task, cancelled))
-    try:
-        _write_tar(entries, uncompressed)
-        gz.close()
-    finally:
-        gz.abort()
-    return uncompressed.digest, compressed.digest, compressed.size
+    return compress_stream(lambda writer: _write_tar(entries, writer), out, Compression.of(compression, level),
+                           task, cancelled)
 
 
 def _write_tar(entries: Sequence[LayerEntry], out) -> None:
@@ -3438,7 +3662,7 @@ def layer_diff_id(entries: Sequence[LayerEntry]) -> str:
     return hashing.digest
 
 
-def build_layer(entries: Sequence[LayerEntry], tmp, level: int, cache: Optional["LayerCache"] = None,
+def build_layer(entries: Sequence[LayerEntry], tmp, compression: Compression, cache: Optional["LayerCache"] = None,
                 label: str = "layer", present=None, display: Optional[Display] = None,
                 cancelled: Optional[threading.Event] = None) -> LayerResult:
     """Write a layer into ``tmp`` (an empty temporary file the caller closes); return it as a Blob.
@@ -3455,12 +3679,12 @@ def build_layer(entries: Sequence[LayerEntry], tmp, level: int, cache: Optional[
 
     def compress() -> Tuple[str, str, int]:
         task = display.task("compressing", label, _entries_size(entries))
-        result = write_layer(entries, tmp, level, task, cancelled)
+        result = write_layer(entries, tmp, compression, task, cancelled)
         tmp.flush()
         task.finish()
         return result
 
-    key = cache.key(entries, level) if cache else None
+    key = cache.key(entries, compression) if cache else None
     known = cache.get(key) if cache else None
     if known and present and layer_diff_id(entries) == known["diff_id"] and present(known["digest"]):
         def lazy_opener():      # only if the blob vanished from the registry in the meantime
@@ -3469,11 +3693,12 @@ def build_layer(entries: Sequence[LayerEntry], tmp, level: int, cache: Optional[
                 if digest != known["digest"]:
                     raise DigestMismatchError("the layer rebuilt from the cache", known["digest"], digest)
             return opener()
-        return LayerResult(Blob(known["digest"], known["size"], lazy_opener), known["diff_id"])
+        return LayerResult(Blob(known["digest"], known["size"], lazy_opener), known["diff_id"],
+                           compression.media_type)
     diff_id, digest, size = compress()
     if cache:
         cache.put(key, {"diff_id": diff_id, "digest": digest, "size": size})
-    return LayerResult(Blob(digest, size, opener), diff_id)
+    return LayerResult(Blob(digest, size, opener), diff_id, compression.media_type)
 
 
 def _entries_size(entries: Sequence[LayerEntry]) -> int:
@@ -3520,7 +3745,7 @@ class LayerCache:
     recently used go. A cache that cannot be read or written is ignored.
     """
 
-    VERSION = 2     # bump when the bytes a layer compresses to change (tar or gzip writer)
+    VERSION = 2     # bump when the bytes a layer compresses to change (tar or a codec's writer)
     MAX_ENTRIES = 1000
 
     def __init__(self, directory: str, max_entries: int = MAX_ENTRIES):
@@ -3535,8 +3760,8 @@ class LayerCache:
             environ.get("XDG_CACHE_HOME") or os.path.join(home_directory(environ), ".cache"), "zeroimage")
         return cls(os.path.join(base, "layers"))
 
-    def key(self, entries: Sequence[LayerEntry], level: int) -> str:
-        parts = [self.VERSION, level, GZIP_CHUNK, zlib.ZLIB_RUNTIME_VERSION]
+    def key(self, entries: Sequence[LayerEntry], compression: Union[Compression, int]) -> str:
+        parts = [self.VERSION] + Compression.of(compression).check().settings()
         for entry in with_parents(entries):
             identity = None
             if entry.data is not None:
@@ -3875,10 +4100,6 @@ def _is_layout_name(name: str) -> bool:
     return name in ("oci-layout", "index.json", "blobs") or name.startswith("blobs/")
 
 
-# Compressed tars tarfile reads too, by the first bytes: the module that decompresses each.
-COMPRESSED_TAR_MAGIC = ((b"\x1f\x8b", "gzip"), (b"BZh", "bz2"), (b"\xfd7zXZ\x00", "lzma"))
-
-
 def _plain_tar_file(path: str):
     """The archive at ``path`` as a seekable, uncompressed tar: the file itself, or, when it is
     compressed (a ``.tar.gz`` of a layout), its content decompressed once into an anonymous
@@ -3895,27 +4116,26 @@ def _plain_tar_file(path: str):
     try:
         magic = f.read(6)
         f.seek(0)
-        module = next((name for prefix, name in COMPRESSED_TAR_MAGIC if magic.startswith(prefix)), None)
-        if module is None:
+        codec = codec_of_bytes(magic)
+        if not codec.module:
             return f
         with f:
-            return _decompressed(f, path, module)
+            return _decompressed(f, path, codec)
     except BaseException:
         f.close()
         raise
 
 
-def _decompressed(f, path: str, module: str):
-    try:
-        stream = importlib.import_module(module).open(f, "rb")
-    except ImportError:
-        raise ArchiveError("%s is %s-compressed and this Python has no %s module; decompress it first"
-                           % (path, module, module)) from None
+def _decompressed(f, path: str, codec: Codec):
+    problem = codec_problem(codec)
+    if problem:
+        raise ArchiveError("%s is %s-compressed and %s; decompress it first" % (path, codec.name, problem))
+    stream = codec_module(codec).open(f, "rb")
     out = tempfile.TemporaryFile(prefix="zeroimage-")
     try:
         with stream:
             while True:
-                with _damaged_input(path, "%s stream" % module):
+                with _damaged_input(path, "%s stream" % codec.name):
                     data = stream.read(CHUNK_SIZE)
                 if not data:
                     break
@@ -4218,38 +4438,34 @@ class _LockedReader:
 
 
 class _DiffIdCheck:
-    """Pass a gzip layer's bytes through while hashing what they decompress to; at their end the
-    hash must be ``diff_id`` (DigestMismatchError otherwise)."""
+    """Pass a compressed layer's bytes through while hashing what they decompress to (``codec``:
+    gzip, zstd); at their end the hash must be ``diff_id`` (DigestMismatchError otherwise)."""
 
-    def __init__(self, f, diff_id: str, size: int, what: str):
+    def __init__(self, f, diff_id: str, size: int, what: str, codec: Codec):
         self._f, self._diff_id, self._left, self._what = f, diff_id, size, what
         self._hash = _new_hash(parse_digest(diff_id)[0])
-        self._inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        self._codec = codec
+        problem = codec_problem(codec)
+        if problem:
+            f.close()
+            raise ArchiveError("cannot read %s: it is %s-compressed and %s" % (what, codec.name, problem))
+        self._inflate = _Inflater(codec, codec_module(codec))
         self._done = False
 
     def read(self, n: int = -1) -> bytes:
         data = self._f.read(n)
         self._left -= len(data)
-        pending = data
         try:
-            while True:         # a CHUNK_SIZE of output at a time: a gzip bomb never sits in memory
-                out = self._inflate.decompress(pending, CHUNK_SIZE)
+            for out in self._inflate.feed(data):    # a CHUNK_SIZE of output at a time: a bomb never sits in memory
                 self._hash.update(out)
-                if self._inflate.eof:       # a member ended: what follows it is the next member's
-                    pending = self._inflate.unused_data     # (the rest of the input: unconsumed_tail repeats it)
-                    if not pending:
-                        break
-                    self._inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
-                    continue
-                pending = self._inflate.unconsumed_tail
-                if not pending and len(out) < CHUNK_SIZE:
-                    break               # else input left, or output held back (asked for with no more input)
-        except zlib.error as e:
-            raise ArchiveError("%s is not valid gzip (%s)" % (self._what, e)) from e
+        except _parser_errors() as e:
+            raise ArchiveError("%s is not valid %s (%s)" % (self._what, self._codec.name,
+                                                            outside_text(str(e) or type(e).__name__, 200))) from e
         if (self._left <= 0 or not data) and not self._done and (n is None or n != 0):   # (readers stop at the size)
             self._done = True
-            if not self._inflate.eof:
-                raise ArchiveError("%s is not valid gzip (it ends before its gzip stream does: cut short)" % self._what)
+            if not self._inflate.ended:
+                raise ArchiveError("%s is not valid %s (it ends before its %s stream does: cut short)" % (
+                    self._what, self._codec.name, self._codec.name))
             actual = "%s:%s" % (parse_digest(self._diff_id)[0], self._hash.hexdigest())
             if actual != self._diff_id:
                 raise DigestMismatchError(self._what + " (its diff_id, from the config)", self._diff_id, actual)
@@ -4265,10 +4481,6 @@ class _SavedLayer(NamedTuple):
     digest: str
     size: int
     diff_id: str
-
-
-# The first bytes of compressions a layer.tar may have, and what they are called.
-LAYER_MAGIC = ((b"\x1f\x8b", "gzip"), (b"\x28\xb5\x2f\xfd", "zstd"), (b"BZh", "bzip2"), (b"\xfd7zXZ\x00", "xz"))
 
 
 class DockerArchive(_TarSource):
@@ -4394,10 +4606,10 @@ class DockerArchive(_TarSource):
         member = self._member(name, what)
         with contextlib.closing(self._open(member)) as f:
             magic = f.read(6)
-        kind = next((kind for prefix, kind in LAYER_MAGIC if magic.startswith(prefix)), None)
-        if kind is None:
+        codec = codec_of_bytes(magic)
+        if not codec.module:
             layer = _SavedLayer(member.name, DOCKER_LAYER, diff_id, member.size, diff_id)
-        elif kind == "gzip":
+        elif codec.media_types:         # gzip; zstd (Docker has no name for it: OCI's, so a Docker image refuses it)
             hexpart = posixpath.basename(member.name)
             if member.name.startswith("blobs/sha256/") and digest_problem("sha256:" + hexpart) is None:
                 digest = "sha256:" + hexpart        # named by its digest: checked as it is read
@@ -4406,10 +4618,11 @@ class DockerArchive(_TarSource):
                 with contextlib.closing(self._open(member)) as f:
                     copy_stream(f, hashing)
                 digest = hashing.digest
-            layer = _SavedLayer(member.name, DOCKER_LAYER_GZIP, digest, member.size, diff_id)
+            oci, docker = codec.media_types[0]
+            layer = _SavedLayer(member.name, docker or oci, digest, member.size, diff_id)
         else:
-            raise ArchiveError("%s: %s (%s) is %s-compressed; zeroimage reads uncompressed and gzip layers"
-                               % (self.path, what, outside_text(repr(name), 200), kind))
+            raise ArchiveError("%s: %s (%s) is %s-compressed; zeroimage reads uncompressed, gzip and zstd layers"
+                               % (self.path, what, outside_text(repr(name), 200), codec.name))
         known = self._layers.setdefault(layer.digest, layer)
         if known.diff_id != diff_id:
             raise ArchiveError("%s: %s is the same bytes as another layer with another diff_id" % (self.path, what))
@@ -4449,11 +4662,19 @@ class DockerArchive(_TarSource):
         def opener():
             if layer.media_type == DOCKER_LAYER:        # its digest is its diff_id
                 return VerifyingReader(self._open(member), digest, size, what + " (its diff_id, from the config)")
-            return _DiffIdCheck(VerifyingReader(self._open(member), digest, size, what), layer.diff_id, size, what)
+            return _DiffIdCheck(VerifyingReader(self._open(member), digest, size, what), layer.diff_id, size, what,
+                                layer_codec(layer.media_type))
         return Blob(digest, size, opener)
 
     def candidates(self) -> List[Candidate]:
         return walk_index(self.index(), self, self.path)
+
+    def check_readable(self, manifest: dict) -> None:
+        """Each compressed layer ``manifest`` lists can be decompressed here (its diff_id is checked as it
+        is read): ArchiveError before any is read."""
+        for desc in manifest.get("layers") or []:
+            if desc.get("mediaType") != DOCKER_LAYER:
+                check_layer_readable(desc, "layer %s in %s" % (self._layers[desc["digest"]].member, self.path))
 
 
 def open_archive(path: str) -> Union[Layout, DockerArchive]:
@@ -7371,7 +7592,8 @@ def assemble_image(base: BaseImage, added: Sequence[Tuple[LayerResult, str]], en
                            "the base %s" % base.name, program_labels, base.annotations)
     config_blob = bytes_blob(canonical_json(config))
     layer_descs = _layers_in_family(family, [desc for desc, _ in base.layers], "the base %s" % base.name)
-    layer_descs += [descriptor(family["layer"], layer.blob.digest, layer.blob.size) for layer, _ in added]
+    layer_descs += [descriptor(_layer_type_in(family, layer.media_type), layer.blob.digest, layer.blob.size)
+                    for layer, _ in added]
     annotations = image_metadata(options, base_annotations=base.annotations)[1]
     if family["manifest"] == DOCKER_MANIFEST:
         annotations = None
@@ -7492,13 +7714,18 @@ def base_paths(base: BaseImage, wanted: Sequence[str], minimal: Optional[Sequenc
     found = {entry.path: entry for entry in with_parents(minimal)} if minimal else {}
     if not wanted:
         return found
+    for desc, _ in base.layers:         # every one is read: each is said unreadable before any is
+        if layer_codec(desc.get("mediaType")) is None:
+            raise ArchiveError("cannot read the base's layer %s (%s) to see what %s is there; put the files "
+                               "at the root instead" % (desc["digest"], desc.get("mediaType"), wanted[0]))
+        problem = codec_problem(layer_codec(desc.get("mediaType")))
+        if problem:
+            raise ArchiveError("cannot read the base's layer %s: it is %s-compressed and %s (it is read to see "
+                               "what %s is there; or put the files at the root)" % (
+                                   desc["digest"], layer_codec(desc.get("mediaType")).name, problem, wanted[0]))
     for desc, blob in base.layers:
         if cancelled is not None and cancelled.is_set():
             raise CancelledError()
-        media_type = desc.get("mediaType") or ""
-        if not media_type.endswith(("gzip", ".tar")):
-            raise ArchiveError("cannot read the base's layer %s (%s) to see what %s is there; put the files "
-                               "at the root instead" % (desc["digest"], media_type, wanted[0]))
         with layer_tar(desc, blob, "the base's layer %s" % desc["digest"], cancelled) as tar:
             scan_layer(tar, wanted, found)
     return found
@@ -7932,39 +8159,40 @@ def _check_writable_index(top: ImageIndex, where: str) -> None:
                                                             child.digest, child.kind))
 
 
-def compress_layer(blob: Blob, tmp, level: int, display: Optional[Display] = None,
-                   cancelled: Optional[threading.Event] = None) -> Blob:
-    """An uncompressed layer gzip-compressed (the parallel GzipWriter) into ``tmp``, an empty temporary
-    file the caller closes; it is read through its own verification (for a ``docker save`` layer, its
-    diff_id), so a layer whose bytes are not what the config says is refused here."""
+def compress_layer(blob: Blob, tmp, compression: Union[Compression, int] = Compression(),
+                   display: Optional[Display] = None, cancelled: Optional[threading.Event] = None, *,
+                   level: Optional[int] = None) -> Blob:
+    """An uncompressed layer compressed (``compression``: gzip by default, or as before a gzip
+    ``level``) into ``tmp``, an empty temporary file the caller closes; it is read through its own
+    verification (for a ``docker save`` layer, its diff_id), so a layer whose bytes are not what the
+    config says is refused here."""
     task = (display or Display()).task("compressing", _short(blob.digest), blob.size)
-    compressed = HashingWriter(tmp)
-    gz = GzipWriter(compressed, level)
-    try:
+
+    def fill(writer) -> None:
         with contextlib.closing(blob.open()) as src:
-            copy_stream(_Metered(src, task, cancelled), gz)
-        gz.close()
-    finally:
-        gz.abort()
+            copy_stream(src, writer)
+    _, digest, size = compress_stream(fill, tmp, Compression.of(compression, level), task, cancelled)
     tmp.flush()
     task.finish()
 
     def opener():
         tmp.seek(0)
         return _Unclosing(tmp)
-    return Blob(compressed.digest, compressed.size, opener)
+    return Blob(digest, size, opener)
 
 
-def compressed_image(image: Image, compress: Callable[[Blob], Blob]) -> Image:
-    """``image`` with each uncompressed layer replaced by its gzip (``compress``, e.g. ``compress_layer``
-    into a temporary file): the manifest made again, so its digest is new; config and diff_ids stay."""
+def compressed_image(image: Image, compress: Callable[[Blob], Blob], compression: Compression = Compression()) -> Image:
+    """``image`` with each uncompressed layer replaced by its compressed bytes (``compress``, e.g.
+    ``compress_layer`` into a temporary file, with ``compression``: its media type): the manifest
+    made again, so its digest is new; config and diff_ids stay."""
     layers, blobs = [], []
     for desc, blob in zip(image.manifest["layers"], image.blobs):
         media_type = desc.get("mediaType")
-        if media_type in (DOCKER_LAYER, "application/vnd.oci.image.layer.v1.tar"):
+        if media_type in (DOCKER_LAYER, OCI_LAYER):
             blob = compress(blob)
-            gzipped = DOCKER_LAYER_GZIP if media_type == DOCKER_LAYER else OCI_LAYER_GZIP
-            desc = dict(desc, mediaType=gzipped, digest=blob.digest, size=blob.size)
+            family = DOCKER_FAMILY if media_type == DOCKER_LAYER else OCI_FAMILY
+            desc = dict(desc, mediaType=_layer_type_in(family, compression.media_type), digest=blob.digest,
+                        size=blob.size)
         layers.append(desc)
         blobs.append(blob)
     manifest = dict(image.manifest, layers=layers)
@@ -8005,14 +8233,18 @@ def _family_of(image: Image) -> Dict[str, str]:
 
 
 def archive_base(layout: Layout, ref_name: Optional[str], platform: Platform,
-                 compress: Optional[Callable[[Blob], Blob]] = None, name: Optional[str] = None) -> BaseImage:
+                 compress: Optional[Callable[[Blob], Blob]] = None, name: Optional[str] = None,
+                 compression: Compression = Compression()) -> BaseImage:
     """The base image for ``platform`` from an open layout (named ``ref_name`` when it holds several),
     called ``name`` in messages (what the user wrote: ``PATH[:NAME]``).
-    From a ``docker save`` archive of the older kind, uncompressed layers are gzipped by ``compress``."""
+    From a ``docker save`` archive of the older kind, uncompressed layers are compressed by ``compress``
+    (with ``compression``)."""
     index = make_index(OCI_FAMILY, layout_entries(layout, ref_name))
     chosen, image = _image_for(layout, index, platform, None, layout.path)
+    if isinstance(layout, DockerArchive):
+        layout.check_readable(image.manifest)
     if isinstance(layout, DockerArchive) and compress is not None:
-        image = compressed_image(image, compress)
+        image = compressed_image(image, compress, compression)
     layers = list(zip(image.manifest["layers"], image.blobs))
     return BaseImage(image.config, layers, _family_of(image), chosen.platform, True,
                      name or chosen.ref_name or os.path.basename(layout.path))
@@ -9006,7 +9238,8 @@ def _base_source(session: Session, base: Optional[str], base_archive: Optional[s
     if base_archive is not None:
         path, ref_name = _split_archive_spec(base_archive)
         layout = stack.enter_context(open_archive(path))
-        return lambda platform: archive_base(layout, ref_name, platform, layers.compress, base_archive)
+        return lambda platform: archive_base(layout, ref_name, platform, layers.compress, base_archive,
+                                             layers.compression)
     if base is not None and base.startswith(DAEMON_BASE):
         name = base[len(DAEMON_BASE):]
         path = _export_from_engine(session, name, stack)
@@ -9015,7 +9248,7 @@ def _base_source(session: Session, base: Optional[str], base_archive: Optional[s
         except ArchiveError as e:       # the engine's answer, not a file of the user's
             raise ArchiveError("what the engine exported for %s is not a whole docker save archive (%s)" % (
                 name, str(e).replace(path, "the export"))) from e
-        return lambda platform: archive_base(layout, None, platform, layers.compress, base)
+        return lambda platform: archive_base(layout, None, platform, layers.compress, base, layers.compression)
     if base not in (None, "scratch"):
         return lambda platform: registry_base(session, base, platform)
     kind = base or "minimal"
@@ -9027,10 +9260,10 @@ class _LayerMaker:
     filesystem; gone when closed or killed), with the layer cache when the sink can tell what the
     registry already holds."""
 
-    def __init__(self, session: Session, stack: contextlib.ExitStack, sink, level: int):
-        self.session, self.stack, self.sink, self.level = session, stack, sink, level
+    def __init__(self, session: Session, stack: contextlib.ExitStack, sink, compression: Compression):
+        self.session, self.stack, self.sink, self.compression = session, stack, sink, compression.check()
         self.cache = session.layer_cache if sink.present is not None else None
-        self._compressed = {}       # digest of an uncompressed base layer -> its gzip
+        self._compressed = {}       # digest of an uncompressed base layer -> it compressed
 
     def _temporary(self):
         try:
@@ -9040,9 +9273,9 @@ class _LayerMaker:
                 self.sink.scratch_dir or tempfile.gettempdir(), e.strerror or e)) from e
 
     def compress(self, blob: Blob) -> Blob:
-        """An uncompressed base layer (from a ``docker save`` archive) gzipped, once per build."""
+        """An uncompressed base layer (from a ``docker save`` archive) compressed, once per build."""
         if blob.digest not in self._compressed:
-            self._compressed[blob.digest] = compress_layer(blob, self._temporary(), self.level,
+            self._compressed[blob.digest] = compress_layer(blob, self._temporary(), self.compression,
                                                            self.session.display, self.session.cancelled)
         return self._compressed[blob.digest]
 
@@ -9050,7 +9283,7 @@ class _LayerMaker:
         """A new layer; to a registry, uploaded as it is compressed when the registry takes that."""
         tmp = self._temporary()
         growing = self.sink.stream(tmp, label) if hasattr(self.sink, "stream") else None
-        result = build_layer(entries, growing or tmp, self.level, self.cache, label, self.sink.present,
+        result = build_layer(entries, growing or tmp, self.compression, self.cache, label, self.sink.present,
                              self.session.display, self.session.cancelled)
         if growing is not None:     # not written: a layer the registry has (the cache said so)
             growing.finish(result.blob.digest if 0 < growing.size == result.blob.size else None)
@@ -9082,6 +9315,8 @@ def _build_images(session: Session, options: BuildOptions, programs, base_for, l
         base_image = base_for(wanted)
         if family is not None:
             base_image = base_image._replace(family=family)
+        if codec_named(layers.compression.codec).media_type(base_image.family) is None:
+            base_image = base_image._replace(family=OCI_FAMILY)     # (zstd: OCI's, as skopeo 1.14+ and podman)
         problems = base_metadata_problems(base_image.config)
         if problems:
             for field, key, problem in problems:
@@ -9436,8 +9671,6 @@ def _check_build_options(options: BuildOptions) -> None:
         raise UsageError("`output_format=oci-layout` needs `output=DIR`")
     if output == "":
         raise UsageError("the output path is empty")
-    if not 0 <= options.compression_level <= 9:
-        raise UsageError("`compression_level` must be 0 to 9")
 
 
 def _program_stem(programs, single: bool, target: Optional[str], tag: Optional[str], push: Optional[str]) -> str:
@@ -9529,6 +9762,11 @@ def build(options: Optional[BuildOptions] = None, /, *deprecated_args, session: 
     elif deprecated_args or deprecated_keywords:
         raise TypeError("build(): give a BuildOptions alone, with everything in it (its _replace() changes a field)")
     _check_build_options(options)
+    compression = Compression.of(options.compression, options.compression_level).check()
+    if media_type_family(options.media_types) is DOCKER_FAMILY and \
+            codec_named(compression.codec).media_type(DOCKER_FAMILY) is None:
+        raise UsageError("`compression=%s`: Docker's media types have no name for %s layers; leave out "
+                         "`media_types=docker`" % (compression.codec, compression.codec))
     base, base_archive, tag, push = options.base, options.base_archive, options.tag, options.push
     _check_tzdata_option(options.tzdata, base, base_archive)
     if options.ca_bundle is not None:
@@ -9570,7 +9808,7 @@ def build(options: Optional[BuildOptions] = None, /, *deprecated_args, session: 
                               added_files, session.display)
         sink = _build_sink(session, output, output_format, push_ref, load, options.media_types)
         sink.start(stack)
-        layers = _LayerMaker(session, stack, sink, options.compression_level)
+        layers = _LayerMaker(session, stack, sink, compression)
         base_for = _base_source(session, base, base_archive, stack, layers)
         infos = [_program_build_info(session.display, path, program) if options.build_info else None
                  for _, path, program in opened]
@@ -9675,7 +9913,7 @@ def _compressed_for_push(session: Session, stack: contextlib.ExitStack, layout: 
         except OSError as e:
             raise ZeroImageError("cannot compress the layers in %s: %s (set TMPDIR to a directory with room)"
                                  % (tempfile.gettempdir(), e.strerror or e)) from e
-        return compress_layer(blob, tmp, 6, session.display, session.cancelled)
+        return compress_layer(blob, tmp, Compression(), session.display, session.cancelled)
     return compressed_image(image, compress)
 
 
@@ -9693,6 +9931,8 @@ def _read_archive(session: Session, stack: contextlib.ExitStack, spec: str, plat
         raise ArchiveError("%s holds several images; name one as %s:NAME (it has: %s)"
                            % (path, path, outside_text(names, 500)))
     tree = read_selection(layout, entries[0], path, platforms)
+    if isinstance(layout, DockerArchive) and isinstance(tree, Image):
+        layout.check_readable(tree.manifest)
     if before_layers is not None:
         before_layers(tree)
     if isinstance(layout, DockerArchive):
@@ -10712,8 +10952,11 @@ def build_parser() -> argparse.ArgumentParser:
                       help="a default argument (the image's Cmd); repeat for several; "
                            "write --cmd=-v for one that starts with -")
     opts.add_argument("--expose", action="append", type=_port_arg, default=[], metavar="PORT[/PROTO]")
-    build_cmd.add_argument("--compression-level", type=int, choices=range(10), default=6, metavar="0-9",
-                           help="gzip level of the new layers (default: 6)")
+    build_cmd.add_argument("--compression", choices=WRITTEN_CODECS, default="gzip",
+                           help="how the new layers are compressed: gzip (default), or zstd (OCI media types; "
+                                "Python 3.14 or newer)")
+    build_cmd.add_argument("--compression-level", type=int, metavar="LEVEL",
+                           help="the new layers' compression level: gzip 0-9 (default: 6), zstd 1-22 (default: 3)")
     build_cmd.add_argument("--ca-bundle", metavar="FILE",
                            help="TLS roots for the minimal base (default: the host's CA bundle)")
     build_cmd.add_argument("--tzdata", nargs="?", const=True, type=_tzdata_arg, metavar="DIR",

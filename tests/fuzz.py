@@ -46,11 +46,12 @@ for _path in (HERE, os.path.dirname(HERE)):
         sys.path.insert(0, _path)
 
 import zeroimage  # noqa: E402
-from imagetools import DOCKER, OCI, DockerSaveBuilder, LayoutBuilder, ref  # noqa: E402
+from imagetools import DOCKER, OCI, DockerSaveBuilder, LayoutBuilder, ref, zstd_frame, zstd_unframe  # noqa: E402
 from test_buildinfo import INFO_END, INFO_START, MODINFO, RUST, craft_elf, go_inline, go_pointers, \
     rust_packages  # noqa: E402
 
 SURFACES = ("oci-archive", "oci-layout", "docker-save", "elf")
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"      # a zstd layer (written by hand: imagetools.zstd_frame), read where Python can
 # one verb on one small input takes 10-50 ms: 15 s is generous for a loaded 2-core machine
 VERB_SECONDS = float(os.environ.get("ZEROIMAGE_FUZZ_VERB_SECONDS", "15"))
 RSS_LIMIT_MB = 400
@@ -165,6 +166,9 @@ def _layout_base(kind):
         top = [ref(b.image(_base_layers(), CONFIG), "base:1")]
     elif kind == "docker":
         top = [ref(b.image(_base_layers(), CONFIG, family=DOCKER), "base:1")]
+    elif kind == "zstd":
+        top = [ref(b.image(_base_layers(), CONFIG, family=dict(OCI, layer=OCI["layer"].replace("gzip", "zstd"))),
+                   "base:1")]
     elif kind == "index":
         amd = b.image(_base_layers(), CONFIG)
         arm = b.image(_base_layers(RUST_PROGRAM), CONFIG, platform=("linux", "arm64", "v8"))
@@ -197,6 +201,8 @@ def _docker_save_base(kind):
         b.image(_base_layers()[:1], CONFIG, tags=["again:1"])          # its layer repeats: saved as a link
     elif kind == "podman":
         b.image(_base_layers(), CONFIG, tags=["localhost/base:1"], podman=True)
+    elif kind == "zstd":
+        b.image(_base_layers(), CONFIG, tags=["base:1"], compress="zstd")
     else:
         b.image(_base_layers(), CONFIG, tags=["base:1"], compress=True)
     path = tempfile.mktemp(prefix="zeroimage-fuzz-", suffix=".tar")
@@ -261,9 +267,11 @@ def archive_base(name):
 
 
 ARCHIVE_BASES = {
-    "oci-archive": ("layout-oci", "layout-docker", "layout-index", "layout-sbom", "built", "built-index"),
-    "oci-layout": ("layout-oci", "layout-docker", "layout-index", "layout-sbom", "built", "built-index"),
-    "docker-save": ("save-classic", "save-podman", "save-gzip", "built"),
+    "oci-archive": ("layout-oci", "layout-docker", "layout-index", "layout-sbom", "layout-zstd", "built",
+                    "built-index"),
+    "oci-layout": ("layout-oci", "layout-docker", "layout-index", "layout-sbom", "layout-zstd", "built",
+                   "built-index"),
+    "docker-save": ("save-classic", "save-podman", "save-gzip", "save-zstd", "built"),
 }
 
 
@@ -440,13 +448,16 @@ BYTE_MUTATORS = (flip_bits, truncate, insert, delete_run, overwrite_run)
 
 
 def damage_compressed(data, rng):
-    """Damage a gzip or zlib stream where it hurts: header flags, trailer, inside, its end, after it."""
+    """Damage a gzip, zlib or zstd stream where it hurts: header flags, trailer, inside, its end, after it."""
     if not data:
         return data
     data = bytearray(data)
     pick = rng.random()
     is_gzip = data[:2] == b"\x1f\x8b"
-    if pick < 0.2 and is_gzip and len(data) > 10:
+    if pick < 0.2 and data[:4] == ZSTD_MAGIC and len(data) > 9:      # frame header, window, first block's type
+        at = rng.choice((4, 5, 6))
+        data[at] = rng.choice((0xff, 0x04, 0x20, 0xe0, 0x06, 0x07))
+    elif pick < 0.2 and is_gzip and len(data) > 10:
         data[3] = rng.choice((0x04, 0x08, 0x10, 0x02, 0xff, 0xe0))     # FEXTRA/FNAME/FCOMMENT/FHCRC, reserved
     elif pick < 0.3 and len(data) > 8:
         data[-8:] = bytes(rng.getrandbits(8) for _ in range(8))          # gzip CRC and ISIZE (zlib: adler)
@@ -467,6 +478,8 @@ _BOMBS = {}
 
 def bomb(kind):
     """Small compressed data that inflates to 256 MiB (made once a process)."""
+    if kind == "zstd":
+        return zstd_frame(rle=(0, 256 << 20))
     if kind not in _BOMBS:
         compressor = zlib.compressobj(9, zlib.DEFLATED, 31 if kind == "gzip" else 15)
         chunk = b"\0" * (1 << 20) if kind == "gzip" else b" " * (1 << 20)
@@ -581,8 +594,17 @@ def _gunzip(data, limit=16 << 20):
     return out if len(out) <= limit and inflater.eof else None
 
 
-def _diff_id_of(data):
+def _unpacked(data):
+    """(the tar a layer holds, its codec: "gzip" or "zstd"), or (None, None) when it is neither or damaged."""
+    if data[:4] == ZSTD_MAGIC:
+        plain = zstd_unframe(data, 16 << 20)       # (a bomb stays small here too)
+        return (plain, "zstd") if plain is not None else (None, None)
     plain = _gunzip(data)
+    return (plain, "gzip") if plain is not None else (None, None)
+
+
+def _diff_id_of(data):
+    plain = _unpacked(data)[0]
     return None if plain is None else _sha(plain)
 
 
@@ -642,7 +664,7 @@ def m_json(entries, rng):
 
 def _blob_entries(entries, layers_only=False):
     return [i for i, e in enumerate(entries) if e.kind == "file" and e.data and
-            (not layers_only or e.data[:2] == b"\x1f\x8b" or e.data[257:262] == b"ustar")]
+            (not layers_only or e.data[:2] == b"\x1f\x8b" or e.data[:4] == ZSTD_MAGIC or e.data[257:262] == b"ustar")]
 
 
 def m_blob_bytes(entries, rng):
@@ -658,19 +680,20 @@ def m_blob_bytes(entries, rng):
 
 
 def m_layer(entries, rng):
-    """Damage a layer: its gzip stream, its tar headers, its members (names, links, types), or a bomb."""
+    """Damage a layer: its gzip or zstd stream, its tar headers, its members (names, links, types), or a bomb."""
     choices = _blob_entries(entries, layers_only=True)
     if not choices:
         return
     i = rng.choice(choices)
     old = entries[i].data
-    plain = _gunzip(old)
+    plain, codec = _unpacked(old)
     data, zipped = (old, False) if plain is None else (plain, True)
+    pack = (lambda d: zstd_frame(d)) if codec == "zstd" else (lambda d: gzip.compress(d, mtime=0))
     pick = rng.random()
     if zipped and pick < 0.3:
         entries[i].data = damage_compressed(old, rng)
     elif pick < 0.35:
-        entries[i].data = bomb("gzip") if rng.random() < 0.1 else gzip.compress(b"\0" * 10240, mtime=0)
+        entries[i].data = bomb(codec or "gzip") if rng.random() < 0.1 else pack(b"\0" * 10240)
     else:
         if pick < 0.7:
             data = edit_tar_header(data, rng)
@@ -693,7 +716,7 @@ def m_layer(entries, rng):
                 else:
                     members.append(Entry(m.name, b"dup"))
                 data = tar_bytes(members, rng.choice((tarfile.GNU_FORMAT, tarfile.PAX_FORMAT)))
-        entries[i].data = gzip.compress(data, mtime=0) if zipped else data
+        entries[i].data = pack(data) if zipped else data
     if rng.random() < 0.8:
         rehash(entries, i, old)
 
@@ -789,11 +812,14 @@ def _write_entries(entries, fmt):
 def _outer(raw, name, rng):
     if name == "gzip":
         return gzip.compress(raw, mtime=0)
+    if name == "zstd":
+        return zstd_frame(raw)
     if name == "bz2":
         return bz2.compress(raw)
     if name == "xz":
         return lzma.compress(raw)
-    return damage_compressed(raw, rng) if raw[:2] == b"\x1f\x8b" or rng.random() < 0.5 else flip_bits(raw, rng)
+    return damage_compressed(raw, rng) if raw[:2] == b"\x1f\x8b" or raw[:4] == ZSTD_MAGIC or rng.random() < 0.5 \
+        else flip_bits(raw, rng)
 
 
 STRUCTURED_BY_NAME = tuple((f.__name__, f) for f, _ in STRUCTURED)
@@ -831,7 +857,7 @@ def make_case(surface, seed, index, keep=None):
         for _ in range(count):
             case.mutations.append(_weighted(rng, table) + (rng.getrandbits(64),))
         if surface != "oci-layout" and rng.random() < 0.08:
-            case.mutations.append((2, rng.choice(("gzip", "bz2", "xz")), rng.getrandbits(64)))
+            case.mutations.append((2, rng.choice(("gzip", "bz2", "xz", "zstd")), rng.getrandbits(64)))
             if rng.random() < 0.5:
                 case.mutations.append((2, "damage", rng.getrandbits(64)))
         case.mutations.sort(key=lambda m: m[0])

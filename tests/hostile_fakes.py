@@ -20,6 +20,8 @@
     userinfo    user:PLANTEDSECRET@ in every URL handed out (Location, redirect, realm, Link next)
     flaky       every Nth request (all kinds) answered ``status`` with Retry-After: 1
     fuzz        the JSON of the kind mutated by a seeded ``mutate_json``
+    damaged-layer  (blob) the zstd layer of ``zbase`` cut in half (its digest follows)
+    bomb-layer     (blob) the zstd layer of ``zbase`` a member of 256 MiB of zeros in 8 KiB (its digests follow)
   Stored documents (manifest, index, config, the SBOM's manifest) are bent where they are stored, so
   the digests that name them stay consistent (a wrong type reaches the parser, not a digest check).
 - ``Case`` / ``run_cases``: each case runs ``zeroimage.main(argv)`` in a forked child of the test
@@ -49,7 +51,7 @@ import traceback
 import urllib.parse
 import uuid
 
-from imagetools import make_layer
+from imagetools import make_layer, zstd_frame
 from registries import QuietHandler, QuietServer, QuirkProxy
 
 SECRET = "PLANTEDSECRET"
@@ -66,6 +68,7 @@ OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
+OCI_LAYER_ZSTD = "application/vnd.oci.image.layer.v1.tar+zstd"
 OCI_EMPTY = "application/vnd.oci.empty.v1+json"
 SPDX = "application/spdx+json"
 
@@ -222,6 +225,27 @@ class Fault:
         return jdump(value)
 
 
+_ZSTD_BOMB = []
+
+
+def zstd_bomb_layer():
+    """(bytes, diff_id) of a zstd layer of 8 KiB whose tar holds one member of 256 MiB of zeros (the
+    frames written by hand: run-length blocks); made once a process."""
+    if not _ZSTD_BOMB:
+        size = 256 << 20
+        info = tarfile.TarInfo("big")
+        info.size = size
+        header = info.tobuf(tarfile.GNU_FORMAT)
+        diff_id = hashlib.sha256(header)
+        zeros = b"\0" * (1 << 20)
+        for _ in range(size >> 20):
+            diff_id.update(zeros)
+        diff_id.update(b"\0" * 1024)          # the end of the archive
+        layer = zstd_frame(header) + zstd_frame(rle=(0, size + 1024))
+        _ZSTD_BOMB.append((layer, "sha256:" + diff_id.hexdigest()))
+    return _ZSTD_BOMB[0]
+
+
 def _read_request_body(h):
     body, _ = QuirkProxy.read_body(h)
     return body
@@ -351,6 +375,30 @@ class FakeRegistry(_Answering):
                     "layers": [dict(self._blob(sbom, "blob"), mediaType=SPDX)], "subject": self.image,
                     "annotations": {"org.opencontainers.image.created": "2024-01-01T00:00:00Z"}}
         self.sbom = self._manifest("base", OCI_MANIFEST, jdump(artifact))
+        self._seed_zstd(config)
+
+    def _seed_zstd(self, config):
+        """Repository ``zbase`` (tag 1): an image whose one layer is zstd, holding /usr/local/bin: what a
+        build whose program goes there decompresses. The damaged-layer and bomb-layer modes bend it."""
+        fault = self.fault
+        tar, diff_id = make_layer([("usr", "dir", None, 0o755), ("usr/local", "dir", None, 0o755),
+                                   ("usr/local/bin", "dir", None, 0o755), ("hello", "file", tiny_elf(), 0o755)],
+                                  compress=False)
+        layer = zstd_frame(tar)
+        if fault.bends("blob") and fault.mode == "damaged-layer":
+            fault.hit()
+            layer = layer[:len(layer) // 2]
+        elif fault.bends("blob") and fault.mode == "bomb-layer":
+            fault.hit()
+            layer, diff_id = zstd_bomb_layer()
+        config = dict(config, rootfs={"type": "layers", "diff_ids": [diff_id]})
+        config_desc = dict(self._blob(fault.document("config", config), "config"), mediaType=OCI_CONFIG)
+        manifest = {"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": config_desc,
+                    "layers": [dict(self._blob(layer, "blob"), mediaType=OCI_LAYER_ZSTD)]}
+        image = self._manifest("zbase", OCI_MANIFEST, fault.document("manifest", manifest))
+        index = {"schemaVersion": 2, "mediaType": OCI_INDEX,
+                 "manifests": [dict(image, platform={"architecture": "amd64", "os": "linux"})]}
+        self._manifest("zbase", OCI_INDEX, fault.document("index", index), "1")
 
     def url(self, path):
         return "http://%s%s" % (self.host, path)

@@ -49,10 +49,11 @@ def _one_warning(record):
 
 
 def test_defaults_are_the_old_keywords_defaults():
+    """(compression_level None: the codec's default, 6 for gzip, as before.)"""
     options = BuildOptions("app")
     assert options == BuildOptions(
         entrypoint="app", output=None, base=None, base_archive=None, platform=None, target=None, tag=None,
-        push=None, load=False, output_format="archive", media_types=None, compression_level=6, ca_bundle=None,
+        push=None, load=False, output_format="archive", media_types=None, compression="gzip", compression_level=None, ca_bundle=None,
         tzdata=None, sbom=False, platform_check=True, build_info=True, image=ImageOptions())
     assert options._replace(tag="app:2").tag == "app:2" and options.tag is None
 

@@ -402,7 +402,8 @@ def test_repeatable_options_flags_and_defaults_are_unaffected():
                               "--sbom", "--sbom", "--insecure", "--insecure", "p"])
     assert args.env == [("A", "1"), ("B", "2")] and args.expose == ["80/tcp", "81/tcp"] and args.cmd == ["x", "y"]
     assert args.quiet and args.sbom and args.insecure and len(args.add) == 2
-    assert args.output_format == "archive" and args.compression_level == 6 and args.user is None and args.tag is None
+    assert args.output_format == "archive" and args.compression == "gzip" and args.compression_level is None
+    assert args.user is None and args.tag is None
     args = parser.parse_args(["pull", "--platform", "linux/arm64", "--platform", "linux/amd64", "x"])
     assert [str(p) for p in args.platform] == ["linux/arm64", "linux/amd64"]
     args = parser.parse_args(["copy", "--platform", "linux/arm64", "--platform", "linux/amd64", "a", "b.tar"])
