@@ -151,6 +151,7 @@ __all__ = [
 
 log = logging.getLogger("zeroimage")     # where a library caller's Display sends its lines
 
+
 # ---- Constants ----
 
 OCI_LAYOUT_VERSION = "1.0.0"
@@ -208,24 +209,115 @@ MAX_INSPECT_DOWNLOAD = 128 * 1024 * 1024  # layers inspect downloads from a regi
 MAX_INDEX_DEPTH = 4                  # index -> index -> ... -> manifest
 CHUNK_SIZE = 1024 * 1024
 
-# Where hosts keep their CA bundle (Debian/Ubuntu, Fedora/RHEL, openSUSE, Alpine/BSD/macOS).
-HOST_CA_BUNDLES = (
-    "/etc/ssl/certs/ca-certificates.crt",
-    "/etc/pki/tls/certs/ca-bundle.crt",
-    "/etc/ssl/ca-bundle.pem",
-    "/etc/ssl/cert.pem",
-    "/usr/local/etc/openssl/cert.pem",
-)
-IMAGE_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
-ZONEINFO_DIR = "/usr/share/zoneinfo"     # the zone database, on the host and in the image: where Go, glibc, musl look
-ZONEINFO_LEFT_OUT = ("right",)          # leap-second variants: no clock keeps that time (Go's own copy omits them)
-
 # Windows' conventions, where no capability can be asked instead: the home directory is USERPROFILE,
 # files have no execute bit, the engine listens on a named pipe. (The tests set it to simulate Windows.)
 _WINDOWS = os.name == "nt"
 
-# ---- Errors ----
 
+# ---- Text for messages ----
+
+_HTTP_REASONS = {400: "bad request", 401: "unauthorized", 403: "forbidden", 404: "not found",
+                 405: "method not allowed", 408: "request timeout", 409: "conflict", 413: "payload too large",
+                 415: "unsupported media type", 416: "range not satisfiable", 429: "too many requests",
+                 500: "internal server error", 502: "bad gateway", 503: "service unavailable",
+                 504: "gateway timeout"}
+# outside_text hands the patterns below a text cut a little past what it shows: they may look far ahead
+# from every place they start (a user and a password of any length must be found), so the time they
+# take grows with the square of what they are given, and "[[[[..." or "a.a.a..." of any length costs
+# no more than a few thousand characters do.
+_URL_IN_TEXT_RE = re.compile(r"(?i)\b([a-z][a-z0-9+.-]{0,31}://)(?:[^\s/?#@]*@)?([^\s?#]*)(?:[?#][^\s]*)?")
+_SECRET_IN_TEXT_RE = re.compile(r"(?i)(?<![\w/.-])(?:(bearer|basic)(\s+)[A-Za-z0-9._~+/=-]{8,}|"
+                                r"((?:[a-z0-9]{1,64}[_-]){0,8}(?:access_token|refresh_token|id_token|private_token|token|"
+                                r"password|passwd|pwd|client_secret|secret|secret_key|access_key|api_key|apikey|"
+                                r"signature|sig|credentials?|security-token|auth))"
+                                r"(\s*[\"']?\s*[=:]\s*[\"']?|\s+[\"'])[^\s,;&\"')]+)")
+# Token formats that announce themselves (GitHub, GitLab, Slack, AWS key IDs), wherever they stand.
+_PREFIXED_TOKEN_RE = re.compile(r"\b(?:gh[pousr]_|github_pat_|glpat-|xox[abposr]-|AKIA|ASIA)[A-Za-z0-9_-]{8,}")
+# USER:PASSWORD@ before a host without a scheme (a reference, a proxy setting): never a reference's
+# own NAME:TAG@DIGEST, whose @ is followed by ALGORITHM:HEX, not by a host and a / or the end.
+_USERINFO_IN_TEXT_RE = re.compile(r"(?<![\w./@:-])[^\s/@:'\"]+:[^\s/@'\"]*@(?![a-z0-9+._-]+:[A-Za-z0-9=_-]{32,})"
+                                  r"(?=(?:\[[0-9A-Fa-f:]+\]|[A-Za-z0-9.-]*[A-Za-z0-9])(?::[0-9]{1,5})?(?:[/\s'\"),;:]|\Z)"
+                                  r"|[\s'\"),;]|\Z)")
+_CLEANED_BEYOND = 2048     # characters past a message's limit that are cleaned (a URL's query cut may pull them in)
+_JWT_IN_TEXT_RE = re.compile(r"\beyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]*)?")
+
+
+def outside_text(text, limit: int = 300) -> str:
+    """Text that came from outside (a registry's message, a name in an archive, a URL) made fit for one
+    line on a terminal: whitespace runs become one space, other unprintable characters are escaped,
+    URLs lose their credentials and query strings, tokens and passwords are cut, and it is at most
+    ``limit`` characters long."""
+    text = " ".join(str(text).split())
+    cut = len(text) > limit + _CLEANED_BEYOND
+    if cut:     # what lies past this is never shown; cut between words, so no token is cut in two
+        text = text[:limit + _CLEANED_BEYOND]
+        text = text[:text.rfind(" ")] if text.rfind(" ") > limit else text
+    text = _URL_IN_TEXT_RE.sub(lambda m: m.group(1) + m.group(2) + ("?..." if "?" in m.group(0) else ""), text)
+    text = _USERINFO_IN_TEXT_RE.sub("", text)
+    text = _JWT_IN_TEXT_RE.sub("<redacted>", text)
+    text = _PREFIXED_TOKEN_RE.sub("<redacted>", text)
+    text = _SECRET_IN_TEXT_RE.sub(lambda m: (m.group(1) or m.group(3)) + (m.group(2) or m.group(4)) + "<redacted>",
+                                  text)
+    text = "".join(c if c.isprintable() else "\\x%02x" % ord(c) if ord(c) < 256 else "\\u%04x" % ord(c)
+                   for c in text)
+    return text if len(text) <= limit and not cut else text[:limit - 3] + "..."
+
+
+def _is_utf8(text: str) -> bool:
+    """Whether a name (from the file system or argv, where bytes that are not UTF-8 come through as
+    surrogates) can be a tar member name: PAX names are UTF-8."""
+    try:
+        text.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
+
+
+def _printable_text(text: str) -> str:
+    """Text from a binary or a server (a module name, a label, a platform word) as valid, printable
+    Unicode, fit for JSON, a URL, a label or a terminal: each character that is not (a control
+    character, a lone surrogate from bytes that were not UTF-8) written as its escape, ``\\x1b``,
+    ``\\udcff``. Printable text is returned as it is."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else "\\x%02x" % ord(c) if ord(c) < 256 else "\\u%04x" % ord(c)
+                   for c in text)
+
+
+def _redact_url(url: str) -> str:
+    """A URL fit for messages: no user:password, no query (signatures, tokens)."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:
+        return outside_text(str(url).split("?", 1)[0].rsplit("@", 1)[-1], 300)
+    netloc = parts.netloc.rsplit("@", 1)[-1]
+    return outside_text(urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, "", "")), 300)
+
+
+_URL_CHARS_RE = re.compile(r"[\x21-\x7e]{1,8192}")
+
+
+def url_problem(url) -> Optional[str]:
+    """Why a URL from outside (a redirect, a token realm, an upload location, a next page) will not be
+    requested, or None: only http and https, with a host and a valid port and no user or password,
+    in visible ASCII."""
+    if not isinstance(url, str) or not _URL_CHARS_RE.fullmatch(url):
+        return "a URL that is empty, too long, or holds spaces, control or non-ASCII characters"
+    try:
+        parts = urllib.parse.urlsplit(url)
+        parts.port
+    except ValueError:
+        return "a malformed URL (host or port)"
+    if parts.scheme.lower() not in ("http", "https"):
+        return "a %s URL (only http and https)" % (outside_text(parts.scheme, 20) + ":" if parts.scheme else "relative")
+    if not parts.hostname:
+        return "a URL without a host"
+    if "@" in parts.netloc:         # credentials go in Authorization, to the origin that asked: never in a URL
+        return "a URL that carries a user name or password"
+    return None
+
+
+# ---- Errors ----
 
 # Messages (errors, warnings, notes) speak to whoever called: a library caller never typed a flag.
 # So a message names what the caller can change in the library's words, in backquotes, and the CLI
@@ -366,108 +458,7 @@ class CancelledError(ZeroImageError):
         super().__init__(message)
 
 
-_HTTP_REASONS = {400: "bad request", 401: "unauthorized", 403: "forbidden", 404: "not found",
-                 405: "method not allowed", 408: "request timeout", 409: "conflict", 413: "payload too large",
-                 415: "unsupported media type", 416: "range not satisfiable", 429: "too many requests",
-                 500: "internal server error", 502: "bad gateway", 503: "service unavailable",
-                 504: "gateway timeout"}
-# outside_text hands the patterns below a text cut a little past what it shows: they may look far ahead
-# from every place they start (a user and a password of any length must be found), so the time they
-# take grows with the square of what they are given, and "[[[[..." or "a.a.a..." of any length costs
-# no more than a few thousand characters do.
-_URL_IN_TEXT_RE = re.compile(r"(?i)\b([a-z][a-z0-9+.-]{0,31}://)(?:[^\s/?#@]*@)?([^\s?#]*)(?:[?#][^\s]*)?")
-_SECRET_IN_TEXT_RE = re.compile(r"(?i)(?<![\w/.-])(?:(bearer|basic)(\s+)[A-Za-z0-9._~+/=-]{8,}|"
-                                r"((?:[a-z0-9]{1,64}[_-]){0,8}(?:access_token|refresh_token|id_token|private_token|token|"
-                                r"password|passwd|pwd|client_secret|secret|secret_key|access_key|api_key|apikey|"
-                                r"signature|sig|credentials?|security-token|auth))"
-                                r"(\s*[\"']?\s*[=:]\s*[\"']?|\s+[\"'])[^\s,;&\"')]+)")
-# Token formats that announce themselves (GitHub, GitLab, Slack, AWS key IDs), wherever they stand.
-_PREFIXED_TOKEN_RE = re.compile(r"\b(?:gh[pousr]_|github_pat_|glpat-|xox[abposr]-|AKIA|ASIA)[A-Za-z0-9_-]{8,}")
-# USER:PASSWORD@ before a host without a scheme (a reference, a proxy setting): never a reference's
-# own NAME:TAG@DIGEST, whose @ is followed by ALGORITHM:HEX, not by a host and a / or the end.
-_USERINFO_IN_TEXT_RE = re.compile(r"(?<![\w./@:-])[^\s/@:'\"]+:[^\s/@'\"]*@(?![a-z0-9+._-]+:[A-Za-z0-9=_-]{32,})"
-                                  r"(?=(?:\[[0-9A-Fa-f:]+\]|[A-Za-z0-9.-]*[A-Za-z0-9])(?::[0-9]{1,5})?(?:[/\s'\"),;:]|\Z)"
-                                  r"|[\s'\"),;]|\Z)")
-_CLEANED_BEYOND = 2048     # characters past a message's limit that are cleaned (a URL's query cut may pull them in)
-_JWT_IN_TEXT_RE = re.compile(r"\beyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]*)?")
-
-
-def outside_text(text, limit: int = 300) -> str:
-    """Text that came from outside (a registry's message, a name in an archive, a URL) made fit for one
-    line on a terminal: whitespace runs become one space, other unprintable characters are escaped,
-    URLs lose their credentials and query strings, tokens and passwords are cut, and it is at most
-    ``limit`` characters long."""
-    text = " ".join(str(text).split())
-    cut = len(text) > limit + _CLEANED_BEYOND
-    if cut:     # what lies past this is never shown; cut between words, so no token is cut in two
-        text = text[:limit + _CLEANED_BEYOND]
-        text = text[:text.rfind(" ")] if text.rfind(" ") > limit else text
-    text = _URL_IN_TEXT_RE.sub(lambda m: m.group(1) + m.group(2) + ("?..." if "?" in m.group(0) else ""), text)
-    text = _USERINFO_IN_TEXT_RE.sub("", text)
-    text = _JWT_IN_TEXT_RE.sub("<redacted>", text)
-    text = _PREFIXED_TOKEN_RE.sub("<redacted>", text)
-    text = _SECRET_IN_TEXT_RE.sub(lambda m: (m.group(1) or m.group(3)) + (m.group(2) or m.group(4)) + "<redacted>",
-                                  text)
-    text = "".join(c if c.isprintable() else "\\x%02x" % ord(c) if ord(c) < 256 else "\\u%04x" % ord(c)
-                   for c in text)
-    return text if len(text) <= limit and not cut else text[:limit - 3] + "..."
-
-
-def _is_utf8(text: str) -> bool:
-    """Whether a name (from the file system or argv, where bytes that are not UTF-8 come through as
-    surrogates) can be a tar member name: PAX names are UTF-8."""
-    try:
-        text.encode("utf-8")
-        return True
-    except UnicodeEncodeError:
-        return False
-
-
-def _printable_text(text: str) -> str:
-    """Text from a binary or a server (a module name, a label, a platform word) as valid, printable
-    Unicode, fit for JSON, a URL, a label or a terminal: each character that is not (a control
-    character, a lone surrogate from bytes that were not UTF-8) written as its escape, ``\\x1b``,
-    ``\\udcff``. Printable text is returned as it is."""
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else "\\x%02x" % ord(c) if ord(c) < 256 else "\\u%04x" % ord(c)
-                   for c in text)
-
-
-def _redact_url(url: str) -> str:
-    """A URL fit for messages: no user:password, no query (signatures, tokens)."""
-    try:
-        parts = urllib.parse.urlsplit(url)
-    except ValueError:
-        return outside_text(str(url).split("?", 1)[0].rsplit("@", 1)[-1], 300)
-    netloc = parts.netloc.rsplit("@", 1)[-1]
-    return outside_text(urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, "", "")), 300)
-
-
-_URL_CHARS_RE = re.compile(r"[\x21-\x7e]{1,8192}")
-
-
-def url_problem(url) -> Optional[str]:
-    """Why a URL from outside (a redirect, a token realm, an upload location, a next page) will not be
-    requested, or None: only http and https, with a host and a valid port and no user or password,
-    in visible ASCII."""
-    if not isinstance(url, str) or not _URL_CHARS_RE.fullmatch(url):
-        return "a URL that is empty, too long, or holds spaces, control or non-ASCII characters"
-    try:
-        parts = urllib.parse.urlsplit(url)
-        parts.port
-    except ValueError:
-        return "a malformed URL (host or port)"
-    if parts.scheme.lower() not in ("http", "https"):
-        return "a %s URL (only http and https)" % (outside_text(parts.scheme, 20) + ":" if parts.scheme else "relative")
-    if not parts.hostname:
-        return "a URL without a host"
-    if "@" in parts.netloc:         # credentials go in Authorization, to the origin that asked: never in a URL
-        return "a URL that carries a user name or password"
-    return None
-
-
-# ---- Digests and streams ----
+# ---- Digests ----
 
 # The algorithms the OCI image spec registers, and the length of their hex encoding. Every one of
 # them is verified; a digest with any other algorithm is refused, never trusted unchecked.
@@ -506,10 +497,12 @@ def sha256_digest(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-_B3_IV = (0x6A09E667, 0xBB67AE85, 0x3C6EF372, 0xA54FF53A, 0x510E527F, 0x9B05688C, 0x1F83D9AB, 0x5BE0CD19)
-_B3_PERMUTATION = (2, 6, 3, 10, 7, 0, 4, 13, 1, 11, 12, 5, 9, 14, 15, 8)
 _B3_CHUNK_START, _B3_CHUNK_END, _B3_PARENT, _B3_ROOT = 1, 2, 4, 8
 _B3_BLOCK, _B3_CHUNK = 64, 1024
+
+_B3_IV = (0x6A09E667, 0xBB67AE85, 0x3C6EF372, 0xA54FF53A, 0x510E527F, 0x9B05688C, 0x1F83D9AB, 0x5BE0CD19)
+_B3_PERMUTATION = (2, 6, 3, 10, 7, 0, 4, 13, 1, 11, 12, 5, 9, 14, 15, 8)
+
 _M32 = 0xFFFFFFFF
 
 
@@ -710,6 +703,8 @@ def copy_stream(src, dst, size: Optional[int] = None) -> int:
         done += len(data)
     return done
 
+
+# ---- Guards ----
 
 class _Checked:
     """A reader or writer that stops (CancelledError) once ``cancelled`` is set, checked before
@@ -923,6 +918,8 @@ def _damaged_input(what: str, kind: str, error: Callable[[str], Exception] = Non
         raise (error or ArchiveError)("%s is a damaged %s (%s)" % (what, kind, outside_text(first, 200))) from e
 
 
+# ---- Files ----
+
 _STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 
 
@@ -1071,7 +1068,6 @@ def _pipe_closed(error: BaseException) -> bool:
 
 
 # ---- Display ----
-
 
 def _human_size(size: int) -> str:
     for unit in ("B", "kB", "MB", "GB"):
@@ -1286,6 +1282,7 @@ class _Metered(_Checked):
         if self._task is not None:
             self._task.advance(len(data))
         return super().write(data)
+
 
 # ---- References ----
 
@@ -1877,6 +1874,7 @@ class BuildInfo(NamedTuple):
 
 
 # ---- Build information ----
+
 #
 # What a Go or Rust binary embeds about how it was built, read through the ELF tables above, and the
 # image labels it gives.
@@ -2271,7 +2269,6 @@ def _build_info_line(info: BuildInfo) -> str:
 
 
 # ---- Manifests and configs ----
-
 
 def canonical_json(obj) -> bytes:
     """The one JSON encoding zeroimage writes: sorted keys, no spaces, UTF-8."""
@@ -3044,6 +3041,8 @@ def _config_platform(source, desc: dict, manifest: dict, where: str) -> Optional
     check_descriptor(config_desc, "%s: manifest %s" % (where, desc["digest"]))
     config = parse_json(source.read_small_blob(config_desc), "%s: config %s" % (where, config_desc["digest"]))
     return Platform.from_dict(config)
+
+
 # ---- Compression ----
 
 GZIP_CHUNK = 1024 * 1024         # the unit of parallel compression
@@ -3355,7 +3354,6 @@ def compress_stream(fill: Callable[[object], None], out, compression: Compressio
 
 
 # ---- Layers ----
-
 
 class LayerEntry(NamedTuple):
     """One member of a layer: a directory, a file (from bytes or a host path), a symlink, or a hard
@@ -3990,6 +3988,567 @@ def check_layer_paths(groups: Sequence[Tuple[str, Sequence[LayerEntry]]]) -> Non
             parent = posixpath.dirname(parent)
 
 
+# ---- Images ----
+
+class Image(NamedTuple):
+    """An image: its manifest and config, its platform, and every blob it is made of (layers, then
+    the config, then the manifest itself). A value: building on it makes a new one."""
+
+    manifest: dict
+    config: dict
+    platform: Optional[Platform]
+    blobs: List[Blob]
+    media_type: str = ""
+
+    @property
+    def manifest_blob(self) -> Blob:
+        return self.blobs[-1]
+
+    @property
+    def digest(self) -> str:
+        return self.manifest_blob.digest
+
+    @property
+    def kind(self) -> str:
+        """The manifest's media type."""
+        return self.media_type or self.manifest.get("mediaType") or OCI_MANIFEST
+
+
+class ImageIndex(NamedTuple):
+    """An index (or Docker manifest list) of images or further indexes, in the order it lists them."""
+
+    index: dict
+    manifest_blob: Blob
+    children: List[Union[Image, "ImageIndex"]]
+    media_type: str = ""
+
+    @property
+    def digest(self) -> str:
+        return self.manifest_blob.digest
+
+    @property
+    def kind(self) -> str:
+        return self.media_type or self.index.get("mediaType") or OCI_INDEX
+
+
+def _bytes_blob(digest: str, data: bytes) -> Blob:
+    return Blob(digest, len(data), lambda: io.BytesIO(data))
+
+
+def bytes_blob(data: bytes) -> Blob:
+    return _bytes_blob(sha256_digest(data), data)
+
+
+def tree_images(top: Union[Image, ImageIndex]) -> List[Image]:
+    """Every image in a tree, in order."""
+    if isinstance(top, Image):
+        return [top]
+    return [image for child in top.children for image in tree_images(child)]
+
+
+def tree_blobs(top: Union[Image, ImageIndex]) -> List[Blob]:
+    """Every blob of a tree, children before the index that lists them (the order a layout is written in)."""
+    if isinstance(top, Image):
+        return list(top.blobs)
+    return [blob for child in top.children for blob in tree_blobs(child)] + [top.manifest_blob]
+
+
+def tree_platforms(top: Union[Image, ImageIndex]) -> List[str]:
+    """The platforms of a tree's images, attestations left out."""
+    if isinstance(top, Image):
+        return [str(top.platform)] if top.platform else []
+    found = []
+    for desc, child in zip(top.index.get("manifests") or [], top.children):
+        if not is_attestation(desc):
+            found += tree_platforms(child)
+    return found
+
+
+def _name_annotations(name: Reference) -> Dict[str, str]:
+    problem = ref_name_problem(name.tag)
+    if problem:
+        raise UsageError("the tag %s; choose another tag" % problem)
+    return {ANNOTATION_CONTAINERD_NAME: str(name), ANNOTATION_REF_NAME: name.tag}
+
+
+def top_descriptor(top: Union[Image, ImageIndex], name: Reference) -> dict:
+    """The descriptor index.json gives the tree, named ``name``."""
+    platform = top.platform.to_dict() if isinstance(top, Image) and top.platform else None
+    return descriptor(top.kind, top.digest, top.manifest_blob.size, annotations=_name_annotations(name),
+                      platform=platform)
+
+
+# -- construction: pure, base + layers + config -> image(s) and an index --
+
+
+class BaseImage(NamedTuple):
+    """What a build starts from: the config, the layers to carry over, the media-type family."""
+
+    config: dict
+    layers: List[Tuple[dict, Blob]]     # (descriptor as in the base manifest, blob)
+    family: Dict[str, str]
+    platform: Platform
+    may_have_libc: bool                 # False for scratch and the minimal base
+    name: str
+    annotations: Dict[str, str] = types.MappingProxyType({})        # base.name / base.digest of this image
+    index_annotations: Dict[str, str] = types.MappingProxyType({})  # the same for the base as named
+    remote: bool = False                # a registry's: its layers are downloaded only to be copied
+
+
+def _layer_type_in(family: Dict[str, str], media_type: Optional[str]) -> Optional[str]:
+    """A base layer's media type said in the image's family, so one manifest never mixes OCI and Docker."""
+    for oci, docker in LAYER_TYPE_PAIRS:
+        if media_type in (oci, docker):
+            return docker if family is DOCKER_FAMILY else oci
+    return media_type
+
+
+def _docker_descriptor(desc: dict) -> dict:
+    """A descriptor as Docker's schemas have it: no annotations."""
+    return {k: v for k, v in desc.items() if k != "annotations"}
+
+
+def media_type_family(name: Optional[str]) -> Optional[Dict[str, str]]:
+    """The family ``--media-types`` names ("docker" or "oci"); None for none asked (follow the base)."""
+    if name is None:
+        return None
+    if name not in ("docker", "oci"):
+        raise UsageError("`media_types` is docker or oci, not %s" % outside_text(repr(name), 50))
+    return DOCKER_FAMILY if name == "docker" else OCI_FAMILY
+
+
+def _family_name(family: Dict[str, str]) -> str:
+    return "Docker" if family["manifest"] == DOCKER_MANIFEST else "OCI"
+
+
+def _layers_in_family(family: Dict[str, str], layer_descs: Sequence[dict], where: str) -> List[dict]:
+    """Layer descriptors said in ``family``; in Docker's, a layer Docker has no media type for (zstd) is refused."""
+    converted = []
+    for desc in layer_descs:
+        desc = {k: v for k, v in desc.items() if v is not None}       # a null field is absent (a new manifest has none)
+        if not _MEDIA_TYPE_RE.fullmatch(desc.get("mediaType") or ""):
+            raise ArchiveError("%s: layer %s has the mediaType %s, not a media type (type/subtype)" % (
+                where, desc.get("digest"), outside_text(repr(desc.get("mediaType")), 100)))
+        media_type = _layer_type_in(family, desc.get("mediaType"))
+        if family["manifest"] == DOCKER_MANIFEST:
+            if isinstance(media_type, str) and media_type.startswith("application/vnd.oci."):
+                raise ZeroImageError("%s: layer %s is %s, which Docker's media types cannot describe; keep "
+                                     "OCI media types (`media_types=oci`), or use gzip layers" % (
+                                         where, desc.get("digest"), outside_text(media_type, 100)))
+            desc = _docker_descriptor(desc)
+        converted.append(dict(desc, mediaType=media_type))
+    return converted
+
+
+def check_family_options(base: BaseImage, options: ImageOptions) -> None:
+    """Docker's manifest formats have no annotations: ``annotations`` need a base in the OCI family."""
+    if options.annotations and base.family["manifest"] == DOCKER_MANIFEST:
+        raise ZeroImageError("`annotations`: the base %s is a Docker-format image, and Docker manifests have no "
+                             "annotations; use `labels`, or a base in OCI format (skopeo copy --format oci ...)"
+                             % outside_text(base.name, 200))
+
+
+def assemble_image(base: BaseImage, added: Sequence[Tuple[LayerResult, str]], entrypoint: Sequence[str],
+                   created: str, options: ImageOptions = ImageOptions(),
+                   program_labels: Optional[Dict[str, str]] = None) -> Image:
+    """Put new layers (each with its history line) on a base: config, manifest, and the blob list.
+    Labels and annotations are as ``image_metadata`` resolves them from the base, ``program_labels``
+    (the program's build info) and ``options``. Only an OCI manifest carries annotations (the base's
+    name and digest, and ``options``'); the base manifest's own annotations describe the base and are
+    never carried over."""
+    family = base.family
+    check_image_options(options)
+    check_family_options(base, options)
+    config = derive_config(base.config, base.platform,
+                           [AddedLayer(layer.diff_id, why) for layer, why in added], entrypoint, created, options,
+                           "the base %s" % base.name, program_labels, base.annotations)
+    config_blob = bytes_blob(canonical_json(config))
+    layer_descs = _layers_in_family(family, [desc for desc, _ in base.layers], "the base %s" % base.name)
+    layer_descs += [descriptor(_layer_type_in(family, layer.media_type), layer.blob.digest, layer.blob.size)
+                    for layer, _ in added]
+    annotations = image_metadata(options, base_annotations=base.annotations)[1]
+    if family["manifest"] == DOCKER_MANIFEST:
+        annotations = None
+    manifest = make_manifest(family, descriptor(family["config"], config_blob.digest, config_blob.size), layer_descs,
+                             annotations)
+    blobs = [blob for _, blob in base.layers] + [layer.blob for layer, _ in added]
+    return Image(manifest, config, base.platform, blobs + [config_blob, bytes_blob(canonical_json(manifest))],
+                 family["manifest"])
+
+
+def make_image_index(images: Sequence[Image], family: Dict[str, str], annotations: Dict[str, str]) -> ImageIndex:
+    """An index (or Docker manifest list, which has no annotations) of single-platform images."""
+    index = make_index(family, [descriptor(i.kind, i.digest, i.manifest_blob.size, platform=i.platform.to_dict())
+                                for i in images])
+    if annotations and family["manifest"] != DOCKER_MANIFEST:
+        index["annotations"] = dict(annotations)
+    return ImageIndex(index, bytes_blob(canonical_json(index)), list(images), family["index"])
+
+
+def convert_family(top: Union[Image, ImageIndex], family: Dict[str, str],
+                   notes: Optional[List[str]] = None) -> Union[Image, ImageIndex]:
+    """The same image or index with its manifests said in ``family`` (OCI or Docker v2 schema 2): the
+    layer and config blobs stay byte for byte (only their descriptors' media types change), so only
+    manifest digests change; what is already in the family is kept as it is, bytes and digest.
+
+    Docker's schemas have no annotations, artifacts, zstd layers or nested lists: an attestation in an
+    index is left out (said in ``notes``), anything else that cannot be said is refused."""
+    if isinstance(top, Image):
+        return _convert_image(top, family)
+    docker = family["manifest"] == DOCKER_MANIFEST
+    where = "index %s" % top.digest
+    entries, children = [], []
+    for desc, child in zip(index_manifests(top.index, where), top.children):
+        if docker and is_attestation(desc):
+            if notes is not None:
+                notes.append("left out %s: an attestation, which a Docker manifest list cannot hold" % desc.get("digest"))
+            continue
+        if docker and isinstance(child, ImageIndex):
+            raise ZeroImageError("%s lists another index (%s); a Docker manifest list holds only images"
+                                 % (where, child.digest))
+        converted = convert_family(child, family, notes)
+        entry = dict(desc, mediaType=converted.kind, digest=converted.digest, size=converted.manifest_blob.size)
+        if docker:
+            platform = desc.get("platform") or (child.platform.to_dict() if child.platform else None)
+            if not platform:
+                raise ZeroImageError("%s: image %s names no platform, which a Docker manifest list needs"
+                                     % (where, child.digest))
+            entry = dict(entry, platform=platform)
+            entry = {k: v for k, v in entry.items() if k in ("mediaType", "digest", "size", "platform", "urls")}
+        entries.append(entry)
+        children.append(converted)
+    index = make_index(family, entries)
+    if not docker and top.index.get("annotations"):
+        index["annotations"] = top.index["annotations"]
+    if index == top.index and all(a is b for a, b in zip(children, top.children)):
+        return top
+    return ImageIndex(index, bytes_blob(canonical_json(index)), children, family["index"])
+
+
+def _convert_image(image: Image, family: Dict[str, str]) -> Image:
+    where = "image %s" % image.digest
+    manifest = image.manifest
+    problem = entry_problem({"digest": image.digest}, image.kind, manifest, where)
+    if problem is not None:
+        raise ZeroImageError("cannot convert to %s media types: %s" % (_family_name(family), problem))
+    if manifest.get("subject") is not None and family["manifest"] == DOCKER_MANIFEST:
+        raise ZeroImageError("cannot convert to Docker media types: %s refers to another (a subject), "
+                             "which Docker manifests cannot say" % where)
+    kept = family["manifest"] == DOCKER_MANIFEST and manifest["config"].get("mediaType") in DOCKER_CONFIG_TYPES
+    config_desc = manifest["config"] if kept else dict(manifest["config"], mediaType=family["config"])
+    layers = _layers_in_family(family, manifest["layers"], where)
+    converted = {"schemaVersion": 2, "mediaType": family["manifest"]}
+    if family["manifest"] == DOCKER_MANIFEST:
+        converted.update(config=_docker_descriptor(config_desc), layers=layers)
+    else:
+        converted.update({k: v for k, v in manifest.items() if k not in ("schemaVersion", "mediaType")})
+        converted.update(config=config_desc, layers=layers)
+    if converted == manifest:
+        return image
+    return image._replace(manifest=converted, blobs=image.blobs[:-1] + [bytes_blob(canonical_json(converted))],
+                          media_type=family["manifest"])
+
+
+def choose_image(candidates: Sequence[Candidate], platform: Optional[Platform], ref_name: Optional[str],
+                 where: str) -> Candidate:
+    """The image asked for: by ``platform`` and ``ref_name``; with no platform, the one image there is
+    (of that name), else this machine's platform. Entries that cannot be used are not counted."""
+    pool = [c for c in candidates if c.problem is None and (ref_name is None or ref_name in _ref_names(c.ref_name))]
+    if platform is None and pool and len(set(c.descriptor["digest"] for c in pool)) == 1:
+        return pool[0]
+    return select_manifest(candidates, platform or host_platform(), ref_name, where)
+
+
+def host_platform() -> Platform:
+    """The platform of this machine, as ``docker pull`` picks by default."""
+    return Platform.make("linux", os.uname().machine.lower()) if hasattr(os, "uname") else DEFAULT_PLATFORM
+
+
+def select_platforms(candidates: Sequence[Candidate], platforms: Sequence[Optional[Platform]],
+                     where: str) -> List[Candidate]:
+    """The image for each platform asked for (None: as ``choose_image`` picks with none), each image
+    once, in the order the index lists them, so the same choice gives the same index whatever order
+    the platforms were named in. A platform the source lacks is an error naming those it has."""
+    wanted = set(choose_image(candidates, platform, None, where).descriptor["digest"] for platform in platforms)
+    chosen = collections.OrderedDict()
+    for candidate in candidates:
+        digest = candidate.descriptor.get("digest")
+        if digest in wanted and digest not in chosen:
+            chosen[digest] = candidate
+    return list(chosen.values())
+
+
+def selected_index(top: dict, chosen: Sequence[Candidate], images: Sequence[Image]) -> ImageIndex:
+    """A new index of the images chosen from the index ``top``: a Docker manifest list when ``top`` is
+    one, else an OCI index keeping ``top``'s annotations; each entry as ``top`` (or the index under it)
+    lists it, with its platform filled in when only its config names it."""
+    family = DOCKER_FAMILY if top.get("mediaType") == DOCKER_MANIFEST_LIST else OCI_FAMILY
+    entries = []
+    for candidate in chosen:
+        desc = candidate.descriptor
+        if Platform.from_dict(desc.get("platform")) is None:
+            desc = dict(desc, platform=candidate.platform.to_dict())
+        entries.append(_docker_descriptor(desc) if family is DOCKER_FAMILY else desc)
+    index = make_index(family, entries)
+    annotations = _string_map(top.get("annotations"))
+    if annotations and family is OCI_FAMILY:
+        index["annotations"] = annotations
+    return ImageIndex(index, bytes_blob(canonical_json(index)), list(images), family["index"])
+
+
+# -- valid or refused: what every writing verb checks before anything is written --
+
+DOCKER_LAYER_TYPES = frozenset(docker for _, docker in LAYER_TYPE_PAIRS)
+
+
+def check_writable(top: Union[Image, ImageIndex], where: str) -> None:
+    """Refuse (ArchiveError naming ``where`` and the manifest) an image or index no valid image can be
+    made of, whichever verb writes it (build, pull, push, copy) and wherever to: each image's manifest
+    and config as ``build`` checks a base it reads (fields of their types, ``normal_base_config``), its
+    config's rootfs.diff_ids one for each layer of its manifest, and media types of one family (a
+    Docker manifest's config and layers Docker's; an OCI manifest's no Docker type; a Docker list
+    lists Docker manifests only, an OCI index no Docker type). Artifacts (SBOMs, signatures) are
+    held to the manifest's shape and media types that are media types, not to an image's config.
+    Nothing is changed: what passes is written byte for byte."""
+    if isinstance(top, ImageIndex):
+        _check_writable_index(top, where)
+        for child in top.children:
+            check_writable(child, where)
+        return
+    manifest, said = top.manifest, "%s: image %s" % (where, top.digest)
+    docker = top.kind == DOCKER_MANIFEST
+    artifact = artifact_type({"mediaType": top.kind}, manifest) is not None      # (Docker's format has none)
+    _no_nulls(manifest_shape(manifest, said), said)
+    _check_written_parts(manifest, said)
+    if docker and manifest.get("mediaType") != DOCKER_MANIFEST:
+        raise ArchiveError("%s: a Docker manifest must say its mediaType (%s)" % (said, DOCKER_MANIFEST))
+    if manifest.get("schemaVersion") != 2 or isinstance(manifest.get("schemaVersion"), bool):
+        raise ArchiveError("%s: its schemaVersion is %s, not 2" % (said, outside_text(repr(manifest.get(
+            "schemaVersion")), 40)))
+    if manifest.get("mediaType") not in (None, top.kind):
+        raise ArchiveError("%s: its mediaType %s is not %s, as it is listed" % (
+            said, outside_text(manifest["mediaType"], 100), top.kind))
+    if top.kind not in IMAGE_MANIFEST_TYPES:
+        raise ArchiveError("%s: its mediaType %s is not an image manifest's (%s)" % (
+            said, outside_text(repr(top.kind), 100), " or ".join(IMAGE_MANIFEST_TYPES)))
+    check_descriptor(manifest.get("config"), said + ": its config")
+    layers = _expect(manifest.get("layers"), "list", said + ": its layers")
+    for desc in layers:
+        check_descriptor(desc, said + ": its layers")
+    types = [(manifest["config"].get("mediaType"), "config")] + [(d.get("mediaType"), "layer") for d in layers]
+    for media_type, part in types:
+        if not media_type or not _MEDIA_TYPE_RE.fullmatch(media_type):
+            raise ArchiveError("%s: a %s descriptor's mediaType is %s, not a media type (type/subtype)"
+                               % (said, part, outside_text(repr(media_type), 100)))
+        if artifact:
+            continue
+        wrong = (media_type not in DOCKER_CONFIG_TYPES if part == "config" else media_type not in DOCKER_LAYER_TYPES) \
+            if docker else media_type == DOCKER_CONFIG or media_type in DOCKER_LAYER_TYPES
+        if wrong:
+            raise ArchiveError("%s: its manifest is %s, with a %s of type %s: one manifest is of one family (OCI or "
+                               "Docker); convert it with `push_archive(media_types=docker|oci)`" % (
+                                   said, _family_name(DOCKER_FAMILY if docker else OCI_FAMILY), part,
+                                   outside_text(str(media_type), 100)))
+    if artifact:
+        return
+    config = normal_base_config(top.config, said)
+    for key, value in sorted(config["config"].get("Labels", {}).items()):
+        problem = _written_metadata_problem(key, value)
+        if problem:
+            raise ArchiveError("%s: its config has the label %s" % (said, problem))
+    for field in ("os", "architecture"):
+        if not config.get(field) or not isinstance(config[field], str):
+            raise ArchiveError("%s: its config names no %s" % (said, field))
+    if "created" in config and not is_rfc3339(config["created"]):
+        raise ArchiveError("%s: its config's created is not an RFC 3339 time: %s" % (
+            said, outside_text(repr(config["created"]), 60)))
+    listed = top.platform.to_dict() if top.platform else {}
+    for field in ("os", "architecture", "variant"):
+        if field in listed and field in config and listed[field] != config[field]:
+            raise ArchiveError("%s: it is listed for %s, but its config's %s is %s" % (
+                said, top.platform, field, outside_text(repr(config[field]), 60)))
+    if (top.config.get("rootfs") or {}).get("type") != "layers":
+        raise ArchiveError("%s: its config's rootfs.type is not \"layers\"" % said)
+    if len(config["rootfs"]["diff_ids"]) != len(layers):
+        raise ArchiveError("%s: its config lists %d layers (rootfs.diff_ids) but its manifest has %d"
+                           % (said, len(config["rootfs"]["diff_ids"]), len(layers)))
+
+
+def _no_nulls(value: dict, said: str) -> None:
+    """A manifest or index to write has no null field, nor do its descriptors (the image spec's
+    schemas give each a type; readers that take null as absent are not all readers)."""
+    parts = [(said, value)] + [("%s: its %s" % (said, field), desc) for field in ("config", "subject")
+                               for desc in [value.get(field)] if isinstance(desc, dict)]
+    parts += [("%s: one of its %s" % (said, field), desc) for field in ("layers", "manifests")
+              for desc in value.get(field) or ()]
+    for what, part in parts:
+        for field, item in part.items():
+            if item is None:
+                raise ArchiveError("%s: its %s is null (absent, or a value: the image spec gives it a type)"
+                                   % (what, outside_text(field, 100)))
+
+
+# Keys under org.opencontainers. that an OCI specification defines: the image spec's and the artifact
+# spec's (which signatures and SBOMs that tools attach still carry).
+_DEFINED_OCI_KEYS = OCI_ANNOTATION_KEYS | {"org.opencontainers.artifact.created",
+                                           "org.opencontainers.artifact.description"}
+
+
+def _written_metadata_problem(key: str, value: str) -> Optional[str]:
+    """Why an annotation or label read from elsewhere cannot be written on as it is (annotations.md,
+    config.md), or None: an empty key, a key under org.opencontainers. that no OCI spec defines, a
+    value of a defined key that breaks its rule."""
+    shown = outside_text(repr(key), 100)
+    if not key:
+        return "an empty key"
+    if key.startswith("org.opencontainers.") and key not in _DEFINED_OCI_KEYS:
+        return "%s, a key under org.opencontainers. that the OCI specifications do not define (they reserve it)" % shown
+    if key == "org.opencontainers.image.created" and not is_rfc3339(value):
+        return "%s=%s, not an RFC 3339 time" % (shown, outside_text(repr(value), 60))
+    if key == ANNOTATION_REF_NAME and ref_name_problem(value):
+        return "%s=%s: %s" % (shown, outside_text(repr(value), 100), ref_name_problem(value))
+    if key == ANNOTATION_BASE_DIGEST and digest_problem(value):
+        return "%s=%s: %s" % (shown, outside_text(repr(value), 100), digest_problem(value))
+    return None
+
+
+def _check_written_parts(value: dict, said: str) -> None:
+    """What descriptor.md and annotations.md ask of a manifest or index about to be written, beyond its
+    shape: its annotations and each descriptor's (config, subject, layers, manifests) keep the rules of
+    their keys; a descriptor's artifactType is a media type; its embedded ``data`` is its blob's bytes."""
+    parts = [(said, value, False)] + [("%s: its %s" % (said, field), value.get(field), True)
+                                      for field in ("config", "subject") if isinstance(value.get(field), dict)]
+    parts += [("%s: one of its %s" % (said, field), desc, True) for field in ("layers", "manifests")
+              for desc in value.get(field) or () if isinstance(desc, dict)]
+    for what, part, is_descriptor in parts:
+        for key, item in sorted(_string_map(part.get("annotations")).items()):
+            problem = _written_metadata_problem(key, item)
+            if problem:
+                raise ArchiveError("%s has the annotation %s" % (what, problem))
+        if not is_descriptor:
+            continue
+        artifact = part.get("artifactType")
+        if artifact is not None and not (isinstance(artifact, str) and _MEDIA_TYPE_RE.fullmatch(artifact)):
+            raise ArchiveError("%s has the artifactType %s, not a media type (type/subtype)"
+                               % (what, outside_text(repr(artifact), 100)))
+        if "data" in part and _embedded_data_problem(part):
+            raise ArchiveError("%s embeds data that %s" % (what, _embedded_data_problem(part)))
+
+
+def _embedded_data_problem(desc: dict) -> Optional[str]:
+    """Why a descriptor's ``data`` (base64 of the blob, descriptor.md) is not its blob, or None."""
+    data = desc.get("data")
+    try:
+        raw = base64.b64decode(data, validate=True) if isinstance(data, str) else None
+    except ValueError:
+        raw = None
+    if raw is None:
+        return "is not base64"
+    try:
+        verify_bytes(raw, desc.get("digest"), "data", desc.get("size"))
+    except (ZeroImageError, ValueError):
+        return "is not the blob its digest and size name"
+    return None
+
+
+def _check_writable_index(top: ImageIndex, where: str) -> None:
+    said = "%s: index %s" % (where, top.digest)
+    index = manifest_shape(top.index, said)
+    # zeroimage's index of an image and its referrers (``with_referrers``) holds an image of either family
+    # beside OCI artifacts, as index.json may: read as itself (its held index gone), it is written as it is
+    holder = ANNOTATION_HELD in _string_map(index.get("annotations"))
+    _no_nulls(index, said)
+    _check_written_parts(index, said)
+    if index.get("schemaVersion") != 2 or isinstance(index.get("schemaVersion"), bool):
+        raise ArchiveError("%s: its schemaVersion is %s, not 2" % (said, outside_text(repr(index.get(
+            "schemaVersion")), 40)))
+    if top.kind not in INDEX_TYPES:
+        raise ArchiveError("%s: its mediaType %s is not an index's (%s)" % (
+            said, outside_text(repr(top.kind), 100), " or ".join(INDEX_TYPES)))
+    docker = top.kind == DOCKER_MANIFEST_LIST
+    for desc, child in zip(index_manifests(index, said), top.children):
+        listed = desc.get("mediaType")
+        if not listed or not _MEDIA_TYPE_RE.fullmatch(listed):
+            raise ArchiveError("%s: the entry of %s has the mediaType %s, not a media type (type/subtype)"
+                               % (said, child.digest, outside_text(repr(listed), 100)))
+        platform = desc.get("platform") or {}
+        for field in ("os", "architecture"):        # image-index.md: REQUIRED where a platform is given
+            if platform and not (isinstance(platform.get(field), str) and platform[field]):
+                raise ArchiveError("%s: the entry of %s has a platform without %s" % (said, child.digest, field))
+        config = child.config if isinstance(child, Image) else {}
+        for field in ("os", "architecture", "variant"):
+            if field in platform and field in config and platform[field] != config[field]:
+                raise ArchiveError("%s lists %s for %s %s, but its config says %s" % (
+                    said, child.digest, field, outside_text(repr(platform[field]), 60),
+                    outside_text(repr(config[field]), 60)))
+        if listed != child.kind:
+            raise ArchiveError("%s lists %s as %s, but it is %s" % (said, child.digest, outside_text(listed, 100),
+                                                                    child.kind))
+        if docker and child.kind != DOCKER_MANIFEST or not docker and not holder and child.kind in (
+                DOCKER_MANIFEST, DOCKER_MANIFEST_LIST):
+            raise ArchiveError("%s: %s lists %s, a %s: one index is of one family (OCI or Docker); convert it "
+                               "with `push_archive(media_types=docker|oci)`" % (said, "a Docker manifest list" if docker else "an OCI index",
+                                                            child.digest, child.kind))
+
+
+def compress_layer(blob: Blob, tmp, compression: Union[Compression, int] = Compression(),
+                   display: Optional[Display] = None, cancelled: Optional[threading.Event] = None, *,
+                   level: Optional[int] = None) -> Blob:
+    """An uncompressed layer compressed (``compression``: gzip by default, or as before a gzip
+    ``level``) into ``tmp``, an empty temporary file the caller closes; it is read through its own
+    verification (for a ``docker save`` layer, its diff_id), so a layer whose bytes are not what the
+    config says is refused here."""
+    task = (display or Display()).task("compressing", _short(blob.digest), blob.size)
+
+    def fill(writer) -> None:
+        with contextlib.closing(blob.open()) as src:
+            copy_stream(src, writer)
+    _, digest, size = compress_stream(fill, tmp, Compression.of(compression, level), task, cancelled)
+    tmp.flush()
+    task.finish()
+
+    def opener():
+        tmp.seek(0)
+        return _Unclosing(tmp)
+    return Blob(digest, size, opener)
+
+
+def compressed_image(image: Image, compress: Callable[[Blob], Blob], compression: Compression = Compression()) -> Image:
+    """``image`` with each uncompressed layer replaced by its compressed bytes (``compress``, e.g.
+    ``compress_layer`` into a temporary file, with ``compression``: its media type): the manifest
+    made again, so its digest is new; config and diff_ids stay."""
+    layers, blobs = [], []
+    for desc, blob in zip(image.manifest["layers"], image.blobs):
+        media_type = desc.get("mediaType")
+        if media_type in (DOCKER_LAYER, OCI_LAYER):
+            blob = compress(blob)
+            family = DOCKER_FAMILY if media_type == DOCKER_LAYER else OCI_FAMILY
+            desc = dict(desc, mediaType=_layer_type_in(family, compression.media_type), digest=blob.digest,
+                        size=blob.size)
+        layers.append(desc)
+        blobs.append(blob)
+    manifest = dict(image.manifest, layers=layers)
+    return image._replace(manifest=manifest, blobs=blobs + [image.blobs[-2], bytes_blob(canonical_json(manifest))])
+
+
+def _family_of(image: Image) -> Dict[str, str]:
+    return DOCKER_FAMILY if image.kind == DOCKER_MANIFEST else OCI_FAMILY
+
+
+# ---- The minimal base ----
+
+# Where hosts keep their CA bundle (Debian/Ubuntu, Fedora/RHEL, openSUSE, Alpine/BSD/macOS).
+HOST_CA_BUNDLES = (
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/pki/tls/certs/ca-bundle.crt",
+    "/etc/ssl/ca-bundle.pem",
+    "/etc/ssl/cert.pem",
+    "/usr/local/etc/openssl/cert.pem",
+)
+IMAGE_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
+ZONEINFO_DIR = "/usr/share/zoneinfo"     # the zone database, on the host and in the image: where Go, glibc, musl look
+ZONEINFO_LEFT_OUT = ("right",)          # leap-second variants: no clock keeps that time (Go's own copy omits them)
+
 MINIMAL_USERS = types.MappingProxyType({       # the user database of the built-in base
     "/etc/passwd": ("root:x:0:0:root:/root:/sbin/nologin\n"
                     "nobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin\n"
@@ -4075,708 +4634,61 @@ def _is_tzif(path: str) -> bool:
         return False
 
 
-# ---- OCI layout and archives ----
-
-
-def _blob_path(digest: str) -> str:
-    algorithm, hexpart = parse_digest(digest)
-    return "blobs/%s/%s" % (algorithm, hexpart)
-
-
-def _safe_member_name(name: str) -> str:
-    """A tar member name as a relative POSIX path; absolute or ``..`` names are refused."""
-    stripped = name
-    while stripped.startswith("./"):
-        stripped = stripped[2:]
-    parts = stripped.rstrip("/").split("/")
-    why = ("an absolute path" if name.startswith("/") else "a '..' component" if ".." in parts
-           else "a backslash" if "\\" in name else "a NUL character" if "\0" in name else None)
-    if why is not None:
-        raise ArchiveError("refusing unsafe archive member %s (%s)" % (outside_text(repr(name), 200), why))
-    return "/".join(p for p in parts if p not in ("", "."))
-
-
-def _is_layout_name(name: str) -> bool:
-    return name in ("oci-layout", "index.json", "blobs") or name.startswith("blobs/")
-
-
-def _plain_tar_file(path: str):
-    """The archive at ``path`` as a seekable, uncompressed tar: the file itself, or, when it is
-    compressed (a ``.tar.gz`` of a layout), its content decompressed once into an anonymous
-    temporary file, gone when closed.  tarfile reads a compressed stream by seeking in it, and
-    each seek backwards decompresses again from the start: blobs read in turn took quadratic time."""
-    with contextlib.suppress(OSError):      # (a missing file is said by open below)
-        mode = os.stat(path).st_mode
-        if not stat.S_ISREG(mode):          # a FIFO would make open() wait for a writer
-            raise ArchiveError("%s is %s, not a tar archive or an OCI layout directory" % (path, file_kind(mode)))
-    try:
-        f = open(path, "rb")
-    except OSError as e:
-        raise ArchiveError("cannot read %s: %s" % (path, e.strerror or e)) from e
-    try:
-        magic = f.read(6)
-        f.seek(0)
-        codec = codec_of_bytes(magic)
-        if not codec.module:
-            return f
-        with f:
-            return _decompressed(f, path, codec)
-    except BaseException:
-        f.close()
-        raise
-
-
-def _decompressed(f, path: str, codec: Codec):
-    problem = codec_problem(codec)
-    if problem:
-        raise ArchiveError("%s is %s-compressed and %s; decompress it first" % (path, codec.name, problem))
-    stream = codec_module(codec).open(f, "rb")
-    out = tempfile.TemporaryFile(prefix="zeroimage-")
-    try:
-        with stream:
-            while True:
-                with _damaged_input(path, "%s stream" % codec.name):
-                    data = stream.read(CHUNK_SIZE)
-                if not data:
-                    break
-                try:
-                    out.write(data)
-                except OSError as e:
-                    raise ArchiveError("cannot decompress %s into a temporary file: %s (set TMPDIR to a "
-                                       "directory with room)" % (path, e.strerror or e)) from e
-        out.seek(0)
-        return out
-    except BaseException:
-        out.close()
-        raise
-
-
-def _open_tar(path: str):
-    """(file, TarFile, members) of the tar archive at ``path`` (decompressed first when compressed);
-    every member name is checked to be safe (``_safe_member_name``); nothing is extracted."""
-    f = _plain_tar_file(path)
-    try:
-        try:
-            tar = tarfile.open(fileobj=f, mode="r:", tarinfo=_BoundedTarInfo)
-        except (tarfile.TarError, EOFError):
-            raise ArchiveError("%s is not a tar archive or an OCI layout directory" % path) from None
-        except OSError as e:
-            raise ArchiveError("cannot read %s: %s" % (path, e.strerror or e)) from e
-        except ValueError as e:         # (a header tarfile cannot even start on: a huge size or offset)
-            raise ArchiveError("%s is a damaged tar archive (%s)" % (path, outside_text(e, 200))) from e
-        try:
-            with _damaged_input(path, "tar archive"):     # every header is read now, none later
-                members = tar.getmembers()
-        except BaseException:
-            tar.close()
-            raise
-        for member in members:
-            _safe_member_name(member.name)
-        return f, tar, members
-    except BaseException:
-        f.close()
-        raise
-
-
-def listed_artifact(desc: dict) -> bool:
-    """An index entry that is no image to run but may refer to one: an artifact, or an entry with the
-    platform unknown/unknown (what ``with_referrers`` lists; BuildKit's attestations)."""
-    return is_attestation(desc) or artifact_type(desc) is not None
-
-
-def held(source, desc: dict, where: str) -> Tuple[dict, List[dict]]:
-    """What a top descriptor (an index.json entry, a registry's tag) holds, and the artifacts listed
-    beside it. Of the index zeroimage writes to keep an image's referrers where there is no referrers
-    API (``with_referrers``: an OCI index annotated ``io.zeroimage.image``), wherever it is found (an
-    archive, a layout, a registry ``skopeo copy --all`` put it in): the image or index that annotation
-    names, under ``desc``'s names, so it reads back byte for byte, and the index's other entries, its
-    artifacts, as referrers (``listed_referrers``). Of anything else: ``desc`` itself and, when it is an
-    artifact, itself as listed. A holder whose annotation names nothing it holds (a garbage collector
-    that follows descriptors removed the blob of an index it names), or one of its artifacts, is read
-    as itself, an index of images and artifacts (its artifacts still listed: a copy does not attach
-    what it copies as part of the tree again, ``attached_artifacts``)."""
-    if desc.get("mediaType") != OCI_INDEX:
-        return desc, [desc] if listed_artifact(desc) else []
-    try:
-        check_descriptor(desc, where)
-        holder = manifest_object(source.read_manifest(desc), "%s: index %s" % (where, desc["digest"]))
-        entries = index_manifests(holder, "%s: index %s" % (where, desc["digest"]))
-    except (ArchiveError, DigestMismatchError):
-        return desc, []             # said as it is read
-    digest = _annotations(holder).get(ANNOTATION_HELD)
-    if not digest:
-        return desc, []
-    artifacts = [entry for entry in entries if entry.get("digest") != digest and listed_artifact(entry)]
-    names = {key: value for key, value in _annotations(desc).items()
-             if key in (ANNOTATION_REF_NAME, ANNOTATION_CONTAINERD_NAME)}
-    for entry in entries:
-        if entry.get("digest") == digest:
-            if listed_artifact(entry):          # it names one of its artifacts: no image of its own
-                return desc, artifacts
-            return dict(entry, annotations=dict(_annotations(entry), **names)), artifacts
-    stored_size = getattr(source, "stored_size", None)       # (an index beside it: in a layout only)
-    try:
-        size = stored_size(digest) if stored_size is not None else None
-        if size is None:
-            return desc, artifacts
-        value = manifest_object(source.read_manifest({"digest": digest, "size": size}),
-                                "%s: index %s" % (where, digest))
-    except (ArchiveError, DigestMismatchError):
-        return desc, artifacts
-    if not isinstance(value.get("manifests"), list):        # not an index
-        return desc, artifacts
-    media_type = value.get("mediaType") if isinstance(value.get("mediaType"), str) else OCI_INDEX
-    return descriptor(media_type, digest, size, annotations=names), artifacts
-
-
-def listed_referrers(source, listed: Sequence[dict], digest: str, where: str) -> List[dict]:
-    """The manifests among ``listed`` (artifacts a layout or a holder index lists, ``held``) whose
-    ``subject`` is ``digest``, as a referrers list has them, oldest first. One that is listed but not
-    held is an error that names it: nothing listed is passed over unsaid."""
-    found, seen = [], set()
-    for desc in listed:
-        check_descriptor(desc, where)
-        if desc["digest"] in seen:          # listed twice (the same image under two tags): one referrer
-            continue
-        seen.add(desc["digest"])
-        try:
-            data = source.read_manifest(desc)
-        except (ArchiveError, DigestMismatchError) as e:
-            raise ArchiveError("%s lists the referrer %s but cannot give it: %s"
-                               % (where, desc["digest"], outside_text(e, 300))) from e
-        manifest = manifest_object(data, "%s: referrer %s" % (where, desc["digest"]))
-        subject = manifest.get("subject")
-        if isinstance(subject, dict) and subject.get("digest") == digest and \
-                manifest.get("mediaType", OCI_MANIFEST) == OCI_MANIFEST:
-            found.append(referrer_descriptor(manifest, desc["digest"], len(data)))
-    return sorted(found, key=lambda d: (_annotations(d).get(ANNOTATION_CREATED, ""), d["digest"]))
-
-
-class _TarSource:
-    """What Layout and DockerArchive share: an archive's open file and tarfile (either may be None),
-    closed once, as a context manager."""
-
-    _tar = _file = None
-
-    def close(self) -> None:
-        if self._tar is not None:
-            self._tar.close()
-            self._tar = None
-        if self._file is not None:
-            self._file.close()
-            self._file = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-
-class Layout(_TarSource):
-    """Read an OCI image layout from a directory or a tar archive, never extracting anything.
-
-    Every blob read through ``blob()``, ``read_manifest()`` or ``read_small_blob()`` is checked
-    against its digest and size.  In a tar, members under ``blobs/``, ``index.json`` and
-    ``oci-layout`` must be plain files with safe names; other members (the legacy files
-    ``docker save`` adds) are ignored, links among them included.  A source for ``walk_index``
-    and ``read_tree``.
-    """
-
-    def __init__(self, path: str, opened=None):
-        self.path = path
-        self._tar = self._file = None
-        self._lock = threading.Lock()
-        self._members = {}
-        self._listed = None     # the artifacts the layout lists (``referrers``), once asked for
-        self._dir = path if os.path.isdir(path) and opened is None else None
-        try:
-            if self._dir is None:
-                self._file, self._tar, members = opened or _open_tar(path)
-                self._index_members(members)
-            if not self._exists("oci-layout") and self._dir is not None:
-                raise ArchiveError("%s is a directory but not an OCI image layout (it has no oci-layout file)" % path)
-            if not self._exists("oci-layout"):
-                raise ArchiveError("%s is not an OCI image layout (no oci-layout file) nor a docker save archive "
-                                   "(no manifest.json)" % path)
-            layout = self._read_json("oci-layout")
-            if not isinstance(layout, dict) or not isinstance(layout.get("imageLayoutVersion"), str):
-                raise ArchiveError("%s: oci-layout has no imageLayoutVersion" % path)
-            if not layout["imageLayoutVersion"].startswith("1."):
-                raise ArchiveError("%s: image layout version %s; zeroimage reads version 1" % (
-                    path, outside_text(repr(layout["imageLayoutVersion"]), 40)))
-        except BaseException:
-            self.close()
-            raise
-
-    def _index_members(self, members) -> None:
-        for member in members:
-            name = _safe_member_name(member.name)
-            if not _is_layout_name(name):
-                continue
-            if member.isdir() and (name == "blobs" or posixpath.dirname(name) == "blobs"):
-                continue
-            if not member.isreg():
-                raise ArchiveError("refusing archive member %s: a link or special file where a blob belongs"
-                                   % outside_text(repr(member.name), 200))
-            if name in self._members:
-                raise ArchiveError("refusing archive with two members named %s" % outside_text(repr(name), 200))
-            self._members[name] = member
-
-
-    def _exists(self, name: str) -> bool:
-        if self._dir is None:
-            return name in self._members
-        return os.path.lexists(os.path.join(self._dir, name))     # what is there but not a file: _size says so
-
-    def _size(self, name: str) -> Optional[int]:
-        if self._dir is None:
-            member = self._members.get(name)
-            return None if member is None else member.size
-        try:
-            st = os.lstat(os.path.join(self._dir, name))
-        except OSError:
-            return None
-        # Inside the layout nothing is a link: not the file, not blobs/ nor blobs/ALGORITHM/ (a hostile
-        # layout would read outside itself). The directory the user named is theirs: a link to it is
-        # followed, as are links above it.
-        parts = name.split("/")
-        if not stat.S_ISREG(st.st_mode) or any(os.path.islink(os.path.join(self._dir, *parts[:n]))
-                                               for n in range(1, len(parts))):
-            raise ArchiveError("refusing %s: not a plain file inside the layout" % os.path.join(self.path, name))
-        return st.st_size
-
-    def _open(self, name: str):
-        if self._dir is None:       # members share one file: each read seeks, so reads take turns
-            return _LockedReader(self._tar.extractfile(self._members[name]), self._lock)
-        # not through a link put there since _size looked (O_NOFOLLOW, where the system has it)
-        try:
-            fd = os.open(os.path.join(self._dir, name),     # (O_BINARY: Windows opens in text mode without it)
-                         os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0))
-        except OSError as e:
-            raise ArchiveError("cannot read %s: %s" % (os.path.join(self._dir, name), e.strerror or e)) from e
-        return os.fdopen(fd, "rb")
-
-    def _read_json(self, name: str):
-        """index.json or oci-layout: size-capped, parsed."""
-        size = self._size(name)
-        if size is None:
-            raise ArchiveError("%s: %s is missing" % (self.path, name))
-        if size > MAX_JSON_SIZE:
-            raise ArchiveError("%s: %s is %d bytes, over the %d-byte limit for JSON"
-                               % (self.path, name, size, MAX_JSON_SIZE))
-        with contextlib.closing(self._open(name)) as f:
-            return parse_json(f.read(MAX_JSON_SIZE + 1), "%s: %s" % (self.path, name))
-
-    def index(self) -> dict:
-        index = self._read_json("index.json")
-        index_manifests(index, "%s: index.json" % self.path)
-        return index
-
-    def has(self, desc: dict) -> bool:
-        digest, _ = check_descriptor(desc, self.path)
-        return self._size(_blob_path(digest)) is not None
-
-    def read_small_blob(self, desc: dict) -> bytes:
-        """A small blob's exact bytes (a manifest, an index, a config), verified and size-capped."""
-        blob = self.blob(desc)
-        if blob.size > MAX_JSON_SIZE:
-            raise ArchiveError("%s: blob %s is over the %d-byte limit" % (self.path, blob.digest, MAX_JSON_SIZE))
-        with contextlib.closing(blob.open()) as f:
-            return f.read()
-
-    read_manifest = read_small_blob     # in a layout, manifests are blobs like any other
-
-    def blob(self, desc: dict) -> Blob:
-        """A Blob that streams from the layout, verified as it is read."""
-        digest, size = check_descriptor(desc, self.path)
-        name = _blob_path(digest)
-        actual = self._size(name)
-        if actual is None:
-            raise ArchiveError("%s: blob %s is missing" % (self.path, digest))
-        if actual != size:
-            raise ArchiveError("%s: blob %s is %d bytes, its descriptor says %d" % (self.path, digest, actual, size))
-        what = "blob %s in %s" % (digest, self.path)
-        return Blob(digest, size, lambda: VerifyingReader(self._open(name), digest, size, what))
-
-    def candidates(self) -> List[Candidate]:
-        """Every image manifest reachable from index.json, through nested indexes, with its platform
-        (entries that cannot be used carry their error: see ``walk_index``)."""
-        return walk_index(self.index(), self, self.path)
-
-    def referrers(self, digest: str) -> List[dict]:
-        """The manifests the layout lists whose ``subject`` is ``digest`` (what ``build --sbom``
-        attaches), as a referrers list has them: index.json's own artifact entries (as oras writes
-        them) and those of zeroimage's index of an image and its artifacts (``with_referrers``). A blob
-        nothing lists is garbage by the image-layout spec, and not read (an SBOM left behind when its
-        image was written again without it; what zeroimage wrote beside the image before it listed them)."""
-        if self._listed is None:
-            self._listed = [artifact for desc in self.index()["manifests"]
-                            for artifact in held(self, desc, self.path)[1]]
-        return listed_referrers(self, self._listed, digest, self.path)
-
-    def stored_size(self, digest: str) -> Optional[int]:
-        """The size of the blob ``digest`` in the layout; None when it is not there (or no digest)."""
-        if not isinstance(digest, str) or digest_problem(digest):
-            return None
-        return self._size(_blob_path(digest))
-
-
-class _LockedReader:
-    """A reader whose reads hold a lock, for tar members read from several threads at once."""
-
-    def __init__(self, f, lock):
-        self._f = f
-        self._lock = lock
-
-    def read(self, n: int = -1) -> bytes:
-        with self._lock:
-            return self._f.read(n)
-
-    def close(self) -> None:
-        self._f.close()
-
-
-class _DiffIdCheck:
-    """Pass a compressed layer's bytes through while hashing what they decompress to (``codec``:
-    gzip, zstd); at their end the hash must be ``diff_id`` (DigestMismatchError otherwise)."""
-
-    def __init__(self, f, diff_id: str, size: int, what: str, codec: Codec):
-        self._f, self._diff_id, self._left, self._what = f, diff_id, size, what
-        self._hash = _new_hash(parse_digest(diff_id)[0])
-        self._codec = codec
-        problem = codec_problem(codec)
-        if problem:
-            f.close()
-            raise ArchiveError("cannot read %s: it is %s-compressed and %s" % (what, codec.name, problem))
-        self._inflate = _Inflater(codec, codec_module(codec))
-        self._done = False
-
-    def read(self, n: int = -1) -> bytes:
-        data = self._f.read(n)
-        self._left -= len(data)
-        try:
-            for out in self._inflate.feed(data):    # a CHUNK_SIZE of output at a time: a bomb never sits in memory
-                self._hash.update(out)
-        except _parser_errors() as e:
-            raise ArchiveError("%s is not valid %s (%s)" % (self._what, self._codec.name,
-                                                            outside_text(str(e) or type(e).__name__, 200))) from e
-        if (self._left <= 0 or not data) and not self._done and (n is None or n != 0):   # (readers stop at the size)
-            self._done = True
-            if not self._inflate.ended:
-                raise ArchiveError("%s is not valid %s (it ends before its %s stream does: cut short)" % (
-                    self._what, self._codec.name, self._codec.name))
-            actual = "%s:%s" % (parse_digest(self._diff_id)[0], self._hash.hexdigest())
-            if actual != self._diff_id:
-                raise DigestMismatchError(self._what + " (its diff_id, from the config)", self._diff_id, actual)
-        return data
-
-    def close(self) -> None:
-        self._f.close()
-
-
-class _SavedLayer(NamedTuple):
-    member: str         # the tar member holding the bytes (a link followed)
-    media_type: str
-    digest: str
-    size: int
-    diff_id: str
-
-
-class DockerArchive(_TarSource):
-    """A ``docker save`` archive as Docker wrote it before version 25 (``manifest.json``, each layer an
-    uncompressed ``<id>/layer.tar``, the config ``<id>.json``, ``repositories``), or podman's
-    ``docker-archive`` (layers ``<hex>.tar``); never extracted.
-
-    A source for ``walk_index`` and ``read_tree`` like ``Layout``: each manifest.json entry is shown as a
-    Docker v2 schema 2 manifest made here, one index entry per RepoTag. A layer is described as it is
-    stored: an uncompressed one as ``rootfs.diff.tar`` with its diff_id as digest (so reading it checks
-    the diff_id), a gzip one by the digest of its bytes (the diff_id checked by decompressing as it is
-    read). Only what manifest.json names is read; those members must be plain files, or links to
-    plain files of the archive (Docker links a layer saved twice to the first copy); two members of
-    one name, unsafe names (checked for every member) and JSON over MAX_JSON_SIZE are refused.
-    """
-
-    def __init__(self, path: str, opened):
-        self.path = path
-        self._file, self._tar, members = opened
-        self._lock = threading.Lock()
-        self._small = {}            # digest -> bytes: the manifests made here and the configs
-        self._layers = {}           # digest -> _SavedLayer
-        self._entries = []
-        try:
-            self._members = self._index_members(members)
-            self._read_manifest_json()
-        except BaseException:
-            self.close()
-            raise
-
-    def _index_members(self, members) -> Dict[str, tarfile.TarInfo]:
-        found = {}
-        for member in members:
-            name = _safe_member_name(member.name)
-            if member.isdir():
-                continue
-            if name in found:
-                raise ArchiveError("refusing archive with two members named %s" % outside_text(repr(name), 200))
-            found[name] = member
-        return found
-
-
-    def _member(self, name, what: str) -> tarfile.TarInfo:
-        """The plain file ``name`` (as manifest.json gives it) stands for, one link followed."""
-        if not isinstance(name, str) or not name:
-            raise ArchiveError("%s: manifest.json names %s that is not a path" % (self.path, what))
-        member = self._members.get(_safe_member_name(name))
-        if member is None:
-            raise ArchiveError("%s: manifest.json names %s %s, which the archive does not hold"
-                               % (self.path, what, outside_text(repr(name), 200)))
-        if member.issym() or member.islnk():
-            base = posixpath.dirname(_safe_member_name(name)) if member.issym() else ""
-            target = posixpath.normpath(posixpath.join(base, member.linkname))
-            if target.startswith(("../", "/")) or target == "..":
-                raise ArchiveError("refusing archive member %s: a link out of the archive"
-                                   % outside_text(repr(member.name), 200))
-            member = self._members.get(target)
-            if member is None:
-                raise ArchiveError("%s: %s %s is a link to %s, which the archive does not hold"
-                                   % (self.path, what, outside_text(repr(name), 200), outside_text(repr(target), 200)))
-        if not member.isreg():
-            raise ArchiveError("refusing archive member %s: a link or special file where %s belongs"
-                               % (outside_text(repr(member.name), 200), what))
-        return member
-
-    def _read_member(self, member: tarfile.TarInfo, what: str) -> bytes:
-        if member.size > MAX_JSON_SIZE:
-            raise ArchiveError("%s: %s is %d bytes, over the %d-byte limit for JSON"
-                               % (self.path, what, member.size, MAX_JSON_SIZE))
-        with contextlib.closing(self._open(member)) as f:
-            return f.read(MAX_JSON_SIZE + 1)
-
-    def _open(self, member: tarfile.TarInfo):
-        return _LockedReader(self._tar.extractfile(member), self._lock)
-
-    def _read_manifest_json(self) -> None:
-        member = self._members.get("manifest.json")
-        if member is None or not member.isreg():
-            raise ArchiveError("%s: manifest.json is missing or not a plain file" % self.path)
-        listed = parse_json(self._read_member(member, "manifest.json"), "%s: manifest.json" % self.path)
-        if not isinstance(listed, list) or not listed or not all(isinstance(e, dict) for e in listed):
-            raise ArchiveError("%s: manifest.json is not a list of images" % self.path)
-        for n, entry in enumerate(listed):
-            tags = _expect(entry.get("RepoTags"), "?strings", "%s: manifest.json: image %d's RepoTags"
-                           % (self.path, n + 1)) or []
-            desc = self._synthesize(entry, "image %d of manifest.json" % (n + 1))
-            for tag in tags or [None]:
-                self._entries.append(dict(desc, annotations=self._names(tag)) if tag else desc)
-
-    @staticmethod
-    def _names(tag: str) -> Dict[str, str]:
-        try:
-            ref = Reference.parse(tag)
-        except InvalidReferenceError:
-            return {ANNOTATION_CONTAINERD_NAME: tag}
-        return {ANNOTATION_CONTAINERD_NAME: str(ref), ANNOTATION_REF_NAME: ref.tag or "latest"}
-
-    def _synthesize(self, entry: dict, where: str) -> dict:
-        """The manifest for one manifest.json entry, made and kept: its descriptor."""
-        config_member = self._member(entry.get("Config"), "the config of " + where)
-        config_data = self._read_member(config_member, "the config %s" % config_member.name)
-        config = json_object(config_data, "%s: config %s" % (self.path, config_member.name))
-        rootfs = config.get("rootfs")
-        diff_ids = rootfs.get("diff_ids") if isinstance(rootfs, dict) else None
-        names = _expect(entry.get("Layers"), "list", "%s: the Layers of %s" % (self.path, where))
-        _expect(diff_ids, "digests", "%s: config %s: its rootfs.diff_ids" % (self.path, config_member.name))
-        if len(diff_ids) != len(names):
-            raise ArchiveError("%s: config %s lists %d layers but manifest.json names %d"
-                               % (self.path, config_member.name, len(diff_ids), len(names)))
-        layers = [self._layer(name, diff_id, "layer %d of %s" % (i + 1, where))
-                  for i, (name, diff_id) in enumerate(zip(names, diff_ids))]
-        config_desc = descriptor(DOCKER_CONFIG, sha256_digest(config_data), len(config_data))
-        self._small[config_desc["digest"]] = config_data
-        manifest = canonical_json(make_manifest(DOCKER_FAMILY, config_desc, [
-            descriptor(layer.media_type, layer.digest, layer.size) for layer in layers]))
-        digest = sha256_digest(manifest)
-        self._small[digest] = manifest
-        platform = Platform.from_dict(config)
-        return descriptor(DOCKER_MANIFEST, digest, len(manifest),
-                          **({"platform": platform.to_dict()} if platform else {}))
-
-    def _layer(self, name, diff_id: str, what: str) -> _SavedLayer:
-        member = self._member(name, what)
-        with contextlib.closing(self._open(member)) as f:
-            magic = f.read(6)
-        codec = codec_of_bytes(magic)
-        if not codec.module:
-            layer = _SavedLayer(member.name, DOCKER_LAYER, diff_id, member.size, diff_id)
-        elif codec.media_types:         # gzip; zstd (Docker has no name for it: OCI's, so a Docker image refuses it)
-            hexpart = posixpath.basename(member.name)
-            if member.name.startswith("blobs/sha256/") and digest_problem("sha256:" + hexpart) is None:
-                digest = "sha256:" + hexpart        # named by its digest: checked as it is read
-            else:
-                hashing = HashingWriter()
-                with contextlib.closing(self._open(member)) as f:
-                    copy_stream(f, hashing)
-                digest = hashing.digest
-            oci, docker = codec.media_types[0]
-            layer = _SavedLayer(member.name, docker or oci, digest, member.size, diff_id)
-        else:
-            raise ArchiveError("%s: %s (%s) is %s-compressed; zeroimage reads uncompressed, gzip and zstd layers"
-                               % (self.path, what, outside_text(repr(name), 200), codec.name))
-        known = self._layers.setdefault(layer.digest, layer)
-        if known.diff_id != diff_id:
-            raise ArchiveError("%s: %s is the same bytes as another layer with another diff_id" % (self.path, what))
-        return known
-
-    def index(self) -> dict:
-        return make_index(OCI_FAMILY, list(self._entries))
-
-    def has(self, desc: dict) -> bool:
-        digest, _ = check_descriptor(desc, self.path)
-        return digest in self._small or digest in self._layers
-
-    def read_small_blob(self, desc: dict) -> bytes:
-        digest, size = check_descriptor(desc, self.path)
-        data = self._small.get(digest)
-        if data is None or len(data) != size:
-            raise ArchiveError("%s: no manifest or config %s of %d bytes" % (self.path, digest, size))
-        return data
-
-    read_manifest = read_small_blob
-
-    def referrers(self, digest: str) -> List[dict]:
-        """``docker save`` keeps no referrers."""
-        return []
-
-    def blob(self, desc: dict) -> Blob:
-        digest, size = check_descriptor(desc, self.path)
-        if digest in self._small:
-            data = self.read_small_blob(desc)
-            return Blob(digest, size, lambda: io.BytesIO(data))
-        layer = self._layers.get(digest)
-        if layer is None or layer.size != size:
-            raise ArchiveError("%s: no layer %s of %d bytes" % (self.path, digest, size))
-        member = self._members[_safe_member_name(layer.member)]      # (member.name as written: "./X.tar")
-        what = "layer %s in %s" % (layer.member, self.path)
-
-        def opener():
-            if layer.media_type == DOCKER_LAYER:        # its digest is its diff_id
-                return VerifyingReader(self._open(member), digest, size, what + " (its diff_id, from the config)")
-            return _DiffIdCheck(VerifyingReader(self._open(member), digest, size, what), layer.diff_id, size, what,
-                                layer_codec(layer.media_type))
-        return Blob(digest, size, opener)
-
-    def candidates(self) -> List[Candidate]:
-        return walk_index(self.index(), self, self.path)
-
-    def check_readable(self, manifest: dict) -> None:
-        """Each compressed layer ``manifest`` lists can be decompressed here (its diff_id is checked as it
-        is read): ArchiveError before any is read."""
-        for desc in manifest.get("layers") or []:
-            if desc.get("mediaType") != DOCKER_LAYER:
-                check_layer_readable(desc, "layer %s in %s" % (self._layers[desc["digest"]].member, self.path))
-
-
-def open_archive(path: str) -> Union[Layout, DockerArchive]:
-    """The image archive at ``path``: an OCI layout (directory or tar, Docker 25+'s ``docker save``
-    included), or a ``docker save`` archive of the older kind (manifest.json and no oci-layout)."""
-    if os.path.isdir(path):
-        return Layout(path)
-    opened = _open_tar(path)
-    names = set()
-    for member in opened[2]:
-        names.add(_safe_member_name(member.name))
-    if "manifest.json" in names and "oci-layout" not in names:
-        return DockerArchive(path, opened)
-    return Layout(path, opened)
-
-
-class ArchiveWriter:
-    """Write an OCI image layout into a tar stream: blobs first, then the small files.
-
-    Members are in a fixed order with fixed ownership and mtime 0, so the same
-    images give the same bytes.  Each blob is written once, however often added.
-    Blobs that come from a registry show as downloads on ``display``; once ``cancelled``
-    is set, writing stops (CancelledError).
-    """
-
-    def __init__(self, fileobj, display: Optional[Display] = None, cancelled: Optional[threading.Event] = None):
-        self._tar = TarWriter(fileobj)
-        self._display = display or Display()
-        self._cancelled = cancelled
-        self._written = set()
-        self._algorithms = {"sha256"}
-        for name in ("blobs", "blobs/sha256"):
-            self._tar.add(LayerEntry(name, "dir", 0o755))
-
-    def add_blob(self, blob: Blob) -> None:
-        if blob.digest in self._written:
-            return
-        algorithm, _ = parse_digest(blob.digest)
-        if algorithm not in self._algorithms:           # blobs/sha512/, blobs/blake3/ on first use
-            self._algorithms.add(algorithm)
-            self._tar.add(LayerEntry("blobs/" + algorithm, "dir", 0o755))
-        task = self._display.task("downloading", _short(blob.digest), blob.size) if blob.source else None
-        with contextlib.closing(blob.open()) as src:
-            self._tar.add(LayerEntry(_blob_path(blob.digest)), blob.size, _Metered(src, task, self._cancelled))
-        if task:
-            task.finish()
-        self._written.add(blob.digest)
-
-    def add_file(self, name: str, data: bytes) -> None:
-        self._tar.add(LayerEntry(name), len(data), io.BytesIO(data))
-
-    def close(self) -> None:
-        self._tar.close()
-
-
-def write_archive(f, blobs: Sequence[Blob], index: dict, docker: Optional[list],
-                  display: Optional[Display] = None, cancelled: Optional[threading.Event] = None) -> None:
-    """Write an OCI layout tar (plus Docker's manifest.json when given) to the stream ``f``."""
-    writer = ArchiveWriter(f, display, cancelled)
-    for blob in blobs:
-        writer.add_blob(blob)
-    writer.add_file("index.json", canonical_json(index))
-    if docker is not None:
-        writer.add_file("manifest.json", canonical_json(docker))
-    writer.add_file("oci-layout", canonical_json({"imageLayoutVersion": OCI_LAYOUT_VERSION}))
-    writer.close()
-
-
-def write_layout_dir(path: str, blobs: Sequence[Blob], top: dict, cancelled: Optional[threading.Event] = None) -> List[str]:
-    """Add an image to an OCI layout directory (made if missing), as ``skopeo copy oci:DIR:TAG`` does:
-    new blobs written, index.json updated atomically, an entry with the same ref name (the tag)
-    replaced. The names of the images replaced that were named otherwise (``app:1`` by ``other:1``)."""
-    path = output_directory(path)
-    try:
-        os.makedirs(os.path.join(path, "blobs", "sha256"), exist_ok=True)
-    except OSError as e:
-        raise ZeroImageError("cannot write the layout %s: %s" % (path, e.strerror or e)) from e
-    index_path = os.path.join(path, "index.json")
-    if os.path.exists(index_path):
-        with Layout(path) as existing:
-            index = existing.index()
+def minimal_base_layer(ca_bundle: Optional[str], environ, display: Display,
+                       zoneinfo: Sequence[LayerEntry] = ()) -> Tuple[List[LayerEntry], str]:
+    """The built-in base's one layer (with the host's, or the given, CA bundle, and the zone database
+    when ``zoneinfo`` holds its entries) and its history line."""
+    if ca_bundle:
+        input_file(ca_bundle, "`ca_bundle`", "give the PEM file of CA certificates")
+        if not os.access(ca_bundle, os.R_OK):
+            raise ZeroImageError("`ca_bundle` %s: cannot read it" % ca_bundle)
+    bundle = ca_bundle or find_host_ca_bundle(environ)
+    if bundle is None:
+        display.warning("no CA bundle found on this host; the image will have no TLS roots (use `ca_bundle=FILE`)")
     else:
-        index = make_index(OCI_FAMILY, [])
-    for blob in blobs:
-        target = os.path.join(path, _blob_path(blob.digest))
-        if os.path.isfile(target) and os.path.getsize(target) == blob.size:
-            continue
-        os.makedirs(os.path.dirname(target), exist_ok=True)
-        with atomic_output(target) as out, contextlib.closing(blob.open()) as src:
-            copy_stream(_Checked(src, cancelled), out, blob.size)
-    ref_name = top["annotations"][ANNOTATION_REF_NAME]
-    replaced = [descriptor_name(d) for d in index["manifests"] if _annotations(d).get(ANNOTATION_REF_NAME) == ref_name
-                and descriptor_name(d) != descriptor_name(top)]
-    index["manifests"] = [d for d in index["manifests"] if _annotations(d).get(ANNOTATION_REF_NAME) != ref_name]
-    index["manifests"].append(top)
-    with atomic_output(index_path) as out:
-        out.write(canonical_json(index))
-    with atomic_output(os.path.join(path, "oci-layout")) as out:
-        out.write(canonical_json({"imageLayoutVersion": OCI_LAYOUT_VERSION}))
-    return replaced
-# ---- Credentials ----
+        try:
+            found = _pem_certificates(bundle)
+        except OSError as e:
+            raise ZeroImageError("%s %s: cannot read it: %s" % ("`ca_bundle`" if ca_bundle else "the CA bundle",
+                                                               bundle, e.strerror or e)) from e
+        if found < MIN_CA_CERTIFICATES:
+            display.warning("the image's CA bundle %s holds %s, so programs in the image will trust %s TLS servers "
+                            "(a system bundle holds over a hundred roots); %s", bundle,
+                            "no PEM certificate" if not found else "only %d certificate%s" % (found, "s"[found == 1:]),
+                            "no" if not found else "few",
+                            "give a full bundle with `ca_bundle=FILE` (SSL_CERT_FILE says what zeroimage "
+                            "trusts for registries, not the image)" if ca_bundle else "give one with `ca_bundle=FILE`",
+                            fails=True)
+    return minimal_base_entries(bundle, zoneinfo), "zeroimage: minimal base (users root, nobody, nonroot; TLS roots%s)" % (
+        "; time zones" if zoneinfo else "")
 
+
+def _on_minimal_base(options: BuildOptions) -> bool:
+    return options.base is None and options.base_archive is None
+
+
+def _check_tzdata_option(tzdata, base: Optional[str], base_archive: Optional[str]) -> None:
+    """``tzdata`` is None or False (none), True (the host's) or a directory, on the minimal base only."""
+    if tzdata is None or tzdata is False:
+        return
+    if tzdata is not True and not isinstance(tzdata, (str, os.PathLike)):
+        raise UsageError("`tzdata` is True (the host's zone database) or a directory, not %r" % (tzdata,))
+    if tzdata is not True and not os.fspath(tzdata):
+        raise UsageError("`tzdata`: the directory is empty text; give one like %s" % ZONEINFO_DIR)
+    _check_minimal_base_only("tzdata", "the zone database", ZONEINFO_DIR, ZONEINFO_DIR, base, base_archive)
+
+
+def _check_minimal_base_only(option: str, what: str, source: str, dest: str, base: Optional[str],
+                             base_archive: Optional[str]) -> None:
+    """The one rule for options only the built-in minimal base takes (``tzdata``, ``ca_bundle``): with
+    another base, a usage error that says how to put the file there with ``add``."""
+    if base is not None or base_archive is not None:
+        given = "`base=scratch`" if base == "scratch" else "`base_archive`" if base_archive is not None else "`base`"
+        raise UsageError("`%s` adds %s to the built-in minimal base, not to a %s base; for that, use `add` %s:%s"
+                         % (option, what, given, source, dest))
+
+
+# ---- Credentials ----
 
 class Credentials(NamedTuple):
     """What config.json or a helper gives for one registry. Never printed."""
@@ -5097,8 +5009,9 @@ def erase_credentials(host: str, environ=None) -> bool:
     if keys:
         _write_config(path, config)
     return found or bool(keys)
-# ---- Proxies ----
 
+
+# ---- Proxies ----
 
 class Proxy(NamedTuple):
     """An HTTP proxy: where to connect, the Proxy-Authorization its URL carries (never printed), and
@@ -6869,6 +6782,56 @@ def _registry_reason(error: "RegistryError") -> str:
     return "HTTP %d%s" % (error.status, " " + error.detail if error.detail else "")
 
 
+def _part_missing(error: RegistryError, ref: Reference) -> Optional[str]:
+    """"manifest sha256:..." or "blob sha256:..." when a 404 was for a part of the image ``ref`` names
+    (an index's child, a layer), not for what ``ref`` itself names."""
+    found = re.search(r"/(manifests|blobs)/([a-z0-9]+:[0-9a-f]+)", urllib.parse.urlsplit(error.url).path)
+    if found is None or found.group(2) == ref.digest:
+        return None
+    return "%s %s" % ("manifest" if found.group(1) == "manifests" else "blob", found.group(2))
+
+
+# -- reading images: one walker, one reader, for layouts and registries --
+
+
+@contextlib.contextmanager
+def registry_errors(action: str, ref: Reference, registry: Optional[Registry] = None):
+    """Registry errors said as one line naming what failed and what to try; the class stays. With
+    ``registry``, an access denied to a logged-in user says so, rather than asking for a login."""
+    try:
+        yield
+    except RegistryError as e:
+        if e.explained:
+            raise
+        user = registry.auth.user if registry is not None else None
+        # A login is suggested only where it can help: the registry asked for credentials (a challenge,
+        # or a 401), or, when it is not known whether it did, for an access denied.
+        asked = registry.auth.asked if registry is not None else None
+        login = "are you logged in? try: `login(%s)`" % ref.registry
+        if isinstance(e, AuthenticationError) and user and registry.auth.refused_credentials(e):
+            message = "cannot %s %s: the registry refused the credentials of %s (%s); a wrong or expired " \
+                      "password? log in again: `login(%s)`" % (
+                          action, ref.familiar(), user, e.detail or "HTTP 401", ref.registry)
+        elif isinstance(e, AuthenticationError) and user:
+            message = "cannot %s %s: access denied to %s (%s); may %s %s there? to use another account: " \
+                      "`login(%s)`" % (action, ref.familiar(), user, e.detail or "HTTP %d" % e.status, user,
+                                              action, ref.registry)
+        elif isinstance(e, AuthenticationError):
+            message = "cannot %s %s: access denied (%s); %s" % (
+                action, ref.familiar(), e.detail or "HTTP %d" % e.status,
+                login if asked is not False or e.status == 401 else
+                "the registry asks for no credentials, so a login will not help; it refuses this %s" % action)
+        elif isinstance(e, NotFoundError) and action in ("pull", "inspect") and _part_missing(e, ref):
+            message = "cannot %s %s: %s, which it lists, is not in the registry (%s); the image there is " \
+                      "incomplete" % (action, ref.familiar(), _part_missing(e, ref), e.detail or "HTTP 404")
+        elif isinstance(e, NotFoundError):
+            message = "cannot %s %s: not found (%s); is the name right?%s" % (
+                action, ref.familiar(), e.detail or "HTTP 404", " " + login if asked and not user else "")
+        else:
+            message = "cannot %s %s: %s" % (action, ref.familiar(), e)
+        raise e.restated(message) from e
+
+
 # ---- Session ----
 
 PARALLEL_TRANSFERS = 4
@@ -7013,6 +6976,7 @@ class Session:
         if errors:
             raise errors[0]
         return results
+
 
 # ---- Container engines ----
 
@@ -7409,367 +7373,619 @@ def _engine_message(data: bytes) -> str:
     return outside_text(text, 500)
 
 
-# ---- Images ----
+# ---- Sources ----
+
+def _blob_path(digest: str) -> str:
+    algorithm, hexpart = parse_digest(digest)
+    return "blobs/%s/%s" % (algorithm, hexpart)
 
 
-class Image(NamedTuple):
-    """An image: its manifest and config, its platform, and every blob it is made of (layers, then
-    the config, then the manifest itself). A value: building on it makes a new one."""
-
-    manifest: dict
-    config: dict
-    platform: Optional[Platform]
-    blobs: List[Blob]
-    media_type: str = ""
-
-    @property
-    def manifest_blob(self) -> Blob:
-        return self.blobs[-1]
-
-    @property
-    def digest(self) -> str:
-        return self.manifest_blob.digest
-
-    @property
-    def kind(self) -> str:
-        """The manifest's media type."""
-        return self.media_type or self.manifest.get("mediaType") or OCI_MANIFEST
+def _safe_member_name(name: str) -> str:
+    """A tar member name as a relative POSIX path; absolute or ``..`` names are refused."""
+    stripped = name
+    while stripped.startswith("./"):
+        stripped = stripped[2:]
+    parts = stripped.rstrip("/").split("/")
+    why = ("an absolute path" if name.startswith("/") else "a '..' component" if ".." in parts
+           else "a backslash" if "\\" in name else "a NUL character" if "\0" in name else None)
+    if why is not None:
+        raise ArchiveError("refusing unsafe archive member %s (%s)" % (outside_text(repr(name), 200), why))
+    return "/".join(p for p in parts if p not in ("", "."))
 
 
-class ImageIndex(NamedTuple):
-    """An index (or Docker manifest list) of images or further indexes, in the order it lists them."""
-
-    index: dict
-    manifest_blob: Blob
-    children: List[Union[Image, "ImageIndex"]]
-    media_type: str = ""
-
-    @property
-    def digest(self) -> str:
-        return self.manifest_blob.digest
-
-    @property
-    def kind(self) -> str:
-        return self.media_type or self.index.get("mediaType") or OCI_INDEX
+def _is_layout_name(name: str) -> bool:
+    return name in ("oci-layout", "index.json", "blobs") or name.startswith("blobs/")
 
 
-def _bytes_blob(digest: str, data: bytes) -> Blob:
-    return Blob(digest, len(data), lambda: io.BytesIO(data))
-
-
-def bytes_blob(data: bytes) -> Blob:
-    return _bytes_blob(sha256_digest(data), data)
-
-
-def tree_images(top: Union[Image, ImageIndex]) -> List[Image]:
-    """Every image in a tree, in order."""
-    if isinstance(top, Image):
-        return [top]
-    return [image for child in top.children for image in tree_images(child)]
-
-
-def tree_blobs(top: Union[Image, ImageIndex]) -> List[Blob]:
-    """Every blob of a tree, children before the index that lists them (the order a layout is written in)."""
-    if isinstance(top, Image):
-        return list(top.blobs)
-    return [blob for child in top.children for blob in tree_blobs(child)] + [top.manifest_blob]
-
-
-def tree_platforms(top: Union[Image, ImageIndex]) -> List[str]:
-    """The platforms of a tree's images, attestations left out."""
-    if isinstance(top, Image):
-        return [str(top.platform)] if top.platform else []
-    found = []
-    for desc, child in zip(top.index.get("manifests") or [], top.children):
-        if not is_attestation(desc):
-            found += tree_platforms(child)
-    return found
-
-
-def _name_annotations(name: Reference) -> Dict[str, str]:
-    problem = ref_name_problem(name.tag)
-    if problem:
-        raise UsageError("the tag %s; choose another tag" % problem)
-    return {ANNOTATION_CONTAINERD_NAME: str(name), ANNOTATION_REF_NAME: name.tag}
-
-
-def top_descriptor(top: Union[Image, ImageIndex], name: Reference) -> dict:
-    """The descriptor index.json gives the tree, named ``name``."""
-    platform = top.platform.to_dict() if isinstance(top, Image) and top.platform else None
-    return descriptor(top.kind, top.digest, top.manifest_blob.size, annotations=_name_annotations(name),
-                      platform=platform)
-
-
-def docker_manifest(image: Image, name: Reference) -> list:
-    """Docker's manifest.json for one image (what ``docker load`` reads)."""
-    return [{"Config": _blob_path(image.manifest["config"]["digest"]), "RepoTags": [name.familiar()],
-             "Layers": [_blob_path(d["digest"]) for d in image.manifest["layers"]]}]
-
-
-# -- construction: pure, base + layers + config -> image(s) and an index --
-
-
-class BaseImage(NamedTuple):
-    """What a build starts from: the config, the layers to carry over, the media-type family."""
-
-    config: dict
-    layers: List[Tuple[dict, Blob]]     # (descriptor as in the base manifest, blob)
-    family: Dict[str, str]
-    platform: Platform
-    may_have_libc: bool                 # False for scratch and the minimal base
-    name: str
-    annotations: Dict[str, str] = types.MappingProxyType({})        # base.name / base.digest of this image
-    index_annotations: Dict[str, str] = types.MappingProxyType({})  # the same for the base as named
-    remote: bool = False                # a registry's: its layers are downloaded only to be copied
-
-
-def _layer_type_in(family: Dict[str, str], media_type: Optional[str]) -> Optional[str]:
-    """A base layer's media type said in the image's family, so one manifest never mixes OCI and Docker."""
-    for oci, docker in LAYER_TYPE_PAIRS:
-        if media_type in (oci, docker):
-            return docker if family is DOCKER_FAMILY else oci
-    return media_type
-
-
-def _docker_descriptor(desc: dict) -> dict:
-    """A descriptor as Docker's schemas have it: no annotations."""
-    return {k: v for k, v in desc.items() if k != "annotations"}
-
-
-def media_type_family(name: Optional[str]) -> Optional[Dict[str, str]]:
-    """The family ``--media-types`` names ("docker" or "oci"); None for none asked (follow the base)."""
-    if name is None:
-        return None
-    if name not in ("docker", "oci"):
-        raise UsageError("`media_types` is docker or oci, not %s" % outside_text(repr(name), 50))
-    return DOCKER_FAMILY if name == "docker" else OCI_FAMILY
-
-
-def _family_name(family: Dict[str, str]) -> str:
-    return "Docker" if family["manifest"] == DOCKER_MANIFEST else "OCI"
-
-
-def _layers_in_family(family: Dict[str, str], layer_descs: Sequence[dict], where: str) -> List[dict]:
-    """Layer descriptors said in ``family``; in Docker's, a layer Docker has no media type for (zstd) is refused."""
-    converted = []
-    for desc in layer_descs:
-        desc = {k: v for k, v in desc.items() if v is not None}       # a null field is absent (a new manifest has none)
-        if not _MEDIA_TYPE_RE.fullmatch(desc.get("mediaType") or ""):
-            raise ArchiveError("%s: layer %s has the mediaType %s, not a media type (type/subtype)" % (
-                where, desc.get("digest"), outside_text(repr(desc.get("mediaType")), 100)))
-        media_type = _layer_type_in(family, desc.get("mediaType"))
-        if family["manifest"] == DOCKER_MANIFEST:
-            if isinstance(media_type, str) and media_type.startswith("application/vnd.oci."):
-                raise ZeroImageError("%s: layer %s is %s, which Docker's media types cannot describe; keep "
-                                     "OCI media types (`media_types=oci`), or use gzip layers" % (
-                                         where, desc.get("digest"), outside_text(media_type, 100)))
-            desc = _docker_descriptor(desc)
-        converted.append(dict(desc, mediaType=media_type))
-    return converted
-
-
-def check_family_options(base: BaseImage, options: ImageOptions) -> None:
-    """Docker's manifest formats have no annotations: ``annotations`` need a base in the OCI family."""
-    if options.annotations and base.family["manifest"] == DOCKER_MANIFEST:
-        raise ZeroImageError("`annotations`: the base %s is a Docker-format image, and Docker manifests have no "
-                             "annotations; use `labels`, or a base in OCI format (skopeo copy --format oci ...)"
-                             % outside_text(base.name, 200))
-
-
-def assemble_image(base: BaseImage, added: Sequence[Tuple[LayerResult, str]], entrypoint: Sequence[str],
-                   created: str, options: ImageOptions = ImageOptions(),
-                   program_labels: Optional[Dict[str, str]] = None) -> Image:
-    """Put new layers (each with its history line) on a base: config, manifest, and the blob list.
-    Labels and annotations are as ``image_metadata`` resolves them from the base, ``program_labels``
-    (the program's build info) and ``options``. Only an OCI manifest carries annotations (the base's
-    name and digest, and ``options``'); the base manifest's own annotations describe the base and are
-    never carried over."""
-    family = base.family
-    check_image_options(options)
-    check_family_options(base, options)
-    config = derive_config(base.config, base.platform,
-                           [AddedLayer(layer.diff_id, why) for layer, why in added], entrypoint, created, options,
-                           "the base %s" % base.name, program_labels, base.annotations)
-    config_blob = bytes_blob(canonical_json(config))
-    layer_descs = _layers_in_family(family, [desc for desc, _ in base.layers], "the base %s" % base.name)
-    layer_descs += [descriptor(_layer_type_in(family, layer.media_type), layer.blob.digest, layer.blob.size)
-                    for layer, _ in added]
-    annotations = image_metadata(options, base_annotations=base.annotations)[1]
-    if family["manifest"] == DOCKER_MANIFEST:
-        annotations = None
-    manifest = make_manifest(family, descriptor(family["config"], config_blob.digest, config_blob.size), layer_descs,
-                             annotations)
-    blobs = [blob for _, blob in base.layers] + [layer.blob for layer, _ in added]
-    return Image(manifest, config, base.platform, blobs + [config_blob, bytes_blob(canonical_json(manifest))],
-                 family["manifest"])
-
-
-def make_image_index(images: Sequence[Image], family: Dict[str, str], annotations: Dict[str, str]) -> ImageIndex:
-    """An index (or Docker manifest list, which has no annotations) of single-platform images."""
-    index = make_index(family, [descriptor(i.kind, i.digest, i.manifest_blob.size, platform=i.platform.to_dict())
-                                for i in images])
-    if annotations and family["manifest"] != DOCKER_MANIFEST:
-        index["annotations"] = dict(annotations)
-    return ImageIndex(index, bytes_blob(canonical_json(index)), list(images), family["index"])
-
-
-def convert_family(top: Union[Image, ImageIndex], family: Dict[str, str],
-                   notes: Optional[List[str]] = None) -> Union[Image, ImageIndex]:
-    """The same image or index with its manifests said in ``family`` (OCI or Docker v2 schema 2): the
-    layer and config blobs stay byte for byte (only their descriptors' media types change), so only
-    manifest digests change; what is already in the family is kept as it is, bytes and digest.
-
-    Docker's schemas have no annotations, artifacts, zstd layers or nested lists: an attestation in an
-    index is left out (said in ``notes``), anything else that cannot be said is refused."""
-    if isinstance(top, Image):
-        return _convert_image(top, family)
-    docker = family["manifest"] == DOCKER_MANIFEST
-    where = "index %s" % top.digest
-    entries, children = [], []
-    for desc, child in zip(index_manifests(top.index, where), top.children):
-        if docker and is_attestation(desc):
-            if notes is not None:
-                notes.append("left out %s: an attestation, which a Docker manifest list cannot hold" % desc.get("digest"))
-            continue
-        if docker and isinstance(child, ImageIndex):
-            raise ZeroImageError("%s lists another index (%s); a Docker manifest list holds only images"
-                                 % (where, child.digest))
-        converted = convert_family(child, family, notes)
-        entry = dict(desc, mediaType=converted.kind, digest=converted.digest, size=converted.manifest_blob.size)
-        if docker:
-            platform = desc.get("platform") or (child.platform.to_dict() if child.platform else None)
-            if not platform:
-                raise ZeroImageError("%s: image %s names no platform, which a Docker manifest list needs"
-                                     % (where, child.digest))
-            entry = dict(entry, platform=platform)
-            entry = {k: v for k, v in entry.items() if k in ("mediaType", "digest", "size", "platform", "urls")}
-        entries.append(entry)
-        children.append(converted)
-    index = make_index(family, entries)
-    if not docker and top.index.get("annotations"):
-        index["annotations"] = top.index["annotations"]
-    if index == top.index and all(a is b for a, b in zip(children, top.children)):
-        return top
-    return ImageIndex(index, bytes_blob(canonical_json(index)), children, family["index"])
-
-
-def _convert_image(image: Image, family: Dict[str, str]) -> Image:
-    where = "image %s" % image.digest
-    manifest = image.manifest
-    problem = entry_problem({"digest": image.digest}, image.kind, manifest, where)
-    if problem is not None:
-        raise ZeroImageError("cannot convert to %s media types: %s" % (_family_name(family), problem))
-    if manifest.get("subject") is not None and family["manifest"] == DOCKER_MANIFEST:
-        raise ZeroImageError("cannot convert to Docker media types: %s refers to another (a subject), "
-                             "which Docker manifests cannot say" % where)
-    kept = family["manifest"] == DOCKER_MANIFEST and manifest["config"].get("mediaType") in DOCKER_CONFIG_TYPES
-    config_desc = manifest["config"] if kept else dict(manifest["config"], mediaType=family["config"])
-    layers = _layers_in_family(family, manifest["layers"], where)
-    converted = {"schemaVersion": 2, "mediaType": family["manifest"]}
-    if family["manifest"] == DOCKER_MANIFEST:
-        converted.update(config=_docker_descriptor(config_desc), layers=layers)
-    else:
-        converted.update({k: v for k, v in manifest.items() if k not in ("schemaVersion", "mediaType")})
-        converted.update(config=config_desc, layers=layers)
-    if converted == manifest:
-        return image
-    return image._replace(manifest=converted, blobs=image.blobs[:-1] + [bytes_blob(canonical_json(converted))],
-                          media_type=family["manifest"])
-
-
-def minimal_base_layer(ca_bundle: Optional[str], environ, display: Display,
-                       zoneinfo: Sequence[LayerEntry] = ()) -> Tuple[List[LayerEntry], str]:
-    """The built-in base's one layer (with the host's, or the given, CA bundle, and the zone database
-    when ``zoneinfo`` holds its entries) and its history line."""
-    if ca_bundle:
-        input_file(ca_bundle, "`ca_bundle`", "give the PEM file of CA certificates")
-        if not os.access(ca_bundle, os.R_OK):
-            raise ZeroImageError("`ca_bundle` %s: cannot read it" % ca_bundle)
-    bundle = ca_bundle or find_host_ca_bundle(environ)
-    if bundle is None:
-        display.warning("no CA bundle found on this host; the image will have no TLS roots (use `ca_bundle=FILE`)")
-    else:
-        try:
-            found = _pem_certificates(bundle)
-        except OSError as e:
-            raise ZeroImageError("%s %s: cannot read it: %s" % ("`ca_bundle`" if ca_bundle else "the CA bundle",
-                                                               bundle, e.strerror or e)) from e
-        if found < MIN_CA_CERTIFICATES:
-            display.warning("the image's CA bundle %s holds %s, so programs in the image will trust %s TLS servers "
-                            "(a system bundle holds over a hundred roots); %s", bundle,
-                            "no PEM certificate" if not found else "only %d certificate%s" % (found, "s"[found == 1:]),
-                            "no" if not found else "few",
-                            "give a full bundle with `ca_bundle=FILE` (SSL_CERT_FILE says what zeroimage "
-                            "trusts for registries, not the image)" if ca_bundle else "give one with `ca_bundle=FILE`",
-                            fails=True)
-    return minimal_base_entries(bundle, zoneinfo), "zeroimage: minimal base (users root, nobody, nonroot; TLS roots%s)" % (
-        "; time zones" if zoneinfo else "")
-
-
-def base_paths(base: BaseImage, wanted: Sequence[str], minimal: Optional[Sequence[LayerEntry]] = None,
-               cancelled: Optional[threading.Event] = None) -> Dict[str, LayerEntry]:
-    """What the base holds at each path in ``wanted`` (see ``paths_to_ask``), so a new layer keeps the
-    mode and owner of the base's directories and replaces none of them: read from the base's layers,
-    in order, only when something is wanted (a program at /app wants nothing; /usr/local/bin/app does)."""
-    found = {entry.path: entry for entry in with_parents(minimal)} if minimal else {}
-    if not wanted:
-        return found
-    for desc, _ in base.layers:         # every one is read: each is said unreadable before any is
-        if layer_codec(desc.get("mediaType")) is None:
-            raise ArchiveError("cannot read the base's layer %s (%s) to see what %s is there; put the files "
-                               "at the root instead" % (desc["digest"], desc.get("mediaType"), wanted[0]))
-        problem = codec_problem(layer_codec(desc.get("mediaType")))
-        if problem:
-            raise ArchiveError("cannot read the base's layer %s: it is %s-compressed and %s (it is read to see "
-                               "what %s is there; or put the files at the root)" % (
-                                   desc["digest"], layer_codec(desc.get("mediaType")).name, problem, wanted[0]))
-    for desc, blob in base.layers:
-        if cancelled is not None and cancelled.is_set():
-            raise CancelledError()
-        with layer_tar(desc, blob, "the base's layer %s" % desc["digest"], cancelled) as tar:
-            scan_layer(tar, wanted, found)
-    return found
-
-
-# -- reading images: one walker, one reader, for layouts and registries --
-
-
-@contextlib.contextmanager
-def registry_errors(action: str, ref: Reference, registry: Optional[Registry] = None):
-    """Registry errors said as one line naming what failed and what to try; the class stays. With
-    ``registry``, an access denied to a logged-in user says so, rather than asking for a login."""
+def _plain_tar_file(path: str):
+    """The archive at ``path`` as a seekable, uncompressed tar: the file itself, or, when it is
+    compressed (a ``.tar.gz`` of a layout), its content decompressed once into an anonymous
+    temporary file, gone when closed.  tarfile reads a compressed stream by seeking in it, and
+    each seek backwards decompresses again from the start: blobs read in turn took quadratic time."""
+    with contextlib.suppress(OSError):      # (a missing file is said by open below)
+        mode = os.stat(path).st_mode
+        if not stat.S_ISREG(mode):          # a FIFO would make open() wait for a writer
+            raise ArchiveError("%s is %s, not a tar archive or an OCI layout directory" % (path, file_kind(mode)))
     try:
-        yield
-    except RegistryError as e:
-        if e.explained:
+        f = open(path, "rb")
+    except OSError as e:
+        raise ArchiveError("cannot read %s: %s" % (path, e.strerror or e)) from e
+    try:
+        magic = f.read(6)
+        f.seek(0)
+        codec = codec_of_bytes(magic)
+        if not codec.module:
+            return f
+        with f:
+            return _decompressed(f, path, codec)
+    except BaseException:
+        f.close()
+        raise
+
+
+def _decompressed(f, path: str, codec: Codec):
+    problem = codec_problem(codec)
+    if problem:
+        raise ArchiveError("%s is %s-compressed and %s; decompress it first" % (path, codec.name, problem))
+    stream = codec_module(codec).open(f, "rb")
+    out = tempfile.TemporaryFile(prefix="zeroimage-")
+    try:
+        with stream:
+            while True:
+                with _damaged_input(path, "%s stream" % codec.name):
+                    data = stream.read(CHUNK_SIZE)
+                if not data:
+                    break
+                try:
+                    out.write(data)
+                except OSError as e:
+                    raise ArchiveError("cannot decompress %s into a temporary file: %s (set TMPDIR to a "
+                                       "directory with room)" % (path, e.strerror or e)) from e
+        out.seek(0)
+        return out
+    except BaseException:
+        out.close()
+        raise
+
+
+def _open_tar(path: str):
+    """(file, TarFile, members) of the tar archive at ``path`` (decompressed first when compressed);
+    every member name is checked to be safe (``_safe_member_name``); nothing is extracted."""
+    f = _plain_tar_file(path)
+    try:
+        try:
+            tar = tarfile.open(fileobj=f, mode="r:", tarinfo=_BoundedTarInfo)
+        except (tarfile.TarError, EOFError):
+            raise ArchiveError("%s is not a tar archive or an OCI layout directory" % path) from None
+        except OSError as e:
+            raise ArchiveError("cannot read %s: %s" % (path, e.strerror or e)) from e
+        except ValueError as e:         # (a header tarfile cannot even start on: a huge size or offset)
+            raise ArchiveError("%s is a damaged tar archive (%s)" % (path, outside_text(e, 200))) from e
+        try:
+            with _damaged_input(path, "tar archive"):     # every header is read now, none later
+                members = tar.getmembers()
+        except BaseException:
+            tar.close()
             raise
-        user = registry.auth.user if registry is not None else None
-        # A login is suggested only where it can help: the registry asked for credentials (a challenge,
-        # or a 401), or, when it is not known whether it did, for an access denied.
-        asked = registry.auth.asked if registry is not None else None
-        login = "are you logged in? try: `login(%s)`" % ref.registry
-        if isinstance(e, AuthenticationError) and user and registry.auth.refused_credentials(e):
-            message = "cannot %s %s: the registry refused the credentials of %s (%s); a wrong or expired " \
-                      "password? log in again: `login(%s)`" % (
-                          action, ref.familiar(), user, e.detail or "HTTP 401", ref.registry)
-        elif isinstance(e, AuthenticationError) and user:
-            message = "cannot %s %s: access denied to %s (%s); may %s %s there? to use another account: " \
-                      "`login(%s)`" % (action, ref.familiar(), user, e.detail or "HTTP %d" % e.status, user,
-                                              action, ref.registry)
-        elif isinstance(e, AuthenticationError):
-            message = "cannot %s %s: access denied (%s); %s" % (
-                action, ref.familiar(), e.detail or "HTTP %d" % e.status,
-                login if asked is not False or e.status == 401 else
-                "the registry asks for no credentials, so a login will not help; it refuses this %s" % action)
-        elif isinstance(e, NotFoundError) and action in ("pull", "inspect") and _part_missing(e, ref):
-            message = "cannot %s %s: %s, which it lists, is not in the registry (%s); the image there is " \
-                      "incomplete" % (action, ref.familiar(), _part_missing(e, ref), e.detail or "HTTP 404")
-        elif isinstance(e, NotFoundError):
-            message = "cannot %s %s: not found (%s); is the name right?%s" % (
-                action, ref.familiar(), e.detail or "HTTP 404", " " + login if asked and not user else "")
+        for member in members:
+            _safe_member_name(member.name)
+        return f, tar, members
+    except BaseException:
+        f.close()
+        raise
+
+
+def listed_artifact(desc: dict) -> bool:
+    """An index entry that is no image to run but may refer to one: an artifact, or an entry with the
+    platform unknown/unknown (what ``with_referrers`` lists; BuildKit's attestations)."""
+    return is_attestation(desc) or artifact_type(desc) is not None
+
+
+def held(source, desc: dict, where: str) -> Tuple[dict, List[dict]]:
+    """What a top descriptor (an index.json entry, a registry's tag) holds, and the artifacts listed
+    beside it. Of the index zeroimage writes to keep an image's referrers where there is no referrers
+    API (``with_referrers``: an OCI index annotated ``io.zeroimage.image``), wherever it is found (an
+    archive, a layout, a registry ``skopeo copy --all`` put it in): the image or index that annotation
+    names, under ``desc``'s names, so it reads back byte for byte, and the index's other entries, its
+    artifacts, as referrers (``listed_referrers``). Of anything else: ``desc`` itself and, when it is an
+    artifact, itself as listed. A holder whose annotation names nothing it holds (a garbage collector
+    that follows descriptors removed the blob of an index it names), or one of its artifacts, is read
+    as itself, an index of images and artifacts (its artifacts still listed: a copy does not attach
+    what it copies as part of the tree again, ``attached_artifacts``)."""
+    if desc.get("mediaType") != OCI_INDEX:
+        return desc, [desc] if listed_artifact(desc) else []
+    try:
+        check_descriptor(desc, where)
+        holder = manifest_object(source.read_manifest(desc), "%s: index %s" % (where, desc["digest"]))
+        entries = index_manifests(holder, "%s: index %s" % (where, desc["digest"]))
+    except (ArchiveError, DigestMismatchError):
+        return desc, []             # said as it is read
+    digest = _annotations(holder).get(ANNOTATION_HELD)
+    if not digest:
+        return desc, []
+    artifacts = [entry for entry in entries if entry.get("digest") != digest and listed_artifact(entry)]
+    names = {key: value for key, value in _annotations(desc).items()
+             if key in (ANNOTATION_REF_NAME, ANNOTATION_CONTAINERD_NAME)}
+    for entry in entries:
+        if entry.get("digest") == digest:
+            if listed_artifact(entry):          # it names one of its artifacts: no image of its own
+                return desc, artifacts
+            return dict(entry, annotations=dict(_annotations(entry), **names)), artifacts
+    stored_size = getattr(source, "stored_size", None)       # (an index beside it: in a layout only)
+    try:
+        size = stored_size(digest) if stored_size is not None else None
+        if size is None:
+            return desc, artifacts
+        value = manifest_object(source.read_manifest({"digest": digest, "size": size}),
+                                "%s: index %s" % (where, digest))
+    except (ArchiveError, DigestMismatchError):
+        return desc, artifacts
+    if not isinstance(value.get("manifests"), list):        # not an index
+        return desc, artifacts
+    media_type = value.get("mediaType") if isinstance(value.get("mediaType"), str) else OCI_INDEX
+    return descriptor(media_type, digest, size, annotations=names), artifacts
+
+
+def listed_referrers(source, listed: Sequence[dict], digest: str, where: str) -> List[dict]:
+    """The manifests among ``listed`` (artifacts a layout or a holder index lists, ``held``) whose
+    ``subject`` is ``digest``, as a referrers list has them, oldest first. One that is listed but not
+    held is an error that names it: nothing listed is passed over unsaid."""
+    found, seen = [], set()
+    for desc in listed:
+        check_descriptor(desc, where)
+        if desc["digest"] in seen:          # listed twice (the same image under two tags): one referrer
+            continue
+        seen.add(desc["digest"])
+        try:
+            data = source.read_manifest(desc)
+        except (ArchiveError, DigestMismatchError) as e:
+            raise ArchiveError("%s lists the referrer %s but cannot give it: %s"
+                               % (where, desc["digest"], outside_text(e, 300))) from e
+        manifest = manifest_object(data, "%s: referrer %s" % (where, desc["digest"]))
+        subject = manifest.get("subject")
+        if isinstance(subject, dict) and subject.get("digest") == digest and \
+                manifest.get("mediaType", OCI_MANIFEST) == OCI_MANIFEST:
+            found.append(referrer_descriptor(manifest, desc["digest"], len(data)))
+    return sorted(found, key=lambda d: (_annotations(d).get(ANNOTATION_CREATED, ""), d["digest"]))
+
+
+class _TarSource:
+    """What Layout and DockerArchive share: an archive's open file and tarfile (either may be None),
+    closed once, as a context manager."""
+
+    _tar = _file = None
+
+    def close(self) -> None:
+        if self._tar is not None:
+            self._tar.close()
+            self._tar = None
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class Layout(_TarSource):
+    """Read an OCI image layout from a directory or a tar archive, never extracting anything.
+
+    Every blob read through ``blob()``, ``read_manifest()`` or ``read_small_blob()`` is checked
+    against its digest and size.  In a tar, members under ``blobs/``, ``index.json`` and
+    ``oci-layout`` must be plain files with safe names; other members (the legacy files
+    ``docker save`` adds) are ignored, links among them included.  A source for ``walk_index``
+    and ``read_tree``.
+    """
+
+    def __init__(self, path: str, opened=None):
+        self.path = path
+        self._tar = self._file = None
+        self._lock = threading.Lock()
+        self._members = {}
+        self._listed = None     # the artifacts the layout lists (``referrers``), once asked for
+        self._dir = path if os.path.isdir(path) and opened is None else None
+        try:
+            if self._dir is None:
+                self._file, self._tar, members = opened or _open_tar(path)
+                self._index_members(members)
+            if not self._exists("oci-layout") and self._dir is not None:
+                raise ArchiveError("%s is a directory but not an OCI image layout (it has no oci-layout file)" % path)
+            if not self._exists("oci-layout"):
+                raise ArchiveError("%s is not an OCI image layout (no oci-layout file) nor a docker save archive "
+                                   "(no manifest.json)" % path)
+            layout = self._read_json("oci-layout")
+            if not isinstance(layout, dict) or not isinstance(layout.get("imageLayoutVersion"), str):
+                raise ArchiveError("%s: oci-layout has no imageLayoutVersion" % path)
+            if not layout["imageLayoutVersion"].startswith("1."):
+                raise ArchiveError("%s: image layout version %s; zeroimage reads version 1" % (
+                    path, outside_text(repr(layout["imageLayoutVersion"]), 40)))
+        except BaseException:
+            self.close()
+            raise
+
+    def _index_members(self, members) -> None:
+        for member in members:
+            name = _safe_member_name(member.name)
+            if not _is_layout_name(name):
+                continue
+            if member.isdir() and (name == "blobs" or posixpath.dirname(name) == "blobs"):
+                continue
+            if not member.isreg():
+                raise ArchiveError("refusing archive member %s: a link or special file where a blob belongs"
+                                   % outside_text(repr(member.name), 200))
+            if name in self._members:
+                raise ArchiveError("refusing archive with two members named %s" % outside_text(repr(name), 200))
+            self._members[name] = member
+
+
+    def _exists(self, name: str) -> bool:
+        if self._dir is None:
+            return name in self._members
+        return os.path.lexists(os.path.join(self._dir, name))     # what is there but not a file: _size says so
+
+    def _size(self, name: str) -> Optional[int]:
+        if self._dir is None:
+            member = self._members.get(name)
+            return None if member is None else member.size
+        try:
+            st = os.lstat(os.path.join(self._dir, name))
+        except OSError:
+            return None
+        # Inside the layout nothing is a link: not the file, not blobs/ nor blobs/ALGORITHM/ (a hostile
+        # layout would read outside itself). The directory the user named is theirs: a link to it is
+        # followed, as are links above it.
+        parts = name.split("/")
+        if not stat.S_ISREG(st.st_mode) or any(os.path.islink(os.path.join(self._dir, *parts[:n]))
+                                               for n in range(1, len(parts))):
+            raise ArchiveError("refusing %s: not a plain file inside the layout" % os.path.join(self.path, name))
+        return st.st_size
+
+    def _open(self, name: str):
+        if self._dir is None:       # members share one file: each read seeks, so reads take turns
+            return _LockedReader(self._tar.extractfile(self._members[name]), self._lock)
+        # not through a link put there since _size looked (O_NOFOLLOW, where the system has it)
+        try:
+            fd = os.open(os.path.join(self._dir, name),     # (O_BINARY: Windows opens in text mode without it)
+                         os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0))
+        except OSError as e:
+            raise ArchiveError("cannot read %s: %s" % (os.path.join(self._dir, name), e.strerror or e)) from e
+        return os.fdopen(fd, "rb")
+
+    def _read_json(self, name: str):
+        """index.json or oci-layout: size-capped, parsed."""
+        size = self._size(name)
+        if size is None:
+            raise ArchiveError("%s: %s is missing" % (self.path, name))
+        if size > MAX_JSON_SIZE:
+            raise ArchiveError("%s: %s is %d bytes, over the %d-byte limit for JSON"
+                               % (self.path, name, size, MAX_JSON_SIZE))
+        with contextlib.closing(self._open(name)) as f:
+            return parse_json(f.read(MAX_JSON_SIZE + 1), "%s: %s" % (self.path, name))
+
+    def index(self) -> dict:
+        index = self._read_json("index.json")
+        index_manifests(index, "%s: index.json" % self.path)
+        return index
+
+    def has(self, desc: dict) -> bool:
+        digest, _ = check_descriptor(desc, self.path)
+        return self._size(_blob_path(digest)) is not None
+
+    def read_small_blob(self, desc: dict) -> bytes:
+        """A small blob's exact bytes (a manifest, an index, a config), verified and size-capped."""
+        blob = self.blob(desc)
+        if blob.size > MAX_JSON_SIZE:
+            raise ArchiveError("%s: blob %s is over the %d-byte limit" % (self.path, blob.digest, MAX_JSON_SIZE))
+        with contextlib.closing(blob.open()) as f:
+            return f.read()
+
+    read_manifest = read_small_blob     # in a layout, manifests are blobs like any other
+
+    def blob(self, desc: dict) -> Blob:
+        """A Blob that streams from the layout, verified as it is read."""
+        digest, size = check_descriptor(desc, self.path)
+        name = _blob_path(digest)
+        actual = self._size(name)
+        if actual is None:
+            raise ArchiveError("%s: blob %s is missing" % (self.path, digest))
+        if actual != size:
+            raise ArchiveError("%s: blob %s is %d bytes, its descriptor says %d" % (self.path, digest, actual, size))
+        what = "blob %s in %s" % (digest, self.path)
+        return Blob(digest, size, lambda: VerifyingReader(self._open(name), digest, size, what))
+
+    def candidates(self) -> List[Candidate]:
+        """Every image manifest reachable from index.json, through nested indexes, with its platform
+        (entries that cannot be used carry their error: see ``walk_index``)."""
+        return walk_index(self.index(), self, self.path)
+
+    def referrers(self, digest: str) -> List[dict]:
+        """The manifests the layout lists whose ``subject`` is ``digest`` (what ``build --sbom``
+        attaches), as a referrers list has them: index.json's own artifact entries (as oras writes
+        them) and those of zeroimage's index of an image and its artifacts (``with_referrers``). A blob
+        nothing lists is garbage by the image-layout spec, and not read (an SBOM left behind when its
+        image was written again without it; what zeroimage wrote beside the image before it listed them)."""
+        if self._listed is None:
+            self._listed = [artifact for desc in self.index()["manifests"]
+                            for artifact in held(self, desc, self.path)[1]]
+        return listed_referrers(self, self._listed, digest, self.path)
+
+    def stored_size(self, digest: str) -> Optional[int]:
+        """The size of the blob ``digest`` in the layout; None when it is not there (or no digest)."""
+        if not isinstance(digest, str) or digest_problem(digest):
+            return None
+        return self._size(_blob_path(digest))
+
+
+class _LockedReader:
+    """A reader whose reads hold a lock, for tar members read from several threads at once."""
+
+    def __init__(self, f, lock):
+        self._f = f
+        self._lock = lock
+
+    def read(self, n: int = -1) -> bytes:
+        with self._lock:
+            return self._f.read(n)
+
+    def close(self) -> None:
+        self._f.close()
+
+
+class _DiffIdCheck:
+    """Pass a compressed layer's bytes through while hashing what they decompress to (``codec``:
+    gzip, zstd); at their end the hash must be ``diff_id`` (DigestMismatchError otherwise)."""
+
+    def __init__(self, f, diff_id: str, size: int, what: str, codec: Codec):
+        self._f, self._diff_id, self._left, self._what = f, diff_id, size, what
+        self._hash = _new_hash(parse_digest(diff_id)[0])
+        self._codec = codec
+        problem = codec_problem(codec)
+        if problem:
+            f.close()
+            raise ArchiveError("cannot read %s: it is %s-compressed and %s" % (what, codec.name, problem))
+        self._inflate = _Inflater(codec, codec_module(codec))
+        self._done = False
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._f.read(n)
+        self._left -= len(data)
+        try:
+            for out in self._inflate.feed(data):    # a CHUNK_SIZE of output at a time: a bomb never sits in memory
+                self._hash.update(out)
+        except _parser_errors() as e:
+            raise ArchiveError("%s is not valid %s (%s)" % (self._what, self._codec.name,
+                                                            outside_text(str(e) or type(e).__name__, 200))) from e
+        if (self._left <= 0 or not data) and not self._done and (n is None or n != 0):   # (readers stop at the size)
+            self._done = True
+            if not self._inflate.ended:
+                raise ArchiveError("%s is not valid %s (it ends before its %s stream does: cut short)" % (
+                    self._what, self._codec.name, self._codec.name))
+            actual = "%s:%s" % (parse_digest(self._diff_id)[0], self._hash.hexdigest())
+            if actual != self._diff_id:
+                raise DigestMismatchError(self._what + " (its diff_id, from the config)", self._diff_id, actual)
+        return data
+
+    def close(self) -> None:
+        self._f.close()
+
+
+class _SavedLayer(NamedTuple):
+    member: str         # the tar member holding the bytes (a link followed)
+    media_type: str
+    digest: str
+    size: int
+    diff_id: str
+
+
+class DockerArchive(_TarSource):
+    """A ``docker save`` archive as Docker wrote it before version 25 (``manifest.json``, each layer an
+    uncompressed ``<id>/layer.tar``, the config ``<id>.json``, ``repositories``), or podman's
+    ``docker-archive`` (layers ``<hex>.tar``); never extracted.
+
+    A source for ``walk_index`` and ``read_tree`` like ``Layout``: each manifest.json entry is shown as a
+    Docker v2 schema 2 manifest made here, one index entry per RepoTag. A layer is described as it is
+    stored: an uncompressed one as ``rootfs.diff.tar`` with its diff_id as digest (so reading it checks
+    the diff_id), a gzip one by the digest of its bytes (the diff_id checked by decompressing as it is
+    read). Only what manifest.json names is read; those members must be plain files, or links to
+    plain files of the archive (Docker links a layer saved twice to the first copy); two members of
+    one name, unsafe names (checked for every member) and JSON over MAX_JSON_SIZE are refused.
+    """
+
+    def __init__(self, path: str, opened):
+        self.path = path
+        self._file, self._tar, members = opened
+        self._lock = threading.Lock()
+        self._small = {}            # digest -> bytes: the manifests made here and the configs
+        self._layers = {}           # digest -> _SavedLayer
+        self._entries = []
+        try:
+            self._members = self._index_members(members)
+            self._read_manifest_json()
+        except BaseException:
+            self.close()
+            raise
+
+    def _index_members(self, members) -> Dict[str, tarfile.TarInfo]:
+        found = {}
+        for member in members:
+            name = _safe_member_name(member.name)
+            if member.isdir():
+                continue
+            if name in found:
+                raise ArchiveError("refusing archive with two members named %s" % outside_text(repr(name), 200))
+            found[name] = member
+        return found
+
+
+    def _member(self, name, what: str) -> tarfile.TarInfo:
+        """The plain file ``name`` (as manifest.json gives it) stands for, one link followed."""
+        if not isinstance(name, str) or not name:
+            raise ArchiveError("%s: manifest.json names %s that is not a path" % (self.path, what))
+        member = self._members.get(_safe_member_name(name))
+        if member is None:
+            raise ArchiveError("%s: manifest.json names %s %s, which the archive does not hold"
+                               % (self.path, what, outside_text(repr(name), 200)))
+        if member.issym() or member.islnk():
+            base = posixpath.dirname(_safe_member_name(name)) if member.issym() else ""
+            target = posixpath.normpath(posixpath.join(base, member.linkname))
+            if target.startswith(("../", "/")) or target == "..":
+                raise ArchiveError("refusing archive member %s: a link out of the archive"
+                                   % outside_text(repr(member.name), 200))
+            member = self._members.get(target)
+            if member is None:
+                raise ArchiveError("%s: %s %s is a link to %s, which the archive does not hold"
+                                   % (self.path, what, outside_text(repr(name), 200), outside_text(repr(target), 200)))
+        if not member.isreg():
+            raise ArchiveError("refusing archive member %s: a link or special file where %s belongs"
+                               % (outside_text(repr(member.name), 200), what))
+        return member
+
+    def _read_member(self, member: tarfile.TarInfo, what: str) -> bytes:
+        if member.size > MAX_JSON_SIZE:
+            raise ArchiveError("%s: %s is %d bytes, over the %d-byte limit for JSON"
+                               % (self.path, what, member.size, MAX_JSON_SIZE))
+        with contextlib.closing(self._open(member)) as f:
+            return f.read(MAX_JSON_SIZE + 1)
+
+    def _open(self, member: tarfile.TarInfo):
+        return _LockedReader(self._tar.extractfile(member), self._lock)
+
+    def _read_manifest_json(self) -> None:
+        member = self._members.get("manifest.json")
+        if member is None or not member.isreg():
+            raise ArchiveError("%s: manifest.json is missing or not a plain file" % self.path)
+        listed = parse_json(self._read_member(member, "manifest.json"), "%s: manifest.json" % self.path)
+        if not isinstance(listed, list) or not listed or not all(isinstance(e, dict) for e in listed):
+            raise ArchiveError("%s: manifest.json is not a list of images" % self.path)
+        for n, entry in enumerate(listed):
+            tags = _expect(entry.get("RepoTags"), "?strings", "%s: manifest.json: image %d's RepoTags"
+                           % (self.path, n + 1)) or []
+            desc = self._synthesize(entry, "image %d of manifest.json" % (n + 1))
+            for tag in tags or [None]:
+                self._entries.append(dict(desc, annotations=self._names(tag)) if tag else desc)
+
+    @staticmethod
+    def _names(tag: str) -> Dict[str, str]:
+        try:
+            ref = Reference.parse(tag)
+        except InvalidReferenceError:
+            return {ANNOTATION_CONTAINERD_NAME: tag}
+        return {ANNOTATION_CONTAINERD_NAME: str(ref), ANNOTATION_REF_NAME: ref.tag or "latest"}
+
+    def _synthesize(self, entry: dict, where: str) -> dict:
+        """The manifest for one manifest.json entry, made and kept: its descriptor."""
+        config_member = self._member(entry.get("Config"), "the config of " + where)
+        config_data = self._read_member(config_member, "the config %s" % config_member.name)
+        config = json_object(config_data, "%s: config %s" % (self.path, config_member.name))
+        rootfs = config.get("rootfs")
+        diff_ids = rootfs.get("diff_ids") if isinstance(rootfs, dict) else None
+        names = _expect(entry.get("Layers"), "list", "%s: the Layers of %s" % (self.path, where))
+        _expect(diff_ids, "digests", "%s: config %s: its rootfs.diff_ids" % (self.path, config_member.name))
+        if len(diff_ids) != len(names):
+            raise ArchiveError("%s: config %s lists %d layers but manifest.json names %d"
+                               % (self.path, config_member.name, len(diff_ids), len(names)))
+        layers = [self._layer(name, diff_id, "layer %d of %s" % (i + 1, where))
+                  for i, (name, diff_id) in enumerate(zip(names, diff_ids))]
+        config_desc = descriptor(DOCKER_CONFIG, sha256_digest(config_data), len(config_data))
+        self._small[config_desc["digest"]] = config_data
+        manifest = canonical_json(make_manifest(DOCKER_FAMILY, config_desc, [
+            descriptor(layer.media_type, layer.digest, layer.size) for layer in layers]))
+        digest = sha256_digest(manifest)
+        self._small[digest] = manifest
+        platform = Platform.from_dict(config)
+        return descriptor(DOCKER_MANIFEST, digest, len(manifest),
+                          **({"platform": platform.to_dict()} if platform else {}))
+
+    def _layer(self, name, diff_id: str, what: str) -> _SavedLayer:
+        member = self._member(name, what)
+        with contextlib.closing(self._open(member)) as f:
+            magic = f.read(6)
+        codec = codec_of_bytes(magic)
+        if not codec.module:
+            layer = _SavedLayer(member.name, DOCKER_LAYER, diff_id, member.size, diff_id)
+        elif codec.media_types:         # gzip; zstd (Docker has no name for it: OCI's, so a Docker image refuses it)
+            hexpart = posixpath.basename(member.name)
+            if member.name.startswith("blobs/sha256/") and digest_problem("sha256:" + hexpart) is None:
+                digest = "sha256:" + hexpart        # named by its digest: checked as it is read
+            else:
+                hashing = HashingWriter()
+                with contextlib.closing(self._open(member)) as f:
+                    copy_stream(f, hashing)
+                digest = hashing.digest
+            oci, docker = codec.media_types[0]
+            layer = _SavedLayer(member.name, docker or oci, digest, member.size, diff_id)
         else:
-            message = "cannot %s %s: %s" % (action, ref.familiar(), e)
-        raise e.restated(message) from e
+            raise ArchiveError("%s: %s (%s) is %s-compressed; zeroimage reads uncompressed, gzip and zstd layers"
+                               % (self.path, what, outside_text(repr(name), 200), codec.name))
+        known = self._layers.setdefault(layer.digest, layer)
+        if known.diff_id != diff_id:
+            raise ArchiveError("%s: %s is the same bytes as another layer with another diff_id" % (self.path, what))
+        return known
+
+    def index(self) -> dict:
+        return make_index(OCI_FAMILY, list(self._entries))
+
+    def has(self, desc: dict) -> bool:
+        digest, _ = check_descriptor(desc, self.path)
+        return digest in self._small or digest in self._layers
+
+    def read_small_blob(self, desc: dict) -> bytes:
+        digest, size = check_descriptor(desc, self.path)
+        data = self._small.get(digest)
+        if data is None or len(data) != size:
+            raise ArchiveError("%s: no manifest or config %s of %d bytes" % (self.path, digest, size))
+        return data
+
+    read_manifest = read_small_blob
+
+    def referrers(self, digest: str) -> List[dict]:
+        """``docker save`` keeps no referrers."""
+        return []
+
+    def blob(self, desc: dict) -> Blob:
+        digest, size = check_descriptor(desc, self.path)
+        if digest in self._small:
+            data = self.read_small_blob(desc)
+            return Blob(digest, size, lambda: io.BytesIO(data))
+        layer = self._layers.get(digest)
+        if layer is None or layer.size != size:
+            raise ArchiveError("%s: no layer %s of %d bytes" % (self.path, digest, size))
+        member = self._members[_safe_member_name(layer.member)]      # (member.name as written: "./X.tar")
+        what = "layer %s in %s" % (layer.member, self.path)
+
+        def opener():
+            if layer.media_type == DOCKER_LAYER:        # its digest is its diff_id
+                return VerifyingReader(self._open(member), digest, size, what + " (its diff_id, from the config)")
+            return _DiffIdCheck(VerifyingReader(self._open(member), digest, size, what), layer.diff_id, size, what,
+                                layer_codec(layer.media_type))
+        return Blob(digest, size, opener)
+
+    def candidates(self) -> List[Candidate]:
+        return walk_index(self.index(), self, self.path)
+
+    def check_readable(self, manifest: dict) -> None:
+        """Each compressed layer ``manifest`` lists can be decompressed here (its diff_id is checked as it
+        is read): ArchiveError before any is read."""
+        for desc in manifest.get("layers") or []:
+            if desc.get("mediaType") != DOCKER_LAYER:
+                check_layer_readable(desc, "layer %s in %s" % (self._layers[desc["digest"]].member, self.path))
+
+
+def open_archive(path: str) -> Union[Layout, DockerArchive]:
+    """The image archive at ``path``: an OCI layout (directory or tar, Docker 25+'s ``docker save``
+    included), or a ``docker save`` archive of the older kind (manifest.json and no oci-layout)."""
+    if os.path.isdir(path):
+        return Layout(path)
+    opened = _open_tar(path)
+    names = set()
+    for member in opened[2]:
+        names.add(_safe_member_name(member.name))
+    if "manifest.json" in names and "oci-layout" not in names:
+        return DockerArchive(path, opened)
+    return Layout(path, opened)
 
 
 class RegistrySource:
@@ -7841,6 +8057,48 @@ class RegistrySource:
             return self.registry.open_blob(self.repository, digest, size)
 
 
+DAEMON_BASE = "docker-daemon:"      # --from docker-daemon:NAME[:TAG], the word skopeo uses
+
+
+def _export_from_engine(session: Session, name: str, stack: contextlib.ExitStack) -> str:
+    """The image NAME of the local engine, as ``docker save`` writes it, streamed into a temporary
+    file (gone when the build ends) and read from there like any archive."""
+    engine = Engine.find(session)
+    tmp = stack.enter_context(tempfile.NamedTemporaryFile(prefix="zeroimage-", suffix=".tar"))
+    session.display.info("exporting %s from the engine at %s", name, engine.address)
+    with contextlib.closing(engine.export(name)) as stream:
+        copy_stream(_Checked(stream, session.cancelled), tmp)
+    tmp.flush()
+    return tmp.name
+
+
+# ---- Reading images ----
+
+def base_paths(base: BaseImage, wanted: Sequence[str], minimal: Optional[Sequence[LayerEntry]] = None,
+               cancelled: Optional[threading.Event] = None) -> Dict[str, LayerEntry]:
+    """What the base holds at each path in ``wanted`` (see ``paths_to_ask``), so a new layer keeps the
+    mode and owner of the base's directories and replaces none of them: read from the base's layers,
+    in order, only when something is wanted (a program at /app wants nothing; /usr/local/bin/app does)."""
+    found = {entry.path: entry for entry in with_parents(minimal)} if minimal else {}
+    if not wanted:
+        return found
+    for desc, _ in base.layers:         # every one is read: each is said unreadable before any is
+        if layer_codec(desc.get("mediaType")) is None:
+            raise ArchiveError("cannot read the base's layer %s (%s) to see what %s is there; put the files "
+                               "at the root instead" % (desc["digest"], desc.get("mediaType"), wanted[0]))
+        problem = codec_problem(layer_codec(desc.get("mediaType")))
+        if problem:
+            raise ArchiveError("cannot read the base's layer %s: it is %s-compressed and %s (it is read to see "
+                               "what %s is there; or put the files at the root)" % (
+                                   desc["digest"], layer_codec(desc.get("mediaType")).name, problem, wanted[0]))
+    for desc, blob in base.layers:
+        if cancelled is not None and cancelled.is_set():
+            raise CancelledError()
+        with layer_tar(desc, blob, "the base's layer %s" % desc["digest"], cancelled) as tar:
+            scan_layer(tar, wanted, found)
+    return found
+
+
 def read_tree(source, desc: dict, where: str, depth: int = 0, layers_needed: bool = True) -> Union[Image, ImageIndex]:
     """The image or index ``desc`` names, from ``source`` (a Layout or a RegistrySource): manifests and
     configs read and verified now, byte for byte; layers as blobs, streamed when used. A config from
@@ -7880,53 +8138,6 @@ def _unread_layer(source, desc: dict, where: str) -> Blob:
     return Blob(digest, size, lambda: source.blob(desc).open(), getattr(source, "mount_from", None))
 
 
-def choose_image(candidates: Sequence[Candidate], platform: Optional[Platform], ref_name: Optional[str],
-                 where: str) -> Candidate:
-    """The image asked for: by ``platform`` and ``ref_name``; with no platform, the one image there is
-    (of that name), else this machine's platform. Entries that cannot be used are not counted."""
-    pool = [c for c in candidates if c.problem is None and (ref_name is None or ref_name in _ref_names(c.ref_name))]
-    if platform is None and pool and len(set(c.descriptor["digest"] for c in pool)) == 1:
-        return pool[0]
-    return select_manifest(candidates, platform or host_platform(), ref_name, where)
-
-
-def host_platform() -> Platform:
-    """The platform of this machine, as ``docker pull`` picks by default."""
-    return Platform.make("linux", os.uname().machine.lower()) if hasattr(os, "uname") else DEFAULT_PLATFORM
-
-
-def select_platforms(candidates: Sequence[Candidate], platforms: Sequence[Optional[Platform]],
-                     where: str) -> List[Candidate]:
-    """The image for each platform asked for (None: as ``choose_image`` picks with none), each image
-    once, in the order the index lists them, so the same choice gives the same index whatever order
-    the platforms were named in. A platform the source lacks is an error naming those it has."""
-    wanted = set(choose_image(candidates, platform, None, where).descriptor["digest"] for platform in platforms)
-    chosen = collections.OrderedDict()
-    for candidate in candidates:
-        digest = candidate.descriptor.get("digest")
-        if digest in wanted and digest not in chosen:
-            chosen[digest] = candidate
-    return list(chosen.values())
-
-
-def selected_index(top: dict, chosen: Sequence[Candidate], images: Sequence[Image]) -> ImageIndex:
-    """A new index of the images chosen from the index ``top``: a Docker manifest list when ``top`` is
-    one, else an OCI index keeping ``top``'s annotations; each entry as ``top`` (or the index under it)
-    lists it, with its platform filled in when only its config names it."""
-    family = DOCKER_FAMILY if top.get("mediaType") == DOCKER_MANIFEST_LIST else OCI_FAMILY
-    entries = []
-    for candidate in chosen:
-        desc = candidate.descriptor
-        if Platform.from_dict(desc.get("platform")) is None:
-            desc = dict(desc, platform=candidate.platform.to_dict())
-        entries.append(_docker_descriptor(desc) if family is DOCKER_FAMILY else desc)
-    index = make_index(family, entries)
-    annotations = _string_map(top.get("annotations"))
-    if annotations and family is OCI_FAMILY:
-        index["annotations"] = annotations
-    return ImageIndex(index, bytes_blob(canonical_json(index)), list(images), family["index"])
-
-
 def read_selection(source, desc: dict, where: str,
                    platforms: Optional[Sequence[Optional[Platform]]]) -> Union[Image, ImageIndex]:
     """What ``desc`` names, read as ``read_tree`` does: all of it when ``platforms`` is None; else the
@@ -7944,15 +8155,6 @@ def read_selection(source, desc: dict, where: str,
     return selected_index(top, chosen, [read_tree(source, c.descriptor, where) for c in chosen])
 
 
-def _part_missing(error: RegistryError, ref: Reference) -> Optional[str]:
-    """"manifest sha256:..." or "blob sha256:..." when a 404 was for a part of the image ``ref`` names
-    (an index's child, a layer), not for what ``ref`` itself names."""
-    found = re.search(r"/(manifests|blobs)/([a-z0-9]+:[0-9a-f]+)", urllib.parse.urlsplit(error.url).path)
-    if found is None or found.group(2) == ref.digest:
-        return None
-    return "%s %s" % ("manifest" if found.group(1) == "manifests" else "blob", found.group(2))
-
-
 def read_image(source, chosen: Candidate, where: str, layers_needed: bool = True) -> Image:
     """The image a candidate names, read as ``read_tree`` does; an artifact is an error that says so."""
     image = read_tree(source, chosen.descriptor, where, layers_needed=layers_needed)
@@ -7962,241 +8164,6 @@ def read_image(source, chosen: Candidate, where: str, layers_needed: bool = True
     if problem is not None:
         raise problem
     return image
-
-
-# -- valid or refused: what every writing verb checks before anything is written --
-
-DOCKER_LAYER_TYPES = frozenset(docker for _, docker in LAYER_TYPE_PAIRS)
-
-
-def check_writable(top: Union[Image, ImageIndex], where: str) -> None:
-    """Refuse (ArchiveError naming ``where`` and the manifest) an image or index no valid image can be
-    made of, whichever verb writes it (build, pull, push, copy) and wherever to: each image's manifest
-    and config as ``build`` checks a base it reads (fields of their types, ``normal_base_config``), its
-    config's rootfs.diff_ids one for each layer of its manifest, and media types of one family (a
-    Docker manifest's config and layers Docker's; an OCI manifest's no Docker type; a Docker list
-    lists Docker manifests only, an OCI index no Docker type). Artifacts (SBOMs, signatures) are
-    held to the manifest's shape and media types that are media types, not to an image's config.
-    Nothing is changed: what passes is written byte for byte."""
-    if isinstance(top, ImageIndex):
-        _check_writable_index(top, where)
-        for child in top.children:
-            check_writable(child, where)
-        return
-    manifest, said = top.manifest, "%s: image %s" % (where, top.digest)
-    docker = top.kind == DOCKER_MANIFEST
-    artifact = artifact_type({"mediaType": top.kind}, manifest) is not None      # (Docker's format has none)
-    _no_nulls(manifest_shape(manifest, said), said)
-    _check_written_parts(manifest, said)
-    if docker and manifest.get("mediaType") != DOCKER_MANIFEST:
-        raise ArchiveError("%s: a Docker manifest must say its mediaType (%s)" % (said, DOCKER_MANIFEST))
-    if manifest.get("schemaVersion") != 2 or isinstance(manifest.get("schemaVersion"), bool):
-        raise ArchiveError("%s: its schemaVersion is %s, not 2" % (said, outside_text(repr(manifest.get(
-            "schemaVersion")), 40)))
-    if manifest.get("mediaType") not in (None, top.kind):
-        raise ArchiveError("%s: its mediaType %s is not %s, as it is listed" % (
-            said, outside_text(manifest["mediaType"], 100), top.kind))
-    if top.kind not in IMAGE_MANIFEST_TYPES:
-        raise ArchiveError("%s: its mediaType %s is not an image manifest's (%s)" % (
-            said, outside_text(repr(top.kind), 100), " or ".join(IMAGE_MANIFEST_TYPES)))
-    check_descriptor(manifest.get("config"), said + ": its config")
-    layers = _expect(manifest.get("layers"), "list", said + ": its layers")
-    for desc in layers:
-        check_descriptor(desc, said + ": its layers")
-    types = [(manifest["config"].get("mediaType"), "config")] + [(d.get("mediaType"), "layer") for d in layers]
-    for media_type, part in types:
-        if not media_type or not _MEDIA_TYPE_RE.fullmatch(media_type):
-            raise ArchiveError("%s: a %s descriptor's mediaType is %s, not a media type (type/subtype)"
-                               % (said, part, outside_text(repr(media_type), 100)))
-        if artifact:
-            continue
-        wrong = (media_type not in DOCKER_CONFIG_TYPES if part == "config" else media_type not in DOCKER_LAYER_TYPES) \
-            if docker else media_type == DOCKER_CONFIG or media_type in DOCKER_LAYER_TYPES
-        if wrong:
-            raise ArchiveError("%s: its manifest is %s, with a %s of type %s: one manifest is of one family (OCI or "
-                               "Docker); convert it with `push_archive(media_types=docker|oci)`" % (
-                                   said, _family_name(DOCKER_FAMILY if docker else OCI_FAMILY), part,
-                                   outside_text(str(media_type), 100)))
-    if artifact:
-        return
-    config = normal_base_config(top.config, said)
-    for key, value in sorted(config["config"].get("Labels", {}).items()):
-        problem = _written_metadata_problem(key, value)
-        if problem:
-            raise ArchiveError("%s: its config has the label %s" % (said, problem))
-    for field in ("os", "architecture"):
-        if not config.get(field) or not isinstance(config[field], str):
-            raise ArchiveError("%s: its config names no %s" % (said, field))
-    if "created" in config and not is_rfc3339(config["created"]):
-        raise ArchiveError("%s: its config's created is not an RFC 3339 time: %s" % (
-            said, outside_text(repr(config["created"]), 60)))
-    listed = top.platform.to_dict() if top.platform else {}
-    for field in ("os", "architecture", "variant"):
-        if field in listed and field in config and listed[field] != config[field]:
-            raise ArchiveError("%s: it is listed for %s, but its config's %s is %s" % (
-                said, top.platform, field, outside_text(repr(config[field]), 60)))
-    if (top.config.get("rootfs") or {}).get("type") != "layers":
-        raise ArchiveError("%s: its config's rootfs.type is not \"layers\"" % said)
-    if len(config["rootfs"]["diff_ids"]) != len(layers):
-        raise ArchiveError("%s: its config lists %d layers (rootfs.diff_ids) but its manifest has %d"
-                           % (said, len(config["rootfs"]["diff_ids"]), len(layers)))
-
-
-def _no_nulls(value: dict, said: str) -> None:
-    """A manifest or index to write has no null field, nor do its descriptors (the image spec's
-    schemas give each a type; readers that take null as absent are not all readers)."""
-    parts = [(said, value)] + [("%s: its %s" % (said, field), desc) for field in ("config", "subject")
-                               for desc in [value.get(field)] if isinstance(desc, dict)]
-    parts += [("%s: one of its %s" % (said, field), desc) for field in ("layers", "manifests")
-              for desc in value.get(field) or ()]
-    for what, part in parts:
-        for field, item in part.items():
-            if item is None:
-                raise ArchiveError("%s: its %s is null (absent, or a value: the image spec gives it a type)"
-                                   % (what, outside_text(field, 100)))
-
-
-# Keys under org.opencontainers. that an OCI specification defines: the image spec's and the artifact
-# spec's (which signatures and SBOMs that tools attach still carry).
-_DEFINED_OCI_KEYS = OCI_ANNOTATION_KEYS | {"org.opencontainers.artifact.created",
-                                           "org.opencontainers.artifact.description"}
-
-
-def _written_metadata_problem(key: str, value: str) -> Optional[str]:
-    """Why an annotation or label read from elsewhere cannot be written on as it is (annotations.md,
-    config.md), or None: an empty key, a key under org.opencontainers. that no OCI spec defines, a
-    value of a defined key that breaks its rule."""
-    shown = outside_text(repr(key), 100)
-    if not key:
-        return "an empty key"
-    if key.startswith("org.opencontainers.") and key not in _DEFINED_OCI_KEYS:
-        return "%s, a key under org.opencontainers. that the OCI specifications do not define (they reserve it)" % shown
-    if key == "org.opencontainers.image.created" and not is_rfc3339(value):
-        return "%s=%s, not an RFC 3339 time" % (shown, outside_text(repr(value), 60))
-    if key == ANNOTATION_REF_NAME and ref_name_problem(value):
-        return "%s=%s: %s" % (shown, outside_text(repr(value), 100), ref_name_problem(value))
-    if key == ANNOTATION_BASE_DIGEST and digest_problem(value):
-        return "%s=%s: %s" % (shown, outside_text(repr(value), 100), digest_problem(value))
-    return None
-
-
-def _check_written_parts(value: dict, said: str) -> None:
-    """What descriptor.md and annotations.md ask of a manifest or index about to be written, beyond its
-    shape: its annotations and each descriptor's (config, subject, layers, manifests) keep the rules of
-    their keys; a descriptor's artifactType is a media type; its embedded ``data`` is its blob's bytes."""
-    parts = [(said, value, False)] + [("%s: its %s" % (said, field), value.get(field), True)
-                                      for field in ("config", "subject") if isinstance(value.get(field), dict)]
-    parts += [("%s: one of its %s" % (said, field), desc, True) for field in ("layers", "manifests")
-              for desc in value.get(field) or () if isinstance(desc, dict)]
-    for what, part, is_descriptor in parts:
-        for key, item in sorted(_string_map(part.get("annotations")).items()):
-            problem = _written_metadata_problem(key, item)
-            if problem:
-                raise ArchiveError("%s has the annotation %s" % (what, problem))
-        if not is_descriptor:
-            continue
-        artifact = part.get("artifactType")
-        if artifact is not None and not (isinstance(artifact, str) and _MEDIA_TYPE_RE.fullmatch(artifact)):
-            raise ArchiveError("%s has the artifactType %s, not a media type (type/subtype)"
-                               % (what, outside_text(repr(artifact), 100)))
-        if "data" in part and _embedded_data_problem(part):
-            raise ArchiveError("%s embeds data that %s" % (what, _embedded_data_problem(part)))
-
-
-def _embedded_data_problem(desc: dict) -> Optional[str]:
-    """Why a descriptor's ``data`` (base64 of the blob, descriptor.md) is not its blob, or None."""
-    data = desc.get("data")
-    try:
-        raw = base64.b64decode(data, validate=True) if isinstance(data, str) else None
-    except ValueError:
-        raw = None
-    if raw is None:
-        return "is not base64"
-    try:
-        verify_bytes(raw, desc.get("digest"), "data", desc.get("size"))
-    except (ZeroImageError, ValueError):
-        return "is not the blob its digest and size name"
-    return None
-
-
-def _check_writable_index(top: ImageIndex, where: str) -> None:
-    said = "%s: index %s" % (where, top.digest)
-    index = manifest_shape(top.index, said)
-    # zeroimage's index of an image and its referrers (``with_referrers``) holds an image of either family
-    # beside OCI artifacts, as index.json may: read as itself (its held index gone), it is written as it is
-    holder = ANNOTATION_HELD in _string_map(index.get("annotations"))
-    _no_nulls(index, said)
-    _check_written_parts(index, said)
-    if index.get("schemaVersion") != 2 or isinstance(index.get("schemaVersion"), bool):
-        raise ArchiveError("%s: its schemaVersion is %s, not 2" % (said, outside_text(repr(index.get(
-            "schemaVersion")), 40)))
-    if top.kind not in INDEX_TYPES:
-        raise ArchiveError("%s: its mediaType %s is not an index's (%s)" % (
-            said, outside_text(repr(top.kind), 100), " or ".join(INDEX_TYPES)))
-    docker = top.kind == DOCKER_MANIFEST_LIST
-    for desc, child in zip(index_manifests(index, said), top.children):
-        listed = desc.get("mediaType")
-        if not listed or not _MEDIA_TYPE_RE.fullmatch(listed):
-            raise ArchiveError("%s: the entry of %s has the mediaType %s, not a media type (type/subtype)"
-                               % (said, child.digest, outside_text(repr(listed), 100)))
-        platform = desc.get("platform") or {}
-        for field in ("os", "architecture"):        # image-index.md: REQUIRED where a platform is given
-            if platform and not (isinstance(platform.get(field), str) and platform[field]):
-                raise ArchiveError("%s: the entry of %s has a platform without %s" % (said, child.digest, field))
-        config = child.config if isinstance(child, Image) else {}
-        for field in ("os", "architecture", "variant"):
-            if field in platform and field in config and platform[field] != config[field]:
-                raise ArchiveError("%s lists %s for %s %s, but its config says %s" % (
-                    said, child.digest, field, outside_text(repr(platform[field]), 60),
-                    outside_text(repr(config[field]), 60)))
-        if listed != child.kind:
-            raise ArchiveError("%s lists %s as %s, but it is %s" % (said, child.digest, outside_text(listed, 100),
-                                                                    child.kind))
-        if docker and child.kind != DOCKER_MANIFEST or not docker and not holder and child.kind in (
-                DOCKER_MANIFEST, DOCKER_MANIFEST_LIST):
-            raise ArchiveError("%s: %s lists %s, a %s: one index is of one family (OCI or Docker); convert it "
-                               "with `push_archive(media_types=docker|oci)`" % (said, "a Docker manifest list" if docker else "an OCI index",
-                                                            child.digest, child.kind))
-
-
-def compress_layer(blob: Blob, tmp, compression: Union[Compression, int] = Compression(),
-                   display: Optional[Display] = None, cancelled: Optional[threading.Event] = None, *,
-                   level: Optional[int] = None) -> Blob:
-    """An uncompressed layer compressed (``compression``: gzip by default, or as before a gzip
-    ``level``) into ``tmp``, an empty temporary file the caller closes; it is read through its own
-    verification (for a ``docker save`` layer, its diff_id), so a layer whose bytes are not what the
-    config says is refused here."""
-    task = (display or Display()).task("compressing", _short(blob.digest), blob.size)
-
-    def fill(writer) -> None:
-        with contextlib.closing(blob.open()) as src:
-            copy_stream(src, writer)
-    _, digest, size = compress_stream(fill, tmp, Compression.of(compression, level), task, cancelled)
-    tmp.flush()
-    task.finish()
-
-    def opener():
-        tmp.seek(0)
-        return _Unclosing(tmp)
-    return Blob(digest, size, opener)
-
-
-def compressed_image(image: Image, compress: Callable[[Blob], Blob], compression: Compression = Compression()) -> Image:
-    """``image`` with each uncompressed layer replaced by its compressed bytes (``compress``, e.g.
-    ``compress_layer`` into a temporary file, with ``compression``: its media type): the manifest
-    made again, so its digest is new; config and diff_ids stay."""
-    layers, blobs = [], []
-    for desc, blob in zip(image.manifest["layers"], image.blobs):
-        media_type = desc.get("mediaType")
-        if media_type in (DOCKER_LAYER, OCI_LAYER):
-            blob = compress(blob)
-            family = DOCKER_FAMILY if media_type == DOCKER_LAYER else OCI_FAMILY
-            desc = dict(desc, mediaType=_layer_type_in(family, compression.media_type), digest=blob.digest,
-                        size=blob.size)
-        layers.append(desc)
-        blobs.append(blob)
-    manifest = dict(image.manifest, layers=layers)
-    return image._replace(manifest=manifest, blobs=blobs + [image.blobs[-2], bytes_blob(canonical_json(manifest))])
 
 
 def layout_entries(layout: Layout, ref_name: Optional[str]) -> List[dict]:
@@ -8226,10 +8193,6 @@ def _image_for(source, index: dict, platform: Platform, ref_name: Optional[str],
         raise ArchiveError("%s: config lists %d layers but the manifest has %d"
                            % (where, len(diff_ids), len(image.manifest["layers"])))
     return chosen, image._replace(config=config)
-
-
-def _family_of(image: Image) -> Dict[str, str]:
-    return DOCKER_FAMILY if image.kind == DOCKER_MANIFEST else OCI_FAMILY
 
 
 def archive_base(layout: Layout, ref_name: Optional[str], platform: Platform,
@@ -8265,6 +8228,7 @@ def registry_base(session: "Session", text: str, platform: Platform) -> BaseImag
 
 
 # ---- SBOMs and referrers ----
+
 #
 # What --sbom attaches to an image: an SPDX 2.3 JSON document naming the program file and what its
 # build information lists (pure: the same inputs give the same bytes), and the OCI 1.1 artifact
@@ -8535,6 +8499,98 @@ def stored_blobs(top: Union[Image, ImageIndex], artifacts: Sequence[Image]) -> L
 #
 # Where a finished image or index goes: an archive, a layout directory, a container engine, or a
 # registry (every blob made present, then the manifests, met with the registries' quirks).
+
+
+def docker_manifest(image: Image, name: Reference) -> list:
+    """Docker's manifest.json for one image (what ``docker load`` reads)."""
+    return [{"Config": _blob_path(image.manifest["config"]["digest"]), "RepoTags": [name.familiar()],
+             "Layers": [_blob_path(d["digest"]) for d in image.manifest["layers"]]}]
+
+
+class ArchiveWriter:
+    """Write an OCI image layout into a tar stream: blobs first, then the small files.
+
+    Members are in a fixed order with fixed ownership and mtime 0, so the same
+    images give the same bytes.  Each blob is written once, however often added.
+    Blobs that come from a registry show as downloads on ``display``; once ``cancelled``
+    is set, writing stops (CancelledError).
+    """
+
+    def __init__(self, fileobj, display: Optional[Display] = None, cancelled: Optional[threading.Event] = None):
+        self._tar = TarWriter(fileobj)
+        self._display = display or Display()
+        self._cancelled = cancelled
+        self._written = set()
+        self._algorithms = {"sha256"}
+        for name in ("blobs", "blobs/sha256"):
+            self._tar.add(LayerEntry(name, "dir", 0o755))
+
+    def add_blob(self, blob: Blob) -> None:
+        if blob.digest in self._written:
+            return
+        algorithm, _ = parse_digest(blob.digest)
+        if algorithm not in self._algorithms:           # blobs/sha512/, blobs/blake3/ on first use
+            self._algorithms.add(algorithm)
+            self._tar.add(LayerEntry("blobs/" + algorithm, "dir", 0o755))
+        task = self._display.task("downloading", _short(blob.digest), blob.size) if blob.source else None
+        with contextlib.closing(blob.open()) as src:
+            self._tar.add(LayerEntry(_blob_path(blob.digest)), blob.size, _Metered(src, task, self._cancelled))
+        if task:
+            task.finish()
+        self._written.add(blob.digest)
+
+    def add_file(self, name: str, data: bytes) -> None:
+        self._tar.add(LayerEntry(name), len(data), io.BytesIO(data))
+
+    def close(self) -> None:
+        self._tar.close()
+
+
+def write_archive(f, blobs: Sequence[Blob], index: dict, docker: Optional[list],
+                  display: Optional[Display] = None, cancelled: Optional[threading.Event] = None) -> None:
+    """Write an OCI layout tar (plus Docker's manifest.json when given) to the stream ``f``."""
+    writer = ArchiveWriter(f, display, cancelled)
+    for blob in blobs:
+        writer.add_blob(blob)
+    writer.add_file("index.json", canonical_json(index))
+    if docker is not None:
+        writer.add_file("manifest.json", canonical_json(docker))
+    writer.add_file("oci-layout", canonical_json({"imageLayoutVersion": OCI_LAYOUT_VERSION}))
+    writer.close()
+
+
+def write_layout_dir(path: str, blobs: Sequence[Blob], top: dict, cancelled: Optional[threading.Event] = None) -> List[str]:
+    """Add an image to an OCI layout directory (made if missing), as ``skopeo copy oci:DIR:TAG`` does:
+    new blobs written, index.json updated atomically, an entry with the same ref name (the tag)
+    replaced. The names of the images replaced that were named otherwise (``app:1`` by ``other:1``)."""
+    path = output_directory(path)
+    try:
+        os.makedirs(os.path.join(path, "blobs", "sha256"), exist_ok=True)
+    except OSError as e:
+        raise ZeroImageError("cannot write the layout %s: %s" % (path, e.strerror or e)) from e
+    index_path = os.path.join(path, "index.json")
+    if os.path.exists(index_path):
+        with Layout(path) as existing:
+            index = existing.index()
+    else:
+        index = make_index(OCI_FAMILY, [])
+    for blob in blobs:
+        target = os.path.join(path, _blob_path(blob.digest))
+        if os.path.isfile(target) and os.path.getsize(target) == blob.size:
+            continue
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        with atomic_output(target) as out, contextlib.closing(blob.open()) as src:
+            copy_stream(_Checked(src, cancelled), out, blob.size)
+    ref_name = top["annotations"][ANNOTATION_REF_NAME]
+    replaced = [descriptor_name(d) for d in index["manifests"] if _annotations(d).get(ANNOTATION_REF_NAME) == ref_name
+                and descriptor_name(d) != descriptor_name(top)]
+    index["manifests"] = [d for d in index["manifests"] if _annotations(d).get(ANNOTATION_REF_NAME) != ref_name]
+    index["manifests"].append(top)
+    with atomic_output(index_path) as out:
+        out.write(canonical_json(index))
+    with atomic_output(os.path.join(path, "oci-layout")) as out:
+        out.write(canonical_json({"imageLayoutVersion": OCI_LAYOUT_VERSION}))
+    return replaced
 
 
 def write_to_sink(sink, top: Union[Image, ImageIndex], name: Optional[Reference], attachments: "Attachments",
@@ -9025,20 +9081,8 @@ def _push_blob(session: "Session", registry: Registry, repository: str, blob: Bl
     task.finish()
     return "uploaded"
 
-# ---- Operations ----
 
-
-@contextlib.contextmanager
-def _session_for(session: Optional[Session], insecure: bool, environ):
-    """The caller's session, or one made (and closed) for this call."""
-    if session is not None:
-        if insecure or environ is not None:
-            raise UsageError("give insecure= and environ= to the Session, not to the call that uses it")
-        yield session
-        return
-    with Session(environ, insecure=insecure) as own:
-        yield own
-
+# ---- Targets ----
 
 ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.xz", ".txz", ".tar.bz2", ".tbz2", ".oci")
 
@@ -9126,6 +9170,61 @@ def _on_disk(target: str) -> bool:
         return False
 
 
+def copy_destination(text: str) -> Union[Reference, Tuple[str, Optional[Reference]]]:
+    """A copy's DST: ``(path, name)`` for an archive to write (``PATH``, or ``PATH:NAME`` to name the
+    image in it; a path as ``looks_like_path`` tells), else the registry reference."""
+    if not looks_like_path(text):
+        return Reference.parse(text)
+    path, name = os.path.expanduser(text), None
+    drive, rest = os.path.splitdrive(path)      # (Windows: the colon of C:\ names no image)
+    head, colon, tail = rest.partition(":")
+    head = drive + head
+    if colon and not path.lower().endswith(ARCHIVE_SUFFIXES) and head.lower().endswith(ARCHIVE_SUFFIXES):
+        path, name = head, Reference.parse(tail)
+        if name.digest:
+            raise UsageError("%s: the name of an image in an archive has no digest" % text)
+        if ref_name_problem(name.tag):
+            raise UsageError("%s: the tag %s; choose another tag" % (text, ref_name_problem(name.tag)))
+    if not path:
+        raise UsageError("the archive path is empty")
+    return path, name
+
+
+def _archive_stem(path: str) -> str:
+    base = os.path.basename(path)
+    for suffix in ARCHIVE_SUFFIXES:
+        if base.lower().endswith(suffix):
+            return base[:-len(suffix)]
+    return base
+
+
+# -- tags, digest, tag, delete --
+
+
+def repository_reference(text: str) -> Reference:
+    """A repository as ``tags`` takes it: a name without tag or digest (as ``crane ls``: a tag there is
+    more likely a mistake than a wish to have it ignored)."""
+    ref = Reference.parse(text, default_tag=None)
+    if ref.tag or ref.digest:
+        raise UsageError("%s names an image, not a repository: give the repository alone (%s), without "
+                         "a tag or digest" % (outside_text(text, 200), ref.familiar_name))
+    return ref
+
+
+# ---- Build ----
+
+@contextlib.contextmanager
+def _session_for(session: Optional[Session], insecure: bool, environ):
+    """The caller's session, or one made (and closed) for this call."""
+    if session is not None:
+        if insecure or environ is not None:
+            raise UsageError("give insecure= and environ= to the Session, not to the call that uses it")
+        yield session
+        return
+    with Session(environ, insecure=insecure) as own:
+        yield own
+
+
 # -- build --
 
 
@@ -9155,10 +9254,6 @@ def _build_programs(options: BuildOptions) -> Tuple[List[Tuple[Optional[Platform
         raise UsageError("entrypoint is a program's path, or a list of (Platform, path) pairs, not %s"
                          % outside_text(repr(entrypoint), 100))
     return programs, False
-
-
-def _on_minimal_base(options: BuildOptions) -> bool:
-    return options.base is None and options.base_archive is None
 
 
 def _resolve_platform(requested: Optional[Platform], elf: Optional[ElfInfo], entrypoint: str,
@@ -9215,21 +9310,6 @@ def check_target(target: str) -> str:
     if not _is_utf8(target):
         raise UsageError("the target path %r is not UTF-8; give `target=/NAME`" % target)
     return target
-
-
-DAEMON_BASE = "docker-daemon:"      # --from docker-daemon:NAME[:TAG], the word skopeo uses
-
-
-def _export_from_engine(session: Session, name: str, stack: contextlib.ExitStack) -> str:
-    """The image NAME of the local engine, as ``docker save`` writes it, streamed into a temporary
-    file (gone when the build ends) and read from there like any archive."""
-    engine = Engine.find(session)
-    tmp = stack.enter_context(tempfile.NamedTemporaryFile(prefix="zeroimage-", suffix=".tar"))
-    session.display.info("exporting %s from the engine at %s", name, engine.address)
-    with contextlib.closing(engine.export(name)) as stream:
-        copy_stream(_Checked(stream, session.cancelled), tmp)
-    tmp.flush()
-    return tmp.name
 
 
 def _base_source(session: Session, base: Optional[str], base_archive: Optional[str],
@@ -9693,27 +9773,6 @@ def _program_stem(programs, single: bool, target: Optional[str], tag: Optional[s
     return stem
 
 
-def _check_tzdata_option(tzdata, base: Optional[str], base_archive: Optional[str]) -> None:
-    """``tzdata`` is None or False (none), True (the host's) or a directory, on the minimal base only."""
-    if tzdata is None or tzdata is False:
-        return
-    if tzdata is not True and not isinstance(tzdata, (str, os.PathLike)):
-        raise UsageError("`tzdata` is True (the host's zone database) or a directory, not %r" % (tzdata,))
-    if tzdata is not True and not os.fspath(tzdata):
-        raise UsageError("`tzdata`: the directory is empty text; give one like %s" % ZONEINFO_DIR)
-    _check_minimal_base_only("tzdata", "the zone database", ZONEINFO_DIR, ZONEINFO_DIR, base, base_archive)
-
-
-def _check_minimal_base_only(option: str, what: str, source: str, dest: str, base: Optional[str],
-                             base_archive: Optional[str]) -> None:
-    """The one rule for options only the built-in minimal base takes (``tzdata``, ``ca_bundle``): with
-    another base, a usage error that says how to put the file there with ``add``."""
-    if base is not None or base_archive is not None:
-        given = "`base=scratch`" if base == "scratch" else "`base_archive`" if base_archive is not None else "`base`"
-        raise UsageError("`%s` adds %s to the built-in minimal base, not to a %s base; for that, use `add` %s:%s"
-                         % (option, what, given, source, dest))
-
-
 # build()'s keywords before BuildOptions (BuildOptions' fields, its ``image`` as ``options``): still taken, deprecated
 _OLD_BUILD_KEYWORDS = frozenset(BuildOptions._fields) - {"image"} | {"options"}
 
@@ -9828,6 +9887,7 @@ def build(options: Optional[BuildOptions] = None, /, *deprecated_args, session: 
 
 
 # ---- Transfers ----
+
 #
 # pull, push and copy: one way from a source to a sink.
 
@@ -10159,35 +10219,8 @@ def _same_tag(src: Reference, dst: Reference) -> bool:
     return dst.tag == (src.tag or "latest") if dst.tag else dst.digest == src.digest
 
 
-def copy_destination(text: str) -> Union[Reference, Tuple[str, Optional[Reference]]]:
-    """A copy's DST: ``(path, name)`` for an archive to write (``PATH``, or ``PATH:NAME`` to name the
-    image in it; a path as ``looks_like_path`` tells), else the registry reference."""
-    if not looks_like_path(text):
-        return Reference.parse(text)
-    path, name = os.path.expanduser(text), None
-    drive, rest = os.path.splitdrive(path)      # (Windows: the colon of C:\ names no image)
-    head, colon, tail = rest.partition(":")
-    head = drive + head
-    if colon and not path.lower().endswith(ARCHIVE_SUFFIXES) and head.lower().endswith(ARCHIVE_SUFFIXES):
-        path, name = head, Reference.parse(tail)
-        if name.digest:
-            raise UsageError("%s: the name of an image in an archive has no digest" % text)
-        if ref_name_problem(name.tag):
-            raise UsageError("%s: the tag %s; choose another tag" % (text, ref_name_problem(name.tag)))
-    if not path:
-        raise UsageError("the archive path is empty")
-    return path, name
-
-
-def _archive_stem(path: str) -> str:
-    base = os.path.basename(path)
-    for suffix in ARCHIVE_SUFFIXES:
-        if base.lower().endswith(suffix):
-            return base[:-len(suffix)]
-    return base
-
-
 # ---- Inspection and registry verbs ----
+
 #
 # inspect, login, logout, check-auth, tags, digest, tag and delete.
 
@@ -10545,19 +10578,6 @@ def check_auth(ref_text: str, *, push: bool = False, insecure: bool = False, env
     return result
 
 
-# -- tags, digest, tag, delete --
-
-
-def repository_reference(text: str) -> Reference:
-    """A repository as ``tags`` takes it: a name without tag or digest (as ``crane ls``: a tag there is
-    more likely a mistake than a wish to have it ignored)."""
-    ref = Reference.parse(text, default_tag=None)
-    if ref.tag or ref.digest:
-        raise UsageError("%s names an image, not a repository: give the repository alone (%s), without "
-                         "a tag or digest" % (outside_text(text, 200), ref.familiar_name))
-    return ref
-
-
 def list_tags(repository: str, *, insecure: bool = False, environ=None,
               session: Optional[Session] = None) -> List[str]:
     """Every tag of a repository (``REGISTRY/NAME``, no tag or digest), in the registry's order,
@@ -10679,7 +10699,6 @@ def delete_image(ref_text: str, *, insecure: bool = False, environ=None, session
 
 
 # ---- CLI ----
-
 
 def _platform_arg(text: str) -> Platform:
     try:
