@@ -75,7 +75,7 @@ import urllib.parse
 import warnings
 import weakref
 import zlib
-from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, List, NamedTuple, Optional, Protocol, Sequence, Tuple, Union
 
 # Imports of the network stack run under one lock: a module half-imported by one thread must
 # never be seen by another (http.client without HTTPSConnection, seen under load).
@@ -7066,6 +7066,9 @@ def _engine_connection(address: str, timeout: float):
     or (Windows) a named pipe ``npipe:////./pipe/NAME``."""
     if address.startswith("npipe://"):
         path = _pipe_path(address)
+        if not _WINDOWS:
+            raise UsageError("DOCKER_HOST=%s: named pipes are Windows' (Docker Desktop's); here, give "
+                             "unix:///path/to/docker.sock or a loopback tcp:// address" % outside_text(address, 200))
 
         class PipeConnection(http_client.HTTPConnection):
             def connect(self) -> None:
@@ -7375,6 +7378,38 @@ def _engine_message(data: bytes) -> str:
 
 # ---- Sources ----
 
+
+class Source(Protocol):
+    """What every source of images gives the verbs that read it: an OCI layout or archive (Layout), a
+    ``docker save`` archive (DockerArchive; the engine's images come as one, its export), a registry's
+    repository (RegistrySource). A source names itself for messages (``where``), says whether it holds
+    a blob, reads manifests and small blobs (configs, SBOMs) whole and other blobs as streams, and
+    lists the referrers it keeps of a digest. The members with a body are what a source that has no
+    such thing gives; the sources subclass this, so each member is declared once, here."""
+
+    where: str              # what messages call it: a path, or REGISTRY/REPOSITORY
+    mount_from = None       # (registry, repository) its blobs can be mounted from, for a push to that registry
+
+    def has(self, desc: dict) -> bool:
+        """Whether the blob ``desc`` names is there."""
+
+    def read_manifest(self, desc: dict) -> bytes:
+        """A manifest or index, whole (bounded), checked against its digest."""
+
+    def read_small_blob(self, desc: dict) -> bytes:
+        """A config or other small blob, whole (bounded), checked against its digest."""
+
+    def blob(self, desc: dict) -> "Blob":
+        """A blob to stream (a layer), checked as it is read."""
+
+    def referrers(self, digest: str) -> List[dict]:
+        """The descriptors of the manifests it keeps whose subject is ``digest``."""
+
+    def stored_size(self, digest: str) -> Optional[int]:
+        """The size of the blob ``digest`` when it is stored unlisted (an index beside an image in a
+        layout); None: not known, or not such a source."""
+        return None
+
 def _blob_path(digest: str) -> str:
     algorithm, hexpart = parse_digest(digest)
     return "blobs/%s/%s" % (algorithm, hexpart)
@@ -7511,9 +7546,8 @@ def held(source, desc: dict, where: str) -> Tuple[dict, List[dict]]:
             if listed_artifact(entry):          # it names one of its artifacts: no image of its own
                 return desc, artifacts
             return dict(entry, annotations=dict(_annotations(entry), **names)), artifacts
-    stored_size = getattr(source, "stored_size", None)       # (an index beside it: in a layout only)
     try:
-        size = stored_size(digest) if stored_size is not None else None
+        size = source.stored_size(digest)
         if size is None:
             return desc, artifacts
         value = manifest_object(source.read_manifest({"digest": digest, "size": size}),
@@ -7549,11 +7583,16 @@ def listed_referrers(source, listed: Sequence[dict], digest: str, where: str) ->
     return sorted(found, key=lambda d: (_annotations(d).get(ANNOTATION_CREATED, ""), d["digest"]))
 
 
-class _TarSource:
+class _TarSource(Source):
     """What Layout and DockerArchive share: an archive's open file and tarfile (either may be None),
-    closed once, as a context manager."""
+    closed once, as a context manager; they are named by their path."""
 
     _tar = _file = None
+    path: str
+
+    @property
+    def where(self) -> str:
+        return self.path
 
     def close(self) -> None:
         if self._tar is not None:
@@ -7988,7 +8027,7 @@ def open_archive(path: str) -> Union[Layout, DockerArchive]:
     return Layout(path, opened)
 
 
-class RegistrySource:
+class RegistrySource(Source):
     """A repository seen the way ``walk_index`` and ``read_tree`` read a Layout: manifests fetched by
     digest, small blobs read whole, layers as blobs to stream; every read verified."""
 
@@ -8127,7 +8166,7 @@ def read_tree(source, desc: dict, where: str, depth: int = 0, layers_needed: boo
         config_shape(config, "%s: image %s" % (where, digest))      # an image's: every field of its type
     config = config if isinstance(config, dict) else {}         # (an artifact's may be anything)
     platform = Platform.from_dict(desc.get("platform")) or Platform.from_dict(config)
-    config_blob = _bytes_blob(config_digest, config_data)._replace(source=getattr(source, "mount_from", None))
+    config_blob = _bytes_blob(config_digest, config_data)._replace(source=source.mount_from)
     blobs = [source.blob(layer) if layers_needed else _unread_layer(source, layer, where) for layer in layers]
     return Image(value, config, platform, blobs + [config_blob, own], media_type)
 
@@ -8135,7 +8174,7 @@ def read_tree(source, desc: dict, where: str, depth: int = 0, layers_needed: boo
 def _unread_layer(source, desc: dict, where: str) -> Blob:
     """A layer's blob that asks ``source`` for it only when opened (then missing is said, as always)."""
     digest, size = check_descriptor(desc, where)
-    return Blob(digest, size, lambda: source.blob(desc).open(), getattr(source, "mount_from", None))
+    return Blob(digest, size, lambda: source.blob(desc).open(), source.mount_from)
 
 
 def read_selection(source, desc: dict, where: str,
@@ -8593,7 +8632,35 @@ def write_layout_dir(path: str, blobs: Sequence[Blob], top: dict, cancelled: Opt
     return replaced
 
 
-def write_to_sink(sink, top: Union[Image, ImageIndex], name: Optional[Reference], attachments: "Attachments",
+class Sink(Protocol):
+    """What every destination of a finished image gives the verbs that write: an OCI archive
+    (ArchiveSink), a layout directory (LayoutSink), a container engine (EngineSink), a registry
+    (RegistrySink). A sink is started before the work begins (``start``: what can fail first fails
+    before anything is read or built), takes the image through ``write_to_sink`` (``write``), and says
+    where it went (``where``). The members with a body are what a sink that has no such thing gives;
+    the sinks subclass this."""
+
+    top = None          # what it took, when not what it was given (a registry that refuses OCI: Docker's encoding)
+    image_id = None     # the engine's ID of the image loaded (an engine only)
+    attached = ()       # the artifacts (SBOMs) written beside the image
+
+    def start(self, stack: contextlib.ExitStack) -> None:
+        """Check and open the destination, its cleanup on ``stack``."""
+
+    def write(self, top: Union[Image, ImageIndex], name: Optional[Reference],
+              attachments: "Attachments" = None) -> str:
+        """Write the image or index (its artifacts beside it); the digest of what went."""
+
+    def where(self, digest: str) -> str:
+        """What to tell the user it went to: a path, a reference with its digest."""
+
+    def stream(self, tmp, label: str) -> Optional[GrowingFile]:
+        """A file a new layer is written into that sends it as it grows; None: the sink takes layers
+        once they are made."""
+        return None
+
+
+def write_to_sink(sink: Sink, top: Union[Image, ImageIndex], name: Optional[Reference], attachments: "Attachments",
                   where: str) -> str:
     """The one way every writing verb (build, pull, push, copy) hands an image or index to a sink:
     refused first when it is not valid (``check_writable``; ``where`` names its source), so nothing
@@ -8602,7 +8669,7 @@ def write_to_sink(sink, top: Union[Image, ImageIndex], name: Optional[Reference]
     return sink.write(top, name, attachments)
 
 
-class ArchiveSink:
+class ArchiveSink(Sink):
     """An OCI image layout in one tar file, with Docker's manifest.json when it holds one image (Docker
     loads no index), written atomically: nothing is left at ``path`` unless all of it was written."""
 
@@ -8639,7 +8706,7 @@ class ArchiveSink:
         return self.path
 
 
-class LayoutSink:
+class LayoutSink(Sink):
     """An OCI image layout directory, added to as ``skopeo copy oci:DIR:TAG`` does."""
 
     def __init__(self, session: "Session", path: str):
@@ -8677,7 +8744,7 @@ class LayoutSink:
         return self.path
 
 
-class EngineSink:
+class EngineSink(Sink):
     """A container engine (Docker, podman): the image sent as an archive with Docker's manifest.json,
     streamed to ``POST /images/load`` as it is written; of an index, the image for the engine's own
     platform. ``image_id`` is the engine's ID of what it loaded."""
@@ -8734,7 +8801,7 @@ class EngineSink:
 PUSH_CHECK_TIMEOUT = 10.0       # seconds the check before a push waits for its upload session to be cancelled
 
 
-class RegistrySink:
+class RegistrySink(Sink):
     """A repository: every blob made present (skipped when there, mounted from another repository of
     the registry, or uploaded, several at once), then the manifests, children first; the top one by
     the reference's tag."""
@@ -9362,7 +9429,7 @@ class _LayerMaker:
     def make(self, entries: Sequence[LayerEntry], label: str) -> LayerResult:
         """A new layer; to a registry, uploaded as it is compressed when the registry takes that."""
         tmp = self._temporary()
-        growing = self.sink.stream(tmp, label) if hasattr(self.sink, "stream") else None
+        growing = self.sink.stream(tmp, label)
         result = build_layer(entries, growing or tmp, self.compression, self.cache, label, self.sink.present,
                              self.session.display, self.session.cancelled)
         if growing is not None:     # not written: a layer the registry has (the cache said so)
@@ -9880,10 +9947,10 @@ def build(options: Optional[BuildOptions] = None, /, *deprecated_args, session: 
         digest = write_to_sink(sink, top, name, attachments, "the image built")
     if load:        # what the result describes is what was loaded: the image for the engine's platform
         images = [image for image in images if image.digest == digest]
-    elif getattr(sink, "top", top) is not top:          # what a registry took: Docker's encoding, not OCI's
+    elif sink.top is not None and sink.top is not top:      # what a registry took: Docker's encoding, not OCI's
         images = tree_images(sink.top)
-    return BuildResult(digest, sink.where(digest), images, getattr(sink, "image_id", None),
-                       getattr(sink, "attached", ()), None if push_ref else name.familiar())
+    return BuildResult(digest, sink.where(digest), images, sink.image_id, sink.attached,
+                       None if push_ref else name.familiar())
 
 
 # ---- Transfers ----
@@ -10078,11 +10145,11 @@ def _read_artifact(source, desc: dict, where: str) -> Image:
 
 def _deliver(sink, read: _Read, name: Optional[Reference] = None, attachments: Attachments = None) -> Saved:
     """Write what was read to a started sink; what went there (a registry may have taken another encoding)."""
-    where = getattr(read.source, "path", None) or getattr(read.source, "where", None) or "the source"
+    where = read.source.where
     name = name or read.name
     digest = write_to_sink(sink, read.tree, name, attachments, where)
-    top = getattr(sink, "top", None) or read.tree
-    return Saved(digest, top.kind, tree_platforms(top), sink.where(digest), getattr(sink, "image_id", None),
+    top = sink.top or read.tree
+    return Saved(digest, top.kind, tree_platforms(top), sink.where(digest), sink.image_id,
                  read.digest, None if isinstance(sink, RegistrySink) or name is None else name.familiar())
 
 
