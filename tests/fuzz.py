@@ -46,9 +46,9 @@ for _path in (HERE, os.path.dirname(HERE)):
         sys.path.insert(0, _path)
 
 import zeroimage  # noqa: E402
-from imagetools import DOCKER, OCI, DockerSaveBuilder, LayoutBuilder, ref  # noqa: E402
-from test_buildinfo import INFO_END, INFO_START, MODINFO, RUST, craft_elf, go_inline, go_pointers, \
+from binaries import INFO_END, INFO_START, MODINFO, RUST, craft_elf, go_inline, go_pointers, \
     rust_packages  # noqa: E402
+from imagetools import DOCKER, OCI, DockerSaveBuilder, LayoutBuilder, ref  # noqa: E402
 
 SURFACES = ("oci-archive", "oci-layout", "docker-save", "elf")
 # one verb on one small input takes 10-50 ms: 15 s is generous for a loaded 2-core machine
