@@ -18,6 +18,8 @@ BUSYBOX_PATHS = ("/bin/busybox", "/usr/bin/busybox")
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "interop: runs real tools (skopeo, umoci, runc)")
+    config.addinivalue_line("markers", "prog(machine=62, name='app'): what the `prog` fixture writes for "
+                                       "the tests it marks (a module's pytestmark)")
     # Whatever a test (or the zeroimage code it runs) leaves open fails it: sockets, files, threads' errors.
     for rule in ("error::ResourceWarning", "error::pytest.PytestUnraisableExceptionWarning",
                  "error::pytest.PytestUnhandledThreadExceptionWarning"):
@@ -107,6 +109,19 @@ def busybox_program(tmp_path, busybox):
     return path
 
 
+@pytest.fixture
+def prog(request, tmp_path):
+    """A small program: a static ELF header (amd64) and 4 KiB of zeros at tmp_path/app, mode 0755. A module
+    (or test) marked ``pytest.mark.prog(machine=183, name="prog")`` gets that machine under that name."""
+    from binaries import make_elf
+    marker = request.node.get_closest_marker("prog")
+    wanted = dict(marker.kwargs) if marker else {}
+    path = tmp_path / wanted.get("name", "app")
+    path.write_bytes(make_elf(wanted.get("machine", 62)) + b"\0" * 4096)
+    os.chmod(str(path), 0o755)
+    return path
+
+
 @pytest.fixture(scope="session")
 def pki(tmp_path_factory):
     need_tool("openssl")
@@ -163,8 +178,8 @@ def docker_engine():
 
 @pytest.fixture
 def servers():
-    """start(routes, pki=None) -> a started loopback Server (tests/test_hostile.py), closed after the test."""
-    from test_hostile import Server
+    """start(routes, pki=None) -> a started loopback Server (tests/registries.py), closed after the test."""
+    from registries import Server
     started = []
 
     def start(routes, pki=None):
@@ -179,6 +194,17 @@ def servers():
 def upstream(registry_servers):
     """The open registry, for a proxy to stand in front of."""
     return registry_servers("open")
+
+
+@pytest.fixture
+def open_place(tmp_path, pki, registry_servers):
+    """zeroimage as a user of the open registry with a QuirkProxy before it (tests/clients.py's Place)."""
+    import clients
+    import registries
+    upstream = registry_servers("open")
+    proxy = registries.QuirkProxy(upstream)
+    yield clients.Place(tmp_path, pki, upstream, proxy)
+    proxy.close()
 
 
 @pytest.fixture

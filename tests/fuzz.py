@@ -46,9 +46,9 @@ for _path in (HERE, os.path.dirname(HERE)):
         sys.path.insert(0, _path)
 
 import zeroimage  # noqa: E402
-from imagetools import DOCKER, OCI, DockerSaveBuilder, LayoutBuilder, ref, zstd_frame, zstd_unframe  # noqa: E402
-from test_buildinfo import INFO_END, INFO_START, MODINFO, RUST, craft_elf, go_inline, go_pointers, \
+from binaries import INFO_END, INFO_START, MODINFO, RUST, craft_elf, go_inline, go_pointers, \
     rust_packages  # noqa: E402
+from imagetools import DOCKER, OCI, DockerSaveBuilder, LayoutBuilder, ref, zstd_frame, zstd_unframe  # noqa: E402
 
 SURFACES = ("oci-archive", "oci-layout", "docker-save", "elf")
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"      # a zstd layer (written by hand: imagetools.zstd_frame), read where Python can

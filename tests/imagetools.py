@@ -1,5 +1,5 @@
 """Test helpers: make base images from real files, written by hand (not by zeroimage),
-and run zeroimage as a user would."""
+and run zeroimage as a user would; the bases and small images several test files build on."""
 
 import gzip
 import hashlib
@@ -45,7 +45,7 @@ def cli_argv(python=None):
     return [python or sys.executable, "-m", "zeroimage"]
 
 
-def cli_env(env=None):
+def run_env(env=None):
     """The environment run_cli gives zeroimage: this one, without ZEROIMAGE_DEBUG, with ``env`` on it
     and the checkout first on the module path (for ``-m zeroimage`` from any directory)."""
     full_env = dict(os.environ)
@@ -58,7 +58,7 @@ def cli_env(env=None):
 def run_cli(*args, cwd=None, env=None, python=None):
     """Run zeroimage with ARGS in a subprocess, as a user would (``cli_argv``); an image it wrote with
     ``build``/``pull -o PATH`` must satisfy the image spec (``speccheck``)."""
-    full_env = cli_env(env)
+    full_env = run_env(env)
     result = subprocess.run(cli_argv(python) + [str(a) for a in args],
                             cwd=cwd, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             universal_newlines=True, timeout=300)
@@ -365,3 +365,76 @@ class DockerSaveBuilder:
             for info, data in extra:
                 tar.addfile(info, io.BytesIO(data) if data is not None else None)
         return str(path)
+
+
+# ---- bases and images the test files share ----
+
+
+def small_base(builder, family=OCI, platform=("linux", "arm64", "v8")):
+    """A two-layer base (an /etc file, a /usr/share/doc file) with Env, Cmd, User and a label, as LayoutBuilder.image."""
+    return builder.image(
+        [[("etc/", "dir", None, 0o755), ("etc/base-release", "file", b"base 1\n", 0o644)],
+         [("usr/", "dir", None, 0o755), ("usr/share/", "dir", None, 0o755), ("usr/share/doc/", "dir", None, 0o755),
+          ("usr/share/doc/base.txt", "file", b"docs\n", 0o644)]],
+        {"config": {"Env": ["PATH=/bin", "BASE=1"], "Cmd": ["/bin/sh"], "User": "65532",
+                    "Labels": {"org.example": "yes"}}, "x-unknown": [1, 2]},
+        family=family, platform=platform)
+
+
+def real_base(builder, busybox, platform=("linux", "amd64", ""), family=OCI):
+    """A two-layer base from real files: busybox with a /bin/sh link, and the host's /etc/protocols."""
+    return builder.image(
+        [[("bin", "dir", None, 0o755), ("bin/busybox", "file", busybox, 0o755), ("bin/sh", "symlink", "busybox", 0o777),
+          ("etc", "dir", None, 0o755), ("etc/base-release", "file", b"zeroimage test base 1.0\n", 0o644)],
+         [("etc/protocols", "file", "/etc/protocols", 0o644), ("srv", "dir", None, 0o755)]],
+        {"config": {"Env": ["PATH=/bin", "BASE_VAR=from-base"], "Cmd": ["/bin/sh"], "WorkingDir": "/srv",
+                    "Labels": {"org.example.base": "yes"}}, "x-unknown": {"kept": True}},
+        platform=platform, family=family)
+
+
+def multi_platform_base(tmp_path, busybox, family=None):
+    """An archive of real_base for linux/amd64 and linux/arm64/v8 (and, OCI only, a Docker attestation
+    manifest): (path, builder, amd64 descriptor, arm64 descriptor, index descriptor)."""
+    b = LayoutBuilder()
+    kwargs = {"family": family} if family else {}
+    amd = real_base(b, busybox, **kwargs)
+    arm = real_base(b, busybox, platform=("linux", "arm64", "v8"), **kwargs)
+    images = [amd, arm]
+    if family is None:
+        attestation = b.image([[("x", "file", b"{}", 0o644)]], {"config": {}}, platform=("unknown", "unknown", ""))
+        images.append(dict(attestation, annotations={"vnd.docker.reference.type": "attestation-manifest",
+                                                     "vnd.docker.reference.digest": amd["digest"]}))
+    top = b.index(images, **kwargs)
+    path = b.write_tar(tmp_path / "multi.tar", [ref(top, "multi")])
+    return path, b, amd, arm, top
+
+
+def fhs_base(tmp_path, *more_layers):
+    """A base as real distributions make them: /tmp 1777, /root 0700, /bin a symlink (merged /usr)."""
+    b = LayoutBuilder()
+    first = [("bin", "symlink", "usr/bin", 0o777), ("etc", "dir", None, 0o755), ("etc/motd", "file", b"hi", 0o644),
+             ("root", "dir", None, 0o700), ("tmp", "dir", None, 0o1777), ("usr", "dir", None, 0o755),
+             ("usr/bin", "dir", None, 0o755)]
+    desc = b.image([first] + list(more_layers), {"config": {}})
+    return b.write_tar(str(tmp_path / "base.tar"), [ref(desc, "base:1")])
+
+
+def program_layer(archive):
+    """{name: TarInfo} of the last layer of the archive's image (the program's)."""
+    return layer_members(image_of(str(archive))[3][-1])
+
+
+def dirs_of_program_layer(archive):
+    """{name: mode} of the directories in the program's layer."""
+    return {name: m.mode for name, m in program_layer(archive).items() if m.isdir()}
+
+
+# A small valid image as a registry serves it: the bytes of its one layer (a file /app), config and manifest.
+SMALL_LAYER, SMALL_LAYER_DIFF_ID = make_layer([("app", "file", b"app", 0o755)])
+SMALL_CONFIG = json.dumps({"architecture": "amd64", "os": "linux",
+                           "rootfs": {"type": "layers", "diff_ids": [SMALL_LAYER_DIFF_ID]},
+                           "config": {"Entrypoint": ["/app"]}}).encode()
+SMALL_IMAGE = json.dumps({"schemaVersion": 2, "mediaType": OCI["manifest"],
+                          "config": {"mediaType": OCI["config"], "digest": sha256(SMALL_CONFIG), "size": len(SMALL_CONFIG)},
+                          "layers": [{"mediaType": OCI["layer"], "digest": sha256(SMALL_LAYER),
+                                      "size": len(SMALL_LAYER)}]}).encode()

@@ -1,5 +1,6 @@
 """The real Debian docker-registry (distribution) on loopback, in three modes, and a small
-token server for its token auth: JWTs signed RS256 with the openssl CLI."""
+token server for its token auth: JWTs signed RS256 with the openssl CLI; the proxies that stand in
+front of it (FaultProxy, QuirkProxy) and a loopback ``Server`` answering from routes."""
 
 import base64
 import collections
@@ -98,6 +99,99 @@ class QuietHandler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(body)
+
+
+# ---- A loopback server answering from routes (the hostile tests' servers) ----
+
+
+class Seen:
+    """One request a test server answered."""
+
+    def __init__(self, method, path, headers, tls, body):
+        self.method, self.path, self.headers, self.tls, self.body = method, path, headers, tls, body
+
+    def __repr__(self):
+        return "Seen(%s %s%s)" % (self.method, self.path, " tls" if self.tls else "")
+
+
+class _PeekingServer(QuietServer):
+    """Plain HTTP and, given a TLS context, TLS on the same port: the first byte of a connection
+    decides (0x16 starts a TLS ClientHello)."""
+
+    tls_context = None
+
+    def finish_request(self, request, client_address):
+        request.settimeout(15)
+        if self.tls_context is None:
+            return super().finish_request(request, client_address)
+        try:
+            first = request.recv(1, socket.MSG_PEEK)
+        except OSError:
+            return None
+        if first != b"\x16":
+            return super().finish_request(request, client_address)
+        wrapped = self.tls_context.wrap_socket(request, server_side=True)
+        try:
+            self.RequestHandlerClass(wrapped, client_address, self)
+        finally:
+            wrapped.close()
+        return None
+
+
+class Server:
+    """A loopback server answering from ``routes`` (path without query -> callable(handler)); every
+    request is recorded in ``seen``. With ``pki``, it speaks TLS and plain HTTP on one port."""
+
+    def __init__(self, routes, pki=None):
+        self.routes = routes
+        self.seen = []
+        server = self
+
+        class Handler(QuietHandler):
+            def do_GET(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                server.seen.append(Seen(self.command, self.path, self.headers,
+                                        isinstance(self.connection, ssl.SSLSocket), body))
+                route = server.routes.get(self.path.split("?")[0])
+                if route is None:
+                    return self.reply(404, b'{"errors":[{"code":"NAME_UNKNOWN","message":"no route"}]}')
+                route(self)
+
+            do_HEAD = do_PUT = do_POST = do_PATCH = do_DELETE = do_GET
+
+        self.httpd = _PeekingServer(("127.0.0.1", 0), Handler)
+        if pki is not None:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(pki["cert"], pki["key"])
+            self.httpd.tls_context = context
+        self.port = self.httpd.server_port
+        self.netloc = "127.0.0.1:%d" % self.port
+        self.url = "http://" + self.netloc
+        self.https_url = "https://" + self.netloc
+        threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+
+    def paths(self, prefix=""):
+        return [s.path for s in self.seen if s.path.startswith(prefix)]
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def jdump(value):
+    """VALUE as the JSON bytes a server answers with."""
+    return json.dumps(value).encode()
+
+
+def manifest_route(data, media_type="application/vnd.oci.image.manifest.v1+json", headers=()):
+    """A route answering DATA with status 200 and its media type (and ``headers``)."""
+    return lambda h: h.reply(200, data, [("Content-Type", media_type)] + list(headers))
+
+
+def open_v2(h):
+    """The route of ``/v2/`` for a registry that asks for no credentials."""
+    h.reply(200, b"{}")
 
 
 def b64url(data):

@@ -8,7 +8,6 @@ import gzip
 import io
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -20,36 +19,11 @@ import time
 import pytest
 
 import zeroimage
-from imagetools import DOCKER, OCI, LayoutBuilder, image_of, layer_members, read_archive, ref, run_cli
-from test_units import make_elf
+from binaries import make_elf
+from helpers import EPOCH, fails, ok, python38
+from imagetools import DOCKER, OCI, LayoutBuilder, image_of, layer_members, read_archive, ref, run_cli, small_base
 
-EPOCH = {"SOURCE_DATE_EPOCH": "1700000000"}
-
-
-@pytest.fixture
-def prog(tmp_path):
-    """A small 'program': a static arm64 ELF header followed by some bytes."""
-    path = tmp_path / "prog"
-    path.write_bytes(make_elf(183) + b"\0" * 4096)
-    os.chmod(str(path), 0o755)
-    return path
-
-
-def ok(result):
-    assert result.returncode == 0, result.stderr
-    assert "Traceback" not in result.stderr
-    return result
-
-
-def fails(result, code, *words):
-    assert result.returncode == code, (result.stdout, result.stderr)
-    assert "Traceback" not in result.stderr
-    assert result.stdout == ""
-    last = result.stderr.strip().splitlines()[-1]
-    assert re.match(r"zeroimage( [a-z-]+)?: error: ", last), result.stderr
-    for word in words:
-        assert word in last, last
-    return last
+pytestmark = pytest.mark.prog(machine=183, name="prog")     # `prog`: a small static arm64 program
 
 
 def test_default_build_writes_named_archive_and_prints_digest(tmp_path, prog):
@@ -131,7 +105,6 @@ def test_same_inputs_give_identical_archives(tmp_path, prog):
 
 def test_same_archive_from_another_python(tmp_path, prog):
     """The oldest supported Python writes the very same bytes."""
-    from test_zipapp import python38
     py = python38()
     if py is None:
         pytest.skip("no Python 3.8 here")
@@ -174,20 +147,10 @@ def test_dynamic_binary_on_scratch_warns(tmp_path):
 # ---- Bases from archives ----
 
 
-def _base(builder, family=OCI, platform=("linux", "arm64", "v8")):
-    return builder.image(
-        [[("etc/", "dir", None, 0o755), ("etc/base-release", "file", b"base 1\n", 0o644)],
-         [("usr/", "dir", None, 0o755), ("usr/share/", "dir", None, 0o755), ("usr/share/doc/", "dir", None, 0o755),
-          ("usr/share/doc/base.txt", "file", b"docs\n", 0o644)]],
-        {"config": {"Env": ["PATH=/bin", "BASE=1"], "Cmd": ["/bin/sh"], "User": "65532",
-                    "Labels": {"org.example": "yes"}}, "x-unknown": [1, 2]},
-        family=family, platform=platform)
-
-
 @pytest.mark.parametrize("family", [OCI, DOCKER], ids=["oci", "docker"])
 def test_build_on_archive_base_keeps_layers_and_config(tmp_path, prog, family):
     b = LayoutBuilder()
-    desc = _base(b, family)
+    desc = small_base(b, family)
     base = b.write_tar(tmp_path / "base.tar", [ref(desc, "1.0")])
     ok(run_cli("build", "--from-archive", base, "-o", tmp_path / "app.tar", prog, env=EPOCH))
     _, manifest, config, layers = image_of(str(tmp_path / "app.tar"))
@@ -203,8 +166,8 @@ def test_build_on_archive_base_keeps_layers_and_config(tmp_path, prog, family):
 
 def test_base_directory_and_nested_index_pick_platform(tmp_path, prog):
     b = LayoutBuilder()
-    arm = _base(b)
-    amd = _base(b, platform=("linux", "amd64", ""))
+    arm = small_base(b)
+    amd = small_base(b, platform=("linux", "amd64", ""))
     top = b.index([b.index([amd, arm])])
     base = b.write_dir(tmp_path / "base", [ref(top, "multi")])
     ok(run_cli("build", "--from-archive", base, "-o", tmp_path / "arm.tar", prog))
@@ -216,7 +179,7 @@ def test_base_directory_and_nested_index_pick_platform(tmp_path, prog):
 
 def test_ambiguous_archive_lists_candidates_and_name_picks(tmp_path, prog):
     b = LayoutBuilder()
-    one = _base(b)
+    one = small_base(b)
     two = b.image([[("x", "file", b"two", 0o644)]], {"config": {}}, platform=("linux", "arm64", ""))
     base = b.write_tar(tmp_path / "two.tar", [ref(one, "one"), ref(two, "two")])
     fails(run_cli("build", "--from-archive", base, "-o", tmp_path / "o.tar", prog), 1, "several images", "one", "two")
@@ -226,7 +189,7 @@ def test_ambiguous_archive_lists_candidates_and_name_picks(tmp_path, prog):
 
 def test_hostile_base_archive_is_refused(tmp_path, prog):
     b = LayoutBuilder()
-    desc = _base(b)
+    desc = small_base(b)
     evil = tarfile.TarInfo("blobs/sha256/" + "0" * 64)
     evil.type = tarfile.SYMTYPE
     evil.linkname = "/etc/shadow"
@@ -237,7 +200,7 @@ def test_hostile_base_archive_is_refused(tmp_path, prog):
 
 def test_corrupt_base_blob_writes_nothing(tmp_path, prog):
     b = LayoutBuilder()
-    desc = _base(b)
+    desc = small_base(b)
     layer = json.loads(b.blobs[desc["digest"]])["layers"][1]["digest"]
     b.blobs[layer] = b"X" + b.blobs[layer][1:]
     base = b.write_tar(tmp_path / "base.tar", [desc])
@@ -354,7 +317,7 @@ def test_library_api(tmp_path, prog):
 
 def test_archive_name_may_contain_colons(tmp_path, prog):
     b = LayoutBuilder()
-    one = _base(b)
+    one = small_base(b)
     two = b.image([[("x", "file", b"two", 0o644)]], {"config": {}}, platform=("linux", "arm64", ""))
     base = b.write_tar(tmp_path / "multi.tar", [ref(one, "alpine:3.19"), ref(two, "alpine:3.20")])
     ok(run_cli("build", "--from-archive", "%s:alpine:3.20" % base, "-o", tmp_path / "o.tar", prog))
@@ -446,7 +409,7 @@ def test_bad_input_table(tmp_path, prog, args, code):
 
 def test_push_refuses_a_hostile_archive_before_any_network(tmp_path, prog):
     b = LayoutBuilder()
-    desc = _base(b)
+    desc = small_base(b)
     evil = tarfile.TarInfo("../../etc/cron.d/evil")
     evil.size = 1
     base = b.write_tar(tmp_path / "evil.tar", [desc], extra=[(evil, b"x")])

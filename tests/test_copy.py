@@ -12,12 +12,12 @@ import pytest
 
 import registries
 import zeroimage
+from binaries import make_elf
+from clients import MODES, Client
 from conftest import need_tool
-from imagetools import DOCKER, OCI, DockerSaveBuilder, LayoutBuilder, image_of, read_archive, ref, run_cli, sha256
-from test_faults import failed, ok
-from test_interop import _real_base, sh
-from test_registry import MODES, Client, _multi_platform_base
-from test_units import make_elf
+from helpers import fails, ok, sh
+from imagetools import DOCKER, OCI, DockerSaveBuilder, LayoutBuilder, image_of, multi_platform_base, read_archive, \
+    real_base, ref, run_cli, sha256
 
 pytestmark = pytest.mark.interop
 
@@ -28,7 +28,7 @@ def three_platforms(tmp_path, busybox, family=OCI, name="three.tar"):
     """An archive of an index (OCI, with an annotation; or a Docker manifest list) of three images:
     amd64, arm64/v8, arm/v7. Returns (path, builder, [descriptors], top descriptor)."""
     b = LayoutBuilder()
-    images = [_real_base(b, busybox, platform=p, family=family)
+    images = [real_base(b, busybox, platform=p, family=family)
               for p in (("linux", "amd64", ""), ("linux", "arm64", "v8"), ("linux", "arm", "v7"))]
     index = {"schemaVersion": 2, "mediaType": family["index"], "manifests": images}
     if family is OCI:
@@ -183,10 +183,10 @@ def test_copy_of_a_docker_save_archive_gzips_its_layers(tmp_path, busybox):
 def test_bad_input_is_one_line(tmp_path, busybox, three):
     path, _, _, _ = three
     single = LayoutBuilder()
-    single_path = single.write_tar(tmp_path / "one.tar", [ref(_real_base(single, busybox), "1")])
+    single_path = single.write_tar(tmp_path / "one.tar", [ref(real_base(single, busybox), "1")])
     two = LayoutBuilder()
-    two_path = two.write_tar(tmp_path / "two.tar", [ref(_real_base(two, busybox), "a"),
-                                                   ref(_real_base(two, busybox, platform=("linux", "arm64", "")), "b")])
+    two_path = two.write_tar(tmp_path / "two.tar", [ref(real_base(two, busybox), "a"),
+                                                   ref(real_base(two, busybox, platform=("linux", "arm64", "")), "b")])
     out = tmp_path / "out.tar"
     cases = [
         (2, ["copy", path], "the following arguments are required: DST"),
@@ -279,7 +279,7 @@ def two_registries(request, tmp_path, pki, registry_servers):
 
 def test_copy_across_two_registries_streams_and_keeps_the_digest(tmp_path, two_registries, busybox):
     a, b = two_registries
-    archive, _, _, _, top = _multi_platform_base(tmp_path, busybox)
+    archive, _, _, _, top = multi_platform_base(tmp_path, busybox)
     a.ok("push", archive, a.ref("copy/across/src:1"))
     r = a.ok("copy", "-v", a.ref("copy/across/src:1"), b.ref("copy/across/dst:1"))
     assert r.stdout == b.ref("copy/across/dst:1") + "@" + top["digest"] + "\n"
@@ -296,7 +296,7 @@ def test_copy_across_two_registries_streams_and_keeps_the_digest(tmp_path, two_r
 
 
 def test_copy_multi_platform_index_with_and_without_platform(tmp_path, client, busybox):
-    archive, b, amd, arm, top = _multi_platform_base(tmp_path, busybox)
+    archive, b, amd, arm, top = multi_platform_base(tmp_path, busybox)
     client.ok("push", archive, client.ref("copy/multi/src:1"))
     src = client.ref("copy/multi/src:1")
     whole = client.ok("copy", src, client.ref("copy/multi/all:1"))
@@ -341,7 +341,7 @@ def test_copy_docker_manifest_list(tmp_path, client, busybox):
 
 
 def test_copy_archive_to_registry_and_back(tmp_path, client, busybox):
-    archive, b, amd, arm, top = _multi_platform_base(tmp_path, busybox)
+    archive, b, amd, arm, top = multi_platform_base(tmp_path, busybox)
     r = client.ok("copy", "--json", archive, client.ref("copy/tar/app:1"))
     value = json.loads(r.stdout)
     assert (value["digest"], value["reference"]) == (top["digest"], client.ref("copy/tar/app:1") + "@" + top["digest"])
@@ -453,12 +453,12 @@ def test_copy_to_a_registry_that_fails_an_upload_sends_it_again_from_the_source(
 
 def test_copy_of_a_corrupted_blob_is_refused_and_tags_nothing(tmp_path, proxy, upstream, source):
     proxy.mode = "corrupt"
-    line = failed(run_cli("copy", "%s/faults/copy:1" % proxy.host, "%s/faults/never:1" % upstream.host),
-                  "does not match")
+    line = fails(run_cli("copy", "%s/faults/copy:1" % proxy.host, "%s/faults/never:1" % upstream.host), 1,
+                 "does not match")
     assert line.count("sha256:") >= 2
     r = run_cli("inspect", "%s/faults/never:1" % upstream.host)
     assert r.returncode == 1 and "not found" in r.stderr, "no manifest was pushed"
-    failed(run_cli("copy", "%s/faults/copy:1" % proxy.host, tmp_path / "never.tar"), "does not match")
+    fails(run_cli("copy", "%s/faults/copy:1" % proxy.host, tmp_path / "never.tar"), 1, "does not match")
     assert not (tmp_path / "never.tar").exists()
 
 
@@ -472,8 +472,8 @@ def test_copy_to_a_registry_that_refuses_oci_pushes_the_docker_encoding(tmp_path
         raw = sh(need_tool("skopeo"), "inspect", "--raw", "--tls-verify=false", "docker://%s/quirks/copy:1"
                  % upstream.host)
         assert sha256(raw.encode()) == digest and json.loads(raw)["mediaType"] == DOCKER["manifest"]
-        line = failed(run_cli("copy", "%s/faults/copy:1" % upstream.host, "%s/quirks/pinned@%s" % (quirks.host, source)),
-                      "refuses OCI")
+        line = fails(run_cli("copy", "%s/faults/copy:1" % upstream.host, "%s/quirks/pinned@%s" % (quirks.host, source)), 1,
+                     "refuses OCI")
         assert "name a tag instead" in line and "--media-types" not in line
     finally:
         quirks.close()

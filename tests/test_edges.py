@@ -16,19 +16,12 @@ import pytest
 
 import zeroimage
 from conftest import need_tool
-from imagetools import MODULE, LayoutBuilder, image_of, layer_members, ref, run_cli
-from test_cli import EPOCH, fails, ok
-from test_units import make_elf
+from binaries import make_elf
+from helpers import EPOCH, fails, ok
+from imagetools import MODULE, LayoutBuilder, dirs_of_program_layer, fhs_base, image_of, layer_members, \
+    program_layer, ref, run_cli
 
 ROOT_ONLY = pytest.mark.skipif(os.geteuid() != 0, reason="makes device nodes and drops to another user: needs root")
-
-
-@pytest.fixture
-def prog(tmp_path):
-    path = tmp_path / "app"
-    path.write_bytes(make_elf(62) + b"\0" * 4096)
-    os.chmod(str(path), 0o755)
-    return path
 
 
 # ---- 1. Output paths ----
@@ -162,10 +155,6 @@ def test_an_output_that_is_an_input_of_the_build_is_refused(tmp_path, prog, how)
 
 # ---- 2. What --add puts in the layer ----
 
-def _program_layer(archive):
-    return layer_members(image_of(str(archive))[3][-1])
-
-
 @pytest.mark.parametrize("adds, words", [
     (["static:/app"], ["--add static:/app and the program", "/app"]),              # the program's own path
     (["static:/app/www"], ["inside /app", "the program"]),                          # under it
@@ -200,7 +189,7 @@ def test_an_added_tree_is_its_contents_its_destination_0755(tmp_path, prog):
     (tmp_path / "passwd").write_text("root:x:0:0::/:/bin/sh\n")
     ok(run_cli("build", "--add", "%s:/srv" % tree, "--add", "%s:/etc" % tree, "--add", "passwd:/etc/passwd",
                "-o", "o.tar", "app", cwd=str(tmp_path)))
-    members = _program_layer(tmp_path / "o.tar")
+    members = program_layer(tmp_path / "o.tar")
     assert members["srv"].mode == members["etc"].mode == 0o755 and members["srv/inner"].mode == 0o750
 
 
@@ -209,7 +198,7 @@ def test_two_directories_merge_at_one_path(tmp_path, prog):
         (tmp_path / name).mkdir()
         (tmp_path / name / (name + ".txt")).write_text(name)
     ok(run_cli("build", "--add", "a:/srv", "--add", "b:/srv", "-o", "out.tar", "app", cwd=str(tmp_path)))
-    assert {"srv/a.txt", "srv/b.txt"} <= set(_program_layer(tmp_path / "out.tar"))
+    assert {"srv/a.txt", "srv/b.txt"} <= set(program_layer(tmp_path / "out.tar"))
 
 
 def test_add_to_the_root_writes_no_root_member_and_keeps_the_roots_mode(tmp_path, prog):
@@ -218,7 +207,7 @@ def test_add_to_the_root_writes_no_root_member_and_keeps_the_roots_mode(tmp_path
     (tree / "etc" / "motd").write_text("hello")
     os.chmod(str(tree), 0o700)
     ok(run_cli("build", "--from", "scratch", "--add", "%s:/" % tree, "-o", tmp_path / "out.tar", prog))
-    members = _program_layer(tmp_path / "out.tar")
+    members = program_layer(tmp_path / "out.tar")
     assert sorted(members) == ["app", "etc", "etc/motd"]
     with tarfile.open(str(tmp_path / "out.tar")) as tar:       # and nothing anywhere named / or ./
         for blob in image_of(str(tmp_path / "out.tar"))[3]:
@@ -353,32 +342,18 @@ def test_unreadable_parts_of_an_add_tree_are_errors_naming_them(tmp_path, what):
         shutil.rmtree(work)
 
 
-def _fhs_base(tmp_path, *more_layers):
-    """A base as real distributions make them: /tmp 1777, /root 0700, /bin a symlink (merged /usr)."""
-    b = LayoutBuilder()
-    first = [("bin", "symlink", "usr/bin", 0o777), ("etc", "dir", None, 0o755), ("etc/motd", "file", b"hi", 0o644),
-             ("root", "dir", None, 0o700), ("tmp", "dir", None, 0o1777), ("usr", "dir", None, 0o755),
-             ("usr/bin", "dir", None, 0o755)]
-    desc = b.image([first] + list(more_layers), {"config": {}})
-    return b.write_tar(str(tmp_path / "base.tar"), [ref(desc, "base:1")])
-
-
-def _dirs_of_program_layer(archive):
-    return {name: m.mode for name, m in _program_layer(archive).items() if m.isdir()}
-
-
 def test_directories_of_the_base_keep_their_mode(tmp_path, prog):
-    base = _fhs_base(tmp_path)
+    base = fhs_base(tmp_path)
     (tmp_path / "tree").mkdir()
     (tmp_path / "tree" / "f").write_text("x")
     ok(run_cli("build", "--from-archive", base, "--add", "%s:/tmp/x" % prog, "--add", "%s:/root" % (tmp_path / "tree"),
                "--target", "/usr/local/bin/app", "-o", tmp_path / "o.tar", prog))
-    assert _dirs_of_program_layer(tmp_path / "o.tar") == {"tmp": 0o1777, "root": 0o700, "usr": 0o755,
+    assert dirs_of_program_layer(tmp_path / "o.tar") == {"tmp": 0o1777, "root": 0o700, "usr": 0o755,
                                                          "usr/local": 0o755, "usr/local/bin": 0o755}
     # the minimal base's own directories likewise
     ok(run_cli("build", "--add", "%s:/tmp/x" % prog, "--add", "%s:/home/nonroot/cfg" % prog, "-o", tmp_path / "m.tar",
                prog))
-    members = _program_layer(tmp_path / "m.tar")
+    members = program_layer(tmp_path / "m.tar")
     assert members["tmp"].mode == 0o1777 and (members["home/nonroot"].mode, members["home/nonroot"].uid) == (0o700, 65532)
 
 
@@ -388,7 +363,7 @@ def test_directories_of_the_base_keep_their_mode(tmp_path, prog):
     (["--add", "PROG:/etc/motd/x"], ["/etc/motd", "as a file"]),
 ])
 def test_a_path_through_a_file_or_symlink_of_the_base_is_a_usage_error(tmp_path, prog, args, words):
-    base = _fhs_base(tmp_path)
+    base = fhs_base(tmp_path)
     args = [str(prog) if a == "PROG" else a.replace("PROG", str(prog)) for a in args]
     fails(run_cli("build", "--from-archive", base, *args, "-o", tmp_path / "o.tar", prog), 2, *words)
     assert not (tmp_path / "o.tar").exists()
@@ -397,10 +372,10 @@ def test_a_path_through_a_file_or_symlink_of_the_base_is_a_usage_error(tmp_path,
 def test_whiteouts_in_the_base_are_followed(tmp_path, prog):
     gone = [(".wh.tmp", "file", b"", 0o644), ("usr", "dir", None, 0o755), ("usr/.wh..wh..opq", "file", b"", 0o644),
             ("bin", "dir", None, 0o711)]
-    base = _fhs_base(tmp_path, gone)
+    base = fhs_base(tmp_path, gone)
     ok(run_cli("build", "--from-archive", base, "--add", "%s:/tmp/x" % prog, "--target", "/usr/bin/app",
                "--add", "%s:/bin/x" % prog, "-o", tmp_path / "o.tar", prog))
-    assert _dirs_of_program_layer(tmp_path / "o.tar") == {"tmp": 0o755, "usr": 0o755, "usr/bin": 0o755, "bin": 0o711}
+    assert dirs_of_program_layer(tmp_path / "o.tar") == {"tmp": 0o755, "usr": 0o755, "usr/bin": 0o755, "bin": 0o711}
 
 
 def test_base_metadata_the_spec_does_not_allow_is_left_out_with_a_warning(tmp_path, prog):
@@ -429,7 +404,7 @@ def test_a_base_env_entry_without_a_value_is_refused(tmp_path, prog):
 def test_paths_with_a_double_slash_are_normalised(tmp_path, prog):
     ok(run_cli("build", "--from", "scratch", "--add", "%s://srv//x" % prog, "--workdir", "//srv/",
                "-o", tmp_path / "o.tar", prog))
-    assert "srv/x" in _program_layer(tmp_path / "o.tar")
+    assert "srv/x" in program_layer(tmp_path / "o.tar")
     assert image_of(str(tmp_path / "o.tar"))[2]["config"]["WorkingDir"] == "/srv"
     fails(run_cli("build", "--target", "//app", "-o", tmp_path / "o.tar", prog), 2, "normalised")
 
@@ -450,7 +425,7 @@ def test_every_file_the_build_reads_is_protected_from_o(tmp_path, prog):
 
 
 def test_a_layer_never_replaces_a_directory_or_symlink_of_the_base(tmp_path, prog):
-    base = _fhs_base(tmp_path)
+    base = fhs_base(tmp_path)
     rootfs = tmp_path / "rootfs"
     (rootfs / "bin").mkdir(parents=True)
     (rootfs / "bin" / "tool").write_text("x")
@@ -468,9 +443,9 @@ def test_a_layer_never_replaces_a_directory_or_symlink_of_the_base(tmp_path, pro
 def test_whiteouts_remove_only_what_lower_layers_hold(tmp_path, prog):
     # in one layer: entries first, then the opaque marker of their directory (tar order is free)
     layer = [("usr", "dir", None, 0o755), ("usr/lib", "dir", None, 0o711), ("usr/.wh..wh..opq", "file", b"", 0o644)]
-    base = _fhs_base(tmp_path, layer)
+    base = fhs_base(tmp_path, layer)
     ok(run_cli("build", "--from-archive", base, "--target", "/usr/lib/x/app", "-o", tmp_path / "o.tar", prog))
-    assert _dirs_of_program_layer(tmp_path / "o.tar")["usr/lib"] == 0o711
+    assert dirs_of_program_layer(tmp_path / "o.tar")["usr/lib"] == 0o711
 
 
 def test_a_directory_replaced_in_the_base_loses_what_was_under_it(tmp_path, prog):
@@ -479,7 +454,7 @@ def test_a_directory_replaced_in_the_base_loses_what_was_under_it(tmp_path, prog
                     [("opt", "dir", None, 0o750)]], {"config": {}})
     base = b.write_tar(str(tmp_path / "base.tar"), [ref(desc, "base:1")])
     ok(run_cli("build", "--from-archive", base, "--target", "/opt/bin/app", "-o", tmp_path / "o.tar", prog))
-    assert _dirs_of_program_layer(tmp_path / "o.tar") == {"opt": 0o750, "opt/bin": 0o755}
+    assert dirs_of_program_layer(tmp_path / "o.tar") == {"opt": 0o750, "opt/bin": 0o755}
 
 
 def test_the_output_is_never_inside_a_base_layout_directory(tmp_path, prog):

@@ -11,8 +11,8 @@ import uuid
 
 import pytest
 
-from imagetools import DOCKER, MODULE, OCI, LayoutBuilder, run_cli
-from test_interop import _real_base
+from helpers import ok
+from imagetools import DOCKER, MODULE, OCI, LayoutBuilder, real_base, run_cli
 
 pytestmark = pytest.mark.interop
 
@@ -21,15 +21,9 @@ def _name():
     return "zi-test-%s:1" % uuid.uuid4().hex[:10]
 
 
-def _ok(r):
-    assert r.returncode == 0, r.stderr
-    assert "Traceback" not in r.stderr
-    return r
-
-
 def _real_base_archive(tmp_path, busybox, family):
     b = LayoutBuilder()
-    desc = _real_base(b, busybox, family=family)
+    desc = real_base(b, busybox, family=family)
     return b.write_tar(tmp_path / "base.tar", [dict(desc, annotations={"org.opencontainers.image.ref.name": "base"})])
 
 
@@ -40,7 +34,7 @@ def test_docker_load_runs_the_program(tmp_path, docker_engine, busybox, busybox_
     args = {"scratch": ["--from", "scratch"], "minimal": [],
             "real": ["--from-archive", "%s:base" % _real_base_archive(tmp_path, busybox, OCI)],
             "docker": ["--from-archive", "%s:base" % _real_base_archive(tmp_path, busybox, DOCKER)]}[base]
-    _ok(run_cli("build", *args, "-t", name, "-o", archive, busybox_program))
+    ok(run_cli("build", *args, "-t", name, "-o", archive, busybox_program))
     assert "Loaded image: %s" % name in docker_engine.docker("load", "-i", archive)
     assert docker_engine.run(name, "echo", "hi") == "hi\n"
     if base in ("real", "docker"):
@@ -51,14 +45,14 @@ def test_docker_load_runs_the_program(tmp_path, docker_engine, busybox, busybox_
 
 def test_build_load_into_the_engine(tmp_path, docker_engine, busybox_program):
     name = _name()
-    r = _ok(run_cli("build", "--load", "--json", "-t", name, busybox_program, env=docker_engine.env))
+    r = ok(run_cli("build", "--load", "--json", "-t", name, busybox_program, env=docker_engine.env))
     result = json.loads(r.stdout)
     assert result["loaded"] == name and "path" not in result
     assert result["imageId"] == docker_engine.inspect(name)["Id"]
     assert docker_engine.run(name, "echo", "hi") == "hi\n"
     assert os.listdir(str(busybox_program.parent)) == ["busybox"]      # no archive left beside the program
     # without --json: the digest on stdout, as for an archive
-    r = _ok(run_cli("build", "--load", "--from", "scratch", "-t", name, busybox_program, env=docker_engine.env))
+    r = ok(run_cli("build", "--load", "--from", "scratch", "-t", name, busybox_program, env=docker_engine.env))
     assert r.stdout.startswith("sha256:") and len(r.stdout.split()) == 1
     assert "loaded %s" % name in r.stderr
 
@@ -85,7 +79,7 @@ def test_output_to_stdout_is_the_archive_alone(tmp_path, busybox_program):
     r = subprocess.run([sys.executable, MODULE, "build", "-o", "-", "--from", "scratch", str(busybox_program)],
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(os.environ, **env), timeout=120)
     assert r.returncode == 0, r.stderr
-    _ok(run_cli("build", "-o", tmp_path / "file.tar", "--from", "scratch", busybox_program, env=env))
+    ok(run_cli("build", "-o", tmp_path / "file.tar", "--from", "scratch", busybox_program, env=env))
     assert r.stdout == (tmp_path / "file.tar").read_bytes()
     digest = [line for line in r.stderr.decode().splitlines() if line.startswith("sha256:")]
     assert len(digest) == 1
@@ -126,8 +120,8 @@ def test_two_platform_build_loads_the_engines_platform(tmp_path, docker_engine, 
     other = tmp_path / "busybox-arm64"     # the name the two share is the target, /busybox
     other.write_bytes(b"#!/bin/sh\necho not for this machine\n")
     name = _name()
-    r = _ok(run_cli("build", "--load", "--json", "-t", name, "linux/amd64=%s" % busybox_program,
-                    "linux/arm64=%s" % other, env=docker_engine.env))
+    r = ok(run_cli("build", "--load", "--json", "-t", name, "linux/amd64=%s" % busybox_program,
+                   "linux/arm64=%s" % other, env=docker_engine.env))
     result = json.loads(r.stdout)
     amd64 = next(i for i in result["images"] if i["platform"] == "linux/amd64")
     info = docker_engine.inspect(name)
@@ -155,7 +149,7 @@ def test_load_through_podmans_socket(tmp_path, busybox_program):
         if not engines.wait_for(lambda: engines.ping(sock) or service.poll() is not None, 30) or service.poll() is not None:
             pytest.skip("podman system service does not run here: %s" % service.stderr.read(2000).decode(errors="replace"))
         name = "localhost/" + _name()
-        r = _ok(run_cli("build", "--load", "--json", "-t", name, busybox_program, env={"DOCKER_HOST": "unix://" + sock}))
+        r = ok(run_cli("build", "--load", "--json", "-t", name, busybox_program, env={"DOCKER_HOST": "unix://" + sock}))
         assert json.loads(r.stdout)["imageId"]
         out = subprocess.run([podman, "image", "inspect", name], stdout=subprocess.PIPE, timeout=60)
         assert out.returncode == 0 and json.loads(out.stdout)[0]["Architecture"] == "amd64"
@@ -168,15 +162,15 @@ def test_load_through_podmans_socket(tmp_path, busybox_program):
 
 def test_pull_load_takes_the_engines_platform(tmp_path, docker_engine, pki, registry_servers, busybox_program):
     """pull --load from the test registry: of a two-platform index, the engine's platform is loaded."""
-    from test_registry import Client
+    from clients import Client
     client = Client(tmp_path, pki, registry_servers("open"))
     (tmp_path / "arm64").mkdir()
     other = tmp_path / "arm64" / "busybox"     # the same name: the entrypoint is named after the first program
     other.write_bytes(b"#!/bin/sh\necho not for this machine\n")
     ref = client.ref("engine/app:1")
-    _ok(client("build", "--push", ref, "linux/arm64=%s" % other, "linux/amd64=%s" % busybox_program))
+    ok(client("build", "--push", ref, "linux/arm64=%s" % other, "linux/amd64=%s" % busybox_program))
     env = dict(client.env, **docker_engine.env)
-    r = _ok(run_cli("pull", "--load", "--json", ref, env=env, cwd=str(tmp_path)))
+    r = ok(run_cli("pull", "--load", "--json", ref, env=env, cwd=str(tmp_path)))
     result = json.loads(r.stdout)
     assert result["loaded"] == ref and result["imageId"] == docker_engine.inspect(ref)["Id"]
     assert docker_engine.inspect(ref)["Architecture"] == "amd64"
@@ -189,18 +183,18 @@ def test_pull_load_takes_the_engines_platform(tmp_path, docker_engine, pki, regi
 def test_a_base_from_the_engine_and_from_its_docker_save(tmp_path, docker_engine, busybox_program):
     # an image the engine holds (loaded from a multi-layer base made of real files)
     base = _name()
-    _ok(run_cli("build", "--load", "-t", base, "--add", "%s:/opt/tool" % busybox_program, "--env", "FROM_BASE=1",
-                busybox_program, env=docker_engine.env))
+    ok(run_cli("build", "--load", "-t", base, "--add", "%s:/opt/tool" % busybox_program, "--env", "FROM_BASE=1",
+               busybox_program, env=docker_engine.env))
     # --from docker-daemon:NAME streams GET /images/NAME/get and builds on it
     app = _name()
-    _ok(run_cli("build", "--from", "docker-daemon:" + base, "--load", "-t", app, busybox_program,
-                env=docker_engine.env))
+    ok(run_cli("build", "--from", "docker-daemon:" + base, "--load", "-t", app, busybox_program,
+               env=docker_engine.env))
     assert docker_engine.run(app, "sh", "-c", "test -x /opt/tool && echo $FROM_BASE") == "1\n"
     # the engine's own docker save (Docker 20.10: the format before 25) as --from-archive, run again
     saved = tmp_path / "saved.tar"
     docker_engine.docker("save", "-o", str(saved), base)
     again = _name()
-    _ok(run_cli("build", "--from-archive", saved, "--load", "-t", again, busybox_program, env=docker_engine.env))
+    ok(run_cli("build", "--from-archive", saved, "--load", "-t", again, busybox_program, env=docker_engine.env))
     assert docker_engine.run(again, "sh", "-c", "test -x /opt/tool && echo hi") == "hi\n"
     # a name the engine does not hold: one line
     r = run_cli("build", "--from", "docker-daemon:nothing-here:1", "-o", tmp_path / "o.tar", busybox_program,

@@ -18,22 +18,10 @@ import tempfile
 import pytest
 
 import zeroimage
+from binaries import elf_for
 from conftest import need_tool
-from imagetools import ROOT, read_archive, run_cli
-from test_cli import EPOCH, fails, ok
-from test_interop import sh
-from test_units import make_elf
-
-MACHINES = {"linux/amd64": (62, True), "linux/arm64": (183, True), "linux/arm/v7": (40, False),
-            "linux/386": (3, False), "linux/ppc64le": (21, True), "linux/s390x": (22, True)}
-
-
-def elf_for(path, platform):
-    machine, is64 = MACHINES[platform]
-    os.makedirs(os.path.dirname(str(path)) or ".", exist_ok=True)
-    with open(str(path), "wb") as f:
-        f.write(make_elf(machine, is64=is64, little=platform != "linux/s390x") + platform.encode())
-    return path
+from helpers import EPOCH, fails, ok, sh
+from imagetools import ROOT, image_of, layer_members, read_archive, run_cli
 
 
 def index_of(archive):
@@ -498,7 +486,10 @@ def test_a_file_named_like_arch_equals_path_is_a_program(tmp_path, capsys, monke
     monkeypatch.chdir(str(tmp_path))
     (tmp_path / "amd64=x").write_bytes(b"x")
     assert zeroimage.main(["build", "-q", "--platform", "linux/amd64", "-o", "o.tar", "amd64=x"]) == 0
-    capsys.readouterr()
+    assert capsys.readouterr().out.startswith("sha256:")
+    _, _, config, layers = image_of(str(tmp_path / "o.tar"))
+    assert config["config"]["Entrypoint"] == ["/amd64=x"] and config["architecture"] == "amd64", "the file is the program"
+    assert layer_members(layers[-1])["amd64=x"].size == 1
 
 
 @pytest.mark.parametrize("programs, name", [

@@ -12,9 +12,6 @@ import http.client
 import io
 import json
 import os
-import re
-import socket
-import ssl
 import subprocess
 import sys
 import threading
@@ -24,11 +21,12 @@ import urllib.parse
 import pytest
 
 import zeroimage
-from imagetools import MODULE, make_layer, run_cli
-from registries import QuietHandler, QuietServer, tunnel
+from helpers import SECRET, cli_env, cli_failed
+from imagetools import MODULE, run_cli
+from imagetools import SMALL_CONFIG as CONFIG, SMALL_IMAGE as IMAGE, SMALL_LAYER as LAYER     # a small valid image
+from registries import QuietHandler, QuietServer, jdump, manifest_route, open_v2, tunnel
 from zeroimage import Credentials
 
-SECRET = "PLANTEDSECRET"
 OCI_MANIFEST = zeroimage.OCI_MANIFEST
 OCI_INDEX = zeroimage.OCI_INDEX
 OCI_CONFIG = zeroimage.OCI_CONFIG
@@ -36,82 +34,7 @@ PROXY_VARIABLES = ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "al
                    "no_proxy", "NO_PROXY", "REQUEST_METHOD")
 
 
-# ---- helpers: loopback servers ----
-
-
-class Seen:
-    """One request a test server answered."""
-
-    def __init__(self, method, path, headers, tls, body):
-        self.method, self.path, self.headers, self.tls, self.body = method, path, headers, tls, body
-
-    def __repr__(self):
-        return "Seen(%s %s%s)" % (self.method, self.path, " tls" if self.tls else "")
-
-
-class _PeekingServer(QuietServer):
-    """Plain HTTP and, given a TLS context, TLS on the same port: the first byte of a connection
-    decides (0x16 starts a TLS ClientHello)."""
-
-    tls_context = None
-
-    def finish_request(self, request, client_address):
-        request.settimeout(15)
-        if self.tls_context is None:
-            return super().finish_request(request, client_address)
-        try:
-            first = request.recv(1, socket.MSG_PEEK)
-        except OSError:
-            return None
-        if first != b"\x16":
-            return super().finish_request(request, client_address)
-        wrapped = self.tls_context.wrap_socket(request, server_side=True)
-        try:
-            self.RequestHandlerClass(wrapped, client_address, self)
-        finally:
-            wrapped.close()
-        return None
-
-
-class Server:
-    """A loopback server answering from ``routes`` (path without query -> callable(handler)); every
-    request is recorded in ``seen``. With ``pki``, it speaks TLS and plain HTTP on one port."""
-
-    def __init__(self, routes, pki=None):
-        self.routes = routes
-        self.seen = []
-        server = self
-
-        class Handler(QuietHandler):
-            def do_GET(self):
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
-                server.seen.append(Seen(self.command, self.path, self.headers,
-                                        isinstance(self.connection, ssl.SSLSocket), body))
-                route = server.routes.get(self.path.split("?")[0])
-                if route is None:
-                    return self.reply(404, b'{"errors":[{"code":"NAME_UNKNOWN","message":"no route"}]}')
-                route(self)
-
-            do_HEAD = do_PUT = do_POST = do_PATCH = do_DELETE = do_GET
-
-        self.httpd = _PeekingServer(("127.0.0.1", 0), Handler)
-        if pki is not None:
-            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-            context.load_cert_chain(pki["cert"], pki["key"])
-            self.httpd.tls_context = context
-        self.port = self.httpd.server_port
-        self.netloc = "127.0.0.1:%d" % self.port
-        self.url = "http://" + self.netloc
-        self.https_url = "https://" + self.netloc
-        threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-
-    def paths(self, prefix=""):
-        return [s.path for s in self.seen if s.path.startswith(prefix)]
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+# ---- helpers: a recording proxy (the loopback Server and its routes are tests/registries.py's) ----
 
 
 _HOP_BY_HOP = ("connection", "proxy-connection", "proxy-authorization", "keep-alive", "transfer-encoding",
@@ -183,38 +106,8 @@ def session(env):
         yield s
 
 
-def cli_env(tmp_path, **extra):
-    """Overrides for run_cli: a private config.json, and any proxy of the outer environment bypassed."""
-    (tmp_path / "docker").mkdir(exist_ok=True)
-    env = {"DOCKER_CONFIG": str(tmp_path / "docker"), "no_proxy": "*", "NO_PROXY": "*"}
-    env.update(extra)
-    return env
-
-
-def cli_failed(r, secrets=(SECRET,), code=1):
-    """The CLI failed the way it promises: the status, no traceback, one error line last, nothing secret
-    or raw (escape, carriage return) on either stream. Returns the error line."""
-    assert r.returncode == code, (r.returncode, r.stdout, r.stderr)
-    assert "Traceback" not in r.stderr, r.stderr
-    assert r.stderr.endswith("\n"), repr(r.stderr)
-    lines = r.stderr[:-1].split("\n")
-    last = lines[-1]
-    prefix = r"^zeroimage: error: " if code == 1 else r"^zeroimage( [a-z-]+)?: error: "
-    assert re.match(prefix, last), r.stderr
-    assert len([line for line in lines if ": error: " in line]) == 1, r.stderr
-    for text in (r.stdout, r.stderr):
-        assert "\x1b" not in text and "\r" not in text, repr(text)
-        for secret in secrets:
-            assert secret not in text, text
-    return last
-
-
 def b64(text):
     return base64.b64encode(text.encode()).decode()
-
-
-def jdump(value):
-    return json.dumps(value).encode()
 
 
 def sha256(data):
@@ -229,14 +122,6 @@ def blake3(data):
 
 MANIFEST = jdump({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
                   "config": {"mediaType": OCI_CONFIG, "digest": sha256(b"{}"), "size": 2}, "layers": []})
-
-
-def manifest_route(data, media_type=OCI_MANIFEST, headers=()):
-    return lambda h: h.reply(200, data, [("Content-Type", media_type)] + list(headers))
-
-
-def open_v2(h):
-    h.reply(200, b"{}")
 
 
 # ---- 1. proxy settings: parsed as curl and urllib accept them ----
@@ -772,13 +657,6 @@ def test_hostile_token_answer_cli(servers, tmp_path, name, body):
 # ---- 7. hostile manifests and indexes ----
 
 
-LAYER, LAYER_DIFF_ID = make_layer([("app", "file", b"app", 0o755)])     # a valid image has a layer
-CONFIG = jdump({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": [LAYER_DIFF_ID]},
-                "config": {"Entrypoint": ["/app"]}})
-IMAGE = jdump({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
-               "config": {"mediaType": OCI_CONFIG, "digest": sha256(CONFIG), "size": len(CONFIG)},
-               "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": sha256(LAYER),
-                           "size": len(LAYER)}]})
 AMD64 = {"os": "linux", "architecture": "amd64"}
 
 

@@ -1,12 +1,11 @@
 """Real tools judge the archives: skopeo reads them (oci-archive and docker-archive),
-umoci unpacks them, runc runs them.  Bases are made here from real files."""
+umoci unpacks them, runc runs them.  Bases are made from real files (tests/imagetools.py)."""
 
 import json
 import os
 import shutil
 import subprocess
 import tempfile
-import uuid
 
 import pytest
 
@@ -14,51 +13,10 @@ import tarfile
 
 import zeroimage
 from conftest import need_tool
-from imagetools import DOCKER, DOCKER_SAVE, OCI, LayoutBuilder, image_of, run_cli
+from helpers import check_built_on_real_base, run_image, sh, skopeo_inspect
+from imagetools import DOCKER, DOCKER_SAVE, LayoutBuilder, image_of, real_base, run_cli
 
 pytestmark = pytest.mark.interop
-
-
-def sh(*args, **kwargs):
-    proc = subprocess.run([str(a) for a in args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          universal_newlines=True, timeout=120, **kwargs)
-    assert proc.returncode == 0, "%s failed: %s%s" % (args[0], proc.stdout, proc.stderr)
-    return proc.stdout
-
-
-def skopeo_inspect(transport_path, raw=False):
-    return json.loads(sh(need_tool("skopeo"), "inspect", "--raw" if raw else "--no-tags", transport_path)
-                      if raw else sh(need_tool("skopeo"), "inspect", transport_path))
-
-
-def run_image(tmp_path, source, args=None, user=None, skopeo_args=()):
-    """Copy SOURCE (a skopeo transport:path) to an OCI dir, unpack it with umoci, run it with runc.
-
-    ``args`` replaces the process arguments the image's config gives (entrypoint + cmd);
-    ``user`` is a uid.  Returns (config.json's process, stdout).
-    """
-    skopeo, umoci, runc = need_tool("skopeo"), need_tool("umoci"), need_tool("runc")
-    if os.geteuid() != 0:
-        pytest.skip("runc needs root here")
-    work = tmp_path / ("run-" + uuid.uuid4().hex[:8])
-    work.mkdir()
-    sh(skopeo, "copy", "--quiet", *skopeo_args, source, "oci:%s:img" % (work / "layout"))
-    sh(umoci, "unpack", "--image", "%s:img" % (work / "layout"), work / "bundle")
-    spec_path = work / "bundle" / "config.json"
-    spec = json.loads(spec_path.read_text())
-    process = dict(spec["process"])
-    spec["process"]["terminal"] = False
-    if args is not None:
-        spec["process"]["args"] = args
-    if user is not None:
-        spec["process"]["user"] = {"uid": user, "gid": user}
-    spec_path.write_text(json.dumps(spec))
-    name = "zeroimage-test-" + uuid.uuid4().hex[:12]
-    try:
-        out = sh(runc, "run", "--bundle", work / "bundle", name, stdin=subprocess.DEVNULL)
-    finally:
-        subprocess.run([runc, "delete", "--force", name], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return process, out
 
 
 @pytest.mark.parametrize("transport", ["oci-archive", "docker-archive"])
@@ -91,45 +49,22 @@ def test_minimal_base_has_users_and_tls_roots(tmp_path, busybox_program):
     assert out.split() == ["nonroot", "ok"]
 
 
-def _real_base(builder, busybox, platform=("linux", "amd64", ""), family=OCI):
-    """A two-layer base from real files: busybox with a /bin/sh link, and the host's /etc/protocols."""
-    return builder.image(
-        [[("bin", "dir", None, 0o755), ("bin/busybox", "file", busybox, 0o755), ("bin/sh", "symlink", "busybox", 0o777),
-          ("etc", "dir", None, 0o755), ("etc/base-release", "file", b"zeroimage test base 1.0\n", 0o644)],
-         [("etc/protocols", "file", "/etc/protocols", 0o644), ("srv", "dir", None, 0o755)]],
-        {"config": {"Env": ["PATH=/bin", "BASE_VAR=from-base"], "Cmd": ["/bin/sh"], "WorkingDir": "/srv",
-                    "Labels": {"org.example.base": "yes"}}, "x-unknown": {"kept": True}},
-        platform=platform, family=family)
-
-
-def _check_built_on_real_base(tmp_path, archive):
-    _, _, config, layers = image_of(str(archive))
-    assert len(layers) == 3 and config["config"]["Entrypoint"] == ["/busybox"] and "Cmd" not in config["config"]
-    assert config["config"]["Labels"] == {"org.example.base": "yes"} and config["x-unknown"] == {"kept": True}
-    process, out = run_image(tmp_path, "oci-archive:%s" % archive,
-                             ["/busybox", "sh", "-c", "cat /etc/base-release; echo $BASE_VAR; pwd; "
-                              "grep -c tcp /etc/protocols; ls /bin/sh"])
-    assert process["cwd"] == "/srv" and "BASE_VAR=from-base" in process["env"]
-    lines = out.split("\n")
-    assert lines[:3] == ["zeroimage test base 1.0", "from-base", "/srv"] and int(lines[3]) > 0 and lines[4] == "/bin/sh"
-
-
 def test_build_on_skopeo_written_base_keeps_files_and_config(tmp_path, busybox, busybox_program):
     b = LayoutBuilder()
-    desc = _real_base(b, busybox)
+    desc = real_base(b, busybox)
     b.write_dir(tmp_path / "src", [dict(desc, annotations={"org.opencontainers.image.ref.name": "base"})])
     sh(need_tool("skopeo"), "copy", "--quiet", "oci:%s:base" % (tmp_path / "src"), "oci-archive:%s:base" % (tmp_path / "base.tar"))
     archive = tmp_path / "app.tar"
     r = run_cli("build", "--from-archive", tmp_path / "base.tar", "-o", archive, busybox_program)
     assert r.returncode == 0, r.stderr
-    _check_built_on_real_base(tmp_path, archive)
+    check_built_on_real_base(tmp_path, archive)
 
 
 def test_build_on_skopeo_multi_platform_archive(tmp_path, busybox, busybox_program):
     """skopeo copy --all writes index.json -> index -> manifests; --platform picks the child."""
     b = LayoutBuilder()
-    amd = _real_base(b, busybox)
-    arm = _real_base(b, busybox, platform=("linux", "arm64", "v8"))
+    amd = real_base(b, busybox)
+    arm = real_base(b, busybox, platform=("linux", "arm64", "v8"))
     top = b.index([amd, arm])
     b.write_dir(tmp_path / "src", [dict(top, annotations={"org.opencontainers.image.ref.name": "multi"})])
     sh(need_tool("skopeo"), "copy", "--quiet", "--all", "oci:%s:multi" % (tmp_path / "src"),
@@ -137,7 +72,7 @@ def test_build_on_skopeo_multi_platform_archive(tmp_path, busybox, busybox_progr
     archive = tmp_path / "app.tar"
     r = run_cli("build", "--from-archive", tmp_path / "multi.tar", "-o", archive, busybox_program)
     assert r.returncode == 0, r.stderr
-    _check_built_on_real_base(tmp_path, archive)
+    check_built_on_real_base(tmp_path, archive)
     r = run_cli("build", "--from-archive", tmp_path / "multi.tar", "--platform", "linux/arm64", "-o",
                 tmp_path / "arm.tar", busybox_program)
     assert r.returncode == 0 and "disagrees" in r.stderr
@@ -147,19 +82,19 @@ def test_build_on_skopeo_multi_platform_archive(tmp_path, busybox, busybox_progr
 
 def test_build_on_docker_format_base(tmp_path, busybox, busybox_program):
     b = LayoutBuilder()
-    desc = _real_base(b, busybox, family=DOCKER)
+    desc = real_base(b, busybox, family=DOCKER)
     base = b.write_dir(tmp_path / "base", [desc])
     archive = tmp_path / "app.tar"
     r = run_cli("build", "--from-archive", base, "-o", archive, busybox_program)
     assert r.returncode == 0, r.stderr
     assert skopeo_inspect("oci-archive:%s" % archive, raw=True)["mediaType"] == DOCKER["manifest"]
-    _check_built_on_real_base(tmp_path, archive)
+    check_built_on_real_base(tmp_path, archive)
 
 
 def test_build_on_docker_save_archive(tmp_path, busybox, busybox_program):
     """The shape of `docker save` 25+: uncompressed OCI layers, manifest.json and repositories beside the layout."""
     b = LayoutBuilder()
-    desc = _real_base(b, busybox, family=DOCKER_SAVE)
+    desc = real_base(b, busybox, family=DOCKER_SAVE)
     manifest = json.loads(b.blobs[desc["digest"]])
     legacy = json.dumps([{"Config": "blobs/sha256/" + manifest["config"]["digest"][7:], "RepoTags": ["base:1"],
                           "Layers": ["blobs/sha256/" + d["digest"][7:] for d in manifest["layers"]]}]).encode()
@@ -175,7 +110,7 @@ def test_build_on_docker_save_archive(tmp_path, busybox, busybox_program):
     r = run_cli("build", "--from-archive", "%s:base:1" % base, "-o", archive, busybox_program)
     assert r.returncode == 0, r.stderr
     assert image_of(str(archive))[1]["layers"][0]["mediaType"] == DOCKER_SAVE["layer"]
-    _check_built_on_real_base(tmp_path, archive)
+    check_built_on_real_base(tmp_path, archive)
 
 
 def test_zeroimage_archive_as_base_and_through_docker_archive(tmp_path, busybox_program):

@@ -10,10 +10,10 @@ import subprocess
 import pytest
 
 import zeroimage
+from binaries import LABEL, craft_elf, go_inline, real_binary, rewritten_go_binary
 from conftest import need_tool
+from helpers import ok
 from imagetools import LayoutBuilder, ref, run_cli
-from test_buildinfo import LABEL, craft_elf, go_inline, real_binary, rewritten_go_binary
-from test_cli import ok
 
 KEYS = ("version", "revision", "source", "created", "title", "vendor", "base.name")
 USER = {"version": "9", "revision": "f" * 40, "source": "https://example.com/user/app",
@@ -190,9 +190,10 @@ def test_multi_platform_build_on_a_registry_base(tmp_path, pki, registry_servers
     """A registry base gives each manifest and the index base.name and base.digest; the user's
     --label base.name and --annotation version stand wherever zeroimage writes those keys; skopeo
     reads the index and each image alike."""
-    from test_registry import Client, _multi_platform_base
+    from clients import Client
+    from imagetools import multi_platform_base
     client = Client(tmp_path, pki, registry_servers("open"))
-    archive = _multi_platform_base(tmp_path, busybox)[0]
+    archive = multi_platform_base(tmp_path, busybox)[0]
     client.ok("push", archive, client.ref("meta/base:1"))
     arm = tmp_path / "app-arm64"
     arm.write_bytes(craft_elf([(".go.buildinfo", go_inline(modinfo="mod\tgithub.com/o/r\tv7.0.0\t\n"))], 183))

@@ -8,9 +8,9 @@ import tarfile
 
 import pytest
 
-from imagetools import DOCKER, OCI, LayoutBuilder, image_of, layer_members, read_archive, ref, run_cli
-from test_cli import EPOCH, _base, fails, ok
-from test_units import make_elf
+from binaries import make_elf
+from helpers import EPOCH, fails, ok
+from imagetools import DOCKER, OCI, LayoutBuilder, image_of, layer_members, read_archive, ref, run_cli, small_base
 
 
 @pytest.fixture
@@ -61,8 +61,8 @@ def test_two_platform_archive(tmp_path, binaries):
 
 def test_two_platforms_from_an_archive_base(tmp_path, binaries):
     b = LayoutBuilder()
-    amd_base = _base(b, platform=("linux", "amd64", ""))
-    arm_base = _base(b)
+    amd_base = small_base(b, platform=("linux", "amd64", ""))
+    arm_base = small_base(b)
     top = b.index([amd_base, arm_base])
     base = b.write_tar(tmp_path / "base.tar", [ref(top, "base")])
     out = tmp_path / "multi.tar"
@@ -79,7 +79,7 @@ def test_two_platforms_from_an_archive_base(tmp_path, binaries):
 
 def test_docker_base_gives_a_manifest_list(tmp_path, binaries):
     b = LayoutBuilder()
-    top = b.index([_base(b, DOCKER, ("linux", "amd64", "")), _base(b, DOCKER)], DOCKER)
+    top = b.index([small_base(b, DOCKER, ("linux", "amd64", "")), small_base(b, DOCKER)], DOCKER)
     base = b.write_dir(tmp_path / "base", [top])
     ok(run_cli("build", "--from-archive", base, "-o", tmp_path / "m.tar", "linux/amd64=%s" % binaries[0],
                "linux/arm64=%s" % binaries[1]))
@@ -136,7 +136,7 @@ def test_image_options_in_config_and_layer(tmp_path, binaries):
     single = tmp_path / "motd"
     single.write_text("welcome\n")
     b = LayoutBuilder()
-    base = b.write_tar(tmp_path / "base.tar", [_base(b, platform=("linux", "amd64", ""))])
+    base = b.write_tar(tmp_path / "base.tar", [small_base(b, platform=("linux", "amd64", ""))])
     out = tmp_path / "o.tar"
     ok(run_cli("build", "--from-archive", base, "-o", out,
                "--add", "%s:/srv/static" % tree, "--add", "%s:/etc/" % single,

@@ -17,29 +17,11 @@ import pytest
 
 import registries
 import zeroimage
+from binaries import make_elf
+from helpers import EPOCH, SECRET, fails, run_image
 from imagetools import image_of, run_cli
-from test_units import make_elf
 
-EPOCH = {"SOURCE_DATE_EPOCH": "1700000000"}
-SECRET = "PLANTEDSECRET"
 HOST_BUNDLE = zeroimage.find_host_ca_bundle()
-
-
-@pytest.fixture
-def prog(tmp_path):
-    path = tmp_path / "app"
-    path.write_bytes(make_elf(62) + b"\0" * 4096)
-    os.chmod(str(path), 0o755)
-    return path
-
-
-def failed(result, code=1):
-    assert result.returncode == code, (result.returncode, result.stdout, result.stderr)
-    assert "Traceback" not in result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.startswith("zeroimage: error:")
-             or "error:" in line]
-    assert lines, result.stderr
-    return lines[-1]
 
 
 def closed_port():
@@ -92,7 +74,6 @@ def test_registry_trust_never_becomes_the_images_roots(tmp_path, prog, variables
 def test_the_image_run_under_runc_holds_the_hosts_roots_whatever_ssl_cert_file_says(tmp_path, busybox_program):
     """Read back by skopeo, unpacked by umoci, run by runc: the program in the image sees the host's
     roots, not the one certificate zeroimage was told to trust for registries."""
-    from test_interop import run_image
     one = tmp_path / "one.pem"
     with open(HOST_BUNDLE, "rb") as f:
         host = f.read()
@@ -182,7 +163,7 @@ def test_a_plain_http_registry_off_loopback_says_to_use_insecure(tmp_path, prog,
         ("login", "-u", "u", "-p", "pw", host),
     ]
     for argv in verbs:
-        line = failed(run_cli(*argv))
+        line = fails(run_cli(*argv), 1)
         assert line == ("zeroimage: error: %s answered plain HTTP to a TLS handshake (GET https://%s/v2/); if it is a "
                         "plain-HTTP registry, use --insecure" % (host, host)), (argv, line)
         assert not os.path.exists(str(tmp_path / "p.tar")) and not os.path.exists(str(tmp_path / "b.tar"))
@@ -200,7 +181,7 @@ def test_plain_http_through_an_https_proxy_tunnel_is_said_too(tmp_path, lan_regi
                     env={"HTTPS_PROXY": proxy.url, "https_proxy": "", "NO_PROXY": "", "no_proxy": ""})
     finally:
         proxy.close()
-    assert "answered plain HTTP to a TLS handshake" in failed(r)
+    assert "answered plain HTTP to a TLS handshake" in fails(r, 1)
 
 
 # ---- a reference has no scheme ----
@@ -229,7 +210,7 @@ def test_a_reference_with_a_scheme_is_refused_with_the_way_to_say_it(tmp_path, p
     values = {"ref": "%s://192.0.2.9:5102/team/x:1" % scheme, "repo": "%s://192.0.2.9:5102/team/x" % scheme,
               "prog": prog, "archive": archive}
     r = run_cli(*[a.format(**values) for a in argv], cwd=str(tmp_path))
-    line = failed(r, 2)
+    line = fails(r, 2)
     assert "a reference has no scheme; write 192.0.2.9:5102/team/x" in line, line
     assert "--insecure" in line
 
@@ -260,7 +241,7 @@ def test_build_push_to_a_registry_that_is_down_fails_first_and_once(tmp_path, bi
                  ("build", "--from", "scratch", "--push", "127.0.0.1:%d/app:1" % port,
                   "linux/amd64=%s" % big_program, "linux/arm64=%s" % big_program, "--no-platform-check")):
         r = run_cli(*argv, env=EPOCH)
-        failed(r)
+        fails(r, 1)
         _said_once(r, "127.0.0.1:%d" % port)
 
 
@@ -269,11 +250,11 @@ def test_build_push_without_credentials_fails_before_compressing(tmp_path, pki, 
     server = registry_servers("basic")
     env = dict(EPOCH, DOCKER_CONFIG=str(tmp_path / "cfg"))
     r = run_cli("build", "--push", server.host + "/app:1", big_program, env=env)
-    line = failed(r)
+    line = fails(r, 1)
     _said_once(r, "access denied")
     assert "are you logged in? try: zeroimage login %s" % server.host in line
     r = run_cli("copy", "--insecure", server.host + "/nothing:1", server.host + "/app:1", env=env)
-    assert "cannot push" in failed(r)
+    assert "cannot push" in fails(r, 1)
 
 
 @pytest.mark.interop
@@ -284,7 +265,7 @@ def test_a_push_the_registry_denies_fails_before_compressing(tmp_path, pki, regi
         r = run_cli("build", "--push", proxy.host + "/app:1", big_program, env=EPOCH)
     finally:
         proxy.close()
-    line = failed(r)
+    line = fails(r, 1)
     _said_once(r, "denied")
     assert "asks for no credentials, so a login will not help" in line, line
 
@@ -324,7 +305,7 @@ def test_an_archive_push_fails_before_compressing_its_layers(tmp_path, pki, regi
     finally:
         if proxy is not None:
             proxy.close()
-    line = failed(r)
+    line = fails(r, 1)
     _said_once(r, words.replace("app:1", host + "/app:1"))
     assert words.replace("app:1", host + "/app:1") in line, line
 
@@ -351,7 +332,7 @@ def test_not_found_on_a_registry_that_asks_no_credentials_asks_no_login(tmp_path
     server = registry_servers("open")
     for argv in (("pull", server.host + "/nothing/here:1", "-o", tmp_path / "x.tar"),
                  ("inspect", server.host + "/nothing/here:1"), ("digest", server.host + "/nothing/here:1")):
-        line = failed(run_cli(*argv))
+        line = fails(run_cli(*argv), 1)
         assert "not found" in line and "is the name right?" in line, line
         assert "logged in" not in line and "zeroimage login" not in line and "proxies" not in line, line
 
@@ -359,14 +340,14 @@ def test_not_found_on_a_registry_that_asks_no_credentials_asks_no_login(tmp_path
 @pytest.mark.interop
 def test_a_registry_that_asks_for_credentials_gets_the_login_hint(tmp_path, registry_servers):
     server = registry_servers("basic")
-    line = failed(run_cli("pull", server.host + "/nothing/here:1", "-o", tmp_path / "x.tar",
-                          env={"DOCKER_CONFIG": str(tmp_path / "cfg")}))
+    line = fails(run_cli("pull", server.host + "/nothing/here:1", "-o", tmp_path / "x.tar",
+                         env={"DOCKER_CONFIG": str(tmp_path / "cfg")}), 1)
     assert "are you logged in? try: zeroimage login %s" % server.host in line, line
 
 
 def test_an_unreachable_registry_without_a_proxy_names_no_proxy(tmp_path):
     env = {k: "" for k in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY")}
-    line = failed(run_cli("digest", "127.0.0.1:%d/x:1" % closed_port(), env=env))
+    line = fails(run_cli("digest", "127.0.0.1:%d/x:1" % closed_port(), env=env), 1)
     assert "is it running?" in line and "prox" not in line.lower(), line
 
 
@@ -389,7 +370,7 @@ def test_a_bad_proxy_toward_a_plain_http_registry_is_named(tmp_path, registry_se
                            "no_proxy", "NO_PROXY")}
     env[variable] = setting.format(closed=port)
     r = run_cli("digest", server.host + "/x:1", env=env)
-    line = failed(r)
+    line = fails(r, 1)
     for word in words:
         assert word.format(closed=port) in line, line
     assert variable in line and SECRET not in r.stderr + r.stdout, line
@@ -398,9 +379,9 @@ def test_a_bad_proxy_toward_a_plain_http_registry_is_named(tmp_path, registry_se
 
 def test_a_proxy_that_is_not_running_for_https_is_named(tmp_path):
     port = closed_port()
-    line = failed(run_cli("digest", "registry.example:443/x:1",
-                          env={"HTTPS_PROXY": "http://127.0.0.1:%d" % port, "https_proxy": "", "NO_PROXY": "",
-                               "no_proxy": ""}))
+    line = fails(run_cli("digest", "registry.example:443/x:1",
+                         env={"HTTPS_PROXY": "http://127.0.0.1:%d" % port, "https_proxy": "", "NO_PROXY": "",
+                              "no_proxy": ""}), 1)
     assert "cannot reach the proxy 127.0.0.1:%d (from HTTPS_PROXY) for registry.example:443" % port in line, line
 
 
@@ -433,6 +414,6 @@ def test_a_wrong_stored_password_is_said_as_refused_credentials_not_rights(tmp_p
     program.write_bytes(make_elf(62) + b"\0" * 4096)
     for argv in (("build", "--push", server.host + "/x/app:1", program), ("inspect", server.host + "/x/app:1"),
                  ("tags", server.host + "/x/app")):
-        line = failed(run_cli(*argv, env=env))
+        line = fails(run_cli(*argv, env=env), 1)
         assert "refused the credentials of alice" in line and "zeroimage login %s" % server.host in line, line
         assert "may alice" not in line and "not-her-password" not in line, line

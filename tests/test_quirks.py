@@ -6,81 +6,17 @@ import base64
 import http.client
 import json
 import os
-import shutil
 
 import pytest
 
 import registries
 import zeroimage
+from clients import Place, digest_of, run_cli_stdin
 from conftest import need_tool
+from helpers import fails, ok, sh
 from imagetools import DOCKER, OCI, run_cli, sha256
-from test_faults import failed, ok
-from test_interop import sh
-from test_registry import run_cli_stdin
 
 pytestmark = pytest.mark.interop
-
-
-class Place:
-    """zeroimage as one user: its own DOCKER_CONFIG, the test CA trusted, a QuirkProxy in front of the
-    registry ``upstream``, which it may also reach straight (as alice, when the registry asks)."""
-
-    def __init__(self, tmp_path, pki, upstream, proxy):
-        self.tmp_path, self.upstream, self.proxy = tmp_path, upstream, proxy
-        self.config = tmp_path / "docker-config"
-        self.config.mkdir()
-        self.env = {"DOCKER_CONFIG": str(self.config), "SSL_CERT_FILE": pki["ca"],
-                    "REGISTRY_AUTH_FILE": str(tmp_path / "no-podman-auth.json")}
-        if upstream.mode != "open":
-            auth = base64.b64encode(b"alice:wonderland").decode()
-            (self.config / "config.json").write_text(json.dumps({"auths": {upstream.host: {"auth": auth}}}))
-        self.certs = tmp_path / "skopeo-certs"
-        self.certs.mkdir()
-        shutil.copy(pki["ca"], str(self.certs / "ca.crt"))
-
-    def __call__(self, *args):
-        return run_cli(*args, env=self.env)
-
-    def ok(self, *args):
-        return ok(self(*args))
-
-    def via(self, name):
-        """NAME through the proxy."""
-        return "%s/%s" % (self.proxy.host, name)
-
-    def up(self, name):
-        """NAME straight at the registry behind."""
-        return "%s/%s" % (self.upstream.host, name)
-
-    def login(self, user="alice"):
-        r = run_cli_stdin(self.env, registries.USERS[user] + "\n", "login", "-u", user, "--password-stdin",
-                          self.proxy.host)
-        assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
-        return r
-
-    def base(self, name, program):
-        """An image pushed straight to the registry behind (not through the proxy); its digest."""
-        return digest_of(self.ok("build", "--push", self.up(name), program))
-
-    def upstream_manifest(self, name):
-        """(raw bytes, parsed) of NAME's manifest as skopeo reads it straight from the registry behind."""
-        flags = ["--tls-verify=false"] if self.upstream.mode == "open" else \
-            ["--cert-dir", str(self.certs), "--creds", "alice:wonderland"]
-        raw = sh(need_tool("skopeo"), "inspect", "--raw", *flags, "docker://" + self.up(name))
-        return raw.encode(), json.loads(raw)
-
-    def pulled_from_upstream(self, name):
-        """The digest zeroimage pulls (every blob read and verified) straight from the registry behind."""
-        archive = self.tmp_path / ("upstream-%d.tar" % len(os.listdir(str(self.tmp_path))))
-        return self.ok("pull", "-o", archive, self.up(name)).stdout.strip()
-
-    def session(self):
-        return zeroimage.Session(dict(os.environ, **self.env))
-
-
-def digest_of(r):
-    """The digest a push printed (REF@sha256:...)."""
-    return r.stdout.strip().rsplit("@", 1)[1]
 
 
 def error_lines(r):
@@ -94,14 +30,6 @@ def other_program(tmp_path, program, n):
     path.write_bytes(program.read_bytes() + b"quirk %d" % n)
     os.chmod(str(path), 0o755)
     return path
-
-
-@pytest.fixture
-def open_place(tmp_path, pki, registry_servers):
-    upstream = registry_servers("open")
-    proxy = registries.QuirkProxy(upstream)
-    yield Place(tmp_path, pki, upstream, proxy)
-    proxy.close()
 
 
 @pytest.fixture
@@ -199,7 +127,7 @@ def test_no_uploads_at_all_is_one_clear_error(open_place, busybox_program):
     p = open_place
     p.proxy.mode = "no-uploads"
     r = p("build", "--push", p.via("quirks/nouploads/app:1"), busybox_program)
-    failed(r, "refuses both")
+    fails(r, 1, "refuses both")
     assert len(error_lines(r)) == 1, r.stderr
     assert p.proxy.counts["monolithic refused"] >= 1 and p.proxy.counts["chunked refused"] >= 1
 
@@ -220,7 +148,7 @@ def test_a_body_size_limit_is_named(open_place, busybox_program):
     p = open_place
     p.proxy.mode = "body-limit"
     r = p("build", "--push", p.via("quirks/limit/app:1"), busybox_program)
-    line = failed(r, "refuses both", "HTTP 413", "client_max_body_size")
+    line = fails(r, 1, "refuses both", "HTTP 413", "client_max_body_size")
     assert "<html" not in line
     # one try each way (ranged chunks as the layer is made, monolithic, one PATCH): no blind retries;
     # the other layer, in flight when the first is refused (on a loaded machine), may have its tries too
@@ -301,7 +229,7 @@ def test_oci_refused_when_oci_was_asked_for_is_an_error(open_place, busybox_prog
     p = open_place
     p.proxy.mode = mode
     r = p("build", "--media-types", "oci", "--push", p.via("quirks/%s/asked:1" % mode), busybox_program)
-    failed(r, "refuses OCI", "--media-types docker")
+    fails(r, 1, "refuses OCI", "--media-types docker")
     assert len(error_lines(r)) == 1, r.stderr
     assert p.proxy.counts["oci refused"] >= 1
 
@@ -356,7 +284,7 @@ def test_401_without_a_challenge(tmp_path, token_place, busybox_program):
     p = token_place
     p.base("quirks/nochallenge/base:1", busybox_program)
     p.proxy.mode = "no-challenge-401"
-    line = failed(p("pull", "-o", tmp_path / "anon.tar", p.via("quirks/nochallenge/base:1")), "access denied")
+    line = fails(p("pull", "-o", tmp_path / "anon.tar", p.via("quirks/nochallenge/base:1")), 1, "access denied")
     assert "zeroimage login %s" % p.proxy.host in line
     assert p.proxy.counts["challenge stripped"] >= 1
     p.login()
@@ -421,8 +349,8 @@ def test_an_index_refused_in_both_encodings_says_both(tmp_path, open_place, busy
     p.proxy.mode = "no-index"
     r = p("build", "--push", p.via("quirks/noindex/app:1"), "linux/amd64=%s" % busybox_program,
           "linux/arm64=%s" % busybox_program, "--no-platform-check")
-    line = failed(r, "refuses OCI manifests", "Docker encoding too", "manifest lists are not supported",
-                  "push one platform")
+    line = fails(r, 1, "refuses OCI manifests", "Docker encoding too", "manifest lists are not supported",
+                 "push one platform")
     assert len(error_lines(r)) == 1, r.stderr
     assert p.proxy.counts["index refused"] == 2, line
 
@@ -433,7 +361,7 @@ def test_a_logged_in_user_without_push_permission_is_told_so(token_place, busybo
     p.login()
     p.proxy.mode = "deny-push"
     r = p("build", "--push", p.via("quirks/denied/app:1"), busybox_program)
-    line = failed(r, "access denied to alice", "DENIED")
+    line = fails(r, 1, "access denied to alice", "DENIED")
     assert "are you logged in" not in line and "wonderland" not in r.stderr
     assert p.proxy.counts["push denied"] >= 1
 
@@ -445,7 +373,7 @@ def test_oci_refused_when_the_oci_digest_was_named_is_an_error(tmp_path, open_pl
     digest = p.ok("build", "-o", tmp_path / "app.tar", busybox_program).stdout.strip()
     p.proxy.mode = "no-oci-415"
     r = p("push", tmp_path / "app.tar", p.via("quirks/digest/app@" + digest))
-    failed(r, "refuses OCI", "--media-types docker and a tag")
+    fails(r, 1, "refuses OCI", "--media-types docker and a tag")
     assert len(error_lines(r)) == 1, r.stderr
 
 
@@ -500,10 +428,10 @@ def test_a_registry_that_refuses_head_is_asked_with_get(tmp_path, open_place, bu
     deleted = p.ok("delete", p.via("quirks/%s/app:1" % mode))
     assert digest_of(deleted) == digest_of(results["build"])
     assert len(_refused_heads(p, since)) <= 1
-    line = failed(p("digest", p.up("quirks/%s/app:1" % mode)), "not found")
+    line = fails(p("digest", p.up("quirks/%s/app:1" % mode)), 1, "not found")
     assert "Traceback" not in line
     # and a missing image is still "not found", not a refusal
-    failed(p("digest", p.via("quirks/%s/none:1" % mode)), "not found")
+    fails(p("digest", p.via("quirks/%s/none:1" % mode)), 1, "not found")
 
 
 def test_a_refused_head_is_remembered_for_the_session(tmp_path, open_place, busybox_program):

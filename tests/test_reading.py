@@ -12,8 +12,9 @@ import lzma
 import pytest
 
 import zeroimage
+from binaries import make_elf
+from helpers import fails
 from imagetools import LayoutBuilder, run_cli
-from test_cli import fails
 
 
 def _layout_with_layers(builder, count, size):
@@ -200,7 +201,6 @@ def test_entries_not_asked_for_never_stop_a_command(tmp_path, as_dir, prog_file)
 
 @pytest.fixture
 def prog_file(tmp_path):
-    from test_units import make_elf
     path = tmp_path / "prog"
     path.write_bytes(make_elf(62) + b"\0" * 64)
     return str(path)
@@ -262,7 +262,6 @@ def test_a_broken_sibling_in_an_index_fails_only_when_chosen(tmp_path, prog_file
 
 
 def test_inspect_of_a_multi_platform_archive_shows_the_index(tmp_path):
-    from test_units import make_elf
     (tmp_path / "a").write_bytes(make_elf(62) + b"a")
     (tmp_path / "r").write_bytes(make_elf(183) + b"r")
     out = tmp_path / "multi.tar"

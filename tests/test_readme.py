@@ -27,8 +27,8 @@ import pytest
 
 import zeroimage
 from conftest import REQUIRE_INTEROP, static_busybox
+from binaries import elf_for
 from imagetools import MODULE, ROOT, LayoutBuilder, ref
-from test_first_names import elf_for
 
 README = os.path.join(ROOT, "README.md")
 REGISTRY_VERBS = {"pull": "pulls from a registry", "push": "pushes to a registry",

@@ -13,11 +13,10 @@ import tarfile
 import pytest
 
 import zeroimage
+from binaries import make_elf
 from conftest import need_tool
+from helpers import EPOCH, fails, ok, sh
 from imagetools import run_cli
-from test_cli import EPOCH, fails, ok
-from test_interop import sh
-from test_units import make_elf
 
 
 def run(*args):

@@ -9,7 +9,6 @@ import pty
 import re
 import select
 import shutil
-import subprocess
 import sys
 import tarfile
 import time
@@ -17,61 +16,14 @@ import time
 import pytest
 
 import registries
+from binaries import make_elf
+from clients import MODES, Client, run_cli_stdin
 from conftest import need_tool
-from imagetools import DOCKER, MODULE, OCI, cli_argv, cli_env, LayoutBuilder, image_of, read_archive, ref, run_cli, sha256
-from test_edges import _dirs_of_program_layer, _fhs_base
-from test_interop import _real_base, run_image, sh
-from test_units import make_elf
+from helpers import run_image, sh
+from imagetools import DOCKER, MODULE, OCI, LayoutBuilder, dirs_of_program_layer, fhs_base, image_of, \
+    multi_platform_base, read_archive, real_base, ref, run_cli, sha256
 
 pytestmark = pytest.mark.interop
-
-MODES = ["open", "basic", "token"]
-
-
-class Client:
-    """zeroimage as one user on one machine: its own DOCKER_CONFIG, trusting the test CA."""
-
-    def __init__(self, tmp_path, pki, server):
-        self.server = server
-        self.home = tmp_path / ("docker-config-" + server.mode)
-        self.env = {"DOCKER_CONFIG": str(self.home), "SSL_CERT_FILE": pki["ca"],
-                    "PATH": "%s:%s" % (tmp_path, os.environ.get("PATH", "")),
-                    "REGISTRY_AUTH_FILE": str(tmp_path / "no-podman-auth.json")}
-        self.certs = tmp_path / "skopeo-certs"
-        self.certs.mkdir(exist_ok=True)
-        shutil.copy(pki["ca"], str(self.certs / "ca.crt"))
-
-    def __call__(self, *args):
-        return run_cli(*args, env=self.env)
-
-    def ok(self, *args):
-        r = self(*args)
-        assert r.returncode == 0, r.stderr
-        assert "Traceback" not in r.stderr
-        return r
-
-    def login(self, user="alice"):
-        if self.server.mode != "open":
-            r = run_cli_stdin(self.env, registries.USERS[user] + "\n", "login", "-u", user, "--password-stdin",
-                              self.server.host)
-            assert r.returncode == 0, r.stderr
-
-    def ref(self, name):
-        return "%s/%s" % (self.server.host, name)
-
-    def skopeo_flags(self, direction=""):
-        """skopeo's flags to reach this registry (``direction``: "src-" or "dest-" for copy)."""
-        creds = ["--%screds" % direction, "alice:wonderland"] if self.server.mode != "open" else []
-        tls = ["--%scert-dir" % direction, str(self.certs)] if self.server.tls else ["--%stls-verify=false" % direction]
-        return creds + tls
-
-    def skopeo(self, *args):
-        return sh(need_tool("skopeo"), *args[:1], *self.skopeo_flags(), *args[1:])
-
-
-def run_cli_stdin(env, stdin, *args):
-    return subprocess.run(cli_argv() + [str(a) for a in args], input=stdin, env=cli_env(env),
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, timeout=120)
 
 
 @pytest.fixture(params=MODES)
@@ -202,24 +154,9 @@ def test_missing_helper_warns_and_tries_anonymous(tmp_path, pki, registry_server
     assert "warning: credential helper docker-credential-nonexistent is not on PATH" in r.stderr
 
 
-def _multi_platform_base(tmp_path, busybox, family=None):
-    b = LayoutBuilder()
-    kwargs = {"family": family} if family else {}
-    amd = _real_base(b, busybox, **kwargs)
-    arm = _real_base(b, busybox, platform=("linux", "arm64", "v8"), **kwargs)
-    images = [amd, arm]
-    if family is None:
-        attestation = b.image([[("x", "file", b"{}", 0o644)]], {"config": {}}, platform=("unknown", "unknown", ""))
-        images.append(dict(attestation, annotations={"vnd.docker.reference.type": "attestation-manifest",
-                                                     "vnd.docker.reference.digest": amd["digest"]}))
-    top = b.index(images, **kwargs)
-    path = b.write_tar(tmp_path / "multi.tar", [ref(top, "multi")])
-    return path, b, amd, arm, top
-
-
 def test_multi_platform_base_from_registry(tmp_path, client, busybox, busybox_program):
     client.login()
-    archive, b, amd, arm, top = _multi_platform_base(tmp_path, busybox)
+    archive, b, amd, arm, top = multi_platform_base(tmp_path, busybox)
     pushed = client.ok("push", archive, client.ref("multi/base:1")).stdout.strip()
     assert pushed.endswith("@" + top["digest"]), "an index is pushed byte for byte"
     r = client.ok("build", "--from", client.ref("multi/base:1"), "--platform", "linux/arm64", "-o",
@@ -246,7 +183,7 @@ def test_multi_platform_base_from_registry(tmp_path, client, busybox, busybox_pr
 
 def test_docker_manifest_list_base(tmp_path, client, busybox, busybox_program):
     client.login()
-    archive, b, amd, arm, top = _multi_platform_base(tmp_path, busybox, family=DOCKER)
+    archive, b, amd, arm, top = multi_platform_base(tmp_path, busybox, family=DOCKER)
     client.ok("push", archive, client.ref("dockerlist/base:1"))
     target = client.ref("dockerlist/app:1")
     client.ok("build", "--from", client.ref("dockerlist/base:1"), "--push", target, busybox_program)
@@ -355,7 +292,7 @@ def test_base_layers_stream_registry_to_registry_when_mount_is_refused(tmp_path,
 
 def test_two_platform_build_pushed_and_read_back(tmp_path, client, busybox, busybox_program):
     client.login()
-    archive, b, amd_base, arm_base, top = _multi_platform_base(tmp_path, busybox)
+    archive, b, amd_base, arm_base, top = multi_platform_base(tmp_path, busybox)
     client.ok("push", archive, client.ref("mp/base:1"))
     arm_binary = tmp_path / "busybox-arm64"
     arm_binary.write_bytes(make_elf(183) + b"pretend arm64 busybox")
@@ -489,8 +426,8 @@ def test_inspect_of_an_archive_shows_what_inspect_of_the_registry_shows(tmp_path
     in the archive and after a push: the same JSON but for the name, the same --raw, the same child
     for --platform; a directory named like the reference does not shadow it."""
     b = LayoutBuilder()
-    amd = _real_base(b, busybox)
-    arm = _real_base(b, busybox, platform=("linux", "arm64", "v8"))
+    amd = real_base(b, busybox)
+    arm = real_base(b, busybox, platform=("linux", "arm64", "v8"))
     manifest = json.loads(b.blobs[arm["digest"]])
     config = json.loads(b.blobs[manifest["config"]["digest"]])
     config["config"] = dict(config.get("config") or {}, Labels={"team": "core"}, ExposedPorts={"8080/tcp": {}})
@@ -536,11 +473,11 @@ def test_inspect_of_an_archive_shows_what_inspect_of_the_registry_shows(tmp_path
 
 def test_directories_of_a_registry_base_keep_their_mode(tmp_path, token_client, busybox_program):
     token_client.login()
-    token_client.ok("push", _fhs_base(tmp_path), token_client.ref("fhs/base:1"))
+    token_client.ok("push", fhs_base(tmp_path), token_client.ref("fhs/base:1"))
     out = tmp_path / "o.tar"
     token_client.ok("build", "--from", token_client.ref("fhs/base:1"), "--add", "%s:/tmp/x" % busybox_program,
                     "-o", out, busybox_program)
-    assert _dirs_of_program_layer(out) == {"tmp": 0o1777}
+    assert dirs_of_program_layer(out) == {"tmp": 0o1777}
     r = token_client("build", "--from", token_client.ref("fhs/base:1"), "--target", "/bin/busybox", "-o",
                      tmp_path / "x.tar", busybox_program)
     assert r.returncode == 2 and "a symlink to usr/bin" in r.stderr
@@ -564,7 +501,7 @@ def test_build_media_types_docker_pushed_read_back_and_run(tmp_path, client, bus
     args = {"scratch": ["--from", "scratch"], "minimal": []}.get(base)
     if args is None:
         b = LayoutBuilder()
-        args = ["--from-archive", b.write_tar(tmp_path / "base.tar", [ref(_real_base(b, busybox), "base")])]
+        args = ["--from-archive", b.write_tar(tmp_path / "base.tar", [ref(real_base(b, busybox), "base")])]
     pushed = client.ok("build", "--media-types", "docker", *args, "--push", target, busybox_program).stdout.strip()
     raw = json.loads(client.skopeo("inspect", "--raw", "docker://" + target))
     _all_docker(raw)
@@ -597,7 +534,7 @@ def test_push_media_types_docker_converts_an_archive_and_a_two_platform_index(tm
     plain = client.ok("push", archive, client.ref("converted/plain:1"))
     assert plain.stdout.strip().endswith("@" + built.stdout.strip()) and "converted" not in plain.stderr
     # an index with an attestation -> a manifest list of the two platforms, the attestation left out
-    multi, _, amd, arm, _ = _multi_platform_base(tmp_path, busybox)
+    multi, _, amd, arm, _ = multi_platform_base(tmp_path, busybox)
     r = client.ok("push", "--media-types", "docker", "--json", multi, client.ref("converted/multi:1"))
     assert "attestation" in r.stderr and json.loads(r.stdout)["mediaType"] == DOCKER["index"]
     raw = json.loads(client.skopeo("inspect", "--raw", "docker://" + client.ref("converted/multi:1")))
@@ -605,7 +542,7 @@ def test_push_media_types_docker_converts_an_archive_and_a_two_platform_index(tm
     assert [d["platform"]["architecture"] for d in raw["manifests"]] == ["amd64", "arm64"]
     # a Docker manifest list, the other way: an OCI index of OCI manifests
     (tmp_path / "docker").mkdir()
-    docker_multi = _multi_platform_base(tmp_path / "docker", busybox, family=DOCKER)[0]
+    docker_multi = multi_platform_base(tmp_path / "docker", busybox, family=DOCKER)[0]
     r = client.ok("push", "--media-types", "oci", docker_multi, client.ref("converted/oci:1"))
     assert "converted to OCI media types" in r.stderr
     raw = json.loads(client.skopeo("inspect", "--raw", "docker://" + client.ref("converted/oci:1")))

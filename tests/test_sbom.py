@@ -5,10 +5,8 @@ required ones here; archives are read by skopeo, podman, docker and zeroimage it
 the real docker-registry (no referrers API: the referrers tag schema) and, through QuirkProxy's
 "referrers-api" mode, to a registry that has the API."""
 
-import base64
 import hashlib
 import json
-import re
 import shutil
 import subprocess
 import tempfile
@@ -16,62 +14,18 @@ import tempfile
 import pytest
 
 import zeroimage
+from binaries import make_elf, rewritten_go_binary
 from conftest import need_tool
+from helpers import EPOCH, fails, ok, sh
 from imagetools import read_archive, run_cli
-from test_cli import EPOCH, fails, ok
-from test_interop import sh
-import test_quirks
-from test_units import make_elf
+from registries import open_v2
+from sboms import CHECKSUMS, check_spdx, go_info
 
-SPDX_ID = re.compile(r"SPDXRef-[A-Za-z0-9.-]+\Z")
 EMPTY_DIGEST = "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
-H1 = "h1:" + base64.b64encode(bytes(range(32))).decode()
-
-
-def go_info():
-    m = zeroimage.Module
-    return zeroimage.BuildInfo(
-        "go", "go1.22.1", "example.com/app/cmd/app", m("example.com/app", "v1.2.3", H1),
-        (m("github.com/pkg/errors", "v0.9.1", H1), m("github.com/Docker/x", "v20.10.0+incompatible", "h1:bad"),
-         m("golang.org/x/sys", "v0.1.0", H1, m("example.org/fork/sys", "v0.1.1", H1)),
-         m("golang.org/x/net", "v0.2.0", H1, m("../net", ""))),
-        (("vcs.revision", "abc"), ("GOARCH", "amd64")))
-
-
-CHECKSUMS = {"SHA1": "a" * 40, "SHA256": "b" * 64}
 
 
 def spdx(info, target="/app", created="2023-11-14T22:13:20Z"):
     return json.loads(zeroimage.spdx_document(target, CHECKSUMS, info, created))
-
-
-def check_spdx(doc):
-    """The fields SPDX 2.3 requires of a document, its packages, files and relationships."""
-    assert doc["spdxVersion"] == "SPDX-2.3" and doc["dataLicense"] == "CC0-1.0"
-    assert doc["SPDXID"] == "SPDXRef-DOCUMENT" and doc["name"]
-    assert re.match(r"https://[^#\s]+\Z", doc["documentNamespace"])
-    assert re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\Z", doc["creationInfo"]["created"])
-    assert all(c.startswith(("Tool: ", "Organization: ", "Person: ")) for c in doc["creationInfo"]["creators"])
-    ids = [element["SPDXID"] for element in doc["packages"] + doc["files"]]
-    assert len(ids) == len(set(ids)) and all(SPDX_ID.match(i) for i in ids)
-    for package in doc["packages"]:
-        assert package["name"] and package["downloadLocation"] and "filesAnalyzed" in package
-        if package["filesAnalyzed"]:
-            assert re.match(r"[0-9a-f]{40}\Z", package["packageVerificationCode"]["packageVerificationCodeValue"])
-        for checksum in package.get("checksums", []):
-            assert checksum["algorithm"] == "SHA256" and re.match(r"[0-9a-f]{64}\Z", checksum["checksumValue"])
-    for file in doc["files"]:
-        assert file["fileName"].startswith("./")
-        assert "SHA1" in [c["algorithm"] for c in file["checksums"]]     # SPDX 2.3: a file's SHA1 is required
-    known = set(ids) | {"SPDXRef-DOCUMENT"}
-    for r in doc["relationships"]:
-        assert r["spdxElementId"] in known and r["relatedSpdxElement"] in known
-    assert {"spdxElementId": "SPDXRef-DOCUMENT", "relationshipType": "DESCRIBES",
-            "relatedSpdxElement": "SPDXRef-Package-program"} in doc["relationships"]
-    # a package that CONTAINS a file has had its files analysed
-    for r in doc["relationships"]:
-        if r["relationshipType"] == "CONTAINS":
-            assert next(p for p in doc["packages"] if p["SPDXID"] == r["spdxElementId"])["filesAnalyzed"]
 
 
 def purls(doc):
@@ -278,9 +232,6 @@ def test_archive_with_an_sbom_still_loads_everywhere(tmp_path, busybox_program, 
 # -- registries --
 
 
-open_place = test_quirks.open_place      # zeroimage as a user of the open registry and a QuirkProxy before it
-
-
 def test_sbom_pushed_to_a_registry_without_the_referrers_api(open_place, busybox_program):
     place = open_place
     pushed = ok(run_cli("build", "--sbom", "--push", place.up("sbom/app:1"), busybox_program,
@@ -376,7 +327,6 @@ def referrers_answer(status, body=b"", content_type=INDEX_TYPE, headers=()):
 
 
 def ask_referrers(servers, route):
-    from test_hostile import open_v2
     target = servers({"/v2/": open_v2, "/v2/a/referrers/" + SUBJECT: route})
     with zeroimage.Session({}) as session:
         return session.registry(target.netloc).referrers("a", SUBJECT)
@@ -397,7 +347,6 @@ def test_referrers_api_list_is_read_whole_and_checked(servers):
     one = {"mediaType": zeroimage.OCI_MANIFEST, "digest": "sha256:" + "1" * 64, "size": 3, "artifactType": "x/y"}
     two = dict(one, digest="sha256:" + "2" * 64)
     page2 = "/v2/a/referrers/%s?page=2" % SUBJECT
-    from test_hostile import open_v2
 
     def first(h):
         if h.path.endswith("page=2"):
@@ -415,7 +364,6 @@ def test_referrers_api_list_is_read_whole_and_checked(servers):
 
 def test_inspect_shows_the_image_when_referrers_cannot_be_read(servers, tmp_path, busybox_program):
     """A registry whose referrers list is broken: inspect still shows the image, saying so."""
-    from test_hostile import open_v2
     archive = tmp_path / "app.tar"
     ok(run("build", "-o", archive, busybox_program))
     files = read_archive(str(archive))
@@ -475,7 +423,6 @@ def test_a_layouts_referrers_are_found_among_its_blobs_and_nothing_else(tmp_path
 def test_go_program_pushed_its_build_info_labels_sbom_and_inspect(open_place, tmp_path, monkeypatch):
     """End to end with a Go binary whose build info has modules (a real one, rewritten): the labels,
     the SBOM's packages, and inspect reading the program back out of the registry's layers."""
-    from test_buildinfo import rewritten_go_binary
     place = open_place
     program = rewritten_go_binary(tmp_path)
     env = dict(place.env, **EPOCH)

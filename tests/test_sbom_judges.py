@@ -18,10 +18,10 @@ import pytest
 import zeroimage
 from zeroimage import Module
 from conftest import REQUIRE_INTEROP, static_busybox
+from binaries import RUST, craft_elf, go_inline, rewritten_go_binary, rust_packages
+from helpers import EPOCH, counting_reader, ok
 from imagetools import run_cli
-from test_buildinfo import RUST, counting_reader, craft_elf, go_inline, rewritten_go_binary, rust_packages
-from test_cli import EPOCH, ok
-from test_sbom import CHECKSUMS, check_spdx, go_info
+from sboms import CHECKSUMS, check_spdx, go_info
 
 VENDOR = "org.opencontainers.image.vendor"
 GO = "Organization: The Go Project"

@@ -17,8 +17,8 @@ import pytest
 
 import registries
 import zeroimage
+from binaries import make_elf
 from imagetools import MODULE
-from test_units import make_elf
 
 EPOCH = "1700000000"
 

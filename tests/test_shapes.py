@@ -21,10 +21,11 @@ import zlib
 import pytest
 
 import zeroimage
-from imagetools import DOCKER, OCI, DockerSaveBuilder, LayoutBuilder, make_layer, read_file, ref, run_cli, sha256
-from test_buildinfo import craft_elf
-from test_cli import fails, ok
-from test_units import make_elf
+from binaries import craft_elf, make_elf
+from helpers import fails, ok
+from imagetools import DOCKER, OCI, SMALL_CONFIG, SMALL_IMAGE, SMALL_LAYER, DockerSaveBuilder, LayoutBuilder, \
+    make_layer, read_file, ref, run_cli, sha256
+from registries import jdump, manifest_route, open_v2
 
 SURROGATE = "x\udcff"       # json.dumps writes the escape "x\\udcff": what a file or a server can send
 WRONG = [("a list", [1, "x"]), ("an object", {"x": 1}), ("a number", 5), ("true", True), ("huge", 10 ** 30),
@@ -343,17 +344,16 @@ REFERRER_CASES = [(field, name, value, name in taken) for field, taken in REFERR
 def test_a_referrers_list_of_wrong_types(servers, tmp_path, monkeypatch, field, name, value, taken):
     """A registry's referrers list whose descriptor has a field of the wrong type: inspect shows the
     image with its referrers unknown (saying why); copy --referrers fails in one line, writing nothing."""
-    from test_hostile import CONFIG, IMAGE, LAYER, jdump, manifest_route, open_v2
     monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "docker"))
     artifact = {"mediaType": OCI["manifest"], "digest": sha256(b"{}"), "size": 2,
                 "artifactType": "application/spdx+json", "annotations": {"a": "b"}}
     artifact[field] = value
     listed = jdump({"schemaVersion": 2, "mediaType": OCI["index"], "manifests": [artifact]})
-    server = servers({"/v2/": open_v2, "/v2/a/manifests/1": manifest_route(IMAGE),
-                      "/v2/a/manifests/" + sha256(IMAGE): manifest_route(IMAGE),
-                      "/v2/a/blobs/" + sha256(CONFIG): lambda h: h.reply(200, CONFIG),
-                      "/v2/a/blobs/" + sha256(LAYER): lambda h: h.reply(200, LAYER),
-                      "/v2/a/referrers/" + sha256(IMAGE): manifest_route(listed, OCI["index"])})
+    server = servers({"/v2/": open_v2, "/v2/a/manifests/1": manifest_route(SMALL_IMAGE),
+                      "/v2/a/manifests/" + sha256(SMALL_IMAGE): manifest_route(SMALL_IMAGE),
+                      "/v2/a/blobs/" + sha256(SMALL_CONFIG): lambda h: h.reply(200, SMALL_CONFIG),
+                      "/v2/a/blobs/" + sha256(SMALL_LAYER): lambda h: h.reply(200, SMALL_LAYER),
+                      "/v2/a/referrers/" + sha256(SMALL_IMAGE): manifest_route(listed, OCI["index"])})
     info = json.loads(ok(cli("inspect", "--json", server.netloc + "/a:1")).stdout)
     if not taken:
         assert info["referrers"] is None and "referrers list" in info["referrersUnknown"], info

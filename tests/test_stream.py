@@ -11,9 +11,9 @@ import pytest
 
 import registries
 import zeroimage
-from test_cli import EPOCH
-from test_registry import Client
-from test_units import make_elf
+from binaries import make_elf
+from clients import Client
+from helpers import EPOCH
 
 pytestmark = pytest.mark.interop
 

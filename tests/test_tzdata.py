@@ -11,9 +11,10 @@ import tarfile
 import pytest
 
 import zeroimage
+from helpers import fails, ok, run_image
 from imagetools import image_of, layer_members, read_file, run_cli
-import test_cli
-from test_cli import fails, ok
+
+pytestmark = pytest.mark.prog(machine=183, name="prog")     # `prog`: a small static arm64 program
 
 HOST = "/usr/share/zoneinfo"
 EPOCH = {"SOURCE_DATE_EPOCH": "1700000000", "ZONEINFO": ""}     # empty: as unset
@@ -25,9 +26,6 @@ def host_zone(name):
     if not os.path.isfile(path):
         pytest.skip("the host has no %s (Debian's tzdata package)" % path)
     return path
-
-
-prog = test_cli.prog       # a small static arm64 program
 
 
 @pytest.fixture
@@ -155,13 +153,16 @@ def test_tzdata_right_before_the_program(tmp_path, prog, zones):
 def test_add_cannot_replace_the_zone_directory(tmp_path, prog, zones):
     ok(run_cli("build", "--tzdata=%s" % zones, "--add", "%s:/usr/share/zoneinfo/Europe/Paris" % (zones / "UTC"),
                "-o", tmp_path / "ok.tar", prog, env=EPOCH))       # a file over a file: the upper layer's wins
+    _, _, _, layers = image_of(str(tmp_path / "ok.tar"))
+    paris = "usr/share/zoneinfo/Europe/Paris"
+    assert layer_members(layers[0])[paris].size == (zones / "Europe" / "Paris").stat().st_size, "the zone database's"
+    assert layer_members(layers[-1])[paris].size == (zones / "UTC").stat().st_size, "above it: the added file"
     fails(run_cli("build", "--tzdata=%s" % zones, "--add", "%s:/usr/share/zoneinfo" % (zones / "UTC"),
                   "-o", tmp_path / "x.tar", prog, env=EPOCH), 2, "/usr/share/zoneinfo")
 
 
 @pytest.mark.interop
 def test_a_real_program_reads_the_zones(tmp_path, busybox_program):
-    from test_interop import run_image
     paris = host_zone("Europe/Paris")
     ok(run_cli("build", "--tzdata", "-o", tmp_path / "app.tar", busybox_program, env=EPOCH))
     _, out = run_image(tmp_path, "oci-archive:%s" % (tmp_path / "app.tar"), [

@@ -11,7 +11,6 @@ import os
 import re
 import shutil
 import subprocess
-import struct
 import sys
 import tarfile
 import zlib
@@ -20,6 +19,7 @@ import pytest
 
 import zeroimage
 from zeroimage import Platform, Reference
+from binaries import make_elf
 from imagetools import OCI, LayoutBuilder, ref, sha256
 
 # ---- Platforms ----
@@ -148,23 +148,6 @@ def test_name_from_filename(filename, name):
 
 
 # ---- ELF ----
-
-
-def make_elf(machine, is64=True, little=True, interpreter=None):
-    """A crafted ELF header with one program header (PT_INTERP when asked)."""
-    e = "<" if little else ">"
-    ident = b"\x7fELF" + bytes([2 if is64 else 1, 1 if little else 2, 1, 0]) + b"\0" * 8
-    ehsize, phentsize = (64, 56) if is64 else (52, 32)
-    interp = (interpreter.encode() + b"\0") if interpreter else b""
-    ptype = 3 if interpreter else 1
-    data_at = ehsize + phentsize
-    if is64:
-        header = ident + struct.pack(e + "HHIQQQIHHHHHH", 2, machine, 1, 0, ehsize, 0, 0, ehsize, phentsize, 1, 0, 0, 0)
-        phdr = struct.pack(e + "IIQQQQQQ", ptype, 4, data_at, 0, 0, len(interp), len(interp), 1)
-    else:
-        header = ident + struct.pack(e + "HHIIIIIHHHHHH", 2, machine, 1, 0, ehsize, 0, 0, ehsize, phentsize, 1, 0, 0, 0)
-        phdr = struct.pack(e + "IIIIIIII", ptype, data_at, 0, 0, len(interp), len(interp), 4, 1)
-    return header + phdr + interp
 
 
 @pytest.mark.parametrize("machine, is64, little, platform", [

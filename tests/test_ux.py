@@ -10,8 +10,9 @@ import time
 
 import pytest
 
+from binaries import make_elf
+from helpers import ok
 from imagetools import MODULE, run_cli
-from test_units import make_elf
 
 pytestmark = pytest.mark.interop
 
@@ -22,11 +23,6 @@ SUMMARY = re.compile(r"^zeroimage: (compressed \d+ blobs? \(.+\), )?(pushed|down
 @pytest.fixture
 def registry(registry_servers):
     return registry_servers("open").host
-
-
-def ok(r):
-    assert r.returncode == 0, r.stderr
-    return r
 
 
 def test_plain_progress_when_not_a_terminal(tmp_path, registry, busybox_program):

@@ -12,14 +12,13 @@ import pytest
 
 import registries
 import zeroimage
+from binaries import make_elf
+from clients import MODES, Client
+from helpers import cli_env, cli_failed, ok
 from imagetools import run_cli
-from test_hostile import cli_env, cli_failed, jdump
-from test_registry import Client
-from test_units import make_elf
+from registries import jdump
 
 pytestmark = pytest.mark.interop
-
-MODES = ["open", "basic", "token"]
 
 
 @pytest.fixture(params=MODES)
@@ -32,12 +31,6 @@ def client(request, tmp_path, pki, registry_servers):
 @pytest.fixture
 def open_client(tmp_path, pki, registry_servers):
     return Client(tmp_path, pki, registry_servers("open"))
-
-
-def ok(r):
-    assert r.returncode == 0, r.stderr
-    assert "Traceback" not in r.stderr
-    return r
 
 
 def sha256(data):

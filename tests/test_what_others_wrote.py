@@ -23,12 +23,10 @@ import urllib.request
 import pytest
 
 import zeroimage
+from binaries import make_elf
 from conftest import need_tool
+from helpers import fails, ok, sh
 from imagetools import DOCKER, OCI, LayoutBuilder, image_of, read_archive, ref, run_cli
-from test_cli import fails
-from test_faults import ok
-from test_interop import sh
-from test_units import make_elf
 
 OCTET = "application/octet-stream"
 SBOM = "application/vnd.example.sbom+json"

@@ -18,8 +18,8 @@ import pytest
 
 import zeroimage
 from conftest import need_tool
-from imagetools import MODULE, LayoutBuilder, ref, run_cli
-from test_units import make_elf
+from binaries import make_elf
+from imagetools import MODULE, LayoutBuilder, image_of, layer_members, ref, run_cli
 
 BIN = [("bin/", "dir", None, 0o755)]
 MERGED_USR = [("usr/", "dir", None, 0o755), ("usr/bin/", "dir", None, 0o755), ("bin", "symlink", "usr/bin", 0o777),
@@ -324,9 +324,12 @@ def test_a_usage_error_is_a_pointer_to_help_and_one_line(capsys, argv, said):
 def test_option_values_and_combined_short_options_are_not_mistaken_for_typos(tmp_path, capsys):
     prog = tmp_path / "prog"
     prog.write_bytes(make_elf(183))
-    code, _, err = run(capsys, "build", "-q", "--from", "scratch", "--compression-level", "0", "--cmd=-v",
-                       "--env", "A=-x", "--platform", "linux/arm64", "-qo", tmp_path / "o.tar", "--", prog)
-    assert code == 0, err
+    code, out, err = run(capsys, "build", "-q", "--from", "scratch", "--compression-level", "0", "--cmd=-v",
+                         "--env", "A=-x", "--platform", "linux/arm64", "-qo", tmp_path / "o.tar", "--", prog)
+    assert code == 0 and out.startswith("sha256:") and err == "", err        # -qo: quiet, and the output
+    _, _, config, _ = image_of(str(tmp_path / "o.tar"))
+    assert config["config"]["Cmd"] == ["-v"] and "A=-x" in config["config"]["Env"], "values, not options"
+    assert config["architecture"] == "arm64" and config["config"]["Entrypoint"] == ["/prog"]
 
 
 # (argv, the error): no abbreviation is taken (a typo meets the nearest option, not a longer one);
@@ -871,5 +874,9 @@ def test_a_file_named_like_a_transport_word_is_still_read(tmp_path, capsys, monk
     (tmp_path / "p").write_bytes(make_elf(62))
     (tmp_path / "p").rename(tmp_path / "oci:p")
     assert run(capsys, "build", "-q", "--from", "scratch", "-o", "app.tar", "./oci:p")[0] == 0
+    _, _, config, layers = image_of(str(tmp_path / "app.tar"))
+    assert config["config"]["Entrypoint"] == ["/oci:p"] and list(layer_members(layers[0])) == ["oci:p"]
     code, out, err = run(capsys, "build", "-q", "--from-archive", "./app.tar", "-o", "o.tar", "./oci:p")
-    assert code == 0, err
+    assert code == 0 and out.startswith("sha256:"), err
+    base_layers = config["rootfs"]["diff_ids"]
+    assert image_of(str(tmp_path / "o.tar"))[2]["rootfs"]["diff_ids"][:1] == base_layers, "built on the archive"

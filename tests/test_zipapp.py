@@ -1,27 +1,10 @@
 """The zipapp: reproducible, and it runs."""
 
-import glob
 import os
-import shutil
 import subprocess
 import sys
 
 from imagetools import ROOT
-
-
-def python38():
-    """A working Python 3.8 interpreter (pyenv's, or python3.8 on PATH), else None."""
-    try:
-        root = subprocess.run(["pyenv", "root"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                              universal_newlines=True).stdout.strip()
-    except OSError:
-        root = ""
-    candidates = sorted(glob.glob(os.path.join(root, "versions", "3.8*", "bin", "python"))) if root else []
-    for path in candidates[::-1] + [shutil.which("python3.8")]:
-        if path and subprocess.run([path, "-c", "import sys; assert sys.version_info[:2] == (3, 8)"],
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0:
-            return path
-    return None
 
 
 def build(path):
