@@ -19,6 +19,44 @@ As a library: every operation (``build``, ``pull``, ``push_archive``, ``inspect`
 holds the environment, the display (progress and log lines), the registry clients
 and their connections, the layer cache and a cancellation event, and closes every
 connection when it ends.  Without one, each call makes and closes its own.
+
+The module reads top to bottom like a book: each section (``# ---- Name ----``) uses only
+what stands above it, and the command line comes last (tests/test_module_map.py checks
+both this order and this map).
+
+Foundations
+  Constants                media types and their families, annotation keys, Docker Hub, caps
+  Text for messages        the one cleaner of outside text (``outside_text``), URL redaction
+  Errors                   ZeroImageError and its kinds; messages name options, never flags
+  Digests                  digest grammar; sha256, sha512, BLAKE3; verifying readers
+  Guards                   bounded reads, stall and answer deadlines, types checked at the border
+  Files                    input and output paths, atomic outputs
+  Display                  progress and log lines
+Values
+  References               image references, registry hosts, default names
+  Platforms                platforms, platform words in file names, choosing from an index
+  ELF                      what a binary's headers say (platform, interpreter, sections)
+  Build information        Go's and Rust's embedded build info, and the labels it gives
+  Manifests and configs    JSON from outside, shapes, ImageOptions, BuildOptions, metadata, configs
+Layers
+  Compression              the codec table (gzip, zstd, ...), ``open_layer``, the parallel gzip
+  Layers                   deterministic tars, the layer cache, ``add`` trees
+  Images                   Image and ImageIndex values, families, conversion, ``check_writable``
+  The minimal base         users, groups, CA roots, the zone database
+Network
+  Credentials, Proxies, HTTP transport (the only code that opens sockets), Authentication,
+  Registry client (the distribution API, its quirks, one paginator), Session (the composition
+  root), Container engines (the Engine API)
+Sources and sinks
+  Sources                  the Source protocol: OCI layouts and archives, docker-save archives,
+                           a registry's repository, the engine's export
+  Reading images           a source's image or index, chosen by platform, as a BaseImage
+  SBOMs and referrers      SPDX documents, artifacts, the index that holds them beside an image
+  Sinks                    the Sink protocol: archive, layout directory, engine, registry
+Verbs and CLI
+  Targets                  what a word on the command line names: a path, PATH:NAME, a reference
+  Build, Transfers, Inspection and registry verbs: the operations, library functions
+  CLI                      ``build_parser``, ``cmd_*``, the rendering of options as flags, ``main``
 """
 
 # Run as a program, a stop signal is taken from the first line on: while the modules below are
@@ -6287,8 +6325,8 @@ class Registry:
         self._lock = threading.Lock()
         self._manifests = {}                                # (repository, reference) -> get_manifest()
         self.upload_mode = None                             # "monolithic" or "chunked", once one worked
-        self.streaming = None       # whether ranged chunks fed as a layer is made go up (None: not tried yet)
-        self.stream_probe = None    # the first such upload, which the next waits for while streaming is None
+        self._streaming = None      # whether ranged chunks fed as a layer is made go up (None: not tried yet)
+        self._stream_probe = None   # the first such upload, which the next waits for while that is not known
         self._probing = threading.Lock()                    # held by the upload that finds the way
         self._probe_failure = None      # how that upload failed when the registry took no blob (retries spent)
         # What this registry will not answer HEAD for ("manifest", "blob"; "manifest digest" when its
@@ -6297,6 +6335,30 @@ class Registry:
         self._head_known = set()                            # kinds whose first HEAD was answered
         self._heading = threading.Lock()                    # held by that first HEAD: it finds the way
         self.referrers_api = None   # whether its referrers API answers (None: not asked yet this session)
+
+
+    def may_stream(self) -> bool:
+        """Whether a layer may go up as it is made (chunks fed as it is compressed): not once this
+        registry refused such an upload in this session. While that is not known, the first such
+        upload is waited for (its layer written whole), so it alone finds out."""
+        probe = self._stream_probe
+        if self._streaming is None and probe is not None:
+            probe.join()
+        return self._streaming is not False
+
+    def stream_started(self, stream) -> None:
+        """A streamed upload begins: while it is not known whether the registry takes them, the probe
+        the next waits for."""
+        if self._streaming is None:
+            self._stream_probe = stream
+
+    def stream_ended(self, error: Optional[BaseException] = None) -> None:
+        """A streamed upload ended: it went up (no ``error``), or the registry refused it (remembered
+        for the session: no other layer tries), or it failed for another reason (nothing learned)."""
+        if error is None:
+            self._streaming = True
+        elif _upload_refused(error) and self._streaming is None:
+            self._streaming = False
 
     def request(self, method: str, path: str, scopes: Sequence[str], headers=None, body=None,
                 ok: Sequence[int] = (200,), length: Optional[int] = None, idempotent: Optional[bool] = None,
@@ -8828,15 +8890,11 @@ class RegistrySink(Sink):
     def stream(self, tmp, label: str) -> Optional[GrowingFile]:
         """A file to write a new layer into that uploads it as it is written (``LayerStream``), or
         None when this registry took no such upload in this session."""
-        probe = self.registry.stream_probe
-        if self.registry.streaming is None and probe is not None:
-            probe.join()            # the first one says whether the registry takes them (its layer is written)
-        if self.registry.streaming is False or self._stack is None:
+        if self._stack is None or not self.registry.may_stream():
             return None
         stream = LayerStream(self.session, self.registry, self.ref.repository, [push_scope(self.ref.repository)],
                              label)
-        if self.registry.streaming is None:
-            self.registry.stream_probe = stream
+        self.registry.stream_started(stream)
         self._stack.callback(stream.abort)
         self.streams.append(stream)
         return stream.start(tmp)
@@ -9027,11 +9085,10 @@ class LayerStream:
     def _run(self) -> None:
         try:
             self._send()
-            self.registry.streaming = True
+            self.registry.stream_ended()
         except BaseException as e:      # said by join(); the push then sends the blob whole
             self.error = e
-            if _upload_refused(e) and self.registry.streaming is None:
-                self.registry.streaming = False     # remembered for the session: no other layer tries
+            self.registry.stream_ended(e)
             if self.upload is not None:
                 self.upload.cancel()
         finally:

@@ -27,6 +27,30 @@ def pytest_configure(config):
     # zeroimage's layer cache goes to a scratch directory, not the user's ~/.cache (subprocesses inherit it)
     os.environ["ZEROIMAGE_CACHE_DIR"] = tempfile.mkdtemp(prefix="zeroimage-test-cache-")
     imagetools.compiled_module()
+    # Started in the background (`tests/run &`, a CI step), the suite inherits SIGINT ignored, and so
+    # would every zeroimage it starts (an ignored signal stays ignored across exec): the tests of Ctrl-C
+    # need it taken, as in a terminal. A handler here is reset to the default in each child.
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def pytest_addoption(parser):
+    parser.addoption("--shard", metavar="I/N", default=None,
+                     help="run the Ith of N interleaved parts of the tests (tests/run runs N at once)")
+
+
+def pytest_collection_modifyitems(config, items):
+    """With --shard I/N, every Nth test from the Ith: the parts are alike in what they hold (each has
+    its share of every file, slow and fast), so N of them at once end at about the same time."""
+    shard = config.getoption("--shard")
+    if not shard:
+        return
+    index, count = (int(part) for part in shard.split("/"))
+    if not 0 <= index < count:
+        raise pytest.UsageError("--shard I/N needs 0 <= I < N")
+    kept = items[index::count]
+    config.hook.pytest_deselected(items=[item for position, item in enumerate(items) if position % count != index])
+    items[:] = kept
 
 
 def need_tool(name):

@@ -292,9 +292,11 @@ def test_each_platform_gets_its_own_labels(tmp_path):
         path.write_bytes(craft_elf([(".go.buildinfo", go_inline(modinfo="mod\tgithub.com/o/r\t%s\t\n" % version))],
                                    machine))
         programs.append((zeroimage.Platform.parse("linux/" + arch), str(path)))
-    result = zeroimage.build(programs, str(tmp_path / "multi.tar"), base="scratch", target="/app")
+    result = zeroimage.build(zeroimage.BuildOptions(programs, str(tmp_path / "multi.tar"), base="scratch",
+                                                    target="/app"))
     assert [image.config["config"]["Labels"][LABEL + "version"] for image in result.images] == ["v1.0.0", "v2.0.0"]
-    result = zeroimage.build(programs, str(tmp_path / "none.tar"), base="scratch", target="/app", build_info=False)
+    result = zeroimage.build(zeroimage.BuildOptions(programs, str(tmp_path / "none.tar"), base="scratch",
+                                                    target="/app", build_info=False))
     assert all("Labels" not in image.config["config"] for image in result.images)
 
 

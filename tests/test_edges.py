@@ -92,7 +92,7 @@ def test_an_empty_output_path_is_a_usage_error(tmp_path, prog):
     assert (tmp_path / "old.tar").read_bytes() == b"keep"
     (tmp_path / "old.tar").unlink()
     with pytest.raises(zeroimage.UsageError, match="empty"):
-        zeroimage.build(str(prog), "", environ={})
+        zeroimage.build(zeroimage.BuildOptions(str(prog), ""), environ={})
     assert sorted(os.listdir(str(tmp_path))) == ["app"]
 
 

@@ -128,11 +128,11 @@ def test_the_library_says_which_options_would_name_them(tmp_path):
     a, b = elf_for(tmp_path / "a-amd64", "linux/amd64"), elf_for(tmp_path / "b-arm64", "linux/arm64")
     programs = [(zeroimage.Platform.parse("linux/amd64"), str(a)), (zeroimage.Platform.parse("linux/arm64"), str(b))]
     with pytest.raises(zeroimage.NoCommonNameError) as e:
-        zeroimage.build(programs, str(tmp_path / "x.tar"))
+        zeroimage.build(zeroimage.BuildOptions(programs, str(tmp_path / "x.tar")))
     assert e.value.options == ("target", "tag") and e.value.paths == [str(a), str(b)]
     assert isinstance(e.value, zeroimage.UsageError) and "--" not in str(e.value)
     with pytest.raises(zeroimage.NoCommonNameError) as e:
-        zeroimage.build(programs, push="127.0.0.1:1/x:1")
+        zeroimage.build(zeroimage.BuildOptions(programs, push="127.0.0.1:1/x:1"))
     assert e.value.options == ("target",)
     assert not (tmp_path / "x.tar").exists()
 
@@ -312,7 +312,7 @@ def test_a_tag_beside_another_push_is_refused(tmp_path):
                  "-t app:1", "--push 127.0.0.1:1/x:1")
     assert "names the pushed image" in line
     with pytest.raises(zeroimage.UsageError):
-        zeroimage.build(str(prog), tag="other:1", push="127.0.0.1:1/x:1")
+        zeroimage.build(zeroimage.BuildOptions(str(prog), tag="other:1", push="127.0.0.1:1/x:1"))
 
 
 @pytest.mark.interop

@@ -136,16 +136,19 @@ def _program(tmp_path, text=b"\x7fELF not really"):
 AMD64 = zeroimage.Platform.parse("linux/amd64")
 # (what the library is called with, the options its error names)
 CALLS = [
-    (lambda p, t: zeroimage.build(p, str(t / "a.tar"), base="scratch", tzdata=True, platform=AMD64),
+    (lambda p, t: zeroimage.build(zeroimage.BuildOptions(p, str(t / "a.tar"), base="scratch", tzdata=True,
+                                                         platform=AMD64)),
      ["tzdata", "base=scratch", "add"], ["--tzdata", "--from scratch", "--add"]),
-    (lambda p, t: zeroimage.build(p, str(t / "a.tar"), push="registry.example.com/app:1", platform=AMD64),
+    (lambda p, t: zeroimage.build(zeroimage.BuildOptions(p, str(t / "a.tar"), push="registry.example.com/app:1",
+                                                         platform=AMD64)),
      ["push", "output"], ["--push", "-o"]),
-    (lambda p, t: zeroimage.build(p, output_format="oci-layout", platform=AMD64),
+    (lambda p, t: zeroimage.build(zeroimage.BuildOptions(p, output_format="oci-layout", platform=AMD64)),
      ["output_format=oci-layout", "output=DIR"], ["--format oci-layout", "-o DIR"]),
-    (lambda p, t: zeroimage.build(p, str(t / "a.tar"), platform=AMD64, base="scratch",
-                                  options=zeroimage.ImageOptions(env=[("A", "x\ny")])),
+    (lambda p, t: zeroimage.build(zeroimage.BuildOptions(p, str(t / "a.tar"), platform=AMD64, base="scratch",
+                                                         image=zeroimage.ImageOptions(env=[("A", "x\ny")]))),
      ["env", "add"], ["--env", "--add"]),
-    (lambda p, t: zeroimage.build(p, str(t / "a.tar"), platform=AMD64, tzdata=str(t / "nowhere")),
+    (lambda p, t: zeroimage.build(zeroimage.BuildOptions(p, str(t / "a.tar"), platform=AMD64,
+                                                         tzdata=str(t / "nowhere"))),
      ["tzdata"], ["--tzdata: "]),
     (lambda p, t: zeroimage.pull("registry.example.com/app:1", str(t / "a.tar"), all_platforms=True,
                                  platform=AMD64), ["all_platforms", "platform"], ["--all-platforms", "--platform"]),
@@ -172,7 +175,7 @@ def test_a_library_caller_meets_option_names_and_the_cli_the_flags(tmp_path, cal
 def test_a_library_callers_warnings_name_options_and_the_cli_words_them(tmp_path, caplog, capsys):
     program = _program(tmp_path, b"#!/bin/sh\necho hi\n")
     with caplog.at_level(logging.INFO, logger="zeroimage"):
-        zeroimage.build(program, str(tmp_path / "a.tar"), base="scratch")
+        zeroimage.build(zeroimage.BuildOptions(program, str(tmp_path / "a.tar"), base="scratch"))
     said = [r.getMessage() for r in caplog.records if "/bin/sh" in r.getMessage() or "`platform`" in r.getMessage()]
     assert any("`add`" in text for text in said) and any("set `platform` to choose" in text for text in said), said
     assert not any("--" in text for text in said), said

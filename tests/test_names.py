@@ -95,7 +95,8 @@ def test_a_tag_the_ref_name_grammar_refuses_is_a_usage_error(tmp_path, prog):
     fails(r, 2, "org.opencontainers.image.ref.name", "the image spec's grammar")
     assert r.stderr.startswith("usage: zeroimage build")
     with pytest.raises(zeroimage.UsageError, match="choose another tag"):
-        zeroimage.build(str(prog), str(tmp_path / "b.tar"), base="scratch", tag="app:_x", environ=EPOCH)
+        zeroimage.build(zeroimage.BuildOptions(str(prog), str(tmp_path / "b.tar"), base="scratch",
+                                               tag="app:_x"), environ=EPOCH)
     r = run_cli("pull", "-o", tmp_path / "c.tar", "localhost:1/app:1.0_")
     fails(r, 2, "cannot save", "by digest")
     assert "Connection refused" not in r.stderr, "refused before any network"
@@ -224,7 +225,7 @@ def test_a_malformed_reference_is_a_usage_error_everywhere(tmp_path, prog, args)
 
 def test_a_malformed_base_through_the_library_is_refused_before_any_work(tmp_path, prog):
     with pytest.raises(zeroimage.InvalidReferenceError) as caught:
-        zeroimage.build(str(prog), str(tmp_path / "a.tar"), base="a b", environ=EPOCH)
+        zeroimage.build(zeroimage.BuildOptions(str(prog), str(tmp_path / "a.tar"), base="a b"), environ=EPOCH)
     assert caught.value.exit_code == 2 and not (tmp_path / "a.tar").exists()
 
 

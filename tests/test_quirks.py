@@ -90,11 +90,12 @@ def test_no_monolithic_is_remembered_for_the_session(tmp_path, open_place, busyb
     p = open_place
     p.proxy.mode = "no-monolithic"
     with p.session() as session:
-        first = zeroimage.build(str(busybox_program), push=p.via("quirks/nomono-lib/a:1"), session=session)
+        first = zeroimage.build(zeroimage.BuildOptions(str(busybox_program),
+                                                       push=p.via("quirks/nomono-lib/a:1")), session=session)
         refused = p.proxy.counts["monolithic refused"]
         assert refused >= 1
-        second = zeroimage.build(str(other_program(tmp_path, busybox_program, 2)), push=p.via("quirks/nomono-lib/b:1"),
-                                 session=session)
+        second = zeroimage.build(zeroimage.BuildOptions(str(other_program(tmp_path, busybox_program, 2)),
+                                                        push=p.via("quirks/nomono-lib/b:1")), session=session)
         assert p.proxy.counts["monolithic refused"] == refused, "the second push tried monolithic again"
     assert p.pulled_from_upstream("quirks/nomono-lib/a:1") == first.digest
     assert p.pulled_from_upstream("quirks/nomono-lib/b:1") == second.digest
@@ -117,7 +118,8 @@ def test_no_chunked_a_session_starting_chunked_falls_back(tmp_path, open_place, 
     p.proxy.mode = "no-chunked"
     with p.session() as session:
         session.registry(p.proxy.host).upload_mode = "chunked"
-        result = zeroimage.build(str(busybox_program), push=p.via("quirks/nochunk-lib/app:1"), session=session)
+        result = zeroimage.build(zeroimage.BuildOptions(str(busybox_program),
+                                                        push=p.via("quirks/nochunk-lib/app:1")), session=session)
         assert p.proxy.counts["chunked refused"] >= 1
         assert session.registry(p.proxy.host).upload_mode == "monolithic"
     assert p.pulled_from_upstream("quirks/nochunk-lib/app:1") == result.digest
@@ -138,7 +140,8 @@ def test_patch_answered_with_another_2xx_is_accepted(tmp_path, open_place, busyb
     p.proxy.mode = mode
     with p.session() as session:
         session.registry(p.proxy.host).upload_mode = "chunked"
-        result = zeroimage.build(str(busybox_program), push=p.via("quirks/%s/app:1" % mode), session=session)
+        result = zeroimage.build(zeroimage.BuildOptions(str(busybox_program),
+                                                        push=p.via("quirks/%s/app:1" % mode)), session=session)
     assert p.proxy.counts[mode.replace("-", " ")] >= 1
     assert p.pulled_from_upstream("quirks/%s/app:1" % mode) == result.digest
 

@@ -279,8 +279,9 @@ def test_base_layers_stream_registry_to_registry_when_mount_is_refused(tmp_path,
     monkeypatch.setattr(zeroimage.Registry, "mount_blob", lambda *args: False)
     other = tmp_path / "other"
     other.write_bytes(b"#!/bin/sh\necho other\n")
-    result = zeroimage.build(str(other), base=client.ref("stream/base:1"), push=client.ref("stream/app:1"),
-                             platform=zeroimage.Platform.parse("linux/amd64"))
+    result = zeroimage.build(zeroimage.BuildOptions(str(other), base=client.ref("stream/base:1"),
+                                                    push=client.ref("stream/app:1"),
+                                                    platform=zeroimage.Platform.parse("linux/amd64")))
     assert result.path == client.ref("stream/app:1") + "@" + result.digest
     pulled = tmp_path / "app.tar"
     client.ok("pull", "-o", pulled, client.ref("stream/app:1"))
@@ -376,33 +377,34 @@ def test_unchanged_repush_compresses_and_uploads_nothing(tmp_path, pki, registry
     monkeypatch.setenv("ZEROIMAGE_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
     target = client.ref("cache/app:1")
-    first = zeroimage.build(str(busybox_program), push=target)
+    first = zeroimage.build(zeroimage.BuildOptions(str(busybox_program), push=target))
     compressed = []
     original = zeroimage.write_layer
     monkeypatch.setattr(zeroimage, "write_layer", lambda *a, **k: compressed.append(1) or original(*a, **k))
-    again = zeroimage.build(str(busybox_program), push=target)
+    again = zeroimage.build(zeroimage.BuildOptions(str(busybox_program), push=target))
     assert again.digest == first.digest and compressed == [], "an unchanged layer is hashed, not compressed"
     # a new repository lacks the blobs: the cached layer is compressed on demand, and verified
-    elsewhere = zeroimage.build(str(busybox_program), push=client.ref("cache/other:1"))
+    elsewhere = zeroimage.build(zeroimage.BuildOptions(str(busybox_program), push=client.ref("cache/other:1")))
     assert elsewhere.digest == first.digest and len(compressed) == 2
     client.ok("pull", "-o", tmp_path / "other.tar", client.ref("cache/other:1"))
     # a changed program (same size, new bytes) is never mistaken for the cached one
     data = bytearray(busybox_program.read_bytes())
     data[-1] ^= 1
     busybox_program.write_bytes(bytes(data))
-    changed = zeroimage.build(str(busybox_program), push=target)
+    changed = zeroimage.build(zeroimage.BuildOptions(str(busybox_program), push=target))
     assert changed.digest != first.digest
     # an entry naming a blob the registry does not have (another zeroimage version compressed
     # differently) is not trusted: the layer is compressed and the image is whole
     for entry in (tmp_path / "cache" / "layers").iterdir():
         known = json.loads(entry.read_text())
         entry.write_text(json.dumps(dict(known, digest="sha256:" + "0" * 64)))
-    assert zeroimage.build(str(busybox_program), push=client.ref("cache/third:1")).digest == changed.digest
+    assert zeroimage.build(zeroimage.BuildOptions(str(busybox_program),
+                                                  push=client.ref("cache/third:1"))).digest == changed.digest
     client.ok("pull", "-o", tmp_path / "third.tar", client.ref("cache/third:1"))
     # a damaged cache is ignored
     for entry in (tmp_path / "cache" / "layers").iterdir():
         entry.write_text("{not json")
-    assert zeroimage.build(str(busybox_program), push=target).digest == changed.digest
+    assert zeroimage.build(zeroimage.BuildOptions(str(busybox_program), push=target)).digest == changed.digest
 
 
 def test_a_push_target_with_a_digest_must_be_the_images(tmp_path, registry_servers, busybox_program):
@@ -585,7 +587,8 @@ def test_a_chunked_upload(tmp_path, pki, registry_servers, busybox_program, mode
     target = client.ref("chunked/app:1")
     with zeroimage.Session(client.env, display=zeroimage.Display(log, "plain", logging.DEBUG)) as session:
         session.registry(client.server.host).upload_mode = "chunked"
-        result = zeroimage.build(busybox_program, push=target, compression_level=0, session=session)
+        result = zeroimage.build(zeroimage.BuildOptions(busybox_program, push=target,
+                                                        compression_level=0), session=session)
         assert session.registry(client.server.host).upload_mode == "chunked"
     patches = [line for line in log.getvalue().splitlines() if re.search(r"PATCH \S+ -> 202", line)]
     uploaded = [line for line in log.getvalue().splitlines() if "zeroimage: uploaded sha256:" in line]

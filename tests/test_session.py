@@ -47,10 +47,11 @@ def _no_resource_warnings(action):
 def test_source_date_epoch_and_cache_come_from_the_session_environment(tmp_path, program, monkeypatch):
     monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
     environ = dict(os.environ, SOURCE_DATE_EPOCH=EPOCH)
-    result = zeroimage.build(program, str(tmp_path / "a.tar"), base="scratch", environ=environ)
+    result = zeroimage.build(zeroimage.BuildOptions(program, str(tmp_path / "a.tar"), base="scratch"), environ=environ)
     assert result.images[0].config["created"] == "2023-11-14T22:13:20Z"
     with zeroimage.Session(environ) as session:
-        assert zeroimage.build(program, str(tmp_path / "b.tar"), base="scratch", session=session).digest == result.digest
+        assert zeroimage.build(zeroimage.BuildOptions(program, str(tmp_path / "b.tar"),
+                                                      base="scratch"), session=session).digest == result.digest
     assert zeroimage.Session({"HOME": "/somewhere"}).layer_cache.directory == "/somewhere/.cache/zeroimage/layers"
     assert zeroimage.Session({"XDG_CACHE_HOME": "/x", "HOME": "/h"}).layer_cache.directory == "/x/zeroimage/layers"
 
@@ -58,7 +59,7 @@ def test_source_date_epoch_and_cache_come_from_the_session_environment(tmp_path,
 def test_session_and_its_parts_given_twice_is_a_usage_error(tmp_path, program):
     with zeroimage.Session() as session:
         with pytest.raises(zeroimage.UsageError, match="Session"):
-            zeroimage.build(program, str(tmp_path / "a.tar"), session=session, insecure=True)
+            zeroimage.build(zeroimage.BuildOptions(program, str(tmp_path / "a.tar")), session=session, insecure=True)
 
 
 def test_a_closed_session_opens_no_connection():
@@ -72,7 +73,7 @@ def test_library_log_lines_go_to_the_zeroimage_logger(tmp_path, caplog):
     not_elf = tmp_path / "script"
     not_elf.write_bytes(b"#!/bin/sh\necho hi\n")
     with caplog.at_level(logging.INFO, logger="zeroimage"):
-        zeroimage.build(str(not_elf), str(tmp_path / "s.tar"), base="scratch")
+        zeroimage.build(zeroimage.BuildOptions(str(not_elf), str(tmp_path / "s.tar"), base="scratch"))
     assert any("not an ELF binary" in r.getMessage() for r in caplog.records)
 
 
@@ -95,7 +96,7 @@ def test_a_layout_that_fails_validation_is_closed(tmp_path):
 def test_library_calls_close_their_connections(tmp_path, registry_servers, program):
     server = registry_servers("open")
     target = "%s/session/app:1" % server.host
-    _no_resource_warnings(lambda: zeroimage.build(program, push=target, base="scratch"))
+    _no_resource_warnings(lambda: zeroimage.build(zeroimage.BuildOptions(program, push=target, base="scratch")))
     info = _no_resource_warnings(lambda: zeroimage.inspect(target, mode="json"))
     assert json.loads(info)["entrypoint"] == ["/app"]
     _no_resource_warnings(lambda: zeroimage.pull(target, str(tmp_path / "p.tar")))
@@ -114,7 +115,8 @@ def test_errors_keep_their_class(tmp_path, registry_servers, program):
     assert e.value.status == 404 and "is the name right?" in str(e.value) and "zeroimage login" not in str(e.value)
     assert not os.path.exists(str(tmp_path / "x.tar"))
     with pytest.raises(zeroimage.NotFoundError):
-        zeroimage.build(program, str(tmp_path / "y.tar"), base="%s/nothing/here:1" % server.host)
+        zeroimage.build(zeroimage.BuildOptions(program, str(tmp_path / "y.tar"),
+                                               base="%s/nothing/here:1" % server.host))
     with pytest.raises(zeroimage.NotFoundError):
         zeroimage.inspect("%s/nothing/here:1" % server.host)
     basic = registry_servers("basic")
@@ -123,7 +125,8 @@ def test_errors_keep_their_class(tmp_path, registry_servers, program):
         zeroimage.login(basic.host, "alice", "wrong", environ=environ)
     assert e.value.status == 401 and "nothing was stored" in str(e.value)
     with pytest.raises(zeroimage.AuthenticationError):
-        zeroimage.build(program, push="%s/denied/app:1" % basic.host, base="scratch", environ=environ)
+        zeroimage.build(zeroimage.BuildOptions(program, push="%s/denied/app:1" % basic.host,
+                                               base="scratch"), environ=environ)
 
 
 # ---- cancellation ----
@@ -142,7 +145,8 @@ def test_cancel_from_another_thread_stops_a_push(tmp_path, registry_servers):
             timer.start()
             started = time.monotonic()
             with pytest.raises(zeroimage.CancelledError):
-                zeroimage.build(str(program), push="%s/cancel/app:1" % proxy.host, base="scratch", session=session)
+                zeroimage.build(zeroimage.BuildOptions(str(program), push="%s/cancel/app:1" % proxy.host,
+                                                       base="scratch"), session=session)
             timer.join()
             assert proxy.receiving.is_set() and time.monotonic() - started < 30
             with pytest.raises(zeroimage.CancelledError):        # a cancelled session stays cancelled

@@ -129,9 +129,11 @@ def test_whiteouts_hardlinks_dot_slash_and_parents_through_lower_symlinks_pass(t
 
 
 def test_zeroimage_builds_pass(tmp_path, busybox_program, spec_checked_outputs):
-    zeroimage.build(str(busybox_program), str(tmp_path / "a.tar"), base="scratch", tag="app:1",
-                    options=zeroimage.ImageOptions(env=[("A", "1")], labels=[("org.example", "x")], expose=["80"]))
-    zeroimage.build(str(busybox_program), str(tmp_path / "dir"), base="scratch", output_format="oci-layout")
+    zeroimage.build(zeroimage.BuildOptions(str(busybox_program), str(tmp_path / "a.tar"), base="scratch",
+                                           tag="app:1",
+                                           image=zeroimage.ImageOptions(env=[("A", "1")], labels=[("org.example", "x")], expose=["80"])))
+    zeroimage.build(zeroimage.BuildOptions(str(busybox_program), str(tmp_path / "dir"), base="scratch",
+                                           output_format="oci-layout"))
     assert problems(tmp_path / "a.tar") == [] and problems(tmp_path / "dir") == []
     assert spec_checked_outputs == []
 
@@ -505,9 +507,10 @@ def test_run_cli_finds_the_output(args, cwd, expected):
 
 def test_the_fixture_checks_what_library_calls_write(tmp_path, busybox_program, spec_checked_outputs, monkeypatch):
     monkeypatch.setattr(speccheck, "check", lambda path: ["judged"])
-    zeroimage.build(str(busybox_program), str(tmp_path / "a.tar"), base="scratch")
-    zeroimage.build(str(busybox_program), str(tmp_path / "d"), base="scratch", output_format="oci-layout")
+    zeroimage.build(zeroimage.BuildOptions(str(busybox_program), str(tmp_path / "a.tar"), base="scratch"))
+    zeroimage.build(zeroimage.BuildOptions(str(busybox_program), str(tmp_path / "d"), base="scratch",
+                                           output_format="oci-layout"))
     with pytest.raises(zeroimage.ZeroImageError):
-        zeroimage.build(str(tmp_path / "missing"), str(tmp_path / "b.tar"), base="scratch")
+        zeroimage.build(zeroimage.BuildOptions(str(tmp_path / "missing"), str(tmp_path / "b.tar"), base="scratch"))
     assert spec_checked_outputs == ["%s: judged" % (tmp_path / "a.tar"), "%s: judged" % (tmp_path / "d")]
     del spec_checked_outputs[:]         # this test's findings are not the suite's

@@ -63,12 +63,12 @@ def test_a_registry_refusing_patch_gets_whole_blobs(quirk, registry_servers, tmp
     quirk.mode = "no-chunked"
     env = dict(os.environ, DOCKER_CONFIG=str(tmp_path / "config"), **EPOCH)
     with zeroimage.Session(env) as session:
-        first = zeroimage.build(str(program), push="%s/refuse/app:1" % quirk.host, session=session)
-        assert session.registry(quirk.host).streaming is False
-        same = zeroimage.build(str(program), str(tmp_path / "same.tar"), session=session)
-        second = zeroimage.build([(zeroimage.Platform.parse("linux/amd64"), str(binaries[0])),
-                                  (zeroimage.Platform.parse("linux/arm64"), str(binaries[1]))],
-                                 push="%s/refuse/multi:1" % quirk.host, session=session)
+        first = zeroimage.build(zeroimage.BuildOptions(str(program),
+                                                       push="%s/refuse/app:1" % quirk.host), session=session)
+        assert session.registry(quirk.host).may_stream() is False
+        same = zeroimage.build(zeroimage.BuildOptions(str(program), str(tmp_path / "same.tar")), session=session)
+        second = zeroimage.build(zeroimage.BuildOptions([(zeroimage.Platform.parse("linux/amd64"), str(binaries[0])),
+                                  (zeroimage.Platform.parse("linux/arm64"), str(binaries[1]))], push="%s/refuse/multi:1" % quirk.host), session=session)
     assert quirk.counts["chunked refused"] == 1
     assert first.digest == same.digest
     client = Client(tmp_path, pki, registry_servers("open"))
@@ -119,7 +119,8 @@ def test_a_push_failing_after_streaming_began_leaves_nothing_running(registry_se
     env = dict(os.environ, DOCKER_CONFIG=str(tmp_path / "config"), **EPOCH)
     with zeroimage.Session(env) as session:
         with pytest.raises(zeroimage.ZeroImageError, match="names the digest"):
-            zeroimage.build(str(program), push="%s/cancel/app@sha256:%s" % (upstream.host, "0" * 64), session=session)
+            zeroimage.build(zeroimage.BuildOptions(str(program),
+                                                   push="%s/cancel/app@sha256:%s" % (upstream.host, "0" * 64)), session=session)
     assert not [t for t in threading.enumerate() if t.name == "zeroimage-stream"]
 
 

@@ -97,8 +97,9 @@ def test_zoneinfo_from_the_environment_and_from_dir(tmp_path, prog, zones):
     ok(run_cli("build", "--tzdata=%s" % zones, "-o", tmp_path / "dir.tar", prog,
                env=dict(EPOCH, ZONEINFO=str(tmp_path / "nowhere"))))      # DIR wins over ZONEINFO
     assert read_file(str(tmp_path / "dir.tar")) == read_file(str(tmp_path / "env.tar"))
-    result = zeroimage.build(str(prog), str(tmp_path / "lib.tar"), tzdata=True,
-                             environ=dict(os.environ, ZONEINFO=str(zones), **{"SOURCE_DATE_EPOCH": "1700000000"}))
+    result = zeroimage.build(zeroimage.BuildOptions(str(prog), str(tmp_path / "lib.tar"),
+                                                    tzdata=True), environ=dict(os.environ, ZONEINFO=str(zones),
+                                                    **{"SOURCE_DATE_EPOCH": "1700000000"}))
     assert result.digest == image_of(str(tmp_path / "env.tar"))[0]["manifests"][0]["digest"]
 
 
@@ -138,7 +139,7 @@ def test_other_bases_are_a_usage_error(tmp_path, prog, base):
     fails(run_cli("build", *base, "--tzdata", "-o", tmp_path / "x.tar", prog, env=EPOCH), 2,
           "built-in minimal base", base[0], "--add /usr/share/zoneinfo:/usr/share/zoneinfo")
     with pytest.raises(zeroimage.UsageError):
-        zeroimage.build(str(prog), str(tmp_path / "y.tar"), base="scratch", tzdata=True)
+        zeroimage.build(zeroimage.BuildOptions(str(prog), str(tmp_path / "y.tar"), base="scratch", tzdata=True))
     assert not (tmp_path / "x.tar").exists() and not (tmp_path / "y.tar").exists()
 
 
