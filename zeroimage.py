@@ -9335,6 +9335,48 @@ def repository_reference(text: str) -> Reference:
     return ref
 
 
+def check_image_word(word: str) -> None:
+    """A word that names an image to read (inspect's, digest's): an archive or layout on disk, else a
+    reference; a usage error that says neither was found."""
+    if archive_target(word) is None:
+        try:
+            Reference.parse(word)
+        except InvalidReferenceError as e:
+            raise UsageError("%s (and there is no such archive)" % e) from e
+
+
+def check_base(word: str) -> str:
+    """What ``base`` may name: ``scratch``, ``docker-daemon:NAME`` (the local engine's image) or a
+    registry reference; a path or skopeo's transport syntax is refused, naming the option that reads it."""
+    if word == "scratch":
+        return word
+    if word.startswith(DAEMON_BASE):
+        Reference.parse(word[len(DAEMON_BASE):])
+        return word
+    said = transport_word(word)
+    if said and said[1] in ("path", "reference"):
+        raise UsageError("%s is skopeo's transport syntax; write `%s=%s`" % (
+            word, "base_archive" if said[1] == "path" else "base", said[2]))
+    if looks_like_path(word):
+        raise UsageError("%s looks like a path; a base on disk is `base_archive=%s`" % (word, word))
+    Reference.parse(word)
+    return word
+
+
+def check_base_archive(word: str) -> str:
+    """What ``base_archive`` may name: PATH[:NAME]; skopeo's transport syntax (unless such a file is
+    there) is refused, naming the option that reads it."""
+    said = transport_word(word)
+    if said and not os.path.exists(word):
+        _, kind, rest = said
+        if kind == "path":
+            raise UsageError("%s is skopeo's transport syntax; write `base_archive=%s`" % (word, rest))
+        raise UsageError("%s is skopeo's transport syntax; a base %s is `base=%s`" % (
+            word, "in a registry" if kind == "reference" else "from the local engine",
+            rest if kind == "reference" else DAEMON_BASE + rest))
+    return word
+
+
 # ---- Build ----
 
 @contextlib.contextmanager
@@ -11374,32 +11416,8 @@ def _newtag_arg(text: str) -> str:
     return text
 
 
-def _base_arg(text: str) -> str:
-    if text == "scratch":
-        return text
-    if text.startswith(DAEMON_BASE):
-        _reference_arg(text[len(DAEMON_BASE):])
-        return text
-    word = transport_word(text)
-    if word and word[1] in ("path", "reference"):
-        raise argparse.ArgumentTypeError("%s is skopeo's transport syntax; write %s %s" % (
-            text, "--from-archive" if word[1] == "path" else "--from", word[2]))
-    if looks_like_path(text):
-        raise argparse.ArgumentTypeError("%s looks like a path; a base on disk is --from-archive %s" % (text, text))
-    return _reference_arg(text)
-
-
-def _base_archive_arg(text: str) -> str:
-    """--from-archive PATH[:NAME]; a skopeo transport word is refused with the option that reads it."""
-    word = transport_word(text)
-    if word and not os.path.exists(text):
-        prefix, kind, rest = word
-        if kind == "path":
-            raise argparse.ArgumentTypeError("%s is skopeo's transport syntax; write --from-archive %s" % (text, rest))
-        raise argparse.ArgumentTypeError("%s is skopeo's transport syntax; a base %s is --from %s" % (
-            text, "in a registry" if kind == "reference" else "from the local engine",
-            rest if kind == "reference" else DAEMON_BASE + rest))
-    return text
+_base_arg = _checked_arg(check_base, (InvalidReferenceError, UsageError))
+_base_archive_arg = _checked_arg(check_base_archive, UsageError)
 
 
 def _tzdata_arg(text: str) -> str:
@@ -11607,18 +11625,9 @@ def _note_referrers_left(session: Session, source: str, saved: Saved, way: str =
                              "was" if len(left) == 1 else "were", way, "it" if len(left) == 1 else "them")
 
 
-def _check_target(target: str) -> None:
-    """TARGET, when no archive: a reference, or a usage error that says neither was found."""
-    if archive_target(target) is None:
-        try:
-            Reference.parse(target)
-        except InvalidReferenceError as e:
-            raise UsageError("%s (and there is no such archive)" % e) from e
-
-
 def cmd_inspect(args, session: Session) -> int:
     mode = "json" if args.json and args.mode == "summary" else args.mode
-    _check_target(args.target)
+    check_image_word(args.target)
     output = inspect(args.target, platform=args.platform, mode=mode, session=session)
     if mode == "json":
         _print_json(json.loads(output))
@@ -11714,7 +11723,7 @@ def cmd_tags(args, session: Session) -> int:
 
 
 def cmd_digest(args, session: Session) -> int:
-    _check_target(args.target)
+    check_image_word(args.target)
     digest = resolve_digest(args.target, platform=args.platform, session=session)
     if args.json:
         archive = archive_target(args.target)
