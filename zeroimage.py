@@ -9945,7 +9945,8 @@ _OLD_BUILD_KEYWORDS = frozenset(BuildOptions._fields) - {"image"} | {"options"}
 
 def _deprecated_build_call(entrypoint, args: tuple, keywords: dict) -> BuildOptions:
     """The BuildOptions of a call in build()'s old form, ``build(entrypoint, output, base=..., ...,
-    options=ImageOptions(...))``, and one DeprecationWarning that names BuildOptions."""
+    options=ImageOptions(...))``, and one DeprecationWarning that names BuildOptions (said at the line
+    that called build())."""
     fields = dict(keywords)
     unknown = sorted(set(fields) - _OLD_BUILD_KEYWORDS)
     if unknown:
@@ -9965,27 +9966,38 @@ def _deprecated_build_call(entrypoint, args: tuple, keywords: dict) -> BuildOpti
         fields["image"] = fields.pop("options")
     warnings.warn("build(entrypoint, output, base=..., options=ImageOptions(...), ...) is deprecated: pass one "
                   "zeroimage.BuildOptions, build(BuildOptions(entrypoint, output, base=..., image=ImageOptions(...)))",
-                  DeprecationWarning, stacklevel=3)
+                  DeprecationWarning, stacklevel=4)
     return BuildOptions(**fields)
 
 
-def build(options: Optional[BuildOptions] = None, /, *deprecated_args, session: Optional[Session] = None,
-          insecure: bool = False, environ=None, **deprecated_keywords) -> BuildResult:
-    """Build what ``options`` (a ``BuildOptions``) asks: a program on a base, written to an OCI archive
-    or layout, pushed, or sent to the local container engine. ``session`` (or, without one,
-    ``insecure`` and ``environ``) as every operation takes it.
+class _BuildPlan(NamedTuple):
+    """What build() decided before reading anything: the options (the program's path in the image
+    filled in), the compression, the programs, where the image goes and its name."""
+    options: BuildOptions
+    compression: Compression
+    programs: List[Tuple[Optional[Platform], str]]
+    single: bool
+    push_ref: Optional[Reference]
+    output: Optional[str]
+    name: Reference
 
-    The form before BuildOptions, ``build(entrypoint, output, base=..., options=ImageOptions(...),
-    ...)`` (BuildOptions' fields as keywords, its ``image`` as ``options``), still works, with a
-    DeprecationWarning.
-    """
-    if options is None and list(deprecated_keywords) == ["options"] and not deprecated_args and isinstance(
-            deprecated_keywords["options"], BuildOptions):
-        options = deprecated_keywords.pop("options")            # build(options=BuildOptions(...))
+
+def _given_build_options(options, args: tuple, keywords: dict) -> BuildOptions:
+    """build()'s arguments as one BuildOptions: given as one (positionally or as ``options=``), or in
+    the older form of keywords (``_deprecated_build_call``)."""
+    if options is None and list(keywords) == ["options"] and not args and isinstance(keywords["options"],
+                                                                                   BuildOptions):
+        return keywords["options"]          # build(options=BuildOptions(...))
     if not isinstance(options, BuildOptions):
-        options = _deprecated_build_call(options, deprecated_args, deprecated_keywords)
-    elif deprecated_args or deprecated_keywords:
+        return _deprecated_build_call(options, args, keywords)
+    if args or keywords:
         raise TypeError("build(): give a BuildOptions alone, with everything in it (its _replace() changes a field)")
+    return options
+
+
+def _build_plan(options: BuildOptions) -> _BuildPlan:
+    """Every check of what build() is asked that can fail before anything is read or written, and
+    what follows from it: the program's path in the image, the output, the image's name."""
     _check_build_options(options)
     compression = Compression.of(options.compression, options.compression_level).check()
     if media_type_family(options.media_types) is DOCKER_FAMILY and \
@@ -10003,14 +10015,31 @@ def build(options: Optional[BuildOptions] = None, /, *deprecated_args, session: 
         _check_entrypoint(path)
     stem = _program_stem(programs, single, options.target, tag, push)
     options = options._replace(target=check_target(options.target or "/" + stem))
-    target, load, output_format = options.target, options.load, options.output_format
     push_ref = Reference.parse(push) if push is not None else None
-    output = None if push_ref or load else stem + ".tar" if options.output is None else options.output
+    output = None if push_ref or options.load else stem + ".tar" if options.output is None else options.output
     name = Reference.parse(tag) if tag else default_image_name(stem)
     if name.digest:
         raise InvalidReferenceError("`tag` %s: an image name cannot carry a digest" % tag)
     if ref_name_problem(name.tag):
         raise UsageError("`tag`: the tag %s; choose another tag" % ref_name_problem(name.tag))
+    return _BuildPlan(options, compression, programs, single, push_ref, output, name)
+
+
+def build(options: Optional[BuildOptions] = None, /, *deprecated_args, session: Optional[Session] = None,
+          insecure: bool = False, environ=None, **deprecated_keywords) -> BuildResult:
+    """Build what ``options`` (a ``BuildOptions``) asks: a program on a base, written to an OCI archive
+    or layout, pushed, or sent to the local container engine. ``session`` (or, without one,
+    ``insecure`` and ``environ``) as every operation takes it.
+
+    The form before BuildOptions, ``build(entrypoint, output, base=..., options=ImageOptions(...),
+    ...)`` (BuildOptions' fields as keywords, its ``image`` as ``options``), still works, with a
+    DeprecationWarning.
+    """
+    plan = _build_plan(_given_build_options(options, deprecated_args, deprecated_keywords))
+    options, programs, single, push_ref, output, name = (plan.options, plan.programs, plan.single, plan.push_ref,
+                                                         plan.output, plan.name)
+    base, base_archive, target, load, output_format = (options.base, options.base_archive, options.target,
+                                                       options.load, options.output_format)
     with _session_for(session, insecure, environ) as session, contextlib.ExitStack() as stack:
         created = rfc3339(created_timestamp(session.environ))
         opened = [(wanted, path, stack.enter_context(_open_entrypoint(path))) for wanted, path in programs]
@@ -10033,7 +10062,7 @@ def build(options: Optional[BuildOptions] = None, /, *deprecated_args, session: 
                               added_files, session.display)
         sink = _build_sink(session, output, output_format, push_ref, load, options.media_types)
         sink.start(stack)
-        layers = _LayerMaker(session, stack, sink, compression)
+        layers = _LayerMaker(session, stack, sink, plan.compression)
         base_for = _base_source(session, base, base_archive, stack, layers)
         infos = [_program_build_info(session.display, path, program) if options.build_info else None
                  for _, path, program in opened]
