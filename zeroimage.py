@@ -11678,11 +11678,11 @@ def cmd_inspect(args, session: Session) -> int:
 def _read_as_hint(args) -> str:
     """For an error from a registry: how a word that looks like a mistyped file name (``hello.tr``: no
     slash, an extension, no such file here) was read: as a Docker Hub image. (A file of that name that
-    is here gets ``_note_on_disk``'s note.)"""
+    is here gets ``_note_on_disk``'s note; a word that looks like a path, ``c.tar``, was read as one.)"""
     for field in ("target", "src", "dst", "ref", "base"):
         word = getattr(args, field, None)
         if not isinstance(word, str) or not re.fullmatch(r"[^/:@]+\.[A-Za-z][A-Za-z0-9]{0,5}", word) \
-                or os.path.lexists(word):
+                or os.path.lexists(word) or looks_like_path(word):
             continue
         try:
             ref = Reference.parse(word)

@@ -453,6 +453,21 @@ def test_a_word_read_as_a_docker_hub_image_that_looks_like_a_file_says_so(tmp_pa
         word, word, word)), err
 
 
+@pytest.mark.parametrize("argv", [["copy", "alpine:3.19", "out.tar"], ["copy", "hello.tr", "out.tar"],
+                                  ["copy", "alpine:3.19", "out.oci:app:1"]])
+def test_an_archive_written_is_never_said_to_be_read_as_an_image(tmp_path, capsys, monkeypatch, argv):
+    # copy's DST out.tar looks like a path, so it is the archive to write: the registry error of SRC
+    # must not say "read 'out.tar' as the image docker.io/library/out.tar:latest" (it was not)
+    monkeypatch.chdir(str(tmp_path))
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")      # Docker Hub unreachable: no network in tests
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    code, out, err = run(capsys, *argv)
+    assert code == 1 and out == "" and len(err.splitlines()) == 1, err
+    assert "out." not in err, err
+    assert ("(read 'hello.tr' as the image" in err) == (argv[1] == "hello.tr"), err
+
+
 @pytest.mark.parametrize("argv", [["inspect", "alpine:3.19"], ["inspect", "python3.12"], ["pull", "alpine"]])
 def test_a_plain_image_name_gets_no_such_hint(tmp_path, capsys, monkeypatch, argv):
     monkeypatch.chdir(str(tmp_path))
