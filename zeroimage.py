@@ -9371,6 +9371,8 @@ def check_base_archive(word: str) -> str:
         _, kind, rest = said
         if kind == "path":
             raise UsageError("%s is skopeo's transport syntax; write `base_archive=%s`" % (word, rest))
+        if kind == "none" and not said[0].startswith("containers-storage"):
+            raise UsageError(transport_problem(word))      # (dir:DIR is no engine's image: skopeo's own format)
         raise UsageError("%s is skopeo's transport syntax; a base %s is `base=%s`" % (
             word, "in a registry" if kind == "reference" else "from the local engine",
             rest if kind == "reference" else DAEMON_BASE + rest))

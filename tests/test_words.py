@@ -839,6 +839,8 @@ TRANSPORTS = [
     (["build", "--from-archive", "oci-archive:app.tar:1.0", "p"], "write --from-archive app.tar:1.0"),
     (["build", "--from-archive", "docker://h.example/x:1", "p"], "a base in a registry is --from h.example/x:1"),
     (["build", "--from-archive", "docker-daemon:app:1", "p"], "is --from docker-daemon:app:1"),
+    (["build", "--from-archive", "dir:lay", "p"], "skopeo copy dir:lay oci-archive:NAME.tar"),
+    (["build", "--from-archive", "containers-storage:app:1", "p"], "is --from docker-daemon:app:1"),
     (["build", "--push", "docker://h.example/x:1", "p"], "write h.example/x:1"),
     (["push", "oci-archive:app.tar", "h.example/x:1"], "write app.tar"),
     (["push", "app.tar", "docker://h.example/x:1"], "write h.example/x:1"),
