@@ -2610,10 +2610,36 @@ def user_problem(user: str) -> Optional[str]:
     return None
 
 
+def _check_image_option_shapes(options) -> None:
+    """Each ImageOptions field of the shape its annotation says (a caller's value, checked at the border:
+    what is read from it later assumes it)."""
+    if not isinstance(options, ImageOptions):
+        raise UsageError("BuildOptions.image is an ImageOptions, not %s" % outside_text(repr(options), 100))
+
+    def sequence(value) -> bool:
+        return isinstance(value, (list, tuple))
+
+    for name in ("env", "labels", "annotations", "add"):
+        value = getattr(options, name)
+        if not sequence(value) or not all(sequence(pair) and len(pair) == 2 for pair in value):
+            raise UsageError("`%s` is a list of %s pairs, not %s" % (
+                name, "(host path, image path)" if name == "add" else "(KEY, VALUE)", outside_text(repr(value), 100)))
+    for name in ("cmd", "expose"):
+        value = getattr(options, name)
+        if not (value is None and name == "cmd") and (not sequence(value) or
+                                                      not all(isinstance(item, str) for item in value)):
+            raise UsageError("`%s` is a list of strings, not %s" % (name, outside_text(repr(value), 100)))
+    for name in ("user", "workdir"):
+        value = getattr(options, name)
+        if value is not None and not isinstance(value, str):
+            raise UsageError("`%s` is a string, not %s" % (name, outside_text(repr(value), 100)))
+
+
 def check_image_options(options: "ImageOptions") -> None:
     """Refuse (UsageError) what ImageOptions asks that no valid image can hold: an environment
     variable a runtime cannot pass, a label or annotation key the OCI reserves, a time that is not
-    RFC 3339."""
+    RFC 3339. A field of the wrong shape (``env="A=b"``, ``cmd="serve"``) is a one-line UsageError too."""
+    _check_image_option_shapes(options)
     texts = [("`env`", text) for pair in options.env for text in pair]
     texts += [(option, text) for option, pairs in (("`labels`", options.labels), ("`annotations`", options.annotations))
               for pair in pairs for text in pair]
@@ -9997,9 +10023,40 @@ def _given_build_options(options, args: tuple, keywords: dict) -> BuildOptions:
     return options
 
 
+# BuildOptions' fields that are not what their annotation says would fail deep inside build() (an
+# AttributeError from a str given for a Platform): each is checked first, by this table: the field ->
+# (the types it takes, what the message says it is). Paths may be os.PathLike (taken as str).
+_PATH_TYPES = (str, os.PathLike)
+_OPTION_TYPES = {
+    "output": (_PATH_TYPES, "a path"), "base": ((str,), "a string"), "base_archive": (_PATH_TYPES, "a path"),
+    "platform": ((Platform,), "a Platform (Platform.parse('linux/arm64'))"), "target": ((str,), "a string"),
+    "tag": ((str,), "a string"), "push": ((str,), "a string"), "load": ((bool,), "True or False"),
+    "output_format": ((str,), "a string"), "media_types": ((str,), "a string"),
+    "compression": ((str, Compression), "a string or a Compression"), "ca_bundle": (_PATH_TYPES, "a path"),
+    "sbom": ((bool,), "True or False"), "platform_check": ((bool,), "True or False"),
+    "build_info": ((bool,), "True or False"),
+}
+
+
+def _checked_option_types(options: BuildOptions) -> BuildOptions:
+    """``options`` with its paths as str, once each field in ``_OPTION_TYPES`` has a type it takes
+    (None stands for the default, where that is None); UsageError naming the field otherwise."""
+    for name, (types, said) in _OPTION_TYPES.items():
+        value = getattr(options, name)
+        default = BuildOptions._field_defaults[name]
+        if (value is None and default is None) or isinstance(value, types):
+            continue
+        if name == "compression" and (value is None or isinstance(value, int) and not isinstance(value, bool)):
+            continue        # (the default, or a gzip level, as before: Compression.of takes them)
+        raise UsageError("`%s` is %s, not %s" % (name, said, outside_text(repr(value), 100)))
+    return options._replace(**{name: os.fspath(getattr(options, name)) for name, (types, _) in _OPTION_TYPES.items()
+                               if types is _PATH_TYPES and getattr(options, name) is not None})
+
+
 def _build_plan(options: BuildOptions) -> _BuildPlan:
     """Every check of what build() is asked that can fail before anything is read or written, and
     what follows from it: the program's path in the image, the output, the image's name."""
+    options = _checked_option_types(options)
     _check_build_options(options)
     compression = Compression.of(options.compression, options.compression_level).check()
     if media_type_family(options.media_types) is DOCKER_FAMILY and \
