@@ -9351,10 +9351,20 @@ def _archive_stem(path: str) -> str:
 # -- tags, digest, tag, delete --
 
 
+def registry_reference(text: str, default_tag: Optional[str] = "latest") -> Reference:
+    """A word only a registry reference may be (what pull, push_archive, check_auth, tag_image,
+    delete_image and build's ``push`` name): text that looks like a path (``looks_like_path``) is a
+    UsageError, never asked of Docker Hub as docker.io/library/app.tar."""
+    if isinstance(text, str) and looks_like_path(text):
+        raise UsageError("%s looks like a path; a registry image is wanted here, like registry.example.com/app:1"
+                         % outside_text(repr(text), 200))
+    return Reference.parse(text, default_tag)
+
+
 def repository_reference(text: str) -> Reference:
     """A repository as ``tags`` takes it: a name without tag or digest (as ``crane ls``: a tag there is
     more likely a mistake than a wish to have it ignored)."""
-    ref = Reference.parse(text, default_tag=None)
+    ref = registry_reference(text, default_tag=None)
     if ref.tag or ref.digest:
         raise UsageError("%s names an image, not a repository: give the repository alone (%s), without "
                          "a tag or digest" % (outside_text(text, 200), ref.familiar_name))
@@ -9923,6 +9933,8 @@ def _check_build_options(options: BuildOptions) -> None:
         raise UsageError("give `base` or `base_archive`, not both")
     if base is not None and looks_like_path(base):
         raise UsageError("`base` %s looks like a path; a base on disk is `base_archive` %s" % (base, base))
+    if push is not None:
+        registry_reference(push)
     for reference in (base, push):      # a malformed reference is found before anything is read
         if reference is not None and reference.startswith(DAEMON_BASE):
             Reference.parse(reference[len(DAEMON_BASE):])
@@ -10346,7 +10358,7 @@ def pull(ref_text: str, output: Optional[str] = None, *, platform=None, all_plat
     (``"-"``: standard output), or (``load``) send it to the local container engine: by default
     the image for the engine's platform. ``platform`` is one Platform, or several: then the archive
     holds a new index of their images (``read_selection``)."""
-    ref = Reference.parse(ref_text)
+    ref = registry_reference(ref_text)
     platforms = _platform_list(platform)
     if load and (output is not None or all_platforms or len(platforms or ()) > 1):
         raise UsageError("`load` sends one image to the container engine; give it without `output`, `all_platforms` "
@@ -10376,7 +10388,7 @@ def push_archive(spec: str, ref_text: str, *, media_types: Optional[str] = None,
     byte; with ``media_types`` ("docker" or "oci"), manifests re-encoded in that family on the way
     (``convert_family``: layer and config blobs unchanged, so only manifest digests change).
     ``referrers``: what refers to the images in the archive (``build --sbom``'s SBOMs) goes too."""
-    ref = Reference.parse(ref_text)
+    ref = registry_reference(ref_text)
     family = media_type_family(media_types)
     with _session_for(session, insecure, environ) as session, contextlib.ExitStack() as stack:
         sink = RegistrySink(session, ref, keep_family=family is not None)
@@ -10814,7 +10826,7 @@ def check_auth(ref_text: str, *, push: bool = False, insecure: bool = False, env
 
     The push check opens an upload session and cancels it.
     """
-    ref = Reference.parse(ref_text)
+    ref = registry_reference(ref_text)
     result = {}
     with _session_for(session, insecure, environ) as session:
         registry = session.registry(ref.registry)
@@ -10906,7 +10918,7 @@ def tag_image(ref_text: str, tags: Sequence[str], *, insecure: bool = False, env
     """Put the manifest (or index) ``ref_text`` names under more ``tags`` of its repository: the same
     bytes and media type, so the same digest, and nothing else is uploaded. Returns
     ``REGISTRY/NAME:TAG@DIGEST`` for each tag."""
-    ref = Reference.parse(ref_text)
+    ref = registry_reference(ref_text)
     tags = [tags] if isinstance(tags, str) else list(dict.fromkeys(tags))     # each tag once
     problems = [tag_problem(tag) for tag in tags if tag_problem(tag)] or ([] if tags else ["no tag given"])
     if problems:
@@ -10932,7 +10944,7 @@ def delete_image(ref_text: str, *, insecure: bool = False, environ=None, session
     """Delete the manifest ``ref_text`` names (NAME:TAG or NAME@DIGEST; no default tag: a delete names
     what it deletes) and return its digest. A tag is resolved to its digest first, and the manifest is
     deleted by digest, as the spec asks: every tag of that manifest goes with it."""
-    ref = Reference.parse(ref_text, default_tag=None)
+    ref = registry_reference(ref_text, default_tag=None)
     if not ref.tag and not ref.digest:
         raise UsageError("say what to delete: %s:TAG or %s@sha256:... (delete has no default tag)"
                          % (ref.familiar_name, ref.familiar_name))
