@@ -1357,6 +1357,17 @@ def valid_host(text: str) -> bool:
 # skopeo's and podman's transport prefixes, and what zeroimage reads in their place: a registry
 # reference as it is ("reference"), a path by its look ("path": an archive, or a layout directory),
 # build's --from docker-daemon:NAME ("engine"), or nothing ("none").
+# What an archive's name ends in (before an optional :NAME): the one list for Targets' looks_like_path
+# and for what a skopeo transport word says to write instead (``transport_word``).
+ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.xz", ".txz", ".tar.bz2", ".tbz2", ".oci")
+
+
+def has_archive_suffix(text: str) -> bool:
+    """Whether ``text`` ends in one of ARCHIVE_SUFFIXES, or does before its first ':' (``app.tar:1``)."""
+    lowered = text.lower()
+    return lowered.endswith(ARCHIVE_SUFFIXES) or lowered.split(":", 1)[0].endswith(ARCHIVE_SUFFIXES)
+
+
 _TRANSPORTS = (("docker://", "reference"), ("oci-archive:", "path"), ("docker-archive:", "path"),
                ("oci:", "path"), ("docker-daemon:", "engine"), ("containers-storage:", "none"), ("dir:", "none"))
 
@@ -1372,7 +1383,7 @@ def transport_word(text: str) -> Optional[Tuple[str, str, str]]:
             if rest.startswith("//") and prefix != "docker://":
                 return None         # oci://HOST/x is a URL's habit: Reference.parse says so
             if kind == "path" and not rest.startswith(("/", "./", "../", "~")) and (
-                    prefix == "oci:" or not re.search(r"(?i)\.(tar|tgz|txz|tbz2|oci)(\.(gz|xz|bz2))?(:|\Z)", rest)):
+                    prefix == "oci:" or not has_archive_suffix(rest)):
                 rest = "./" + rest          # a layout directory, or an archive of another name: a path by its look
             return prefix, kind, rest
     return None
@@ -9234,8 +9245,6 @@ def _push_blob(session: "Session", registry: Registry, repository: str, blob: Bl
 
 # ---- Targets ----
 
-ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.xz", ".txz", ".tar.bz2", ".tbz2", ".oci")
-
 
 def looks_like_path(text: str) -> bool:
     """Whether ``text``, where a path on disk or a registry reference may stand, is a path: it starts
@@ -9247,7 +9256,7 @@ def looks_like_path(text: str) -> bool:
         return False        # a transport word (oci-archive:app.tar) is neither: Reference.parse says what to write
     lowered = text.lower()
     return lowered in (".", "..") or lowered.startswith(("/", "./", "../", "~")) or _host_path_start(text) or \
-        lowered.endswith(ARCHIVE_SUFFIXES) or lowered.split(":", 1)[0].endswith(ARCHIVE_SUFFIXES)
+        has_archive_suffix(text)
 
 
 def _host_path_start(text: str) -> bool:

@@ -873,6 +873,17 @@ def test_skopeo_transport_words_are_refused_with_what_to_write(tmp_path, capsys,
     assert "insecure" not in err and "bad registry host" not in err and "no such file" not in err, err
 
 
+@pytest.mark.parametrize("word", ["oci-archive:app.tar", "oci-archive:App.TAR:1", "oci-archive:app.oci.gz",
+                                  "docker-archive:save.tgz.xz", "docker-archive:save", "oci:lay", "oci:lay.tar",
+                                  "oci-archive:dist/app.tgz:2", "docker-archive:x.tar.gz:a:1"])
+def test_what_a_transport_word_says_to_write_is_read_as_a_path(word):
+    # one rule for "an archive by its look" (ARCHIVE_SUFFIXES): the advice for oci-archive:app.oci.gz
+    # was "write app.oci.gz", which looks_like_path does not take, so it was asked of Docker Hub
+    prefix, kind, rest = zeroimage.transport_word(word)
+    assert kind == "path" and zeroimage.looks_like_path(rest), rest
+    assert rest.lstrip("./") == word[len(prefix):].lstrip("./")
+
+
 def test_what_a_transport_refusal_says_to_write_works(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(str(tmp_path))
     (tmp_path / "p").write_bytes(make_elf(62))
