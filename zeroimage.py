@@ -13,7 +13,7 @@ from registries or archives, builds multi-platform indexes, and handles registry
 credentials as Docker does.  One module, standard library only: copy this file
 into your project and ``import zeroimage``, or run it.
 
-As a library: every operation (``build``, ``pull``, ``push_archive``, ``inspect``,
+As a library: every operation (``build``, ``pull``, ``push_archive``, ``copy``, ``inspect``,
 ``login``, ``logout``, ``check_auth``, ``list_tags``, ``resolve_digest``, ``tag_image``,
 ``delete_image``) takes an optional ``session=``: a ``Session``
 holds the environment, the display (progress and log lines), the registry clients
