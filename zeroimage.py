@@ -9940,15 +9940,12 @@ def _check_build_options(options: BuildOptions) -> None:
                     "each platform can be given once: %s is given twice" % platform_i)
     if base is not None and base_archive is not None:
         raise UsageError("give `base` or `base_archive`, not both")
-    if base is not None and looks_like_path(base):
-        raise UsageError("`base` %s looks like a path; a base on disk is `base_archive` %s" % (base, base))
-    if push is not None:
+    if base is not None:        # (Targets reads each word as the CLI's --from, --from-archive and --push do)
+        check_base(base)
+    if base_archive is not None:
+        check_base_archive(base_archive)
+    if push is not None:        # a malformed reference is found before anything is read
         registry_reference(push)
-    for reference in (base, push):      # a malformed reference is found before anything is read
-        if reference is not None and reference.startswith(DAEMON_BASE):
-            Reference.parse(reference[len(DAEMON_BASE):])
-        elif reference not in (None, "scratch"):
-            Reference.parse(reference)
     if push is not None and output is not None:
         raise UsageError("give `push` or `output`, not both")
     if push is not None and tag is not None and Reference.parse(tag) != Reference.parse(push).replace(digest=None):

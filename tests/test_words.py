@@ -884,6 +884,29 @@ def test_what_a_transport_word_says_to_write_is_read_as_a_path(word):
     assert rest.lstrip("./") == word[len(prefix):].lstrip("./")
 
 
+SAME_WORDS = [("base", "--from", "app.tar"), ("base", "--from", "./x.tar"), ("base", "--from", "oci-archive:x.tar"),
+              ("base", "--from", "docker://h.example/x:1"), ("base", "--from", "containers-storage:app"),
+              ("base", "--from", "docker-daemon:"), ("base_archive", "--from-archive", "docker-daemon:app:1"),
+              ("base_archive", "--from-archive", "dir:lay"), ("base_archive", "--from-archive", "docker://h.example/x:1"),
+              ("base_archive", "--from-archive", "oci-archive:app.tar"), ("push", "--push", "docker://h.example/x:1"),
+              ("push", "--push", "http://h.example/x")]
+
+
+@pytest.mark.parametrize("field, flag, word", SAME_WORDS, ids=["%s %s" % (f, w) for _, f, w in SAME_WORDS])
+def test_build_reads_a_base_or_push_word_as_the_cli_does(tmp_path, capsys, monkeypatch, field, flag, word):
+    # one reading (Targets' check_base, check_base_archive, registry_reference), one message: the
+    # library said `base` ./x.tar looks like a path ... in a wording of its own, and took
+    # base_archive=docker-daemon:app:1 to the disk
+    monkeypatch.chdir(str(tmp_path))
+    (tmp_path / "p").write_bytes(make_elf(62))
+    code, out, err = run(capsys, "build", flag, word, "p")
+    assert code == 2 and out == "", err
+    with pytest.raises(zeroimage.ZeroImageError) as caught:
+        zeroimage.build(zeroimage.BuildOptions("p", **{field: word}), environ={"SOURCE_DATE_EPOCH": "0"})
+    assert caught.value.exit_code == 2 and zeroimage._cli_words()(str(caught.value)) in err, (str(caught.value), err)
+    assert os.listdir(str(tmp_path)) == ["p"]
+
+
 def test_what_a_transport_refusal_says_to_write_works(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(str(tmp_path))
     (tmp_path / "p").write_bytes(make_elf(62))
