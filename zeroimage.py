@@ -13,7 +13,7 @@ from registries or archives, builds multi-platform indexes, and handles registry
 credentials as Docker does.  One module, standard library only: copy this file
 into your project and ``import zeroimage``, or run it.
 
-As a library: every operation (``build``, ``pull``, ``push_archive``, ``inspect``,
+As a library: every operation (``build``, ``pull``, ``push_archive``, ``copy``, ``inspect``,
 ``login``, ``logout``, ``check_auth``, ``list_tags``, ``resolve_digest``, ``tag_image``,
 ``delete_image``) takes an optional ``session=``: a ``Session``
 holds the environment, the display (progress and log lines), the registry clients
@@ -1357,6 +1357,17 @@ def valid_host(text: str) -> bool:
 # skopeo's and podman's transport prefixes, and what zeroimage reads in their place: a registry
 # reference as it is ("reference"), a path by its look ("path": an archive, or a layout directory),
 # build's --from docker-daemon:NAME ("engine"), or nothing ("none").
+# What an archive's name ends in (before an optional :NAME): the one list for Targets' looks_like_path
+# and for what a skopeo transport word says to write instead (``transport_word``).
+ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.xz", ".txz", ".tar.bz2", ".tbz2", ".oci")
+
+
+def has_archive_suffix(text: str) -> bool:
+    """Whether ``text`` ends in one of ARCHIVE_SUFFIXES, or does before its first ':' (``app.tar:1``)."""
+    lowered = text.lower()
+    return lowered.endswith(ARCHIVE_SUFFIXES) or lowered.split(":", 1)[0].endswith(ARCHIVE_SUFFIXES)
+
+
 _TRANSPORTS = (("docker://", "reference"), ("oci-archive:", "path"), ("docker-archive:", "path"),
                ("oci:", "path"), ("docker-daemon:", "engine"), ("containers-storage:", "none"), ("dir:", "none"))
 
@@ -1372,7 +1383,7 @@ def transport_word(text: str) -> Optional[Tuple[str, str, str]]:
             if rest.startswith("//") and prefix != "docker://":
                 return None         # oci://HOST/x is a URL's habit: Reference.parse says so
             if kind == "path" and not rest.startswith(("/", "./", "../", "~")) and (
-                    prefix == "oci:" or not re.search(r"(?i)\.(tar|tgz|txz|tbz2|oci)(\.(gz|xz|bz2))?(:|\Z)", rest)):
+                    prefix == "oci:" or not has_archive_suffix(rest)):
                 rest = "./" + rest          # a layout directory, or an archive of another name: a path by its look
             return prefix, kind, rest
     return None
@@ -2610,10 +2621,36 @@ def user_problem(user: str) -> Optional[str]:
     return None
 
 
+def _check_image_option_shapes(options) -> None:
+    """Each ImageOptions field of the shape its annotation says (a caller's value, checked at the border:
+    what is read from it later assumes it)."""
+    if not isinstance(options, ImageOptions):
+        raise UsageError("BuildOptions.image is an ImageOptions, not %s" % outside_text(repr(options), 100))
+
+    def sequence(value) -> bool:
+        return isinstance(value, (list, tuple))
+
+    for name in ("env", "labels", "annotations", "add"):
+        value = getattr(options, name)
+        if not sequence(value) or not all(sequence(pair) and len(pair) == 2 for pair in value):
+            raise UsageError("`%s` is a list of %s pairs, not %s" % (
+                name, "(host path, image path)" if name == "add" else "(KEY, VALUE)", outside_text(repr(value), 100)))
+    for name in ("cmd", "expose"):
+        value = getattr(options, name)
+        if not (value is None and name == "cmd") and (not sequence(value) or
+                                                      not all(isinstance(item, str) for item in value)):
+            raise UsageError("`%s` is a list of strings, not %s" % (name, outside_text(repr(value), 100)))
+    for name in ("user", "workdir"):
+        value = getattr(options, name)
+        if value is not None and not isinstance(value, str):
+            raise UsageError("`%s` is a string, not %s" % (name, outside_text(repr(value), 100)))
+
+
 def check_image_options(options: "ImageOptions") -> None:
     """Refuse (UsageError) what ImageOptions asks that no valid image can hold: an environment
     variable a runtime cannot pass, a label or annotation key the OCI reserves, a time that is not
-    RFC 3339."""
+    RFC 3339. A field of the wrong shape (``env="A=b"``, ``cmd="serve"``) is a one-line UsageError too."""
+    _check_image_option_shapes(options)
     texts = [("`env`", text) for pair in options.env for text in pair]
     texts += [(option, text) for option, pairs in (("`labels`", options.labels), ("`annotations`", options.annotations))
               for pair in pairs for text in pair]
@@ -9208,8 +9245,6 @@ def _push_blob(session: "Session", registry: Registry, repository: str, blob: Bl
 
 # ---- Targets ----
 
-ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.xz", ".txz", ".tar.bz2", ".tbz2", ".oci")
-
 
 def looks_like_path(text: str) -> bool:
     """Whether ``text``, where a path on disk or a registry reference may stand, is a path: it starts
@@ -9221,7 +9256,7 @@ def looks_like_path(text: str) -> bool:
         return False        # a transport word (oci-archive:app.tar) is neither: Reference.parse says what to write
     lowered = text.lower()
     return lowered in (".", "..") or lowered.startswith(("/", "./", "../", "~")) or _host_path_start(text) or \
-        lowered.endswith(ARCHIVE_SUFFIXES) or lowered.split(":", 1)[0].endswith(ARCHIVE_SUFFIXES)
+        has_archive_suffix(text)
 
 
 def _host_path_start(text: str) -> bool:
@@ -9325,10 +9360,20 @@ def _archive_stem(path: str) -> str:
 # -- tags, digest, tag, delete --
 
 
+def registry_reference(text: str, default_tag: Optional[str] = "latest") -> Reference:
+    """A word only a registry reference may be (what pull, push_archive, check_auth, tag_image,
+    delete_image and build's ``push`` name): text that looks like a path (``looks_like_path``) is a
+    UsageError, never asked of Docker Hub as docker.io/library/app.tar."""
+    if isinstance(text, str) and looks_like_path(text):
+        raise UsageError("%s looks like a path; a registry image is wanted here, like registry.example.com/app:1"
+                         % outside_text(repr(text), 200))
+    return Reference.parse(text, default_tag)
+
+
 def repository_reference(text: str) -> Reference:
     """A repository as ``tags`` takes it: a name without tag or digest (as ``crane ls``: a tag there is
     more likely a mistake than a wish to have it ignored)."""
-    ref = Reference.parse(text, default_tag=None)
+    ref = registry_reference(text, default_tag=None)
     if ref.tag or ref.digest:
         raise UsageError("%s names an image, not a repository: give the repository alone (%s), without "
                          "a tag or digest" % (outside_text(text, 200), ref.familiar_name))
@@ -9371,6 +9416,8 @@ def check_base_archive(word: str) -> str:
         _, kind, rest = said
         if kind == "path":
             raise UsageError("%s is skopeo's transport syntax; write `base_archive=%s`" % (word, rest))
+        if kind == "none" and not said[0].startswith("containers-storage"):
+            raise UsageError(transport_problem(word))      # (dir:DIR is no engine's image: skopeo's own format)
         raise UsageError("%s is skopeo's transport syntax; a base %s is `base=%s`" % (
             word, "in a registry" if kind == "reference" else "from the local engine",
             rest if kind == "reference" else DAEMON_BASE + rest))
@@ -9893,13 +9940,12 @@ def _check_build_options(options: BuildOptions) -> None:
                     "each platform can be given once: %s is given twice" % platform_i)
     if base is not None and base_archive is not None:
         raise UsageError("give `base` or `base_archive`, not both")
-    if base is not None and looks_like_path(base):
-        raise UsageError("`base` %s looks like a path; a base on disk is `base_archive` %s" % (base, base))
-    for reference in (base, push):      # a malformed reference is found before anything is read
-        if reference is not None and reference.startswith(DAEMON_BASE):
-            Reference.parse(reference[len(DAEMON_BASE):])
-        elif reference not in (None, "scratch"):
-            Reference.parse(reference)
+    if base is not None:        # (Targets reads each word as the CLI's --from, --from-archive and --push do)
+        check_base(base)
+    if base_archive is not None:
+        check_base_archive(base_archive)
+    if push is not None:        # a malformed reference is found before anything is read
+        registry_reference(push)
     if push is not None and output is not None:
         raise UsageError("give `push` or `output`, not both")
     if push is not None and tag is not None and Reference.parse(tag) != Reference.parse(push).replace(digest=None):
@@ -9995,9 +10041,40 @@ def _given_build_options(options, args: tuple, keywords: dict) -> BuildOptions:
     return options
 
 
+# BuildOptions' fields that are not what their annotation says would fail deep inside build() (an
+# AttributeError from a str given for a Platform): each is checked first, by this table: the field ->
+# (the types it takes, what the message says it is). Paths may be os.PathLike (taken as str).
+_PATH_TYPES = (str, os.PathLike)
+_OPTION_TYPES = {
+    "output": (_PATH_TYPES, "a path"), "base": ((str,), "a string"), "base_archive": (_PATH_TYPES, "a path"),
+    "platform": ((Platform,), "a Platform (Platform.parse('linux/arm64'))"), "target": ((str,), "a string"),
+    "tag": ((str,), "a string"), "push": ((str,), "a string"), "load": ((bool,), "True or False"),
+    "output_format": ((str,), "a string"), "media_types": ((str,), "a string"),
+    "compression": ((str, Compression), "a string or a Compression"), "ca_bundle": (_PATH_TYPES, "a path"),
+    "sbom": ((bool,), "True or False"), "platform_check": ((bool,), "True or False"),
+    "build_info": ((bool,), "True or False"),
+}
+
+
+def _checked_option_types(options: BuildOptions) -> BuildOptions:
+    """``options`` with its paths as str, once each field in ``_OPTION_TYPES`` has a type it takes
+    (None stands for the default, where that is None); UsageError naming the field otherwise."""
+    for name, (types, said) in _OPTION_TYPES.items():
+        value = getattr(options, name)
+        default = BuildOptions._field_defaults[name]
+        if (value is None and default is None) or isinstance(value, types):
+            continue
+        if name == "compression" and (value is None or isinstance(value, int) and not isinstance(value, bool)):
+            continue        # (the default, or a gzip level, as before: Compression.of takes them)
+        raise UsageError("`%s` is %s, not %s" % (name, said, outside_text(repr(value), 100)))
+    return options._replace(**{name: os.fspath(getattr(options, name)) for name, (types, _) in _OPTION_TYPES.items()
+                               if types is _PATH_TYPES and getattr(options, name) is not None})
+
+
 def _build_plan(options: BuildOptions) -> _BuildPlan:
     """Every check of what build() is asked that can fail before anything is read or written, and
     what follows from it: the program's path in the image, the output, the image's name."""
+    options = _checked_option_types(options)
     _check_build_options(options)
     compression = Compression.of(options.compression, options.compression_level).check()
     if media_type_family(options.media_types) is DOCKER_FAMILY and \
@@ -10287,7 +10364,7 @@ def pull(ref_text: str, output: Optional[str] = None, *, platform=None, all_plat
     (``"-"``: standard output), or (``load``) send it to the local container engine: by default
     the image for the engine's platform. ``platform`` is one Platform, or several: then the archive
     holds a new index of their images (``read_selection``)."""
-    ref = Reference.parse(ref_text)
+    ref = registry_reference(ref_text)
     platforms = _platform_list(platform)
     if load and (output is not None or all_platforms or len(platforms or ()) > 1):
         raise UsageError("`load` sends one image to the container engine; give it without `output`, `all_platforms` "
@@ -10317,7 +10394,7 @@ def push_archive(spec: str, ref_text: str, *, media_types: Optional[str] = None,
     byte; with ``media_types`` ("docker" or "oci"), manifests re-encoded in that family on the way
     (``convert_family``: layer and config blobs unchanged, so only manifest digests change).
     ``referrers``: what refers to the images in the archive (``build --sbom``'s SBOMs) goes too."""
-    ref = Reference.parse(ref_text)
+    ref = registry_reference(ref_text)
     family = media_type_family(media_types)
     with _session_for(session, insecure, environ) as session, contextlib.ExitStack() as stack:
         sink = RegistrySink(session, ref, keep_family=family is not None)
@@ -10755,7 +10832,7 @@ def check_auth(ref_text: str, *, push: bool = False, insecure: bool = False, env
 
     The push check opens an upload session and cancels it.
     """
-    ref = Reference.parse(ref_text)
+    ref = registry_reference(ref_text)
     result = {}
     with _session_for(session, insecure, environ) as session:
         registry = session.registry(ref.registry)
@@ -10847,7 +10924,7 @@ def tag_image(ref_text: str, tags: Sequence[str], *, insecure: bool = False, env
     """Put the manifest (or index) ``ref_text`` names under more ``tags`` of its repository: the same
     bytes and media type, so the same digest, and nothing else is uploaded. Returns
     ``REGISTRY/NAME:TAG@DIGEST`` for each tag."""
-    ref = Reference.parse(ref_text)
+    ref = registry_reference(ref_text)
     tags = [tags] if isinstance(tags, str) else list(dict.fromkeys(tags))     # each tag once
     problems = [tag_problem(tag) for tag in tags if tag_problem(tag)] or ([] if tags else ["no tag given"])
     if problems:
@@ -10873,7 +10950,7 @@ def delete_image(ref_text: str, *, insecure: bool = False, environ=None, session
     """Delete the manifest ``ref_text`` names (NAME:TAG or NAME@DIGEST; no default tag: a delete names
     what it deletes) and return its digest. A tag is resolved to its digest first, and the manifest is
     deleted by digest, as the spec asks: every tag of that manifest goes with it."""
-    ref = Reference.parse(ref_text, default_tag=None)
+    ref = registry_reference(ref_text, default_tag=None)
     if not ref.tag and not ref.digest:
         raise UsageError("say what to delete: %s:TAG or %s@sha256:... (delete has no default tag)"
                          % (ref.familiar_name, ref.familiar_name))
@@ -11678,11 +11755,11 @@ def cmd_inspect(args, session: Session) -> int:
 def _read_as_hint(args) -> str:
     """For an error from a registry: how a word that looks like a mistyped file name (``hello.tr``: no
     slash, an extension, no such file here) was read: as a Docker Hub image. (A file of that name that
-    is here gets ``_note_on_disk``'s note.)"""
+    is here gets ``_note_on_disk``'s note; a word that looks like a path, ``c.tar``, was read as one.)"""
     for field in ("target", "src", "dst", "ref", "base"):
         word = getattr(args, field, None)
         if not isinstance(word, str) or not re.fullmatch(r"[^/:@]+\.[A-Za-z][A-Za-z0-9]{0,5}", word) \
-                or os.path.lexists(word):
+                or os.path.lexists(word) or looks_like_path(word):
             continue
         try:
             ref = Reference.parse(word)

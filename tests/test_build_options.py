@@ -227,3 +227,44 @@ def test_the_readme_library_examples_use_build_options_and_run(tmp_path, monkeyp
     out = capsys.readouterr().out
     assert re.search(r"^sha256:[0-9a-f]{64}$", out, re.M)        # print(result.digest)
     assert "linux/arm64" in out                                 # print(zeroimage.inspect(...))
+
+
+# A field of the wrong type is one line naming it, said before anything is read (never an AttributeError
+# from deep inside build()); paths may be os.PathLike.
+WRONG_TYPES = [
+    ({"platform": "linux/amd64"}, "`platform` is a Platform"),
+    ({"base": 3}, "`base` is a string, not 3"),
+    ({"tag": ["app:1"]}, "`tag` is a string"),
+    ({"target": 5}, "`target` is a string"),
+    ({"output": 7}, "`output` is a path, not 7"),
+    ({"load": "yes"}, "`load` is True or False, not 'yes'"),
+    ({"sbom": "no"}, "`sbom` is True or False"),
+    ({"platform_check": "False"}, "`platform_check` is True or False"),
+    ({"build_info": None}, "`build_info` is True or False, not None"),
+    ({"compression": ["gzip"]}, "`compression` is a string or a Compression"),
+    ({"image": {"env": []}}, "BuildOptions.image is an ImageOptions"),
+    ({"image": ImageOptions(env="A=b")}, "`env` is a list of (KEY, VALUE) pairs, not 'A=b'"),
+    ({"image": ImageOptions(labels=[("a", "b", "c")])}, "`labels` is a list of (KEY, VALUE) pairs"),
+    ({"image": ImageOptions(add=("static", "/srv"))}, "`add` is a list of (host path, image path) pairs"),
+    ({"image": ImageOptions(cmd="serve")}, "`cmd` is a list of strings, not 'serve'"),
+    ({"image": ImageOptions(expose=8080)}, "`expose` is a list of strings"),
+    ({"image": ImageOptions(user=0)}, "`user` is a string, not 0"),
+]
+
+
+@pytest.mark.parametrize("fields, said", WRONG_TYPES, ids=[sorted(f)[0] + ":" + s for f, s in WRONG_TYPES])
+def test_a_field_of_the_wrong_type_is_one_line_naming_it(tmp_path, programs, fields, said):
+    out = str(tmp_path / "x.tar")
+    with pytest.raises(zeroimage.UsageError) as caught:
+        zeroimage.build(BuildOptions(programs["linux/amd64"], out, base="scratch")._replace(**fields), environ=EPOCH)
+    assert said in str(caught.value) and "\n" not in str(caught.value), str(caught.value)
+    assert not os.path.exists(out)
+
+
+def test_paths_may_be_path_objects(tmp_path, programs):
+    import pathlib
+    as_str = zeroimage.build(BuildOptions(programs["linux/amd64"], str(tmp_path / "a.tar"), base="scratch"),
+                             environ=EPOCH)
+    as_path = zeroimage.build(BuildOptions(pathlib.Path(programs["linux/amd64"]), tmp_path / "b.tar", base="scratch"),
+                              environ=EPOCH)
+    assert as_path.digest == as_str.digest and as_path.path == str(tmp_path / "b.tar")

@@ -116,3 +116,19 @@ def test_build_zipapp_tells_the_size_of_the_module_it_compiles():
         said = re.search(r"about (\d+),000 lines", f.read())
     assert said, "build_zipapp.py's docstring no longer says the module's size"
     assert abs(int(said.group(1)) * 1000 - len(_source().splitlines())) <= 1000
+
+
+
+def test_the_docstring_names_every_operation_that_takes_a_session():
+    """Each command's library function (``copy`` was left out) is in the docstring's list, and takes
+    ``session=`` as the list says."""
+    import argparse
+    import inspect
+    said = zeroimage.__doc__.split("As a library:", 1)[1].split("takes an optional", 1)[0]
+    listed = set(re.findall(r"``(\w+)``", said))
+    commands = next(a for a in zeroimage.build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    function_of = {verb: function for function, verb in zeroimage._CLI_VERBS.items()}
+    operations = {function_of.get(verb, verb.replace("-", "_")) for verb in commands.choices}
+    assert listed == operations, (sorted(operations - listed), sorted(listed - operations))
+    for name in operations:
+        assert "session" in inspect.signature(getattr(zeroimage, name)).parameters, name

@@ -141,6 +141,33 @@ def test_a_path_where_a_reference_belongs_is_a_usage_error(tmp_path, args, words
     assert r.returncode == 2 and words in r.stderr and "Traceback" not in r.stderr, r.stderr
 
 
+# The library reads these words as the CLI does: a path where only a registry reference belongs is a
+# UsageError, never a request to Docker Hub for docker.io/library/app.tar (HTTPS_PROXY is a dead port
+# here: a call that went to the network would fail with NetworkError instead).
+LIBRARY_PATHS = [
+    ("pull", lambda: zeroimage.pull("alpine.tar", "out.tar")),
+    ("push_archive", lambda: zeroimage.push_archive("app.tar", "./out")),
+    ("check_auth", lambda: zeroimage.check_auth("~/x.tar")),
+    ("tag_image", lambda: zeroimage.tag_image("app.tar", ["2"])),
+    ("delete_image", lambda: zeroimage.delete_image("../app.tar")),
+    ("list_tags", lambda: zeroimage.list_tags("app.oci")),
+    ("build push", lambda: zeroimage.build(zeroimage.BuildOptions("prog", base="scratch", push="app.tar"))),
+]
+
+
+@pytest.mark.parametrize("call", [c for _, c in LIBRARY_PATHS], ids=[n for n, _ in LIBRARY_PATHS])
+def test_a_path_where_a_reference_belongs_is_a_usage_error_in_the_library_too(tmp_path, monkeypatch, call):
+    monkeypatch.chdir(str(tmp_path))
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    (tmp_path / "prog").write_bytes(make_elf(62))
+    (tmp_path / "app.tar").write_bytes(b"")
+    with pytest.raises(zeroimage.UsageError, match="looks like a path; a registry image is wanted here"):
+        call()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["app.tar", "prog"]
+
+
 # ---- a layout is read for what was asked ----
 
 

@@ -453,6 +453,21 @@ def test_a_word_read_as_a_docker_hub_image_that_looks_like_a_file_says_so(tmp_pa
         word, word, word)), err
 
 
+@pytest.mark.parametrize("argv", [["copy", "alpine:3.19", "out.tar"], ["copy", "hello.tr", "out.tar"],
+                                  ["copy", "alpine:3.19", "out.oci:app:1"]])
+def test_an_archive_written_is_never_said_to_be_read_as_an_image(tmp_path, capsys, monkeypatch, argv):
+    # copy's DST out.tar looks like a path, so it is the archive to write: the registry error of SRC
+    # must not say "read 'out.tar' as the image docker.io/library/out.tar:latest" (it was not)
+    monkeypatch.chdir(str(tmp_path))
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")      # Docker Hub unreachable: no network in tests
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    code, out, err = run(capsys, *argv)
+    assert code == 1 and out == "" and len(err.splitlines()) == 1, err
+    assert "out." not in err, err
+    assert ("(read 'hello.tr' as the image" in err) == (argv[1] == "hello.tr"), err
+
+
 @pytest.mark.parametrize("argv", [["inspect", "alpine:3.19"], ["inspect", "python3.12"], ["pull", "alpine"]])
 def test_a_plain_image_name_gets_no_such_hint(tmp_path, capsys, monkeypatch, argv):
     monkeypatch.chdir(str(tmp_path))
@@ -824,6 +839,8 @@ TRANSPORTS = [
     (["build", "--from-archive", "oci-archive:app.tar:1.0", "p"], "write --from-archive app.tar:1.0"),
     (["build", "--from-archive", "docker://h.example/x:1", "p"], "a base in a registry is --from h.example/x:1"),
     (["build", "--from-archive", "docker-daemon:app:1", "p"], "is --from docker-daemon:app:1"),
+    (["build", "--from-archive", "dir:lay", "p"], "skopeo copy dir:lay oci-archive:NAME.tar"),
+    (["build", "--from-archive", "containers-storage:app:1", "p"], "is --from docker-daemon:app:1"),
     (["build", "--push", "docker://h.example/x:1", "p"], "write h.example/x:1"),
     (["push", "oci-archive:app.tar", "h.example/x:1"], "write app.tar"),
     (["push", "app.tar", "docker://h.example/x:1"], "write h.example/x:1"),
@@ -854,6 +871,40 @@ def test_skopeo_transport_words_are_refused_with_what_to_write(tmp_path, capsys,
     assert code == 2 and out == "" and len(err.splitlines()) == 2, err
     assert said in err and "skopeo's transport syntax" in err, err
     assert "insecure" not in err and "bad registry host" not in err and "no such file" not in err, err
+
+
+@pytest.mark.parametrize("word", ["oci-archive:app.tar", "oci-archive:App.TAR:1", "oci-archive:app.oci.gz",
+                                  "docker-archive:save.tgz.xz", "docker-archive:save", "oci:lay", "oci:lay.tar",
+                                  "oci-archive:dist/app.tgz:2", "docker-archive:x.tar.gz:a:1"])
+def test_what_a_transport_word_says_to_write_is_read_as_a_path(word):
+    # one rule for "an archive by its look" (ARCHIVE_SUFFIXES): the advice for oci-archive:app.oci.gz
+    # was "write app.oci.gz", which looks_like_path does not take, so it was asked of Docker Hub
+    prefix, kind, rest = zeroimage.transport_word(word)
+    assert kind == "path" and zeroimage.looks_like_path(rest), rest
+    assert rest.lstrip("./") == word[len(prefix):].lstrip("./")
+
+
+SAME_WORDS = [("base", "--from", "app.tar"), ("base", "--from", "./x.tar"), ("base", "--from", "oci-archive:x.tar"),
+              ("base", "--from", "docker://h.example/x:1"), ("base", "--from", "containers-storage:app"),
+              ("base", "--from", "docker-daemon:"), ("base_archive", "--from-archive", "docker-daemon:app:1"),
+              ("base_archive", "--from-archive", "dir:lay"), ("base_archive", "--from-archive", "docker://h.example/x:1"),
+              ("base_archive", "--from-archive", "oci-archive:app.tar"), ("push", "--push", "docker://h.example/x:1"),
+              ("push", "--push", "http://h.example/x")]
+
+
+@pytest.mark.parametrize("field, flag, word", SAME_WORDS, ids=["%s %s" % (f, w) for _, f, w in SAME_WORDS])
+def test_build_reads_a_base_or_push_word_as_the_cli_does(tmp_path, capsys, monkeypatch, field, flag, word):
+    # one reading (Targets' check_base, check_base_archive, registry_reference), one message: the
+    # library said `base` ./x.tar looks like a path ... in a wording of its own, and took
+    # base_archive=docker-daemon:app:1 to the disk
+    monkeypatch.chdir(str(tmp_path))
+    (tmp_path / "p").write_bytes(make_elf(62))
+    code, out, err = run(capsys, "build", flag, word, "p")
+    assert code == 2 and out == "", err
+    with pytest.raises(zeroimage.ZeroImageError) as caught:
+        zeroimage.build(zeroimage.BuildOptions("p", **{field: word}), environ={"SOURCE_DATE_EPOCH": "0"})
+    assert caught.value.exit_code == 2 and zeroimage._cli_words()(str(caught.value)) in err, (str(caught.value), err)
+    assert os.listdir(str(tmp_path)) == ["p"]
 
 
 def test_what_a_transport_refusal_says_to_write_works(tmp_path, capsys, monkeypatch):
