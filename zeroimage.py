@@ -10059,16 +10059,16 @@ _OPTION_TYPES = {
 def _checked_option_types(options: BuildOptions) -> BuildOptions:
     """``options`` with its paths as str, once each field in ``_OPTION_TYPES`` has a type it takes
     (None stands for the default, where that is None); UsageError naming the field otherwise."""
-    for name, (types, said) in _OPTION_TYPES.items():
+    for name, (taken, said) in _OPTION_TYPES.items():
         value = getattr(options, name)
         default = BuildOptions._field_defaults[name]
-        if (value is None and default is None) or isinstance(value, types):
+        if (value is None and default is None) or isinstance(value, taken):
             continue
         if name == "compression" and (value is None or isinstance(value, int) and not isinstance(value, bool)):
             continue        # (the default, or a gzip level, as before: Compression.of takes them)
         raise UsageError("`%s` is %s, not %s" % (name, said, outside_text(repr(value), 100)))
-    return options._replace(**{name: os.fspath(getattr(options, name)) for name, (types, _) in _OPTION_TYPES.items()
-                               if types is _PATH_TYPES and getattr(options, name) is not None})
+    return options._replace(**{name: os.fspath(getattr(options, name)) for name, (taken, _) in _OPTION_TYPES.items()
+                               if taken is _PATH_TYPES and getattr(options, name) is not None})
 
 
 def _build_plan(options: BuildOptions) -> _BuildPlan:
