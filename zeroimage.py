@@ -11494,12 +11494,9 @@ def _port_arg(text: str) -> str:
     return "%d/%s" % (int(port), proto)
 
 
-def _checked_arg(check: Callable[[str], object], errors=(InvalidReferenceError,), path_hint: Optional[str] = None):
-    """An argparse type: the text as it is once ``check(text)`` passes (its errors become argparse's);
-    with ``path_hint``, text that looks like a path is refused first, saying what is wanted instead."""
+def _checked_arg(check: Callable[[str], object], errors=(InvalidReferenceError,)):
+    """An argparse type: the text as it is once ``check(text)`` passes (its errors become argparse's)."""
     def checked(text: str) -> str:
-        if path_hint and looks_like_path(text):
-            raise argparse.ArgumentTypeError("%r looks like a path; %s" % (text, path_hint))
         try:
             check(text)
         except errors as e:
@@ -11509,10 +11506,9 @@ def _checked_arg(check: Callable[[str], object], errors=(InvalidReferenceError,)
 
 
 _registry_arg = _checked_arg(registry_host)
-_reference_arg = _checked_arg(Reference.parse, path_hint="REF is an image in a registry, like registry.example.com/app:1")
+_reference_arg = _checked_arg(registry_reference, (InvalidReferenceError, UsageError))
 _copy_dst_arg = _checked_arg(copy_destination, ZeroImageError)
-_repository_arg = _checked_arg(repository_reference, (InvalidReferenceError, UsageError),
-                               "REPOSITORY is a repository in a registry, like registry.example.com/app")
+_repository_arg = _checked_arg(repository_reference, (InvalidReferenceError, UsageError))
 
 
 def _newtag_arg(text: str) -> str:
