@@ -3298,18 +3298,25 @@ def codec_problem(codec: Codec, verb: str = "decompress") -> Optional[str]:
     return "this Python (%s) has no %s module to %s %s with" % (_python_version(), codec.module, verb, codec.name)
 
 
-def check_layer_readable(desc: dict, what: str) -> Codec:
+def check_codec_readable(codec: Codec, what: str, advice: str = "") -> Codec:
+    """``codec`` when this Python can decompress it; otherwise the one ArchiveError every reader of
+    compressed data says, before any byte of it is read: WHAT is CODEC-compressed and why this Python
+    cannot read it (``codec_problem``), then ``advice``."""
+    problem = codec_problem(codec)
+    if problem:
+        raise ArchiveError("cannot read %s: it is %s-compressed and %s%s" % (what, codec.name, problem, advice))
+    return codec
+
+
+def check_layer_readable(desc: dict, what: str, advice: str = "") -> Codec:
     """The codec of the layer ``desc`` describes, when this Python can read it; ArchiveError otherwise
     (a type that is no layer's, or a compression the standard library here lacks), said before any
     byte of it is read."""
     media_type = desc.get("mediaType") if isinstance(desc, dict) else None
     codec = layer_codec(media_type) if isinstance(media_type, str) else None
     if codec is None:
-        raise ArchiveError("cannot read %s: its type is %s" % (what, outside_text(media_type, 100)))
-    problem = codec_problem(codec)
-    if problem:
-        raise ArchiveError("cannot read %s: it is %s-compressed and %s" % (what, codec.name, problem))
-    return codec
+        raise ArchiveError("cannot read %s: its type is %s%s" % (what, outside_text(media_type, 100), advice))
+    return check_codec_readable(codec, what, advice)
 
 
 def open_layer(desc: dict, raw, what: str):
@@ -7558,9 +7565,7 @@ def _plain_tar_file(path: str):
 
 
 def _decompressed(f, path: str, codec: Codec):
-    problem = codec_problem(codec)
-    if problem:
-        raise ArchiveError("%s is %s-compressed and %s; decompress it first" % (path, codec.name, problem))
+    check_codec_readable(codec, path, "; decompress it first")
     stream = codec_module(codec).open(f, "rb")
     out = tempfile.TemporaryFile(prefix="zeroimage-")
     try:
@@ -7880,10 +7885,11 @@ class _DiffIdCheck:
         self._f, self._diff_id, self._left, self._what = f, diff_id, size, what
         self._hash = _new_hash(parse_digest(diff_id)[0])
         self._codec = codec
-        problem = codec_problem(codec)
-        if problem:
+        try:
+            check_codec_readable(codec, what)
+        except ArchiveError:
             f.close()
-            raise ArchiveError("cannot read %s: it is %s-compressed and %s" % (what, codec.name, problem))
+            raise
         self._inflate = _Inflater(codec, codec_module(codec))
         self._done = False
 
@@ -8221,14 +8227,8 @@ def base_paths(base: BaseImage, wanted: Sequence[str], minimal: Optional[Sequenc
     if not wanted:
         return found
     for desc, _ in base.layers:         # every one is read: each is said unreadable before any is
-        if layer_codec(desc.get("mediaType")) is None:
-            raise ArchiveError("cannot read the base's layer %s (%s) to see what %s is there; put the files "
-                               "at the root instead" % (desc["digest"], desc.get("mediaType"), wanted[0]))
-        problem = codec_problem(layer_codec(desc.get("mediaType")))
-        if problem:
-            raise ArchiveError("cannot read the base's layer %s: it is %s-compressed and %s (it is read to see "
-                               "what %s is there; or put the files at the root)" % (
-                                   desc["digest"], layer_codec(desc.get("mediaType")).name, problem, wanted[0]))
+        check_layer_readable(desc, "the base's layer %s" % desc["digest"], " (it is read to see what the base "
+                             "holds where the new layer adds files; or put the files at the root)")
     for desc, blob in base.layers:
         if cancelled is not None and cancelled.is_set():
             raise CancelledError()
