@@ -439,13 +439,18 @@ def test_every_usage_line_names_the_positionals():
     assert "[PLATFORM=]PROGRAM ...\n" in help_text and "ENTRYPOINT [ENTRYPOINT" not in help_text
 
 
-@pytest.mark.parametrize("argv", [["inspect", "hello.tr"], ["copy", "app.tr", "x.tar"], ["digest", "app.tgzz"],
-                                  ["pull", "-o", "x.tar", "hello.tr"]])
-def test_a_word_read_as_a_docker_hub_image_that_looks_like_a_file_says_so(tmp_path, capsys, monkeypatch, argv):
+@pytest.fixture
+def hub_unreachable(tmp_path, monkeypatch):
+    """In an empty directory, with Docker Hub unreachable (a proxy on a closed port: no network in tests)."""
     monkeypatch.chdir(str(tmp_path))
-    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")      # Docker Hub unreachable: no network in tests
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")
     monkeypatch.delenv("NO_PROXY", raising=False)
     monkeypatch.delenv("no_proxy", raising=False)
+
+
+@pytest.mark.parametrize("argv", [["inspect", "hello.tr"], ["copy", "app.tr", "x.tar"], ["digest", "app.tgzz"],
+                                  ["pull", "-o", "x.tar", "hello.tr"]])
+def test_a_word_read_as_a_docker_hub_image_that_looks_like_a_file_says_so(hub_unreachable, capsys, argv):
     code, out, err = run(capsys, *argv)
     word = [a for a in argv[1:] if "." in a and not a.startswith("x") and a != "-o"][0]
     assert code == 1 and out == "" and len(err.splitlines()) == 1, err
@@ -455,13 +460,9 @@ def test_a_word_read_as_a_docker_hub_image_that_looks_like_a_file_says_so(tmp_pa
 
 @pytest.mark.parametrize("argv", [["copy", "alpine:3.19", "out.tar"], ["copy", "hello.tr", "out.tar"],
                                   ["copy", "alpine:3.19", "out.oci:app:1"]])
-def test_an_archive_written_is_never_said_to_be_read_as_an_image(tmp_path, capsys, monkeypatch, argv):
+def test_an_archive_written_is_never_said_to_be_read_as_an_image(hub_unreachable, capsys, argv):
     # copy's DST out.tar looks like a path, so it is the archive to write: the registry error of SRC
     # must not say "read 'out.tar' as the image docker.io/library/out.tar:latest" (it was not)
-    monkeypatch.chdir(str(tmp_path))
-    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")      # Docker Hub unreachable: no network in tests
-    monkeypatch.delenv("NO_PROXY", raising=False)
-    monkeypatch.delenv("no_proxy", raising=False)
     code, out, err = run(capsys, *argv)
     assert code == 1 and out == "" and len(err.splitlines()) == 1, err
     assert "out." not in err, err
