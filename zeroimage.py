@@ -9269,6 +9269,8 @@ def _host_path_start(text: str) -> bool:
 
 def _split_archive_spec(spec: str) -> Tuple[str, Optional[str]]:
     """``PATH`` or ``PATH:NAME`` (NAME may hold ':' too, as in alpine:3.19); ``~`` is the home directory."""
+    if not spec or spec.startswith(":") and not os.path.lexists(spec):      # "" or ":NAME"
+        raise UsageError("the archive path is empty")
     path, ref_name = os.path.expanduser(spec), None
     whole = path
     colon = len(whole)

@@ -45,7 +45,10 @@ def pytest_collection_modifyitems(config, items):
     shard = config.getoption("--shard")
     if not shard:
         return
-    index, count = (int(part) for part in shard.split("/"))
+    try:
+        index, count = (int(part) for part in shard.split("/"))
+    except ValueError:
+        raise pytest.UsageError("--shard is I/N, like 0/2, not %r" % shard) from None
     if not 0 <= index < count:
         raise pytest.UsageError("--shard I/N needs 0 <= I < N")
     kept = items[index::count]

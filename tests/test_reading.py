@@ -141,6 +141,17 @@ def test_a_path_where_a_reference_belongs_is_a_usage_error(tmp_path, args, words
     assert r.returncode == 2 and words in r.stderr and "Traceback" not in r.stderr, r.stderr
 
 
+@pytest.mark.parametrize("args", [["push", "", "localhost:5000/x"], ["build", "--from-archive", "", "prog"],
+                                  ["build", "--from-archive", ":app:1", "prog"]])
+def test_an_empty_archive_path_is_a_usage_error(tmp_path, args):
+    """An archive word with no path (``push ""``, ``--from-archive ""``) is said so, not ": no such file"."""
+    (tmp_path / "prog").write_bytes(b"x")
+    r = run_cli(*args, cwd=str(tmp_path), env=NO_NETWORK)
+    assert r.returncode == 2 and "the archive path is empty" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    with pytest.raises(zeroimage.UsageError, match="the archive path is empty"):
+        zeroimage._split_archive_spec("")
+
+
 # The library reads these words as the CLI does: a path where only a registry reference belongs is a
 # UsageError, never a request to Docker Hub for docker.io/library/app.tar (HTTPS_PROXY is a dead port
 # here: a call that went to the network would fail with NetworkError instead).

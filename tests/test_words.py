@@ -577,6 +577,22 @@ def test_tests_run_runs_every_interpreter_and_fails_at_the_end(tmp_path, first):
         assert "missing umoci" in r.stderr
 
 
+def test_the_parts_of_a_run_hold_every_test_once():
+    """conftest's --shard I/N (what tests/run runs at once): the parts together are the whole run,
+    none twice, each with its share of every file."""
+    def collected(*extra):
+        r = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
+                            "tests/test_module_map.py", "tests/test_standalone.py"] + list(extra), cwd=ROOT,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, timeout=120)
+        assert r.returncode == 0, r.stdout + r.stderr
+        return [line for line in r.stdout.splitlines() if "::" in line]
+    whole = collected()
+    parts = [collected("--shard", "%d/3" % i) for i in range(3)]
+    assert sorted(sum(parts, [])) == sorted(whole) and len(set(sum(parts, []))) == len(whole)
+    assert all(any("test_module_map" in t for t in part) and any("test_standalone" in t for t in part)
+               for part in parts)
+
+
 @pytest.mark.skipif(os.getuid() != 0, reason="tests/run installs packages only as root")
 def test_tests_run_waits_for_the_package_lists_lock(tmp_path):
     """apt-get update meets the lists' lock (apt-daily at work): tests/run waits and tries again, says
