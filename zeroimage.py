@@ -10276,6 +10276,23 @@ def _read_archive(session: Session, stack: contextlib.ExitStack, spec: str, plat
     return read
 
 
+def read_source(session: Session, stack: contextlib.ExitStack, text: str, platforms,
+                before_layers: Optional[Callable[[Union[Image, ImageIndex]], None]] = None) -> _Read:
+    """What a source word names, read for a sink: an archive or layout (``ARCHIVE[:NAME]``, told
+    apart as ``archive_target`` does) or else a registry reference. The one place every verb that
+    reads an existing image (copy, mutate, append, rebase, export, ...) turns a word into an image:
+    a new kind of source is added here. ``platforms`` as ``read_selection`` takes them;
+    ``before_layers`` as ``_read_archive`` runs it (for a registry it runs once the tree is read)."""
+    if archive_target(text) is not None:
+        return _read_archive(session, stack, text, platforms, before_layers)
+    ref = Reference.parse(text)
+    _note_on_disk(session, text, ref)
+    read = _read_registry(session, ref, platforms)
+    if before_layers is not None:
+        before_layers(read.tree)
+    return read
+
+
 def _checked_then_started(sink, stack: contextlib.ExitStack, where: str, check: bool = True):
     """``before_layers`` for a sink that reaches a registry: what the archive holds is checked as it
     will be written (``check_writable``; not when a conversion comes first, which may mend it), then
@@ -10442,16 +10459,14 @@ def copy(src: str, dst: str, *, platforms=None, referrers: bool = False, insecur
     src_ref, target = _copy_ends(src, dst)
     with _session_for(session, insecure, environ) as session, contextlib.ExitStack() as stack:
         to_registry = isinstance(target, Reference)
-        if src_ref is not None:
-            _note_on_disk(session, src, src_ref)
         if to_registry:
             _note_on_disk(session, dst, target, "write")
         sink = RegistrySink(session, target, can_convert=False) if to_registry else ArchiveSink(session, target[0])
         if src_ref:
             sink.start(stack)
-            read = _read_registry(session, src_ref, chosen)
-        else:       # as push: the archive checked before any connection, the sink started before any layer work
-            read = _read_archive(session, stack, src, chosen, before_layers=_checked_then_started(sink, stack, src))
+        # from an archive, as push: checked before any connection, the sink started before any layer work
+        read = read_source(session, stack, src, chosen,
+                           before_layers=None if src_ref else _checked_then_started(sink, stack, src))
         with registry_errors("pull", src_ref, session.registry(src_ref.registry)) if src_ref else \
                 contextlib.nullcontext():
             attachments = read_referrers(session, read, src) if referrers else None
