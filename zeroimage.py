@@ -15,7 +15,7 @@ into your project and ``import zeroimage``, or run it.
 
 As a library: every operation (``build``, ``pull``, ``push_archive``, ``copy``, ``inspect``,
 ``login``, ``logout``, ``check_auth``, ``list_tags``, ``resolve_digest``, ``tag_image``,
-``delete_image``) takes an optional ``session=``: a ``Session``
+``delete_image``, ``mutate``) takes an optional ``session=``: a ``Session``
 holds the environment, the display (progress and log lines), the registry clients
 and their connections, the layer cache and a cancellation event, and closes every
 connection when it ends.  Without one, each call makes and closes its own.
@@ -55,7 +55,9 @@ Sources and sinks
   Sinks                    the Sink protocol: archive, layout directory, engine, registry
 Verbs and CLI
   Targets                  what a word on the command line names: a path, PATH:NAME, a reference
-  Build, Transfers, Inspection and registry verbs: the operations, library functions
+  Build, Transfers       the operations that make an image and move one
+  Changes                  mutate: an existing image made into a new one, its layers carried over
+  Inspection and registry verbs
   CLI                      ``build_parser``, ``cmd_*``, the rendering of options as flags, ``main``
 """
 
@@ -171,14 +173,15 @@ __all__ = [
     "Response", "Proxy",
     # operations
     "build", "pull", "push_archive", "copy", "inspect", "login", "logout", "check_auth",
-    "list_tags", "resolve_digest", "tag_image", "delete_image",
+    "list_tags", "resolve_digest", "tag_image", "delete_image", "mutate",
     # building blocks: reading binaries, archives and registries, writing layers
     "common_program_name", "default_image_name",
     "read_elf", "read_shebang", "read_build_info", "build_info_labels", "build_info_json", "select_manifest",
     "select_platforms",
     "read_selection", "walk_index", "read_tree", "parse_digest", "verify_bytes", "VerifyingReader",
     "spdx_document", "Attachment", "attach", "push_referrer", "referrers_tag",
-    "derive_config", "canonical_json", "convert_family", "write_layer", "tree_entries", "GzipWriter", "LayerCache",
+    "derive_config", "apply_image_options", "change_image", "changed_tree", "rewritten_image", "image_layers",
+    "mutated_config", "canonical_json", "convert_family", "write_layer", "tree_entries", "GzipWriter", "LayerCache",
     "Codec", "CODECS", "Compression", "open_layer",
     "Layout", "DockerArchive", "open_archive", "compress_layer", "compressed_image", "Transport", "Authenticator",
     "Engine", "engine_addresses", "Registry", "Upload", "RegistrySource", "parse_challenges", "parse_links",
@@ -2474,8 +2477,9 @@ def base_config_for(platform: Platform) -> dict:
 
 
 class ImageOptions(NamedTuple):
-    """What ``--env``, ``--label``, ``--user``, ``--workdir``, ``--cmd``, ``--expose``, ``--annotation``
-    and ``--add`` ask of an image."""
+    """What ``--env``, ``--label``, ``--user``, ``--workdir``, ``--cmd``, ``--expose``, ``--annotation``,
+    ``--add`` and ``--entrypoint-arg`` ask of an image. ``args``: the entrypoint's fixed arguments after
+    its program (``ENTRYPOINT ["/app", "serve"]``), which Cmd cannot replace."""
 
     env: Sequence[Tuple[str, str]] = ()
     labels: Sequence[Tuple[str, str]] = ()
@@ -2485,6 +2489,7 @@ class ImageOptions(NamedTuple):
     cmd: Optional[Sequence[str]] = None
     expose: Sequence[str] = ()                  # "8080/tcp"
     add: Sequence[Tuple[str, str]] = ()         # (host path, absolute image path)
+    args: Sequence[str] = ()                    # the entrypoint's fixed arguments
 
 
 class BuildOptions(NamedTuple):
@@ -2635,7 +2640,7 @@ def _check_image_option_shapes(options) -> None:
         if not sequence(value) or not all(sequence(pair) and len(pair) == 2 for pair in value):
             raise UsageError("`%s` is a list of %s pairs, not %s" % (
                 name, "(host path, image path)" if name == "add" else "(KEY, VALUE)", outside_text(repr(value), 100)))
-    for name in ("cmd", "expose"):
+    for name in ("cmd", "expose", "args"):
         value = getattr(options, name)
         if not (value is None and name == "cmd") and (not sequence(value) or
                                                       not all(isinstance(item, str) for item in value)):
@@ -2655,6 +2660,7 @@ def check_image_options(options: "ImageOptions") -> None:
     texts += [(option, text) for option, pairs in (("`labels`", options.labels), ("`annotations`", options.annotations))
               for pair in pairs for text in pair]
     texts += [("`cmd`", text) for text in options.cmd or ()]
+    texts += [("`args`", text) for text in options.args]
     texts += [(option, text) for option, text in (("`user`", options.user), ("`workdir`", options.workdir)) if text]
     for option, text in texts:
         if not _is_utf8(text):
@@ -2841,6 +2847,23 @@ def without_base_metadata(config: dict, problems: Sequence[Tuple[str, str, str]]
     return config
 
 
+def apply_image_options(runtime: dict, options: ImageOptions, labels: Dict[str, str]) -> None:
+    """Set in a (normal) config's runtime part what ``options`` asks of it: Cmd, Env, ExposedPorts,
+    User, WorkingDir, and ``labels`` (what ``image_metadata`` gives). The entrypoint is the caller's."""
+    if options.cmd is not None:
+        runtime["Cmd"] = list(options.cmd)
+    for key, value in options.env:
+        runtime["Env"] = _set_env(runtime.get("Env") or [], key, value)
+    if labels or "Labels" in runtime:
+        runtime["Labels"] = labels
+    if options.expose:
+        runtime["ExposedPorts"] = dict(runtime.get("ExposedPorts") or {}, **{p: {} for p in options.expose})
+    if options.user is not None:
+        runtime["User"] = options.user
+    if options.workdir is not None:
+        runtime["WorkingDir"] = options.workdir
+
+
 def derive_config(base: dict, platform: Platform, layers: Sequence[AddedLayer],
                   entrypoint: Sequence[str], created: str, options: ImageOptions = ImageOptions(),
                   where: str = "the base", program_labels: Optional[Dict[str, str]] = None,
@@ -2851,21 +2874,10 @@ def derive_config(base: dict, platform: Platform, layers: Sequence[AddedLayer],
     build info, the user's). Nothing in it is null."""
     config = normal_base_config(base, where)
     runtime = config["config"]
-    runtime["Entrypoint"] = list(entrypoint)
+    runtime["Entrypoint"] = list(entrypoint) + list(options.args)
     runtime.pop("Cmd", None)            # Docker drops an inherited CMD when ENTRYPOINT is set
-    if options.cmd is not None:
-        runtime["Cmd"] = list(options.cmd)
-    for key, value in options.env:
-        runtime["Env"] = _set_env(runtime.get("Env") or [], key, value)
-    labels = image_metadata(options, runtime.get("Labels"), base_annotations, program_labels)[0]
-    if labels or "Labels" in runtime:
-        runtime["Labels"] = labels
-    if options.expose:
-        runtime["ExposedPorts"] = dict(runtime.get("ExposedPorts") or {}, **{p: {} for p in options.expose})
-    if options.user is not None:
-        runtime["User"] = options.user
-    if options.workdir is not None:
-        runtime["WorkingDir"] = options.workdir
+    apply_image_options(runtime, options,
+                        image_metadata(options, runtime.get("Labels"), base_annotations, program_labels)[0])
     config.pop("variant", None)
     config.update(platform.to_dict())
     for layer in layers:
@@ -10508,6 +10520,180 @@ def _same_tag(src: Reference, dst: Reference) -> bool:
     return dst.tag == (src.tag or "latest") if dst.tag else dst.digest == src.digest
 
 
+# ---- Changes ----
+
+#
+# mutate (and append, rebase): an image that exists, or each image of an index, made into a new one.
+# What is not changed is carried over as it is: layers as blobs (mounted within one registry, streamed
+# from another, never unpacked), the config's other fields, the manifest's family and annotations.
+
+
+def image_layers(image: Image) -> List[Tuple[dict, Blob]]:
+    """An image's layers: each descriptor as its manifest lists it, with its blob."""
+    return list(zip(image.manifest["layers"], image.blobs[:-2]))
+
+
+def rewritten_image(image: Image, config: dict, layers: Sequence[Tuple[dict, Blob]],
+                    annotations: Optional[Dict[str, str]] = None) -> Image:
+    """``image`` with a new config and layers (descriptor, blob), in its own manifest family: the
+    manifest's other fields (its annotations, unless ``annotations`` replaces them) kept."""
+    config_blob = bytes_blob(canonical_json(config))
+    manifest = dict(image.manifest, config=dict(image.manifest["config"], digest=config_blob.digest,
+                                                  size=config_blob.size),
+                    layers=[desc for desc, _ in layers])
+    if annotations is not None:
+        manifest.pop("annotations", None)
+        if annotations:
+            manifest["annotations"] = dict(annotations)
+    return Image(manifest, config, Platform.from_dict(config) or image.platform,
+                 [blob for _, blob in layers] + [config_blob, bytes_blob(canonical_json(manifest))], image.kind)
+
+
+def changed_tree(top: Union[Image, ImageIndex], change: Callable[[Image], Image], where: str,
+                 notes: Optional[List[str]] = None) -> Union[Image, ImageIndex]:
+    """The same image or index with ``change`` made to each image: an index keeps its family, its
+    annotations and each entry's (platform, annotations), with the new digests. An attestation or
+    other artifact an index lists describes an image before the change: it is left out (said in
+    ``notes``), as it would be false of the new one."""
+    if isinstance(top, Image):
+        if artifact_type({"mediaType": top.kind}, top.manifest) is not None:
+            raise ZeroImageError("%s: %s is an artifact (%s), not an image to change" % (
+                where, top.digest, outside_text(str(artifact_type({"mediaType": top.kind}, top.manifest)), 100)))
+        return change(top)
+    entries, children = [], []
+    for desc, child in zip(index_manifests(top.index, where), top.children):
+        kind = None if isinstance(child, ImageIndex) else artifact_type(desc, child.manifest)
+        if is_attestation(desc) or kind is not None:
+            if notes is not None:
+                notes.append("left out %s: %s of the image before the change" % (
+                    desc.get("digest"), "an attestation" if is_attestation(desc) else "an artifact"))
+            continue
+        new = changed_tree(child, change, where, notes)
+        entries.append(dict(desc, mediaType=new.kind, digest=new.digest, size=new.manifest_blob.size))
+        children.append(new)
+    if not children:
+        raise ZeroImageError("%s: index %s lists no image to change" % (where, top.digest))
+    index = dict(top.index, manifests=entries)
+    return ImageIndex(index, bytes_blob(canonical_json(index)), children, top.kind)
+
+
+def _change_plan(push: Optional[str], output: Optional[str], load: bool, tag: Optional[str],
+                 output_format: str) -> Tuple[Optional[Reference], Optional[Reference]]:
+    """Where a changed image goes, checked before anything is read: exactly one of ``push``,
+    ``output`` and ``load`` (an image is never changed in place unasked: ``push`` may name the tag
+    it came from), and ``tag`` only where an image has a name of its own (an archive, the engine)."""
+    if sum((push is not None, output is not None, bool(load))) != 1:
+        raise UsageError("say where the new image goes: `push` (a reference; the one it came from is allowed), "
+                         "`output` (an archive) or `load` (the container engine), one of them")
+    if output_format not in ("archive", "oci-layout"):
+        raise UsageError("`output_format` is archive or oci-layout, not %s" % outside_text(repr(output_format), 50))
+    if push is not None and tag is not None:
+        raise UsageError("`tag` names the image in an archive or the engine; with `push`, the reference names it")
+    return (registry_reference(push) if push is not None else None,
+            Reference.parse(tag, default_tag="latest") if tag is not None else None)
+
+
+def change_image(target: str, change: Callable[[Image], Image], *, platforms=None, push: Optional[str] = None,
+                 output: Optional[str] = None, load: bool = False, tag: Optional[str] = None,
+                 output_format: str = "archive", insecure: bool = False, environ=None,
+                 session: Optional[Session] = None) -> BuildResult:
+    """The one way mutate, append and rebase go: read ``target`` (``read_source``: a registry
+    reference, an archive or layout, ...), make ``change`` to each of its images (``platforms``: only
+    the images of those, as ``copy`` chooses them), and write the result where ``push``, ``output`` or
+    ``load`` says (``_change_plan``), as build writes what it makes. The result is a BuildResult."""
+    push_ref, name = _change_plan(push, output, load, tag, output_format)
+    chosen = _platform_list(platforms)
+    with _session_for(session, insecure, environ) as session, contextlib.ExitStack() as stack:
+        sink = _build_sink(session, output, output_format, push_ref, load)
+        sink.start(stack)
+        if load and chosen is None:
+            chosen = [sink.platform()]
+        read = read_source(session, stack, target, chosen)
+        notes = []
+        tree = changed_tree(read.tree, change, target, notes)
+        for note in notes:
+            session.display.info("%s", note)
+        if push_ref is None:
+            name = name or read.name or default_image_name(_archive_stem(output or target))
+        with _reading(read):        # a registry's layers stream from it as they are written
+            digest = write_to_sink(sink, tree, name, None, target)
+    top = sink.top or tree
+    images = [image for image in tree_images(top) if not load or image.digest == digest]
+    return BuildResult(digest, sink.where(digest), images, sink.image_id, (),
+                       None if push_ref is not None else name.familiar())
+
+
+def _reading(read: "_Read"):
+    """Registry errors said as errors reading the source, while its layers stream to a sink."""
+    source = read.source
+    if isinstance(source, RegistrySource) and source.ref is not None:
+        return registry_errors("pull", source.ref, source.registry)
+    return contextlib.nullcontext()
+
+
+# -- mutate --
+
+
+def mutated_config(config: dict, entrypoint: Optional[Sequence[str]], options: ImageOptions, where: str) -> dict:
+    """An image's config with what ``entrypoint`` and ``options`` ask changed, as a Dockerfile's
+    ``FROM image`` then ``ENTRYPOINT``, ``CMD``, ``ENV``, ``LABEL``, ``USER``, ``WORKDIR`` and ``EXPOSE``
+    would: a new entrypoint (or new ``args`` to the one there) drops the inherited Cmd unless ``cmd``
+    gives one. The rest stays, ``created`` and the history included (no layer is added)."""
+    config = normal_base_config(config, where)
+    runtime = config["config"]
+    if entrypoint is not None or options.args:
+        program = list(entrypoint) if entrypoint is not None else list(runtime.get("Entrypoint") or [])[:1]
+        if not program:
+            raise ZeroImageError("%s has no entrypoint to give `args` to; give `entrypoint` too" % where)
+        runtime["Entrypoint"] = program + list(options.args)
+        runtime.pop("Cmd", None)
+    apply_image_options(runtime, options, image_metadata(options, runtime.get("Labels"))[0])
+    return config
+
+
+def _mutation(entrypoint: Optional[Sequence[str]], options: ImageOptions) -> Callable[[Image], Image]:
+    def change(image: Image) -> Image:
+        where = "image %s" % image.digest
+        annotations = None
+        if options.annotations or _user_metadata(options):
+            if image.kind == DOCKER_MANIFEST:
+                if options.annotations:
+                    raise ZeroImageError("`annotations`: %s is a Docker-format image, and Docker manifests have no "
+                                         "annotations; use `labels`" % where)
+            else:
+                annotations = image_metadata(options, base_annotations=_string_map(
+                    image.manifest.get("annotations")))[1]
+        return rewritten_image(image, mutated_config(image.config, entrypoint, options, where), image_layers(image),
+                               annotations)
+    return change
+
+
+def mutate(target: str, options: ImageOptions = ImageOptions(), *, entrypoint: Optional[Sequence[str]] = None,
+           platforms=None, push: Optional[str] = None, output: Optional[str] = None, load: bool = False,
+           tag: Optional[str] = None, output_format: str = "archive", insecure: bool = False, environ=None,
+           session: Optional[Session] = None) -> BuildResult:
+    """Change the config of an existing image (each image of an index, or those of ``platforms``)
+    without touching its layers: ``entrypoint`` (a list: the program and its fixed arguments),
+    and what ``options`` (an ImageOptions) asks: ``args`` (new arguments to the entrypoint there),
+    ``cmd``, ``env``, ``labels``, ``annotations`` (an OCI manifest's), ``user``, ``workdir``,
+    ``expose`` (``add`` is ``append``'s). Written where ``push``, ``output`` or ``load`` says
+    (``change_image``); within one registry the layers are mounted, never downloaded."""
+    check_image_options(options)
+    if options.add:
+        raise UsageError("`add` puts files in a new layer; mutate changes the config only")
+    if entrypoint is not None:
+        if isinstance(entrypoint, str) or not isinstance(entrypoint, (list, tuple)) or not entrypoint or \
+                not all(isinstance(item, str) and item for item in entrypoint):
+            raise UsageError("`entrypoint` is a list of strings, the program first, not %s"
+                             % outside_text(repr(entrypoint), 100))
+    if entrypoint is None and options.cmd is None and not any(
+            getattr(options, field) for field in ImageOptions._fields if field != "cmd"):
+        raise UsageError("nothing to change: give `entrypoint`, or one of the image options")
+    return change_image(target, _mutation(entrypoint, options), platforms=platforms, push=push, output=output,
+                        load=load, tag=tag, output_format=output_format, insecure=insecure, environ=environ,
+                        session=session)
+
+
 # ---- Inspection and registry verbs ----
 
 #
@@ -11245,21 +11431,7 @@ def build_parser() -> argparse.ArgumentParser:
     build_cmd.add_argument("--no-build-info", dest="build_info", action="store_false",
                            help="do not read the program's build info (Go's, or cargo auditable's) for the "
                                 "version, revision and source labels")
-    opts = build_cmd.add_argument_group("image options (repeatable where it makes sense)")
-    opts.add_argument("--add", action="append", type=_add_arg, default=[], metavar="SRC:DST",
-                      help="add a file or directory tree at DST, in the program's layer")
-    opts.add_argument("--env", action="append", type=_pair_arg("--env"), default=[], metavar="KEY=VALUE")
-    opts.add_argument("--label", dest="labels", action="append", type=_pair_arg("--label"), default=[],
-                      metavar="KEY=VALUE")
-    opts.add_argument("--annotation", dest="annotations", action="append", type=_pair_arg("--annotation"), default=[],
-                      metavar="KEY=VALUE", help="an annotation on the image manifest")
-    opts.add_argument("--user", type=_user_arg, metavar="USER[:GROUP]",
-                      help="the user the program runs as ('nonroot' is 65532:65532 on the minimal base)")
-    opts.add_argument("--workdir", type=_workdir_arg, metavar="DIR", help="the working directory (absolute)")
-    opts.add_argument("--cmd", action="append", metavar="ARG",
-                      help="a default argument (the image's Cmd); repeat for several; "
-                           "write --cmd=-v for one that starts with -")
-    opts.add_argument("--expose", action="append", type=_port_arg, default=[], metavar="PORT[/PROTO]")
+    _image_option_args(build_cmd.add_argument_group("image options (repeatable where it makes sense)"))
     build_cmd.add_argument("--compression", choices=WRITTEN_CODECS, default="gzip",
                            help="how the new layers are compressed: gzip (default), or zstd (OCI media types; "
                                 "Python 3.14 or newer)")
@@ -11339,6 +11511,7 @@ def build_parser() -> argparse.ArgumentParser:
     copy_cmd.add_argument("src", metavar="SRC", help="REF, or ARCHIVE[:NAME] (a path: see above)")
     copy_cmd.add_argument("dst", type=_copy_dst_arg, metavar="DST", help="REF, or ARCHIVE[:NAME] to write")
     copy_cmd.set_defaults(func=cmd_copy)
+    _change_verbs(commands)
 
     inspect_cmd = _command(
         commands, "inspect", "describe an image in a registry or an archive",
@@ -11395,6 +11568,66 @@ def build_parser() -> argparse.ArgumentParser:
     check_cmd.set_defaults(func=cmd_check_auth)
     _registry_verbs(commands)
     return parser
+
+
+def _destination_args(parser, verb: str) -> None:
+    """Where a changed image goes: one of --push, -o and --load; -t and --format as build's."""
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--push", type=_reference_arg, metavar="REF",
+                       help="push the new image (REF may be the tag it came from)")
+    where.add_argument("-o", "--output", type=_output_arg, metavar="PATH",
+                       help="write it to an archive (- for standard output)")
+    where.add_argument("--load", action="store_true", help="load it into the local Docker or podman engine")
+    parser.add_argument("-t", "--tag", type=_tag_arg, metavar="NAME[:TAG]",
+                        help="its name in the archive or engine (default: the source's)")
+    parser.add_argument("--format", dest="output_format", choices=("archive", "oci-layout"), default="archive",
+                        help="archive: one tar file (default); oci-layout: a directory (-o DIR)")
+    parser.add_argument("--platform", action="append", type=_platform_arg, metavar="OS/ARCH[/VARIANT]",
+                        help="%s only this platform's image of an index (default: every one); repeat it for "
+                             "several" % verb)
+
+
+def _change_verbs(commands) -> None:
+    """mutate: an existing image made into a new one."""
+    mutate_cmd = _command(
+        commands, "mutate", "change an image's config (entrypoint, env, labels...) without rebuilding",
+        "Change the config of an existing image, every image of an index (or those of\n"
+        "--platform), and push or write the result: its layers are carried over as they are,\n"
+        "mounted within one registry, never downloaded. A new --entrypoint or --entrypoint-arg\n"
+        "drops the Cmd the image had, as a Dockerfile's ENTRYPOINT does, unless --cmd gives one.\n"
+        "Prints the new digest (with --push: REF@DIGEST).",
+        ["zeroimage mutate --entrypoint /app --entrypoint-arg serve --push reg.example.com/app:1 reg.example.com/app:1",
+         "zeroimage mutate --env MODE=prod --label team=core --push reg.example.com/app:prod reg.example.com/app:1",
+         "zeroimage mutate --user 65532 -o app-nonroot.tar app.tar"],
+        json_output=True)
+    mutate_cmd.add_argument("--entrypoint", metavar="PROGRAM",
+                            help="the entrypoint's program (its arguments: --entrypoint-arg)")
+    _image_option_args(mutate_cmd.add_argument_group("image options (repeatable where it makes sense)"), add=False)
+    _destination_args(mutate_cmd, "change")
+    mutate_cmd.add_argument("target", metavar="SOURCE", help="REF, or ARCHIVE[:NAME] (a path: see inspect --help)")
+    mutate_cmd.set_defaults(func=cmd_mutate, add=[])
+
+
+def _image_option_args(opts, add: bool = True) -> None:
+    """The image options build and mutate share (``ImageOptions``' fields, each its dest)."""
+    if add:
+        opts.add_argument("--add", action="append", type=_add_arg, default=[], metavar="SRC:DST",
+                          help="add a file or directory tree at DST, in the program's layer")
+    opts.add_argument("--env", action="append", type=_pair_arg("--env"), default=[], metavar="KEY=VALUE")
+    opts.add_argument("--label", dest="labels", action="append", type=_pair_arg("--label"), default=[],
+                      metavar="KEY=VALUE")
+    opts.add_argument("--annotation", dest="annotations", action="append", type=_pair_arg("--annotation"), default=[],
+                      metavar="KEY=VALUE", help="an annotation on the image manifest")
+    opts.add_argument("--user", type=_user_arg, metavar="USER[:GROUP]",
+                      help="the user the program runs as ('nonroot' is 65532:65532 on the minimal base)")
+    opts.add_argument("--workdir", type=_workdir_arg, metavar="DIR", help="the working directory (absolute)")
+    opts.add_argument("--cmd", action="append", metavar="ARG",
+                      help="a default argument (the image's Cmd); repeat for several; "
+                           "write --cmd=-v for one that starts with -")
+    opts.add_argument("--entrypoint-arg", dest="args", action="append", default=[], metavar="ARG",
+                      help="a fixed argument after the entrypoint's program (ENTRYPOINT [\"/app\", \"serve\"]), "
+                           "which Cmd and docker run's arguments follow; repeat for several")
+    opts.add_argument("--expose", action="append", type=_port_arg, default=[], metavar="PORT[/PROTO]")
 
 
 def _registry_verbs(commands) -> None:
@@ -11575,6 +11808,13 @@ def cmd_build(args, session: Session) -> int:
                              ", ".join(os.path.basename(p) for p in e.paths),
                              ", or the image's name with -t NAME (either names both)" if "tag" in e.options else ""
                          )) from e
+    return _report_made(args, session, result, "--load it (the image for the engine's platform goes), or build "
+                        "one platform's image (one PROGRAM without PLATFORM=)")
+
+
+def _report_made(args, session: Session, result: BuildResult, instead: str) -> int:
+    """What build, mutate, append and rebase say of the image they made; ``instead``: what to do
+    instead of writing an index to an archive, which ``docker load`` cannot take."""
     for image in result.images:
         layers = len(image.manifest["layers"])
         session.display.info("%s: %d layer%s, %s", image.platform, layers, "" if layers == 1 else "s", image.digest)
@@ -11584,9 +11824,9 @@ def cmd_build(args, session: Session) -> int:
         session.display.info("pushed %s", result.path)
     else:
         _say_wrote(session, args.output, result.path, result.name)
-    if not args.push and not args.load and args.output_format == "archive" and not isinstance(entrypoint, str):
-        _note_index_archive(session, args.output or result.path, "--load it (the image for the engine's platform "
-                            "goes), or build one platform's image (one PROGRAM without PLATFORM=)")
+    if not args.push and not args.load and args.output_format == "archive" and \
+            result.digest != result.images[0].digest:       # an index, which docker load cannot take
+        _note_index_archive(session, args.output or result.path, instead)
     if args.output == "-":
         _result_to_stderr(args, result.digest)
     elif args.json:
@@ -11594,6 +11834,16 @@ def cmd_build(args, session: Session) -> int:
     else:
         print(result.path if args.push else result.digest)
     return 0
+
+
+def cmd_mutate(args, session: Session) -> int:
+    _check_stdout_output(args)
+    options = ImageOptions(**{field: getattr(args, field) for field in ImageOptions._fields})
+    result = mutate(args.target, options, entrypoint=None if args.entrypoint is None else [args.entrypoint],
+                    platforms=args.platform, push=args.push, output=args.output, load=args.load, tag=args.tag,
+                    output_format=args.output_format, session=session)
+    return _report_made(args, session, result, "--load it (the image for the engine's platform goes), or "
+                        "change one platform's image (--platform)")
 
 
 def _say_wrote(session: Session, output: Optional[str], where: str, name: Optional[str]) -> None:

@@ -85,7 +85,7 @@ def test_the_cli_hands_over_what_it_was_given(tmp_path):
                                    compression_level=1, tzdata=True, sbom=True, platform_check=False,
                                    build_info=False, image=ImageOptions(env=[("E", "1")], labels=[("a", "b")],
                                                                         annotations=[("c", "d")], cmd=["x"],
-                                                                        expose=[], add=[]))
+                                                                        expose=[], add=[], args=[]))
 
 
 def test_the_cli_builds_what_the_library_builds_and_warns_of_nothing(tmp_path, programs, monkeypatch, capsys):

@@ -168,6 +168,12 @@ def _zeroimage_need(parsed):
         return None, False
     if command in ("inspect", "digest"):
         return (None, False) if zeroimage.looks_like_path(parsed.target) else ("reads from a registry", True)
+    if command in ("mutate", "append", "rebase", "export"):        # an existing image's, made into another
+        if getattr(parsed, "push", None):
+            return "pushes to a registry", True
+        if getattr(parsed, "load", False):
+            return "loads into Docker or podman", False
+        return (None, False) if zeroimage.looks_like_path(parsed.target) else ("reads from a registry", True)
     if command == "copy":
         if zeroimage.looks_like_path(parsed.src) and zeroimage.looks_like_path(parsed.dst):
             return None, False
