@@ -6359,8 +6359,10 @@ def tag_list_page(data: bytes, skipped: Optional[List[str]] = None) -> List[str]
 
 def _upload_refused(error: BaseException) -> bool:
     """Whether an upload failed because the registry will not take a blob that way (one PUT with the
-    bytes, or PATCHes): a 4xx that is not about credentials or pace, or 501 Not Implemented."""
+    bytes, or PATCHes): a 4xx that is not about credentials or pace, or 501 Not Implemented. Not a
+    GET's: that is the blob's source (another repository or registry) failing to give its bytes."""
     return isinstance(error, RegistryError) and not isinstance(error, AuthenticationError) \
+        and error.method != "GET" \
         and (400 <= error.status < 500 and error.status not in (408, 429) or error.status == 501)
 
 

@@ -259,3 +259,22 @@ def test_library_usage_errors():
     with pytest.raises(zeroimage.UsageError) as e:
         zeroimage.sync("127.0.0.1:1/a", "127.0.0.1:1/a")
     assert "name another destination" in str(e.value)
+
+
+def test_a_tag_whose_blob_is_gone_fails_alone_across_registries(tmp_path, two_registries, busybox_program):
+    """Across two registries the blobs are uploaded: a source blob that is gone (404 from the source)
+    is that tag's failure, not the destination refusing uploads (the other tags still upload theirs)."""
+    a, b = two_registries
+    for name in ("broken", "good"):
+        program = tmp_path / name
+        program.write_bytes(make_elf(62) + b"the program of %s, whose layer no other image has" % name.encode())
+        program.chmod(0o755)
+        a.ok("build", "--from", "scratch", "--push", a.ref("sync/gone/src:" + name), program)
+    manifest = json.loads(a.skopeo("inspect", "--raw", "docker://" + a.ref("sync/gone/src:broken")))
+    _delete_blob(a.server, "sync/gone/src", manifest["layers"][0]["digest"])
+    r = a("sync", a.ref("sync/gone/src"), b.ref("sync/gone/dst"))
+    assert r.returncode == 1 and r.stderr.strip().splitlines()[-1] == "zeroimage: error: 1 of 2 tags failed: broken", \
+        r.stderr
+    said = [line for line in r.stderr.splitlines() if line.startswith("zeroimage: error: broken: ")]
+    assert len(said) == 1 and "refuses" not in said[0] and manifest["layers"][0]["digest"] in said[0], r.stderr
+    assert raw_digest(b, "sync/gone/dst:good") == raw_digest(a, "sync/gone/src:good")
