@@ -11297,7 +11297,8 @@ _FOREIGN_OPTIONS = {
     ("build", "--file"): _DOCKERFILE, ("build", "-f"): _DOCKERFILE,
     ("build", "--build-arg"): ("zeroimage runs nothing at build time; for the program's environment, "
                                "--env KEY=VALUE", None),
-    ("pull", "--all-tags"): ("pull saves one image or index; zeroimage tags REPOSITORY lists the tags", None),
+    ("pull", "--all-tags"): ("pull saves one image or index; zeroimage tags REPOSITORY lists the tags, and "
+                             "zeroimage sync SRC-REPO DST-REPO copies every tag to another repository", None),
 }
 
 
