@@ -278,3 +278,22 @@ def test_a_tag_whose_blob_is_gone_fails_alone_across_registries(tmp_path, two_re
     said = [line for line in r.stderr.splitlines() if line.startswith("zeroimage: error: broken: ")]
     assert len(said) == 1 and "refuses" not in said[0] and manifest["layers"][0]["digest"] in said[0], r.stderr
     assert raw_digest(b, "sync/gone/dst:good") == raw_digest(a, "sync/gone/src:good")
+
+
+def test_sync_with_and_without_referrers(tmp_path, pki, registry_servers, busybox_program):
+    """Debian's registry has no referrers API: build --sbom keeps the SBOM under the referrers tag
+    (sha256-HEX), which is a tag like any other to sync; --referrers takes each image's SBOM along
+    itself. Either way DST holds the image and its SBOM, which inspect --sbom finds."""
+    c = Client(tmp_path, pki, registry_servers("open"))
+    digest = digest_of(c.ok("build", "--sbom", "--from", "scratch", "--push", c.ref("sync/sbom/src:1"),
+                            busybox_program))
+    listed = json.loads(c.ok("tags", "--json", c.ref("sync/sbom/src")).stdout)
+    assert sorted(listed) == ["1", digest.replace(":", "-")]
+    sbom = c.ok("inspect", "--sbom", c.ref("sync/sbom/src:1")).stdout
+    for dst, flags in (("plain", []), ("referrers", ["--referrers"])):
+        r = c.ok("sync", *flags, c.ref("sync/sbom/src"), c.ref("sync/sbom/" + dst))
+        assert "2 tags: " in r.stderr and "failed" not in r.stderr, r.stderr
+        assert raw_digest(c, "sync/sbom/%s:1" % dst) == digest
+        assert c.ok("inspect", "--sbom", c.ref("sync/sbom/%s:1" % dst)).stdout == sbom
+        again = c.ok("sync", *flags, c.ref("sync/sbom/src"), c.ref("sync/sbom/" + dst))
+        assert "2 tags: 2 already there" in again.stderr, again.stderr
