@@ -167,8 +167,8 @@ __all__ = [
     "Session", "Display", "WARNING_FAILS",
     # values that operations take and return
     "Reference", "Platform", "ImageOptions", "BuildOptions", "Credentials", "Blob", "Image", "ImageIndex",
-    "BuildResult", "Saved", "Synced", "SyncedTag", "ElfInfo", "BuildInfo", "Module", "LayerEntry", "Candidate", "AddedLayer", "Task",
-    "Response", "Proxy",
+    "BuildResult", "Saved", "Synced", "SyncedTag", "ElfInfo", "BuildInfo", "Module", "LayerEntry", "Candidate",
+    "AddedLayer", "Task", "Response", "Proxy",
     # operations
     "build", "pull", "push_archive", "copy", "sync", "inspect", "login", "logout", "check_auth",
     "list_tags", "resolve_digest", "tag_image", "delete_image",
@@ -6671,9 +6671,14 @@ class Registry:
     def list_tags(self, repository: str, skipped: Optional[List[str]] = None) -> List[str]:
         """Every tag of a repository, in the registry's order, each once, following its pages: the
         distribution spec's "Listing Tags" (``Link: <URL>; rel="next"``, whose ``n`` and ``last`` are
-        followed as the registry wrote them); see ``pages``. ``skipped``: as ``tag_list_page``."""
-        tags = self.pages("/v2/%s/tags/list" % repository, [pull_scope(repository)], "the tag list",
-                          lambda response, data, first: tag_list_page(data, skipped))
+        followed as the registry wrote them); see ``pages``. ``skipped``: as ``tag_list_page`` (as many
+        as MAX_PAGE_ITEMS: more is an error, as more tags are)."""
+        def page(response: Response, data: bytes, first: bool) -> List[str]:
+            tags = tag_list_page(data, skipped)
+            if skipped is not None and len(skipped) > MAX_PAGE_ITEMS:
+                raise ValueError("the tag list has over %d entries that are not tags" % MAX_PAGE_ITEMS)
+            return tags
+        tags = self.pages("/v2/%s/tags/list" % repository, [pull_scope(repository)], "the tag list", page)
         return list(dict.fromkeys(tags))
 
     def pages(self, path: str, scopes: Sequence[str], what: str,
@@ -10551,6 +10556,9 @@ class Synced(NamedTuple):
         return [tag for tag in self.tags if tag.outcome == "failed"]
 
 
+_SKIPPED_SAID = 10      # entries of a tag list that are no tags, said one by one (the rest in one line)
+
+
 def sync(src: str, dst: str, *, referrers: bool = False, insecure: bool = False, environ=None,
          session: Optional[Session] = None) -> Synced:
     """Copy every tag of the repository ``src`` (``REGISTRY/NAME``, no tag or digest) to the
@@ -10569,8 +10577,11 @@ def sync(src: str, dst: str, *, referrers: bool = False, insecure: bool = False,
         registry = session.registry(src_ref.registry)
         with registry_errors("list the tags of", src_ref, registry):
             tags = registry.list_tags(src_ref.repository, skipped)
-        for entry in skipped:
+        for entry in skipped[:_SKIPPED_SAID]:
             display.warning("%s: the tag list holds %s, which is not a tag: skipped", src_ref.familiar(), entry)
+        if len(skipped) > _SKIPPED_SAID:
+            display.warning("%s: the tag list holds %d more entries that are not tags: skipped", src_ref.familiar(),
+                            len(skipped) - _SKIPPED_SAID)
         if tags:
             # the destination reached, and taking a push, once before any tag (each tag's sink is
             # the same repository: not asked again)

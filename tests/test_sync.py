@@ -206,18 +206,19 @@ def test_a_tag_that_fails_fails_alone(tmp_path, pki, registry_servers, busybox_p
 
 def test_entries_of_the_tag_list_that_are_no_tags_are_skipped(tmp_path):
     """The fake registry lists, beside 1, 2 and latest, entries no tag may be: each skipped with a
-    warning, never asked for (no request names it)."""
+    warning (the first ten one by one, the others in one line), never asked for (no request names it)."""
     fake = hostile_fakes.FakeRegistry()
     try:
-        for bad in ("../../etc", "a b", "-dash", "x" * 129):
+        for bad in ("../../etc", "a b", "-dash", "x" * 129) + tuple("-%d" % n for n in range(8)):
             fake.tags[("base", bad)] = fake.index["digest"]
         env = {"DOCKER_CONFIG": str(tmp_path), "no_proxy": "*", "NO_PROXY": "*"}
         r = ok(run_cli("sync", "-v", "--json", "%s/base" % fake.host, "%s/synced" % fake.host, env=env))
         value = json.loads(r.stdout)
         assert [t["tag"] for t in value["tags"]] == ["1", "2", "latest"] and value["copied"] == 3
-        assert len(value["skipped"]) == 4 and '"../../etc"' in value["skipped"]
-        assert r.stderr.count("which is not a tag: skipped") == 4
-        assert "3 tags: 3 copied, 4 skipped (not a tag)" in r.stderr
+        assert len(value["skipped"]) == 12 and '"../../etc"' in value["skipped"]
+        assert r.stderr.count("which is not a tag: skipped") == 10
+        assert "the tag list holds 2 more entries that are not tags: skipped" in r.stderr
+        assert "3 tags: 3 copied, 12 skipped (not a tag)" in r.stderr
         assert not [line for line in r.stderr.splitlines() if re.search(r"\b(GET|HEAD|PUT) http.*(\.\./|a b|-dash)",
                                                                         line)]
         assert sorted(t for (repo, t) in fake.tags if repo == "synced") == ["1", "2", "latest"]
@@ -232,6 +233,22 @@ def test_tag_list_page_skips_what_is_no_tag():
     skipped = []
     assert zeroimage.tag_list_page(page, skipped) == ["1", "ok"]
     assert skipped == ["2", "null", '"../x"', '"\\u001b[31m"']
+
+
+def test_entries_that_are_no_tags_count_toward_the_cap(monkeypatch, servers):
+    """As many as MAX_PAGE_ITEMS are skipped; more is the tag list's error, as more tags are."""
+    monkeypatch.setattr(zeroimage, "MAX_PAGE_ITEMS", 5)
+    body = json.dumps({"name": "a", "tags": ["ok"] + [n for n in range(6)]}).encode()
+    server = servers({"/v2/": lambda h: h.reply(200, b"{}"), "/v2/a/tags/list": lambda h: h.reply(200, body)})
+    with zeroimage.Session() as session:
+        registry = session.registry(server.netloc)
+        skipped = []
+        with pytest.raises(zeroimage.RegistryError) as e:
+            registry.list_tags("a", skipped)
+        assert "the tag list has over 5 entries that are not tags" in str(e.value)
+        with pytest.raises(zeroimage.RegistryError) as e:
+            registry.list_tags("a")
+        assert "holds 0, which is not a tag" in str(e.value)
 
 
 @pytest.mark.parametrize("args, words", [
