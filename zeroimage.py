@@ -13,7 +13,7 @@ from registries or archives, builds multi-platform indexes, and handles registry
 credentials as Docker does.  One module, standard library only: copy this file
 into your project and ``import zeroimage``, or run it.
 
-As a library: every operation (``build``, ``pull``, ``push_archive``, ``copy``, ``inspect``,
+As a library: every operation (``build``, ``pull``, ``push_archive``, ``copy``, ``sync``, ``inspect``,
 ``login``, ``logout``, ``check_auth``, ``list_tags``, ``resolve_digest``, ``tag_image``,
 ``delete_image``, ``mutate``) takes an optional ``session=``: a ``Session``
 holds the environment, the display (progress and log lines), the registry clients
@@ -169,10 +169,10 @@ __all__ = [
     "Session", "Display", "WARNING_FAILS",
     # values that operations take and return
     "Reference", "Platform", "ImageOptions", "BuildOptions", "Credentials", "Blob", "Image", "ImageIndex",
-    "BuildResult", "Saved", "ElfInfo", "BuildInfo", "Module", "LayerEntry", "Candidate", "AddedLayer", "Task",
-    "Response", "Proxy",
+    "BuildResult", "Saved", "Synced", "SyncedTag", "ElfInfo", "BuildInfo", "Module", "LayerEntry", "Candidate",
+    "AddedLayer", "Task", "Response", "Proxy",
     # operations
-    "build", "pull", "push_archive", "copy", "inspect", "login", "logout", "check_auth",
+    "build", "pull", "push_archive", "copy", "sync", "inspect", "login", "logout", "check_auth",
     "list_tags", "resolve_digest", "tag_image", "delete_image", "mutate",
     # building blocks: reading binaries, archives and registries, writing layers
     "common_program_name", "default_image_name",
@@ -6345,10 +6345,11 @@ def next_page_url(target: str, page: str, api: str) -> Tuple[Optional[str], str]
     return url, ""
 
 
-def tag_list_page(data: bytes) -> List[str]:
+def tag_list_page(data: bytes, skipped: Optional[List[str]] = None) -> List[str]:
     """The tags of one page of a tag list (``{"name": ..., "tags": [...]}``; a null ``tags`` is none).
     ValueError when it is not that, or lists a tag that is not one (not a string, or outside the tag
-    grammar: it is printed, and may be given back to a registry)."""
+    grammar: it is printed, and may be given back to a registry); with ``skipped``, such an entry is
+    left out instead, and added there as printable text (``sync`` goes on with the others)."""
     try:
         answer = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError):
@@ -6357,16 +6358,23 @@ def tag_list_page(data: bytes) -> List[str]:
     tags = [] if tags is None and isinstance(answer, dict) else tags
     if not isinstance(tags, list):
         raise ValueError("the tag list is not a JSON object with a tags list")
+    valid = []
     for tag in tags:
-        if not isinstance(tag, str) or not _TAG_RE.fullmatch(tag):
+        if isinstance(tag, str) and _TAG_RE.fullmatch(tag):
+            valid.append(tag)
+        elif skipped is None:
             raise ValueError("the tag list holds %s, which is not a tag" % outside_text(json.dumps(tag), 100))
-    return tags
+        else:
+            skipped.append(outside_text(json.dumps(tag), 100))
+    return valid
 
 
 def _upload_refused(error: BaseException) -> bool:
     """Whether an upload failed because the registry will not take a blob that way (one PUT with the
-    bytes, or PATCHes): a 4xx that is not about credentials or pace, or 501 Not Implemented."""
+    bytes, or PATCHes): a 4xx that is not about credentials or pace, or 501 Not Implemented. Not a
+    GET's: that is the blob's source (another repository or registry) failing to give its bytes."""
     return isinstance(error, RegistryError) and not isinstance(error, AuthenticationError) \
+        and error.method != "GET" \
         and (400 <= error.status < 500 and error.status not in (408, 429) or error.status == 501)
 
 
@@ -6672,12 +6680,17 @@ class Registry:
 
     # -- tags --
 
-    def list_tags(self, repository: str) -> List[str]:
+    def list_tags(self, repository: str, skipped: Optional[List[str]] = None) -> List[str]:
         """Every tag of a repository, in the registry's order, each once, following its pages: the
         distribution spec's "Listing Tags" (``Link: <URL>; rel="next"``, whose ``n`` and ``last`` are
-        followed as the registry wrote them); see ``pages``."""
-        tags = self.pages("/v2/%s/tags/list" % repository, [pull_scope(repository)], "the tag list",
-                          lambda response, data, first: tag_list_page(data))
+        followed as the registry wrote them); see ``pages``. ``skipped``: as ``tag_list_page`` (as many
+        as MAX_PAGE_ITEMS: more is an error, as more tags are)."""
+        def page(response: Response, data: bytes, first: bool) -> List[str]:
+            tags = tag_list_page(data, skipped)
+            if skipped is not None and len(skipped) > MAX_PAGE_ITEMS:
+                raise ValueError("the tag list has over %d entries that are not tags" % MAX_PAGE_ITEMS)
+            return tags
+        tags = self.pages("/v2/%s/tags/list" % repository, [pull_scope(repository)], "the tag list", page)
         return list(dict.fromkeys(tags))
 
     def pages(self, path: str, scopes: Sequence[str], what: str,
@@ -10520,6 +10533,118 @@ def _same_tag(src: Reference, dst: Reference) -> bool:
     return dst.tag == (src.tag or "latest") if dst.tag else dst.digest == src.digest
 
 
+# -- sync: every tag of a repository --
+
+
+class SyncedTag(NamedTuple):
+    """What ``sync`` did with one tag: ``outcome`` is "copied" (``digest``: what went), "present" (the
+    destination's tag held that digest already: nothing was read) or "failed" (``error``: the one-line
+    reason, in the library's words)."""
+
+    tag: str
+    outcome: str
+    digest: Optional[str] = None
+    error: Optional[str] = None
+
+
+class Synced(NamedTuple):
+    """What ``sync`` did: the two repositories (``REGISTRY/NAME``), each tag in the source's order,
+    and the entries of the source's tag list that were no tags (skipped, as printable text)."""
+
+    source: str
+    destination: str
+    tags: List[SyncedTag]
+    skipped: Tuple[str, ...] = ()
+
+    @property
+    def counts(self) -> Dict[str, int]:
+        """How many tags were "copied", "present" and "failed"."""
+        return {outcome: sum(1 for tag in self.tags if tag.outcome == outcome)
+                for outcome in ("copied", "present", "failed")}
+
+    @property
+    def failed(self) -> List[SyncedTag]:
+        """The tags that failed (the command line exits 1 when there is one)."""
+        return [tag for tag in self.tags if tag.outcome == "failed"]
+
+
+_SKIPPED_SAID = 10      # entries of a tag list that are no tags, said one by one (the rest in one line)
+
+
+def sync(src: str, dst: str, *, referrers: bool = False, insecure: bool = False, environ=None,
+         session: Optional[Session] = None) -> Synced:
+    """Copy every tag of the repository ``src`` (``REGISTRY/NAME``, no tag or digest) to the
+    repository ``dst``, as ``copy`` copies one: byte for byte (an index with every image in it, digests
+    kept), layers mounted within one registry and skipped when there. The tags are listed through
+    every page; a tag whose destination already names the same digest is skipped without reading
+    anything else (both digests asked with HEAD). A tag that fails is said and the others go on:
+    the result says what happened to each (``Synced.failed``); the command line exits 1 when any
+    failed. An entry of the tag list that is no tag is skipped with a warning. ``referrers``: as
+    ``copy``'s, for each tag. (``copy --all-tags`` on the command line is this.)"""
+    src_ref, dst_ref = repository_reference(src), repository_reference(dst)
+    if _same_tag(src_ref.replace(tag="latest"), dst_ref.replace(tag="latest")):
+        raise UsageError("SRC and DST are both the repository %s; name another destination" % dst_ref.familiar())
+    with _session_for(session, insecure, environ) as session, contextlib.ExitStack() as stack:
+        display, skipped = session.display, []
+        registry = session.registry(src_ref.registry)
+        with registry_errors("list the tags of", src_ref, registry):
+            tags = registry.list_tags(src_ref.repository, skipped)
+        for entry in skipped[:_SKIPPED_SAID]:
+            display.warning("%s: the tag list holds %s, which is not a tag: skipped", src_ref.familiar(), entry)
+        if len(skipped) > _SKIPPED_SAID:
+            display.warning("%s: the tag list holds %d more entries that are not tags: skipped", src_ref.familiar(),
+                            len(skipped) - _SKIPPED_SAID)
+        if tags:
+            # the destination reached, and taking a push, once before any tag (each tag's sink is
+            # the same repository: not asked again)
+            RegistrySink(session, dst_ref).start(stack)
+        done = []
+        for tag in tags:
+            done.append(_sync_tag(session, src_ref.replace(tag=tag), dst_ref.replace(tag=tag), referrers))
+        synced = Synced(src_ref.name, dst_ref.name, done, tuple(skipped))
+        display.info("%s", _sync_summary(synced))
+        return synced
+
+
+def _sync_tag(session: Session, src: Reference, dst: Reference, referrers: bool) -> SyncedTag:
+    """One tag of ``sync``: skipped when the destination's tag names the source's digest already,
+    else copied as ``copy`` copies it; a failure (but a cancellation) is said and returned."""
+    display, tag = session.display, src.tag
+    try:
+        target = session.registry(dst.registry)
+        with registry_errors("push", dst, target):
+            try:
+                there = target.head_digest(dst.repository, tag)
+            except NotFoundError:
+                there = None
+        if there is not None:
+            with registry_errors("pull", src, session.registry(src.registry)):
+                if session.registry(src.registry).head_digest(src.repository, tag) == there:
+                    display.info("%s: already there", tag)
+                    return SyncedTag(tag, "present", there)
+        read = _read_registry(session, src, None)
+        with registry_errors("pull", src, session.registry(src.registry)):
+            attachments = read_referrers(session, read, str(src)) if referrers else None
+        saved = _deliver(RegistrySink(session, dst, can_convert=False), read, attachments=attachments)
+    except CancelledError:
+        raise
+    except ZeroImageError as e:
+        reason = "%s%s" % (e, "; " + e.advice if e.advice else "")
+        display.log(logging.ERROR, "%s: %s", tag, reason)
+        return SyncedTag(tag, "failed", error=reason)
+    display.info("copied %s %s", tag, saved.digest)
+    return SyncedTag(tag, "copied", saved.digest)
+
+
+def _sync_summary(synced: Synced) -> str:
+    """``12 tags: 9 copied, 3 already there`` (and how many failed, and were no tags)."""
+    counts = synced.counts
+    parts = ["%d %s" % (counts[outcome], words) for outcome, words in
+             (("copied", "copied"), ("present", "already there"), ("failed", "failed")) if counts[outcome]]
+    if synced.skipped:
+        parts.append("%d skipped (not a tag)" % len(synced.skipped))
+    return "%d tag%s%s" % (len(synced.tags), "" if len(synced.tags) == 1 else "s",
+                           ": " + ", ".join(parts) if parts else "")
 # ---- Changes ----
 
 #
@@ -11367,7 +11492,8 @@ _FOREIGN_OPTIONS = {
     ("build", "--file"): _DOCKERFILE, ("build", "-f"): _DOCKERFILE,
     ("build", "--build-arg"): ("zeroimage runs nothing at build time; for the program's environment, "
                                "--env KEY=VALUE", None),
-    ("pull", "--all-tags"): ("pull saves one image or index; zeroimage tags REPOSITORY lists the tags", None),
+    ("pull", "--all-tags"): ("pull saves one image or index; zeroimage tags REPOSITORY lists the tags, and "
+                             "zeroimage sync SRC-REPO DST-REPO copies every tag to another repository", None),
 }
 
 
@@ -11508,9 +11634,32 @@ def build_parser() -> argparse.ArgumentParser:
                           help="copy only this platform's image; repeat it for a new index of several")
     copy_cmd.add_argument("--referrers", action="store_true",
                           help="copy what refers to the images too (SBOMs, signatures), byte for byte")
+    copy_cmd.add_argument("--all-tags", action="store_true",
+                          help="copy every tag of the repository SRC to the repository DST: zeroimage sync "
+                               "(see its --help)")
     copy_cmd.add_argument("src", metavar="SRC", help="REF, or ARCHIVE[:NAME] (a path: see above)")
     copy_cmd.add_argument("dst", type=_copy_dst_arg, metavar="DST", help="REF, or ARCHIVE[:NAME] to write")
     copy_cmd.set_defaults(func=cmd_copy)
+
+    sync_cmd = _command(
+        commands, "sync", "copy every tag of a repository to another",
+        "Copy every tag of the repository SRC to the repository DST, each as copy copies\n"
+        "one: byte for byte (an index with every image in it; digests unchanged), layers\n"
+        "mounted within one registry, skipped when DST has them. The tag list is read\n"
+        "through all its pages. A tag whose DST tag names the same digest already is\n"
+        "skipped without reading anything more. Each tag is said as it goes (copied TAG\n"
+        "DIGEST, or TAG: already there), then a summary; a tag that fails is said and the\n"
+        "others go on, and the exit status is 1. SRC and DST are repositories: no tag or\n"
+        "digest. copy --all-tags SRC DST is the same.",
+        ["zeroimage sync registry.example.com/team/app mirror.example.com/team/app",
+         "zeroimage sync --referrers ghcr.io/me/app registry.example.com/me/app   # SBOMs and signatures too",
+         "zeroimage sync -q --json reg.example.com/a reg.example.com/b > synced.json"],
+        json_output="print what happened to each tag as one JSON object (see README)")
+    sync_cmd.add_argument("--referrers", action="store_true",
+                          help="copy what refers to the images of each tag too (SBOMs, signatures), byte for byte")
+    sync_cmd.add_argument("src", type=_repository_arg, metavar="SRC", help="REGISTRY/NAME: the repository to read")
+    sync_cmd.add_argument("dst", type=_repository_arg, metavar="DST", help="REGISTRY/NAME: the repository to write")
+    sync_cmd.set_defaults(func=cmd_sync)
     _change_verbs(commands)
 
     inspect_cmd = _command(
@@ -11955,6 +12104,11 @@ def cmd_push(args, session: Session) -> int:
 
 
 def cmd_copy(args, session: Session) -> int:
+    if args.all_tags:
+        if args.platform:
+            raise UsageError("`all_tags` copies every tag byte for byte, each with every platform; give it "
+                             "without `platform`")
+        return cmd_sync(args, session)
     source = archive_target(args.src)
     if source is None:
         try:
@@ -11980,6 +12134,24 @@ def cmd_copy(args, session: Session) -> int:
         _print_json(value)
     else:
         print(saved.digest if to_archive else saved.where)
+    return 0
+
+
+def cmd_sync(args, session: Session) -> int:
+    """sync, and copy --all-tags: the tags said as they go and summed up by ``sync``; --json prints
+    the result; a tag that failed makes the exit status 1, with one last line naming them."""
+    synced = sync(args.src, args.dst, referrers=args.referrers, session=session)
+    if args.json:
+        words = session.display.words or (lambda text: text)
+        tags = [dict({"tag": t.tag, "outcome": t.outcome},
+                     **({"error": words(t.error)} if t.error is not None else {"digest": t.digest}))
+                for t in synced.tags]
+        _print_json(dict(synced.counts, source=synced.source, destination=synced.destination, tags=tags,
+                         skipped=list(synced.skipped)))
+    failed = [t.tag for t in synced.failed]
+    if failed:
+        raise ZeroImageError("%d of %d tags failed: %s%s" % (len(failed), len(synced.tags), ", ".join(failed[:10]),
+                                                            ", ..." if len(failed) > 10 else ""))
     return 0
 
 

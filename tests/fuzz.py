@@ -1123,7 +1123,9 @@ PROGRAM_NAME = "app"
 
 def verbs_for(case, inp, work):
     """(verb, argv, output path or None, needs) of the verbs that read this surface; ``needs``: the
-    verb whose output this one reads (it runs only when that one exited 0)."""
+    verb whose output this one reads (it runs only when that one exited 0). The verbs that read no
+    file (tags, tag, delete, sync, copy between registries) meet mutated input as registry answers:
+    tests/test_hostile_table.py's VERBS and its seeded fuzz of the JSON answers."""
     out = lambda name: os.path.join(work, name)  # noqa: E731
     if case.surface == "elf":
         return [("build", ["build", "-q", "-o", out("min.tar"), inp], out("min.tar"), None),

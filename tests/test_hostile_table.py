@@ -95,6 +95,9 @@ VERBS = {
                          ("manifest", "index", "config", "blob", "referrers", "token", "error", "upload")),
     "push": (["push", "image.tar", R + "/pushed:1"], None, ("token", "error", "upload")),
     "tags": (["tags", R + "/base"], None, ("tags", "token", "error")),
+    # every tag of base (1, 2, latest: two pages) copied to another repository, as copy copies one
+    "sync": (["sync", R + "/base", R + "/synced"], None,
+             ("manifest", "index", "config", "blob", "tags", "token", "error", "upload")),
     "tag": (["tag", R + "/base:1", "new"], None, ("index", "token", "error", "upload")),
     "delete": (["delete", R + "/base:1"], None, ("index", "token", "error")),
     "login": (["login", "-u", hostile_fakes.USER, "-p", hostile_fakes.PASSWORD, R], None, ("token", "error")),

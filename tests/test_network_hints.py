@@ -199,6 +199,7 @@ REF_VERBS = [
     ("delete", "{ref}"),
     ("check-auth", "{ref}"),
     ("tags", "{repo}"),
+    ("sync", "{repo}", "{repo}"),
 ]
 
 

@@ -34,7 +34,8 @@ README = os.path.join(ROOT, "README.md")
 REGISTRY_VERBS = {"pull": "pulls from a registry", "push": "pushes to a registry",
                   "login": "stores credentials", "logout": "changes the stored credentials",
                   "check-auth": "asks a registry", "tags": "lists a registry's tags",
-                  "tag": "tags in a registry", "delete": "deletes from a registry"}
+                  "tag": "tags in a registry", "delete": "deletes from a registry",
+                  "sync": "copies between repositories"}
 OFFLINE_HELPERS = {"sha256sum", "cat", "head", "tail", "wc", "tar", "jq", "git", "echo"}   # fine to run beside zeroimage
 LOCAL_REGISTRY = "localhost:5000"
 PLACEHOLDER = re.compile(r"[A-Z0-9_.:=/|{},]+|\.\.\.")

@@ -430,7 +430,8 @@ def test_every_usage_line_names_the_positionals():
     assert parser.short_usage() == "usage: zeroimage [options] COMMAND ... (see 'zeroimage --help')"
     expected = {"build": "[PLATFORM=]PROGRAM ...", "pull": "REF", "push": "ARCHIVE[:NAME] REF", "copy": "SRC DST",
                 "inspect": "TARGET", "login": "REGISTRY", "logout": "REGISTRY", "check-auth": "REF",
-                "tags": "REPOSITORY", "digest": "TARGET", "tag": "REF NEWTAG ...", "delete": "REF"}
+                "tags": "REPOSITORY", "digest": "TARGET", "tag": "REF NEWTAG ...", "delete": "REF",
+                "sync": "SRC DST"}
     assert set(commands) == set(expected)
     for name, sub in commands.items():
         assert sub.short_usage() == "usage: zeroimage %s [options] %s (see 'zeroimage %s --help')" % (
