@@ -10883,7 +10883,7 @@ def _rebasing(new_base: str, old_base: Optional[str]):
                 raise ZeroImageError("%s names no platform, so no base can be chosen for it" % where)
             recorded = _recorded_base(image, config, where) if old_base is None else None
             if old_base is None and recorded is None:
-                raise ZeroImageError("%s records no base (no %s and %s annotations, which zeroimage build writes); "
+                raise ZeroImageError("%s records no base (no %s and %s annotations, which `build(...)` writes); "
                                      "give its base with `old_base`" % (where, ANNOTATION_BASE_NAME,
                                                                         ANNOTATION_BASE_DIGEST))
             old = base_for(old_base or recorded, platform)
