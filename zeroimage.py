@@ -10897,6 +10897,11 @@ def _rebasing(new_base: str, old_base: Optional[str]):
             _check_prefix(image, diff_ids, old, old_config["rootfs"]["diff_ids"], where, hint)
             rest = layers[len(old.layers):]
             family = _family_of(image)
+            if family is DOCKER_FAMILY and any(str(_layer_type_in(family, desc.get("mediaType"))).startswith(
+                    "application/vnd.oci.") for desc, _ in new.layers):
+                raise ZeroImageError("%s is a Docker-format image, and the new base %s has layers Docker's media "
+                                     "types cannot describe (zstd); give a base with gzip layers" % (
+                                         where, outside_text(new.name, 200)))
             new_descs = _layers_in_family(family, [desc for desc, _ in new.layers], "the new base %s" % new.name)
             config["rootfs"]["diff_ids"] = new_config["rootfs"]["diff_ids"] + diff_ids[len(old.layers):]
             config["history"] = new_config["history"] + config["history"][len(old_config["history"]):]

@@ -223,6 +223,21 @@ def test_rebase_with_an_old_base_on_disk(tmp_path, busybox, busybox_program):
     assert bare.images[0].manifest["layers"] == app_manifest["layers"][2:]
 
 
+def test_rebase_a_docker_image_keeps_its_family(tmp_path, busybox, busybox_program):
+    base1, _, _ = versioned_base(tmp_path, busybox, 1, family=DOCKER)
+    base2, _, _ = versioned_base(tmp_path, busybox, 2)          # OCI: its layers said in Docker's names
+    zstd, _, _ = versioned_base(tmp_path, busybox, 3, family=dict(OCI, layer=OCI["layer"][:-4] + "zstd"))
+    app = tmp_path / "app.tar"
+    ok(run_cli("build", "--from-archive", base1, "-o", app, busybox_program))
+    result = zeroimage.rebase(str(app), base2, old_base=base1, output=str(tmp_path / "out.tar"))
+    manifest = result.images[0].manifest
+    assert manifest["mediaType"] == DOCKER["manifest"] and "annotations" not in manifest
+    assert {d["mediaType"] for d in manifest["layers"]} == {DOCKER["layer"]}
+    line = fails(run_cli("rebase", "--base", zstd, "--old-base", base1, "-o", tmp_path / "no.tar", app), 1)
+    assert "Docker-format image" in line and "zstd" in line and "--media-types" not in line
+    assert not (tmp_path / "no.tar").exists()
+
+
 # ---- against the registry ----
 
 
