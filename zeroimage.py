@@ -10828,9 +10828,9 @@ def _recorded_base(image: Image, config: dict, where: str) -> Optional[str]:
     labels, ``org.opencontainers.image.base.name`` and ``.base.digest``), as NAME@DIGEST; None if none."""
     for said in (_string_map(image.manifest.get("annotations")), _string_map(config["config"].get("Labels"))):
         name, digest = said.get(ANNOTATION_BASE_NAME), said.get(ANNOTATION_BASE_DIGEST)
-        if name is None and digest is None:
+        if not name or not digest:      # (a label of one alone may be the base's own, about its base)
             continue
-        if not name or not digest or digest_problem(digest):
+        if digest_problem(digest):
             raise ZeroImageError("%s records its base unclearly (%s=%s, %s=%s); give its base with `old_base`" % (
                 where, ANNOTATION_BASE_NAME, outside_text(repr(name), 200), ANNOTATION_BASE_DIGEST,
                 outside_text(repr(digest), 100)))
@@ -10857,10 +10857,11 @@ def _check_prefix(image: Image, diff_ids: Sequence[str], old: BaseImage, old_dif
                 outside_text(str(desc.get("digest") if desc.get("digest") != digests[i] else diff_id), 80), hint))
 
 
-def _base_metadata(said: Dict[str, str], new: BaseImage) -> Dict[str, str]:
-    """``said`` (annotations or labels) with the base keys as ``new`` gives them (none: left out)."""
+def _base_metadata(said: Dict[str, str], new: BaseImage, only_there: bool = False) -> Dict[str, str]:
+    """``said`` (annotations, or labels: ``only_there``, the keys it has) with the base keys as
+    ``new`` gives them (none: left out)."""
     kept = {k: v for k, v in said.items() if k not in (ANNOTATION_BASE_NAME, ANNOTATION_BASE_DIGEST)}
-    kept.update(new.annotations)
+    kept.update((k, v) for k, v in new.annotations.items() if not only_there or k in said)
     return kept
 
 
@@ -10908,7 +10909,9 @@ def _rebasing(new_base: str, old_base: Optional[str]):
             runtime = config["config"]
             labels = _string_map(runtime.get("Labels"))
             if ANNOTATION_BASE_NAME in labels or ANNOTATION_BASE_DIGEST in labels:
-                runtime["Labels"] = _base_metadata(labels, new)
+                runtime["Labels"] = _base_metadata(labels, new, only_there=True)
+                if not runtime["Labels"]:
+                    del runtime["Labels"]
             annotations = None
             if family is not DOCKER_FAMILY:
                 annotations = _base_metadata(_string_map(image.manifest.get("annotations")), new)

@@ -32,7 +32,8 @@ def versioned_base(tmp_path, busybox, version, platforms=(("linux", "amd64", "")
     """An archive of a two-layer base of ``version`` (one image, or an index of ``platforms``):
     (path, [image descriptors], top descriptor)."""
     b = LayoutBuilder()
-    config = {"config": {"Env": ["PATH=/bin", "BASE=%s" % version], "Cmd": ["/bin/sh"]},
+    config = {"config": {"Env": ["PATH=/bin", "BASE=%s" % version], "Cmd": ["/bin/sh"],
+                         "Labels": {"org.opencontainers.image.base.name": "docker.io/library/debian:12"}},
               "history": [{"created_by": "base layer 1"}, {"created_by": "ENV BASE", "empty_layer": True},
                           {"created_by": "base layer 2"}]}
     images = [b.image(base_layers(busybox, version), config, platform=p, family=family) for p in platforms]
@@ -211,7 +212,8 @@ def test_rebase_with_an_old_base_on_disk(tmp_path, busybox, busybox_program):
     assert manifest["layers"] == base_manifest["layers"] + app_manifest["layers"][2:]
     assert config["rootfs"]["diff_ids"] == base_config["rootfs"]["diff_ids"] + app_config["rootfs"]["diff_ids"][2:]
     assert config["history"] == base_config["history"] + app_config["history"][3:]
-    assert config["config"] == app_config["config"], "the image's config, not the new base's (BASE=1 stays)"
+    # the image's config, not the new base's (BASE=1 stays); the label of the old base's base left out
+    assert config["config"] == {k: v for k, v in app_config["config"].items() if k != "Labels"}
     assert config["created"] == app_config["created"]
     _, out_text = run_image(tmp_path, "oci-archive:%s" % out, ["/busybox", "cat", "/etc/base-version"])
     assert out_text == "base 2\n"
@@ -295,6 +297,9 @@ def test_rebase_in_a_registry_runs_on_the_new_base(tmp_path, client, busybox, bu
         app["layers"][-1]["digest"]]
     assert rebased["annotations"]["org.opencontainers.image.base.name"] == client.ref("changes/base:2")
     assert rebased["annotations"]["org.opencontainers.image.base.digest"] == top2["digest"]
+    labels = json.loads(client.skopeo("inspect", "--config", "docker://" + client.ref("changes/app:2")))[
+        "config"]["Labels"]
+    assert labels == {"org.opencontainers.image.base.name": client.ref("changes/base:2")}, "the label it had, renewed"
     inspected = json.loads(client.skopeo("inspect", "docker://" + client.ref("changes/app:2")))
     assert inspected["Layers"] == [d["digest"] for d in rebased["layers"]]
     assert r.stdout.strip() == client.ref("changes/app:2") + "@" + inspected["Digest"]
