@@ -15,7 +15,7 @@ into your project and ``import zeroimage``, or run it.
 
 As a library: every operation (``build``, ``pull``, ``push_archive``, ``copy``, ``sync``, ``inspect``,
 ``login``, ``logout``, ``check_auth``, ``list_tags``, ``resolve_digest``, ``tag_image``,
-``delete_image``, ``mutate``) takes an optional ``session=``: a ``Session``
+``delete_image``, ``mutate``, ``append``, ``rebase``) takes an optional ``session=``: a ``Session``
 holds the environment, the display (progress and log lines), the registry clients
 and their connections, the layer cache and a cancellation event, and closes every
 connection when it ends.  Without one, each call makes and closes its own.
@@ -56,7 +56,7 @@ Sources and sinks
 Verbs and CLI
   Targets                  what a word on the command line names: a path, PATH:NAME, a reference
   Build, Transfers       the operations that make an image and move one
-  Changes                  mutate: an existing image made into a new one, its layers carried over
+  Changes                  mutate, append, rebase: an existing image made into a new one, its layers carried over
   Inspection and registry verbs
   CLI                      ``build_parser``, ``cmd_*``, the rendering of options as flags, ``main``
 """
@@ -173,7 +173,7 @@ __all__ = [
     "AddedLayer", "Task", "Response", "Proxy",
     # operations
     "build", "pull", "push_archive", "copy", "sync", "inspect", "login", "logout", "check_auth",
-    "list_tags", "resolve_digest", "tag_image", "delete_image", "mutate",
+    "list_tags", "resolve_digest", "tag_image", "delete_image", "mutate", "append", "rebase",
     # building blocks: reading binaries, archives and registries, writing layers
     "common_program_name", "default_image_name",
     "read_elf", "read_shebang", "read_build_info", "build_info_labels", "build_info_json", "select_manifest",
@@ -10675,9 +10675,11 @@ def rewritten_image(image: Image, config: dict, layers: Sequence[Tuple[dict, Blo
 
 
 def changed_tree(top: Union[Image, ImageIndex], change: Callable[[Image], Image], where: str,
-                 notes: Optional[List[str]] = None) -> Union[Image, ImageIndex]:
+                 notes: Optional[List[str]] = None,
+                 index_change: Optional[Callable[[dict], dict]] = None) -> Union[Image, ImageIndex]:
     """The same image or index with ``change`` made to each image: an index keeps its family, its
-    annotations and each entry's (platform, annotations), with the new digests. An attestation or
+    annotations (unless ``index_change`` makes new ones of the index, once its images are changed)
+    and each entry's (platform, annotations), with the new digests. An attestation or
     other artifact an index lists describes an image before the change: it is left out (said in
     ``notes``), as it would be false of the new one."""
     if isinstance(top, Image):
@@ -10693,12 +10695,14 @@ def changed_tree(top: Union[Image, ImageIndex], change: Callable[[Image], Image]
                 notes.append("left out %s: %s of the image before the change" % (
                     desc.get("digest"), "an attestation" if is_attestation(desc) else "an artifact"))
             continue
-        new = changed_tree(child, change, where, notes)
+        new = changed_tree(child, change, where, notes, index_change)
         entries.append(dict(desc, mediaType=new.kind, digest=new.digest, size=new.manifest_blob.size))
         children.append(new)
     if not children:
         raise ZeroImageError("%s: index %s lists no image to change" % (where, top.digest))
     index = dict(top.index, manifests=entries)
+    if index_change is not None:
+        index = index_change(index)
     return ImageIndex(index, bytes_blob(canonical_json(index)), children, top.kind)
 
 
@@ -10718,14 +10722,23 @@ def _change_plan(push: Optional[str], output: Optional[str], load: bool, tag: Op
             Reference.parse(tag, default_tag="latest") if tag is not None else None)
 
 
-def change_image(target: str, change: Callable[[Image], Image], *, platforms=None, push: Optional[str] = None,
-                 output: Optional[str] = None, load: bool = False, tag: Optional[str] = None,
-                 output_format: str = "archive", insecure: bool = False, environ=None,
-                 session: Optional[Session] = None) -> BuildResult:
+class _Change(NamedTuple):
+    """What ``change_image`` makes of each image (``image``) and, when given, of each index's own
+    fields once its images are changed (``index``: rebase's base annotations)."""
+    image: Callable[[Image], Image]
+    index: Optional[Callable[[dict], dict]] = None
+
+
+def change_image(target: str, change: Optional[Callable[[Image], Image]], *, platforms=None,
+                 push: Optional[str] = None, output: Optional[str] = None, load: bool = False,
+                 tag: Optional[str] = None, output_format: str = "archive", insecure: bool = False, environ=None,
+                 session: Optional[Session] = None, make_change=None) -> BuildResult:
     """The one way mutate, append and rebase go: read ``target`` (``read_source``: a registry
     reference, an archive or layout, ...), make ``change`` to each of its images (``platforms``: only
     the images of those, as ``copy`` chooses them), and write the result where ``push``, ``output`` or
-    ``load`` says (``_change_plan``), as build writes what it makes. The result is a BuildResult."""
+    ``load`` says (``_change_plan``), as build writes what it makes. The result is a BuildResult.
+    A change that needs the session, the stack or the started sink (append's new layer streams to
+    it, rebase reads bases) is made by ``make_change(session, stack, sink)``, a ``_Change``, instead."""
     push_ref, name = _change_plan(push, output, load, tag, output_format)
     chosen = _platform_list(platforms)
     with _session_for(session, insecure, environ) as session, contextlib.ExitStack() as stack:
@@ -10734,8 +10747,9 @@ def change_image(target: str, change: Callable[[Image], Image], *, platforms=Non
         if load and chosen is None:
             chosen = [sink.platform()]
         read = read_source(session, stack, target, chosen)
+        made = make_change(session, stack, sink) if make_change is not None else _Change(change)
         notes = []
-        tree = changed_tree(read.tree, change, target, notes)
+        tree = changed_tree(read.tree, made.image, target, notes, made.index)
         for note in notes:
             session.display.info("%s", note)
         if push_ref is None:
@@ -10805,7 +10819,7 @@ def mutate(target: str, options: ImageOptions = ImageOptions(), *, entrypoint: O
     (``change_image``); within one registry the layers are mounted, never downloaded."""
     check_image_options(options)
     if options.add:
-        raise UsageError("`add` puts files in a new layer; mutate changes the config only")
+        raise UsageError("`add` puts files in a new layer, which `append(...)` makes; mutate changes the config only")
     if entrypoint is not None:
         if isinstance(entrypoint, str) or not isinstance(entrypoint, (list, tuple)) or not entrypoint or \
                 not all(isinstance(item, str) and item for item in entrypoint):
@@ -10817,6 +10831,250 @@ def mutate(target: str, options: ImageOptions = ImageOptions(), *, entrypoint: O
     return change_image(target, _mutation(entrypoint, options), platforms=platforms, push=push, output=output,
                         load=load, tag=tag, output_format=output_format, insecure=insecure, environ=environ,
                         session=session)
+
+
+# -- append --
+
+
+def _added_entries(add, output: Optional[str]) -> Tuple[List[Tuple[str, str]], List[Tuple[str, List[LayerEntry]]]]:
+    """append's ``add`` pairs (SRC, DST) read as build reads them (``tree_entries``, ``check_layer_paths``),
+    before anything is reached: the pairs, and (what gave them, entries) for each."""
+    if isinstance(add, (str, bytes)) or not isinstance(add, (list, tuple)) or not add:
+        raise UsageError("`add` is a list of (SRC, DST) pairs, at least one, not %s" % outside_text(repr(add), 100))
+    pairs = []
+    for pair in add:
+        if isinstance(pair, (str, bytes)) or not isinstance(pair, (list, tuple)) or len(pair) != 2 or \
+                not all(isinstance(p, (str, os.PathLike)) for p in pair):
+            raise UsageError("`add` is a list of (SRC, DST) pairs, not %s" % outside_text(repr(add), 100))
+        pairs.append((os.fspath(pair[0]), os.fspath(pair[1])))
+    check_image_options(ImageOptions(add=tuple(pairs)))
+    added = [("`add` %s:%s" % (source, dest), tree_entries(source, dest)) for source, dest in pairs]
+    check_layer_paths(added)
+    if output and output != "-":
+        _check_output_is_not_an_input(output, [entry.source for _, entries in added for entry in entries
+                                               if isinstance(entry.source, str)])
+    return pairs, added
+
+
+def _append_history_line(add_pairs: Sequence[Tuple[str, str]]) -> str:
+    """The history line of append's layer, as build's: ``zeroimage: COPY NAME DST``, one COPY per ``add``."""
+    return "zeroimage: " + "; ".join("COPY %s %s" % (
+        os.fsencode(os.path.basename(source.rstrip("/" + os.sep)) or source).decode("utf-8", "replace"), dest)
+        for source, dest in add_pairs)
+
+
+def _appending(added: Sequence[Tuple[str, List[LayerEntry]]], history_line: str):
+    """``make_change`` for append: each image gets one new layer of the ``added`` entries, its parents
+    as the image holds them (``base_paths`` over the image's own layers), made once for every image
+    where it is the same bytes, streamed to the sink as build's is."""
+    entries = [entry for _, group in added for entry in group]
+    wanted = paths_to_ask(entries)
+
+    def make_change(session: Session, stack: contextlib.ExitStack, sink) -> _Change:
+        layers = _LayerMaker(session, stack, sink, Compression())
+        created = rfc3339(created_timestamp(session.environ))
+        made = {}       # the layer's entries -> the layer made of them
+
+        def change(image: Image) -> Image:
+            where = "image %s" % image.digest
+            config = normal_base_config(image.config, where)
+            family, kept = _family_of(image), image_layers(image)
+            if len(config["rootfs"]["diff_ids"]) != len(kept):
+                raise ArchiveError("%s: its config lists %d layers but its manifest has %d" % (
+                    where, len(config["rootfs"]["diff_ids"]), len(kept)))
+            platform = image.platform or Platform.from_dict(config) or DEFAULT_PLATFORM
+            view = BaseImage(config, kept, family, platform, True, where)
+            below = base_paths(view, wanted, None, session.cancelled)
+            check_over_base(entries, below)
+            layer_entries = tuple(with_parents(entries, below))
+            if layer_entries not in made:
+                made[layer_entries] = layers.make(layer_entries, "the added files (%s)" % platform)
+            layer = made[layer_entries]
+            desc = descriptor(_layer_type_in(family, layer.media_type), layer.blob.digest, layer.blob.size)
+            config["rootfs"]["diff_ids"].append(layer.diff_id)
+            config["history"].append({"created": created, "created_by": history_line})
+            config["created"] = created
+            return rewritten_image(image, config, kept + [(desc, layer.blob)])
+        return _Change(change)
+    return make_change
+
+
+def append(target: str, add: Sequence[Tuple[str, str]], *, platforms=None, push: Optional[str] = None,
+           output: Optional[str] = None, load: bool = False, tag: Optional[str] = None,
+           output_format: str = "archive", insecure: bool = False, environ=None,
+           session: Optional[Session] = None) -> BuildResult:
+    """Add files and directory trees (``add``: (SRC, DST) pairs, as build's ``add``) as one new layer
+    on top of an existing image, each image of an index (or those of ``platforms``). Parents the
+    image already has keep its modes and owners; nothing of the image's is replaced by another kind
+    (``check_over_base``). The config's diff_ids and history (a ``zeroimage: COPY ...`` line) grow by
+    the layer, ``created`` is now (or ``SOURCE_DATE_EPOCH``); the rest is carried over. Written
+    where ``push``, ``output`` or ``load`` says (``change_image``): the image's layers mounted
+    within one registry; the new layer, the same bytes for every platform, made once."""
+    pairs, added = _added_entries(add, output)
+    return change_image(target, None, platforms=platforms, push=push, output=output, load=load, tag=tag,
+                        output_format=output_format, insecure=insecure, environ=environ, session=session,
+                        make_change=_appending(added, _append_history_line(pairs)))
+
+
+# -- rebase --
+
+
+def _base_word(word: str, what: str) -> str:
+    """A base word of rebase (``what``: `new_base` or `old_base`): ``scratch``, an archive or layout
+    (``ARCHIVE[:NAME]``, told apart as ``archive_target`` does) or a registry reference."""
+    if not isinstance(word, str) or not word:
+        raise UsageError("%s is a registry reference, an archive (ARCHIVE[:NAME]) or scratch, not %s" % (
+            what, outside_text(repr(word), 100)))
+    if archive_target(word) is not None:
+        return word
+    try:
+        return check_base(word)
+    except InvalidReferenceError as e:
+        raise InvalidReferenceError("%s %s" % (what, e)) from e
+
+
+def _bases_of(session: Session, stack: contextlib.ExitStack, layers: "_LayerMaker"):
+    """word, platform -> the BaseImage ``word`` names for ``platform`` (read once for each)."""
+    sources, found = {}, {}
+
+    def base(word: str, platform: Platform) -> BaseImage:
+        if word not in sources:
+            archive = archive_target(word) is not None
+            sources[word] = _base_source(session, None if archive else word, word if archive else None, stack, layers)
+        key = (word, str(platform))
+        if key not in found:
+            found[key] = sources[word](platform)
+        return found[key]
+    return base
+
+
+def _recorded_base(image: Image, config: dict, where: str) -> Optional[str]:
+    """The base an image records (zeroimage's build writes it: the manifest's annotations, else its
+    labels, ``org.opencontainers.image.base.name`` and ``.base.digest``), as NAME@DIGEST; None if none."""
+    for said in (_string_map(image.manifest.get("annotations")), _string_map(config["config"].get("Labels"))):
+        name, digest = said.get(ANNOTATION_BASE_NAME), said.get(ANNOTATION_BASE_DIGEST)
+        if not name or not digest:      # (a label of one alone may be the base's own, about its base)
+            continue
+        if digest_problem(digest):
+            raise ZeroImageError("%s records its base unclearly (%s=%s, %s=%s); give its base with `old_base`" % (
+                where, ANNOTATION_BASE_NAME, outside_text(repr(name), 200), ANNOTATION_BASE_DIGEST,
+                outside_text(repr(digest), 100)))
+        try:
+            ref = Reference.parse(name)
+        except InvalidReferenceError:
+            raise ZeroImageError("%s records its base as %s, not a registry reference; give its base with "
+                                 "`old_base`" % (where, outside_text(repr(name), 200))) from None
+        return str(ref.replace(digest=digest))
+    return None
+
+
+def _check_prefix(image: Image, diff_ids: Sequence[str], old: BaseImage, old_diff_ids: Sequence[str],
+                  where: str, hint: str) -> None:
+    """The old base's layers (by digest and by diff_id) are the first of the image's: else a one-line error."""
+    digests = [desc.get("digest") for desc in image.manifest["layers"]]
+    if len(old.layers) > len(digests):
+        raise ZeroImageError("%s has %d layers, fewer than the %d of %s: that is not its base%s" % (
+            where, len(digests), len(old.layers), outside_text(old.name, 200), hint))
+    for i, ((desc, _), diff_id) in enumerate(zip(old.layers, old_diff_ids)):
+        if desc.get("digest") != digests[i] or diff_id != diff_ids[i]:
+            raise ZeroImageError("%s is not on %s: its layer %d is %s, the base's is %s%s" % (
+                where, outside_text(old.name, 200), i + 1, outside_text(str(digests[i]), 80),
+                outside_text(str(desc.get("digest") if desc.get("digest") != digests[i] else diff_id), 80), hint))
+
+
+def _base_metadata(said: Dict[str, str], new: BaseImage, only_there: bool = False) -> Dict[str, str]:
+    """``said`` (annotations, or labels: ``only_there``, the keys it has) with the base keys as
+    ``new`` gives them (none: left out)."""
+    kept = {k: v for k, v in said.items() if k not in (ANNOTATION_BASE_NAME, ANNOTATION_BASE_DIGEST)}
+    kept.update((k, v) for k, v in new.annotations.items() if not only_there or k in said)
+    return kept
+
+
+def _rebasing(new_base: str, old_base: Optional[str]):
+    """``make_change`` for rebase: each image's old base's layers replaced by ``new_base``'s for its platform."""
+
+    def make_change(session: Session, stack: contextlib.ExitStack, sink) -> _Change:
+        base_for = _bases_of(session, stack, _LayerMaker(session, stack, sink, Compression()))
+        new_index_annotations = []
+
+        def change(image: Image) -> Image:
+            where = "image %s" % image.digest
+            config = normal_base_config(image.config, where)
+            diff_ids, layers = config["rootfs"]["diff_ids"], image_layers(image)
+            if len(diff_ids) != len(layers):
+                raise ArchiveError("%s: its config lists %d layers but its manifest has %d" % (
+                    where, len(diff_ids), len(layers)))
+            platform = image.platform or Platform.from_dict(config)
+            if platform is None:
+                raise ZeroImageError("%s names no platform, so no base can be chosen for it" % where)
+            recorded = _recorded_base(image, config, where) if old_base is None else None
+            if old_base is None and recorded is None:
+                raise ZeroImageError("%s records no base (no %s and %s annotations, which `build(...)` writes); "
+                                     "give its base with `old_base`" % (where, ANNOTATION_BASE_NAME,
+                                                                        ANNOTATION_BASE_DIGEST))
+            old = base_for(old_base or recorded, platform)
+            new = base_for(new_base, platform)
+            if not new.platform.matches(platform):
+                raise ZeroImageError("`new_base` %s is for %s, not %s as %s is" % (
+                    outside_text(new.name, 200), new.platform, platform, where))
+            old_config = normal_base_config(old.config, "the old base %s" % old.name)
+            new_config = normal_base_config(new.config, "the new base %s" % new.name)
+            hint = "" if old_base is not None else " (the base it records; give the one it is on with `old_base`)"
+            _check_prefix(image, diff_ids, old, old_config["rootfs"]["diff_ids"], where, hint)
+            rest = layers[len(old.layers):]
+            family = _family_of(image)
+            if family is DOCKER_FAMILY and any(str(_layer_type_in(family, desc.get("mediaType"))).startswith(
+                    "application/vnd.oci.") for desc, _ in new.layers):
+                raise ZeroImageError("%s is a Docker-format image, and the new base %s has layers Docker's media "
+                                     "types cannot describe (zstd); give a base with gzip layers" % (
+                                         where, outside_text(new.name, 200)))
+            new_descs = _layers_in_family(family, [desc for desc, _ in new.layers], "the new base %s" % new.name)
+            config["rootfs"]["diff_ids"] = new_config["rootfs"]["diff_ids"] + diff_ids[len(old.layers):]
+            config["history"] = new_config["history"] + config["history"][len(old_config["history"]):]
+            runtime = config["config"]
+            labels = _string_map(runtime.get("Labels"))
+            if ANNOTATION_BASE_NAME in labels or ANNOTATION_BASE_DIGEST in labels:
+                runtime["Labels"] = _base_metadata(labels, new, only_there=True)
+                if not runtime["Labels"]:
+                    del runtime["Labels"]
+            annotations = None
+            if family is not DOCKER_FAMILY:
+                annotations = _base_metadata(_string_map(image.manifest.get("annotations")), new)
+            new_index_annotations.append(new.index_annotations)
+            return rewritten_image(image, config, [(desc, blob) for desc, (_, blob) in zip(new_descs, new.layers)]
+                                   + rest, annotations)
+
+        def index_change(index: dict) -> dict:
+            said = _string_map(index.get("annotations"))
+            if not new_index_annotations or not (ANNOTATION_BASE_NAME in said or ANNOTATION_BASE_DIGEST in said):
+                return index
+            said = {k: v for k, v in said.items() if k not in (ANNOTATION_BASE_NAME, ANNOTATION_BASE_DIGEST)}
+            said.update(new_index_annotations[-1])
+            index = {k: v for k, v in index.items() if k != "annotations"}
+            return dict(index, annotations=said) if said else index
+        return _Change(change, index_change)
+    return make_change
+
+
+def rebase(target: str, new_base: str, *, old_base: Optional[str] = None, platforms=None,
+           push: Optional[str] = None, output: Optional[str] = None, load: bool = False, tag: Optional[str] = None,
+           output_format: str = "archive", insecure: bool = False, environ=None,
+           session: Optional[Session] = None) -> BuildResult:
+    """Put an existing image (each image of an index, or those of ``platforms``) on ``new_base``
+    without its program: the layers of its old base, the one its manifest records (``org.opencontainers.
+    image.base.name`` and ``.base.digest``, which build writes) or ``old_base``, must be the first of
+    its layers; they are replaced by the new base's for the image's platform, and the config's
+    diff_ids and history follow. The image's config is kept (the new base's Env, Entrypoint... are
+    not taken, as crane rebase), ``created`` too; the base annotations (and labels of those keys)
+    name the new base. A base is a registry reference, an archive or layout (``ARCHIVE[:NAME]``), or
+    ``scratch`` (no layers). Written where ``push``, ``output`` or ``load`` says (``change_image``):
+    within one registry, the layers are mounted."""
+    new_base = _base_word(new_base, "`new_base`")
+    if old_base is not None:
+        old_base = _base_word(old_base, "`old_base`")
+    return change_image(target, None, platforms=platforms, push=push, output=output, load=load, tag=tag,
+                        output_format=output_format, insecure=insecure, environ=environ, session=session,
+                        make_change=_rebasing(new_base, old_base))
 
 
 # ---- Inspection and registry verbs ----
@@ -11737,7 +11995,7 @@ def _destination_args(parser, verb: str) -> None:
 
 
 def _change_verbs(commands) -> None:
-    """mutate: an existing image made into a new one."""
+    """mutate, append and rebase: an existing image made into a new one."""
     mutate_cmd = _command(
         commands, "mutate", "change an image's config (entrypoint, env, labels...) without rebuilding",
         "Change the config of an existing image, every image of an index (or those of\n"
@@ -11755,6 +12013,45 @@ def _change_verbs(commands) -> None:
     _destination_args(mutate_cmd, "change")
     mutate_cmd.add_argument("target", metavar="SOURCE", help="REF, or ARCHIVE[:NAME] (a path: see inspect --help)")
     mutate_cmd.set_defaults(func=cmd_mutate, add=[])
+
+    append_cmd = _command(
+        commands, "append", "add files to an existing image as one new layer",
+        "Add files and directory trees on top of an existing image, every image of an index\n"
+        "(or those of --platform), as ONE new layer, by build's --add rules: modes kept,\n"
+        "owners root, directories the image has keep their modes and owners. The image's\n"
+        "layers are carried over (mounted within one registry); its config gains the layer\n"
+        "and a history line, created is now (or SOURCE_DATE_EPOCH). Prints the new digest\n"
+        "(with --push: REF@DIGEST).",
+        ["zeroimage append --add static:/srv/static --push reg.example.com/app:1-static reg.example.com/app:1",
+         "zeroimage append --add app.yaml:/etc/app/ --add certs:/etc/app/certs -o app-conf.tar app.tar"],
+        json_output=True)
+    append_cmd.add_argument("--add", action="append", type=_add_arg, required=True, metavar="SRC:DST",
+                            help="a file or directory tree to put at DST (absolute; DST/ for into it); repeat "
+                                 "for several, all in the one layer")
+    _destination_args(append_cmd, "add to")
+    append_cmd.add_argument("target", metavar="SOURCE", help="REF, or ARCHIVE[:NAME] (a path: see inspect --help)")
+    append_cmd.set_defaults(func=cmd_append)
+
+    rebase_cmd = _command(
+        commands, "rebase", "put an image on a new version of its base, without the program",
+        "Replace the base an image was built on with NEW, every image of an index (or those\n"
+        "of --platform), each on NEW's image for its platform. The old base is the one the\n"
+        "image records (org.opencontainers.image.base.name and .base.digest, which build\n"
+        "writes), or --old-base; its layers must be the image's first, else nothing is\n"
+        "written. The image's own layers and config stay (NEW's Env, Entrypoint... are not\n"
+        "taken, as crane rebase); diff_ids, history and the base annotations follow. A base is\n"
+        "a registry reference, ARCHIVE[:NAME] (a path) or scratch. Prints the new digest\n"
+        "(with --push: REF@DIGEST).",
+        ["zeroimage rebase --base alpine:3.20 --push reg.example.com/app:1 reg.example.com/app:1",
+         "zeroimage rebase --base reg.example.com/base:2 --old-base reg.example.com/base:1 -o app2.tar app.tar"],
+        json_output=True)
+    rebase_cmd.add_argument("--base", dest="new_base", required=True, metavar="NEW",
+                            help="the new base: REF, ARCHIVE[:NAME] or scratch")
+    rebase_cmd.add_argument("--old-base", dest="old_base", metavar="OLD",
+                            help="the base the image is on (default: the one it records)")
+    _destination_args(rebase_cmd, "rebase")
+    rebase_cmd.add_argument("target", metavar="SOURCE", help="REF, or ARCHIVE[:NAME] (a path: see inspect --help)")
+    rebase_cmd.set_defaults(func=cmd_rebase)
 
 
 def _image_option_args(opts, add: bool = True) -> None:
@@ -11993,6 +12290,23 @@ def cmd_mutate(args, session: Session) -> int:
                     output_format=args.output_format, session=session)
     return _report_made(args, session, result, "--load it (the image for the engine's platform goes), or "
                         "change one platform's image (--platform)")
+
+
+def cmd_append(args, session: Session) -> int:
+    _check_stdout_output(args)
+    result = append(args.target, args.add, platforms=args.platform, push=args.push, output=args.output,
+                    load=args.load, tag=args.tag, output_format=args.output_format, session=session)
+    return _report_made(args, session, result, "--load it (the image for the engine's platform goes), or "
+                        "add to one platform's image (--platform)")
+
+
+def cmd_rebase(args, session: Session) -> int:
+    _check_stdout_output(args)
+    result = rebase(args.target, args.new_base, old_base=args.old_base, platforms=args.platform, push=args.push,
+                    output=args.output, load=args.load, tag=args.tag, output_format=args.output_format,
+                    session=session)
+    return _report_made(args, session, result, "--load it (the image for the engine's platform goes), or "
+                        "rebase one platform's image (--platform)")
 
 
 def _say_wrote(session: Session, output: Optional[str], where: str, name: Optional[str]) -> None:

@@ -1146,7 +1146,16 @@ def verbs_for(case, inp, work):
             ("build --from-archive", ["build", "-q", "--from-archive", inp, "-o", out("built.tar"), program],
              out("built.tar"), None),
             ("inspect --json copied", ["inspect", "--json", out("copy.tar")], None, "copy to archive"),
-            ("inspect --json built", ["inspect", "--json", out("built.tar")], None, "build --from-archive")]
+            ("inspect --json built", ["inspect", "--json", out("built.tar")], None, "build --from-archive"),
+            # the changes: the input as the image changed, and as the old and the new base of a rebase
+            ("mutate", ["mutate", "-q", "--env", "A=b", "--entrypoint-arg", "x", "-o", out("mutated.tar"), inp],
+             out("mutated.tar"), None),
+            ("append", ["append", "-q", "--add", program + ":/usr/local/bin/app", "-o", out("appended.tar"), inp],
+             out("appended.tar"), None),
+            ("rebase", ["rebase", "-q", "--old-base", inp, "--base", inp, "-o", out("rebased.tar"), inp],
+             out("rebased.tar"), None),
+            ("rebase onto", ["rebase", "-q", "--old-base", "scratch", "--base", inp, "-o", out("onto.tar"),
+                             out("built.tar")], out("onto.tar"), "build --from-archive")]
 
 
 def run_case(case, work, check_output=None):

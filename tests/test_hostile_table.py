@@ -94,6 +94,16 @@ VERBS = {
     "copy --referrers": (["copy", "--referrers", R + "/base:1", R + "/copy:1"], None,
                          ("manifest", "index", "config", "blob", "referrers", "token", "error", "upload")),
     "push": (["push", "image.tar", R + "/pushed:1"], None, ("token", "error", "upload")),
+    # the changes: the source and the bases read from the registry (the layers read too when written
+    # to an archive, or read for the parents of what append adds), the result pushed or written
+    "mutate": (["mutate", "--env", "A=b", "--push", R + "/mutated:1", R + "/base:1"], None,    # (no mounts here)
+               ("manifest", "index", "config", "blob", "token", "error", "upload")),
+    "append": (["append", "--add", "hello:/usr/local/bin/hello", "-o", "out.tar", R + "/base:1"], "out.tar",
+               ("manifest", "index", "config", "blob", "token", "error")),
+    "rebase": (["rebase", "--old-base", R + "/base:1", "--base", R + "/base:1", "--push", R + "/rebased:1",
+                R + "/base:1"], None, ("manifest", "index", "config", "blob", "token", "error", "upload")),
+    "rebase -o": (["rebase", "--old-base", R + "/base:1", "--base", R + "/base:1", "-o", "out.tar", R + "/base:1"],
+                  "out.tar", ("manifest", "index", "config", "blob", "token", "error")),
     "tags": (["tags", R + "/base"], None, ("tags", "token", "error")),
     # every tag of base (1, 2, latest: two pages) copied to another repository, as copy copies one
     "sync": (["sync", R + "/base", R + "/synced"], None,

@@ -274,6 +274,16 @@ def _base_archive(path, name):
     builder.write_tar(path, [index])
 
 
+def _add_sources(parsed, at):
+    """A missing ``--add`` source: a small tree."""
+    for add in parsed.add:
+        source = add[0] if isinstance(add, (tuple, list)) else str(add).split(":", 1)[0]
+        if not os.path.exists(at(source)):
+            os.makedirs(at(source))
+            with open(os.path.join(at(source), "index.html"), "w") as f:
+                f.write("<p>static</p>\n")
+
+
 def prepare(line, where):
     """Make what the line's zeroimage commands read and the README leaves to the reader."""
     for words in simple_commands(line):
@@ -287,15 +297,17 @@ def prepare(line, where):
             continue
         parsed = _parse(args)
         at = lambda p: os.path.join(where, os.path.expanduser(p))    # noqa: E731
+        if parsed.command == "rebase":      # its bases on disk, as build's --from-archive
+            for word in (parsed.new_base, parsed.old_base):
+                path, name = _split_spec(word or "scratch", where)
+                if zeroimage.looks_like_path(path) and not os.path.exists(at(path)):
+                    _base_archive(at(path), name)
+        if parsed.command == "append":
+            _add_sources(parsed, at)
         if parsed.command == "build":
             for platform, program in parsed.entrypoint:
                 _program(at(program), str(platform) if platform else parsed.platform and str(parsed.platform))
-            for add in parsed.add:
-                source = add[0] if isinstance(add, (tuple, list)) else str(add).split(":", 1)[0]
-                if not os.path.exists(at(source)):
-                    os.makedirs(at(source))
-                    with open(os.path.join(at(source), "index.html"), "w") as f:
-                        f.write("<p>static</p>\n")
+            _add_sources(parsed, at)
             if parsed.base_archive:
                 path, name = _split_spec(parsed.base_archive, where)
                 if zeroimage.looks_like_path(path) and not os.path.exists(at(path)):

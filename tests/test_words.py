@@ -431,7 +431,7 @@ def test_every_usage_line_names_the_positionals():
     expected = {"build": "[PLATFORM=]PROGRAM ...", "pull": "REF", "push": "ARCHIVE[:NAME] REF", "copy": "SRC DST",
                 "inspect": "TARGET", "login": "REGISTRY", "logout": "REGISTRY", "check-auth": "REF",
                 "tags": "REPOSITORY", "digest": "TARGET", "tag": "REF NEWTAG ...", "delete": "REF",
-                "sync": "SRC DST"}
+                "sync": "SRC DST", "mutate": "SOURCE", "append": "SOURCE", "rebase": "SOURCE"}
     assert set(commands) == set(expected)
     for name, sub in commands.items():
         assert sub.short_usage() == "usage: zeroimage %s [options] %s (see 'zeroimage %s --help')" % (
@@ -695,11 +695,11 @@ def _synopses(text, command):
         if in_code and line.startswith("zeroimage %s " % command):
             bare, previous = line.split("#", 1)[0], None
             while bare != previous:         # what stands in brackets is optional syntax: options, choices
-                bare, previous = re.sub(r"\[[^\[\]]*\]", " ", bare), bare
+                bare, previous = re.sub(r"\[[^\[\]]*\]|\([^()]*\)", " ", bare), bare   # (a | b): one of them
             if all(re.fullmatch(r"[A-Z0-9_.:=/|]+|\.\.\.", w) for w in bare.split()[2:] if not w.startswith("-")):
                 block = [line]
                 for following in lines[i + 1:]:
-                    if not following.startswith(" ") or not following.strip().startswith("["):
+                    if not following.startswith(" ") or not following.strip()[:1] in ("[", "(", "-"):
                         break
                     block.append(following)
                 found.append(" ".join(block))
