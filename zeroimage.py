@@ -9452,10 +9452,13 @@ def push_reference(text: str, environ, display: Optional[Display] = None) -> Ref
     ``display`` (-v) says when a name was completed."""
     ref = registry_reference(text)
     repo = environ.get(REPO_VARIABLE, "") if environ is not None else ""
-    first, slash, _ = text.partition("/")
-    if not repo or slash and _names_registry(first):
+    if not repo:
         return ref
-    completed = _push_repository(repo) + "/" + text
+    under = _push_repository(repo)      # checked even when unused: a wrong setting is said at once
+    first, slash, _ = text.partition("/")
+    if slash and _names_registry(first):
+        return ref
+    completed = under + "/" + text
     try:
         ref = Reference.parse(completed)
     except InvalidReferenceError as e:
