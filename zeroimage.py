@@ -11382,7 +11382,8 @@ def build_parser() -> argparse.ArgumentParser:
         json_output=True)
     base = build_cmd.add_mutually_exclusive_group()
     base.add_argument("--from", dest="base", type=_base_arg, metavar="BASE",
-                      help="a registry image, or 'scratch' for none (default: the built-in minimal base)")
+                      help="a registry image, docker-daemon:NAME (the local engine's), or 'scratch' for none "
+                           "(default: the built-in minimal base)")
     base.add_argument("--from-archive", dest="base_archive", metavar="PATH[:NAME]", type=_base_archive_arg,
                       help="base from an OCI layout, as a tar archive or a directory")
     build_cmd.add_argument("--platform", type=_platform_arg, metavar="OS/ARCH[/VARIANT]",

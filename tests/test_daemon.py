@@ -3,6 +3,7 @@ of inspect, digest, copy and push (its export, read as the docker save archive i
 destination (loaded); judged by a real Docker Engine (tests/engines.py), podman's service when it runs
 here, the real registry and skopeo. The rule for the word (Targets' engine_image) has its units first."""
 
+import contextlib
 import hashlib
 import json
 import os
@@ -85,9 +86,8 @@ def test_no_engine_is_one_line_with_the_hint(tmp_path, argv):
     ok(run_cli("build", "-q", "--from", "scratch", "-o", tmp_path / "out.tar", tmp_path / "src" / "app"))
     dead = tmp_path / "dead.sock"
     r = run_cli(*argv, env={"DOCKER_HOST": "unix://%s" % dead}, cwd=str(tmp_path))
-    line = fails(r, 1, "no container engine answers", str(dead), "DOCKER_HOST")
+    fails(r, 1, "no container engine answers", str(dead), "DOCKER_HOST")
     assert len([x for x in r.stderr.splitlines() if "error" in x]) == 1, r.stderr
-    assert line
     assert sorted(os.listdir(str(tmp_path))) == ["out.tar", "src"]       # nothing written
 
 
@@ -209,8 +209,31 @@ def test_copy_from_the_registry_into_the_engine(tmp_path, docker_engine, pki, re
     assert docker_engine.inspect(named)["Id"] == info["Id"]
 
 
+def test_read_source_reads_the_engines_image_for_every_verb(tmp_path):
+    """read_source, the one place a source word becomes an image (what mutate, append, rebase and
+    export read through): docker-daemon:NAME is the engine's export, named NAME, its layers gzipped."""
+    from hostile_fakes import FakeEngine
+    engine = FakeEngine()
+    try:
+        with zeroimage.Session({"DOCKER_HOST": engine.host}) as session, contextlib.ExitStack() as stack:
+            seen = []
+            read = zeroimage.read_source(session, stack, "docker-daemon:base:1", None, before_layers=seen.append)
+            assert read.name == zeroimage.Reference.parse("base:1")
+            assert len(seen) == 1 and seen[0].config == read.tree.config     # before the layers were gzipped
+            assert isinstance(read.tree, zeroimage.Image) and read.tree.config["config"]["Entrypoint"] == ["/hello"]
+            assert all(d["mediaType"].endswith("gzip") for d in read.tree.manifest["layers"])
+            assert read.source.where == "docker-daemon:base:1"
+            # what the engine does not hold: its refusal, one line
+            with pytest.raises(zeroimage.ZeroImageError) as caught:
+                zeroimage.read_source(session, stack, "docker-daemon:other:1", None)
+            assert "cannot export other:1 (404)" in str(caught.value)
+        assert engine.kinds["export"] == 1
+    finally:
+        engine.close()
+
+
 @pytest.mark.interop
-def test_the_engines_refusal_and_a_hostile_export_are_one_line(tmp_path, docker_engine):
+def test_a_name_the_engine_does_not_hold_is_one_line(tmp_path, docker_engine):
     env = docker_engine.env
     r = run_cli("copy", "docker-daemon:nothing-here:1", tmp_path / "o.tar", env=env)
     fails(r, 1, "nothing-here")
