@@ -10362,29 +10362,33 @@ def _compressed_for_push(session: Session, stack: contextlib.ExitStack, layout: 
 
 
 def _read_archive(session: Session, stack: contextlib.ExitStack, spec: str, platforms,
-                  before_layers: Optional[Callable[[Union[Image, ImageIndex]], None]] = None) -> _Read:
+                  before_layers: Optional[Callable[[Union[Image, ImageIndex]], None]] = None,
+                  compress: bool = True) -> _Read:
     """What ``ARCHIVE[:NAME]`` holds: its one image or index (NAME picks one of several); a ``docker
     save`` image's uncompressed layers gzipped, as registries take them. ``before_layers(tree)`` runs
     once the archive's manifests and configs are read, before any layer work (``_checked_then_started``:
     a refused archive is said before any connection, a registry that is down before any gzip)."""
     path, ref_name = _split_archive_spec(spec)
     layout = stack.enter_context(open_archive(path))
-    return _read_opened(session, stack, layout, ref_name, platforms, before_layers)
+    return _read_opened(session, stack, layout, ref_name, platforms, before_layers, compress)
 
 
 def _read_engine(session: Session, stack: contextlib.ExitStack, engine: EngineImage, platforms,
-                 before_layers: Optional[Callable[[Union[Image, ImageIndex]], None]] = None) -> _Read:
+                 before_layers: Optional[Callable[[Union[Image, ImageIndex]], None]] = None,
+                 compress: bool = True) -> _Read:
     """The local engine's image (``docker-daemon:NAME``): its export (``_open_engine_export``, a
     temporary file until ``stack`` closes) read as ``_read_archive`` reads a ``docker save`` archive,
-    its uncompressed layers gzipped as registries take them; its name is NAME."""
+    its uncompressed layers gzipped as registries take them (unless not ``compress``); its name is NAME."""
     layout = _open_engine_export(session, engine.name, stack)
-    return _read_opened(session, stack, layout, None, platforms, before_layers)._replace(name=engine.ref)
+    return _read_opened(session, stack, layout, None, platforms, before_layers, compress)._replace(name=engine.ref)
 
 
 def _read_opened(session: Session, stack: contextlib.ExitStack, layout: Union[Layout, DockerArchive],
                  ref_name: Optional[str], platforms,
-                 before_layers: Optional[Callable[[Union[Image, ImageIndex]], None]] = None) -> _Read:
-    """``_read_archive``'s reading of an opened archive (``ref_name`` picks one of several images)."""
+                 before_layers: Optional[Callable[[Union[Image, ImageIndex]], None]] = None,
+                 compress: bool = True) -> _Read:
+    """``_read_archive``'s reading of an opened archive (``ref_name`` picks one of several images);
+    ``compress``: a ``docker save`` image's layers gzipped (not for an engine, which takes them as they are)."""
     path = layout.path
     entries = layout_entries(layout, ref_name)
     if len(set(d.get("digest") for d in entries)) != 1:
@@ -10396,7 +10400,7 @@ def _read_opened(session: Session, stack: contextlib.ExitStack, layout: Union[La
         layout.check_readable(tree.manifest)
     if before_layers is not None:
         before_layers(tree)
-    if isinstance(layout, DockerArchive):
+    if isinstance(layout, DockerArchive) and compress:
         tree = _compressed_for_push(session, stack, layout, tree)
     read = _Read(tree, entries[0]["digest"], _entry_name(entries[0]), layout)
     _note_selection(session, read)
@@ -10404,18 +10408,20 @@ def _read_opened(session: Session, stack: contextlib.ExitStack, layout: Union[La
 
 
 def read_source(session: Session, stack: contextlib.ExitStack, text: str, platforms,
-                before_layers: Optional[Callable[[Union[Image, ImageIndex]], None]] = None) -> _Read:
+                before_layers: Optional[Callable[[Union[Image, ImageIndex]], None]] = None, *,
+                compress: bool = True) -> _Read:
     """What a source word names, read for a sink: an archive or layout (``ARCHIVE[:NAME]``, told
     apart as ``archive_target`` does) or else a registry reference. The one place every verb that
     reads an existing image (copy, mutate, append, rebase, export, ...) turns a word into an image:
     a new kind of source is added here. ``platforms`` as ``read_selection`` takes them;
     ``before_layers`` as ``_read_archive`` runs it (for a registry it runs once the tree is read).
-    ``docker-daemon:NAME`` (``engine_image``) is the local engine's image, read from its export."""
+    ``docker-daemon:NAME`` (``engine_image``) is the local engine's image, read from its export.
+    ``compress=False``: a ``docker save`` image's uncompressed layers stay so (for a sink that is an engine)."""
     engine = engine_image(text)
     if engine is not None:
-        return _read_engine(session, stack, engine, platforms, before_layers)
+        return _read_engine(session, stack, engine, platforms, before_layers, compress)
     if archive_target(text) is not None:
-        return _read_archive(session, stack, text, platforms, before_layers)
+        return _read_archive(session, stack, text, platforms, before_layers, compress)
     ref = Reference.parse(text)
     _note_on_disk(session, text, ref)
     read = _read_registry(session, ref, platforms)
@@ -10608,8 +10614,9 @@ def copy(src: str, dst: str, *, platforms=None, referrers: bool = False, insecur
         if to_engine and chosen is None:
             chosen = [sink.platform()]
         # from an archive, as push: checked before any connection, the sink started before any layer work
-        read = read_source(session, stack, src, chosen,
-                           before_layers=None if started else _checked_then_started(sink, stack, src))
+        read = read_source(session, stack, src, chosen,       # (an engine takes docker save's layers as they are)
+                           before_layers=None if started else _checked_then_started(sink, stack, src),
+                           compress=not to_engine)
         with registry_errors("pull", src_ref, session.registry(src_ref.registry)) if src_ref else \
                 contextlib.nullcontext():
             attachments = read_referrers(session, read, src) if referrers else None

@@ -199,8 +199,15 @@ def test_copy_from_the_registry_into_the_engine(tmp_path, docker_engine, pki, re
     assert docker_engine.inspect(arm)["Architecture"] == "arm64" and "may not start" in r.stderr
     # engine to engine: a new name for the same image (export, then load)
     again = _name()
-    ok(run_cli("copy", "docker-daemon:" + name, "docker-daemon:" + again, env=env))
+    r = ok(run_cli("copy", "docker-daemon:" + name, "docker-daemon:" + again, env=env))
     assert docker_engine.inspect(again)["Id"] == info["Id"]
+    assert "gzip" not in r.stderr       # the engine takes the export's layers as they are
+    saved = tmp_path / "saved.tar"      # and a docker save archive's
+    docker_engine.docker("save", "-o", str(saved), name)
+    from_save = _name()
+    r = ok(run_cli("copy", saved, "docker-daemon:" + from_save, env=env))
+    assert docker_engine.inspect(from_save)["Id"] == info["Id"] and "gzip" not in r.stderr
+    assert docker_engine.run(from_save, "echo", "hi") == "hi\n"
     # an archive into the engine, named as DST says
     archive = tmp_path / "one.tar"
     ok(run_cli("copy", "--platform", "linux/amd64", ref, archive, env=env))
