@@ -1359,7 +1359,7 @@ def valid_host(text: str) -> bool:
 
 # skopeo's and podman's transport prefixes, and what zeroimage reads in their place: a registry
 # reference as it is ("reference"), a path by its look ("path": an archive, or a layout directory),
-# build's --from docker-daemon:NAME ("engine"), or nothing ("none").
+# docker-daemon:NAME where an image is read or copied ("engine": Targets' engine_image), or nothing ("none").
 # What an archive's name ends in (before an optional :NAME): the one list for Targets' looks_like_path
 # and for what a skopeo transport word says to write instead (``transport_word``).
 ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.xz", ".txz", ".tar.bz2", ".tbz2", ".oci")
@@ -1406,13 +1406,20 @@ def transport_problem(text: str) -> Optional[str]:
     if kind == "path":
         return "%s; a path is read as an archive or layout directory by its look: write %s" % (said, rest)
     if kind == "engine":
-        return ("%s here; an image of the local engine is read by `build(base=docker-daemon:NAME)`; elsewhere "
-                "save it first (docker save -o NAME.tar %s) and give the archive" % (said, rest))
+        return ("%s here, where a registry image is named; the local engine's image docker-daemon:NAME is read "
+                "where an image is read (inspect, copy, push's source, `base`) and written by copy" % said)
     if prefix == "containers-storage:":
-        return ("%s; podman's images are read by `build(base=docker-daemon:NAME)` through podman's socket, or "
-                "save one (podman save -o NAME.tar %s) and give the archive" % (said, rest))
+        return ("%s; podman's images are read as docker-daemon:%s through podman's socket, where an image is "
+                "read (inspect, copy, push's source, `base`), or save one (podman save -o NAME.tar %s) and give "
+                "the archive" % (said, rest, rest))
     return ("%s; skopeo's directory format is not read; make an OCI archive of it (skopeo copy %s "
             "oci-archive:NAME.tar) and give that" % (said, outside_text(text, 200)))
+
+
+def _names_registry(first: str) -> bool:
+    """Whether the first /-separated component of a reference names a registry host (it holds a '.'
+    or a ':', is ``localhost``, or is [IPv6]) rather than the first part of a Docker Hub name."""
+    return "." in first or ":" in first or first == "localhost" or first.startswith("[")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -1456,7 +1463,7 @@ class Reference:
                 raise InvalidReferenceError("invalid reference %r: bad tag %r (letters, digits, _ . -; at most 128)" % (text, tag))
         registry, path = DOCKER_HUB, name
         first, sep, rest = name.partition("/")
-        if sep and ("." in first or ":" in first or first == "localhost" or first.startswith("[")):
+        if sep and _names_registry(first):
             if not valid_host(first):
                 raise InvalidReferenceError("invalid reference %r: bad registry host %r" % (text, first))
             registry, path = first, rest
@@ -8231,14 +8238,32 @@ DAEMON_BASE = "docker-daemon:"      # --from docker-daemon:NAME[:TAG], the word 
 
 def _export_from_engine(session: Session, name: str, stack: contextlib.ExitStack) -> str:
     """The image NAME of the local engine, as ``docker save`` writes it, streamed into a temporary
-    file (gone when the build ends) and read from there like any archive."""
+    file (gone when ``stack`` closes) and read from there like any archive."""
     engine = Engine.find(session)
-    tmp = stack.enter_context(tempfile.NamedTemporaryFile(prefix="zeroimage-", suffix=".tar"))
+    try:
+        tmp = stack.enter_context(tempfile.NamedTemporaryFile(prefix="zeroimage-", suffix=".tar"))
+    except OSError as e:
+        raise ZeroImageError("cannot export %s from the engine into %s: %s (set TMPDIR to a directory with room)"
+                             % (name, tempfile.gettempdir(), e.strerror or e)) from e
     session.display.info("exporting %s from the engine at %s", name, engine.address)
     with contextlib.closing(engine.export(name)) as stream:
         copy_stream(_Checked(stream, session.cancelled), tmp)
     tmp.flush()
     return tmp.name
+
+
+def _open_engine_export(session: Session, name: str, stack: contextlib.ExitStack) -> Union[Layout, DockerArchive]:
+    """The engine's image NAME (``_export_from_engine``) opened as the archive its export is (a ``docker
+    save`` archive, or Docker 25's OCI layout), open until ``stack`` closes. Its messages call it
+    docker-daemon:NAME, never the temporary file; what is not a whole archive is said to be the engine's."""
+    path = _export_from_engine(session, name, stack)
+    try:
+        layout = stack.enter_context(open_archive(path))
+    except ArchiveError as e:       # the engine's answer, not a file of the user's
+        raise ArchiveError("what the engine exported for %s is not a whole docker save archive (%s)" % (
+            name, str(e).replace(path, "the export"))) from e
+    layout.path = DAEMON_BASE + name       # (a tar's: its path is only what messages call it)
+    return layout
 
 
 # ---- Reading images ----
@@ -9356,9 +9381,51 @@ def _on_disk(target: str) -> bool:
         return False
 
 
-def copy_destination(text: str) -> Union[Reference, Tuple[str, Optional[Reference]]]:
-    """A copy's DST: ``(path, name)`` for an archive to write (``PATH``, or ``PATH:NAME`` to name the
-    image in it; a path as ``looks_like_path`` tells), else the registry reference."""
+@dataclasses.dataclass(frozen=True)
+class EngineImage:
+    """What a ``docker-daemon:NAME`` word names (``engine_image``): the image NAME of the local
+    container engine (Docker, or podman's service), a reference with a tag (latest when none).
+    A frozen dataclass, not a tuple, as Reference: ``"%s" % image`` formats the word."""
+
+    ref: Reference
+
+    @property
+    def name(self) -> str:
+        """NAME as the engine is asked for it and loads it: Docker's short form (app:1, localhost/app:latest)."""
+        return self.ref.familiar()
+
+    def __str__(self) -> str:
+        return DAEMON_BASE + self.name
+
+
+def engine_image(text) -> Optional[EngineImage]:
+    """The one rule for a ``docker-daemon:NAME`` word (skopeo's), wherever one may stand: build's
+    ``base``, every source ``read_source`` reads, inspect's and digest's TARGET, copy's SRC and DST,
+    push_archive's source. None when ``text`` is no such word; a UsageError when NAME is empty, is no
+    reference, or carries a digest (an engine's image is named by NAME[:TAG])."""
+    if not isinstance(text, str) or not text.lower().startswith(DAEMON_BASE):
+        return None
+    name = text[len(DAEMON_BASE):]
+    if not name:
+        raise UsageError("%s names no image: write docker-daemon:NAME[:TAG], an image the local engine holds "
+                         "(docker images lists them)" % outside_text(text, 100))
+    try:
+        ref = Reference.parse(name)
+    except InvalidReferenceError as e:
+        raise UsageError("%s: %s" % (outside_text(text, 200), e)) from e
+    if ref.digest:
+        raise UsageError("%s: an image of the local engine is named by NAME[:TAG], without a digest (%s)" % (
+            outside_text(text, 300), DAEMON_BASE + ref.replace(digest=None).familiar()))
+    return EngineImage(ref)
+
+
+def copy_destination(text: str) -> Union[Reference, EngineImage, Tuple[str, Optional[Reference]]]:
+    """A copy's DST: the local engine's image for ``docker-daemon:NAME`` (``engine_image``), ``(path,
+    name)`` for an archive to write (``PATH``, or ``PATH:NAME`` to name the image in it; a path as
+    ``looks_like_path`` tells), else the registry reference."""
+    engine = engine_image(text)
+    if engine is not None:
+        return engine
     if not looks_like_path(text):
         return Reference.parse(text)
     path, name = os.path.expanduser(text), None
@@ -9397,6 +9464,55 @@ def registry_reference(text: str, default_tag: Optional[str] = "latest") -> Refe
     return Reference.parse(text, default_tag)
 
 
+REPO_VARIABLE = "ZEROIMAGE_REPO"      # where a bare push name goes (as ko's KO_DOCKER_REPO)
+
+
+def push_reference(text: str, environ, display: Optional[Display] = None) -> Reference:
+    """Where a push of ``text`` goes: the one rule for every ``push`` option (build's; mutate's,
+    append's and rebase's). ``text`` is read as ``registry_reference`` reads it; when it is bare (it
+    names no registry host, so it would go to Docker Hub) and $ZEROIMAGE_REPO is set in ``environ``
+    (the session's), it is completed under that repository: with ZEROIMAGE_REPO=registry.example.com/team,
+    ``app`` is registry.example.com/team/app:latest and ``tools/app:1`` registry.example.com/team/tools/app:1.
+    A host written out always wins (``localhost:5000/app``; ``docker.io/me/app`` is Docker Hub's).
+    ``display`` (-v) says when a name was completed."""
+    ref = registry_reference(text)
+    repo = environ.get(REPO_VARIABLE, "") if environ is not None else ""
+    if not repo:
+        return ref
+    under = _push_repository(repo)      # checked even when unused: a wrong setting is said at once
+    first, slash, _ = text.partition("/")
+    if slash and _names_registry(first):
+        return ref
+    completed = under + "/" + text
+    try:
+        ref = Reference.parse(completed)
+    except InvalidReferenceError as e:
+        raise UsageError("%s=%s makes of %s the name %s, which is no reference: %s" % (
+            REPO_VARIABLE, outside_text(repo, 200), outside_text(text, 200), outside_text(completed, 300), e)) from e
+    if display is not None:
+        display.debug("%s names no registry: pushed as %s (%s=%s)", text, ref, REPO_VARIABLE, outside_text(repo, 200))
+    return ref
+
+
+def _push_repository(value: str) -> str:
+    """$ZEROIMAGE_REPO checked: a registry (``localhost:5000``, ``registry.example.com``) or a repository
+    in one (``registry.example.com/team``), without tag or digest; a UsageError naming the variable."""
+    said = "%s=%s" % (REPO_VARIABLE, outside_text(value, 200))
+    stripped = value.rstrip("/")
+    if not stripped or stripped != stripped.strip():
+        raise UsageError("%s: give a repository to push bare names under, like registry.example.com/team" % said)
+    if "/" not in stripped and _names_registry(stripped) and valid_host(stripped):
+        return stripped         # a registry alone: app goes to HOST/app
+    try:
+        ref = Reference.parse(stripped, default_tag=None)
+    except InvalidReferenceError as e:
+        raise UsageError("%s is not a repository to push bare names under (%s)" % (said, e)) from e
+    if ref.tag or ref.digest:
+        raise UsageError("%s names an image, not a repository: give it without a tag or digest (%s)" % (
+            said, ref.familiar_name))
+    return stripped
+
+
 def repository_reference(text: str) -> Reference:
     """A repository as ``tags`` takes it: a name without tag or digest (as ``crane ls``: a tag there is
     more likely a mistake than a wish to have it ignored)."""
@@ -9408,9 +9524,9 @@ def repository_reference(text: str) -> Reference:
 
 
 def check_image_word(word: str) -> None:
-    """A word that names an image to read (inspect's, digest's): an archive or layout on disk, else a
-    reference; a usage error that says neither was found."""
-    if archive_target(word) is None:
+    """A word that names an image to read (inspect's, digest's): the engine's image (``engine_image``),
+    an archive or layout on disk, else a reference; a usage error that says neither was found."""
+    if engine_image(word) is None and archive_target(word) is None:
         try:
             Reference.parse(word)
         except InvalidReferenceError as e:
@@ -9420,10 +9536,7 @@ def check_image_word(word: str) -> None:
 def check_base(word: str) -> str:
     """What ``base`` may name: ``scratch``, ``docker-daemon:NAME`` (the local engine's image) or a
     registry reference; a path or skopeo's transport syntax is refused, naming the option that reads it."""
-    if word == "scratch":
-        return word
-    if word.startswith(DAEMON_BASE):
-        Reference.parse(word[len(DAEMON_BASE):])
+    if word == "scratch" or engine_image(word) is not None:
         return word
     said = transport_word(word)
     if said and said[1] in ("path", "reference"):
@@ -9560,14 +9673,9 @@ def _base_source(session: Session, base: Optional[str], base_archive: Optional[s
         layout = stack.enter_context(open_archive(path))
         return lambda platform: archive_base(layout, ref_name, platform, layers.compress, base_archive,
                                              layers.compression)
-    if base is not None and base.startswith(DAEMON_BASE):
-        name = base[len(DAEMON_BASE):]
-        path = _export_from_engine(session, name, stack)
-        try:
-            layout = stack.enter_context(open_archive(path))
-        except ArchiveError as e:       # the engine's answer, not a file of the user's
-            raise ArchiveError("what the engine exported for %s is not a whole docker save archive (%s)" % (
-                name, str(e).replace(path, "the export"))) from e
+    engine = engine_image(base)
+    if engine is not None:
+        layout = _open_engine_export(session, engine.name, stack)
         return lambda platform: archive_base(layout, None, platform, layers.compress, base, layers.compression)
     if base not in (None, "scratch"):
         return lambda platform: registry_base(session, base, platform)
@@ -10145,6 +10253,8 @@ def build(options: Optional[BuildOptions] = None, /, *deprecated_args, session: 
     base, base_archive, target, load, output_format = (options.base, options.base_archive, options.target,
                                                        options.load, options.output_format)
     with _session_for(session, insecure, environ) as session, contextlib.ExitStack() as stack:
+        if push_ref is not None:        # a bare name completed by the session's ZEROIMAGE_REPO
+            push_ref = push_reference(options.push, session.environ, session.display)
         created = rfc3339(created_timestamp(session.environ))
         opened = [(wanted, path, stack.enter_context(_open_entrypoint(path))) for wanted, path in programs]
         added = [("`add` %s:%s" % (source, dest), tree_entries(source, dest, session.display))
@@ -10277,13 +10387,34 @@ def _compressed_for_push(session: Session, stack: contextlib.ExitStack, layout: 
 
 
 def _read_archive(session: Session, stack: contextlib.ExitStack, spec: str, platforms,
-                  before_layers: Optional[Callable[[Union[Image, ImageIndex]], None]] = None) -> _Read:
+                  before_layers: Optional[Callable[[Union[Image, ImageIndex]], None]] = None,
+                  compress: bool = True) -> _Read:
     """What ``ARCHIVE[:NAME]`` holds: its one image or index (NAME picks one of several); a ``docker
     save`` image's uncompressed layers gzipped, as registries take them. ``before_layers(tree)`` runs
     once the archive's manifests and configs are read, before any layer work (``_checked_then_started``:
     a refused archive is said before any connection, a registry that is down before any gzip)."""
     path, ref_name = _split_archive_spec(spec)
     layout = stack.enter_context(open_archive(path))
+    return _read_opened(session, stack, layout, ref_name, platforms, before_layers, compress)
+
+
+def _read_engine(session: Session, stack: contextlib.ExitStack, engine: EngineImage, platforms,
+                 before_layers: Optional[Callable[[Union[Image, ImageIndex]], None]] = None,
+                 compress: bool = True) -> _Read:
+    """The local engine's image (``docker-daemon:NAME``): its export (``_open_engine_export``, a
+    temporary file until ``stack`` closes) read as ``_read_archive`` reads a ``docker save`` archive,
+    its uncompressed layers gzipped as registries take them (unless not ``compress``); its name is NAME."""
+    layout = _open_engine_export(session, engine.name, stack)
+    return _read_opened(session, stack, layout, None, platforms, before_layers, compress)._replace(name=engine.ref)
+
+
+def _read_opened(session: Session, stack: contextlib.ExitStack, layout: Union[Layout, DockerArchive],
+                 ref_name: Optional[str], platforms,
+                 before_layers: Optional[Callable[[Union[Image, ImageIndex]], None]] = None,
+                 compress: bool = True) -> _Read:
+    """``_read_archive``'s reading of an opened archive (``ref_name`` picks one of several images);
+    ``compress``: a ``docker save`` image's layers gzipped (not for an engine, which takes them as they are)."""
+    path = layout.path
     entries = layout_entries(layout, ref_name)
     if len(set(d.get("digest") for d in entries)) != 1:
         names = ", ".join(descriptor_name(d) or str(d.get("digest", "?")) for d in entries)
@@ -10294,7 +10425,7 @@ def _read_archive(session: Session, stack: contextlib.ExitStack, spec: str, plat
         layout.check_readable(tree.manifest)
     if before_layers is not None:
         before_layers(tree)
-    if isinstance(layout, DockerArchive):
+    if isinstance(layout, DockerArchive) and compress:
         tree = _compressed_for_push(session, stack, layout, tree)
     read = _Read(tree, entries[0]["digest"], _entry_name(entries[0]), layout)
     _note_selection(session, read)
@@ -10302,14 +10433,20 @@ def _read_archive(session: Session, stack: contextlib.ExitStack, spec: str, plat
 
 
 def read_source(session: Session, stack: contextlib.ExitStack, text: str, platforms,
-                before_layers: Optional[Callable[[Union[Image, ImageIndex]], None]] = None) -> _Read:
+                before_layers: Optional[Callable[[Union[Image, ImageIndex]], None]] = None, *,
+                compress: bool = True) -> _Read:
     """What a source word names, read for a sink: an archive or layout (``ARCHIVE[:NAME]``, told
     apart as ``archive_target`` does) or else a registry reference. The one place every verb that
     reads an existing image (copy, mutate, append, rebase, export, ...) turns a word into an image:
     a new kind of source is added here. ``platforms`` as ``read_selection`` takes them;
-    ``before_layers`` as ``_read_archive`` runs it (for a registry it runs once the tree is read)."""
+    ``before_layers`` as ``_read_archive`` runs it (for a registry it runs once the tree is read).
+    ``docker-daemon:NAME`` (``engine_image``) is the local engine's image, read from its export.
+    ``compress=False``: a ``docker save`` image's uncompressed layers stay so (for a sink that is an engine)."""
+    engine = engine_image(text)
+    if engine is not None:
+        return _read_engine(session, stack, engine, platforms, before_layers, compress)
     if archive_target(text) is not None:
-        return _read_archive(session, stack, text, platforms, before_layers)
+        return _read_archive(session, stack, text, platforms, before_layers, compress)
     ref = Reference.parse(text)
     _note_on_disk(session, text, ref)
     read = _read_registry(session, ref, platforms)
@@ -10434,18 +10571,21 @@ def pull(ref_text: str, output: Optional[str] = None, *, platform=None, all_plat
 
 def push_archive(spec: str, ref_text: str, *, media_types: Optional[str] = None, referrers: bool = False,
                  insecure: bool = False, environ=None, session: Optional[Session] = None) -> Saved:
-    """Push what an archive holds (one image, or an index and all its children), manifests byte for
+    """Push what an archive holds (one image, or an index and all its children), or the local engine's
+    image (``spec`` ``docker-daemon:NAME``: its export, layers gzipped), manifests byte for
     byte; with ``media_types`` ("docker" or "oci"), manifests re-encoded in that family on the way
     (``convert_family``: layer and config blobs unchanged, so only manifest digests change).
     ``referrers``: what refers to the images in the archive (``build --sbom``'s SBOMs) goes too."""
     ref = registry_reference(ref_text)
     family = media_type_family(media_types)
+    engine = engine_image(spec)
     with _session_for(session, insecure, environ) as session, contextlib.ExitStack() as stack:
         sink = RegistrySink(session, ref, keep_family=family is not None)
         # the archive checked before any connection; the registry reached, and taking a push, before
         # a docker save layer is gzipped
-        read = _read_archive(session, stack, spec, None,
-                             before_layers=_checked_then_started(sink, stack, spec, check=family is None))
+        before_layers = _checked_then_started(sink, stack, spec, check=family is None)
+        read = _read_engine(session, stack, engine, None, before_layers) if engine is not None else \
+            _read_archive(session, stack, spec, None, before_layers)
         attachments = read_referrers(session, read, spec) if referrers else None
         if family is not None:
             converted = _converted(session, read.tree, family)
@@ -10472,8 +10612,10 @@ def _converted(session: Session, tree: Union[Image, ImageIndex], family: Dict[st
 
 def copy(src: str, dst: str, *, platforms=None, referrers: bool = False, insecure: bool = False, environ=None,
          session: Optional[Session] = None) -> Saved:
-    """Copy an image or index from ``src`` to ``dst``, each a registry reference or an archive
-    (``ARCHIVE[:NAME]``, told apart as ``inspect`` does: ``looks_like_path``). Registry to registry,
+    """Copy an image or index from ``src`` to ``dst``, each a registry reference, an archive
+    (``ARCHIVE[:NAME]``, told apart as ``inspect`` does: ``looks_like_path``) or the local engine's
+    image (``docker-daemon:NAME``, read from its export; written by loading one image, the engine's
+    platform's of an index unless ``platforms`` names one). Registry to registry,
     manifests go byte for byte (digests unchanged) and layers stream from one to the other, never to
     disk: skipped when there, mounted within one registry. ``platforms`` (one Platform or several)
     copies only their images: one is that image, several a new index of them (``read_selection``).
@@ -10482,37 +10624,57 @@ def copy(src: str, dst: str, *, platforms=None, referrers: bool = False, insecur
     is copied too, byte for byte (to a registry: with the referrers tag when it has no referrers API)."""
     chosen = _platform_list(platforms)
     src_ref, target = _copy_ends(src, dst)
+    to_registry, to_engine = isinstance(target, Reference), isinstance(target, EngineImage)
+    if to_engine and (referrers or len(chosen or ()) > 1):
+        raise UsageError("%s: a container engine takes one image and keeps no referrers; give it without %s" % (
+            target, "`referrers`" if referrers else "a second `platforms`"))
     with _session_for(session, insecure, environ) as session, contextlib.ExitStack() as stack:
-        to_registry = isinstance(target, Reference)
         if to_registry:
             _note_on_disk(session, dst, target, "write")
-        sink = RegistrySink(session, target, can_convert=False) if to_registry else ArchiveSink(session, target[0])
-        if src_ref:
+        sink = RegistrySink(session, target, can_convert=False) if to_registry else EngineSink(session) \
+            if to_engine else ArchiveSink(session, target[0])
+        started = src_ref is not None or to_engine      # (an engine is found first, for its platform)
+        if started:
             sink.start(stack)
+        if to_engine and chosen is None:
+            chosen = [sink.platform()]
         # from an archive, as push: checked before any connection, the sink started before any layer work
-        read = read_source(session, stack, src, chosen,
-                           before_layers=None if src_ref else _checked_then_started(sink, stack, src))
+        read = read_source(session, stack, src, chosen,       # (an engine takes docker save's layers as they are)
+                           before_layers=None if started else _checked_then_started(sink, stack, src),
+                           compress=not to_engine)
         with registry_errors("pull", src_ref, session.registry(src_ref.registry)) if src_ref else \
                 contextlib.nullcontext():
             attachments = read_referrers(session, read, src) if referrers else None
         if to_registry:
             saved = _deliver(sink, read, attachments=attachments)
         else:
-            name = target[1] or read.name or default_image_name(_archive_stem(target[0]))
+            name = target.ref if to_engine else \
+                target[1] or read.name or default_image_name(_archive_stem(target[0]))
             with registry_errors("pull", src_ref, session.registry(src_ref.registry)) if src_ref else \
                     contextlib.nullcontext():       # layers come from the registry as they are written
                 saved = _deliver(sink, read, name, attachments)
+        if to_engine:       # an engine keeps no referrers: what stays behind is not listed (as pull's load)
+            return saved
         return saved if referrers else saved._replace(referrers_left=_referrers_left(session, read, src))
 
 
-def _copy_ends(src: str, dst: str) -> Tuple[Optional[Reference], Union[Reference, Tuple[str, Optional[Reference]]]]:
-    """SRC's reference (None for an archive) and DST (``copy_destination``), refused before any work
-    when they are the same: a copy onto itself does nothing, or (with platforms) drops the others."""
-    src_ref = None if archive_target(src) is not None else Reference.parse(src)
+def _copy_ends(src: str, dst: str) -> Tuple[Optional[Reference],
+                                            Union[Reference, EngineImage, Tuple[str, Optional[Reference]]]]:
+    """SRC's reference (None for an archive or the engine's image) and DST (``copy_destination``),
+    refused before any work when they are the same: a copy onto itself does nothing, or (with
+    platforms) drops the others."""
+    src_engine = engine_image(src)
+    src_ref = None if src_engine is not None or archive_target(src) is not None else Reference.parse(src)
     target = copy_destination(dst)
-    if isinstance(target, Reference):
+    if isinstance(target, EngineImage):
+        if src_engine is not None and src_engine.ref == target.ref:
+            raise UsageError("SRC and DST are both %s; name another image for the engine" % target)
+    elif isinstance(target, Reference):
         if src_ref is not None and _same_tag(src_ref, target):
             raise UsageError("SRC and DST are both %s; name another destination" % target.familiar())
+    elif src_engine is not None:
+        if target[1] is None:
+            _archive_name(src_engine.ref)
     elif src_ref is None:
         if os.path.realpath(_split_archive_spec(src)[0]) == os.path.realpath(target[0]):
             raise UsageError("SRC and DST are both %s; name another archive to write" % target[0])
@@ -10742,11 +10904,14 @@ def change_image(target: str, change: Optional[Callable[[Image], Image]], *, pla
     push_ref, name = _change_plan(push, output, load, tag, output_format)
     chosen = _platform_list(platforms)
     with _session_for(session, insecure, environ) as session, contextlib.ExitStack() as stack:
+        if push is not None:        # (a bare name completed under $ZEROIMAGE_REPO, as build's)
+            push_ref = push_reference(push, session.environ, session.display)
         sink = _build_sink(session, output, output_format, push_ref, load)
         sink.start(stack)
         if load and chosen is None:
             chosen = [sink.platform()]
-        read = read_source(session, stack, target, chosen)
+        # a docker save image's layers gzipped only for a registry, which takes no other
+        read = read_source(session, stack, target, chosen, compress=push_ref is not None)
         made = make_change(session, stack, sink) if make_change is not None else _Change(change)
         notes = []
         tree = changed_tree(read.tree, made.image, target, notes, made.index)
@@ -11293,9 +11458,16 @@ def inspect(target: str, *, platform: Optional[Platform] = None, mode: str = "su
     """A summary of an image (``mode`` "summary", or "json"), its raw manifest ("raw") or its config
     ("config"), from an archive or layout (``PATH[:NAME]``, when ``target`` looks like a path: see
     ``PATH_RULE``) or else a registry. Both are shown alike: what the name names (an image, or an
-    index with the images it lists), then the image for ``platform``; "raw" of an index is the index."""
-    archive = archive_target(target)
+    index with the images it lists), then the image for ``platform``; "raw" of an index is the index.
+    ``docker-daemon:NAME`` is the local engine's image, shown from its export (the manifest made of
+    it, as for ``docker save`` archives: layers uncompressed), named docker-daemon:NAME."""
+    engine = engine_image(target)
+    archive = archive_target(target) if engine is None else None
     with _session_for(session, insecure, environ) as session:
+        if engine is not None:
+            with contextlib.ExitStack() as stack:
+                layout = _open_engine_export(session, engine.name, stack)
+                return _inspect_layout(layout, None, platform, mode, session, str(engine))
         if archive is not None:
             with open_archive(archive[0]) as layout:
                 return _inspect_layout(layout, archive[1], platform, mode, session)
@@ -11307,10 +11479,12 @@ def inspect(target: str, *, platform: Optional[Platform] = None, mode: str = "su
 
 
 def _inspect_layout(layout: Union[Layout, DockerArchive], name: Optional[str], platform: Optional[Platform], mode: str,
-                    session: Optional[Session] = None) -> str:
+                    session: Optional[Session] = None, shown: Optional[str] = None) -> str:
+    """inspect of an archive's image (``name``, else its one image, else the one for ``platform``);
+    ``shown``: the name to show, instead of the entry's (the engine's image: docker-daemon:NAME)."""
     entries = layout_entries(layout, name)
     if len(set(d.get("digest") for d in entries)) == 1:
-        return _inspect_top(layout, entries[0], descriptor_name(entries[0]) or layout.path, layout.path,
+        return _inspect_top(layout, entries[0], shown or descriptor_name(entries[0]) or layout.path, layout.path,
                             platform, mode, session)
     # several images, none named: the one for the platform, among all index.json lists
     candidates = walk_index(make_index(OCI_FAMILY, entries), layout, layout.path)
@@ -11479,10 +11653,15 @@ def resolve_digest(target: str, *, platform: Optional[Platform] = None, insecure
                    session: Optional[Session] = None) -> str:
     """The digest of the manifest or index ``target`` names: a registry reference (as the registry
     serves it), or an archive or layout (``PATH[:NAME]`` when ``target`` looks like a path, as
-    ``inspect`` reads them). With ``platform``: the digest of that platform's image in the index."""
+    ``inspect`` reads them), or the local engine's image (``docker-daemon:NAME``: of its export, as
+    ``inspect`` shows it). With ``platform``: the digest of that platform's image in the index."""
     platform = Platform.parse(platform) if isinstance(platform, str) else platform
-    archive = archive_target(target)
+    engine = engine_image(target)
+    archive = archive_target(target) if engine is None else None
     with _session_for(session, insecure, environ) as session:
+        if engine is not None:
+            with contextlib.ExitStack() as stack:
+                return _archive_digest(_open_engine_export(session, engine.name, stack), None, platform)
         if archive is not None:
             with open_archive(archive[0]) as layout:
                 return _archive_digest(layout, archive[1], platform)
@@ -11783,7 +11962,8 @@ def build_parser() -> argparse.ArgumentParser:
         json_output=True)
     base = build_cmd.add_mutually_exclusive_group()
     base.add_argument("--from", dest="base", type=_base_arg, metavar="BASE",
-                      help="a registry image, or 'scratch' for none (default: the built-in minimal base)")
+                      help="a registry image, docker-daemon:NAME (the local engine's), or 'scratch' for none "
+                           "(default: the built-in minimal base)")
     base.add_argument("--from-archive", dest="base_archive", metavar="PATH[:NAME]", type=_base_archive_arg,
                       help="base from an OCI layout, as a tar archive or a directory")
     build_cmd.add_argument("--platform", type=_platform_arg, metavar="OS/ARCH[/VARIANT]",
@@ -11794,7 +11974,9 @@ def build_parser() -> argparse.ArgumentParser:
     output = build_cmd.add_mutually_exclusive_group()
     output.add_argument("-o", "--output", type=_output_arg, metavar="PATH",
                         help="archive to write (default: ./NAME.tar); - for standard output")
-    output.add_argument("--push", type=_reference_arg, metavar="REF", help="push the image to a registry instead")
+    output.add_argument("--push", type=_reference_arg, metavar="REF",
+                        help="push the image to a registry instead (a name without a registry host goes under "
+                             "$ZEROIMAGE_REPO when set)")
     build_cmd.add_argument("--load", action="store_true",     # not in the group: build() says why it goes alone
                            help="load the image into the local Docker or podman engine instead (DOCKER_HOST, "
                                 "else /var/run/docker.sock, else podman's socket)")
@@ -11859,8 +12041,10 @@ def build_parser() -> argparse.ArgumentParser:
         commands, "push", "push an archive to a registry",
         "Push what an archive holds (one image, or an index with all its children).\n"
         "Manifests are sent byte for byte, so digests stay the same, unless --media-types\n"
-        "asks for the other family: then they are re-encoded (layers unchanged). Prints REF@DIGEST.",
+        "asks for the other family: then they are re-encoded (layers unchanged). Prints REF@DIGEST.\n"
+        "docker-daemon:NAME pushes the local engine's image (its export; layers gzipped).",
         ["zeroimage push app.tar registry.example.com/app:1",
+         "zeroimage push docker-daemon:app:dev registry.example.com/app:1   # from Docker or podman",
          "zeroimage push --media-types docker app.tar registry.example.com/app:1   # Docker v2 schema 2",
          "zeroimage push multi.tar:alpine:3.19 registry.example.com/mirror/alpine:3.19"],
         json_output=True)
@@ -11869,7 +12053,7 @@ def build_parser() -> argparse.ArgumentParser:
                                "the manifest digest changes)")
     push_cmd.add_argument("--referrers", action="store_true",
                           help="push what refers to the image in the archive too (build --sbom's SBOM)")
-    push_cmd.add_argument("archive", metavar="ARCHIVE[:NAME]")
+    push_cmd.add_argument("archive", metavar="ARCHIVE[:NAME]", help="the archive, or docker-daemon:NAME (the engine's image)")
     push_cmd.add_argument("ref", type=_reference_arg, metavar="REF")
     push_cmd.set_defaults(func=cmd_push)
 
@@ -11881,12 +12065,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--platform copies only that platform's image; repeated, a new index of those images\n"
         "(its digest is not the source's). SRC or DST may be an archive: a path, told apart\n"
         "from a reference as inspect does (it starts with /, ./, ../ or ~, or ends in .tar,\n"
-        ".tar.gz, .tgz, .oci, ...); ARCHIVE:NAME picks or names the image in it. Prints\n"
-        "DST@DIGEST (for an archive: the digest).",
+        ".tar.gz, .tgz, .oci, ...); ARCHIVE:NAME picks or names the image in it. SRC or DST\n"
+        "may be docker-daemon:NAME, the local engine's image: read from its export, or\n"
+        "loaded (one image: the engine's platform's, unless --platform says). Prints\n"
+        "DST@DIGEST (for an archive or the engine: the digest).",
         ["zeroimage copy staging.example.com/app:1.2 prod.example.com/app:1.2",
          "zeroimage copy --platform linux/amd64 --platform linux/arm64 alpine:3.19 registry.example.com/alpine:3.19",
          "zeroimage copy alpine:3.19 alpine.tar          # every platform; inside: copy alpine.tar REF",
-         "zeroimage copy multi.tar:alpine:3.19 registry.example.com/mirror/alpine:3.19"],
+         "zeroimage copy multi.tar:alpine:3.19 registry.example.com/mirror/alpine:3.19",
+         "zeroimage copy registry.example.com/app:1 docker-daemon:app:1     # load it into Docker or podman"],
         json_output=True)
     copy_cmd.add_argument("--platform", action="append", type=_platform_arg, metavar="OS/ARCH[/VARIANT]",
                           help="copy only this platform's image; repeat it for a new index of several")
@@ -11895,8 +12082,9 @@ def build_parser() -> argparse.ArgumentParser:
     copy_cmd.add_argument("--all-tags", action="store_true",
                           help="copy every tag of the repository SRC to the repository DST: zeroimage sync "
                                "(see its --help)")
-    copy_cmd.add_argument("src", metavar="SRC", help="REF, or ARCHIVE[:NAME] (a path: see above)")
-    copy_cmd.add_argument("dst", type=_copy_dst_arg, metavar="DST", help="REF, or ARCHIVE[:NAME] to write")
+    copy_cmd.add_argument("src", metavar="SRC", help="REF, ARCHIVE[:NAME] (a path: see above), or docker-daemon:NAME")
+    copy_cmd.add_argument("dst", type=_copy_dst_arg, metavar="DST",
+                          help="REF, ARCHIVE[:NAME] to write, or docker-daemon:NAME to load")
     copy_cmd.set_defaults(func=cmd_copy)
 
     sync_cmd = _command(
@@ -11931,7 +12119,7 @@ def build_parser() -> argparse.ArgumentParser:
         "or ~, or ends in .tar (.gz .xz .bz2), .tgz, .txz, .tbz2 or .oci (before an\n"
         "optional :NAME). Anything else is a registry reference, even when a file of\n"
         "that name exists: write ./NAME to read that file. PATH:NAME picks the image\n"
-        "named NAME (its tag or full name).",
+        "named NAME (its tag or full name). docker-daemon:NAME is the local engine's image.",
         ["zeroimage inspect alpine:3.19", "zeroimage inspect --platform linux/arm64 --config alpine:3.19",
          "zeroimage inspect --raw app.tar", "zeroimage inspect ./layout:1.0         # a layout directory, image 1.0",
          "zeroimage inspect --sbom registry.example.com/app:1 > app.spdx.json"],
@@ -11943,7 +12131,8 @@ def build_parser() -> argparse.ArgumentParser:
     mode.add_argument("--config", dest="mode", action="store_const", const="config", help="print the image config")
     mode.add_argument("--sbom", dest="mode", action="store_const", const="sbom",
                       help="print the SBOM attached to the image (build --sbom)")
-    inspect_cmd.add_argument("target", metavar="TARGET", help="REF, or ARCHIVE[:NAME] / DIR[:NAME] (a path: see above)")
+    inspect_cmd.add_argument("target", metavar="TARGET",
+                             help="REF, ARCHIVE[:NAME] / DIR[:NAME] (a path: see above), or docker-daemon:NAME")
     inspect_cmd.set_defaults(func=cmd_inspect, mode="summary")
 
     login_cmd = _command(
@@ -12098,7 +12287,7 @@ def _registry_verbs(commands) -> None:
          "zeroimage digest app.tar"], json_output=True)
     digest_cmd.add_argument("--platform", type=_platform_arg, metavar="OS/ARCH[/VARIANT]",
                             help="the digest of this platform's image in an index")
-    digest_cmd.add_argument("target", metavar="TARGET", help="REF, or ARCHIVE[:NAME] / DIR[:NAME]")
+    digest_cmd.add_argument("target", metavar="TARGET", help="REF, ARCHIVE[:NAME] / DIR[:NAME], or docker-daemon:NAME")
     digest_cmd.set_defaults(func=cmd_digest)
 
     tag_cmd = _command(
@@ -12423,8 +12612,10 @@ def cmd_copy(args, session: Session) -> int:
             raise UsageError("`all_tags` copies every tag byte for byte, each with every platform; give it "
                              "without `platform`")
         return cmd_sync(args, session)
-    source = archive_target(args.src)
-    if source is None:
+    engine = engine_image(args.src)     # (the engine's image, an archive, else a reference)
+    if engine is not None:
+        source = str(engine)
+    elif archive_target(args.src) is None:
         try:
             source = str(Reference.parse(args.src))
         except InvalidReferenceError as e:
@@ -12432,8 +12623,12 @@ def cmd_copy(args, session: Session) -> int:
     else:
         source = args.src
     saved = copy(args.src, args.dst, platforms=args.platform, referrers=args.referrers, session=session)
-    to_archive = not isinstance(copy_destination(args.dst), Reference)
-    if to_archive:
+    target = copy_destination(args.dst)
+    to_engine = isinstance(target, EngineImage)
+    to_archive = not to_engine and not isinstance(target, Reference)
+    if to_engine:
+        _say_loaded(session, saved.where, saved.image_id)
+    elif to_archive:
         session.display.info("wrote %s: image %s", saved.where, saved.name)
         if saved.media_type in INDEX_TYPES:
             _note_index_archive(session, saved.where, "copy one platform's image (a single --platform)")
@@ -12441,13 +12636,15 @@ def cmd_copy(args, session: Session) -> int:
     if args.json:
         value = {"source": source, "sourceDigest": saved.source_digest, "digest": saved.digest,
                  "mediaType": saved.media_type, "platforms": saved.platforms}
-        if to_archive:
+        if to_engine:
+            value.update(loaded=saved.where, imageId=saved.image_id)
+        elif to_archive:
             value.update(path=saved.where, size=os.path.getsize(saved.where))
         else:
             value.update(reference=saved.where)
         _print_json(value)
     else:
-        print(saved.digest if to_archive else saved.where)
+        print(saved.where if isinstance(target, Reference) else saved.digest)
     return 0
 
 

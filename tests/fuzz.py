@@ -1119,6 +1119,70 @@ def _describe(e):
 
 
 PROGRAM_NAME = "app"
+# the archive surfaces an engine's export may be: docker save's (Docker before 25, podman) and an OCI
+# layout with manifest.json (Docker 25+); read as docker-daemon:base:1 from ``_ExportingEngine``
+ENGINE_SURFACES = ("docker-save", "oci-archive")
+
+
+class _ExportingEngine:
+    """The little of a Docker Engine API that reads an image from it, on a unix socket of its own:
+    ``GET /_ping``, and ``GET /images/base:1/get`` answered with the case's input as the export. A
+    context manager: started on entry, DOCKER_HOST pointing at it until exit."""
+
+    def __init__(self, path):
+        import http.server
+        import socketserver
+        import threading
+        export = path
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def address_string(self):
+                return "unix"
+
+            def do_GET(self):
+                if self.path.endswith("/_ping"):
+                    body = b"OK"
+                elif self.path.endswith("/images/base:1/get"):
+                    with open(export, "rb") as f:
+                        body = f.read()
+                else:
+                    self.send_response(404)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        class Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+            daemon_threads = True
+            block_on_close = False
+
+        self.directory = tempfile.mkdtemp(prefix="zi-fz-", dir="/tmp")
+        self.server = Server(os.path.join(self.directory, "e.sock"), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        self.old = os.environ.get("DOCKER_HOST")
+        os.environ["DOCKER_HOST"] = "unix://" + self.server.server_address
+        return self
+
+    def __exit__(self, *exc):
+        if self.old is None:
+            os.environ.pop("DOCKER_HOST", None)
+        else:
+            os.environ["DOCKER_HOST"] = self.old
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(10)
+        shutil.rmtree(self.directory, ignore_errors=True)
 
 
 def verbs_for(case, inp, work):
@@ -1155,7 +1219,10 @@ def verbs_for(case, inp, work):
             ("rebase", ["rebase", "-q", "--old-base", inp, "--base", inp, "-o", out("rebased.tar"), inp],
              out("rebased.tar"), None),
             ("rebase onto", ["rebase", "-q", "--old-base", "scratch", "--base", inp, "-o", out("onto.tar"),
-                             out("built.tar")], out("onto.tar"), "build --from-archive")]
+                             out("built.tar")], out("onto.tar"), "build --from-archive")] + \
+        ([("inspect --json docker-daemon", ["inspect", "--json", "docker-daemon:base:1"], None, None),
+          ("copy docker-daemon", ["copy", "-q", "docker-daemon:base:1", out("engine.tar")], out("engine.tar"), None)]
+         if case.surface in ENGINE_SURFACES else [])
 
 
 def run_case(case, work, check_output=None):
@@ -1187,6 +1254,8 @@ def run_case(case, work, check_output=None):
     results, codes = [], {}
     old = os.environ.get("SOURCE_DATE_EPOCH")
     os.environ["SOURCE_DATE_EPOCH"] = EPOCH
+    engine = _ExportingEngine(inp) if case.surface in ENGINE_SURFACES else contextlib.nullcontext()
+    engine.__enter__()
     try:
         for verb, argv, output, needs in verbs_for(case, inp, work):
             if needs is not None and codes.get(needs) != 0:
@@ -1199,6 +1268,7 @@ def run_case(case, work, check_output=None):
                 result.spec_problems = passed_on_problems_left_out(check_output(output), inp, output)
             results.append(result)
     finally:
+        engine.__exit__(None, None, None)
         if old is None:
             os.environ.pop("SOURCE_DATE_EPOCH", None)
         else:

@@ -117,6 +117,14 @@ VERBS = {
                                    ("ping", "export")),
     "pull --load": (["pull", "--load", R + "/base:1"], None,
                     ("manifest", "index", "config", "blob", "token", "error", "ping", "version", "load", "image")),
+    # docker-daemon: wherever an image can be (issue 25): the engine's export read, an image loaded
+    "inspect docker-daemon": (["inspect", "--json", "docker-daemon:base:1"], None, ("ping", "export")),
+    "copy docker-daemon -o": (["copy", "docker-daemon:base:1", "out.tar"], "out.tar", ("ping", "export")),
+    "push docker-daemon": (["push", "docker-daemon:base:1", R + "/pushed:1"], None,
+                           ("ping", "export", "token", "error", "upload")),
+    "copy to docker-daemon": (["copy", R + "/base:1", "docker-daemon:copied:1"], None,
+                              ("manifest", "index", "config", "blob", "token", "error", "ping", "version", "load",
+                               "image")),
 }
 
 # mode -> the kinds it applies to, and the exits allowed when it bent an answer the verb read (a bent

@@ -195,7 +195,7 @@ def test_an_advice_kind_is_said_in_the_librarys_words_and_the_clis():
 
 @pytest.mark.parametrize("argv, flag", [
     (["pull", "http://registry.example.com/app:1"], "add --insecure"),            # argparse's type error
-    (["build", "--from", "containers-storage:app", "app"], "zeroimage build --from docker-daemon:NAME"),
+    (["build", "--from", "containers-storage:app", "app"], "push's source, --from), or save one"),
     (["build", "--from", "scratch", "--tzdata", "--", "app"], "--tzdata adds the zone database"),   # build()'s
 ])
 def test_every_way_an_error_reaches_the_command_line_words_its_options(tmp_path, capsys, monkeypatch, argv, flag):

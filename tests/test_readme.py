@@ -153,6 +153,9 @@ def _zeroimage_need(parsed):
     """(why a parsed zeroimage command cannot run on local files alone, or None; whether what it
     needs is a registry, so that one on loopback can stand in)."""
     command = parsed.command
+    if any(isinstance(getattr(parsed, attr, None), str) and zeroimage.engine_image(getattr(parsed, attr)) is not None
+           for attr in ("target", "src", "dst", "archive")):
+        return "reads from or loads into Docker or podman (docker-daemon:NAME)", False
     if command in ("login", "logout"):
         return REGISTRY_VERBS[command], False
     if command in REGISTRY_VERBS:
