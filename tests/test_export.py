@@ -338,8 +338,10 @@ def test_export_matches_umoci_unpack(tmp_path, pki, registry_servers, busybox_pr
     pushed = client.ok("build", "-q", "--from-archive", base, "--push", client.ref("export/app:1"),
                        busybox_program).stdout.strip()
     digest = pushed.split("@")[1]
-    r = client.ok("export", "--json", client.ref("export/app:1"), "-o", tmp_path / "from-registry.tar")
+    r = client.ok("export", "-v", "--json", client.ref("export/app:1"), "-o", tmp_path / "from-registry.tar")
     assert json.loads(r.stdout)["digest"] == digest
+    gets = [line for line in r.stderr.splitlines() if "GET" in line and "/blobs/" in line]
+    assert len(gets) == len(set(gets)) == 4, "the config and each of the 3 layers downloaded once"
     client.ok("export", str(app), "-o", tmp_path / "from-archive.tar")
     assert (tmp_path / "from-registry.tar").read_bytes() == (tmp_path / "from-archive.tar").read_bytes()
     ours, our_links = extracted(str(tmp_path / "from-registry.tar"), str(tmp_path / "ours"))
