@@ -10792,6 +10792,18 @@ def _exported_tar_info(file: FileEntry, header: Optional[_Entry]) -> tarfile.Tar
     return info
 
 
+def _add_exported(tar, file: FileEntry, header: Optional[_Entry], data=None) -> None:
+    """One entry into the exported tar; a header tarfile cannot write (a value out of every range) is
+    refused naming the entry, before any byte of it is written."""
+    info = _exported_tar_info(file, header)
+    try:
+        info.tobuf(tar.format, tar.encoding, tar.errors)
+    except (ValueError, OverflowError) as e:
+        raise ArchiveError("cannot export %s: its header cannot be written (%s)" % (
+            outside_text(file.path, 200), outside_text(str(e), 200))) from e
+    tar.addfile(info, data)
+
+
 def _write_export(plan: _Export, layers: Sequence[Tuple[dict, Blob]], out, cancelled: Optional[threading.Event]) -> int:
     """The tar of ``plan``, written to ``out``: what needs no data first, then each layer that holds
     data to write read once more (only those), its members' data streamed to ``out``, then the hard
@@ -10800,7 +10812,7 @@ def _write_export(plan: _Export, layers: Sequence[Tuple[dict, Blob]], out, cance
     with tarfile.open(fileobj=counted, mode="w|", format=tarfile.PAX_FORMAT, encoding="utf-8",
                       errors="surrogateescape") as tar:
         for file, header in plan.first:
-            tar.addfile(_exported_tar_info(file, header))
+            _add_exported(tar, file, header)
         for number in sorted(plan.writes):
             desc, blob = layers[number]
             wanted = plan.writes[number]
@@ -10810,11 +10822,11 @@ def _write_export(plan: _Export, layers: Sequence[Tuple[dict, Blob]], out, cance
                     for file, header in wanted.get(index, ()):
                         if not member.isreg() or member.size != file.size:
                             raise ValueError("it changed between two readings")
-                        tar.addfile(_exported_tar_info(file, header), layer.extractfile(member))
+                        _add_exported(tar, file, header, layer.extractfile(member))
                     if index >= max(wanted):
                         break
         for file, header in plan.last:
-            tar.addfile(_exported_tar_info(file, header))
+            _add_exported(tar, file, header)
     return counted.size
 
 
@@ -12165,7 +12177,9 @@ def cmd_export(args, session: Session) -> int:
     args.output = output
     _check_stdout_output(args)
     exported = export(args.target, output, platform=args.platform, session=session)
-    if output != "-":
+    if output == "-":
+        _result_to_stderr(args, exported.digest)
+    else:
         if args.json:
             _print_json({"digest": exported.digest, "path": exported.where, "entries": exported.entries,
                          "size": exported.size, "platform": exported.platform})
