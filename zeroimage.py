@@ -3482,8 +3482,8 @@ def layer_member_path(name: str) -> str:
     reader of a layer's members (``scan_layer``, ``export``) names them through it."""
     parts = name.split("/")
     if ".." in parts or "\0" in name:
-        raise ValueError("a member named %s (%s)" % (outside_text(repr(name), 200),
-                                                     "a '..' component" if ".." in parts else "a NUL character"))
+        raise ValueError("a member named %s has %s" % (outside_text(repr(name), 200),
+                                                       "a '..' component" if ".." in parts else "a NUL character"))
     return image_path(name)
 
 

@@ -20,7 +20,7 @@ import zeroimage
 from clients import Client
 from conftest import need_tool
 from helpers import fails, ok, sh
-from imagetools import LayoutBuilder, cli_argv, ref, run_cli, run_env, sha256
+from imagetools import LayoutBuilder, cli_argv, multi_platform_base, ref, run_cli, run_env, sha256
 
 LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
 
@@ -210,6 +210,23 @@ def test_malformed_layers_are_refused_naming_the_layer(tmp_path, members, words)
     r = run_cli("export", archive, "-o", tmp_path / "out.tar")
     fails(r, 1, "the layer sha256:")
     assert os.listdir(str(tmp_path)) == ["img.tar"]
+
+
+def test_build_reads_base_layers_by_the_same_rule(tmp_path, prog):
+    """``..`` in a base's layer is refused by build as by export: one rule for every reader of members."""
+    archive = image_archive(tmp_path / "img.tar", [[("usr/", D), ("usr/../../evil", F, b"x")]])
+    line = fails(run_cli("build", "--from-archive", archive, "--target", "/usr/local/bin/app", "-o",
+                         tmp_path / "out.tar", prog), 1, "layer sha256:", "'..'")
+    assert "usr/../../evil" in line and not (tmp_path / "out.tar").exists()
+
+
+def test_the_image_of_a_platform(tmp_path, busybox):
+    archive = multi_platform_base(tmp_path, busybox)[0]
+    r = ok(run_cli("export", "--json", "--platform", "linux/arm64", archive, "-o", tmp_path / "arm.tar"))
+    assert json.loads(r.stdout)["platform"] == "linux/arm64/v8"
+    assert dict((n, k) for n, k, _ in tar_members(str(tmp_path / "arm.tar")))["bin/sh"] == "symlink"
+    fails(run_cli("export", "--platform", "linux/s390x", archive, "-o", tmp_path / "s390x.tar"), 1, "linux/s390x")
+    assert not (tmp_path / "s390x.tar").exists()
 
 
 def test_export_to_standard_output_and_the_cli(tmp_path):
