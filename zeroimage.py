@@ -3585,20 +3585,41 @@ _TAR_RECORD_TYPES = (tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK, tarfile
                      tarfile.SOLARIS_XHDTYPE)
 
 
+class _Hashed:
+    """A reader that hashes what passes through it."""
+
+    def __init__(self, stream, algorithm: str):
+        self._stream, self.hash = stream, _new_hash(algorithm)
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._stream.read(n)
+        self.hash.update(data)
+        return data
+
+
 @contextlib.contextmanager
-def layer_tar(desc: dict, blob: Blob, what: str, cancelled: Optional[threading.Event] = None):
+def layer_tar(desc: dict, blob: Blob, what: str, cancelled: Optional[threading.Event] = None,
+              diff_id: Optional[str] = None):
     """The one reader of a layer's members: the layer ``desc`` describes (``open_layer``: plain tar,
     gzip, zstd where this Python has it), opened as a tarfile read once in order (``for member in tar``).
     Whatever the decompressor or tarfile raises on damaged data is one line naming ``what``
     (``_damaged_input``); after the block the layer is read to its end, so its digest is checked
-    before what was found in it is used."""
+    before what was found in it is used. With ``diff_id`` (the config's), what it decompresses to is
+    read to its end too and must hash to it (DigestMismatchError), as umoci checks it."""
     check_layer_readable(desc, what)
     with contextlib.closing(blob.open()) as raw:
         checked = _Checked(raw, cancelled)
         with _damaged_input(what, "layer"):
             stream = open_layer(desc, checked, what)
-            with tarfile.open(fileobj=_EndsOnce(stream), mode="r|", tarinfo=_BoundedTarInfo) as tar:
+            hashed = _Hashed(stream, parse_digest(diff_id)[0]) if diff_id else stream
+            with tarfile.open(fileobj=_EndsOnce(hashed), mode="r|", tarinfo=_BoundedTarInfo) as tar:
                 yield tar
+            if diff_id:
+                while hashed.read(CHUNK_SIZE):
+                    pass
+                actual = "%s:%s" % (parse_digest(diff_id)[0], hashed.hash.hexdigest())
+                if actual != diff_id:
+                    raise DigestMismatchError(what + " (its diff_id, from the config)", diff_id, actual)
         while checked.read(CHUNK_SIZE):     # to its end: the blob's digest is checked there
             pass
 
@@ -10671,12 +10692,15 @@ def _apply_layer(root: _Node, removed: List[Tuple[str, bool]], entries: List[_En
             node.children[parts[-1]] = _Node(entry, {} if entry.kind == "dir" else None)
 
 
-def _walk_layers(layers: Sequence[Tuple[dict, Blob]], cancelled: Optional[threading.Event]) -> _Node:
+def _walk_layers(layers: Sequence[Tuple[dict, Blob]], cancelled: Optional[threading.Event],
+                 diff_ids: Sequence[Optional[str]] = ()) -> _Node:
     """The filesystem an image's layers make, applied in order (``_apply_layer``), each layer read once
-    through ``layer_tar`` (its digest checked before it is applied)."""
+    through ``layer_tar`` (its digest, and its diff_id where one is given, checked before it is applied)."""
     root = _Node(None, {})
     for number, (desc, blob) in enumerate(layers):
-        with layer_tar(desc, blob, "the layer %s" % outside_text(str(desc.get("digest")), 100), cancelled) as tar:
+        diff_id = diff_ids[number] if number < len(diff_ids) else None
+        with layer_tar(desc, blob, "the layer %s" % outside_text(str(desc.get("digest")), 100), cancelled,
+                       diff_id) as tar:
             removed, entries = _read_layer_entries(tar, number, root)
         _apply_layer(root, removed, entries)
     return root
@@ -10838,6 +10862,13 @@ def _image_layers(read: "_Read", target: str) -> Tuple[Image, List[Tuple[dict, B
     return image, list(zip(layers, image.blobs[:len(layers)]))
 
 
+def _diff_ids(image: Image) -> List[Optional[str]]:
+    """The config's diff_id of each layer, where it is a digest this module can compute."""
+    rootfs = image.config.get("rootfs")
+    listed = rootfs.get("diff_ids") if isinstance(rootfs, dict) else None
+    return [d if isinstance(d, str) and is_digest(d) else None for d in listed] if isinstance(listed, list) else []
+
+
 def _reading(read: "_Read"):
     """Registry errors met while layers stream said as ``pull`` says them; other sources' as they are."""
     source = read.source
@@ -10853,9 +10884,9 @@ def image_files(target: str, *, platform: Optional[Platform] = None, insecure: b
     path: what ``inspect --files`` lists. Every layer is read once, headers only."""
     with _session_for(session, insecure, environ) as session, contextlib.ExitStack() as stack:
         read = read_source(session, stack, target, [platform])
-        _, layers = _image_layers(read, target)
+        image, layers = _image_layers(read, target)
         with _reading(read):
-            return _export_plan(_walk_layers(layers, session.cancelled)).files
+            return _export_plan(_walk_layers(layers, session.cancelled, _diff_ids(image))).files
 
 
 def export(target: str, output: str = "-", *, platform: Optional[Platform] = None, insecure: bool = False,
@@ -10902,7 +10933,7 @@ def export(target: str, output: str = "-", *, platform: Optional[Platform] = Non
             first.append((desc, blob._replace(open=lambda blob=blob, spool=spool: _Tee(blob.open(), spool))))
             second.append((desc, blob._replace(open=lambda spool=spool: _Reread(spool), source=None)))
         with _reading(read):
-            plan = _export_plan(_walk_layers(first, session.cancelled))
+            plan = _export_plan(_walk_layers(first, session.cancelled, _diff_ids(image)))
             size = _write_export(plan, second, out, session.cancelled)
         out.flush()
         platform_name = str(image.platform or Platform.from_dict(image.config) or "")

@@ -51,9 +51,10 @@ def layer_tar(members):
     return raw.getvalue()
 
 
-def image_archive(path, layers, compress=True):
-    """An OCI archive (img:1) of one linux/amd64 image of these layers (lists of members, or bytes)."""
-    b = LayoutBuilder()
+def image_archive(path, layers, compress=True, diff_ids=None):
+    """An OCI archive (img:1) of one linux/amd64 image of these layers (lists of members, or bytes);
+    ``diff_ids`` in its config instead of the right ones."""
+    b, wrong_ids = LayoutBuilder(), diff_ids
     descs, diff_ids = [], []
     for members in layers:
         raw = members if isinstance(members, bytes) else layer_tar(members)
@@ -61,7 +62,7 @@ def image_archive(path, layers, compress=True):
         descs.append({"mediaType": LAYER if compress else LAYER[:-5], "digest": b.add(blob), "size": len(blob)})
         diff_ids.append(sha256(raw))
     config = json.dumps({"os": "linux", "architecture": "amd64", "config": {},
-                         "rootfs": {"type": "layers", "diff_ids": diff_ids}}).encode()
+                         "rootfs": {"type": "layers", "diff_ids": wrong_ids or diff_ids}}).encode()
     manifest = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
                            "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
                                       "digest": b.add(config), "size": len(config)}, "layers": descs}).encode()
@@ -209,6 +210,13 @@ def test_malformed_layers_are_refused_naming_the_layer(tmp_path, members, words)
     assert os.listdir(str(tmp_path)) == ["img.tar"], "nothing half-written"
     r = run_cli("export", archive, "-o", tmp_path / "out.tar")
     fails(r, 1, "the layer sha256:")
+    assert os.listdir(str(tmp_path)) == ["img.tar"]
+
+
+def test_a_layer_that_is_not_its_diff_id_is_refused(tmp_path):
+    archive = image_archive(tmp_path / "img.tar", [[("a", F, b"1")]], diff_ids=["sha256:" + "0" * 64])
+    for argv in (["export", archive, "-o", tmp_path / "out.tar"], ["inspect", "--files", archive]):
+        fails(run_cli(*argv), 1, "the layer sha256:", "diff_id", "sha256:" + "0" * 64)
     assert os.listdir(str(tmp_path)) == ["img.tar"]
 
 
