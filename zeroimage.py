@@ -10564,7 +10564,7 @@ class FileEntry(NamedTuple):
 
 class Exported(NamedTuple):
     """What ``export`` wrote: the digest of the image (its manifest), where (a path, or "-"), how many
-    entries the tar holds and its size in bytes."""
+    entries the tar holds, its size in bytes, and the image's platform."""
 
     digest: str
     where: str
@@ -10840,6 +10840,7 @@ def _write_export(plan: _Export, layers: Sequence[Tuple[dict, Blob]], out, cance
         for number in sorted(plan.writes):
             desc, blob = layers[number]
             wanted = plan.writes[number]
+            last = max(wanted)
             with layer_tar(desc, blob, "the layer %s" % outside_text(str(desc.get("digest")), 100),
                            cancelled) as layer:
                 for index, member in enumerate(layer):
@@ -10847,7 +10848,7 @@ def _write_export(plan: _Export, layers: Sequence[Tuple[dict, Blob]], out, cance
                         if not member.isreg() or member.size != file.size:
                             raise ValueError("it changed between two readings")
                         _add_exported(tar, file, header, layer.extractfile(member))
-                    if index >= max(wanted):
+                    if index >= last:
                         break
         for file, header in plan.last:
             _add_exported(tar, file, header)
