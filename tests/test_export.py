@@ -293,6 +293,23 @@ def test_memory_does_not_grow_with_file_size(tmp_path):
     assert peak < 8 * 1024 * 1024, peak
 
 
+def test_a_cancelled_export_leaves_nothing(tmp_path, monkeypatch):
+    """Ctrl-C as the data is copied: CancelledError, and no tar (nor its temporary) left behind."""
+    archive = image_archive(tmp_path / "img.tar", [[("a", F, b"x" * 300000)], [("b", F, b"y" * 300000)]])
+    os.mkdir(str(tmp_path / "out"))
+    real, written = zeroimage._Counted.write, []
+    with zeroimage.Session() as session:
+        def write(self, data):
+            written.append(len(data))
+            if sum(written) > 100000:
+                session.cancel()
+            return real(self, data)
+        monkeypatch.setattr(zeroimage._Counted, "write", write)
+        with pytest.raises(zeroimage.CancelledError):
+            zeroimage.export(archive, str(tmp_path / "out" / "fs.tar"), session=session)
+    assert os.listdir(str(tmp_path / "out")) == [] and sum(written) < 600000
+
+
 # ---- against the real registry, judged by umoci ----
 
 
