@@ -8,7 +8,7 @@ written here by hand: sorted entries, a fixed date, fixed permissions.
 
 The archive also holds zeroimage.pyc, compiled by the Python that builds it
 (an unchecked-hash .pyc: no timestamp in it). A zipapp cannot cache bytecode, so
-without it every run would compile the whole module first (about 12,000 lines: a
+without it every run would compile the whole module first (about 13,000 lines: a
 quarter of a second on a small CI machine); a Python of another version finds the
 magic number wrong and uses zeroimage.py, as before.
 """

@@ -15,7 +15,7 @@ into your project and ``import zeroimage``, or run it.
 
 As a library: every operation (``build``, ``pull``, ``push_archive``, ``copy``, ``sync``, ``inspect``,
 ``login``, ``logout``, ``check_auth``, ``list_tags``, ``resolve_digest``, ``tag_image``,
-``delete_image``, ``mutate``, ``append``, ``rebase``) takes an optional ``session=``: a ``Session``
+``delete_image``, ``mutate``, ``append``, ``rebase``, ``export``) takes an optional ``session=``: a ``Session``
 holds the environment, the display (progress and log lines), the registry clients
 and their connections, the layer cache and a cancellation event, and closes every
 connection when it ends.  Without one, each call makes and closes its own.
@@ -174,6 +174,7 @@ __all__ = [
     # operations
     "build", "pull", "push_archive", "copy", "sync", "inspect", "login", "logout", "check_auth",
     "list_tags", "resolve_digest", "tag_image", "delete_image", "mutate", "append", "rebase",
+    "export", "image_files", "Exported", "FileEntry",
     # building blocks: reading binaries, archives and registries, writing layers
     "common_program_name", "default_image_name",
     "read_elf", "read_shebang", "read_build_info", "build_info_labels", "build_info_json", "select_manifest",
@@ -3492,6 +3493,19 @@ def image_path(path: str) -> str:
     return "/" + posixpath.normpath("/" + path).lstrip("/")
 
 
+def layer_member_path(name: str) -> str:
+    """A layer member's name as its absolute path in the image, as the image spec and runtimes read it
+    (``./a``, ``/a`` and ``a//b/`` are ``/a`` and ``/a/b``). A name with a ``..`` component (it would
+    climb out of the root, or through a link: a lexical clean and the kernel disagree) or a NUL is
+    refused with ValueError, which ``layer_tar``'s guard says as one line naming the layer. Every
+    reader of a layer's members (``scan_layer``, ``export``) names them through it."""
+    parts = name.split("/")
+    if ".." in parts or "\0" in name:
+        raise ValueError("a member named %s has %s" % (outside_text(repr(name), 200),
+                                                       "a '..' component" if ".." in parts else "a NUL character"))
+    return image_path(name)
+
+
 def with_parents(entries: Sequence[LayerEntry], below: Optional[Dict[str, LayerEntry]] = None) -> List[LayerEntry]:
     """Every parent directory made explicit, sorted so parents come first. A parent (or a directory
     only named as a destination) that the layers ``below`` hold keeps their mode and owner, as
@@ -3590,20 +3604,41 @@ _TAR_RECORD_TYPES = (tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK, tarfile
                      tarfile.SOLARIS_XHDTYPE)
 
 
+class _Hashed:
+    """A reader that hashes what passes through it."""
+
+    def __init__(self, stream, algorithm: str):
+        self._stream, self.hash = stream, _new_hash(algorithm)
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._stream.read(n)
+        self.hash.update(data)
+        return data
+
+
 @contextlib.contextmanager
-def layer_tar(desc: dict, blob: Blob, what: str, cancelled: Optional[threading.Event] = None):
+def layer_tar(desc: dict, blob: Blob, what: str, cancelled: Optional[threading.Event] = None,
+              diff_id: Optional[str] = None):
     """The one reader of a layer's members: the layer ``desc`` describes (``open_layer``: plain tar,
     gzip, zstd where this Python has it), opened as a tarfile read once in order (``for member in tar``).
     Whatever the decompressor or tarfile raises on damaged data is one line naming ``what``
     (``_damaged_input``); after the block the layer is read to its end, so its digest is checked
-    before what was found in it is used."""
+    before what was found in it is used. With ``diff_id`` (the config's), what it decompresses to is
+    read to its end too and must hash to it (DigestMismatchError), as umoci checks it."""
     check_layer_readable(desc, what)
     with contextlib.closing(blob.open()) as raw:
         checked = _Checked(raw, cancelled)
         with _damaged_input(what, "layer"):
             stream = open_layer(desc, checked, what)
-            with tarfile.open(fileobj=_EndsOnce(stream), mode="r|", tarinfo=_BoundedTarInfo) as tar:
+            hashed = _Hashed(stream, parse_digest(diff_id)[0]) if diff_id else stream
+            with tarfile.open(fileobj=_EndsOnce(hashed), mode="r|", tarinfo=_BoundedTarInfo) as tar:
                 yield tar
+            if diff_id:
+                while hashed.read(CHUNK_SIZE):
+                    pass
+                actual = "%s:%s" % (parse_digest(diff_id)[0], hashed.hash.hexdigest())
+                if actual != diff_id:
+                    raise DigestMismatchError(what + " (its diff_id, from the config)", diff_id, actual)
         while checked.read(CHUNK_SIZE):     # to its end: the blob's digest is checked there
             pass
 
@@ -3614,7 +3649,7 @@ def scan_layer(tar, wanted: Sequence[str], found: Dict[str, LayerEntry]) -> None
     (one that is not a directory ends what was beneath that path)."""
     wanted, removed, entries = set(wanted), [], []
     for member in tar:
-        path = image_path(member.name)
+        path = layer_member_path(member.name)
         name, parent = posixpath.basename(path), posixpath.dirname(path)
         if name == ".wh..wh..opq":
             removed.append(parent.rstrip("/") + "/")
@@ -10455,6 +10490,14 @@ def read_source(session: Session, stack: contextlib.ExitStack, text: str, platfo
     return read
 
 
+def _reading(read: "_Read"):
+    """Registry errors said as errors reading the source, while its layers stream to a sink."""
+    source = read.source
+    if isinstance(source, RegistrySource) and source.ref is not None:
+        return registry_errors("pull", source.ref, source.registry)
+    return contextlib.nullcontext()
+
+
 def _checked_then_started(sink, stack: contextlib.ExitStack, where: str, check: bool = True):
     """``before_layers`` for a sink that reaches a registry: what the archive holds is checked as it
     will be written (``check_writable``; not when a conversion comes first, which may mend it), then
@@ -10807,6 +10850,397 @@ def _sync_summary(synced: Synced) -> str:
         parts.append("%d skipped (not a tag)" % len(synced.skipped))
     return "%d tag%s%s" % (len(synced.tags), "" if len(synced.tags) == 1 else "s",
                            ": " + ", ".join(parts) if parts else "")
+# -- export: an image's filesystem as one tar --
+
+
+class FileEntry(NamedTuple):
+    """One entry of an image's filesystem as ``export`` writes it and ``inspect --files`` lists it: its
+    path (relative, as a tar member names it: ``etc/passwd``), kind ("dir", "file", "symlink",
+    "hardlink", "char", "block" or "fifo"), permission bits, owner, size, mtime, and for a link its
+    target (a symlink's as written; a hard link's, the path of the entry whose data it shares)."""
+
+    path: str
+    kind: str
+    mode: int
+    uid: int = 0
+    gid: int = 0
+    size: int = 0
+    mtime: int = 0
+    linkname: str = ""
+
+
+class Exported(NamedTuple):
+    """What ``export`` wrote: the digest of the image (its manifest), where (a path, or "-"), how many
+    entries the tar holds, its size in bytes, and the image's platform."""
+
+    digest: str
+    where: str
+    entries: int
+    size: int
+    platform: str = ""
+
+
+_TAR_KINDS = {tarfile.REGTYPE: "file", tarfile.AREGTYPE: "file", tarfile.CONTTYPE: "file",
+              tarfile.GNUTYPE_SPARSE: "file", tarfile.LNKTYPE: "hardlink", tarfile.SYMTYPE: "symlink",
+              tarfile.CHRTYPE: "char", tarfile.BLKTYPE: "block", tarfile.DIRTYPE: "dir", tarfile.FIFOTYPE: "fifo"}
+_KIND_TYPES = {"file": tarfile.REGTYPE, "hardlink": tarfile.LNKTYPE, "symlink": tarfile.SYMTYPE,
+               "char": tarfile.CHRTYPE, "block": tarfile.BLKTYPE, "dir": tarfile.DIRTYPE, "fifo": tarfile.FIFOTYPE}
+
+
+class _Entry:
+    """One member of a layer as the filesystem walk keeps it: its header, never its data (memory grows
+    with the number of entries, not their size). ``layer`` and ``index`` say where its data is (the
+    index-th member of that layer); ``origin`` is the entry whose data (inode) it shares: itself, or
+    for a hard link the entry the link leads to, followed to its end."""
+
+    __slots__ = ("path", "kind", "mode", "uid", "gid", "size", "mtime", "linkname", "uname", "gname",
+                 "devmajor", "devminor", "pax", "layer", "index", "origin")
+
+    def __init__(self, path: str, member, kind: str, layer: int, index: int):
+        self.path, self.kind, self.layer, self.index = path, kind, layer, index
+        self.mode, self.uid, self.gid = member.mode & 0o7777, member.uid, member.gid
+        self.size = member.size if kind == "file" else 0
+        self.mtime = int(member.mtime)
+        self.linkname = member.linkname if kind == "symlink" else ""
+        self.uname, self.gname = member.uname, member.gname
+        self.devmajor, self.devminor = member.devmajor, member.devminor
+        # extended attributes (security.capability of ping, ...) go along; tarfile makes the rest again
+        self.pax = {k: v for k, v in member.pax_headers.items() if k.startswith(("SCHILY.xattr.", "LIBARCHIVE.xattr."))}
+        self.origin = self
+
+
+class _Node:
+    """A path of the filesystem the walk builds: its entry (None: a directory only implied by what is
+    under it) and, for a directory, its children by name."""
+
+    __slots__ = ("entry", "children")
+
+    def __init__(self, entry: Optional[_Entry], children: Optional[dict]):
+        self.entry, self.children = entry, children
+
+
+def _find(root: _Node, path: str) -> Optional[_Node]:
+    node = root
+    for part in path.strip("/").split("/") if path != "/" else ():
+        node = node.children.get(part) if node.children is not None else None
+        if node is None:
+            return None
+    return node
+
+
+def _read_layer_entries(tar, layer: int, root: _Node) -> Tuple[List[Tuple[str, bool]], List[_Entry]]:
+    """One layer's whiteouts ((path, opaque) each) and entries, in order; a hard link is resolved
+    as it is met, to what its target is at that point: an earlier entry of this layer, else what the
+    layers below left (``root``). What no runtime unpacks is refused (ValueError: said naming the layer)."""
+    removed, entries, here = [], [], {}
+    for index, member in enumerate(tar):
+        path = layer_member_path(member.name)
+        parent, name = posixpath.split(path)
+        if any(part.startswith(".wh..wh.") for part in parent.split("/")):
+            continue        # inside AUFS's own directories (.wh..wh.plnk): never part of the filesystem
+        if name == ".wh..wh..opq":
+            removed.append((parent, True))
+            continue
+        if name.startswith(".wh..wh."):
+            continue        # AUFS's own metadata, as runtimes skip it
+        if name.startswith(".wh."):
+            if name == ".wh.":
+                raise ValueError("a whiteout that names nothing: %s" % outside_text(repr(member.name), 200))
+            removed.append((posixpath.join(parent, name[4:]), False))
+            continue
+        kind = _TAR_KINDS.get(member.type)
+        if kind is None:
+            raise ValueError("%s is a tar member of type %s, which no runtime unpacks"
+                             % (outside_text(repr(member.name), 200), outside_text(repr(member.type), 20)))
+        if path == "/":
+            if kind != "dir":
+                raise ValueError("the root is a member of its own that is no directory")
+            continue        # the root is the runtime's, not a member of the export
+        entry = _Entry(path, member, kind, layer, index)
+        if kind == "hardlink":
+            target = layer_member_path(member.linkname)
+            found = here.get(target) or getattr(_find(root, target), "entry", None)
+            if found is None or found.kind == "dir":
+                raise ValueError("the hard link %s leads to %s, which is %s before it" % (
+                    outside_text(path, 200), outside_text(target, 200),
+                    "a directory" if found is not None else "nothing"))
+            entry.origin = found.origin
+        here[path] = entry
+        entries.append(entry)
+    return removed, entries
+
+
+def _apply_layer(root: _Node, removed: List[Tuple[str, bool]], entries: List[_Entry]) -> None:
+    """A layer applied as the image spec says: its whiteouts first (they hide only what lower layers
+    hold), then its entries in order (a later one replaces an earlier one at its path; a directory
+    over a directory keeps what is in it; a file over a directory ends it, and a directory or file
+    under a path that is no directory makes it one, as an overlay shows it)."""
+    for path, opaque in removed:
+        node = _find(root, path)
+        if node is None:
+            continue
+        if opaque:
+            if node.children is not None:
+                node.children = {}
+        else:
+            _find(root, posixpath.dirname(path)).children.pop(posixpath.basename(path), None)
+    for entry in entries:
+        node = root
+        parts = entry.path.strip("/").split("/")
+        for part in parts[:-1]:
+            child = node.children.get(part)
+            if child is None or child.children is None:
+                child = node.children[part] = _Node(None, {})
+            node = child
+        there = node.children.get(parts[-1])
+        if entry.kind == "dir" and there is not None and there.children is not None:
+            there.entry = entry
+        else:
+            node.children[parts[-1]] = _Node(entry, {} if entry.kind == "dir" else None)
+
+
+def _walk_layers(layers: Sequence[Tuple[dict, Blob]], cancelled: Optional[threading.Event],
+                 diff_ids: Sequence[Optional[str]] = ()) -> _Node:
+    """The filesystem an image's layers make, applied in order (``_apply_layer``), each layer read once
+    through ``layer_tar`` (its digest, and its diff_id where one is given, checked before it is applied)."""
+    root = _Node(None, {})
+    for number, (desc, blob) in enumerate(layers):
+        diff_id = diff_ids[number] if number < len(diff_ids) else None
+        with layer_tar(desc, blob, "the layer %s" % outside_text(str(desc.get("digest")), 100), cancelled,
+                       diff_id) as tar:
+            removed, entries = _read_layer_entries(tar, number, root)
+        _apply_layer(root, removed, entries)
+    return root
+
+
+class _Export(NamedTuple):
+    """A filesystem as ``export`` writes it: its entries sorted by path (what ``inspect --files``
+    lists); those written first, with no data to read (directories, links, devices, empty files);
+    those whose data a layer holds (layer -> member index -> [(entry, header)]); and last the hard
+    links to those."""
+
+    files: List[FileEntry]
+    first: List[Tuple[FileEntry, Optional[_Entry]]]
+    writes: Dict[int, Dict[int, List[Tuple[FileEntry, _Entry]]]]
+    last: List[Tuple[FileEntry, _Entry]]
+
+
+def _export_plan(root: _Node) -> _Export:
+    """The filesystem ``root`` holds as entries to write. Hard links stay valid: the entries that share
+    data (an ``origin``) are written once with it, at the origin's own path when it is still there
+    (else at the first of them in layer order, with the origin's header and data), the others as hard
+    links to that one, after it. A directory only implied by what is under it is 0755, root's."""
+    found, stack = [], [("", root)]
+    while stack:            # (no recursion: a hostile tree may be deep)
+        path, node = stack.pop()
+        if path:
+            found.append((path, node))
+        if node.children:
+            stack.extend((posixpath.join(path, name), child)
+                         for name, child in sorted(node.children.items(), reverse=True))
+    holders = {}
+    for path, node in found:
+        entry = node.entry
+        if entry is None or entry.kind == "dir":
+            continue
+        held = holders.get(id(entry.origin))
+        if entry is entry.origin or held is None or (held[1] is not entry.origin and (
+                entry.layer, entry.index) < (held[1].layer, held[1].index)):
+            holders[id(entry.origin)] = (path, entry)
+    plan = _Export([], [], {}, [])
+    for path, node in found:
+        entry = node.entry
+        if entry is None:
+            file = FileEntry(path, "dir", 0o755)
+        elif entry.kind == "dir":
+            file = FileEntry(path, "dir", entry.mode, entry.uid, entry.gid, 0, entry.mtime)
+        else:
+            origin = entry.origin
+            holder_path, holder = holders[id(origin)]
+            entry = origin
+            if holder is not node.entry:
+                file = FileEntry(path, "hardlink", origin.mode, origin.uid, origin.gid, 0, origin.mtime, holder_path)
+                plan.last.append((file, origin))
+                plan.files.append(file)
+                continue
+            file = FileEntry(path, origin.kind, origin.mode, origin.uid, origin.gid, origin.size, origin.mtime,
+                             origin.linkname)
+            if origin.size:         # read where the origin's member is
+                plan.writes.setdefault(origin.layer, {}).setdefault(origin.index, []).append((file, origin))
+                plan.files.append(file)
+                continue
+        plan.first.append((file, entry))
+        plan.files.append(file)
+    return plan
+
+
+class _Tee:
+    """A blob's stream, copied into ``spool`` as it is read (what ``export`` reads a second time)."""
+
+    def __init__(self, stream, spool):
+        self._stream, self._spool = stream, spool
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._stream.read(n)
+        self._spool.write(data)
+        return data
+
+    def close(self) -> None:
+        self._stream.close()
+
+
+class _Reread:
+    """A spooled blob, from its start; closing it leaves the spool open for the next reader."""
+
+    def __init__(self, spool):
+        spool.seek(0)
+        self.read = spool.read
+
+    def close(self) -> None:
+        pass
+
+
+class _Counted:
+    """A writer that counts the bytes it passes on."""
+
+    def __init__(self, out):
+        self._out, self.size = out, 0
+
+    def write(self, data) -> int:
+        self.size += len(data)
+        return self._out.write(data)
+
+
+def _exported_tar_info(file: FileEntry, header: Optional[_Entry]) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(file.path)
+    info.type = _KIND_TYPES[file.kind]
+    info.mode, info.uid, info.gid, info.mtime = file.mode, file.uid, file.gid, file.mtime
+    info.size, info.linkname = file.size if file.kind == "file" else 0, file.linkname
+    if header is not None:
+        info.uname, info.gname = header.uname, header.gname
+        info.devmajor, info.devminor = header.devmajor, header.devminor
+        info.pax_headers = dict(header.pax)
+    return info
+
+
+def _add_exported(tar, file: FileEntry, header: Optional[_Entry], data=None) -> None:
+    """One entry into the exported tar; a header tarfile cannot write (a value out of every range) is
+    refused naming the entry, before any byte of it is written."""
+    info = _exported_tar_info(file, header)
+    try:
+        info.tobuf(tar.format, tar.encoding, tar.errors)
+    except (ValueError, OverflowError) as e:
+        raise ArchiveError("cannot export %s: its header cannot be written (%s)" % (
+            outside_text(file.path, 200), outside_text(str(e), 200))) from e
+    tar.addfile(info, data)
+
+
+def _write_export(plan: _Export, layers: Sequence[Tuple[dict, Blob]], out, cancelled: Optional[threading.Event]) -> int:
+    """The tar of ``plan``, written to ``out``: what needs no data first, then each layer that holds
+    data to write read once more (only those), its members' data streamed to ``out``, then the hard
+    links. Returns the bytes written."""
+    counted = _Counted(_Checked(out, cancelled))
+    with tarfile.open(fileobj=counted, mode="w|", format=tarfile.PAX_FORMAT, encoding="utf-8",
+                      errors="surrogateescape") as tar:
+        for file, header in plan.first:
+            _add_exported(tar, file, header)
+        for number in sorted(plan.writes):
+            desc, blob = layers[number]
+            wanted = plan.writes[number]
+            last = max(wanted)
+            with layer_tar(desc, blob, "the layer %s" % outside_text(str(desc.get("digest")), 100),
+                           cancelled) as layer:
+                for index, member in enumerate(layer):
+                    for file, header in wanted.get(index, ()):
+                        if not member.isreg() or member.size != file.size:
+                            raise ValueError("it changed between two readings")
+                        _add_exported(tar, file, header, layer.extractfile(member))
+                    if index >= last:
+                        break
+        for file, header in plan.last:
+            _add_exported(tar, file, header)
+    return counted.size
+
+
+def _image_layers(read: "_Read", target: str) -> Tuple[Image, List[Tuple[dict, Blob]]]:
+    image = read.tree
+    if not isinstance(image, Image):
+        raise UsageError("%s is an index; name one `platform` of it" % outside_text(target, 200))
+    layers = image.manifest.get("layers") or []
+    return image, list(zip(layers, image.blobs[:len(layers)]))
+
+
+def _diff_ids(image: Image) -> List[Optional[str]]:
+    """The config's diff_id of each layer, where it is a digest this module can compute."""
+    rootfs = image.config.get("rootfs")
+    listed = rootfs.get("diff_ids") if isinstance(rootfs, dict) else None
+    return [d if isinstance(d, str) and is_digest(d) else None for d in listed] if isinstance(listed, list) else []
+
+
+def image_files(target: str, *, platform: Optional[Platform] = None, insecure: bool = False, environ=None,
+                session: Optional[Session] = None) -> List[FileEntry]:
+    """The filesystem ``export`` writes for ``target`` (a registry reference or ``ARCHIVE[:NAME]``, read
+    by ``read_source``; of an index, the image for ``platform``, default this machine's), sorted by
+    path: what ``inspect --files`` lists. Every layer is read once, headers only."""
+    with _session_for(session, insecure, environ) as session, contextlib.ExitStack() as stack:
+        read = read_source(session, stack, target, [platform])
+        image, layers = _image_layers(read, target)
+        with _reading(read):
+            return _export_plan(_walk_layers(layers, session.cancelled, _diff_ids(image))).files
+
+
+def export(target: str, output: str = "-", *, platform: Optional[Platform] = None, insecure: bool = False,
+           environ=None, session: Optional[Session] = None) -> Exported:
+    """Write the filesystem of the image ``target`` names (as ``image_files``) as one uncompressed tar to
+    ``output`` (a path, written atomically; "-": standard output, never a terminal), as ``crane export``
+    does: layers applied in order, whiteouts and opaque directories applied and never written, a later
+    layer's entry replacing an earlier one's at its path, hard links kept valid, xattrs kept.
+
+    How: two passes. The first reads every layer's headers (never its data) and builds the final
+    tree, resolving each hard link to the member whose data it shares; the second reads again only
+    the layers that hold data still visible and streams it out. Directories and what has no data come
+    first (parents before children), then the files layer by layer, then the hard links, each after
+    the entry it links to. crane's one reverse pass with a set of the paths seen writes a hard link
+    before its target (a link to a lower layer), or to a target a higher layer replaced, which a
+    runtime's tree does not have; the second pass costs a second decompression, and for a layer from
+    a registry a copy of its compressed bytes in a temporary file (so nothing is downloaded twice).
+    Memory grows with the number of entries, never with their size."""
+    if not isinstance(output, str) or not output:
+        raise UsageError("`output` is a path, or - for standard output")
+    with _session_for(session, insecure, environ) as session, contextlib.ExitStack() as stack:
+        if output == "-":
+            if sys.stdout is None:
+                raise ZeroImageError("`output=-` writes the tar to standard output, which is closed")
+            if sys.stdout.isatty():
+                raise UsageError("`output=-` writes the tar to standard output, which is a terminal; "
+                                 "pipe it (| tar t) or redirect it (> rootfs.tar)")
+            out = sys.stdout.buffer
+        else:
+            out = stack.enter_context(atomic_output(output))      # claimed before any work
+        read = read_source(session, stack, target, [platform])
+        image, layers = _image_layers(read, target)
+        first, second = [], []
+        for desc, blob in layers:
+            if blob.source is None:        # on this machine: read again from where it is
+                first.append((desc, blob))
+                second.append((desc, blob))
+                continue
+            try:
+                spool = stack.enter_context(tempfile.TemporaryFile(prefix="zeroimage-"))
+            except OSError as e:
+                raise ZeroImageError("cannot export: a temporary file in %s: %s (set TMPDIR to a directory with "
+                                     "room)" % (tempfile.gettempdir(), e.strerror or e)) from e
+            first.append((desc, blob._replace(open=lambda blob=blob, spool=spool: _Tee(blob.open(), spool))))
+            second.append((desc, blob._replace(open=lambda spool=spool: _Reread(spool), source=None)))
+        with _reading(read):
+            plan = _export_plan(_walk_layers(first, session.cancelled, _diff_ids(image)))
+            size = _write_export(plan, second, out, session.cancelled)
+        out.flush()
+        platform_name = str(image.platform or Platform.from_dict(image.config) or "")
+        session.display.info("exported %s: %d entries, %s", image.digest, len(plan.files), _human_size(size))
+        return Exported(image.digest, output, len(plan.files), size, platform_name)
+
+
 # ---- Changes ----
 
 #
@@ -10925,14 +11359,6 @@ def change_image(target: str, change: Optional[Callable[[Image], Image]], *, pla
     images = [image for image in tree_images(top) if not load or image.digest == digest]
     return BuildResult(digest, sink.where(digest), images, sink.image_id, (),
                        None if push_ref is not None else name.familiar())
-
-
-def _reading(read: "_Read"):
-    """Registry errors said as errors reading the source, while its layers stream to a sink."""
-    source = read.source
-    if isinstance(source, RegistrySource) and source.ref is not None:
-        return registry_errors("pull", source.ref, source.registry)
-    return contextlib.nullcontext()
 
 
 # -- mutate --
@@ -12108,6 +12534,25 @@ def build_parser() -> argparse.ArgumentParser:
     sync_cmd.set_defaults(func=cmd_sync)
     _change_verbs(commands)
 
+    export_cmd = _command(
+        commands, "export", "write an image's filesystem as one tar",
+        "Write the filesystem of an image (in a registry or an archive) as one uncompressed\n"
+        "tar, as crane export does: its layers applied in order, whiteouts applied (never\n"
+        "written), hard links kept. To standard output (never a terminal) unless -o names\n"
+        "a file, written whole or not at all. Of an index, the image for --platform (default:\n"
+        "this machine's). zeroimage inspect --files lists what it writes.",
+        ["zeroimage export alpine:3.19 -o rootfs.tar",
+         "zeroimage export app.tar | tar -x -C rootfs     # an archive's image, unpacked",
+         "zeroimage export --platform linux/arm64 registry.example.com/app:1 | tar -t"],
+        json_output="print the result as one JSON object (with -o FILE)")
+    export_cmd.add_argument("--platform", type=_platform_arg, metavar="OS/ARCH[/VARIANT]",
+                            help="which image of an index (default: this machine's)")
+    export_cmd.add_argument("-o", "--output", type=_output_arg, metavar="FILE",
+                            help="the tar to write (default: standard output, as -o -)")
+    export_cmd.add_argument("target", metavar="SOURCE", help="REF, ARCHIVE[:NAME] / DIR[:NAME] (a path, told apart "
+                            "as inspect does), or docker-daemon:NAME")
+    export_cmd.set_defaults(func=cmd_export)
+
     inspect_cmd = _command(
         commands, "inspect", "describe an image in a registry or an archive",
         "Show an image: digest and media type (of an index: each platform's manifest with\n"
@@ -12122,7 +12567,8 @@ def build_parser() -> argparse.ArgumentParser:
         "named NAME (its tag or full name). docker-daemon:NAME is the local engine's image.",
         ["zeroimage inspect alpine:3.19", "zeroimage inspect --platform linux/arm64 --config alpine:3.19",
          "zeroimage inspect --raw app.tar", "zeroimage inspect ./layout:1.0         # a layout directory, image 1.0",
-         "zeroimage inspect --sbom registry.example.com/app:1 > app.spdx.json"],
+         "zeroimage inspect --sbom registry.example.com/app:1 > app.spdx.json",
+         "zeroimage inspect --files app.tar              # the files, as zeroimage export writes them"],
         json_output=True)
     inspect_cmd.add_argument("--platform", type=_platform_arg, metavar="OS/ARCH[/VARIANT]",
                              help="which image of an index (default: this machine's)")
@@ -12131,6 +12577,8 @@ def build_parser() -> argparse.ArgumentParser:
     mode.add_argument("--config", dest="mode", action="store_const", const="config", help="print the image config")
     mode.add_argument("--sbom", dest="mode", action="store_const", const="sbom",
                       help="print the SBOM attached to the image (build --sbom)")
+    mode.add_argument("--files", dest="mode", action="store_const", const="files",
+                      help="list the image's filesystem, as export writes it (with --json: as a list)")
     inspect_cmd.add_argument("target", metavar="TARGET",
                              help="REF, ARCHIVE[:NAME] / DIR[:NAME] (a path: see above), or docker-daemon:NAME")
     inspect_cmd.set_defaults(func=cmd_inspect, mode="summary")
@@ -12200,7 +12648,8 @@ def _change_verbs(commands) -> None:
                             help="the entrypoint's program (its arguments: --entrypoint-arg)")
     _image_option_args(mutate_cmd.add_argument_group("image options (repeatable where it makes sense)"), add=False)
     _destination_args(mutate_cmd, "change")
-    mutate_cmd.add_argument("target", metavar="SOURCE", help="REF, or ARCHIVE[:NAME] (a path: see inspect --help)")
+    mutate_cmd.add_argument("target", metavar="SOURCE",
+                            help="REF, ARCHIVE[:NAME] (a path: see inspect --help), or docker-daemon:NAME")
     mutate_cmd.set_defaults(func=cmd_mutate, add=[])
 
     append_cmd = _command(
@@ -12218,7 +12667,8 @@ def _change_verbs(commands) -> None:
                             help="a file or directory tree to put at DST (absolute; DST/ for into it); repeat "
                                  "for several, all in the one layer")
     _destination_args(append_cmd, "add to")
-    append_cmd.add_argument("target", metavar="SOURCE", help="REF, or ARCHIVE[:NAME] (a path: see inspect --help)")
+    append_cmd.add_argument("target", metavar="SOURCE",
+                            help="REF, ARCHIVE[:NAME] (a path: see inspect --help), or docker-daemon:NAME")
     append_cmd.set_defaults(func=cmd_append)
 
     rebase_cmd = _command(
@@ -12239,7 +12689,8 @@ def _change_verbs(commands) -> None:
     rebase_cmd.add_argument("--old-base", dest="old_base", metavar="OLD",
                             help="the base the image is on (default: the one it records)")
     _destination_args(rebase_cmd, "rebase")
-    rebase_cmd.add_argument("target", metavar="SOURCE", help="REF, or ARCHIVE[:NAME] (a path: see inspect --help)")
+    rebase_cmd.add_argument("target", metavar="SOURCE",
+                            help="REF, ARCHIVE[:NAME] (a path: see inspect --help), or docker-daemon:NAME")
     rebase_cmd.set_defaults(func=cmd_rebase)
 
 
@@ -12677,9 +13128,52 @@ def _note_referrers_left(session: Session, source: str, saved: Saved, way: str =
                              "was" if len(left) == 1 else "were", way, "it" if len(left) == 1 else "them")
 
 
+def cmd_export(args, session: Session) -> int:
+    check_image_word(args.target)
+    output = args.output or "-"
+    if output == "-" and sys.stdout is not None and sys.stdout.isatty():
+        raise UsageError("export writes the tar to standard output, which is a terminal; write a file with -o FILE, "
+                         "or pipe it (| tar -t)")
+    args.output = output
+    _check_stdout_output(args)
+    exported = export(args.target, output, platform=args.platform, session=session)
+    if output == "-":
+        _result_to_stderr(args, exported.digest)
+    else:
+        if args.json:
+            _print_json({"digest": exported.digest, "path": exported.where, "entries": exported.entries,
+                         "size": exported.size, "platform": exported.platform})
+        else:
+            print(exported.digest)
+    return 0
+
+
+def _file_line(file: FileEntry) -> str:
+    """One entry as ``tar -tv`` shows it: mode, owner, size, path, and where a link leads."""
+    kind = {"dir": stat.S_IFDIR, "symlink": stat.S_IFLNK, "char": stat.S_IFCHR, "block": stat.S_IFBLK,
+            "fifo": stat.S_IFIFO}.get(file.kind, stat.S_IFREG)
+    mode = stat.filemode(kind | file.mode)
+    if file.kind == "hardlink":
+        mode = "h" + mode[1:]
+    path = outside_text(file.path, 1000) + ("/" if file.kind == "dir" else "")
+    if file.kind == "symlink":
+        path += " -> " + outside_text(file.linkname, 1000)
+    elif file.kind == "hardlink":
+        path += " link to " + outside_text(file.linkname, 1000)
+    return "%s %s %10d %s" % (mode, "%d/%d" % (file.uid, file.gid), file.size, path)
+
+
 def cmd_inspect(args, session: Session) -> int:
     mode = "json" if args.json and args.mode == "summary" else args.mode
     check_image_word(args.target)
+    if mode == "files":
+        files = image_files(args.target, platform=args.platform, session=session)
+        if args.json:
+            _print_json([file._asdict() for file in files])
+        else:
+            for file in files:
+                print(_file_line(file))
+        return 0
     output = inspect(args.target, platform=args.platform, mode=mode, session=session)
     if mode == "json":
         _print_json(json.loads(output))

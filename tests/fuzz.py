@@ -1209,6 +1209,8 @@ def verbs_for(case, inp, work):
             ("copy to layout", ["copy", "-q", inp, out("copy-layout")], out("copy-layout"), None),
             ("build --from-archive", ["build", "-q", "--from-archive", inp, "-o", out("built.tar"), program],
              out("built.tar"), None),
+            ("export", ["export", "-q", "--json", inp, "-o", out("export.tar")], out("export.tar"), None),
+            ("inspect --files", ["inspect", "--files", "--json", inp], None, None),
             ("inspect --json copied", ["inspect", "--json", out("copy.tar")], None, "copy to archive"),
             ("inspect --json built", ["inspect", "--json", out("built.tar")], None, "build --from-archive"),
             # the changes: the input as the image changed, and as the old and the new base of a rebase
@@ -1264,7 +1266,9 @@ def run_case(case, work, check_output=None):
                 break       # the case has failed; the other verbs would most likely wait as long
             result = run_verb(verb, argv, output)
             codes[verb] = result.code
-            if result.code == 0 and output is not None and os.path.exists(output):
+            if result.code == 0 and output is not None and os.path.exists(output) and verb == "export":
+                result.spec_problems = filesystem_tar_problems(output)     # a filesystem, not an image
+            elif result.code == 0 and output is not None and os.path.exists(output):
                 result.spec_problems = passed_on_problems_left_out(check_output(output), inp, output)
             results.append(result)
     finally:
@@ -1274,6 +1278,30 @@ def run_case(case, work, check_output=None):
         else:
             os.environ["SOURCE_DATE_EPOCH"] = old
     return results
+
+
+def filesystem_tar_problems(path):
+    """What is wrong with the tar ``export`` wrote: it must read as a tar whose every member name is
+    relative and without '..', never a whiteout, never twice, and whose hard links lead to members
+    written before them."""
+    found, seen = [], set()
+    try:
+        with tarfile.open(path) as tar:
+            for member in tar:
+                name = member.name.rstrip("/")
+                parts = name.split("/")
+                if name.startswith("/") or ".." in parts or not name:
+                    found.append("export: a member named %r" % member.name)
+                if parts[-1].startswith(".wh."):
+                    found.append("export: a whiteout %r written" % member.name)
+                if name in seen:
+                    found.append("export: %r twice" % member.name)
+                if member.islnk() and member.linkname not in seen:
+                    found.append("export: the hard link %r before its target %r" % (member.name, member.linkname))
+                seen.add(name)
+    except (tarfile.TarError, OSError, EOFError) as e:
+        found.append("export: not a tar (%s)" % e)
+    return found
 
 
 # What speccheck finds inside a layer's bytes (its tar, members, compression, diff_id) is said at

@@ -41,6 +41,7 @@ import hostile_fakes  # noqa: E402
 from hostile_fakes import (ENGINE_KINDS, FIELDS, SECRET, WRONG_VALUES, Case, Fault, FakeEngine, FakeRegistry,
                            run_cases, tiny_elf)
 from imagetools import LayoutBuilder
+import fuzz  # noqa: E402
 
 # The deadlines shrunk for the table (names the guards of issue 21 use; set even before they exist).
 PATCHES = {
@@ -89,6 +90,10 @@ VERBS = {
     "inspect --sbom": (["inspect", "--sbom", R + "/base:1"], None,
                        ("manifest", "index", "config", "blob", "referrers", "token", "error")),
     "digest": (["digest", R + "/base:1"], None, ("index", "token", "error")),
+    "export -o": (["export", R + "/base:1", "-o", "out.tar"], "out.tar",
+                  ("manifest", "index", "config", "blob", "token", "error")),
+    "inspect --files": (["inspect", "--files", R + "/base:1"], None,
+                        ("manifest", "index", "config", "blob", "token", "error")),
     "copy": (["copy", R + "/base:1", R + "/copy:1"], None,       # referrers: to say which stay behind
              ("manifest", "index", "config", "blob", "referrers", "token", "error", "upload")),
     "copy --referrers": (["copy", "--referrers", R + "/base:1", R + "/copy:1"], None,
@@ -215,6 +220,8 @@ def _preparer(verb, fault_registry=None, fault_engine=None, verbose=False):
         os.makedirs(os.path.join(home, "docker"))
         case.argv = [a.replace(R, registry.host) for a in argv] + (["-v"] if verbose else [])
         case.output = os.path.join(case.workdir, output) if output else None
+        if argv[0] == "export":     # a filesystem's tar, not an image: judged as such
+            case.check_output = fuzz.filesystem_tar_problems
         case.env = {"HOME": home, "DOCKER_CONFIG": os.path.join(home, "docker"), "PATH": os.environ.get("PATH", ""),
                     "ZEROIMAGE_CACHE_DIR": os.path.join(home, "cache"), "DOCKER_HOST": engine.host,
                     "no_proxy": "*", "NO_PROXY": "*", "LANG": "C.UTF-8"}

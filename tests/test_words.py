@@ -431,7 +431,7 @@ def test_every_usage_line_names_the_positionals():
     expected = {"build": "[PLATFORM=]PROGRAM ...", "pull": "REF", "push": "ARCHIVE[:NAME] REF", "copy": "SRC DST",
                 "inspect": "TARGET", "login": "REGISTRY", "logout": "REGISTRY", "check-auth": "REF",
                 "tags": "REPOSITORY", "digest": "TARGET", "tag": "REF NEWTAG ...", "delete": "REF",
-                "sync": "SRC DST", "mutate": "SOURCE", "append": "SOURCE", "rebase": "SOURCE"}
+                "sync": "SRC DST", "mutate": "SOURCE", "append": "SOURCE", "rebase": "SOURCE", "export": "SOURCE"}
     assert set(commands) == set(expected)
     for name, sub in commands.items():
         assert sub.short_usage() == "usage: zeroimage %s [options] %s (see 'zeroimage %s --help')" % (
