@@ -11183,7 +11183,7 @@ def image_files(target: str, *, platform: Optional[Platform] = None, insecure: b
     by ``read_source``; of an index, the image for ``platform``, default this machine's), sorted by
     path: what ``inspect --files`` lists. Every layer is read once, headers only."""
     with _session_for(session, insecure, environ) as session, contextlib.ExitStack() as stack:
-        read = read_source(session, stack, target, [platform])
+        read = read_source(session, stack, target, [platform], compress=False)
         image, layers = _image_layers(read, target)
         with _reading(read):
             return _export_plan(_walk_layers(layers, session.cancelled, _diff_ids(image))).files
@@ -11217,7 +11217,7 @@ def export(target: str, output: str = "-", *, platform: Optional[Platform] = Non
             out = sys.stdout.buffer
         else:
             out = stack.enter_context(atomic_output(output))      # claimed before any work
-        read = read_source(session, stack, target, [platform])
+        read = read_source(session, stack, target, [platform], compress=False)
         image, layers = _image_layers(read, target)
         first, second = [], []
         for desc, blob in layers:
