@@ -2,6 +2,7 @@
 and exec root under a short temporary path (unix socket paths are limited to ~107 bytes), vfs
 storage, no iptables, no bridge; it starts its own containerd. Stopped after the session."""
 
+import contextlib
 import json
 import os
 import shutil
@@ -51,6 +52,26 @@ def stop(proc, grace=30):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(10)
+
+
+@contextlib.contextmanager
+def podman_service(skip):
+    """podman's Docker-compatible API (podman system service) on a private socket, for a test:
+    yields (the podman program, the socket path); ``skip(reason)`` when it cannot run here."""
+    podman = shutil.which("podman")
+    if podman is None or os.geteuid() != 0:
+        skip("podman system service needs podman and root here")
+    sock = short_socket_path("podman")
+    service = subprocess.Popen([podman, "system", "service", "--time=0", "unix://" + sock],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        if not wait_for(lambda: ping(sock) or service.poll() is not None, 30) or service.poll() is not None:
+            skip("podman system service does not run here: %s" % service.stderr.read(2000).decode(errors="replace"))
+        yield podman, sock
+    finally:
+        stop(service)
+        service.stderr.close()
+        shutil.rmtree(os.path.dirname(sock), ignore_errors=True)
 
 
 class DockerEngine:

@@ -7,7 +7,6 @@ import contextlib
 import hashlib
 import json
 import os
-import shutil
 import subprocess
 import uuid
 
@@ -250,31 +249,21 @@ def test_a_name_the_engine_does_not_hold_is_one_line(tmp_path, docker_engine):
 @pytest.mark.interop
 def test_podmans_service_is_an_engine_too(tmp_path, busybox_program):
     """podman's Docker-compatible API: an image loaded there is inspected and copied as docker-daemon:NAME."""
-    podman = shutil.which("podman")
-    if podman is None or os.geteuid() != 0:
-        pytest.skip("podman system service needs podman and root here")
     import engines
-    sock = engines.short_socket_path("podman")
-    service = subprocess.Popen([podman, "system", "service", "--time=0", "unix://" + sock],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
     name = "localhost/" + _name()
-    try:
-        if not engines.wait_for(lambda: engines.ping(sock) or service.poll() is not None, 30) or service.poll() is not None:
-            pytest.skip("podman system service does not run here: %s" % service.stderr.read(2000).decode(errors="replace"))
-        env = {"DOCKER_HOST": "unix://" + sock}
-        archive = tmp_path / "app.tar"
-        ok(run_cli("build", "-q", "-o", archive, busybox_program))
-        ok(run_cli("copy", archive, "docker-daemon:" + name, env=env))
-        out = subprocess.run([podman, "image", "inspect", name], stdout=subprocess.PIPE, timeout=60)
-        assert out.returncode == 0 and json.loads(out.stdout)[0]["Architecture"] == "amd64"
-        info = json.loads(ok(run_cli("inspect", "--json", "docker-daemon:" + name, env=env)).stdout)
-        assert info["entrypoint"] == ["/busybox"]
-        back = tmp_path / "back.tar"
-        ok(run_cli("copy", "docker-daemon:" + name, back, env=env))
-        built = json.loads(ok(run_cli("inspect", "--json", archive)).stdout)
-        assert json.loads(ok(run_cli("inspect", "--json", back)).stdout)["entrypoint"] == built["entrypoint"]
-    finally:
-        subprocess.run([podman, "rmi", name], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)
-        engines.stop(service)
-        service.stderr.close()
-        shutil.rmtree(os.path.dirname(sock), ignore_errors=True)
+    with engines.podman_service(pytest.skip) as (podman, sock):
+        try:
+            env = {"DOCKER_HOST": "unix://" + sock}
+            archive = tmp_path / "app.tar"
+            ok(run_cli("build", "-q", "-o", archive, busybox_program))
+            ok(run_cli("copy", archive, "docker-daemon:" + name, env=env))
+            out = subprocess.run([podman, "image", "inspect", name], stdout=subprocess.PIPE, timeout=60)
+            assert out.returncode == 0 and json.loads(out.stdout)[0]["Architecture"] == "amd64"
+            info = json.loads(ok(run_cli("inspect", "--json", "docker-daemon:" + name, env=env)).stdout)
+            assert info["entrypoint"] == ["/busybox"]
+            back = tmp_path / "back.tar"
+            ok(run_cli("copy", "docker-daemon:" + name, back, env=env))
+            built = json.loads(ok(run_cli("inspect", "--json", archive)).stdout)
+            assert json.loads(ok(run_cli("inspect", "--json", back)).stdout)["entrypoint"] == built["entrypoint"]
+        finally:
+            subprocess.run([podman, "rmi", name], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)

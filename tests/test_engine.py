@@ -4,7 +4,6 @@ through the Engine API, `-o - | docker load`; `docker run` prints what the progr
 import json
 import os
 import pty
-import shutil
 import subprocess
 import sys
 import uuid
@@ -138,26 +137,14 @@ def test_two_platform_build_loads_the_engines_platform(tmp_path, docker_engine, 
 
 def test_load_through_podmans_socket(tmp_path, busybox_program):
     """podman's Docker-compatible API (podman system service) takes --load too, when it runs here."""
-    podman = shutil.which("podman")
-    if podman is None or os.geteuid() != 0:
-        pytest.skip("podman system service needs podman and root here")
     import engines
-    sock = engines.short_socket_path("podman")
-    service = subprocess.Popen([podman, "system", "service", "--time=0", "unix://" + sock],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
-    try:
-        if not engines.wait_for(lambda: engines.ping(sock) or service.poll() is not None, 30) or service.poll() is not None:
-            pytest.skip("podman system service does not run here: %s" % service.stderr.read(2000).decode(errors="replace"))
+    with engines.podman_service(pytest.skip) as (podman, sock):
         name = "localhost/" + _name()
         r = ok(run_cli("build", "--load", "--json", "-t", name, busybox_program, env={"DOCKER_HOST": "unix://" + sock}))
         assert json.loads(r.stdout)["imageId"]
         out = subprocess.run([podman, "image", "inspect", name], stdout=subprocess.PIPE, timeout=60)
         assert out.returncode == 0 and json.loads(out.stdout)[0]["Architecture"] == "amd64"
         subprocess.run([podman, "rmi", name], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)
-    finally:
-        engines.stop(service)
-        service.stderr.close()
-        shutil.rmtree(os.path.dirname(sock), ignore_errors=True)
 
 
 def test_pull_load_takes_the_engines_platform(tmp_path, docker_engine, pki, registry_servers, busybox_program):
