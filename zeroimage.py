@@ -181,8 +181,9 @@ __all__ = [
     "select_platforms",
     "read_selection", "walk_index", "read_tree", "parse_digest", "verify_bytes", "VerifyingReader",
     "spdx_document", "Attachment", "attach", "push_referrer", "referrers_tag",
-    "derive_config", "apply_image_options", "change_image", "changed_tree", "rewritten_image", "image_layers",
-    "mutated_config", "canonical_json", "convert_family", "write_layer", "tree_entries", "GzipWriter", "LayerCache",
+    "derive_config", "apply_image_options", "Change", "change_image", "changed_tree", "rewritten_image",
+    "image_layers", "mutated_config", "canonical_json", "convert_family", "write_layer", "tree_entries",
+    "GzipWriter", "LayerCache",
     "Codec", "CODECS", "Compression", "open_layer",
     "Layout", "DockerArchive", "open_archive", "compress_layer", "compressed_image", "Transport", "Authenticator",
     "Engine", "engine_addresses", "Registry", "Upload", "RegistrySource", "parse_challenges", "parse_links",
@@ -11318,23 +11319,23 @@ def _change_plan(push: Optional[str], output: Optional[str], load: bool, tag: Op
             Reference.parse(tag, default_tag="latest") if tag is not None else None)
 
 
-class _Change(NamedTuple):
+class Change(NamedTuple):
     """What ``change_image`` makes of each image (``image``) and, when given, of each index's own
     fields once its images are changed (``index``: rebase's base annotations)."""
     image: Callable[[Image], Image]
     index: Optional[Callable[[dict], dict]] = None
 
 
-def change_image(target: str, change: Optional[Callable[[Image], Image]], *, platforms=None,
+def change_image(target: str, make_change: Callable[..., Change], *, platforms=None,
                  push: Optional[str] = None, output: Optional[str] = None, load: bool = False,
                  tag: Optional[str] = None, output_format: str = "archive", insecure: bool = False, environ=None,
-                 session: Optional[Session] = None, make_change=None) -> BuildResult:
+                 session: Optional[Session] = None) -> BuildResult:
     """The one way mutate, append and rebase go: read ``target`` (``read_source``: a registry
-    reference, an archive or layout, ...), make ``change`` to each of its images (``platforms``: only
+    reference, an archive or layout, ...), make a change to each of its images (``platforms``: only
     the images of those, as ``copy`` chooses them), and write the result where ``push``, ``output`` or
     ``load`` says (``_change_plan``), as build writes what it makes. The result is a BuildResult.
-    A change that needs the session, the stack or the started sink (append's new layer streams to
-    it, rebase reads bases) is made by ``make_change(session, stack, sink)``, a ``_Change``, instead."""
+    ``make_change(session, stack, sink)`` gives the change (a ``Change``) once the sink is started:
+    append's new layer streams to it, rebase reads its bases in the session."""
     push_ref, name = _change_plan(push, output, load, tag, output_format)
     chosen = _platform_list(platforms)
     with _session_for(session, insecure, environ) as session, contextlib.ExitStack() as stack:
@@ -11346,7 +11347,7 @@ def change_image(target: str, change: Optional[Callable[[Image], Image]], *, pla
             chosen = [sink.platform()]
         # a docker save image's layers gzipped only for a registry, which takes no other
         read = read_source(session, stack, target, chosen, compress=push_ref is not None)
-        made = make_change(session, stack, sink) if make_change is not None else _Change(change)
+        made = make_change(session, stack, sink)
         notes = []
         tree = changed_tree(read.tree, made.image, target, notes, made.index)
         for note in notes:
@@ -11419,7 +11420,8 @@ def mutate(target: str, options: ImageOptions = ImageOptions(), *, entrypoint: O
     if entrypoint is None and options.cmd is None and not any(
             getattr(options, field) for field in ImageOptions._fields if field != "cmd"):
         raise UsageError("nothing to change: give `entrypoint`, or one of the image options")
-    return change_image(target, _mutation(entrypoint, options), platforms=platforms, push=push, output=output,
+    change = Change(_mutation(entrypoint, options))
+    return change_image(target, lambda session, stack, sink: change, platforms=platforms, push=push, output=output,
                         load=load, tag=tag, output_format=output_format, insecure=insecure, environ=environ,
                         session=session)
 
@@ -11461,7 +11463,7 @@ def _appending(added: Sequence[Tuple[str, List[LayerEntry]]], history_line: str)
     entries = [entry for _, group in added for entry in group]
     wanted = paths_to_ask(entries)
 
-    def make_change(session: Session, stack: contextlib.ExitStack, sink) -> _Change:
+    def make_change(session: Session, stack: contextlib.ExitStack, sink) -> Change:
         layers = _LayerMaker(session, stack, sink, Compression())
         created = rfc3339(created_timestamp(session.environ))
         made = {}       # the layer's entries -> the layer made of them
@@ -11486,7 +11488,7 @@ def _appending(added: Sequence[Tuple[str, List[LayerEntry]]], history_line: str)
             config["history"].append({"created": created, "created_by": history_line})
             config["created"] = created
             return rewritten_image(image, config, kept + [(desc, layer.blob)])
-        return _Change(change)
+        return Change(change)
     return make_change
 
 
@@ -11502,9 +11504,9 @@ def append(target: str, add: Sequence[Tuple[str, str]], *, platforms=None, push:
     where ``push``, ``output`` or ``load`` says (``change_image``): the image's layers mounted
     within one registry; the new layer, the same bytes for every platform, made once."""
     pairs, added = _added_entries(add, output)
-    return change_image(target, None, platforms=platforms, push=push, output=output, load=load, tag=tag,
-                        output_format=output_format, insecure=insecure, environ=environ, session=session,
-                        make_change=_appending(added, _append_history_line(pairs)))
+    return change_image(target, _appending(added, _append_history_line(pairs)), platforms=platforms, push=push,
+                        output=output, load=load, tag=tag, output_format=output_format, insecure=insecure,
+                        environ=environ, session=session)
 
 
 # -- rebase --
@@ -11584,7 +11586,7 @@ def _base_metadata(said: Dict[str, str], new: BaseImage, only_there: bool = Fals
 def _rebasing(new_base: str, old_base: Optional[str]):
     """``make_change`` for rebase: each image's old base's layers replaced by ``new_base``'s for its platform."""
 
-    def make_change(session: Session, stack: contextlib.ExitStack, sink) -> _Change:
+    def make_change(session: Session, stack: contextlib.ExitStack, sink) -> Change:
         base_for = _bases_of(session, stack, _LayerMaker(session, stack, sink, Compression()))
         new_index_annotations = []
 
@@ -11643,7 +11645,7 @@ def _rebasing(new_base: str, old_base: Optional[str]):
             said.update(new_index_annotations[-1])
             index = {k: v for k, v in index.items() if k != "annotations"}
             return dict(index, annotations=said) if said else index
-        return _Change(change, index_change)
+        return Change(change, index_change)
     return make_change
 
 
@@ -11663,9 +11665,9 @@ def rebase(target: str, new_base: str, *, old_base: Optional[str] = None, platfo
     new_base = _base_word(new_base, "`new_base`")
     if old_base is not None:
         old_base = _base_word(old_base, "`old_base`")
-    return change_image(target, None, platforms=platforms, push=push, output=output, load=load, tag=tag,
-                        output_format=output_format, insecure=insecure, environ=environ, session=session,
-                        make_change=_rebasing(new_base, old_base))
+    return change_image(target, _rebasing(new_base, old_base), platforms=platforms, push=push, output=output,
+                        load=load, tag=tag, output_format=output_format, insecure=insecure, environ=environ,
+                        session=session)
 
 
 # ---- Inspection and registry verbs ----
