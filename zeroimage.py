@@ -55,8 +55,10 @@ Sources and sinks
   Sinks                    the Sink protocol: archive, layout directory, engine, registry
 Verbs and CLI
   Targets                  what a word on the command line names: a path, PATH:NAME, a reference
-  Build, Transfers       the operations that make an image and move one
-  Changes                  mutate, append, rebase: an existing image made into a new one, its layers carried over
+  Build                    build: a program on a base
+  Transfers                pull, push, copy, sync: images moved as they are
+  Filesystems              export and inspect --files: an image's layers applied, as one tree
+  Changes                  mutate, append, rebase: an existing image made into a new one
   Inspection and registry verbs
   CLI                      ``build_parser``, ``cmd_*``, the rendering of options as flags, ``main``
 """
@@ -798,7 +800,6 @@ class _Guard:
 
     def moved(self, n: int) -> None:
         self.progress += n
-
 
 
 class _Watchdog:
@@ -2907,8 +2908,6 @@ def make_manifest(family: Dict[str, str], config_desc: dict, layer_descs: Sequen
 
 def make_index(family: Dict[str, str], manifests: Sequence[dict]) -> dict:
     return {"schemaVersion": 2, "mediaType": family["index"], "manifests": list(manifests)}
-
-
 
 
 _SURROGATE_ESCAPE_RE = re.compile(rb"\\u[dD][89a-fA-F]")
@@ -10851,7 +10850,12 @@ def _sync_summary(synced: Synced) -> str:
         parts.append("%d skipped (not a tag)" % len(synced.skipped))
     return "%d tag%s%s" % (len(synced.tags), "" if len(synced.tags) == 1 else "s",
                            ": " + ", ".join(parts) if parts else "")
-# -- export: an image's filesystem as one tar --
+
+
+# ---- Filesystems ----
+
+#
+# export and inspect --files: what an image's layers make, applied in order, as one tree.
 
 
 class FileEntry(NamedTuple):
