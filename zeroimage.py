@@ -12644,7 +12644,7 @@ def _change_verbs(commands) -> None:
          "zeroimage mutate --env MODE=prod --label team=core --push reg.example.com/app:prod reg.example.com/app:1",
          "zeroimage mutate --user 65532 -o app-nonroot.tar app.tar"],
         json_output=True)
-    mutate_cmd.add_argument("--entrypoint", metavar="PROGRAM",
+    mutate_cmd.add_argument("--entrypoint", type=_entrypoint_arg, metavar="PROGRAM",
                             help="the entrypoint's program (its arguments: --entrypoint-arg)")
     _image_option_args(mutate_cmd.add_argument_group("image options (repeatable where it makes sense)"), add=False)
     _destination_args(mutate_cmd, "change")
@@ -12813,6 +12813,12 @@ def _workdir_arg(text: str) -> str:
     if any(ord(c) < 32 or ord(c) == 127 for c in text):
         raise argparse.ArgumentTypeError("holds a control character: %r" % text)
     return image_path(text)
+
+
+def _entrypoint_arg(text: str) -> str:
+    if not text:
+        raise argparse.ArgumentTypeError("the program is empty; give its path in the image, like /app")
+    return text
 
 
 def _user_arg(text: str) -> str:

@@ -240,6 +240,14 @@ def test_rebase_a_docker_image_keeps_its_family(tmp_path, busybox, busybox_progr
     assert not (tmp_path / "no.tar").exists()
 
 
+def test_an_empty_entrypoint_is_a_usage_error(tmp_path, busybox):
+    base, _, _ = versioned_base(tmp_path, busybox, 1)
+    line = fails(run_cli("mutate", "--entrypoint", "", "-o", tmp_path / "no.tar", base), 2,
+                 "argument --entrypoint: the program is empty")
+    assert "list of strings" not in line and "[" not in line
+    assert not (tmp_path / "no.tar").exists()
+
+
 # ---- against the registry ----
 
 
