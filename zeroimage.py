@@ -11539,6 +11539,18 @@ def _bases_of(session: Session, stack: contextlib.ExitStack, layers: "_LayerMake
     return base
 
 
+def _base_for_image(base_for, word: str, platform: Platform, what: str, where: str) -> BaseImage:
+    """``base_for(word, platform)``, a base that has no image for ``platform`` said as the base's
+    lack (`platform` chooses the images to rebase, not the base's)."""
+    try:
+        return base_for(word, platform)
+    except PlatformNotFoundError as e:
+        listed = ", ".join(sorted(set(str(p) for p in e.available))) or "none"
+        raise ZeroImageError("%s %s has no image for %s, the platform of %s (it has: %s); give a base that has "
+                             "one (of an index, `platform` chooses the images to rebase)" % (
+                                 what, outside_text(word, 200), platform, where, listed)) from e
+
+
 def _recorded_base(image: Image, config: dict, where: str) -> Optional[str]:
     """The base an image records (zeroimage's build writes it: the manifest's annotations, else its
     labels, ``org.opencontainers.image.base.name`` and ``.base.digest``), as NAME@DIGEST; None if none."""
@@ -11603,8 +11615,9 @@ def _rebasing(new_base: str, old_base: Optional[str]):
                 raise ZeroImageError("%s records no base (no %s and %s annotations, which `build(...)` writes); "
                                      "give its base with `old_base`" % (where, ANNOTATION_BASE_NAME,
                                                                         ANNOTATION_BASE_DIGEST))
-            old = base_for(old_base or recorded, platform)
-            new = base_for(new_base, platform)
+            old = _base_for_image(base_for, old_base or recorded, platform, "`old_base`" if old_base else
+                                  "the base it records", where)
+            new = _base_for_image(base_for, new_base, platform, "`new_base`", where)
             if not new.platform.matches(platform):
                 raise ZeroImageError("`new_base` %s is for %s, not %s as %s is" % (
                     outside_text(new.name, 200), new.platform, platform, where))
