@@ -11514,14 +11514,14 @@ def _base_word(word: str, what: str) -> str:
     """A base word of rebase (``what``: `new_base` or `old_base`): ``scratch``, an archive or layout
     (``ARCHIVE[:NAME]``, told apart as ``archive_target`` does) or a registry reference."""
     if not isinstance(word, str) or not word:
-        raise UsageError("%s is a registry reference, an archive (ARCHIVE[:NAME]) or scratch, not %s" % (
-            what, outside_text(repr(word), 100)))
-    if archive_target(word) is not None:
+        raise UsageError("%s is a registry reference, an archive (ARCHIVE[:NAME]), docker-daemon:NAME or scratch, "
+                         "not %s" % (what, outside_text(repr(word), 100)))
+    if engine_image(word) is not None or archive_target(word) is not None:
         return word
     try:
         return check_base(word)
     except InvalidReferenceError as e:
-        raise InvalidReferenceError("%s %s" % (what, e)) from e
+        raise InvalidReferenceError("%s: %s" % (what, e)) from e
 
 
 def _bases_of(session: Session, stack: contextlib.ExitStack, layers: "_LayerMaker"):
@@ -11529,8 +11529,8 @@ def _bases_of(session: Session, stack: contextlib.ExitStack, layers: "_LayerMake
     sources, found = {}, {}
 
     def base(word: str, platform: Platform) -> BaseImage:
-        if word not in sources:
-            archive = archive_target(word) is not None
+        if word not in sources:     # (docker-daemon:NAME first: archive_target refuses it)
+            archive = engine_image(word) is None and archive_target(word) is not None
             sources[word] = _base_source(session, None if archive else word, word if archive else None, stack, layers)
         key = (word, str(platform))
         if key not in found:
@@ -11670,8 +11670,8 @@ def rebase(target: str, new_base: str, *, old_base: Optional[str] = None, platfo
     its layers; they are replaced by the new base's for the image's platform, and the config's
     diff_ids and history follow. The image's config is kept (the new base's Env, Entrypoint... are
     not taken, as crane rebase), ``created`` too; the base annotations (and labels of those keys)
-    name the new base. A base is a registry reference, an archive or layout (``ARCHIVE[:NAME]``), or
-    ``scratch`` (no layers). Written where ``push``, ``output`` or ``load`` says (``change_image``):
+    name the new base. A base is a registry reference, an archive or layout (``ARCHIVE[:NAME]``), the
+    local engine's image (``docker-daemon:NAME``), or ``scratch`` (no layers). Written where ``push``, ``output`` or ``load`` says (``change_image``):
     within one registry, the layers are mounted."""
     new_base = _base_word(new_base, "`new_base`")
     if old_base is not None:
@@ -12698,7 +12698,7 @@ def _change_verbs(commands) -> None:
          "zeroimage rebase --base reg.example.com/base:2 --old-base reg.example.com/base:1 -o app2.tar app.tar"],
         json_output=True)
     rebase_cmd.add_argument("--base", dest="new_base", required=True, metavar="NEW",
-                            help="the new base: REF, ARCHIVE[:NAME] or scratch")
+                            help="the new base: REF, ARCHIVE[:NAME], docker-daemon:NAME or scratch")
     rebase_cmd.add_argument("--old-base", dest="old_base", metavar="OLD",
                             help="the base the image is on (default: the one it records)")
     _destination_args(rebase_cmd, "rebase")

@@ -244,6 +244,31 @@ def test_rebase_a_docker_image_keeps_its_family(tmp_path, busybox, busybox_progr
     assert not (tmp_path / "no.tar").exists()
 
 
+def test_rebase_takes_its_bases_from_the_engine(tmp_path, busybox_program):
+    """docker-daemon:NAME is a base of rebase as of build --from: old (the prefix) and new."""
+    from hostile_fakes import FakeEngine
+    engine = FakeEngine()
+    try:
+        env = {"DOCKER_HOST": engine.host}
+        app = tmp_path / "app.tar"
+        ok(run_cli("build", "--from", "docker-daemon:base:1", "-o", app, busybox_program, env=env))
+        _, app_manifest, _, _ = image_of(str(app))
+        bare = tmp_path / "bare.tar"
+        ok(run_cli("rebase", "--old-base", "docker-daemon:base:1", "--base", "scratch", "-o", bare, app, env=env))
+        assert image_of(str(bare))[1]["layers"] == app_manifest["layers"][1:]
+        back = tmp_path / "back.tar"
+        ok(run_cli("rebase", "--old-base", "scratch", "--base", "docker-daemon:base:1", "-o", back, bare, env=env))
+        assert image_of(str(back))[1]["layers"] == app_manifest["layers"]
+        line = fails(run_cli("rebase", "--old-base", "scratch", "--base", "docker-daemon:other:1", "-o",
+                             tmp_path / "no.tar", bare, env=env), 1, "other:1")
+        assert "transport syntax" not in line
+        fails(run_cli("rebase", "--base", "docker-daemon:", "-o", tmp_path / "no.tar", bare, env=env), 2,
+              "names no image")
+        assert not (tmp_path / "no.tar").exists()
+    finally:
+        engine.close()
+
+
 def test_an_empty_entrypoint_is_a_usage_error(tmp_path, busybox):
     base, _, _ = versioned_base(tmp_path, busybox, 1)
     line = fails(run_cli("mutate", "--entrypoint", "", "-o", tmp_path / "no.tar", base), 2,
