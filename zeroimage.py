@@ -13150,6 +13150,9 @@ def _note_referrers_left(session: Session, source: str, saved: Saved, way: str =
 def cmd_export(args, session: Session) -> int:
     check_image_word(args.target)
     output = args.output or "-"
+    if output == "-" and args.json:     # (not _check_stdout_output's words: export writes no archive)
+        raise UsageError("--json says what export wrote to a file; the tar goes to standard output unless "
+                         "-o FILE names one")
     if output == "-" and sys.stdout is not None and sys.stdout.isatty():
         raise UsageError("export writes the tar to standard output, which is a terminal; write a file with -o FILE, "
                          "or pipe it (| tar -t)")
