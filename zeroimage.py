@@ -10397,7 +10397,6 @@ def _read_registry(session: Session, ref: Reference, platforms) -> _Read:
     with registry_errors("pull", ref, registry):
         desc = source.top(ref)
         read = _Read(read_selection(source, desc, str(ref), platforms), desc["digest"], _tagged(ref), source)
-    _note_selection(session, read)
     return read
 
 
@@ -10462,31 +10461,34 @@ def _read_opened(session: Session, stack: contextlib.ExitStack, layout: Union[La
         before_layers(tree)
     if isinstance(layout, DockerArchive) and compress:
         tree = _compressed_for_push(session, stack, layout, tree)
-    read = _Read(tree, entries[0]["digest"], _entry_name(entries[0]), layout)
-    _note_selection(session, read)
-    return read
+    return _Read(tree, entries[0]["digest"], _entry_name(entries[0]), layout)
 
 
 def read_source(session: Session, stack: contextlib.ExitStack, text: str, platforms,
                 before_layers: Optional[Callable[[Union[Image, ImageIndex]], None]] = None, *,
-                compress: bool = True) -> _Read:
+                compress: bool = True, note_selection: bool = True) -> _Read:
     """What a source word names, read for a sink: an archive or layout (``ARCHIVE[:NAME]``, told
     apart as ``archive_target`` does) or else a registry reference. The one place every verb that
     reads an existing image (copy, mutate, append, rebase, export, ...) turns a word into an image:
     a new kind of source is added here. ``platforms`` as ``read_selection`` takes them;
     ``before_layers`` as ``_read_archive`` runs it (for a registry it runs once the tree is read).
     ``docker-daemon:NAME`` (``engine_image``) is the local engine's image, read from its export.
-    ``compress=False``: a ``docker save`` image's uncompressed layers stay so (for a sink that is an engine)."""
+    ``compress=False``: a ``docker save`` image's uncompressed layers stay so (for a sink that is an engine).
+    ``note_selection``: say when ``platforms`` made a new index (``_note_selection``), whose digest
+    is what goes (not for a verb that changes the images: that index is never written)."""
     engine = engine_image(text)
     if engine is not None:
-        return _read_engine(session, stack, engine, platforms, before_layers, compress)
-    if archive_target(text) is not None:
-        return _read_archive(session, stack, text, platforms, before_layers, compress)
-    ref = Reference.parse(text)
-    _note_on_disk(session, text, ref)
-    read = _read_registry(session, ref, platforms)
-    if before_layers is not None:
-        before_layers(read.tree)
+        read = _read_engine(session, stack, engine, platforms, before_layers, compress)
+    elif archive_target(text) is not None:
+        read = _read_archive(session, stack, text, platforms, before_layers, compress)
+    else:
+        ref = Reference.parse(text)
+        _note_on_disk(session, text, ref)
+        read = _read_registry(session, ref, platforms)
+        if before_layers is not None:
+            before_layers(read.tree)
+    if note_selection:
+        _note_selection(session, read)
     return read
 
 
@@ -10603,6 +10605,7 @@ def pull(ref_text: str, output: Optional[str] = None, *, platform=None, all_plat
         if load and platforms is None:
             platforms = [sink.platform()]
         read = _read_registry(session, ref, None if all_platforms else platforms or [None])
+        _note_selection(session, read)
         with registry_errors("pull", ref, session.registry(ref.registry)):     # layers come as they are written
             saved = _deliver(sink, read)
         # an archive holds no referrers (an engine none at all): what stays in the registry is said
@@ -11345,7 +11348,7 @@ def change_image(target: str, change: Optional[Callable[[Image], Image]], *, pla
         if load and chosen is None:
             chosen = [sink.platform()]
         # a docker save image's layers gzipped only for a registry, which takes no other
-        read = read_source(session, stack, target, chosen, compress=push_ref is not None)
+        read = read_source(session, stack, target, chosen, compress=push_ref is not None, note_selection=False)
         made = make_change(session, stack, sink) if make_change is not None else _Change(change)
         notes = []
         tree = changed_tree(read.tree, made.image, target, notes, made.index)

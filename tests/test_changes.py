@@ -115,6 +115,12 @@ def test_mutate_an_index_leaves_out_its_attestation_and_takes_a_platform_subset(
     one = tmp_path / "one.tar"
     ok(run_cli("mutate", "--env", "A=b", "--platform", "linux/arm64", "-o", one, path))
     assert image_of(str(one))[2]["architecture"] == "arm64"
+    # two platforms: copy's "a new index of ...: its digest is X" is not said, X never being written
+    two = tmp_path / "two.tar"
+    r = ok(run_cli("mutate", "--env", "A=b", "--platform", "linux/arm64", "--platform", "linux/amd64", "-o", two,
+                   path))
+    assert "a new index of" not in r.stderr and "its digest is" not in r.stderr, r.stderr
+    assert r.stdout == ok(run_cli("mutate", "--env", "A=b", "-o", out, path)).stdout      # (every image: all of it)
 
 
 def test_build_entrypoint_arg(tmp_path, busybox_program):
