@@ -11315,6 +11315,14 @@ def _change_plan(push: Optional[str], output: Optional[str], load: bool, tag: Op
                          "`output` (an archive) or `load` (the container engine), one of them")
     if output_format not in ("archive", "oci-layout"):
         raise UsageError("`output_format` is archive or oci-layout, not %s" % outside_text(repr(output_format), 50))
+    if output_format != "archive":      # (as build's: a layout is a directory, never a push or a load)
+        if load:
+            raise UsageError("`load` sends the image to the container engine; give it without `output_format`")
+        if output == "-":
+            raise UsageError("`output=-` writes an archive to standard output; `output_format=oci-layout` needs "
+                             "`output=DIR`")
+        if output is None:
+            raise UsageError("`output_format=oci-layout` needs `output=DIR`")
     if push is not None and tag is not None:
         raise UsageError("`tag` names the image in an archive or the engine; with `push`, the reference names it")
     return (registry_reference(push) if push is not None else None,

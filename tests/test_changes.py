@@ -275,6 +275,25 @@ def test_rebase_takes_its_bases_from_the_engine(tmp_path, busybox_program):
         engine.close()
 
 
+@pytest.mark.parametrize("verb", [["mutate", "--env", "A=b"], ["append", "--add", "{x}:/x"],
+                                  ["rebase", "--old-base", "scratch", "--base", "scratch"]],
+                         ids=["mutate", "append", "rebase"])
+@pytest.mark.parametrize("where, said", [
+    (["--format", "oci-layout", "--push", "127.0.0.1:1/x:1"], "--format oci-layout needs -o DIR"),
+    (["--format", "oci-layout", "--load"], "--load sends the image to the container engine"),
+    (["--format", "oci-layout", "-o", "-"], "-o - writes an archive to standard output"),
+])
+def test_a_layout_is_written_to_a_directory_only(tmp_path, busybox, verb, where, said):
+    """--format oci-layout with --push, --load or -o -: refused before anything is read, as build does
+    (it was ignored: pushed, loaded or written as an archive)."""
+    base, _, _ = versioned_base(tmp_path, busybox, 1)
+    (tmp_path / "x").write_bytes(b"x")
+    dead = {"DOCKER_HOST": "unix://%s" % (tmp_path / "dead.sock")}
+    r = run_cli(*[a.format(x=tmp_path / "x") for a in verb] + where + [base], env=dead)
+    fails(r, 2, said)
+    assert sorted(os.listdir(str(tmp_path))) == ["base-1.tar", "x"]
+
+
 def test_an_empty_entrypoint_is_a_usage_error(tmp_path, busybox):
     base, _, _ = versioned_base(tmp_path, busybox, 1)
     line = fails(run_cli("mutate", "--entrypoint", "", "-o", tmp_path / "no.tar", base), 2,
