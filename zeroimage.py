@@ -11240,7 +11240,8 @@ def export(target: str, output: str = "-", *, platform: Optional[Platform] = Non
             size = _write_export(plan, second, out, session.cancelled)
         out.flush()
         platform_name = str(image.platform or Platform.from_dict(image.config) or "")
-        session.display.info("exported %s: %d entries, %s", image.digest, len(plan.files), _human_size(size))
+        session.display.info("exported %s: %d entr%s, %s", image.digest, len(plan.files),
+                             "y" if len(plan.files) == 1 else "ies", _human_size(size))
         return Exported(image.digest, output, len(plan.files), size, platform_name)
 
 

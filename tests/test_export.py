@@ -264,6 +264,14 @@ def test_export_to_standard_output_and_the_cli(tmp_path):
     fails(run_cli("export", "--files", archive), 2)
 
 
+def test_export_counts_its_entries_in_words(tmp_path):
+    archive = image_archive(tmp_path / "img.tar", [[("a", F, b"1")]])
+    r = ok(run_cli("export", archive, "-o", tmp_path / "one.tar"))
+    assert ": 1 entry, " in r.stderr and "1 entries" not in r.stderr, r.stderr
+    archive = image_archive(tmp_path / "two.tar", [[("a", F, b"1"), ("b", F, b"2")]])
+    assert ": 2 entries, " in ok(run_cli("export", archive, "-o", tmp_path / "two-out.tar")).stderr
+
+
 def test_export_refuses_a_terminal(tmp_path):
     archive = image_archive(tmp_path / "img.tar", [[("a", F, b"1")]])
     controller, terminal = pty.openpty()
