@@ -9551,6 +9551,9 @@ def _push_repository(value: str) -> str:
 def repository_reference(text: str) -> Reference:
     """A repository as ``tags`` takes it: a name without tag or digest (as ``crane ls``: a tag there is
     more likely a mistake than a wish to have it ignored)."""
+    if isinstance(text, str) and looks_like_path(text):
+        raise UsageError("%s looks like a path; a repository in a registry is wanted here, like "
+                         "registry.example.com/app" % outside_text(repr(text), 200))
     ref = registry_reference(text, default_tag=None)
     if ref.tag or ref.digest:
         raise UsageError("%s names an image, not a repository: give the repository alone (%s), without "
