@@ -9532,7 +9532,7 @@ def push_reference(text: str, environ, display: Optional[Display] = None) -> Ref
 def _push_repository(value: str) -> str:
     """$ZEROIMAGE_REPO checked: a registry (``localhost:5000``, ``registry.example.com``) or a repository
     in one (``registry.example.com/team``), without tag or digest; a UsageError naming the variable."""
-    said = "%s=%s" % (REPO_VARIABLE, outside_text(value, 200))
+    said = "%s=%s" % (REPO_VARIABLE, outside_text(value if value == value.strip() else repr(value), 200))
     stripped = value.rstrip("/")
     if not stripped or stripped != stripped.strip():
         raise UsageError("%s: give a repository to push bare names under, like registry.example.com/team" % said)
