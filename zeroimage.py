@@ -11546,6 +11546,8 @@ def _bases_of(session: Session, stack: contextlib.ExitStack, layers: "_LayerMake
     def base(word: str, platform: Platform) -> BaseImage:
         if word not in sources:     # (docker-daemon:NAME first: archive_target refuses it)
             archive = engine_image(word) is None and archive_target(word) is not None
+            if not archive and engine_image(word) is None and word != "scratch":
+                _note_on_disk(session, word, Reference.parse(word))     # (as a SOURCE word: ./NAME is the file)
             sources[word] = _base_source(session, None if archive else word, word if archive else None, stack, layers)
         key = (word, str(platform))
         if key not in found:

@@ -294,6 +294,20 @@ def test_a_layout_is_written_to_a_directory_only(tmp_path, busybox, verb, where,
     assert sorted(os.listdir(str(tmp_path))) == ["base-1.tar", "x"]
 
 
+def test_a_base_word_that_is_also_a_file_here_is_said_as_a_source_word_is(tmp_path, busybox):
+    """rebase's --base and --old-base tell a path from a reference as inspect does: a word that is a
+    reference reads the registry, and when a file of that name is here, ./NAME is the way to it."""
+    base, _, _ = versioned_base(tmp_path, busybox, 1)
+    os.rename(base, str(tmp_path / "base"))
+    dead = {"HTTPS_PROXY": "http://127.0.0.1:9", "NO_PROXY": "", "no_proxy": ""}
+    for argv in (["--base", "base", "--old-base", "scratch"], ["--base", "scratch", "--old-base", "base"]):
+        r = run_cli("rebase", *argv, "-o", "no.tar", "./base", cwd=str(tmp_path), env=dead)
+        fails(r, 1)
+        assert "base is read from the registry as docker.io/library/base:latest; to read the file of that name, " \
+               "write ./base" in r.stderr, r.stderr
+    ok(run_cli("rebase", "--base", "./base", "--old-base", "scratch", "-o", "yes.tar", "./base", cwd=str(tmp_path)))
+
+
 def test_an_empty_entrypoint_is_a_usage_error(tmp_path, busybox):
     base, _, _ = versioned_base(tmp_path, busybox, 1)
     line = fails(run_cli("mutate", "--entrypoint", "", "-o", tmp_path / "no.tar", base), 2,
