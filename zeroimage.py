@@ -12709,8 +12709,8 @@ def _change_verbs(commands) -> None:
         "writes), or --old-base; its layers must be the image's first, else nothing is\n"
         "written. The image's own layers and config stay (NEW's Env, Entrypoint... are not\n"
         "taken, as crane rebase); diff_ids, history and the base annotations follow. A base is\n"
-        "a registry reference, ARCHIVE[:NAME] (a path) or scratch. Prints the new digest\n"
-        "(with --push: REF@DIGEST).",
+        "a registry reference, ARCHIVE[:NAME] (a path), docker-daemon:NAME or scratch. Prints\n"
+        "the new digest (with --push: REF@DIGEST).",
         ["zeroimage rebase --base alpine:3.20 --push reg.example.com/app:1 reg.example.com/app:1",
          "zeroimage rebase --base reg.example.com/base:2 --old-base reg.example.com/base:1 -o app2.tar app.tar"],
         json_output=True)
