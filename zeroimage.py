@@ -11629,6 +11629,9 @@ def _rebasing(new_base: str, old_base: Optional[str]):
                 raise ZeroImageError("%s names no platform, so no base can be chosen for it" % where)
             recorded = _recorded_base(image, config, where) if old_base is None else None
             if old_base is None and recorded is None:
+                if _family_of(image) is DOCKER_FAMILY:      # (Docker's manifests have no annotations to record it)
+                    raise ZeroImageError("%s records no base: it is a Docker-format image, whose manifest has no "
+                                         "annotations to name one; give its base with `old_base`" % where)
                 raise ZeroImageError("%s records no base (no %s and %s annotations, which `build(...)` writes); "
                                      "give its base with `old_base`" % (where, ANNOTATION_BASE_NAME,
                                                                         ANNOTATION_BASE_DIGEST))

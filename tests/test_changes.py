@@ -244,6 +244,9 @@ def test_rebase_a_docker_image_keeps_its_family(tmp_path, busybox, busybox_progr
     result = zeroimage.rebase(str(app), base2, old_base=base1, output=str(tmp_path / "out.tar"))
     manifest = result.images[0].manifest
     assert manifest["mediaType"] == DOCKER["manifest"] and "annotations" not in manifest
+    line = fails(run_cli("rebase", "--base", base2, "-o", tmp_path / "no.tar", app), 1, "records no base",
+                 "Docker-format image", "--old-base")
+    assert "annotations, which" not in line     # (build writes none on a Docker manifest)
     assert {d["mediaType"] for d in manifest["layers"]} == {DOCKER["layer"]}
     line = fails(run_cli("rebase", "--base", zstd, "--old-base", base1, "-o", tmp_path / "no.tar", app), 1)
     assert "Docker-format image" in line and "zstd" in line and "--media-types" not in line
