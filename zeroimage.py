@@ -9532,7 +9532,7 @@ def push_reference(text: str, environ, display: Optional[Display] = None) -> Ref
 def _push_repository(value: str) -> str:
     """$ZEROIMAGE_REPO checked: a registry (``localhost:5000``, ``registry.example.com``) or a repository
     in one (``registry.example.com/team``), without tag or digest; a UsageError naming the variable."""
-    said = "%s=%s" % (REPO_VARIABLE, outside_text(value, 200))
+    said = "%s=%s" % (REPO_VARIABLE, outside_text(value if value == value.strip() else repr(value), 200))
     stripped = value.rstrip("/")
     if not stripped or stripped != stripped.strip():
         raise UsageError("%s: give a repository to push bare names under, like registry.example.com/team" % said)
@@ -9551,6 +9551,9 @@ def _push_repository(value: str) -> str:
 def repository_reference(text: str) -> Reference:
     """A repository as ``tags`` takes it: a name without tag or digest (as ``crane ls``: a tag there is
     more likely a mistake than a wish to have it ignored)."""
+    if isinstance(text, str) and looks_like_path(text):
+        raise UsageError("%s looks like a path; a repository in a registry is wanted here, like "
+                         "registry.example.com/app" % outside_text(repr(text), 200))
     ref = registry_reference(text, default_tag=None)
     if ref.tag or ref.digest:
         raise UsageError("%s names an image, not a repository: give the repository alone (%s), without "
@@ -10397,7 +10400,6 @@ def _read_registry(session: Session, ref: Reference, platforms) -> _Read:
     with registry_errors("pull", ref, registry):
         desc = source.top(ref)
         read = _Read(read_selection(source, desc, str(ref), platforms), desc["digest"], _tagged(ref), source)
-    _note_selection(session, read)
     return read
 
 
@@ -10462,31 +10464,34 @@ def _read_opened(session: Session, stack: contextlib.ExitStack, layout: Union[La
         before_layers(tree)
     if isinstance(layout, DockerArchive) and compress:
         tree = _compressed_for_push(session, stack, layout, tree)
-    read = _Read(tree, entries[0]["digest"], _entry_name(entries[0]), layout)
-    _note_selection(session, read)
-    return read
+    return _Read(tree, entries[0]["digest"], _entry_name(entries[0]), layout)
 
 
 def read_source(session: Session, stack: contextlib.ExitStack, text: str, platforms,
                 before_layers: Optional[Callable[[Union[Image, ImageIndex]], None]] = None, *,
-                compress: bool = True) -> _Read:
+                compress: bool = True, note_selection: bool = True) -> _Read:
     """What a source word names, read for a sink: an archive or layout (``ARCHIVE[:NAME]``, told
     apart as ``archive_target`` does) or else a registry reference. The one place every verb that
     reads an existing image (copy, mutate, append, rebase, export, ...) turns a word into an image:
     a new kind of source is added here. ``platforms`` as ``read_selection`` takes them;
     ``before_layers`` as ``_read_archive`` runs it (for a registry it runs once the tree is read).
     ``docker-daemon:NAME`` (``engine_image``) is the local engine's image, read from its export.
-    ``compress=False``: a ``docker save`` image's uncompressed layers stay so (for a sink that is an engine)."""
+    ``compress=False``: a ``docker save`` image's uncompressed layers stay so (for a sink that is an engine).
+    ``note_selection``: say when ``platforms`` made a new index (``_note_selection``), whose digest
+    is what goes (not for a verb that changes the images: that index is never written)."""
     engine = engine_image(text)
     if engine is not None:
-        return _read_engine(session, stack, engine, platforms, before_layers, compress)
-    if archive_target(text) is not None:
-        return _read_archive(session, stack, text, platforms, before_layers, compress)
-    ref = Reference.parse(text)
-    _note_on_disk(session, text, ref)
-    read = _read_registry(session, ref, platforms)
-    if before_layers is not None:
-        before_layers(read.tree)
+        read = _read_engine(session, stack, engine, platforms, before_layers, compress)
+    elif archive_target(text) is not None:
+        read = _read_archive(session, stack, text, platforms, before_layers, compress)
+    else:
+        ref = Reference.parse(text)
+        _note_on_disk(session, text, ref)
+        read = _read_registry(session, ref, platforms)
+        if before_layers is not None:
+            before_layers(read.tree)
+    if note_selection:
+        _note_selection(session, read)
     return read
 
 
@@ -10603,6 +10608,7 @@ def pull(ref_text: str, output: Optional[str] = None, *, platform=None, all_plat
         if load and platforms is None:
             platforms = [sink.platform()]
         read = _read_registry(session, ref, None if all_platforms else platforms or [None])
+        _note_selection(session, read)
         with registry_errors("pull", ref, session.registry(ref.registry)):     # layers come as they are written
             saved = _deliver(sink, read)
         # an archive holds no referrers (an engine none at all): what stays in the registry is said
@@ -11242,7 +11248,8 @@ def export(target: str, output: str = "-", *, platform: Optional[Platform] = Non
             size = _write_export(plan, second, out, session.cancelled)
         out.flush()
         platform_name = str(image.platform or Platform.from_dict(image.config) or "")
-        session.display.info("exported %s: %d entries, %s", image.digest, len(plan.files), _human_size(size))
+        session.display.info("exported %s: %d entr%s, %s", image.digest, len(plan.files),
+                             "y" if len(plan.files) == 1 else "ies", _human_size(size))
         return Exported(image.digest, output, len(plan.files), size, platform_name)
 
 
@@ -11317,6 +11324,14 @@ def _change_plan(push: Optional[str], output: Optional[str], load: bool, tag: Op
                          "`output` (an archive) or `load` (the container engine), one of them")
     if output_format not in ("archive", "oci-layout"):
         raise UsageError("`output_format` is archive or oci-layout, not %s" % outside_text(repr(output_format), 50))
+    if output_format != "archive":      # (as build's: a layout is a directory, never a push or a load)
+        if load:
+            raise UsageError("`load` sends the image to the container engine; give it without `output_format`")
+        if output == "-":
+            raise UsageError("`output=-` writes an archive to standard output; `output_format=oci-layout` needs "
+                             "`output=DIR`")
+        if output is None:
+            raise UsageError("`output_format=oci-layout` needs `output=DIR`")
     if push is not None and tag is not None:
         raise UsageError("`tag` names the image in an archive or the engine; with `push`, the reference names it")
     return (registry_reference(push) if push is not None else None,
@@ -11350,7 +11365,7 @@ def change_image(target: str, make_change: Callable[..., Change], *, platforms=N
         if load and chosen is None:
             chosen = [sink.platform()]
         # a docker save image's layers gzipped only for a registry, which takes no other
-        read = read_source(session, stack, target, chosen, compress=push_ref is not None)
+        read = read_source(session, stack, target, chosen, compress=push_ref is not None, note_selection=False)
         made = make_change(session, stack, sink)
         notes = []
         tree = changed_tree(read.tree, made.image, target, notes, made.index)
@@ -11520,14 +11535,14 @@ def _base_word(word: str, what: str) -> str:
     """A base word of rebase (``what``: `new_base` or `old_base`): ``scratch``, an archive or layout
     (``ARCHIVE[:NAME]``, told apart as ``archive_target`` does) or a registry reference."""
     if not isinstance(word, str) or not word:
-        raise UsageError("%s is a registry reference, an archive (ARCHIVE[:NAME]) or scratch, not %s" % (
-            what, outside_text(repr(word), 100)))
-    if archive_target(word) is not None:
+        raise UsageError("%s is a registry reference, an archive (ARCHIVE[:NAME]), docker-daemon:NAME or scratch, "
+                         "not %s" % (what, outside_text(repr(word), 100)))
+    if engine_image(word) is not None or archive_target(word) is not None:
         return word
     try:
         return check_base(word)
     except InvalidReferenceError as e:
-        raise InvalidReferenceError("%s %s" % (what, e)) from e
+        raise InvalidReferenceError("%s: %s" % (what, e)) from e
 
 
 def _bases_of(session: Session, stack: contextlib.ExitStack, layers: "_LayerMaker"):
@@ -11535,14 +11550,28 @@ def _bases_of(session: Session, stack: contextlib.ExitStack, layers: "_LayerMake
     sources, found = {}, {}
 
     def base(word: str, platform: Platform) -> BaseImage:
-        if word not in sources:
-            archive = archive_target(word) is not None
+        if word not in sources:     # (docker-daemon:NAME first: archive_target refuses it)
+            archive = engine_image(word) is None and archive_target(word) is not None
+            if not archive and engine_image(word) is None and word != "scratch":
+                _note_on_disk(session, word, Reference.parse(word))     # (as a SOURCE word: ./NAME is the file)
             sources[word] = _base_source(session, None if archive else word, word if archive else None, stack, layers)
         key = (word, str(platform))
         if key not in found:
             found[key] = sources[word](platform)
         return found[key]
     return base
+
+
+def _base_for_image(base_for, word: str, platform: Platform, what: str, where: str) -> BaseImage:
+    """``base_for(word, platform)``, a base that has no image for ``platform`` said as the base's
+    lack (`platform` chooses the images to rebase, not the base's)."""
+    try:
+        return base_for(word, platform)
+    except PlatformNotFoundError as e:
+        listed = ", ".join(sorted(set(str(p) for p in e.available))) or "none"
+        raise ZeroImageError("%s %s has no image for %s, the platform of %s (it has: %s); give a base that has "
+                             "one (of an index, `platform` chooses the images to rebase)" % (
+                                 what, outside_text(word, 200), platform, where, listed)) from e
 
 
 def _recorded_base(image: Image, config: dict, where: str) -> Optional[str]:
@@ -11606,11 +11635,15 @@ def _rebasing(new_base: str, old_base: Optional[str]):
                 raise ZeroImageError("%s names no platform, so no base can be chosen for it" % where)
             recorded = _recorded_base(image, config, where) if old_base is None else None
             if old_base is None and recorded is None:
+                if _family_of(image) is DOCKER_FAMILY:      # (Docker's manifests have no annotations to record it)
+                    raise ZeroImageError("%s records no base: it is a Docker-format image, whose manifest has no "
+                                         "annotations to name one; give its base with `old_base`" % where)
                 raise ZeroImageError("%s records no base (no %s and %s annotations, which `build(...)` writes); "
                                      "give its base with `old_base`" % (where, ANNOTATION_BASE_NAME,
                                                                         ANNOTATION_BASE_DIGEST))
-            old = base_for(old_base or recorded, platform)
-            new = base_for(new_base, platform)
+            old = _base_for_image(base_for, old_base or recorded, platform, "`old_base`" if old_base else
+                                  "the base it records", where)
+            new = _base_for_image(base_for, new_base, platform, "`new_base`", where)
             if not new.platform.matches(platform):
                 raise ZeroImageError("`new_base` %s is for %s, not %s as %s is" % (
                     outside_text(new.name, 200), new.platform, platform, where))
@@ -11663,8 +11696,8 @@ def rebase(target: str, new_base: str, *, old_base: Optional[str] = None, platfo
     its layers; they are replaced by the new base's for the image's platform, and the config's
     diff_ids and history follow. The image's config is kept (the new base's Env, Entrypoint... are
     not taken, as crane rebase), ``created`` too; the base annotations (and labels of those keys)
-    name the new base. A base is a registry reference, an archive or layout (``ARCHIVE[:NAME]``), or
-    ``scratch`` (no layers). Written where ``push``, ``output`` or ``load`` says (``change_image``):
+    name the new base. A base is a registry reference, an archive or layout (``ARCHIVE[:NAME]``), the
+    local engine's image (``docker-daemon:NAME``), or ``scratch`` (no layers). Written where ``push``, ``output`` or ``load`` says (``change_image``):
     within one registry, the layers are mounted."""
     new_base = _base_word(new_base, "`new_base`")
     if old_base is not None:
@@ -12650,7 +12683,7 @@ def _change_verbs(commands) -> None:
          "zeroimage mutate --env MODE=prod --label team=core --push reg.example.com/app:prod reg.example.com/app:1",
          "zeroimage mutate --user 65532 -o app-nonroot.tar app.tar"],
         json_output=True)
-    mutate_cmd.add_argument("--entrypoint", metavar="PROGRAM",
+    mutate_cmd.add_argument("--entrypoint", type=_entrypoint_arg, metavar="PROGRAM",
                             help="the entrypoint's program (its arguments: --entrypoint-arg)")
     _image_option_args(mutate_cmd.add_argument_group("image options (repeatable where it makes sense)"), add=False)
     _destination_args(mutate_cmd, "change")
@@ -12685,13 +12718,13 @@ def _change_verbs(commands) -> None:
         "writes), or --old-base; its layers must be the image's first, else nothing is\n"
         "written. The image's own layers and config stay (NEW's Env, Entrypoint... are not\n"
         "taken, as crane rebase); diff_ids, history and the base annotations follow. A base is\n"
-        "a registry reference, ARCHIVE[:NAME] (a path) or scratch. Prints the new digest\n"
-        "(with --push: REF@DIGEST).",
+        "a registry reference, ARCHIVE[:NAME] (a path), docker-daemon:NAME or scratch. Prints\n"
+        "the new digest (with --push: REF@DIGEST).",
         ["zeroimage rebase --base alpine:3.20 --push reg.example.com/app:1 reg.example.com/app:1",
          "zeroimage rebase --base reg.example.com/base:2 --old-base reg.example.com/base:1 -o app2.tar app.tar"],
         json_output=True)
     rebase_cmd.add_argument("--base", dest="new_base", required=True, metavar="NEW",
-                            help="the new base: REF, ARCHIVE[:NAME] or scratch")
+                            help="the new base: REF, ARCHIVE[:NAME], docker-daemon:NAME or scratch")
     rebase_cmd.add_argument("--old-base", dest="old_base", metavar="OLD",
                             help="the base the image is on (default: the one it records)")
     _destination_args(rebase_cmd, "rebase")
@@ -12819,6 +12852,12 @@ def _workdir_arg(text: str) -> str:
     if any(ord(c) < 32 or ord(c) == 127 for c in text):
         raise argparse.ArgumentTypeError("holds a control character: %r" % text)
     return image_path(text)
+
+
+def _entrypoint_arg(text: str) -> str:
+    if not text:
+        raise argparse.ArgumentTypeError("the program is empty; give its path in the image, like /app")
+    return text
 
 
 def _user_arg(text: str) -> str:
@@ -13137,6 +13176,9 @@ def _note_referrers_left(session: Session, source: str, saved: Saved, way: str =
 def cmd_export(args, session: Session) -> int:
     check_image_word(args.target)
     output = args.output or "-"
+    if output == "-" and args.json:     # (not _check_stdout_output's words: export writes no archive)
+        raise UsageError("--json says what export wrote to a file; the tar goes to standard output unless "
+                         "-o FILE names one")
     if output == "-" and sys.stdout is not None and sys.stdout.isatty():
         raise UsageError("export writes the tar to standard output, which is a terminal; write a file with -o FILE, "
                          "or pipe it (| tar -t)")

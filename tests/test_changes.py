@@ -115,6 +115,12 @@ def test_mutate_an_index_leaves_out_its_attestation_and_takes_a_platform_subset(
     one = tmp_path / "one.tar"
     ok(run_cli("mutate", "--env", "A=b", "--platform", "linux/arm64", "-o", one, path))
     assert image_of(str(one))[2]["architecture"] == "arm64"
+    # two platforms: copy's "a new index of ...: its digest is X" is not said, X never being written
+    two = tmp_path / "two.tar"
+    r = ok(run_cli("mutate", "--env", "A=b", "--platform", "linux/arm64", "--platform", "linux/amd64", "-o", two,
+                   path))
+    assert "a new index of" not in r.stderr and "its digest is" not in r.stderr, r.stderr
+    assert r.stdout == ok(run_cli("mutate", "--env", "A=b", "-o", out, path)).stdout      # (every image: all of it)
 
 
 def test_build_entrypoint_arg(tmp_path, busybox_program):
@@ -219,7 +225,11 @@ def test_rebase_with_an_old_base_on_disk(tmp_path, busybox, busybox_program):
     assert out_text == "base 2\n"
     # a new base with no image for the image's platform
     arm_only, _, _ = versioned_base(tmp_path, busybox, 3, platforms=(("linux", "arm64", "v8"),))
-    fails(run_cli("rebase", "--base", arm_only, "--old-base", base1, "-o", tmp_path / "no.tar", app), 1, "linux/amd64")
+    line = fails(run_cli("rebase", "--base", arm_only, "--old-base", base1, "-o", tmp_path / "no.tar", app), 1,
+                 "--base %s has no image for linux/amd64" % arm_only, "the platform of image sha256:")
+    assert "pick one with" not in line      # (--platform picks the images to rebase, not the base's)
+    line = fails(run_cli("rebase", "--base", base2, "--old-base", arm_only, "-o", tmp_path / "no.tar", app), 1,
+                 "--old-base %s has no image for linux/amd64" % arm_only)
     # onto scratch: the base's layers go, the program's stay
     bare = zeroimage.rebase(str(app), "scratch", old_base=base1, output=str(tmp_path / "bare.tar"))
     assert bare.images[0].manifest["layers"] == app_manifest["layers"][2:]
@@ -234,9 +244,78 @@ def test_rebase_a_docker_image_keeps_its_family(tmp_path, busybox, busybox_progr
     result = zeroimage.rebase(str(app), base2, old_base=base1, output=str(tmp_path / "out.tar"))
     manifest = result.images[0].manifest
     assert manifest["mediaType"] == DOCKER["manifest"] and "annotations" not in manifest
+    line = fails(run_cli("rebase", "--base", base2, "-o", tmp_path / "no.tar", app), 1, "records no base",
+                 "Docker-format image", "--old-base")
+    assert "annotations, which" not in line     # (build writes none on a Docker manifest)
     assert {d["mediaType"] for d in manifest["layers"]} == {DOCKER["layer"]}
     line = fails(run_cli("rebase", "--base", zstd, "--old-base", base1, "-o", tmp_path / "no.tar", app), 1)
     assert "Docker-format image" in line and "zstd" in line and "--media-types" not in line
+    assert not (tmp_path / "no.tar").exists()
+
+
+def test_rebase_takes_its_bases_from_the_engine(tmp_path, busybox_program):
+    """docker-daemon:NAME is a base of rebase as of build --from: old (the prefix) and new."""
+    from hostile_fakes import FakeEngine
+    engine = FakeEngine()
+    try:
+        env = {"DOCKER_HOST": engine.host}
+        app = tmp_path / "app.tar"
+        ok(run_cli("build", "--from", "docker-daemon:base:1", "-o", app, busybox_program, env=env))
+        _, app_manifest, _, _ = image_of(str(app))
+        bare = tmp_path / "bare.tar"
+        ok(run_cli("rebase", "--old-base", "docker-daemon:base:1", "--base", "scratch", "-o", bare, app, env=env))
+        assert image_of(str(bare))[1]["layers"] == app_manifest["layers"][1:]
+        back = tmp_path / "back.tar"
+        ok(run_cli("rebase", "--old-base", "scratch", "--base", "docker-daemon:base:1", "-o", back, bare, env=env))
+        assert image_of(str(back))[1]["layers"] == app_manifest["layers"]
+        line = fails(run_cli("rebase", "--old-base", "scratch", "--base", "docker-daemon:other:1", "-o",
+                             tmp_path / "no.tar", bare, env=env), 1, "other:1")
+        assert "transport syntax" not in line
+        fails(run_cli("rebase", "--base", "docker-daemon:", "-o", tmp_path / "no.tar", bare, env=env), 2,
+              "names no image")
+        assert not (tmp_path / "no.tar").exists()
+    finally:
+        engine.close()
+
+
+@pytest.mark.parametrize("verb", [["mutate", "--env", "A=b"], ["append", "--add", "{x}:/x"],
+                                  ["rebase", "--old-base", "scratch", "--base", "scratch"]],
+                         ids=["mutate", "append", "rebase"])
+@pytest.mark.parametrize("where, said", [
+    (["--format", "oci-layout", "--push", "127.0.0.1:1/x:1"], "--format oci-layout needs -o DIR"),
+    (["--format", "oci-layout", "--load"], "--load sends the image to the container engine"),
+    (["--format", "oci-layout", "-o", "-"], "-o - writes an archive to standard output"),
+])
+def test_a_layout_is_written_to_a_directory_only(tmp_path, busybox, verb, where, said):
+    """--format oci-layout with --push, --load or -o -: refused before anything is read, as build does
+    (it was ignored: pushed, loaded or written as an archive)."""
+    base, _, _ = versioned_base(tmp_path, busybox, 1)
+    (tmp_path / "x").write_bytes(b"x")
+    dead = {"DOCKER_HOST": "unix://%s" % (tmp_path / "dead.sock")}
+    r = run_cli(*[a.format(x=tmp_path / "x") for a in verb] + where + [base], env=dead)
+    fails(r, 2, said)
+    assert sorted(os.listdir(str(tmp_path))) == ["base-1.tar", "x"]
+
+
+def test_a_base_word_that_is_also_a_file_here_is_said_as_a_source_word_is(tmp_path, busybox):
+    """rebase's --base and --old-base tell a path from a reference as inspect does: a word that is a
+    reference reads the registry, and when a file of that name is here, ./NAME is the way to it."""
+    base, _, _ = versioned_base(tmp_path, busybox, 1)
+    os.rename(base, str(tmp_path / "base"))
+    dead = {"HTTPS_PROXY": "http://127.0.0.1:9", "NO_PROXY": "", "no_proxy": ""}
+    for argv in (["--base", "base", "--old-base", "scratch"], ["--base", "scratch", "--old-base", "base"]):
+        r = run_cli("rebase", *argv, "-o", "no.tar", "./base", cwd=str(tmp_path), env=dead)
+        fails(r, 1)
+        assert "base is read from the registry as docker.io/library/base:latest; to read the file of that name, " \
+               "write ./base" in r.stderr, r.stderr
+    ok(run_cli("rebase", "--base", "./base", "--old-base", "scratch", "-o", "yes.tar", "./base", cwd=str(tmp_path)))
+
+
+def test_an_empty_entrypoint_is_a_usage_error(tmp_path, busybox):
+    base, _, _ = versioned_base(tmp_path, busybox, 1)
+    line = fails(run_cli("mutate", "--entrypoint", "", "-o", tmp_path / "no.tar", base), 2,
+                 "argument --entrypoint: the program is empty")
+    assert "list of strings" not in line and "[" not in line
     assert not (tmp_path / "no.tar").exists()
 
 

@@ -256,10 +256,20 @@ def test_export_to_standard_output_and_the_cli(tmp_path):
     listed = json.loads(ok(run_cli("inspect", "--files", "--json", archive)).stdout)
     assert listed[3] == {"path": "h", "kind": "hardlink", "mode": 0o644, "uid": 0, "gid": 0, "size": 0,
                          "mtime": 1700000000, "linkname": "etc/a"}
-    fails(run_cli("export", "--json", archive), 2, "--json")
+    for argv in (["--json", archive], ["--json", "-o", "-", archive]):
+        line = fails(run_cli("export", *argv), 2, "--json", "-o FILE")
+        assert "archive" not in line        # (export writes a filesystem's tar, not an image's archive)
     fails(run_cli("export", archive, "-o", tmp_path / "no" / "such" / "out.tar"), 1)
     fails(run_cli("export", tmp_path / "missing.tar"), 1)
     fails(run_cli("export", "--files", archive), 2)
+
+
+def test_export_counts_its_entries_in_words(tmp_path):
+    archive = image_archive(tmp_path / "img.tar", [[("a", F, b"1")]])
+    r = ok(run_cli("export", archive, "-o", tmp_path / "one.tar"))
+    assert ": 1 entry, " in r.stderr and "1 entries" not in r.stderr, r.stderr
+    archive = image_archive(tmp_path / "two.tar", [[("a", F, b"1"), ("b", F, b"2")]])
+    assert ": 2 entries, " in ok(run_cli("export", archive, "-o", tmp_path / "two-out.tar")).stderr
 
 
 def test_export_refuses_a_terminal(tmp_path):

@@ -51,6 +51,8 @@ def test_a_bare_push_name_is_completed_under_zeroimage_repo(repo, text, pushed):
     ("https://registry.example.com/team", "a reference has no scheme"),
     ("registry.example.com/Team", "must be lowercase"),
     (" " + TEAM, "give a repository to push bare names under"),
+    (" ", "ZEROIMAGE_REPO=' ': give a repository"),        # (a blank said so it is seen)
+    (TEAM + "\t", "ZEROIMAGE_REPO='%s\\t': give" % TEAM),
     ("/", "give a repository to push bare names under"),
     ("registry.example.com/team/" + "x" * 250, "longer than"),
 ])

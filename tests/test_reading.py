@@ -174,7 +174,7 @@ def test_a_path_where_a_reference_belongs_is_a_usage_error_in_the_library_too(tm
     monkeypatch.delenv("no_proxy", raising=False)
     (tmp_path / "prog").write_bytes(make_elf(62))
     (tmp_path / "app.tar").write_bytes(b"")
-    with pytest.raises(zeroimage.UsageError, match="looks like a path; a registry image is wanted here"):
+    with pytest.raises(zeroimage.UsageError, match="looks like a path; a (registry image|repository in a registry) is wanted here"):
         call()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["app.tar", "prog"]
 

@@ -257,13 +257,15 @@ def test_entries_that_are_no_tags_count_toward_the_cap(monkeypatch, servers):
     (["sync", "127.0.0.1:1/a", "127.0.0.1:1/b@sha256:" + "0" * 64], "give the repository alone (127.0.0.1:1/b)"),
     (["sync", "127.0.0.1:1/a", "127.0.0.1:1/a"], "SRC and DST are both the repository 127.0.0.1:1/a"),
     (["sync", "127.0.0.1:1/a", "localhost:1/a"], "SRC and DST are both the repository localhost:1/a"),
-    (["sync", "./app.tar", "127.0.0.1:1/a"], "looks like a path"),
+    (["sync", "./app.tar", "127.0.0.1:1/a"], "looks like a path; a repository in a registry is wanted here, "
+                                             "like registry.example.com/app"),
+    (["tags", "./lay"], "a repository in a registry is wanted here, like registry.example.com/app"),
     (["sync", "127.0.0.1:1/a"], "the following arguments are required: DST"),
     (["copy", "--all-tags", "--platform", "linux/amd64", "127.0.0.1:1/a", "127.0.0.1:1/b"],
      "--all-tags copies every tag byte for byte, each with every platform; give it without --platform"),
     (["copy", "--all-tags", "127.0.0.1:1/a:1", "127.0.0.1:1/b"], "names an image, not a repository"),
     (["copy", "--all-tags", "127.0.0.1:1/a", "127.0.0.1:1/a"], "SRC and DST are both the repository"),
-    (["copy", "--all-tags", "app.tar", "127.0.0.1:1/a"], "looks like a path"),
+    (["copy", "--all-tags", "app.tar", "127.0.0.1:1/a"], "looks like a path; a repository in a registry"),
 ])
 def test_usage_errors_before_any_work(tmp_path, args, words):
     fails(run_cli(*args, cwd=str(tmp_path)), 2, words)
