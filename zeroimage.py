@@ -12408,6 +12408,17 @@ def build_parser() -> argparse.ArgumentParser:
     _global_options(parser, False)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
+    _build_command(commands)
+    _transfer_verbs(commands)
+    _change_verbs(commands)
+    _reading_verbs(commands)
+    _account_verbs(commands)
+    _registry_verbs(commands)
+    return parser
+
+
+def _build_command(commands) -> None:
+    """build: a program on a base."""
     build_cmd = _command(
         commands, "build", "build an image from a program and a base",
         "Build the image that this Dockerfile would, without Docker:\n\n"
@@ -12478,6 +12489,9 @@ def build_parser() -> argparse.ArgumentParser:
                                 "PLATFORM=PROGRAM once per platform (linux/arm64=dist/app-arm64)")
     build_cmd.set_defaults(func=cmd_build)
 
+
+def _transfer_verbs(commands) -> None:
+    """pull, push, copy and sync: images moved as they are."""
     pull_cmd = _command(
         commands, "pull", "save an image from a registry to an archive",
         "Save an image to an OCI archive (the format build writes). With --all-platforms\n"
@@ -12571,8 +12585,10 @@ def build_parser() -> argparse.ArgumentParser:
     sync_cmd.add_argument("src", type=_repository_arg, metavar="SRC", help="REGISTRY/NAME: the repository to read")
     sync_cmd.add_argument("dst", type=_repository_arg, metavar="DST", help="REGISTRY/NAME: the repository to write")
     sync_cmd.set_defaults(func=cmd_sync)
-    _change_verbs(commands)
 
+
+def _reading_verbs(commands) -> None:
+    """export and inspect: what an image holds."""
     export_cmd = _command(
         commands, "export", "write an image's filesystem as one tar",
         "Write the filesystem of an image (in a registry or an archive) as one uncompressed\n"
@@ -12622,6 +12638,9 @@ def build_parser() -> argparse.ArgumentParser:
                              help="REF, ARCHIVE[:NAME] / DIR[:NAME] (a path: see above), or docker-daemon:NAME")
     inspect_cmd.set_defaults(func=cmd_inspect, mode="summary")
 
+
+def _account_verbs(commands) -> None:
+    """login, logout and check-auth: credentials."""
     login_cmd = _command(
         commands, "login", "check and store credentials for a registry",
         "Check the credentials against the registry, then store them as docker login does\n"
@@ -12649,8 +12668,6 @@ def build_parser() -> argparse.ArgumentParser:
     check_cmd.add_argument("--push", action="store_true", help="check push access too")
     check_cmd.add_argument("ref", type=_reference_arg, metavar="REF")
     check_cmd.set_defaults(func=cmd_check_auth)
-    _registry_verbs(commands)
-    return parser
 
 
 def _destination_args(parser, verb: str) -> None:
