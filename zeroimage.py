@@ -1054,27 +1054,20 @@ def atomic_output(path: str, mode: Optional[int] = None):
     less the umask) only if the block succeeds. See ``output_file`` for what ``path`` may be."""
     shown, path = path, output_file(path)
     directory = os.path.dirname(path)
-    # Ctrl-C or SIGTERM between creating the file and entering the try below would leave it behind:
-    # hold those signals until the try can clean up (only the main thread receives them).
-    in_main = threading.current_thread() is threading.main_thread()
-    held = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS) \
-        if in_main and hasattr(signal, "pthread_sigmask") else None
-    tmp = leftover = None
+    claimed, leftover = [], None
     try:
         try:
             # a short name of its own: the output's own name may already be as long as names go
-            fd, tmp = tempfile.mkstemp(dir=directory, prefix=".zeroimage-", suffix=".tmp")
+            fd = _exclusive_file(directory, ".zeroimage-", ".tmp", claimed.append)
         except OSError as e:
             raise ZeroImageError("cannot write %s: %s" % (shown, e.strerror or e)) from e
+        tmp = claimed[0]
         with os.fdopen(fd, "wb") as f:
             # The last resort, at exit: a stop signal's exception that lands in the unwinding itself
             # (after a cancellation already stopped the work) can skip the clean-up below.
             alive = _Alive()        # lives as long as this generator: collected unresumed, it removes tmp
             leftover = weakref.finalize(alive, _remove_quietly, tmp)
             _UNFINISHED.add(tmp)    # and if the process ends itself before finalizers run (_exit_soon)
-            if held is not None:
-                mask, held = held, None
-                signal.pthread_sigmask(signal.SIG_SETMASK, mask)     # a held signal is raised here, inside
             yield f
             f.flush()
             os.fsync(f.fileno())
@@ -1085,15 +1078,25 @@ def atomic_output(path: str, mode: Optional[int] = None):
         os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
-        if tmp is not None:
+        for tmp in claimed:
             _remove_quietly(tmp)
         raise
     finally:
-        if held is not None:    # whatever ended it came before the signals were given back (an alarm's
-            signal.pthread_sigmask(signal.SIG_SETMASK, held)    # exception): never leave them blocked
         if leftover is not None:
             leftover.detach()
-        _UNFINISHED.discard(tmp)
+        _UNFINISHED.difference_update(claimed)
+
+
+def _exclusive_file(directory: str, prefix: str, suffix: str, claim: Callable[[str], None]) -> int:
+    """A new file (read and write, mode 0600) of a random name in ``directory``, as mkstemp makes one,
+    but its name handed to ``claim`` BEFORE it exists: a stop signal's exception may land anywhere in
+    its creation (even inside mkstemp, after the file is made: another thread can take the signal
+    that a mask kept from this one), and whoever claimed the name removes it (a name not yet made
+    is removed quietly). 128 random bits: a name met twice is an error, not a retry."""
+    path = os.path.join(directory, "%s%s%s" % (prefix, os.urandom(16).hex(), suffix))
+    claim(path)
+    return os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0) |
+                   getattr(os, "O_NOINHERIT", 0), 0o600)
 
 
 class _Alive:
@@ -8275,8 +8278,11 @@ def _export_from_engine(session: Session, name: str, stack: contextlib.ExitStack
     """The image NAME of the local engine, as ``docker save`` writes it, streamed into a temporary
     file (gone when ``stack`` closes) and read from there like any archive."""
     engine = Engine.find(session)
-    try:
-        tmp = stack.enter_context(tempfile.NamedTemporaryFile(prefix="zeroimage-", suffix=".tar"))
+    claimed = []
+    try:        # removed when the stack closes, whenever a stop signal lands (see _exclusive_file)
+        fd = _exclusive_file(tempfile.gettempdir(), "zeroimage-", ".tar", lambda path: (
+            claimed.append(path), stack.callback(_remove_quietly, path)))
+        tmp = stack.enter_context(os.fdopen(fd, "w+b"))
     except OSError as e:
         raise ZeroImageError("cannot export %s from the engine into %s: %s (set TMPDIR to a directory with room)"
                              % (name, tempfile.gettempdir(), e.strerror or e)) from e
@@ -8284,7 +8290,7 @@ def _export_from_engine(session: Session, name: str, stack: contextlib.ExitStack
     with contextlib.closing(engine.export(name)) as stream:
         copy_stream(_Checked(stream, session.cancelled), tmp)
     tmp.flush()
-    return tmp.name
+    return claimed[0]
 
 
 def _open_engine_export(session: Session, name: str, stack: contextlib.ExitStack) -> Union[Layout, DockerArchive]:
