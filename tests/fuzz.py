@@ -1213,18 +1213,24 @@ def verbs_for(case, inp, work):
             ("inspect --files", ["inspect", "--files", "--json", inp], None, None),
             ("inspect --json copied", ["inspect", "--json", out("copy.tar")], None, "copy to archive"),
             ("inspect --json built", ["inspect", "--json", out("built.tar")], None, "build --from-archive"),
-            # the changes: the input as the image changed, and as the old and the new base of a rebase
-            ("mutate", ["mutate", "-q", "--env", "A=b", "--entrypoint-arg", "x", "-o", out("mutated.tar"), inp],
+            _changing(case, inp, out, program)] + \
+        ([("inspect --json docker-daemon", ["inspect", "--json", "docker-daemon:base:1"], None, None),
+          ("copy docker-daemon", ["copy", "-q", "docker-daemon:base:1", out("engine.tar")], out("engine.tar"), None)]
+         if case.surface in ENGINE_SURFACES else [])
+
+
+def _changing(case, inp, out, program):
+    """The change verbs read a case through the same reader (``read_source``, ``change_image``): each
+    case runs one of them, in turn by its index, the input as the image changed or as the old and the
+    new base of a rebase; every one meets a quarter of each surface's cases."""
+    return [("mutate", ["mutate", "-q", "--env", "A=b", "--entrypoint-arg", "x", "-o", out("mutated.tar"), inp],
              out("mutated.tar"), None),
             ("append", ["append", "-q", "--add", program + ":/usr/local/bin/app", "-o", out("appended.tar"), inp],
              out("appended.tar"), None),
             ("rebase", ["rebase", "-q", "--old-base", inp, "--base", inp, "-o", out("rebased.tar"), inp],
              out("rebased.tar"), None),
             ("rebase onto", ["rebase", "-q", "--old-base", "scratch", "--base", inp, "-o", out("onto.tar"),
-                             out("built.tar")], out("onto.tar"), "build --from-archive")] + \
-        ([("inspect --json docker-daemon", ["inspect", "--json", "docker-daemon:base:1"], None, None),
-          ("copy docker-daemon", ["copy", "-q", "docker-daemon:base:1", out("engine.tar")], out("engine.tar"), None)]
-         if case.surface in ENGINE_SURFACES else [])
+                             out("built.tar")], out("onto.tar"), "build --from-archive")][case.index % 4]
 
 
 def run_case(case, work, check_output=None):

@@ -1,7 +1,8 @@
 """The seeded mutation fuzzer (tests/fuzz.py) over zeroimage's file inputs: OCI archives, OCI layout
 directories, docker save archives and ELF programs with build info (issue 21).
 
-Every case runs every verb that reads its surface in-process (zeroimage.main) and must end in exit 0,
+Every case runs every verb that reads its surface in-process (zeroimage.main; of mutate, append,
+rebase and rebase-onto, which read through one reader, one in turn) and must end in exit 0,
 1 or 2, with no exception escaping main and no traceback printed, each verb within
 fuzz.VERB_SECONDS and the process under fuzz.RSS_LIMIT_MB of peak memory; an `inspect --json` that
 succeeds prints JSON; a failed verb leaves no output behind; every archive or layout written passes
