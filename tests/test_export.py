@@ -345,9 +345,12 @@ def tree(root):
 
 def extracted(tar_path, directory):
     os.makedirs(directory)
+    # our own export, whole, as tar would extract it: modes and links as written ("fully_trusted", the
+    # behaviour before extraction filters; 3.14 would otherwise filter by default)
+    trusted = {"filter": "fully_trusted"} if hasattr(tarfile, "fully_trusted_filter") else {}
     with tarfile.open(tar_path) as tar:
         for member in tar:
-            tar.extract(member, directory, set_attrs=not member.isdir())
+            tar.extract(member, directory, set_attrs=not member.isdir(), **trusted)
     with tarfile.open(tar_path) as tar:     # directories' modes last, as tar does
         for member in tar:
             if member.isdir():
