@@ -218,7 +218,7 @@ def main():
                                                "%s/link%d:1" % (link.host, i), os.path.join(app_dir, "app")], env=cold))
             results["pigz big"].append(timed(["sh", "-c", "pigz -6 -p %d -c %s > /dev/null" % (cores, big)]))
             results["two"].append(timed(zi + ["build", "--push",      # the minimal base: it has every platform
-                                              "%s/two%d:1" % (registry, i), "--no-platform-check",
+                                              "%s/two%d:1" % (registry, i), "--no-platform-check", "--target", "/app",
                                               "linux/amd64=%s" % binary, "linux/arm64=%s" % twin], env=cold))
             results["pigz two"].append(timed(["sh", "-c", "pigz -6 -p %d -c %s %s > /dev/null" % (cores, binary, twin)]))
             results["re-push"].append(timed(zi + ["build", "--from", "%s/base:1" % registry, "--push",
