@@ -72,10 +72,12 @@ def write_pyz(path):
             with zipfile.ZipFile(f, "w") as archive:
                 for name, data in entries():
                     info = zipfile.ZipInfo(name, date_time=FIXED_DATE)
-                    info.compress_type = zipfile.ZIP_DEFLATED
+                    # the bytecode is stored as it is: inflating it cost more at every start than the
+                    # file's size does once
+                    info.compress_type = zipfile.ZIP_STORED if name.endswith(".pyc") else zipfile.ZIP_DEFLATED
                     info.create_system = 3
                     info.external_attr = 0o644 << 16
-                    archive.writestr(info, data, compress_type=zipfile.ZIP_DEFLATED, compresslevel=9)
+                    archive.writestr(info, data, compress_type=info.compress_type, compresslevel=9)
         os.chmod(tmp, 0o755)
         os.replace(tmp, path)
     except BaseException:

@@ -66,6 +66,8 @@ Verbs and CLI
 # Run as a program, a stop signal is taken from the first line on: while the modules below are
 # imported (and after main() has returned) nothing is half-written, so it ends the process at once
 # with the exit status the signal asks for; main() takes over the signals while it works.
+from __future__ import annotations  # annotations are not evaluated at import: the start is shorter
+
 import os
 import signal
 
@@ -89,27 +91,17 @@ if __name__ == "__main__":
     _stop_signals_at_once()
 
 import argparse  # noqa: E402 -- after the stop signals' handlers, on purpose
-import base64
 import collections
 import contextlib
-import copy as _copy_module
-import dataclasses
-import datetime
 import errno
-import hashlib
 import importlib
 import io
-import json
-import logging
 import math
 import posixpath
 import re
-import shutil
 import stat
 import struct
 import sys
-import tarfile
-import tempfile
 import threading
 import time
 import types
@@ -139,9 +131,32 @@ class _LazyModule:
         return value
 
 
+class _Pattern:
+    """A regular expression compiled at its first use: compiling the module's thirty took a tenth of
+    every start, and a run uses a few of them."""
+
+    def __init__(self, pattern: str, flags: int = 0):
+        self._source = (pattern, flags)
+
+    def __getattr__(self, attr: str):
+        value = getattr(re.compile(*self._source), attr)
+        setattr(self, attr, value)          # found directly from now on
+        return value
+
+
 concurrent_futures = _LazyModule("concurrent.futures")
 email_utils = _LazyModule("email.utils")
 getpass = _LazyModule("getpass")
+logging = _LazyModule("logging")        # only where a library caller's Display sends its lines
+# and what --help and a verb that fails early never use
+base64 = _LazyModule("base64")
+_copy_module = _LazyModule("copy")
+datetime = _LazyModule("datetime")
+hashlib = _LazyModule("hashlib")
+json = _LazyModule("json")
+shutil = _LazyModule("shutil")
+tarfile = _LazyModule("tarfile")
+tempfile = _LazyModule("tempfile")
 http_client = _LazyModule("http.client")
 ipaddress = _LazyModule("ipaddress")
 selectors = _LazyModule("selectors")
@@ -194,7 +209,6 @@ __all__ = [
     "build_parser", "main",
 ]
 
-log = logging.getLogger("zeroimage")     # where a library caller's Display sends its lines
 
 
 # ---- Constants ----
@@ -270,21 +284,21 @@ _HTTP_REASONS = {400: "bad request", 401: "unauthorized", 403: "forbidden", 404:
 # from every place they start (a user and a password of any length must be found), so the time they
 # take grows with the square of what they are given, and "[[[[..." or "a.a.a..." of any length costs
 # no more than a few thousand characters do.
-_URL_IN_TEXT_RE = re.compile(r"(?i)\b([a-z][a-z0-9+.-]{0,31}://)(?:[^\s/?#@]*@)?([^\s?#]*)(?:[?#][^\s]*)?")
-_SECRET_IN_TEXT_RE = re.compile(r"(?i)(?<![\w/.-])(?:(bearer|basic)(\s+)[A-Za-z0-9._~+/=-]{8,}|"
+_URL_IN_TEXT_RE = _Pattern(r"(?i)\b([a-z][a-z0-9+.-]{0,31}://)(?:[^\s/?#@]*@)?([^\s?#]*)(?:[?#][^\s]*)?")
+_SECRET_IN_TEXT_RE = _Pattern(r"(?i)(?<![\w/.-])(?:(bearer|basic)(\s+)[A-Za-z0-9._~+/=-]{8,}|"
                                 r"((?:[a-z0-9]{1,64}[_-]){0,8}(?:access_token|refresh_token|id_token|private_token|token|"
                                 r"password|passwd|pwd|client_secret|secret|secret_key|access_key|api_key|apikey|"
                                 r"signature|sig|credentials?|security-token|auth))"
                                 r"(\s*[\"']?\s*[=:]\s*[\"']?|\s+[\"'])[^\s,;&\"')]+)")
 # Token formats that announce themselves (GitHub, GitLab, Slack, AWS key IDs), wherever they stand.
-_PREFIXED_TOKEN_RE = re.compile(r"\b(?:gh[pousr]_|github_pat_|glpat-|xox[abposr]-|AKIA|ASIA)[A-Za-z0-9_-]{8,}")
+_PREFIXED_TOKEN_RE = _Pattern(r"\b(?:gh[pousr]_|github_pat_|glpat-|xox[abposr]-|AKIA|ASIA)[A-Za-z0-9_-]{8,}")
 # USER:PASSWORD@ before a host without a scheme (a reference, a proxy setting): never a reference's
 # own NAME:TAG@DIGEST, whose @ is followed by ALGORITHM:HEX, not by a host and a / or the end.
-_USERINFO_IN_TEXT_RE = re.compile(r"(?<![\w./@:-])[^\s/@:'\"]+:[^\s/@'\"]*@(?![a-z0-9+._-]+:[A-Za-z0-9=_-]{32,})"
+_USERINFO_IN_TEXT_RE = _Pattern(r"(?<![\w./@:-])[^\s/@:'\"]+:[^\s/@'\"]*@(?![a-z0-9+._-]+:[A-Za-z0-9=_-]{32,})"
                                   r"(?=(?:\[[0-9A-Fa-f:]+\]|[A-Za-z0-9.-]*[A-Za-z0-9])(?::[0-9]{1,5})?(?:[/\s'\"),;:]|\Z)"
                                   r"|[\s'\"),;]|\Z)")
 _CLEANED_BEYOND = 2048     # characters past a message's limit that are cleaned (a URL's query cut may pull them in)
-_JWT_IN_TEXT_RE = re.compile(r"\beyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]*)?")
+_JWT_IN_TEXT_RE = _Pattern(r"\beyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]*)?")
 
 
 def outside_text(text, limit: int = 300) -> str:
@@ -339,7 +353,7 @@ def _redact_url(url: str) -> str:
     return outside_text(urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, "", "")), 300)
 
 
-_URL_CHARS_RE = re.compile(r"[\x21-\x7e]{1,8192}")
+_URL_CHARS_RE = _Pattern(r"[\x21-\x7e]{1,8192}")
 
 
 def url_problem(url) -> Optional[str]:
@@ -376,7 +390,7 @@ def url_problem(url) -> Optional[str]:
 #   ``_HINTS`` the same way and given as ``advice``.
 # Nothing else stands in backquotes in a message of ours; no message outside the CLI writes a flag
 # or "zeroimage VERB" (tests/test_messages.py scans the module for both).
-_NAMED_RE = re.compile(r"`([a-z][a-z0-9_]*)(?:\(([^`()]*)\)|=([^`\s]+))?`")
+_NAMED_RE = _Pattern(r"`([a-z][a-z0-9_]*)(?:\(([^`()]*)\)|=([^`\s]+))?`")
 _HINTS = {"plain-http": "if it is a plain-HTTP registry, use `insecure`"}
 
 
@@ -508,8 +522,8 @@ class CancelledError(ZeroImageError):
 # The algorithms the OCI image spec registers, and the length of their hex encoding. Every one of
 # them is verified; a digest with any other algorithm is refused, never trusted unchecked.
 DIGEST_ALGORITHMS = types.MappingProxyType({"sha256": 64, "sha512": 128, "blake3": 64})
-_DIGEST_GRAMMAR_RE = re.compile(r"[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+")
-_LOWER_HEX_RE = re.compile(r"[a-f0-9]+")
+_DIGEST_GRAMMAR_RE = _Pattern(r"[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+")
+_LOWER_HEX_RE = _Pattern(r"[a-f0-9]+")
 
 
 def digest_problem(text) -> Optional[str]:
@@ -878,8 +892,8 @@ class _Watchdog:
 # -- types: a value decoded from outside is checked where it enters, before anything uses it --
 
 MAX_DESCRIBED_SIZE = 2 ** 63 - 1           # the largest size a descriptor can say (an int64, as Go reads it)
-_VISIBLE_RE = re.compile(r"[\x21-\x7e]*")
-_MEDIA_TYPE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}")  # RFC 6838
+_VISIBLE_RE = _Pattern(r"[\x21-\x7e]*")
+_MEDIA_TYPE_RE = _Pattern(r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}")  # RFC 6838
 
 
 def _is_size(value) -> bool:
@@ -1124,7 +1138,8 @@ def _human_size(size: int) -> str:
     return str(size)
 
 
-WARNING_FAILS = logging.WARNING + 5      # a warning that predicts the image will not run: shown even with -q
+DEBUG, INFO, WARNING, ERROR = 10, 20, 30, 40     # the levels of log lines: logging's numbers
+WARNING_FAILS = WARNING + 5      # a warning that predicts the image will not run: shown even with -q
 
 
 class Display:
@@ -1141,7 +1156,7 @@ class Display:
     rewords each log line first (the CLI's: the options a message names, as flags). Thread-safe.
     """
 
-    def __init__(self, stream=None, mode: str = "off", level: int = logging.INFO,
+    def __init__(self, stream=None, mode: str = "off", level: int = INFO,
                  words: Optional[Callable[[str], str]] = None):
         if mode not in ("off", "plain", "tty"):
             raise ValueError("Display mode is off, plain or tty, not %r" % (mode,))
@@ -1162,23 +1177,23 @@ class Display:
         if self.words is not None:
             text = self.words(text)
         if self.stream is None:
-            log.log(logging.WARNING if level == WARNING_FAILS else level, "%s", text)
+            # the ``zeroimage`` logger, for the caller's logging setup
+            logging.getLogger("zeroimage").log(WARNING if level == WARNING_FAILS else level, "%s", text)
             return
         if level < self.level:
             return
-        prefix = "" if level < logging.WARNING else "warning: " if level < logging.ERROR else \
-            logging.getLevelName(level).lower() + ": "
+        prefix = "" if level < WARNING else "warning: " if level < ERROR else "error: "
         self.note("zeroimage: %s%s" % (prefix, text))
 
     def debug(self, message: str, *args) -> None:
-        self.log(logging.DEBUG, message, *args)
+        self.log(DEBUG, message, *args)
 
     def info(self, message: str, *args) -> None:
-        self.log(logging.INFO, message, *args)
+        self.log(INFO, message, *args)
 
     def warning(self, message: str, *args, fails: bool = False) -> None:
         """``fails``: the warning predicts failure (the image will not run as built), so even -q shows it."""
-        self.log(WARNING_FAILS if fails else logging.WARNING, message, *args)
+        self.log(WARNING_FAILS if fails else WARNING, message, *args)
 
     def note(self, text: str) -> None:
         """A line printed above the progress lines, which are drawn again below it."""
@@ -1333,15 +1348,61 @@ class _Metered(_Checked):
 
 # ---- References ----
 
+
+class _Value:
+    """A frozen value of named fields (``_FIELDS``; ``_DEFAULTS`` for those that may be left out),
+    equal and hashed by them, changed with ``replace``. Not a tuple: ``"%s" % value`` formats it.
+    (A frozen dataclass says the same, but importing ``dataclasses`` imports ``inspect`` and ``ast``:
+    more time than any other import of a start.)"""
+
+    _FIELDS: Tuple[str, ...] = ()
+    _DEFAULTS: Dict[str, object] = {}
+
+    def __init__(self, *args, **kwargs):
+        name = type(self).__name__
+        if len(args) > len(self._FIELDS):
+            raise TypeError("%s() takes at most %d arguments" % (name, len(self._FIELDS)))
+        values = dict(zip(self._FIELDS, args))
+        for field, value in kwargs.items():
+            if field not in self._FIELDS or field in values:
+                raise TypeError("%s() got an unexpected or repeated argument %r" % (name, field))
+            values[field] = value
+        for field in self._FIELDS:
+            if field not in values and field not in self._DEFAULTS:
+                raise TypeError("%s() is missing the argument %r" % (name, field))
+            object.__setattr__(self, field, values.get(field, self._DEFAULTS.get(field)))
+
+    def _values(self) -> tuple:
+        return tuple(getattr(self, field) for field in self._FIELDS)
+
+    def replace(self, **changes):
+        """A copy with ``changes`` made."""
+        return type(self)(**dict(zip(self._FIELDS, self._values()), **changes))
+
+    def __eq__(self, other) -> bool:
+        return type(other) is type(self) and other._values() == self._values()
+
+    def __hash__(self) -> int:
+        return hash((type(self).__name__,) + self._values())
+
+    def __repr__(self) -> str:
+        return "%s(%s)" % (type(self).__name__, ", ".join("%s=%r" % pair for pair in zip(self._FIELDS, self._values())))
+
+    def __setattr__(self, name, value):
+        raise AttributeError("cannot assign to %s.%s: the value is frozen" % (type(self).__name__, name))
+
+    def __delattr__(self, name):
+        raise AttributeError("cannot delete %s.%s: the value is frozen" % (type(self).__name__, name))
+
 _DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
-_DOMAIN_RE = re.compile(r"(?:%s(?:\.%s)*|\[[0-9a-fA-F:]+\])(?::[0-9]+)?" % (_DOMAIN_COMPONENT, _DOMAIN_COMPONENT))
-_PATH_COMPONENT_RE = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*")
-_TAG_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")      # ASCII only, as Docker's grammar
+_DOMAIN_RE = _Pattern(r"(?:%s(?:\.%s)*|\[[0-9a-fA-F:]+\])(?::[0-9]+)?" % (_DOMAIN_COMPONENT, _DOMAIN_COMPONENT))
+_PATH_COMPONENT_RE = _Pattern(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*")
+_TAG_RE = _Pattern(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")      # ASCII only, as Docker's grammar
 _MAX_NAME_LENGTH = 255
 # The image spec's grammar for org.opencontainers.image.ref.name (annotations.md): components of
 # letters and digits joined by one of - . _ : @ + or by --, the components joined by /.
 _REF_NAME_COMPONENT = r"[A-Za-z0-9]+(?:(?:[-._:@+]|--)[A-Za-z0-9]+)*"
-_REF_NAME_RE = re.compile(r"%s(?:/%s)*" % (_REF_NAME_COMPONENT, _REF_NAME_COMPONENT))
+_REF_NAME_RE = _Pattern(r"%s(?:/%s)*" % (_REF_NAME_COMPONENT, _REF_NAME_COMPONENT))
 REF_NAME_RULE = ("the image spec's grammar: letters and digits, joined by one of - . _ : @ + or by --, "
                  "starting and ending with a letter or digit")
 
@@ -1428,17 +1489,18 @@ def _names_registry(first: str) -> bool:
     return "." in first or ":" in first or first == "localhost" or first.startswith("[")
 
 
-@dataclasses.dataclass(frozen=True)
-class Reference:
+class Reference(_Value):
     """An image reference in Docker's grammar, normalised (``busybox`` → ``docker.io/library/busybox:latest``).
 
-    A frozen dataclass, not a tuple: ``"%s" % ref`` must format the reference, not unpack it.
+    A frozen value, not a tuple: ``"%s" % ref`` must format the reference, not unpack it.
     """
 
     registry: str
     repository: str
-    tag: Optional[str] = None
-    digest: Optional[str] = None
+    tag: Optional[str]
+    digest: Optional[str]
+    _FIELDS = ("registry", "repository", "tag", "digest")
+    _DEFAULTS = {"tag": None, "digest": None}
 
     @classmethod
     def parse(cls, text: str, default_tag: Optional[str] = "latest") -> "Reference":
@@ -1507,9 +1569,6 @@ class Reference:
     def config_key(self) -> str:
         return registry_config_key(self.registry)
 
-    def replace(self, **changes) -> "Reference":
-        return dataclasses.replace(self, **changes)
-
     def _suffix(self) -> str:
         return (":" + self.tag if self.tag else "") + ("@" + self.digest if self.digest else "")
 
@@ -1559,16 +1618,17 @@ _ARCH_ALIASES = {
 }
 _ARCH_IMPLIED_VARIANT = {"armhf": "v7", "armv7": "v7", "armv7l": "v7", "armel": "v6", "armv6": "v6", "armv6l": "v6"}
 _DEFAULT_VARIANT = {"arm": "v7", "arm64": "v8", "amd64": "v1"}
-_PLATFORM_PART_RE = re.compile(r"[a-z0-9_.-]+")
+_PLATFORM_PART_RE = _Pattern(r"[a-z0-9_.-]+")
 
 
-@dataclasses.dataclass(frozen=True)
-class Platform:
-    """An OCI platform: ``linux/amd64``, ``linux/arm/v7``, ``linux/arm64/v8`` (a dataclass, like Reference)."""
+class Platform(_Value):
+    """An OCI platform: ``linux/amd64``, ``linux/arm/v7``, ``linux/arm64/v8`` (a frozen value, like Reference)."""
 
     os: str
     architecture: str
-    variant: str = ""
+    variant: str
+    _FIELDS = ("os", "architecture", "variant")
+    _DEFAULTS = {"variant": ""}
 
     @classmethod
     def parse(cls, text: str) -> "Platform":
@@ -1630,8 +1690,8 @@ _NAME_OS_WORDS = frozenset([
     "dragonfly", "illumos", "solaris", "aix", "android", "wasi", "wasip1"])
 _NAME_ABI_WORDS = frozenset([           # a target triple's vendor and ABI (Rust, Zig, GCC)
     "unknown", "pc", "apple", "gnu", "musl", "gnueabi", "gnueabihf", "musleabi", "musleabihf", "eabi", "eabihf"])
-_NAME_VARIANT_RE = re.compile(r"v[1-9]|[5-8]")        # after an architecture: arm-v7, amd64_v3, arm_7
-_NAME_TOKEN_RE = re.compile(r"(?i)x86[-_]64|[^-_.]+|[-_.]+")
+_NAME_VARIANT_RE = _Pattern(r"v[1-9]|[5-8]")        # after an architecture: arm-v7, amd64_v3, arm_7
+_NAME_TOKEN_RE = _Pattern(r"(?i)x86[-_]64|[^-_.]+|[-_.]+")
 _GENERIC_DIRECTORIES = frozenset(["bin", "dist", "build", "out", "output", "target", "release", "debug", "tmp"])
 
 
@@ -2273,7 +2333,7 @@ def _rust_package(package) -> Module:
 # Public code hosts a Go module path can name, and how many path elements after the host name the
 # repository (None: all of them but a major-version suffix; GitLab has nested groups).
 _CODE_HOSTS = {"github.com": 2, "bitbucket.org": 2, "codeberg.org": 2, "git.sr.ht": 2, "gitlab.com": None}
-_REPO_ELEMENT = re.compile(r"~?[A-Za-z0-9_.-]+")
+_REPO_ELEMENT = _Pattern(r"~?[A-Za-z0-9_.-]+")
 
 
 BUILD_INFO_LABELS = tuple("org.opencontainers.image." + key for key in ("version", "revision", "source"))
@@ -2435,7 +2495,7 @@ def referrers_tag(digest: str) -> str:
 
 
 MAX_TIMESTAMP = 253402300799        # 9999-12-31T23:59:59Z: the last second RFC 3339's four-digit year can write
-_RFC3339_RE = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.[0-9]+)?"
+_RFC3339_RE = _Pattern(r"([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.[0-9]+)?"
                          r"(?:Z|[+-]([0-9]{2}):([0-9]{2}))")
 
 
@@ -2619,7 +2679,7 @@ def _metadata_problem(option: str, key, value) -> Optional[str]:
     return None
 
 
-_USER_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*\$?")    # POSIX portable names (and Samba's trailing $)
+_USER_NAME = _Pattern(r"[A-Za-z_][A-Za-z0-9_.-]*\$?")    # POSIX portable names (and Samba's trailing $)
 # (not 2 ** 31: the compiler folds a power with a multiplication that runs a pending Ctrl-C's handler,
 # so a Ctrl-C while python3 zeroimage.py is compiled became exit 1 instead of the signal's)
 MAX_ID = (1 << 31) - 1                                      # what runc and umoci accept for a uid or gid
@@ -2835,7 +2895,7 @@ def normal_base_config(base, where: str = "the base") -> dict:
     return config
 
 
-_PORT_KEY = re.compile(r"[0-9]{1,5}(-[0-9]{1,5})?(/(tcp|udp|sctp))?")
+_PORT_KEY = _Pattern(r"[0-9]{1,5}(-[0-9]{1,5})?(/(tcp|udp|sctp))?")
 
 
 def base_metadata_problems(config: dict) -> List[str]:
@@ -2913,8 +2973,8 @@ def make_index(family: Dict[str, str], manifests: Sequence[dict]) -> dict:
     return {"schemaVersion": 2, "mediaType": family["index"], "manifests": list(manifests)}
 
 
-_SURROGATE_ESCAPE_RE = re.compile(rb"\\u[dD][89a-fA-F]")
-_LONE_SURROGATE_RE = re.compile("[\ud800-\udfff]")       # (json.loads joins the pairs that are whole)
+_SURROGATE_ESCAPE_RE = _Pattern(rb"\\u[dD][89a-fA-F]")
+_LONE_SURROGATE_RE = _Pattern("[\ud800-\udfff]")       # (json.loads joins the pairs that are whole)
 
 
 # The fields of the image and distribution specs' documents (and Docker's), case-folded. Go's
@@ -3592,19 +3652,26 @@ class _EndsOnce:
 MAX_TAR_RECORD = 1 << 20       # bytes of one PAX or GNU long-name record (a path, its attributes)
 
 
-class _BoundedTarInfo(tarfile.TarInfo):
+def _bounded_tarinfo() -> type:
     """A tar header as tarfile reads it, with one bound: tarfile reads a PAX or GNU long-name record
     whole into memory, so one that claims more than MAX_TAR_RECORD (a 1.5 MB gzip layer can claim
-    1.5 GiB) is refused first, as damage. Every tar zeroimage reads is read with it."""
+    1.5 GiB) is refused first, as damage. Every tar zeroimage reads is read with it. (The class is
+    made at the first read: tarfile is imported only by what reads or writes a tar.)"""
+    if "tarinfo" not in _BOUNDED_TAR:
+        records = (tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK, tarfile.XHDTYPE, tarfile.XGLTYPE,
+                   tarfile.SOLARIS_XHDTYPE)
 
-    def _proc_member(self, tar):
-        if self.type in _TAR_RECORD_TYPES and self.size > MAX_TAR_RECORD:
-            raise ValueError("a tar header record of %d bytes (the limit is %d)" % (self.size, MAX_TAR_RECORD))
-        return super()._proc_member(tar)
+        class BoundedTarInfo(tarfile.TarInfo):
+            def _proc_member(self, tar):
+                if self.type in records and self.size > MAX_TAR_RECORD:
+                    raise ValueError("a tar header record of %d bytes (the limit is %d)" % (self.size, MAX_TAR_RECORD))
+                return super()._proc_member(tar)
+
+        _BOUNDED_TAR["tarinfo"] = BoundedTarInfo
+    return _BOUNDED_TAR["tarinfo"]
 
 
-_TAR_RECORD_TYPES = (tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK, tarfile.XHDTYPE, tarfile.XGLTYPE,
-                     tarfile.SOLARIS_XHDTYPE)
+_BOUNDED_TAR = {}
 
 
 class _Hashed:
@@ -3634,7 +3701,7 @@ def layer_tar(desc: dict, blob: Blob, what: str, cancelled: Optional[threading.E
         with _damaged_input(what, "layer"):
             stream = open_layer(desc, checked, what)
             hashed = _Hashed(stream, parse_digest(diff_id)[0]) if diff_id else stream
-            with tarfile.open(fileobj=_EndsOnce(hashed), mode="r|", tarinfo=_BoundedTarInfo) as tar:
+            with tarfile.open(fileobj=_EndsOnce(hashed), mode="r|", tarinfo=_bounded_tarinfo()) as tar:
                 yield tar
             if diff_id:
                 while hashed.read(CHUNK_SIZE):
@@ -4935,7 +5002,7 @@ def _entry_credentials(entry: dict, where: str) -> Optional[Credentials]:
 
 MAX_HELPER_OUTPUT = 1024 * 1024
 HELPER_TIMEOUT = 60.0
-_HELPER_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,99}")
+_HELPER_NAME_RE = _Pattern(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,99}")
 
 
 def _run_bounded(argv: List[str], stdin: bytes, environ, timeout: float, limit: int) -> Tuple[int, bytes, bytes]:
@@ -5862,8 +5929,8 @@ MAX_TOKEN_BODY = 1024 * 1024
 MAX_TOKEN_LIFETIME = 24 * 3600.0
 DEFAULT_TOKEN_LIFETIME = 60.0        # the token spec's default for an answer without expires_in
 _AUTH_TOKEN = r"[A-Za-z0-9!#$%&'*+.^_`|~-]+"
-_AUTH_ITEM_RE = re.compile(r'\s*(?:(%s)\s*=\s*("(?:[^"\\]|\\.)*"|[^\s,]*)|(%s)|,)' % (_AUTH_TOKEN, _AUTH_TOKEN))
-_HEADER_TOKEN_RE = re.compile(r"[\x21-\x7e]{1,65536}")     # visible ASCII: nothing that could end a header
+_AUTH_ITEM_RE = _Pattern(r'\s*(?:(%s)\s*=\s*("(?:[^"\\]|\\.)*"|[^\s,]*)|(%s)|,)' % (_AUTH_TOKEN, _AUTH_TOKEN))
+_HEADER_TOKEN_RE = _Pattern(r"[\x21-\x7e]{1,65536}")     # visible ASCII: nothing that could end a header
 
 
 def parse_challenges(header: str) -> List[Tuple[str, Dict[str, str]]]:
@@ -6333,8 +6400,8 @@ MAX_REFERRERS = 10000              # referrers of one manifest
 _HEAD_REFUSED = (405, 501)         # HEAD answers of registries that take only GET there
 _NO_REFERRERS_API = (400, 404, 405, 501)     # answers to GET /v2/NAME/referrers/DIGEST from registries without it
 MAX_LINK_HEADER = 8192             # characters of an answer's Link headers
-_LINK_TARGET_RE = re.compile(r"[\s,]*<([^<>]*)>")
-_LINK_PARAM_RE = re.compile(r'\s*;\s*(%s)\s*(?:=\s*("(?:[^"\\]|\\.)*"|[^\s;,"]*))?' % _AUTH_TOKEN)
+_LINK_TARGET_RE = _Pattern(r"[\s,]*<([^<>]*)>")
+_LINK_PARAM_RE = _Pattern(r'\s*;\s*(%s)\s*(?:=\s*("(?:[^"\\]|\\.)*"|[^\s;,"]*))?' % _AUTH_TOKEN)
 
 
 def parse_links(header: str) -> List[Tuple[str, Dict[str, str]]]:
@@ -7663,7 +7730,7 @@ def _open_tar(path: str):
     f = _plain_tar_file(path)
     try:
         try:
-            tar = tarfile.open(fileobj=f, mode="r:", tarinfo=_BoundedTarInfo)
+            tar = tarfile.open(fileobj=f, mode="r:", tarinfo=_bounded_tarinfo())
         except (tarfile.TarError, EOFError):
             raise ArchiveError("%s is not a tar archive or an OCI layout directory" % path) from None
         except OSError as e:
@@ -8495,7 +8562,7 @@ _NOASSERTION = "NOASSERTION"
 _GO_SUPPLIER = "Organization: The Go Project"
 # Code hosts whose first path element after the host names the module's owner (its supplier).
 _OWNER_HOSTS = ("github.com", "gitlab.com", "bitbucket.org", "codeberg.org", "git.sr.ht")
-_GO_VERSION = re.compile(r"go([0-9]+(?:\.[0-9]+)*(?:(?:rc|beta)[0-9]+)?)(?![0-9A-Za-z.])")
+_GO_VERSION = _Pattern(r"go([0-9]+(?:\.[0-9]+)*(?:(?:rc|beta)[0-9]+)?)(?![0-9A-Za-z.])")
 
 
 def _stdlib_version(toolchain: str) -> Optional[str]:
@@ -9422,13 +9489,13 @@ def _on_disk(target: str) -> bool:
         return False
 
 
-@dataclasses.dataclass(frozen=True)
-class EngineImage:
+class EngineImage(_Value):
     """What a ``docker-daemon:NAME`` word names (``engine_image``): the image NAME of the local
     container engine (Docker, or podman's service), a reference with a tag (latest when none).
-    A frozen dataclass, not a tuple, as Reference: ``"%s" % image`` formats the word."""
+    A frozen value, not a tuple, as Reference: ``"%s" % image`` formats the word."""
 
     ref: Reference
+    _FIELDS = ("ref",)
 
     @property
     def name(self) -> str:
@@ -10847,7 +10914,7 @@ def _sync_tag(session: Session, src: Reference, dst: Reference, referrers: bool)
         raise
     except ZeroImageError as e:
         reason = "%s%s" % (e, "; " + e.advice if e.advice else "")
-        display.log(logging.ERROR, "%s: %s", tag, reason)
+        display.log(ERROR, "%s: %s", tag, reason)
         return SyncedTag(tag, "failed", error=reason)
     display.info("copied %s %s", tag, saved.digest)
     return SyncedTag(tag, "copied", saved.digest)
@@ -10897,11 +10964,12 @@ class Exported(NamedTuple):
     platform: str = ""
 
 
-_TAR_KINDS = {tarfile.REGTYPE: "file", tarfile.AREGTYPE: "file", tarfile.CONTTYPE: "file",
-              tarfile.GNUTYPE_SPARSE: "file", tarfile.LNKTYPE: "hardlink", tarfile.SYMTYPE: "symlink",
-              tarfile.CHRTYPE: "char", tarfile.BLKTYPE: "block", tarfile.DIRTYPE: "dir", tarfile.FIFOTYPE: "fifo"}
-_KIND_TYPES = {"file": tarfile.REGTYPE, "hardlink": tarfile.LNKTYPE, "symlink": tarfile.SYMTYPE,
-               "char": tarfile.CHRTYPE, "block": tarfile.BLKTYPE, "dir": tarfile.DIRTYPE, "fifo": tarfile.FIFOTYPE}
+# Each kind of tar member by its ustar type flag, written out (tarfile's REGTYPE is b"0", AREGTYPE
+# b"\0", CONTTYPE b"7", GNUTYPE_SPARSE b"S", LNKTYPE b"1" ... FIFOTYPE b"6") so that only what reads or
+# writes a tar imports tarfile; the first flag of a kind is the one written.
+_TAR_KINDS = {b"0": "file", b"\0": "file", b"7": "file", b"S": "file", b"1": "hardlink", b"2": "symlink",
+              b"3": "char", b"4": "block", b"5": "dir", b"6": "fifo"}
+_KIND_TYPES = {kind: flag for flag, kind in reversed(list(_TAR_KINDS.items()))}
 
 
 class _Entry:
@@ -12236,7 +12304,12 @@ def _tag_arg(text: str) -> str:
 
 def _command(commands, name: str, help_text: str, description: str, examples: Sequence[str],
              json_output: Union[bool, str] = False, network: bool = True):
-    """A subcommand's parser; ``json_output``: a --json option (its help, when a string)."""
+    """A subcommand's parser; ``json_output``: a --json option (its help, when a string). When the
+    parser defines one command only (``build_parser(verb)``), another is listed with its help line,
+    and its options go nowhere (``_Undefined``)."""
+    if commands.only is not None and name != commands.only:
+        commands.add_parser(name, help=help_text, add_help=False)
+        return _Undefined()
     parser = commands.add_parser(name, help=help_text, description=description, formatter_class=_Formatter,
                                  epilog="examples:\n" + "\n".join("  " + e for e in examples))
     parser.set_defaults(parser=parser, json=False)  # parser: a usage error found later shows this usage
@@ -12245,6 +12318,15 @@ def _command(commands, name: str, help_text: str, description: str, examples: Se
         parser.add_argument("--json", action="store_true", help=json_output if isinstance(json_output, str)
                             else "print the result as one JSON object (see README)")
     return parser
+
+
+class _Undefined:
+    """Where a command that will not run defines its options (``_command``): nowhere. Each argparse
+    option added costs a help formatter made (``shutil.get_terminal_size`` and all): defining every
+    command's options was most of the time ``--help`` took."""
+
+    def __getattr__(self, name: str):
+        return lambda *args, **kwargs: self
 
 
 def _global_options(parser: argparse.ArgumentParser, default, network: bool = True) -> None:
@@ -12405,7 +12487,9 @@ _FOREIGN_OPTIONS = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(verb: Optional[str] = None) -> argparse.ArgumentParser:
+    """The command line's parser; with ``verb``, only that command's options are defined (the
+    others are listed with their help line): what ``main`` asks for, as one command runs."""
     parser = _Parser(
         prog="zeroimage",
         description="Build container images for single-binary programs, without Docker.",
@@ -12413,6 +12497,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version="zeroimage " + __version__)
     _global_options(parser, False)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.only = verb
 
     _build_command(commands)
     _transfer_verbs(commands)
@@ -13481,8 +13566,7 @@ def _cli_actions(parser: argparse.ArgumentParser, verbs: Dict[str, str]) -> Dict
 def _cli_words(parser: Optional[argparse.ArgumentParser] = None) -> Callable[[str], str]:
     """The command line's wording of a message (see the Errors section): each `option` and
     `option=VALUE` as its flag, each `function(ARGS)` as the command; anything else as it is."""
-    verbs = dict(_CLI_VERBS)
-    actions = _cli_actions(parser or build_parser(), verbs)
+    verbs, actions = dict(_CLI_VERBS), {}
 
     def flag(name: str, value: Optional[str]) -> Optional[str]:
         for dest, negated in ((name, False), (name[:-1], False), ("no_" + name, True)):
@@ -13496,6 +13580,8 @@ def _cli_words(parser: Optional[argparse.ArgumentParser] = None) -> Callable[[st
         return None
 
     def word(match) -> str:
+        if not actions:         # made at the first message that names an option: rare, and not cheap
+            actions.update(_cli_actions(parser or build_parser(), verbs))
         name, args, value = match.groups()
         if args is None:
             return flag(name, value) or match.group(0)
@@ -13526,8 +13612,9 @@ def _draws_escapes(environ) -> bool:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """The command line; returns the exit status and leaves the process as it found it (signal
     handlers, logging), so it can be called more than once."""
-    parser = build_parser()
     argv = sys.argv[1:] if argv is None else list(argv)
+    # the command is the first word that is no option (no option before it takes a value)
+    parser = build_parser(next((arg for arg in argv if not arg.startswith("-")), ""))
     if not argv:
         parser.print_help(sys.stderr)
         return 2
@@ -13546,10 +13633,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print("zeroimage %s: error: -q and -v cannot be given together" % args.command, file=sys.stderr)
         return 2
     quiet, verbose = getattr(args, "quiet", False), getattr(args, "verbose", False)
-    words = _cli_words(parser)
+    words = _cli_words()       # every command's options: a message may name any
     drawn = sys.stderr.isatty() and _draws_escapes(os.environ)
     display = Display(sys.stderr, "off" if quiet else "tty" if drawn else "plain",
-                      WARNING_FAILS if quiet else logging.DEBUG if verbose else logging.INFO, words)
+                      WARNING_FAILS if quiet else DEBUG if verbose else INFO, words)
     debug = os.environ.get("ZEROIMAGE_DEBUG") == "1"
     session = Session(insecure=getattr(args, "insecure", False), display=display)
     stops = _StopSignals(session) if threading.current_thread() is threading.main_thread() else None

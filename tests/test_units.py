@@ -2,7 +2,6 @@
 
 import ast
 import contextlib
-import dataclasses
 import gzip
 import hashlib
 import io
@@ -40,7 +39,8 @@ from imagetools import OCI, LayoutBuilder, ref, sha256
     ("windows/amd64", ("windows", "amd64", "")),
 ])
 def test_platform_parse_normalises(text, expected):
-    assert dataclasses.astuple(Platform.parse(text)) == expected
+    p = Platform.parse(text)
+    assert (p.os, p.architecture, p.variant) == expected
 
 
 @pytest.mark.parametrize("text", ["", "linux", "amd64", "linux/", "/amd64", "linux/amd64/v8/x", "linux/am d64", "linux//v7"])
@@ -114,7 +114,8 @@ def test_select_manifest_same_image_twice_is_not_ambiguous():
     ("[::1]:5000/app", "[::1]:5000", "app", "latest", None),
 ])
 def test_reference_parse(text, registry, repository, tag, digest):
-    assert dataclasses.astuple(Reference.parse(text)) == (registry, repository, tag, digest)
+    r = Reference.parse(text)
+    assert (r.registry, r.repository, r.tag, r.digest) == (registry, repository, tag, digest)
 
 
 @pytest.mark.parametrize("text, why", [
@@ -698,3 +699,14 @@ def test_atomic_output_leaves_no_temporary_whatever_ends_its_making(tmp_path, mo
     if hasattr(signal, "pthread_sigmask"):
         assert not signal.pthread_sigmask(signal.SIG_BLOCK, []) & {signal.SIGINT, signal.SIGTERM}
     assert os.listdir(str(tmp_path)) == [] and not zeroimage._UNFINISHED
+
+
+def test_tar_kinds_are_tarfiles_type_flags():
+    """The member kinds are written as ustar type flags (tarfile is imported lazily): they are tarfile's."""
+    assert zeroimage._TAR_KINDS == {
+        tarfile.REGTYPE: "file", tarfile.AREGTYPE: "file", tarfile.CONTTYPE: "file", tarfile.GNUTYPE_SPARSE: "file",
+        tarfile.LNKTYPE: "hardlink", tarfile.SYMTYPE: "symlink", tarfile.CHRTYPE: "char", tarfile.BLKTYPE: "block",
+        tarfile.DIRTYPE: "dir", tarfile.FIFOTYPE: "fifo"}
+    assert zeroimage._KIND_TYPES == {
+        "file": tarfile.REGTYPE, "hardlink": tarfile.LNKTYPE, "symlink": tarfile.SYMTYPE, "char": tarfile.CHRTYPE,
+        "block": tarfile.BLKTYPE, "dir": tarfile.DIRTYPE, "fifo": tarfile.FIFOTYPE}
