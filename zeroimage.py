@@ -3207,14 +3207,15 @@ GZIP_CHUNK = 1024 * 1024         # the unit of parallel compression
 GZIP_WINDOW = 32 * 1024          # deflate's window: each chunk is primed with the 32 KiB before it
 
 
-def _deflate_chunk(data: bytes, primer: bytes, level: int, last: bool) -> bytes:
+def _deflate_chunk(data: bytes, primer: bytes, level: int, last: bool) -> Tuple[bytes, bytes]:
     """One chunk as raw deflate, primed with the bytes before it, ending on a byte boundary
-    (a full flush) or, for the last chunk, finishing the stream."""
+    (a full flush) or, for the last chunk, finishing the stream: two pieces, written in order (not
+    joined: a copy of every chunk in flight)."""
     if primer:
         deflate = zlib.compressobj(level, zlib.DEFLATED, -zlib.MAX_WBITS, 8, zlib.Z_DEFAULT_STRATEGY, primer)
     else:
         deflate = zlib.compressobj(level, zlib.DEFLATED, -zlib.MAX_WBITS, 8)
-    return deflate.compress(data) + deflate.flush(zlib.Z_FINISH if last else zlib.Z_FULL_FLUSH)
+    return deflate.compress(data), deflate.flush(zlib.Z_FINISH if last else zlib.Z_FULL_FLUSH)
 
 
 class GzipWriter:
@@ -3254,13 +3255,15 @@ class GzipWriter:
     def _submit(self, chunk: bytes, last: bool) -> None:
         primer, self._primer = self._primer, chunk[-GZIP_WINDOW:]
         if self._threads == 1:
-            self._out.write(_deflate_chunk(chunk, primer, self._level, last))
+            for piece in _deflate_chunk(chunk, primer, self._level, last):
+                self._out.write(piece)
             return
         if self._pool is None:
             self._pool = concurrent_futures.ThreadPoolExecutor(self._threads, thread_name_prefix="zeroimage-gzip")
         self._pending.append(self._pool.submit(_deflate_chunk, chunk, primer, self._level, last))
         while len(self._pending) > self._threads or (last and self._pending):
-            self._out.write(self._pending.popleft().result())
+            for piece in self._pending.popleft().result():
+                self._out.write(piece)
 
     def close(self) -> None:
         """Finish the stream: the last chunk, then CRC-32 and size."""
@@ -5479,6 +5482,22 @@ class Response:
         self.close()
 
 
+class _BytesReader:
+    """Bytes or a bytearray read as a file, without the copy io.BytesIO makes of a bytearray (a
+    streamed layer's 4 MB chunk buffer)."""
+
+    def __init__(self, data):
+        self._view, self._at = memoryview(data), 0
+
+    def read(self, n: int = -1) -> bytes:
+        end = len(self._view) if n is None or n < 0 else min(len(self._view), self._at + n)
+        data, self._at = self._view[self._at:end].tobytes(), end
+        return data
+
+    def close(self) -> None:
+        self._view.release()
+
+
 class _SentBody:
     """A request body as http.client sends it: opened from bytes, a stream or an opener; read in
     pieces of at most 64 KiB, each counted for the watchdog and checked for cancellation; when it
@@ -5786,7 +5805,7 @@ class Transport:
             if callable(body):
                 stream = body()
             elif body is not None:
-                stream = io.BytesIO(body) if isinstance(body, (bytes, bytearray)) else body
+                stream = _BytesReader(body) if isinstance(body, (bytes, bytearray)) else body
             if conn.http.sock is not None:
                 conn.http.sock.settimeout(min(timeout or CONNECT_TIMEOUT, CONNECT_TIMEOUT))
             # Sending, the body must move; then the answer's head must come within head_wait seconds.
@@ -5817,7 +5836,7 @@ class Transport:
             self._release(conn, False)
             raise
         finally:
-            if callable(body) and stream is not None:
+            if stream is not None and stream is not body:      # opened here (from an opener, or bytes)
                 stream.close()
         response = Response(raw, conn, url, self.cancelled if cancellable else None, self._release, method,
                             guard, self._watchdog)
