@@ -6125,27 +6125,27 @@ class Authenticator:
             return self._base
 
     def _ping(self) -> str:
-        schemes = ["https"]
-        if self.transport.insecure or _is_loopback(self.api_host):
-            schemes.append("http")
-        https_error = None
+        # A loopback registry is asked in plain HTTP first: nothing leaves the host, and making the TLS
+        # context (the CA store loaded) took longer than a whole copy within a local registry. HTTPS
+        # follows when HTTP finds no registry there (a 400 from an HTTPS-only server, or an error).
+        loopback = _is_loopback(self.api_host)
+        schemes = ["http", "https"] if loopback else ["https", "http"] if self.transport.insecure else ["https"]
+        errors = {}
         for scheme in schemes:
             url = "%s://%s/v2/" % (scheme, self.api_host)
             try:
                 response = self.transport.request("GET", url)
             except (NetworkError, RegistryError) as e:
+                errors[scheme] = e
                 if scheme == schemes[-1]:
-                    # The HTTPS attempt's error tells more (a certificate, a refusal), unless HTTPS met a
-                    # plain-HTTP server, or the plain-HTTP attempt's proxy is the trouble: then this one.
-                    if https_error is None or getattr(https_error, "plain_http", False) or isinstance(e, _ProxyError):
-                        raise
-                    raise https_error
-                https_error = e
+                    raise self._ping_error(errors)
                 continue
             with response:
                 response.read_capped(MAX_ERROR_BODY, "the /v2/ answer")
-            if scheme == "http" and response.status == 400 and https_error:
-                raise https_error           # an HTTPS-only server: the TLS problem is the one to report
+            if scheme == "http" and response.status == 400 and (loopback or "https" in errors):
+                if "https" in errors:
+                    raise errors["https"]       # an HTTPS-only server: the TLS problem is the one to report
+                continue                        # (loopback: HTTPS is asked next)
             if response.status == 401:
                 self._challenge = _preferred_challenge(parse_challenges(challenges_of(response)))
             elif response.status not in (200, 404):
@@ -6156,6 +6156,17 @@ class Authenticator:
                 if self._challenge else "none")
             return "%s://%s" % (scheme, self.api_host)
         raise AssertionError("unreachable")
+
+    @staticmethod
+    def _ping_error(errors: Dict[str, ZeroImageError]) -> ZeroImageError:
+        """Of the schemes' failures, the one to say: HTTPS's tells more (a certificate, a refusal),
+        unless HTTPS met a plain-HTTP server, or the plain-HTTP attempt's proxy is the trouble."""
+        https_error, http_error = errors.get("https"), errors.get("http")
+        if http_error is None:
+            return https_error
+        if https_error is None or getattr(https_error, "plain_http", False) or isinstance(http_error, _ProxyError):
+            return http_error
+        return https_error
 
     def header(self, scopes: Sequence[str]) -> Optional[str]:
         """The Authorization value for a request needing ``scopes`` (None: send none)."""
@@ -13720,8 +13731,8 @@ def _run_program() -> int:
         if signum is None:
             raise
         return _exit_soon(_report_stop(signum))
-    if code in (128 + signal.SIGINT, 128 + signal.SIGTERM):
-        return code
+    if code in (128 + signal.SIGINT, 128 + signal.SIGTERM) or sys.getprofile() or sys.gettrace():
+        return code         # (a profiler or coverage writes its report at Python's ending)
     _end_now(code)
 
 
