@@ -189,8 +189,10 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--skip-containerify", action="store_true")
+    parser.add_argument("--readme", metavar="PATH", help="write the table into PATH (README.md) between its "
+                                                          "bench markers, besides printing it")
     args = parser.parse_args()
-    for tool in ("docker-registry", "skopeo", "pigz", "file"):
+    for tool in ("docker-registry", "skopeo", "pigz", "curl", "file"):
         if not shutil.which(tool):
             raise SystemExit("bench: %s is not installed" % tool)
     workdir = tempfile.mkdtemp(prefix="zeroimage-bench-")
@@ -198,21 +200,26 @@ def main():
     run([sys.executable, os.path.join(ROOT, "build_zipapp.py"), "-o", zeroimage])
     binary = find_binary()
     cores = os.cpu_count() or 1
-    server = registries.RegistryProcess(shutil.which("docker-registry"), os.path.join(workdir, "registry"), "open",
-                                        pki={"ca": None})
-    registry = server.host
+    servers = []
+
+    def registry(name):
+        server = registries.RegistryProcess(shutil.which("docker-registry"), os.path.join(workdir, name), "open",
+                                            pki={"ca": None})
+        servers.append(server)
+        return server.host
+
+    host = registry("registry")
     containerify = None
     if not args.skip_containerify and shutil.which("npm"):
         cdir = os.path.join(workdir, "containerify")
         os.makedirs(cdir)
         if run(["npm", "install", "--silent", "--prefix", cdir, "containerify@4.1.0"], check=False).returncode == 0:
             containerify = os.path.join(cdir, "node_modules", ".bin", "containerify")
-    second = registries.RegistryProcess(shutil.which("docker-registry"), os.path.join(workdir, "registry2"), "open",
-                                        pki={"ca": None})
-    link = registries.FaultProxy(registry, "throttle")
+    second = registry("registry2")
+    link = registries.FaultProxy(host, "throttle")
     link.rate = LINK_RATE
     try:
-        make_images(workdir, zeroimage, registry)
+        make_images(workdir, zeroimage, host)
         app_dir = os.path.join(workdir, "app")
         os.makedirs(app_dir)
         shutil.copy(binary, os.path.join(app_dir, "app"))
@@ -221,56 +228,69 @@ def main():
         results = collections.defaultdict(list)
         warm = {"SOURCE_DATE_EPOCH": EPOCH, "ZEROIMAGE_CACHE_DIR": os.path.join(workdir, "cache")}
         zi = [sys.executable, zeroimage]
-        run(zi + ["build", "--from", "%s/base:1" % registry, "--push", "%s/zi-repush:1" % registry,
+        run(zi + ["build", "--from", "%s/base:1" % host, "--push", "%s/zi-repush:1" % host,
                   os.path.join(app_dir, "app")], env=warm)
         for i in range(args.runs):
-            # a new binary in CI has nothing cached: each timed build gets an empty layer cache
+            # a new binary in CI has nothing cached: each timed build gets an empty cache
             cold = {"SOURCE_DATE_EPOCH": EPOCH, "ZEROIMAGE_CACHE_DIR": os.path.join(workdir, "cache-%d" % i)}
-            results["zeroimage"].append(timed(zi + ["build", "--from", "%s/base:1" % registry, "--push",
-                                                    "%s/zi%d:1" % (registry, i), os.path.join(app_dir, "app")], env=cold))
-            results["skopeo pipeline"].append(timed_call(skopeo_pipeline, workdir, registry, binary,
-                                                         "%s/skopeo%d:1" % (registry, i)))
+            results["zeroimage"].append(timed(zi + ["build", "--from", "%s/base:1" % host, "--push",
+                                                    "%s/zi%d:1" % (host, i), os.path.join(app_dir, "app")], env=cold))
+            results["c pipeline"].append(timed_call(c_pipeline, workdir, host, app_dir, "c%d" % i, cores))
+            results["skopeo pipeline"].append(timed_call(skopeo_pipeline, workdir, host, binary,
+                                                         "%s/skopeo%d:1" % (host, i)))
             if containerify:
                 results["containerify 4.1.0"].append(timed(
-                    [containerify, "--registry", "http://%s/v2/" % registry, "--fromImage", "base:1",
+                    [containerify, "--registry", "http://%s/v2/" % host, "--fromImage", "base:1",
                      "--toImage", "cfy%d:1" % i, "--folder", app_dir, "--customContent", "app,/app",
                      "--entrypoint", "/app", "--allowNoPushAuth", "--allowInsecureRegistries"], cwd=app_dir))
             results["pigz"].append(timed(["sh", "-c", "pigz -6 -p %d -c %s > /dev/null" % (cores, binary)]))
-            results["big"].append(timed(zi + ["build", "--from", "%s/base:1" % registry, "--push",
-                                              "%s/big%d:1" % (registry, i), big], env=cold))
+            results["big"].append(timed(zi + ["build", "--from", "%s/base:1" % host, "--push",
+                                              "%s/big%d:1" % (host, i), big], env=cold))
             results["link"].append(timed(zi + ["build", "--from", "%s/base:1" % link.host, "--push",   # base: mounted
                                                "%s/link%d:1" % (link.host, i), os.path.join(app_dir, "app")], env=cold))
             results["pigz big"].append(timed(["sh", "-c", "pigz -6 -p %d -c %s > /dev/null" % (cores, big)]))
             results["two"].append(timed(zi + ["build", "--push",      # the minimal base: it has every platform
-                                              "%s/two%d:1" % (registry, i), "--no-platform-check", "--target", "/app",
+                                              "%s/two%d:1" % (host, i), "--no-platform-check", "--target", "/app",
                                               "linux/amd64=%s" % binary, "linux/arm64=%s" % twin], env=cold))
             results["pigz two"].append(timed(["sh", "-c", "pigz -6 -p %d -c %s %s > /dev/null" % (cores, binary, twin)]))
-            results["re-push"].append(timed(zi + ["build", "--from", "%s/base:1" % registry, "--push",
-                                                  "%s/zi-repush:1" % registry, os.path.join(app_dir, "app")], env=warm))
+            results["re-push"].append(timed(zi + ["build", "--from", "%s/base:1" % host, "--push",
+                                                  "%s/zi-repush:1" % host, os.path.join(app_dir, "app")], env=warm))
             results["sha256sum"].append(timed(["sha256sum", binary]))
-            copies(results, zi, registry, second.host, workdir, i)
+            results["inspect"].append(timed(zi + ["inspect", "%s/zi0:1" % host]))
+            results["inspect skopeo"].append(timed(["skopeo", "inspect", "--tls-verify=false",
+                                                    "docker://%s/zi0:1" % host]))
+            copies(results, zi, host, second, registry("fresh%d" % i), workdir, i)
         for _ in range(10):
             results["help"].append(timed(zi + ["--help"]))
+            results["no-op"].append(timed(zi + ["logout", "registry.invalid"], env={"DOCKER_CONFIG": workdir}))
             results["python"].append(timed([sys.executable, "-c", "pass"]))
-        repush = run(zi + ["build", "--from", "%s/base:1" % registry, "--push", "%s/zi-repush:1" % registry,
+        repush = run(zi + ["build", "--from", "%s/base:1" % host, "--push", "%s/zi-repush:1" % host,
                            os.path.join(app_dir, "app")], env=warm).stderr
-        memory = peak_memory(zi, registry, second.host, workdir)
-        report(results, memory, repush, binary, cores, args.runs, os.path.getsize(big))
+        memory = peak_memory(zi, host, second, workdir)
+        table = report(results, memory, repush, binary, cores, args.runs, os.path.getsize(big))
+        print(table)
+        if args.readme:
+            write_between_markers(args.readme, table)
     finally:
-        server.close()
-        second.close()
+        for server in servers:
+            server.close()
         link.close()
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def copies(results, zi, registry, other, workdir, i):
-    """copy and pull of the two-platform image, zeroimage and skopeo in turn."""
+def copies(results, zi, registry, other, fresh, workdir, i):
+    """copy and pull of the two-platform image, zeroimage and skopeo in turn: within the registry (a
+    new repository: mounts), again onto what is there, to a registry that has none of it (a new one
+    each run: every blob sent), then to another repository of the second registry, where earlier
+    copies left the blobs (a tool that remembers where blobs were seen mounts them)."""
     skopeo = ["skopeo", "copy", "--quiet", "--all", "--src-tls-verify=false", "--dest-tls-verify=false"]
     src = "%s/multi:1" % registry
-    results["copy same"].append(timed(zi + ["copy", src, "%s/zcopy%d:1" % (registry, i)]))
-    results["copy same skopeo"].append(timed(skopeo + ["docker://" + src, "docker://%s/scopy%d:1" % (registry, i)]))
-    results["copy other"].append(timed(zi + ["copy", src, "%s/zcopy%d:1" % (other, i)]))
-    results["copy other skopeo"].append(timed(skopeo + ["docker://" + src, "docker://%s/scopy%d:1" % (other, i)]))
+    for key, dst in (("copy same", "%s/{tool}copy%d:1" % (registry, i)),
+                     ("copy again", "%s/{tool}copy%d:1" % (registry, i)),
+                     ("copy first", "%s/{tool}copy:1" % fresh),
+                     ("copy other", "%s/{tool}copy%d:1" % (other, i))):
+        results[key].append(timed(zi + ["copy", src, dst.format(tool="z")]))
+        results[key + " skopeo"].append(timed(skopeo + ["docker://" + src, "docker://" + dst.format(tool="s")]))
     out = os.path.join(workdir, "pulled.tar")
     results["pull zeroimage"].append(timed(zi + ["pull", "--all-platforms", "-o", out, src]))
     os.unlink(out)
@@ -290,16 +310,28 @@ def peak_memory(zi, registry, other, workdir):
         memory["build %d" % size_mb] = peak_rss_mb(zi + ["build", "--from", "scratch", "--platform", "linux/amd64",
                                                          "-o", archive, path])
         if size_mb == 1024:
+            image = "%s/mem-push:1" % registry
             memory["build --push"] = peak_rss_mb(zi + ["build", "--from", "scratch", "--platform", "linux/amd64",
                                                        "--push", "%s/mem-build:1" % registry, path])
-            memory["push"] = peak_rss_mb(zi + ["push", archive, "%s/mem-push:1" % registry])
+            memory["push"] = peak_rss_mb(zi + ["push", archive, image])
             pulled = os.path.join(workdir, "mem-pulled.tar")
-            memory["pull"] = peak_rss_mb(zi + ["pull", "-o", pulled, "%s/mem-push:1" % registry])
+            memory["pull"] = peak_rss_mb(zi + ["pull", "-o", pulled, image])
             os.unlink(pulled)
-            memory["copy"] = peak_rss_mb(zi + ["copy", "%s/mem-push:1" % registry, "%s/mem-copy:1" % other])
+            memory["copy"] = peak_rss_mb(zi + ["copy", image, "%s/mem-copy:1" % other])
+            memory["inspect"] = peak_rss_mb(zi + ["inspect", image])
+            memory["export"] = peak_rss_mb(zi + ["export", "-o", pulled, image])
+            os.unlink(pulled)
+            memory["append"] = peak_rss_mb(zi + ["append", "--add", "%s:/etc/motd" % os.path.join(ROOT, "LICENSE"),
+                                                 "--push", "%s/mem-append:1" % registry, image])
+            memory["mutate"] = peak_rss_mb(zi + ["mutate", "--env", "A=1", "-o", pulled, image])
+            os.unlink(pulled)
+            memory["sync"] = peak_rss_mb(zi + ["sync", "%s/mem-push" % registry, "%s/mem-sync" % other])
         os.unlink(archive)
         os.unlink(path)
     return memory
+
+
+MEMORY_VERBS = ("build 1024", "build --push", "push", "pull", "copy", "inspect", "export", "append", "mutate", "sync")
 
 
 def timed_call(function, *args):
@@ -309,42 +341,58 @@ def timed_call(function, *args):
 
 
 def report(results, memory, repush, binary, cores, runs, big_size):
+    """The Markdown table: each row a zeroimage time, its reference measured in the same run, the
+    ratio and the target."""
     med = {k: statistics.median(v) for k, v in results.items() if v}
     size = os.path.getsize(binary) / 1e6
-    print("Machine: %s, %d cores, Python %s; %d runs each, interleaved, medians; binary: %s (%.0f MB)\n"
-          % (platform.platform(), cores, platform.python_version(), runs, os.path.basename(binary), size))
-    print("| work | zeroimage | peer | ratio | target |")
-    print("|---|---|---|---|---|")
-    row = "| %s | %.2f s | %s %.2f s | %.2fx | %s |"
-    zi = med["zeroimage"]
+    lines = ["Machine: %s, %d cores, Python %s; %d runs each, interleaved, medians; binary: %s (%.0f MB)" % (
+        platform.platform(), cores, platform.python_version(), runs, os.path.basename(binary), size), "",
+        "| work | zeroimage | reference | ratio | target |", "|---|---|---|---|---|"]
+
+    def row(work, ours, peer, theirs, target, note=""):
+        lines.append("| %s | %.2f s%s | %s %.2f s | %.2fx | %s |" % (work, med[ours], note, peer, med[theirs],
+                                                                   med[ours] / med[theirs], target))
+    pigz = "pigz -6 -p %d" % cores
+    row("build + push, %.0f MB binary" % size, "zeroimage", "the C pipeline (tar, pigz, curl)", "c pipeline",
+        "<= 1.15x")
     for peer in ("containerify 4.1.0", "skopeo pipeline"):
         if peer in med:
-            print(row % ("build + push, %.0f MB binary" % size, zi, peer, med[peer], zi / med[peer], "<= 0.4x"))
-        else:
-            print("| build + push, %.0f MB binary | %.2f s | %s: not installed | | <= 0.4x |" % (size, zi, peer))
-    pigz = "pigz -6 -p %d" % cores
-    print(row % ("build + push vs compressing the binary", zi, pigz, med["pigz"], zi / med["pigz"], "<= 1.15x"))
-    print(row % ("build + push, %.0f MB binary" % (big_size / 1e6), med["big"], pigz, med["pigz big"],
-                 med["big"] / med["pigz big"], "<= 1.2x"))
-    print(row % ("two-platform build + push (two binaries)", med["two"], pigz + " over both", med["pigz two"],
-                 med["two"] / med["pigz two"], "<= 1.3x"))
-    print("| build + push through a 100 Mbit/s link, %.0f MB binary | %.2f s | | | (see README) |"
-          % (size, med["link"]))
-    summary = repush.strip().splitlines()[-1].replace("zeroimage: ", "")
-    print("| unchanged re-push | %.2f s (%s) | sha256sum %.2f s | %.2fx | <= 2x, nothing uploaded |"
-          % (med["re-push"], summary.rsplit(" in ", 1)[0], med["sha256sum"],
-             med["re-push"] / med["sha256sum"]))
-    for key, what, target in (("copy same", "copy, ~150 MB, 2 platforms, within the registry", "<= 0.3x"),
-                              ("copy other", "copy of it to a second registry", "<= 0.7x"),
-                              ("pull zeroimage", "pull --all-platforms of it", "<= 0.5x")):
-        peer = "pull skopeo" if key == "pull zeroimage" else key + " skopeo"
-        print(row % (what, med[key], "skopeo copy --all", med[peer], med[key] / med[peer], target))
-    print("| peak RSS, 1 GiB program: build -o / build --push / push / pull / copy (10 MB build) | %s (%.0f MB) "
-          "| | | <= 64 MB each |" % (" / ".join("%.0f MB" % memory[k] for k in
-                                               ("build 1024", "build --push", "push", "pull", "copy")),
-                                     memory["build 10"]))
-    print("| zeroimage.pyz --help | %.0f ms | python3 -c pass %.0f ms | | <= 150 ms |"
-          % (med["help"] * 1000, med["python"] * 1000))
+            row("build + push, %.0f MB binary" % size, "zeroimage", peer, peer, "<= 0.4x")
+    row("build + push vs compressing the binary", "zeroimage", pigz, "pigz", "")
+    row("build + push, %.0f MB binary" % (big_size / 1e6), "big", pigz, "pigz big", "<= 1.2x")
+    row("two-platform build + push (two binaries)", "two", pigz + " over both", "pigz two", "<= 1.3x")
+    lines.append("| build + push through a 100 Mbit/s link, %.0f MB binary | %.2f s | | | |" % (size, med["link"]))
+    summary = repush.strip().splitlines()[-1].replace("zeroimage: ", "").rsplit(" in ", 1)[0]
+    row("unchanged re-push", "re-push", "sha256sum", "sha256sum", "<= 1.5x, nothing uploaded", " (%s)" % summary)
+    row("inspect of the image built", "inspect", "skopeo inspect", "inspect skopeo", "<= 3x")
+    for key, what in (("copy same", "copy, two platforms, to a new repository of the registry"),
+                      ("copy again", "the same copy again (all there)"),
+                      ("copy first", "copy to a registry holding none of it"),
+                      ("copy other", "copy to a new repository of a registry that has its blobs")):
+        row(what, key, "skopeo copy --all", key + " skopeo", "<= 1.0x")
+    row("pull --all-platforms of it", "pull zeroimage", "skopeo copy --all", "pull skopeo", "<= 0.5x")
+    row("zeroimage.pyz --help", "help", "python3 -c pass", "python", "<= 2x")
+    row("zeroimage.pyz logout (nothing to do)", "no-op", "python3 -c pass", "python", "<= 2x")
+    worst = max(MEMORY_VERBS, key=lambda k: memory[k])
+    lines.append("| peak RSS, 1 GiB program: %s (10 MB build: %.0f MB) | at most %.0f MB (%s) | | | <= 64 MB each |"
+                 % (" / ".join("%s %.0f" % (k.replace(" 1024", " -o"), memory[k]) for k in MEMORY_VERBS),
+                    memory["build 10"], memory[worst], worst.replace(" 1024", " -o")))
+    return "\n".join(lines)
+
+
+BEGIN, END = "<!-- bench/bench.py writes this table -->", "<!-- end of the bench's table -->"
+
+
+def write_between_markers(path, table):
+    """Put ``table`` between the bench markers of ``path`` (README.md), in place of the last one."""
+    with open(path) as f:
+        text = f.read()
+    if BEGIN not in text or END not in text:
+        raise SystemExit("bench: %s has no bench markers (%s ... %s)" % (path, BEGIN, END))
+    head, rest = text.split(BEGIN, 1)
+    tail = rest.split(END, 1)[1]
+    with open(path, "w") as f:
+        f.write(head + BEGIN + "\n" + table + "\n" + END + tail)
 
 
 if __name__ == "__main__":
