@@ -6542,6 +6542,7 @@ class Registry:
         # What this registry will not answer HEAD for ("manifest", "blob"; "manifest digest" when its
         # HEAD answers carry no usable digest): asked with GET instead, for the rest of the session.
         self.head_refused = set()
+        self._present = set()       # (repository, digest) of blobs a HEAD found this session: not asked again
         self._head_known = set()                            # kinds whose first HEAD was answered
         self._heading = threading.Lock()                    # held by that first HEAD: it finds the way
         self.referrers_api = None   # whether its referrers API answers (None: not asked yet this session)
@@ -6888,12 +6889,16 @@ class Registry:
         """Whether the repository holds a blob: a HEAD, or where HEAD is refused, a GET of its first byte
         (``Range: bytes=0-0``; 416 is an empty blob's answer), whose answer is closed unread when the
         server ignores the Range and sends the whole blob."""
+        if (repository, digest) in self._present:
+            return True
         path, scopes = "/v2/%s/blobs/%s" % (repository, digest), scopes or [pull_scope(repository)]
         response = self._head("blob", path, scopes, ok=(200, 404))
         if response is None:
             with self.request("GET", path, scopes, {"Range": "bytes=0-0"}, ok=(200, 206, 404, 416)) as response:
                 if response.status != 200:      # one byte, or an error's few
                     response.read_capped(MAX_ERROR_BODY, "the blob answer")
+        if response.status != 404:
+            self._present.add((repository, digest))
         return response.status != 404
 
     def open_blob(self, repository: str, digest: str, size: int, within: Optional[float] = None) -> VerifyingReader:
