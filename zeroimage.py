@@ -250,7 +250,7 @@ DEFAULT_PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin
 
 MAX_JSON_SIZE = 4 * 1024 * 1024      # manifests, configs, index.json
 MAX_ATTACHED_SIZE = 64 * 1024 * 1024     # a document (an SBOM) inspect --sbom prints
-MAX_INSPECT_DOWNLOAD = 128 * 1024 * 1024  # layers inspect downloads from a registry to find the program
+MAX_INSPECT_DOWNLOAD = 128 * 1024 * 1024  # layers inspect --build-info downloads from a registry to find the program
 MAX_INDEX_DEPTH = 4                  # index -> index -> ... -> manifest
 CHUNK_SIZE = 1024 * 1024
 
@@ -11946,7 +11946,7 @@ def _through(member, name: str, path: str):
     return image_path(posixpath.join(posixpath.dirname(name), member.linkname) + path[len(name):])
 
 
-def check_build_info(build_info, mode: str) -> None:
+def _check_build_info(build_info, mode: str) -> None:
     """``inspect``'s ``build_info``: True or False, and True only where build info is shown."""
     if not isinstance(build_info, bool):
         raise UsageError("`build_info` is True or False, not %s" % outside_text(repr(build_info), 50))
@@ -11969,7 +11969,7 @@ def inspect(target: str, *, platform: Optional[Platform] = None, mode: str = "su
     source alike) also reads the program (Entrypoint[0]) out of the layers for its build info (from a
     registry, up to MAX_INSPECT_DOWNLOAD of them). Without it, ``buildInfo`` is None and
     ``buildInfoUnread`` is BUILD_INFO_NOT_ASKED."""
-    check_build_info(build_info, mode)
+    _check_build_info(build_info, mode)
     engine = engine_image(target)
     archive = archive_target(target) if engine is None else None
     with _session_for(session, insecure, environ) as session:
@@ -13283,7 +13283,7 @@ def _file_line(file: FileEntry) -> str:
 def cmd_inspect(args, session: Session) -> int:
     mode = "json" if args.json and args.mode == "summary" else args.mode
     check_image_word(args.target)
-    check_build_info(args.build_info, mode)
+    _check_build_info(args.build_info, mode)
     if mode == "files":
         files = image_files(args.target, platform=args.platform, session=session)
         if args.json:
@@ -13294,7 +13294,7 @@ def cmd_inspect(args, session: Session) -> int:
         return 0
     output = inspect(args.target, platform=args.platform, mode=mode, build_info=args.build_info, session=session)
     if mode == "summary":       # the line saying build info was not read names options: as flags here
-        words = _cli_words()
+        words = session.display.words or _cli_words()
         output = "\n".join(words(line) if line.startswith(_BUILD_INFO_UNREAD) else line for line in output.split("\n"))
     if mode == "json":
         _print_json(json.loads(output))
