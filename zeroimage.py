@@ -264,7 +264,7 @@ DEFAULT_PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin
 
 MAX_JSON_SIZE = 4 * 1024 * 1024      # manifests, configs, index.json
 MAX_ATTACHED_SIZE = 64 * 1024 * 1024     # a document (an SBOM) inspect --sbom prints
-MAX_INSPECT_DOWNLOAD = 128 * 1024 * 1024  # layers inspect downloads from a registry to find the program
+MAX_INSPECT_DOWNLOAD = 128 * 1024 * 1024  # layers inspect --build-info downloads from a registry to find the program
 MAX_INDEX_DEPTH = 4                  # index -> index -> ... -> manifest
 CHUNK_SIZE = 1024 * 1024
 
@@ -11893,6 +11893,8 @@ def _describe(info: dict) -> str:
         lines.append("Ports:       %s" % ", ".join(outside_text(p, 100) for p in info["exposedPorts"]))
     lines += _map_lines("Labels", info["labels"]) + _map_lines("Annotations", info["annotations"])
     lines += _build_info_lines(info.get("buildInfo"))
+    if info.get("buildInfoUnread") and _program_path(info):
+        lines.append(_build_info_unread(info))
     if info["referrers"] is None:
         lines.append("Referrers:   unknown (%s)" % outside_text(info.get("referrersUnknown", ""), 300))
     elif info["referrers"]:
@@ -11944,13 +11946,33 @@ def _build_info_lines(value: Optional[dict]) -> List[str]:
     return lines
 
 
+# ``inspect --json``'s ``buildInfoUnread`` when the layers were not read for it (``build_info`` False)
+BUILD_INFO_NOT_ASKED = "not asked"
+# the summary's line then (the CLI words the options as its flags); whoever reads the layers finds it
+_BUILD_INFO_UNREAD = "Build info:  not read (`build_info=True` reads the program from its layer"
+
+
+def _program_path(info: dict) -> str:
+    """The program ``describe_image``'s value names (Entrypoint[0]) when an absolute path, else ""."""
+    entrypoint = info.get("entrypoint")
+    program = entrypoint[0] if isinstance(entrypoint, list) and entrypoint and isinstance(entrypoint[0], str) else ""
+    return program if program.startswith("/") else ""
+
+
+def _build_info_unread(info: dict) -> str:
+    """The summary's one line when the layers were not read for build info: how to read them, and,
+    when an SPDX SBOM refers to the image, that it lists what the program is built from (it carries no
+    build settings and loses a "(devel)" version, so it is pointed to, not shown as build info)."""
+    sbom = any(d.get("artifactType") == SPDX_JSON for d in info.get("referrers") or [])
+    return _BUILD_INFO_UNREAD + ("; its SBOM lists what it is built from: `mode=sbom`)" if sbom else ")")
+
+
 def _image_build_info(session: Session, image: Image) -> Optional[dict]:
     """The build info of the image's program (its Entrypoint[0]), found in its layers and streamed
     into a temporary file; None, with a note under -v, when there is none or it cannot be read."""
     runtime = image.config.get("config") if isinstance(image.config.get("config"), dict) else {}
-    entrypoint = runtime.get("Entrypoint")
-    program = entrypoint[0] if isinstance(entrypoint, list) and entrypoint and isinstance(entrypoint[0], str) else ""
-    if not program.startswith("/"):
+    program = _program_path({"entrypoint": runtime.get("Entrypoint")})
+    if not program:
         session.display.debug("no build info shown: the image's Entrypoint names no absolute path")
         return None
     shown = outside_text(program, 200)
@@ -12031,49 +12053,65 @@ def _through(member, name: str, path: str):
     return image_path(posixpath.join(posixpath.dirname(name), member.linkname) + path[len(name):])
 
 
-def inspect(target: str, *, platform: Optional[Platform] = None, mode: str = "summary",
+def _check_build_info(build_info, mode: str) -> None:
+    """``inspect``'s ``build_info``: True or False, and True only where build info is shown."""
+    if not isinstance(build_info, bool):
+        raise UsageError("`build_info` is True or False, not %s" % outside_text(repr(build_info), 50))
+    if build_info and mode not in ("summary", "json"):
+        raise UsageError("`build_info=True` adds build info to a summary or JSON; %s shows none" % (
+            {"raw": "a raw manifest", "config": "a config", "sbom": "an SBOM", "files": "a file list"}.get(
+                mode, "mode %s" % outside_text(mode, 50))))
+
+
+def inspect(target: str, *, platform: Optional[Platform] = None, mode: str = "summary", build_info: bool = False,
             insecure: bool = False, environ=None, session: Optional[Session] = None) -> str:
     """A summary of an image (``mode`` "summary", or "json"), its raw manifest ("raw") or its config
     ("config"), from an archive or layout (``PATH[:NAME]``, when ``target`` looks like a path: see
     ``PATH_RULE``) or else a registry. Both are shown alike: what the name names (an image, or an
     index with the images it lists), then the image for ``platform``; "raw" of an index is the index.
     ``docker-daemon:NAME`` is the local engine's image, shown from its export (the manifest made of
-    it, as for ``docker save`` archives: layers uncompressed), named docker-daemon:NAME."""
+    it, as for ``docker save`` archives: layers uncompressed), named docker-daemon:NAME.
+
+    A summary reads the manifest, the config and the referrers, never a layer: ``build_info`` (any
+    source alike) also reads the program (Entrypoint[0]) out of the layers for its build info (from a
+    registry, up to MAX_INSPECT_DOWNLOAD of them). Without it, ``buildInfo`` is None and
+    ``buildInfoUnread`` is BUILD_INFO_NOT_ASKED."""
+    _check_build_info(build_info, mode)
     engine = engine_image(target)
     archive = archive_target(target) if engine is None else None
     with _session_for(session, insecure, environ) as session:
         if engine is not None:
             with contextlib.ExitStack() as stack:
                 layout = _open_engine_export(session, engine.name, stack)
-                return _inspect_layout(layout, None, platform, mode, session, str(engine))
+                return _inspect_layout(layout, None, platform, mode, session, str(engine), build_info)
         if archive is not None:
             with open_archive(archive[0]) as layout:
-                return _inspect_layout(layout, archive[1], platform, mode, session)
+                return _inspect_layout(layout, archive[1], platform, mode, session, build_info=build_info)
         ref = Reference.parse(target)
         _note_on_disk(session, target, ref)
         source = RegistrySource(session.registry(ref.registry), ref.repository, str(ref))
         with registry_errors("inspect", ref, source.registry):
-            return _inspect_top(source, source.top(ref), str(ref), str(ref), platform, mode, session)
+            return _inspect_top(source, source.top(ref), str(ref), str(ref), platform, mode, session, build_info)
 
 
 def _inspect_layout(layout: Union[Layout, DockerArchive], name: Optional[str], platform: Optional[Platform], mode: str,
-                    session: Optional[Session] = None, shown: Optional[str] = None) -> str:
+                    session: Optional[Session] = None, shown: Optional[str] = None, build_info: bool = False) -> str:
     """inspect of an archive's image (``name``, else its one image, else the one for ``platform``);
     ``shown``: the name to show, instead of the entry's (the engine's image: docker-daemon:NAME)."""
     entries = layout_entries(layout, name)
     if len(set(d.get("digest") for d in entries)) == 1:
         return _inspect_top(layout, entries[0], shown or descriptor_name(entries[0]) or layout.path, layout.path,
-                            platform, mode, session)
+                            platform, mode, session, build_info)
     # several images, none named: the one for the platform, among all index.json lists
     candidates = walk_index(make_index(OCI_FAMILY, entries), layout, layout.path)
     chosen = choose_image(candidates, platform, None, layout.path)
     image = read_image(layout, chosen, layout.path, layers_needed=False)
     return _inspect_output(mode, chosen.ref_name or layout.path, image.digest, image.kind, image, candidates,
-                           source=layout, session=session)
+                           source=layout, session=session, build_info=build_info)
 
 
 def _inspect_top(source, top: dict, name: str, where: str, platform: Optional[Platform], mode: str,
-                 session: Optional[Session] = None) -> str:
+                 session: Optional[Session] = None, build_info: bool = False) -> str:
     """inspect of what one descriptor names (from a layout's index.json or a registry's tag)."""
     digest, _ = check_descriptor(top, where)
     data = source.read_manifest(top)
@@ -12087,12 +12125,12 @@ def _inspect_top(source, top: dict, name: str, where: str, platform: Optional[Pl
     candidates = walk_index(make_index(OCI_FAMILY, [top]), source, where)
     image = read_image(source, choose_image(candidates, platform, None, where), where, layers_needed=False)
     return _inspect_output(mode, name, digest, media_type, image, candidates if is_index else (),
-                           value if is_index else None, source, session)
+                           value if is_index else None, source, session, build_info)
 
 
 def _inspect_output(mode: str, name: str, digest: str, media_type: str, image: Image,
                     listed: Sequence[Candidate] = (), index: Optional[dict] = None, source=None,
-                    session: Optional[Session] = None) -> str:
+                    session: Optional[Session] = None, build_info: bool = False) -> str:
     if mode in ("raw", "config"):
         blob = image.manifest_blob if mode == "raw" else image.blobs[-2]
         with contextlib.closing(blob.open()) as f:
@@ -12107,7 +12145,9 @@ def _inspect_output(mode: str, name: str, digest: str, media_type: str, image: I
     info = describe_image(name, digest, media_type, image, listed, index, referrers)
     if referrers is None:
         info["referrersUnknown"] = unknown
-    info["buildInfo"] = _image_build_info(session, image) if session is not None else None
+    info["buildInfo"] = _image_build_info(session, image) if build_info and session is not None else None
+    if not build_info:          # the layers are read only when asked: a manifest, a config, the referrers
+        info["buildInfoUnread"] = BUILD_INFO_NOT_ASKED
     return canonical_json(info).decode("utf-8") if mode == "json" else _describe(info)
 
 
@@ -12742,8 +12782,10 @@ def _reading_verbs(commands) -> None:
         commands, "inspect", "describe an image in a registry or an archive",
         "Show an image: digest and media type (of an index: each platform's manifest with\n"
         "its digest and size), layers, entrypoint, cmd, env, user, ports, labels,\n"
-        "annotations, what refers to it (SBOMs, signatures) and its program's build info;\n"
-        "or its raw manifest (--raw; of an index: the index), config (--config) or SBOM (--sbom).\n"
+        "annotations and what refers to it (SBOMs, signatures), read from its manifest,\n"
+        "config and referrers alone; with --build-info also its program's build info, read\n"
+        "out of its layers. Or its raw manifest (--raw; of an index: the index), config\n"
+        "(--config) or SBOM (--sbom).\n"
         "An archive or layout directory and a registry image are shown alike.\n\n"
         "TARGET is read from disk when it looks like a path: it starts with /, ./, ../\n"
         "or ~, or ends in .tar (.gz .xz .bz2), .tgz, .txz, .tbz2 or .oci (before an\n"
@@ -12752,6 +12794,7 @@ def _reading_verbs(commands) -> None:
         "named NAME (its tag or full name). docker-daemon:NAME is the local engine's image.",
         ["zeroimage inspect alpine:3.19", "zeroimage inspect --platform linux/arm64 --config alpine:3.19",
          "zeroimage inspect --raw app.tar", "zeroimage inspect ./layout:1.0         # a layout directory, image 1.0",
+         "zeroimage inspect --build-info registry.example.com/app:1   # reads the program's layer too",
          "zeroimage inspect --sbom registry.example.com/app:1 > app.spdx.json",
          "zeroimage inspect --files app.tar              # the files, as zeroimage export writes them"],
         json_output=True)
@@ -12764,6 +12807,9 @@ def _reading_verbs(commands) -> None:
                       help="print the SBOM attached to the image (build --sbom)")
     mode.add_argument("--files", dest="mode", action="store_const", const="files",
                       help="list the image's filesystem, as export writes it (with --json: as a list)")
+    inspect_cmd.add_argument("--build-info", action="store_true",
+                             help="also read the program (Entrypoint[0]) out of the layers and show its build "
+                                  "info (Go's, cargo auditable's): downloads layers from a registry")
     inspect_cmd.add_argument("target", metavar="TARGET",
                              help="REF, ARCHIVE[:NAME] / DIR[:NAME] (a path: see above), or docker-daemon:NAME")
     inspect_cmd.set_defaults(func=cmd_inspect, mode="summary")
@@ -13361,6 +13407,7 @@ def _file_line(file: FileEntry) -> str:
 def cmd_inspect(args, session: Session) -> int:
     mode = "json" if args.json and args.mode == "summary" else args.mode
     check_image_word(args.target)
+    _check_build_info(args.build_info, mode)
     if mode == "files":
         files = image_files(args.target, platform=args.platform, session=session)
         if args.json:
@@ -13369,7 +13416,10 @@ def cmd_inspect(args, session: Session) -> int:
             for file in files:
                 print(_file_line(file))
         return 0
-    output = inspect(args.target, platform=args.platform, mode=mode, session=session)
+    output = inspect(args.target, platform=args.platform, mode=mode, build_info=args.build_info, session=session)
+    if mode == "summary":       # the line saying build info was not read names options: as flags here
+        words = session.display.words or _cli_words()
+        output = "\n".join(words(line) if line.startswith(_BUILD_INFO_UNREAD) else line for line in output.split("\n"))
     if mode == "json":
         _print_json(json.loads(output))
     elif mode in ("raw", "config", "sbom"):     # the bytes as stored: | sha256sum gives the digest
@@ -13587,7 +13637,8 @@ _CLI_VERBS = {"push_archive": "push", "list_tags": "tags", "resolve_digest": "di
               "delete_image": "delete"}
 
 
-def _cli_actions(parser: argparse.ArgumentParser, verbs: Dict[str, str]) -> Dict[str, argparse.Action]:
+def _cli_actions(parser: argparse.ArgumentParser,
+                 verbs: Dict[str, str]) -> Dict[Union[str, Tuple[str, str]], argparse.Action]:
     """Each dest of the parser and its commands' parsers -> its action with a long option (the first
     met: one dest is one option everywhere); ``verbs`` gets each command (function name -> verb)."""
     actions = {}
@@ -13597,8 +13648,11 @@ def _cli_actions(parser: argparse.ArgumentParser, verbs: Dict[str, str]) -> Dict
                 verbs[verb.replace("-", "_")] = verb
                 for dest, known in _cli_actions(command, verbs).items():
                     actions.setdefault(dest, known)
-        elif any(o.startswith("--") for o in action.option_strings) and type(action) is not argparse._StoreConstAction:
-            actions.setdefault(action.dest, action)     # (inspect's --raw, --config, --sbom share one dest)
+        elif any(o.startswith("--") for o in action.option_strings):
+            if action.nargs == 0:       # `build_info=True`, `build_info=False`, `mode=sbom`: the flag that sets it
+                actions.setdefault((action.dest, str(action.const)), action)
+            if type(action) is not argparse._StoreConstAction:
+                actions.setdefault(action.dest, action)     # (inspect's --raw, --config, --sbom share one dest)
     return actions
 
 
@@ -13608,6 +13662,8 @@ def _cli_words(parser: Optional[argparse.ArgumentParser] = None) -> Callable[[st
     verbs, actions = dict(_CLI_VERBS), {}
 
     def flag(name: str, value: Optional[str]) -> Optional[str]:
+        if (name, value) in actions:
+            return actions[name, value].option_strings[0]
         for dest, negated in ((name, False), (name[:-1], False), ("no_" + name, True)):
             action = actions.get(dest)
             if action is None or negated and value != "False":

@@ -1195,13 +1195,17 @@ def verbs_for(case, inp, work):
         return [("build", ["build", "-q", "-o", out("min.tar"), inp], out("min.tar"), None),
                 ("build --sbom", ["build", "-q", "--sbom", "--from", "scratch", "--platform", "linux/amd64",
                                   "--no-platform-check", "-o", out("sbom.tar"), inp], out("sbom.tar"), None),
-                ("inspect --json built", ["inspect", "--json", out("min.tar")], None, "build"),
-                ("inspect built", ["inspect", out("sbom.tar")], None, "build --sbom"),
+                # the program's build info read back out of the image's layer (--build-info), as JSON and
+                # in the summary; without it, the summary and JSON of an image its SBOM refers to
+                ("inspect --json --build-info built", ["inspect", "--json", "--build-info", out("min.tar")], None,
+                 "build"),
+                ("inspect --build-info built", ["inspect", "--build-info", out("sbom.tar")], None, "build --sbom"),
+                ("inspect sbom-built", ["inspect", out("sbom.tar")], None, "build --sbom"),
                 ("inspect --json sbom-built", ["inspect", "--json", out("sbom.tar")], None, "build --sbom"),
                 ("inspect --sbom built", ["inspect", "--sbom", out("sbom.tar")], None, "build --sbom")]
     program = out(PROGRAM_NAME)
     return [("inspect", ["inspect", inp], None, None),
-            ("inspect --json", ["inspect", "--json", inp], None, None),
+            ("inspect --json --build-info", ["inspect", "--json", "--build-info", inp], None, None),   # layers too
             ("inspect --config", ["inspect", "--config", inp], None, None),
             ("digest", ["digest", inp], None, None),
             ("digest NAME", ["digest", "--json", inp + ":base:1"], None, None),      # picks by ref name, RepoTags
@@ -1214,7 +1218,7 @@ def verbs_for(case, inp, work):
             ("inspect --json copied", ["inspect", "--json", out("copy.tar")], None, "copy to archive"),
             ("inspect --json built", ["inspect", "--json", out("built.tar")], None, "build --from-archive"),
             _changing(case, inp, out, program)] + \
-        ([("inspect --json docker-daemon", ["inspect", "--json", "docker-daemon:base:1"], None, None),
+        ([("inspect --json docker-daemon", ["inspect", "--json", "--build-info", "docker-daemon:base:1"], None, None),
           ("copy docker-daemon", ["copy", "-q", "docker-daemon:base:1", out("engine.tar")], out("engine.tar"), None)]
          if case.surface in ENGINE_SURFACES else [])
 

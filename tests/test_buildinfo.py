@@ -14,7 +14,7 @@ import zeroimage
 from zeroimage import BuildInfo, Module
 from binaries import GO_MAGIC, LABEL, MODINFO, REAL_GO_BINARIES, RUST, craft_elf, go_inline, go_pointers, own_text, \
     real_binary, rewritten_go_binary, rust_packages, uvarint
-from helpers import counting_reader
+from helpers import counting_reader, fails, ok
 from imagetools import LayoutBuilder, image_of, run_cli
 
 # ---- reading ----
@@ -307,13 +307,13 @@ def test_inspect_shows_build_info(tmp_path):
     program = rewritten_go_binary(tmp_path)
     out = tmp_path / "app.tar"
     assert run_cli("build", "--from", "scratch", "-o", out, program, cwd=str(tmp_path)).returncode == 0
-    r = run_cli("inspect", out)
+    r = run_cli("inspect", "--build-info", out)
     assert r.returncode == 0, r.stderr
     summary = r.stdout[r.stdout.index("Build info:"):]
     for text in ("Go go1.22.1", "Package:   example.com/app/cmd/app", "Module:    github.com/acme/app/v2 v2.3.4",
                  "Deps:      3", "Build:     vcs.revision=0123456789abcdef0123456789abcdef01234567"):
         assert text in summary
-    r = run_cli("inspect", "--json", out)
+    r = run_cli("inspect", "--json", "--build-info", out)
     value = json.loads(r.stdout)["buildInfo"]
     assert value["language"] == "go" and value["toolchain"] == "go1.22.1"
     assert value["path"] == "example.com/app/cmd/app"
@@ -330,7 +330,7 @@ def layered_archive(tmp_path, layers, entrypoint="/app"):
 
 
 def inspected(archive, *args):
-    r = run_cli("inspect", "--json", *(list(args) + [archive]))
+    r = run_cli("inspect", "--json", "--build-info", *(list(args) + [archive]))
     assert r.returncode == 0, r.stderr
     return json.loads(r.stdout)["buildInfo"], r.stderr
 
@@ -365,8 +365,57 @@ def test_inspect_never_fails_for_build_info(tmp_path):
     for layers, entrypoint, words in cases:
         info, err = inspected(layered_archive(tmp_path, layers, entrypoint), "-v")
         assert info is None and words in err and "Traceback" not in err
-    r = run_cli("inspect", layered_archive(tmp_path, cases[0][0]))
+    r = run_cli("inspect", "--build-info", layered_archive(tmp_path, cases[0][0]))
     assert r.returncode == 0 and "Build info" not in r.stdout and r.stderr == ""
+
+
+@pytest.mark.parametrize("kind", ["archive", "layout"])
+def test_inspect_reads_layers_only_when_asked(tmp_path, monkeypatch, capsys, kind):
+    """One rule for every source: a summary or JSON reads no layer (the summary says how to read the
+    build info, the JSON says it was not asked), unless ``build_info``/--build-info asks."""
+    go = craft_elf([(".go.buildinfo", go_inline())])
+    b = LayoutBuilder()
+    top = [b.image([[("app", "file", go, 0o755)]], {"config": {"Entrypoint": ["/app"]}})]
+    path = str(b.write_tar(tmp_path / "app.tar", top) if kind == "archive" else b.write_dir(tmp_path / "app", top))
+    read = []
+    real = zeroimage._extract_program
+    monkeypatch.setattr(zeroimage, "_extract_program", lambda *args: read.append(args[1]) or real(*args))
+    summary = zeroimage.inspect(path)
+    assert summary.endswith("\nBuild info:  not read (`build_info=True` reads the program from its layer)")
+    value = json.loads(zeroimage.inspect(path, mode="json"))
+    assert value["buildInfo"] is None and value["buildInfoUnread"] == "not asked" and read == []
+    assert zeroimage.main(["inspect", path]) == 0
+    out = capsys.readouterr().out
+    assert "Build info:  not read (--build-info reads the program from its layer)\n" in out and "`" not in out
+    assert "Go go1.22.1" in zeroimage.inspect(path, build_info=True) and read == ["/app"]
+    value = json.loads(zeroimage.inspect(path, mode="json", build_info=True))
+    assert value["buildInfo"]["toolchain"] == "go1.22.1" and "buildInfoUnread" not in value
+    for mode in ("raw", "config"):      # machine-readable: exactly as stored, no line added
+        assert zeroimage.main(["inspect", "--" + mode, path]) == 0
+        assert "Build info" not in capsys.readouterr().out
+
+
+def test_inspect_says_nothing_of_build_info_without_a_program(tmp_path):
+    """No absolute Entrypoint (a base image): nothing to read, so no line about it."""
+    for entrypoint in ("app", None):
+        b = LayoutBuilder()
+        config = {"config": {"Entrypoint": [entrypoint]} if entrypoint else {}}
+        path = b.write_tar(tmp_path / "base.tar", [b.image([[("app", "file", b"x", 0o755)]], config)])
+        assert "Build info" not in ok(run_cli("inspect", path)).stdout
+
+
+@pytest.mark.parametrize("args, said", [
+    (["--raw"], "--build-info adds build info to a summary or JSON; a raw manifest shows none"),
+    (["--config"], "a config shows none"), (["--sbom"], "an SBOM shows none"), (["--files"], "a file list shows none"),
+])
+def test_build_info_is_for_a_summary_or_json(tmp_path, args, said):
+    path = layered_archive(tmp_path, [[("app", "file", b"x", 0o755)]])
+    fails(run_cli("inspect", "--build-info", *(args + [path])), 2, said)
+    with pytest.raises(zeroimage.UsageError) as caught:
+        zeroimage.inspect(str(path), mode=args[0][2:], build_info=True)
+    assert "`build_info=True`" in str(caught.value)
+    with pytest.raises(zeroimage.UsageError, match="`build_info` is True or False, not 'yes'"):
+        zeroimage.inspect(str(path), build_info="yes")
 
 
 def test_extract_program_streams_a_large_file(tmp_path):

@@ -91,13 +91,16 @@ def test_every_option_a_message_names_is_one_the_cli_can_word():
 
 
 def test_one_dest_is_one_option_in_every_command():
-    """The CLI words an option by its dest, whatever the command: so one dest has one spelling."""
+    """The CLI words an option by its dest, whatever the command: so one dest has one spelling, or
+    two that say yes and no (inspect's --build-info, build's --no-build-info: worded by the value)."""
     spelled = {}
     for parser in _parsers():
         for action in parser._actions:
             if action.option_strings and type(action) is not argparse._StoreConstAction:
                 spelled.setdefault(action.dest, set()).add(action.option_strings[0])
-    assert {dest: options for dest, options in spelled.items() if len(options) > 1} == {}
+    pair = lambda options: len(options) == 2 and {"--no-" + o[2:] for o in options} & options  # noqa: E731
+    assert {dest: options for dest, options in spelled.items() if len(options) > 1 and not pair(options)} == {}
+    assert spelled["build_info"] == {"--build-info", "--no-build-info"}
     verbs = _flags_and_verbs()[1]
     for function, verb in zeroimage._CLI_VERBS.items():
         assert function in zeroimage.__all__ and verb in verbs
@@ -108,6 +111,8 @@ def test_one_dest_is_one_option_in_every_command():
     ("give `tzdata=DIR`", "give --tzdata DIR"),
     ("(`platform_check=False` to build it anyway)", "(--no-platform-check to build it anyway)"),
     ("`build_info=False`", "--no-build-info"),
+    ("`build_info=True`", "--build-info"),
+    ("see `inspect(mode=sbom, NAME)`", "see zeroimage inspect --sbom NAME"),
     ("`labels` a=b and `annotations` a=c", "--label a=b and --annotation a=c"),
     ("give `base` or `base_archive`, not both", "give --from or --from-archive, not both"),
     ("a `base=scratch` base", "a --from scratch base"),

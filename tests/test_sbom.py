@@ -427,7 +427,7 @@ def test_go_program_pushed_its_build_info_labels_sbom_and_inspect(open_place, tm
     program = rewritten_go_binary(tmp_path)
     env = dict(place.env, **EPOCH)
     ok(run_cli("build", "--sbom", "--from", "scratch", "--push", place.up("go/app:1"), program, env=env))
-    info = json.loads(ok(run_cli("inspect", "--json", place.up("go/app:1"), env=env)).stdout)
+    info = json.loads(ok(run_cli("inspect", "--json", "--build-info", place.up("go/app:1"), env=env)).stdout)
     assert info["labels"]["org.opencontainers.image.version"] == "v2.3.4"
     assert info["labels"]["org.opencontainers.image.source"] == "https://github.com/acme/app"
     assert info["buildInfo"]["main"]["path"] == "github.com/acme/app/v2"
@@ -442,8 +442,50 @@ def test_go_program_pushed_its_build_info_labels_sbom_and_inspect(open_place, tm
     # inspect downloads only so much from a registry to find the program: past it, no build info
     monkeypatch.setattr(zeroimage, "MAX_INSPECT_DOWNLOAD", 1000)
     with place.session() as session:
-        value = json.loads(zeroimage.inspect(place.up("go/app:1"), mode="json", session=session))
+        value = json.loads(zeroimage.inspect(place.up("go/app:1"), mode="json", build_info=True, session=session))
     assert value["buildInfo"] is None and value["labels"]["org.opencontainers.image.version"] == "v2.3.4"
+
+
+def _inspect_requests(place, *args):
+    """What ``inspect ARGS go/app:1`` through the proxy asked the registry: (method, path) each."""
+    del place.proxy.seen[:]
+    out = place.ok("inspect", *(list(args) + [place.via("go/app:1")])).stdout
+    return out, [(method, path) for method, path, _ in place.proxy.seen]
+
+
+@pytest.mark.parametrize("api", [False, True], ids=["referrers tag", "referrers API"])
+def test_inspect_of_a_registry_image_reads_no_layer_unless_asked(open_place, tmp_path, api):
+    """inspect costs what skopeo inspect does: a manifest, a config and the referrers (the SBOM's
+    entry among them, named in the summary, not read); with --build-info the program's layer too."""
+    place = open_place
+    place.proxy.mode = "referrers-api" if api else "pass"
+    program = rewritten_go_binary(tmp_path)
+    pushed = ok(run_cli("build", "--sbom", "--from", "scratch", "--push", place.via("go/app:1"), program,
+                        env=dict(place.env, **EPOCH)))
+    digest = pushed.stdout.strip().rsplit("@", 1)[1]
+    manifest = place.upstream_manifest("go/app@" + digest)[1]
+    layers = {d["digest"] for d in manifest["layers"]}
+    config = manifest["config"]["digest"]
+    for args in ([], ["--json"]):
+        out, asked = _inspect_requests(place, *args)
+        blobs = [path.rsplit("/", 1)[1] for method, path in asked if "/blobs/" in path]
+        assert [m for m, _ in asked if m != "GET"] == [] and blobs == [config], asked
+        manifests = [path for _, path in asked if "/manifests/" in path]
+        referrers = [path for _, path in asked if "/referrers/" in path]
+        assert manifests[0] == "/v2/go/app/manifests/1" and len(manifests) == (1 if api else 2), asked
+        # the ping, the manifest, the config, the referrers (of a registry without the API: its 404,
+        # then the referrers tag)
+        assert len(referrers) == 1 and len(asked) == (4 if api else 5), asked
+        if args:
+            value = json.loads(out)
+            assert value["buildInfo"] is None and value["buildInfoUnread"] == "not asked"
+            assert value["labels"]["org.opencontainers.image.version"] == "v2.3.4"
+        else:
+            assert "Build info:  not read (--build-info reads the program from its layer; its SBOM lists what " \
+                   "it is built from: --sbom)\n" in out and "Go go1.22.1" not in out
+    out, asked = _inspect_requests(place, "--build-info")
+    assert {path.rsplit("/", 1)[1] for _, path in asked if "/blobs/" in path} == layers | {config}, asked
+    assert "Build info:  Go go1.22.1\n" in out and "not read" not in out
 
 
 def test_copy_referrers_of_every_shape(open_place, busybox_program):

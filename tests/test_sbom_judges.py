@@ -436,7 +436,8 @@ def test_inspect_shows_settings_exactly(tmp_path):
     program = rewritten_go_binary(tmp_path, modinfo)
     out = tmp_path / "app.tar"
     ok(run_cli("build", "--from", "scratch", "-o", out, program))
-    lines = [line for line in ok(run_cli("inspect", out)).stdout.splitlines() if line.startswith("  Build:")]
+    lines = [line for line in ok(run_cli("inspect", "--build-info", out)).stdout.splitlines()
+             if line.startswith("  Build:")]
     assert lines == ['  Build:     -ldflags= -X "main.v=1"  -extldflags -static',
                      "  Build:     GOOS=linux",
                      "  Build:     odd key=line\\x0aone\\x09tab \\x1b",
@@ -456,7 +457,7 @@ def test_inspect_shows_each_crates_kind(tmp_path):
     program.write_bytes(craft_elf([(".text", b"\0" * 16), (".dep-v0", rust_packages(RUST))]))
     out = tmp_path / "app.tar"
     ok(run_cli("build", "--from", "scratch", "-o", out, program))
-    assert "  Deps:      3 (1 of them build dependencies)\n" in ok(run_cli("inspect", out)).stdout
-    value = json.loads(ok(run_cli("inspect", "--json", out)).stdout)["buildInfo"]
+    assert "  Deps:      3 (1 of them build dependencies)\n" in ok(run_cli("inspect", "--build-info", out)).stdout
+    value = json.loads(ok(run_cli("inspect", "--json", "--build-info", out)).stdout)["buildInfo"]
     assert [(d["path"], d["kind"]) for d in value["deps"]] == [("fork", "runtime"), ("libc", "build"),
                                                               ("serde", "runtime")]

@@ -263,7 +263,8 @@ def test_inspect_of_a_layout_without_its_layers(tmp_path, prog, as_dir, family):
     path = _without_layers(b, tmp_path, [single, multi], as_dir)
     _needs_layers(tmp_path, path, prog)
     for target, mode, platform in [(":one", "--json", []), (":one", "--raw", []), (":one", "--config", []),
-                                   (":two", "--json", ["--platform", "linux/arm64"]), (":one", "-v", [])]:
+                                   (":two", "--json", ["--platform", "linux/arm64"]), (":one", "-v", ["--build-info"]),
+                                   (":one", "-v", [])]:
         r = ok(run_cli("inspect", mode, *platform, path + target, env=NO_NETWORK))
         if mode == "--json":
             info = json.loads(r.stdout)
@@ -273,9 +274,12 @@ def test_inspect_of_a_layout_without_its_layers(tmp_path, prog, as_dir, family):
             assert r.stdout.rstrip("\n").encode() == b.blobs[amd["digest"]]
         elif mode == "--config":
             assert json.loads(r.stdout)["config"]["Env"] == ["A=1"]
-        else:       # the summary, and under -v why no build info is shown
+        elif platform:      # the summary, and under -v why no build info is shown
             assert amd["digest"] in r.stdout and layers[0] in r.stdout
             assert "is missing" in r.stderr and "no build info shown" in r.stderr
+        else:               # not asked for: no layer is looked for
+            assert amd["digest"] in r.stdout and "Build info:  not read (--build-info" in r.stdout
+            assert "is missing" not in r.stderr and "no build info shown" not in r.stderr
     if family is DOCKER:
         return          # (skopeo reads from index.json OCI-typed entries only)
     # skopeo inspects it too, and agrees
