@@ -14,7 +14,8 @@ import stat
 import pytest
 
 import zeroimage
-from clients import Client
+import registries
+from clients import Client, Place
 from imagetools import multi_platform_base
 
 D = ["sha256:" + ("%x" % i) * 64 for i in range(10)]     # ten digests: sha256:000..., sha256:111..., ...
@@ -290,3 +291,26 @@ def test_a_damaged_file_changes_nothing_but_the_mounts(tmp_path, two, busybox, d
     assert blob_counts(again) == (uploaded, 0, 0), again.stderr
     assert "blob places" in again.stderr and "Traceback" not in again.stderr
     assert again.stdout.strip().endswith("@" + top["digest"])
+
+
+@pytest.mark.interop
+@pytest.mark.parametrize("mode", ["first-scope", "last-scope"])
+def test_a_token_service_that_keeps_one_scope_costs_only_the_mounts(tmp_path, pki, registry_servers, token_server,
+                                                                     busybox, mode):
+    """A token asked for the push and the pulls of the remembered repositories, by a token service that
+    keeps one scope (the quirk proxy): the push goes through all the same, quietly (no line at the
+    default verbosity: the places were only a chance), the blobs uploaded."""
+    upstream = registries.QuirkProxy(registry_servers("token"), pki=pki, token_server=token_server)
+    try:
+        p = Place(tmp_path, pki, registry_servers("token"), upstream)
+        archive, _, _, _, top = multi_platform_base(tmp_path, busybox)
+        p.login()
+        p.ok("push", archive, p.via("places/%s/one:1" % mode))
+        p.proxy.mode = mode
+        r = p.ok("push", archive, p.via("places/%s/two:1" % mode))
+        assert r.stdout.strip().endswith("@" + top["digest"])
+        assert p.proxy.counts["scopes dropped"] >= 1
+        assert "refused" not in r.stderr and "warning" not in r.stderr, r.stderr
+        assert re.search(r"pushed \d+ blobs", r.stderr), r.stderr
+    finally:
+        upstream.close()
