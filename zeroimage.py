@@ -17,8 +17,8 @@ As a library: every operation (``build``, ``pull``, ``push_archive``, ``copy``, 
 ``login``, ``logout``, ``check_auth``, ``list_tags``, ``resolve_digest``, ``tag_image``,
 ``delete_image``, ``mutate``, ``append``, ``rebase``, ``export``) takes an optional ``session=``: a ``Session``
 holds the environment, the display (progress and log lines), the registry clients
-and their connections, the layer cache and a cancellation event, and closes every
-connection when it ends.  Without one, each call makes and closes its own.
+and their connections, the layer cache, where blobs were seen (``BlobPlaces``) and a
+cancellation event, and closes every connection when it ends.  Without one, each call makes and closes its own.
 
 The module reads top to bottom like a book: each section (``# ---- Name ----``) uses only
 what stands above it, and the command line comes last (tests/test_module_map.py checks
@@ -7015,13 +7015,6 @@ def registry_errors(action: str, ref: Reference, registry: Optional[Registry] = 
 
 # ---- Session ----
 
-def _is_repository(name) -> bool:
-    """A repository name as references write it (lowercase components joined by /), of at most
-    BlobPlaces.LONGEST_NAME characters."""
-    return isinstance(name, str) and 0 < len(name) <= BlobPlaces.LONGEST_NAME and \
-        all(_PATH_COMPONENT_RE.fullmatch(c) for c in name.split("/"))
-
-
 class BlobPlaces:
     """Where blobs were last seen, per registry: for each registry host, each digest and the
     repositories it was seen in, most recent first, so a push mounts a blob the registry holds in
@@ -7059,6 +7052,13 @@ class BlobPlaces:
         """``blobs.json`` in ``_cache_directory`` (``ZEROIMAGE_CACHE_DIR``, ...)."""
         return cls(os.path.join(_cache_directory(environ), cls.FILE), debug)
 
+    @classmethod
+    def _is_repository(cls, name) -> bool:
+        """A repository name as references write it (lowercase components joined by /), of at most
+        LONGEST_NAME characters."""
+        return isinstance(name, str) and 0 < len(name) <= cls.LONGEST_NAME and \
+            all(_PATH_COMPONENT_RE.fullmatch(c) for c in name.split("/"))
+
     def where(self, host: str, digest: str) -> List[str]:
         """The repositories of ``host`` that ``digest`` was seen in, most recent first."""
         with self._lock:
@@ -7066,7 +7066,7 @@ class BlobPlaces:
 
     def seen(self, host: str, repository: str, digest: str) -> None:
         """``digest`` is in ``repository`` of ``host`` now."""
-        if not (valid_host(host) and _is_repository(repository) and is_digest(digest)):
+        if not (valid_host(host) and self._is_repository(repository) and is_digest(digest)):
             return
         with self._lock:
             registries, key = self._loaded(), (host, digest)
@@ -7172,7 +7172,7 @@ class BlobPlaces:
                 if not is_digest(digest):
                     raise ValueError("a blob is not a digest")
                 if not isinstance(repositories, list) or not 0 < len(repositories) <= cls.MAX_PLACES or \
-                        not all(_is_repository(r) for r in repositories) or len(set(repositories)) < len(repositories):
+                        not all(cls._is_repository(r) for r in repositories) or len(set(repositories)) < len(repositories):
                     raise ValueError("a blob's repositories are not 1 to %d repository names" % cls.MAX_PLACES)
             checked[host] = collections.OrderedDict(blobs)
         return checked
