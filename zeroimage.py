@@ -7029,7 +7029,10 @@ class BlobPlaces:
     atomically (mode 0600), when the session closes, merged with what other processes wrote there
     meanwhile. A wrong entry costs a mount that fails, then the upload as before, and is forgotten.
     A file that is missing, unreadable, not a regular file, over MAX_FILE bytes or not of this shape
-    is ignored (a debug line says why) and nothing is ever an error; ``path`` None keeps it in memory."""
+    is ignored (a debug line says why) and nothing is ever an error; ``path`` None keeps it in memory.
+    ZEROIMAGE_CACHE_DIR=/dev/null turns it off (nothing can be read or written there); in a cache
+    directory that cannot be written it is read, and never changed; an empty ZEROIMAGE_CACHE_DIR is
+    unset, as for the layer cache."""
 
     VERSION = 1
     FILE = "blobs.json"
