@@ -91,6 +91,23 @@ def test_the_file_is_written_once_atomically_0600_and_read_back(tmp_path):
     assert again.where(H, D[0]) == ["c", "a"] and again.where(H, D[1]) == ["b"]
 
 
+def test_at_its_bounds_the_file_is_still_read(tmp_path):
+    """The longest names, the longest digests, every bound full: the file stays under MAX_FILE."""
+    path = str(tmp_path / "blobs.json")
+    places = zeroimage.BlobPlaces(path)
+    longest = ["/".join([c * 63, "x" * 64])[:zeroimage.BlobPlaces.LONGEST_NAME] for c in "abcd"]
+    per = zeroimage.BlobPlaces.MAX_BLOBS // zeroimage.BlobPlaces.MAX_REGISTRIES
+    for r in range(zeroimage.BlobPlaces.MAX_REGISTRIES):
+        host = "registry-%02d.example.com:65535" % r
+        for i in range(per):
+            for name in longest:
+                places.seen(host, name, "sha512:%0128x" % (r * per + i))
+    places.save()
+    assert os.path.getsize(path) < zeroimage.BlobPlaces.MAX_FILE
+    again = zeroimage.BlobPlaces(path)
+    assert again.where("registry-31.example.com:65535", "sha512:%0128x" % (32 * per - 1)) == longest[::-1]
+
+
 def test_two_processes_merge_and_a_forgotten_place_stays_forgotten(tmp_path):
     path = str(tmp_path / "blobs.json")
     first, second = zeroimage.BlobPlaces(path), zeroimage.BlobPlaces(path)
