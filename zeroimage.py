@@ -17,8 +17,8 @@ As a library: every operation (``build``, ``pull``, ``push_archive``, ``copy``, 
 ``login``, ``logout``, ``check_auth``, ``list_tags``, ``resolve_digest``, ``tag_image``,
 ``delete_image``, ``mutate``, ``append``, ``rebase``, ``export``) takes an optional ``session=``: a ``Session``
 holds the environment, the display (progress and log lines), the registry clients
-and their connections, the layer cache and a cancellation event, and closes every
-connection when it ends.  Without one, each call makes and closes its own.
+and their connections, the layer cache, where blobs were seen (``BlobPlaces``) and a
+cancellation event, and closes every connection when it ends.  Without one, each call makes and closes its own.
 
 The module reads top to bottom like a book: each section (``# ---- Name ----``) uses only
 what stands above it, and the command line comes last (tests/test_module_map.py checks
@@ -200,7 +200,7 @@ __all__ = [
     "spdx_document", "Attachment", "attach", "push_referrer", "referrers_tag",
     "derive_config", "apply_image_options", "Change", "change_image", "changed_tree", "rewritten_image",
     "image_layers", "mutated_config", "canonical_json", "convert_family", "write_layer", "tree_entries",
-    "GzipWriter", "LayerCache",
+    "GzipWriter", "LayerCache", "BlobPlaces",
     "Codec", "CODECS", "Compression", "open_layer",
     "Layout", "DockerArchive", "open_archive", "compress_layer", "compressed_image", "Transport", "Authenticator",
     "Engine", "engine_addresses", "Registry", "Upload", "RegistrySource", "parse_challenges", "parse_links",
@@ -3947,6 +3947,14 @@ def _host_mode(st: os.stat_result) -> int:
     return (mode & 0o755) | 0o111 if _WINDOWS else mode
 
 
+def _cache_directory(environ=None) -> str:
+    """Where zeroimage keeps its caches: $ZEROIMAGE_CACHE_DIR, else $XDG_CACHE_HOME/zeroimage, else
+    ~/.cache/zeroimage (an empty variable counts as unset, as XDG says)."""
+    environ = os.environ if environ is None else environ
+    return environ.get("ZEROIMAGE_CACHE_DIR") or os.path.join(
+        environ.get("XDG_CACHE_HOME") or os.path.join(home_directory(environ), ".cache"), "zeroimage")
+
+
 class LayerCache:
     """What layers the same files made before: {diff_id, digest, size} under a key made of each
     file's identity (device, inode, size, mtime, ctime), path, mode and the compression settings.
@@ -3965,11 +3973,8 @@ class LayerCache:
 
     @classmethod
     def default(cls, environ=None) -> "LayerCache":
-        """$ZEROIMAGE_CACHE_DIR/layers, else $XDG_CACHE_HOME/zeroimage/layers, else ~/.cache/zeroimage/layers."""
-        environ = os.environ if environ is None else environ
-        base = environ.get("ZEROIMAGE_CACHE_DIR") or os.path.join(
-            environ.get("XDG_CACHE_HOME") or os.path.join(home_directory(environ), ".cache"), "zeroimage")
-        return cls(os.path.join(base, "layers"))
+        """layers/ in ``_cache_directory``."""
+        return cls(os.path.join(_cache_directory(environ), "layers"))
 
     def key(self, entries: Sequence[LayerEntry], compression: Union[Compression, int]) -> str:
         parts = [self.VERSION] + Compression.of(compression).check().settings()
@@ -7116,6 +7121,191 @@ def registry_errors(action: str, ref: Reference, registry: Optional[Registry] = 
 
 # ---- Session ----
 
+class BlobPlaces:
+    """Where blobs were last seen, per registry: for each registry host, each digest and the
+    repositories it was seen in, most recent first, so a push mounts a blob the registry holds in
+    another repository instead of sending it (containers/image's blob info cache does the same for
+    skopeo). Seen means known to be there: a HEAD found it, a mount or an upload succeeded, it was
+    read from there.
+
+    Bounded: MAX_PLACES repositories a digest, MAX_BLOBS digests in all, MAX_REGISTRIES registries;
+    past a bound, the least recently used registry gives up its least recently seen digests first.
+    Kept in one JSON file, ``blobs.json`` in the cache directory (beside the layer cache), that holds
+    registry hosts, repository names and digests, nothing else: read on first use, written once,
+    atomically (mode 0600), when the session closes, merged with what other processes wrote there
+    meanwhile. A wrong entry costs a mount that fails, then the upload as before, and is forgotten.
+    A file that is missing, unreadable, not a regular file, over MAX_FILE bytes or not of this shape
+    is ignored (a debug line says why) and nothing is ever an error; ``path`` None keeps it in memory.
+    ZEROIMAGE_CACHE_DIR=/dev/null turns it off (nothing can be read or written there); in a cache
+    directory that cannot be written it is read, and never changed; an empty ZEROIMAGE_CACHE_DIR is
+    unset, as for the layer cache."""
+
+    VERSION = 1
+    FILE = "blobs.json"
+    MAX_REGISTRIES = 32
+    MAX_BLOBS = 8192            # digests, in all registries together
+    MAX_PLACES = 4              # repositories a digest
+    LONGEST_NAME = 128          # a longer repository name is not remembered (so the file stays within MAX_FILE)
+    MAX_FILE = 8 * 1024 * 1024  # (at the bounds it is under 6 MB)
+
+    def __init__(self, path: Optional[str], debug: Optional[Callable[..., None]] = None):
+        self.path = path
+        self._debug = debug or (lambda message, *args: None)
+        self._lock = threading.Lock()
+        self._registries = None     # host -> OrderedDict(digest -> [repository, ...]); least recent first
+        self._touched = collections.OrderedDict()   # (host, digest) -> whether seen (not only forgotten)
+        self._forgotten = {}        # (host, digest) -> the repositories forgotten in this session
+
+    @classmethod
+    def default(cls, environ=None, debug: Optional[Callable[..., None]] = None) -> "BlobPlaces":
+        """``blobs.json`` in ``_cache_directory`` (``ZEROIMAGE_CACHE_DIR``, ...)."""
+        return cls(os.path.join(_cache_directory(environ), cls.FILE), debug)
+
+    @classmethod
+    def _is_repository(cls, name) -> bool:
+        """A repository name as references write it (lowercase components joined by /), of at most
+        LONGEST_NAME characters."""
+        return isinstance(name, str) and 0 < len(name) <= cls.LONGEST_NAME and \
+            all(_PATH_COMPONENT_RE.fullmatch(c) for c in name.split("/"))
+
+    def where(self, host: str, digest: str) -> List[str]:
+        """The repositories of ``host`` that ``digest`` was seen in, most recent first."""
+        with self._lock:
+            return list(self._loaded().get(host, {}).get(digest, ()))
+
+    def seen(self, host: str, repository: str, digest: str) -> None:
+        """``digest`` is in ``repository`` of ``host`` now."""
+        if not (valid_host(host) and self._is_repository(repository) and is_digest(digest)):
+            return
+        with self._lock:
+            registries, key = self._loaded(), (host, digest)
+            known = registries.get(host, {}).get(digest, [])
+            self._put(registries, host, digest, [repository] + [r for r in known if r != repository])
+            self._touched[key] = True
+            self._touched.move_to_end(key)
+            self._forgotten.get(key, set()).discard(repository)
+
+    def forget(self, host: str, repository: str, digest: str) -> None:
+        """``digest`` is not (or no longer) in ``repository`` of ``host``."""
+        with self._lock:
+            registries, key = self._loaded(), (host, digest)
+            blobs = registries.get(host, {})
+            if repository not in blobs.get(digest, ()):
+                return
+            blobs[digest] = [r for r in blobs[digest] if r != repository]
+            if not blobs[digest]:
+                del blobs[digest]
+                if not blobs:
+                    del registries[host]
+            self._touched.setdefault(key, False)
+            self._forgotten.setdefault(key, set()).add(repository)
+
+    def save(self) -> None:
+        """Write what this session learnt into the file (merged with what is there now), if anything."""
+        with self._lock:
+            if self.path is None or not self._touched:
+                return
+            merged = self._read()
+            mine = self._loaded()
+            for (host, digest), seen in self._touched.items():
+                own = mine.get(host, {}).get(digest, [])
+                gone = self._forgotten.get((host, digest), set())
+                theirs = [r for r in merged.get(host, {}).get(digest, ()) if r not in own and r not in gone]
+                if seen:
+                    self._put(merged, host, digest, own + theirs)
+                elif digest in merged.get(host, {}):        # only forgotten: its place in the order stays
+                    merged[host][digest] = own + theirs
+                    if not merged[host][digest]:
+                        del merged[host][digest]
+            data = json.dumps({"version": self.VERSION, "registries": merged}, separators=(",", ":")).encode()
+            try:
+                os.makedirs(os.path.dirname(self.path) or ".", mode=0o700, exist_ok=True)
+                with atomic_output(self.path, 0o600) as f:
+                    f.write(data)
+            except (OSError, ZeroImageError) as e:      # a cache, not a record: the next push uploads
+                self._debug("blob places: not written to %s (%s)", self.path, getattr(e, "strerror", None) or e)
+                return
+            self._touched.clear()
+            self._forgotten.clear()
+
+    def _loaded(self) -> dict:
+        if self._registries is None:
+            self._registries = self._read() if self.path is not None else collections.OrderedDict()
+        return self._registries
+
+    def _read(self) -> dict:
+        """What the file holds, checked; empty when it is missing or not as written here."""
+        try:
+            fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+        except FileNotFoundError:
+            return collections.OrderedDict()
+        except OSError as e:
+            self._debug("blob places: %s not read (%s)", self.path, e.strerror or e)
+            return collections.OrderedDict()
+        try:        # (opened without blocking: a FIFO there would wait for a writer)
+            mode = os.fstat(fd).st_mode
+            if not stat.S_ISREG(mode):
+                raise ValueError("it is %s" % file_kind(mode))
+            with os.fdopen(fd, "rb") as f:
+                fd = None
+                data = f.read(self.MAX_FILE + 1)
+            if len(data) > self.MAX_FILE:
+                raise ValueError("it is over %d bytes" % self.MAX_FILE)
+            return self._checked(parse_json(data, "it", ValueError))
+        except (OSError, ValueError) as e:
+            self._debug("blob places: %s ignored (%s)", self.path, outside_text(getattr(e, "strerror", None) or e, 200))
+            return collections.OrderedDict()
+        finally:
+            if fd is not None:
+                os.close(fd)
+
+    @classmethod
+    def _checked(cls, value) -> dict:
+        """The file's value as its registries (OrderedDicts, least recent first), or ValueError: every
+        host, digest and repository checked, and the bounds."""
+        _expect(value, "object", "its value", ValueError)
+        if value.get("version") != cls.VERSION:
+            raise ValueError("not version %d" % cls.VERSION)
+        registries = _expect(value.get("registries"), "object", "its registries", ValueError)
+        if len(registries) > cls.MAX_REGISTRIES:
+            raise ValueError("over %d registries" % cls.MAX_REGISTRIES)
+        checked, count = collections.OrderedDict(), 0
+        for host, blobs in registries.items():
+            if not valid_host(host):
+                raise ValueError("a registry is not a host")
+            _expect(blobs, "object", "a registry's blobs", ValueError)
+            count += len(blobs)
+            if count > cls.MAX_BLOBS:
+                raise ValueError("over %d blobs" % cls.MAX_BLOBS)
+            for digest, repositories in blobs.items():
+                if not is_digest(digest):
+                    raise ValueError("a blob is not a digest")
+                if not isinstance(repositories, list) or not 0 < len(repositories) <= cls.MAX_PLACES or \
+                        not all(cls._is_repository(r) for r in repositories) or len(set(repositories)) < len(repositories):
+                    raise ValueError("a blob's repositories are not 1 to %d repository names" % cls.MAX_PLACES)
+            checked[host] = collections.OrderedDict(blobs)
+        return checked
+
+    def _put(self, registries: dict, host: str, digest: str, repositories: List[str]) -> None:
+        """``digest``'s repositories (none: forgotten), as the most recently used; then the bounds."""
+        blobs = registries.pop(host, None) or collections.OrderedDict()
+        registries[host] = blobs
+        blobs.pop(digest, None)
+        if repositories:
+            blobs[digest] = repositories[:self.MAX_PLACES]
+        while len(registries) > self.MAX_REGISTRIES:
+            del registries[next(iter(registries))]
+        count = sum(len(b) for b in registries.values())
+        while count > self.MAX_BLOBS:
+            oldest = next(iter(registries))
+            registries[oldest].popitem(last=False)
+            count -= 1
+            if not registries[oldest]:
+                del registries[oldest]
+        if not blobs:
+            registries.pop(host, None)
+
+
 PARALLEL_TRANSFERS = 4
 CANCEL_GRACE = 1.5      # seconds workers get, after a cancellation, to cancel their upload sessions
 
@@ -7123,7 +7313,8 @@ CANCEL_GRACE = 1.5      # seconds workers get, after a cancellation, to cancel t
 class Session:
     """What one command, or a library caller's series of operations, shares: the environment (read
     once: proxies, credentials, caches, SOURCE_DATE_EPOCH), the display, the registry clients and
-    their connections, the layer cache, and a cancellation event.
+    their connections, the layer cache, where blobs were seen (``BlobPlaces``: saved when the
+    session closes), and a cancellation event.
 
     A context manager: on exit every connection is closed, and an interrupt (Ctrl-C, SIGTERM) on the
     way out cancels the work still under way in other threads first. ``cancel()`` (from any thread)
@@ -7139,6 +7330,7 @@ class Session:
         self.cancelled = threading.Event()
         self.clock = clock
         self._layer_cache = layer_cache
+        self._blob_places = None
         self._transport = None
         self._registries = {}
         self._lock = threading.Lock()
@@ -7154,12 +7346,15 @@ class Session:
         self.close()
 
     def close(self) -> None:
-        """Close every connection; the session makes no more."""
+        """Close every connection; the session makes no more. Where blobs were seen is saved (not
+        when cancelled: a stop is not held up by a file)."""
         with self._lock:
             self._closed = True
-            transport = self._transport
+            transport, places = self._transport, self._blob_places
         if transport is not None:
             transport.close()
+        if places is not None and not self.cancelled.is_set():
+            places.save()
         self.display.close()
 
     @property
@@ -7176,6 +7371,13 @@ class Session:
         if self._layer_cache is None:
             self._layer_cache = LayerCache.default(self.environ)
         return self._layer_cache
+
+    @property
+    def blob_places(self) -> BlobPlaces:
+        with self._lock:
+            if self._blob_places is None:
+                self._blob_places = BlobPlaces.default(self.environ, self.display.debug)
+            return self._blob_places
 
     def registry(self, host: str, credentials: Optional[Credentials] = None) -> Registry:
         """The client for a registry host (one per host and session); with ``credentials``, a new one
@@ -9152,7 +9354,10 @@ class RegistrySink(Sink):
     def present(self, digest: str) -> bool:
         """Whether the repository holds a blob already (for the layer cache: then nothing is compressed)."""
         try:
-            return self.registry.blob_exists(self.ref.repository, digest, [push_scope(self.ref.repository)])
+            there = self.registry.blob_exists(self.ref.repository, digest, [push_scope(self.ref.repository)])
+            if there:
+                self.session.blob_places.seen(self.registry.host, self.ref.repository, digest)
+            return there
         except CancelledError:
             raise
         except ZeroImageError:      # the push will say what is wrong; here, just compress
@@ -9170,24 +9375,44 @@ class RegistrySink(Sink):
         scopes = [push_scope(repository)] + [pull_scope(s) for s in sources]   # one token, for mounts too
         with registry_errors("push", self.ref, self.registry):
             streamed = self._streamed()
-            try:
-                push_blobs(self.session, self.registry, repository, blobs, scopes, sent=streamed)
-            except AuthenticationError as e:
-                if len(scopes) == 1:
-                    raise
-                # Some token services read only one of several scopes (only the last: GitLab's, once): a
-                # token asked for the push and the mount sources' pulls may lack the push.
-                self.session.display.info("%s refused the token asked for %s and the mounts' sources (%s); "
-                                          "asking for %s alone, without mounts", self.registry.host, repository,
-                                          _registry_reason(e), repository)
-                scopes = scopes[:1]
-                push_blobs(self.session, self.registry, repository, blobs, scopes, mount=False)
+            scopes = self._push_blobs(blobs, scopes, sources, streamed)
             self.top = self._put_tree(top, scopes)
             if attachments:     # on the images as pushed (Docker's encoding has other digests)
                 self._attach([(pushed, artifact) for node, pushed in zip(referable(top), referable(self.top))
                               for artifact in artifacts_for(pushed, {pushed.digest: attachments.get(node.digest, ())})],
                              scopes[:1])
         return self.top.digest
+
+    def _push_blobs(self, blobs: List[Blob], scopes: List[str], sources: List[str], streamed: set) -> List[str]:
+        """Every blob made present (``push_blobs``), mounted from the same-registry ``sources`` and from
+        where the session's ``BlobPlaces`` saw them, with one token for all of it; the scopes that
+        token was asked for."""
+        session, repository = self.session, self.ref.repository
+        remembered = _remembered_mounts(session.blob_places, self.registry.host, repository, blobs, sources)
+        extra = [pull_scope(r) for r in sorted(set(remembered.values()) - set(sources))]
+        if extra:
+            try:
+                push_blobs(session, self.registry, repository, blobs, scopes + extra, sent=streamed,
+                           remembered=remembered)
+                return scopes + extra
+            except AuthenticationError as e:
+                # a token service that takes no more scopes: the remembered places were only a chance
+                session.display.debug("%s refused the token asked for %s with the repositories its blobs were "
+                                      "seen in (%s); asking without them", self.registry.host, repository,
+                                      _registry_reason(e))
+        try:
+            push_blobs(session, self.registry, repository, blobs, scopes, sent=streamed)
+        except AuthenticationError as e:
+            if len(scopes) == 1:
+                raise
+            # Some token services read only one of several scopes (only the last: GitLab's, once): a
+            # token asked for the push and the mount sources' pulls may lack the push.
+            session.display.info("%s refused the token asked for %s and the mounts' sources (%s); "
+                                 "asking for %s alone, without mounts", self.registry.host, repository,
+                                 _registry_reason(e), repository)
+            scopes = scopes[:1]
+            push_blobs(session, self.registry, repository, blobs, scopes, mount=False)
+        return scopes
 
     def _attach(self, pairs: Sequence[Tuple[Union[Image, ImageIndex], Image]], scopes: List[str]) -> None:
         for pushed, artifact in pairs:
@@ -9274,16 +9499,48 @@ def _refuses_oci(error: RegistryError) -> bool:
         any(words in said for words in ("schema version", "media type", "mediatype", "not supported", "unsupported"))
 
 
+MAX_REMEMBERED_MOUNTS = 8      # other repositories a push asks pull access to, to mount blobs seen there
+
+
+def _remembered_mounts(places: BlobPlaces, host: str, repository: str, blobs: Sequence[Blob],
+                      sources: Sequence[str] = ()) -> Dict[str, str]:
+    """digest -> the repository of ``host`` to mount it from into ``repository``, for each blob with no
+    same-registry source: the one ``places`` saw it in last, among the ``sources`` and at most
+    MAX_REMEMBERED_MOUNTS others (the token asks for a pull of each)."""
+    mounts, extra = {}, set()
+    for blob in blobs:
+        if blob.digest in mounts or (blob.source and blob.source[0] == host and blob.source[1] != repository):
+            continue
+        for place in places.where(host, blob.digest):
+            if place != repository and (place in sources or place in extra or len(extra) < MAX_REMEMBERED_MOUNTS):
+                if place not in sources:
+                    extra.add(place)
+                mounts[blob.digest] = place
+                break
+    return mounts
+
+
 def push_blobs(session: "Session", registry: Registry, repository: str, blobs: Sequence[Blob],
-               scopes: Sequence[str], mount: bool = True, sent: Sequence[str] = ()) -> Dict[str, int]:
-    """Make every blob present in ``repository``: skip, mount from a same-registry source (unless not
-    ``mount``), or upload; up to PARALLEL_TRANSFERS at a time, each on its own connection. Blobs
-    whose digest is in ``sent`` went up already (as they were made)."""
+               scopes: Sequence[str], mount: bool = True, sent: Sequence[str] = (),
+               remembered: Optional[Dict[str, str]] = None) -> Dict[str, int]:
+    """Make every blob present in ``repository``: skip, mount (unless not ``mount``) from a same-registry
+    source or from the repository ``remembered`` names for its digest (``_remembered_mounts``), or
+    upload; up to PARALLEL_TRANSFERS at a time, each on its own connection. Blobs whose digest is in
+    ``sent`` went up already (as they were made). Where each blob is now, and where it came from,
+    is noted in the session's ``blob_places``."""
     unique = [blob for blob in collections.OrderedDict((blob.digest, blob) for blob in blobs).values()
               if blob.digest not in sent]
     registry.auth.header(scopes)            # one token for all the workers
-    outcomes = ["uploaded"] * len(set(sent) & set(b.digest for b in blobs))
-    outcomes += session.parallel(lambda blob: _push_blob(session, registry, repository, blob, scopes, mount), unique)
+    places = session.blob_places
+    outcomes = []
+    for digest in set(sent) & set(b.digest for b in blobs):
+        places.seen(registry.host, repository, digest)
+        outcomes.append("uploaded")
+    outcomes += session.parallel(lambda blob: _push_blob(session, registry, repository, blob, scopes, mount,
+                                                         remembered), unique)
+    for blob in blobs:
+        if blob.source:         # read from there (or could have been)
+            places.seen(blob.source[0], blob.source[1], blob.digest)
     counts = {verb: outcomes.count(verb) for verb in ("skipped", "mounted", "uploaded")}
     session.display.debug("blobs: %d uploaded, %d mounted, %d already there",
                           counts["uploaded"], counts["mounted"], counts["skipped"])
@@ -9424,18 +9681,28 @@ def push_referrer(session: "Session", registry: Registry, repository: str, artif
 
 
 def _push_blob(session: "Session", registry: Registry, repository: str, blob: Blob, scopes: Sequence[str],
-               mount: bool) -> str:
-    display = session.display
+               mount: bool, remembered: Optional[Dict[str, str]] = None) -> str:
+    display, places, host = session.display, session.blob_places, registry.host
     if registry.blob_exists(repository, blob.digest, scopes):
+        places.seen(host, repository, blob.digest)
         display.event("skipped", _short(blob.digest), blob.size)
         return "skipped"
-    if mount and blob.source and blob.source[0] == registry.host and blob.source[1] != repository \
-            and registry.mount_blob(repository, blob.digest, blob.source[1], scopes):
-        display.event("mounted", "%s from %s" % (_short(blob.digest), blob.source[1]), blob.size)
-        return "mounted"
+    places.forget(host, repository, blob.digest)
+    same = blob.source[1] if blob.source and blob.source[0] == host and blob.source[1] != repository else None
+    source = same or (remembered or {}).get(blob.digest)
+    if mount and source is not None and source != repository:
+        if registry.mount_blob(repository, blob.digest, source, scopes):
+            places.seen(host, repository, blob.digest)
+            display.event("mounted", "%s from %s" % (_short(blob.digest), source), blob.size)
+            return "mounted"
+        if same is None:
+            display.debug("%s was not to be mounted from %s, where it was seen: uploading it", _short(blob.digest),
+                          source)
+            places.forget(host, source, blob.digest)
     task = display.task("uploading", _short(blob.digest), blob.size)
     metered = blob._replace(open=lambda: _Metered(blob.open(), task.restart(), session.cancelled))
     registry.upload_blob(repository, metered, scopes)
+    places.seen(host, repository, blob.digest)
     task.finish()
     return "uploaded"
 

@@ -68,6 +68,13 @@ def need_tool(name):
 
 
 @pytest.fixture(autouse=True)
+def own_cache_directory(monkeypatch, tmp_path_factory):
+    """Each test its own cache directory (the layer cache, blobs.json): the registries serve the whole
+    run, and where one test's blobs were seen must not turn another's uploads into mounts."""
+    monkeypatch.setenv("ZEROIMAGE_CACHE_DIR", str(tmp_path_factory.mktemp("cache", numbered=True)))
+
+
+@pytest.fixture(autouse=True)
 def spec_checked_outputs(monkeypatch):
     """Every archive and layout directory zeroimage writes in this process (library calls, main()) must
     satisfy the image spec: checked as the operation that wrote it finishes (a test may damage it

@@ -534,7 +534,7 @@ def test_push_media_types_docker_converts_an_archive_and_a_two_platform_index(tm
     assert out == "converted\n"
     # without the option: byte for byte, as before
     plain = client.ok("push", archive, client.ref("converted/plain:1"))
-    assert plain.stdout.strip().endswith("@" + built.stdout.strip()) and "converted" not in plain.stderr
+    assert plain.stdout.strip().endswith("@" + built.stdout.strip()) and "converted to" not in plain.stderr
     # an index with an attestation -> a manifest list of the two platforms, the attestation left out
     multi, _, amd, arm, _ = multi_platform_base(tmp_path, busybox)
     r = client.ok("push", "--media-types", "docker", "--json", multi, client.ref("converted/multi:1"))
