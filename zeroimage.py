@@ -3878,7 +3878,7 @@ def build_layer(entries: Sequence[LayerEntry], tmp, compression: Compression, ca
                 cancelled: Optional[threading.Event] = None) -> LayerResult:
     """Write a layer into ``tmp`` (an empty temporary file the caller closes); return it as a Blob.
 
-    With a ``cache`` and ``present(digest) -> bool`` (for pushes): when the files are unchanged
+    With a ``cache`` and ``present(digest, size) -> bool`` (for pushes): when the files are unchanged
     since a layer was last built from them (the tar is hashed to confirm it) and the registry
     already holds the blob that tar became, that blob is used and nothing is compressed.
     """
@@ -3897,7 +3897,7 @@ def build_layer(entries: Sequence[LayerEntry], tmp, compression: Compression, ca
 
     key = cache.key(entries, compression) if cache else None
     known = cache.get(key) if cache else None
-    if known and present and layer_diff_id(entries) == known["diff_id"] and present(known["digest"]):
+    if known and present and layer_diff_id(entries) == known["diff_id"] and present(known["digest"], known["size"]):
         def lazy_opener():      # only if the blob vanished from the registry in the meantime
             if tmp.tell() == 0:
                 _, digest, _ = compress()
@@ -9313,6 +9313,7 @@ class RegistrySink(Sink):
         self.top = None                     # what was pushed (Docker's encoding, when OCI was refused)
         self.attached = []                  # the artifacts attached to it
         self.streams = []                   # layers uploaded as they are made
+        self.mounted = set()                # digests of layers ``present`` mounted (not pushed again)
         self._stack = None
 
     def start(self, stack: contextlib.ExitStack) -> None:
@@ -9351,13 +9352,29 @@ class RegistrySink(Sink):
         self.streams = []
         return done
 
-    def present(self, digest: str) -> bool:
-        """Whether the repository holds a blob already (for the layer cache: then nothing is compressed)."""
+    def present(self, digest: str, size: int = 0) -> bool:
+        """Whether the repository holds a blob already, or does now: mounted from the repository of the
+        registry where the session's ``BlobPlaces`` saw it last (for the layer cache: then nothing is
+        compressed; the same program pushed to a second repository is mounted there)."""
+        repository, host, places = self.ref.repository, self.registry.host, self.session.blob_places
         try:
-            there = self.registry.blob_exists(self.ref.repository, digest, [push_scope(self.ref.repository)])
-            if there:
-                self.session.blob_places.seen(self.registry.host, self.ref.repository, digest)
-            return there
+            if self.registry.blob_exists(repository, digest, [push_scope(repository)]):
+                places.seen(host, repository, digest)
+                return True
+            for place in [p for p in places.where(host, digest) if p != repository][:1]:
+                try:
+                    mounted = self.registry.mount_blob(repository, digest, place,
+                                                       [push_scope(repository), pull_scope(place)])
+                except AuthenticationError:     # no pull there for these credentials: just compress
+                    mounted = False
+                if not mounted:
+                    places.forget(host, place, digest)
+                    return False
+                places.seen(host, repository, digest)
+                self.session.display.event("mounted", "%s from %s" % (_short(digest), place), size)
+                self.mounted.add(digest)
+                return True
+            return False
         except CancelledError:
             raise
         except ZeroImageError:      # the push will say what is wrong; here, just compress
@@ -9369,7 +9386,7 @@ class RegistrySink(Sink):
             raise ZeroImageError("cannot push to %s: it names the digest %s, but the image is %s (name a tag, "
                                  "or the image's own digest)" % (self.ref.familiar(), self.ref.digest, top.digest))
         repository = self.ref.repository
-        blobs = [blob for image in tree_images(top) for blob in image.blobs[:-1]]
+        blobs = [blob for image in tree_images(top) for blob in image.blobs[:-1] if blob.digest not in self.mounted]
         sources = sorted(set(b.source[1] for b in blobs if b.source and b.source[0] == self.ref.registry
                              and b.source[1] != repository))
         scopes = [push_scope(repository)] + [pull_scope(s) for s in sources]   # one token, for mounts too

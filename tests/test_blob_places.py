@@ -331,3 +331,19 @@ def test_a_token_service_that_keeps_one_scope_costs_only_the_mounts(tmp_path, pk
         assert re.search(r"pushed \d+ blobs", r.stderr), r.stderr
     finally:
         upstream.close()
+
+
+@pytest.mark.interop
+def test_the_same_program_pushed_to_a_second_repository_is_mounted_not_compressed(tmp_path, two, busybox):
+    """build --push of an unchanged program to another repository of the registry: the layer cache
+    knows its layer, the blob places know where it went, so it is mounted there and nothing is
+    compressed or uploaded (token auth: the mount's pull goes into the token)."""
+    _, b = two
+    b.env.update(SOURCE_DATE_EPOCH="1700000000")
+    first = b.ok("build", "-v", "--from", "scratch", "--push", b.ref("places/build-a:1"), busybox)
+    assert "compressed 1 blob" in first.stderr
+    again = b.ok("build", "-v", "--from", "scratch", "--push", b.ref("places/build-b:1"), busybox)
+    assert "compressed" not in again.stderr and not requests(again, "PATCH"), again.stderr
+    assert re.search(r"mounted sha256:\w+ from places/build-a", again.stderr), again.stderr
+    assert re.search(r"mounted 2\b", again.stderr.splitlines()[-1]), again.stderr      # the layer and the config
+    assert again.stdout.strip().rsplit("@", 1)[1] == first.stdout.strip().rsplit("@", 1)[1]
