@@ -163,8 +163,8 @@ selectors = _LazyModule("selectors")
 socket = _LazyModule("socket")
 ssl = _LazyModule("ssl")
 subprocess = _LazyModule("subprocess")
-_NETWORK_MODULES = ("concurrent.futures", "email.utils", "http.client", "ipaddress", "selectors", "socket",
-                    "ssl", "subprocess")
+# (concurrent.futures is not one: only the parallel gzip uses it, and it imports logging: 10 ms)
+_NETWORK_MODULES = ("email.utils", "http.client", "ipaddress", "selectors", "socket", "ssl", "subprocess")
 
 
 def _import_network_stack() -> None:
@@ -13942,8 +13942,14 @@ def _cli_actions(parser: argparse.ArgumentParser,
 
 def _cli_words(parser: Optional[argparse.ArgumentParser] = None) -> Callable[[str], str]:
     """The command line's wording of a message (see the Errors section): each `option` and
-    `option=VALUE` as its flag, each `function(ARGS)` as the command; anything else as it is."""
-    verbs, actions = dict(_CLI_VERBS), {}
+    `option=VALUE` as its flag, each `function(ARGS)` as the command; anything else as it is.
+    ``parser``: the one the command was parsed with (its own options first: defining every
+    command's takes longer than a quick command does), every command's when a name is not there."""
+    verbs, actions, whole = dict(_CLI_VERBS), {}, [parser is None]
+
+    def learn(from_parser: argparse.ArgumentParser) -> None:
+        for key, action in _cli_actions(from_parser, verbs).items():
+            actions.setdefault(key, action)
 
     def flag(name: str, value: Optional[str]) -> Optional[str]:
         if (name, value) in actions:
@@ -13958,19 +13964,31 @@ def _cli_words(parser: Optional[argparse.ArgumentParser] = None) -> Callable[[st
             return "%s %s" % (option, value)
         return None
 
-    def word(match) -> str:
-        if not actions:         # made at the first message that names an option: rare, and not cheap
-            actions.update(_cli_actions(parser or build_parser(), verbs))
+    def said(match, strict: bool) -> Optional[str]:
+        """The words for one `...`; None for an option not known (yet), or, ``strict``, a call naming one."""
         name, args, value = match.groups()
         if args is None:
-            return flag(name, value) or match.group(0)
+            return flag(name, value)
         if name not in verbs:
-            return match.group(0)
-        said = ["zeroimage", verbs[name]]
+            return None
+        words = ["zeroimage", verbs[name]]
         for arg in filter(None, (a.strip() for a in args.split(","))):
             keyword = re.fullmatch(r"([a-z][a-z0-9_]*)=(.*)", arg)
-            said.append(flag(*keyword.groups()) or arg if keyword else arg)
-        return " ".join(said)
+            option = flag(*keyword.groups()) if keyword else arg
+            if option is None and strict:
+                return None
+            words.append(option or arg)
+        return " ".join(words)
+
+    def word(match) -> str:
+        if not actions:         # made at the first message that names an option
+            learn(parser or build_parser())
+        found = said(match, not whole[0])
+        if found is None and not whole[0]:      # another command's option: every command's parser
+            whole[0] = True
+            learn(build_parser())
+            found = said(match, False)
+        return found if found is not None else match.group(0)
 
     return lambda text: _NAMED_RE.sub(word, text)
 
@@ -14012,7 +14030,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print("zeroimage %s: error: -q and -v cannot be given together" % args.command, file=sys.stderr)
         return 2
     quiet, verbose = getattr(args, "quiet", False), getattr(args, "verbose", False)
-    words = _cli_words()       # every command's options: a message may name any
+    words = _cli_words(parser)     # this command's options, every command's when a message names another's
     drawn = sys.stderr.isatty() and _draws_escapes(os.environ)
     display = Display(sys.stderr, "off" if quiet else "tty" if drawn else "plain",
                       WARNING_FAILS if quiet else DEBUG if verbose else INFO, words)
