@@ -8,9 +8,10 @@ written here by hand: sorted entries, a fixed date, fixed permissions.
 
 The archive also holds zeroimage.pyc, compiled by the Python that builds it
 (an unchecked-hash .pyc: no timestamp in it). A zipapp cannot cache bytecode, so
-without it every run would compile the whole module first (about 13,000 lines: a
+without it every run would compile the whole module first (about 14,000 lines: a
 quarter of a second on a small CI machine); a Python of another version finds the
-magic number wrong and uses zeroimage.py, as before.
+magic number wrong and uses zeroimage.py, as before. It is stored, not deflated:
+inflating it took longer at every start (8 ms) than its size costs once.
 """
 
 import argparse
