@@ -55,6 +55,15 @@ class Client:
         return sh(need_tool("skopeo"), *args[:1], *self.skopeo_flags(), *args[1:])
 
 
+def open_and_token(tmp_path, pki, registry_servers):
+    """The open registry and the token one, one user logged in to both (one DOCKER_CONFIG)."""
+    a = Client(tmp_path, pki, registry_servers("open"))
+    b = Client(tmp_path, pki, registry_servers("token"))
+    b.home, b.env = a.home, a.env
+    b.login()
+    return a, b
+
+
 def run_cli_stdin(env, stdin, *args):
     return subprocess.run(cli_argv() + [str(a) for a in args], input=stdin, env=run_env(env),
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, timeout=120)

@@ -15,7 +15,7 @@ import pytest
 
 import zeroimage
 import registries
-from clients import Client, Place
+from clients import Place, open_and_token
 from imagetools import multi_platform_base
 
 D = ["sha256:" + ("%x" % i) * 64 for i in range(10)]     # ten digests: sha256:000..., sha256:111..., ...
@@ -236,11 +236,7 @@ def read_json(path):
 @pytest.fixture
 def two(tmp_path, pki, registry_servers):
     """An open registry and a token one (the mounts' pulls go into the token), one user on both."""
-    a = Client(tmp_path, pki, registry_servers("open"))
-    b = Client(tmp_path, pki, registry_servers("token"))
-    b.home, b.env = a.home, a.env
-    b.login()
-    return a, b
+    return open_and_token(tmp_path, pki, registry_servers)
 
 
 @pytest.mark.interop

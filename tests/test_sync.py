@@ -13,7 +13,7 @@ import hostile_fakes
 import registries
 import zeroimage
 from binaries import make_elf
-from clients import Client
+from clients import Client, open_and_token
 from helpers import fails, ok
 from imagetools import multi_platform_base, run_cli, sha256
 
@@ -97,12 +97,7 @@ def test_sync_within_one_registry_mounts_and_a_second_run_copies_nothing(tmp_pat
 @pytest.fixture
 def two_registries(tmp_path, pki, registry_servers):
     """The open registry and the token one, one user logged in to both (one DOCKER_CONFIG)."""
-    a = Client(tmp_path, pki, registry_servers("open"))
-    b = Client(tmp_path, pki, registry_servers("token"))
-    b.home, b.env = a.home, a.env
-    a.login()
-    b.login()
-    return a, b
+    return open_and_token(tmp_path, pki, registry_servers)
 
 
 def test_copy_all_tags_across_two_registries(tmp_path, two_registries, busybox, busybox_program):
