@@ -78,6 +78,8 @@ def _scenario(capsys, monkeypatch, top, registry, engine, repository):
     write_helper(bin_dir, os.path.join(str(top), "helper-store.json"))
     monkeypatch.setenv("PATH", bin_dir + os.pathsep + os.environ["PATH"])
     monkeypatch.setenv("SOURCE_DATE_EPOCH", EPOCH)
+    # caches of its own: the places the other scenario's blobs went would turn its uploads into mounts
+    monkeypatch.setenv("ZEROIMAGE_CACHE_DIR", os.path.join(str(top), "cache"))
     streamed = []           # the layers uploaded as they were made: GrowingFile.read_into at work
     send = zeroimage.LayerStream._send
     monkeypatch.setattr(zeroimage.LayerStream, "_send", lambda self: (send(self), streamed.append(self.file.size)))

@@ -383,7 +383,12 @@ def test_unchanged_repush_compresses_and_uploads_nothing(tmp_path, pki, registry
     monkeypatch.setattr(zeroimage, "write_layer", lambda *a, **k: compressed.append(1) or original(*a, **k))
     again = zeroimage.build(zeroimage.BuildOptions(str(busybox_program), push=target))
     assert again.digest == first.digest and compressed == [], "an unchanged layer is hashed, not compressed"
-    # a new repository lacks the blobs: the cached layer is compressed on demand, and verified
+    # a new repository of the registry: the layers are mounted from where the blob places saw them
+    mounted = zeroimage.build(zeroimage.BuildOptions(str(busybox_program), push=client.ref("cache/mounted:1")))
+    assert mounted.digest == first.digest and compressed == []
+    # a new repository that lacks the blobs, where they were seen nowhere: the cached layer is
+    # compressed on demand, and verified
+    os.unlink(str(tmp_path / "cache" / "blobs.json"))
     elsewhere = zeroimage.build(zeroimage.BuildOptions(str(busybox_program), push=client.ref("cache/other:1")))
     assert elsewhere.digest == first.digest and len(compressed) == 2
     client.ok("pull", "-o", tmp_path / "other.tar", client.ref("cache/other:1"))
