@@ -13961,6 +13961,8 @@ def _cli_words(parser: Optional[argparse.ArgumentParser] = None) -> Callable[[st
             option = action.option_strings[0]       # as --help writes it first: -o, --tzdata
             if negated or value is None or (action.nargs == 0 and value == str(action.const)):
                 return option
+            if action.nargs == 0:       # a flag that sets another value (--no-build-info, for `build_info=True`)
+                continue
             return "%s %s" % (option, value)
         return None
 

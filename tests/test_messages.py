@@ -209,3 +209,28 @@ def test_every_way_an_error_reaches_the_command_line_words_its_options(tmp_path,
     assert zeroimage.main(argv) == 2
     err = capsys.readouterr().err
     assert flag in err and "`" not in err, err
+
+
+# Where one command's parser words an option otherwise than every command's does, and why.
+OWN_WORDING = {("inspect", "`build_info`"): "inspect's own --build-info (build's is --no-build-info)"}
+
+
+def test_each_commands_parser_words_every_message_as_the_whole_parser_does():
+    """main() words messages with the running command's parser (build_parser(verb)) and learns every
+    command's only when a message names another's option: the words must come out the same, so a
+    flag of another value (build's --no-build-info for `build_info=True`) is not taken for the one meant."""
+    whole = zeroimage._cli_words()
+    named = sorted(set(match.group(0) for _, text in _message_literals()
+                       for match in zeroimage._NAMED_RE.finditer(text)
+                       if match.group(1) not in NOT_OPTIONS and "%" not in match.group(0)))
+    differ, used = [], set()
+    for verb in sorted(_flags_and_verbs()[1]):
+        for text in named:
+            said = zeroimage._cli_words(zeroimage.build_parser(verb))(text)
+            if said != whole(text):
+                used.add((verb, text))
+                if (verb, text) not in OWN_WORDING:
+                    differ.append("%s: %s is %r, not %r" % (verb, text, said, whole(text)))
+    assert not differ, "\n".join(differ)
+    assert used == set(OWN_WORDING)
+    assert zeroimage._cli_words(zeroimage.build_parser("build"))("`build_info=True`") == "--build-info"
