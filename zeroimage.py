@@ -14106,9 +14106,19 @@ def _end_now(code: int) -> None:
     to do (every file and connection closed on the way out of main, every thread joined). Python's
     own ending (its modules torn down one by one, a last garbage collection) took longer than
     anything a quick command did (30-60 ms), so it is skipped."""
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(OSError, ValueError, AttributeError):
-            stream.flush()
+    try:
+        sys.stdout.flush()
+    except (ValueError, AttributeError):        # closed or None: nothing was left to write
+        pass
+    except OSError as e:        # what was printed last is lost (a full disk): said, as an error
+        code = code or 1
+        if _pipe_closed(e):         # (its reader gone: quietly, as main() does)
+            code = 141
+        else:
+            with contextlib.suppress(OSError, ValueError, AttributeError):
+                print("zeroimage: error: standard output: %s" % outside_text(e.strerror or e, 300), file=sys.stderr)
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        sys.stderr.flush()
     for tmp in list(_UNFINISHED):       # none by now; if one were, what the finalizers at exit would remove
         _remove_quietly(tmp)
     os._exit(code)

@@ -414,3 +414,32 @@ def test_push_refuses_a_hostile_archive_before_any_network(tmp_path, prog):
     evil.size = 1
     base = b.write_tar(tmp_path / "evil.tar", [desc], extra=[(evil, b"x")])
     fails(run_cli("push", base, "127.0.0.1:1/x:1"), 1, "refusing unsafe archive member")
+
+
+class _Unwritable(io.StringIO):
+    def __init__(self, error):
+        super().__init__()
+        self.error = error
+
+    def flush(self):
+        raise self.error
+
+
+@pytest.mark.parametrize("error, code, said", [
+    (OSError(28, "No space left on device"), 1, "zeroimage: error: standard output: No space left on device\n"),
+    (BrokenPipeError(32, "Broken pipe"), 141, ""),            # its reader gone (| head): quietly, as main() says it
+    (None, 0, ""),
+])
+def test_the_program_ends_with_an_error_when_the_last_of_its_output_cannot_be_written(monkeypatch, error, code, said):
+    """_end_now ends the process without Python's own ending, whose flush of stdout said a failure (exit
+    120): what is left to write is written first, and a failure is an error, not exit 0 with the output lost."""
+    stdout, stderr, ended = _Unwritable(error) if error else io.StringIO(), io.StringIO(), []
+    monkeypatch.setattr(sys, "stdout", stdout)
+    monkeypatch.setattr(sys, "stderr", stderr)
+    monkeypatch.setattr(os, "_exit", ended.append)
+    zeroimage._end_now(0)
+    assert ended == [code] and stderr.getvalue() == said
+    if error:
+        ended.clear()
+        zeroimage._end_now(3)       # a command's own failure stays its status
+        assert ended == [3 if error.errno == 28 else 141]
