@@ -6133,16 +6133,23 @@ class Authenticator:
         # A loopback registry is asked in plain HTTP first: nothing leaves the host, and making the TLS
         # context (the CA store loaded) took longer than a whole copy within a local registry. HTTPS
         # follows when HTTP finds no registry there (a 400 from an HTTPS-only server, or an error).
+        # That first plain-HTTP question is asked once, never retried: a TLS server may answer it by
+        # hanging up (stunnel, HAProxy, an openssl s_server), which is no reason to wait 7 s of retries.
+        # When HTTPS then meets a plain-HTTP server, that one only dropped the question: asked again, with retries.
         loopback = _is_loopback(self.api_host)
         schemes = ["http", "https"] if loopback else ["https", "http"] if self.transport.insecure else ["https"]
-        errors = {}
-        for scheme in schemes:
+        errors, once = {}, "http" if loopback else None
+        while schemes:
+            scheme = schemes.pop(0)
             url = "%s://%s/v2/" % (scheme, self.api_host)
             try:
-                response = self.transport.request("GET", url)
+                response = self.transport.request("GET", url, idempotent=False if scheme == once else None)
             except (NetworkError, RegistryError) as e:
                 errors[scheme] = e
-                if scheme == schemes[-1]:
+                dropped = errors.get("http") is not None and _transient(errors["http"].__cause__)
+                if scheme == "https" and once and getattr(e, "plain_http", False) and dropped:
+                    schemes, once = ["http"], None
+                if not schemes:
                     raise self._ping_error(errors)
                 continue
             with response:

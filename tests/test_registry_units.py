@@ -582,3 +582,61 @@ def test_repository_reference_takes_no_tag_or_digest(text, ok):
     else:
         with pytest.raises(zeroimage.UsageError, match="not a repository"):
             zeroimage.repository_reference(text)
+
+
+class _SchemeServer:
+    """A loopback /v2/ on one port, in TLS and plain HTTP as ``plain`` says: "answer" (a registry in
+    plain HTTP), "400" (an HTTPS server's answer to plain HTTP, as Go's and nginx's), "hang up" (as
+    stunnel's, HAProxy's, openssl s_server's), "hang up once" (a plain-HTTP registry that drops its first
+    connection); TLS when ``pki`` (else a handshake is answered in plain HTTP). Counts the connections of each kind."""
+
+    def __init__(self, plain, pki=None):
+        import ssl
+        from registries import _PeekingServer
+        self.connections = {"plain": 0, "tls": 0}
+        outer = self
+
+        class Handler(QuietHandler):
+            def do_GET(self):
+                if not isinstance(self.connection, ssl.SSLSocket) and plain == "400":
+                    return self.reply(400, b"Client sent an HTTP request to an HTTPS server.\n")
+                self.reply(200, b"{}", [("Content-Type", "application/json")])
+
+        class Peeking(_PeekingServer):
+            def finish_request(self, request, client_address):
+                first = request.recv(1, __import__("socket").MSG_PEEK)
+                kind = "tls" if first == b"\x16" else "plain"
+                outer.connections[kind] += 1
+                if kind == "plain" and (plain == "hang up" or plain == "hang up once" and outer.connections[kind] == 1):
+                    return None         # closed unanswered (shutdown_request)
+                return super().finish_request(request, client_address)
+
+        self.httpd = Peeking(("127.0.0.1", 0), Handler)
+        if pki is not None:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(pki["cert"], pki["key"])
+            self.httpd.tls_context = context
+        self.host = "127.0.0.1:%d" % self.httpd.server_port
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05})
+        self.thread.start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join()
+
+
+@pytest.mark.parametrize("plain, tls, scheme, connections", [
+    ("answer", False, "http", {"plain": 1, "tls": 0}),           # a local plain-HTTP registry: no TLS at all
+    ("400", True, "https", {"plain": 1, "tls": 1}),              # Go's HTTPS server: 400 to plain HTTP
+    ("hang up", True, "https", {"plain": 1, "tls": 1}),          # a TLS server that hangs up: asked once, not 4 times
+    ("hang up once", False, "http", {"plain": 2, "tls": 1}),     # plain HTTP after all: asked again, with retries
+])
+def test_a_loopback_registry_is_asked_in_plain_http_once_then_https(pki, plain, tls, scheme, connections):
+    server = _SchemeServer(plain, pki if tls else None)
+    try:
+        with zeroimage.Session({"SSL_CERT_FILE": pki["ca"]}) as session:
+            assert session.registry(server.host).auth.ping() == "%s://%s" % (scheme, server.host)
+    finally:
+        server.close()
+    assert server.connections == connections
