@@ -1383,8 +1383,10 @@ class _Value:
         """A copy with ``changes`` made."""
         return type(self)(**dict(zip(self._FIELDS, self._values()), **changes))
 
-    def __eq__(self, other) -> bool:
-        return type(other) is type(self) and other._values() == self._values()
+    def __eq__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented       # the other side may know (mock.ANY), as a dataclass lets it
+        return other._values() == self._values()
 
     def __hash__(self) -> int:
         return hash((type(self).__name__,) + self._values())

@@ -710,3 +710,40 @@ def test_tar_kinds_are_tarfiles_type_flags():
     assert zeroimage._KIND_TYPES == {
         "file": tarfile.REGTYPE, "hardlink": tarfile.LNKTYPE, "symlink": tarfile.SYMTYPE, "char": tarfile.CHRTYPE,
         "block": tarfile.BLKTYPE, "dir": tarfile.DIRTYPE, "fifo": tarfile.FIFOTYPE}
+
+
+VALUES = [
+    (Reference.parse("a"), Reference("docker.io", "library/a", "latest"), Reference.parse("a:1"), "tag", "2"),
+    (Platform.parse("linux/arm/v7"), Platform("linux", "arm", "v7"), Platform("linux", "arm64"), "variant", "v6"),
+    (zeroimage.engine_image("docker-daemon:x"), zeroimage.EngineImage(Reference.parse("x")),
+     zeroimage.engine_image("docker-daemon:y"), "ref", Reference.parse("z")),
+]
+
+
+@pytest.mark.parametrize("value, same, other, field, changed", VALUES, ids=[type(v[0]).__name__ for v in VALUES])
+def test_frozen_values_behave_as_the_frozen_dataclasses_they_replaced(value, same, other, field, changed):
+    """Reference, Platform and EngineImage are _Values (dataclasses cost their import at every start):
+    a library caller keeps what a frozen dataclass gave: equality and hashing by the fields (sets, dict
+    keys), repr, replace, "%s", frozen, pickling and copying, and NotImplemented for another type."""
+    import copy
+    import pickle
+    from unittest import mock
+    assert value == same and hash(value) == hash(same) and value != other and not (value != same)
+    assert len({value, same, other}) == 2 and {value: 1}[same] == 1
+    assert repr(value).startswith(type(value).__name__ + "(") and "%s=%r" % (field, getattr(value, field)) in repr(value)
+    assert "%s" % value == str(value)
+    replaced = value.replace(**{field: changed})
+    assert getattr(replaced, field) == changed and replaced != value and getattr(value, field) != changed
+    for protocol in range(pickle.HIGHEST_PROTOCOL + 1):
+        back = pickle.loads(pickle.dumps(value, protocol))
+        assert back == value and hash(back) == hash(value) and type(back) is type(value)
+    assert copy.copy(value) == value and copy.deepcopy(value) == value
+    assert value == mock.ANY and [value] == [mock.ANY] and value != (value,) and value != str(value)
+    with pytest.raises(AttributeError):
+        setattr(value, field, changed)
+    with pytest.raises(AttributeError):
+        delattr(value, field)
+    with pytest.raises(TypeError):
+        type(value)(*(list(value._values()) + ["one too many"]))
+    with pytest.raises(TypeError):
+        type(value)(nonsense=1)
