@@ -24,7 +24,9 @@ class Client:
     def __init__(self, tmp_path, pki, server):
         self.server = server
         self.home = tmp_path / ("docker-config-" + server.mode)
+        # (the test's own cache directory: a Session given this environment alone would use ~/.cache)
         self.env = {"DOCKER_CONFIG": str(self.home), "SSL_CERT_FILE": pki["ca"],
+                    "ZEROIMAGE_CACHE_DIR": os.environ["ZEROIMAGE_CACHE_DIR"],
                     "PATH": "%s:%s" % (tmp_path, os.environ.get("PATH", "")),
                     "REGISTRY_AUTH_FILE": str(tmp_path / "no-podman-auth.json")}
         self.certs = tmp_path / "skopeo-certs"
@@ -78,6 +80,7 @@ class Place:
         self.config = tmp_path / "docker-config"
         self.config.mkdir()
         self.env = {"DOCKER_CONFIG": str(self.config), "SSL_CERT_FILE": pki["ca"],
+                    "ZEROIMAGE_CACHE_DIR": os.environ["ZEROIMAGE_CACHE_DIR"],
                     "REGISTRY_AUTH_FILE": str(tmp_path / "no-podman-auth.json")}
         if upstream.mode != "open":
             auth = base64.b64encode(b"alice:wonderland").decode()
