@@ -6137,7 +6137,8 @@ class Authenticator:
         # follows when HTTP finds no registry there (a 400 from an HTTPS-only server, or an error).
         # That first plain-HTTP question is asked once, never retried: a TLS server may answer it by
         # hanging up (stunnel, HAProxy, an openssl s_server), which is no reason to wait 7 s of retries.
-        # When HTTPS then meets a plain-HTTP server, that one only dropped the question: asked again, with retries.
+        # When HTTPS then meets a plain-HTTP server, or the answer asks to try again (503), the
+        # plain-HTTP server is asked again, with retries.
         loopback = _is_loopback(self.api_host)
         schemes = ["http", "https"] if loopback else ["https", "http"] if self.transport.insecure else ["https"]
         errors, once = {}, "http" if loopback else None
@@ -6156,6 +6157,9 @@ class Authenticator:
                 continue
             with response:
                 response.read_capped(MAX_ERROR_BODY, "the /v2/ answer")
+            if scheme == once and response.status in RETRY_STATUSES:
+                schemes, once = ["http"], None      # a plain-HTTP registry, busy: asked again, with retries
+                continue
             if scheme == "http" and response.status == 400 and (loopback or "https" in errors):
                 if "https" in errors:
                     raise errors["https"]       # an HTTPS-only server: the TLS problem is the one to report

@@ -588,18 +588,21 @@ class _SchemeServer:
     """A loopback /v2/ on one port, in TLS and plain HTTP as ``plain`` says: "answer" (a registry in
     plain HTTP), "400" (an HTTPS server's answer to plain HTTP, as Go's and nginx's), "hang up" (as
     stunnel's, HAProxy's, openssl s_server's), "hang up once" (a plain-HTTP registry that drops its first
-    connection); TLS when ``pki`` (else a handshake is answered in plain HTTP). Counts the connections of each kind."""
+    connection), "busy once" (one that answers 503 first); TLS when ``pki`` (else a handshake is answered in plain HTTP). Counts the connections of each kind."""
 
     def __init__(self, plain, pki=None):
         import ssl
         from registries import _PeekingServer
-        self.connections = {"plain": 0, "tls": 0}
+        self.connections, self.answers = {"plain": 0, "tls": 0}, 0
         outer = self
 
         class Handler(QuietHandler):
             def do_GET(self):
                 if not isinstance(self.connection, ssl.SSLSocket) and plain == "400":
                     return self.reply(400, b"Client sent an HTTP request to an HTTPS server.\n")
+                outer.answers += 1
+                if plain == "busy once" and outer.answers == 1:
+                    return self.reply(503, b"starting", [("Retry-After", "0")])
                 self.reply(200, b"{}", [("Content-Type", "application/json")])
 
         class Peeking(_PeekingServer):
@@ -631,6 +634,7 @@ class _SchemeServer:
     ("400", True, "https", {"plain": 1, "tls": 1}),              # Go's HTTPS server: 400 to plain HTTP
     ("hang up", True, "https", {"plain": 1, "tls": 1}),          # a TLS server that hangs up: asked once, not 4 times
     ("hang up once", False, "http", {"plain": 2, "tls": 1}),     # plain HTTP after all: asked again, with retries
+    ("busy once", False, "http", {"plain": 1, "tls": 0}),        # a 503: asked again (keep-alive), never in TLS
 ])
 def test_a_loopback_registry_is_asked_in_plain_http_once_then_https(pki, plain, tls, scheme, connections):
     server = _SchemeServer(plain, pki if tls else None)
