@@ -588,7 +588,8 @@ class _SchemeServer:
     """A loopback /v2/ on one port, in TLS and plain HTTP as ``plain`` says: "answer" (a registry in
     plain HTTP), "400" (an HTTPS server's answer to plain HTTP, as Go's and nginx's), "hang up" (as
     stunnel's, HAProxy's, openssl s_server's), "hang up once" (a plain-HTTP registry that drops its first
-    connection), "busy once" (one that answers 503 first); TLS when ``pki`` (else a handshake is answered in plain HTTP). Counts the connections of each kind."""
+    connection), "busy once" (one that answers 503 first); TLS when ``pki`` (else a handshake is
+    answered in plain HTTP). Counts the connections of each kind."""
 
     def __init__(self, plain, pki=None):
         import ssl

@@ -730,7 +730,8 @@ def test_frozen_values_behave_as_the_frozen_dataclasses_they_replaced(value, sam
     from unittest import mock
     assert value == same and hash(value) == hash(same) and value != other and not (value != same)
     assert len({value, same, other}) == 2 and {value: 1}[same] == 1
-    assert repr(value).startswith(type(value).__name__ + "(") and "%s=%r" % (field, getattr(value, field)) in repr(value)
+    assert repr(value).startswith(type(value).__name__ + "(")
+    assert "%s=%r" % (field, getattr(value, field)) in repr(value)
     assert "%s" % value == str(value)
     replaced = value.replace(**{field: changed})
     assert getattr(replaced, field) == changed and replaced != value and getattr(value, field) != changed
