@@ -196,6 +196,9 @@ def main():
         if not shutil.which(tool):
             raise SystemExit("bench: %s is not installed" % tool)
     workdir = tempfile.mkdtemp(prefix="zeroimage-bench-")
+    # zeroimage's caches (layers, where blobs were seen) in the bench's directory, never the user's; each
+    # timed build gets an empty one below (a new binary in CI has nothing cached)
+    os.environ["ZEROIMAGE_CACHE_DIR"] = os.path.join(workdir, "cache-shared")
     zeroimage = os.path.join(workdir, "zeroimage.pyz")
     run([sys.executable, os.path.join(ROOT, "build_zipapp.py"), "-o", zeroimage])
     binary = find_binary()
