@@ -9374,20 +9374,12 @@ class RegistrySink(Sink):
             if self.registry.blob_exists(repository, digest, [push_scope(repository)]):
                 places.seen(host, repository, digest)
                 return True
-            for place in [p for p in places.where(host, digest) if p != repository][:1]:
-                try:
-                    mounted = self.registry.mount_blob(repository, digest, place,
-                                                       [push_scope(repository), pull_scope(place)])
-                except AuthenticationError:     # no pull there for these credentials: just compress
-                    mounted = False
-                if not mounted:
-                    places.forget(host, place, digest)
-                    return False
-                places.seen(host, repository, digest)
-                self.session.display.event("mounted", "%s from %s" % (_short(digest), place), size)
-                self.mounted.add(digest)
-                return True
-            return False
+            place = next((p for p in places.where(host, digest) if p != repository), None)
+            if place is None or not _mount(self.session, self.registry, repository, digest, size, place,
+                                           [push_scope(repository), pull_scope(place)], remembered=True):
+                return False
+            self.mounted.add(digest)
+            return True
         except CancelledError:
             raise
         except ZeroImageError:      # the push will say what is wrong; here, just compress
@@ -9710,6 +9702,22 @@ def push_referrer(session: "Session", registry: Registry, repository: str, artif
     return "referrers tag %s" % tag
 
 
+def _mount(session: "Session", registry: Registry, repository: str, digest: str, size: int, source: str,
+           scopes: Sequence[str], remembered: bool) -> bool:
+    """Mount ``digest`` from ``source`` into ``repository`` of ``registry``: said as an event and noted in
+    the session's ``blob_places``. A ``remembered`` source (one the places named, not where the blob
+    was read) that gives no mount is forgotten there."""
+    places, host = session.blob_places, registry.host
+    if registry.mount_blob(repository, digest, source, scopes):
+        places.seen(host, repository, digest)
+        session.display.event("mounted", "%s from %s" % (_short(digest), source), size)
+        return True
+    if remembered:
+        session.display.debug("%s was not to be mounted from %s, where it was seen", _short(digest), source)
+        places.forget(host, source, digest)
+    return False
+
+
 def _push_blob(session: "Session", registry: Registry, repository: str, blob: Blob, scopes: Sequence[str],
                mount: bool, remembered: Optional[Dict[str, str]] = None) -> str:
     display, places, host = session.display, session.blob_places, registry.host
@@ -9720,15 +9728,9 @@ def _push_blob(session: "Session", registry: Registry, repository: str, blob: Bl
     places.forget(host, repository, blob.digest)
     same = blob.source[1] if blob.source and blob.source[0] == host and blob.source[1] != repository else None
     source = same or (remembered or {}).get(blob.digest)
-    if mount and source is not None and source != repository:
-        if registry.mount_blob(repository, blob.digest, source, scopes):
-            places.seen(host, repository, blob.digest)
-            display.event("mounted", "%s from %s" % (_short(blob.digest), source), blob.size)
-            return "mounted"
-        if same is None:
-            display.debug("%s was not to be mounted from %s, where it was seen: uploading it", _short(blob.digest),
-                          source)
-            places.forget(host, source, blob.digest)
+    if mount and source is not None and source != repository and \
+            _mount(session, registry, repository, blob.digest, blob.size, source, scopes, remembered=same is None):
+        return "mounted"
     task = display.task("uploading", _short(blob.digest), blob.size)
     metered = blob._replace(open=lambda: _Metered(blob.open(), task.restart(), session.cancelled))
     registry.upload_blob(repository, metered, scopes)

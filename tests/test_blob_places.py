@@ -239,15 +239,21 @@ def two(tmp_path, pki, registry_servers):
     return open_and_token(tmp_path, pki, registry_servers)
 
 
-@pytest.mark.interop
-def test_a_second_copy_to_another_repository_mounts_every_blob(tmp_path, two, busybox):
+def copied_once(tmp_path, two, busybox, source, destination):
+    """The two-platform image pushed to ``source`` of the open registry and copied (-v) from there to
+    ``destination`` of the token one: (a, b, its top descriptor, that copy, the path of blobs.json)."""
     a, b = two
     archive, _, _, _, top = multi_platform_base(tmp_path, busybox)
-    a.ok("push", archive, a.ref("places/src:1"))
-    first = a.ok("copy", "-v", a.ref("places/src:1"), b.ref("places/x:1"))
+    a.ok("push", archive, a.ref(source))
+    first = a.ok("copy", "-v", a.ref(source), b.ref(destination))
+    return a, b, top, first, os.path.join(os.environ["ZEROIMAGE_CACHE_DIR"], "blobs.json")
+
+
+@pytest.mark.interop
+def test_a_second_copy_to_another_repository_mounts_every_blob(tmp_path, two, busybox):
+    a, b, top, first, cache = copied_once(tmp_path, two, busybox, "places/src:1", "places/x:1")
     uploaded, mounted, _ = blob_counts(first)
     assert uploaded >= 4 and mounted == 0
-    cache = os.path.join(os.environ["ZEROIMAGE_CACHE_DIR"], "blobs.json")
     assert stat.S_IMODE(os.stat(cache).st_mode) == 0o600
     again = a.ok("copy", "-v", a.ref("places/src:1"), b.ref("places/y:1"))       # a new process
     assert blob_counts(again) == (0, uploaded, 0), again.stderr
@@ -263,12 +269,8 @@ def test_a_second_copy_to_another_repository_mounts_every_blob(tmp_path, two, bu
 
 @pytest.mark.interop
 def test_a_stale_place_falls_back_to_the_upload_and_is_forgotten(tmp_path, two, busybox):
-    a, b = two
-    archive, _, _, _, top = multi_platform_base(tmp_path, busybox)
-    a.ok("push", archive, a.ref("places/stale:1"))
-    first = a.ok("copy", "-v", a.ref("places/stale:1"), b.ref("places/one:1"))
+    a, b, top, first, cache = copied_once(tmp_path, two, busybox, "places/stale:1", "places/one:1")
     uploaded = blob_counts(first)[0]
-    cache = os.path.join(os.environ["ZEROIMAGE_CACHE_DIR"], "blobs.json")
     value = read_json(cache)
     places = value["registries"][b.server.host]
     assert set(r for rs in places.values() for r in rs) == {"places/one"}
@@ -287,13 +289,9 @@ def test_a_stale_place_falls_back_to_the_upload_and_is_forgotten(tmp_path, two, 
 @pytest.mark.interop
 @pytest.mark.parametrize("damage", ["garbage", "a directory", "wrong types"])
 def test_a_damaged_file_changes_nothing_but_the_mounts(tmp_path, two, busybox, damage):
-    a, b = two
-    archive, _, _, _, top = multi_platform_base(tmp_path, busybox)
-    a.ok("push", archive, a.ref("places/damaged:1"))
     name = "places/" + damage.replace(" ", "-")
-    first = a.ok("copy", "-v", a.ref("places/damaged:1"), b.ref(name + "-1:1"))
+    a, b, top, first, cache = copied_once(tmp_path, two, busybox, "places/damaged:1", name + "-1:1")
     uploaded = blob_counts(first)[0]
-    cache = os.path.join(os.environ["ZEROIMAGE_CACHE_DIR"], "blobs.json")
     os.unlink(cache)
     if damage == "a directory":
         os.mkdir(cache)
@@ -343,3 +341,24 @@ def test_the_same_program_pushed_to_a_second_repository_is_mounted_not_compresse
     assert re.search(r"mounted sha256:\w+ from places/build-a", again.stderr), again.stderr
     assert re.search(r"mounted 2\b", again.stderr.splitlines()[-1]), again.stderr      # the layer and the config
     assert again.stdout.strip().rsplit("@", 1)[1] == first.stdout.strip().rsplit("@", 1)[1]
+
+
+def test_present_mounts_from_the_place_it_knows_and_forgets_one_that_refuses(tmp_path, monkeypatch):
+    """RegistrySink.present (the layer cache's question before compressing): a layer absent from the
+    repository is mounted from the repository the places name, else compressed, and a place that
+    gives no mount is forgotten (no network here: the registry's answers are stood in for)."""
+    digest = "sha256:" + "a" * 64
+    with zeroimage.Session({"ZEROIMAGE_CACHE_DIR": str(tmp_path)}) as session:
+        sink = zeroimage.RegistrySink(session, zeroimage.Reference.parse("registry.example/app:1"))
+        places = session.blob_places
+        places.seen("registry.example", "other", digest)
+        monkeypatch.setattr(sink.registry, "blob_exists", lambda *args: False)
+        asked = []
+        monkeypatch.setattr(sink.registry, "mount_blob", lambda *args: asked.append(args[:3]) or True)
+        assert sink.present(digest, 10) and sink.mounted == {digest}
+        assert asked == [("app", digest, "other")] and places.where("registry.example", digest)[0] == "app"
+        places.forget("registry.example", "app", digest)
+        monkeypatch.setattr(sink.registry, "mount_blob", lambda *args: False)
+        assert not sink.present(digest, 10)
+        assert places.where("registry.example", digest) == []       # forgotten: the next push asks no more
+        assert not sink.present(digest, 10)                         # nowhere known: compressed
