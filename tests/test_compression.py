@@ -25,6 +25,7 @@ import pytest
 
 import zeroimage
 from conftest import need_tool
+from helpers import EPOCH
 from hostile_fakes import tiny_elf
 from imagetools import (OCI, DOCKER, DockerSaveBuilder, LayoutBuilder, image_of, layer_members, read_archive, ref,
                         sha256, zstd_frame)
@@ -371,7 +372,8 @@ def test_compression_zstd_without_zstd_is_a_usage_error(tmp_path, capsys, no_zst
     assert not (tmp_path / "o.tar").exists()
 
 
-def test_compression_zstd_writes_oci_zstd_layers(tmp_path, capsys, zstd_module):
+def test_compression_zstd_writes_oci_zstd_layers(tmp_path, capsys, zstd_module, monkeypatch):
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", EPOCH["SOURCE_DATE_EPOCH"])    # two builds compared: not "now" twice
     program, out = _program(tmp_path), tmp_path / "out.tar"
     docker_base = _base(tmp_path, family=DOCKER, name="docker.tar")
     assert run(capsys, "build", "-q", "--compression", "zstd", "--from-archive", docker_base, "-o", out, program)[0] == 0
