@@ -12771,6 +12771,18 @@ class _Parser(argparse.ArgumentParser):
                 words.append(self._get_formatter()._format_args(action, action.dest.upper()))
         return "usage: %s [options] %s (see '%s --help')" % (self.prog, " ".join(words), self.prog)
 
+    def _print_message(self, message, file=None):
+        """As argparse's, but a failed write of --help or --version to stdout (a full disk) is raised
+        for main() to say: argparse dropped it, and the command exited 0 having printed nothing. A
+        failed write to stderr stays quiet, there being nowhere to say it."""
+        file = file or sys.stderr
+        if file is not sys.stdout:
+            return super()._print_message(message, file)
+        if message:
+            file.write(message)
+            file.flush()
+        return None
+
     def error(self, message: str):
         self.exit(2, "%s\n%s: error: %s\n" % (self.short_usage(), self.prog, outside_text(_cli_words()(message), 4000)))
 
@@ -14039,6 +14051,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as e:         # --help, --version and usage errors
         return e.code if isinstance(e.code, int) else 2
+    except OSError as e:            # --help or --version could not be written (_Parser._print_message)
+        return _stdout_lost(e)
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return 2
@@ -14065,8 +14079,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return code
     except BaseException as e:      # noqa: B902 -- sorted out below; anything else goes on up
         if _pipe_closed(e):         # stdout's reader went away (| head): stop quietly, as cat does
-            with contextlib.suppress(OSError):
-                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            _stdout_to_devnull()
             return 141
         signum = _stop_signal(e)
         if signum is None and stops is not None:
@@ -14116,6 +14129,28 @@ def _run_program() -> int:
     _end_now(code)
 
 
+def _stdout_to_devnull() -> None:
+    """Point stdout's descriptor at /dev/null, once what was printed cannot be written: Python's own
+    last flush then has nowhere to fail."""
+    with contextlib.suppress(OSError, ValueError):
+        null = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(null, sys.stdout.fileno())
+        finally:
+            os.close(null)
+
+
+def _stdout_lost(error: OSError, code: int = 0) -> int:
+    """The exit status once what was printed could not be written to stdout: 141 when its reader went
+    away (quietly, as cat), else ``code`` or 1, said in one line. Nothing more is written to it."""
+    _stdout_to_devnull()
+    if _pipe_closed(error):
+        return 141
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        print("zeroimage: error: standard output: %s" % outside_text(error.strerror or error, 300), file=sys.stderr)
+    return code or 1
+
+
 def _end_now(code: int) -> None:
     """End the process with ``code`` once main() is done: what it printed flushed, nothing else left
     to do (every file and connection closed on the way out of main, every thread joined). Python's
@@ -14126,12 +14161,7 @@ def _end_now(code: int) -> None:
     except (ValueError, AttributeError):        # closed or None: nothing was left to write
         pass
     except OSError as e:        # what was printed last is lost (a full disk): said, as an error
-        code = code or 1
-        if _pipe_closed(e):         # (its reader gone: quietly, as main() does)
-            code = 141
-        else:
-            with contextlib.suppress(OSError, ValueError, AttributeError):
-                print("zeroimage: error: standard output: %s" % outside_text(e.strerror or e, 300), file=sys.stderr)
+        code = _stdout_lost(e, code)
     with contextlib.suppress(OSError, ValueError, AttributeError):
         sys.stderr.flush()
     for tmp in list(_UNFINISHED):       # none by now; if one were, what the finalizers at exit would remove

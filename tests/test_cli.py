@@ -443,3 +443,20 @@ def test_the_program_ends_with_an_error_when_the_last_of_its_output_cannot_be_wr
         ended.clear()
         zeroimage._end_now(3)       # a command's own failure stays its status
         assert ended == [3 if error.errno == 28 else 141]
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full here")
+@pytest.mark.parametrize("args", [["--version"], ["--help"], ["build", "--help"], ["digest", "--help"],
+                                  ["digest", "IMAGE"], ["inspect", "--json", "IMAGE"], ["build", "-o", "-", "PROGRAM"]])
+def test_what_cannot_be_written_to_stdout_is_an_error(tmp_path, prog, args):
+    """stdout onto a full disk (/dev/full): exit 1 and one line, for --help and --version too (argparse
+    dropped their failed write: exit 0, nothing printed), and nothing else said of it."""
+    image = tmp_path / "image.tar"
+    ok(run_cli("build", "-q", "--from", "scratch", "-o", image, prog))
+    words = [str({"IMAGE": image, "PROGRAM": prog}.get(a, a)) for a in args]
+    from imagetools import cli_argv
+    with open("/dev/full", "w") as full:
+        r = subprocess.run(cli_argv() + ["-q"] * (args[0] != "--version") + words, stdout=full, stderr=subprocess.PIPE,
+                           universal_newlines=True, timeout=60)
+    assert r.returncode == 1 and len(r.stderr.splitlines()) == 1, r.stderr
+    assert r.stderr.startswith("zeroimage: error: ") and "No space left on device" in r.stderr, r.stderr
