@@ -6812,17 +6812,18 @@ class Registry:
         index_manifests(index, "the referrers tag %s" % referrers_tag(digest))
         return index
 
-    def head_digest(self, repository: str, reference: str) -> str:
+    def head_digest(self, repository: str, reference: str, scopes: Optional[Sequence[str]] = None) -> str:
         """The digest of the manifest a reference names, as the registry serves it: a digest reference
         itself once a HEAD found it there; a tag's, the ``Docker-Content-Digest`` a HEAD answers with
         (not verified: nothing was read). Where HEAD is refused or answers without a usable digest
         (missing, or not ALGORITHM:HEX), the manifest is read (GET, capped, verified) and hashed, and
-        GET is used from then on. NotFoundError when there is no such manifest."""
+        GET is used from then on. NotFoundError when there is no such manifest. ``scopes``: those of
+        the token to ask with (a pusher's: no token for the pull alone); the pull by default."""
         path = "/v2/%s/manifests/%s" % (repository, reference)
+        scopes = [pull_scope(repository)] if scopes is None else scopes
         if "manifest digest" not in self.head_refused:
             try:
-                response = self._head("manifest", path, [pull_scope(repository)],
-                                      {"Accept": ", ".join(MANIFEST_ACCEPT)})
+                response = self._head("manifest", path, scopes, {"Accept": ", ".join(MANIFEST_ACCEPT)})
             except NotFoundError as e:      # a HEAD answer has no body to say what is missing
                 raise NotFoundError(e.status, e.method, e.url, e.detail or "no such tag, digest or repository") from e
             if response is not None:
@@ -9312,13 +9313,18 @@ class EngineSink(Sink):
 PUSH_CHECK_TIMEOUT = 10.0       # seconds the check before a push waits for its upload session to be cancelled
 
 
+_UNASKED = object()     # RegistrySink's ``there`` before the tag was asked for
+
+
 class RegistrySink(Sink):
     """A repository: every blob made present (skipped when there, mounted from another repository of
     the registry, or uploaded, several at once), then the manifests, children first; the top one by
-    the reference's tag."""
+    the reference's tag. When the tag names that digest already, nothing of it is written."""
 
-    def __init__(self, session: "Session", ref: Reference, keep_family: bool = False, can_convert: bool = True):
+    def __init__(self, session: "Session", ref: Reference, keep_family: bool = False, can_convert: bool = True,
+                 there=_UNASKED):
         self.session, self.ref = session, ref
+        self.there = there                  # the digest the tag names, when the caller asked it (None: none)
         self.registry = session.registry(ref.registry)
         self.keep_family = keep_family      # the media types were asked for: no Docker fallback
         self.can_convert = can_convert      # the command has --media-types (copy has not)
@@ -9397,13 +9403,36 @@ class RegistrySink(Sink):
         scopes = [push_scope(repository)] + [pull_scope(s) for s in sources]   # one token, for mounts too
         with registry_errors("push", self.ref, self.registry):
             streamed = self._streamed()
-            scopes = self._push_blobs(blobs, scopes, sources, streamed)
-            self.top = self._put_tree(top, scopes)
+            if self._names_already(top, scopes[:1]):
+                self.session.display.info("%s names %s already: nothing sent", self.ref.familiar(),
+                                          _short(top.digest))
+                self.top = top
+            else:
+                scopes = self._push_blobs(blobs, scopes, sources, streamed)
+                self.top = self._put_tree(top, scopes)
             if attachments:     # on the images as pushed (Docker's encoding has other digests)
                 self._attach([(pushed, artifact) for node, pushed in zip(referable(top), referable(self.top))
                               for artifact in artifacts_for(pushed, {pushed.digest: attachments.get(node.digest, ())})],
                              scopes[:1])
         return self.top.digest
+
+    def _names_already(self, top: Union[Image, ImageIndex], scopes: List[str]) -> bool:
+        """Whether the tag names ``top`` already (an unchanged re-push, a copy made again): then its blobs
+        and manifests are not asked for, one by one, and nothing is put (sync's "already there"). One
+        HEAD, with the push's token; one that fails is no answer (the push goes on, and says what fails)."""
+        there = self.there
+        if there is _UNASKED and self.ref.tag:
+            try:
+                there = self.registry.head_digest(self.ref.repository, self.ref.tag, scopes)
+            except CancelledError:
+                raise
+            except NotFoundError:
+                there = None
+            except ZeroImageError as e:
+                self.session.display.debug("%s: what its tag names could not be asked (%s); pushing",
+                                           self.ref.familiar(), e)
+                there = None
+        return there == top.digest
 
     def _push_blobs(self, blobs: List[Blob], scopes: List[str], sources: List[str], streamed: set) -> List[str]:
         """Every blob made present (``push_blobs``), mounted from the same-registry ``sources`` and from
@@ -11247,7 +11276,7 @@ def _sync_tag(session: Session, src: Reference, dst: Reference, referrers: bool)
         read = _read_registry(session, src, None)
         with registry_errors("pull", src, session.registry(src.registry)):
             attachments = read_referrers(session, read, str(src)) if referrers else None
-        saved = _deliver(RegistrySink(session, dst, can_convert=False), read, attachments=attachments)
+        saved = _deliver(RegistrySink(session, dst, can_convert=False, there=there), read, attachments=attachments)
     except CancelledError:
         raise
     except ZeroImageError as e:

@@ -247,6 +247,13 @@ def test_copy_within_one_registry_mounts_and_uploads_nothing(client, busybox_pro
     # by digest, to another tag in the same repository: nothing moves at all
     same = client.ok("copy", "-v", src, client.ref("copy/one/src:again"))
     assert blob_counts(same) == (0, 0, 3) and same.stdout.strip().endswith("@" + digest)
+    # the same copy again: the tag names that digest already, so nothing is asked of its blobs, nothing put
+    repeated = client.ok("copy", "-v", client.ref("copy/one/src:1"), client.ref("copy/one/dst:1"))
+    assert repeated.stdout == r.stdout
+    assert "copy/one/dst:1 names %s already: nothing sent" % digest[:19] in repeated.stderr, repeated.stderr
+    sent = [line for line in repeated.stderr.splitlines() if " -> " in line and "/copy/one/dst/" in line]
+    assert [line.split()[1] for line in sent if "/manifests/" in line] == ["HEAD"], sent
+    assert not any("/blobs/sha256:" in line for line in sent), sent
 
 
 def test_a_user_who_may_push_only_to_their_repositories(tmp_path, pki, registry_servers, busybox_program):
