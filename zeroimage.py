@@ -24,6 +24,12 @@ The module reads top to bottom like a book: each section (``# ---- Name ----``) 
 what stands above it, and the command line comes last (tests/test_module_map.py checks
 both this order and this map).
 
+Every command pays for the start (``--help`` within 2x ``python3 -c pass``; bench/README.md): the
+top imports what every command needs; a module only some commands use is a ``_LazyModule``
+(imported on first use), a regular expression a ``_Pattern`` (compiled on first use), a value
+type a ``_Value`` (not dataclasses, which import inspect and ast); ``build_parser(verb)`` defines
+only the running command's options; and once main() returns, the process ends (``_end_now``).
+
 Foundations
   Constants                media types and their families, annotation keys, Docker Hub, caps
   Text for messages        the one cleaner of outside text (``outside_text``), URL redaction
