@@ -9409,7 +9409,7 @@ class RegistrySink(Sink):
         scopes = [push_scope(repository)] + [pull_scope(s) for s in sources]   # one token, for mounts too
         with registry_errors("push", self.ref, self.registry):
             streamed = self._streamed()
-            if self._names_already(top, scopes[:1]):
+            if not streamed and self._names_already(top, scopes[:1]):      # (a layer just sent: a new image)
                 self.session.display.info("%s names %s already: nothing sent", self.ref.familiar(),
                                           _short(top.digest))
                 self.top = top
