@@ -14058,6 +14058,35 @@ def _error_line(error: ZeroImageError, words: Optional[Callable[[str], str]] = N
     return outside_text((words or _cli_words())("%s%s" % (error, "; " + advice if advice else "")), 4000)
 
 
+class _Stdout:
+    """sys.stdout while a command runs: what it fails to write there (a full disk), text or an archive
+    (its ``buffer``), is marked as standard output's, for main() to say so ("standard output: No space
+    left on device"), as it says a file's name; anything else is the stream's own."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def __getattr__(self, name: str):
+        value = getattr(self._stream, name)
+        return _Stdout(value) if name == "buffer" else value
+
+    def _marked(self, method: str, *args):
+        try:
+            return getattr(self._stream, method)(*args)
+        except OSError as e:
+            e.zeroimage_stdout = True
+            raise
+
+    def write(self, data):
+        return self._marked("write", data)
+
+    def writelines(self, lines) -> None:
+        return self._marked("writelines", lines)
+
+    def flush(self) -> None:
+        return self._marked("flush")
+
+
 def _draws_escapes(environ) -> bool:
     """Whether a terminal on stderr draws the escapes that redraw progress lines: everywhere but a
     Windows console that did not ask for them (Windows Terminal, mintty, VS Code, ConEmu say so)."""
@@ -14097,6 +14126,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     debug = os.environ.get("ZEROIMAGE_DEBUG") == "1"
     session = Session(insecure=getattr(args, "insecure", False), display=display)
     stops = _StopSignals(session) if threading.current_thread() is threading.main_thread() else None
+    stdout = sys.stdout
+    if stops is not None:       # (the process's stdout: the main thread's to change)
+        sys.stdout = _Stdout(stdout)
     try:
         with session:
             code = args.func(args, session)
@@ -14122,6 +14154,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             print("zeroimage: error: %s%s" % (_error_line(e, words), " " + outside_text(hint, 4000) if hint else ""),
                   file=sys.stderr)
             return e.exit_code
+        if isinstance(e, OSError) and getattr(e, "zeroimage_stdout", False) and not debug:
+            return _stdout_lost(e)      # (a full disk: said as --help's is, and as _end_now's)
         if isinstance(e, OSError) and not debug:
             where = " (%s)" % e.filename if e.filename else ""
             print("zeroimage: error: %s" % outside_text("%s%s" % (e.strerror or e, where), 4000),
@@ -14129,6 +14163,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return 1
         raise
     finally:
+        if stops is not None:
+            sys.stdout = stdout
         display.close()
         if stops is not None:
             stops.close()
