@@ -6653,14 +6653,16 @@ class Registry:
             self._manifests.setdefault((repository, found[2]), found)     # a tag's manifest, by digest too
             return self._manifests.setdefault(key, found)
 
-    def _manifest_answer(self, repository: str, reference: str) -> Tuple[bytes, Response]:
+    def _manifest_answer(self, repository: str, reference: str,
+                         scopes: Optional[Sequence[str]] = None) -> Tuple[bytes, Response]:
         """GET a manifest: its bytes (capped) and the answer, verified against the digest it was asked
-        by (any registered algorithm) and the digest the answer names."""
+        by (any registered algorithm) and the digest the answer names. ``scopes``: as ``head_digest``'s."""
         by_digest = ":" in reference
         what = "manifest %s/%s%s%s" % (self.host, repository, "@" if by_digest else ":", reference)
         if by_digest:
             parse_digest(reference)     # an algorithm zeroimage cannot verify is refused before asking
-        with self.request("GET", "/v2/%s/manifests/%s" % (repository, reference), [pull_scope(repository)],
+        with self.request("GET", "/v2/%s/manifests/%s" % (repository, reference),
+                          [pull_scope(repository)] if scopes is None else scopes,
                           {"Accept": ", ".join(MANIFEST_ACCEPT)}) as response:
             data = response.read_capped(MAX_JSON_SIZE, "manifest %s" % reference)
         if by_digest:
@@ -6670,10 +6672,11 @@ class Registry:
             verify_bytes(data, answered.strip(), what)
         return data, response
 
-    def _fetch_manifest(self, repository: str, reference: str) -> Tuple[bytes, str, str]:
+    def _fetch_manifest(self, repository: str, reference: str,
+                        scopes: Optional[Sequence[str]] = None) -> Tuple[bytes, str, str]:
         by_digest = ":" in reference
         named = "%s/%s%s%s" % (self.host, repository, "@" if by_digest else ":", reference)
-        data, response = self._manifest_answer(repository, reference)
+        data, response = self._manifest_answer(repository, reference, scopes)
         media_type = (response.headers.get("Content-Type") or "").split(";")[0].strip()
         parsed = json_object(data, "manifest " + named)
         url = _redact_url(response.url)
@@ -6797,11 +6800,12 @@ class Registry:
         return self.pages("/v2/%s/referrers/%s" % (repository, digest), [pull_scope(repository)], "the referrers list",
                           page, {"Accept": OCI_INDEX}, ok=(200,) + _NO_REFERRERS_API, max_items=MAX_REFERRERS)
 
-    def referrers_index(self, repository: str, digest: str) -> Optional[dict]:
+    def referrers_index(self, repository: str, digest: str, scopes: Optional[Sequence[str]] = None) -> Optional[dict]:
         """The index the referrers tag schema keeps for ``digest`` (read anew, never from the cache:
-        it is about to be changed), or None when there is no such tag."""
+        it is about to be changed), or None when there is no such tag. ``scopes``: as ``head_digest``'s
+        (a pusher about to change it reads it with the push's token)."""
         try:
-            data, media_type, _ = self._fetch_manifest(repository, referrers_tag(digest))
+            data, media_type, _ = self._fetch_manifest(repository, referrers_tag(digest), scopes)
         except NotFoundError:
             return None
         if media_type != OCI_INDEX:
@@ -6833,7 +6837,7 @@ class Registry:
                 if is_digest(answered):
                     return answered
                 self._refuse_head("manifest digest", "gives no usable Docker-Content-Digest in its HEAD answers")
-        data, _ = self._manifest_answer(repository, reference)
+        data, _ = self._manifest_answer(repository, reference, scopes)     # (the same token as the HEAD's)
         return reference if ":" in reference else sha256_digest(data)
 
     def delete_manifest(self, repository: str, digest: str) -> None:
@@ -9722,7 +9726,7 @@ def push_referrer(session: "Session", registry: Registry, repository: str, artif
     if registry.put_referrer(repository, data, scopes):
         return "referrers API"
     subject, tag = artifact.manifest["subject"]["digest"], referrers_tag(artifact.manifest["subject"]["digest"])
-    index = registry.referrers_index(repository, subject) or make_index(OCI_FAMILY, [])
+    index = registry.referrers_index(repository, subject, scopes) or make_index(OCI_FAMILY, [])
     # listed once, last: the list's order says which was attached last (an SBOM pushed again moves)
     listed = [d for d in index["manifests"] if d.get("digest") != artifact.digest] + [
         referrer_descriptor(artifact.manifest, artifact.digest, len(data))]
@@ -11264,8 +11268,8 @@ def _sync_tag(session: Session, src: Reference, dst: Reference, referrers: bool)
     try:
         target = session.registry(dst.registry)
         with registry_errors("push", dst, target):
-            try:
-                there = target.head_digest(dst.repository, tag)
+            try:        # with the push's token (the sink's there=): none asked for the pull alone
+                there = target.head_digest(dst.repository, tag, [push_scope(dst.repository)])
             except NotFoundError:
                 there = None
         if there is not None:
