@@ -9407,9 +9407,9 @@ class RegistrySink(Sink):
         scopes = [push_scope(repository)] + [pull_scope(s) for s in sources]   # one token, for mounts too
         with registry_errors("push", self.ref, self.registry):
             streamed = self._streamed()
-            if self._names_already(top, scopes[:1]):
-                self.session.display.info("%s names %s already: nothing sent", self.ref.familiar(),
-                                          _short(top.digest))
+            if self._names_already(top, scopes[:1]):     # (a layer may have gone up as it was made)
+                self.session.display.info("%s names %s already: nothing %ssent", self.ref.familiar(),
+                                          _short(top.digest), "more " if streamed else "")
                 self.top = top
             else:
                 scopes = self._push_blobs(blobs, scopes, sources, streamed)

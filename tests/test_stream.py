@@ -137,3 +137,19 @@ def test_an_unchanged_repush_opens_no_upload(quirk, tmp_path, pki, registry_serv
     assert sent == ["POST", "DELETE"], sent       # the check's session; the tag names the image already: no PUT
     assert "names %s already: nothing sent" % first.stdout.strip().rsplit("@", 1)[1][:19] in again.stderr
     assert "compressed" not in again.stderr.splitlines()[-1]
+
+
+def test_a_rebuild_whose_layer_went_up_as_it_was_made_says_so(tmp_path, pki, registry_servers, program):
+    """Without the layer cache (another machine, a cleared cache) an unchanged rebuild sends its layer as
+    it is made, before the tag can be asked for what it names (the digest is not known yet): then the
+    tag names the image already, and the rest is not sent; "nothing sent" would be untrue."""
+    client = Client(tmp_path, pki, registry_servers("open"))
+    client.env.update(EPOCH)
+    ref = client.ref("stream/again:1")
+    first = client.ok("build", "--from", "scratch", "--push", ref, program)
+    client.env.update(ZEROIMAGE_CACHE_DIR=str(tmp_path / "empty-cache"))
+    again = client.ok("build", "-v", "--from", "scratch", "--push", ref, program)
+    assert again.stdout == first.stdout
+    assert any(line.startswith("zeroimage: PATCH ") for line in again.stderr.splitlines()), again.stderr
+    assert "names %s already: nothing more sent" % pushed_digest(first)[:19] in again.stderr, again.stderr
+    assert not [line for line in again.stderr.splitlines() if line.startswith("zeroimage: PUT ") and "/manifests/" in line]
