@@ -6659,14 +6659,16 @@ class Registry:
             self._manifests.setdefault((repository, found[2]), found)     # a tag's manifest, by digest too
             return self._manifests.setdefault(key, found)
 
-    def _manifest_answer(self, repository: str, reference: str) -> Tuple[bytes, Response]:
+    def _manifest_answer(self, repository: str, reference: str,
+                         scopes: Optional[Sequence[str]] = None) -> Tuple[bytes, Response]:
         """GET a manifest: its bytes (capped) and the answer, verified against the digest it was asked
-        by (any registered algorithm) and the digest the answer names."""
+        by (any registered algorithm) and the digest the answer names. ``scopes``: as ``head_digest``'s."""
         by_digest = ":" in reference
         what = "manifest %s/%s%s%s" % (self.host, repository, "@" if by_digest else ":", reference)
         if by_digest:
             parse_digest(reference)     # an algorithm zeroimage cannot verify is refused before asking
-        with self.request("GET", "/v2/%s/manifests/%s" % (repository, reference), [pull_scope(repository)],
+        with self.request("GET", "/v2/%s/manifests/%s" % (repository, reference),
+                          [pull_scope(repository)] if scopes is None else scopes,
                           {"Accept": ", ".join(MANIFEST_ACCEPT)}) as response:
             data = response.read_capped(MAX_JSON_SIZE, "manifest %s" % reference)
         if by_digest:
@@ -6676,10 +6678,11 @@ class Registry:
             verify_bytes(data, answered.strip(), what)
         return data, response
 
-    def _fetch_manifest(self, repository: str, reference: str) -> Tuple[bytes, str, str]:
+    def _fetch_manifest(self, repository: str, reference: str,
+                        scopes: Optional[Sequence[str]] = None) -> Tuple[bytes, str, str]:
         by_digest = ":" in reference
         named = "%s/%s%s%s" % (self.host, repository, "@" if by_digest else ":", reference)
-        data, response = self._manifest_answer(repository, reference)
+        data, response = self._manifest_answer(repository, reference, scopes)
         media_type = (response.headers.get("Content-Type") or "").split(";")[0].strip()
         parsed = json_object(data, "manifest " + named)
         url = _redact_url(response.url)
@@ -6803,11 +6806,12 @@ class Registry:
         return self.pages("/v2/%s/referrers/%s" % (repository, digest), [pull_scope(repository)], "the referrers list",
                           page, {"Accept": OCI_INDEX}, ok=(200,) + _NO_REFERRERS_API, max_items=MAX_REFERRERS)
 
-    def referrers_index(self, repository: str, digest: str) -> Optional[dict]:
+    def referrers_index(self, repository: str, digest: str, scopes: Optional[Sequence[str]] = None) -> Optional[dict]:
         """The index the referrers tag schema keeps for ``digest`` (read anew, never from the cache:
-        it is about to be changed), or None when there is no such tag."""
+        it is about to be changed), or None when there is no such tag. ``scopes``: as ``head_digest``'s
+        (a pusher about to change it reads it with the push's token)."""
         try:
-            data, media_type, _ = self._fetch_manifest(repository, referrers_tag(digest))
+            data, media_type, _ = self._fetch_manifest(repository, referrers_tag(digest), scopes)
         except NotFoundError:
             return None
         if media_type != OCI_INDEX:
@@ -6839,7 +6843,7 @@ class Registry:
                 if is_digest(answered):
                     return answered
                 self._refuse_head("manifest digest", "gives no usable Docker-Content-Digest in its HEAD answers")
-        data, _ = self._manifest_answer(repository, reference)
+        data, _ = self._manifest_answer(repository, reference, scopes)     # (the same token as the HEAD's)
         return reference if ":" in reference else sha256_digest(data)
 
     def delete_manifest(self, repository: str, digest: str) -> None:
@@ -9728,7 +9732,7 @@ def push_referrer(session: "Session", registry: Registry, repository: str, artif
     if registry.put_referrer(repository, data, scopes):
         return "referrers API"
     subject, tag = artifact.manifest["subject"]["digest"], referrers_tag(artifact.manifest["subject"]["digest"])
-    index = registry.referrers_index(repository, subject) or make_index(OCI_FAMILY, [])
+    index = registry.referrers_index(repository, subject, scopes) or make_index(OCI_FAMILY, [])
     # listed once, last: the list's order says which was attached last (an SBOM pushed again moves)
     listed = [d for d in index["manifests"] if d.get("digest") != artifact.digest] + [
         referrer_descriptor(artifact.manifest, artifact.digest, len(data))]
@@ -11270,8 +11274,8 @@ def _sync_tag(session: Session, src: Reference, dst: Reference, referrers: bool)
     try:
         target = session.registry(dst.registry)
         with registry_errors("push", dst, target):
-            try:
-                there = target.head_digest(dst.repository, tag)
+            try:        # with the push's token (the sink's there=): none asked for the pull alone
+                there = target.head_digest(dst.repository, tag, [push_scope(dst.repository)])
             except NotFoundError:
                 there = None
         if there is not None:
@@ -14064,6 +14068,35 @@ def _error_line(error: ZeroImageError, words: Optional[Callable[[str], str]] = N
     return outside_text((words or _cli_words())("%s%s" % (error, "; " + advice if advice else "")), 4000)
 
 
+class _Stdout:
+    """sys.stdout while a command runs: what it fails to write there (a full disk), text or an archive
+    (its ``buffer``), is marked as standard output's, for main() to say so ("standard output: No space
+    left on device"), as it says a file's name; anything else is the stream's own."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def __getattr__(self, name: str):
+        value = getattr(self._stream, name)
+        return _Stdout(value) if name == "buffer" else value
+
+    def _marked(self, method: str, *args):
+        try:
+            return getattr(self._stream, method)(*args)
+        except OSError as e:
+            e.zeroimage_stdout = True
+            raise
+
+    def write(self, data):
+        return self._marked("write", data)
+
+    def writelines(self, lines) -> None:
+        return self._marked("writelines", lines)
+
+    def flush(self) -> None:
+        return self._marked("flush")
+
+
 def _draws_escapes(environ) -> bool:
     """Whether a terminal on stderr draws the escapes that redraw progress lines: everywhere but a
     Windows console that did not ask for them (Windows Terminal, mintty, VS Code, ConEmu say so)."""
@@ -14103,6 +14136,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     debug = os.environ.get("ZEROIMAGE_DEBUG") == "1"
     session = Session(insecure=getattr(args, "insecure", False), display=display)
     stops = _StopSignals(session) if threading.current_thread() is threading.main_thread() else None
+    stdout = sys.stdout
+    if stops is not None:       # (the process's stdout: the main thread's to change)
+        sys.stdout = _Stdout(stdout)
     try:
         with session:
             code = args.func(args, session)
@@ -14128,6 +14164,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             print("zeroimage: error: %s%s" % (_error_line(e, words), " " + outside_text(hint, 4000) if hint else ""),
                   file=sys.stderr)
             return e.exit_code
+        if isinstance(e, OSError) and getattr(e, "zeroimage_stdout", False) and not debug:
+            return _stdout_lost(e)      # (a full disk: said as --help's is, and as _end_now's)
         if isinstance(e, OSError) and not debug:
             where = " (%s)" % e.filename if e.filename else ""
             print("zeroimage: error: %s" % outside_text("%s%s" % (e.strerror or e, where), 4000),
@@ -14135,6 +14173,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return 1
         raise
     finally:
+        if stops is not None:
+            sys.stdout = stdout
         display.close()
         if stops is not None:
             stops.close()

@@ -484,3 +484,62 @@ def test_copy_to_a_registry_that_refuses_oci_pushes_the_docker_encoding(tmp_path
         assert "name a tag instead" in line and "--media-types" not in line
     finally:
         quirks.close()
+
+
+def _bent_tag_question(how):
+    """A fake registry (tests/hostile_fakes.py) whose answer to the HEAD of a tag of repository ``pushed``
+    is bent ``how``; it counts them in ``heads``."""
+    import hostile_fakes
+
+    class Bent(hostile_fakes.FakeRegistry):
+        heads = 0
+
+        def manifest(self, h, repo, ref, query, body):
+            if h.command != "HEAD" or repo != "pushed" or ref.startswith("sha256:"):
+                return super().manifest(h, repo, ref, query, body)
+            self.heads += 1
+            if how in (500, 403):
+                return self.error(h, how, "UNKNOWN", "bent")
+            h.send_response(200)
+            if how == "huge header":
+                h.send_header("Docker-Content-Digest", "sha256:" + "a" * 100000)
+            elif how == "many headers":
+                for n in range(500):
+                    h.send_header("X-%d" % n, "y")
+            elif how == "no digest":
+                h.send_header("Docker-Content-Digest", "sha256:" + "z" * 64)       # then GET: 404, no such tag
+            h.send_header("Content-Length", "0")
+            if how == "drip":       # its head never ends
+                h.wfile.write(b"X-Slow: ")
+                while not self.stop.wait(0.2):
+                    h.wfile.write(b"a")
+                return
+            h.end_headers()
+
+    return Bent()
+
+
+@pytest.mark.parametrize("how", [500, 403, "huge header", "many headers", "no digest", "drip"])
+def test_a_tag_that_cannot_be_asked_is_pushed_all_the_same(tmp_path, monkeypatch, capsys, prog, how):
+    """What the tag names is asked only to spare a push: a question that fails (an error status, a head
+    past http.client's caps, a head that never ends, no usable digest) is a debug line, and the push
+    goes on, after the transport's own bounded tries."""
+    image = tmp_path / "image.tar"
+    assert zeroimage.main(["build", "-q", "--from", "scratch", "-o", str(image), str(prog)]) == 0
+    monkeypatch.setattr(zeroimage, "backoff_delay", lambda attempt: 0.0)
+    monkeypatch.setattr(zeroimage, "READ_TIMEOUT", 0.5)      # (the drip: each try given up after this)
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "config"))
+    monkeypatch.setenv("NO_PROXY", "*")
+    capsys.readouterr()
+    fake = _bent_tag_question(how)
+    try:
+        assert zeroimage.main(["push", "-v", str(image), "%s/pushed:1" % fake.host]) == 0
+        out, err = capsys.readouterr()
+        digest = out.strip().rsplit("@", 1)[1]
+        assert fake.tags[("pushed", "1")] == digest
+        assert 1 <= fake.heads <= zeroimage.MAX_ATTEMPTS
+        if how != "no digest":
+            assert "pushed:1: what its tag names could not be asked (" in err, err
+        assert "nothing sent" not in err and "Traceback" not in err
+    finally:
+        fake.close()

@@ -240,8 +240,9 @@ def test_a_stop_signal_from_the_first_millisecond_on(tmp_path, entry, sig):
 
 
 @pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["SIGINT", "SIGTERM"])
-def test_interrupt_during_a_slow_push_stops_within_two_seconds(tmp_path, proxy, upstream, sig, code):
-    """Ctrl-C or SIGTERM while uploads crawl (256 kB/s, 3 MB layer): exit within 2 s of the signal,
+def test_interrupt_during_a_slow_push_stops_mid_upload(tmp_path, proxy, upstream, sig, code):
+    """Ctrl-C or SIGTERM while uploads crawl (256 kB/s, 3 MB layer): it exits mid-upload (the layer's
+    body broken off, not sent to its end first: no clock is read, which a loaded machine could miss),
     nothing tagged, and the open upload session is cancelled on the way out."""
     program = tmp_path / "app"
     program.write_bytes(make_elf(62) + os.urandom(3 << 20))     # incompressible: the upload is ~12 s
@@ -252,22 +253,26 @@ def test_interrupt_during_a_slow_push_stops_within_two_seconds(tmp_path, proxy, 
     try:
         assert proxy.receiving.wait(60), "the upload never started"
         assert proc.poll() is None, proc.communicate()
-        signalled = time.monotonic()
         proc.send_signal(sig)
         out, err = proc.communicate(timeout=30)
-        elapsed = time.monotonic() - signalled
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
     assert proc.returncode == code, err
-    assert elapsed < 2.0, "exited %.1f s after the signal" % elapsed
     assert out == "" and "Traceback" not in err and err.strip().splitlines()[-1] in (
         "zeroimage: interrupted", "zeroimage: terminated")
     deadline = time.monotonic() + 10
     while not any(m == "DELETE" and "/blobs/uploads/" in p for m, p, _ in proxy.seen) and time.monotonic() < deadline:
         time.sleep(0.05)        # poll (bounded) for the best-effort cancel of the upload session
     assert any(m == "DELETE" and "/blobs/uploads/" in p for m, p, _ in proxy.seen), proxy.seen
+    # the layer's body was broken off by the exit (it takes ~12 s to send): the signal took effect at once
+    # (the proxy, reading at its pace what was sent before, sees the end a little later: polled, bounded)
+    deadline = time.monotonic() + 30
+    while not any(s == "gone" for _, _, s in proxy.seen) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert [p for m, p, s in proxy.seen if s == "gone" and "/blobs/uploads/" in p], proxy.seen
+    assert not [p for m, p, s in proxy.seen if m == "PUT" and "/blobs/uploads/" in p and s == 201], proxy.seen
     r = run_cli("inspect", "%s/slow/app:%s" % (upstream.host, sig.name.lower()))
     assert r.returncode == 1 and "not found" in r.stderr, "nothing was tagged"
 

@@ -478,6 +478,50 @@ def test_head_without_a_digest_is_learnt_once(open_place, busybox_program):
     assert methods == ["HEAD", "GET", "GET", "GET", "HEAD"], methods
 
 
+@pytest.mark.parametrize("mode", ["pass", "no-head", "head-501", "no-digest-header", "bare-digest-header"])
+def test_what_a_tag_names_already_is_asked_with_the_pushs_token(tmp_path, token_place, prog, mode):
+    """A push or copy whose tag names that digest already sends nothing (one question of the tag), for
+    every verb that writes to a registry, through every way a registry bends that question (HEAD refused:
+    GET; no usable Docker-Content-Digest: GET), and asks no token for it but the push's: the GET that
+    stands in for a refused HEAD (and sync's question) asked one for the pull alone."""
+    p = token_place
+    p.login()
+    p.env.update(SOURCE_DATE_EPOCH="1700000000", ZEROIMAGE_CACHE_DIR=str(tmp_path / "cache"))
+    name = "quirks/there-%s" % mode
+    p.ok("build", "-o", tmp_path / "app.tar", prog)
+    verbs = [       # (verb, its words, the repository it writes to)
+        ("build", ["build", "--push", p.via(name + "/app:1"), prog], name + "/app"),
+        ("push", ["push", tmp_path / "app.tar", p.via(name + "/pushed:1")], name + "/pushed"),
+        ("copy", ["copy", "--referrers", p.via(name + "/app:1"), p.via(name + "/copy:1")], name + "/copy"),
+        ("sync", ["sync", p.via(name + "/app"), p.via(name + "/synced")], name + "/synced"),
+    ]
+    firsts = {}
+    for verb, args, destination in verbs:
+        first = p.ok(*args)
+        p.proxy.mode = mode
+        since, tokens = len(p.proxy.seen), len(p.proxy.token_requests)
+        again = p.ok(args[0], "-v", *args[1:])
+        p.proxy.mode = "pass"
+        assert again.stdout == first.stdout, verb
+        said = "1: already there" if verb == "sync" else "names %s already: nothing sent" % digest_of(first)[:19]
+        assert said in again.stderr, (verb, again.stderr)
+        written = [(m, path) for m, path, _ in p.proxy.seen[since:] if m in ("PUT", "PATCH")
+                   or (m == "POST" and "mount=" in path)]
+        assert not written, (verb, written)
+        firsts[verb] = first
+        # the push's token, and the source's pull: none for the destination's pull alone
+        asked = [t["asked"] for t in p.proxy.token_requests[tokens:]]
+        assert ["repository:%s:pull" % destination] not in asked, (verb, asked)
+    # a tag that names another image: written as before
+    other = tmp_path / "other"
+    other.write_bytes(prog.read_bytes() + b"other")
+    os.chmod(str(other), 0o755)
+    p.proxy.mode = mode
+    moved = p.ok("build", "--push", p.via(name + "/app:1"), other)
+    assert digest_of(moved) != digest_of(firsts["build"]) and "already" not in moved.stderr
+    assert p.pulled_from_upstream(name + "/app:1") == digest_of(moved)
+
+
 # ---- OCI-Subject without a referrers API (issue 27) ----
 
 

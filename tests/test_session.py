@@ -172,11 +172,12 @@ def test_parallel_keeps_order_and_raises_the_first_error():
 
 def test_main_leaves_the_process_as_it_found_it(tmp_path, program, capsys):
     logger = logging.getLogger("zeroimage")
-    before = (list(logger.handlers), logger.level, logger.propagate, signal.getsignal(signal.SIGTERM))
+    before = (list(logger.handlers), logger.level, logger.propagate, signal.getsignal(signal.SIGTERM), sys.stdout)
     for _ in range(2):
         assert zeroimage.main(["build", "-q", "--from", "scratch", "-o", str(tmp_path / "m.tar"), program]) == 0
         assert zeroimage.main(["build", "--from", "scratch", "-o", str(tmp_path / "nowhere" / "m.tar"), program]) == 1
-    assert (list(logger.handlers), logger.level, logger.propagate, signal.getsignal(signal.SIGTERM)) == before
+    # (sys.stdout too: main() watches what fails to be written to it while a command runs)
+    assert (list(logger.handlers), logger.level, logger.propagate, signal.getsignal(signal.SIGTERM), sys.stdout) == before
     err = capsys.readouterr().err
     assert "zeroimage: error:" in err and "Traceback" not in err
 

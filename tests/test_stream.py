@@ -137,3 +137,22 @@ def test_an_unchanged_repush_opens_no_upload(quirk, tmp_path, pki, registry_serv
     assert sent == ["POST", "DELETE"], sent       # the check's session; the tag names the image already: no PUT
     assert "names %s already: nothing sent" % first.stdout.strip().rsplit("@", 1)[1][:19] in again.stderr
     assert "compressed" not in again.stderr.splitlines()[-1]
+
+
+def test_a_rebuild_whose_layer_went_up_as_it_was_made_asks_no_tag(tmp_path, pki, registry_servers, program):
+    """Without the layer cache (another machine, a cleared cache) an unchanged rebuild sends its layer as
+    it is made, before the image's digest is known. A layer just sent means a new image on the common
+    path (a new program), so the tag is not asked what it names (a round trip to a far registry on
+    every first push): the manifest is put, and nothing says "already"."""
+    client = Client(tmp_path, pki, registry_servers("open"))
+    client.env.update(EPOCH)
+    ref = client.ref("stream/again:1")
+    first = client.ok("build", "--from", "scratch", "--push", ref, program)
+    client.env.update(ZEROIMAGE_CACHE_DIR=str(tmp_path / "empty-cache"))
+    again = client.ok("build", "-v", "--from", "scratch", "--push", ref, program)
+    assert again.stdout == first.stdout
+    lines = again.stderr.splitlines()
+    assert any(line.startswith("zeroimage: PATCH ") for line in lines), again.stderr
+    assert "already: nothing" not in again.stderr, again.stderr
+    manifests = [line.split()[1] for line in lines if " -> " in line and "/manifests/" in line]
+    assert manifests == ["PUT"], manifests
