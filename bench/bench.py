@@ -365,7 +365,9 @@ def report(results, memory, repush, binary, cores, runs, big_size):
     row("build + push, %.0f MB binary" % (big_size / 1e6), "big", pigz, "pigz big", "<= 1.2x")
     row("two-platform build + push (two binaries)", "two", pigz + " over both", "pigz two", "<= 1.3x")
     lines.append("| build + push through a 100 Mbit/s link, %.0f MB binary | %.2f s | | | |" % (size, med["link"]))
-    summary = repush.strip().splitlines()[-1].replace("zeroimage: ", "").rsplit(" in ", 1)[0]
+    said = [line.replace("zeroimage: ", "") for line in repush.strip().splitlines()]
+    summary = "nothing sent: the tag names it" if any(" already: nothing sent" in line for line in said) \
+        else said[-1].rsplit(" in ", 1)[0]      # (else the blobs' summary: what went, what was skipped)
     row("unchanged re-push", "re-push", "sha256sum", "sha256sum", "<= 1.5x, nothing uploaded", " (%s)" % summary)
     row("inspect of the image built", "inspect", "skopeo inspect", "inspect skopeo", "<= 3x")
     for key, what in (("copy same", "copy, two platforms, to a new repository of the registry"),
