@@ -11,7 +11,7 @@ import time
 import pytest
 
 from binaries import make_elf
-from helpers import ok
+from helpers import EPOCH, ok
 from imagetools import MODULE, run_cli
 
 pytestmark = pytest.mark.interop
@@ -26,14 +26,19 @@ def registry(registry_servers):
 
 
 def test_plain_progress_when_not_a_terminal(tmp_path, registry, busybox_program):
-    r = ok(run_cli("build", "--push", "%s/ux/plain:1" % registry, busybox_program))
+    r = ok(run_cli("build", "--push", "%s/ux/plain:1" % registry, busybox_program, env=EPOCH))
     lines = r.stderr.splitlines()
     assert "\x1b" not in r.stderr and "\r" not in r.stderr, "no control characters in CI logs"
     assert any(re.match(r"zeroimage: compressed /busybox \(linux/amd64\) [0-9.]+ [kM]?B in [0-9.]+ s", l) for l in lines)
     assert any(re.match(r"zeroimage: uploaded sha256:[0-9a-f]{12} ", l) for l in lines)
     assert SUMMARY.match(lines[-1]), lines[-1]
-    r = ok(run_cli("build", "--push", "%s/ux/plain:1" % registry, busybox_program))
+    # the same image under another tag: its blobs are there (the same created time: SOURCE_DATE_EPOCH)
+    r = ok(run_cli("build", "--push", "%s/ux/plain:2" % registry, busybox_program, env=EPOCH))
     assert re.search(r"skipped \d+ in", r.stderr.splitlines()[-1]) or "skipped" in r.stderr
+    # under the tag that names it already: nothing sent, said plainly
+    r = ok(run_cli("build", "--push", "%s/ux/plain:1" % registry, busybox_program, env=EPOCH))
+    assert "ux/plain:1 names sha256:" in r.stderr and "already: nothing sent" in r.stderr, r.stderr
+    assert "\x1b" not in r.stderr and "\r" not in r.stderr
     r = ok(run_cli("pull", "-o", tmp_path / "p.tar", "%s/ux/plain:1" % registry))
     assert SUMMARY.match(r.stderr.splitlines()[-1]) and "downloaded" in r.stderr
 
